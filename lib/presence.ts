@@ -1,0 +1,259 @@
+/**
+ * The client's side of the coordinator protocol: log in (UDP `login` → `Accept`, then the TCP
+ * list), keep the online list current from the `login`/`logout` broadcasts, send heartbeats,
+ * log in again when the coordinator has forgotten us, and log out.
+ *
+ * It does not own the UDP socket: the peer shares one socket between the coordinator and the
+ * other peers (NAT traversal relies on that), and passes the coordinator's datagrams here.
+ *
+ * @example
+ * ```ts
+ * const presence = new Presence({ send, server, username: "alice", claimed, keepaliveMs: 10_000,
+ *   onOnline: (name, ep) => {}, onOffline: (name) => {} });
+ * const { observed } = await presence.login();
+ * ```
+ * @module
+ */
+import net from "node:net";
+import { type Endpoint, formatEndpoint, sameEndpoint } from "./protocol/endpoint.ts";
+import {
+  encodeClientMessage,
+  type ListEntry,
+  parseList,
+  SeedProtocolError,
+  type ServerMessage,
+} from "./protocol/seed.ts";
+
+/** Options for {@linkcode Presence}. */
+export interface PresenceOptions {
+  /** Sends a datagram from the shared socket. */
+  send: (data: Uint8Array, to: Endpoint) => void;
+  server: Endpoint;
+  username: string;
+  /** Our local endpoint, as claimed in `login`. */
+  claimed: Endpoint;
+  /** Heartbeat interval. */
+  keepaliveMs: number;
+  onOnline: (username: string, endpoint: Endpoint) => void;
+  onOffline: (username: string) => void;
+  /** Reports trouble that does not stop the client (e.g. a failed re-login). */
+  onError?: (message: string) => void;
+  /** How long to wait for `Accept` before sending `login` again; default 1 s. */
+  retryMs?: number;
+  /** How many times to send `login` before giving up; default 5. */
+  attempts?: number;
+}
+
+/** Thrown by {@linkcode Presence.login} when the coordinator refuses or cannot be reached. */
+export class LoginError extends Error {
+  override name = "LoginError";
+}
+
+const encoder = new TextEncoder();
+
+/** Presence tracking against one coordinator. */
+export class Presence {
+  readonly #o: PresenceOptions;
+  readonly #users = new Map<string, Endpoint>();
+  #observed: Endpoint | undefined;
+  #heartbeat: ReturnType<typeof setInterval> | undefined;
+  #waiter: ((msg: ServerMessage) => boolean) | undefined;
+  #relogin: Promise<void> | undefined;
+  #closed = false;
+
+  constructor(options: PresenceOptions) {
+    this.#o = options;
+  }
+
+  /** Online users other than us, by name. */
+  get users(): ReadonlyMap<string, Endpoint> {
+    return this.#users;
+  }
+
+  /** Our endpoint as the coordinator sees it (known after login). */
+  get observed(): Endpoint | undefined {
+    return this.#observed;
+  }
+
+  /**
+   * Logs in and fetches the online list. Resolves with our observed endpoint and the list
+   * (without us); rejects with {@linkcode LoginError}.
+   */
+  async login(): Promise<{ observed: Endpoint; list: ListEntry[] }> {
+    const tcpPort = await this.#requestLogin();
+    const all = await fetchList({ host: this.#o.server.host, port: tcpPort });
+    const me = all.find((e) => e.username === this.#o.username);
+    // The list normally holds us (we are online once it is fetched); fall back to our claim.
+    this.#observed = me?.endpoint ?? this.#o.claimed;
+    const list = all.filter((e) => e.username !== this.#o.username);
+    const fresh = new Map(list.map((e) => [e.username, e.endpoint]));
+    for (const name of [...this.#users.keys()]) {
+      if (!fresh.has(name)) {
+        this.#users.delete(name);
+        this.#o.onOffline(name);
+      }
+    }
+    for (const [name, ep] of fresh) this.#setOnline(name, ep);
+    this.#startHeartbeat();
+    return { observed: this.#observed, list };
+  }
+
+  /** Handles a datagram from the coordinator. */
+  handle(msg: ServerMessage): void {
+    if (this.#waiter?.(msg)) return;
+    switch (msg.type) {
+      case "login":
+        if (msg.username !== this.#o.username) this.#setOnline(msg.username, msg.endpoint);
+        return;
+      case "logout":
+        if (this.#users.delete(msg.username)) this.#o.onOffline(msg.username);
+        return;
+      case "alive":
+        this.#observed = msg.endpoint;
+        return;
+      case "expired":
+        // The coordinator forgot us (it restarted, or we were silent too long): log in again.
+        if (msg.username === this.#o.username) this.#loginAgain();
+        return;
+      case "error":
+        this.#o.onError?.(`coordinator: ${msg.reason}`);
+        return;
+      default:
+        return; // a late Accept/Reject after login finished: nothing to do
+    }
+  }
+
+  /** Sends `logout` and stops heartbeats. */
+  logout(): void {
+    this.#closed = true;
+    clearInterval(this.#heartbeat);
+    this.#waiter = undefined;
+    this.#sendText(
+      encodeClientMessage({
+        type: "logout",
+        username: this.#o.username,
+        endpoint: this.#o.claimed,
+      }),
+    );
+  }
+
+  #setOnline(name: string, endpoint: Endpoint): void {
+    const known = this.#users.get(name);
+    if (known && sameEndpoint(known, endpoint)) return;
+    this.#users.set(name, endpoint);
+    this.#o.onOnline(name, endpoint);
+  }
+
+  #sendText(text: string): void {
+    this.#o.send(encoder.encode(text), this.#o.server);
+  }
+
+  #startHeartbeat(): void {
+    clearInterval(this.#heartbeat);
+    this.#heartbeat = setInterval(() => {
+      this.#sendText(encodeClientMessage({ type: "heartbeat", username: this.#o.username }));
+    }, this.#o.keepaliveMs);
+  }
+
+  #loginAgain(): void {
+    if (this.#relogin || this.#closed) return;
+    this.#relogin = this.login().then(
+      () => {},
+      (err) => this.#o.onError?.(`cannot log in again: ${err.message}`),
+    ).finally(() => this.#relogin = undefined);
+  }
+
+  /** Sends `login` until `Accept` (resolves with the TCP port) or `Reject`. */
+  #requestLogin(): Promise<number> {
+    const retryMs = this.#o.retryMs ?? 1000;
+    const attempts = this.#o.attempts ?? 5;
+    const text = encodeClientMessage({
+      type: "login",
+      username: this.#o.username,
+      endpoint: this.#o.claimed,
+    });
+    return new Promise((resolve, reject) => {
+      let tries = 0;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const finish = () => {
+        clearTimeout(timer);
+        this.#waiter = undefined;
+      };
+      const attempt = () => {
+        if (this.#closed) {
+          finish();
+          return reject(new LoginError("Cannot log in: the client is shutting down"));
+        }
+        if (tries++ >= attempts) {
+          finish();
+          return reject(
+            new LoginError(
+              `Cannot log in: no answer from ${
+                formatEndpoint(this.#o.server)
+              } after ${attempts} tries`,
+            ),
+          );
+        }
+        this.#sendText(text);
+        timer = setTimeout(attempt, retryMs);
+      };
+      this.#waiter = (msg) => {
+        if (msg.type === "accept") {
+          finish();
+          resolve(msg.tcpPort);
+          return true;
+        }
+        if (msg.type === "reject" || msg.type === "error") {
+          finish();
+          reject(new LoginError(`Cannot log in: the coordinator says ${msg.reason}`));
+          return true;
+        }
+        return false;
+      };
+      attempt();
+    });
+  }
+}
+
+/** Longest online list we read (bytes); beyond that the coordinator is misbehaving. */
+const MAX_LIST_BYTES = 16 * 1024 * 1024;
+
+/** Fetches the online list over TCP (seed step 3). Rejects with {@linkcode LoginError}. */
+export function fetchList(at: Endpoint, timeoutMs = 5000): Promise<ListEntry[]> {
+  return new Promise((resolve, reject) => {
+    const chunks: Uint8Array[] = [];
+    let size = 0;
+    const socket = net.connect({ host: at.host, port: at.port });
+    const fail = (why: string) => {
+      socket.destroy();
+      reject(new LoginError(`Cannot fetch the online list from ${formatEndpoint(at)}: ${why}`));
+    };
+    socket.setTimeout(timeoutMs, () => fail("timed out"));
+    socket.on("error", (err: Error) => fail(err.message));
+    socket.on("data", (chunk: Uint8Array) => {
+      chunks.push(chunk);
+      size += chunk.length;
+      if (size > MAX_LIST_BYTES) return fail("the list is too long");
+      const text = new TextDecoder().decode(concat(chunks));
+      if (!/(^|;)end\s*$/.test(text)) return; // not complete yet
+      socket.destroy();
+      try {
+        resolve(parseList(text));
+      } catch (err) {
+        if (!(err instanceof SeedProtocolError)) throw err;
+        reject(new LoginError(err.message));
+      }
+    });
+    socket.on("end", () => fail("the connection closed before the list ended"));
+  });
+}
+
+function concat(chunks: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.length;
+  }
+  return out;
+}

@@ -1,0 +1,235 @@
+/**
+ * The coordinator's text protocol: the seed's messages (`login`, `Accept`, the online list,
+ * `logout`) and our extensions (`heartbeat`/`Alive`, `Expired`, `Reject`, `Error`).
+ * See docs/PROTOCOL.md. Pure functions, no I/O.
+ *
+ * @example
+ * ```ts
+ * const msg = parseClientMessage("login,alice,192.0.2.1:4000");
+ * // { type: "login", username: "alice", endpoint: { host: "192.0.2.1", port: 4000 } }
+ * encodeServerMessage({ type: "accept", tcpPort: 7000 }); // "Accept,7000"
+ * ```
+ * @module
+ */
+import { type Endpoint, EndpointError, formatEndpoint, parseEndpoint } from "./endpoint.ts";
+
+/** Longest text datagram either side accepts, in bytes. Longer ones are refused, not parsed. */
+export const MAX_TEXT_DATAGRAM = 512;
+/** Longest username, in Unicode code points. */
+export const MAX_USERNAME_LENGTH = 32;
+
+/** Thrown by the parsers when a message is malformed; the message says what and why. */
+export class SeedProtocolError extends Error {
+  override name = "SeedProtocolError";
+}
+
+/** Messages a client sends the coordinator over UDP. */
+export type ClientMessage =
+  | { type: "login"; username: string; endpoint: Endpoint }
+  | { type: "logout"; username: string; endpoint: Endpoint }
+  | { type: "heartbeat"; username: string };
+
+/** Messages the coordinator sends a client over UDP. */
+export type ServerMessage =
+  | { type: "accept"; tcpPort: number }
+  | { type: "reject"; reason: string }
+  | { type: "error"; reason: string }
+  | { type: "login"; username: string; endpoint: Endpoint }
+  | { type: "logout"; username: string; endpoint: Endpoint }
+  | { type: "alive"; endpoint: Endpoint }
+  | { type: "expired"; username: string };
+
+/** One entry of the online list. */
+export interface ListEntry {
+  username: string;
+  endpoint: Endpoint;
+}
+
+/**
+ * Returns why `name` is not a valid username, or `undefined` when it is valid.
+ * Valid: 1–32 code points, no `,` `;`, no control characters, no leading or trailing
+ * white space, and not the list terminator `end`.
+ */
+export function usernameProblem(name: string): string | undefined {
+  const length = [...name].length;
+  if (length === 0) return "username is empty";
+  if (length > MAX_USERNAME_LENGTH) {
+    return `username is ${length} characters long, the limit is ${MAX_USERNAME_LENGTH}`;
+  }
+  if (/[,;]/.test(name)) return "username must not contain ',' or ';'";
+  // deno-lint-ignore no-control-regex
+  if (/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/.test(name)) {
+    return "username must not contain control characters";
+  }
+  if (name.trim() !== name) return "username must not start or end with white space";
+  if (name === "end") return 'username "end" is reserved (it ends the online list)';
+  if (name.includes("\uFFFD")) return "username is not valid UTF-8";
+  return undefined;
+}
+
+function checkUsername(name: string, what: string): string {
+  const problem = usernameProblem(name);
+  if (problem) throw new SeedProtocolError(`Cannot parse ${what}: ${problem}`);
+  return name;
+}
+
+function checkEndpoint(text: string, what: string): Endpoint {
+  try {
+    return parseEndpoint(text);
+  } catch (e) {
+    if (e instanceof EndpointError) {
+      throw new SeedProtocolError(`Cannot parse ${what}: ${e.message}`);
+    }
+    throw e;
+  }
+}
+
+const decoder = new TextDecoder("utf-8", { fatal: true });
+
+/** Decodes a datagram as UTF-8 text, throwing {@linkcode SeedProtocolError} if it is not text. */
+export function decodeText(bytes: Uint8Array): string {
+  if (bytes.length > MAX_TEXT_DATAGRAM) {
+    throw new SeedProtocolError(
+      `Cannot parse message: ${bytes.length} bytes is longer than the ${MAX_TEXT_DATAGRAM}-byte limit`,
+    );
+  }
+  try {
+    return decoder.decode(bytes);
+  } catch {
+    throw new SeedProtocolError("Cannot parse message: it is not valid UTF-8");
+  }
+}
+
+function fields(text: string, count: number, what: string): string[] {
+  const parts = text.split(",");
+  if (parts.length !== count) {
+    throw new SeedProtocolError(
+      `Cannot parse ${what}: expected ${count} comma-separated fields, got ${parts.length}`,
+    );
+  }
+  return parts;
+}
+
+function verbOf(text: string): string {
+  const comma = text.indexOf(",");
+  return comma < 0 ? text : text.slice(0, comma);
+}
+
+/** Parses a client→server datagram's text. Throws {@linkcode SeedProtocolError} when malformed. */
+export function parseClientMessage(text: string): ClientMessage {
+  // Tolerate a trailing newline from hand-typed clients (netcat, scripts).
+  text = text.replace(/\r?\n$/, "");
+  const verb = verbOf(text);
+  switch (verb) {
+    case "login":
+    case "logout": {
+      const [, username, ep] = fields(text, 3, verb);
+      return {
+        type: verb,
+        username: checkUsername(username, verb),
+        endpoint: checkEndpoint(ep, verb),
+      };
+    }
+    case "heartbeat": {
+      const [, username] = fields(text, 2, verb);
+      return { type: "heartbeat", username: checkUsername(username, verb) };
+    }
+    default:
+      throw new SeedProtocolError(
+        `Cannot parse message: unknown message type "${verb.slice(0, 20)}"`,
+      );
+  }
+}
+
+/** Encodes a client→server message. */
+export function encodeClientMessage(msg: ClientMessage): string {
+  switch (msg.type) {
+    case "login":
+    case "logout":
+      return `${msg.type},${msg.username},${formatEndpoint(msg.endpoint)}`;
+    case "heartbeat":
+      return `heartbeat,${msg.username}`;
+  }
+}
+
+/** Makes a reason safe to put in a comma-separated message. */
+function cleanReason(reason: string): string {
+  return reason.replace(/[,;\r\n]/g, " ").slice(0, 200);
+}
+
+/** Encodes a server→client message. */
+export function encodeServerMessage(msg: ServerMessage): string {
+  switch (msg.type) {
+    case "accept":
+      return `Accept,${msg.tcpPort}`;
+    case "reject":
+      return `Reject,${cleanReason(msg.reason)}`;
+    case "error":
+      return `Error,${cleanReason(msg.reason)}`;
+    case "login":
+    case "logout":
+      return `${msg.type},${msg.username},${formatEndpoint(msg.endpoint)}`;
+    case "alive":
+      return `Alive,${formatEndpoint(msg.endpoint)}`;
+    case "expired":
+      return `Expired,${msg.username}`;
+  }
+}
+
+/** Parses a server→client datagram's text. Throws {@linkcode SeedProtocolError} when malformed. */
+export function parseServerMessage(text: string): ServerMessage {
+  const verb = verbOf(text);
+  const rest = text.slice(verb.length + 1);
+  switch (verb) {
+    case "Accept": {
+      if (!/^[0-9]{1,5}$/.test(rest) || Number(rest) < 1 || Number(rest) > 65535) {
+        throw new SeedProtocolError(`Cannot parse Accept: "${rest}" is not a port number`);
+      }
+      return { type: "accept", tcpPort: Number(rest) };
+    }
+    case "Reject":
+      return { type: "reject", reason: rest };
+    case "Error":
+      return { type: "error", reason: rest };
+    case "login":
+    case "logout": {
+      const [, username, ep] = fields(text, 3, verb);
+      return {
+        type: verb,
+        username: checkUsername(username, verb),
+        endpoint: checkEndpoint(ep, verb),
+      };
+    }
+    case "Alive":
+      return { type: "alive", endpoint: checkEndpoint(rest, "Alive") };
+    case "Expired":
+      return { type: "expired", username: checkUsername(rest, "Expired") };
+    default:
+      throw new SeedProtocolError(
+        `Cannot parse message: unknown message type "${verb.slice(0, 20)}"`,
+      );
+  }
+}
+
+/** Encodes the online list: `name1,ep1;name2,ep2;...;end` (just `end` when nobody is online). */
+export function encodeList(entries: readonly ListEntry[]): string {
+  return entries.map((e) => `${e.username},${formatEndpoint(e.endpoint)};`).join("") + "end";
+}
+
+/**
+ * Parses a complete online list (the text up to and including `end`).
+ * Throws {@linkcode SeedProtocolError} when malformed.
+ */
+export function parseList(text: string): ListEntry[] {
+  const items = text.replace(/\s+$/, "").split(";");
+  if (items.at(-1) !== "end") {
+    throw new SeedProtocolError('Cannot parse online list: it does not end with "end"');
+  }
+  return items.slice(0, -1).map((item) => {
+    const [username, ep] = fields(item, 2, "online list entry");
+    return {
+      username: checkUsername(username, "online list entry"),
+      endpoint: checkEndpoint(ep, "online list entry"),
+    };
+  });
+}

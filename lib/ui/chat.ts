@@ -1,0 +1,119 @@
+/**
+ * `p2p chat`: reads commands from stdin, drives a {@linkcode Peer}, and shows its events —
+ * as a terminal chat (prompt kept intact while messages arrive) or as JSON Lines (`--json`).
+ *
+ * @example
+ * ```ts
+ * const code = await runChat({ server: { host: "127.0.0.1", port: 7000 }, username: "alice",
+ *   json: true });
+ * ```
+ * @module
+ */
+import process from "node:process";
+import readline from "node:readline";
+import type { PeerEvent } from "../events.ts";
+import type { Endpoint } from "../protocol/endpoint.ts";
+import { Peer } from "../peer.ts";
+import { COMMAND_HELP, parseCommand } from "./commands.ts";
+import { type Renderer, terminalRenderer } from "./terminal.ts";
+
+/** Options for {@linkcode runChat}. */
+export interface ChatOptions {
+  server: Endpoint;
+  username: string;
+  /** JSON Lines on stdout instead of the terminal chat. */
+  json: boolean;
+  bind?: Endpoint;
+  keepaliveMs?: number;
+}
+
+function jsonRenderer(): Renderer {
+  return {
+    event: (e: PeerEvent) => process.stdout.write(JSON.stringify(e) + "\n"),
+    help: () =>
+      process.stdout.write(JSON.stringify({ event: "help", commands: COMMAND_HELP }) + "\n"),
+    close: () => {},
+  };
+}
+
+/** Runs the chat until `/quit`, end of input or Ctrl-C. Resolves with the exit code. */
+export async function runChat(options: ChatOptions): Promise<number> {
+  const interactive = !options.json && process.stdin.isTTY === true;
+  const rl = readline.createInterface({
+    input: process.stdin,
+    output: interactive ? process.stdout : undefined,
+    terminal: interactive,
+  });
+  const ui = options.json ? jsonRenderer() : terminalRenderer(rl, { interactive });
+  let peer: Peer | undefined;
+  const pending: string[] = [];
+  // "drain": let messages in flight finish first (/quit, end of input); "now": Ctrl-C.
+  let quit: "drain" | "now" | undefined;
+  let wake = () => {};
+  const quitRequested = new Promise<void>((resolve) => wake = resolve);
+  const requestQuit = (how: "drain" | "now") => {
+    if (quit !== "now") quit = how;
+    wake();
+  };
+  const onSigint = () => requestQuit("now");
+
+  const handle = (p: Peer, line: string) => {
+    const cmd = parseCommand(line);
+    switch (cmd.kind) {
+      case "msg":
+        p.send(cmd.to, cmd.text);
+        return;
+      case "who":
+        ui.event({ event: "who", users: p.who() });
+        return;
+      case "help":
+        ui.help();
+        return;
+      case "quit":
+        requestQuit("drain");
+        return;
+      case "invalid":
+        ui.event({ event: "error", message: cmd.message });
+        return;
+      case "none":
+        return;
+    }
+  };
+
+  Deno.addSignalListener("SIGINT", onSigint);
+  rl.on("SIGINT", onSigint);
+  rl.on("line", (line: string) => {
+    if (quit) return;
+    if (peer) handle(peer, line);
+    else pending.push(line); // typed (or piped) before the login finished
+  });
+  rl.on("close", () => requestQuit("drain"));
+
+  const cleanup = () => {
+    Deno.removeSignalListener("SIGINT", onSigint);
+    rl.close();
+    ui.close();
+  };
+  try {
+    peer = await Peer.start({
+      server: options.server,
+      username: options.username,
+      bind: options.bind,
+      keepaliveMs: options.keepaliveMs,
+      onEvent: (e) => ui.event(e),
+    });
+  } catch (err) {
+    ui.event({ event: "error", message: (err as Error).message });
+    cleanup();
+    return 1;
+  }
+  if (quit !== "now") {
+    for (const line of pending.splice(0)) handle(peer, line);
+  }
+  if (interactive && !quit) ui.help();
+  await quitRequested;
+  if (quit === "drain") await peer.drain();
+  await peer.close();
+  cleanup();
+  return 0;
+}

@@ -1,0 +1,93 @@
+/**
+ * The human front end: one readable line per event, printed above the prompt so that a message
+ * arriving while the user types does not garble the line being typed (readline redraws it).
+ * Colour unless `NO_COLOR` is set or stdout is not a terminal.
+ *
+ * @example
+ * ```ts
+ * const ui = terminalRenderer(rl, { interactive: true });
+ * ui.event({ event: "message", from: "bob", text: "hi", id: 1 });
+ * ```
+ * @module
+ */
+import process from "node:process";
+import type readline from "node:readline";
+import { styleText } from "node:util";
+import type { PeerEvent } from "../events.ts";
+import { COMMAND_HELP } from "./commands.ts";
+
+/** Shows a peer's events and the help text. */
+export interface Renderer {
+  event(e: PeerEvent): void;
+  help(): void;
+  close(): void;
+}
+
+type Style = Parameters<typeof styleText>[0];
+
+/** Formats an event as one line of text (without colour), for people. */
+export function describeEvent(e: PeerEvent): string {
+  switch (e.event) {
+    case "ready":
+      return `logged in to ${e.server} as ${e.user} (the coordinator sees you at ${e.endpoint})`;
+    case "online":
+      return `${e.user} is online (${e.endpoint})`;
+    case "offline":
+      return `${e.user} went offline`;
+    case "who":
+      return e.users.length === 0
+        ? "nobody else is online"
+        : `online: ${e.users.map((u) => `${u.user} (${u.endpoint})`).join(", ")}`;
+    case "sent":
+      return `sending #${e.id} to ${e.to}…`;
+    case "message":
+      return `${e.from}: ${e.text}`;
+    case "delivered":
+      return `✓ #${e.id} delivered to ${e.to}`;
+    case "undelivered":
+      return `✗ #${e.id} NOT delivered to ${e.to}: ${e.reason}`;
+    case "error":
+      return `error: ${e.message}`;
+  }
+}
+
+const STYLES: Record<PeerEvent["event"], Style> = {
+  ready: "green",
+  online: "cyan",
+  offline: "yellow",
+  who: "cyan",
+  sent: "gray",
+  message: "bold",
+  delivered: "green",
+  undelivered: "red",
+  error: "red",
+};
+
+/** A renderer writing to stdout, above the readline prompt when `interactive`. */
+export function terminalRenderer(
+  rl: readline.Interface,
+  options: { interactive: boolean },
+): Renderer {
+  const color = process.stdout.isTTY === true && !Deno.env.get("NO_COLOR");
+  const print = (text: string, style?: Style) => {
+    const time = new Date().toTimeString().slice(0, 5);
+    const line = `[${time}] ${color && style ? styleText(style, text) : text}`;
+    if (!options.interactive) {
+      process.stdout.write(line + "\n");
+      return;
+    }
+    // Clear the half-typed line, print above it, then redraw the prompt with what was typed.
+    process.stdout.write("\r\x1b[2K" + line + "\n");
+    rl.prompt(true);
+  };
+  if (options.interactive) rl.setPrompt(color ? styleText("bold", "> ") : "> ");
+  return {
+    event: (e) => print(describeEvent(e), STYLES[e.event]),
+    help: () => {
+      for (const line of COMMAND_HELP) print(line);
+    },
+    close: () => {
+      if (options.interactive) process.stdout.write("\n");
+    },
+  };
+}
