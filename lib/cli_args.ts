@@ -8,7 +8,7 @@
  * @module
  */
 import { lookup } from "node:dns/promises";
-import { isIP } from "node:net";
+import { isIP, isIPv6 } from "node:net";
 import type { Endpoint } from "./protocol/endpoint.ts";
 import { usernameProblem } from "./protocol/seed.ts";
 
@@ -30,8 +30,12 @@ export function splitTarget(text: string): { username: string; host: string; por
   const rest = text.slice(at + 1);
   let host = rest;
   let portText: string | undefined;
-  const v6 = /^\[([^\]]+)\](?::(.*))?$/.exec(rest);
-  if (v6) {
+  if (rest.startsWith("[")) {
+    // Brackets mean an IPv6 literal: never hand what is inside them to DNS.
+    const v6 = /^\[([^\]]*)\](?::(.*))?$/.exec(rest);
+    if (!v6 || !isIPv6(v6[1])) {
+      throw new UsageError(`"${text}" is not NAME@HOST[:PORT]: expected [IPv6 address] as HOST`);
+    }
     host = v6[1];
     portText = v6[2];
   } else if (rest.split(":").length === 2) {

@@ -34,11 +34,16 @@ export function isFrame(bytes: Uint8Array): boolean {
 }
 
 const encoder = new TextEncoder();
-const decoder = new TextDecoder("utf-8", { fatal: true });
+// ignoreBOM: a leading U+FEFF is part of the text, not a marker to drop (round trips stay exact).
+const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 function header(type: number, from: string, extra: number): { buf: Uint8Array; at: number } {
   const name = encoder.encode(from);
-  if (name.length > 255) throw new FrameError(`Cannot encode frame: sender name is too long`);
+  if (name.length > 255) {
+    throw new FrameError(
+      `Cannot encode frame: sender name is ${name.length} bytes, the limit is 255`,
+    );
+  }
   const buf = new Uint8Array(2 + name.length + extra);
   buf[0] = type;
   buf[1] = name.length;
@@ -46,8 +51,14 @@ function header(type: number, from: string, extra: number): { buf: Uint8Array; a
   return { buf, at: 2 + name.length };
 }
 
-/** Encodes a frame. */
+/**
+ * Encodes a frame. Throws {@linkcode FrameError} when the sender name is over 255 bytes or the id
+ * is not a 32-bit unsigned integer (it would be silently wrapped otherwise).
+ */
 export function encodeFrame(frame: Frame): Uint8Array {
+  if (!Number.isInteger(frame.id) || frame.id < 0 || frame.id > 0xffff_ffff) {
+    throw new FrameError(`Cannot encode frame: id ${frame.id} is not a 32-bit unsigned integer`);
+  }
   switch (frame.type) {
     case "msg": {
       const text = encoder.encode(frame.text);

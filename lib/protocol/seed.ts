@@ -63,7 +63,8 @@ export function usernameProblem(name: string): string | undefined {
   }
   if (name.trim() !== name) return "username must not start or end with white space";
   if (name === "end") return 'username "end" is reserved (it ends the online list)';
-  if (name.includes("\uFFFD")) return "username is not valid UTF-8";
+  // U+FFFD is what a lenient decoder made of bad bytes; a lone surrogate cannot be encoded.
+  if (name.includes("\uFFFD") || !name.isWellFormed()) return "username is not valid UTF-8";
   return undefined;
 }
 
@@ -152,9 +153,20 @@ export function encodeClientMessage(msg: ClientMessage): string {
   }
 }
 
-/** Makes a reason safe to put in a comma-separated message. */
+const encoder = new TextEncoder();
+/** Longest `Reject`/`Error` reason, in UTF-8 bytes: the datagram stays far below the limit. */
+const MAX_REASON_BYTES = 200;
+
+/**
+ * Makes a reason safe to send: no separators, and no control characters (a reason can echo a
+ * stranger's bytes, possibly to a spoofed address, so it must carry no terminal escapes). It is
+ * cut at a character boundary so that the receiver's {@linkcode decodeText} accepts it.
+ */
 function cleanReason(reason: string): string {
-  return reason.replace(/[,;\r\n]/g, " ").slice(0, 200);
+  // deno-lint-ignore no-control-regex
+  const flat = reason.replace(/[,;\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, " ");
+  const { read } = encoder.encodeInto(flat, new Uint8Array(MAX_REASON_BYTES));
+  return flat.slice(0, read);
 }
 
 /** Encodes a server→client message. */
@@ -221,7 +233,8 @@ export function encodeList(entries: readonly ListEntry[]): string {
  * Throws {@linkcode SeedProtocolError} when malformed.
  */
 export function parseList(text: string): ListEntry[] {
-  const items = text.replace(/\s+$/, "").split(";");
+  // trimEnd, not /\s+$/: that regex takes quadratic time on long runs of inner white space.
+  const items = text.trimEnd().split(";");
   if (items.at(-1) !== "end") {
     throw new SeedProtocolError('Cannot parse online list: it does not end with "end"');
   }

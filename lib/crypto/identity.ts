@@ -1,0 +1,469 @@
+/**
+ * Long-term identities: one X25519 key pair per local username, created on first run and kept
+ * in the user's config directory, plus the human-checkable forms of public keys (fingerprint,
+ * safety number) and their text encoding.
+ *
+ * Layout: `<configDir>/users/<userDirName(username)>/identity.json`, where `configDir` is
+ * `$XDG_CONFIG_HOME/p2p` or `~/.config/p2p`. Directories are created with mode 0700 and the
+ * identity file with mode 0600. The file is JSON:
+ *
+ * ```json
+ * { "version": 1, "username": "alice", "publicKey": "<base64url>", "secretKey": "<base64url>" }
+ * ```
+ *
+ * Permission policy: an identity file readable or writable by group or others is **refused**
+ * (an {@linkcode IdentityError} asking to `chmod 600` it), as ssh does for private keys, since
+ * the secret key may already have leaked and a silent warning is easy to miss. The check is
+ * skipped on Windows, which has no POSIX modes.
+ *
+ * @example
+ * ```ts
+ * import { fingerprint, loadOrCreateIdentity } from "./identity.ts";
+ *
+ * const configDir = await Deno.makeTempDir(); // omit to use ~/.config/p2p
+ * const me = await loadOrCreateIdentity({ username: "alice", configDir });
+ * console.log(`Your key: ${fingerprint(me.publicKey)}`);
+ * await Deno.remove(configDir, { recursive: true });
+ * ```
+ *
+ * @module
+ */
+
+import { join } from "node:path";
+import { x25519 } from "@noble/curves/ed25519.js";
+import { sha256 } from "@noble/hashes/sha2.js";
+import { bytesToHex, hexToBytes } from "@noble/hashes/utils.js";
+
+const KEY_LEN = 32;
+const FILE_VERSION = 1;
+// Keeps the encoded name well below the usual 255-byte limit on a path segment.
+const MAX_DIR_NAME_LEN = 200;
+
+/**
+ * Thrown when an identity cannot be loaded or created: corrupt file, too-open permissions,
+ * unusable username, or no config directory.
+ *
+ * @example
+ * ```ts
+ * import { IdentityError, loadOrCreateIdentity } from "./identity.ts";
+ *
+ * try {
+ *   await loadOrCreateIdentity({ username: "", configDir: "/nonexistent" });
+ * } catch (e) {
+ *   if (e instanceof IdentityError) console.error(e.message);
+ *   else throw e;
+ * }
+ * ```
+ */
+export class IdentityError extends Error {
+  /** Creates an IdentityError; `options.cause` keeps the underlying error if any. */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "IdentityError";
+  }
+}
+
+/**
+ * A local user's long-term key pair and where it is stored.
+ *
+ * @example
+ * ```ts
+ * import type { Identity } from "./identity.ts";
+ *
+ * const show = (id: Identity): string => `${id.username} (${id.path})`;
+ * ```
+ */
+export interface Identity {
+  /** The local username this key pair belongs to. */
+  readonly username: string;
+  /** The 32-byte X25519 public key. */
+  readonly publicKey: Uint8Array;
+  /** The 32-byte X25519 secret key. */
+  readonly secretKey: Uint8Array;
+  /** This user's directory, `<configDir>/users/<userDirName(username)>`. */
+  readonly dir: string;
+  /** The identity file. */
+  readonly path: string;
+  /** Whether this call created the key pair (first run for this username). */
+  readonly created: boolean;
+}
+
+/**
+ * Options for {@linkcode loadOrCreateIdentity}.
+ *
+ * @example
+ * ```ts
+ * import type { IdentityOptions } from "./identity.ts";
+ *
+ * const options: IdentityOptions = { username: "alice", configDir: "/tmp/p2p-test" };
+ * ```
+ */
+export interface IdentityOptions {
+  /** The local username. */
+  username: string;
+  /** Config directory; default {@linkcode defaultConfigDir}(). */
+  configDir?: string;
+}
+
+/**
+ * The default config directory: `$XDG_CONFIG_HOME/p2p` if that variable is an absolute path
+ * (as the XDG spec requires), else `$HOME/.config/p2p` (`%USERPROFILE%` on Windows).
+ *
+ * @param getEnv reads an environment variable; default `Deno.env.get`.
+ * @throws {IdentityError} if neither variable gives a directory.
+ *
+ * @example
+ * ```ts
+ * import { defaultConfigDir } from "./identity.ts";
+ *
+ * defaultConfigDir((name) => ({ HOME: "/home/alice" } as Record<string, string>)[name]);
+ * // "/home/alice/.config/p2p"
+ * ```
+ */
+export function defaultConfigDir(
+  getEnv: (name: string) => string | undefined = (name) => Deno.env.get(name),
+): string {
+  const xdg = getEnv("XDG_CONFIG_HOME");
+  if (xdg && isAbsolute(xdg)) return join(xdg, "p2p");
+  const home = getEnv("HOME") || getEnv("USERPROFILE");
+  if (!home) {
+    throw new IdentityError(
+      "Cannot find the config directory: neither XDG_CONFIG_HOME nor HOME is set",
+    );
+  }
+  return join(home, ".config", "p2p");
+}
+
+function isAbsolute(path: string): boolean {
+  return path.startsWith("/") || /^[A-Za-z]:[\\/]/.test(path);
+}
+
+/**
+ * The directory name for a username: `encodeURIComponent` with `.`, `!`, `~`, `*`, `'`, `(`, `)`
+ * also percent-encoded, so the result is only `[A-Za-z0-9_%-]` and can never be `.` or `..`.
+ *
+ * @throws {IdentityError} if the username is empty, not well-formed Unicode, or too long.
+ *
+ * @example
+ * ```ts
+ * import { userDirName } from "./identity.ts";
+ *
+ * userDirName("../bob"); // "%2E%2E%2Fbob"
+ * ```
+ */
+export function userDirName(username: string): string {
+  if (username.length === 0) throw new IdentityError("Cannot use username: it is empty");
+  let encoded: string;
+  try {
+    encoded = encodeURIComponent(username);
+  } catch (cause) {
+    throw new IdentityError(
+      `Cannot use username ${JSON.stringify(username)}: it is not well-formed Unicode`,
+      { cause },
+    );
+  }
+  encoded = encoded.replace(
+    /[.!~*'()]/g,
+    (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`,
+  );
+  if (encoded.length > MAX_DIR_NAME_LEN) {
+    throw new IdentityError(
+      `Cannot use username: its directory name would be ${encoded.length} characters, ` +
+        `more than ${MAX_DIR_NAME_LEN}`,
+    );
+  }
+  return encoded;
+}
+
+/**
+ * The directory holding a local user's files: `<configDir>/users/<userDirName(username)>`.
+ *
+ * @throws {IdentityError} if the username is unusable (see {@linkcode userDirName}).
+ *
+ * @example
+ * ```ts
+ * import { userDir } from "./identity.ts";
+ *
+ * userDir("/home/alice/.config/p2p", "alice"); // "/home/alice/.config/p2p/users/alice"
+ * ```
+ */
+export function userDir(configDir: string, username: string): string {
+  return join(configDir, "users", userDirName(username));
+}
+
+/**
+ * Loads the identity of `username`, creating and saving a new key pair on first use. Creation
+ * is atomic and never overwrites: if two processes race, both end up with the same key pair.
+ *
+ * @throws {IdentityError} if the file is corrupt, its permissions are looser than 0600, the
+ * username is unusable, or no config directory is known.
+ *
+ * @example
+ * ```ts
+ * import { loadOrCreateIdentity } from "./identity.ts";
+ *
+ * const configDir = await Deno.makeTempDir();
+ * const id = await loadOrCreateIdentity({ username: "alice", configDir });
+ * console.log(id.created); // true
+ * await Deno.remove(configDir, { recursive: true });
+ * ```
+ */
+export async function loadOrCreateIdentity(options: IdentityOptions): Promise<Identity> {
+  const dir = userDir(options.configDir ?? defaultConfigDir(), options.username);
+  const path = join(dir, "identity.json");
+  try {
+    return await loadOrCreate(options.username, dir, path);
+  } catch (error) {
+    if (error instanceof IdentityError) throw error;
+    throw new IdentityError(`Cannot load or create identity ${path}: ${error}`, { cause: error });
+  }
+}
+
+async function loadOrCreate(username: string, dir: string, path: string): Promise<Identity> {
+  const existing = await readIdentityFile(path, username);
+  if (existing) return { ...existing, username, dir, path, created: false };
+
+  await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
+  const secretKey = x25519.utils.randomSecretKey();
+  const publicKey = x25519.getPublicKey(secretKey);
+  const text = JSON.stringify(
+    {
+      version: FILE_VERSION,
+      username,
+      publicKey: encodeKey(publicKey),
+      secretKey: encodeKey(secretKey),
+    },
+    null,
+    2,
+  ) + "\n";
+  const temp = `${path}.${crypto.randomUUID()}.tmp`;
+  await Deno.writeTextFile(temp, text, { createNew: true, mode: 0o600 });
+  try {
+    // link() fails if the target exists, so a concurrent creator's key is never replaced.
+    await Deno.link(temp, path);
+  } catch (error) {
+    if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
+    const winner = await readIdentityFile(path, username);
+    if (!winner) throw error;
+    return { ...winner, username, dir, path, created: false };
+  } finally {
+    await Deno.remove(temp);
+  }
+  return { username, publicKey, secretKey, dir, path, created: true };
+}
+
+async function readIdentityFile(
+  path: string,
+  username: string,
+): Promise<{ publicKey: Uint8Array; secretKey: Uint8Array } | null> {
+  let text: string;
+  try {
+    await assertPrivate(path);
+    text = await Deno.readTextFile(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return null;
+    throw error;
+  }
+  const corrupt = (why: string): IdentityError =>
+    new IdentityError(
+      `Cannot load identity ${path}: ${why}; restore it from a backup, or delete it to create ` +
+        `a new key (your contacts will then see a key change)`,
+    );
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch {
+    throw corrupt("it is not valid JSON");
+  }
+  if (typeof data !== "object" || data === null) throw corrupt("it is not a JSON object");
+  const record = data as Record<string, unknown>;
+  if (record.version !== FILE_VERSION) {
+    throw corrupt(`version ${JSON.stringify(record.version)} is not ${FILE_VERSION}`);
+  }
+  if (record.username !== username) {
+    throw corrupt(
+      `it belongs to ${JSON.stringify(record.username)}, not ${JSON.stringify(username)}`,
+    );
+  }
+  const publicKey = typeof record.publicKey === "string" ? decodeKey(record.publicKey) : null;
+  const secretKey = typeof record.secretKey === "string" ? decodeKey(record.secretKey) : null;
+  if (!publicKey || !secretKey) throw corrupt("a key is missing or not 32 bytes of base64url");
+  if (!equalBytes(x25519.getPublicKey(secretKey), publicKey)) {
+    throw corrupt("the public key does not match the secret key");
+  }
+  return { publicKey, secretKey };
+}
+
+async function assertPrivate(path: string): Promise<void> {
+  const info = await Deno.stat(path);
+  if (info.mode !== null && (info.mode & 0o077) !== 0) {
+    const mode = (info.mode & 0o777).toString(8).padStart(3, "0");
+    throw new IdentityError(
+      `Cannot use identity ${path}: its permissions ${mode} let other users read or change ` +
+        `the secret key; run "chmod 600 ${path}" if you trust it has not leaked`,
+    );
+  }
+}
+
+function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((byte, i) => byte === b[i]);
+}
+
+/**
+ * Encodes a 32-byte key as unpadded base64url (43 characters of `[A-Za-z0-9_-]`), safe inside
+ * the coordinator's comma- and semicolon-separated messages.
+ *
+ * @throws {RangeError} if the key is not 32 bytes long.
+ *
+ * @example
+ * ```ts
+ * import { encodeKey } from "./identity.ts";
+ *
+ * encodeKey(new Uint8Array(32)); // "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+ * ```
+ */
+export function encodeKey(key: Uint8Array): string {
+  if (key.length !== KEY_LEN) {
+    throw new RangeError(`Cannot encode key: length ${key.length} is not ${KEY_LEN} bytes`);
+  }
+  return btoa(String.fromCharCode(...key)).replaceAll("+", "-").replaceAll("/", "_").replace(
+    /=+$/,
+    "",
+  );
+}
+
+/**
+ * Decodes the output of {@linkcode encodeKey}. Returns null for anything else, including
+ * non-canonical encodings, so each key has exactly one text form.
+ *
+ * @example
+ * ```ts
+ * import { decodeKey, encodeKey } from "./identity.ts";
+ *
+ * decodeKey(encodeKey(new Uint8Array(32)))?.length; // 32
+ * decodeKey("not a key"); // null
+ * ```
+ */
+export function decodeKey(text: string): Uint8Array | null {
+  if (typeof text !== "string" || !/^[A-Za-z0-9_-]{43}$/.test(text)) return null;
+  const binary = atob(text.replaceAll("-", "+").replaceAll("_", "/") + "=");
+  const key = Uint8Array.from(binary, (c) => c.charCodeAt(0));
+  // The last character carries 2 unused bits; accept only the form encodeKey produces.
+  return encodeKey(key) === text ? key : null;
+}
+
+/**
+ * Lowercase hex of `bytes`.
+ *
+ * @example
+ * ```ts
+ * import { toHex } from "./identity.ts";
+ *
+ * toHex(new Uint8Array([0, 255])); // "00ff"
+ * ```
+ */
+export function toHex(bytes: Uint8Array): string {
+  return bytesToHex(bytes);
+}
+
+/**
+ * Parses hex (either case, even length); returns null if `text` is not hex.
+ *
+ * @example
+ * ```ts
+ * import { fromHex } from "./identity.ts";
+ *
+ * fromHex("00ff"); // Uint8Array [0, 255]
+ * fromHex("xyz"); // null
+ * ```
+ */
+export function fromHex(text: string): Uint8Array | null {
+  if (typeof text !== "string" || !/^(?:[0-9a-fA-F]{2})*$/.test(text)) return null;
+  return hexToBytes(text);
+}
+
+/**
+ * A short human form of a public key: the first 16 bytes of its SHA-256 as 8 groups of 4
+ * lowercase hex digits, e.g. `"1f3a 9c0e 77b2 04d1 5e6f a8c3 0b91 d2e4"`. Reproducible with
+ * `sha256sum` on the raw key.
+ *
+ * @example
+ * ```ts
+ * import { fingerprint } from "./identity.ts";
+ *
+ * fingerprint(new Uint8Array(32)).split(" ").length; // 8
+ * ```
+ */
+export function fingerprint(publicKey: Uint8Array): string {
+  return toHex(sha256(publicKey).subarray(0, 16)).match(/.{4}/g)!.join(" ");
+}
+
+/**
+ * A safety number for a conversation: 30 digits in 6 groups of 5, the same whichever party
+ * computes it (the two name/key pairs are sorted first). Both users compare it out of band;
+ * it changes if either name or key changes.
+ *
+ * Derivation: SHA-256 over `"p2p safety number v1"` and, for each party in sorted order
+ * (by UTF-8 name, then key), a 4-byte big-endian name length, the UTF-8 name and the 32-byte
+ * key; each 5-byte chunk of the digest, as a big-endian integer mod 100000, gives one group.
+ *
+ * @throws {RangeError} if a key is not 32 bytes long.
+ *
+ * @example
+ * ```ts
+ * import { safetyNumber } from "./identity.ts";
+ *
+ * const a = new Uint8Array(32).fill(1);
+ * const b = new Uint8Array(32).fill(2);
+ * safetyNumber("alice", a, "bob", b) === safetyNumber("bob", b, "alice", a); // true
+ * ```
+ */
+export function safetyNumber(
+  nameA: string,
+  keyA: Uint8Array,
+  nameB: string,
+  keyB: Uint8Array,
+): string {
+  const encoder = new TextEncoder();
+  const parties = [
+    { name: encoder.encode(nameA), key: keyA },
+    { name: encoder.encode(nameB), key: keyB },
+  ];
+  for (const { key } of parties) {
+    if (key.length !== KEY_LEN) {
+      throw new RangeError(`Cannot compute safety number: a key is ${key.length} bytes, not 32`);
+    }
+  }
+  parties.sort((x, y) => compareBytes(x.name, y.name) || compareBytes(x.key, y.key));
+  const chunks: Uint8Array[] = [encoder.encode("p2p safety number v1")];
+  for (const { name, key } of parties) {
+    const length = new Uint8Array(4);
+    new DataView(length.buffer).setUint32(0, name.length);
+    chunks.push(length, name, key);
+  }
+  const digest = sha256(concatBytes(chunks));
+  const groups: string[] = [];
+  for (let i = 0; i < 6; i++) {
+    let value = 0;
+    for (const byte of digest.subarray(i * 5, i * 5 + 5)) value = value * 256 + byte;
+    groups.push(String(value % 100000).padStart(5, "0"));
+  }
+  return groups.join(" ");
+}
+
+function compareBytes(a: Uint8Array, b: Uint8Array): number {
+  for (let i = 0; i < Math.min(a.length, b.length); i++) {
+    if (a[i] !== b[i]) return a[i] - b[i];
+  }
+  return a.length - b.length;
+}
+
+function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let offset = 0;
+  for (const part of parts) {
+    out.set(part, offset);
+    offset += part.length;
+  }
+  return out;
+}

@@ -1,0 +1,120 @@
+/** Runs `p2p` (main.ts) as a subprocess, collecting its stdout and stderr lines. */
+import { Collector } from "./wait.ts";
+
+const MAIN = new URL("../../main.ts", import.meta.url).pathname;
+
+/** A running `p2p` process. */
+export class P2pProcess {
+  readonly stdout = new Collector<string>();
+  readonly stderr = new Collector<string>();
+  readonly child: Deno.ChildProcess;
+  readonly #stdin: WritableStreamDefaultWriter<Uint8Array>;
+  readonly #done: Promise<unknown>;
+  #status: Deno.CommandStatus | undefined;
+
+  constructor(args: string[], options: { env?: Record<string, string>; prefix?: string[] } = {}) {
+    const cmd = [...(options.prefix ?? []), Deno.execPath(), "run", "-A", MAIN, ...args];
+    this.child = new Deno.Command(cmd[0], {
+      args: cmd.slice(1),
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+      env: { NO_COLOR: "1", ...options.env },
+    }).spawn();
+    this.#stdin = this.child.stdin.getWriter();
+    this.#done = Promise.all([
+      pump(this.child.stdout, this.stdout.push),
+      pump(this.child.stderr, this.stderr.push),
+      this.child.status.then((s) => this.#status = s),
+    ]);
+  }
+
+  /** Parsed JSON events printed so far. */
+  events(): Record<string, unknown>[] {
+    return this.stdout.items.filter((l) => l.startsWith("{")).map((l) => JSON.parse(l));
+  }
+
+  /** Waits for a JSON event matching `pred`. */
+  async event(
+    pred: (e: Record<string, unknown>) => boolean,
+    timeoutMs = 5000,
+  ): Promise<Record<string, unknown>> {
+    const line = await this.stdout.waitFor(
+      (l) => l.startsWith("{") && pred(JSON.parse(l)),
+      timeoutMs,
+      "event",
+    );
+    return JSON.parse(line);
+  }
+
+  async write(line: string): Promise<void> {
+    await this.#stdin.write(new TextEncoder().encode(line + "\n"));
+  }
+
+  async closeStdin(): Promise<void> {
+    await this.#stdin.close().catch(() => {});
+  }
+
+  /** Waits for exit (killing after `timeoutMs`), returns the exit status. */
+  async wait(timeoutMs = 10_000): Promise<Deno.CommandStatus> {
+    const timer = setTimeout(() => this.kill("SIGKILL"), timeoutMs);
+    await this.#done;
+    clearTimeout(timer);
+    return this.#status!;
+  }
+
+  kill(signal: Deno.Signal = "SIGTERM"): void {
+    try {
+      this.child.kill(signal);
+    } catch {
+      // already exited
+    }
+  }
+
+  /** Kills (if still running) and releases everything; safe to call twice. */
+  async dispose(): Promise<void> {
+    await this.closeStdin();
+    if (this.#status === undefined) this.kill("SIGKILL");
+    await this.#done;
+  }
+}
+
+async function pump(stream: ReadableStream<Uint8Array>, push: (line: string) => void) {
+  let buf = "";
+  for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+    buf += chunk;
+    let nl;
+    while ((nl = buf.indexOf("\n")) >= 0) {
+      push(buf.slice(0, nl));
+      buf = buf.slice(nl + 1);
+    }
+  }
+  if (buf) push(buf);
+}
+
+/** Runs `p2p ARGS` to completion; returns exit code and output. */
+export async function runP2p(
+  args: string[],
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", MAIN, ...args],
+    stdin: "null",
+    env: { NO_COLOR: "1" },
+  }).output();
+  const dec = new TextDecoder();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
+
+/** Starts `p2p serve` on a free loopback port and waits until it listens; returns it and the port. */
+export async function startServe(
+  extra: string[] = [],
+): Promise<{ proc: P2pProcess; port: number }> {
+  const proc = new P2pProcess(["serve", "--host", "127.0.0.1", "--port", "0", ...extra]);
+  try {
+    const line = await proc.stderr.waitFor((l) => / UDP \d+/.test(l), 15_000, "serve start");
+    return { proc, port: Number(/ UDP (\d+)/.exec(line)![1]) };
+  } catch (err) {
+    await proc.dispose();
+    throw err;
+  }
+}
