@@ -1,0 +1,69 @@
+import assert from "node:assert/strict";
+import { type Command, COMMAND_HELP, parseCommand } from "../lib/ui/commands.ts";
+
+const USAGE: Command = { kind: "invalid", message: "Usage: /msg USER TEXT" };
+
+Deno.test("parseCommand reads /msg USER TEXT", () => {
+  const cases: [string, Command][] = [
+    ["/msg bob hello there", { kind: "msg", to: "bob", text: "hello there" }],
+    ["/msg bob hi", { kind: "msg", to: "bob", text: "hi" }],
+    ["  /msg   bob    hi  there  ", { kind: "msg", to: "bob", text: "hi  there" }],
+    ["/msg\tbob\thi", { kind: "msg", to: "bob", text: "hi" }],
+    ["/msg 张伟 你好，世界", { kind: "msg", to: "张伟", text: "你好，世界" }],
+    ["/msg bob /quit", { kind: "msg", to: "bob", text: "/quit" }],
+    ["/msg bob a,b;c", { kind: "msg", to: "bob", text: "a,b;c" }],
+    ["/msg bob 😀", { kind: "msg", to: "bob", text: "😀" }],
+  ];
+  for (const [line, command] of cases) assert.deepEqual(parseCommand(line), command, line);
+});
+
+Deno.test("parseCommand wants both a recipient and a text for /msg", () => {
+  for (const line of ["/msg", "/msg ", "/msg bob", "  /msg bob   ", "/msg\tbob\t"]) {
+    assert.deepEqual(parseCommand(line), USAGE, JSON.stringify(line));
+  }
+});
+
+Deno.test("parseCommand reads the commands without arguments", () => {
+  assert.deepEqual(parseCommand("/who"), { kind: "who" });
+  assert.deepEqual(parseCommand("  /who  "), { kind: "who" });
+  assert.deepEqual(parseCommand("/help"), { kind: "help" });
+  assert.deepEqual(parseCommand("/quit"), { kind: "quit" });
+  assert.deepEqual(parseCommand("/quit now"), { kind: "quit" });
+});
+
+Deno.test("parseCommand treats blank lines as nothing", () => {
+  for (const line of ["", " ", "\t", "  \t  ", "\r", "\u3000"]) {
+    assert.deepEqual(parseCommand(line), { kind: "none" }, JSON.stringify(line));
+  }
+});
+
+Deno.test("parseCommand explains unknown commands and bare text", () => {
+  assert.deepEqual(parseCommand("/frobnicate x"), {
+    kind: "invalid",
+    message: "Unknown command /frobnicate: type /help for the list",
+  });
+  assert.deepEqual(parseCommand("/MSG bob hi"), {
+    kind: "invalid",
+    message: "Unknown command /MSG: type /help for the list",
+  });
+  assert.deepEqual(parseCommand("/msgbob hi"), {
+    kind: "invalid",
+    message: "Unknown command /msgbob: type /help for the list",
+  });
+  assert.deepEqual(parseCommand("/"), {
+    kind: "invalid",
+    message: "Unknown command /: type /help for the list",
+  });
+  for (const line of ["hello", "bob hi", "msg bob hi", " hello /msg"]) {
+    assert.deepEqual(parseCommand(line), {
+      kind: "invalid",
+      message: "Messages need a recipient: /msg USER TEXT (type /help for the list)",
+    }, line);
+  }
+});
+
+Deno.test("COMMAND_HELP lists every command", () => {
+  for (const word of ["/msg", "/who", "/help", "/quit"]) {
+    assert.ok(COMMAND_HELP.some((line) => line.startsWith(word + " ")), word);
+  }
+});

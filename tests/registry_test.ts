@@ -1,0 +1,261 @@
+import assert from "node:assert/strict";
+import type { Endpoint } from "../lib/protocol/endpoint.ts";
+import { Registry, type RegistryOptions } from "../lib/registry.ts";
+
+const CLAIMED: Endpoint = { host: "10.0.0.2", port: 4000 };
+const ALICE: Endpoint = { host: "192.0.2.1", port: 4000 };
+const ALICE_OTHER_PORT: Endpoint = { host: "192.0.2.1", port: 4001 };
+const MALLORY: Endpoint = { host: "198.51.100.9", port: 4000 };
+const BOB: Endpoint = { host: "2001:db8::2", port: 5000 };
+
+/** A registry on a fake clock that the test moves by hand. */
+function setup(options: Partial<RegistryOptions> = {}): { reg: Registry; clock: { t: number } } {
+  const clock = { t: 1_000 };
+  const reg = new Registry({ now: () => clock.t, peerTimeoutMs: 45_000, ...options });
+  return { reg, clock };
+}
+
+function names(users: { name: string }[]): string[] {
+  return users.map((u) => u.name);
+}
+
+Deno.test("a login is pending until a list fetch from the same IP admits it", () => {
+  const { reg, clock } = setup();
+  const result = reg.login("alice", CLAIMED, ALICE);
+  assert.equal(result.kind, "pending");
+  assert.deepEqual(reg.get("alice"), {
+    name: "alice",
+    claimed: CLAIMED,
+    observed: ALICE,
+    state: "pending",
+    lastSeen: 1_000,
+    since: 1_000,
+  });
+  assert.equal(reg.size, 1);
+  assert.deepEqual(reg.online(), []);
+
+  assert.deepEqual(reg.admitFrom("203.0.113.1"), []); // another IP proves nothing
+  assert.deepEqual(reg.admitFrom("::ffff:192.0.2.1"), []); // exact address match only
+  assert.equal(reg.get("alice")?.state, "pending");
+
+  clock.t = 3_000;
+  // The TCP connection comes from another port of the same host (or NAT): the IP is what counts.
+  const admitted = reg.admitFrom("192.0.2.1");
+  assert.deepEqual(names(admitted), ["alice"]);
+  assert.equal(admitted[0].state, "online");
+  assert.equal(admitted[0].lastSeen, 3_000);
+  assert.equal(admitted[0].since, 1_000);
+  assert.deepEqual(names(reg.online()), ["alice"]);
+  // A second fetch admits nobody new: the broadcast must not repeat.
+  assert.deepEqual(reg.admitFrom("192.0.2.1"), []);
+});
+
+Deno.test("admitFrom admits every pending login from the IP, and only those", () => {
+  const { reg } = setup();
+  reg.login("alice", CLAIMED, ALICE);
+  reg.login("carol", CLAIMED, ALICE_OTHER_PORT); // a second client behind the same NAT
+  reg.login("bob", CLAIMED, BOB);
+  assert.deepEqual(names(reg.admitFrom("192.0.2.1")), ["alice", "carol"]);
+  assert.equal(reg.get("bob")?.state, "pending");
+  assert.deepEqual(names(reg.admitFrom("2001:db8::2")), ["bob"]);
+  assert.deepEqual(names(reg.online()), ["alice", "carol", "bob"]);
+});
+
+Deno.test("a name held from another endpoint is rejected", () => {
+  const { reg } = setup();
+  reg.login("alice", CLAIMED, ALICE);
+  for (const from of [MALLORY, ALICE_OTHER_PORT]) {
+    assert.deepEqual(reg.login("alice", CLAIMED, from), {
+      kind: "rejected",
+      reason: 'name "alice" is already in use',
+    });
+  }
+  reg.admitFrom("192.0.2.1");
+  assert.deepEqual(reg.login("alice", { host: "10.9.9.9", port: 1 }, MALLORY), {
+    kind: "rejected",
+    reason: 'name "alice" is already in use',
+  });
+  assert.deepEqual(reg.get("alice")?.observed, ALICE);
+  assert.deepEqual(reg.get("alice")?.claimed, CLAIMED);
+  assert.equal(reg.size, 1);
+});
+
+Deno.test("a login again from the same endpoint refreshes the entry", () => {
+  const { reg, clock } = setup();
+  reg.login("alice", CLAIMED, ALICE);
+  clock.t = 2_000;
+  const pending = reg.login("alice", { host: "10.0.0.3", port: 4000 }, ALICE);
+  assert.equal(pending.kind, "refreshed");
+  assert.equal(reg.get("alice")?.state, "pending"); // still needs its list fetch
+  assert.deepEqual(reg.get("alice")?.claimed, { host: "10.0.0.3", port: 4000 });
+  assert.equal(reg.get("alice")?.lastSeen, 2_000);
+  assert.equal(reg.get("alice")?.since, 1_000);
+
+  reg.admitFrom("192.0.2.1");
+  clock.t = 5_000;
+  const online = reg.login("alice", CLAIMED, ALICE);
+  assert.equal(online.kind, "refreshed");
+  if (online.kind === "refreshed") assert.equal(online.user, reg.get("alice"));
+  assert.equal(reg.get("alice")?.state, "online"); // a lost Accept does not demote the user
+  assert.equal(reg.get("alice")?.lastSeen, 5_000);
+  assert.equal(reg.size, 1);
+});
+
+Deno.test("logout removes only when it comes from the owner", () => {
+  const { reg } = setup();
+  reg.login("alice", CLAIMED, ALICE);
+  reg.admitFrom("192.0.2.1");
+
+  const forged = reg.logout("alice", MALLORY);
+  assert.equal(forged.kind, "forged");
+  if (forged.kind === "forged") assert.deepEqual(forged.owner.observed, ALICE);
+  assert.equal(reg.logout("alice", ALICE_OTHER_PORT).kind, "forged");
+  assert.equal(reg.get("alice")?.state, "online");
+
+  assert.deepEqual(reg.logout("nobody", ALICE), { kind: "unknown" });
+
+  const removed = reg.logout("alice", ALICE);
+  assert.equal(removed.kind, "removed");
+  if (removed.kind === "removed") assert.equal(removed.user.state, "online");
+  assert.equal(reg.get("alice"), undefined);
+  assert.equal(reg.size, 0);
+  assert.deepEqual(reg.logout("alice", ALICE), { kind: "unknown" });
+  // The name is free again, for anyone.
+  assert.equal(reg.login("alice", CLAIMED, MALLORY).kind, "pending");
+});
+
+Deno.test("logout of a pending login reports it as pending", () => {
+  const { reg } = setup();
+  reg.login("alice", CLAIMED, ALICE);
+  const removed = reg.logout("alice", ALICE);
+  assert.equal(removed.kind, "removed");
+  // The coordinator broadcasts only online users' departures.
+  if (removed.kind === "removed") assert.equal(removed.user.state, "pending");
+});
+
+Deno.test("a heartbeat from anyone but the owner is ignored", () => {
+  const { reg, clock } = setup();
+  reg.login("alice", CLAIMED, ALICE);
+  reg.admitFrom("192.0.2.1");
+  clock.t = 30_000;
+  assert.equal(reg.heartbeat("alice", MALLORY), undefined);
+  assert.equal(reg.heartbeat("alice", ALICE_OTHER_PORT), undefined);
+  assert.equal(reg.heartbeat("nobody", ALICE), undefined);
+  assert.equal(reg.get("alice")?.lastSeen, 1_000);
+
+  // So Mallory's heartbeats cannot keep Alice alive past her timeout.
+  clock.t = 1_000 + 45_001;
+  assert.deepEqual(names(reg.expire().expired), ["alice"]);
+});
+
+Deno.test("a heartbeat from the owner keeps the user online", () => {
+  const { reg, clock } = setup();
+  reg.login("alice", CLAIMED, ALICE);
+  reg.admitFrom("192.0.2.1");
+  for (let t = 10_000; t <= 200_000; t += 10_000) {
+    clock.t = t;
+    const user = reg.heartbeat("alice", ALICE);
+    assert.equal(user?.name, "alice");
+    assert.equal(user?.lastSeen, t);
+    assert.deepEqual(reg.expire(), { expired: [], abandoned: [] });
+  }
+  assert.deepEqual(names(reg.online()), ["alice"]);
+});
+
+Deno.test("silent online users expire after the peer timeout, not before", () => {
+  const { reg, clock } = setup();
+  reg.login("alice", CLAIMED, ALICE);
+  reg.login("bob", CLAIMED, BOB);
+  reg.admitFrom("192.0.2.1");
+  reg.admitFrom("2001:db8::2");
+  clock.t = 21_000;
+  reg.heartbeat("bob", BOB);
+
+  clock.t = 1_000 + 45_000; // exactly the timeout: still alive
+  assert.deepEqual(reg.expire(), { expired: [], abandoned: [] });
+  clock.t = 1_000 + 45_001;
+  const { expired, abandoned } = reg.expire();
+  assert.deepEqual(names(expired), ["alice"]);
+  assert.equal(expired[0].state, "online");
+  assert.deepEqual(abandoned, []);
+  assert.equal(reg.get("alice"), undefined);
+  assert.deepEqual(names(reg.online()), ["bob"]);
+
+  clock.t = 21_000 + 45_001;
+  assert.deepEqual(names(reg.expire().expired), ["bob"]);
+  assert.equal(reg.size, 0);
+});
+
+Deno.test("pending logins never confirmed are abandoned after the pending timeout", () => {
+  const { reg, clock } = setup({ pendingTimeoutMs: 5_000 });
+  reg.login("forged", CLAIMED, MALLORY); // never fetches the list: never online, never broadcast
+  reg.login("alice", CLAIMED, ALICE);
+  clock.t = 3_000;
+  reg.admitFrom("192.0.2.1");
+
+  clock.t = 1_000 + 5_000;
+  assert.deepEqual(reg.expire(), { expired: [], abandoned: [] });
+  clock.t = 1_000 + 5_001;
+  const { expired, abandoned } = reg.expire();
+  assert.deepEqual(expired, []);
+  assert.deepEqual(names(abandoned), ["forged"]);
+  assert.equal(reg.get("forged"), undefined);
+  assert.deepEqual(names(reg.online()), ["alice"]); // online users use the peer timeout
+  // The abandoned name is free again.
+  assert.equal(reg.login("forged", CLAIMED, ALICE).kind, "pending");
+});
+
+Deno.test("the pending timeout defaults to 10 s", () => {
+  const { reg, clock } = setup();
+  reg.login("alice", CLAIMED, ALICE);
+  clock.t = 1_000 + 10_000;
+  assert.deepEqual(reg.expire().abandoned, []);
+  clock.t = 1_000 + 10_001;
+  assert.deepEqual(names(reg.expire().abandoned), ["alice"]);
+});
+
+Deno.test("maxUsers caps pending and online users together", () => {
+  const { reg } = setup({ maxUsers: 2 });
+  assert.equal(reg.login("a", CLAIMED, ALICE).kind, "pending");
+  reg.admitFrom("192.0.2.1");
+  assert.equal(reg.login("b", CLAIMED, BOB).kind, "pending");
+  assert.deepEqual(reg.login("c", CLAIMED, MALLORY), {
+    kind: "rejected",
+    reason: "the server is full",
+  });
+  assert.equal(reg.get("c"), undefined);
+  // Users already in may still refresh; a taken name is reported as taken, not as full.
+  assert.equal(reg.login("a", CLAIMED, ALICE).kind, "refreshed");
+  assert.deepEqual(reg.login("b", CLAIMED, MALLORY), {
+    kind: "rejected",
+    reason: 'name "b" is already in use',
+  });
+  reg.logout("b", BOB);
+  assert.equal(reg.login("c", CLAIMED, MALLORY).kind, "pending");
+});
+
+Deno.test("the default maxUsers is 100,000", () => {
+  const { reg } = setup();
+  for (let i = 0; i < 100_000; i++) {
+    reg.login(`u${i}`, CLAIMED, { host: "192.0.2.1", port: 1 + (i % 65535) });
+  }
+  assert.equal(reg.size, 100_000);
+  assert.deepEqual(reg.login("one more", CLAIMED, MALLORY), {
+    kind: "rejected",
+    reason: "the server is full",
+  });
+});
+
+Deno.test("online() keeps arrival order and clear() empties the registry", () => {
+  const { reg } = setup();
+  reg.login("carol", CLAIMED, BOB);
+  reg.login("alice", CLAIMED, ALICE);
+  reg.login("pending", CLAIMED, MALLORY);
+  reg.admitFrom("192.0.2.1");
+  reg.admitFrom("2001:db8::2");
+  assert.deepEqual(names(reg.online()), ["carol", "alice"]);
+  assert.deepEqual(names(reg.clear()), ["carol", "alice"]);
+  assert.equal(reg.size, 0);
+  assert.deepEqual(reg.online(), []);
+  assert.equal(reg.get("pending"), undefined);
+});
