@@ -1,7 +1,9 @@
 /**
  * A chat client (`p2p chat`): one UDP socket shared by the coordinator protocol
- * ({@linkcode Presence}) and the direct peer-to-peer frames, and the front-end-facing API:
- * {@linkcode Peer.send}, {@linkcode Peer.who}, events through an {@linkcode EventSink}.
+ * ({@linkcode Presence}) and the peer-to-peer frames, one {@linkcode Link} per peer we talk to,
+ * our identity and trust store, and the front-end-facing API ({@linkcode Peer.send},
+ * {@linkcode Peer.sendAll}, {@linkcode Peer.who}, {@linkcode Peer.trust}…) reporting through an
+ * {@linkcode EventSink}.
  *
  * @example
  * ```ts
@@ -15,12 +17,29 @@
  * ```
  * @module
  */
-import type { EventSink, OnlineUser } from "./events.ts";
-import { type Endpoint, formatEndpoint } from "./protocol/endpoint.ts";
+import {
+  decodeKey,
+  encodeKey,
+  fingerprint,
+  loadOrCreateIdentity,
+  safetyNumber,
+} from "./crypto/identity.ts";
+import { KnownPeers } from "./crypto/known_peers.ts";
+import type { EventSink, OnlineUser, PathKind } from "./events.ts";
+import { Link } from "./link.ts";
+import { decodeBase64url, encodeBase64url } from "./protocol/base64url.ts";
+import { type Endpoint, formatEndpoint, sameEndpoint } from "./protocol/endpoint.ts";
 import { decodeFrame, encodeFrame, FrameError, isFrame } from "./protocol/frame.ts";
-import { decodeText, parseServerMessage, SeedProtocolError } from "./protocol/seed.ts";
+import {
+  decodeText,
+  MAX_BATCH_DATAGRAM,
+  parseServerMessage,
+  SeedProtocolError,
+  type ServerMessage,
+} from "./protocol/seed.ts";
 import { localAddressFor, UdpSocket } from "./net/udp.ts";
 import { Presence } from "./presence.ts";
+import type { Candidate, Path, PathFinderOptions } from "./traversal.ts";
 
 /** Options for {@linkcode Peer.start}. */
 export interface PeerOptions {
@@ -31,69 +50,99 @@ export interface PeerOptions {
   bind?: Endpoint;
   /** Heartbeat interval; default 10 s (the coordinator drops users silent for 45 s). */
   keepaliveMs?: number;
-  /** Time between retransmissions of an unacknowledged message; default 500 ms. */
-  retryMs?: number;
-  /** Transmissions of a message before it is reported undelivered; default 6. */
-  attempts?: number;
+  /** Where the identity and known peers live; default `$XDG_CONFIG_HOME/p2p`. */
+  configDir?: string;
+  /** A message not delivered within this long is reported undelivered; default 30 s. */
+  giveUpAfterMs?: number;
+  /** Path finder timings (tests and the lab shorten them). */
+  pathOptions?: Partial<PathFinderOptions>;
 }
 
-interface Outgoing {
-  to: string;
-  frame: Uint8Array;
-  tries: number;
-  timer?: ReturnType<typeof setTimeout>;
+/** Longest message text, in UTF-8 bytes (it is split into datagrams and reassembled). */
+export const MAX_TEXT_BYTES = 256 * 1024;
+
+const encoder = new TextEncoder();
+
+function random32(): number {
+  return crypto.getRandomValues(new Uint32Array(1))[0];
 }
 
-/** Longest message text, in UTF-8 bytes: one frame must fit a safe datagram (1200 bytes). */
-export const MAX_TEXT_BYTES = 1000;
+function randomSecret(): string {
+  return encodeBase64url(crypto.getRandomValues(new Uint8Array(16)));
+}
 
-/** How many received message ids are remembered to suppress duplicates, per sender. */
-const SEEN_LIMIT = 1024;
+function pathKind(path: Path): PathKind {
+  return path.kind;
+}
 
 /** A logged-in chat client. */
 export class Peer {
   readonly username: string;
+  /** Our public key's fingerprint. */
+  readonly fingerprint: string;
+  readonly #o: PeerOptions;
   readonly #socket: UdpSocket;
   readonly #presence: Presence;
-  readonly #server: Endpoint;
-  readonly #emit: EventSink;
-  readonly #retryMs: number;
-  readonly #attempts: number;
-  readonly #outgoing = new Map<number, Outgoing>();
-  readonly #seen = new Map<string, Set<number>>();
+  readonly #identity: { publicKey: Uint8Array; secretKey: Uint8Array };
+  readonly #known: KnownPeers;
+  readonly #instanceId = random32();
+  readonly #links = new Map<string, Link>();
+  /** Users seen online during this session: messages to them wait if they are away. */
+  readonly #seen = new Set<string>();
+  /** Keys that differ from the pinned ones, waiting for `/trust`. */
+  readonly #changedKeys = new Map<string, Uint8Array>();
+  /** Messages not yet settled: id → recipient. */
+  readonly #outgoing = new Map<number, string>();
   readonly #drainWaiters: (() => void)[] = [];
   #nextId = 1;
   #ready = false;
   #closed = false;
 
-  private constructor(socket: UdpSocket, claimed: Endpoint, options: PeerOptions) {
+  private constructor(
+    socket: UdpSocket,
+    claimed: Endpoint,
+    identity: { publicKey: Uint8Array; secretKey: Uint8Array },
+    known: KnownPeers,
+    options: PeerOptions,
+  ) {
     this.username = options.username;
+    this.fingerprint = fingerprint(identity.publicKey);
+    this.#o = options;
     this.#socket = socket;
+    this.#identity = identity;
+    this.#known = known;
     this.#presence = new Presence({
       send: (data, to) => socket.send(data, to),
       server: options.server,
       username: options.username,
       claimed,
       keepaliveMs: options.keepaliveMs ?? 10_000,
+      ext: { key: encodeKey(identity.publicKey), secret: randomSecret() },
       // The first list is reported after `ready`, by start().
       onOnline: (user, ep) => {
+        this.#seen.add(user);
         if (this.#ready) this.#emit({ event: "online", user, endpoint: formatEndpoint(ep) });
+        // Messages were waiting for this user to come back.
+        const link = this.#links.get(user);
+        if (link?.hasPending) link.requestIntroduction();
       },
-      onOffline: (user) => {
-        // A user who comes back is a new process that numbers its messages from 1 again.
-        this.#seen.delete(user);
-        this.#emit({ event: "offline", user });
-      },
+      onOffline: (user) => this.#emit({ event: "offline", user }),
       onError: (message) => this.#emit({ event: "error", message }),
+      onCoordinator: (state) => this.#emit({ event: "coordinator", state }),
+      onOther: (msg) => this.#onServerMessage(msg),
     });
-    this.#server = options.server;
-    this.#emit = options.onEvent;
-    this.#retryMs = options.retryMs ?? 500;
-    this.#attempts = options.attempts ?? 6;
   }
 
-  /** Binds the socket, logs in, and emits `ready` and an `online` event per user already there. */
+  /** Binds the socket, loads our identity, logs in, and emits `ready` and the online users. */
   static async start(options: PeerOptions): Promise<Peer> {
+    const identity = await loadOrCreateIdentity({
+      username: options.username,
+      configDir: options.configDir,
+    });
+    const known = await KnownPeers.open({
+      username: options.username,
+      configDir: options.configDir,
+    });
     const bindHost = options.bind?.host ?? (options.server.host.includes(":") ? "::" : "0.0.0.0");
     const socket = await UdpSocket.bind({ host: bindHost, port: options.bind?.port ?? 0 });
     try {
@@ -102,7 +151,7 @@ export class Peer {
         host: unspecified ? localAddressFor(options.server) : bindHost,
         port: socket.local.port,
       };
-      const peer = new Peer(socket, claimed, options);
+      const peer = new Peer(socket, claimed, identity, known, options);
       socket.onMessage((data, from) => peer.#onDatagram(data, from));
       const { observed } = await peer.#presence.login();
       peer.#ready = true;
@@ -111,6 +160,7 @@ export class Peer {
         user: options.username,
         server: formatEndpoint(options.server),
         endpoint: formatEndpoint(observed),
+        fingerprint: peer.fingerprint,
       });
       for (const [user, ep] of peer.#presence.users) {
         peer.#emit({ event: "online", user, endpoint: formatEndpoint(ep) });
@@ -122,45 +172,124 @@ export class Peer {
     }
   }
 
-  /** The users online now, other than us. */
+  /** The users online now, other than us, with the path to each. */
   who(): OnlineUser[] {
     return [...this.#presence.users].map(([user, ep]) => ({
       user,
       endpoint: formatEndpoint(ep),
+      path: pathKind(this.#links.get(user)?.path ?? { kind: "none" }),
     }));
   }
 
+  /** Our endpoint as the coordinator sees it. */
+  get observed(): Endpoint | undefined {
+    return this.#presence.observed;
+  }
+
+  /** Counters of what every link dropped (tampered, replayed, undecryptable…), summed. */
+  stats(): Record<string, number> {
+    const total: Record<string, number> = {};
+    for (const link of this.#links.values()) {
+      for (const [k, v] of Object.entries(link.stats)) total[k] = (total[k] ?? 0) + v;
+    }
+    return total;
+  }
+
   /**
-   * Sends a chat message directly to `to`. Returns its id; `delivered` or `undelivered` follows.
-   * Emits `error` and returns `undefined` when `to` is not online.
+   * Sends a chat message to `to`, end-to-end encrypted and reliable, directly or through the
+   * relay. Returns its id; `delivered` or `undelivered` follows. Emits `error` and returns
+   * `undefined` when it cannot even be queued (unknown user, key not trusted, too long).
    */
   send(to: string, text: string): number | undefined {
-    if (!this.#presence.users.has(to)) {
-      this.#emit({ event: "error", message: `Cannot send to ${to}: ${to} is not online` });
-      return undefined;
+    return this.#send(to, text, false);
+  }
+
+  /** Sends `text` to every online user, each copy encrypted and reliable. Returns the ids. */
+  sendAll(text: string): number[] {
+    const users = [...this.#presence.users.keys()];
+    if (users.length === 0) {
+      this.#emit({ event: "error", message: "Cannot send to everyone: nobody else is online" });
+      return [];
     }
-    const bytes = new TextEncoder().encode(text).length;
-    if (bytes > MAX_TEXT_BYTES) {
+    return users.map((u) => this.#send(u, text, true)).filter((id) => id !== undefined);
+  }
+
+  /** Reports the fingerprint of `user`'s pinned key (and the safety number), or our own. */
+  showFingerprint(user?: string): void {
+    if (user === undefined || user === this.username) {
+      this.#emit({ event: "fingerprint", user: this.username, fingerprint: this.fingerprint });
+      return;
+    }
+    const pinned = this.#known.get(user);
+    const key = pinned?.publicKey;
+    if (!key) {
       this.#emit({
         event: "error",
-        message:
-          `Cannot send to ${to}: the message is ${bytes} bytes, the limit is ${MAX_TEXT_BYTES}`,
+        message: `No key known for ${user} yet: it is learned on the first conversation`,
       });
-      return undefined;
+      return;
     }
-    const id = this.#nextId++;
-    const frame = encodeFrame({ type: "msg", from: this.username, id, text });
-    const out: Outgoing = { to, frame, tries: 0 };
-    this.#outgoing.set(id, out);
-    this.#emit({ event: "sent", to, id });
-    this.#transmit(id, out);
-    return id;
+    this.#emit({
+      event: "fingerprint",
+      user,
+      fingerprint: fingerprint(key),
+      safety: safetyNumber(this.username, this.#identity.publicKey, user, key),
+    });
+  }
+
+  /** Accepts `user`'s changed key (after checking it out of band) and reconnects. */
+  async trust(user: string): Promise<void> {
+    const key = this.#changedKeys.get(user);
+    if (!key) {
+      this.#emit({ event: "error", message: `Nothing to trust: ${user}'s key has not changed` });
+      return;
+    }
+    await this.#known.trust(user, key);
+    this.#changedKeys.delete(user);
+    this.#emit({ event: "trusted", user, fingerprint: fingerprint(key) });
+    this.#links.get(user)?.requestIntroduction();
   }
 
   /** Resolves when every message sent so far is delivered or reported undelivered. */
   drain(): Promise<void> {
     if (this.#outgoing.size === 0) return Promise.resolve();
     return new Promise((resolve) => this.#drainWaiters.push(resolve));
+  }
+
+  /** Logs out and closes the socket. Messages still unsettled are reported undelivered. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#presence.logout();
+    for (const link of this.#links.values()) link.close("the client closed");
+    this.#links.clear();
+    for (const resolve of this.#drainWaiters.splice(0)) resolve();
+    await this.#socket.close();
+  }
+
+  #emit: EventSink = (e) => this.#o.onEvent(e);
+
+  #send(to: string, text: string, group: boolean): number | undefined {
+    const fail = (why: string) => {
+      this.#emit({ event: "error", message: `Cannot send to ${to}: ${why}` });
+      return undefined;
+    };
+    if (to === this.username) return fail("that is you");
+    if (!this.#presence.users.has(to) && !this.#seen.has(to)) return fail(`${to} is not online`);
+    if (this.#changedKeys.has(to)) {
+      return fail(
+        `${to}'s key has changed; compare /fingerprint ${to} with them, then /trust ${to}`,
+      );
+    }
+    const bytes = encoder.encode(text).length;
+    if (bytes > MAX_TEXT_BYTES) {
+      return fail(`the message is ${bytes} bytes, the limit is ${MAX_TEXT_BYTES}`);
+    }
+    const id = this.#nextId++;
+    this.#outgoing.set(id, to);
+    this.#emit(group ? { event: "sent", to, id, text, group } : { event: "sent", to, id, text });
+    this.#link(to).send({ group, id, text });
+    return id;
   }
 
   #settled(id: number): void {
@@ -172,72 +301,145 @@ export class Peer {
     }
   }
 
-  /** Logs out and closes the socket. Messages still unacknowledged are reported undelivered. */
-  async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#presence.logout();
-    for (const [id, out] of this.#outgoing) {
-      clearTimeout(out.timer);
-      this.#emit({ event: "undelivered", to: out.to, id, reason: "the client closed" });
-    }
-    this.#outgoing.clear();
-    for (const resolve of this.#drainWaiters.splice(0)) resolve();
-    await this.#socket.close();
+  #link(peer: string): Link {
+    let link = this.#links.get(peer);
+    if (link) return link;
+    link = new Link({
+      me: this.username,
+      peer,
+      staticKeyPair: this.#identity,
+      instanceId: this.#instanceId,
+      now: () => performance.now(),
+      giveUpAfterMs: this.#o.giveUpAfterMs,
+      pathOptions: this.#o.pathOptions,
+      sendTo: (frame, to, ttl) => this.#socket.send(frame, to, { ttl }),
+      sendViaRelay: (frame) =>
+        this.#socket.send(encodeFrame({ type: "relay", to: peer, inner: frame }), this.#o.server),
+      requestIntroduction: () => this.#presence.connect(peer),
+      verifyKey: (key) => this.#verifyKey(peer, key),
+      onMessage: (msg, path) =>
+        this.#emit({
+          event: "message",
+          from: peer,
+          to: msg.group ? "*" : this.username,
+          text: msg.text,
+          id: msg.id,
+          path: pathKind(path),
+        }),
+      onDelivered: (id) => {
+        this.#settled(id);
+        this.#emit({ event: "delivered", to: peer, id });
+      },
+      onUndelivered: (id, reason) => {
+        this.#settled(id);
+        this.#emit({ event: "undelivered", to: peer, id, reason });
+      },
+      onPath: (path) => {
+        if (path.kind === "none") return;
+        this.#emit(
+          path.kind === "direct"
+            ? { event: "path", user: peer, path: "direct", endpoint: formatEndpoint(path.endpoint) }
+            : { event: "path", user: peer, path: "relay" },
+        );
+      },
+    });
+    this.#links.set(peer, link);
+    return link;
   }
 
-  #transmit(id: number, out: Outgoing): void {
-    const endpoint = this.#presence.users.get(out.to);
-    if (out.tries >= this.#attempts || !endpoint) {
-      this.#settled(id);
-      const reason = endpoint ? `no acknowledgement after ${out.tries} tries` : `${out.to} left`;
-      this.#emit({ event: "undelivered", to: out.to, id, reason });
-      return;
+  /** Trust on first use: pin a new key, accept the pinned one, refuse (and warn) on a change. */
+  #verifyKey(peer: string, key: Uint8Array): boolean {
+    const status = this.#known.check(peer, key);
+    if (status === "match") return true;
+    if (status === "new") {
+      this.#known.pin(peer, key).catch((err) =>
+        this.#emit({ event: "error", message: `Cannot save ${peer}'s key: ${err.message}` })
+      );
+      return true;
     }
-    out.tries++;
-    this.#socket.send(out.frame, endpoint);
-    out.timer = setTimeout(() => this.#transmit(id, out), this.#retryMs);
+    const previous = this.#changedKeys.get(peer);
+    if (!previous || encodeKey(previous) !== encodeKey(key)) {
+      this.#changedKeys.set(peer, key);
+      const pinned = this.#known.get(peer)!.publicKey;
+      this.#emit({
+        event: "key-changed",
+        user: peer,
+        fingerprint: fingerprint(key),
+        previous: fingerprint(pinned),
+      });
+    }
+    return false;
+  }
+
+  #onServerMessage(msg: ServerMessage): void {
+    switch (msg.type) {
+      case "introduce": {
+        const key = decodeKey(msg.key);
+        const token = decodeBase64url(msg.token);
+        if (!key || !token || msg.username === this.username) return;
+        const candidates: Candidate[] = [];
+        if (!sameEndpoint(msg.claimed, msg.observed)) {
+          candidates.push({ kind: "lan", endpoint: msg.claimed });
+        }
+        candidates.push({ kind: "public", endpoint: msg.observed });
+        this.#link(msg.username).introduce({ candidates, key, token });
+        return;
+      }
+      case "unavailable": {
+        const link = this.#links.get(msg.username);
+        // Offline users may come back within the session: their messages wait. An online user
+        // the coordinator cannot introduce (a seed-only client) never will.
+        if (link && this.#presence.users.has(msg.username)) {
+          this.#links.delete(msg.username);
+          link.close(msg.reason);
+        }
+        return;
+      }
+      default:
+        return;
+    }
   }
 
   #onDatagram(data: Uint8Array, from: Endpoint): void {
-    if (isFrame(data)) return this.#onFrame(data, from);
-    if (from.host !== this.#server.host || from.port !== this.#server.port) return;
-    try {
-      this.#presence.handle(parseServerMessage(decodeText(data)));
-    } catch (err) {
-      if (!(err instanceof SeedProtocolError)) throw err;
-      this.#emit({
-        event: "error",
-        message: `Ignored a message from the coordinator: ${err.message}`,
-      });
-    }
-  }
-
-  #onFrame(data: Uint8Array, from: Endpoint): void {
-    let frame;
-    try {
-      frame = decodeFrame(data);
-    } catch (err) {
-      if (err instanceof FrameError) return; // garbage from the network is not the user's problem
-      throw err;
-    }
-    if (!this.#presence.users.has(frame.from)) return; // only online users may talk to us
-    if (frame.type === "ack") {
-      const out = this.#outgoing.get(frame.id);
-      if (out && out.to === frame.from) {
-        clearTimeout(out.timer);
-        this.#settled(frame.id);
-        this.#emit({ event: "delivered", to: out.to, id: frame.id });
+    if (this.#closed) return;
+    const fromServer = sameEndpoint(from, this.#o.server);
+    if (!isFrame(data)) {
+      if (!fromServer) return;
+      try {
+        // Several messages may share a datagram, one per line.
+        for (const line of decodeText(data, MAX_BATCH_DATAGRAM).split("\n")) {
+          if (line !== "") this.#presence.handle(parseServerMessage(line));
+        }
+      } catch (err) {
+        if (!(err instanceof SeedProtocolError)) throw err;
+        this.#emit({
+          event: "error",
+          message: `Ignored a message from the coordinator: ${err.message}`,
+        });
       }
       return;
     }
-    // Acknowledge every copy: the sender retransmits until an ack gets through.
-    this.#socket.send(encodeFrame({ type: "ack", from: this.username, id: frame.id }), from);
-    let seen = this.#seen.get(frame.from);
-    if (!seen) this.#seen.set(frame.from, seen = new Set());
-    if (seen.has(frame.id)) return;
-    seen.add(frame.id);
-    if (seen.size > SEEN_LIMIT) seen.delete(seen.values().next().value!);
-    this.#emit({ event: "message", from: frame.from, text: frame.text, id: frame.id });
+    try {
+      let frame = decodeFrame(data);
+      let via: Endpoint | "relay" = from;
+      if (frame.type === "relayed") {
+        if (!fromServer) return;
+        const inner = decodeFrame(frame.inner);
+        // The coordinator vouches for the sender's name; the inner frame must agree.
+        if (!("from" in inner) || inner.from !== frame.from || inner.type === "relayed") return;
+        frame = inner;
+        via = "relay";
+      }
+      if (frame.type === "relay") return;
+      const link = this.#links.get(frame.from);
+      if (link) {
+        link.receive(frame, via);
+      } else if (this.#presence.users.has(frame.from)) {
+        // Someone we have no link with talks to us: ask for an introduction to both sides.
+        this.#link(frame.from).requestIntroduction();
+      }
+    } catch (err) {
+      if (!(err instanceof FrameError)) throw err;
+    }
   }
 }

@@ -17,8 +17,10 @@
 import net from "node:net";
 import { type Endpoint, formatEndpoint, sameEndpoint } from "./protocol/endpoint.ts";
 import {
+  type ClientMessage,
   encodeClientMessage,
   type ListEntry,
+  type LoginExtension,
   parseList,
   SeedProtocolError,
   type ServerMessage,
@@ -38,6 +40,15 @@ export interface PresenceOptions {
   onOffline: (username: string) => void;
   /** Reports trouble that does not stop the client (e.g. a failed re-login). */
   onError?: (message: string) => void;
+  /** Our key and secret, for a coordinator that speaks our extensions. */
+  ext?: LoginExtension;
+  /** Messages that are not about presence (introductions…). */
+  onOther?: (msg: ServerMessage) => void;
+  /**
+   * The coordinator stopped answering (`lost`: nothing heard for 2.5 heartbeat intervals), or
+   * answers again and we are logged in once more (`back`). Chats on direct paths go on meanwhile.
+   */
+  onCoordinator?: (state: "lost" | "back") => void;
   /** How long to wait for `Accept` before sending `login` again; default 1 s. */
   retryMs?: number;
   /** How many times to send `login` before giving up; default 5. */
@@ -60,6 +71,8 @@ export class Presence {
   #waiter: ((msg: ServerMessage) => boolean) | undefined;
   #relogin: Promise<void> | undefined;
   #closed = false;
+  #lastHeard = 0;
+  #lost = false;
 
   constructor(options: PresenceOptions) {
     this.#o = options;
@@ -95,11 +108,16 @@ export class Presence {
     }
     for (const [name, ep] of fresh) this.#setOnline(name, ep);
     this.#startHeartbeat();
+    if (this.#lost) {
+      this.#lost = false;
+      this.#o.onCoordinator?.("back");
+    }
     return { observed: this.#observed, list };
   }
 
   /** Handles a datagram from the coordinator. */
   handle(msg: ServerMessage): void {
+    this.#lastHeard = Date.now();
     if (this.#waiter?.(msg)) return;
     switch (msg.type) {
       case "login":
@@ -118,9 +136,17 @@ export class Presence {
       case "error":
         this.#o.onError?.(`coordinator: ${msg.reason}`);
         return;
+      case "accept":
+      case "reject":
+        return; // a late answer to a login that has finished: nothing to do
       default:
-        return; // a late Accept/Reject after login finished: nothing to do
+        this.#o.onOther?.(msg);
     }
+  }
+
+  /** Asks the coordinator to introduce us to `target`. */
+  connect(target: string): void {
+    this.#sendMessage({ type: "connect", username: this.#o.username, target });
   }
 
   /** Sends `logout` and stops heartbeats. */
@@ -128,13 +154,7 @@ export class Presence {
     this.#closed = true;
     clearInterval(this.#heartbeat);
     this.#waiter = undefined;
-    this.#sendText(
-      encodeClientMessage({
-        type: "logout",
-        username: this.#o.username,
-        endpoint: this.#o.claimed,
-      }),
-    );
+    this.#sendMessage({ type: "logout", username: this.#o.username, endpoint: this.#o.claimed });
   }
 
   #setOnline(name: string, endpoint: Endpoint): void {
@@ -144,14 +164,25 @@ export class Presence {
     this.#o.onOnline(name, endpoint);
   }
 
-  #sendText(text: string): void {
-    this.#o.send(encoder.encode(text), this.#o.server);
+  #sendMessage(msg: ClientMessage): void {
+    this.#o.send(encoder.encode(encodeClientMessage(msg)), this.#o.server);
   }
 
   #startHeartbeat(): void {
     clearInterval(this.#heartbeat);
+    this.#lastHeard = Date.now();
     this.#heartbeat = setInterval(() => {
-      this.#sendText(encodeClientMessage({ type: "heartbeat", username: this.#o.username }));
+      if (!this.#lost && Date.now() - this.#lastHeard > 2.5 * this.#o.keepaliveMs) {
+        this.#lost = true;
+        this.#o.onCoordinator?.("lost");
+      }
+      // While it is lost, keep trying to log in; it may have restarted and forgotten us.
+      if (this.#lost) this.#loginAgain();
+      this.#sendMessage({
+        type: "heartbeat",
+        username: this.#o.username,
+        secret: this.#o.ext?.secret,
+      });
     }, this.#o.keepaliveMs);
   }
 
@@ -167,11 +198,12 @@ export class Presence {
   #requestLogin(): Promise<number> {
     const retryMs = this.#o.retryMs ?? 1000;
     const attempts = this.#o.attempts ?? 5;
-    const text = encodeClientMessage({
+    const login: ClientMessage = {
       type: "login",
       username: this.#o.username,
       endpoint: this.#o.claimed,
-    });
+      ext: this.#o.ext,
+    };
     return new Promise((resolve, reject) => {
       let tries = 0;
       let timer: ReturnType<typeof setTimeout> | undefined;
@@ -194,7 +226,7 @@ export class Presence {
             ),
           );
         }
-        this.#sendText(text);
+        this.#sendMessage(login);
         timer = setTimeout(attempt, retryMs);
       };
       this.#waiter = (msg) => {

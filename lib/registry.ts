@@ -19,7 +19,7 @@
  * ```
  * @module
  */
-import { type Endpoint, sameEndpoint } from "./protocol/endpoint.ts";
+import { type Endpoint, formatEndpoint, sameEndpoint } from "./protocol/endpoint.ts";
 
 /** One user the coordinator knows. */
 export interface User {
@@ -33,12 +33,17 @@ export interface User {
   lastSeen: number;
   /** When the login arrived (clock ms). */
   since: number;
+  /** Public key (base64url) of a client that speaks our extensions; seed-only clients have none. */
+  key?: string;
+  /** Per-process secret that lets the client keep its name when its NAT mapping changes. */
+  secret?: string;
 }
 
 /** Outcome of {@linkcode Registry.login}. */
 export type LoginResult =
   | { kind: "pending"; user: User }
   | { kind: "refreshed"; user: User }
+  | { kind: "rebound"; user: User; previous: Endpoint }
   | { kind: "rejected"; reason: string };
 
 /** Outcome of {@linkcode Registry.logout}. */
@@ -62,6 +67,8 @@ export interface RegistryOptions {
 /** Online users and pending logins, keyed by name. */
 export class Registry {
   readonly #users = new Map<string, User>();
+  /** Name by observed endpoint, to tell who sent a datagram (the relay needs it). */
+  readonly #at = new Map<string, string>();
   readonly #now: () => number;
   readonly #peerTimeoutMs: number;
   readonly #pendingTimeoutMs: number;
@@ -84,31 +91,72 @@ export class Registry {
     return this.#users.get(name);
   }
 
+  /** The user (pending or online) whose observed endpoint this is. */
+  at(endpoint: Endpoint): User | undefined {
+    const name = this.#at.get(formatEndpoint(endpoint));
+    return name === undefined ? undefined : this.#users.get(name);
+  }
+
+  #move(user: User, to: Endpoint): void {
+    this.#at.delete(formatEndpoint(user.observed));
+    user.observed = to;
+    this.#at.set(formatEndpoint(to), user.name);
+  }
+
+  #delete(user: User): void {
+    this.#users.delete(user.name);
+    if (this.#at.get(formatEndpoint(user.observed)) === user.name) {
+      this.#at.delete(formatEndpoint(user.observed));
+    }
+  }
+
   /** Online users, in order of arrival. */
   online(): User[] {
     return [...this.#users.values()].filter((u) => u.state === "online");
   }
 
   /**
-   * Records a login. A name held from another endpoint is rejected; the same endpoint logging in
-   * again refreshes its entry (a client that lost the `Accept` retries).
+   * Records a login. A name held from another endpoint is rejected — unless the login carries the
+   * holder's secret: then its NAT mapping changed and the name moves to the new endpoint
+   * (`rebound`). The same endpoint logging in again refreshes its entry (a client that lost the
+   * `Accept` retries).
    */
-  login(name: string, claimed: Endpoint, observed: Endpoint): LoginResult {
+  login(
+    name: string,
+    claimed: Endpoint,
+    observed: Endpoint,
+    ext?: { key: string; secret: string },
+  ): LoginResult {
     const now = this.#now();
     const existing = this.#users.get(name);
     if (existing) {
-      if (!sameEndpoint(existing.observed, observed)) {
+      const rebind = !sameEndpoint(existing.observed, observed);
+      if (rebind && (ext === undefined || existing.secret !== ext.secret)) {
         return { kind: "rejected", reason: `name "${name}" is already in use` };
       }
+      const previous = existing.observed;
       existing.claimed = claimed;
+      this.#move(existing, observed);
       existing.lastSeen = now;
-      return { kind: "refreshed", user: existing };
+      if (ext) existing.key = ext.key;
+      return rebind
+        ? { kind: "rebound", user: existing, previous }
+        : { kind: "refreshed", user: existing };
     }
     if (this.#users.size >= this.#maxUsers) {
       return { kind: "rejected", reason: "the server is full" };
     }
-    const user: User = { name, claimed, observed, state: "pending", lastSeen: now, since: now };
+    const user: User = {
+      name,
+      claimed,
+      observed,
+      state: "pending",
+      lastSeen: now,
+      since: now,
+      ...ext,
+    };
     this.#users.set(name, user);
+    this.#at.set(formatEndpoint(observed), name);
     return { kind: "pending", user };
   }
 
@@ -133,19 +181,31 @@ export class Registry {
     const user = this.#users.get(name);
     if (!user) return { kind: "unknown" };
     if (!sameEndpoint(user.observed, observed)) return { kind: "forged", owner: user };
-    this.#users.delete(name);
+    this.#delete(user);
     return { kind: "removed", user };
   }
 
   /**
    * Records a heartbeat. Returns the user when `name` is held by `observed`, `undefined`
    * otherwise (unknown name, or someone else's: a heartbeat cannot keep another user alive).
+   * A heartbeat with the holder's secret from a new endpoint moves the name there and says so
+   * in `previous` (the client's NAT mapping changed).
    */
-  heartbeat(name: string, observed: Endpoint): User | undefined {
+  heartbeat(
+    name: string,
+    observed: Endpoint,
+    secret?: string,
+  ): { user: User; previous?: Endpoint } | undefined {
     const user = this.#users.get(name);
-    if (!user || !sameEndpoint(user.observed, observed)) return undefined;
+    if (!user) return undefined;
+    let previous: Endpoint | undefined;
+    if (!sameEndpoint(user.observed, observed)) {
+      if (secret === undefined || user.secret !== secret) return undefined;
+      previous = user.observed;
+      this.#move(user, observed);
+    }
     user.lastSeen = this.#now();
-    return user;
+    return { user, previous };
   }
 
   /**
@@ -163,7 +223,7 @@ export class Registry {
         abandoned.push(user);
       }
     }
-    for (const user of [...expired, ...abandoned]) this.#users.delete(user.name);
+    for (const user of [...expired, ...abandoned]) this.#delete(user);
     return { expired, abandoned };
   }
 
@@ -171,6 +231,7 @@ export class Registry {
   clear(): User[] {
     const online = this.online();
     this.#users.clear();
+    this.#at.clear();
     return online;
   }
 }

@@ -28,8 +28,10 @@ const say = (from: Peer, to: string, text: string) =>
     else settled.set(`${from.username}:${id}`, resolve);
   });
 
-const alice = await Peer.start({ server, username: "alice", onEvent: show("alice") });
-const bob = await Peer.start({ server, username: "bob", onEvent: show("bob") });
+// Demo identities live in a throwaway directory, not among your real keys.
+const configDir = await Deno.makeTempDir({ prefix: "p2p-demo-" });
+const alice = await Peer.start({ server, username: "alice", configDir, onEvent: show("alice") });
+const bob = await Peer.start({ server, username: "bob", configDir, onEvent: show("bob") });
 try {
   await say(alice, "bob", "Hi Bob! This goes straight to you, not through the server.");
   await say(bob, "alice", "你好 Alice — got it, direct over UDP.");
@@ -39,5 +41,6 @@ try {
   await alice.close();
   await new Promise((r) => setTimeout(r, 100)); // let the coordinator log the logouts
   await coordinator.close();
+  await Deno.remove(configDir, { recursive: true });
 }
 console.log("done: two peers chatted directly; try it by hand with the commands in README.md");

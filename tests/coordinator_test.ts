@@ -98,24 +98,26 @@ Deno.test("bad input is answered or dropped and the server keeps serving", async
     try {
       await seedLogin(alice, "alice");
       const bad: (string | Uint8Array)[] = [
-        "",
-        "hello",
-        "login",
         "login,,127.0.0.1:5",
-        "login,a,b",
+        "login,alice-the-great,no-endpoint",
         "login,a,127.0.0.1:99999",
-        "login,a,b,c,d",
-        "login,end,127.0.0.1:5",
-        "login,x\u0007y,127.0.0.1:5",
+        "login,a,b,c,d and some more",
+        "login,end,127.0.0.1:5000",
+        "login,x\u0007y,127.0.0.1:5000",
         "x".repeat(2000),
-        new Uint8Array([0x41, 0xff, 0xfe, 0x2c]),
-        "heartbeat",
+        "heartbeat and nothing else!!",
+        new Uint8Array([0x41, 0xff, 0xfe, 0x2c, ...new Array(30).fill(0x41)]),
       ];
       for (const b of bad) {
         mallory.send(b);
         const reply = await mallory.next(() => true);
         assert.match(reply, /^Error,/, `reply to ${JSON.stringify(b)}`);
+        const length = typeof b === "string" ? new TextEncoder().encode(b).length : b.length;
+        assert.ok(new TextEncoder().encode(reply).length <= length, "no amplification");
       }
+      // Input too short to be answered without amplifying it is dropped silently.
+      for (const b of ["", "hello", "login", "a,b"]) mallory.send(b);
+      assert.ok(await mallory.nothing(() => true));
       // A peer frame (binary) is never answered: no reflection.
       mallory.send(new Uint8Array([0x01, 0x00, 0, 0, 0, 1]));
       assert.ok(await mallory.nothing(() => true));

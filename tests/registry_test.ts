@@ -154,7 +154,7 @@ Deno.test("a heartbeat from the owner keeps the user online", () => {
   reg.admitFrom("192.0.2.1");
   for (let t = 10_000; t <= 200_000; t += 10_000) {
     clock.t = t;
-    const user = reg.heartbeat("alice", ALICE);
+    const user = reg.heartbeat("alice", ALICE)?.user;
     assert.equal(user?.name, "alice");
     assert.equal(user?.lastSeen, t);
     assert.deepEqual(reg.expire(), { expired: [], abandoned: [] });
@@ -258,4 +258,28 @@ Deno.test("online() keeps arrival order and clear() empties the registry", () =>
   assert.equal(reg.size, 0);
   assert.deepEqual(reg.online(), []);
   assert.equal(reg.get("pending"), undefined);
+});
+
+Deno.test("the holder's secret moves a name to a new endpoint; anyone else is still refused", () => {
+  const { reg } = setup();
+  const ext = { key: "k".repeat(43), secret: "s".repeat(22) };
+  reg.login("alice", CLAIMED, ALICE, ext);
+  reg.admitFrom("192.0.2.1");
+  // Without the secret (or with another), the name stays where it is.
+  assert.equal(reg.login("alice", CLAIMED, MALLORY).kind, "rejected");
+  assert.equal(
+    reg.login("alice", CLAIMED, MALLORY, { ...ext, secret: "x".repeat(22) }).kind,
+    "rejected",
+  );
+  assert.equal(reg.heartbeat("alice", MALLORY, "x".repeat(22)), undefined);
+  // A heartbeat with the secret from a new mapping rebinds, and says from where.
+  const moved = reg.heartbeat("alice", ALICE_OTHER_PORT, ext.secret);
+  assert.deepEqual(moved?.previous, ALICE);
+  assert.deepEqual(reg.get("alice")?.observed, ALICE_OTHER_PORT);
+  assert.equal(reg.get("alice")?.state, "online");
+  // So does a login with the secret.
+  const r = reg.login("alice", CLAIMED, ALICE, ext);
+  assert.equal(r.kind, "rebound");
+  assert.deepEqual(r.kind === "rebound" && r.previous, ALICE_OTHER_PORT);
+  assert.equal(reg.get("alice")?.key, ext.key);
 });

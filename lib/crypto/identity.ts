@@ -33,6 +33,7 @@ import { join } from "node:path";
 import { x25519 } from "@noble/curves/ed25519.js";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { bytesToHex, hexToBytes } from "@noble/hashes/utils.js";
+import { decodeBase64url, encodeBase64url } from "../protocol/base64url.ts";
 
 const KEY_LEN = 32;
 const FILE_VERSION = 1;
@@ -326,10 +327,7 @@ export function encodeKey(key: Uint8Array): string {
   if (key.length !== KEY_LEN) {
     throw new RangeError(`Cannot encode key: length ${key.length} is not ${KEY_LEN} bytes`);
   }
-  return btoa(String.fromCharCode(...key)).replaceAll("+", "-").replaceAll("/", "_").replace(
-    /=+$/,
-    "",
-  );
+  return encodeBase64url(key);
 }
 
 /**
@@ -345,11 +343,8 @@ export function encodeKey(key: Uint8Array): string {
  * ```
  */
 export function decodeKey(text: string): Uint8Array | null {
-  if (typeof text !== "string" || !/^[A-Za-z0-9_-]{43}$/.test(text)) return null;
-  const binary = atob(text.replaceAll("-", "+").replaceAll("_", "/") + "=");
-  const key = Uint8Array.from(binary, (c) => c.charCodeAt(0));
-  // The last character carries 2 unused bits; accept only the form encodeKey produces.
-  return encodeKey(key) === text ? key : null;
+  if (typeof text !== "string" || text.length !== 43) return null;
+  return decodeBase64url(text);
 }
 
 /**

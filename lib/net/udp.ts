@@ -16,6 +16,9 @@ import dgram from "node:dgram";
 import { isIPv6 } from "node:net";
 import type { Endpoint } from "../protocol/endpoint.ts";
 
+/** The TTL of ordinary datagrams (Linux's default). */
+const DEFAULT_TTL = 64;
+
 /** Called for each datagram received. */
 export type MessageHandler = (data: Uint8Array, from: Endpoint) => void;
 
@@ -42,6 +45,8 @@ export class UdpSocket {
   #closed = false;
   #inFlight = 0;
   #flushed: (() => void) | undefined;
+  #ttlBusy = false;
+  #waiting: { data: Uint8Array; to: Endpoint; ttl?: number }[] = [];
 
   private constructor(socket: dgram.Socket, onError: (error: Error) => void) {
     this.#socket = socket;
@@ -78,24 +83,38 @@ export class UdpSocket {
     this.#handler = handler;
   }
 
-  /** Sends one datagram. Never throws: failures go to `onError`. */
-  send(data: Uint8Array, to: Endpoint): void {
+  /**
+   * Sends one datagram; with `ttl`, that datagram alone gets this IP TTL (NAT traversal primes a
+   * mapping with a packet that must not reach the far side). Never throws: failures go to
+   * `onError`.
+   */
+  send(data: Uint8Array, to: Endpoint, options: { ttl?: number } = {}): void {
     if (this.#closed) return;
-    this.#inFlight++;
-    try {
-      this.#socket.send(data, to.port, to.host, (err) => {
-        if (err) this.#onError(err);
-        if (--this.#inFlight === 0) this.#flushed?.();
-      });
-    } catch (err) {
-      this.#inFlight--;
-      this.#onError(err as Error);
+    // The TTL is a socket option read when the datagram leaves, which is after send() returns:
+    // while a TTL send is on its way, later sends wait so that they keep the default TTL.
+    if (this.#ttlBusy) {
+      this.#waiting.push({ data, to, ttl: options.ttl });
+      return;
     }
-  }
-
-  /** Sets the unicast TTL of datagrams sent from now on. */
-  setTTL(ttl: number): void {
-    if (!this.#closed) this.#socket.setTTL(ttl);
+    if (options.ttl !== undefined) {
+      this.#ttlBusy = true;
+      this.#socket.setTTL(options.ttl);
+    }
+    this.#inFlight++;
+    const done = (err?: Error | null) => {
+      if (err) this.#onError(err);
+      if (options.ttl !== undefined) {
+        if (!this.#closed) this.#socket.setTTL(DEFAULT_TTL);
+        this.#ttlBusy = false;
+        for (const w of this.#waiting.splice(0)) this.send(w.data, w.to, { ttl: w.ttl });
+      }
+      if (--this.#inFlight === 0 && this.#waiting.length === 0) this.#flushed?.();
+    };
+    try {
+      this.#socket.send(data, to.port, to.host, done);
+    } catch (err) {
+      done(err as Error);
+    }
   }
 
   /**

@@ -15,6 +15,11 @@ import { type Endpoint, EndpointError, formatEndpoint, parseEndpoint } from "./e
 
 /** Longest text datagram either side accepts, in bytes. Longer ones are refused, not parsed. */
 export const MAX_TEXT_DATAGRAM = 512;
+/**
+ * Longest datagram the coordinator sends a client that speaks our extensions: several messages,
+ * one per line, may share it.
+ */
+export const MAX_BATCH_DATAGRAM = 1400;
 /** Longest username, in Unicode code points. */
 export const MAX_USERNAME_LENGTH = 32;
 
@@ -25,9 +30,21 @@ export class SeedProtocolError extends Error {
 
 /** Messages a client sends the coordinator over UDP. */
 export type ClientMessage =
-  | { type: "login"; username: string; endpoint: Endpoint }
+  | { type: "login"; username: string; endpoint: Endpoint; ext?: LoginExtension }
   | { type: "logout"; username: string; endpoint: Endpoint }
-  | { type: "heartbeat"; username: string };
+  | { type: "heartbeat"; username: string; secret?: string }
+  | { type: "connect"; username: string; target: string }
+  | { type: "whoami" };
+
+/**
+ * What a client that speaks our extensions adds to `login`: its public key (base64url, 43
+ * characters) and a per-process secret (base64url, 22 characters) that lets it keep its name when
+ * its NAT mapping changes.
+ */
+export interface LoginExtension {
+  key: string;
+  secret: string;
+}
 
 /** Messages the coordinator sends a client over UDP. */
 export type ServerMessage =
@@ -37,7 +54,31 @@ export type ServerMessage =
   | { type: "login"; username: string; endpoint: Endpoint }
   | { type: "logout"; username: string; endpoint: Endpoint }
   | { type: "alive"; endpoint: Endpoint }
-  | { type: "expired"; username: string };
+  | { type: "expired"; username: string }
+  | { type: "you"; endpoint: Endpoint }
+  | {
+    type: "introduce";
+    username: string;
+    observed: Endpoint;
+    claimed: Endpoint;
+    key: string;
+    token: string;
+  }
+  | { type: "unavailable"; username: string; reason: string };
+
+const KEY_PATTERN = /^[A-Za-z0-9_-]{43}$/;
+const SECRET_PATTERN = /^[A-Za-z0-9_-]{22}$/;
+
+function checkPattern(text: string, pattern: RegExp, what: string, field: string): string {
+  if (!pattern.test(text)) {
+    throw new SeedProtocolError(
+      `Cannot parse ${what}: ${field} is not ${
+        pattern === KEY_PATTERN ? "43" : "22"
+      } base64url characters`,
+    );
+  }
+  return text;
+}
 
 /** One entry of the online list. */
 export interface ListEntry {
@@ -87,11 +128,12 @@ function checkEndpoint(text: string, what: string): Endpoint {
 
 const decoder = new TextDecoder("utf-8", { fatal: true });
 
-/** Decodes a datagram as UTF-8 text, throwing {@linkcode SeedProtocolError} if it is not text. */
-export function decodeText(bytes: Uint8Array): string {
-  if (bytes.length > MAX_TEXT_DATAGRAM) {
+/**
+ * Decodes a datagram as UTF-8 text (at most `limit` bytes), throwing {@linkcode SeedProtocolError} if it is not text. */
+export function decodeText(bytes: Uint8Array, limit: number = MAX_TEXT_DATAGRAM): string {
+  if (bytes.length > limit) {
     throw new SeedProtocolError(
-      `Cannot parse message: ${bytes.length} bytes is longer than the ${MAX_TEXT_DATAGRAM}-byte limit`,
+      `Cannot parse message: ${bytes.length} bytes is longer than the ${limit}-byte limit`,
     );
   }
   try {
@@ -122,7 +164,23 @@ export function parseClientMessage(text: string): ClientMessage {
   text = text.replace(/\r?\n$/, "");
   const verb = verbOf(text);
   switch (verb) {
-    case "login":
+    case "login": {
+      // The seed's three fields, or five with our extension.
+      const parts = text.split(",");
+      const [, username, ep, key, secret] = fields(text, parts.length === 5 ? 5 : 3, verb);
+      const msg: ClientMessage = {
+        type: verb,
+        username: checkUsername(username, verb),
+        endpoint: checkEndpoint(ep, verb),
+      };
+      if (parts.length === 5) {
+        msg.ext = {
+          key: checkPattern(key, KEY_PATTERN, verb, "key"),
+          secret: checkPattern(secret, SECRET_PATTERN, verb, "secret"),
+        };
+      }
+      return msg;
+    }
     case "logout": {
       const [, username, ep] = fields(text, 3, verb);
       return {
@@ -132,9 +190,23 @@ export function parseClientMessage(text: string): ClientMessage {
       };
     }
     case "heartbeat": {
-      const [, username] = fields(text, 2, verb);
-      return { type: "heartbeat", username: checkUsername(username, verb) };
+      const parts = text.split(",");
+      const [, username, secret] = fields(text, parts.length === 3 ? 3 : 2, verb);
+      const msg: ClientMessage = { type: "heartbeat", username: checkUsername(username, verb) };
+      if (parts.length === 3) msg.secret = checkPattern(secret, SECRET_PATTERN, verb, "secret");
+      return msg;
     }
+    case "connect": {
+      const [, username, target] = fields(text, 3, verb);
+      return {
+        type: "connect",
+        username: checkUsername(username, verb),
+        target: checkUsername(target, verb),
+      };
+    }
+    case "whoami":
+      fields(text, 1, verb);
+      return { type: "whoami" };
     default:
       throw new SeedProtocolError(
         `Cannot parse message: unknown message type "${verb.slice(0, 20)}"`,
@@ -146,10 +218,16 @@ export function parseClientMessage(text: string): ClientMessage {
 export function encodeClientMessage(msg: ClientMessage): string {
   switch (msg.type) {
     case "login":
+      return `login,${msg.username},${formatEndpoint(msg.endpoint)}` +
+        (msg.ext ? `,${msg.ext.key},${msg.ext.secret}` : "");
     case "logout":
-      return `${msg.type},${msg.username},${formatEndpoint(msg.endpoint)}`;
+      return `logout,${msg.username},${formatEndpoint(msg.endpoint)}`;
     case "heartbeat":
-      return `heartbeat,${msg.username}`;
+      return `heartbeat,${msg.username}` + (msg.secret ? `,${msg.secret}` : "");
+    case "connect":
+      return `connect,${msg.username},${msg.target}`;
+    case "whoami":
+      return "whoami";
   }
 }
 
@@ -185,6 +263,14 @@ export function encodeServerMessage(msg: ServerMessage): string {
       return `Alive,${formatEndpoint(msg.endpoint)}`;
     case "expired":
       return `Expired,${msg.username}`;
+    case "you":
+      return `You,${formatEndpoint(msg.endpoint)}`;
+    case "introduce":
+      return `Introduce,${msg.username},${formatEndpoint(msg.observed)},${
+        formatEndpoint(msg.claimed)
+      },${msg.key},${msg.token}`;
+    case "unavailable":
+      return `Unavailable,${msg.username},${cleanReason(msg.reason)}`;
   }
 }
 
@@ -216,6 +302,28 @@ export function parseServerMessage(text: string): ServerMessage {
       return { type: "alive", endpoint: checkEndpoint(rest, "Alive") };
     case "Expired":
       return { type: "expired", username: checkUsername(rest, "Expired") };
+    case "You":
+      return { type: "you", endpoint: checkEndpoint(rest, "You") };
+    case "Introduce": {
+      const [, username, observed, claimed, key, token] = fields(text, 6, verb);
+      return {
+        type: "introduce",
+        username: checkUsername(username, verb),
+        observed: checkEndpoint(observed, verb),
+        claimed: checkEndpoint(claimed, verb),
+        key: checkPattern(key, KEY_PATTERN, verb, "key"),
+        token: checkPattern(token, SECRET_PATTERN, verb, "token"),
+      };
+    }
+    case "Unavailable": {
+      const comma = rest.indexOf(",");
+      if (comma < 0) throw new SeedProtocolError("Cannot parse Unavailable: missing reason");
+      return {
+        type: "unavailable",
+        username: checkUsername(rest.slice(0, comma), verb),
+        reason: rest.slice(comma + 1),
+      };
+    }
     default:
       throw new SeedProtocolError(
         `Cannot parse message: unknown message type "${verb.slice(0, 20)}"`,

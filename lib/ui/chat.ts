@@ -25,6 +25,7 @@ export interface ChatOptions {
   json: boolean;
   bind?: Endpoint;
   keepaliveMs?: number;
+  configDir?: string;
 }
 
 function jsonRenderer(): Renderer {
@@ -63,6 +64,15 @@ export async function runChat(options: ChatOptions): Promise<number> {
       case "msg":
         p.send(cmd.to, cmd.text);
         return;
+      case "all":
+        p.sendAll(cmd.text);
+        return;
+      case "fingerprint":
+        p.showFingerprint(cmd.user);
+        return;
+      case "trust":
+        p.trust(cmd.user).catch((err) => ui.event({ event: "error", message: err.message }));
+        return;
       case "who":
         ui.event({ event: "who", users: p.who() });
         return;
@@ -100,6 +110,7 @@ export async function runChat(options: ChatOptions): Promise<number> {
       username: options.username,
       bind: options.bind,
       keepaliveMs: options.keepaliveMs,
+      configDir: options.configDir,
       onEvent: (e) => ui.event(e),
     });
   } catch (err) {

@@ -11,6 +11,9 @@
 /** A parsed command line. */
 export type Command =
   | { kind: "msg"; to: string; text: string }
+  | { kind: "all"; text: string }
+  | { kind: "fingerprint"; user?: string }
+  | { kind: "trust"; user: string }
   | { kind: "who" }
   | { kind: "help" }
   | { kind: "quit" }
@@ -20,7 +23,10 @@ export type Command =
 /** One-line help for each command, in the order `/help` shows them. */
 export const COMMAND_HELP: readonly string[] = [
   "/msg USER TEXT   send TEXT to USER",
-  "/who             list who is online",
+  "/all TEXT        send TEXT to everyone online",
+  "/who             list who is online and the path to each",
+  "/fingerprint [USER]  show USER's key fingerprint and safety number (or yours)",
+  "/trust USER      accept USER's changed key (check its fingerprint with them first)",
   "/help            show this help",
   "/quit            log out and leave (also Ctrl-C, Ctrl-D)",
 ];
@@ -40,6 +46,17 @@ export function parseCommand(line: string): Command {
       const text = rest.slice(space).trimStart();
       return { kind: "msg", to: rest.slice(0, space), text };
     }
+    case "/all":
+      return rest === "" ? { kind: "invalid", message: "Usage: /all TEXT" } : {
+        kind: "all",
+        text: rest,
+      };
+    case "/fingerprint":
+      if (/\s/.test(rest)) return { kind: "invalid", message: "Usage: /fingerprint [USER]" };
+      return rest === "" ? { kind: "fingerprint" } : { kind: "fingerprint", user: rest };
+    case "/trust":
+      if (rest === "" || /\s/.test(rest)) return { kind: "invalid", message: "Usage: /trust USER" };
+      return { kind: "trust", user: rest };
     case "/who":
       return { kind: "who" };
     case "/help":

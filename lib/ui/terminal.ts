@@ -25,11 +25,24 @@ export interface Renderer {
 
 type Style = Parameters<typeof styleText>[0];
 
+/**
+ * Replaces control characters (escape sequences, newlines…) with visible placeholders, so that a
+ * peer's message or name cannot move the cursor, recolour or forge lines on our terminal.
+ */
+export function sanitize(text: string): string {
+  // deno-lint-ignore no-control-regex
+  return text.replace(
+    /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g,
+    (c) => c === "\n" ? "↵" : c === "\t" ? " " : "�",
+  );
+}
+
 /** Formats an event as one line of text (without colour), for people. */
 export function describeEvent(e: PeerEvent): string {
   switch (e.event) {
     case "ready":
-      return `logged in to ${e.server} as ${e.user} (the coordinator sees you at ${e.endpoint})`;
+      return `logged in to ${e.server} as ${e.user} (the coordinator sees you at ${e.endpoint}; ` +
+        `your fingerprint: ${e.fingerprint})`;
     case "online":
       return `${e.user} is online (${e.endpoint})`;
     case "offline":
@@ -37,15 +50,33 @@ export function describeEvent(e: PeerEvent): string {
     case "who":
       return e.users.length === 0
         ? "nobody else is online"
-        : `online: ${e.users.map((u) => `${u.user} (${u.endpoint})`).join(", ")}`;
+        : `online: ${e.users.map((u) => `${u.user} (${u.endpoint}, ${u.path})`).join(", ")}`;
     case "sent":
-      return `sending #${e.id} to ${e.to}…`;
+      return `${e.group ? "[all] " : ""}you → ${e.to}: ${e.text}  (#${e.id}, sending…)`;
     case "message":
-      return `${e.from}: ${e.text}`;
+      return `${e.to === "*" ? "[all] " : ""}${e.from}: ${e.text}` +
+        (e.path === "relay" ? "  (relayed)" : "");
     case "delivered":
       return `✓ #${e.id} delivered to ${e.to}`;
     case "undelivered":
       return `✗ #${e.id} NOT delivered to ${e.to}: ${e.reason}`;
+    case "path":
+      return e.path === "direct"
+        ? `direct path to ${e.user} at ${e.endpoint}`
+        : `talking to ${e.user} through the coordinator's relay (no direct path yet)`;
+    case "key-changed":
+      return `WARNING: ${e.user}'s key has CHANGED (was ${e.previous}, now ${e.fingerprint}). ` +
+        `Someone may be impersonating them. Nothing will be sent to ${e.user} until you check ` +
+        `the new fingerprint with them and type /trust ${e.user}`;
+    case "trusted":
+      return `you now trust ${e.user}'s new key ${e.fingerprint}`;
+    case "fingerprint":
+      return `${e.user}'s fingerprint: ${e.fingerprint}` +
+        (e.safety ? `; safety number with you: ${e.safety}` : "");
+    case "coordinator":
+      return e.state === "lost"
+        ? "lost contact with the coordinator; direct chats go on, retrying…"
+        : "the coordinator is back";
     case "error":
       return `error: ${e.message}`;
   }
@@ -60,6 +91,11 @@ const STYLES: Record<PeerEvent["event"], Style> = {
   message: "bold",
   delivered: "green",
   undelivered: "red",
+  path: "gray",
+  "key-changed": "red",
+  trusted: "yellow",
+  fingerprint: "cyan",
+  coordinator: "yellow",
   error: "red",
 };
 
@@ -82,7 +118,7 @@ export function terminalRenderer(
   };
   if (options.interactive) rl.setPrompt(color ? styleText("bold", "> ") : "> ");
   return {
-    event: (e) => print(describeEvent(e), STYLES[e.event]),
+    event: (e) => print(sanitize(describeEvent(e)), STYLES[e.event]),
     help: () => {
       for (const line of COMMAND_HELP) print(line);
     },

@@ -3,6 +3,10 @@ import { Collector } from "./wait.ts";
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 
+/** Keys made by the processes of a test run live here, not in the user's config directory. */
+export const TEST_CONFIG_HOME = Deno.makeTempDirSync({ prefix: "p2p-test-config-" });
+globalThis.addEventListener("unload", () => Deno.removeSync(TEST_CONFIG_HOME, { recursive: true }));
+
 /** A running `p2p` process. */
 export class P2pProcess {
   readonly stdout = new Collector<string>();
@@ -19,7 +23,7 @@ export class P2pProcess {
       stdin: "piped",
       stdout: "piped",
       stderr: "piped",
-      env: { NO_COLOR: "1", ...options.env },
+      env: { NO_COLOR: "1", XDG_CONFIG_HOME: TEST_CONFIG_HOME, ...options.env },
     }).spawn();
     this.#stdin = this.child.stdin.getWriter();
     this.#done = Promise.all([
@@ -99,7 +103,7 @@ export async function runP2p(
   const out = await new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", MAIN, ...args],
     stdin: "null",
-    env: { NO_COLOR: "1" },
+    env: { NO_COLOR: "1", XDG_CONFIG_HOME: TEST_CONFIG_HOME },
   }).output();
   const dec = new TextDecoder();
   return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };

@@ -1,0 +1,30 @@
+/**
+ * Base64url without padding (RFC 4648 §5): how keys, secrets and tokens travel inside the
+ * coordinator's comma-separated text messages (the alphabet has no `,` or `;`).
+ *
+ * @example
+ * ```ts
+ * encodeBase64url(new Uint8Array([250, 251])); // "-vs"
+ * decodeBase64url("-vs"); // Uint8Array [250, 251]
+ * ```
+ * @module
+ */
+
+/** Encodes bytes as base64url without padding. */
+export function encodeBase64url(bytes: Uint8Array): string {
+  return btoa(String.fromCharCode(...bytes)).replaceAll("+", "-").replaceAll("/", "_")
+    .replace(/=+$/, "");
+}
+
+/**
+ * Decodes base64url without padding. Returns null for anything else, including non-canonical
+ * forms (unused bits set), so that each value has exactly one text form.
+ */
+export function decodeBase64url(text: string): Uint8Array | null {
+  if (!/^[A-Za-z0-9_-]*$/.test(text) || text.length % 4 === 1) return null;
+  const bytes = Uint8Array.from(
+    atob(text.replaceAll("-", "+").replaceAll("_", "/")),
+    (c) => c.charCodeAt(0),
+  );
+  return encodeBase64url(bytes) === text ? bytes : null;
+}

@@ -1,0 +1,813 @@
+/**
+ * Reliable, ordered, exactly-once delivery of whole messages over a lossy, reordering,
+ * duplicating datagram transport, as a pure state machine: no sockets, no timers. The caller
+ * injects a clock and a `send` callback, feeds received segments to
+ * {@linkcode ReliableChannel.receive}, and calls {@linkcode ReliableChannel.poll} at
+ * {@linkcode ReliableChannel.nextDeadline}. One channel per remote peer carries both directions:
+ * it sends our messages as one stream and receives the peer's stream. Segment layout:
+ * `lib/protocol/segment.ts`.
+ *
+ * Rules:
+ * - **Segmentation.** A message (at most `maxMessageSize` bytes, default 1 MiB) is cut into DATA
+ *   segments of at most `maxSegmentSize` bytes (default 1100) each; the last one has the END flag.
+ *   Sequence numbers count segments, start at 0 in each stream and wrap modulo 2^32 on the wire.
+ * - **Acknowledgement.** The receiver answers every DATA segment at once (no delayed ACK: chat
+ *   traffic is sparse, so an ACK per segment costs little and gives the sender prompt RTT samples
+ *   and loss information) with the cumulative ack, up to 4 SACK ranges (the one holding the segment
+ *   just received first, as in RFC 2018) and its receive window.
+ * - **Delivery.** The receiver delivers whole messages in order as soon as they are contiguous,
+ *   then acks. A message is reported delivered only when the *cumulative* ack covers its last
+ *   segment, i.e. the peer has handed it to its application; SACKs never count as delivery.
+ * - **Retransmission.** RFC 6298 timer: SRTT/RTTVAR, RTO = SRTT + 4·RTTVAR clamped to
+ *   [`minRtoMs`, `maxRtoMs`] (200 ms, 5 s), initially `initialRtoMs` (1 s), doubled on each expiry,
+ *   restarted by any ACK that acknowledges new data. Karn's rule: retransmitted segments give no
+ *   RTT sample. A segment is also deemed lost, and resent at once, when a segment transmitted 3 or
+ *   more transmissions after it has been acknowledged (duplicate-threshold loss detection).
+ * - **Flow and congestion control.** New segments are sent only while `seq < cumAck + window` (the
+ *   window the peer advertised; 8 segments, the smallest a receiver may advertise, until the first
+ *   ACK) and while fewer than `cwnd` segments are in the network. `cwnd` is plain AIMD counted in
+ *   segments: it starts at 8, grows by one per acknowledged segment up to `ssthresh` and by
+ *   1/cwnd above it, halves once per window of data when loss is detected, and drops to 1 when
+ *   the timer expires. It is capped at the peer's window.
+ * - **Give-up.** If a message is not delivered `giveUpAfterMs` (default 30 s) after its first
+ *   segment was first transmitted, the peer is deemed unreachable: every message not yet delivered
+ *   (in flight or queued) is reported undelivered, and the channel starts a new stream with a
+ *   fresh random 32-bit stream id so that later messages do not wait behind the lost ones.
+ *   "Undelivered" means "not confirmed": if only the ACKs were lost, the peer may have the message.
+ * - **New streams.** A receiver that sees DATA of an unknown stream whose `base` (the sender's
+ *   lowest unacknowledged seq) is 0 adopts it: it drops the old stream's buffered segments and
+ *   partial message and remembers the old id as retired. This is also what a sender restart looks
+ *   like. DATA of a retired stream is ignored.
+ * - **Reset.** A receiver answers with an ACK carrying the RESET flag when it cannot continue a
+ *   stream: the stream is retired, unknown with `base` > 0 (the receiver restarted and lost what
+ *   it had acknowledged), has `base` beyond the receiver's cumulative ack (the same, detected
+ *   later), or a message exceeds its `maxMessageSize`. A sender that gets a RESET for its current
+ *   stream gives up like above and starts a new stream.
+ *
+ * Callbacks are invoked after the channel's state is updated, except `send`, which is called
+ * mid-update and so must neither throw nor call back into the channel synchronously. If another
+ * callback throws, the exception propagates to the caller; events not yet reported stay queued and
+ * are reported by the next call to `send`, `receive`, `poll` or `close`.
+ *
+ * @example
+ * ```ts
+ * const ch = new ReliableChannel({
+ *   now: () => Date.now(),
+ *   send: (segment) => transport.send(segment),
+ *   onMessage: (data) => console.log(new TextDecoder().decode(data)),
+ *   onDelivered: (id) => console.log(`message ${id} delivered`),
+ *   onUndelivered: (id, reason) => console.log(`message ${id} not delivered: ${reason}`),
+ * });
+ * ch.send(new TextEncoder().encode("hello"));
+ * transport.onReceive = (segment) => ch.receive(segment);
+ * // Call ch.poll() whenever ch.nextDeadline() passes.
+ * ```
+ * @module
+ */
+import {
+  type AckSegment,
+  DATA_HEADER_SIZE,
+  type DataSegment,
+  decodeSegment,
+  encodeSegment,
+  MAX_SACK_RANGES,
+  type SackRange,
+  type Segment,
+  SegmentError,
+  unwrapSeq,
+} from "./protocol/segment.ts";
+
+/** Default largest encoded segment in bytes: with encryption and framing a datagram stays < 1200. */
+export const DEFAULT_MAX_SEGMENT_SIZE = 1100;
+/** Smallest allowed `maxSegmentSize`: room for the largest ACK (45 bytes) and a DATA payload. */
+export const MIN_SEGMENT_SIZE = 64;
+/** Default largest message in bytes (1 MiB). */
+export const DEFAULT_MAX_MESSAGE_SIZE = 1 << 20;
+/** Default time in ms from a message's first transmission until it is reported undelivered. */
+export const DEFAULT_GIVE_UP_AFTER_MS = 30_000;
+/** Default receive window in segments. */
+export const DEFAULT_RECEIVE_WINDOW = 64;
+/** Smallest allowed receive window; senders assume it until the peer's first ACK. */
+export const MIN_RECEIVE_WINDOW = 8;
+/** Largest receive window (the ACK field is 16 bits). */
+export const MAX_RECEIVE_WINDOW = 0xffff;
+
+/** Initial congestion window in segments. */
+const INITIAL_CWND = 8;
+/** Largest reordering allowance for loss detection, in quarters of the min RTT. */
+const MAX_REORDER_QUARTERS = 4;
+/** How many old stream ids a receiver remembers in order to ignore their late segments. */
+const RETIRED_STREAMS = 16;
+/** Clock granularity G of RFC 6298 in ms. */
+const CLOCK_GRANULARITY_MS = 1;
+
+/** Options of {@linkcode ReliableChannel}. */
+export interface ReliableChannelOptions {
+  /** Current time in milliseconds. */
+  now: () => number;
+  /** Hands an encoded segment to the transport. Must not throw or call into the channel. */
+  send: (segment: Uint8Array) => void;
+  /** Receives each of the peer's messages once, whole and in order. */
+  onMessage: (data: Uint8Array) => void;
+  /** Reports that the peer has received the message `id` returned by `send`. */
+  onDelivered: (id: number) => void;
+  /** Reports that the message `id` was given up; `reason` says why. */
+  onUndelivered: (id: number, reason: string) => void;
+  /** Largest encoded segment in bytes, at least {@linkcode MIN_SEGMENT_SIZE}; default 1100. */
+  maxSegmentSize?: number;
+  /** Largest message in bytes, sent or received; default 1 MiB. */
+  maxMessageSize?: number;
+  /** Ms from a message's first transmission until it is given up; default 30 000. */
+  giveUpAfterMs?: number;
+  /** Segments buffered beyond the cumulative ack, 8..65535; default 64. */
+  receiveWindow?: number;
+  /** Retransmission timeout before the first RTT sample in ms; default 1000. */
+  initialRtoMs?: number;
+  /** Lower bound of the retransmission timeout in ms; default 200. */
+  minRtoMs?: number;
+  /** Upper bound of the retransmission timeout in ms; default 5000. */
+  maxRtoMs?: number;
+  /** Returns a random u32 for a new stream id; default `crypto.getRandomValues`. */
+  newStreamId?: () => number;
+}
+
+/** Counters of a {@linkcode ReliableChannel}; they only grow. */
+export interface ReliableStats {
+  /** Messages accepted by `send`. */
+  messagesSent: number;
+  /** Messages reported delivered. */
+  messagesDelivered: number;
+  /** Messages reported undelivered. */
+  messagesUndelivered: number;
+  /** Messages handed to `onMessage`. */
+  messagesReceived: number;
+  /** DATA segments sent for the first time. */
+  dataSent: number;
+  /** DATA segments sent again (timer expiry or loss detected from ACKs). */
+  retransmitted: number;
+  /** Retransmission timer expiries. */
+  timeouts: number;
+  /** Times loss detected from ACKs made the congestion window shrink. */
+  lossEvents: number;
+  /** ACK segments sent, RESETs included. */
+  acksSent: number;
+  /** Received DATA segments that had already been received. */
+  duplicates: number;
+  /** Received DATA segments beyond the receive window, dropped. */
+  outOfWindow: number;
+  /** Received segments that did not decode, dropped. */
+  malformed: number;
+  /** Received ACKs for a stream other than our current one, ignored. */
+  staleAcks: number;
+  /** Received ACKs acknowledging data never sent, ignored. */
+  invalidAcks: number;
+  /** New peer streams adopted by the receiver. */
+  streamsAdopted: number;
+  /** RESETs sent: peer DATA of a stream this receiver does not accept. */
+  resetsSent: number;
+  /** RESETs received for our current stream. */
+  resetsReceived: number;
+  /** Give-ups: a message was not delivered within `giveUpAfterMs`. */
+  giveUps: number;
+}
+
+/** A snapshot of the sending side, for diagnostics and tests. */
+export interface SendState {
+  /** Id of the current send stream. */
+  streamId: number;
+  /** Segments sent and not yet cumulatively acknowledged (limited by `peerWindow`). */
+  unacked: number;
+  /** Segments presumed in the network: not acknowledged, not deemed lost (limited by `cwnd`). */
+  inFlight: number;
+  /** Congestion window in segments. */
+  cwnd: number;
+  /** Receive window last advertised by the peer, in segments. */
+  peerWindow: number;
+  /** Current retransmission timeout in ms. */
+  rtoMs: number;
+  /** Smoothed round-trip time in ms, undefined before the first sample. */
+  srttMs: number | undefined;
+  /** Messages accepted by `send` and not yet reported delivered or undelivered. */
+  pendingMessages: number;
+}
+
+interface OutMessage {
+  id: number;
+  data: Uint8Array;
+  /** Bytes of `data` already cut into segments. */
+  offset: number;
+  /** Seq of the END segment once it has been cut. */
+  lastSeq: number;
+  /** Give-up time, set at the first transmission. */
+  deadline: number | undefined;
+}
+
+const OUTSTANDING = 0;
+const LOST = 1;
+const ACKED = 2;
+
+interface OutSegment {
+  seq: number;
+  payload: Uint8Array;
+  end: boolean;
+  state: typeof OUTSTANDING | typeof LOST | typeof ACKED;
+  /** Time of the latest transmission. */
+  sentAt: number;
+  /** Order of the latest transmission among all transmissions of the stream. */
+  tx: number;
+  retransmitted: boolean;
+}
+
+/**
+ * One peer's reliable message channel: see the module documentation for the rules.
+ *
+ * @example
+ * ```ts
+ * const ch = new ReliableChannel({ now, send, onMessage, onDelivered, onUndelivered });
+ * const id = ch.send(new TextEncoder().encode("hi"));
+ * ch.receive(segmentFromPeer);
+ * ch.poll();
+ * ```
+ */
+export class ReliableChannel {
+  /** Counters; see {@linkcode ReliableStats}. */
+  readonly stats: ReliableStats = {
+    messagesSent: 0,
+    messagesDelivered: 0,
+    messagesUndelivered: 0,
+    messagesReceived: 0,
+    dataSent: 0,
+    retransmitted: 0,
+    timeouts: 0,
+    lossEvents: 0,
+    acksSent: 0,
+    duplicates: 0,
+    outOfWindow: 0,
+    malformed: 0,
+    staleAcks: 0,
+    invalidAcks: 0,
+    streamsAdopted: 0,
+    resetsSent: 0,
+    resetsReceived: 0,
+    giveUps: 0,
+  };
+
+  readonly #opts: ReliableChannelOptions;
+  readonly #payloadSize: number;
+  readonly #maxMessageSize: number;
+  readonly #giveUpAfterMs: number;
+  readonly #receiveWindow: number;
+  readonly #minRto: number;
+  readonly #maxRto: number;
+  readonly #newStreamId: () => number;
+  #closed = false;
+  /** Callbacks not yet invoked, in order. */
+  #events: (() => void)[] = [];
+  #nextId = 1;
+
+  // Sending side.
+  #sndStream: number;
+  /** Seq of the next new segment. */
+  #sndNext = 0;
+  /** Lowest seq not cumulatively acknowledged; `#flight[i].seq === #sndUna + i`. */
+  #sndUna = 0;
+  #flight: OutSegment[] = [];
+  /** Messages not yet fully cut into segments; the first may be partly sent. */
+  #unsent: OutMessage[] = [];
+  /** Messages fully sent, awaiting the cumulative ack of their END segment. */
+  #unacked: OutMessage[] = [];
+  #inFlight = 0;
+  #lost = 0;
+  #cwnd = INITIAL_CWND;
+  #ssthresh = Infinity;
+  /** Loss detected while `#sndUna` is below this does not shrink `#cwnd` again. */
+  #recoveryPoint = 0;
+  #peerWindow = MIN_RECEIVE_WINDOW;
+  #txCount = 0;
+  /** RACK: order of the latest-sent transmission known to have arrived, and its RTT. */
+  #rackTx = -1;
+  #rackRtt = 0;
+  #lossDeadline: number | undefined;
+  #minRtt: number | undefined;
+  /** Reordering allowance in quarters of the min RTT; grows when a resend proves needless. */
+  #reorderQuarters = 1;
+  #srtt: number | undefined;
+  #rttvar = 0;
+  #rto: number;
+  #rtoDeadline: number | undefined;
+
+  // Receiving side.
+  #rcvStream: number | undefined;
+  /** Next expected seq: everything before it has been received. */
+  #rcvNext = 0;
+  /** Segments received beyond `#rcvNext`, by seq. */
+  #outOfOrder = new Map<number, DataSegment>();
+  /** In-order payloads of the message being reassembled. */
+  #partial: Uint8Array[] = [];
+  #partialSize = 0;
+  #retired: number[] = [];
+
+  /** Creates a channel. Throws `RangeError` for invalid options. */
+  constructor(options: ReliableChannelOptions) {
+    this.#opts = options;
+    const maxSegmentSize = options.maxSegmentSize ?? DEFAULT_MAX_SEGMENT_SIZE;
+    this.#maxMessageSize = options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE;
+    this.#giveUpAfterMs = options.giveUpAfterMs ?? DEFAULT_GIVE_UP_AFTER_MS;
+    this.#receiveWindow = options.receiveWindow ?? DEFAULT_RECEIVE_WINDOW;
+    this.#minRto = options.minRtoMs ?? 200;
+    this.#maxRto = options.maxRtoMs ?? 5000;
+    this.#rto = options.initialRtoMs ?? 1000;
+    if (!Number.isInteger(maxSegmentSize) || maxSegmentSize < MIN_SEGMENT_SIZE) {
+      throw new RangeError(
+        `Invalid maxSegmentSize ${maxSegmentSize}: must be an integer >= ${MIN_SEGMENT_SIZE}`,
+      );
+    }
+    if (!Number.isInteger(this.#maxMessageSize) || this.#maxMessageSize < 0) {
+      throw new RangeError(
+        `Invalid maxMessageSize ${this.#maxMessageSize}: must be an integer >= 0`,
+      );
+    }
+    if (!(this.#giveUpAfterMs > 0)) {
+      throw new RangeError(`Invalid giveUpAfterMs ${this.#giveUpAfterMs}: must be > 0`);
+    }
+    if (
+      !Number.isInteger(this.#receiveWindow) || this.#receiveWindow < MIN_RECEIVE_WINDOW ||
+      this.#receiveWindow > MAX_RECEIVE_WINDOW
+    ) {
+      throw new RangeError(
+        `Invalid receiveWindow ${this.#receiveWindow}: must be an integer in ${MIN_RECEIVE_WINDOW}..${MAX_RECEIVE_WINDOW}`,
+      );
+    }
+    if (!(this.#minRto > 0 && this.#minRto <= this.#rto && this.#rto <= this.#maxRto)) {
+      throw new RangeError(
+        `Invalid RTO bounds: need 0 < minRtoMs (${this.#minRto}) <= initialRtoMs (${this.#rto}) <= maxRtoMs (${this.#maxRto})`,
+      );
+    }
+    // MIN_SEGMENT_SIZE leaves room for the largest ACK, so only DATA needs the size computed.
+    this.#payloadSize = maxSegmentSize - DATA_HEADER_SIZE;
+    this.#newStreamId = options.newStreamId ??
+      (() => crypto.getRandomValues(new Uint32Array(1))[0]);
+    this.#sndStream = this.#newStreamId() >>> 0;
+  }
+
+  /** True once {@linkcode ReliableChannel.close} has been called. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** A snapshot of the sending side. */
+  get sendState(): SendState {
+    return {
+      streamId: this.#sndStream,
+      unacked: this.#sndNext - this.#sndUna,
+      inFlight: this.#inFlight,
+      cwnd: this.#cwnd,
+      peerWindow: this.#peerWindow,
+      rtoMs: this.#rto,
+      srttMs: this.#srtt,
+      pendingMessages: this.#unacked.length + this.#unsent.length,
+    };
+  }
+
+  /**
+   * Queues a message (copied) and sends what the windows allow; returns its local id, later
+   * passed to `onDelivered` or `onUndelivered`. Throws `RangeError` when the message exceeds
+   * `maxMessageSize` and `Error` when the channel is closed.
+   *
+   * @example
+   * ```ts
+   * const id = ch.send(new TextEncoder().encode("hello"));
+   * ```
+   */
+  send(data: Uint8Array): number {
+    if (this.#closed) throw new Error("Cannot send: the channel is closed");
+    if (data.length > this.#maxMessageSize) {
+      throw new RangeError(
+        `Cannot send: message of ${data.length} bytes exceeds maxMessageSize ${this.#maxMessageSize}`,
+      );
+    }
+    const id = this.#nextId++;
+    this.stats.messagesSent++;
+    this.#unsent.push({ id, data: data.slice(), offset: 0, lastSeq: -1, deadline: undefined });
+    this.#pump();
+    this.#flush();
+    return id;
+  }
+
+  /**
+   * Processes a segment from the transport. Malformed segments are counted in
+   * `stats.malformed` and dropped; this never throws on bad input.
+   *
+   * @example
+   * ```ts
+   * transport.onReceive = (segment) => ch.receive(segment);
+   * ```
+   */
+  receive(segment: Uint8Array): void {
+    if (this.#closed) return;
+    let seg: Segment | undefined;
+    try {
+      seg = decodeSegment(segment);
+    } catch (error) {
+      if (!(error instanceof SegmentError)) throw error;
+      this.stats.malformed++;
+    }
+    if (seg?.type === "data") this.#onData(seg);
+    else if (seg?.type === "ack") this.#onAck(seg);
+    this.#flush();
+  }
+
+  /**
+   * Runs the timers due at `now()`: give-up, then retransmission.
+   *
+   * @example
+   * ```ts
+   * const at = ch.nextDeadline();
+   * if (at !== undefined && now() >= at) ch.poll();
+   * ```
+   */
+  poll(): void {
+    if (this.#closed) return;
+    const now = this.#opts.now();
+    const giveUpAt = this.#giveUpDeadline();
+    if (giveUpAt !== undefined && now > giveUpAt) {
+      this.stats.giveUps++;
+      this.#abandonStream(`not acknowledged within ${this.#giveUpAfterMs} ms`);
+    }
+    if (this.#rtoDeadline !== undefined && now >= this.#rtoDeadline) this.#onTimeout(now);
+    if (this.#lossDeadline !== undefined && now >= this.#lossDeadline) this.#detectLoss(now);
+    this.#pump();
+    this.#flush();
+  }
+
+  /**
+   * When `poll` should next be called, in `now()` ms; undefined when no timer is running.
+   *
+   * @example
+   * ```ts
+   * const at = ch.nextDeadline();
+   * if (at !== undefined) setTimeout(() => ch.poll(), Math.max(0, at - Date.now()));
+   * ```
+   */
+  nextDeadline(): number | undefined {
+    if (this.#closed) return undefined;
+    const times = [this.#giveUpDeadline(), this.#rtoDeadline, this.#lossDeadline];
+    const due = times.filter((t) => t !== undefined);
+    return due.length > 0 ? Math.min(...due) : undefined;
+  }
+
+  /**
+   * Reports every pending message undelivered ("channel closed") and stops the channel: later
+   * `receive` and `poll` calls do nothing, `send` throws.
+   *
+   * @example
+   * ```ts
+   * ch.close();
+   * ```
+   */
+  close(): void {
+    if (!this.#closed) {
+      this.#failAll("channel closed");
+      this.#closed = true;
+      this.#flight = [];
+      this.#rtoDeadline = undefined;
+      this.#lossDeadline = undefined;
+      this.#resetReceiveState();
+    }
+    this.#flush();
+  }
+
+  #flush(): void {
+    while (this.#events.length > 0) this.#events.shift()!();
+  }
+
+  // ---- Sending side ----
+
+  /** Sends lost segments again, then new ones, while the windows allow. */
+  #pump(): void {
+    while (this.#inFlight < Math.max(1, Math.floor(this.#cwnd))) {
+      if (this.#lost > 0) {
+        const seg = this.#flight.find((s) => s.state === LOST)!;
+        this.#lost--;
+        seg.retransmitted = true;
+        this.stats.retransmitted++;
+        this.#transmit(seg);
+      } else if (this.#unsent.length > 0 && this.#sndNext - this.#sndUna < this.#peerWindow) {
+        this.#sendNewSegment();
+      } else {
+        break;
+      }
+    }
+  }
+
+  #sendNewSegment(): void {
+    const msg = this.#unsent[0];
+    const length = Math.min(this.#payloadSize, msg.data.length - msg.offset);
+    const payload = msg.data.subarray(msg.offset, msg.offset + length);
+    msg.offset += length;
+    msg.deadline ??= this.#opts.now() + this.#giveUpAfterMs;
+    const seg: OutSegment = {
+      seq: this.#sndNext++,
+      payload,
+      end: msg.offset === msg.data.length,
+      state: OUTSTANDING,
+      sentAt: 0,
+      tx: 0,
+      retransmitted: false,
+    };
+    if (seg.end) {
+      msg.lastSeq = seg.seq;
+      this.#unsent.shift();
+      this.#unacked.push(msg);
+    }
+    this.#flight.push(seg);
+    this.stats.dataSent++;
+    this.#transmit(seg);
+  }
+
+  #transmit(seg: OutSegment): void {
+    const now = this.#opts.now();
+    seg.state = OUTSTANDING;
+    seg.sentAt = now;
+    seg.tx = this.#txCount++;
+    this.#inFlight++;
+    this.#rtoDeadline ??= now + this.#rto;
+    this.#opts.send(encodeSegment({
+      type: "data",
+      streamId: this.#sndStream,
+      seq: seg.seq >>> 0,
+      base: this.#sndUna >>> 0,
+      end: seg.end,
+      payload: seg.payload,
+    }));
+  }
+
+  #onAck(ack: AckSegment): void {
+    if (ack.streamId !== this.#sndStream) {
+      this.stats.staleAcks++;
+      return;
+    }
+    if (ack.reset) {
+      this.stats.resetsReceived++;
+      this.#abandonStream("the peer rejected the stream (it restarted or lost its receive state)");
+      return;
+    }
+    const cum = unwrapSeq(ack.cumAck, this.#sndUna);
+    const ranges = ack.sacks.map((r) => {
+      const start = unwrapSeq(r.start, this.#sndUna);
+      return { start, end: start + ((r.end - r.start) >>> 0) };
+    });
+    if (cum > this.#sndNext || ranges.some((r) => r.end > this.#sndNext)) {
+      this.stats.invalidAcks++;
+      return;
+    }
+    if (cum >= this.#sndUna) this.#peerWindow = Math.max(1, ack.window);
+
+    const now = this.#opts.now();
+    let newlyAcked = 0;
+    let sample: OutSegment | undefined;
+    const markAcked = (seg: OutSegment): void => {
+      if (seg.state === ACKED) return;
+      if (seg.state === OUTSTANDING) this.#inFlight--;
+      else this.#lost--;
+      seg.state = ACKED;
+      newlyAcked++;
+      const rtt = now - seg.sentAt;
+      // An ACK faster than any RTT seen acknowledges an earlier copy of a resent segment: the
+      // copy was only reordered, so allow more reordering before calling a segment lost.
+      const ambiguous = seg.retransmitted && (this.#minRtt === undefined || rtt < this.#minRtt);
+      if (ambiguous && this.#minRtt !== undefined) {
+        this.#reorderQuarters = Math.min(this.#reorderQuarters + 1, MAX_REORDER_QUARTERS);
+      }
+      if (!ambiguous && seg.tx > this.#rackTx) {
+        this.#rackTx = seg.tx;
+        this.#rackRtt = rtt;
+      }
+      if (!seg.retransmitted && (sample === undefined || seg.sentAt > sample.sentAt)) sample = seg;
+    };
+    for (let seq = this.#sndUna; seq < cum; seq++) markAcked(this.#flight[seq - this.#sndUna]);
+    for (const r of ranges) {
+      for (let seq = Math.max(r.start, this.#sndUna); seq < r.end; seq++) {
+        markAcked(this.#flight[seq - this.#sndUna]);
+      }
+    }
+    if (cum > this.#sndUna) {
+      this.#flight.splice(0, cum - this.#sndUna);
+      this.#sndUna = cum;
+    }
+    if (sample !== undefined) this.#updateRto(now - sample.sentAt);
+    if (newlyAcked > 0) {
+      this.#cwnd += this.#cwnd < this.#ssthresh ? newlyAcked : newlyAcked / this.#cwnd;
+      this.#cwnd = Math.min(this.#cwnd, this.#peerWindow);
+      this.#rtoDeadline = this.#flight.length > 0 ? now + this.#rto : undefined;
+    }
+    this.#detectLoss(now);
+    while (this.#unacked.length > 0 && this.#unacked[0].lastSeq < this.#sndUna) {
+      const { id } = this.#unacked.shift()!;
+      this.stats.messagesDelivered++;
+      this.#events.push(() => this.#opts.onDelivered(id));
+    }
+    this.#pump();
+  }
+
+  /**
+   * Time-based loss detection after RACK (RFC 8985), simplified: a segment is lost when one sent
+   * after it has arrived and it is overdue by more than a reordering allowance: min RTT / 4 at
+   * first, growing by that step up to one min RTT each time a resend turns out needless.
+   * Unlike a duplicate-ACK threshold this works with windows of 1-3 segments, which random loss
+   * makes common, and detects lost retransmissions too.
+   */
+  #detectLoss(now: number): void {
+    this.#lossDeadline = undefined;
+    const allowance = (this.#minRtt ?? this.#rackRtt) * this.#reorderQuarters / 4;
+    let found = false;
+    for (const seg of this.#flight) {
+      if (seg.state !== OUTSTANDING || seg.tx > this.#rackTx) continue;
+      const due = seg.sentAt + this.#rackRtt + allowance;
+      if (now >= due) {
+        seg.state = LOST;
+        this.#inFlight--;
+        this.#lost++;
+        found = true;
+      } else {
+        this.#lossDeadline = Math.min(this.#lossDeadline ?? due, due);
+      }
+    }
+    if (found && this.#sndUna >= this.#recoveryPoint) {
+      this.stats.lossEvents++;
+      this.#ssthresh = Math.max(Math.floor(this.#cwnd / 2), 2);
+      this.#cwnd = this.#ssthresh;
+      this.#recoveryPoint = this.#sndNext;
+    }
+  }
+
+  /** RFC 6298 section 2, with Karn's rule applied by the caller. */
+  #updateRto(rtt: number): void {
+    this.#minRtt = Math.min(this.#minRtt ?? rtt, rtt);
+    if (this.#srtt === undefined) {
+      this.#srtt = rtt;
+      this.#rttvar = rtt / 2;
+    } else {
+      this.#rttvar = 0.75 * this.#rttvar + 0.25 * Math.abs(this.#srtt - rtt);
+      this.#srtt = 0.875 * this.#srtt + 0.125 * rtt;
+    }
+    const rto = this.#srtt + Math.max(CLOCK_GRANULARITY_MS, 4 * this.#rttvar);
+    this.#rto = Math.min(this.#maxRto, Math.max(this.#minRto, rto));
+  }
+
+  /** RFC 6298 section 5: back off, and resend (as `#cwnd` allows) all that was in the network. */
+  #onTimeout(now: number): void {
+    this.stats.timeouts++;
+    this.#rto = Math.min(this.#rto * 2, this.#maxRto);
+    for (const seg of this.#flight) {
+      if (seg.state === OUTSTANDING) {
+        seg.state = LOST;
+        this.#inFlight--;
+        this.#lost++;
+      }
+    }
+    this.#ssthresh = Math.max(Math.floor(this.#cwnd / 2), 2);
+    this.#cwnd = 1;
+    this.#recoveryPoint = this.#sndNext;
+    this.#lossDeadline = undefined;
+    this.#rtoDeadline = this.#flight.length > 0 ? now + this.#rto : undefined;
+  }
+
+  #giveUpDeadline(): number | undefined {
+    return this.#unacked.length > 0 ? this.#unacked[0].deadline : this.#unsent[0]?.deadline;
+  }
+
+  #failAll(reason: string): void {
+    for (const { id } of [...this.#unacked, ...this.#unsent]) {
+      this.stats.messagesUndelivered++;
+      this.#events.push(() => this.#opts.onUndelivered(id, reason));
+    }
+    this.#unacked = [];
+    this.#unsent = [];
+  }
+
+  /** Gives every pending message up and starts a new stream; RTT estimates are kept. */
+  #abandonStream(reason: string): void {
+    this.#failAll(reason);
+    const old = this.#sndStream;
+    do this.#sndStream = this.#newStreamId() >>> 0; while (this.#sndStream === old);
+    this.#sndNext = 0;
+    this.#sndUna = 0;
+    this.#flight = [];
+    this.#inFlight = 0;
+    this.#lost = 0;
+    this.#cwnd = INITIAL_CWND;
+    this.#ssthresh = Infinity;
+    this.#recoveryPoint = 0;
+    this.#peerWindow = MIN_RECEIVE_WINDOW;
+    this.#txCount = 0;
+    this.#rackTx = -1;
+    this.#rackRtt = 0;
+    this.#lossDeadline = undefined;
+    this.#rtoDeadline = undefined;
+  }
+
+  // ---- Receiving side ----
+
+  #onData(seg: DataSegment): void {
+    if (seg.streamId !== this.#rcvStream) {
+      if (seg.base !== 0 || this.#retired.includes(seg.streamId)) {
+        this.#rejectStream(seg.streamId);
+        return;
+      }
+      if (this.#rcvStream !== undefined) this.#retire(this.#rcvStream);
+      this.#resetReceiveState();
+      this.#rcvStream = seg.streamId;
+      this.stats.streamsAdopted++;
+    }
+    const seq = unwrapSeq(seg.seq, this.#rcvNext);
+    if (unwrapSeq(seg.base, this.#rcvNext) > this.#rcvNext) {
+      this.#rejectStream(seg.streamId);
+      return;
+    }
+    if (seq < this.#rcvNext || this.#outOfOrder.has(seq)) {
+      this.stats.duplicates++;
+    } else if (seq - this.#rcvNext >= this.#receiveWindow) {
+      this.stats.outOfWindow++;
+    } else {
+      this.#outOfOrder.set(seq, seg);
+      let next = this.#outOfOrder.get(this.#rcvNext);
+      while (next !== undefined) {
+        this.#outOfOrder.delete(this.#rcvNext++);
+        this.#partialSize += next.payload.length;
+        if (this.#partialSize > this.#maxMessageSize) {
+          this.#rejectStream(seg.streamId);
+          return;
+        }
+        this.#partial.push(next.payload);
+        if (next.end) this.#deliver();
+        next = this.#outOfOrder.get(this.#rcvNext);
+      }
+    }
+    this.#sendAck(seg.streamId, seq);
+  }
+
+  #deliver(): void {
+    const message = new Uint8Array(this.#partialSize);
+    let offset = 0;
+    for (const part of this.#partial) {
+      message.set(part, offset);
+      offset += part.length;
+    }
+    this.#partial = [];
+    this.#partialSize = 0;
+    this.stats.messagesReceived++;
+    this.#events.push(() => this.#opts.onMessage(message));
+  }
+
+  /** ACKs the current stream; the SACK range holding `latest` goes first (RFC 2018). */
+  #sendAck(streamId: number, latest: number): void {
+    const ranges: SackRange[] = [];
+    for (const seq of [...this.#outOfOrder.keys()].sort((a, b) => a - b)) {
+      const last = ranges.at(-1);
+      if (last !== undefined && last.end === seq) last.end++;
+      else ranges.push({ start: seq, end: seq + 1 });
+    }
+    const first = ranges.findIndex((r) => r.start <= latest && latest < r.end);
+    if (first > 0) ranges.unshift(...ranges.splice(first, 1));
+    this.#emitAck({
+      type: "ack",
+      streamId,
+      reset: false,
+      cumAck: this.#rcvNext >>> 0,
+      window: this.#receiveWindow,
+      sacks: ranges.slice(0, MAX_SACK_RANGES).map((r) => ({
+        start: r.start >>> 0,
+        end: r.end >>> 0,
+      })),
+    });
+  }
+
+  #rejectStream(streamId: number): void {
+    if (streamId === this.#rcvStream) {
+      this.#resetReceiveState();
+      this.#rcvStream = undefined;
+    }
+    this.#retire(streamId);
+    this.stats.resetsSent++;
+    this.#emitAck({ type: "ack", streamId, reset: true, cumAck: 0, window: 0, sacks: [] });
+  }
+
+  #emitAck(ack: AckSegment): void {
+    this.stats.acksSent++;
+    this.#opts.send(encodeSegment(ack));
+  }
+
+  #retire(streamId: number): void {
+    if (this.#retired.includes(streamId)) return;
+    this.#retired.push(streamId);
+    if (this.#retired.length > RETIRED_STREAMS) this.#retired.shift();
+  }
+
+  #resetReceiveState(): void {
+    this.#rcvNext = 0;
+    this.#outOfOrder.clear();
+    this.#partial = [];
+    this.#partialSize = 0;
+  }
+}
