@@ -27,7 +27,7 @@
 import { hmac } from "@noble/hashes/hmac.js";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { HandshakeState, type KeyPair, NoiseError, prologueFor } from "./crypto/noise.ts";
-import { Session, sessionFromHandshake } from "./crypto/session.ts";
+import { Session, SESSION_OVERHEAD, sessionFromHandshake } from "./crypto/session.ts";
 import {
   type ChatMessage,
   ChatMessageError,
@@ -42,7 +42,7 @@ import {
   FrameType,
   PROBE_MAC_LENGTH,
 } from "./protocol/frame.ts";
-import { ReliableChannel } from "./reliable.ts";
+import { DEFAULT_MAX_SEGMENT_SIZE, ReliableChannel } from "./reliable.ts";
 import { type Candidate, type Path, PathFinder, type PathFinderOptions } from "./traversal.ts";
 
 /** What the coordinator's introduction tells us about the other peer. */
@@ -83,6 +83,8 @@ export interface LinkOptions {
 /** How often a handshake message is repeated while unanswered, and how many times. */
 const HANDSHAKE_RETRY_MS = 1000;
 const HANDSHAKE_ATTEMPTS = 10;
+/** Largest datagram we send: safe on every path, tunnels and PPPoE included. */
+export const MAX_DATAGRAM = 1200;
 /** Introductions requested at most this often. */
 const INTRO_INTERVAL_MS = 2000;
 
@@ -435,9 +437,15 @@ export class Link {
   // --- data --------------------------------------------------------------------------------
 
   #newChannel(): ReliableChannel {
+    const nameBytes = (name: string) => 2 + new TextEncoder().encode(name).length;
     const channel: ReliableChannel = new ReliableChannel({
       now: this.#o.now,
       giveUpAfterMs: this.#giveUpAfterMs,
+      // Whole datagrams, relay wrapper included, stay within 1200 bytes whatever the names.
+      maxSegmentSize: Math.min(
+        DEFAULT_MAX_SEGMENT_SIZE,
+        MAX_DATAGRAM - SESSION_OVERHEAD - nameBytes(this.#o.me) - nameBytes(this.#o.peer),
+      ),
       send: (segment) => {
         if (channel === this.#channel) this.#sendData(segment);
       },

@@ -31,9 +31,12 @@
  *   probe reaches it. That is harmless once the peer has primed (the probe matches the peer's own
  *   mapping and dies there) and harmful before, which is why it goes out half-way through the
  *   delay: both introductions must arrive within about `primeDelayMs / 2` plus the one-way delay
- *   of each other, which is the case when the coordinator sends both at once. `lan` candidates are
- *   probed at once (they do not cross our NAT) and `prflx` ones need no priming (the peer's probe
- *   already got through our NAT). Every search primes again: a new introduction, or a dead path.
+ *   of each other, which is the case when the coordinator sends both at once. (`primeTtls` sets the
+ *   rounds; they are spread evenly over `primeDelayMs`.) `lan` candidates are probed at once: they
+ *   do not cross our NAT (when the peer's private address happens to be that of another host of
+ *   our LAN, that host gets a probe it cannot authenticate, nothing more). `prflx` candidates need
+ *   no priming: the peer's probe already got through our NAT. Every search primes again: a new
+ *   introduction, or a dead path.
  * - **Search schedule.** Each eligible candidate is probed every `probeIntervalMs` (200 ms) for the
  *   first `fastProbeMs` (3 s), then every `backgroundIntervalMs` (3 s, ±25 % jitter so that
  *   the two peers' probes do not stay in step) while no direct path works, until `backgroundForMs`
@@ -589,7 +592,9 @@ export class PathFinder {
       }
     }
     if (this.#nextRoundAt !== undefined && this.#nextRoundAt <= now) {
-      for (const c of this.#candidates) {
+      // A background round that was already scheduled when a direct path came up is skipped.
+      const upgrade = this.#path.kind !== "direct" || now < this.#searchStart + t.fastProbeMs;
+      for (const c of upgrade ? this.#candidates : []) {
         if (this.#better(c) && (c.kind !== "public" || now >= this.#normalFrom)) {
           this.#probe(c, now, undefined);
         }
