@@ -52,7 +52,9 @@ function pair(options: { wrongKeyForAlice?: boolean } = {}) {
   const introduce = () => {
     for (const me of ["alice", "bob"] as const) {
       const peer: Name = me === "alice" ? "bob" : "alice";
-      const key = me === "bob" && options.wrongKeyForAlice ? generateKeyPair().publicKey : keys[peer].publicKey;
+      const key = me === "bob" && options.wrongKeyForAlice
+        ? generateKeyPair().publicKey
+        : keys[peer].publicKey;
       links[me].introduce({ candidates: [{ kind: "public", endpoint: AT[peer] }], key, token });
     }
   };
@@ -85,7 +87,9 @@ Deno.test("a link handshakes, carries messages both ways, and nothing on the wir
     assert.ok(p.links.alice.secured && p.links.bob.secured);
     // The wire saw probes, the handshake and data — and never the text.
     const types = new Set(p.wire.map((d) => decodeFrame(d.bytes).type));
-    for (const t of ["probe", "probe-ack", "hs1", "hs2", "hs3", "data"]) assert.ok(types.has(t as never), t);
+    for (const t of ["probe", "probe-ack", "hs1", "hs2", "hs3", "data"]) {
+      assert.ok(types.has(t as never), t);
+    }
     const needle = new TextEncoder().encode("eagle");
     assert.ok(p.wire.every((d) => !contains(d.bytes, needle)), "plaintext on the wire");
   } finally {
