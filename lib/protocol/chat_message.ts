@@ -25,16 +25,24 @@ export interface ChatMessage {
   text: string;
 }
 
-/** Thrown by {@linkcode decodeChatMessage} on malformed input. */
+/**
+ * Thrown by {@linkcode decodeChatMessage} on malformed input, and by
+ * {@linkcode encodeChatMessage} for an id that is not a u32.
+ */
 export class ChatMessageError extends Error {
   override name = "ChatMessageError";
 }
 
+const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
-/** Encodes a chat message. */
+/** Encodes a chat message. Throws {@linkcode ChatMessageError} if `id` is not a u32. */
 export function encodeChatMessage(msg: ChatMessage): Uint8Array {
-  const text = new TextEncoder().encode(msg.text);
+  // setUint32 would wrap -1 or 2**32 and truncate 1.5 silently: the peer would see another id.
+  if (!Number.isInteger(msg.id) || msg.id < 0 || msg.id > 0xffff_ffff) {
+    throw new ChatMessageError(`Cannot encode chat message: id ${msg.id} is not a u32`);
+  }
+  const text = encoder.encode(msg.text);
   const out = new Uint8Array(5 + text.length);
   out[0] = msg.group ? 1 : 0;
   new DataView(out.buffer).setUint32(1, msg.id);

@@ -59,7 +59,10 @@ export type Frame =
   | { type: "relay"; to: string; inner: Uint8Array }
   | { type: "relayed"; from: string; inner: Uint8Array };
 
-/** Thrown by {@linkcode decodeFrame} (and only it) on malformed input; says why. */
+/**
+ * Thrown by {@linkcode decodeFrame} on malformed input, and by {@linkcode encodeFrame} and
+ * {@linkcode frameHeader} for a frame they cannot encode; the message says why.
+ */
 export class FrameError extends Error {
   override name = "FrameError";
 }
@@ -86,6 +89,12 @@ const TYPE_OF: Record<OutFrame["type"], number> = {
 
 /** The first bytes of a frame: type, name length, name. Throws {@linkcode FrameError}. */
 export function frameHeader(type: number, name: string): Uint8Array {
+  // The encoder would silently turn a lone surrogate into U+FFFD: another name than the one given.
+  if (!name.isWellFormed()) {
+    throw new FrameError(
+      "Cannot encode frame: the name has a lone surrogate, which UTF-8 cannot encode",
+    );
+  }
   const bytes = encoder.encode(name);
   if (bytes.length > 255) {
     throw new FrameError(`Cannot encode frame: name is ${bytes.length} bytes, the limit is 255`);
@@ -104,17 +113,22 @@ function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
   return out;
 }
 
-/** Encodes a frame. Throws {@linkcode FrameError} for a name over 255 bytes or a bad txid. */
+/**
+ * Encodes a frame. Throws {@linkcode FrameError} for a name over 255 bytes or with a lone
+ * surrogate, a txid that is not a u32, or a MAC of the wrong length.
+ */
 export function encodeFrame(frame: OutFrame): Uint8Array {
   const type = TYPE_OF[frame.type];
   switch (frame.type) {
     case "probe":
     case "probe-ack": {
       if (!Number.isInteger(frame.txid) || frame.txid < 0 || frame.txid > 0xffff_ffff) {
-        throw new FrameError(`Cannot encode probe: txid ${frame.txid} is not a u32`);
+        throw new FrameError(`Cannot encode ${frame.type}: txid ${frame.txid} is not a u32`);
       }
       if (frame.mac.length !== PROBE_MAC_LENGTH) {
-        throw new FrameError(`Cannot encode probe: the MAC must be ${PROBE_MAC_LENGTH} bytes`);
+        throw new FrameError(
+          `Cannot encode ${frame.type}: MAC is ${frame.mac.length} bytes, not ${PROBE_MAC_LENGTH}`,
+        );
       }
       const body = new Uint8Array(4 + PROBE_MAC_LENGTH);
       new DataView(body.buffer).setUint32(0, frame.txid);

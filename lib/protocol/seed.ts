@@ -11,6 +11,7 @@
  * ```
  * @module
  */
+import { decodeBase64url } from "./base64url.ts";
 import { type Endpoint, EndpointError, formatEndpoint, parseEndpoint } from "./endpoint.ts";
 
 /** Longest text datagram either side accepts, in bytes. Longer ones are refused, not parsed. */
@@ -71,11 +72,13 @@ const SECRET_PATTERN = /^[A-Za-z0-9_-]{22}$/;
 
 function checkPattern(text: string, pattern: RegExp, what: string, field: string): string {
   if (!pattern.test(text)) {
-    throw new SeedProtocolError(
-      `Cannot parse ${what}: ${field} is not ${
-        pattern === KEY_PATTERN ? "43" : "22"
-      } base64url characters`,
-    );
+    throw new SeedProtocolError(`Cannot parse ${what}: ${field} is not ${
+      pattern === KEY_PATTERN ? "43" : "22"
+    } base64url characters`);
+  }
+  // Canonical only: a value has one text form, so what we pass on decodes at the peer.
+  if (decodeBase64url(text) === null) {
+    throw new SeedProtocolError(`Cannot parse ${what}: ${field} is not canonical base64url`);
   }
   return text;
 }
@@ -129,7 +132,9 @@ function checkEndpoint(text: string, what: string): Endpoint {
 const decoder = new TextDecoder("utf-8", { fatal: true });
 
 /**
- * Decodes a datagram as UTF-8 text (at most `limit` bytes), throwing {@linkcode SeedProtocolError} if it is not text. */
+ * Decodes a datagram as UTF-8 text (at most `limit` bytes), throwing
+ * {@linkcode SeedProtocolError} if it is longer or not text.
+ */
 export function decodeText(bytes: Uint8Array, limit: number = MAX_TEXT_DATAGRAM): string {
   if (bytes.length > limit) {
     throw new SeedProtocolError(
