@@ -33,6 +33,7 @@ import { decodeFrame, encodeFrame, FrameError, isFrame } from "./protocol/frame.
 import {
   decodeText,
   MAX_BATCH_DATAGRAM,
+  type NatKind,
   parseServerMessage,
   SeedProtocolError,
   type ServerMessage,
@@ -97,6 +98,9 @@ export class Peer {
   #nextId = 1;
   #ready = false;
   #closed = false;
+  /** How our NAT maps the socket, once known (see {@linkcode NatKind}). */
+  #nat: NatKind | undefined;
+  #natProbe: ReturnType<typeof setTimeout> | undefined;
 
   private constructor(
     socket: UdpSocket,
@@ -128,7 +132,10 @@ export class Peer {
       },
       onOffline: (user) => this.#emit({ event: "offline", user }),
       onError: (message) => this.#emit({ event: "error", message }),
-      onCoordinator: (state) => this.#emit({ event: "coordinator", state }),
+      onCoordinator: (state) => {
+        this.#emit({ event: "coordinator", state });
+        if (state === "back") this.#detectNat(); // a new coordinator knows nothing of our NAT
+      },
       onOther: (msg) => this.#onServerMessage(msg),
     });
   }
@@ -165,6 +172,7 @@ export class Peer {
       for (const [user, ep] of peer.#presence.users) {
         peer.#emit({ event: "online", user, endpoint: formatEndpoint(ep) });
       }
+      peer.#detectNat();
       return peer;
     } catch (err) {
       await socket.close();
@@ -256,10 +264,39 @@ export class Peer {
     return new Promise((resolve) => this.#drainWaiters.push(resolve));
   }
 
+  /** How our NAT maps our socket, once the coordinator's two ports have told us. */
+  get nat(): NatKind | undefined {
+    return this.#nat;
+  }
+
+  /**
+   * Asks the coordinator's second port (`port + 1`) where it sees us: the same endpoint as the
+   * main port means an easy NAT (or none), another port a hard (symmetric) one. The answer goes
+   * to the coordinator (`nat`), which passes it on in introductions. No answer: nothing is
+   * reported, and introductions simply carry no NAT kind.
+   */
+  #detectNat(attempt = 0): void {
+    clearTimeout(this.#natProbe);
+    if (this.#closed || attempt >= 3) return;
+    const alt = { host: this.#o.server.host, port: this.#o.server.port + 1 };
+    this.#socket.send(encoder.encode("whoami"), alt);
+    this.#natProbe = setTimeout(() => this.#detectNat(attempt + 1), 1000);
+  }
+
+  #onNatAnswer(seenByAlt: Endpoint): void {
+    const observed = this.#presence.observed;
+    if (!observed || this.#natProbe === undefined) return;
+    clearTimeout(this.#natProbe);
+    this.#natProbe = undefined;
+    this.#nat = sameEndpoint(seenByAlt, observed) ? "easy" : "hard";
+    this.#presence.reportNat(this.#nat);
+  }
+
   /** Logs out and closes the socket. Messages still unsettled are reported undelivered. */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    clearTimeout(this.#natProbe);
     this.#presence.logout();
     for (const link of this.#links.values()) link.close("the client closed");
     this.#links.clear();
@@ -404,6 +441,15 @@ export class Peer {
     if (this.#closed) return;
     const fromServer = sameEndpoint(from, this.#o.server);
     if (!isFrame(data)) {
+      if (from.host === this.#o.server.host && from.port === this.#o.server.port + 1) {
+        try {
+          const msg = parseServerMessage(decodeText(data));
+          if (msg.type === "you") this.#onNatAnswer(msg.endpoint);
+        } catch (err) {
+          if (!(err instanceof SeedProtocolError)) throw err;
+        }
+        return;
+      }
       if (!fromServer) return;
       try {
         // Several messages may share a datagram, one per line.

@@ -21,6 +21,7 @@ import {
   encodeClientMessage,
   type ListEntry,
   type LoginExtension,
+  type NatKind,
   parseList,
   SeedProtocolError,
   type ServerMessage,
@@ -142,6 +143,11 @@ export class Presence {
       default:
         this.#o.onOther?.(msg);
     }
+  }
+
+  /** Tells the coordinator what kind of NAT we are behind, for later introductions. */
+  reportNat(nat: NatKind): void {
+    this.#sendMessage({ type: "nat", username: this.#o.username, nat });
   }
 
   /** Asks the coordinator to introduce us to `target`. */

@@ -21,11 +21,15 @@
  * - **Retransmission.** RFC 6298 timer: SRTT/RTTVAR, RTO = SRTT + 4·RTTVAR clamped to
  *   [`minRtoMs`, `maxRtoMs`] (200 ms, 5 s), initially `initialRtoMs` (1 s), doubled on each expiry,
  *   restarted by any ACK that acknowledges new data. Karn's rule: retransmitted segments give no
- *   RTT sample. A segment is also deemed lost, and resent at once, when a segment transmitted 3 or
- *   more transmissions after it has been acknowledged (duplicate-threshold loss detection).
+ *   RTT sample. On expiry every unacknowledged segment is deemed lost and resent as `cwnd` allows.
+ *   Before that, loss is detected from ACKs as in RACK (RFC 8985), simplified: a segment is lost
+ *   when one sent after it has been acknowledged and it is overdue by that segment's RTT plus a
+ *   reordering allowance of min RTT / 4, which grows up to one min RTT whenever a resend turns
+ *   out to have been needless.
  * - **Flow and congestion control.** New segments are sent only while `seq < cumAck + window` (the
  *   window the peer advertised; 8 segments, the smallest a receiver may advertise, until the first
- *   ACK) and while fewer than `cwnd` segments are in the network. `cwnd` is plain AIMD counted in
+ *   ACK) and while fewer than `cwnd` segments are in the network (the first unacknowledged
+ *   segment, once deemed lost, is resent at once regardless). `cwnd` is plain AIMD counted in
  *   segments: it starts at 8, grows by one per acknowledged segment up to `ssthresh` and by
  *   1/cwnd above it, halves once per window of data when loss is detected, and drops to 1 when
  *   the timer expires. It is capped at the peer's window.
@@ -37,7 +41,8 @@
  * - **New streams.** A receiver that sees DATA of an unknown stream whose `base` (the sender's
  *   lowest unacknowledged seq) is 0 adopts it: it drops the old stream's buffered segments and
  *   partial message and remembers the old id as retired. This is also what a sender restart looks
- *   like. DATA of a retired stream is ignored.
+ *   like. Late DATA of a retired stream is answered with a RESET (below), which its sender, having
+ *   moved on, ignores.
  * - **Reset.** A receiver answers with an ACK carrying the RESET flag when it cannot continue a
  *   stream: the stream is retired, unknown with `base` > 0 (the receiver restarted and lost what
  *   it had acknowledged), has `base` beyond the receiver's cumulative ack (the same, detected
@@ -52,15 +57,15 @@
  * @example
  * ```ts
  * const ch = new ReliableChannel({
- *   now: () => Date.now(),
- *   send: (segment) => transport.send(segment),
+ *   now: () => performance.now(),
+ *   send: (segment) => console.log("hand to the transport:", segment), // e.g. encrypt and send
  *   onMessage: (data) => console.log(new TextDecoder().decode(data)),
  *   onDelivered: (id) => console.log(`message ${id} delivered`),
  *   onUndelivered: (id, reason) => console.log(`message ${id} not delivered: ${reason}`),
  * });
  * ch.send(new TextEncoder().encode("hello"));
- * transport.onReceive = (segment) => ch.receive(segment);
- * // Call ch.poll() whenever ch.nextDeadline() passes.
+ * // Pass each segment from the peer to ch.receive(), and call ch.poll() at ch.nextDeadline().
+ * ch.close();
  * ```
  * @module
  */
@@ -111,7 +116,10 @@ export interface ReliableChannelOptions {
   onMessage: (data: Uint8Array) => void;
   /** Reports that the peer has received the message `id` returned by `send`. */
   onDelivered: (id: number) => void;
-  /** Reports that the message `id` was given up; `reason` says why. */
+  /**
+   * Reports that the message `id` was given up; `reason` says why. Not confirmed is not proof of
+   * loss: if only the peer's ACKs were lost, it may have the message.
+   */
   onUndelivered: (id: number, reason: string) => void;
   /** Largest encoded segment in bytes, at least {@linkcode MIN_SEGMENT_SIZE}; default 1100. */
   maxSegmentSize?: number;
@@ -223,10 +231,24 @@ interface OutSegment {
  *
  * @example
  * ```ts
- * const ch = new ReliableChannel({ now, send, onMessage, onDelivered, onUndelivered });
- * const id = ch.send(new TextEncoder().encode("hi"));
- * ch.receive(segmentFromPeer);
- * ch.poll();
+ * const toA: Uint8Array[] = [];
+ * const toB: Uint8Array[] = [];
+ * const common = { now: () => performance.now(), onUndelivered: () => {} };
+ * const a = new ReliableChannel({
+ *   ...common,
+ *   send: (segment) => toB.push(segment),
+ *   onMessage: () => {},
+ *   onDelivered: (id) => console.log(`a: message ${id} delivered`),
+ * });
+ * const b = new ReliableChannel({
+ *   ...common,
+ *   send: (segment) => toA.push(segment),
+ *   onMessage: (data) => console.log(`b: ${new TextDecoder().decode(data)}`),
+ *   onDelivered: () => {},
+ * });
+ * a.send(new TextEncoder().encode("hi"));
+ * for (const segment of toB.splice(0)) b.receive(segment); // b: hi
+ * for (const segment of toA.splice(0)) a.receive(segment); // a: message 1 delivered
  * ```
  */
 export class ReliableChannel {
@@ -373,11 +395,6 @@ export class ReliableChannel {
    * Queues a message (copied) and sends what the windows allow; returns its local id, later
    * passed to `onDelivered` or `onUndelivered`. Throws `RangeError` when the message exceeds
    * `maxMessageSize` and `Error` when the channel is closed.
-   *
-   * @example
-   * ```ts
-   * const id = ch.send(new TextEncoder().encode("hello"));
-   * ```
    */
   send(data: Uint8Array): number {
     if (this.#closed) throw new Error("Cannot send: the channel is closed");
@@ -397,11 +414,6 @@ export class ReliableChannel {
   /**
    * Processes a segment from the transport. Malformed segments are counted in
    * `stats.malformed` and dropped; this never throws on bad input.
-   *
-   * @example
-   * ```ts
-   * transport.onReceive = (segment) => ch.receive(segment);
-   * ```
    */
   receive(segment: Uint8Array): void {
     if (this.#closed) return;
@@ -417,20 +429,12 @@ export class ReliableChannel {
     this.#flush();
   }
 
-  /**
-   * Runs the timers due at `now()`: give-up, then retransmission.
-   *
-   * @example
-   * ```ts
-   * const at = ch.nextDeadline();
-   * if (at !== undefined && now() >= at) ch.poll();
-   * ```
-   */
+  /** Runs the timers due at `now()`: give-up, retransmission, loss detection. */
   poll(): void {
     if (this.#closed) return;
     const now = this.#opts.now();
     const giveUpAt = this.#giveUpDeadline();
-    if (giveUpAt !== undefined && now > giveUpAt) {
+    if (giveUpAt !== undefined && now >= giveUpAt) {
       this.stats.giveUps++;
       this.#abandonStream(`not acknowledged within ${this.#giveUpAfterMs} ms`);
     }
@@ -440,15 +444,7 @@ export class ReliableChannel {
     this.#flush();
   }
 
-  /**
-   * When `poll` should next be called, in `now()` ms; undefined when no timer is running.
-   *
-   * @example
-   * ```ts
-   * const at = ch.nextDeadline();
-   * if (at !== undefined) setTimeout(() => ch.poll(), Math.max(0, at - Date.now()));
-   * ```
-   */
+  /** When `poll` should next be called, in `now()` ms; undefined when no timer is running. */
   nextDeadline(): number | undefined {
     if (this.#closed) return undefined;
     const times = [this.#giveUpDeadline(), this.#rtoDeadline, this.#lossDeadline];
@@ -459,20 +455,12 @@ export class ReliableChannel {
   /**
    * Reports every pending message undelivered ("channel closed") and stops the channel: later
    * `receive` and `poll` calls do nothing, `send` throws.
-   *
-   * @example
-   * ```ts
-   * ch.close();
-   * ```
    */
   close(): void {
     if (!this.#closed) {
-      this.#failAll("channel closed");
-      this.#closed = true;
-      this.#flight = [];
-      this.#rtoDeadline = undefined;
-      this.#lossDeadline = undefined;
+      this.#abandonStream("channel closed");
       this.#resetReceiveState();
+      this.#closed = true;
     }
     this.#flush();
   }
@@ -483,21 +471,34 @@ export class ReliableChannel {
 
   // ---- Sending side ----
 
-  /** Sends lost segments again, then new ones, while the windows allow. */
+  /**
+   * Sends lost segments again, then new ones, while the windows allow. The first unacknowledged
+   * segment, which holds up delivery, is resent as soon as it is deemed lost even when `#cwnd` is
+   * full (as RFC 6675 does on entering recovery): otherwise a halved window would hold it back for
+   * a round trip.
+   */
   #pump(): void {
-    while (this.#inFlight < Math.max(1, Math.floor(this.#cwnd))) {
-      if (this.#lost > 0) {
-        const seg = this.#flight.find((s) => s.state === LOST)!;
-        this.#lost--;
-        seg.retransmitted = true;
-        this.stats.retransmitted++;
-        this.#transmit(seg);
-      } else if (this.#unsent.length > 0 && this.#sndNext - this.#sndUna < this.#peerWindow) {
+    for (;;) {
+      const open = this.#inFlight < Math.max(1, Math.floor(this.#cwnd));
+      if (this.#flight[0]?.state === LOST) {
+        this.#retransmit(this.#flight[0]);
+      } else if (open && this.#lost > 0) {
+        this.#retransmit(this.#flight.find((s) => s.state === LOST)!);
+      } else if (
+        open && this.#unsent.length > 0 && this.#sndNext - this.#sndUna < this.#peerWindow
+      ) {
         this.#sendNewSegment();
       } else {
         break;
       }
     }
+  }
+
+  #retransmit(seg: OutSegment): void {
+    this.#lost--;
+    seg.retransmitted = true;
+    this.stats.retransmitted++;
+    this.#transmit(seg);
   }
 
   #sendNewSegment(): void {
@@ -677,20 +678,18 @@ export class ReliableChannel {
     return this.#unacked.length > 0 ? this.#unacked[0].deadline : this.#unsent[0]?.deadline;
   }
 
-  #failAll(reason: string): void {
+  /** Gives every pending message up and starts a new stream; RTT estimates are kept. */
+  #abandonStream(reason: string): void {
     for (const { id } of [...this.#unacked, ...this.#unsent]) {
       this.stats.messagesUndelivered++;
       this.#events.push(() => this.#opts.onUndelivered(id, reason));
     }
     this.#unacked = [];
     this.#unsent = [];
-  }
-
-  /** Gives every pending message up and starts a new stream; RTT estimates are kept. */
-  #abandonStream(reason: string): void {
-    this.#failAll(reason);
     const old = this.#sndStream;
-    do this.#sndStream = this.#newStreamId() >>> 0; while (this.#sndStream === old);
+    this.#sndStream = this.#newStreamId() >>> 0;
+    // The receiver must see a different id to start over; a repeat is unlikely but possible.
+    if (this.#sndStream === old) this.#sndStream = (old + 1) >>> 0;
     this.#sndNext = 0;
     this.#sndUna = 0;
     this.#flight = [];

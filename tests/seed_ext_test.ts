@@ -265,7 +265,8 @@ Deno.test("extended server messages refuse bad fields with the reason", () => {
       `Introduce,bob,192.0.2.1:4000,10.0.0.2:5000,${KEY}`,
       "Cannot parse Introduce: expected 6 comma-separated fields, got 5",
     ],
-    [intro() + ",x", "Cannot parse Introduce: expected 6 comma-separated fields, got 7"],
+    [intro() + ",x", 'Cannot parse Introduce: NAT kind "x" is not easy or hard'],
+    [intro() + ",easy,x", "Cannot parse Introduce: expected 6 comma-separated fields, got 8"],
     ["Introduce", "Cannot parse Introduce: expected 6 comma-separated fields, got 1"],
     [intro({ user: "" }), "Cannot parse Introduce: username is empty"],
     [
@@ -507,4 +508,25 @@ Deno.test("fuzz: extended server messages throw only SeedProtocolError and round
   for (const kind of ["you", "introduce", "unavailable"]) {
     assert.ok(seen.has(kind), `the fuzzer never parsed a ${kind}: saw ${[...seen]}`);
   }
+});
+
+Deno.test("NAT kinds travel in nat reports and introductions", () => {
+  assert.deepEqual(parseClientMessage("nat,alice,hard"), { type: "nat", username: "alice", nat: "hard" });
+  assert.equal(encodeClientMessage({ type: "nat", username: "张伟", nat: "easy" }), "nat,张伟,easy");
+  assert.throws(() => parseClientMessage("nat,alice,cone"), SeedProtocolError);
+  assert.throws(() => parseClientMessage("nat,alice"), SeedProtocolError);
+  const intro = {
+    type: "introduce" as const,
+    username: "bob",
+    observed: { host: "198.51.100.7", port: 4000 },
+    claimed: { host: "10.0.0.7", port: 4000 },
+    key: "A".repeat(43),
+    token: "B".repeat(21) + "A",
+    nat: "hard" as const,
+  };
+  const text = encodeServerMessage(intro);
+  assert.match(text, /,hard$/);
+  assert.deepEqual(parseServerMessage(text), intro);
+  const { nat: _, ...withoutNat } = intro;
+  assert.deepEqual(parseServerMessage(encodeServerMessage(withoutNat)), withoutNat);
 });

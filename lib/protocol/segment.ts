@@ -57,10 +57,11 @@ export const SACK_RANGE_SIZE = 8;
 /** Most SACK ranges one ACK may carry. */
 export const MAX_SACK_RANGES = 4;
 /** Size in bytes of the largest ACK segment. */
-export const MAX_ACK_SIZE = ACK_HEADER_SIZE + MAX_SACK_RANGES * SACK_RANGE_SIZE;
+export const MAX_ACK_SIZE: number = ACK_HEADER_SIZE + MAX_SACK_RANGES * SACK_RANGE_SIZE;
 
 /** A piece of a message. */
 export interface DataSegment {
+  /** Discriminant. */
   type: "data";
   /** Random 32-bit id of the sender's current stream. */
   streamId: number;
@@ -76,12 +77,15 @@ export interface DataSegment {
 
 /** A run of received seqs, `start` inclusive to `end` exclusive, both modulo 2^32. */
 export interface SackRange {
+  /** First seq of the run. */
   start: number;
+  /** Seq just after the run. */
   end: number;
 }
 
 /** Acknowledgement of the DATA segments of one stream. */
 export interface AckSegment {
+  /** Discriminant. */
   type: "ack";
   /** The stream being acknowledged. */
   streamId: number;
@@ -103,6 +107,7 @@ export type Segment = DataSegment | AckSegment;
  * fields out of range; the message says what and why.
  */
 export class SegmentError extends Error {
+  /** Always "SegmentError". */
   override name = "SegmentError";
 }
 
@@ -182,8 +187,9 @@ export function encodeSegment(seg: Segment): Uint8Array {
  *
  * @example
  * ```ts
+ * const bytes = new Uint8Array([2, 0, 0, 0, 0, 7, 0, 0, 0, 1, 0, 64, 0]);
  * const seg = decodeSegment(bytes);
- * if (seg.type === "ack") console.log(seg.cumAck);
+ * if (seg.type === "ack") console.log(seg.cumAck); // 1
  * ```
  */
 export function decodeSegment(bytes: Uint8Array): Segment {
