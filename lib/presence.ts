@@ -137,6 +137,14 @@ export class Presence {
       case "error":
         this.#o.onError?.(`coordinator: ${msg.reason}`);
         return;
+      case "bye":
+        // The coordinator is shutting down: it is lost until a login succeeds again (each
+        // heartbeat tick tries), and direct chats go on meanwhile.
+        if (!this.#lost) {
+          this.#lost = true;
+          this.#o.onCoordinator?.("lost");
+        }
+        return;
       case "accept":
       case "reject":
         return; // a late answer to a login that has finished: nothing to do

@@ -35,7 +35,16 @@ export type ClientMessage =
   | { type: "logout"; username: string; endpoint: Endpoint }
   | { type: "heartbeat"; username: string; secret?: string }
   | { type: "connect"; username: string; target: string }
-  | { type: "whoami" };
+  | { type: "whoami" }
+  | { type: "nat"; username: string; nat: NatKind };
+
+/**
+ * How a client's NAT maps one socket: `easy` (the same public endpoint for every destination, or
+ * no NAT) or `hard` (a new public port per destination: a symmetric NAT). The client finds out
+ * with `whoami` on the coordinator's two ports and reports it with `nat`, so that introductions
+ * can tell each side how to punch (birthday probing needs one easy and one hard side).
+ */
+export type NatKind = "easy" | "hard";
 
 /**
  * What a client that speaks our extensions adds to `login`: its public key (base64url, 43
@@ -64,17 +73,30 @@ export type ServerMessage =
     claimed: Endpoint;
     key: string;
     token: string;
+    /** The introduced peer's NAT, when it reported it. */
+    nat?: NatKind;
   }
-  | { type: "unavailable"; username: string; reason: string };
+  | { type: "unavailable"; username: string; reason: string }
+  /** The coordinator is shutting down: look for it again later (log in with backoff). */
+  | { type: "bye"; reason: string };
 
 const KEY_PATTERN = /^[A-Za-z0-9_-]{43}$/;
 const SECRET_PATTERN = /^[A-Za-z0-9_-]{22}$/;
 
+function checkNat(text: string, what: string): NatKind {
+  if (text !== "easy" && text !== "hard") {
+    throw new SeedProtocolError(`Cannot parse ${what}: NAT kind "${text}" is not easy or hard`);
+  }
+  return text;
+}
+
 function checkPattern(text: string, pattern: RegExp, what: string, field: string): string {
   if (!pattern.test(text)) {
-    throw new SeedProtocolError(`Cannot parse ${what}: ${field} is not ${
-      pattern === KEY_PATTERN ? "43" : "22"
-    } base64url characters`);
+    throw new SeedProtocolError(
+      `Cannot parse ${what}: ${field} is not ${
+        pattern === KEY_PATTERN ? "43" : "22"
+      } base64url characters`,
+    );
   }
   // Canonical only: a value has one text form, so what we pass on decodes at the peer.
   if (decodeBase64url(text) === null) {
@@ -212,6 +234,10 @@ export function parseClientMessage(text: string): ClientMessage {
     case "whoami":
       fields(text, 1, verb);
       return { type: "whoami" };
+    case "nat": {
+      const [, username, nat] = fields(text, 3, verb);
+      return { type: "nat", username: checkUsername(username, verb), nat: checkNat(nat, verb) };
+    }
     default:
       throw new SeedProtocolError(
         `Cannot parse message: unknown message type "${verb.slice(0, 20)}"`,
@@ -233,6 +259,8 @@ export function encodeClientMessage(msg: ClientMessage): string {
       return `connect,${msg.username},${msg.target}`;
     case "whoami":
       return "whoami";
+    case "nat":
+      return `nat,${msg.username},${msg.nat}`;
   }
 }
 
@@ -273,9 +301,11 @@ export function encodeServerMessage(msg: ServerMessage): string {
     case "introduce":
       return `Introduce,${msg.username},${formatEndpoint(msg.observed)},${
         formatEndpoint(msg.claimed)
-      },${msg.key},${msg.token}`;
+      },${msg.key},${msg.token}${msg.nat ? `,${msg.nat}` : ""}`;
     case "unavailable":
       return `Unavailable,${msg.username},${cleanReason(msg.reason)}`;
+    case "bye":
+      return `Bye,${cleanReason(msg.reason)}`;
   }
 }
 
@@ -310,8 +340,9 @@ export function parseServerMessage(text: string): ServerMessage {
     case "You":
       return { type: "you", endpoint: checkEndpoint(rest, "You") };
     case "Introduce": {
-      const [, username, observed, claimed, key, token] = fields(text, 6, verb);
-      return {
+      const count = text.split(",").length === 7 ? 7 : 6;
+      const [, username, observed, claimed, key, token, nat] = fields(text, count, verb);
+      const msg: ServerMessage = {
         type: "introduce",
         username: checkUsername(username, verb),
         observed: checkEndpoint(observed, verb),
@@ -319,7 +350,11 @@ export function parseServerMessage(text: string): ServerMessage {
         key: checkPattern(key, KEY_PATTERN, verb, "key"),
         token: checkPattern(token, SECRET_PATTERN, verb, "token"),
       };
+      if (nat !== undefined) msg.nat = checkNat(nat, verb);
+      return msg;
     }
+    case "Bye":
+      return { type: "bye", reason: rest };
     case "Unavailable": {
       const comma = rest.indexOf(",");
       if (comma < 0) throw new SeedProtocolError("Cannot parse Unavailable: missing reason");
