@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { decodeBase64url, encodeBase64url } from "../lib/protocol/base64url.ts";
+import { prng } from "./support/prng.ts";
 
 const ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
@@ -94,16 +95,6 @@ Deno.test("large inputs round-trip (no call-stack limit)", () => {
   assert.equal(text, Buffer.from(bytes).toString("base64url"));
   assert.deepEqual(decodeBase64url(text), bytes);
 });
-
-/** mulberry32: a small seeded PRNG, so a failure reproduces. */
-function prng(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 Deno.test("fuzz: random bytes round-trip and match node:buffer's encoding", () => {
   const rand = prng(0xb64);

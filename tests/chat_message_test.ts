@@ -5,6 +5,7 @@ import {
   decodeChatMessage,
   encodeChatMessage,
 } from "../lib/protocol/chat_message.ts";
+import { prng } from "./support/prng.ts";
 
 const encoder = new TextEncoder();
 
@@ -93,16 +94,6 @@ Deno.test("decodeChatMessage rejects short input, unknown kinds and bad UTF-8", 
     );
   }
 });
-
-/** mulberry32: a small seeded PRNG, so a failure reproduces. */
-function prng(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const TEXT_PIECES = ["a", " ", "张伟", "😀", "\ufeff", "\n", ",", "é", "\u0000"];
 

@@ -10,6 +10,7 @@ import {
   type OutFrame,
   PROBE_MAC_LENGTH,
 } from "../lib/protocol/frame.ts";
+import { prng } from "./support/prng.ts";
 
 const encoder = new TextEncoder();
 const MAC = Uint8Array.from({ length: PROBE_MAC_LENGTH }, (_, i) => 0xa0 + i);
@@ -323,16 +324,6 @@ Deno.test("decodeFrame rejects names that are not UTF-8, and keeps a leading BOM
   const bom = decodeFrame(new Uint8Array([0x19, 4, 0xef, 0xbb, 0xbf, 0x61, 9]));
   assert.deepEqual(bom, { type: "relayed", from: "\ufeffa", inner: new Uint8Array([9]) });
 });
-
-/** mulberry32: a small seeded PRNG, so a failure reproduces. */
-function prng(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function randomBytes(rand: () => number, max: number): Uint8Array {
   const bytes = new Uint8Array(Math.floor(rand() * max));

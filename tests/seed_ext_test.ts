@@ -13,6 +13,7 @@ import {
   type ServerMessage,
   usernameProblem,
 } from "../lib/protocol/seed.ts";
+import { prng } from "./support/prng.ts";
 
 const encoder = new TextEncoder();
 const V4 = { host: "192.0.2.1", port: 4000 };
@@ -350,16 +351,6 @@ Deno.test("decodeText enforces its limit: 512 bytes by default, a batch's 1400 w
   }
 });
 
-/** mulberry32: a small seeded PRNG, so a failure reproduces. */
-function prng(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 const PIECES = [
   "login",
   "heartbeat",
@@ -511,8 +502,15 @@ Deno.test("fuzz: extended server messages throw only SeedProtocolError and round
 });
 
 Deno.test("NAT kinds travel in nat reports and introductions", () => {
-  assert.deepEqual(parseClientMessage("nat,alice,hard"), { type: "nat", username: "alice", nat: "hard" });
-  assert.equal(encodeClientMessage({ type: "nat", username: "张伟", nat: "easy" }), "nat,张伟,easy");
+  assert.deepEqual(parseClientMessage("nat,alice,hard"), {
+    type: "nat",
+    username: "alice",
+    nat: "hard",
+  });
+  assert.equal(
+    encodeClientMessage({ type: "nat", username: "张伟", nat: "easy" }),
+    "nat,张伟,easy",
+  );
   assert.throws(() => parseClientMessage("nat,alice,cone"), SeedProtocolError);
   assert.throws(() => parseClientMessage("nat,alice"), SeedProtocolError);
   const intro = {

@@ -15,6 +15,7 @@ import {
   type ServerMessage,
   usernameProblem,
 } from "../lib/protocol/seed.ts";
+import { prng } from "./support/prng.ts";
 
 const encoder = new TextEncoder();
 const V4 = { host: "192.0.2.1", port: 4000 };
@@ -429,16 +430,6 @@ Deno.test("parseList takes linear time on long runs of white space", () => {
 
 // ---- fuzzing ---------------------------------------------------------------------------------
 
-/** mulberry32: a small seeded PRNG, so a failure reproduces. */
-function prng(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 const PIECES = [
   "login",
   "logout",
@@ -623,4 +614,14 @@ Deno.test("fuzz: parseList throws only SeedProtocolError", () => {
     assert.deepEqual(parseList(encodeList(list)), list);
   }
   assert.ok(parsed > 50, `only ${parsed} inputs parsed: the fuzzer is not reaching the parser`);
+});
+
+Deno.test("Bye (the coordinator is shutting down) round-trips with a safe reason", () => {
+  for (const reason of ["the server is shutting down", "", "维护中"]) {
+    const text = encodeServerMessage({ type: "bye", reason });
+    assert.equal(text, `Bye,${reason}`);
+    assert.deepEqual(parseServerMessage(decodeText(encoder.encode(text))), { type: "bye", reason });
+  }
+  assert.equal(encodeServerMessage({ type: "bye", reason: "a,b\nc" }), "Bye,a b c");
+  assert.deepEqual(parseServerMessage("Bye"), { type: "bye", reason: "" });
 });

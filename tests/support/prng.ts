@@ -1,0 +1,17 @@
+/**
+ * A small seeded PRNG (mulberry32) for fuzz and simulation tests: a failing seed reproduces.
+ *
+ * @example
+ * ```ts
+ * const rand = prng(42);
+ * rand(); // a number in [0, 1), the same sequence every run
+ * ```
+ */
+export function prng(seed: number): () => number {
+  return () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
