@@ -5,8 +5,10 @@
  * {@linkcode PathFinder.nextDeadline}. It decides which candidate endpoints to probe and when,
  * which path to use (direct to an endpoint, or the coordinator's relay), when a direct path is dead,
  * and when to ask the coordinator for a new introduction. One instance per remote peer, all of them
- * sharing the UDP socket used with the coordinator: that shared socket is what makes the mapping
- * the coordinator observed (the `public` candidate the peer receives) valid for our probes too.
+ * sharing the UDP socket used with the coordinator (the *main* socket, numbered 0): that shared
+ * socket is what makes the mapping the coordinator observed (the `public` candidate the peer
+ * receives) valid for our probes too. A birthday search (below) adds extra sockets, numbered by
+ * the host; a candidate, and a direct path, is an endpoint of the peer *and* one of our sockets.
  *
  * Rules:
  * - **Candidates.** An introduction gives the peer's `lan` endpoint (the one it claimed at login,
@@ -72,6 +74,30 @@
  *   {@linkcode MAX_PENDING_PROBES} are remembered with their target and send time for 5 s. An ack
  *   counts only if its txid is one of them (each at most once), and gives an RTT sample for the
  *   target (smoothed as in RFC 6298, exposed per candidate and for the path).
+ * - **Birthday search** (Tailscale's "birthday paradox"; {@linkcode PathFinder.startBirthday}),
+ *   for a pair with a symmetric NAT (H: a new random public port per destination, and a filter)
+ *   on one side and an endpoint-independent NAT (E: home or open) or none on the other. H's host
+ *   opens K extra sockets ({@linkcode BIRTHDAY_SOCKETS}, 256) and H probes E's `public` endpoint
+ *   from each (role `sockets`): K mappings hardIP:P1..PK, each letting in E's public endpoint
+ *   only. E probes N distinct random ports (1024) of H's public address from its main socket
+ *   (role `spray`), each opening E's own filter to hardIP:port. When a sprayed port is some Pi,
+ *   E's probe reaches socket i and H's ack gets back (or H's probe from socket i gets in, if E
+ *   sprayed Pi first): H's path is E's endpoint from socket i, E's is hardIP:Pi, learned as
+ *   prflx. Odds: 1 − (1 − K/64512)^N, 98.3 % by default. H probes in two rounds: the first with
+ *   the lowest priming TTL (2), which creates the mappings without reaching E's NAT (an open NAT
+ *   would take an unsolicited probe for itself, and the `[UNREPLIED]` entry would divert E's
+ *   later spray to that port, as with priming above); the second with the default TTL,
+ *   `secondRoundAfterMs` (6 s) after the start, when E's spray is over: it gets in for every port
+ *   E sprayed before H's mapping of it existed. Each side sends at most `probesPerSecond` (200)
+ *   birthday probes in any second: E its N in 5.1 s, H its K in 1.3 s, twice. A search ends
+ *   when the path becomes direct (by any candidate) or after `windowMs` (15 s), and the extra
+ *   sockets go back through `releaseSockets`, all but the one a direct path uses, which goes back
+ *   when the path stops using it (dead, or replaced: the main socket beats an extra one of the
+ *   same kind). It runs alongside the normal search, which goes on unchanged (relay after
+ *   `relayAfterMs`, upgrade when the birthday succeeds). Keepalives and dead-path detection work
+ *   the same through an extra socket; a dead path falls back to the relay and asks for an
+ *   introduction, with which a new search may start. The first round dies before an outer NAT
+ *   when H is behind two, so only the second round works then.
  *
  * Which NAT pairs get a direct path (NATs behaving like Linux conntrack, as in the lab):
  * - **home ↔ home, home ↔ open, open ↔ open**: direct via `public`, by simultaneous probing from
@@ -82,34 +108,46 @@
  * - **public host or full-cone NAT ↔ symmetric**: direct: the symmetric side's probes arrive from a
  *   port only its probes reveal; we learn it as `prflx`, ack to it (the symmetric side then
  *   validates our `public`) and probe it (we validate the `prflx`).
- * - **home or open ↔ symmetric**: relay. Our probes go to the symmetric side's coordinator-observed
- *   port, which is not the port it uses toward us, and its probes come from a port we never sent
- *   to, which an address-and-port-dependent filter drops; an open Linux NAT does not forward them
- *   either (they reach the router itself), so no prflx is ever learned. No port prediction is
- *   attempted.
- * - **symmetric ↔ symmetric**: relay.
+ * - **home or open ↔ symmetric**: direct with a birthday search (above), otherwise relay. Measured
+ *   in the virtual network of the tests (20 ms one way, sockets opened 30 ms after the
+ *   introduction; 1000 seeds per case): direct for 98.2 % (home, either side first) to 98.4 %,
+ *   98.1 % with an open NAT, against 98.3 % predicted; both sides direct within 1.5 s of the
+ *   introduction for half of them, 3.4–3.6 s for 90 %, 6.6 s for 99 %, 7.4 s at most; one in six
+ *   of them is on the relay first (after 3 s). A failed search leaves the pair on the relay until
+ *   the next introduction (90 s on), which may start another. Without one, the normal search
+ *   cannot succeed: our probes go to the symmetric side's coordinator-observed port, which is not
+ *   the port it uses toward us, and its probes come from a port we never sent to, which an
+ *   address-and-port-dependent filter drops; an open Linux NAT does not forward them either (they
+ *   reach the router itself), so no prflx is ever learned.
+ * - **symmetric ↔ symmetric**: relay. A birthday search would not help: each sprayed probe
+ *   leaves the sprayer's NAT from a new random port, which the other side's mappings (each bound
+ *   to one remote endpoint) filter. Do not start one.
  * - **both behind the same carrier NAT**: direct only via `lan` or if the carrier NAT hairpins.
  *
  * Callbacks are invoked after the state is updated, except `sendProbe` and `sendProbeAck`, which
  * are called mid-update and so must neither throw nor call back into the finder synchronously.
- * `onPath` and `onNeedIntroduction` may call back (e.g. `start()` from `onNeedIntroduction`).
+ * `onPath`, `onNeedIntroduction` and `releaseSockets` may call back (e.g. `start()` from
+ * `onNeedIntroduction`).
  *
  * @example
  * ```ts
  * const finder = new PathFinder({
  *   now: () => Date.now(),
- *   sendProbe: (to, txid, { ttl }) => wire.sendProbe(to, txid, ttl),
- *   sendProbeAck: (to, txid) => wire.sendProbeAck(to, txid),
+ *   sendProbe: (to, txid, { ttl, socket }) => wire.sendProbe(socket, to, txid, ttl),
+ *   sendProbeAck: (to, txid, socket) => wire.sendProbeAck(socket, to, txid),
  *   onPath: (path) => console.log("path", path),
  *   onNeedIntroduction: () => coordinator.requestIntroduction("bob"),
+ *   releaseSockets: (ids) => wire.close(ids),
  *   relayAvailable: true,
  * });
  * finder.start([
  *   { kind: "lan", endpoint: { host: "10.0.0.7", port: 4000 } },
  *   { kind: "public", endpoint: { host: "203.0.113.9", port: 4000 } },
  * ]);
- * // Feed finder.onProbe / onProbeAck / onAuthenticatedTraffic from the socket, and call
- * // finder.poll() whenever finder.nextDeadline() passes.
+ * // We are behind a home NAT and the peer behind a symmetric one:
+ * finder.startBirthday({ role: "spray" });
+ * // Feed finder.onProbe / onProbeAck / onAuthenticatedTraffic from the sockets, with the id of
+ * // the socket each arrived on, and call finder.poll() whenever finder.nextDeadline() passes.
  * ```
  * @module
  */
@@ -118,16 +156,18 @@ import { type Endpoint, formatEndpoint, sameEndpoint } from "./protocol/endpoint
 /** Where a candidate endpoint comes from; also its rank, best first. */
 export type CandidateKind = "lan" | "public" | "prflx";
 
-/** An endpoint of the remote peer worth probing. */
+/** An endpoint of the remote peer worth probing, and the local socket to probe it from. */
 export interface Candidate {
   kind: CandidateKind;
   endpoint: Endpoint;
+  /** The local socket: 0 (the default) is the main one, shared with the coordinator. */
+  socket?: number;
 }
 
 /** The path our packets to the peer take. */
 export type Path =
   | { kind: "none" }
-  | { kind: "direct"; endpoint: Endpoint; via: CandidateKind }
+  | { kind: "direct"; endpoint: Endpoint; via: CandidateKind; socket: number }
   | { kind: "relay" };
 
 /** Per-probe options for {@linkcode PathFinderOptions.sendProbe}. */
@@ -138,6 +178,8 @@ export interface ProbeOptions {
    * datagram actually leaves the socket, which with `node:dgram` is after `send` returns.
    */
   ttl?: number;
+  /** The local socket to send from: 0 is the main one, others are a birthday search's. */
+  socket: number;
 }
 
 /** Options of {@linkcode PathFinder}. Times are in milliseconds. */
@@ -146,8 +188,11 @@ export interface PathFinderOptions {
   now: () => number;
   /** Sends a probe with this txid to `to`, directly (never through the relay). */
   sendProbe: (to: Endpoint, txid: number, options: ProbeOptions) => void;
-  /** Sends an ack of the probe `txid` to `to` (where the probe came from), directly. */
-  sendProbeAck: (to: Endpoint, txid: number) => void;
+  /**
+   * Sends an ack of the probe `txid` to `to` (where the probe came from), directly, from
+   * `socket`, the local socket the probe arrived on.
+   */
+  sendProbeAck: (to: Endpoint, txid: number, socket: number) => void;
   /** Called on every change of path, with the new path. */
   onPath: (path: Path) => void;
   /**
@@ -155,9 +200,15 @@ export interface PathFinderOptions {
    * at about the same time, each then calling {@linkcode PathFinder.start}.
    */
   onNeedIntroduction: () => void;
+  /**
+   * Hands extra sockets given to {@linkcode PathFinder.startBirthday} back to the host, which may
+   * close them: all of them once the search ends, but the one a direct path uses, which is handed
+   * back when the path stops using it. Required to start a birthday search with sockets.
+   */
+  releaseSockets?: (sockets: number[]) => void;
   /** Whether the coordinator can relay for this peer; without it the fallback path is `none`. */
   relayAvailable: boolean;
-  /** Random u32 for txids and jitter; default `crypto.getRandomValues`. */
+  /** Random u32 for txids, jitter and sprayed ports; default `crypto.getRandomValues`. */
   random?: () => number;
   /** Interval between probes to a candidate in the fast phase and when suspecting; default 200. */
   probeIntervalMs?: number;
@@ -183,9 +234,46 @@ export interface PathFinderOptions {
   primeDelayMs?: number;
 }
 
+/**
+ * The side of a birthday search behind the endpoint-independent NAT (or none): it sprays probes
+ * from its main socket to random ports of the peer's public address.
+ */
+export interface SprayBirthdayOptions {
+  role: "spray";
+  /** Distinct random ports in 1024..65535 to probe (N); default 1024. */
+  ports?: number;
+  /** Most probes in any second, an integer in 1..1000; default 200. */
+  probesPerSecond?: number;
+  /** Time from the start after which the search gives up; default 15 000. */
+  windowMs?: number;
+}
+
+/**
+ * The side of a birthday search behind the symmetric NAT: from each extra socket it probes the
+ * peer's `public` endpoint, opening as many mappings toward it; first with a low TTL, later with
+ * the default one.
+ */
+export interface SocketsBirthdayOptions {
+  role: "sockets";
+  /** Ids of the extra sockets the host opened (K of them, e.g. {@linkcode BIRTHDAY_SOCKETS}). */
+  sockets: number[];
+  /** Most probes in any second, an integer in 1..1000; default 200. */
+  probesPerSecond?: number;
+  /** Time from the start after which the search gives up; default 15 000. */
+  windowMs?: number;
+  /**
+   * Time from the start of the second round, with the default TTL; default 6000: after the
+   * peer's default spray (1024 ports at 200 per second) is over.
+   */
+  secondRoundAfterMs?: number;
+}
+
+/** Options of {@linkcode PathFinder.startBirthday}: which side we are, and the limits. */
+export type BirthdayOptions = SprayBirthdayOptions | SocketsBirthdayOptions;
+
 /** Counters of a {@linkcode PathFinder}; they only grow. */
 export interface PathFinderStats {
-  /** Probes sent with the default TTL. */
+  /** Probes sent with the default TTL, birthday probes excluded. */
   probesSent: number;
   /** Priming probes sent (low TTL). */
   primingProbesSent: number;
@@ -205,12 +293,20 @@ export interface PathFinderStats {
   pathsLost: number;
   /** Calls of `onNeedIntroduction`. */
   introductionsRequested: number;
+  /** Birthday searches started. */
+  birthdaysStarted: number;
+  /** Birthday searches ended by a direct path (rather than by their window). */
+  birthdaysSucceeded: number;
+  /** Probes sent by birthday searches: sprayed, or from the extra sockets. */
+  birthdayProbesSent: number;
 }
 
 /** A snapshot of one candidate, for diagnostics and tests. */
 export interface CandidateInfo {
   kind: CandidateKind;
   endpoint: Endpoint;
+  /** The local socket it is probed from (0: the main one). */
+  socket: number;
   /** Smoothed round-trip time of probes to it, undefined before the first ack. */
   rttMs: number | undefined;
   /** When a probe to it was last acknowledged. */
@@ -223,10 +319,21 @@ export interface CandidateInfo {
 export const MAX_CANDIDATES = 8;
 /** Most peer-reflexive candidates kept. */
 export const MAX_PRFLX = 8;
-/** Most probes whose txid is remembered (enough for the fast phase with every candidate). */
+/**
+ * Most probes whose txid is remembered (enough for the fast phase with every candidate).
+ * Birthday probes are remembered apart, each for 5 s.
+ */
 export const MAX_PENDING_PROBES = 256;
+/**
+ * Extra sockets a host should open for the `sockets` side of a birthday search (K): with the
+ * default 1024 sprayed ports the search succeeds with probability 1 − (1 − 256/64512)^1024 ≈ 98 %.
+ */
+export const BIRTHDAY_SOCKETS = 256;
 /** How long an ack is accepted after its probe was sent. */
 const PROBE_LIFETIME_MS = 5000;
+/** Ports a birthday search sprays: those a NAT allocates from (Linux: 1024..65535). */
+const FIRST_PORT = 1024;
+const PORT_COUNT = 65536 - FIRST_PORT;
 
 const RANK: Record<CandidateKind, number> = { lan: 0, public: 1, prflx: 2 };
 const NONE: Path = { kind: "none" };
@@ -235,6 +342,7 @@ const RELAY: Path = { kind: "relay" };
 interface CandidateState {
   kind: CandidateKind;
   endpoint: Endpoint;
+  socket: number;
   srtt: number | undefined;
   lastProbeAt: number | undefined;
   lastAckAt: number | undefined;
@@ -243,7 +351,30 @@ interface CandidateState {
 
 interface PendingProbe {
   endpoint: Endpoint;
+  socket: number;
   sentAt: number;
+}
+
+/** A running birthday search. */
+interface Birthday {
+  role: BirthdayOptions["role"];
+  /** `spray`: the peer's public address (the port is drawn per probe); `sockets`: its endpoint. */
+  target: Endpoint;
+  /** `sockets`: the extra sockets, probed in this order in each round; `spray`: empty. */
+  sockets: number[];
+  /** Probes to send in all. */
+  total: number;
+  sent: number;
+  startAt: number;
+  endAt: number;
+  /** `sockets`: when the second round starts, and the TTL of the first one. */
+  secondRoundAt: number;
+  firstRoundTtl: number | undefined;
+  rate: number;
+  /** Times of the last `rate` probes, oldest first: the next may go 1 s after the first. */
+  recent: number[];
+  /** Sparse Fisher-Yates shuffle of the port range, so that sprayed ports are distinct. */
+  swaps: Map<number, number>;
 }
 
 type Timings = Required<
@@ -276,6 +407,9 @@ export class PathFinder {
     pathChanges: 0,
     pathsLost: 0,
     introductionsRequested: 0,
+    birthdaysStarted: 0,
+    birthdaysSucceeded: 0,
+    birthdayProbesSent: 0,
   };
   readonly #opts: PathFinderOptions;
   readonly #t: Timings;
@@ -295,6 +429,15 @@ export class PathFinder {
   #nextRoundAt: number | undefined;
   #relayAt: number | undefined;
   #reintroduceAt: number | undefined;
+
+  // Birthday search.
+  /** The endpoint the last introduction gave as `public` (kept even if also given as `lan`). */
+  #introducedPublic: Endpoint | undefined;
+  #birthday: Birthday | undefined;
+  /** Txids of birthday probes, in the order sent. */
+  #birthdayPending = new Map<number, PendingProbe>();
+  /** Extra sockets given by `startBirthday` and not yet handed back. */
+  #held = new Set<number>();
 
   // Liveness of a direct path.
   #lastPathProbeAt = 0;
@@ -346,26 +489,33 @@ export class PathFinder {
   /** Smoothed RTT of the direct path; undefined without one or before its first sample. */
   get rttMs(): number | undefined {
     const path = this.#path;
-    return path.kind === "direct" ? this.#find(path.endpoint)?.srtt : undefined;
+    return path.kind === "direct" ? this.#find(path.endpoint, path.socket)?.srtt : undefined;
   }
 
-  /** A snapshot of the candidates: introduced ones first, then prflx in the order learned. */
+  /** A snapshot of the candidates: introduced ones first, then learned ones in that order. */
   get candidates(): CandidateInfo[] {
     return this.#candidates.map((c) => ({
       kind: c.kind,
       endpoint: { ...c.endpoint },
+      socket: c.socket,
       rttMs: c.srtt,
       lastAckAt: c.lastAckAt,
       lastHeardAt: c.lastHeardAt,
     }));
   }
 
+  /** The role of the birthday search in progress, if any. */
+  get birthday(): BirthdayOptions["role"] | undefined {
+    return this.#birthday?.role;
+  }
+
   /**
    * Starts a search with the candidates of an introduction (they replace those of the previous
-   * one; prflx candidates and the endpoint of the current direct path are kept). May be called
-   * again: each call restarts the schedule, priming included, without changing the current path.
-   * An endpoint given twice keeps its best kind. Throws `RangeError` when given more than
-   * {@linkcode MAX_CANDIDATES} distinct endpoints.
+   * one; learned candidates and that of the current direct path are kept). May be called again:
+   * each call restarts the schedule, priming included, without changing the current path or a
+   * birthday search in progress. A candidate is an endpoint *and* a socket; one given twice
+   * keeps its best kind. Throws `RangeError` when given more than {@linkcode MAX_CANDIDATES}
+   * distinct candidates or a socket that is not an integer >= 0.
    *
    * @example
    * ```ts
@@ -374,15 +524,18 @@ export class PathFinder {
    */
   start(candidates: Candidate[]): void {
     const introduced: CandidateState[] = [];
-    for (const { kind, endpoint } of candidates) {
-      const dup = introduced.find((c) => sameEndpoint(c.endpoint, endpoint));
+    for (const { kind, endpoint, socket = 0 } of candidates) {
+      if (!(Number.isInteger(socket) && socket >= 0)) {
+        throw new RangeError(`Cannot start: socket ${socket} is not an integer >= 0`);
+      }
+      const dup = introduced.find((c) => sameEndpoint(c.endpoint, endpoint) && c.socket === socket);
       if (dup) {
         if (RANK[kind] < RANK[dup.kind]) dup.kind = kind;
         continue;
       }
-      // Keep what we measured about an endpoint we already knew.
-      const known = this.#find(endpoint);
-      introduced.push(known ? { ...known, kind } : newCandidate(kind, endpoint));
+      // Keep what we measured about a candidate we already knew.
+      const known = this.#find(endpoint, socket);
+      introduced.push(known ? { ...known, kind } : newCandidate(kind, endpoint, socket));
     }
     if (introduced.length > MAX_CANDIDATES) {
       throw new RangeError(
@@ -391,13 +544,15 @@ export class PathFinder {
     }
     const path = this.#path;
     const kept = this.#candidates.filter((c) =>
-      (c.kind === "prflx" || (path.kind === "direct" && sameEndpoint(c.endpoint, path.endpoint))) &&
-      !introduced.some((n) => sameEndpoint(n.endpoint, c.endpoint))
+      (c.kind === "prflx" || c.socket !== 0 || (path.kind === "direct" && onPath(path, c))) &&
+      !introduced.some((n) => sameEndpoint(n.endpoint, c.endpoint) && n.socket === c.socket)
     );
     this.#candidates = [...introduced, ...kept];
+    const pub = candidates.find((c) => c.kind === "public" && (c.socket ?? 0) === 0);
+    this.#introducedPublic = pub && { ...pub.endpoint };
     if (path.kind === "direct") {
       // The introduction may rank the path's endpoint differently (a prflx that is now public).
-      const via = this.#find(path.endpoint)!.kind;
+      const via = this.#find(path.endpoint, path.socket)!.kind;
       if (via !== path.via) this.#setPath({ ...path, via });
     }
     const now = this.#opts.now();
@@ -413,21 +568,116 @@ export class PathFinder {
   }
 
   /**
-   * Handles a valid probe that arrived directly from `from`: acks it to `from`, learns `from` as
-   * a prflx candidate if it is not a known one, and probes it back if it could be a better path.
-   * Works before {@linkcode start} too (the peer's introduction may arrive before ours).
+   * Starts a birthday search toward the `public` candidate of the last {@linkcode start}, for a
+   * peer behind a symmetric NAT while we are behind an endpoint-independent one (`spray`), or
+   * the other way round (`sockets`, with the extra sockets the host just opened); see the module
+   * documentation. It runs alongside the normal search until a direct path comes up or
+   * `windowMs` passes; then the extra sockets are handed back through `releaseSockets`, all but
+   * one a direct path uses. A search already in progress ends first (sockets given again are
+   * kept). With a direct path already up, nothing is sent (and the sockets are handed back).
+   * When both peers asked for an introduction, two may come in a row: check
+   * {@linkcode PathFinder.birthday} before opening sockets for a second search toward the same
+   * endpoint.
+   * Throws `Error` before {@linkcode start} or without a `public` candidate, and `RangeError`
+   * on invalid options or a `sockets` role without `releaseSockets`; the host keeps its
+   * sockets then.
    *
    * @example
    * ```ts
-   * wire.onProbe = (from, txid) => finder.onProbe(from, txid);
+   * finder.start(introduction.candidates);
+   * if (weAreSymmetric) finder.startBirthday({ role: "sockets", sockets: await openSockets(256) });
+   * else finder.startBirthday({ role: "spray" });
    * ```
    */
-  onProbe(from: Endpoint, txid: number): void {
+  startBirthday(options: BirthdayOptions): void {
+    const rate = options.probesPerSecond ?? 200;
+    if (!(Number.isInteger(rate) && rate >= 1 && rate <= 1000)) {
+      throw new RangeError(`Invalid probesPerSecond ${rate}: must be an integer in 1..1000`);
+    }
+    const windowMs = options.windowMs ?? 15_000;
+    if (!(Number.isFinite(windowMs) && windowMs >= 1)) {
+      throw new RangeError(`Invalid windowMs ${windowMs}: must be a finite number >= 1`);
+    }
+    let sockets: number[] = [];
+    let total: number;
+    let secondRoundAfterMs = 0;
+    if (options.role === "spray") {
+      total = options.ports ?? 1024;
+      if (!(Number.isInteger(total) && total >= 1 && total <= PORT_COUNT)) {
+        throw new RangeError(`Invalid ports ${total}: must be an integer in 1..${PORT_COUNT}`);
+      }
+    } else {
+      sockets = [...options.sockets];
+      total = 2 * sockets.length;
+      if (total === 0) throw new RangeError("Invalid sockets: at least one is needed");
+      secondRoundAfterMs = options.secondRoundAfterMs ?? 6000;
+      if (!(Number.isFinite(secondRoundAfterMs) && secondRoundAfterMs >= 0)) {
+        throw new RangeError(
+          `Invalid secondRoundAfterMs ${secondRoundAfterMs}: must be a finite number >= 0`,
+        );
+      }
+      for (const [i, s] of sockets.entries()) {
+        if (!(Number.isInteger(s) && s >= 1) || sockets.indexOf(s) !== i) {
+          throw new RangeError(
+            `Invalid socket ${s}: extra sockets must be distinct integers >= 1 (0 is the main one)`,
+          );
+        }
+      }
+      if (this.#opts.releaseSockets === undefined) {
+        throw new RangeError(
+          "Cannot search with extra sockets: no releaseSockets callback to hand them back",
+        );
+      }
+    }
+    const target = this.#introducedPublic;
+    if (!this.#running || target === undefined) {
+      throw new Error(
+        "Cannot start a birthday search: no public candidate of the peer; call start() first",
+      );
+    }
+    const now = this.#opts.now();
+    this.#birthday = undefined;
+    for (const s of sockets) this.#held.add(s);
+    if (this.#path.kind !== "direct") {
+      this.stats.birthdaysStarted++;
+      this.#birthday = {
+        role: options.role,
+        target: { ...target },
+        sockets,
+        total,
+        sent: 0,
+        startAt: now,
+        endAt: now + windowMs,
+        secondRoundAt: now + secondRoundAfterMs,
+        firstRoundTtl: this.#primeTtls.length > 0 ? Math.min(...this.#primeTtls) : undefined,
+        rate,
+        recent: [],
+        swaps: new Map(),
+      };
+      this.#runBirthday(now);
+    }
+    this.#flush();
+  }
+
+  /**
+   * Handles a valid probe that arrived directly from `from` on local socket `socket`: acks it
+   * from that socket, learns (`from`, `socket`) as a candidate if it is not a known one (prflx,
+   * or on an extra socket the kind `from` has on the main one), and probes it back if it could
+   * be a better path. Works before {@linkcode start} too (the peer's introduction may arrive
+   * before ours). Probes on an extra socket we do not hold (already handed back) are ignored.
+   *
+   * @example
+   * ```ts
+   * wire.onProbe = (from, txid, socket) => finder.onProbe(from, txid, socket);
+   * ```
+   */
+  onProbe(from: Endpoint, txid: number, socket = 0): void {
+    if (!this.#usable(socket)) return;
     const now = this.#opts.now();
     this.stats.probesReceived++;
     this.stats.acksSent++;
-    this.#opts.sendProbeAck(from, txid);
-    const c = this.#find(from) ?? this.#learn(from);
+    this.#opts.sendProbeAck(from, txid, socket);
+    const c = this.#find(from, socket) ?? this.#learn(from, socket);
     this.#heard(c, now);
     if (
       this.#running && this.#better(c) &&
@@ -439,53 +689,61 @@ export class PathFinder {
   }
 
   /**
-   * Handles a valid probe ack that arrived directly from `from`. It counts only if `txid` is that
-   * of a probe we sent in the last 5 s and not yet acknowledged; then the probe's target works,
-   * and becomes the path if it ranks above the current one. An ack from another endpoint than
-   * the target also teaches `from` as a prflx candidate.
+   * Handles a valid probe ack that arrived directly from `from` on local socket `socket`. It
+   * counts only if `txid` is that of a probe we sent in the last 5 s and not yet acknowledged;
+   * then the probe's target (endpoint and socket) works, and becomes the path if it ranks above
+   * the current one. The target of a birthday probe becomes a candidate then. An ack from
+   * another endpoint or socket than the target's also teaches (`from`, `socket`) as a candidate.
    *
    * @example
    * ```ts
-   * wire.onProbeAck = (from, txid) => finder.onProbeAck(from, txid);
+   * wire.onProbeAck = (from, txid, socket) => finder.onProbeAck(from, txid, socket);
    * ```
    */
-  onProbeAck(from: Endpoint, txid: number): void {
+  onProbeAck(from: Endpoint, txid: number, socket = 0): void {
+    if (!this.#usable(socket)) return;
     const now = this.#opts.now();
-    const probe = this.#pending.get(txid);
+    const birthday = !this.#pending.has(txid);
+    const probe = this.#pending.get(txid) ?? this.#birthdayPending.get(txid);
+    this.#pending.delete(txid);
+    this.#birthdayPending.delete(txid);
     if (probe === undefined || now - probe.sentAt > PROBE_LIFETIME_MS) {
       this.stats.staleAcks++;
-      this.#pending.delete(txid);
       return;
     }
-    this.#pending.delete(txid);
     this.stats.acksReceived++;
-    if (!sameEndpoint(from, probe.endpoint)) {
-      this.#heard(this.#find(from) ?? this.#learn(from), now);
+    if (!sameEndpoint(from, probe.endpoint) || socket !== probe.socket) {
+      this.#heard(this.#find(from, socket) ?? this.#learn(from, socket), now);
     }
-    const c = this.#find(probe.endpoint);
-    if (c === undefined) return; // replaced by a newer introduction meanwhile
+    let c = this.#find(probe.endpoint, probe.socket);
+    // A birthday probe hit: its target is a candidate from now on.
+    if (c === undefined && birthday && this.#usable(probe.socket)) {
+      c = this.#learn(probe.endpoint, probe.socket);
+    }
+    if (c === undefined) return; // replaced by a newer introduction, or its socket handed back
     const sample = now - probe.sentAt;
     c.srtt = c.srtt === undefined ? sample : c.srtt + (sample - c.srtt) / 8;
     c.lastAckAt = now;
     this.#heard(c, now);
     if (this.#running && this.#better(c)) {
       this.#lastPathProbeAt = c.lastProbeAt ?? now;
-      this.#setPath({ kind: "direct", endpoint: { ...c.endpoint }, via: c.kind });
+      this.#setPath({ kind: "direct", endpoint: { ...c.endpoint }, via: c.kind, socket: c.socket });
     }
     this.#flush();
   }
 
   /**
-   * Reports authenticated traffic (not a probe) that arrived directly from `from`: proof that the
-   * path through `from` is alive. Do not call it for traffic received through the relay.
+   * Reports authenticated traffic (not a probe) that arrived directly from `from` on local
+   * socket `socket`: proof that the path through them is alive. Do not call it for traffic
+   * received through the relay.
    *
    * @example
    * ```ts
-   * wire.onData = (from, frame) => finder.onAuthenticatedTraffic(from);
+   * wire.onData = (from, frame, socket) => finder.onAuthenticatedTraffic(from, socket);
    * ```
    */
-  onAuthenticatedTraffic(from: Endpoint): void {
-    const c = this.#find(from);
+  onAuthenticatedTraffic(from: Endpoint, socket = 0): void {
+    const c = this.#find(from, socket);
     if (c) this.#heard(c, this.#opts.now());
   }
 
@@ -497,7 +755,11 @@ export class PathFinder {
    *
    * @example
    * ```ts
-   * if (finder.path.kind === "direct") { socket.send(frame, finder.path.endpoint); finder.onTrafficSent(); }
+   * const path = finder.path;
+   * if (path.kind === "direct") {
+   *   sockets[path.socket].send(frame, path.endpoint);
+   *   finder.onTrafficSent();
+   * }
    * ```
    */
   onTrafficSent(): void {
@@ -507,8 +769,8 @@ export class PathFinder {
   }
 
   /**
-   * Runs what is due at `now()`: keepalives and dead-path detection, priming, probe rounds, the
-   * switch to the relay, re-introduction requests.
+   * Runs what is due at `now()`: keepalives and dead-path detection, priming, probe rounds,
+   * birthday probes, the switch to the relay, re-introduction requests.
    *
    * @example
    * ```ts
@@ -539,13 +801,17 @@ export class PathFinder {
         times.push(this.#awaitingSince + this.#t.deadAfterMs);
       }
     }
+    const b = this.#birthday;
+    if (b) times.push(b.endAt, b.sent < b.total ? birthdayDue(b) : undefined);
     const defined = times.filter((t): t is number => t !== undefined);
     return defined.length === 0 ? undefined : Math.min(...defined);
   }
 
   /**
-   * Stops probing and keepalives and forgets the candidates, the path (without calling
-   * `onPath`) and the probes in flight. The finder still answers probes, and may be started again.
+   * Stops probing, keepalives and any birthday search, forgets the candidates, the path (without
+   * calling `onPath`) and the probes in flight, and hands every extra socket back through
+   * `releaseSockets`. The finder still answers probes on the main socket, and may be started
+   * again.
    *
    * @example
    * ```ts
@@ -555,13 +821,17 @@ export class PathFinder {
   stop(): void {
     this.#running = false;
     this.#candidates = [];
+    this.#introducedPublic = undefined;
     this.#pending.clear();
+    this.#birthdayPending.clear();
+    this.#birthday = undefined;
     this.#path = NONE;
     this.#primes = [];
     this.#nextRoundAt = undefined;
     this.#relayAt = undefined;
     this.#reintroduceAt = undefined;
     this.#awaitingSince = undefined;
+    this.#flush();
   }
 
   // ---- Internals ----
@@ -582,7 +852,7 @@ export class PathFinder {
       if (this.#awaitingSince !== undefined && now >= this.#awaitingSince + t.deadAfterMs) {
         this.#pathLost(now);
       } else if (now >= this.#pathProbeDue()) {
-        this.#probe(this.#find(this.#path.endpoint)!, now, undefined);
+        this.#probe(this.#find(this.#path.endpoint, this.#path.socket)!, now, undefined);
       }
     }
     while (this.#primes.length > 0 && this.#primes[0].at <= now) {
@@ -601,6 +871,7 @@ export class PathFinder {
       }
       this.#nextRoundAt = this.#nextRound(now);
     }
+    this.#runBirthday(now);
     if (this.#relayAt !== undefined && this.#relayAt <= now) {
       this.#relayAt = undefined;
       if (this.#path.kind === "none") this.#setPath(RELAY);
@@ -613,6 +884,48 @@ export class PathFinder {
         this.#requestIntroduction();
       }
     }
+  }
+
+  /** Sends the birthday probes due at `now`, within the rate limit; ends the window. */
+  #runBirthday(now: number): void {
+    const b = this.#birthday;
+    if (b === undefined) return;
+    if (now >= b.endAt) {
+      this.#birthday = undefined;
+      return;
+    }
+    while (b.sent < b.total && birthdayDue(b) <= now) {
+      let to = b.target;
+      let socket = 0;
+      let ttl: number | undefined;
+      if (b.role === "spray") to = { host: b.target.host, port: this.#drawPort(b) };
+      else {
+        socket = b.sockets[b.sent % b.sockets.length];
+        if (b.sent < b.sockets.length) ttl = b.firstRoundTtl;
+      }
+      b.sent++;
+      b.recent.push(now);
+      if (b.recent.length > b.rate) b.recent.shift();
+      const txid = this.#newTxid();
+      for (const [id, p] of this.#birthdayPending) {
+        if (now - p.sentAt <= PROBE_LIFETIME_MS) break;
+        this.#birthdayPending.delete(id);
+      }
+      this.#birthdayPending.set(txid, { endpoint: to, socket, sentAt: now });
+      this.stats.birthdayProbesSent++;
+      this.#opts.sendProbe(to, txid, ttl === undefined ? { socket } : { ttl, socket });
+    }
+  }
+
+  /** Draws a port of the range not drawn yet in this search (Fisher-Yates, lazily). */
+  #drawPort(b: Birthday): number {
+    const left = PORT_COUNT - b.sent;
+    const i = Math.floor(((this.#random() >>> 0) / 2 ** 32) * left);
+    const last = left - 1;
+    const value = b.swaps.get(i) ?? i;
+    b.swaps.set(i, b.swaps.get(last) ?? last);
+    b.swaps.delete(last);
+    return FIRST_PORT + value;
   }
 
   /** When the search round after the one at `now` is due, if any. */
@@ -653,56 +966,77 @@ export class PathFinder {
     this.#events.push(() => this.#opts.onNeedIntroduction());
   }
 
-  #probe(c: CandidateState, now: number, ttl: number | undefined): void {
+  #newTxid(): number {
     let txid = this.#random() >>> 0;
-    while (this.#pending.has(txid)) txid = this.#random() >>> 0;
-    this.#pending.set(txid, { endpoint: c.endpoint, sentAt: now });
+    while (this.#pending.has(txid) || this.#birthdayPending.has(txid)) {
+      txid = this.#random() >>> 0;
+    }
+    return txid;
+  }
+
+  #probe(c: CandidateState, now: number, ttl: number | undefined): void {
+    const txid = this.#newTxid();
+    this.#pending.set(txid, { endpoint: c.endpoint, socket: c.socket, sentAt: now });
     if (this.#pending.size > MAX_PENDING_PROBES) {
       this.#pending.delete(this.#pending.keys().next().value!);
     }
     c.lastProbeAt = now;
     const path = this.#path;
-    if (path.kind === "direct" && sameEndpoint(path.endpoint, c.endpoint)) {
+    if (path.kind === "direct" && onPath(path, c)) {
       this.#lastPathProbeAt = now;
       this.#awaitingSince ??= now;
     }
     if (ttl === undefined) this.stats.probesSent++;
     else this.stats.primingProbesSent++;
-    this.#opts.sendProbe(c.endpoint, txid, ttl === undefined ? {} : { ttl });
+    this.#opts.sendProbe(
+      c.endpoint,
+      txid,
+      ttl === undefined ? { socket: c.socket } : { ttl, socket: c.socket },
+    );
   }
 
   /** Records proof of life from a candidate. */
   #heard(c: CandidateState, now: number): void {
     c.lastHeardAt = now;
     const path = this.#path;
-    if (path.kind === "direct" && sameEndpoint(path.endpoint, c.endpoint)) {
-      this.#awaitingSince = undefined;
-    }
+    if (path.kind === "direct" && onPath(path, c)) this.#awaitingSince = undefined;
   }
 
-  /** True when a working `c` would be a better path than the current one. */
+  /**
+   * True when a working `c` would be a better path than the current one: a better kind, or the
+   * same kind on the main socket instead of an extra one (which can then be handed back).
+   */
   #better(c: CandidateState): boolean {
     const path = this.#path;
-    return path.kind !== "direct" || RANK[c.kind] < RANK[path.via];
+    return path.kind !== "direct" || RANK[c.kind] < RANK[path.via] ||
+      (RANK[c.kind] === RANK[path.via] && c.socket === 0 && path.socket !== 0);
   }
 
-  #find(endpoint: Endpoint): CandidateState | undefined {
-    return this.#candidates.find((c) => sameEndpoint(c.endpoint, endpoint));
+  #find(endpoint: Endpoint, socket: number): CandidateState | undefined {
+    return this.#candidates.find((c) => c.socket === socket && sameEndpoint(c.endpoint, endpoint));
   }
 
-  /** Adds a prflx candidate, dropping the oldest one (never the path's) beyond the limit. */
-  #learn(endpoint: Endpoint): CandidateState {
+  /** Whether packets on `socket` are ours: the main socket, a held one, or a candidate's. */
+  #usable(socket: number): boolean {
+    return socket === 0 || this.#held.has(socket) ||
+      this.#candidates.some((c) => c.socket === socket);
+  }
+
+  /**
+   * Adds a learned candidate: prflx, except that an endpoint known on the main socket keeps its
+   * kind on an extra socket. The oldest prflx (never the path's) goes beyond the limit.
+   */
+  #learn(endpoint: Endpoint, socket: number): CandidateState {
+    const kind = socket === 0 ? "prflx" : this.#find(endpoint, 0)?.kind ?? "prflx";
     const path = this.#path;
     const prflx = this.#candidates.filter((c) => c.kind === "prflx");
-    if (prflx.length >= MAX_PRFLX) {
-      const victim = prflx.find((c) =>
-        !(path.kind === "direct" && sameEndpoint(path.endpoint, c.endpoint))
-      )!;
+    if (kind === "prflx" && prflx.length >= MAX_PRFLX) {
+      const victim = prflx.find((c) => !(path.kind === "direct" && onPath(path, c)))!;
       this.#candidates.splice(this.#candidates.indexOf(victim), 1);
     }
-    const c = newCandidate("prflx", { ...endpoint });
+    const c = newCandidate(kind, endpoint, socket);
     this.#candidates.push(c);
-    this.stats.prflxLearned++;
+    if (kind === "prflx") this.stats.prflxLearned++;
     return c;
   }
 
@@ -713,9 +1047,13 @@ export class PathFinder {
     if (path.kind === "direct") {
       this.#relayAt = undefined;
       this.#reintroduceAt = undefined;
-      // A relabelled path (same endpoint) keeps its liveness state.
-      if (old.kind !== "direct" || !sameEndpoint(old.endpoint, path.endpoint)) {
+      // A relabelled path (same candidate) keeps its liveness state.
+      if (old.kind !== "direct" || !samePath({ ...old, via: path.via }, path)) {
         this.#awaitingSince = undefined;
+      }
+      if (this.#birthday) {
+        this.#birthday = undefined;
+        this.stats.birthdaysSucceeded++;
       }
     }
     this.stats.pathChanges++;
@@ -723,22 +1061,48 @@ export class PathFinder {
     this.#events.push(() => this.#opts.onPath(copy));
   }
 
+  /** Hands back the extra sockets neither a birthday search nor the path uses. */
+  #releaseUnused(): void {
+    const keep = new Set(this.#birthday?.sockets);
+    if (this.#path.kind === "direct") keep.add(this.#path.socket);
+    const release = [...this.#held].filter((s) => !keep.has(s));
+    if (release.length === 0) return;
+    for (const s of release) this.#held.delete(s);
+    this.#candidates = this.#candidates.filter((c) => !release.includes(c.socket));
+    this.#events.push(() => this.#opts.releaseSockets!(release));
+  }
+
   #flush(): void {
+    this.#releaseUnused();
     while (this.#events.length > 0) this.#events.shift()!();
   }
 }
 
+/** When the next probe of a birthday search may go: on schedule, and within the rate. */
+function birthdayDue(b: Birthday): number {
+  const k = b.sockets.length;
+  const scheduled = b.role === "sockets" && b.sent >= k
+    ? b.secondRoundAt + ((b.sent - k) * 1000) / b.rate
+    : b.startAt + (b.sent * 1000) / b.rate;
+  return b.recent.length < b.rate ? scheduled : Math.max(scheduled, b.recent[0] + 1000);
+}
+
+function onPath(path: Extract<Path, { kind: "direct" }>, c: CandidateState): boolean {
+  return path.socket === c.socket && sameEndpoint(path.endpoint, c.endpoint);
+}
+
 function samePath(a: Path, b: Path): boolean {
   if (a.kind === "direct" && b.kind === "direct") {
-    return a.via === b.via && sameEndpoint(a.endpoint, b.endpoint);
+    return a.via === b.via && a.socket === b.socket && sameEndpoint(a.endpoint, b.endpoint);
   }
   return a.kind === b.kind;
 }
 
-function newCandidate(kind: CandidateKind, endpoint: Endpoint): CandidateState {
+function newCandidate(kind: CandidateKind, endpoint: Endpoint, socket: number): CandidateState {
   return {
     kind,
     endpoint: { ...endpoint },
+    socket,
     srtt: undefined,
     lastProbeAt: undefined,
     lastAckAt: undefined,
@@ -747,7 +1111,8 @@ function newCandidate(kind: CandidateKind, endpoint: Endpoint): CandidateState {
 }
 
 /**
- * A one-line description of a path for logs, e.g. `direct 203.0.113.9:4000 (public)`.
+ * A one-line description of a path for logs, e.g. `direct 203.0.113.9:4000 (public)`, or
+ * `direct 203.0.113.9:4000 (public, socket 7)` on an extra socket.
  *
  * @example
  * ```ts
@@ -755,7 +1120,7 @@ function newCandidate(kind: CandidateKind, endpoint: Endpoint): CandidateState {
  * ```
  */
 export function describePath(path: Path): string {
-  return path.kind === "direct"
-    ? `direct ${formatEndpoint(path.endpoint)} (${path.via})`
-    : path.kind;
+  if (path.kind !== "direct") return path.kind;
+  const socket = path.socket === 0 ? "" : `, socket ${path.socket}`;
+  return `direct ${formatEndpoint(path.endpoint)} (${path.via}${socket})`;
 }

@@ -20,6 +20,9 @@
  * - Hosts behind the same router reach each other directly (`lanLatencyMs`); a packet to the
  *   router's own public address from inside is dropped (no hairpinning). Private addresses are
  *   not routed on the internet.
+ * - **Sockets.** A host has as many sockets as endpoints listening on its address (`listen`);
+ *   each port is mapped on its own, so a host behind a `symmetric` router gets one public port
+ *   per socket and destination. `unlisten` closes one: later packets to it are dropped.
  *
  * Packets carry any JavaScript value; nothing is serialized.
  *
@@ -244,6 +247,18 @@ export class VirtualNetwork {
   /** Delivers packets sent to `endpoint` (on one of the hosts) to `receiver`. */
   listen(endpoint: Endpoint, receiver: Receiver): void {
     this.#listeners.set(`${endpoint.host}:${endpoint.port}`, receiver);
+  }
+
+  /** Closes the socket at `endpoint`: packets sent to it are dropped from now on. */
+  unlisten(endpoint: Endpoint): void {
+    this.#listeners.delete(`${endpoint.host}:${endpoint.port}`);
+  }
+
+  /** The ports listening on `host` (its open sockets), in the order they were opened. */
+  listening(host: string): number[] {
+    return [...this.#listeners.keys()]
+      .filter((key) => key.slice(0, key.lastIndexOf(":")) === host)
+      .map((key) => Number(key.slice(key.lastIndexOf(":") + 1)));
   }
 
   /** Runs `poll` whenever the clock reaches `deadline()` (a state machine under test). */
