@@ -35,6 +35,7 @@ import {
   encodeChatMessage,
 } from "./protocol/chat_message.ts";
 import type { Endpoint } from "./protocol/endpoint.ts";
+import type { NatKind } from "./protocol/seed.ts";
 import {
   encodeFrame,
   type Frame,
@@ -43,7 +44,13 @@ import {
   PROBE_MAC_LENGTH,
 } from "./protocol/frame.ts";
 import { DEFAULT_MAX_SEGMENT_SIZE, ReliableChannel } from "./reliable.ts";
-import { type Candidate, type Path, PathFinder, type PathFinderOptions } from "./traversal.ts";
+import {
+  BIRTHDAY_SOCKETS,
+  type Candidate,
+  type Path,
+  PathFinder,
+  type PathFinderOptions,
+} from "./traversal.ts";
 
 /** What the coordinator's introduction tells us about the other peer. */
 export interface Introduction {
@@ -52,6 +59,8 @@ export interface Introduction {
   key: Uint8Array;
   /** Shared secret for authenticating probes between the two of us. */
   token: Uint8Array;
+  /** Its NAT kind, when it reported one: with ours, decides on a birthday search. */
+  nat?: NatKind;
 }
 
 /** Options for {@linkcode Link}. */
@@ -62,8 +71,17 @@ export interface LinkOptions {
   /** Random per process; lets the other side detect that we restarted. */
   instanceId: number;
   now: () => number;
-  /** Sends a frame straight to an endpoint (with a TTL, for priming NAT mappings). */
-  sendTo: (frame: Uint8Array, to: Endpoint, ttl?: number) => void;
+  /**
+   * Sends a frame straight to an endpoint, from the main socket (0) or an extra one, with a TTL
+   * when priming NAT mappings.
+   */
+  sendTo: (frame: Uint8Array, to: Endpoint, ttl?: number, socket?: number) => void;
+  /** Opens `count` extra sockets for a birthday search; resolves with their ids. */
+  openSockets: (count: number) => Promise<number[]>;
+  /** Closes extra sockets no longer needed. */
+  closeSockets: (ids: number[]) => void;
+  /** Our NAT kind, once known. */
+  localNat: () => NatKind | undefined;
   /** Sends a frame through the coordinator's relay. */
   sendViaRelay: (frame: Uint8Array) => void;
   /** Asks the coordinator to introduce us (again). */
@@ -143,8 +161,11 @@ export class Link {
       ...options.pathOptions,
       now: options.now,
       relayAvailable: true,
-      sendProbe: (to, txid, opts) => this.#sendProbe(FrameType.PROBE, to, txid, opts.ttl),
-      sendProbeAck: (to, txid) => this.#sendProbe(FrameType.PROBE_ACK, to, txid),
+      sendProbe: (to, txid, opts) =>
+        this.#sendProbe(FrameType.PROBE, to, txid, opts.socket, opts.ttl),
+      sendProbeAck: (to, txid, socket) =>
+        this.#sendProbe(FrameType.PROBE_ACK, to, txid, socket),
+      releaseSockets: (ids) => options.closeSockets(ids),
       onPath: (path) => this.#onPath(path),
       onNeedIntroduction: () => this.requestIntroduction(),
     });
@@ -172,8 +193,35 @@ export class Link {
     this.#intro = intro;
     if (this.#initiator) this.#wantHandshake = true;
     this.#pathFinder.start(intro.candidates);
+    this.#maybeBirthday(intro.nat);
     if (this.#wantHandshake && this.path.kind !== "none") this.#startHandshake();
     this.#schedule();
+  }
+
+  /**
+   * One symmetric ("hard") side and one easy side: start a birthday search alongside the normal
+   * one. The hard side opens {@linkcode BIRTHDAY_SOCKETS} extra sockets; the easy side sprays
+   * probes at random ports. Two hard sides cannot meet this way: they stay on the relay.
+   */
+  #maybeBirthday(peerNat: NatKind | undefined): void {
+    const local = this.#o.localNat();
+    if (!peerNat || !local || local === peerNat || this.#pathFinder.birthday) return;
+    if (this.path.kind === "direct") return;
+    if (local === "easy") {
+      this.#pathFinder.startBirthday({ role: "spray" });
+      this.#schedule();
+      return;
+    }
+    this.#o.openSockets(BIRTHDAY_SOCKETS).then((sockets) => {
+      if (this.#closed || this.path.kind === "direct" || this.#pathFinder.birthday) {
+        this.#o.closeSockets(sockets);
+        return;
+      }
+      this.#pathFinder.startBirthday({ role: "sockets", sockets });
+      this.#schedule();
+    }, () => {
+      // No sockets to spare (descriptor limit): go on without a birthday search.
+    });
   }
 
   /** Queues a chat message; `onDelivered`/`onUndelivered` report its fate by `msg.id`. */
@@ -194,7 +242,7 @@ export class Link {
   }
 
   /** Handles a frame from this peer, received directly from `from` or through the relay. */
-  receive(frame: Frame, from: Endpoint | "relay"): void {
+  receive(frame: Frame, from: Endpoint | "relay", socket = 0): void {
     if (this.#closed) return;
     switch (frame.type) {
       case "probe":
@@ -203,8 +251,8 @@ export class Link {
           this.stats.badProbes++;
           break;
         }
-        if (frame.type === "probe") this.#pathFinder.onProbe(from, frame.txid);
-        else this.#pathFinder.onProbeAck(from, frame.txid);
+        if (frame.type === "probe") this.#pathFinder.onProbe(from, frame.txid, socket);
+        else this.#pathFinder.onProbeAck(from, frame.txid, socket);
         break;
       case "hs1":
         this.#onHs1(frame.payload, frame.raw);
@@ -216,7 +264,7 @@ export class Link {
         this.#onHs3(frame.payload, frame.raw);
         break;
       case "data":
-        this.#onData(frame.payload, frame.header, from);
+        this.#onData(frame.payload, frame.header, from, socket);
         break;
     }
     this.#schedule();
@@ -246,7 +294,7 @@ export class Link {
   #transmit(frame: Uint8Array): boolean {
     const path = this.path;
     if (path.kind === "direct") {
-      this.#o.sendTo(frame, path.endpoint);
+      this.#o.sendTo(frame, path.endpoint, undefined, path.socket);
       this.#pathFinder.onTrafficSent(); // an unanswered send is how a broken path shows up
     } else if (path.kind === "relay") this.#o.sendViaRelay(frame);
     else return false;
@@ -261,7 +309,7 @@ export class Link {
     return hmac(sha256, this.#intro!.token, msg).subarray(0, PROBE_MAC_LENGTH);
   }
 
-  #sendProbe(type: number, to: Endpoint, txid: number, ttl?: number): void {
+  #sendProbe(type: number, to: Endpoint, txid: number, socket: number, ttl?: number): void {
     if (!this.#intro) return;
     const mac = this.#probeMac(type, txid);
     const frame = encodeFrame({
@@ -270,7 +318,7 @@ export class Link {
       txid,
       mac,
     });
-    this.#o.sendTo(frame, to, ttl);
+    this.#o.sendTo(frame, to, ttl, socket);
   }
 
   #probeMacValid(frame: Extract<Frame, { type: "probe" | "probe-ack" }>): boolean {
@@ -480,7 +528,12 @@ export class Link {
     this.#transmit(encodeFrame({ type: "data", from: this.#o.me, payload: sealed }));
   }
 
-  #onData(payload: Uint8Array, header: Uint8Array, from: Endpoint | "relay"): void {
+  #onData(
+    payload: Uint8Array,
+    header: Uint8Array,
+    from: Endpoint | "relay",
+    socket: number,
+  ): void {
     const plaintext = this.#session?.open(payload, header) ??
       this.#previousSession?.open(payload, header);
     if (!plaintext) {
@@ -492,7 +545,7 @@ export class Link {
     }
     this.#confirmed = true;
     if (this.#hsSent && !this.#hs) this.#hsSent = this.#initiator ? undefined : this.#hsSent;
-    if (from !== "relay") this.#pathFinder.onAuthenticatedTraffic(from);
+    if (from !== "relay") this.#pathFinder.onAuthenticatedTraffic(from, socket);
     if (plaintext.length > 0) this.#channel.receive(plaintext);
   }
 

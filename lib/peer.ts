@@ -59,6 +59,9 @@ export interface PeerOptions {
   pathOptions?: Partial<PathFinderOptions>;
 }
 
+/** Most extra sockets open at once (two birthday searches): file descriptors are finite. */
+const MAX_EXTRA_SOCKETS = 512;
+
 /** Longest message text, in UTF-8 bytes (it is split into datagrams and reassembled). */
 export const MAX_TEXT_BYTES = 256 * 1024;
 
@@ -100,6 +103,9 @@ export class Peer {
   #closed = false;
   /** How our NAT maps the socket, once known (see {@linkcode NatKind}). */
   #nat: NatKind | undefined;
+  /** Extra sockets of birthday searches, by id (the main socket is 0). */
+  readonly #extra = new Map<number, UdpSocket>();
+  #nextSocketId = 1;
   #natProbe: ReturnType<typeof setTimeout> | undefined;
 
   private constructor(
@@ -300,6 +306,8 @@ export class Peer {
     this.#presence.logout();
     for (const link of this.#links.values()) link.close("the client closed");
     this.#links.clear();
+    await Promise.all([...this.#extra.values()].map((s) => s.close()));
+    this.#extra.clear();
     for (const resolve of this.#drainWaiters.splice(0)) resolve();
     await this.#socket.close();
   }
@@ -329,6 +337,36 @@ export class Peer {
     return id;
   }
 
+  async #openSockets(count: number): Promise<number[]> {
+    if (this.#closed || this.#extra.size + count > MAX_EXTRA_SOCKETS) {
+      throw new Error(`no room for ${count} more sockets`);
+    }
+    const host = this.#socket.local.host;
+    const opened = await Promise.allSettled(
+      Array.from({ length: count }, () => UdpSocket.bind({ host })),
+    );
+    const ids: number[] = [];
+    for (const result of opened) {
+      if (result.status !== "fulfilled") continue;
+      const id = this.#nextSocketId++;
+      this.#extra.set(id, result.value);
+      result.value.onMessage((data, from) => this.#onDatagram(data, from, id));
+      ids.push(id);
+    }
+    if (this.#closed) {
+      this.#closeSockets(ids);
+      throw new Error("the client closed");
+    }
+    return ids;
+  }
+
+  #closeSockets(ids: number[]): void {
+    for (const id of ids) {
+      this.#extra.get(id)?.close();
+      this.#extra.delete(id);
+    }
+  }
+
   #settled(id: number): void {
     this.#outgoing.delete(id);
     if (this.#outgoing.size === 0) {
@@ -349,7 +387,11 @@ export class Peer {
       now: () => performance.now(),
       giveUpAfterMs: this.#o.giveUpAfterMs,
       pathOptions: this.#o.pathOptions,
-      sendTo: (frame, to, ttl) => this.#socket.send(frame, to, { ttl }),
+      sendTo: (frame, to, ttl, socket = 0) =>
+        (socket === 0 ? this.#socket : this.#extra.get(socket))?.send(frame, to, { ttl }),
+      openSockets: (count) => this.#openSockets(count),
+      closeSockets: (ids) => this.#closeSockets(ids),
+      localNat: () => this.#nat,
       sendViaRelay: (frame) =>
         this.#socket.send(encodeFrame({ type: "relay", to: peer, inner: frame }), this.#o.server),
       requestIntroduction: () => this.#presence.connect(peer),
@@ -419,7 +461,7 @@ export class Peer {
           candidates.push({ kind: "lan", endpoint: msg.claimed });
         }
         candidates.push({ kind: "public", endpoint: msg.observed });
-        this.#link(msg.username).introduce({ candidates, key, token });
+        this.#link(msg.username).introduce({ candidates, key, token, nat: msg.nat });
         return;
       }
       case "unavailable": {
@@ -437,8 +479,20 @@ export class Peer {
     }
   }
 
-  #onDatagram(data: Uint8Array, from: Endpoint): void {
+  #onDatagram(data: Uint8Array, from: Endpoint, socket = 0): void {
     if (this.#closed) return;
+    if (socket !== 0) {
+      // Extra sockets only ever talk to one peer, directly.
+      try {
+        const frame = decodeFrame(data);
+        if (frame.type !== "relay" && frame.type !== "relayed") {
+          this.#links.get(frame.from)?.receive(frame, from, socket);
+        }
+      } catch (err) {
+        if (!(err instanceof FrameError)) throw err;
+      }
+      return;
+    }
     const fromServer = sameEndpoint(from, this.#o.server);
     if (!isFrame(data)) {
       if (from.host === this.#o.server.host && from.port === this.#o.server.port + 1) {

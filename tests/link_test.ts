@@ -36,6 +36,9 @@ function pair(options: { wrongKeyForAlice?: boolean } = {}) {
         if (to.host === AT[peer].host) deliver(me, frame);
       },
       sendViaRelay: () => {},
+      openSockets: () => Promise.reject(new Error("no extra sockets here")),
+      closeSockets: () => {},
+      localNat: () => undefined,
       requestIntroduction: () => {},
       verifyKey: () => true,
       onMessage: (msg) => {
