@@ -9,12 +9,14 @@
  *     scripts/deno run -A scripts/lab.ts flush ra            # drop all of ra's NAT mappings
  *     scripts/deno run -A scripts/lab.ts conntrack ra        # list ra's conntrack entries
  *     scripts/deno run -A scripts/lab.ts down                # delete everything
+ *     scripts/deno run -A scripts/lab.ts demo                # coordinator + two chats, in tmux
  *
  * The lab outlives the command: its namespaces are named `p2plab-<node>` (`--prefix` changes it).
  * @module
  */
 
 import { Lab } from "../tests/lab/netlab.ts";
+import { ensureCached } from "../tests/support/lab_chat.ts";
 
 const USAGE = `usage: lab.ts [--prefix P] COMMAND
   up                     build the standard topology (see docs/LAB.md)
@@ -24,7 +26,10 @@ const USAGE = `usage: lab.ts [--prefix P] COMMAND
   loss NODE PERCENT      random loss on NODE's packets (0 removes it)
   udp-timeout NODE SEC   set NODE's conntrack UDP timeouts
   flush NODE             delete NODE's conntrack entries (NAT mappings)
-  conntrack NODE         list NODE's conntrack entries`;
+  conntrack NODE         list NODE's conntrack entries
+  demo                   build the lab if needed, run a coordinator on srv and chats for alice
+                         (a1, behind home router ra) and bob (b1, behind home router rb) in a
+                         tmux session to type into (without tmux: print the commands)`;
 
 /** Builds the topology documented in docs/LAB.md and returns a printable summary. */
 async function up(prefix: string): Promise<string> {
@@ -69,6 +74,60 @@ async function up(prefix: string): Promise<string> {
   }
 }
 
+const ROOT = new URL("../", import.meta.url).pathname;
+const DEMO_SESSION = "p2p-demo";
+
+/**
+ * Starts a coordinator on `srv` and two chats, alice on `a1` and bob on `b1` (two home NATs),
+ * each in a pane of a tmux session, or prints the commands when tmux is missing.
+ */
+async function demo(prefix: string): Promise<number> {
+  if (!(await Lab.attach(prefix)).nodes.some((n) => n.name === "srv")) {
+    console.log(await up(prefix));
+  }
+  // The chats run without internet: main.ts and its packages must be cached beforehand.
+  await ensureCached();
+  const keys = await Deno.makeTempDir({ prefix: "p2p-lab-demo-" });
+  const run = (node: string, args: string) =>
+    `ip netns exec ${prefix}${node} env XDG_CONFIG_HOME=${keys} DENO_NO_UPDATE_CHECK=1 ` +
+    `${Deno.execPath()} run -A ${ROOT}main.ts ${args}`;
+  const serve = run("srv", "serve --host 0.0.0.0 --port 7000");
+  const alice = run("a1", "chat alice@198.51.100.2:7000");
+  const bob = run("b1", "chat bob@198.51.100.2:7000");
+  const lab = `scripts/deno run -A scripts/lab.ts${
+    prefix === "p2plab-" ? "" : ` --prefix ${prefix}`
+  }`;
+  const down = `${lab} down; rm -r ${keys}`;
+  const stop = `tmux kill-session -t ${DEMO_SESSION}; ${down}`;
+  let tmux: Deno.CommandOutput | undefined;
+  try {
+    const step = (args: string[]) => new Deno.Command("tmux", { args, stdout: "null" }).output();
+    tmux = await step(["new-session", "-d", "-s", DEMO_SESSION, "-x", "200", "-y", "50", serve]);
+    if (tmux.success) {
+      await step(["split-window", "-t", DEMO_SESSION, "-h", `sleep 1; ${alice}`]);
+      await step(["split-window", "-t", DEMO_SESSION, "-v", `sleep 1.5; ${bob}`]);
+      await step(["select-layout", "-t", DEMO_SESSION, "tiled"]);
+    }
+  } catch {
+    // No tmux: the commands are printed below.
+  }
+  if (tmux?.success) {
+    console.log(`tmux session '${DEMO_SESSION}': coordinator, alice and bob, one pane each.
+  attach:  tmux attach -t ${DEMO_SESSION}   (panes: Ctrl-b + arrow; detach: Ctrl-b d)
+  try:     /msg bob hello   in alice's pane, then /who
+  stop:    ${stop}`);
+    return 0;
+  }
+  console.log(
+    `Without tmux (or with a session '${DEMO_SESSION}' already running), run each in a terminal:
+  ${serve}
+  ${alice}
+  ${bob}
+then type /msg bob hello in alice's. Stop: Ctrl-C each, then ${down}`,
+  );
+  return 0;
+}
+
 async function status(lab: Lab): Promise<string> {
   if (lab.nodes.length === 0) return `no lab is up (prefix '${lab.prefix}')`;
   const out: string[] = [];
@@ -99,6 +158,7 @@ async function main(argv: string[]): Promise<number> {
     console.log(await up(prefix));
     return 0;
   }
+  if (cmd === "demo") return await demo(prefix);
   const lab = await Lab.attach(prefix);
   switch (cmd) {
     case "down":
