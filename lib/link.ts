@@ -27,7 +27,7 @@
 import { hmac } from "@noble/hashes/hmac.js";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { HandshakeState, type KeyPair, NoiseError, prologueFor } from "./crypto/noise.ts";
-import { Session, SESSION_OVERHEAD, sessionFromHandshake } from "./crypto/session.ts";
+import { type Session, SESSION_OVERHEAD, sessionFromHandshake } from "./crypto/session.ts";
 import {
   type ChatMessage,
   ChatMessageError,
@@ -163,8 +163,7 @@ export class Link {
       relayAvailable: true,
       sendProbe: (to, txid, opts) =>
         this.#sendProbe(FrameType.PROBE, to, txid, opts.socket, opts.ttl),
-      sendProbeAck: (to, txid, socket) =>
-        this.#sendProbe(FrameType.PROBE_ACK, to, txid, socket),
+      sendProbeAck: (to, txid, socket) => this.#sendProbe(FrameType.PROBE_ACK, to, txid, socket),
       releaseSockets: (ids) => options.closeSockets(ids),
       onPath: (path) => this.#onPath(path),
       onNeedIntroduction: () => this.requestIntroduction(),
@@ -579,6 +578,8 @@ export class Link {
         this.#resendHandshake();
       }
     }
+    // Messages wait and no introduction came (the request or the answer was lost): ask again.
+    if (this.#queue.length > 0 && !this.#intro) this.requestIntroduction();
     while (this.#queue.length > 0 && now - this.#queue[0].since >= this.#giveUpAfterMs) {
       const { msg } = this.#queue.shift()!;
       this.#o.onUndelivered(
@@ -595,6 +596,9 @@ export class Link {
     const sent = this.#hsSent;
     if (sent && sent.frame.length > 0) deadlines.push(sent.at + HANDSHAKE_RETRY_MS);
     if (this.#queue.length > 0) deadlines.push(this.#queue[0].since + this.#giveUpAfterMs);
+    if (this.#queue.length > 0 && !this.#intro) {
+      deadlines.push(this.#lastIntroRequest + INTRO_INTERVAL_MS);
+    }
     const next = Math.min(...deadlines.filter((d): d is number => d !== undefined));
     clearTimeout(this.#timer);
     if (next === Infinity) return;

@@ -103,6 +103,8 @@ export class Peer {
   #closed = false;
   /** How our NAT maps the socket, once known (see {@linkcode NatKind}). */
   #nat: NatKind | undefined;
+  /** Introductions asked for while our NAT kind was being found out. */
+  readonly #waitingConnects = new Set<string>();
   /** Extra sockets of birthday searches, by id (the main socket is 0). */
   readonly #extra = new Map<number, UdpSocket>();
   #nextSocketId = 1;
@@ -283,7 +285,12 @@ export class Peer {
    */
   #detectNat(attempt = 0): void {
     clearTimeout(this.#natProbe);
-    if (this.#closed || attempt >= 3) return;
+    this.#natProbe = undefined;
+    if (this.#closed) return;
+    if (attempt >= 3) {
+      this.#flushConnects(); // no answer: introductions go ahead without our NAT kind
+      return;
+    }
     const alt = { host: this.#o.server.host, port: this.#o.server.port + 1 };
     this.#socket.send(encoder.encode("whoami"), alt);
     this.#natProbe = setTimeout(() => this.#detectNat(attempt + 1), 1000);
@@ -296,6 +303,28 @@ export class Peer {
     this.#natProbe = undefined;
     this.#nat = sameEndpoint(seenByAlt, observed) ? "easy" : "hard";
     this.#presence.reportNat(this.#nat);
+    // Introductions made before the coordinator knew our NAT kind could not plan a birthday
+    // search: redo those that have not found a direct path.
+    for (const link of this.#links.values()) {
+      if (link.path.kind !== "direct" && !this.#waitingConnects.has(link.peer)) {
+        this.#presence.connect(link.peer);
+      }
+    }
+    this.#flushConnects();
+  }
+
+  /**
+   * Asks for an introduction to `peer` — once our NAT kind is known (or its detection gave up),
+   * so that the coordinator can pass it on and both sides can plan the same search.
+   */
+  #connect(peer: string): void {
+    if (this.#natProbe !== undefined) this.#waitingConnects.add(peer);
+    else this.#presence.connect(peer);
+  }
+
+  #flushConnects(): void {
+    for (const peer of this.#waitingConnects) this.#presence.connect(peer);
+    this.#waitingConnects.clear();
   }
 
   /** Logs out and closes the socket. Messages still unsettled are reported undelivered. */
@@ -394,7 +423,7 @@ export class Peer {
       localNat: () => this.#nat,
       sendViaRelay: (frame) =>
         this.#socket.send(encodeFrame({ type: "relay", to: peer, inner: frame }), this.#o.server),
-      requestIntroduction: () => this.#presence.connect(peer),
+      requestIntroduction: () => this.#connect(peer),
       verifyKey: (key) => this.#verifyKey(peer, key),
       onMessage: (msg, path) =>
         this.#emit({

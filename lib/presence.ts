@@ -74,6 +74,8 @@ export class Presence {
   #closed = false;
   #lastHeard = 0;
   #lost = false;
+  /** Names a broadcast changed while a list fetch was under way. */
+  #changes: Set<string> | undefined;
 
   constructor(options: PresenceOptions) {
     this.#o = options;
@@ -95,19 +97,30 @@ export class Presence {
    */
   async login(): Promise<{ observed: Endpoint; list: ListEntry[] }> {
     const tcpPort = await this.#requestLogin();
-    const all = await fetchList({ host: this.#o.server.host, port: tcpPort });
+    // Broadcasts may overtake the list (UDP is faster than the TCP fetch): what they say while
+    // the list is on its way is newer than the list, so the list must not undo it.
+    const changedDuringFetch = new Set<string>();
+    this.#changes = changedDuringFetch;
+    let all: ListEntry[];
+    try {
+      all = await fetchList({ host: this.#o.server.host, port: tcpPort });
+    } finally {
+      this.#changes = undefined;
+    }
     const me = all.find((e) => e.username === this.#o.username);
     // The list normally holds us (we are online once it is fetched); fall back to our claim.
     this.#observed = me?.endpoint ?? this.#o.claimed;
     const list = all.filter((e) => e.username !== this.#o.username);
     const fresh = new Map(list.map((e) => [e.username, e.endpoint]));
     for (const name of [...this.#users.keys()]) {
-      if (!fresh.has(name)) {
+      if (!fresh.has(name) && !changedDuringFetch.has(name)) {
         this.#users.delete(name);
         this.#o.onOffline(name);
       }
     }
-    for (const [name, ep] of fresh) this.#setOnline(name, ep);
+    for (const [name, ep] of fresh) {
+      if (!changedDuringFetch.has(name)) this.#setOnline(name, ep);
+    }
     this.#startHeartbeat();
     if (this.#lost) {
       this.#lost = false;
@@ -122,9 +135,12 @@ export class Presence {
     if (this.#waiter?.(msg)) return;
     switch (msg.type) {
       case "login":
-        if (msg.username !== this.#o.username) this.#setOnline(msg.username, msg.endpoint);
+        if (msg.username === this.#o.username) return;
+        this.#changes?.add(msg.username);
+        this.#setOnline(msg.username, msg.endpoint);
         return;
       case "logout":
+        this.#changes?.add(msg.username);
         if (this.#users.delete(msg.username)) this.#o.onOffline(msg.username);
         return;
       case "alive":

@@ -87,15 +87,16 @@ Deno.test("chat --json: scripted peers log in, chat, and see a killed peer expir
 Deno.test("chat --json reports a refused login and exits 1", async () => {
   const { proc: serve, port } = await startServe();
   const first = new P2pProcess(["chat", `alice@127.0.0.1:${port}`, "--json"]);
-  const second = new P2pProcess(["chat", `alice@127.0.0.1:${port}`, "--json"]);
+  let second: P2pProcess | undefined;
   try {
     await first.event((e) => e.event === "ready", 15_000);
+    second = new P2pProcess(["chat", `alice@127.0.0.1:${port}`, "--json"]);
     const err = await second.event((e) => e.event === "error", 15_000);
     assert.match(String(err.message), /already in use/);
     assert.equal((await second.wait()).code, 1);
   } finally {
     await first.dispose();
-    await second.dispose();
+    await second?.dispose();
     await serve.dispose();
   }
 });

@@ -66,9 +66,9 @@ Deno.test("a suspended client expires, and comes back by itself when resumed", a
     await alice.event((e) => e.event === "offline" && e.user === "bob", 8000);
     bob.kill("SIGCONT");
     // Its next heartbeat gets "Expired"; it logs in again without anyone doing anything.
+    const onlineBob = (l: string) => l.includes('"event":"online"') && l.includes('"user":"bob"');
     await alice.stdout.waitFor(
-      (l) =>
-        alice.stdout.items.filter((x) => x.includes('"online"') && x.includes('"bob"')).length >= 2,
+      () => alice.stdout.count(onlineBob) >= 2,
       10_000,
       "bob online again",
     );

@@ -25,16 +25,15 @@ export interface Renderer {
 
 type Style = Parameters<typeof styleText>[0];
 
+// deno-lint-ignore no-control-regex
+const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g;
+
 /**
  * Replaces control characters (escape sequences, newlines…) with visible placeholders, so that a
  * peer's message or name cannot move the cursor, recolour or forge lines on our terminal.
  */
 export function sanitize(text: string): string {
-  // deno-lint-ignore no-control-regex
-  return text.replace(
-    /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g,
-    (c) => c === "\n" ? "↵" : c === "\t" ? " " : "�",
-  );
+  return text.replace(CONTROL, (c) => c === "\n" ? "↵" : c === "\t" ? " " : "�");
 }
 
 /** Formats an event as one line of text (without colour), for people. */

@@ -182,7 +182,8 @@ async function probe(): Promise<string | null> {
       return `the NAT lab needs '${tool}' on PATH (apt-get install -y iproute2 nftables conntrack)`;
     }
   }
-  const ns = `p2pl${Deno.pid}x0-probe`;
+  // Parallel test files are workers of one process (one pid): a random part keeps them apart.
+  const ns = `p2pl${Deno.pid}x0${uniqueSuffix()}-probe`;
   const add = await run("ip", ["netns", "add", ns]);
   if (add.code !== 0) return `the NAT lab cannot create a network namespace: ${add.stderr.trim()}`;
   try {
@@ -270,6 +271,11 @@ function exists(path: string): boolean {
   } catch {
     return false;
   }
+}
+
+/** Digits that differ between the workers of one process (which share a pid and counters). */
+function uniqueSuffix(): string {
+  return String(crypto.getRandomValues(new Uint16Array(1))[0]);
 }
 
 /** Deletes namespaces of crashed runs: default-prefix family, owner process gone, no process. */
@@ -390,7 +396,7 @@ export class Lab {
    * ```
    */
   static async create(options: LabOptions = {}): Promise<Lab> {
-    const prefix = options.prefix ?? `p2pl${Deno.pid}x${++labSeq}-`;
+    const prefix = options.prefix ?? `p2pl${Deno.pid}x${++labSeq}${uniqueSuffix()}-`;
     if (!PREFIX_RE.test(prefix)) {
       throw new Error(`Cannot create lab: prefix '${prefix}' must match ${PREFIX_RE}`);
     }
@@ -681,7 +687,7 @@ export class Lab {
       const chain = (hook: string): string => `
   chain ${hook} {
     type filter hook ${hook} priority filter - 10; policy accept;
-    numgen random mod 100 < ${percent} drop
+    ${percent === 100 ? "drop" : `numgen random mod 100 < ${percent} drop`}
   }`;
       script += `table ip ${LOSS_TABLE} {${chain("forward")}${chain("input")}${
         chain("output")
