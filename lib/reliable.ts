@@ -11,33 +11,61 @@
  * - **Segmentation.** A message (at most `maxMessageSize` bytes, default 1 MiB) is cut into DATA
  *   segments of at most `maxSegmentSize` bytes (default 1100) each; the last one has the END flag.
  *   Sequence numbers count segments, start at 0 in each stream and wrap modulo 2^32 on the wire.
+ *   Every copy sent, first or resent, also carries its own transmission number `tx` (from 0).
  * - **Acknowledgement.** The receiver answers every DATA segment at once (no delayed ACK: chat
  *   traffic is sparse, so an ACK per segment costs little and gives the sender prompt RTT samples
  *   and loss information) with the cumulative ack, up to 4 SACK ranges (the one holding the segment
- *   just received first, as in RFC 2018) and its receive window.
+ *   just received first, as in RFC 2018), its receive window, and the echo: the `tx` of the copy
+ *   that triggered the ACK.
  * - **Delivery.** The receiver delivers whole messages in order as soon as they are contiguous,
  *   then acks. A message is reported delivered only when the *cumulative* ack covers its last
  *   segment, i.e. the peer has handed it to its application; SACKs never count as delivery.
+ * - **RTT.** An ACK whose echo names a copy of a segment not acknowledged before gives an exact
+ *   sample: the RTT of that copy (as TCP timestamps do, RFC 7323 section 4). Resends give samples
+ *   too, so Karn's rule is not needed, and a segment covered late by a cumulative ack after its
+ *   own ACK was lost gives none, so lost ACKs do not inflate SRTT.
  * - **Retransmission.** RFC 6298 timer: SRTT/RTTVAR, RTO = SRTT + 4·RTTVAR clamped to
- *   [`minRtoMs`, `maxRtoMs`] (200 ms, 5 s), initially `initialRtoMs` (1 s), doubled on each expiry,
- *   restarted by any ACK that acknowledges new data. Karn's rule: retransmitted segments give no
- *   RTT sample. On expiry every unacknowledged segment is deemed lost and resent as `cwnd` allows.
- *   Before that, loss is detected from ACKs as in RACK (RFC 8985), simplified: a segment is lost
- *   when one sent after it has been acknowledged and it is overdue by that segment's RTT plus a
- *   reordering allowance of min RTT / 4, which grows up to one min RTT whenever a resend turns
- *   out to have been needless.
+ *   [`minRtoMs`, `maxRtoMs`] (200 ms, 2 s), initially `initialRtoMs` (1 s), doubled on each expiry
+ *   up to `maxRtoMs`. Any ACK that acknowledges new data restarts the timer and drops the backoff
+ *   (RFC 6298 section 5): the peer is alive, and since every ACK measures the RTT, the RTO cannot
+ *   lag behind an RTT that grew. On expiry every unacknowledged segment is deemed lost, `cwnd`
+ *   drops to 1, and two probes go out whatever `cwnd` (RFC 9002 section 6.2.4): the first
+ *   unacknowledged segment and the next lost one, else a new one, else a second copy of the first.
+ *   At 36 % loss each way a copy and its ACK both get through only 41 % of the time; two probes
+ *   leave an expiry unanswered 35 % of the time instead of 59 %. The ceiling is low so that about
+ *   15 expiries fit in `giveUpAfterMs` (30 s): a live peer at that loss then looks silent for 30 s
+ *   about once in 10^7 stalls (0.35^15), against once in 10^4 with a 5 s ceiling.
+ * - **Loss detection.** From ACKs as in RACK (RFC 8985), simplified: a segment is lost when a
+ *   transmission sent after its latest copy is known to have arrived (the echoed copy, or a
+ *   segment sent only once that the ACK covers) and it is overdue by the latest echoed RTT plus a
+ *   reordering allowance of min RTT / 4, which grows by that step up to one min RTT whenever the
+ *   echo shows that a resend was needless (an earlier copy of the segment arrived).
+ * - **Tail loss probe.** RFC 8985 section 7, simplified: when the peer has acknowledged nothing
+ *   new for 2·SRTT (counted as for give-up, below) and the RTO is not due before, one probe goes
+ *   out whatever `cwnd`: a new segment if the peer's window allows, else another copy of the last
+ *   one sent. Its ACK lets RACK find what was lost before it. With the windows of 1-3 segments
+ *   that heavy loss brings, there is often no later segment to reveal a loss, and the RTO's floor
+ *   is many RTTs on a short path. At most one probe per silence.
  * - **Flow and congestion control.** New segments are sent only while `seq < cumAck + window` (the
  *   window the peer advertised; 8 segments, the smallest a receiver may advertise, until the first
- *   ACK) and while fewer than `cwnd` segments are in the network (the first unacknowledged
- *   segment, once deemed lost, is resent at once regardless). `cwnd` is plain AIMD counted in
- *   segments: it starts at 8, grows by one per acknowledged segment up to `ssthresh` and by
- *   1/cwnd above it, halves once per window of data when loss is detected, and drops to 1 when
- *   the timer expires. It is capped at the peer's window.
- * - **Give-up.** If a message is not delivered `giveUpAfterMs` (default 30 s) after its first
- *   segment was first transmitted, the peer is deemed unreachable: every message not yet delivered
- *   (in flight or queued) is reported undelivered, and the channel starts a new stream with a
- *   fresh random 32-bit stream id so that later messages do not wait behind the lost ones.
- *   "Undelivered" means "not confirmed": if only the ACKs were lost, the peer may have the message.
+ *   ACK) and, probes aside, while fewer than `cwnd` segments are in the network (the first
+ *   unacknowledged segment, once deemed lost, is resent at once regardless). `cwnd` is plain AIMD
+ *   counted in segments: it starts at 8, grows by one per acknowledged segment up to `ssthresh`
+ *   and by 1/cwnd above it, halves once per window of data when loss is detected, and drops to 1
+ *   when the timer expires. It is capped at the peer's window.
+ * - **Give-up.** The peer is deemed unreachable when it has acknowledged nothing new for
+ *   `giveUpAfterMs` (default 30 s) while data awaits acknowledgement: the silence counts from the
+ *   last ACK that acknowledged a segment not acknowledged before, or from the first transmission
+ *   after the channel was idle (so on a dead link a message is given up 30 s after it was first
+ *   sent). ACKs that repeat what is known do not count: they show that the peer is up, not that
+ *   our data reaches it. Separately, a message not delivered `maxDeliveryMs` (default ten times
+ *   `giveUpAfterMs`, 5 min) after its first transmission is given up although the peer is alive:
+ *   one it never acknowledges, while acknowledging others, must not be retried forever. (Such a
+ *   hole also stops all progress once the peer's window is full, after which silence applies.)
+ *   Either way every message not yet delivered (in flight or queued) is reported undelivered, as
+ *   later ones cannot be delivered before it, and the channel starts a new stream with a fresh
+ *   random 32-bit stream id. "Undelivered" means "not confirmed": if only the ACKs were lost, the
+ *   peer may have the message.
  * - **New streams.** A receiver that sees DATA of an unknown stream whose `base` (the sender's
  *   lowest unacknowledged seq) is 0 adopts it: it drops the old stream's buffered segments and
  *   partial message and remembers the old id as retired. This is also what a sender restart looks
@@ -84,12 +112,19 @@ import {
 
 /** Default largest encoded segment in bytes: with encryption and framing a datagram stays < 1200. */
 export const DEFAULT_MAX_SEGMENT_SIZE = 1100;
-/** Smallest allowed `maxSegmentSize`: room for the largest ACK (45 bytes) and a DATA payload. */
+/** Smallest allowed `maxSegmentSize`: room for the largest ACK (49 bytes) and a DATA payload. */
 export const MIN_SEGMENT_SIZE = 64;
 /** Default largest message in bytes (1 MiB). */
 export const DEFAULT_MAX_MESSAGE_SIZE = 1 << 20;
-/** Default time in ms from a message's first transmission until it is reported undelivered. */
+/** Default time in ms the peer may acknowledge nothing new before pending messages are given up. */
 export const DEFAULT_GIVE_UP_AFTER_MS = 30_000;
+/** Default `maxDeliveryMs`, in multiples of `giveUpAfterMs` (5 min with the default 30 s). */
+export const DEFAULT_MAX_DELIVERY_FACTOR = 10;
+/**
+ * Default ceiling of the retransmission timeout in ms, backoff included: low enough that about 15
+ * timer expiries fit in the default `giveUpAfterMs` (see the module documentation).
+ */
+export const DEFAULT_MAX_RTO_MS = 2000;
 /** Default receive window in segments. */
 export const DEFAULT_RECEIVE_WINDOW = 64;
 /** Smallest allowed receive window; senders assume it until the peer's first ACK. */
@@ -103,6 +138,8 @@ const INITIAL_CWND = 8;
 const MAX_REORDER_QUARTERS = 4;
 /** How many old stream ids a receiver remembers in order to ignore their late segments. */
 const RETIRED_STREAMS = 16;
+/** Segments sent when the retransmission timer expires, whatever `cwnd` (RFC 9002 6.2.4). */
+const PROBES = 2;
 /** Clock granularity G of RFC 6298 in ms. */
 const CLOCK_GRANULARITY_MS = 1;
 
@@ -125,15 +162,23 @@ export interface ReliableChannelOptions {
   maxSegmentSize?: number;
   /** Largest message in bytes, sent or received; default 1 MiB. */
   maxMessageSize?: number;
-  /** Ms from a message's first transmission until it is given up; default 30 000. */
+  /**
+   * Ms the peer may acknowledge nothing new while data awaits acknowledgement before every
+   * pending message is given up (the peer is deemed unreachable); default 30 000.
+   */
   giveUpAfterMs?: number;
+  /**
+   * Ms from a message's first transmission until it is given up even though the peer keeps
+   * acknowledging other data; default {@linkcode DEFAULT_MAX_DELIVERY_FACTOR} × `giveUpAfterMs`.
+   */
+  maxDeliveryMs?: number;
   /** Segments buffered beyond the cumulative ack, 8..65535; default 64. */
   receiveWindow?: number;
   /** Retransmission timeout before the first RTT sample in ms; default 1000. */
   initialRtoMs?: number;
   /** Lower bound of the retransmission timeout in ms; default 200. */
   minRtoMs?: number;
-  /** Upper bound of the retransmission timeout in ms; default 5000. */
+  /** Upper bound of the retransmission timeout in ms, backoff included; default 2000. */
   maxRtoMs?: number;
   /** Returns a random u32 for a new stream id; default `crypto.getRandomValues`. */
   newStreamId?: () => number;
@@ -151,10 +196,12 @@ export interface ReliableStats {
   messagesReceived: number;
   /** DATA segments sent for the first time. */
   dataSent: number;
-  /** DATA segments sent again (timer expiry or loss detected from ACKs). */
+  /** DATA segments sent again (loss detected from ACKs or the timer, probes). */
   retransmitted: number;
   /** Retransmission timer expiries. */
   timeouts: number;
+  /** Tail loss probes sent. */
+  tailProbes: number;
   /** Times loss detected from ACKs made the congestion window shrink. */
   lossEvents: number;
   /** ACK segments sent, RESETs included. */
@@ -167,7 +214,7 @@ export interface ReliableStats {
   malformed: number;
   /** Received ACKs for a stream other than our current one, ignored. */
   staleAcks: number;
-  /** Received ACKs acknowledging data never sent, ignored. */
+  /** Received ACKs acknowledging data never sent or echoing a copy never sent, ignored. */
   invalidAcks: number;
   /** New peer streams adopted by the receiver. */
   streamsAdopted: number;
@@ -175,7 +222,7 @@ export interface ReliableStats {
   resetsSent: number;
   /** RESETs received for our current stream. */
   resetsReceived: number;
-  /** Give-ups: a message was not delivered within `giveUpAfterMs`. */
+  /** Give-ups: the peer was silent for `giveUpAfterMs` or a message outlived `maxDeliveryMs`. */
   giveUps: number;
 }
 
@@ -206,7 +253,7 @@ interface OutMessage {
   offset: number;
   /** Seq of the END segment once it has been cut. */
   lastSeq: number;
-  /** Give-up time, set at the first transmission. */
+  /** `maxDeliveryMs` after the first transmission; undefined before it. */
   deadline: number | undefined;
 }
 
@@ -219,11 +266,18 @@ interface OutSegment {
   payload: Uint8Array;
   end: boolean;
   state: typeof OUTSTANDING | typeof LOST | typeof ACKED;
-  /** Time of the latest transmission. */
+  /** Time of the latest transmission (a probe's second copy aside). */
   sentAt: number;
-  /** Order of the latest transmission among all transmissions of the stream. */
+  /** Its transmission number: order among all transmissions of the stream. */
   tx: number;
-  retransmitted: boolean;
+  /** Transmission numbers of every copy sent, to forget them once the segment is acknowledged. */
+  copies: number[];
+}
+
+/** A copy of an unacknowledged segment, found by the transmission number an ACK echoes. */
+interface Copy {
+  seg: OutSegment;
+  sentAt: number;
 }
 
 /**
@@ -261,6 +315,7 @@ export class ReliableChannel {
     dataSent: 0,
     retransmitted: 0,
     timeouts: 0,
+    tailProbes: 0,
     lossEvents: 0,
     acksSent: 0,
     duplicates: 0,
@@ -278,6 +333,7 @@ export class ReliableChannel {
   readonly #payloadSize: number;
   readonly #maxMessageSize: number;
   readonly #giveUpAfterMs: number;
+  readonly #maxDeliveryMs: number;
   readonly #receiveWindow: number;
   readonly #minRto: number;
   readonly #maxRto: number;
@@ -306,16 +362,27 @@ export class ReliableChannel {
   #recoveryPoint = 0;
   #peerWindow = MIN_RECEIVE_WINDOW;
   #txCount = 0;
-  /** RACK: order of the latest-sent transmission known to have arrived, and its RTT. */
+  /** Copies of the segments not yet acknowledged, by transmission number. */
+  #copies = new Map<number, Copy>();
+  /** RACK: order of the latest-sent transmission known to have arrived, and an RTT for it. */
   #rackTx = -1;
-  #rackRtt = 0;
+  #rackRtt: number | undefined;
+  /** Since when the peer has acknowledged nothing new while data awaits acknowledgement. */
+  #silentSince: number | undefined;
   #lossDeadline: number | undefined;
+  /** When to send a tail loss probe; undefined while one is out or none is due. */
+  #probeDeadline: number | undefined;
   #minRtt: number | undefined;
   /** Reordering allowance in quarters of the min RTT; grows when a resend proves needless. */
   #reorderQuarters = 1;
   #srtt: number | undefined;
   #rttvar = 0;
+  /** RTO computed from the RTT estimates, before backoff. */
   #rto: number;
+  /** Timer expiries since new data was last acknowledged: the RTO is doubled this many times. */
+  #backoff = 0;
+  /** Segments the next `#pump` may send beyond `#cwnd`: probes after a timer expiry. */
+  #probes = 0;
   #rtoDeadline: number | undefined;
 
   // Receiving side.
@@ -335,9 +402,11 @@ export class ReliableChannel {
     const maxSegmentSize = options.maxSegmentSize ?? DEFAULT_MAX_SEGMENT_SIZE;
     this.#maxMessageSize = options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE;
     this.#giveUpAfterMs = options.giveUpAfterMs ?? DEFAULT_GIVE_UP_AFTER_MS;
+    this.#maxDeliveryMs = options.maxDeliveryMs ??
+      DEFAULT_MAX_DELIVERY_FACTOR * this.#giveUpAfterMs;
     this.#receiveWindow = options.receiveWindow ?? DEFAULT_RECEIVE_WINDOW;
     this.#minRto = options.minRtoMs ?? 200;
-    this.#maxRto = options.maxRtoMs ?? 5000;
+    this.#maxRto = options.maxRtoMs ?? DEFAULT_MAX_RTO_MS;
     this.#rto = options.initialRtoMs ?? 1000;
     if (!Number.isInteger(maxSegmentSize) || maxSegmentSize < MIN_SEGMENT_SIZE) {
       throw new RangeError(
@@ -351,6 +420,9 @@ export class ReliableChannel {
     }
     if (!(this.#giveUpAfterMs > 0)) {
       throw new RangeError(`Invalid giveUpAfterMs ${this.#giveUpAfterMs}: must be > 0`);
+    }
+    if (!(this.#maxDeliveryMs > 0)) {
+      throw new RangeError(`Invalid maxDeliveryMs ${this.#maxDeliveryMs}: must be > 0`);
     }
     if (
       !Number.isInteger(this.#receiveWindow) || this.#receiveWindow < MIN_RECEIVE_WINDOW ||
@@ -385,7 +457,7 @@ export class ReliableChannel {
       inFlight: this.#inFlight,
       cwnd: this.#cwnd,
       peerWindow: this.#peerWindow,
-      rtoMs: this.#rto,
+      rtoMs: this.#backedOffRto(),
       srttMs: this.#srtt,
       pendingMessages: this.#unacked.length + this.#unsent.length,
     };
@@ -433,13 +505,18 @@ export class ReliableChannel {
   poll(): void {
     if (this.#closed) return;
     const now = this.#opts.now();
-    const giveUpAt = this.#giveUpDeadline();
-    if (giveUpAt !== undefined && now >= giveUpAt) {
+    if (this.#silentSince !== undefined && now >= this.#silentSince + this.#giveUpAfterMs) {
       this.stats.giveUps++;
-      this.#abandonStream(`not acknowledged within ${this.#giveUpAfterMs} ms`);
+      this.#abandonStream(`the peer acknowledged nothing new for ${this.#giveUpAfterMs} ms`);
+    }
+    const oldest = this.#oldestDeadline();
+    if (oldest !== undefined && now >= oldest) {
+      this.stats.giveUps++;
+      this.#abandonStream(`not acknowledged within ${this.#maxDeliveryMs} ms`);
     }
     if (this.#rtoDeadline !== undefined && now >= this.#rtoDeadline) this.#onTimeout(now);
     if (this.#lossDeadline !== undefined && now >= this.#lossDeadline) this.#detectLoss(now);
+    if (this.#probeDeadline !== undefined && now >= this.#probeDeadline) this.#sendTailProbe(now);
     this.#pump();
     this.#flush();
   }
@@ -447,7 +524,16 @@ export class ReliableChannel {
   /** When `poll` should next be called, in `now()` ms; undefined when no timer is running. */
   nextDeadline(): number | undefined {
     if (this.#closed) return undefined;
-    const times = [this.#giveUpDeadline(), this.#rtoDeadline, this.#lossDeadline];
+    const silence = this.#silentSince === undefined
+      ? undefined
+      : this.#silentSince + this.#giveUpAfterMs;
+    const times = [
+      silence,
+      this.#oldestDeadline(),
+      this.#rtoDeadline,
+      this.#lossDeadline,
+      this.#probeDeadline,
+    ];
     const due = times.filter((t) => t !== undefined);
     return due.length > 0 ? Math.min(...due) : undefined;
   }
@@ -472,31 +558,36 @@ export class ReliableChannel {
   // ---- Sending side ----
 
   /**
-   * Sends lost segments again, then new ones, while the windows allow. The first unacknowledged
-   * segment, which holds up delivery, is resent as soon as it is deemed lost even when `#cwnd` is
-   * full (as RFC 6675 does on entering recovery): otherwise a halved window would hold it back for
-   * a round trip.
+   * Sends lost segments again, then new ones, while the windows allow; after a timer expiry,
+   * `#probes` more whatever `#cwnd`. The first unacknowledged segment, which holds up delivery, is
+   * resent as soon as it is deemed lost even when `#cwnd` is full (as RFC 6675 does on entering
+   * recovery): otherwise a halved window would hold it back for a round trip.
    */
   #pump(): void {
-    for (;;) {
-      const open = this.#inFlight < Math.max(1, Math.floor(this.#cwnd));
-      if (this.#flight[0]?.state === LOST) {
-        this.#retransmit(this.#flight[0]);
+    for (;; this.#probes = Math.max(0, this.#probes - 1)) {
+      const open = this.#probes > 0 || this.#inFlight < Math.max(1, Math.floor(this.#cwnd));
+      const head = this.#flight[0];
+      if (head?.state === LOST) {
+        this.#retransmit(head);
       } else if (open && this.#lost > 0) {
         this.#retransmit(this.#flight.find((s) => s.state === LOST)!);
       } else if (
         open && this.#unsent.length > 0 && this.#sndNext - this.#sndUna < this.#peerWindow
       ) {
         this.#sendNewSegment();
+      } else if (this.#probes > 0 && head?.state === OUTSTANDING) {
+        // Nothing else to probe with: a second copy of the head still doubles the odds.
+        this.stats.retransmitted++;
+        this.#sendCopy(head, this.#opts.now());
       } else {
         break;
       }
     }
+    this.#probes = 0;
   }
 
   #retransmit(seg: OutSegment): void {
     this.#lost--;
-    seg.retransmitted = true;
     this.stats.retransmitted++;
     this.#transmit(seg);
   }
@@ -506,7 +597,7 @@ export class ReliableChannel {
     const length = Math.min(this.#payloadSize, msg.data.length - msg.offset);
     const payload = msg.data.subarray(msg.offset, msg.offset + length);
     msg.offset += length;
-    msg.deadline ??= this.#opts.now() + this.#giveUpAfterMs;
+    msg.deadline ??= this.#opts.now() + this.#maxDeliveryMs;
     const seg: OutSegment = {
       seq: this.#sndNext++,
       payload,
@@ -514,7 +605,7 @@ export class ReliableChannel {
       state: OUTSTANDING,
       sentAt: 0,
       tx: 0,
-      retransmitted: false,
+      copies: [],
     };
     if (seg.end) {
       msg.lastSeq = seg.seq;
@@ -530,17 +621,30 @@ export class ReliableChannel {
     const now = this.#opts.now();
     seg.state = OUTSTANDING;
     seg.sentAt = now;
-    seg.tx = this.#txCount++;
     this.#inFlight++;
-    this.#rtoDeadline ??= now + this.#rto;
+    seg.tx = this.#sendCopy(seg, now);
+  }
+
+  /** Sends a copy of `seg` under a new transmission number, which it returns. */
+  #sendCopy(seg: OutSegment, now: number): number {
+    const tx = this.#txCount++;
+    seg.copies.push(tx);
+    this.#copies.set(tx, { seg, sentAt: now });
+    this.#rtoDeadline ??= now + this.#backedOffRto();
+    if (this.#silentSince === undefined) {
+      this.#silentSince = now;
+      this.#armTailProbe(now);
+    }
     this.#opts.send(encodeSegment({
       type: "data",
       streamId: this.#sndStream,
       seq: seg.seq >>> 0,
       base: this.#sndUna >>> 0,
+      tx: tx >>> 0,
       end: seg.end,
       payload: seg.payload,
     }));
+    return tx;
   }
 
   #onAck(ack: AckSegment): void {
@@ -558,33 +662,28 @@ export class ReliableChannel {
       const start = unwrapSeq(r.start, this.#sndUna);
       return { start, end: start + ((r.end - r.start) >>> 0) };
     });
-    if (cum > this.#sndNext || ranges.some((r) => r.end > this.#sndNext)) {
+    const echo = unwrapSeq(ack.echo, this.#txCount);
+    if (cum > this.#sndNext || ranges.some((r) => r.end > this.#sndNext) || echo >= this.#txCount) {
       this.stats.invalidAcks++;
       return;
     }
     if (cum >= this.#sndUna) this.#peerWindow = Math.max(1, ack.window);
 
     const now = this.#opts.now();
+    // The copy whose arrival triggered this ACK, unless its segment was acknowledged before.
+    const trigger = this.#copies.get(echo);
     let newlyAcked = 0;
-    let sample: OutSegment | undefined;
+    /** The latest transmission this ACK shows to have arrived. */
+    let rackTx = -1;
     const markAcked = (seg: OutSegment): void => {
       if (seg.state === ACKED) return;
       if (seg.state === OUTSTANDING) this.#inFlight--;
       else this.#lost--;
       seg.state = ACKED;
       newlyAcked++;
-      const rtt = now - seg.sentAt;
-      // An ACK faster than any RTT seen acknowledges an earlier copy of a resent segment: the
-      // copy was only reordered, so allow more reordering before calling a segment lost.
-      const ambiguous = seg.retransmitted && (this.#minRtt === undefined || rtt < this.#minRtt);
-      if (ambiguous && this.#minRtt !== undefined) {
-        this.#reorderQuarters = Math.min(this.#reorderQuarters + 1, MAX_REORDER_QUARTERS);
-      }
-      if (!ambiguous && seg.tx > this.#rackTx) {
-        this.#rackTx = seg.tx;
-        this.#rackRtt = rtt;
-      }
-      if (!seg.retransmitted && (sample === undefined || seg.sentAt > sample.sentAt)) sample = seg;
+      for (const tx of seg.copies) this.#copies.delete(tx);
+      // Of a segment sent more than once, which copy arrived is unknown (unless it is `trigger`).
+      if (seg.copies.length === 1) rackTx = Math.max(rackTx, seg.tx);
     };
     for (let seq = this.#sndUna; seq < cum; seq++) markAcked(this.#flight[seq - this.#sndUna]);
     for (const r of ranges) {
@@ -596,11 +695,30 @@ export class ReliableChannel {
       this.#flight.splice(0, cum - this.#sndUna);
       this.#sndUna = cum;
     }
-    if (sample !== undefined) this.#updateRto(now - sample.sentAt);
+    if (trigger !== undefined) {
+      // The echo names the copy that arrived, so this RTT is exact even for a resent segment
+      // (no Karn's rule needed) and never spans the loss of earlier ACKs.
+      const rtt = now - trigger.sentAt;
+      this.#updateRto(rtt);
+      this.#rackRtt = rtt;
+      rackTx = Math.max(rackTx, echo);
+      // The segment was resent after the copy that arrived: the resend was needless, most likely
+      // because that copy was reordered, so allow more reordering before calling a segment lost.
+      if (echo < trigger.seg.tx) {
+        this.#reorderQuarters = Math.min(this.#reorderQuarters + 1, MAX_REORDER_QUARTERS);
+      }
+    }
+    if (this.#rackRtt !== undefined) this.#rackTx = Math.max(this.#rackTx, rackTx);
     if (newlyAcked > 0) {
       this.#cwnd += this.#cwnd < this.#ssthresh ? newlyAcked : newlyAcked / this.#cwnd;
       this.#cwnd = Math.min(this.#cwnd, this.#peerWindow);
-      this.#rtoDeadline = this.#flight.length > 0 ? now + this.#rto : undefined;
+      // Data got through, so the path works: drop the backoff (RFC 6298 section 5). Every ACK
+      // measures the RTT, so the RTO cannot lag behind an RTT that grew.
+      this.#backoff = 0;
+      this.#rtoDeadline = this.#flight.length > 0 ? now + this.#backedOffRto() : undefined;
+      this.#silentSince = this.#flight.length > 0 ? now : undefined;
+      this.#probeDeadline = undefined;
+      if (this.#flight.length > 0) this.#armTailProbe(now);
     }
     this.#detectLoss(now);
     while (this.#unacked.length > 0 && this.#unacked[0].lastSeq < this.#sndUna) {
@@ -620,6 +738,7 @@ export class ReliableChannel {
    */
   #detectLoss(now: number): void {
     this.#lossDeadline = undefined;
+    if (this.#rackRtt === undefined) return;
     const allowance = (this.#minRtt ?? this.#rackRtt) * this.#reorderQuarters / 4;
     let found = false;
     for (const seg of this.#flight) {
@@ -642,7 +761,35 @@ export class ReliableChannel {
     }
   }
 
-  /** RFC 6298 section 2, with Karn's rule applied by the caller. */
+  /**
+   * Called when a silence starts: arms the tail loss probe (RFC 8985 section 7) for 2 SRTT later,
+   * unless the RTO fires first. With a window of 1-3 segments, which heavy loss makes common, no
+   * later segment may be acknowledged to reveal a loss (RACK), and the RTO's floor is many RTTs.
+   */
+  #armTailProbe(now: number): void {
+    const at = this.#srtt === undefined ? undefined : now + 2 * this.#srtt;
+    const beforeRto = at !== undefined && this.#rtoDeadline !== undefined && at < this.#rtoDeadline;
+    this.#probeDeadline = beforeRto ? at : undefined;
+  }
+
+  /**
+   * Sends one probe whatever `#cwnd`: a new segment if the peer's window allows, else another copy
+   * of the last segment sent. Its ACK lets RACK find what was lost before it.
+   */
+  #sendTailProbe(now: number): void {
+    this.#probeDeadline = undefined;
+    this.stats.tailProbes++;
+    if (this.#unsent.length > 0 && this.#sndNext - this.#sndUna < this.#peerWindow) {
+      this.#sendNewSegment();
+    } else {
+      const last = this.#flight.findLast((s) => s.state !== ACKED);
+      if (last === undefined) return;
+      this.stats.retransmitted++;
+      this.#sendCopy(last, now);
+    }
+  }
+
+  /** RFC 6298 section 2. */
   #updateRto(rtt: number): void {
     this.#minRtt = Math.min(this.#minRtt ?? rtt, rtt);
     if (this.#srtt === undefined) {
@@ -656,10 +803,14 @@ export class ReliableChannel {
     this.#rto = Math.min(this.#maxRto, Math.max(this.#minRto, rto));
   }
 
+  #backedOffRto(): number {
+    return Math.min(this.#rto * 2 ** this.#backoff, this.#maxRto);
+  }
+
   /** RFC 6298 section 5: back off, and resend (as `#cwnd` allows) all that was in the network. */
   #onTimeout(now: number): void {
     this.stats.timeouts++;
-    this.#rto = Math.min(this.#rto * 2, this.#maxRto);
+    if (this.#backedOffRto() < this.#maxRto) this.#backoff++;
     for (const seg of this.#flight) {
       if (seg.state === OUTSTANDING) {
         seg.state = LOST;
@@ -670,11 +821,14 @@ export class ReliableChannel {
     this.#ssthresh = Math.max(Math.floor(this.#cwnd / 2), 2);
     this.#cwnd = 1;
     this.#recoveryPoint = this.#sndNext;
+    this.#probes = PROBES;
     this.#lossDeadline = undefined;
-    this.#rtoDeadline = this.#flight.length > 0 ? now + this.#rto : undefined;
+    this.#probeDeadline = undefined;
+    this.#rtoDeadline = this.#flight.length > 0 ? now + this.#backedOffRto() : undefined;
   }
 
-  #giveUpDeadline(): number | undefined {
+  /** When the oldest pending message outlives `maxDeliveryMs`. */
+  #oldestDeadline(): number | undefined {
     return this.#unacked.length > 0 ? this.#unacked[0].deadline : this.#unsent[0]?.deadline;
   }
 
@@ -700,9 +854,12 @@ export class ReliableChannel {
     this.#recoveryPoint = 0;
     this.#peerWindow = MIN_RECEIVE_WINDOW;
     this.#txCount = 0;
+    this.#copies.clear();
     this.#rackTx = -1;
-    this.#rackRtt = 0;
+    this.#rackRtt = undefined;
+    this.#silentSince = undefined;
     this.#lossDeadline = undefined;
+    this.#probeDeadline = undefined;
     this.#rtoDeadline = undefined;
   }
 
@@ -711,7 +868,7 @@ export class ReliableChannel {
   #onData(seg: DataSegment): void {
     if (seg.streamId !== this.#rcvStream) {
       if (seg.base !== 0 || this.#retired.includes(seg.streamId)) {
-        this.#rejectStream(seg.streamId);
+        this.#rejectStream(seg.streamId, seg.tx);
         return;
       }
       if (this.#rcvStream !== undefined) this.#retire(this.#rcvStream);
@@ -721,7 +878,7 @@ export class ReliableChannel {
     }
     const seq = unwrapSeq(seg.seq, this.#rcvNext);
     if (unwrapSeq(seg.base, this.#rcvNext) > this.#rcvNext) {
-      this.#rejectStream(seg.streamId);
+      this.#rejectStream(seg.streamId, seg.tx);
       return;
     }
     if (seq < this.#rcvNext || this.#outOfOrder.has(seq)) {
@@ -735,7 +892,7 @@ export class ReliableChannel {
         this.#outOfOrder.delete(this.#rcvNext++);
         this.#partialSize += next.payload.length;
         if (this.#partialSize > this.#maxMessageSize) {
-          this.#rejectStream(seg.streamId);
+          this.#rejectStream(seg.streamId, seg.tx);
           return;
         }
         this.#partial.push(next.payload);
@@ -743,7 +900,7 @@ export class ReliableChannel {
         next = this.#outOfOrder.get(this.#rcvNext);
       }
     }
-    this.#sendAck(seg.streamId, seq);
+    this.#sendAck(seg.streamId, seq, seg.tx);
   }
 
   #deliver(): void {
@@ -759,8 +916,11 @@ export class ReliableChannel {
     this.#events.push(() => this.#opts.onMessage(message));
   }
 
-  /** ACKs the current stream; the SACK range holding `latest` goes first (RFC 2018). */
-  #sendAck(streamId: number, latest: number): void {
+  /**
+   * ACKs the current stream; the SACK range holding `latest` goes first (RFC 2018). `echo` is the
+   * transmission number of the segment that arrived.
+   */
+  #sendAck(streamId: number, latest: number, echo: number): void {
     const ranges: SackRange[] = [];
     for (const seq of [...this.#outOfOrder.keys()].sort((a, b) => a - b)) {
       const last = ranges.at(-1);
@@ -775,6 +935,7 @@ export class ReliableChannel {
       reset: false,
       cumAck: this.#rcvNext >>> 0,
       window: this.#receiveWindow,
+      echo,
       sacks: ranges.slice(0, MAX_SACK_RANGES).map((r) => ({
         start: r.start >>> 0,
         end: r.end >>> 0,
@@ -782,14 +943,14 @@ export class ReliableChannel {
     });
   }
 
-  #rejectStream(streamId: number): void {
+  #rejectStream(streamId: number, echo: number): void {
     if (streamId === this.#rcvStream) {
       this.#resetReceiveState();
       this.#rcvStream = undefined;
     }
     this.#retire(streamId);
     this.stats.resetsSent++;
-    this.#emitAck({ type: "ack", streamId, reset: true, cumAck: 0, window: 0, sacks: [] });
+    this.#emitAck({ type: "ack", streamId, reset: true, cumAck: 0, window: 0, echo, sacks: [] });
   }
 
   #emitAck(ack: AckSegment): void {

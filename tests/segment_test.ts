@@ -23,11 +23,15 @@ Deno.test("segment: DATA byte layout matches the documented golden vector", () =
     streamId: 0x01020304,
     seq: 5,
     base: 2,
+    tx: 0x11223344,
     end: true,
     payload: new Uint8Array([0xaa, 0xbb]),
   };
   const bytes = encodeSegment(seg);
-  assert.equal(hex(bytes), "01" + "01" + "01020304" + "00000005" + "00000002" + "aabb");
+  assert.equal(
+    hex(bytes),
+    "01" + "01" + "01020304" + "00000005" + "00000002" + "11223344" + "aabb",
+  );
   assert.equal(bytes.length, DATA_HEADER_SIZE + 2);
   assert.deepEqual(decodeSegment(bytes), seg);
 });
@@ -39,12 +43,13 @@ Deno.test("segment: ACK byte layout matches the documented golden vector", () =>
     reset: false,
     cumAck: 7,
     window: 64,
+    echo: 0x63,
     sacks: [{ start: 9, end: 11 }],
   };
   const bytes = encodeSegment(seg);
   assert.equal(
     hex(bytes),
-    "02" + "00" + "0a0b0c0d" + "00000007" + "0040" + "01" + "00000009" + "0000000b",
+    "02" + "00" + "0a0b0c0d" + "00000007" + "0040" + "00000063" + "01" + "00000009" + "0000000b",
   );
   assert.deepEqual(decodeSegment(bytes), seg);
   const reset = encodeSegment({ ...seg, reset: true, sacks: [] });
@@ -54,12 +59,13 @@ Deno.test("segment: ACK byte layout matches the documented golden vector", () =>
 
 Deno.test("segment: round-trips edge values", () => {
   const cases: Segment[] = [
-    { type: "data", streamId: 0, seq: 0, base: 0, end: true, payload: new Uint8Array() },
+    { type: "data", streamId: 0, seq: 0, base: 0, tx: 0, end: true, payload: new Uint8Array() },
     {
       type: "data",
       streamId: 0xffff_ffff,
       seq: 0xffff_ffff,
       base: 0xffff_fff0,
+      tx: 0xffff_ffff,
       end: false,
       payload: new Uint8Array(1086).fill(7),
     },
@@ -69,6 +75,7 @@ Deno.test("segment: round-trips edge values", () => {
       reset: false,
       cumAck: 0xffff_fffe,
       window: 0xffff,
+      echo: 0xffff_ffff,
       // Ranges may wrap past 2^32.
       sacks: [
         { start: 0xffff_ffff, end: 2 },
@@ -88,6 +95,7 @@ Deno.test("segment: decoded payload is a copy of the input", () => {
     streamId: 1,
     seq: 0,
     base: 0,
+    tx: 0,
     end: true,
     payload: new Uint8Array([1, 2, 3]),
   });
@@ -102,6 +110,7 @@ Deno.test("segment: decode rejects malformed input with SegmentError", () => {
     streamId: 1,
     seq: 1,
     base: 0,
+    tx: 2,
     end: false,
     payload: new Uint8Array([9]),
   });
@@ -111,20 +120,21 @@ Deno.test("segment: decode rejects malformed input with SegmentError", () => {
     reset: false,
     cumAck: 1,
     window: 8,
+    echo: 2,
     sacks: [{ start: 3, end: 4 }],
   });
   const bad: [string, Uint8Array, RegExp][] = [
     ["empty", new Uint8Array(), /shorter than 2 bytes/],
     ["unknown type", new Uint8Array([9, 0, 0]), /unknown type 0x09/],
-    ["short DATA", data.subarray(0, 13), /shorter than the 14-byte header/],
+    ["short DATA", data.subarray(0, 17), /shorter than the 18-byte header/],
     ["DATA flags", Uint8Array.from(data, (b, i) => i === 1 ? 0x02 : b), /unknown flags 0x02/],
-    ["empty non-final DATA", data.subarray(0, 14), /without END needs a payload/],
-    ["short ACK", ack.subarray(0, 12), /shorter than the 13-byte header/],
+    ["empty non-final DATA", data.subarray(0, 18), /without END needs a payload/],
+    ["short ACK", ack.subarray(0, 16), /shorter than the 17-byte header/],
     ["ACK flags", Uint8Array.from(ack, (b, i) => i === 1 ? 0x80 : b), /unknown flags 0x80/],
-    ["ACK trailing byte", new Uint8Array([...ack, 0]), /does not match 21 for 1 SACK/],
-    ["ACK missing range", ack.subarray(0, 20), /does not match 21 for 1 SACK/],
-    ["too many ranges", Uint8Array.from(ack, (b, i) => i === 12 ? 5 : b), /5 SACK ranges exceed/],
-    ["empty range", Uint8Array.from(ack, (b, i) => i === 20 ? 3 : b), /range 3-3 is empty/],
+    ["ACK trailing byte", new Uint8Array([...ack, 0]), /does not match 25 for 1 SACK/],
+    ["ACK missing range", ack.subarray(0, 24), /does not match 25 for 1 SACK/],
+    ["too many ranges", Uint8Array.from(ack, (b, i) => i === 16 ? 5 : b), /5 SACK ranges exceed/],
+    ["empty range", Uint8Array.from(ack, (b, i) => i === 24 ? 3 : b), /range 3-3 is empty/],
   ];
   for (const [name, bytes, message] of bad) {
     assert.throws(() => decodeSegment(bytes), (e: unknown) => {
@@ -141,6 +151,7 @@ Deno.test("segment: encode rejects out-of-range fields with SegmentError", () =>
     streamId: 1,
     seq: 0,
     base: 0,
+    tx: 0,
     end: true,
     payload: new Uint8Array(),
   };
@@ -150,12 +161,15 @@ Deno.test("segment: encode rejects out-of-range fields with SegmentError", () =>
     reset: false,
     cumAck: 0,
     window: 8,
+    echo: 0,
     sacks: [],
   };
   const bad: Segment[] = [
     { ...data, streamId: -1 },
     { ...data, seq: 2 ** 32 },
     { ...data, base: 1.5 },
+    { ...data, tx: -1 },
+    { ...ack, echo: 2 ** 32 },
     { ...data, end: false },
     { ...ack, window: 0x10000 },
     { ...ack, cumAck: NaN },
@@ -185,6 +199,7 @@ Deno.test("segment: fuzzed input throws only SegmentError, and what decodes re-e
       streamId: 0xdeadbeef,
       seq: 77,
       base: 70,
+      tx: 123,
       end: false,
       payload: new Uint8Array(40).fill(3),
     }),
@@ -194,6 +209,7 @@ Deno.test("segment: fuzzed input throws only SegmentError, and what decodes re-e
       reset: false,
       cumAck: 70,
       window: 64,
+      echo: 123,
       sacks: [{ start: 72, end: 75 }, { start: 80, end: 81 }],
     }),
   ];

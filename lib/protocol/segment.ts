@@ -5,7 +5,7 @@
  * All integers are big-endian. Sequence numbers count segments (not bytes), start at 0 in each
  * stream and wrap modulo 2^32; {@linkcode unwrapSeq} recovers the full value.
  *
- * DATA segment: 14-byte header, then the payload (the rest of the segment).
+ * DATA segment: 18-byte header, then the payload (the rest of the segment).
  *
  * ```text
  * offset size field
@@ -14,10 +14,12 @@
  *      2    4 stream id  random, chosen by the sender for each new stream
  *      6    4 seq        sequence number of this segment in the stream
  *     10    4 base       the sender's lowest unacknowledged seq when this copy was sent
- *     14    n payload    0..n bytes; may be empty only when END is set
+ *     14    4 tx         transmission number of this copy: counts every DATA segment sent on the
+ *                        stream, first sends and resends alike, from 0 (modulo 2^32)
+ *     18    n payload    0..n bytes; may be empty only when END is set
  * ```
  *
- * ACK segment: 13-byte header, then `count` SACK ranges of 8 bytes; nothing may follow.
+ * ACK segment: 17-byte header, then `count` SACK ranges of 8 bytes; nothing may follow.
  *
  * ```text
  * offset size field
@@ -26,14 +28,16 @@
  *      2    4 stream id  the stream being acknowledged (the data sender's stream id)
  *      6    4 cum ack    next expected seq: every seq before it has been received
  *     10    2 window     receive window in segments, counted from cum ack
- *     12    1 count      number of SACK ranges, 0..4
- *     13  8*k ranges     per range: u32 start, u32 end (exclusive); seqs received beyond cum ack
+ *     12    4 echo       tx of the DATA segment whose arrival triggered this ACK, so that its
+ *                        sender knows which copy arrived (an exact RTT sample, as RFC 7323 RTTM)
+ *     16    1 count      number of SACK ranges, 0..4
+ *     17  8*k ranges     per range: u32 start, u32 end (exclusive); seqs received beyond cum ack
  * ```
  *
  * @example
  * ```ts
  * const bytes = encodeSegment({
- *   type: "data", streamId: 7, seq: 0, base: 0, end: true, payload: new Uint8Array([104, 105]),
+ *   type: "data", streamId: 7, seq: 0, base: 0, tx: 0, end: true, payload: new Uint8Array([104]),
  * });
  * const seg = decodeSegment(bytes); // { type: "data", streamId: 7, seq: 0, ... }
  * ```
@@ -49,9 +53,9 @@ export const FLAG_END = 0x01;
 /** ACK flag: the receiver rejects the stream; the sender must abandon it. */
 export const FLAG_RESET = 0x01;
 /** Size in bytes of a DATA segment without payload. */
-export const DATA_HEADER_SIZE = 14;
+export const DATA_HEADER_SIZE = 18;
 /** Size in bytes of an ACK segment without SACK ranges. */
-export const ACK_HEADER_SIZE = 13;
+export const ACK_HEADER_SIZE = 17;
 /** Size in bytes of one SACK range. */
 export const SACK_RANGE_SIZE = 8;
 /** Most SACK ranges one ACK may carry. */
@@ -69,6 +73,8 @@ export interface DataSegment {
   seq: number;
   /** The sender's lowest unacknowledged seq (modulo 2^32) when this copy was sent. */
   base: number;
+  /** Transmission number of this copy among all DATA sent on the stream, modulo 2^32. */
+  tx: number;
   /** True on the last segment of a message. */
   end: boolean;
   /** Message bytes carried by this segment (a copy when decoded). */
@@ -95,6 +101,8 @@ export interface AckSegment {
   cumAck: number;
   /** How many segments from `cumAck` on the receiver will buffer (0..65535). */
   window: number;
+  /** The `tx` of the DATA segment whose arrival triggered this ACK. */
+  echo: number;
   /** Up to {@linkcode MAX_SACK_RANGES} runs of seqs received beyond `cumAck`. */
   sacks: SackRange[];
 }
@@ -130,7 +138,9 @@ export function unwrapSeq(wire: number, reference: number): number {
  *
  * @example
  * ```ts
- * encodeSegment({ type: "ack", streamId: 7, reset: false, cumAck: 1, window: 64, sacks: [] });
+ * encodeSegment({
+ *   type: "ack", streamId: 7, reset: false, cumAck: 1, window: 64, echo: 0, sacks: [],
+ * });
  * ```
  */
 export function encodeSegment(seg: Segment): Uint8Array {
@@ -138,6 +148,7 @@ export function encodeSegment(seg: Segment): Uint8Array {
   if (seg.type === "data") {
     checkU32("seq", seg.seq);
     checkU32("base", seg.base);
+    checkU32("tx", seg.tx);
     if (!seg.end && seg.payload.length === 0) {
       throw new SegmentError("Cannot encode DATA segment: a segment without END needs a payload");
     }
@@ -148,10 +159,12 @@ export function encodeSegment(seg: Segment): Uint8Array {
     view.setUint32(2, seg.streamId);
     view.setUint32(6, seg.seq);
     view.setUint32(10, seg.base);
+    view.setUint32(14, seg.tx);
     out.set(seg.payload, DATA_HEADER_SIZE);
     return out;
   }
   checkU32("cum ack", seg.cumAck);
+  checkU32("echo", seg.echo);
   if (!Number.isInteger(seg.window) || seg.window < 0 || seg.window > 0xffff) {
     throw new SegmentError(`Cannot encode ACK segment: window ${seg.window} is not a u16`);
   }
@@ -167,7 +180,8 @@ export function encodeSegment(seg: Segment): Uint8Array {
   view.setUint32(2, seg.streamId);
   view.setUint32(6, seg.cumAck);
   view.setUint16(10, seg.window);
-  out[12] = seg.sacks.length;
+  view.setUint32(12, seg.echo);
+  out[16] = seg.sacks.length;
   seg.sacks.forEach((range, i) => {
     checkU32("SACK start", range.start);
     checkU32("SACK end", range.end);
@@ -187,7 +201,7 @@ export function encodeSegment(seg: Segment): Uint8Array {
  *
  * @example
  * ```ts
- * const bytes = new Uint8Array([2, 0, 0, 0, 0, 7, 0, 0, 0, 1, 0, 64, 0]);
+ * const bytes = new Uint8Array([2, 0, 0, 0, 0, 7, 0, 0, 0, 1, 0, 64, 0, 0, 0, 3, 0]);
  * const seg = decodeSegment(bytes);
  * if (seg.type === "ack") console.log(seg.cumAck); // 1
  * ```
@@ -217,6 +231,7 @@ export function decodeSegment(bytes: Uint8Array): Segment {
       streamId: view.getUint32(2),
       seq: view.getUint32(6),
       base: view.getUint32(10),
+      tx: view.getUint32(14),
       end,
       payload: bytes.slice(DATA_HEADER_SIZE),
     };
@@ -230,7 +245,7 @@ export function decodeSegment(bytes: Uint8Array): Segment {
     if ((flags & ~FLAG_RESET) !== 0) {
       throw new SegmentError(`Cannot decode ACK segment: unknown flags 0x${hex(flags)}`);
     }
-    const count = bytes[12];
+    const count = bytes[16];
     if (count > MAX_SACK_RANGES) {
       throw new SegmentError(
         `Cannot decode ACK segment: ${count} SACK ranges exceed the maximum of ${MAX_SACK_RANGES}`,
@@ -261,6 +276,7 @@ export function decodeSegment(bytes: Uint8Array): Segment {
       reset: (flags & FLAG_RESET) !== 0,
       cumAck: view.getUint32(6),
       window: view.getUint16(10),
+      echo: view.getUint32(12),
       sacks,
     };
   }
