@@ -92,7 +92,10 @@ export interface LinkOptions {
   onDelivered: (id: number) => void;
   onUndelivered: (id: number, reason: string) => void;
   onPath: (path: Path) => void;
-  /** A message not delivered this long after it was sent is reported undelivered; default 30 s. */
+  /**
+   * Messages are reported undelivered when the peer stays unreachable this long: no session
+   * within it, or (inside the reliable channel) nothing new acknowledged for it; default 30 s.
+   */
   giveUpAfterMs?: number;
   /** Timings of the path finder (tests shorten them). */
   pathOptions?: Partial<PathFinderOptions>;

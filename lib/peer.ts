@@ -53,7 +53,7 @@ export interface PeerOptions {
   keepaliveMs?: number;
   /** Where the identity and known peers live; default `$XDG_CONFIG_HOME/p2p`. */
   configDir?: string;
-  /** A message not delivered within this long is reported undelivered; default 30 s. */
+  /** Messages are reported undelivered when the peer stays unreachable this long; default 30 s. */
   giveUpAfterMs?: number;
   /** Path finder timings (tests and the lab shorten them). */
   pathOptions?: Partial<PathFinderOptions>;
