@@ -152,7 +152,9 @@ async function ours(loss: number): Promise<{ rtts: number[]; perSecond: number }
 
 const rows: string[][] = [];
 for (const loss of [0, 0.1]) {
-  for (const [name, run] of [["raw UDP ping-pong", rawUdp], ["p2p encrypted reliable", ours]] as const) {
+  for (
+    const [name, run] of [["raw UDP ping-pong", rawUdp], ["p2p encrypted reliable", ours]] as const
+  ) {
     const { rtts, perSecond } = await run(loss);
     rtts.sort((x, y) => x - y);
     rows.push([
@@ -167,8 +169,10 @@ for (const loss of [0, 0.1]) {
 const header = ["what", "loss", "msgs/s", "RTT p50 ms", "RTT p99 ms"];
 const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
 const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i])).join("  ");
-console.log(`loopback, ${ROUND_TRIPS} round trips one at a time; p2p msgs/s from a burst of ` +
-  `${MESSAGES} (raw UDP msgs/s = round trips/s)`);
+console.log(
+  `loopback, ${ROUND_TRIPS} round trips one at a time; p2p msgs/s from a burst of ` +
+    `${MESSAGES} (raw UDP msgs/s = round trips/s)`,
+);
 console.log(line(header));
 console.log(line(widths.map((w) => "-".repeat(w))));
 for (const r of rows) console.log(line(r));
