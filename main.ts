@@ -11,6 +11,7 @@
 import { parseArgs } from "node:util";
 import denoJson from "./deno.json" with { type: "json" };
 import { Coordinator } from "./lib/coordinator.ts";
+import { DEFAULT_LIMITS, type Limits, resolveLimits } from "./lib/limits.ts";
 import { resolveServer, UsageError } from "./lib/cli_args.ts";
 import { isIP } from "node:net";
 import type { Endpoint } from "./lib/protocol/endpoint.ts";
@@ -34,17 +35,37 @@ Usage:
 
 Run 'p2p COMMAND --help' for a command's options.`;
 
-const SERVE_HELP = `Usage: p2p serve [--host ADDR] [--port N] [--peer-timeout SECONDS]
+/** The limits' defaults, for the help text. */
+const D = DEFAULT_LIMITS;
+
+const SERVE_HELP = `Usage: p2p serve [--host ADDR] [--port N] [--peer-timeout SECONDS] [limits]
 
 Runs the coordinator: UDP for logins, logouts, heartbeats and presence broadcasts, TCP (same port
-number) for the online list. Logs one line per login, logout and expiry on stderr.
+number) for the online list. Logs one line per login, logout and expiry on stderr, and a line
+when a limit is hit. On SIGINT or SIGTERM it tells the online users (Bye), closes, and exits 0.
 
 Options:
   --host ADDR             address to listen on (default 0.0.0.0)
   --port N                UDP and TCP port (default 7000)
   --tcp-port N            TCP port of the list service, if it must differ
   --peer-timeout SECONDS  drop a user silent this long (default 45)
-  -h, --help              show this help`;
+  --batch-ms MS           longest pause between two batches of presence changes (default 250)
+  -h, --help              show this help
+
+Limits ("per address": per IPv4 address, or per IPv6 /64):
+  --max-users N           users online at once (default ${D.maxUsers})
+  --max-pending N         logins waiting for their list fetch; beyond, the oldest is
+                          forgotten (default ${D.maxPending})
+  --logins-per-ip N       logins, list fetches and introductions per address per second,
+                          twice that in a burst (default ${D.loginsPerSecond})
+  --datagrams-per-ip N    datagrams per address per second, twice that in a burst
+                          (default ${D.datagramsPerSecond})
+  --tcp-per-ip N          TCP connections open at once per address (default ${D.tcpPerAddress})
+  --max-tcp N             TCP connections open at once (default ${D.maxTcp})
+  --tcp-idle SECONDS      close a TCP connection idle this long (default ${D.tcpIdleMs / 1000})
+  --max-datagram BYTES    longest datagram accepted (default ${D.maxDatagramBytes})
+  --max-line BYTES        longest text message, and most bytes read from a TCP connection
+                          (default and most ${D.maxLineBytes})`;
 
 const NAT_HELP = `Usage: p2p nat HOST[:PORT] [--json]
 
@@ -90,6 +111,16 @@ async function serve(args: string[]): Promise<number> {
       port: { type: "string", default: "7000" },
       "tcp-port": { type: "string" },
       "peer-timeout": { type: "string", default: "45" },
+      "batch-ms": { type: "string" },
+      "max-users": { type: "string" },
+      "max-pending": { type: "string" },
+      "logins-per-ip": { type: "string" },
+      "datagrams-per-ip": { type: "string" },
+      "tcp-per-ip": { type: "string" },
+      "max-tcp": { type: "string" },
+      "tcp-idle": { type: "string" },
+      "max-datagram": { type: "string" },
+      "max-line": { type: "string" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -97,6 +128,33 @@ async function serve(args: string[]): Promise<number> {
     console.log(SERVE_HELP);
     return 0;
   }
+  const count = (name: keyof typeof values): number | undefined => {
+    const text = values[name];
+    if (typeof text !== "string") return undefined;
+    if (!/^[0-9]+$/.test(text) || Number(text) < 1) {
+      throw new UsageError(`--${name} must be a whole number of at least 1, not "${text}"`);
+    }
+    return Number(text);
+  };
+  const idle = values["tcp-idle"];
+  let limits: Limits;
+  try {
+    limits = resolveLimits({
+      maxUsers: count("max-users"),
+      maxPending: count("max-pending"),
+      loginsPerSecond: count("logins-per-ip"),
+      datagramsPerSecond: count("datagrams-per-ip"),
+      tcpPerAddress: count("tcp-per-ip"),
+      maxTcp: count("max-tcp"),
+      tcpIdleMs: idle === undefined ? undefined : secondsOption(idle, "--tcp-idle") * 1000,
+      maxDatagramBytes: count("max-datagram"),
+      maxLineBytes: count("max-line"),
+    });
+  } catch (err) {
+    if (err instanceof RangeError) throw new UsageError(err.message);
+    throw err;
+  }
+  const batchMs = count("batch-ms");
   const port = portOption(values.port, "--port", true);
   const tcpPort = values["tcp-port"] === undefined
     ? undefined
@@ -107,10 +165,13 @@ async function serve(args: string[]): Promise<number> {
     port,
     tcpPort,
     peerTimeoutMs: timeout * 1000,
+    limits,
+    batchMs,
   });
   console.error(
     `${new Date().toISOString()} p2p ${VERSION} coordinator on ${values.host} ` +
-      `UDP ${coordinator.udpPort}, TCP ${coordinator.tcpPort}, peer timeout ${timeout} s`,
+      `UDP ${coordinator.udpPort}, TCP ${coordinator.tcpPort}, peer timeout ${timeout} s, ` +
+      `up to ${limits.maxUsers} users`,
   );
   await new Promise<void>((resolve) => {
     const stop = () => {

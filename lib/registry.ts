@@ -1,25 +1,28 @@
 /**
- * Who is online: admission, ownership of names, and liveness — plain state with an injected
- * clock, no sockets, so it can be tested without time passing.
+ * Who is online: admission, ownership of names, liveness and the online list — plain state with
+ * an injected clock, no sockets, so it can be tested without time passing.
  *
  * A login starts *pending*. It becomes *online* when the same IP address fetches the online
  * list over TCP (the seed's step 3), which proves the client can receive at the address it
  * logged in from: a forged login from someone else's address never gets that far, so the
  * coordinator never broadcasts it. Online users that stay silent longer than the peer timeout
- * expire.
+ * expire. Every operation costs time in proportion to the users it concerns, not to everyone
+ * online, so that a large community stays cheap; the encoded list is kept up to date as users
+ * come and go rather than rebuilt for every fetch.
  *
  * @example
  * ```ts
  * let t = 0;
  * const reg = new Registry({ now: () => t, peerTimeoutMs: 45_000 });
  * reg.login("alice", { host: "10.0.0.2", port: 4000 }, { host: "192.0.2.1", port: 4000 });
- * reg.admitFrom("192.0.2.1"); // [alice]: now online
+ * reg.admitFrom("192.0.2.1"); // { admitted: [alice], refused: [] }: now online
  * t = 50_000;
  * reg.expire(); // { expired: [alice], abandoned: [] }
  * ```
  * @module
  */
 import { type Endpoint, formatEndpoint, sameEndpoint } from "./protocol/endpoint.ts";
+import { encodeList, type NatKind } from "./protocol/seed.ts";
 
 /** One user the coordinator knows. */
 export interface User {
@@ -37,11 +40,18 @@ export interface User {
   key?: string;
   /** Per-process secret that lets the client keep its name when its NAT mapping changes. */
   secret?: string;
+  /** The kind of NAT the client reported (`nat`), passed on in introductions. */
+  nat?: NatKind;
 }
 
 /** Outcome of {@linkcode Registry.login}. */
 export type LoginResult =
-  | { kind: "pending"; user: User }
+  | {
+    kind: "pending";
+    user: User;
+    /** The oldest pending login, forgotten to make room (the pending limit was reached). */
+    evicted?: User;
+  }
   | { kind: "refreshed"; user: User }
   | { kind: "rebound"; user: User; previous: Endpoint }
   | { kind: "rejected"; reason: string };
@@ -60,30 +70,64 @@ export interface RegistryOptions {
   peerTimeoutMs: number;
   /** A pending login not confirmed by a list fetch within this long is forgotten. Default 10 s. */
   pendingTimeoutMs?: number;
-  /** Most users (pending and online) held at once. Default 100,000. */
+  /** Most users online at once. Default 20,000. */
   maxUsers?: number;
+  /** Most pending logins at once; beyond, the oldest is forgotten. Default 4,096. */
+  maxPending?: number;
+}
+
+const encoder = new TextEncoder();
+const FULL = "the server is full";
+
+/** One user's `name,endpoint;` in the list, encoded as the seed codec writes it. */
+function listEntry(name: string, endpoint: Endpoint): Uint8Array {
+  return encoder.encode(encodeList([{ username: name, endpoint }]).slice(0, -"end".length));
 }
 
 /** Online users and pending logins, keyed by name. */
 export class Registry {
   readonly #users = new Map<string, User>();
+  /** Online users, in order of admission: the order of the list. */
+  readonly #online = new Map<string, User>();
+  /** Pending logins, oldest first. */
+  readonly #pending = new Set<User>();
+  /** Pending logins by observed IP address, for admission. */
+  readonly #pendingByHost = new Map<string, Set<User>>();
   /** Name by observed endpoint, to tell who sent a datagram (the relay needs it). */
   readonly #at = new Map<string, string>();
   readonly #now: () => number;
   readonly #peerTimeoutMs: number;
   readonly #pendingTimeoutMs: number;
   readonly #maxUsers: number;
+  readonly #maxPending: number;
+  /** The encoded list (without `end`) lives in `#list[0, #listLength)`; see {@linkcode listBody}. */
+  #list = new Uint8Array(4096);
+  #listLength = 0;
+  /** An online user left or moved: the list must be rebuilt before it is next read. */
+  #listStale = false;
+  readonly #entries = new Map<string, Uint8Array>();
 
   constructor(options: RegistryOptions) {
     this.#now = options.now;
     this.#peerTimeoutMs = options.peerTimeoutMs;
     this.#pendingTimeoutMs = options.pendingTimeoutMs ?? 10_000;
-    this.#maxUsers = options.maxUsers ?? 100_000;
+    this.#maxUsers = options.maxUsers ?? 20_000;
+    this.#maxPending = options.maxPending ?? 4_096;
   }
 
   /** Number of users, pending and online. */
   get size(): number {
     return this.#users.size;
+  }
+
+  /** Number of online users. */
+  get onlineCount(): number {
+    return this.#online.size;
+  }
+
+  /** Number of pending logins. */
+  get pendingCount(): number {
+    return this.#pending.size;
   }
 
   /** The user with this name, pending or online. */
@@ -97,10 +141,64 @@ export class Registry {
     return name === undefined ? undefined : this.#users.get(name);
   }
 
+  /** Online users, in order of admission. */
+  online(): User[] {
+    return [...this.#online.values()];
+  }
+
+  /**
+   * The online list as the seed's TCP service sends it (`name,endpoint;` for each online user,
+   * in order of admission), without the final `end`. The returned bytes are never modified
+   * afterwards, so they may be handed to a socket that writes them later.
+   */
+  listBody(): Uint8Array {
+    if (this.#listStale) {
+      const entries = [...this.#online.keys()].map((name) => this.#entries.get(name)!);
+      const size = entries.reduce((n, e) => n + e.length, 0);
+      // A fresh buffer: the old one may still be being written to a slow reader.
+      this.#list = new Uint8Array(Math.max(4096, Math.ceil(size * 1.25)));
+      this.#listLength = 0;
+      for (const entry of entries) {
+        this.#list.set(entry, this.#listLength);
+        this.#listLength += entry.length;
+      }
+      this.#listStale = false;
+    }
+    return this.#list.subarray(0, this.#listLength);
+  }
+
+  #appendToList(user: User): void {
+    const entry = listEntry(user.name, user.observed);
+    this.#entries.set(user.name, entry);
+    if (this.#listStale) return;
+    if (this.#listLength + entry.length > this.#list.length) {
+      // Grow into a new buffer; bytes already handed out stay as they were.
+      const grown = new Uint8Array(
+        Math.max(2 * this.#list.length, this.#listLength + entry.length),
+      );
+      grown.set(this.#list.subarray(0, this.#listLength));
+      this.#list = grown;
+    }
+    // Appending writes past every body handed out so far, so none of them changes.
+    this.#list.set(entry, this.#listLength);
+    this.#listLength += entry.length;
+  }
+
   #move(user: User, to: Endpoint): void {
     this.#at.delete(formatEndpoint(user.observed));
     user.observed = to;
     this.#at.set(formatEndpoint(to), user.name);
+    if (user.state === "online") {
+      this.#entries.set(user.name, listEntry(user.name, to));
+      this.#listStale = true;
+    }
+  }
+
+  #unpend(user: User): void {
+    this.#pending.delete(user);
+    const set = this.#pendingByHost.get(user.observed.host);
+    set?.delete(user);
+    if (set?.size === 0) this.#pendingByHost.delete(user.observed.host);
   }
 
   #delete(user: User): void {
@@ -108,18 +206,22 @@ export class Registry {
     if (this.#at.get(formatEndpoint(user.observed)) === user.name) {
       this.#at.delete(formatEndpoint(user.observed));
     }
-  }
-
-  /** Online users, in order of arrival. */
-  online(): User[] {
-    return [...this.#users.values()].filter((u) => u.state === "online");
+    if (user.state === "pending") {
+      this.#unpend(user);
+    } else {
+      this.#online.delete(user.name);
+      this.#entries.delete(user.name);
+      this.#listStale = true;
+    }
   }
 
   /**
    * Records a login. A name held from another endpoint is rejected — unless the login carries the
    * holder's secret: then its NAT mapping changed and the name moves to the new endpoint
    * (`rebound`). The same endpoint logging in again refreshes its entry (a client that lost the
-   * `Accept` retries).
+   * `Accept` retries). A new name is refused when the server is full; when too many logins are
+   * pending, the oldest is forgotten to make room (`evicted`): a flood of forged logins can then
+   * delay, but not lock out, the clients that do fetch their list.
    */
   login(
     name: string,
@@ -136,15 +238,22 @@ export class Registry {
       }
       const previous = existing.observed;
       existing.claimed = claimed;
-      this.#move(existing, observed);
+      if (rebind) {
+        if (existing.state === "pending") this.#unpend(existing);
+        this.#move(existing, observed);
+        if (existing.state === "pending") this.#addPending(existing);
+      }
       existing.lastSeen = now;
       if (ext) existing.key = ext.key;
       return rebind
         ? { kind: "rebound", user: existing, previous }
         : { kind: "refreshed", user: existing };
     }
-    if (this.#users.size >= this.#maxUsers) {
-      return { kind: "rejected", reason: "the server is full" };
+    if (this.#online.size >= this.#maxUsers) return { kind: "rejected", reason: FULL };
+    let evicted: User | undefined;
+    if (this.#pending.size >= this.#maxPending) {
+      evicted = this.#pending.values().next().value!;
+      this.#delete(evicted);
     }
     const user: User = {
       name,
@@ -157,23 +266,39 @@ export class Registry {
     };
     this.#users.set(name, user);
     this.#at.set(formatEndpoint(observed), name);
-    return { kind: "pending", user };
+    this.#addPending(user);
+    return evicted ? { kind: "pending", user, evicted } : { kind: "pending", user };
+  }
+
+  #addPending(user: User): void {
+    this.#pending.add(user);
+    let set = this.#pendingByHost.get(user.observed.host);
+    if (set === undefined) this.#pendingByHost.set(user.observed.host, set = new Set());
+    set.add(user);
   }
 
   /**
    * Marks every pending login from this IP address online (its client fetched the list over TCP
-   * from there) and returns them.
+   * from there) and returns them (`admitted`), in order of login. Logins that find the server
+   * full are forgotten instead (`refused`).
    */
-  admitFrom(ip: string): User[] {
+  admitFrom(ip: string): { admitted: User[]; refused: User[] } {
     const admitted: User[] = [];
-    for (const user of this.#users.values()) {
-      if (user.state === "pending" && user.observed.host === ip) {
-        user.state = "online";
-        user.lastSeen = this.#now();
-        admitted.push(user);
+    const refused: User[] = [];
+    for (const user of this.#pendingByHost.get(ip) ?? []) {
+      if (this.#online.size >= this.#maxUsers) {
+        refused.push(user);
+        this.#delete(user);
+        continue;
       }
+      this.#unpend(user);
+      user.state = "online";
+      user.lastSeen = this.#now();
+      this.#online.set(user.name, user);
+      this.#appendToList(user);
+      admitted.push(user);
     }
-    return admitted;
+    return { admitted, refused };
   }
 
   /** Removes a user, but only when the logout comes from the endpoint that owns the name. */
@@ -202,7 +327,9 @@ export class Registry {
     if (!sameEndpoint(user.observed, observed)) {
       if (secret === undefined || user.secret !== secret) return undefined;
       previous = user.observed;
+      if (user.state === "pending") this.#unpend(user);
       this.#move(user, observed);
+      if (user.state === "pending") this.#addPending(user);
     }
     user.lastSeen = this.#now();
     return { user, previous };
@@ -216,12 +343,11 @@ export class Registry {
     const now = this.#now();
     const expired: User[] = [];
     const abandoned: User[] = [];
-    for (const user of this.#users.values()) {
-      if (user.state === "online" && now - user.lastSeen > this.#peerTimeoutMs) {
-        expired.push(user);
-      } else if (user.state === "pending" && now - user.lastSeen > this.#pendingTimeoutMs) {
-        abandoned.push(user);
-      }
+    for (const user of this.#online.values()) {
+      if (now - user.lastSeen > this.#peerTimeoutMs) expired.push(user);
+    }
+    for (const user of this.#pending) {
+      if (now - user.lastSeen > this.#pendingTimeoutMs) abandoned.push(user);
     }
     for (const user of [...expired, ...abandoned]) this.#delete(user);
     return { expired, abandoned };
@@ -231,7 +357,12 @@ export class Registry {
   clear(): User[] {
     const online = this.online();
     this.#users.clear();
+    this.#online.clear();
+    this.#pending.clear();
+    this.#pendingByHost.clear();
     this.#at.clear();
+    this.#entries.clear();
+    this.#listStale = true;
     return online;
   }
 }

@@ -19,6 +19,8 @@ function names(users: { name: string }[]): string[] {
   return users.map((u) => u.name);
 }
 
+const NOBODY = { admitted: [], refused: [] };
+
 Deno.test("a login is pending until a list fetch from the same IP admits it", () => {
   const { reg, clock } = setup();
   const result = reg.login("alice", CLAIMED, ALICE);
@@ -34,20 +36,20 @@ Deno.test("a login is pending until a list fetch from the same IP admits it", ()
   assert.equal(reg.size, 1);
   assert.deepEqual(reg.online(), []);
 
-  assert.deepEqual(reg.admitFrom("203.0.113.1"), []); // another IP proves nothing
-  assert.deepEqual(reg.admitFrom("::ffff:192.0.2.1"), []); // exact address match only
+  assert.deepEqual(reg.admitFrom("203.0.113.1"), NOBODY); // another IP proves nothing
+  assert.deepEqual(reg.admitFrom("::ffff:192.0.2.1"), NOBODY); // exact address match only
   assert.equal(reg.get("alice")?.state, "pending");
 
   clock.t = 3_000;
   // The TCP connection comes from another port of the same host (or NAT): the IP is what counts.
-  const admitted = reg.admitFrom("192.0.2.1");
+  const { admitted } = reg.admitFrom("192.0.2.1");
   assert.deepEqual(names(admitted), ["alice"]);
   assert.equal(admitted[0].state, "online");
   assert.equal(admitted[0].lastSeen, 3_000);
   assert.equal(admitted[0].since, 1_000);
   assert.deepEqual(names(reg.online()), ["alice"]);
   // A second fetch admits nobody new: the broadcast must not repeat.
-  assert.deepEqual(reg.admitFrom("192.0.2.1"), []);
+  assert.deepEqual(reg.admitFrom("192.0.2.1"), NOBODY);
 });
 
 Deno.test("admitFrom admits every pending login from the IP, and only those", () => {
@@ -55,9 +57,12 @@ Deno.test("admitFrom admits every pending login from the IP, and only those", ()
   reg.login("alice", CLAIMED, ALICE);
   reg.login("carol", CLAIMED, ALICE_OTHER_PORT); // a second client behind the same NAT
   reg.login("bob", CLAIMED, BOB);
-  assert.deepEqual(names(reg.admitFrom("192.0.2.1")), ["alice", "carol"]);
+  assert.deepEqual(names(reg.admitFrom("192.0.2.1").admitted), ["alice", "carol"]);
   assert.equal(reg.get("bob")?.state, "pending");
-  assert.deepEqual(names(reg.admitFrom("2001:db8::2")), ["bob"]);
+  assert.equal(reg.pendingCount, 1);
+  assert.deepEqual(names(reg.admitFrom("2001:db8::2").admitted), ["bob"]);
+  assert.equal(reg.pendingCount, 0);
+  assert.equal(reg.onlineCount, 3);
   assert.deepEqual(names(reg.online()), ["alice", "carol", "bob"]);
 });
 
@@ -214,15 +219,23 @@ Deno.test("the pending timeout defaults to 10 s", () => {
   assert.deepEqual(names(reg.expire().abandoned), ["alice"]);
 });
 
-Deno.test("maxUsers caps pending and online users together", () => {
+Deno.test("maxUsers caps online users; a login finding the server full is refused", () => {
   const { reg } = setup({ maxUsers: 2 });
   assert.equal(reg.login("a", CLAIMED, ALICE).kind, "pending");
   reg.admitFrom("192.0.2.1");
   assert.equal(reg.login("b", CLAIMED, BOB).kind, "pending");
-  assert.deepEqual(reg.login("c", CLAIMED, MALLORY), {
+  // Pending logins do not count: the server is not full yet.
+  assert.equal(reg.login("c", CLAIMED, MALLORY).kind, "pending");
+  reg.admitFrom("2001:db8::2");
+  assert.deepEqual(reg.login("d", CLAIMED, { host: "203.0.113.4", port: 1 }), {
     kind: "rejected",
     reason: "the server is full",
   });
+  assert.equal(reg.get("d"), undefined);
+  // A pending login admitted once the server is full is forgotten, not admitted.
+  const { admitted, refused } = reg.admitFrom("198.51.100.9");
+  assert.deepEqual(admitted, []);
+  assert.deepEqual(names(refused), ["c"]);
   assert.equal(reg.get("c"), undefined);
   // Users already in may still refresh; a taken name is reported as taken, not as full.
   assert.equal(reg.login("a", CLAIMED, ALICE).kind, "refreshed");
@@ -234,30 +247,90 @@ Deno.test("maxUsers caps pending and online users together", () => {
   assert.equal(reg.login("c", CLAIMED, MALLORY).kind, "pending");
 });
 
-Deno.test("the default maxUsers is 100,000", () => {
+Deno.test("the default maxUsers is 20,000", () => {
   const { reg } = setup();
-  for (let i = 0; i < 100_000; i++) {
-    reg.login(`u${i}`, CLAIMED, { host: "192.0.2.1", port: 1 + (i % 65535) });
+  for (let i = 0; i < 20_000; i++) {
+    reg.login(`u${i}`, CLAIMED, { host: `10.${i >> 8}.${i & 255}.1`, port: 1 });
+    reg.admitFrom(`10.${i >> 8}.${i & 255}.1`);
   }
-  assert.equal(reg.size, 100_000);
+  assert.equal(reg.onlineCount, 20_000);
   assert.deepEqual(reg.login("one more", CLAIMED, MALLORY), {
     kind: "rejected",
     reason: "the server is full",
   });
 });
 
-Deno.test("online() keeps arrival order and clear() empties the registry", () => {
+Deno.test("beyond maxPending the oldest pending login is forgotten, never an online user", () => {
+  const { reg } = setup({ maxPending: 3 });
+  reg.login("alice", CLAIMED, ALICE);
+  reg.admitFrom("192.0.2.1");
+  for (const i of [1, 2, 3]) {
+    assert.equal(reg.login(`f${i}`, CLAIMED, { host: `203.0.113.${i}`, port: 9 }).kind, "pending");
+  }
+  const result = reg.login("bob", CLAIMED, BOB);
+  assert.equal(result.kind, "pending");
+  assert.equal(result.kind === "pending" && result.evicted?.name, "f1");
+  assert.equal(reg.get("f1"), undefined);
+  assert.equal(reg.pendingCount, 3);
+  // The evicted login's address admits nobody; the others still can be admitted.
+  assert.deepEqual(reg.admitFrom("203.0.113.1"), NOBODY);
+  assert.deepEqual(names(reg.admitFrom("2001:db8::2").admitted), ["bob"]);
+  assert.deepEqual(names(reg.online()), ["alice", "bob"]);
+});
+
+Deno.test("online() is in order of admission and clear() empties the registry", () => {
   const { reg } = setup();
   reg.login("carol", CLAIMED, BOB);
   reg.login("alice", CLAIMED, ALICE);
   reg.login("pending", CLAIMED, MALLORY);
   reg.admitFrom("192.0.2.1");
   reg.admitFrom("2001:db8::2");
-  assert.deepEqual(names(reg.online()), ["carol", "alice"]);
-  assert.deepEqual(names(reg.clear()), ["carol", "alice"]);
+  assert.deepEqual(names(reg.online()), ["alice", "carol"]);
+  assert.deepEqual(names(reg.clear()), ["alice", "carol"]);
   assert.equal(reg.size, 0);
+  assert.equal(reg.pendingCount, 0);
   assert.deepEqual(reg.online(), []);
   assert.equal(reg.get("pending"), undefined);
+  assert.equal(text(reg.listBody()), "");
+});
+
+function text(bytes: Uint8Array): string {
+  return new TextDecoder().decode(bytes);
+}
+
+Deno.test("listBody follows joins, leaves and moves, and never changes bytes it handed out", () => {
+  const { reg } = setup();
+  const ext = { key: "k".repeat(43), secret: "s".repeat(22) };
+  assert.equal(text(reg.listBody()), "");
+  reg.login("alice", CLAIMED, ALICE, ext);
+  reg.admitFrom("192.0.2.1");
+  const first = reg.listBody();
+  assert.equal(text(first), "alice,192.0.2.1:4000;");
+  reg.login("bob", CLAIMED, BOB);
+  assert.equal(text(reg.listBody()), "alice,192.0.2.1:4000;", "pending users are not listed");
+  reg.admitFrom("2001:db8::2");
+  const second = reg.listBody();
+  assert.equal(text(second), "alice,192.0.2.1:4000;bob,[2001:db8::2]:5000;");
+  // Many joins grow the buffer; what was handed out stays intact.
+  for (let i = 0; i < 500; i++) {
+    reg.login(`u${i}`, CLAIMED, { host: "203.0.113.5", port: 1000 + i });
+  }
+  reg.admitFrom("203.0.113.5");
+  const big = text(reg.listBody());
+  assert.equal(big.split(";").length - 1, 502);
+  assert.ok(big.endsWith("u499,203.0.113.5:1499;"));
+  assert.equal(text(first), "alice,192.0.2.1:4000;");
+  assert.equal(text(second), "alice,192.0.2.1:4000;bob,[2001:db8::2]:5000;");
+  // A move changes the entry in place; a logout removes it.
+  reg.heartbeat("alice", ALICE_OTHER_PORT, ext.secret);
+  reg.logout("bob", BOB);
+  for (let i = 0; i < 500; i++) reg.logout(`u${i}`, { host: "203.0.113.5", port: 1000 + i });
+  assert.equal(text(reg.listBody()), "alice,192.0.2.1:4001;");
+  assert.equal(text(second), "alice,192.0.2.1:4000;bob,[2001:db8::2]:5000;");
+  // The body is exactly what the codec's list holds, without its "end".
+  reg.login("张伟", CLAIMED, MALLORY);
+  reg.admitFrom("198.51.100.9");
+  assert.equal(text(reg.listBody()) + "end", "alice,192.0.2.1:4001;张伟,198.51.100.9:4000;end");
 });
 
 Deno.test("the holder's secret moves a name to a new endpoint; anyone else is still refused", () => {
