@@ -44,7 +44,7 @@ export class RelayPolicy {
   readonly #o: Required<RelayPolicyOptions>;
   readonly #pairs = new Map<string, Bucket>();
   readonly #byUser = new Map<string, Set<string>>();
-  /** Frames refused, by reason. */
+  /** Frames forwarded (and their bytes) and refused, by reason. */
   readonly stats = { forwarded: 0, forwardedBytes: 0, notIntroduced: 0, overBudget: 0 };
 
   constructor(options: RelayPolicyOptions) {
@@ -82,7 +82,8 @@ export class RelayPolicy {
     }
     const now = this.#o.now();
     const elapsed = Math.max(0, now - bucket.at) / 1000;
-    bucket.at = now;
+    // A clock that steps back must not make the same time count twice when it comes back.
+    bucket.at = Math.max(bucket.at, now);
     bucket.bytes = Math.min(this.#o.burstBytes, bucket.bytes + elapsed * this.#o.bytesPerSecond);
     bucket.packets = Math.min(
       this.#o.burstPackets,

@@ -176,6 +176,11 @@ Deno.test("a clock that steps back neither adds budget nor takes it away", () =>
   setTime(5_000);
   assert.equal(relay.allow("alice", "bob", 1), "over-budget");
   assert.equal(relay.allow("alice", "carol", 1000), "ok");
+  // Back at the time it was emptied: the seconds spent "in the past" are not refilled again.
+  setTime(10_000);
+  assert.equal(relay.allow("alice", "bob", 1), "over-budget");
+  setTime(10_500);
+  assert.equal(relay.allow("alice", "bob", 500), "ok");
 });
 
 Deno.test("names that share a prefix or differ by order are distinct pairs", () => {
