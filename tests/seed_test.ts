@@ -15,6 +15,7 @@ import {
   type ServerMessage,
   usernameProblem,
 } from "../lib/protocol/seed.ts";
+import { mutate } from "./support/fuzz.ts";
 import { prng } from "./support/prng.ts";
 
 const encoder = new TextEncoder();
@@ -484,37 +485,6 @@ function randomBytes(rand: () => number): Uint8Array {
   const bytes = new Uint8Array(Math.floor(rand() * (rand() < 0.9 ? 80 : 700)));
   for (let i = 0; i < bytes.length; i++) bytes[i] = Math.floor(rand() * 256);
   return bytes;
-}
-
-/** One (mostly) to four random edits: flip, insert, delete, truncate, duplicate a slice. */
-function mutate(rand: () => number, input: Uint8Array): Uint8Array {
-  let bytes = [...input];
-  const edits = rand() < 0.6 ? 1 : 2 + Math.floor(rand() * 3);
-  const special = [0x2c, 0x3b, 0x3a, 0x5b, 0x5d, 0x0a, 0x00, 0x20, 0xff, 0xc3, 0xe5, 0xf0, 0x80];
-  for (let e = 0; e < edits; e++) {
-    const at = Math.floor(rand() * (bytes.length + 1));
-    const byte = rand() < 0.5
-      ? special[Math.floor(rand() * special.length)]
-      : Math.floor(rand() * 256);
-    switch (Math.floor(rand() * 5)) {
-      case 0:
-        if (at < bytes.length) bytes[at] = byte;
-        break;
-      case 1:
-        bytes.splice(at, 0, byte);
-        break;
-      case 2:
-        bytes.splice(at, 1 + Math.floor(rand() * 4));
-        break;
-      case 3:
-        bytes = bytes.slice(0, at);
-        break;
-      case 4:
-        bytes.splice(at, 0, ...bytes.slice(Math.floor(rand() * bytes.length)).slice(0, 30));
-        break;
-    }
-  }
-  return new Uint8Array(bytes);
 }
 
 /** Runs `parse` and fails on any thrown error that is not a SeedProtocolError. */
