@@ -303,17 +303,18 @@ export class Link {
     return true;
   }
 
-  #probeMac(type: number, txid: number): Uint8Array {
-    const header = frameHeader(type, this.#o.me);
+  /** HMAC of a probe's header (type and sender) and txid, with the introduction's token. */
+  #probeMac(token: Uint8Array, type: number, sender: string, txid: number): Uint8Array {
+    const header = frameHeader(type, sender);
     const msg = new Uint8Array(header.length + 4);
     msg.set(header);
     new DataView(msg.buffer).setUint32(header.length, txid);
-    return hmac(sha256, this.#intro!.token, msg).subarray(0, PROBE_MAC_LENGTH);
+    return hmac(sha256, token, msg).subarray(0, PROBE_MAC_LENGTH);
   }
 
   #sendProbe(type: number, to: Endpoint, txid: number, socket: number, ttl?: number): void {
     if (!this.#intro) return;
-    const mac = this.#probeMac(type, txid);
+    const mac = this.#probeMac(this.#intro.token, type, this.#o.me, txid);
     const frame = encodeFrame({
       type: type === FrameType.PROBE ? "probe" : "probe-ack",
       from: this.#o.me,
@@ -326,11 +327,7 @@ export class Link {
   #probeMacValid(frame: Extract<Frame, { type: "probe" | "probe-ack" }>): boolean {
     if (!this.#intro) return false;
     const type = frame.type === "probe" ? FrameType.PROBE : FrameType.PROBE_ACK;
-    const header = frameHeader(type, this.#o.peer);
-    const msg = new Uint8Array(header.length + 4);
-    msg.set(header);
-    new DataView(msg.buffer).setUint32(header.length, frame.txid);
-    const expected = hmac(sha256, this.#intro.token, msg).subarray(0, PROBE_MAC_LENGTH);
+    const expected = this.#probeMac(this.#intro.token, type, this.#o.peer, frame.txid);
     let diff = 0;
     for (let i = 0; i < PROBE_MAC_LENGTH; i++) diff |= expected[i] ^ frame.mac[i];
     return diff === 0;
@@ -409,17 +406,25 @@ export class Link {
     }
   }
 
-  #onHs2(payload: Uint8Array): void {
-    const hs = this.#hs;
-    if (!this.#initiator || !hs || hs.status !== "read") return;
-    let instance: number;
+  /**
+   * Reads HS2 or HS3 and the instance id it carries; a bad message is counted and leaves the
+   * handshake as it was (undefined is returned).
+   */
+  #readInstance(hs: HandshakeState, payload: Uint8Array): number | undefined {
     try {
-      instance = readInstance(hs.readMessage(payload));
+      return readInstance(hs.readMessage(payload));
     } catch (err) {
       if (!(err instanceof NoiseError)) throw err;
       this.stats.badHandshakes++;
-      return;
+      return undefined;
     }
+  }
+
+  #onHs2(payload: Uint8Array): void {
+    const hs = this.#hs;
+    if (!this.#initiator || !hs || hs.status !== "read") return;
+    const instance = this.#readInstance(hs, payload);
+    if (instance === undefined) return;
     if (!this.#acceptKey(hs.remoteStaticKey!)) {
       this.#hs = undefined; // refused: no HS3, so the peer learns nothing about us either
       this.#hsSent = undefined;
@@ -446,14 +451,8 @@ export class Link {
       }
       return;
     }
-    let instance: number;
-    try {
-      instance = readInstance(hs.readMessage(payload));
-    } catch (err) {
-      if (!(err instanceof NoiseError)) throw err;
-      this.stats.badHandshakes++;
-      return;
-    }
+    const instance = this.#readInstance(hs, payload);
+    if (instance === undefined) return;
     this.#hs = undefined;
     if (!this.#acceptKey(hs.remoteStaticKey!)) {
       this.#hsSent = undefined;
@@ -546,7 +545,8 @@ export class Link {
       return;
     }
     this.#confirmed = true;
-    if (this.#hsSent && !this.#hs) this.#hsSent = this.#initiator ? undefined : this.#hsSent;
+    // The initiator's HS3 is confirmed: stop repeating it.
+    if (this.#initiator && !this.#hs) this.#hsSent = undefined;
     if (from !== "relay") this.#pathFinder.onAuthenticatedTraffic(from, socket);
     if (plaintext.length > 0) this.#channel.receive(plaintext);
   }

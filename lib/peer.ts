@@ -25,7 +25,7 @@ import {
   safetyNumber,
 } from "./crypto/identity.ts";
 import { KnownPeers } from "./crypto/known_peers.ts";
-import type { EventSink, OnlineUser, PathKind } from "./events.ts";
+import type { EventSink, OnlineUser } from "./events.ts";
 import { Link } from "./link.ts";
 import { decodeBase64url, encodeBase64url } from "./protocol/base64url.ts";
 import { type Endpoint, formatEndpoint, sameEndpoint } from "./protocol/endpoint.ts";
@@ -40,7 +40,7 @@ import {
 } from "./protocol/seed.ts";
 import { localAddressFor, UdpSocket } from "./net/udp.ts";
 import { Presence } from "./presence.ts";
-import type { Candidate, Path, PathFinderOptions } from "./traversal.ts";
+import type { Candidate, PathFinderOptions } from "./traversal.ts";
 
 /** Options for {@linkcode Peer.start}. */
 export interface PeerOptions {
@@ -73,10 +73,6 @@ function random32(): number {
 
 function randomSecret(): string {
   return encodeBase64url(crypto.getRandomValues(new Uint8Array(16)));
-}
-
-function pathKind(path: Path): PathKind {
-  return path.kind;
 }
 
 /** A logged-in chat client. */
@@ -193,7 +189,7 @@ export class Peer {
     return [...this.#presence.users].map(([user, ep]) => ({
       user,
       endpoint: formatEndpoint(ep),
-      path: pathKind(this.#links.get(user)?.path ?? { kind: "none" }),
+      path: this.#links.get(user)?.path.kind ?? "none",
     }));
   }
 
@@ -432,7 +428,7 @@ export class Peer {
           to: msg.group ? "*" : this.username,
           text: msg.text,
           id: msg.id,
-          path: pathKind(path),
+          path: path.kind,
         }),
       onDelivered: (id) => {
         this.#settled(id);
