@@ -67,7 +67,7 @@ Deno.test("extended client messages have the documented text form", () => {
     ],
     [{ type: "heartbeat", username: "bob", secret: SECRET }, `heartbeat,bob,${SECRET}`],
     [{ type: "connect", username: "alice", target: "张伟" }, "connect,alice,张伟"],
-    [{ type: "whoami" }, "whoami"],
+    [{ type: "whoami" }, "whoami," + "-".repeat(57)],
   ];
   for (const [msg, text] of cases) {
     assert.equal(encodeClientMessage(msg), text);
@@ -118,8 +118,11 @@ Deno.test("connect and whoami refuse other field counts", () => {
     ["connect", "Cannot parse connect: expected 3 comma-separated fields, got 1"],
     ["connect,alice", "Cannot parse connect: expected 3 comma-separated fields, got 2"],
     ["connect,alice,bob,x", "Cannot parse connect: expected 3 comma-separated fields, got 4"],
-    ["whoami,", "Cannot parse whoami: expected 1 comma-separated fields, got 2"],
-    ["whoami,alice", "Cannot parse whoami: expected 1 comma-separated fields, got 2"],
+    ["whoami,a,b", "Cannot parse whoami: expected 2 comma-separated fields, got 3"],
+    [
+      "whoami,é",
+      "Cannot parse whoami: padding must be printable ASCII, 64 bytes in all at most",
+    ],
   ];
   for (const [text, message] of cases) assertSeedError(() => parseClientBytes(text), message);
 });

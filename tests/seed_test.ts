@@ -4,12 +4,15 @@ import {
   decodeText,
   encodeClientMessage,
   encodeList,
+  encodeListVersion,
   encodeServerMessage,
   type ListEntry,
   MAX_TEXT_DATAGRAM,
   MAX_USERNAME_LENGTH,
+  MAX_WHOAMI,
   parseClientMessage,
   parseList,
+  parseOnlineList,
   parseServerMessage,
   SeedProtocolError,
   type ServerMessage,
@@ -81,7 +84,10 @@ Deno.test("usernameProblem explains every rejection", () => {
     ["alice ", "username must not start or end with white space"],
     ["\u00a0alice", "username must not start or end with white space"],
     ["张伟\u3000", "username must not start or end with white space"],
-    ["\ufeffalice", "username must not start or end with white space"],
+    ["\ufeffalice", "username must not contain invisible formatting characters"],
+    ["bob\u200b", "username must not contain invisible formatting characters"],
+    ["\u202ebob", "username must not contain invisible formatting characters"],
+    ["a\u2066b\u2069", "username must not contain invisible formatting characters"],
     [" ", "username must not start or end with white space"],
     ["end", 'username "end" is reserved (it ends the online list)'],
     ["a\ufffdb", "username is not valid UTF-8"],
@@ -259,6 +265,10 @@ Deno.test("server messages round-trip", () => {
     { type: "logout", username: "张伟", endpoint: V4 },
     { type: "alive", endpoint: V4 },
     { type: "alive", endpoint: V6 },
+    { type: "alive", endpoint: V4, version: 0 },
+    { type: "alive", endpoint: V6, version: Number.MAX_SAFE_INTEGER },
+    { type: "presence", from: 0, to: 0 },
+    { type: "presence", from: 17, to: 4096 },
     { type: "expired", username: "alice" },
   ];
   for (const msg of msgs) {
@@ -271,6 +281,11 @@ Deno.test("server messages round-trip", () => {
   assert.equal(encodeServerMessage({ type: "error", reason: "bad" }), "Error,bad");
   assert.equal(encodeServerMessage({ type: "alive", endpoint: V6 }), "Alive,[2001:db8::7]:65535");
   assert.equal(encodeServerMessage({ type: "expired", username: "bob" }), "Expired,bob");
+  assert.equal(
+    encodeServerMessage({ type: "alive", endpoint: V4, version: 12 }),
+    "Alive,192.0.2.1:4000,12",
+  );
+  assert.equal(encodeServerMessage({ type: "presence", from: 3, to: 9 }), "Presence,3,9");
   assert.equal(
     encodeServerMessage({ type: "login", username: "bob", endpoint: V4 }),
     "login,bob,192.0.2.1:4000",
@@ -328,11 +343,18 @@ Deno.test("parseServerMessage rejects malformed messages with the reason", () =>
       'Cannot parse login: Cannot parse endpoint "192.0.2.1:99999": port 99999 is out of range ' +
       "1-65535",
     ],
-    ["Alive", 'Cannot parse Alive: Cannot parse endpoint "": missing ":port"'],
+    ["Alive", "Cannot parse Alive: expected 2 comma-separated fields, got 1"],
+    ["Alive,192.0.2.1:1,x", 'Cannot parse Alive: "x" is not a version'],
+    ["Alive,192.0.2.1:1,-1", 'Cannot parse Alive: "-1" is not a version'],
+    ["Alive,192.0.2.1:1,07", 'Cannot parse Alive: "07" is not a version'],
     [
-      "Alive,192.0.2.1:1,x",
-      'Cannot parse Alive: Cannot parse endpoint "192.0.2.1:1,x": port "1,x" is not a number',
+      "Alive,192.0.2.1:1,9007199254740992",
+      'Cannot parse Alive: "9007199254740992" is not a version',
     ],
+    ["Alive,192.0.2.1:1,1,2", "Cannot parse Alive: expected 2 comma-separated fields, got 4"],
+    ["Presence,1", "Cannot parse Presence: expected 3 comma-separated fields, got 2"],
+    ["Presence,5,4", "Cannot parse Presence: version 5 is after 4"],
+    ["Presence,1,2.5", 'Cannot parse Presence: "2.5" is not a version'],
     ["Expired", "Cannot parse Expired: username is empty"],
     ["Expired,a,b", "Cannot parse Expired: username must not contain ',' or ';'"],
   ];
@@ -363,6 +385,36 @@ Deno.test("online lists with zero, one and many entries round-trip", () => {
     encodeList(many.slice(0, 2)),
     "用户0,10.0.0.0:1000;user 1,[2001:db8::1]:60001;end",
   );
+});
+
+Deno.test("an extension client's list carries its presence version after end", () => {
+  const text = encodeList([{ username: "alice", endpoint: V4 }]) + encodeListVersion(41);
+  assert.equal(text, "alice,192.0.2.1:4000;end\nversion,41");
+  assert.deepEqual(parseOnlineList(text), {
+    entries: [{ username: "alice", endpoint: V4 }],
+    version: 41,
+  });
+  assert.deepEqual(parseOnlineList("end\nversion,0\r\n"), { entries: [], version: 0 });
+  assert.deepEqual(parseOnlineList("end"), { entries: [] });
+  assert.deepEqual(parseList(text), [{ username: "alice", endpoint: V4 }]);
+  assertSeedError(() => parseOnlineList("end\nversion,x"), /"x" is not a version/);
+  assertSeedError(() => parseOnlineList("end\nversion,1\nversion,2"), /does not end with "end"/);
+  assertSeedError(() => parseOnlineList("alice,192.0.2.1:4000\nversion,1"), /does not end/);
+});
+
+Deno.test("whoami is padded so that its answer is never longer than the request", () => {
+  const request = encodeClientMessage({ type: "whoami" });
+  assert.equal(encoder.encode(request).length, MAX_WHOAMI);
+  const longest = encodeServerMessage({
+    type: "you",
+    endpoint: { host: "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255", port: 65535 },
+  });
+  assert.ok(encoder.encode(longest).length <= MAX_WHOAMI, longest);
+  assert.deepEqual(parseClientMessage(request), { type: "whoami" });
+  assert.deepEqual(parseClientMessage("whoami"), { type: "whoami" });
+  assertSeedError(() => parseClientMessage("whoami," + "-".repeat(58)), /64 bytes in all/);
+  assertSeedError(() => parseClientMessage("whoami,a b"), /printable ASCII/);
+  assertSeedError(() => parseClientMessage("whoami,a,b"), /expected 2 comma-separated fields/);
 });
 
 Deno.test("parseList tolerates trailing white space only", () => {

@@ -63,7 +63,11 @@ export type ServerMessage =
   | { type: "error"; reason: string }
   | { type: "login"; username: string; endpoint: Endpoint }
   | { type: "logout"; username: string; endpoint: Endpoint }
-  | { type: "alive"; endpoint: Endpoint }
+  /**
+   * `version`, for clients that speak our extensions: every presence change up to this version
+   * has been sent to the client before this answer (see {@linkcode PresenceRange}).
+   */
+  | { type: "alive"; endpoint: Endpoint; version?: number }
   | { type: "expired"; username: string }
   | { type: "you"; endpoint: Endpoint }
   | {
@@ -78,7 +82,36 @@ export type ServerMessage =
   }
   | { type: "unavailable"; username: string; reason: string }
   /** The coordinator is shutting down: look for it again later (log in with backoff). */
-  | { type: "bye"; reason: string };
+  | { type: "bye"; reason: string }
+  /**
+   * First line of a batched presence datagram: the lines after it in the same datagram are every
+   * presence change with a version in (`from`, `to`] (only each name's latest; none about the
+   * recipient itself).
+   */
+  | PresenceRange;
+
+/** `Presence,<from>,<to>`: the header of a batched presence datagram. */
+export interface PresenceRange {
+  type: "presence";
+  from: number;
+  to: number;
+}
+
+/** The online list as the list service writes it; `version` only for extension clients. */
+export interface OnlineList {
+  entries: ListEntry[];
+  /** The presence version the list reflects: it holds every change up to this one. */
+  version?: number;
+}
+
+/** Largest presence version either side handles (changes are counted from 0). */
+export const MAX_VERSION = Number.MAX_SAFE_INTEGER;
+
+/**
+ * Longest `whoami` request: clients pad it (`whoami,<padding>`) so that the answer, `You` with
+ * their endpoint, is never longer than the question (no amplification).
+ */
+export const MAX_WHOAMI = 64;
 
 const KEY_PATTERN = /^[A-Za-z0-9_-]{43}$/;
 const SECRET_PATTERN = /^[A-Za-z0-9_-]{22}$/;
@@ -113,8 +146,8 @@ export interface ListEntry {
 
 /**
  * Returns why `name` is not a valid username, or `undefined` when it is valid.
- * Valid: 1–32 code points, no `,` `;`, no control characters, no leading or trailing
- * white space, and not the list terminator `end`.
+ * Valid: 1–32 code points, no `,` `;`, no control or invisible formatting characters (zero-width,
+ * bidi), no leading or trailing white space, and not the list terminator `end`.
  */
 export function usernameProblem(name: string): string | undefined {
   const length = [...name].length;
@@ -127,6 +160,8 @@ export function usernameProblem(name: string): string | undefined {
   if (/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/.test(name)) {
     return "username must not contain control characters";
   }
+  // Zero-width and bidi controls make names that look like others (`bob\u200b`, reversed text).
+  if (/\p{Cf}/u.test(name)) return "username must not contain invisible formatting characters";
   if (name.trim() !== name) return "username must not start or end with white space";
   if (name === "end") return 'username "end" is reserved (it ends the online list)';
   // U+FFFD is what a lenient decoder made of bad bytes; a lone surrogate cannot be encoded.
@@ -149,6 +184,14 @@ function checkEndpoint(text: string, what: string): Endpoint {
     }
     throw e;
   }
+}
+
+function checkVersion(text: string, what: string): number {
+  const n = /^(0|[1-9][0-9]{0,15})$/.test(text) ? Number(text) : NaN;
+  if (!(n <= MAX_VERSION)) {
+    throw new SeedProtocolError(`Cannot parse ${what}: "${text.slice(0, 20)}" is not a version`);
+  }
+  return n;
 }
 
 const decoder = new TextDecoder("utf-8", { fatal: true });
@@ -231,9 +274,16 @@ export function parseClientMessage(text: string): ClientMessage {
         target: checkUsername(target, verb),
       };
     }
-    case "whoami":
-      fields(text, 1, verb);
+    case "whoami": {
+      // `whoami` or `whoami,<padding>`: the padding makes the request as long as the answer.
+      const [, padding] = fields(text, text.includes(",") ? 2 : 1, verb);
+      if (text.length > MAX_WHOAMI || (padding !== undefined && !/^[!-~]*$/.test(padding))) {
+        throw new SeedProtocolError(
+          `Cannot parse whoami: padding must be printable ASCII, ${MAX_WHOAMI} bytes in all at most`,
+        );
+      }
       return { type: "whoami" };
+    }
     case "nat": {
       const [, username, nat] = fields(text, 3, verb);
       return { type: "nat", username: checkUsername(username, verb), nat: checkNat(nat, verb) };
@@ -258,7 +308,8 @@ export function encodeClientMessage(msg: ClientMessage): string {
     case "connect":
       return `connect,${msg.username},${msg.target}`;
     case "whoami":
-      return "whoami";
+      // Padded to the longest answer (`You,[IPv6]:port`): see MAX_WHOAMI.
+      return "whoami," + "-".repeat(MAX_WHOAMI - "whoami,".length);
     case "nat":
       return `nat,${msg.username},${msg.nat}`;
   }
@@ -293,7 +344,10 @@ export function encodeServerMessage(msg: ServerMessage): string {
     case "logout":
       return `${msg.type},${msg.username},${formatEndpoint(msg.endpoint)}`;
     case "alive":
-      return `Alive,${formatEndpoint(msg.endpoint)}`;
+      return `Alive,${formatEndpoint(msg.endpoint)}` +
+        (msg.version === undefined ? "" : `,${msg.version}`);
+    case "presence":
+      return `Presence,${msg.from},${msg.to}`;
     case "expired":
       return `Expired,${msg.username}`;
     case "you":
@@ -333,8 +387,24 @@ export function parseServerMessage(text: string): ServerMessage {
         endpoint: checkEndpoint(ep, verb),
       };
     }
-    case "Alive":
-      return { type: "alive", endpoint: checkEndpoint(rest, "Alive") };
+    case "Alive": {
+      const [, ep, version] = fields(text, text.split(",").length === 3 ? 3 : 2, verb);
+      const msg: ServerMessage = { type: "alive", endpoint: checkEndpoint(ep, verb) };
+      if (version !== undefined) msg.version = checkVersion(version, verb);
+      return msg;
+    }
+    case "Presence": {
+      const [, from, to] = fields(text, 3, verb);
+      const range: PresenceRange = {
+        type: "presence",
+        from: checkVersion(from, verb),
+        to: checkVersion(to, verb),
+      };
+      if (range.from > range.to) {
+        throw new SeedProtocolError(`Cannot parse Presence: version ${from} is after ${to}`);
+      }
+      return range;
+    }
     case "Expired":
       return { type: "expired", username: checkUsername(rest, "Expired") };
     case "You":
@@ -376,21 +446,42 @@ export function encodeList(entries: readonly ListEntry[]): string {
   return entries.map((e) => `${e.username},${formatEndpoint(e.endpoint)};`).join("") + "end";
 }
 
+/** The line the list service appends to an extension client's list: its presence version. */
+export function encodeListVersion(version: number): string {
+  return `\nversion,${version}`;
+}
+
 /**
- * Parses a complete online list (the text up to and including `end`).
- * Throws {@linkcode SeedProtocolError} when malformed.
+ * Parses a complete online list (the text up to and including `end`, then for extension clients
+ * a line `version,<n>`). Throws {@linkcode SeedProtocolError} when malformed.
  */
-export function parseList(text: string): ListEntry[] {
+export function parseOnlineList(text: string): OnlineList {
   // trimEnd, not /\s+$/: that regex takes quadratic time on long runs of inner white space.
-  const items = text.trimEnd().split(";");
+  let body = text.trimEnd();
+  let version: number | undefined;
+  const newline = body.lastIndexOf("\n");
+  if (newline >= 0 && body.startsWith("version,", newline + 1)) {
+    version = checkVersion(body.slice(newline + 1 + "version,".length), "online list version");
+    body = body.slice(0, newline);
+  }
+  const items = body.split(";");
   if (items.at(-1) !== "end") {
     throw new SeedProtocolError('Cannot parse online list: it does not end with "end"');
   }
-  return items.slice(0, -1).map((item) => {
+  const entries = items.slice(0, -1).map((item) => {
     const [username, ep] = fields(item, 2, "online list entry");
     return {
       username: checkUsername(username, "online list entry"),
       endpoint: checkEndpoint(ep, "online list entry"),
     };
   });
+  return version === undefined ? { entries } : { entries, version };
+}
+
+/**
+ * Parses a complete online list, as {@linkcode parseOnlineList} does, and returns its entries.
+ * Throws {@linkcode SeedProtocolError} when malformed.
+ */
+export function parseList(text: string): ListEntry[] {
+  return parseOnlineList(text).entries;
 }
