@@ -7,8 +7,14 @@
  * presence changes go out in batches ({@linkcode PresenceFanout}) sent a slice at a time, so the
  * server keeps answering while it tells ten thousand users about a storm of logins; every input is
  * limited per address ({@linkcode Limits}); nothing is sent to an address that has not proved it
- * receives there, except one answer no larger than the request (or, for `whoami`, within the
- * address's logins budget).
+ * receives there, except one answer no larger than the request (`whoami` included: its `You`
+ * goes only to a request padded to at least its length).
+ *
+ * Presence is versioned for clients that speak our extensions, so that one that lost a datagram
+ * can tell and fetch the list again: their list ends with the presence version it holds (unless a
+ * seed-only client shares the address, as it would not expect the extra line), each batched
+ * datagram says which versions it covers, and `Alive` says up to which version every datagram for
+ * them has been handed to the socket.
  *
  * @example
  * ```ts
@@ -33,7 +39,9 @@ import { decodeFrame, encodeFrame, FrameError, isFrame } from "./protocol/frame.
 import {
   type ClientMessage,
   decodeText,
+  encodeListVersion,
   encodeServerMessage,
+  MAX_WHOAMI,
   parseClientMessage,
   SeedProtocolError,
   type ServerMessage,
@@ -105,6 +113,10 @@ export class Coordinator {
   #quietUntil = 0;
   /** Datagrams the current flush has sent so far. */
   #flushSent = 0;
+  /** The presence version of the current (or last) flush: the `to` of its datagrams. */
+  #flushVersion = 0;
+  /** The version of the last flush whose datagrams have all been handed to the socket. */
+  #handedVersion = 0;
   /** Open list-service connections, and how to close each. */
   readonly #connections = new Map<Deno.Conn, () => void>();
   readonly #tcpCount: ConnectionCounter;
@@ -174,10 +186,13 @@ export class Coordinator {
     this.#loginRate = new RateLimiter({ now, perSecond: limits.loginsPerSecond, maxKeys });
     alt?.onMessage((data, from) => {
       // The alternate port exists for NAT mapping tests and answers nothing else.
-      if (data.length > 64 || !this.#allow(from, "whoami")) return;
-      if (new TextDecoder().decode(data).trim() === "whoami") {
-        alt.send(encoder.encode(encodeServerMessage({ type: "you", endpoint: from })), from);
+      let msg: ClientMessage;
+      try {
+        msg = parseClientMessage(decodeText(data, MAX_WHOAMI));
+      } catch {
+        return; // unanswered, malformed or not: this port answers nothing but whoami
       }
+      if (msg.type === "whoami") this.#whoami(from, data, (bytes) => alt.send(bytes, from));
     });
     this.#batchMs = options.batchMs;
     this.#sweep = setInterval(() => this.#expire(), options.sweepMs);
@@ -357,6 +372,15 @@ export class Coordinator {
     }
   }
 
+  /**
+   * Answers `whoami` with `You,<endpoint>` only when that is no longer than the request (clients
+   * pad it), so that not even this answer amplifies; it is charged to the logins budget.
+   */
+  #whoami(from: Endpoint, request: Uint8Array, send: (bytes: Uint8Array) => void): void {
+    const answer = encoder.encode(encodeServerMessage({ type: "you", endpoint: from }));
+    if (answer.length <= request.length && this.#allow(from, "whoami")) send(answer);
+  }
+
   /** Writes a line about a limit that was hit (throttled: input decides how often). */
   #limited(limit: string, detail: string): void {
     this.stats.limited++;
@@ -516,9 +540,11 @@ export class Coordinator {
       case "heartbeat": {
         const beat = this.registry.heartbeat(msg.username, from, msg.secret);
         if (beat?.previous) this.#moved(beat.user, beat.previous);
-        const answer: ServerMessage = beat
-          ? { type: "alive", endpoint: from }
-          : { type: "expired", username: msg.username };
+        const answer: ServerMessage = !beat
+          ? { type: "expired", username: msg.username }
+          : beat.user.state === "online" && beat.user.key !== undefined
+          ? { type: "alive", endpoint: from, version: this.#handedTo(beat.user) }
+          : { type: "alive", endpoint: from };
         // `Alive` can be longer than the heartbeat: only a proven address gets it regardless.
         if (beat?.user.state === "online") this.#send(answer, from);
         else this.#answer([answer], from, request.length);
@@ -539,7 +565,7 @@ export class Coordinator {
         return;
       }
       case "whoami":
-        if (this.#allow(from, "whoami")) this.#send({ type: "you", endpoint: from }, from);
+        this.#whoami(from, request, (bytes) => this.#sendBytes(bytes, from));
         return;
       case "nat": {
         // Unanswered: only the name's owner, from its own endpoint, can set it.
@@ -551,6 +577,14 @@ export class Coordinator {
         return;
       }
     }
+  }
+
+  /**
+   * The version `Alive` tells an online extension user: every presence datagram for it up to
+   * this version has been handed to the socket (its list had the changes up to its own version).
+   */
+  #handedTo(user: User): number {
+    return Math.max(this.#handedVersion, user.listVersion ?? 0);
   }
 
   /** A user's endpoint changed (its NAT's mapping did): everyone else learns the new one. */
@@ -592,9 +626,10 @@ export class Coordinator {
   #flush(): void {
     this.#flushTimer = undefined;
     this.#flushSent = 0;
+    this.#flushVersion = this.#fanout.version;
     this.#outbox = this.#fanout.take();
     this.#cursor = { round: 0, batch: 0, member: 0 };
-    if (this.#outbox.length > 0) this.#drain();
+    this.#drain();
   }
 
   /**
@@ -631,6 +666,7 @@ export class Coordinator {
       this.#drainWaiting = true; // #sendBytes calls us again when the queue is low
       return;
     }
+    this.#handedVersion = this.#flushVersion;
     const pause = Math.min(this.#batchMs, this.#flushSent * PAUSE_PER_DATAGRAM_MS);
     this.#quietUntil = Date.now() + pause;
     this.#scheduleFlush();
@@ -655,7 +691,8 @@ export class Coordinator {
 
   /**
    * Serves one list fetch: admits the pending logins from the connection's address, writes the
-   * list and closes our side. Input is read and thrown away, up to a line's worth; past that it
+   * list (ending with its presence version, `\nversion,<V>`, unless a seed-only user has that
+   * address) and closes our side. Input is read and thrown away, up to a line's worth; past that it
    * is no longer read (TCP's flow control stops the sender). A connection is closed when the
    * client closes its side, or when idle too long, and lives four idle times at most.
    */
@@ -716,9 +753,16 @@ export class Coordinator {
     for (const user of refused) {
       this.#limited("max-users", `${this.limits.maxUsers} users online; refused ${user.name}`);
     }
-    const body = this.registry.listBody();
+    const version = this.#fanout.version;
+    for (const user of admitted) user.listVersion = version;
+    // A seed-only client reads everything up to the close as the list, so where one has this
+    // address (the connection may be its fetch: nothing tells whose it is), no version.
+    const tail = this.registry.hasSeedOnlyAt(ip)
+      ? END
+      : encoder.encode("end" + encodeListVersion(version));
+    const parts = [this.registry.listBody(), tail];
     const writing = (async () => {
-      for (const part of [body, END]) {
+      for (const part of parts) {
         for (let at = 0; at < part.length; touch()) at += await conn.write(part.subarray(at));
       }
       await conn.closeWrite();

@@ -7,11 +7,18 @@
  * - **batched**: clients that speak our extensions get the lines packed into datagrams of up to
  *   {@linkcode MAX_BATCH_DATAGRAM} bytes, one message per line; seed-only clients get one message
  *   per datagram, as the seed sends them;
- * - **versioned**: each member has seen the changes up to the version of its online list (it joins
- *   at the version its list was written at), and gets exactly the lines after that.
+ * - **versioned**: the change recorded when {@linkcode PresenceFanout.version} goes from k to k+1
+ *   has version k+1. A member joins at the version its online list was written at and gets
+ *   exactly the changes after that. Each batched datagram starts with the line
+ *   `Presence,<from>,<to>`: it carries, for each name whose latest change has a version in
+ *   (`from`, `to`], that change (none about the recipient itself). The datagrams one member gets
+ *   from one take tile (its version, {@linkcode PresenceFanout.version}] with no gap or overlap, so
+ *   a client that misses one can tell (docs/PROTOCOL.md §3.1). A member whose only change was its
+ *   own still gets a header-only datagram, so it can tell it is up to date.
  *
  * A batch's datagrams are shared by every member that needs the same lines, so a flush costs one
- * encoding per group, not per member. Plain state, no I/O, no clock.
+ * encoding per group, not per member: a shared datagram's range is absolute, the same for every
+ * group that gets it. Plain state, no I/O, no clock.
  *
  * @example
  * ```ts
@@ -20,11 +27,12 @@
  * fanout.add(bob, { batched: true });
  * fanout.record("carol", "login,carol,192.0.2.7:4000");
  * fanout.record("dave", "login,dave,192.0.2.8:4000");
- * fanout.take(); // [{ members: [bob], datagrams: [bytes of "login,carol,…\nlogin,dave,…"] }]
+ * fanout.take();
+ * // [{ members: [bob], datagrams: [bytes of "Presence,0,2\nlogin,carol,…\nlogin,dave,…"] }]
  * ```
  * @module
  */
-import { MAX_BATCH_DATAGRAM } from "./protocol/seed.ts";
+import { encodeServerMessage, MAX_BATCH_DATAGRAM } from "./protocol/seed.ts";
 
 /** Datagrams for some members: every member gets every datagram. */
 export interface FanoutBatch<M> {
@@ -34,7 +42,7 @@ export interface FanoutBatch<M> {
 
 /** Options for {@linkcode PresenceFanout}. */
 export interface PresenceFanoutOptions {
-  /** Largest batched datagram; default {@linkcode MAX_BATCH_DATAGRAM}. */
+  /** Largest batched datagram, header line included; default {@linkcode MAX_BATCH_DATAGRAM}. */
   maxDatagramBytes?: number;
 }
 
@@ -46,6 +54,7 @@ interface Group<M> {
 interface Entry {
   name: string;
   bytes: Uint8Array;
+  version: number;
 }
 
 const encoder = new TextEncoder();
@@ -67,7 +76,7 @@ export class PresenceFanout<M extends { name: string }> {
     this.#max = options.maxDatagramBytes ?? MAX_BATCH_DATAGRAM;
   }
 
-  /** Number of changes recorded so far. */
+  /** Number of changes recorded so far: the version of the latest. */
   get version(): number {
     return this.#base + this.#log.length;
   }
@@ -87,12 +96,13 @@ export class PresenceFanout<M extends { name: string }> {
     const earlier = this.#latest.get(name);
     if (earlier !== undefined) this.#log[earlier] = null;
     this.#latest.set(name, this.#log.length);
-    this.#log.push({ name, bytes: encoder.encode(line) });
+    this.#log.push({ name, bytes: encoder.encode(line), version: this.version + 1 });
   }
 
   /**
-   * Adds a member that knows every change recorded so far (its online list was just written).
-   * `batched`: it reads several messages per datagram.
+   * Adds a member that knows every change recorded so far (its online list was just written):
+   * it joins at {@linkcode version}. `batched`: it reads several messages per datagram, after a
+   * `Presence` header. Adding a member again moves it to the current version.
    */
   add(member: M, options: { batched: boolean }): void {
     this.remove(member);
@@ -117,40 +127,38 @@ export class PresenceFanout<M extends { name: string }> {
 
   /**
    * Hands out every change each member has not seen, as datagrams shared between members, and
-   * marks them seen. A member is never sent its own change (a client that moved learns its new
-   * endpoint from `Alive`).
+   * marks them seen: every member is then at {@linkcode version}. A member is never sent its own
+   * change (a client that moved learns its new endpoint from `Alive`).
    */
   take(): FanoutBatch<M>[] {
     const batches: FanoutBatch<M>[] = [];
     if (this.#log.length === 0) return batches;
-    // The surviving changes, oldest first, and where each sits in the log.
-    const kept: Entry[] = [];
-    const keptAt: number[] = [];
-    this.#log.forEach((entry, i) => {
-      if (entry !== null) {
-        kept.push(entry);
-        keptAt.push(i);
-      }
-    });
-    const packer = new Packer(kept, this.#max);
+    const to = this.version;
+    // The surviving changes, oldest first; the last one is never superseded (its version is `to`).
+    const kept = this.#log.filter((entry) => entry !== null);
+    // Room for the longest header this take can write: every version in it is at most `to`.
+    const budget = this.#max - 1 - header(to, to).length;
+    const packer = new Packer(kept, this.#base, budget);
     for (const group of this.#groups.values()) {
-      const from = lowerBound(keptAt, group.version - this.#base);
-      if (from === kept.length) continue;
+      if (group.version === to) continue; // joined after the last change: nothing new
+      const from = firstAfter(kept, group.version);
       const plain: Record<"batched" | "single", M[]> = { batched: [], single: [] };
       for (const member of group.members) {
         const mode = this.#members.get(member)!.batched ? "batched" : "single";
         const own = this.#latest.get(member.name);
-        if (own !== undefined && own >= group.version - this.#base) {
+        if (own !== undefined && this.#log[own]!.version > group.version) {
           // Rare (a member that moved): its own change is left out, for it alone.
           const lines = kept.slice(from).filter((e) => e.name !== member.name);
-          const datagrams = mode === "batched" ? pack(lines, this.#max) : lines.map((e) => e.bytes);
+          const datagrams = mode === "batched"
+            ? pack(lines, group.version, to, budget)
+            : lines.map((e) => e.bytes);
           if (datagrams.length > 0) batches.push({ members: [member], datagrams });
         } else {
           plain[mode].push(member);
         }
       }
       if (plain.batched.length > 0) {
-        batches.push({ members: plain.batched, datagrams: packer.suffix(from) });
+        batches.push({ members: plain.batched, datagrams: packer.suffix(from, group.version) });
       }
       if (plain.single.length > 0) {
         batches.push({ members: plain.single, datagrams: kept.slice(from).map((e) => e.bytes) });
@@ -183,13 +191,13 @@ export class PresenceFanout<M extends { name: string }> {
   }
 }
 
-/** First index of the sorted `values` whose value is at least `at`. */
-function lowerBound(values: number[], at: number): number {
+/** First index of `lines` (sorted by version) whose version is after `version`. */
+function firstAfter(lines: Entry[], version: number): number {
   let lo = 0;
-  let hi = values.length;
+  let hi = lines.length;
   while (lo < hi) {
     const mid = (lo + hi) >>> 1;
-    if (values[mid] < at) lo = mid + 1;
+    if (lines[mid].version <= version) lo = mid + 1;
     else hi = mid;
   }
   return lo;
@@ -197,80 +205,104 @@ function lowerBound(values: number[], at: number): number {
 
 /**
  * Packs the suffixes of one list of lines so that they share datagrams: chunks are cut from the
- * end, so every suffix is one partial datagram followed by whole chunks common to all suffixes.
- * (Lines are about distinct names, so the order of datagrams does not matter.)
+ * end, so every suffix is at most one datagram of its own followed by whole chunks common to all
+ * suffixes. Chunks tile (`base`, last version]: a chunk's range runs from the version of the line
+ * before it (or `base`) to the version of its own last line. (Lines are about distinct names, so
+ * the order of datagrams does not matter.)
  */
 class Packer {
   readonly #lines: Entry[];
-  readonly #max: number;
   /** Start index of each chunk, last chunk first. */
   readonly #starts: number[] = [];
+  /** Lower end of each chunk's range. */
+  readonly #froms: number[] = [];
+  /** Upper end of each chunk's range. */
+  readonly #tos: number[] = [];
   readonly #chunks: Uint8Array[] = [];
-  readonly #partial = new Map<number, Uint8Array>();
 
-  constructor(lines: Entry[], max: number) {
+  /** `budget`: the most bytes of lines (and newlines between them) a datagram may carry. */
+  constructor(lines: Entry[], base: number, budget: number) {
     this.#lines = lines;
-    this.#max = max;
     let end = lines.length;
     while (end > 0) {
       let start = end - 1;
       let size = lines[start].bytes.length;
-      while (start > 0 && size + 1 + lines[start - 1].bytes.length <= max) {
+      while (start > 0 && size + 1 + lines[start - 1].bytes.length <= budget) {
         start--;
         size += 1 + lines[start].bytes.length;
       }
+      const from = start === 0 ? base : lines[start - 1].version;
+      const to = lines[end - 1].version;
       this.#starts.push(start);
-      this.#chunks.push(join(lines.slice(start, end), size));
+      this.#froms.push(from);
+      this.#tos.push(to);
+      this.#chunks.push(datagram(from, to, lines.slice(start, end)));
       end = start;
     }
   }
 
-  /** Datagrams carrying lines `from` to the end. */
-  suffix(from: number): Uint8Array[] {
+  /**
+   * Datagrams carrying lines `from` to the end, for a member at version `after` (every line
+   * before `from` is at or before it): their ranges tile (`after`, last version].
+   */
+  suffix(from: number, after: number): Uint8Array[] {
     const out: Uint8Array[] = [];
+    const starts = this.#starts;
     let k = 0;
-    while (k < this.#starts.length && this.#starts[k] >= from) out.push(this.#chunks[k++]);
-    const end = k === 0 ? this.#lines.length : this.#starts[k - 1];
-    if (k < this.#starts.length && from < end) {
-      // `from` falls inside chunk k: the lines from `from` to that chunk's end.
-      let partial = this.#partial.get(from);
-      if (partial === undefined) {
-        partial = join(this.#lines.slice(from, end));
-        this.#partial.set(from, partial);
-      }
-      out.push(partial);
+    while (
+      k < starts.length && (starts[k] > from || (starts[k] === from && this.#froms[k] === after))
+    ) {
+      out.push(this.#chunks[k++]);
+    }
+    const end = k === 0 ? this.#lines.length : starts[k - 1];
+    if (k < starts.length && from < end) {
+      // `from` falls inside chunk k, or starts it but the chunk's range starts before `after`:
+      // that chunk's lines from `from` on, under a header of this member's own.
+      out.push(datagram(after, this.#tos[k], this.#lines.slice(from, end)));
     }
     return out.reverse(); // oldest first, as they happened
   }
 }
 
-/** Packs lines in order into as few datagrams of at most `max` bytes as it can. */
-function pack(lines: Entry[], max: number): Uint8Array[] {
+/**
+ * Packs lines in order into as few datagrams as it can, `budget` bytes of lines each, with
+ * ranges that tile (`after`, `to`]; no lines at all make one header-only datagram.
+ */
+function pack(lines: Entry[], after: number, to: number, budget: number): Uint8Array[] {
+  if (lines.length === 0) return [datagram(after, to, [])];
   const out: Uint8Array[] = [];
   let start = 0;
+  let from = after;
   while (start < lines.length) {
     let end = start + 1;
     let size = lines[start].bytes.length;
-    while (end < lines.length && size + 1 + lines[end].bytes.length <= max) {
+    while (end < lines.length && size + 1 + lines[end].bytes.length <= budget) {
       size += 1 + lines[end].bytes.length;
       end++;
     }
-    out.push(join(lines.slice(start, end), size));
+    const upper = end === lines.length ? to : lines[end - 1].version;
+    out.push(datagram(from, upper, lines.slice(start, end)));
+    from = upper;
     start = end;
   }
   return out;
 }
 
-function join(
-  lines: Entry[],
-  size = lines.reduce((n, e) => n + e.bytes.length, lines.length - 1),
-): Uint8Array {
-  const out = new Uint8Array(size);
-  let at = 0;
-  lines.forEach((e, i) => {
-    if (i > 0) out[at++] = NEWLINE;
+/** The header line `Presence,<from>,<to>`, encoded. */
+function header(from: number, to: number): Uint8Array {
+  return encoder.encode(encodeServerMessage({ type: "presence", from, to }));
+}
+
+/** A batched datagram: the header, then one line per change. */
+function datagram(from: number, to: number, lines: Entry[]): Uint8Array {
+  const head = header(from, to);
+  const out = new Uint8Array(lines.reduce((n, e) => n + 1 + e.bytes.length, head.length));
+  out.set(head);
+  let at = head.length;
+  for (const e of lines) {
+    out[at++] = NEWLINE;
     out.set(e.bytes, at);
     at += e.bytes.length;
-  });
+  }
   return out;
 }

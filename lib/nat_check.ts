@@ -9,8 +9,9 @@
  * ```
  * @module
  */
+import { encodeWhoami, natKindOf, parseWhoamiAnswer, secondPort } from "./nat_kind.ts";
 import { type Endpoint, formatEndpoint, sameEndpoint } from "./protocol/endpoint.ts";
-import { decodeText, parseServerMessage } from "./protocol/seed.ts";
+import type { NatKind } from "./protocol/seed.ts";
 import { localAddressFor, UdpSocket } from "./net/udp.ts";
 
 /** Options for {@linkcode checkNat}. */
@@ -30,6 +31,8 @@ export interface NatReport {
   /** As its second port saw it. */
   publicAlt?: string;
   mapping: "none" | "endpoint-independent" | "endpoint-dependent" | "unknown";
+  /** What a chat client behind this NAT reports to the coordinator (`nat`), when known. */
+  kind?: NatKind;
   /** What it means, in words. */
   summary: string;
 }
@@ -42,17 +45,11 @@ export async function checkNat(options: NatCheckOptions): Promise<NatReport> {
   const local = { host: localAddressFor(options.server), port: socket.local.port };
   const answers = new Map<number, Endpoint>();
   socket.onMessage((data, from) => {
-    try {
-      const msg = parseServerMessage(decodeText(data));
-      if (msg.type === "you" && from.host === options.server.host) {
-        answers.set(from.port, msg.endpoint);
-      }
-    } catch {
-      // not an answer to us
-    }
+    const seen = from.host === options.server.host ? parseWhoamiAnswer(data) : undefined;
+    if (seen) answers.set(from.port, seen);
   });
-  const ports = [options.server.port, options.altPort ?? options.server.port + 1];
-  const whoami = new TextEncoder().encode("whoami");
+  const ports = [options.server.port, secondPort(options.server, options.altPort).port];
+  const whoami = encodeWhoami();
   try {
     for (let i = 0; i < 3 && answers.size < 2; i++) {
       for (const port of ports) {
@@ -69,6 +66,7 @@ export async function checkNat(options: NatCheckOptions): Promise<NatReport> {
     public: main && formatEndpoint(main),
     publicAlt: alt && formatEndpoint(alt),
     mapping: "unknown",
+    kind: main && alt ? natKindOf(main, alt) : undefined,
     summary: "",
   };
   if (!main) {
@@ -77,12 +75,13 @@ export async function checkNat(options: NatCheckOptions): Promise<NatReport> {
       `there, and is UDP allowed out?`;
   } else if (sameEndpoint(main, local)) {
     report.mapping = "none";
+    report.kind = "easy";
     report.summary = "No NAT: the coordinator sees your own address. Others can reach you " +
       "directly unless a firewall drops unsolicited traffic.";
   } else if (!alt) {
     report.summary = `Behind a NAT (public endpoint ${formatEndpoint(main)}); the coordinator's ` +
       `second port did not answer, so the kind of NAT is unknown.`;
-  } else if (sameEndpoint(main, alt)) {
+  } else if (report.kind === "easy") {
     report.mapping = "endpoint-independent";
     report.summary = `Behind a NAT that keeps one public endpoint (${formatEndpoint(main)}) for ` +
       `every destination: hole punching works, so you get direct connections with peers on ` +

@@ -27,6 +27,7 @@ import {
 import { KnownPeers } from "./crypto/known_peers.ts";
 import type { EventSink, OnlineUser } from "./events.ts";
 import { Link } from "./link.ts";
+import { encodeWhoami, natKindOf, parseWhoamiAnswer, secondPort } from "./nat_kind.ts";
 import { decodeBase64url, encodeBase64url } from "./protocol/base64url.ts";
 import { type Endpoint, formatEndpoint, sameEndpoint } from "./protocol/endpoint.ts";
 import { decodeFrame, encodeFrame, FrameError, isFrame } from "./protocol/frame.ts";
@@ -287,8 +288,7 @@ export class Peer {
       this.#flushConnects(); // no answer: introductions go ahead without our NAT kind
       return;
     }
-    const alt = { host: this.#o.server.host, port: this.#o.server.port + 1 };
-    this.#socket.send(encoder.encode("whoami"), alt);
+    this.#socket.send(encodeWhoami(), secondPort(this.#o.server));
     this.#natProbe = setTimeout(() => this.#detectNat(attempt + 1), 1000);
   }
 
@@ -297,7 +297,7 @@ export class Peer {
     if (!observed || this.#natProbe === undefined) return;
     clearTimeout(this.#natProbe);
     this.#natProbe = undefined;
-    this.#nat = sameEndpoint(seenByAlt, observed) ? "easy" : "hard";
+    this.#nat = natKindOf(observed, seenByAlt);
     this.#presence.reportNat(this.#nat);
     // Introductions made before the coordinator knew our NAT kind could not plan a birthday
     // search: redo those that have not found a direct path.
@@ -520,21 +520,17 @@ export class Peer {
     }
     const fromServer = sameEndpoint(from, this.#o.server);
     if (!isFrame(data)) {
-      if (from.host === this.#o.server.host && from.port === this.#o.server.port + 1) {
-        try {
-          const msg = parseServerMessage(decodeText(data));
-          if (msg.type === "you") this.#onNatAnswer(msg.endpoint);
-        } catch (err) {
-          if (!(err instanceof SeedProtocolError)) throw err;
-        }
+      if (sameEndpoint(from, secondPort(this.#o.server))) {
+        const seen = parseWhoamiAnswer(data);
+        if (seen) this.#onNatAnswer(seen);
         return;
       }
       if (!fromServer) return;
       try {
-        // Several messages may share a datagram, one per line.
-        for (const line of decodeText(data, MAX_BATCH_DATAGRAM).split("\n")) {
-          if (line !== "") this.#presence.handle(parseServerMessage(line));
-        }
+        // Several messages may share a datagram, one per line: a `Presence` header and the
+        // changes it covers are one unit, so a malformed line voids the whole datagram.
+        const lines = decodeText(data, MAX_BATCH_DATAGRAM).split("\n").filter((l) => l !== "");
+        this.#presence.handleDatagram(lines.map(parseServerMessage));
       } catch (err) {
         if (!(err instanceof SeedProtocolError)) throw err;
         this.#emit({

@@ -3,6 +3,10 @@
  * list), keep the online list current from the `login`/`logout` broadcasts, send heartbeats,
  * log in again when the coordinator has forgotten us, and log out.
  *
+ * Presence datagrams can be lost. A coordinator that numbers its changes says in each `Alive`
+ * which version it has sent us; when our list ({@linkcode PresenceView}) is still short of it a
+ * second later, we fetch the list again over TCP (a resync, without logging in again).
+ *
  * It does not own the UDP socket: the peer shares one socket between the coordinator and the
  * other peers (NAT traversal relies on that), and passes the coordinator's datagrams here.
  *
@@ -11,21 +15,28 @@
  * const presence = new Presence({ send, server, username: "alice", claimed, keepaliveMs: 10_000,
  *   onOnline: (name, ep) => {}, onOffline: (name) => {} });
  * const { observed } = await presence.login();
+ * // Each datagram from the coordinator, parsed line by line:
+ * presence.handleDatagram([
+ *   { type: "presence", from: 4, to: 5 },
+ *   { type: "login", username: "carol", endpoint: { host: "192.0.2.7", port: 4000 } },
+ * ]);
  * ```
  * @module
  */
 import net from "node:net";
-import { type Endpoint, formatEndpoint, sameEndpoint } from "./protocol/endpoint.ts";
+import { type Endpoint, formatEndpoint } from "./protocol/endpoint.ts";
 import {
   type ClientMessage,
   encodeClientMessage,
   type ListEntry,
   type LoginExtension,
   type NatKind,
-  parseList,
+  type OnlineList,
+  parseOnlineList,
   SeedProtocolError,
   type ServerMessage,
 } from "./protocol/seed.ts";
+import { PresenceView } from "./presence_view.ts";
 
 /** Options for {@linkcode Presence}. */
 export interface PresenceOptions {
@@ -63,10 +74,13 @@ export class LoginError extends Error {
 
 const encoder = new TextEncoder();
 
+/** How long we may be behind the `Alive` version before fetching the list again (reordering). */
+const RESYNC_GRACE_MS = 1000;
+
 /** Presence tracking against one coordinator. */
 export class Presence {
   readonly #o: PresenceOptions;
-  readonly #users = new Map<string, Endpoint>();
+  readonly #view: PresenceView;
   #observed: Endpoint | undefined;
   #heartbeat: ReturnType<typeof setInterval> | undefined;
   #waiter: ((msg: ServerMessage) => boolean) | undefined;
@@ -74,16 +88,29 @@ export class Presence {
   #closed = false;
   #lastHeard = 0;
   #lost = false;
-  /** Names a broadcast changed while a list fetch was under way. */
-  #changes: Set<string> | undefined;
+  /** The list service's port (from the last `Accept`), for resyncs. */
+  #tcpPort: number | undefined;
+  /** Counts logins, so that a resync that straddles one is thrown away. */
+  #logins = 0;
+  #loggingIn = false;
+  /** Waiting to see whether we are still behind an `Alive`'s version. */
+  #grace: ReturnType<typeof setTimeout> | undefined;
+  /** The resync under way, to abort it when we log out. */
+  #resync: AbortController | undefined;
+  #lastResync = -Infinity;
 
   constructor(options: PresenceOptions) {
     this.#o = options;
+    this.#view = new PresenceView({
+      self: options.username,
+      onOnline: options.onOnline,
+      onOffline: options.onOffline,
+    });
   }
 
   /** Online users other than us, by name. */
   get users(): ReadonlyMap<string, Endpoint> {
-    return this.#users;
+    return this.#view.users;
   }
 
   /** Our endpoint as the coordinator sees it (known after login). */
@@ -96,55 +123,56 @@ export class Presence {
    * (without us); rejects with {@linkcode LoginError}.
    */
   async login(): Promise<{ observed: Endpoint; list: ListEntry[] }> {
-    const tcpPort = await this.#requestLogin();
-    // Broadcasts may overtake the list (UDP is faster than the TCP fetch): what they say while
-    // the list is on its way is newer than the list, so the list must not undo it.
-    const changedDuringFetch = new Set<string>();
-    this.#changes = changedDuringFetch;
-    let all: ListEntry[];
+    this.#logins++;
+    this.#loggingIn = true;
     try {
-      all = await fetchList({ host: this.#o.server.host, port: tcpPort });
-    } finally {
-      this.#changes = undefined;
-    }
-    const me = all.find((e) => e.username === this.#o.username);
-    // The list normally holds us (we are online once it is fetched); fall back to our claim.
-    this.#observed = me?.endpoint ?? this.#o.claimed;
-    const list = all.filter((e) => e.username !== this.#o.username);
-    const fresh = new Map(list.map((e) => [e.username, e.endpoint]));
-    for (const name of [...this.#users.keys()]) {
-      if (!fresh.has(name) && !changedDuringFetch.has(name)) {
-        this.#users.delete(name);
-        this.#o.onOffline(name);
+      const tcpPort = await this.#requestLogin();
+      this.#tcpPort = tcpPort;
+      // A fresh login: the coordinator may have restarted and count versions from 0 again.
+      // Broadcasts may overtake the list (UDP is faster than the TCP fetch): what they say while
+      // the list is on its way is newer than the list, so the view does not let the list undo it.
+      this.#view.reset();
+      const online = await fetchList({ host: this.#o.server.host, port: tcpPort });
+      // The list normally holds us (we are online once it is fetched); fall back to our claim.
+      this.#observed = this.#view.applyList(online) ?? this.#o.claimed;
+      const list = online.entries.filter((e) => e.username !== this.#o.username);
+      this.#startHeartbeat();
+      if (this.#lost) {
+        this.#lost = false;
+        this.#o.onCoordinator?.("back");
       }
+      return { observed: this.#observed, list };
+    } finally {
+      this.#loggingIn = false;
     }
-    for (const [name, ep] of fresh) {
-      if (!changedDuringFetch.has(name)) this.#setOnline(name, ep);
-    }
-    this.#startHeartbeat();
-    if (this.#lost) {
-      this.#lost = false;
-      this.#o.onCoordinator?.("back");
-    }
-    return { observed: this.#observed, list };
   }
 
-  /** Handles a datagram from the coordinator. */
-  handle(msg: ServerMessage): void {
+  /**
+   * Handles a datagram from the coordinator, its messages in order (one per line). Presence
+   * changes (`login`/`logout` lines, after the `Presence` header when there is one) are applied
+   * as one unit: the header's range tells which changes they are.
+   */
+  handleDatagram(messages: readonly ServerMessage[]): void {
     this.#lastHeard = Date.now();
+    let open = false;
+    for (const [i, msg] of messages.entries()) {
+      if (msg.type === "login" || msg.type === "logout" || (msg.type === "presence" && i === 0)) {
+        if (!open) this.#view.beginDatagram(msg.type === "presence" ? msg : undefined);
+        open = true;
+        if (msg.type !== "presence") this.#view.applyLine(msg.type, msg.username, msg.endpoint);
+      } else {
+        this.#handle(msg);
+      }
+    }
+    if (open) this.#view.endDatagram();
+  }
+
+  #handle(msg: ServerMessage): void {
     if (this.#waiter?.(msg)) return;
     switch (msg.type) {
-      case "login":
-        if (msg.username === this.#o.username) return;
-        this.#changes?.add(msg.username);
-        this.#setOnline(msg.username, msg.endpoint);
-        return;
-      case "logout":
-        this.#changes?.add(msg.username);
-        if (this.#users.delete(msg.username)) this.#o.onOffline(msg.username);
-        return;
       case "alive":
         this.#observed = msg.endpoint;
+        if (msg.version !== undefined) this.#checkVersion(msg.version);
         return;
       case "expired":
         // The coordinator forgot us (it restarted, or we were silent too long): log in again.
@@ -164,9 +192,50 @@ export class Presence {
       case "accept":
       case "reject":
         return; // a late answer to a login that has finished: nothing to do
+      case "presence":
+        return; // a header that is not its datagram's first line: malformed
       default:
         this.#o.onOther?.(msg);
     }
+  }
+
+  /**
+   * The coordinator has sent us every change up to `version`. If we do not have them all, some
+   * may still be on their way (reordered): if a second later we still lack them, they were lost,
+   * and we fetch the list again.
+   */
+  #checkVersion(version: number): void {
+    if (this.#grace !== undefined || !this.#view.behind(version)) return;
+    this.#grace = setTimeout(() => {
+      this.#grace = undefined;
+      if (this.#view.behind(version)) this.#resyncNow();
+    }, RESYNC_GRACE_MS);
+  }
+
+  /**
+   * Fetches the list again, without logging in: one at a time, at most one per heartbeat
+   * interval, never during a login. A failure waits for the next chance (the next `Alive`).
+   */
+  #resyncNow(): void {
+    const now = Date.now();
+    if (
+      this.#closed || this.#loggingIn || this.#resync || this.#tcpPort === undefined ||
+      now - this.#lastResync < this.#o.keepaliveMs
+    ) {
+      return;
+    }
+    this.#lastResync = now;
+    const logins = this.#logins;
+    const abort = new AbortController();
+    this.#resync = abort;
+    fetchList({ host: this.#o.server.host, port: this.#tcpPort }, { signal: abort.signal }).then(
+      (online) => {
+        // A login since then has its own list (and maybe another coordinator's versions).
+        if (this.#closed || logins !== this.#logins) return;
+        this.#observed = this.#view.applyList(online) ?? this.#observed;
+      },
+      () => {}, // the next Alive that shows us behind tries again
+    ).finally(() => this.#resync = undefined);
   }
 
   /** Tells the coordinator what kind of NAT we are behind, for later introductions. */
@@ -179,19 +248,14 @@ export class Presence {
     this.#sendMessage({ type: "connect", username: this.#o.username, target });
   }
 
-  /** Sends `logout` and stops heartbeats. */
+  /** Sends `logout` and stops heartbeats (and a resync under way). */
   logout(): void {
     this.#closed = true;
     clearInterval(this.#heartbeat);
+    clearTimeout(this.#grace);
+    this.#resync?.abort();
     this.#waiter = undefined;
     this.#sendMessage({ type: "logout", username: this.#o.username, endpoint: this.#o.claimed });
-  }
-
-  #setOnline(name: string, endpoint: Endpoint): void {
-    const known = this.#users.get(name);
-    if (known && sameEndpoint(known, endpoint)) return;
-    this.#users.set(name, endpoint);
-    this.#o.onOnline(name, endpoint);
   }
 
   #sendMessage(msg: ClientMessage): void {
@@ -280,33 +344,63 @@ export class Presence {
 /** Longest online list we read (bytes); beyond that the coordinator is misbehaving. */
 const MAX_LIST_BYTES = 16 * 1024 * 1024;
 
-/** Fetches the online list over TCP (seed step 3). Rejects with {@linkcode LoginError}. */
-export function fetchList(at: Endpoint, timeoutMs = 5000): Promise<ListEntry[]> {
+/** Options for {@linkcode fetchList}. */
+export interface FetchListOptions {
+  /** Give up when the connection is idle this long; default 5 s. */
+  timeoutMs?: number;
+  /** Gives up (rejecting with {@linkcode LoginError}) when aborted. */
+  signal?: AbortSignal;
+}
+
+/**
+ * Fetches the online list over TCP (seed step 3): everything the list service writes before it
+ * closes the connection, which is the list and, from a coordinator that numbers presence
+ * changes, its version after it. Rejects with {@linkcode LoginError}.
+ *
+ * @example
+ * ```ts
+ * const { entries, version } = await fetchList({ host: "127.0.0.1", port: 7000 });
+ * ```
+ */
+export function fetchList(at: Endpoint, options: FetchListOptions = {}): Promise<OnlineList> {
   return new Promise((resolve, reject) => {
+    const { signal } = options;
+    if (signal?.aborted) {
+      return reject(new LoginError("Cannot fetch the online list: the client is shutting down"));
+    }
     const chunks: Uint8Array[] = [];
     let size = 0;
     const socket = net.connect({ host: at.host, port: at.port });
-    const fail = (why: string) => {
+    const done = () => {
       socket.destroy();
+      signal?.removeEventListener("abort", aborted);
+    };
+    const fail = (why: string) => {
+      done();
       reject(new LoginError(`Cannot fetch the online list from ${formatEndpoint(at)}: ${why}`));
     };
-    socket.setTimeout(timeoutMs, () => fail("timed out"));
+    const aborted = () => fail("the client is shutting down");
+    signal?.addEventListener("abort", aborted);
+    socket.setTimeout(options.timeoutMs ?? 5000, () => fail("timed out"));
     socket.on("error", (err: Error) => fail(err.message));
     socket.on("data", (chunk: Uint8Array) => {
       chunks.push(chunk);
       size += chunk.length;
-      if (size > MAX_LIST_BYTES) return fail("the list is too long");
-      const text = new TextDecoder().decode(concat(chunks));
-      if (!/(^|;)end\s*$/.test(text)) return; // not complete yet
-      socket.destroy();
+      if (size > MAX_LIST_BYTES) fail("the list is too long");
+    });
+    // The list service closes the connection once the list (and its version) is written: only
+    // then is the version line known to be whole.
+    socket.on("end", () => {
+      done();
       try {
-        resolve(parseList(text));
+        resolve(parseOnlineList(new TextDecoder().decode(concat(chunks))));
       } catch (err) {
         if (!(err instanceof SeedProtocolError)) throw err;
-        reject(new LoginError(err.message));
+        reject(
+          new LoginError(`Cannot fetch the online list from ${formatEndpoint(at)}: ${err.message}`),
+        );
       }
     });
-    socket.on("end", () => fail("the connection closed before the list ended"));
   });
 }
 

@@ -8,7 +8,9 @@
  * coordinator never broadcasts it. Online users that stay silent longer than the peer timeout
  * expire. Every operation costs time in proportion to the users it concerns, not to everyone
  * online, so that a large community stays cheap; the encoded list is kept up to date as users
- * come and go rather than rebuilt for every fetch.
+ * come and go rather than rebuilt for every fetch, and so is the count of seed-only users per IP
+ * address ({@linkcode Registry.hasSeedOnlyAt}: the list service appends its presence version
+ * only where no seed-only client could read it).
  *
  * @example
  * ```ts
@@ -42,6 +44,11 @@ export interface User {
   secret?: string;
   /** The kind of NAT the client reported (`nat`), passed on in introductions. */
   nat?: NatKind;
+  /**
+   * The presence version its online list was written at when it was admitted (set by the
+   * coordinator): it has every presence change up to this one.
+   */
+  listVersion?: number;
 }
 
 /** Outcome of {@linkcode Registry.login}. */
@@ -95,6 +102,8 @@ export class Registry {
   readonly #pendingByHost = new Map<string, Set<User>>();
   /** Name by observed endpoint, to tell who sent a datagram (the relay needs it). */
   readonly #at = new Map<string, string>();
+  /** Seed-only users (no key), pending or online, by observed IP address: how many. */
+  readonly #seedOnlyByHost = new Map<string, number>();
   readonly #now: () => number;
   readonly #peerTimeoutMs: number;
   readonly #pendingTimeoutMs: number;
@@ -147,6 +156,24 @@ export class Registry {
   }
 
   /**
+   * Whether a seed-only user (one that logged in without a key), pending or online, has this
+   * observed IP address. Costs one lookup: the counts are kept up to date as users come, go,
+   * move and get a key.
+   */
+  hasSeedOnlyAt(ip: string): boolean {
+    return this.#seedOnlyByHost.has(ip);
+  }
+
+  /** Counts `user` in (`+1`) or out (`-1`) of the seed-only users at its IP, if it is one. */
+  #countSeedOnly(user: User, delta: 1 | -1): void {
+    if (user.key !== undefined) return;
+    const host = user.observed.host;
+    const n = (this.#seedOnlyByHost.get(host) ?? 0) + delta;
+    if (n > 0) this.#seedOnlyByHost.set(host, n);
+    else this.#seedOnlyByHost.delete(host);
+  }
+
+  /**
    * The online list as the seed's TCP service sends it (`name,endpoint;` for each online user,
    * in order of admission), without the final `end`. The returned bytes are never modified
    * afterwards, so they may be handed to a socket that writes them later.
@@ -186,7 +213,9 @@ export class Registry {
 
   #move(user: User, to: Endpoint): void {
     this.#at.delete(formatEndpoint(user.observed));
+    this.#countSeedOnly(user, -1);
     user.observed = to;
+    this.#countSeedOnly(user, 1);
     this.#at.set(formatEndpoint(to), user.name);
     if (user.state === "online") {
       this.#entries.set(user.name, listEntry(user.name, to));
@@ -203,6 +232,7 @@ export class Registry {
 
   #delete(user: User): void {
     this.#users.delete(user.name);
+    this.#countSeedOnly(user, -1);
     if (this.#at.get(formatEndpoint(user.observed)) === user.name) {
       this.#at.delete(formatEndpoint(user.observed));
     }
@@ -244,7 +274,10 @@ export class Registry {
         if (existing.state === "pending") this.#addPending(existing);
       }
       existing.lastSeen = now;
-      if (ext) existing.key = ext.key;
+      if (ext) {
+        this.#countSeedOnly(existing, -1); // a seed-only user that now brings a key
+        existing.key = ext.key;
+      }
       return rebind
         ? { kind: "rebound", user: existing, previous }
         : { kind: "refreshed", user: existing };
@@ -266,6 +299,7 @@ export class Registry {
     };
     this.#users.set(name, user);
     this.#at.set(formatEndpoint(observed), name);
+    this.#countSeedOnly(user, 1);
     this.#addPending(user);
     return evicted ? { kind: "pending", user, evicted } : { kind: "pending", user };
   }
@@ -361,6 +395,7 @@ export class Registry {
     this.#pending.clear();
     this.#pendingByHost.clear();
     this.#at.clear();
+    this.#seedOnlyByHost.clear();
     this.#entries.clear();
     this.#listStale = true;
     return online;

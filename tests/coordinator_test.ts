@@ -4,6 +4,7 @@ import net from "node:net";
 import { Coordinator, type CoordinatorOptions } from "../lib/coordinator.ts";
 import { encodeBase64url } from "../lib/protocol/base64url.ts";
 import { encodeFrame } from "../lib/protocol/frame.ts";
+import { encodeClientMessage, parseOnlineList } from "../lib/protocol/seed.ts";
 import { runP2p, startServe } from "./support/proc.ts";
 import { fetchListRaw, SeedClient, seedLogin } from "./support/seed_client.ts";
 import { sleep } from "./support/wait.ts";
@@ -341,7 +342,10 @@ Deno.test("extension clients get presence batched; seed-only clients one message
         const extNew = ext.texts.slice(before.ext);
         assert.equal(extNew.length, 1, "one datagram for forty changes");
         assert.ok(ext.received.at(-1)!.length <= 1400);
-        assert.deepEqual(extNew[0].split("\n").sort(), [...expected].sort());
+        // ext joined at version 1 (its own login), heard of seed's (2), and now of 3 to 42.
+        const [header, ...lines] = extNew[0].split("\n");
+        assert.equal(header, "Presence,2,42");
+        assert.deepEqual(lines.sort(), [...expected].sort());
         assert.deepEqual(seed.texts.slice(before.seed).sort(), [...expected].sort());
         assert.equal(c.stats.presenceSent - before.sent, 41);
       } finally {
@@ -351,6 +355,137 @@ Deno.test("extension clients get presence batched; seed-only clients one message
     45_000,
     { limits: { loginsPerSecond: 100 } },
   ); // forty logins from one address, at once
+});
+
+/** The `Presence,<from>,<to>` ranges of the datagrams `client` received, in order of `from`. */
+function ranges(client: Raw): [number, number][] {
+  return client.texts
+    .filter((t) => t.startsWith("Presence,"))
+    .map((t) => t.split("\n")[0].split(",").slice(1).map(Number) as [number, number])
+    .sort((a, b) => a[0] - b[0]);
+}
+
+/** Every presence line `client` received (headers left out). */
+function presenceLines(client: Raw): string[] {
+  return client.texts.filter((t) => t.startsWith("Presence,")).flatMap((t) =>
+    t.split("\n").slice(1)
+  );
+}
+
+Deno.test("the list ends with its presence version, unless a seed client has the address", async () => {
+  await withCoordinator(async (c) => {
+    const alice = await Raw.open("127.0.0.24", c.udpPort);
+    const seed = await Raw.open("127.0.0.25", c.udpPort);
+    const carol = await Raw.open("127.0.0.25", c.udpPort); // behind the seed client's NAT
+    try {
+      // Version 1 is alice's own login: her list has it.
+      const list = await rawLogin(c, alice, extLogin("alice", alice.endpoint));
+      assert.equal(list, `alice,${alice.endpoint};end\nversion,1`);
+      assert.deepEqual(parseOnlineList(list).version, 1);
+      // A seed client's list is the seed's, to the byte.
+      const seedList = await rawLogin(c, seed, `login,seed,${seed.endpoint}`);
+      assert.equal(seedList, `alice,${alice.endpoint};seed,${seed.endpoint};end`);
+      // An extension client at the seed client's address gets the seed's list too.
+      const carolList = await rawLogin(c, carol, extLogin("carol", carol.endpoint));
+      assert.ok(carolList.endsWith(`carol,${carol.endpoint};end`), carolList);
+      // Fetching again while online (a resync): the list as it is now, at the current version.
+      const again = connectFrom("127.0.0.24", c.tcpPort);
+      await again.closed;
+      assert.equal(parseOnlineList(again.text()).version, 3);
+      assert.equal(parseOnlineList(again.text()).entries.length, 3);
+      // Once the seed client is gone, its address gets versions too.
+      seed.send(`logout,seed,${seed.endpoint}`);
+      await alice.until((t) => t.some((x) => x.includes("\nlogout,seed,")));
+      const after = connectFrom("127.0.0.25", c.tcpPort);
+      await after.closed;
+      assert.equal(parseOnlineList(after.text()).version, 4);
+    } finally {
+      await Promise.all([alice.close(), seed.close(), carol.close()]);
+    }
+  });
+});
+
+Deno.test("batched presence datagrams carry ranges that tile, and Alive says how far", async () => {
+  await withCoordinator(
+    async (c) => {
+      const alice = await Raw.open("127.0.0.26", c.udpPort);
+      const joiners = await Promise.all(
+        Array.from({ length: 100 }, () => Raw.open("127.0.0.27", c.udpPort)),
+      );
+      try {
+        await rawLogin(c, alice, extLogin("alice", alice.endpoint));
+        alice.send("heartbeat,alice");
+        await alice.until((t) => t.some((x) => x.startsWith("Alive,")));
+        assert.equal(alice.texts.find((x) => x.startsWith("Alive,")), `Alive,${alice.endpoint},1`);
+        // A hundred logins admitted by one fetch: versions 2 to 101, more than one datagram.
+        joiners.forEach((j, i) => j.send(`login,j${i},${j.endpoint}`));
+        await Promise.all(joiners.map((j) => j.until((t) => t.length > 0)));
+        await connectFrom("127.0.0.27", c.tcpPort).closed;
+        // Then a few more changes, one flush each: logouts of three of them.
+        for (const i of [3, 50, 99]) {
+          joiners[i].send(`logout,j${i},${joiners[i].endpoint}`);
+          await alice.until((t) => t.some((x) => x.includes(`\nlogout,j${i},`)));
+        }
+        const got = ranges(alice);
+        assert.ok(got.length >= 5, `${got.length} datagrams: ${JSON.stringify(got)}`);
+        assert.equal(got[0][0], 1, "from the version of alice's list");
+        got.slice(1).forEach(([from], i) => assert.equal(from, got[i][1], JSON.stringify(got)));
+        assert.equal(got.at(-1)![1], 104);
+        assert.ok(alice.received.every((d) => d.length <= 1400));
+        const lines = presenceLines(alice);
+        assert.equal(lines.filter((l) => l.startsWith("login,j")).length, 100);
+        assert.equal(lines.filter((l) => l.startsWith("logout,j")).length, 3);
+        // Everything up to 104 has been handed to the socket: Alive says so.
+        const before = alice.received.length;
+        alice.send("heartbeat,alice");
+        await alice.until((t) => t.slice(before).some((x) => x.startsWith("Alive,")));
+        assert.equal(alice.texts.at(-1), `Alive,${alice.endpoint},104`);
+        // Seed-only clients get neither headers nor versions.
+        const j0 = joiners[0];
+        const j0Before = j0.received.length;
+        j0.send("heartbeat,j0");
+        await j0.until((t) => t.slice(j0Before).some((x) => x.startsWith("Alive,")));
+        assert.equal(j0.texts.at(-1), `Alive,${j0.endpoint}`);
+        assert.ok(!j0.texts.some((t) => t.startsWith("Presence,")));
+      } finally {
+        await Promise.all([alice.close(), ...joiners.map((j) => j.close())]);
+      }
+    },
+    45_000,
+    { limits: { loginsPerSecond: 200 } }, // a hundred logins from one address, at once
+  );
+});
+
+Deno.test("whoami is answered only when the answer is no longer than the request, on both ports", async () => {
+  await withCoordinator(async (c) => {
+    assert.ok(c.altPort !== undefined);
+    const main = await Raw.open("127.0.0.28", c.udpPort);
+    const alt = await Raw.open("127.0.0.28", c.altPort);
+    try {
+      for (const client of [main, alt]) {
+        const padded = encodeClientMessage({ type: "whoami" });
+        client.send(padded);
+        await client.until((t) => t.length === 1);
+        assert.equal(client.texts[0], `You,${client.endpoint}`);
+        assert.ok(client.received[0].length <= padded.length);
+        // Shorter than `You,127.0.0.28:<port>`: no answer (the bare 6-byte form included).
+        for (const short of ["whoami", "whoami\n", "whoami,--", "whoami," + "-".repeat(10)]) {
+          client.send(short);
+        }
+        client.send("whoami," + "-".repeat(20)); // 27 bytes: long enough
+        await client.until((t) => t.length === 2);
+        await sleep(200);
+        assert.deepEqual(client.texts, [`You,${client.endpoint}`, `You,${client.endpoint}`]);
+      }
+      // The alternate port answers nothing else, not even an error.
+      alt.send(`login,x,${alt.endpoint}`);
+      alt.send("whoami,é" + "-".repeat(30));
+      await sleep(200);
+      assert.equal(alt.received.length, 2);
+    } finally {
+      await Promise.all([main.close(), alt.close()]);
+    }
+  });
 });
 
 Deno.test("a forged login gets one small answer, and nothing else ever", async () => {
@@ -371,9 +506,9 @@ Deno.test("a forged login gets one small answer, and nothing else ever", async (
         for (let i = 0; i < 5; i++) victim.send("heartbeat,mallory");
         // Life goes on: joins, leaves, an expiry sweep, a shutdown. None of it reaches the victim.
         await rawLogin(c, bob, `login,bob,${bob.endpoint}`);
-        await alice.until((t) => t.some((x) => x.startsWith("login,bob,")));
+        await alice.until((t) => t.some((x) => x.includes("\nlogin,bob,")));
         bob.send(`logout,bob,${bob.endpoint}`);
-        await alice.until((t) => t.some((x) => x.startsWith("logout,bob,")));
+        await alice.until((t) => t.some((x) => x.includes("\nlogout,bob,")));
         assert.ok(!alice.texts.some((t) => t.includes("mallory")), "others never hear of it");
         // The pending login is forgotten after pendingTimeoutMs (at the next sweep).
         await until(() => log.some((l) => l.startsWith("forgot login mallory")), 3000);
@@ -460,7 +595,8 @@ Deno.test("the list service caps connections per address and in total, and close
       // Two connections from one address whose clients never close their side.
       const held = [1, 2].map(() => connectFrom("127.0.0.12", c.tcpPort, { hold: true }));
       try {
-        await until(() => held.every((h) => h.text() === "end"), 3000); // the (empty) list
+        // The (empty) list, with its version: no seed-only client has this address.
+        await until(() => held.every((h) => h.text() === "end\nversion,0"), 3000);
         // A third from the same address is closed at once, without a list.
         const third = connectFrom("127.0.0.12", c.tcpPort);
         await third.closed;
@@ -468,7 +604,7 @@ Deno.test("the list service caps connections per address and in total, and close
         assert.ok(logged("limit tcp-per-address reached: 127.0.0.12 has 2")());
         // The total cap (3) leaves room for one more address, not two.
         held.push(connectFrom("127.0.0.13", c.tcpPort, { hold: true }));
-        await until(() => held[2].text() === "end", 3000);
+        await until(() => held[2].text() === "end\nversion,0", 3000);
         const fifth = connectFrom("127.0.0.14", c.tcpPort);
         await fifth.closed;
         assert.equal(fifth.text(), "");
@@ -482,7 +618,7 @@ Deno.test("the list service caps connections per address and in total, and close
         // Input beyond the line limit is not read; the list still comes.
         const chatty = connectFrom("127.0.0.12", c.tcpPort, { send: new Uint8Array(5000) });
         await chatty.closed;
-        assert.equal(chatty.text(), "end");
+        assert.equal(chatty.text(), "end\nversion,0");
         assert.ok(logged("limit max-line reached: 127.0.0.12 sent more than 100 bytes")());
       } finally {
         for (const h of held) h.destroy();

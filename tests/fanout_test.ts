@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
 import { type FanoutBatch, PresenceFanout } from "../lib/fanout.ts";
+import { parseServerMessage } from "../lib/protocol/seed.ts";
+import { prng } from "./support/prng.ts";
 
 interface Member {
   name: string;
@@ -7,14 +9,31 @@ interface Member {
 
 const decoder = new TextDecoder();
 
-/** What each member received, as lines, in order. */
+/** A datagram's lines, without its `Presence` header if it has one. */
+function linesOf(datagram: Uint8Array): string[] {
+  const lines = decoder.decode(datagram).split("\n");
+  return lines[0].startsWith("Presence,") ? lines.slice(1) : lines;
+}
+
+/** What each member received, as lines (headers left out), in order. */
 function delivered(batches: FanoutBatch<Member>[]): Map<string, string[][]> {
   const out = new Map<string, string[][]>();
   for (const { members, datagrams } of batches) {
     for (const m of members) {
       const list = out.get(m.name) ?? [];
-      for (const d of datagrams) list.push(decoder.decode(d).split("\n"));
+      for (const d of datagrams) list.push(linesOf(d));
       out.set(m.name, list);
+    }
+  }
+  return out;
+}
+
+/** What each member received, as whole texts, in order. */
+function texts(batches: FanoutBatch<Member>[]): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  for (const { members, datagrams } of batches) {
+    for (const m of members) {
+      out.set(m.name, [...(out.get(m.name) ?? []), ...datagrams.map((d) => decoder.decode(d))]);
     }
   }
   return out;
@@ -36,8 +55,14 @@ Deno.test("batched members get the changes packed into shared datagrams", () => 
   assert.equal(batches[0].members.length, 100);
   const { datagrams } = batches[0];
   assert.ok(datagrams.every((d) => d.length <= 1400));
-  const lines = datagrams.flatMap((d) => decoder.decode(d).split("\n"));
+  const lines = datagrams.flatMap(linesOf);
   assert.deepEqual(lines, Array.from({ length: 200 }, (_, i) => login(`u${i}`)));
+  // Each datagram says which versions it covers; together they cover (0, 200].
+  const headers = datagrams.map((d) => decoder.decode(d).split("\n")[0]);
+  const bounds = headers.map((h) => h.split(",").slice(1).map(Number));
+  assert.equal(bounds[0][0], 0);
+  assert.equal(bounds.at(-1)![1], 200);
+  bounds.slice(1).forEach(([from], i) => assert.equal(from, bounds[i][1], headers.join(" ")));
   // ~25-byte lines: about 50 per datagram, so 200 changes take 4-5 datagrams, not 200.
   assert.ok(datagrams.length <= 5, `${datagrams.length} datagrams`);
   assert.equal(fanout.pending, 0);
@@ -174,7 +199,7 @@ Deno.test("random joins, leaves and changes: every member ends up with the true 
       for (const m of ms) {
         const view = views.get(m.name)!;
         for (const d of datagrams) {
-          for (const line of decoder.decode(d).split("\n")) {
+          for (const line of linesOf(d)) {
             const [verb, name, ep] = line.split(",");
             assert.notEqual(name, m.name, "no member hears of itself");
             if (verb === "login") view.set(name, ep.split(":")[1]);
@@ -192,5 +217,187 @@ Deno.test("random joins, leaves and changes: every member ends up with the true 
       actual.delete(name);
       assert.deepEqual(actual, expected, `view of ${name} after round ${round}`);
     }
+  }
+});
+
+Deno.test("batched datagrams start with Presence,<from>,<to>: exact examples", () => {
+  const fanout = new PresenceFanout<Member>();
+  const alice = { name: "alice" };
+  const bob = { name: "bob" };
+  fanout.add(alice, { batched: true });
+  fanout.add(bob, { batched: true });
+  fanout.record("carol", login("carol"));
+  fanout.record("dave", login("dave"));
+  assert.deepEqual(texts(fanout.take()).get("bob"), [
+    `Presence,0,2\n${login("carol")}\n${login("dave")}`,
+  ]);
+  // A member whose only change is its own still hears that it is up to date.
+  fanout.record("alice", login("alice", 5));
+  const moved = texts(fanout.take());
+  assert.deepEqual(moved.get("alice"), ["Presence,2,3"]);
+  assert.deepEqual(moved.get("bob"), [`Presence,2,3\n${login("alice", 5)}`]);
+  // Its own change among others: its datagram covers the same range without it.
+  fanout.record("bob", login("bob", 6));
+  fanout.record("erin", login("erin"));
+  const again = texts(fanout.take());
+  assert.deepEqual(again.get("bob"), [`Presence,3,5\n${login("erin")}`]);
+  assert.deepEqual(again.get("alice"), [`Presence,3,5\n${login("bob", 6)}\n${login("erin")}`]);
+  assert.deepEqual(fanout.take(), [], "nothing new, nothing sent");
+});
+
+Deno.test("a group's first datagram starts at the group's version, superseded changes or not", () => {
+  const fanout = new PresenceFanout<Member>();
+  const early = { name: "early" };
+  const late = { name: "late" };
+  fanout.add(early, { batched: true });
+  fanout.record("u", login("u", 1)); // version 1
+  fanout.add(late, { batched: true }); // at version 1
+  fanout.record("u", login("u", 2)); // version 2 supersedes version 1
+  fanout.record("v", login("v")); // version 3
+  const got = texts(fanout.take());
+  assert.deepEqual(got.get("early"), [`Presence,0,3\n${login("u", 2)}\n${login("v")}`]);
+  assert.deepEqual(got.get("late"), [`Presence,1,3\n${login("u", 2)}\n${login("v")}`]);
+});
+
+Deno.test("whole chunks are shared between groups: a chunk's range is the same for all", () => {
+  // Room for two 24-byte lines after a 14-byte header, not three.
+  const fanout = new PresenceFanout<Member>({ maxDatagramBytes: 14 + 1 + 2 * 24 + 1 });
+  const a = { name: "a" };
+  const b = { name: "b" };
+  fanout.add(a, { batched: true });
+  fanout.record("u1", login("u1"));
+  fanout.record("u2", login("u2"));
+  fanout.add(b, { batched: true }); // at version 2, where a chunk starts
+  fanout.record("u3", login("u3"));
+  fanout.record("u4", login("u4"));
+  const batches = fanout.take();
+  const of = (m: Member) => batches.find((x) => x.members.includes(m))!.datagrams;
+  assert.deepEqual(of(a).map((d) => decoder.decode(d)), [
+    `Presence,0,2\n${login("u1")}\n${login("u2")}`,
+    `Presence,2,4\n${login("u3")}\n${login("u4")}`,
+  ]);
+  assert.equal(of(b).length, 1);
+  assert.equal(of(b)[0], of(a)[1], "the same bytes, not a copy");
+});
+
+Deno.test("the datagram limit includes the header", () => {
+  // Nine 23-byte lines; headers `Presence,<from>,<to>` of 12 bytes (versions are single digits).
+  for (const [max, perDatagram] of [[60, 2], [59, 1]]) {
+    const fanout = new PresenceFanout<Member>({ maxDatagramBytes: max });
+    fanout.add({ name: "m" }, { batched: true });
+    for (let i = 1; i <= 9; i++) fanout.record(`u${i}`, login(`u${i}`));
+    const [{ datagrams }] = fanout.take();
+    assert.ok(datagrams.every((d) => d.length <= max), "every datagram within the limit");
+    assert.equal(Math.max(...datagrams.map((d) => linesOf(d).length)), perDatagram);
+    assert.equal(datagrams.flatMap(linesOf).length, 9);
+    if (perDatagram === 2) assert.equal(datagrams.at(-1)!.length, 60, "exactly full");
+  }
+});
+
+/** One member of the simulation: what it was told, and how far. */
+interface Simulated {
+  member: Member;
+  batched: boolean;
+  /** Its version: every change up to here is in its view (batched members only). */
+  version: number;
+  view: Map<string, string>;
+}
+
+/**
+ * Plays random records, joins, leaves and takes against a fanout, as the coordinator makes them,
+ * with members that apply every datagram as a client would.
+ */
+function simulate(seed: number, steps: number, maxDatagramBytes: number): void {
+  const random = prng(seed);
+  const int = (n: number) => Math.floor(random() * n);
+  const fanout = new PresenceFanout<Member>({ maxDatagramBytes });
+  const truth = new Map<string, string>(); // name -> endpoint, for names online
+  const members = new Map<string, Simulated>();
+  const where = (name: string) => `${name} (seed ${seed}, max ${maxDatagramBytes})`;
+  const join = (name: string, batched: boolean) => {
+    const member = members.get(name)?.member ?? { name };
+    fanout.add(member, { batched });
+    members.set(name, { member, batched, version: fanout.version, view: new Map(truth) });
+  };
+  for (let step = 0; step < steps; step++) {
+    const name = `u${int(40)}`;
+    const r = random();
+    if (r < 0.45) {
+      // A login, or a move of someone online (members included: their own change).
+      const ep = `192.0.2.${1 + int(254)}:${1 + int(65535)}`;
+      fanout.record(name, `login,${name},${ep}`);
+      truth.set(name, ep);
+    } else if (r < 0.6 && truth.has(name)) {
+      // A logout: a member that leaves stops being one.
+      const leaving = members.get(name);
+      if (leaving) fanout.remove(leaving.member);
+      members.delete(name);
+      fanout.record(name, `logout,${name},${truth.get(name)}`);
+      truth.delete(name);
+    } else if (r < 0.8) {
+      // An admission: its login is recorded, then it joins with the list as it is now. Someone
+      // already a member joins again at the current version (it fetched a new list).
+      if (!members.has(name)) {
+        const ep = `198.51.100.${1 + int(254)}:${1 + int(65535)}`;
+        fanout.record(name, `login,${name},${ep}`);
+        truth.set(name, ep);
+      }
+      join(name, int(4) > 0);
+    } else {
+      const to = fanout.version;
+      const batches = fanout.take();
+      const got = new Map<string, Uint8Array[]>();
+      for (const { members: ms, datagrams } of batches) {
+        for (const m of ms) {
+          assert.ok(!got.has(m.name), `${where(m.name)} is in one batch only`);
+          assert.equal(members.get(m.name)?.member, m, `${where(m.name)} is a member`);
+          got.set(m.name, datagrams);
+        }
+      }
+      for (const sim of members.values()) {
+        const datagrams = got.get(sim.member.name) ?? [];
+        let at = sim.version;
+        const seen = new Set<string>();
+        for (const d of datagrams) {
+          assert.ok(d.length <= maxDatagramBytes || !sim.batched, `${where(sim.member.name)}`);
+          let lines = decoder.decode(d).split("\n");
+          if (sim.batched) {
+            const range = parseServerMessage(lines[0]);
+            assert.ok(range.type === "presence", `${where(sim.member.name)}: ${lines[0]}`);
+            assert.equal(range.from, at, `${where(sim.member.name)}: ranges tile, no gap`);
+            assert.ok(range.to > range.from || datagrams.length === 1, "no empty ranges");
+            at = range.to;
+            lines = lines.slice(1);
+          } else {
+            assert.ok(!lines[0].startsWith("Presence,"), "no header for seed-only members");
+          }
+          for (const line of lines) {
+            const [verb, who, ep] = line.split(",");
+            assert.notEqual(who, sim.member.name, `${where(who)} is not told about itself`);
+            assert.ok(!seen.has(who), `${where(who)}: one line per name per take`);
+            seen.add(who);
+            if (verb === "login") sim.view.set(who, ep);
+            else sim.view.delete(who);
+          }
+        }
+        if (sim.batched) {
+          assert.equal(at, to, `${where(sim.member.name)}: ranges reach the version at take`);
+          sim.version = to;
+        }
+        const expected = new Map(truth);
+        const actual = new Map(sim.view);
+        // A member's own entry is whatever its list and Alive say; compare the others.
+        expected.delete(sim.member.name);
+        actual.delete(sim.member.name);
+        assert.deepEqual(actual, expected, `view of ${where(sim.member.name)} at step ${step}`);
+      }
+      assert.equal(fanout.pending, 0);
+    }
+  }
+}
+
+Deno.test("random records, joins, leaves and takes: ranges tile, views are true, sizes fit", () => {
+  for (let seed = 1; seed <= 40; seed++) {
+    simulate(seed, 400, [80, 120, 300, 1400][seed % 4]);
   }
 });

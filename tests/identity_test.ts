@@ -8,13 +8,16 @@ import {
   encodeKey,
   fingerprint,
   fromHex,
+  type Identity,
   IdentityError,
   loadOrCreateIdentity,
+  openUserDir,
   safetyNumber,
   toHex,
   userDir,
   userDirName,
 } from "../lib/crypto/identity.ts";
+import { prng } from "./support/prng.ts";
 
 const POSIX = Deno.build.os !== "windows";
 
@@ -67,9 +70,10 @@ Deno.test("identity: one key pair per local username, names encoded safely", asy
     assert.equal(keys.size, names.length);
     const dirs = [...Deno.readDirSync(join(configDir, "users"))].map((e) => e.name).sort();
     assert.equal(dirs.length, names.length);
-    for (const d of dirs) assert.match(d, /^[A-Za-z0-9_%-]+$/);
-    assert.equal(userDirName("../evil"), "%2E%2E%2Fevil");
+    for (const d of dirs) assert.match(d, /^[a-z0-9_%-]+$/);
+    assert.equal(userDirName("../evil"), "%2e%2e%2fevil");
     assert.equal(userDirName("%41"), "%2541");
+    assert.equal(userDirName("Zoë 🙂"), "%5ao%c3%ab%20%f0%9f%99%82");
     assert.deepEqual([...Deno.readDirSync(configDir)].map((e) => e.name), ["users"]);
   });
 });
@@ -217,4 +221,128 @@ Deno.test("identity: safety number is symmetric and changes with any name or key
   // Same name on both sides (two devices of one user) is still symmetric.
   assert.equal(safetyNumber("x", a, "x", b), safetyNumber("x", b, "x", a));
   assert.throws(() => safetyNumber("a", new Uint8Array(3), "b", b), RangeError);
+});
+
+/** Random usernames: ASCII of both cases, separators, and non-ASCII letters with case. */
+function randomNames(seed: number, count: number): string[] {
+  const rand = prng(seed);
+  const alphabet = [...'aAbBzZ09-_.%~ ,/\\:*?"<>|', "é", "É", "ß", "İ", "ı", "Σ", "σ", "ς", "🙂"];
+  return Array.from({ length: count }, () => {
+    const length = 1 + Math.floor(rand() * 8);
+    return Array.from({ length }, () => alphabet[Math.floor(rand() * alphabet.length)]).join("");
+  });
+}
+
+/** Every way of writing `name`'s ASCII letters in upper or lower case. */
+function caseVariants(name: string): string[] {
+  let variants = [""];
+  for (const c of name) {
+    const forms = new Set([c.toLowerCase(), c.toUpperCase()]);
+    variants = variants.flatMap((v) => [...forms].map((f) => v + f));
+  }
+  return variants;
+}
+
+Deno.test("identity: directory names are injective, lowercase, and never collide ignoring case", () => {
+  const names = new Set([
+    ...caseVariants("bob"),
+    ...caseVariants("Zoë"),
+    ...randomNames(0x1d, 3000),
+    "con",
+    "CON",
+    "nul",
+    "com1",
+    "lpt9",
+    "aux",
+    "prn",
+    "console",
+    ".",
+    "..",
+  ]);
+  // A case-insensitive file system, simulated: one directory per case-folded name.
+  const folded = new Map<string, string>();
+  for (const name of names) {
+    const dir = userDirName(name);
+    assert.match(dir, /^[a-z0-9_%-]+$/, name);
+    assert.equal(decodeURIComponent(dir), name, "the name can be read back");
+    assert.doesNotMatch(dir, /^(con|prn|aux|nul|com[0-9]|lpt[0-9])$/i, name);
+    const key = dir.toLowerCase();
+    assert.equal(folded.get(key), undefined, `${name} and ${folded.get(key)} share ${dir}`);
+    folded.set(key, name);
+  }
+  assert.equal(userDirName("Bob"), "%42ob");
+  assert.equal(userDirName("bob"), "bob");
+  assert.equal(userDirName("con"), "co%6e");
+  assert.equal(userDirName("com1"), "com%31");
+});
+
+/** Creates `username`'s identity, then renames its directory to `legacy`, the earlier layout. */
+async function legacyIdentity(
+  configDir: string,
+  username: string,
+  legacy: string,
+): Promise<Identity> {
+  const id = await loadOrCreateIdentity({ username, configDir });
+  await Deno.rename(id.dir, join(configDir, "users", legacy));
+  return id;
+}
+
+function listUsers(configDir: string): string[] {
+  return [...Deno.readDirSync(join(configDir, "users"))].map((e) => e.name).sort();
+}
+
+Deno.test("identity: a directory of the earlier layout is moved on first use, keeping the key", async () => {
+  await withTempDir(async (configDir) => {
+    const cases: [string, string][] = [["Bob", "Bob"], ["Zoë", "Zo%C3%AB"], ["con", "con"]];
+    const before: Identity[] = [];
+    for (const [username, legacy] of cases) {
+      before.push(await legacyIdentity(configDir, username, legacy));
+    }
+    assert.deepEqual(listUsers(configDir), ["Bob", "Zo%C3%AB", "con"]);
+    // Concurrent first runs of the same user agree, whoever moves the directory.
+    const ids = await Promise.all(
+      [0, 1, 2].flatMap(() =>
+        cases.map(([username]) => loadOrCreateIdentity({ username, configDir }))
+      ),
+    );
+    for (const [i, id] of ids.entries()) {
+      const old = before[i % cases.length];
+      assert.equal(id.created, false, id.username);
+      assert.deepEqual(id.secretKey, old.secretKey);
+      assert.equal(id.dir, userDir(configDir, id.username));
+    }
+    assert.deepEqual(listUsers(configDir), ["%5ao%c3%ab", "%42ob", "co%6e"].sort());
+    assert.equal(await openUserDir(configDir, "Bob"), userDir(configDir, "Bob"));
+  });
+});
+
+Deno.test("identity: an earlier directory that a case-insensitive system would give bob is Bob's", async () => {
+  await withTempDir(async (configDir) => {
+    const bob = await legacyIdentity(configDir, "Bob", "Bob");
+    // On macOS `users/bob` would open `users/Bob`: it is moved to Bob's current name first.
+    const lower = await loadOrCreateIdentity({ username: "bob", configDir });
+    assert.equal(lower.created, true);
+    assert.deepEqual(listUsers(configDir), ["%42ob", "bob"]);
+    const upper = await loadOrCreateIdentity({ username: "Bob", configDir });
+    assert.equal(upper.created, false);
+    assert.deepEqual(upper.secretKey, bob.secretKey);
+    assert.notDeepEqual(lower.secretKey, upper.secretKey);
+  });
+});
+
+Deno.test("identity: the current directory wins over an earlier one, which is left alone", async () => {
+  await withTempDir(async (configDir) => {
+    const old = await legacyIdentity(configDir, "Bob", "Bob");
+    const current = await loadOrCreateIdentity({ username: "Bob", configDir });
+    // A stale copy of the earlier layout reappears (restored from a backup, say).
+    await Deno.mkdir(join(configDir, "users", "Bob"));
+    const again = await loadOrCreateIdentity({ username: "Bob", configDir });
+    assert.deepEqual(again.secretKey, current.secretKey);
+    assert.deepEqual(current.secretKey, old.secretKey);
+    assert.deepEqual(listUsers(configDir), ["%42ob", "Bob"]);
+    // A name that only looks like the earlier layout (it would be `Eve`) is not taken for it.
+    await Deno.mkdir(join(configDir, "users", "%45VE"));
+    assert.equal(await openUserDir(configDir, "Eve"), join(configDir, "users", "%45ve"));
+    assert.deepEqual(listUsers(configDir), ["%42ob", "%45VE", "Bob"]);
+  });
 });

@@ -147,3 +147,35 @@ Deno.test("known peers: save failures and bad usernames are reported", async () 
     assert.equal(reopened.check("bob", key(1)), "match");
   });
 });
+
+Deno.test("known peers: Bob's and bob's stores stay apart, even ignoring case", async () => {
+  await withTempDir(async (configDir) => {
+    const upper = await KnownPeers.open({ username: "Bob", configDir });
+    const lower = await KnownPeers.open({ username: "bob", configDir });
+    // A case-insensitive file system (macOS, Windows) would make equal paths one file.
+    assert.notEqual(upper.path.toLowerCase(), lower.path.toLowerCase());
+    assert.equal(upper.path, join(configDir, "users", "%42ob", "known_peers.json"));
+    await upper.pin("carol", key(1));
+    await lower.pin("carol", key(2));
+    const reopened = await KnownPeers.open({ username: "Bob", configDir });
+    assert.equal(reopened.check("carol", key(1)), "match");
+    assert.equal(
+      (await KnownPeers.open({ username: "bob", configDir })).check("carol", key(2)),
+      "match",
+    );
+  });
+});
+
+Deno.test("known peers: a store of the earlier layout is moved and keeps its pins", async () => {
+  await withTempDir(async (configDir) => {
+    const peers = await KnownPeers.open({ username: "Bob", configDir, now: () => 0 });
+    await peers.pin("carol", key(3));
+    // Back to the earlier layout, where the directory was named `Bob`.
+    await Deno.rename(dirname(peers.path), join(configDir, "users", "Bob"));
+    const moved = await KnownPeers.open({ username: "Bob", configDir });
+    assert.equal(moved.path, knownPeersPath(configDir, "Bob"));
+    assert.deepEqual(moved.get("carol"), { name: "carol", publicKey: key(3), since: 0 });
+    assert.deepEqual([...Deno.readDirSync(join(configDir, "users"))].map((e) => e.name), ["%42ob"]);
+    if (POSIX) assert.equal((await Deno.stat(moved.path)).mode! & 0o777, 0o600);
+  });
+});

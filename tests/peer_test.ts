@@ -1,11 +1,17 @@
 import assert from "node:assert/strict";
 import { Coordinator } from "../lib/coordinator.ts";
 import type { PeerEvent } from "../lib/events.ts";
+import { encodeWhoami } from "../lib/nat_kind.ts";
+import { UdpSocket } from "../lib/net/udp.ts";
 import { Peer, type PeerOptions } from "../lib/peer.ts";
+import type { Endpoint } from "../lib/protocol/endpoint.ts";
+import { encodeServerMessage } from "../lib/protocol/seed.ts";
 import { SeedClient, seedLogin } from "./support/seed_client.ts";
-import { Collector } from "./support/wait.ts";
+import { Collector, sleep } from "./support/wait.ts";
 
 type Ev = PeerEvent;
+
+const encoder = new TextEncoder();
 
 /** A coordinator on loopback, peers that record their events, and cleanup of both. */
 async function world(
@@ -209,5 +215,111 @@ Deno.test("a peer that restarts gets the messages it had not confirmed, on a fre
     // And back the other way on the new session.
     await delivered(b2.events, b2.peer.send("alice", "I'm back"));
     await a.events.waitFor((e) => e.event === "message" && e.text === "I'm back");
+  });
+});
+
+/**
+ * A coordinator on loopback whose second port (`udpPort + 1`, where a peer asks) is a fake that
+ * hands each `whoami` to `answer`; retried on another port if `udpPort + 1` is taken.
+ */
+async function withFakeSecondPort(
+  answer: (data: Uint8Array, from: Endpoint, socket: UdpSocket) => void,
+  fn: (coordinator: Coordinator, configDir: string) => Promise<void>,
+): Promise<void> {
+  for (let attempt = 0;; attempt++) {
+    const coordinator = await Coordinator.start({ host: "127.0.0.1", port: 0, log: () => {} });
+    let alt: UdpSocket;
+    try {
+      alt = await UdpSocket.bind({ host: "127.0.0.1", port: coordinator.udpPort + 1 });
+    } catch (err) {
+      await coordinator.close();
+      if (attempt < 5) continue;
+      throw err;
+    }
+    const configDir = await Deno.makeTempDir({ prefix: "p2p-peer-test-" });
+    try {
+      alt.onMessage((data, from) => answer(data, from, alt));
+      await fn(coordinator, configDir);
+    } finally {
+      await alt.close();
+      await coordinator.close();
+      await Deno.remove(configDir, { recursive: true });
+    }
+    return;
+  }
+}
+
+async function natOf(peer: Peer, timeoutMs = 3000): Promise<string | undefined> {
+  const deadline = Date.now() + timeoutMs;
+  while (peer.nat === undefined && Date.now() < deadline) await sleep(20);
+  return peer.nat;
+}
+
+Deno.test("NAT detection: a padded whoami to port + 1; the answer sets and reports the NAT kind", async () => {
+  for (const kind of ["easy", "hard"] as const) {
+    const requests: string[] = [];
+    // A stranger's `You` (not from the coordinator's second port) must not count.
+    const stranger = await UdpSocket.bind({ host: "127.0.0.1" });
+    try {
+      await withFakeSecondPort((data, from, alt) => {
+        requests.push(new TextDecoder().decode(data));
+        const forged = { host: "192.0.2.66", port: 6666 };
+        stranger.send(encoder.encode(encodeServerMessage({ type: "you", endpoint: forged })), from);
+        // As a symmetric NAT would: another public port for the second destination.
+        const seen = kind === "easy"
+          ? from
+          : { ...from, port: from.port === 1 ? 2 : from.port - 1 };
+        setTimeout(
+          () =>
+            alt.send(encoder.encode(encodeServerMessage({ type: "you", endpoint: seen })), from),
+          50,
+        );
+      }, async (coordinator, configDir) => {
+        const peer = await Peer.start({
+          server: { host: "127.0.0.1", port: coordinator.udpPort },
+          username: "alice",
+          bind: { host: "127.0.0.1", port: 0 },
+          configDir,
+          onEvent: () => {},
+        });
+        try {
+          assert.equal(await natOf(peer), kind);
+          assert.deepEqual(requests, [new TextDecoder().decode(encodeWhoami())]);
+          // Reported to the coordinator, which passes it on in introductions.
+          const deadline = Date.now() + 3000;
+          while (coordinator.registry.get("alice")?.nat !== kind && Date.now() < deadline) {
+            await sleep(20);
+          }
+          assert.equal(coordinator.registry.get("alice")?.nat, kind);
+        } finally {
+          await peer.close();
+        }
+      });
+    } finally {
+      await stranger.close();
+    }
+  }
+});
+
+Deno.test("NAT detection: no answer from port + 1 leaves the NAT kind unknown after 3 tries", async () => {
+  const requests: string[] = [];
+  await withFakeSecondPort((data) => {
+    requests.push(new TextDecoder().decode(data));
+  }, async (coordinator, configDir) => {
+    const peer = await Peer.start({
+      server: { host: "127.0.0.1", port: coordinator.udpPort },
+      username: "alice",
+      bind: { host: "127.0.0.1", port: 0 },
+      configDir,
+      onEvent: () => {},
+    });
+    try {
+      await sleep(3300);
+      assert.equal(peer.nat, undefined);
+      assert.equal(requests.length, 3);
+      assert.equal(coordinator.registry.get("alice")?.nat, undefined);
+    } finally {
+      await peer.close();
+    }
   });
 });

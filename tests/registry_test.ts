@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import type { Endpoint } from "../lib/protocol/endpoint.ts";
 import { Registry, type RegistryOptions } from "../lib/registry.ts";
+import { prng } from "./support/prng.ts";
 
 const CLAIMED: Endpoint = { host: "10.0.0.2", port: 4000 };
 const ALICE: Endpoint = { host: "192.0.2.1", port: 4000 };
@@ -355,4 +356,66 @@ Deno.test("the holder's secret moves a name to a new endpoint; anyone else is st
   assert.equal(r.kind, "rebound");
   assert.deepEqual(r.kind === "rebound" && r.previous, ALICE_OTHER_PORT);
   assert.equal(reg.get("alice")?.key, ext.key);
+});
+
+Deno.test("hasSeedOnlyAt: a seed-only user, pending or online, at that IP address", () => {
+  const { reg, clock } = setup({ pendingTimeoutMs: 1_000 });
+  const ext = { key: "k".repeat(43), secret: "s".repeat(22) };
+  assert.equal(reg.hasSeedOnlyAt("192.0.2.1"), false);
+  reg.login("alice", CLAIMED, ALICE, ext);
+  assert.equal(reg.hasSeedOnlyAt("192.0.2.1"), false, "a user with a key does not count");
+  reg.login("seed", CLAIMED, ALICE_OTHER_PORT);
+  assert.equal(reg.hasSeedOnlyAt("192.0.2.1"), true, "pending counts");
+  assert.equal(reg.hasSeedOnlyAt("198.51.100.9"), false, "only at its own address");
+  reg.admitFrom("192.0.2.1");
+  assert.equal(reg.hasSeedOnlyAt("192.0.2.1"), true, "online counts");
+  reg.login("seed2", CLAIMED, { host: "192.0.2.1", port: 4002 });
+  reg.logout("seed", ALICE_OTHER_PORT);
+  assert.equal(reg.hasSeedOnlyAt("192.0.2.1"), true, "one of two left");
+  // Logging in again with a key from the same endpoint makes it an extension client.
+  reg.login("seed2", CLAIMED, { host: "192.0.2.1", port: 4002 }, ext);
+  assert.equal(reg.hasSeedOnlyAt("192.0.2.1"), false);
+  // Abandoned and expired users stop counting.
+  reg.login("p", CLAIMED, MALLORY);
+  clock.t += 2_000;
+  reg.expire();
+  assert.equal(reg.hasSeedOnlyAt("198.51.100.9"), false);
+  reg.login("q", CLAIMED, MALLORY);
+  reg.admitFrom("198.51.100.9");
+  clock.t += 50_000;
+  reg.expire();
+  assert.equal(reg.hasSeedOnlyAt("198.51.100.9"), false);
+  reg.login("r", CLAIMED, BOB);
+  reg.clear();
+  assert.equal(reg.hasSeedOnlyAt("2001:db8::2"), false);
+});
+
+Deno.test("hasSeedOnlyAt agrees with a scan of every user through random logins and leaves", () => {
+  const random = prng(11);
+  const int = (n: number) => Math.floor(random() * n);
+  const { reg, clock } = setup({ pendingTimeoutMs: 5_000, maxPending: 20, maxUsers: 30 });
+  const hosts = ["192.0.2.1", "192.0.2.2", "198.51.100.9", "2001:db8::2"];
+  const names = Array.from({ length: 40 }, (_, i) => `u${i}`);
+  const secret = (name: string) => name.padEnd(22, "s");
+  const ext = (name: string) => ({ key: "k".repeat(43), secret: secret(name) });
+  for (let step = 0; step < 3000; step++) {
+    const name = names[int(names.length)];
+    const at = { host: hosts[int(hosts.length)], port: 4000 + int(3) };
+    const r = random();
+    if (r < 0.4) reg.login(name, CLAIMED, at, int(2) === 0 ? ext(name) : undefined);
+    else if (r < 0.55) reg.admitFrom(hosts[int(hosts.length)]);
+    else if (r < 0.7) reg.logout(name, reg.get(name)?.observed ?? at);
+    else if (r < 0.85) reg.heartbeat(name, at, secret(name)); // moves a user that has a key
+    else {
+      clock.t += int(8_000);
+      reg.expire();
+    }
+    for (const host of hosts) {
+      const scan = names.some((n) => {
+        const user = reg.get(n);
+        return user !== undefined && user.key === undefined && user.observed.host === host;
+      });
+      assert.equal(reg.hasSeedOnlyAt(host), scan, `${host} at step ${step}`);
+    }
+  }
 });

@@ -159,7 +159,7 @@ Deno.test("forget drops every pair of a user who logged out, and only those", ()
   relay.forget("alice");
   relay.forget("dave");
   assert.equal(relay.size, 1);
-  // A new introduction after a new login starts with a full bucket.
+  // A new introduction after a new login: alice-bob never spent anything, so a full bucket.
   relay.introduce("alice", "bob");
   assert.equal(relay.allow("bob", "alice", 1000), "ok");
   relay.forget("bob");
@@ -191,4 +191,111 @@ Deno.test("names that share a prefix or differ by order are distinct pairs", () 
   relay.introduce("张伟", "😀");
   assert.equal(relay.allow("😀", "张伟", 1), "ok");
   assert.equal(relay.size, 2);
+});
+
+Deno.test("a pair's spent budget survives a logout and a new introduction", () => {
+  const { relay, advance } = setup({ burstBytes: 1000, bytesPerSecond: 1000 });
+  relay.introduce("alice", "bob");
+  assert.equal(relay.allow("alice", "bob", 1000), "ok");
+  relay.forget("alice");
+  assert.equal(relay.remembered, 1);
+  assert.equal(relay.allow("alice", "bob", 1), "not-introduced");
+  // Logging in again and asking for a new introduction buys nothing.
+  relay.introduce("bob", "alice");
+  assert.equal(relay.remembered, 0);
+  assert.equal(relay.allow("alice", "bob", 1), "over-budget");
+  // The time spent logged out counts, as it would have online.
+  relay.forget("bob");
+  advance(400);
+  relay.introduce("alice", "bob");
+  assert.equal(relay.allow("alice", "bob", 401), "over-budget");
+  assert.equal(relay.allow("alice", "bob", 400), "ok");
+  assert.equal(relay.allow("alice", "bob", 1), "over-budget");
+});
+
+Deno.test("the packet budget survives a logout too", () => {
+  const { relay, advance } = setup({ burstPackets: 5, packetsPerSecond: 4 });
+  relay.introduce("alice", "bob");
+  assert.equal(burst(relay, "alice", "bob", 0, 10), 5);
+  relay.forget("bob");
+  relay.introduce("alice", "bob");
+  assert.equal(relay.allow("alice", "bob", 0), "over-budget");
+  relay.forget("alice");
+  advance(250);
+  relay.introduce("alice", "bob");
+  assert.equal(burst(relay, "alice", "bob", 0, 10), 1);
+});
+
+Deno.test("a remembered bucket is dropped once it would have refilled; full ones are not kept", () => {
+  // Spending 1000 bytes and one packet: full again after 1 s (the packet after 0.25 s).
+  const { relay, advance } = setup({
+    burstBytes: 1000,
+    bytesPerSecond: 1000,
+    burstPackets: 5,
+    packetsPerSecond: 4,
+  });
+  relay.introduce("alice", "bob");
+  relay.introduce("carol", "dave");
+  relay.introduce("erin", "frank");
+  assert.equal(relay.allow("alice", "bob", 1000), "ok");
+  relay.forget("alice");
+  assert.equal(relay.remembered, 1);
+  // carol-dave never relayed: its full bucket is what a new introduction gives anyway.
+  relay.forget("carol");
+  assert.equal(relay.remembered, 1);
+  advance(999);
+  relay.forget("nobody"); // any forget drops what has refilled
+  assert.equal(relay.remembered, 1);
+  advance(1);
+  relay.forget("nobody");
+  assert.equal(relay.remembered, 0);
+  relay.introduce("alice", "bob");
+  assert.equal(relay.allow("alice", "bob", 1000), "ok");
+  // A bucket that refilled while its pair was online is not kept either.
+  assert.equal(relay.allow("erin", "frank", 1000), "ok");
+  advance(1000);
+  relay.forget("frank");
+  assert.equal(relay.remembered, 0);
+});
+
+Deno.test("at most maxRemembered buckets are remembered, the oldest forgotten first", () => {
+  const { relay, advance } = setup({ burstBytes: 1000, bytesPerSecond: 1, maxRemembered: 2 });
+  const pairs = [["a", "b"], ["c", "d"], ["e", "f"]];
+  for (const [x, y] of pairs) {
+    relay.introduce(x, y);
+    assert.equal(relay.allow(x, y, 1000), "ok");
+  }
+  for (const [x] of pairs) {
+    relay.forget(x);
+    advance(1);
+  }
+  assert.equal(relay.remembered, 2);
+  for (const [x, y] of pairs) relay.introduce(x, y);
+  assert.equal(relay.allow("a", "b", 1000), "ok"); // pushed out: a full bucket again
+  assert.equal(relay.allow("c", "d", 100), "over-budget");
+  assert.equal(relay.allow("e", "f", 100), "over-budget");
+
+  const none = setup({ burstBytes: 1000, bytesPerSecond: 1, maxRemembered: 0 });
+  none.relay.introduce("a", "b");
+  assert.equal(none.relay.allow("a", "b", 1000), "ok");
+  none.relay.forget("a");
+  assert.equal(none.relay.remembered, 0);
+  none.relay.introduce("a", "b");
+  assert.equal(none.relay.allow("a", "b", 1000), "ok");
+});
+
+Deno.test("a clock that steps back while a pair is forgotten refills nothing twice", () => {
+  const { relay, setTime } = setup({ burstBytes: 1000, bytesPerSecond: 1000 });
+  setTime(10_000);
+  relay.introduce("alice", "bob");
+  assert.equal(relay.allow("alice", "bob", 1000), "ok");
+  relay.forget("alice");
+  setTime(5_000);
+  relay.introduce("alice", "bob");
+  assert.equal(relay.allow("alice", "bob", 1), "over-budget");
+  relay.forget("bob");
+  setTime(10_500);
+  relay.introduce("alice", "bob");
+  assert.equal(relay.allow("alice", "bob", 501), "over-budget");
+  assert.equal(relay.allow("alice", "bob", 500), "ok");
 });

@@ -5,7 +5,10 @@
  *
  * Layout: `<configDir>/users/<userDirName(username)>/identity.json`, where `configDir` is
  * `$XDG_CONFIG_HOME/p2p` or `~/.config/p2p`. Directories are created with mode 0700 and the
- * identity file with mode 0600. The file is JSON:
+ * identity file with mode 0600. Directory names are lowercase escapes of the username (`Bob` is
+ * `%42ob`), so that `Bob` and `bob` stay apart on case-insensitive file systems (macOS,
+ * Windows); a directory of the earlier layout (`users/Bob`) is moved on first use (see
+ * {@linkcode openUserDir}). The file is JSON:
  *
  * ```json
  * { "version": 1, "username": "alice", "publicKey": "<base64url>", "secretKey": "<base64url>" }
@@ -139,9 +142,19 @@ function isAbsolute(path: string): boolean {
   return path.startsWith("/") || /^[A-Za-z]:[\\/]/.test(path);
 }
 
+/** Windows device names: a file or directory cannot be called that, in any case. */
+const WINDOWS_DEVICE = /^(con|prn|aux|nul|com[0-9]|lpt[0-9])$/;
+
+function percent(byte: number): string {
+  return `%${byte.toString(16).padStart(2, "0")}`;
+}
+
 /**
- * The directory name for a username: `encodeURIComponent` with `.`, `!`, `~`, `*`, `'`, `(`, `)`
- * also percent-encoded, so the result is only `[A-Za-z0-9_%-]` and can never be `.` or `..`.
+ * The directory name for a username: its UTF-8 bytes, each one other than `a`–`z`, `0`–`9`, `-`
+ * and `_` written `%xx` in lowercase hex (`Bob` is `%42ob`). Distinct usernames get distinct
+ * names, and as the names hold no capital letter, names that differ only in case never occur:
+ * two users never share a directory on a case-insensitive file system. A name is never `.`,
+ * `..` or a Windows device name (`con`, `nul`, `com1`…: the last character is escaped).
  *
  * @throws {IdentityError} if the username is empty, not well-formed Unicode, or too long.
  *
@@ -149,24 +162,25 @@ function isAbsolute(path: string): boolean {
  * ```ts
  * import { userDirName } from "./identity.ts";
  *
- * userDirName("../bob"); // "%2E%2E%2Fbob"
+ * userDirName("../Bob"); // "%2e%2e%2f%42ob"
+ * userDirName("bob"); // "bob"
  * ```
  */
 export function userDirName(username: string): string {
   if (username.length === 0) throw new IdentityError("Cannot use username: it is empty");
-  let encoded: string;
-  try {
-    encoded = encodeURIComponent(username);
-  } catch (cause) {
+  if (!username.isWellFormed()) {
     throw new IdentityError(
       `Cannot use username ${JSON.stringify(username)}: it is not well-formed Unicode`,
-      { cause },
     );
   }
-  encoded = encoded.replace(
-    /[.!~*'()]/g,
-    (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`,
-  );
+  let encoded = "";
+  for (const byte of new TextEncoder().encode(username)) {
+    const c = String.fromCharCode(byte);
+    encoded += /[a-z0-9_-]/.test(c) ? c : percent(byte);
+  }
+  if (WINDOWS_DEVICE.test(encoded)) {
+    encoded = encoded.slice(0, -1) + percent(encoded.charCodeAt(encoded.length - 1));
+  }
   if (encoded.length > MAX_DIR_NAME_LEN) {
     throw new IdentityError(
       `Cannot use username: its directory name would be ${encoded.length} characters, ` +
@@ -174,6 +188,28 @@ export function userDirName(username: string): string {
     );
   }
   return encoded;
+}
+
+/**
+ * The directory name of the earlier layout: `encodeURIComponent` with `.!~*'()` also escaped, in
+ * uppercase hex. It kept capitals, so `Bob` and `bob` were one directory on macOS and Windows.
+ */
+function legacyUserDirName(username: string): string {
+  return encodeURIComponent(username).replace(
+    /[.!~*'()]/g,
+    (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`,
+  );
+}
+
+/** The username a directory name of the earlier layout stands for, if it is one. */
+function legacyOwner(name: string): string | undefined {
+  let username: string;
+  try {
+    username = decodeURIComponent(name);
+  } catch {
+    return undefined;
+  }
+  return legacyUserDirName(username) === name ? username : undefined;
 }
 
 /**
@@ -190,6 +226,60 @@ export function userDirName(username: string): string {
  */
 export function userDir(configDir: string, username: string): string {
   return join(configDir, "users", userDirName(username));
+}
+
+/**
+ * Like {@linkcode userDir}, after moving this user's directory of the earlier layout (`users/Bob`)
+ * to its current name (`users/%42ob`), with the identity and known peers in it. A directory of
+ * the earlier layout that a case-insensitive file system would take for this user's (`users/Bob`
+ * for `bob`) is moved to its own owner's current name first. Nothing happens once the current
+ * directory exists.
+ *
+ * @throws {IdentityError} if the username is unusable (see {@linkcode userDirName}) or a
+ * directory cannot be listed or moved.
+ *
+ * @example
+ * ```ts
+ * import { openUserDir } from "./identity.ts";
+ *
+ * const configDir = await Deno.makeTempDir();
+ * await Deno.mkdir(`${configDir}/users/Bob`, { recursive: true }); // the earlier layout
+ * await openUserDir(configDir, "Bob"); // ".../users/%42ob", moved there from ".../users/Bob"
+ * await Deno.remove(configDir, { recursive: true });
+ * ```
+ */
+export async function openUserDir(configDir: string, username: string): Promise<string> {
+  const name = userDirName(username);
+  const users = join(configDir, "users");
+  const dir = join(users, name);
+  const entries = new Set<string>();
+  try {
+    for await (const entry of Deno.readDir(users)) entries.add(entry.name);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return dir;
+    throw new IdentityError(`Cannot list ${users}: ${error}`, { cause: error });
+  }
+  // Listed names are exact even where lookups ignore case, so `Bob` is told apart from `bob`.
+  if (entries.has(name)) return dir;
+  const legacy = legacyUserDirName(username);
+  for (const entry of entries) {
+    if (entry !== legacy && entry.toLowerCase() !== name) continue;
+    const owner = legacyOwner(entry);
+    if (owner === undefined) continue;
+    const target = userDirName(owner);
+    if (target === entry || entries.has(target)) continue;
+    try {
+      await Deno.rename(join(users, entry), join(users, target));
+    } catch (error) {
+      // Another process of the same user may have moved it first.
+      if (error instanceof Deno.errors.NotFound) continue;
+      throw new IdentityError(
+        `Cannot move ${join(users, entry)} to ${join(users, target)}: ${error}`,
+        { cause: error },
+      );
+    }
+  }
+  return dir;
 }
 
 /**
@@ -210,7 +300,7 @@ export function userDir(configDir: string, username: string): string {
  * ```
  */
 export async function loadOrCreateIdentity(options: IdentityOptions): Promise<Identity> {
-  const dir = userDir(options.configDir ?? defaultConfigDir(), options.username);
+  const dir = await openUserDir(options.configDir ?? defaultConfigDir(), options.username);
   const path = join(dir, "identity.json");
   try {
     return await loadOrCreate(options.username, dir, path);

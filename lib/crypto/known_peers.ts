@@ -3,8 +3,10 @@
  * pinned; later a different key is reported as `"changed"` and stays untrusted until the user
  * accepts it with {@linkcode KnownPeers.trust}.
  *
- * The store is `<configDir>/users/<userDirName(me)>/known_peers.json` (see `./identity.ts`),
- * written atomically (temporary file + rename) with mode 0600, in this format:
+ * The store is `<configDir>/users/<userDirName(me)>/known_peers.json` (see `./identity.ts`: the
+ * directory name is case-safe, and a directory of the earlier layout is moved there with the
+ * store in it when the store is opened), written atomically (temporary file + rename) with mode
+ * 0600, in this format:
  *
  * ```json
  * {
@@ -34,9 +36,10 @@
  */
 
 import { dirname, join } from "node:path";
-import { decodeKey, defaultConfigDir, encodeKey, userDir } from "./identity.ts";
+import { decodeKey, defaultConfigDir, encodeKey, openUserDir, userDir } from "./identity.ts";
 
 const FILE_VERSION = 1;
+const KNOWN_PEERS_FILE = "known_peers.json";
 
 /**
  * Thrown when the store cannot be read or written (corrupt file, loose permissions, I/O error),
@@ -122,7 +125,7 @@ export interface KnownPeersOptions {
  * ```
  */
 export function knownPeersPath(configDir: string, username: string): string {
-  return join(userDir(configDir, username), "known_peers.json");
+  return join(userDir(configDir, username), KNOWN_PEERS_FILE);
 }
 
 /**
@@ -154,13 +157,17 @@ export class KnownPeers {
   }
 
   /**
-   * Opens a local user's store, empty if the file does not exist yet.
+   * Opens a local user's store, empty if the file does not exist yet. A store of the earlier
+   * directory layout is moved to the current one first (see `openUserDir` in `./identity.ts`).
    *
    * @throws {KnownPeersError} if the file is corrupt, has permissions looser than 0600, or
    * cannot be read.
+   * @throws {IdentityError} (from `./identity.ts`) if the username is unusable or the earlier
+   * directory cannot be moved.
    */
   static async open(options: KnownPeersOptions): Promise<KnownPeers> {
-    const path = knownPeersPath(options.configDir ?? defaultConfigDir(), options.username);
+    const dir = await openUserDir(options.configDir ?? defaultConfigDir(), options.username);
+    const path = join(dir, KNOWN_PEERS_FILE);
     const peers = await readStore(path);
     return new KnownPeers(path, peers, options.now ?? Date.now);
   }
