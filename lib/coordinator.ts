@@ -760,7 +760,7 @@ export class Coordinator {
     const tail = this.registry.hasSeedOnlyAt(ip)
       ? END
       : encoder.encode("end" + encodeListVersion(version));
-    const parts = [this.registry.listBody(), tail];
+    const parts = [...this.registry.listParts(), tail];
     const writing = (async () => {
       for (const part of parts) {
         for (let at = 0; at < part.length; touch()) at += await conn.write(part.subarray(at));

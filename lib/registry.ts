@@ -86,9 +86,28 @@ export interface RegistryOptions {
 const encoder = new TextEncoder();
 const FULL = "the server is full";
 
-/** One user's `name,endpoint;` in the list, encoded as the seed codec writes it. */
-function listEntry(name: string, endpoint: Endpoint): Uint8Array {
-  return encoder.encode(encodeList([{ username: name, endpoint }]).slice(0, -"end".length));
+/**
+ * About this many bytes of the list are kept together (a part): a leave or a move re-encodes the
+ * part it is in, not the whole list, so that churn among ten thousand users does not copy a
+ * 300 KB list for every fetch; a fetch writes the parts one after another.
+ */
+const PART_BYTES = 32 * 1024;
+/** Room for any one entry: a 32-character name of 4-byte characters and an IPv6 endpoint. */
+const MAX_ENTRY_BYTES = 256;
+
+/** Online users that are consecutive in the list, and their encoded entries. */
+interface ListPart {
+  users: User[];
+  /** The entries are `bytes[0, length)`; bytes past `length` are room for more. */
+  bytes: Uint8Array;
+  length: number;
+  /** A user left or moved: re-encoded (into fresh bytes) before the list is next read. */
+  stale: boolean;
+}
+
+/** One user's `name,endpoint;` in the list, as the seed codec writes it. */
+function entryText(user: User): string {
+  return encodeList([{ username: user.name, endpoint: user.observed }]).slice(0, -"end".length);
 }
 
 /** Online users and pending logins, keyed by name. */
@@ -109,12 +128,11 @@ export class Registry {
   readonly #pendingTimeoutMs: number;
   readonly #maxUsers: number;
   readonly #maxPending: number;
-  /** The encoded list (without `end`) lives in `#list[0, #listLength)`; see {@linkcode listBody}. */
-  #list = new Uint8Array(4096);
-  #listLength = 0;
-  /** An online user left or moved: the list must be rebuilt before it is next read. */
+  /** The encoded list (without `end`), in parts; see {@linkcode listParts}. */
+  #parts: ListPart[] = [];
+  readonly #partOf = new Map<User, ListPart>();
+  /** Some part is stale. */
   #listStale = false;
-  readonly #entries = new Map<string, Uint8Array>();
 
   constructor(options: RegistryOptions) {
     this.#now = options.now;
@@ -175,40 +193,74 @@ export class Registry {
 
   /**
    * The online list as the seed's TCP service sends it (`name,endpoint;` for each online user,
-   * in order of admission), without the final `end`. The returned bytes are never modified
-   * afterwards, so they may be handed to a socket that writes them later.
+   * in order of admission), without the final `end`, in parts to be written one after another.
+   * The returned bytes are never modified afterwards, so they may be handed to a socket that
+   * writes them later.
    */
-  listBody(): Uint8Array {
-    if (this.#listStale) {
-      const entries = [...this.#online.keys()].map((name) => this.#entries.get(name)!);
-      const size = entries.reduce((n, e) => n + e.length, 0);
-      // A fresh buffer: the old one may still be being written to a slow reader.
-      this.#list = new Uint8Array(Math.max(4096, Math.ceil(size * 1.25)));
-      this.#listLength = 0;
-      for (const entry of entries) {
-        this.#list.set(entry, this.#listLength);
-        this.#listLength += entry.length;
+  listParts(): Uint8Array[] {
+    if (this.#listStale) this.#refreshList();
+    return this.#parts.map((part) => part.bytes.subarray(0, part.length));
+  }
+
+  /**
+   * Re-encodes the stale parts into fresh bytes (bytes handed out stay as they were), each one
+   * merged into the part before it when both fit in one, so that leaves do not leave the list in
+   * ever more, ever smaller parts.
+   */
+  #refreshList(): void {
+    const parts: ListPart[] = [];
+    for (const part of this.#parts) {
+      if (!part.stale) {
+        parts.push(part);
+        continue;
       }
-      this.#listStale = false;
+      const text = part.users.map(entryText).join("");
+      const before = parts.at(-1);
+      if (before !== undefined && before.length + text.length <= PART_BYTES) {
+        parts[parts.length - 1] = this.#encodePart([...before.users, ...part.users]);
+      } else if (part.users.length > 0) {
+        parts.push(this.#encodePart(part.users, text));
+      }
     }
-    return this.#list.subarray(0, this.#listLength);
+    this.#parts = parts;
+    this.#listStale = false;
+  }
+
+  /** A part holding `users`' entries, with room to append more. */
+  #encodePart(users: User[], text = users.map(entryText).join("")): ListPart {
+    // Up to 3 bytes for each UTF-16 unit of the text.
+    const bytes = new Uint8Array(Math.max(PART_BYTES, 3 * text.length) + MAX_ENTRY_BYTES);
+    const { written } = encoder.encodeInto(text, bytes);
+    const part: ListPart = { users, bytes, length: written, stale: false };
+    for (const user of users) this.#partOf.set(user, part);
+    return part;
   }
 
   #appendToList(user: User): void {
-    const entry = listEntry(user.name, user.observed);
-    this.#entries.set(user.name, entry);
-    if (this.#listStale) return;
-    if (this.#listLength + entry.length > this.#list.length) {
-      // Grow into a new buffer; bytes already handed out stay as they were.
-      const grown = new Uint8Array(
-        Math.max(2 * this.#list.length, this.#listLength + entry.length),
-      );
-      grown.set(this.#list.subarray(0, this.#listLength));
-      this.#list = grown;
+    let last = this.#parts.at(-1);
+    if (last === undefined || last.length >= PART_BYTES) {
+      const bytes = new Uint8Array(PART_BYTES + MAX_ENTRY_BYTES);
+      last = { users: [], bytes, length: 0, stale: false };
+      this.#parts.push(last);
     }
+    last.users.push(user);
+    this.#partOf.set(user, last);
     // Appending writes past every body handed out so far, so none of them changes.
-    this.#list.set(entry, this.#listLength);
-    this.#listLength += entry.length;
+    if (!last.stale) {
+      const room = last.bytes.subarray(last.length);
+      last.length += encoder.encodeInto(entryText(user), room).written;
+    }
+  }
+
+  /** An online user's entry changed (or went, `leaving`): its part is re-encoded before use. */
+  #touchList(user: User, leaving: boolean): void {
+    const part = this.#partOf.get(user)!;
+    if (leaving) {
+      part.users.splice(part.users.indexOf(user), 1);
+      this.#partOf.delete(user);
+    }
+    part.stale = true;
+    this.#listStale = true;
   }
 
   #move(user: User, to: Endpoint): void {
@@ -217,10 +269,7 @@ export class Registry {
     user.observed = to;
     this.#countSeedOnly(user, 1);
     this.#at.set(formatEndpoint(to), user.name);
-    if (user.state === "online") {
-      this.#entries.set(user.name, listEntry(user.name, to));
-      this.#listStale = true;
-    }
+    if (user.state === "online") this.#touchList(user, false);
   }
 
   #unpend(user: User): void {
@@ -240,8 +289,7 @@ export class Registry {
       this.#unpend(user);
     } else {
       this.#online.delete(user.name);
-      this.#entries.delete(user.name);
-      this.#listStale = true;
+      this.#touchList(user, true);
     }
   }
 
@@ -396,8 +444,9 @@ export class Registry {
     this.#pendingByHost.clear();
     this.#at.clear();
     this.#seedOnlyByHost.clear();
-    this.#entries.clear();
-    this.#listStale = true;
+    this.#parts = [];
+    this.#partOf.clear();
+    this.#listStale = false;
     return online;
   }
 }

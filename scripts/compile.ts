@@ -7,6 +7,7 @@
  * `deno compile` needs Deno's runtime (`denort`) for each target, which it downloads from Deno's
  * release host; where that host cannot be reached, set `DENORT_BIN` to a local `denort` of the
  * same Deno version (only for the host's own target). Exits 1 if any target failed, saying why.
+ * The executables run with {@linkcode V8_FLAGS}, as `deno task start` does.
  * @module
  */
 import { parseArgs } from "node:util";
@@ -28,13 +29,30 @@ export type BuildResult = { target: string; ok: true; output: string } | {
   message: string;
 };
 
+/**
+ * V8 flags `p2p` runs with: baked into the executables, and set by `deno task start` (deno.json).
+ * V8 sizes its young generation by the machine's memory, up to 2 × 32 MiB, and under a
+ * coordinator's steady stream of short-lived sends it grows there and stays; 2 × 8 MiB holds it to
+ * a quarter of that for a few more (cheap) scavenges. See docs/LOAD.md.
+ */
+export const V8_FLAGS = "--max-semi-space-size=8";
+
 const root = new URL("..", import.meta.url).pathname;
 
 /** Compiles main.ts for `target` into `outDir`. */
 export async function build(target: string, outDir: string): Promise<BuildResult> {
   const output = `${outDir}/p2p-${target}${target.includes("windows") ? ".exe" : ""}`;
   const result = await new Deno.Command(Deno.execPath(), {
-    args: ["compile", "-A", "--target", target, "--output", output, `${root}main.ts`],
+    args: [
+      "compile",
+      "-A",
+      `--v8-flags=${V8_FLAGS}`,
+      "--target",
+      target,
+      "--output",
+      output,
+      `${root}main.ts`,
+    ],
     cwd: root,
     env: { NO_COLOR: "1" },
     stdout: "piped",

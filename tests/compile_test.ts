@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import denoJson from "../deno.json" with { type: "json" };
-import { build } from "../scripts/compile.ts";
+import { build, V8_FLAGS } from "../scripts/compile.ts";
 
 // `deno compile` needs Deno's runtime, downloaded from a host some machines cannot reach. Try
 // once for this machine's own target; if the runtime cannot be had, say so plainly and skip.
@@ -34,3 +34,7 @@ Deno.test({
 });
 
 if (!result.ok && result.runtimeUnavailable) await Deno.remove(outDir, { recursive: true });
+
+Deno.test("deno task start runs p2p with the V8 flags its executables are built with", () => {
+  assert.ok(denoJson.tasks.start.includes(` --v8-flags=${V8_FLAGS} `), denoJson.tasks.start);
+});

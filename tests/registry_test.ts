@@ -292,32 +292,32 @@ Deno.test("online() is in order of admission and clear() empties the registry", 
   assert.equal(reg.pendingCount, 0);
   assert.deepEqual(reg.online(), []);
   assert.equal(reg.get("pending"), undefined);
-  assert.equal(text(reg.listBody()), "");
+  assert.equal(text(reg.listParts()), "");
 });
 
-function text(bytes: Uint8Array): string {
-  return new TextDecoder().decode(bytes);
+function text(parts: Uint8Array[]): string {
+  return parts.map((part) => new TextDecoder().decode(part)).join("");
 }
 
-Deno.test("listBody follows joins, leaves and moves, and never changes bytes it handed out", () => {
+Deno.test("listParts follows joins, leaves and moves, and never changes bytes it handed out", () => {
   const { reg } = setup();
   const ext = { key: "k".repeat(43), secret: "s".repeat(22) };
-  assert.equal(text(reg.listBody()), "");
+  assert.equal(text(reg.listParts()), "");
   reg.login("alice", CLAIMED, ALICE, ext);
   reg.admitFrom("192.0.2.1");
-  const first = reg.listBody();
+  const first = reg.listParts();
   assert.equal(text(first), "alice,192.0.2.1:4000;");
   reg.login("bob", CLAIMED, BOB);
-  assert.equal(text(reg.listBody()), "alice,192.0.2.1:4000;", "pending users are not listed");
+  assert.equal(text(reg.listParts()), "alice,192.0.2.1:4000;", "pending users are not listed");
   reg.admitFrom("2001:db8::2");
-  const second = reg.listBody();
+  const second = reg.listParts();
   assert.equal(text(second), "alice,192.0.2.1:4000;bob,[2001:db8::2]:5000;");
   // Many joins grow the buffer; what was handed out stays intact.
   for (let i = 0; i < 500; i++) {
     reg.login(`u${i}`, CLAIMED, { host: "203.0.113.5", port: 1000 + i });
   }
   reg.admitFrom("203.0.113.5");
-  const big = text(reg.listBody());
+  const big = text(reg.listParts());
   assert.equal(big.split(";").length - 1, 502);
   assert.ok(big.endsWith("u499,203.0.113.5:1499;"));
   assert.equal(text(first), "alice,192.0.2.1:4000;");
@@ -326,12 +326,39 @@ Deno.test("listBody follows joins, leaves and moves, and never changes bytes it 
   reg.heartbeat("alice", ALICE_OTHER_PORT, ext.secret);
   reg.logout("bob", BOB);
   for (let i = 0; i < 500; i++) reg.logout(`u${i}`, { host: "203.0.113.5", port: 1000 + i });
-  assert.equal(text(reg.listBody()), "alice,192.0.2.1:4001;");
+  assert.equal(text(reg.listParts()), "alice,192.0.2.1:4001;");
   assert.equal(text(second), "alice,192.0.2.1:4000;bob,[2001:db8::2]:5000;");
   // The body is exactly what the codec's list holds, without its "end".
   reg.login("张伟", CLAIMED, MALLORY);
   reg.admitFrom("198.51.100.9");
-  assert.equal(text(reg.listBody()) + "end", "alice,192.0.2.1:4001;张伟,198.51.100.9:4000;end");
+  assert.equal(text(reg.listParts()) + "end", "alice,192.0.2.1:4001;张伟,198.51.100.9:4000;end");
+});
+
+Deno.test("a leave re-encodes only its part of a long list, and parts merge as they shrink", () => {
+  const { reg } = setup();
+  const host = "203.0.113.5";
+  const at = (i: number) => ({ host, port: 1000 + i });
+  for (let i = 0; i < 10_000; i++) {
+    reg.login(`u${i}`, CLAIMED, at(i));
+    if (i % 1000 === 999) reg.admitFrom(host); // fewer pending at once than the limit
+  }
+  const full = reg.listParts();
+  const expected = Array.from({ length: 10_000 }, (_, i) => `u${i},${host}:${1000 + i};`);
+  // (assert.ok: a failing assert.equal would print both 300 KB lists)
+  assert.ok(text(full) === expected.join(""), "the list, in order of admission");
+  assert.ok(full.length > 4 && full.every((part) => part.length <= 33 * 1024), "parts of ~32 KB");
+  // One leave: one part is new, the others are the very same bytes.
+  reg.logout("u5000", at(5000));
+  const after = reg.listParts();
+  assert.ok(text(after) === expected.filter((_, i) => i !== 5000).join(""), "u5000 is gone");
+  const fresh = after.filter((part) => !full.some((old) => old.buffer === part.buffer));
+  assert.equal(fresh.length, 1);
+  assert.ok(text(full) === expected.join(""), "bytes handed out never change");
+  // Most leave: what is left is in few parts again.
+  for (let i = 0; i < 10_000; i++) if (i % 100 !== 0 && i !== 5000) reg.logout(`u${i}`, at(i));
+  const sparse = reg.listParts();
+  assert.ok(text(sparse) === expected.filter((_, i) => i % 100 === 0 && i !== 5000).join(""));
+  assert.ok(sparse.length <= 2, `${sparse.length} parts for 99 entries`);
 });
 
 Deno.test("the holder's secret moves a name to a new endpoint; anyone else is still refused", () => {

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { encodeBase64url } from "../lib/protocol/base64url.ts";
+import { decodeBase64url, encodeBase64url } from "../lib/protocol/base64url.ts";
 import {
   type ClientMessage,
   decodeText,
@@ -53,6 +53,35 @@ Deno.test("the test's key, secret and token have the lengths the protocol expect
   assert.equal(SECRET.length, 22);
   assert.equal(TOKEN.length, 22);
   assert.match(TOKEN, /[-_]/); // exercises the URL-safe characters
+});
+
+Deno.test("keys, secrets and tokens are taken exactly when they are canonical base64url", () => {
+  // Every last character after every other: the parsers' check of the last character agrees with
+  // decoding (a canonical value re-encodes to itself).
+  const accepts = (parse: () => unknown): boolean => {
+    try {
+      parse();
+      return true;
+    } catch (err) {
+      assert.ok(err instanceof SeedProtocolError);
+      return false;
+    }
+  };
+  const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  for (const first of alphabet) {
+    for (const last of alphabet) {
+      const key = first.repeat(42) + last;
+      const secret = first.repeat(21) + last;
+      const canonicalKey = decodeBase64url(key) !== null;
+      const canonicalSecret = decodeBase64url(secret) !== null;
+      const login = `login,alice,192.0.2.1:4000,${key},${SECRET}`;
+      assert.equal(accepts(() => parseClientBytes(login)), canonicalKey, key);
+      const heartbeat = `heartbeat,alice,${secret}`;
+      assert.equal(accepts(() => parseClientBytes(heartbeat)), canonicalSecret, secret);
+      const introduce = `Introduce,bob,192.0.2.1:4000,10.0.0.2:4000,${KEY},${secret}`;
+      assert.equal(accepts(() => parseServerBytes(introduce)), canonicalSecret, secret);
+    }
+  }
 });
 
 Deno.test("extended client messages have the documented text form", () => {
