@@ -23,6 +23,7 @@
  * ```
  * @module
  */
+import { Buffer } from "node:buffer";
 import net from "node:net";
 import { type Endpoint, formatEndpoint } from "./protocol/endpoint.ts";
 import {
@@ -393,7 +394,7 @@ export function fetchList(at: Endpoint, options: FetchListOptions = {}): Promise
     socket.on("end", () => {
       done();
       try {
-        resolve(parseOnlineList(new TextDecoder().decode(concat(chunks))));
+        resolve(parseOnlineList(new TextDecoder().decode(Buffer.concat(chunks))));
       } catch (err) {
         if (!(err instanceof SeedProtocolError)) throw err;
         reject(
@@ -402,14 +403,4 @@ export function fetchList(at: Endpoint, options: FetchListOptions = {}): Promise
       }
     });
   });
-}
-
-function concat(chunks: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.length;
-  }
-  return out;
 }

@@ -10,40 +10,85 @@
  * ```
  *
  * Each run first brings all but `--storm` users online at `--ramp-rate`, then logs the last
- * `--storm` in as a storm, and measures that.
+ * `--storm` in as a storm, and measures that. The storm's clients live in a Worker of their own
+ * (`scripts/bench_load_clients.ts`), so that they get and time their `Accept`s promptly while the
+ * main thread is busy with the presence datagrams of everyone else; the coordinator also counts
+ * the logins it accepted, and when, so both rates are printed.
  *
  * Options: `--users N[,N…]`, `--storm` (logins in the storm, default 2000), `--ramp-rate`
  * (logins per second before it, default 500), `--rate` (storm logins offered per second, default
- * 2500), `--inflight` (logins in progress at once, default 500), `--steady` (seconds of
+ * 2500), `--inflight` (list fetches in progress at once, default 500), `--steady` (seconds of
  * heartbeats, default 12), `--heartbeat` (seconds between a client's heartbeats, default 10),
  * `--churn` (share of users that leave and as many that join, default 0.05), `--churn-rate`
  * (events per second, default 500), `--seed-share` (share of clients that log in as seed-only
  * clients, default 0), `--batch-ms` (coordinator's longest presence pause), `--v8-flags` (for the
- * coordinator's process, e.g. `--max-semi-space-size=2`), `--json FILE` (results as JSON).
+ * coordinator's process; default: those `p2p` runs with, {@linkcode V8_FLAGS}; `--v8-flags=` for
+ * V8's own defaults), `--json FILE` (results as JSON).
  *
  * Each simulated client parses every list entry and presence line it receives and keeps its view
  * of who is online as a bitset; one client in 8 also checks every endpoint byte by byte (it must be
  * the one that client really has). "Converged" means every online client's view equals the truth.
- * Loops are bounded by count and time.
+ * Extension clients also check that the ranges of their presence datagrams tile from their list's
+ * version with no gap ("presence gaps") or overlap. Loops are bounded by count and time.
  *
  * The coordinator runs as `bench_load.ts --role coordinator` (the same {@linkcode Coordinator}
  * that `p2p serve` runs, logging to a file) so that its counters can be read; its RSS and CPU
  * come from /proc/PID.
  * @module
  */
-import net from "node:net";
 import v8 from "node:v8";
 import { parseArgs } from "node:util";
 import { Coordinator } from "../lib/coordinator.ts";
-import { encodeBase64url } from "../lib/protocol/base64url.ts";
+import { V8_FLAGS } from "./compile.ts";
+import {
+  ClientPool,
+  ListWorker,
+  type LoginReport,
+  now,
+  type Phases,
+  PortLists,
+  Semaphore,
+  State,
+  threadCpu,
+  type Totals,
+  Views,
+  WorkerPool,
+} from "./bench_load_clients.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
-const [L, U, COMMA, SEMICOLON, NL] = [..."lu,;\n"].map((c) => c.charCodeAt(0));
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+const MIB = 2 ** 20;
 
 // ---------------------------------------------------------------------------------------------
 // The coordinator process.
+
+/** What the coordinator's process reports about its memory at a moment. */
+interface MemorySample {
+  /** VmRSS, in bytes. */
+  rss: number;
+  heapTotal: number;
+  heapUsed: number;
+  /** External memory V8 knows of (array buffers), in bytes. */
+  external: number;
+  /** Size of each V8 heap space of more than 1 MiB, in MiB. */
+  spaces: Record<string, number>;
+}
+
+function sampleMemory(): MemorySample {
+  const status = Deno.readTextFileSync("/proc/self/status");
+  const m = Deno.memoryUsage();
+  return {
+    rss: Number(status.match(/VmRSS:\s+(\d+)/)?.[1] ?? 0) * 1024,
+    heapTotal: m.heapTotal,
+    heapUsed: m.heapUsed,
+    external: m.external,
+    spaces: Object.fromEntries(
+      v8.getHeapSpaceStatistics().filter((sp) => sp.space_size > MIB)
+        .map((sp) => [sp.space_name, Math.round(sp.space_size / MIB)]),
+    ),
+  };
+}
 
 async function serveRole(args: { batchMs?: number; logFile: string }): Promise<void> {
   const file = await Deno.open(args.logFile, { write: true, create: true, truncate: true });
@@ -54,6 +99,19 @@ async function serveRole(args: { batchMs?: number; logFile: string }): Promise<v
     // As `p2p serve` logs to stderr: one synchronous write per line.
     log: (line) => file.writeSync(encoder.encode(`${new Date().toISOString()} ${line}\n`)),
   });
+  // The logins it accepted (new names, not a retry's repeat), and when: its own storm rate.
+  const registry = coordinator.registry;
+  const login = registry.login.bind(registry);
+  const accepted = { count: 0, first: 0, last: 0 };
+  registry.login = (...args) => {
+    const result = login(...args);
+    if (result.kind === "pending") {
+      const t = now();
+      if (accepted.count++ === 0) accepted.first = t;
+      accepted.last = t;
+    }
+    return result;
+  };
   console.log(JSON.stringify({ udp: coordinator.udpPort, tcp: coordinator.tcpPort }));
   // How late a 20 ms timer fires: how long the coordinator's event loop was busy at a stretch.
   let lag = 0;
@@ -63,34 +121,42 @@ async function serveRole(args: { batchMs?: number; logFile: string }): Promise<v
     lag = Math.max(lag, now - last - 20);
     last = now;
   }, 20);
+  // What the memory was made of when RSS was highest (sampled every 100 ms).
+  let peak = sampleMemory();
+  const sampler = setInterval(() => {
+    const sample = sampleMemory();
+    if (sample.rss > peak.rss) peak = sample;
+  }, 100);
   const stop = Promise.withResolvers<void>();
   Deno.addSignalListener("SIGTERM", () => stop.resolve());
-  // Counters on request: one line on stdin, one JSON line back.
+  // Counters on request: one line on stdin, one JSON line back; lag, peak and the accepted logins
+  // are counted from one request to the next.
   (async () => {
     let buffered = "";
     for await (const chunk of Deno.stdin.readable) {
       buffered += decoder.decode(chunk);
       while (buffered.includes("\n")) {
         buffered = buffered.slice(buffered.indexOf("\n") + 1);
-        const s = coordinator.stats;
-        console.log(JSON.stringify({
-          ...s,
+        const report: CoordinatorStats = {
+          ...coordinator.stats,
           online: coordinator.registry.onlineCount,
           pending: coordinator.registry.pendingCount,
           backlog: coordinator.backlog,
           maxLoopLagMs: Math.round(lag),
-          memory: Deno.memoryUsage(),
-          spaces: Object.fromEntries(
-            v8.getHeapSpaceStatistics().filter((sp) => sp.space_size > 1e6)
-              .map((sp) => [sp.space_name, Math.round(sp.space_size / 2 ** 20)]),
-          ),
-        }));
+          accepted: { ...accepted },
+          memory: sampleMemory(),
+          peak,
+        };
+        console.log(JSON.stringify(report));
         lag = 0;
+        peak = report.memory;
+        accepted.count = 0;
       }
     }
   })();
   await stop.promise;
   clearInterval(probe);
+  clearInterval(sampler);
   await coordinator.close();
   file.close();
   Deno.exit(0);
@@ -108,8 +174,11 @@ interface CoordinatorStats {
   backlog: number;
   /** Longest stretch the event loop was busy since the last request, in ms. */
   maxLoopLagMs: number;
-  memory: { rss: number; heapTotal: number; heapUsed: number; external: number };
-  spaces: Record<string, number>;
+  /** New logins accepted since the last request, and when the first and last were ({@link now}). */
+  accepted: { count: number; first: number; last: number };
+  memory: MemorySample;
+  /** The sample with the highest RSS since the last request. */
+  peak: MemorySample;
 }
 
 /** The coordinator child process, seen from the load generator. */
@@ -185,21 +254,29 @@ class CoordinatorProcess {
 }
 
 /**
- * Datagrams the kernel dropped for want of receive-buffer room so far: at the coordinator's
- * socket (its UDP port) and at everyone else's (the simulated clients, mostly).
+ * Datagrams the kernel dropped for want of receive-buffer room so far, from /proc/net/udp: at the
+ * coordinator's socket, and at the simulated clients' (`sockets`: `host:port` each; other
+ * programs' sockets on this machine are not counted).
  */
-function udpDrops(coordinatorPort: number): { coordinator: number; others: number } {
-  const drops = { coordinator: 0, others: 0 };
+function udpDrops(
+  coordinatorPort: number,
+  sockets: Set<string>,
+): { coordinator: number; clients: number } {
+  const drops = { coordinator: 0, clients: 0 };
   for (const line of Deno.readTextFileSync("/proc/net/udp").split("\n").slice(1)) {
     const f = line.trim().split(/\s+/);
     if (f.length < 13) continue;
-    const port = parseInt(f[1].split(":")[1], 16);
-    drops[port === coordinatorPort ? "coordinator" : "others"] += Number(f.at(-1));
+    const [ip, portHex] = f[1].split(":");
+    const port = parseInt(portHex, 16);
+    // The address is in hex, least significant byte first: 0100017F is 127.1.0.1.
+    const host = [6, 4, 2, 0].map((k) => parseInt(ip.slice(k, k + 2), 16)).join(".");
+    if (port === coordinatorPort && host === "127.0.0.1") drops.coordinator += Number(f.at(-1));
+    else if (sockets.has(`${host}:${port}`)) drops.clients += Number(f.at(-1));
   }
   return drops;
 }
 
-/** CPU seconds this process has used. */
+/** CPU seconds this process (all its threads) has used. */
 function selfCpu(): number {
   const stat = Deno.readTextFileSync("/proc/self/stat");
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
@@ -218,427 +295,36 @@ async function* readLines(stream: ReadableStream<Uint8Array>): AsyncGenerator<st
   }
 }
 
-// ---------------------------------------------------------------------------------------------
-// Simulated clients.
-
-/** A set of client indices as a bitset, with its size. */
-class Bits {
-  readonly words: Uint32Array;
-  count = 0;
-  constructor(size: number) {
-    this.words = new Uint32Array(Math.ceil(size / 32));
-  }
-  has(i: number): boolean {
-    return (this.words[i >>> 5] & (1 << (i & 31))) !== 0;
-  }
-  set(i: number): void {
-    if (!this.has(i)) {
-      this.words[i >>> 5] |= 1 << (i & 31);
-      this.count++;
-    }
-  }
-  clear(i: number): void {
-    if (this.has(i)) {
-      this.words[i >>> 5] &= ~(1 << (i & 31));
-      this.count--;
-    }
-  }
-  equals(other: Bits): boolean {
-    if (this.count !== other.count) return false;
-    for (let k = 0; k < this.words.length; k++) if (this.words[k] !== other.words[k]) return false;
-    return true;
-  }
-  reset(): void {
-    this.words.fill(0);
-    this.count = 0;
-  }
-}
-
-/** Its own loopback address for client `i`: 127.1.0.1, 127.1.0.2, … (never .0 or .255). */
-function addressOf(i: number): string {
-  const n = Math.floor(i / 254);
-  return `127.${1 + (n >> 8)}.${n & 255}.${1 + (i % 254)}`;
-}
-
-interface Totals {
-  accepts: number;
-  rejects: number;
-  alive: number;
-  byes: number;
-  expired: number;
-  presenceLines: number;
-  presenceDatagrams: number;
-  badEndpoints: number;
-  badLines: number;
-  listFailures: number;
-  retries: number;
-}
-
-class Client {
-  readonly index: number;
-  readonly name: string;
-  readonly host: string;
-  readonly conn: Deno.DatagramConn;
-  readonly port: number;
-  readonly endpoint: string;
-  /** `endpoint` as bytes, to check entries without making strings. */
-  readonly endpointBytes: Uint8Array;
-  readonly view: Bits;
-  readonly seedOnly: boolean;
-  /** Checks every endpoint it is told byte by byte (one client in 8: the checks are costly). */
-  readonly checker: boolean;
-  readonly secret = encodeBase64url(crypto.getRandomValues(new Uint8Array(16)));
-  readonly key = encodeBase64url(crypto.getRandomValues(new Uint8Array(32)));
-  state: "idle" | "logging-in" | "online" | "out" = "idle";
-  /** Presence datagrams that arrived while the list was being fetched: applied after it. */
-  early: Uint8Array[] | undefined;
-  loginSent = 0;
-  listed = 0;
-  #accept: ((port: number | undefined) => void) | undefined;
-
-  constructor(index: number, capacity: number, seedOnly: boolean) {
-    this.index = index;
-    this.name = `u${index}`;
-    this.host = addressOf(index);
-    this.conn = Deno.listenDatagram({ transport: "udp", hostname: this.host, port: 0 });
-    this.port = (this.conn.addr as Deno.NetAddr).port;
-    this.endpoint = `${this.host}:${this.port}`;
-    this.endpointBytes = encoder.encode(this.endpoint);
-    this.view = new Bits(capacity);
-    this.seedOnly = seedOnly;
-    this.checker = index % 8 === 0;
-  }
-
-  waitAccept(): Promise<number | undefined> {
-    return new Promise((resolve) => this.#accept = resolve);
-  }
-
-  onAccept(port: number | undefined): void {
-    const resolve = this.#accept;
-    this.#accept = undefined;
-    resolve?.(port);
-  }
-}
-
-/** The load generator: clients, the truth, and what they saw. */
-class Load {
-  readonly clients: Client[] = [];
-  readonly truth: Bits;
-  readonly totals: Totals = {
-    accepts: 0,
-    rejects: 0,
-    alive: 0,
-    byes: 0,
-    expired: 0,
-    presenceLines: 0,
-    presenceDatagrams: 0,
-    badEndpoints: 0,
-    badLines: 0,
-    listFailures: 0,
-    retries: 0,
-  };
-  readonly server: { udp: Deno.NetAddr; tcp: number };
-  readonly latencies: number[] = [];
-  /** Where login time goes: waiting for Accept, the TCP handshake, the list's transfer. */
-  readonly phases = { accept: [] as number[], connect: [] as number[], transfer: [] as number[] };
-  #closed = false;
-  #receivers: Promise<void>[] = [];
-
-  constructor(capacity: number, udpPort: number, tcpPort: number) {
-    this.truth = new Bits(capacity);
-    this.server = {
-      udp: { transport: "udp", hostname: "127.0.0.1", port: udpPort },
-      tcp: tcpPort,
-    };
-  }
-
-  addClients(count: number, capacity: number, seedShare: number): void {
-    for (let k = 0; k < count; k++) {
-      const i = this.clients.length;
-      // Seed-only clients spread evenly: every 1/seedShare-th client.
-      const seedOnly = seedShare > 0 &&
-        Math.floor(i * seedShare) !== Math.floor((i + 1) * seedShare);
-      const client = new Client(i, capacity, seedOnly || seedShare >= 1);
-      this.clients.push(client);
-      this.#receivers.push(this.#receive(client));
-    }
-  }
-
-  send(client: Client, text: string): void {
-    client.conn.send(encoder.encode(text), this.server.udp).catch(() => {});
-  }
-
-  async #receive(client: Client): Promise<void> {
-    const buf = new Uint8Array(2048);
-    while (!this.#closed) {
-      let data: Uint8Array;
-      try {
-        [data] = await client.conn.receive(buf);
-      } catch {
-        return; // closed
-      }
-      this.#handle(client, data);
-    }
-  }
-
-  #handle(client: Client, data: Uint8Array): void {
-    const t = this.totals;
-    if (data[0] === L) {
-      // Presence: login/logout lines, parsed as bytes (there are millions of them).
-      t.presenceDatagrams++;
-      if (client.state !== "online" && client.state !== "logging-in") return;
-      if (client.early) client.early.push(data.slice());
-      else this.#applyLines(client, data);
-      return;
-    }
-    const text = decoder.decode(data);
-    if (text.startsWith("Accept,")) {
-      t.accepts++;
-      client.onAccept(Number(text.slice(7)));
-    } else if (text.startsWith("Reject,")) {
-      t.rejects++;
-      client.onAccept(undefined);
-    } else if (text.startsWith("Alive,")) {
-      t.alive++;
-    } else if (text.startsWith("Bye,")) {
-      t.byes++;
-    } else if (text.startsWith("Expired,")) {
-      t.expired++;
-    } else {
-      t.badLines++;
-    }
-  }
-
-  /** Applies `login,uN,EP` / `logout,uN,EP` lines separated by newlines. */
-  #applyLines(client: Client, data: Uint8Array): void {
-    let i = 0;
-    while (i < data.length) {
-      const login = data[i + 3] === 0x69; // "logi" vs "logo"
-      i += login ? 6 : 7;
-      const end = this.#entry(client, data, i, NL, login);
-      if (end < 0) {
-        this.totals.badLines++;
-        return;
-      }
-      this.totals.presenceLines++;
-      i = end + 1;
-    }
-  }
-
-  /**
-   * Checks `uN,EP` at `data[i]`, ended by `stop` (or the end of `data`), against client N's real
-   * endpoint, and records N in the view (or removes it). Returns where it ended, or -1.
-   */
-  #entry(client: Client, data: Uint8Array, i: number, stop: number, add: boolean): number {
-    if (data[i] !== U) return -1;
-    let index = 0;
-    for (i++; data[i] >= 0x30 && data[i] <= 0x39; i++) index = index * 10 + data[i] - 0x30;
-    const other = this.clients[index];
-    if (data[i] !== COMMA || other === undefined) return -1;
-    let end: number;
-    if (client.checker) {
-      const ep = other.endpointBytes;
-      let same = i + 1 + ep.length <= data.length;
-      for (let k = 0; same && k < ep.length; k++) same = data[i + 1 + k] === ep[k];
-      end = i + 1 + ep.length;
-      if (same && end < data.length && data[end] !== stop) same = false;
-      if (!same) this.totals.badEndpoints++;
-    } else {
-      end = -1;
-    }
-    if (end < 0 || (end < data.length && data[end] !== stop)) {
-      end = data.indexOf(stop, i);
-      if (end < 0) end = data.length;
-    }
-    if (add) client.view.set(index);
-    else client.view.clear(index);
-    return end;
-  }
-
-  /** Logs `client` in: `login` until `Accept` (5 tries), then the list over TCP. */
-  async login(client: Client): Promise<boolean> {
-    client.state = "logging-in";
-    client.view.reset();
-    client.loginSent = performance.now();
-    const text = client.seedOnly
-      ? `login,${client.name},${client.endpoint}`
-      : `login,${client.name},${client.endpoint},${client.key},${client.secret}`;
-    let tcpPort: number | undefined;
-    for (let attempt = 0; attempt < 5 && tcpPort === undefined; attempt++) {
-      if (attempt > 0) this.totals.retries++;
-      const accepted = client.waitAccept();
-      this.send(client, text);
-      const timer = setTimeout(() => client.onAccept(undefined), 1000);
-      tcpPort = await accepted;
-      clearTimeout(timer);
-    }
-    if (tcpPort === undefined) {
-      client.state = "idle";
-      return false;
-    }
-    client.early = [];
-    const accepted = performance.now();
-    const list = await fetchList(client.host, tcpPort, this.phases);
-    this.phases.accept.push(accepted - client.loginSent);
-    if (list === undefined) {
-      this.totals.listFailures++;
-      client.state = "idle";
-      client.early = undefined;
-      return false;
-    }
-    this.#applyList(client, list);
-    const early = client.early;
-    client.early = undefined;
-    for (const data of early) this.#applyLines(client, data);
-    client.state = "online";
-    client.listed = performance.now();
-    this.latencies.push(client.listed - client.loginSent);
-    this.truth.set(client.index);
-    return true;
-  }
-
-  #applyList(client: Client, list: Uint8Array): void {
-    let i = 0;
-    while (i < list.length - 3) {
-      const end = this.#entry(client, list, i, SEMICOLON, true);
-      if (end < 0) {
-        this.totals.badLines++;
-        return;
-      }
-      i = end + 1;
-    }
-    if (decoder.decode(list.subarray(i)) !== "end") this.totals.badLines++;
-  }
-
-  logout(client: Client): void {
-    client.state = "out";
-    this.truth.clear(client.index);
-    this.send(client, `logout,${client.name},${client.endpoint}`);
-  }
-
-  /** Online clients whose view is not the truth. */
-  wrong(): number {
-    let n = 0;
-    for (const c of this.clients) if (c.state === "online" && !c.view.equals(this.truth)) n++;
-    return n;
-  }
-
-  /** Waits until every online client's view is right; returns when (ms), or undefined. */
-  async converge(since: number, timeoutMs: number): Promise<number | undefined> {
-    while (performance.now() - since < timeoutMs) {
-      if (this.wrong() === 0) return performance.now() - since;
-      await sleep(20);
-    }
-    return undefined;
-  }
-
-  /** Sends every online client's heartbeat once per `intervalMs`, spread evenly, until stopped. */
-  heartbeats(intervalMs: number): () => void {
-    let cursor = 0;
-    const tickMs = 50;
-    const timer = setInterval(() => {
-      const share = Math.ceil(this.clients.length * tickMs / intervalMs);
-      for (let k = 0; k < share && this.clients.length > 0; k++) {
-        const c = this.clients[cursor++ % this.clients.length];
-        if (c.state !== "online") continue;
-        this.send(c, c.seedOnly ? `heartbeat,${c.name}` : `heartbeat,${c.name},${c.secret}`);
-      }
-    }, tickMs);
-    return () => clearInterval(timer);
-  }
-
-  async close(): Promise<void> {
-    this.#closed = true;
-    for (const c of this.clients) c.conn.close();
-    await Promise.all(this.#receivers);
-  }
-}
-
-/** Reads the whole list from the TCP service, from the client's own address. */
-function fetchList(
-  localAddress: string,
-  port: number,
-  phases: { connect: number[]; transfer: number[] },
-): Promise<Uint8Array | undefined> {
-  return new Promise((resolve) => {
-    const chunks: Uint8Array[] = [];
-    const t0 = performance.now();
-    let t1 = t0;
-    const socket = net.connect({ host: "127.0.0.1", port, localAddress }, () => {
-      t1 = performance.now();
-      phases.connect.push(t1 - t0);
-    });
-    socket.setTimeout(10_000, () => socket.destroy());
-    socket.on("data", (chunk: Uint8Array) => chunks.push(chunk));
-    socket.on("error", () => {});
-    socket.on("close", () => {
-      phases.transfer.push(performance.now() - t1);
-      const list = concat(chunks);
-      resolve(decoder.decode(list.subarray(list.length - 3)) === "end" ? list : undefined);
-    });
-  });
-}
-
-function concat(chunks: Uint8Array[]): Uint8Array {
-  if (chunks.length === 1) return chunks[0];
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.length;
-  }
-  return out;
-}
-
 function percentile(values: number[], p: number): number {
   if (values.length === 0) return NaN;
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))];
 }
 
+function range(from: number, to: number): number[] {
+  return Array.from({ length: Math.max(0, to - from) }, (_, k) => from + k);
+}
+
+/** "converged N ms after the last …", or "never converged". */
+function converged(ms: number | undefined, after: string): string {
+  return ms === undefined ? "never converged" : `converged ${ms.toFixed(0)} ms after ${after}`;
+}
+
+/** Waits until every online client's view is right; returns when (ms after `since`), or undefined. */
+async function converge(
+  views: Views,
+  since: number,
+  timeoutMs: number,
+): Promise<number | undefined> {
+  while (now() - since < timeoutMs) {
+    if (views.wrong() === 0) return now() - since;
+    await sleep(20);
+  }
+  return undefined;
+}
+
 // ---------------------------------------------------------------------------------------------
 // One run.
-
-/**
- * Logs `clients` in, offered at `rate` per second with at most `inflight` at once; resolves
- * when all are done, with when it started, the last list arrived, and the rates reached.
- */
-async function loginMany(
-  load: Load,
-  clients: Client[],
-  rate: number,
-  inflight: number,
-): Promise<{ t0: number; lastJoin: number; acceptRate: number; listRate: number }> {
-  const t0 = performance.now();
-  const accepts0 = load.totals.accepts;
-  let started = 0;
-  let running = 0;
-  let lastJoin = t0;
-  const logins: Promise<boolean>[] = [];
-  const deadline = t0 + 300_000;
-  while (started < clients.length && performance.now() < deadline) {
-    const due = Math.min(clients.length, Math.floor((performance.now() - t0) / 1000 * rate) + 1);
-    while (started < due && running < inflight) {
-      running++;
-      const client = clients[started++];
-      logins.push(
-        load.login(client).finally(() => {
-          running--;
-          lastJoin = Math.max(lastJoin, client.listed);
-        }),
-      );
-    }
-    await sleep(2);
-  }
-  const startedAll = performance.now();
-  const ok = (await Promise.all(logins)).filter(Boolean).length;
-  return {
-    t0,
-    lastJoin,
-    acceptRate: (load.totals.accepts - accepts0) / ((startedAll - t0) / 1000),
-    listRate: ok / ((lastJoin - t0) / 1000),
-  };
-}
 
 interface RunOptions {
   users: number;
@@ -659,8 +345,13 @@ interface RunOptions {
 interface RunResult {
   users: number;
   seedShare: number;
+  /** The coordinator's V8 flags ("" for none). */
+  v8Flags: string;
   online: number;
+  /** Storm logins per second whose `Accept` the clients received (first login to last Accept). */
   acceptRate: number;
+  /** Storm logins per second the coordinator accepted (its first to its last). */
+  coordinatorAcceptRate: number;
   loginRate: number;
   p50: number;
   p99: number;
@@ -668,97 +359,150 @@ interface RunResult {
   stormDatagramsPerEvent: number;
   /** Logins in the storm (the others came in the ramp before it). */
   storm: number;
+  stormRetries: number;
   churnEvents: number;
   churnConverge?: number;
   churnDatagramsPerEvent: number;
   rssSteady: number;
   rssPeak: number;
+  /** What the coordinator's memory was made of at its highest RSS (sampled every 100 ms). */
+  peakSample: MemorySample;
   cpuStorm: number;
   cpuSteady: number;
+  /** The coordinator's CPU seconds from start to shutdown, and the datagrams it sent meanwhile. */
+  cpuTotal: number;
+  sentTotal: number;
+  /** CPU of the load generator in the storm: its main thread, and the storm's Worker. */
+  cpuGeneratorMain: number;
+  cpuGeneratorWorker: number;
+  maxLoopLagMs: number;
   byes: number;
   /** Clients online when the coordinator was stopped (after the churn). */
   onlineAtShutdown: number;
   exitCode: number;
   exitMs: number;
-  badEndpoints: number;
-  badLines: number;
-  listFailures: number;
-  rejects: number;
+  totals: Totals;
   limited: number;
   stormDrops: number;
   churnDrops: number;
 }
 
+function sumTotals(a: Totals, b: Totals): Totals {
+  const out = { ...a };
+  for (const key of Object.keys(b) as (keyof Totals)[]) out[key] += b[key];
+  return out;
+}
+
 async function run(o: RunOptions): Promise<RunResult> {
   const churn = Math.round(o.users * o.churn);
   const capacity = o.users + churn;
+  const stormSize = Math.min(o.users, o.storm);
+  // Client indices: the ramp's first, then the churn's newcomers (both in the main thread), then
+  // the storm's, in a Worker of their own.
+  const rampSize = o.users - stormSize;
+  const stormLo = capacity - stormSize;
   const logFile = await Deno.makeTempFile({ prefix: "bench-coordinator-", suffix: ".log" });
   const coordinator = await CoordinatorProcess.start(o.batchMs, o.v8Flags, logFile);
-  const load = new Load(capacity, coordinator.udp, coordinator.tcp);
+  const views = Views.create(capacity);
+  const ports = { views, seedShare: o.seedShare, udpPort: coordinator.udp };
+  const endpoints: Uint8Array[] = [];
+  const main = new ClientPool({ ...ports, lo: 0, hi: stormLo }, (i) => endpoints[i]);
+  main.endpoints().forEach((ep, i) => endpoints[i] = encoder.encode(ep));
+  let worker: WorkerPool | undefined;
+  let lists: ListWorker | undefined;
+  let mainLists: PortLists | undefined;
   const say = (text: string) => console.error(`[N=${o.users}] ${text}`);
   try {
-    load.addClients(capacity, capacity, o.seedShare);
-    say(`${capacity} client sockets ready; storm at ${o.rate} logins/s offered`);
-    const stopHeartbeats = load.heartbeats(o.heartbeatSec * 1000);
+    worker = await WorkerPool.start({
+      ...ports,
+      lo: stormLo,
+      hi: capacity,
+      endpoints: main.endpoints(),
+    });
+    worker.endpoints.forEach((ep, k) => endpoints[stormLo + k] = encoder.encode(ep));
+    const sockets = new Set([...main.endpoints(), ...worker.endpoints]);
+    const storm = worker;
+    // Lists are fetched and parsed in a third thread, for both pools.
+    lists = ListWorker.start(views, [...main.endpoints(), ...worker.endpoints]);
+    main.useLists(mainLists = new PortLists(lists.channel()));
+    await storm.useLists(lists.channel());
+    const totals = async () => sumTotals(main.totals, await storm.totals());
+    // Gaps so far (each pool counts each client's gap once).
+    const gaps = async () => main.checkGaps() + await storm.checkGaps();
+    say(
+      `${capacity} client sockets ready; storm at ${o.rate} logins/s offered; the coordinator ` +
+        `runs with ${o.v8Flags ? `V8 flags ${o.v8Flags}` : "V8's default flags"}`,
+    );
+    main.startHeartbeats(o.heartbeatSec * 1000);
+    await storm.startHeartbeats(o.heartbeatSec * 1000);
 
     // Ramp: all but the storm's users, at a pace the simulated clients can digest.
-    const stormSize = Math.min(o.users, o.storm);
-    if (stormSize < o.users) {
-      const ramp = await loginMany(
-        load,
-        load.clients.slice(0, o.users - stormSize),
-        o.rampRate,
-        o.inflight,
-      );
-      const converged = await load.converge(ramp.lastJoin, 60_000);
+    if (rampSize > 0) {
+      const ramp = await main.loginMany(range(0, rampSize), {
+        rate: o.rampRate,
+        inflight: o.inflight,
+      });
+      const rampConverge = await converge(views, ramp.lastJoin, 60_000);
+      const rate = ramp.listed / ((ramp.lastJoin - ramp.t0) / 1000);
       say(
-        `ramp: ${load.truth.count} online at ${ramp.listRate.toFixed(0)} logins/s, converged ` +
-          `${converged?.toFixed(0) ?? "never"} ms after the last join`,
+        `ramp: ${views.online} online at ${rate.toFixed(0)} logins/s, ` +
+          `${converged(rampConverge, "the last join")}, ${await gaps()} presence gaps`,
       );
     }
-    load.latencies.length = 0;
-    for (const list of Object.values(load.phases)) list.length = 0;
 
-    // Storm: the rest, offered at `rate` per second, at most `inflight` at once.
+    // Storm: the rest, offered at `rate` per second, from the Worker.
+    const gaps0 = await gaps();
     const before = await coordinator.stats();
     const cpu0 = coordinator.usage().cpu;
-    const selfCpu0 = selfCpu();
-    const drops0 = udpDrops(coordinator.udp);
-    const retries0 = load.totals.retries;
-    const storm = await loginMany(
-      load,
-      load.clients.slice(o.users - stormSize, o.users),
-      o.rate,
-      o.inflight,
-    );
-    const { t0, lastJoin, acceptRate, listRate: loginRate } = storm;
-    const stormConverge = await load.converge(lastJoin, 60_000);
-    const stormEnd = performance.now();
+    const generator0 = { all: selfCpu(), main: threadCpu(), worker: await storm.cpu() };
+    const drops0 = udpDrops(coordinator.udp, sockets);
+    const report: LoginReport = await storm.loginMany(range(stormLo, capacity), {
+      rate: o.rate,
+      inflight: o.inflight,
+    });
+    const stormConverge = await converge(views, report.lastJoin, 60_000);
+    const stormEnd = now();
+    const stormSec = (stormEnd - report.t0) / 1000;
     const cpu1 = coordinator.usage().cpu;
+    const generator = {
+      all: (selfCpu() - generator0.all) / stormSec,
+      main: (threadCpu() - generator0.main) / stormSec,
+      worker: (await storm.cpu() - generator0.worker) / stormSec,
+    };
     const afterStorm = await coordinator.stats();
-    const online = load.truth.count;
+    const gaps1 = await gaps();
+    const online = views.online;
+    const acceptRate = report.accepted / ((report.lastAccept - report.t0) / 1000);
+    const { count, first, last } = afterStorm.accepted;
+    const coordinatorAcceptRate = count / (Math.max(1, last - first) / 1000);
+    const loginRate = report.listed / ((report.lastJoin - report.t0) / 1000);
     const ph = (v: number[]) =>
       `${percentile(v, 0.5).toFixed(0)}/${percentile(v, 0.99).toFixed(0)}`;
+    const phases: Phases = report.phases;
     say(
-      `storm phases p50/p99 ms: accept ${ph(load.phases.accept)}, connect ${
-        ph(load.phases.connect)
-      }, transfer ${ph(load.phases.transfer)}`,
+      `storm phases p50/p99 ms: accept ${ph(phases.accept)}, connect ${ph(phases.connect)}, ` +
+        `transfer ${ph(phases.transfer)}`,
     );
-    const drops1 = udpDrops(coordinator.udp);
-    const stormDrops = drops1.others - drops0.others;
+    const drops1 = udpDrops(coordinator.udp, sockets);
+    const stormDrops = drops1.clients - drops0.clients + drops1.coordinator - drops0.coordinator;
     say(
-      `storm: ${
-        load.totals.retries - retries0
-      } login retries, ${afterStorm.limited} limited, event loop busy ${afterStorm.maxLoopLagMs} ms at most; datagrams ` +
-        `dropped for full receive buffers: ${stormDrops} at clients, ` +
-        `${drops1.coordinator - drops0.coordinator} at the coordinator; CPU: ` +
-        `coordinator ${((cpu1 - cpu0) / ((stormEnd - t0) / 1000) * 100).toFixed(0)} %, ` +
-        `load generator ${((selfCpu() - selfCpu0) / ((stormEnd - t0) / 1000) * 100).toFixed(0)} %`,
+      `storm: ${report.retries} login retries, ${afterStorm.limited} limited, event loop busy ` +
+        `${afterStorm.maxLoopLagMs} ms at most; datagrams dropped for full receive buffers: ` +
+        `${drops1.clients - drops0.clients} at clients, ${
+          drops1.coordinator - drops0.coordinator
+        } at the coordinator; CPU: coordinator ${
+          ((cpu1 - cpu0) / stormSec * 100).toFixed(0)
+        } %, load generator ${(generator.all * 100).toFixed(0)} % (main thread ${
+          (generator.main * 100).toFixed(0)
+        } %, storm's Worker ${(generator.worker * 100).toFixed(0)} %, lists' Worker and the rest ${
+          ((generator.all - generator.main - generator.worker) * 100).toFixed(0)
+        } %)`,
     );
     say(
-      `storm: ${stormSize} logins, ${online} online, accepts ${acceptRate.toFixed(0)}/s, lists ${
-        loginRate.toFixed(0)
-      }/s, converged ${stormConverge?.toFixed(0) ?? "never"} ms after the last join`,
+      `storm: ${stormSize} logins, ${online} online, accepted ${acceptRate.toFixed(0)}/s as the ` +
+        `clients saw it, ${coordinatorAcceptRate.toFixed(0)}/s as the coordinator did (${count} ` +
+        `new logins), lists ${loginRate.toFixed(0)}/s, ` +
+        `${converged(stormConverge, "the last join")}, ${gaps1 - gaps0} presence gaps`,
     );
 
     // Steady state: heartbeats only.
@@ -768,79 +512,87 @@ async function run(o: RunOptions): Promise<RunResult> {
     while (performance.now() - steadyStart < o.steadySec * 1000) {
       await sleep(500);
       rssSteady = Math.max(rssSteady, coordinator.usage().rss);
-      if (Deno.env.get("BENCH_TRACE")) {
-        const st = await coordinator.stats();
-        say(
-          `trace: RSS ${coordinator.usage().rss.toFixed(0)} MiB, spaces ${
-            JSON.stringify(st.spaces)
-          }`,
-        );
-      }
     }
     const cpuSteady = (coordinator.usage().cpu - cpu2) / ((performance.now() - steadyStart) / 1000);
-    const mem = (await coordinator.stats()).memory;
+    const { memory: mem } = await coordinator.stats();
     say(
-      `steady: RSS ${rssSteady.toFixed(0)} MiB (heap ${(mem.heapUsed / 2 ** 20).toFixed(0)} of ${
-        (mem.heapTotal / 2 ** 20).toFixed(0)
-      } MiB, external ${(mem.external / 2 ** 20).toFixed(0)} MiB), CPU ${
-        (cpuSteady * 100).toFixed(1)
-      } %`,
+      `steady: RSS ${rssSteady.toFixed(0)} MiB (heap ${(mem.heapUsed / MIB).toFixed(0)} of ${
+        (mem.heapTotal / MIB).toFixed(0)
+      } MiB, spaces ${JSON.stringify(mem.spaces)} MiB, external ${
+        (mem.external / MIB).toFixed(0)
+      } MiB), CPU ${(cpuSteady * 100).toFixed(1)} %`,
     );
 
     // Churn: `churn` users leave and as many new ones join, interleaved, at `churnRate`/s.
     const beforeChurn = await coordinator.stats();
-    const drops2 = udpDrops(coordinator.udp);
-    const leaving = load.clients.slice(0, o.users).filter((c) => c.state === "online")
+    const drops2 = udpDrops(coordinator.udp, sockets);
+    const members = [...range(0, rampSize), ...range(stormLo, capacity)];
+    const leaving = members.filter((i) => views.state(i) === State.Online)
       .filter((_, k) => k % Math.max(1, Math.floor(o.users / Math.max(1, churn))) === 0)
       .slice(0, churn);
-    const joining = load.clients.slice(o.users, o.users + churn);
-    const churnStart = performance.now();
-    const joins: Promise<boolean>[] = [];
+    const joining = range(rampSize, rampSize + churn);
+    const churnStart = now();
+    const slots = new Semaphore(o.inflight);
+    const churnPhases: Phases = { accept: [], connect: [], transfer: [] };
+    const joins: Promise<void>[] = [];
     let lastEvent = churnStart;
     for (let k = 0; k < Math.max(leaving.length, joining.length); k++) {
       const due = churnStart + (2 * k) * 1000 / o.churnRate;
-      while (performance.now() < due) await sleep(1);
-      if (leaving[k]) load.logout(leaving[k]);
-      lastEvent = performance.now();
-      if (joining[k]) {
+      while (now() < due) await sleep(1);
+      if (leaving[k] !== undefined) {
+        const i = leaving[k];
+        if (i >= stormLo) await storm.logout(i);
+        else main.logout(i);
+      }
+      lastEvent = now();
+      if (joining[k] !== undefined) {
         joins.push(
-          load.login(joining[k]).finally(() => {
-            lastEvent = Math.max(lastEvent, joining[k].listed);
+          main.login(joining[k], slots, churnPhases).then((r) => {
+            lastEvent = Math.max(lastEvent, r.listed ?? 0);
           }),
         );
       }
     }
     await Promise.all(joins);
-    const churnConverge = await load.converge(lastEvent, 30_000);
+    const churnConverge = await converge(views, lastEvent, 30_000);
     const afterChurn = await coordinator.stats();
+    const churnGaps = await gaps() - gaps1;
     const churnEvents = leaving.length + joining.length;
-    const drops3 = udpDrops(coordinator.udp);
-    const churnDrops = drops3.others - drops2.others + drops3.coordinator - drops2.coordinator;
+    const drops3 = udpDrops(coordinator.udp, sockets);
+    const churnDrops = drops3.clients - drops2.clients + drops3.coordinator - drops2.coordinator;
     say(
-      `churn: ${churnEvents} events, ${churnDrops} datagrams dropped, converged ${
-        churnConverge?.toFixed(0) ?? "never"
-      } ms after the last`,
+      `churn: ${churnEvents} events, ${churnDrops} datagrams dropped, ` +
+        `${converged(churnConverge, "the last")}, ${churnGaps} presence gaps since the storm`,
     );
-    stopHeartbeats();
+    main.stopHeartbeats();
+    await storm.stopHeartbeats();
 
     // Graceful shutdown: every online client should hear Bye.
-    const rssPeak = coordinator.usage().peak;
-    const byesBefore = load.totals.byes;
+    const { peak: rssPeak, cpu: cpuTotal } = coordinator.usage();
+    const peakSample = [before, afterStorm, beforeChurn, afterChurn].map((s) => s.peak)
+      .reduce((a, b) => (b.rss > a.rss ? b : a));
+    const byesBefore = (await totals()).byes;
     const exit = await coordinator.terminate();
-    const onlineAtShutdown = load.truth.count;
+    const onlineAtShutdown = views.online;
     const byeDeadline = performance.now() + 2000;
-    while (load.totals.byes - byesBefore < onlineAtShutdown && performance.now() < byeDeadline) {
+    while (
+      (await totals()).byes - byesBefore < onlineAtShutdown && performance.now() < byeDeadline
+    ) {
       await sleep(20);
     }
+    const all = await totals();
     const result: RunResult = {
       users: o.users,
       seedShare: o.seedShare,
+      v8Flags: o.v8Flags ?? "",
       online,
       acceptRate,
+      coordinatorAcceptRate,
       loginRate,
       storm: stormSize,
-      p50: percentile(load.latencies, 0.5),
-      p99: percentile(load.latencies, 0.99),
+      stormRetries: report.retries,
+      p50: percentile(report.latencies, 0.5),
+      p99: percentile(report.latencies, 0.99),
       stormConverge,
       stormDatagramsPerEvent: (afterStorm.presenceSent - before.presenceSent) / stormSize,
       churnEvents,
@@ -849,24 +601,47 @@ async function run(o: RunOptions): Promise<RunResult> {
         Math.max(1, churnEvents),
       rssSteady,
       rssPeak,
-      cpuStorm: (cpu1 - cpu0) / ((stormEnd - t0) / 1000),
+      peakSample,
+      cpuStorm: (cpu1 - cpu0) / stormSec,
       cpuSteady,
-      byes: load.totals.byes - byesBefore,
+      cpuTotal,
+      sentTotal: afterChurn.sent,
+      cpuGeneratorMain: generator.main,
+      cpuGeneratorWorker: generator.worker,
+      maxLoopLagMs: afterStorm.maxLoopLagMs,
+      byes: all.byes - byesBefore,
       onlineAtShutdown,
       exitCode: exit.code,
       exitMs: exit.ms,
-      badEndpoints: load.totals.badEndpoints,
-      badLines: load.totals.badLines,
-      listFailures: load.totals.listFailures,
-      rejects: load.totals.rejects,
+      totals: all,
       limited: afterChurn.limited,
       stormDrops,
       churnDrops,
     };
+    const p = peakSample;
+    say(
+      `memory at the highest RSS sampled, ${(p.rss / MIB).toFixed(0)} MiB: V8 heap ${
+        (p.heapTotal / MIB).toFixed(0)
+      } MiB (${(p.heapUsed / MIB).toFixed(0)} used; spaces ${JSON.stringify(p.spaces)} MiB), ` +
+        `external ${(p.external / MIB).toFixed(0)} MiB, the rest (Deno, Rust, malloc, code) ${
+          ((p.rss - p.heapTotal) / MIB).toFixed(0)
+        } MiB`,
+    );
+    say(
+      `coordinator: ${cpuTotal.toFixed(1)} CPU seconds in all, for ${afterChurn.sent} datagrams ` +
+        `sent (${(cpuTotal / afterChurn.sent * 1e6).toFixed(1)} µs each, all its work included)`,
+    );
+    say(
+      `presence: ${all.presenceDatagrams} datagrams received, ${all.headed} of them with a ` +
+        `version range; ${all.gaps} gaps, ${all.overlaps} overlaps`,
+    );
     say(`shutdown: exit ${exit.code} after ${exit.ms.toFixed(0)} ms, ${result.byes} Bye received`);
     return result;
   } finally {
-    await load.close();
+    await main.close();
+    await worker?.close();
+    mainLists?.close();
+    lists?.close();
     try {
       coordinator.child.kill("SIGKILL");
     } catch {
@@ -884,23 +659,25 @@ async function run(o: RunOptions): Promise<RunResult> {
 function table(results: RunResult[]): string {
   const ms = (v: number | undefined) => (v === undefined ? "never" : `${v.toFixed(0)} ms`);
   const rows = [
-    "| N online | clients | storm: logins, accepted/s, lists/s | login→list p50 / p99 | " +
-    "converged after storm | presence datagrams per login | churn events | converged after churn | " +
-    "presence datagrams per event | datagrams lost (storm + churn) | RSS steady / peak | " +
-    "CPU storm / steady | Bye received, exit |",
-    "| -: | - | - | -: | -: | -: | -: | -: | -: | -: | -: | -: | - |",
+    "| N online | clients | storm: logins, accepted/s (clients / coordinator), lists/s | " +
+    "login→list p50 / p99 | converged after storm | presence datagrams per login | churn events | " +
+    "converged after churn | presence datagrams per event | presence gaps | " +
+    "datagrams lost (storm + churn) | RSS steady / peak | CPU storm / steady | Bye received, exit |",
+    "| -: | - | - | -: | -: | -: | -: | -: | -: | -: | -: | -: | -: | - |",
   ];
   for (const r of results) {
-    const kind = r.seedShare >= 1
+    const kind = (r.seedShare >= 1
       ? "seed-only"
       : r.seedShare > 0
       ? `${r.seedShare * 100} % seed`
-      : "extension";
+      : "extension") +
+      (r.v8Flags === V8_FLAGS ? "" : `, V8 flags \`${r.v8Flags || "(V8's defaults)"}\``);
     rows.push(
-      `| ${r.online} | ${kind} | ${r.storm}, ${r.acceptRate.toFixed(0)}/s, ` +
-        `${r.loginRate.toFixed(0)}/s | ${r.p50.toFixed(0)} / ${r.p99.toFixed(0)} ms | ` +
-        `${ms(r.stormConverge)} | ${r.stormDatagramsPerEvent.toFixed(0)} | ${r.churnEvents} | ` +
-        `${ms(r.churnConverge)} | ${r.churnDatagramsPerEvent.toFixed(0)} | ` +
+      `| ${r.online} | ${kind} | ${r.storm}, ${r.acceptRate.toFixed(0)} / ` +
+        `${r.coordinatorAcceptRate.toFixed(0)}/s, ${r.loginRate.toFixed(0)}/s | ` +
+        `${r.p50.toFixed(0)} / ${r.p99.toFixed(0)} ms | ${ms(r.stormConverge)} | ` +
+        `${r.stormDatagramsPerEvent.toFixed(0)} | ${r.churnEvents} | ${ms(r.churnConverge)} | ` +
+        `${r.churnDatagramsPerEvent.toFixed(0)} | ${r.totals.gaps} | ` +
         `${r.stormDrops + r.churnDrops} | ${r.rssSteady.toFixed(0)} / ${
           r.rssPeak.toFixed(0)
         } MiB | ` +
@@ -909,6 +686,29 @@ function table(results: RunResult[]): string {
     );
   }
   return rows.join("\n");
+}
+
+/** The issue's goals, each met or not, for one run (MB = 10^6 bytes, as the issue counts). */
+function goals(r: RunResult): string[] {
+  const ms = (v: number | undefined) => (v === undefined ? "never" : `${v.toFixed(0)} ms`);
+  const mb = (mib: number) => mib * MIB / 1e6;
+  const verdict = (ok: boolean) => (ok ? "met" : "NOT MET");
+  const lines = [
+    `coordinator RSS ≤ 150 MB: steady ${mb(r.rssSteady).toFixed(0)} MB, peak ${
+      mb(r.rssPeak).toFixed(0)
+    } MB: ${verdict(mb(r.rssPeak) <= 150)}`,
+    `storm ≥ 2,000 logins/s accepted: ${r.acceptRate.toFixed(0)}/s as the clients saw it, ${
+      r.coordinatorAcceptRate.toFixed(0)
+    }/s as the coordinator did: ${
+      verdict(Math.min(r.acceptRate, r.coordinatorAcceptRate) >= 2000)
+    }`,
+    `lists right within 2 s: ${ms(r.stormConverge)} after the storm, ${
+      ms(r.churnConverge)
+    } after the churn: ${
+      verdict((r.stormConverge ?? Infinity) <= 2000 && (r.churnConverge ?? Infinity) <= 2000)
+    }`,
+  ];
+  return lines.map((l) => `N=${r.users}: ${l}`);
 }
 
 if (import.meta.main) {
@@ -928,7 +728,7 @@ if (import.meta.main) {
       "churn-rate": { type: "string", default: "500" },
       "seed-share": { type: "string", default: "0" },
       "batch-ms": { type: "string" },
-      "v8-flags": { type: "string" },
+      "v8-flags": { type: "string", default: V8_FLAGS },
       json: { type: "string" },
     },
   });
@@ -965,14 +765,17 @@ if (import.meta.main) {
       );
     }
     console.log(table(results));
-    const problems = results.flatMap((r) =>
-      r.badEndpoints + r.badLines + r.listFailures + r.rejects > 0
+    for (const r of results) for (const line of goals(r)) console.log(line);
+    const problems = results.flatMap((r) => {
+      const t = r.totals;
+      return t.badEndpoints + t.badLines + t.listFailures + t.rejects + t.gaveUp + t.overlaps > 0
         ? [
-          `N=${r.users}: ${r.badEndpoints} wrong endpoints, ${r.badLines} bad lines, ` +
-          `${r.listFailures} failed list fetches, ${r.rejects} rejected logins`,
+          `N=${r.users}: ${t.badEndpoints} wrong endpoints, ${t.badLines} bad lines, ` +
+          `${t.overlaps} overlapping presence ranges, ${t.listFailures} failed list fetches, ` +
+          `${t.rejects} rejected logins, ${t.gaveUp} logins given up after 5 tries`,
         ]
-        : []
-    );
+        : [];
+    });
     for (const p of problems) console.log(p);
     if (values.json) await Deno.writeTextFile(values.json, JSON.stringify(results, null, 2));
   }
