@@ -542,7 +542,9 @@ export class Coordinator {
         if (beat?.previous) this.#moved(beat.user, beat.previous);
         const answer: ServerMessage = !beat
           ? { type: "expired", username: msg.username }
-          : beat.user.state === "online" && beat.user.key !== undefined
+          // Only a member sent versioned batches can use the version (a seed-only client that
+          // logs in again with a key stays unbatched until it is admitted again).
+          : beat.user.state === "online" && this.#fanout.isBatched(beat.user)
           ? { type: "alive", endpoint: from, version: this.#handedTo(beat.user) }
           : { type: "alive", endpoint: from };
         // `Alive` can be longer than the heartbeat: only a proven address gets it regardless.

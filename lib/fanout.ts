@@ -116,6 +116,11 @@ export class PresenceFanout<M extends { name: string }> {
     this.#members.set(member, { group, batched: options.batched });
   }
 
+  /** Whether `member` gets batched (versioned) datagrams: false for seed-only and non-members. */
+  isBatched(member: M): boolean {
+    return this.#members.get(member)?.batched ?? false;
+  }
+
   /** Removes a member (it left); unknown members are ignored. */
   remove(member: M): void {
     const entry = this.#members.get(member);

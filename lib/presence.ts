@@ -77,6 +77,11 @@ const encoder = new TextEncoder();
 
 /** How long we may be behind the `Alive` version before fetching the list again (reordering). */
 const RESYNC_GRACE_MS = 1000;
+/**
+ * How long an honest coordinator may take to confirm (in `Alive`) a version it has sent us, at
+ * least: a flush is sent in a few seconds even to 10,000 users. Twice the heartbeat if longer.
+ */
+const CONFIRM_MS = 5000;
 
 /** Presence tracking against one coordinator. */
 export class Presence {
@@ -99,6 +104,8 @@ export class Presence {
   /** The resync under way, to abort it when we log out. */
   #resync: AbortController | undefined;
   #lastResync = -Infinity;
+  /** The newest version we had heard of, and when: a later `Alive` must confirm it. */
+  #mark: { at: number; newest: number } | undefined;
 
   constructor(options: PresenceOptions) {
     this.#o = options;
@@ -126,6 +133,10 @@ export class Presence {
   async login(): Promise<{ observed: Endpoint; list: ListEntry[] }> {
     this.#logins++;
     this.#loggingIn = true;
+    // Versions from before this login may be another coordinator's (it restarted).
+    clearTimeout(this.#grace);
+    this.#grace = undefined;
+    this.#mark = undefined;
     try {
       const tcpPort = await this.#requestLogin();
       this.#tcpPort = tcpPort;
@@ -206,11 +217,35 @@ export class Presence {
    * and we fetch the list again.
    */
   #checkVersion(version: number): void {
+    this.#checkConfirmed(version);
+    // Versions forgotten (above): the list is all we can trust.
+    if (this.#view.mode === "waiting") return this.#resyncNow();
     if (this.#grace !== undefined || !this.#view.behind(version)) return;
     this.#grace = setTimeout(() => {
       this.#grace = undefined;
       if (this.#view.behind(version)) this.#resyncNow();
     }, RESYNC_GRACE_MS);
+  }
+
+  /**
+   * A version we heard of a while ago that the coordinator still has not reached was never its
+   * own: a forged datagram (UDP source addresses can be spoofed) claimed it, and would otherwise
+   * make us ignore the real ones that follow. Forget every version; the list will be fetched again.
+   */
+  #checkConfirmed(version: number): void {
+    const now = Date.now();
+    const mark = this.#mark;
+    if (mark !== undefined && now - mark.at < Math.max(CONFIRM_MS, 2 * this.#o.keepaliveMs)) {
+      return;
+    }
+    if (mark !== undefined && version < mark.newest) {
+      this.#o.onError?.(
+        `presence version ${mark.newest} was never confirmed by the coordinator (it is at ` +
+          `${version}): fetching the online list again`,
+      );
+      this.#view.reset();
+    }
+    this.#mark = { at: now, newest: this.#view.newest };
   }
 
   /**

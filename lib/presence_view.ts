@@ -94,6 +94,8 @@ export class PresenceView<E = Endpoint> {
   readonly #users = new Map<string, E>();
   #mode: PresenceViewMode = "waiting";
   #version = 0;
+  /** The highest version taken from a list or a datagram since the last reset. */
+  #newest = 0;
   /**
    * Names set by a datagram not (yet) contiguous with the version, with that datagram's `to`;
    * while waiting for a list, every name a datagram set (`Infinity`: one without a header).
@@ -128,6 +130,15 @@ export class PresenceView<E = Endpoint> {
     return this.#mode === "versioned" ? this.#version : undefined;
   }
 
+  /**
+   * The highest version any list or datagram has claimed since the last {@linkcode reset}
+   * (0 when unversioned). Datagrams can be forged (UDP source addresses can be spoofed): an honest
+   * coordinator's `Alive` versions catch up with this soon, a forger's claims are never confirmed.
+   */
+  get newest(): number {
+    return this.#newest;
+  }
+
   /** `waiting` for a list since the last {@linkcode reset}, `versioned`, or `unversioned`. */
   get mode(): PresenceViewMode {
     return this.#mode;
@@ -140,6 +151,7 @@ export class PresenceView<E = Endpoint> {
   reset(): void {
     this.#mode = "waiting";
     this.#version = 0;
+    this.#newest = 0;
     this.#ahead.clear();
     this.#held = [];
   }
@@ -188,6 +200,7 @@ export class PresenceView<E = Endpoint> {
     } else {
       this.#mode = "versioned";
       this.#version = v;
+      this.#newest = Math.max(this.#newest, v);
       this.#advance(true);
     }
     return self;
@@ -218,6 +231,7 @@ export class PresenceView<E = Endpoint> {
     this.#lines = VERSIONED;
     this.#from = range.from;
     this.#to = range.to;
+    this.#newest = Math.max(this.#newest, range.to);
     this.#keep = range.from < range.to;
     // A datagram contiguous with the version needs no record: the version passes its `to`.
     this.#record = this.#mode === "waiting" || range.from > this.#version;

@@ -759,3 +759,25 @@ Deno.test("p2p serve takes its limits from the command line, and refuses bad one
     await proc.dispose();
   }
 });
+
+Deno.test("a seed-only user that logs in again with a key gets no version it could not use", async () => {
+  await withCoordinator(async (c) => {
+    const bob = await Raw.open("127.0.0.40", c.udpPort);
+    const carol = await Raw.open("127.0.0.41", c.udpPort);
+    try {
+      assert.ok(!(await rawLogin(c, bob, `login,bob,${bob.endpoint}`)).includes("version"));
+      // The same endpoint again, now with a key: still a member sent plain seed lines.
+      await rawLogin(c, bob, extLogin("bob", bob.endpoint));
+      await rawLogin(c, carol, extLogin("carol", carol.endpoint));
+      await bob.until((t) => t.some((x) => x.startsWith("login,carol,")));
+      const before = bob.received.length;
+      bob.send("heartbeat,bob");
+      await bob.until((t) => t.slice(before).some((x) => x.startsWith("Alive,")));
+      assert.ok(!bob.texts.some((t) => t.startsWith("Presence,")), "no headers");
+      // A version here would tell it that it is behind after every change, forever.
+      assert.equal(bob.texts.at(-1), `Alive,${bob.endpoint}`);
+    } finally {
+      await Promise.all([bob.close(), carol.close()]);
+    }
+  });
+});

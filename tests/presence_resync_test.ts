@@ -56,6 +56,11 @@ class Proxy {
     };
   }
 
+  /** Sends the client a datagram as if from the coordinator (as a forger spoofing it could). */
+  inject(text: string): void {
+    if (this.#client) this.front.send(new TextEncoder().encode(text), this.#client);
+  }
+
   async close(): Promise<void> {
     await this.front.close();
     await this.back.close();
@@ -135,6 +140,34 @@ Deno.test("a lost presence datagram is noticed at the next heartbeat and the lis
     assert.equal(coordinator.stats.listFetches, fetches + 3);
     assert.equal(logins(proxy), 1);
     assert.deepEqual(names(alice), ["dave"]);
+  });
+});
+
+Deno.test("a forged presence datagram is found out (never confirmed) and the list fetched again", async () => {
+  await world(async ({ coordinator, proxy, dave, start }) => {
+    await start("carol");
+    await dave.events.waitFor((e) => e.event === "online" && e.user === "carol");
+    const carol = dave.peer.who().find((u) => u.user === "carol")!;
+    // Someone spoofing the coordinator's address claims a far version and that carol left: dave
+    // would ignore every real datagram after it, and never find itself behind.
+    const seen = dave.events.items.length;
+    const after = (e: PeerEvent) => dave.events.items.indexOf(e) >= seen;
+    proxy.inject(`Presence,0,9007199254740991\nlogout,carol,${carol.endpoint}`);
+    await dave.events.waitFor((e) => e.event === "offline" && e.user === "carol");
+    const fetches = coordinator.stats.listFetches;
+    // The coordinator's Alives never reach that version: a few seconds on, dave forgets every
+    // version, says so, and fetches the list.
+    const back = (e: PeerEvent) => e.event === "online" && e.user === "carol" && after(e);
+    await dave.events.waitFor(back, 15_000, "carol back");
+    assert.ok(
+      dave.events.items.some((e) => e.event === "error" && /never confirmed/.test(e.message)),
+    );
+    assert.equal(coordinator.stats.listFetches, fetches + 1);
+    assert.equal(logins(proxy), 1, "dave did not log in again");
+    // And it is versioned again: a lost datagram is still noticed.
+    proxy.dropFirst("login,erin,");
+    await start("erin");
+    await dave.events.waitFor((e) => e.event === "online" && e.user === "erin", 5000, "erin");
   });
 });
 

@@ -440,3 +440,21 @@ Deno.test("fuzz: reordering, duplicates and loss: right whenever caught up, and 
 Deno.test("fuzz: a tiny memory bound only costs resyncs", () => {
   for (let seed = 1; seed <= 300; seed++) runFuzz(seed, 0.1, 2);
 });
+
+Deno.test("newest: the highest version claimed, held or not, until a reset", () => {
+  const { view, datagram, list } = setup();
+  assert.equal(view.newest, 0);
+  list(10, { me: "m:1" });
+  assert.equal(view.newest, 10);
+  datagram([10, 12], ["login", "carol", "c:1"]);
+  datagram([40, 41], ["login", "dave", "d:1"]); // beyond a gap: held, still claimed
+  assert.equal(view.version, 12);
+  assert.equal(view.newest, 41);
+  datagram([5, 9]); // old news: ignored
+  assert.equal(view.newest, 41);
+  view.reset();
+  assert.equal(view.newest, 0);
+  list(undefined, { me: "m:1" }); // unversioned: no versions at all
+  datagram([50, 60], ["login", "erin", "e:1"]);
+  assert.equal(view.newest, 0);
+});
