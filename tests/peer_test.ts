@@ -220,11 +220,12 @@ Deno.test("a peer that restarts gets the messages it had not confirmed, on a fre
 
 /**
  * A coordinator on loopback whose second port (`udpPort + 1`, where a peer asks) is a fake that
- * hands each `whoami` to `answer`; retried on another port if `udpPort + 1` is taken.
+ * hands each `whoami` to `answer`, and a peer "alice" logged in to it; retried on another port
+ * if `udpPort + 1` is taken.
  */
 async function withFakeSecondPort(
   answer: (data: Uint8Array, from: Endpoint, socket: UdpSocket) => void,
-  fn: (coordinator: Coordinator, configDir: string) => Promise<void>,
+  fn: (coordinator: Coordinator, alice: Peer) => Promise<void>,
 ): Promise<void> {
   for (let attempt = 0;; attempt++) {
     const coordinator = await Coordinator.start({ host: "127.0.0.1", port: 0, log: () => {} });
@@ -239,7 +240,18 @@ async function withFakeSecondPort(
     const configDir = await Deno.makeTempDir({ prefix: "p2p-peer-test-" });
     try {
       alt.onMessage((data, from) => answer(data, from, alt));
-      await fn(coordinator, configDir);
+      const peer = await Peer.start({
+        server: { host: "127.0.0.1", port: coordinator.udpPort },
+        username: "alice",
+        bind: { host: "127.0.0.1", port: 0 },
+        configDir,
+        onEvent: () => {},
+      });
+      try {
+        await fn(coordinator, peer);
+      } finally {
+        await peer.close();
+      }
     } finally {
       await alt.close();
       await coordinator.close();
@@ -274,26 +286,15 @@ Deno.test("NAT detection: a padded whoami to port + 1; the answer sets and repor
             alt.send(encoder.encode(encodeServerMessage({ type: "you", endpoint: seen })), from),
           50,
         );
-      }, async (coordinator, configDir) => {
-        const peer = await Peer.start({
-          server: { host: "127.0.0.1", port: coordinator.udpPort },
-          username: "alice",
-          bind: { host: "127.0.0.1", port: 0 },
-          configDir,
-          onEvent: () => {},
-        });
-        try {
-          assert.equal(await natOf(peer), kind);
-          assert.deepEqual(requests, [new TextDecoder().decode(encodeWhoami())]);
-          // Reported to the coordinator, which passes it on in introductions.
-          const deadline = Date.now() + 3000;
-          while (coordinator.registry.get("alice")?.nat !== kind && Date.now() < deadline) {
-            await sleep(20);
-          }
-          assert.equal(coordinator.registry.get("alice")?.nat, kind);
-        } finally {
-          await peer.close();
+      }, async (coordinator, peer) => {
+        assert.equal(await natOf(peer), kind);
+        assert.deepEqual(requests, [new TextDecoder().decode(encodeWhoami())]);
+        // Reported to the coordinator, which passes it on in introductions.
+        const deadline = Date.now() + 3000;
+        while (coordinator.registry.get("alice")?.nat !== kind && Date.now() < deadline) {
+          await sleep(20);
         }
+        assert.equal(coordinator.registry.get("alice")?.nat, kind);
       });
     } finally {
       await stranger.close();
@@ -305,21 +306,10 @@ Deno.test("NAT detection: no answer from port + 1 leaves the NAT kind unknown af
   const requests: string[] = [];
   await withFakeSecondPort((data) => {
     requests.push(new TextDecoder().decode(data));
-  }, async (coordinator, configDir) => {
-    const peer = await Peer.start({
-      server: { host: "127.0.0.1", port: coordinator.udpPort },
-      username: "alice",
-      bind: { host: "127.0.0.1", port: 0 },
-      configDir,
-      onEvent: () => {},
-    });
-    try {
-      await sleep(3300);
-      assert.equal(peer.nat, undefined);
-      assert.equal(requests.length, 3);
-      assert.equal(coordinator.registry.get("alice")?.nat, undefined);
-    } finally {
-      await peer.close();
-    }
+  }, async (coordinator, peer) => {
+    await sleep(3300);
+    assert.equal(peer.nat, undefined);
+    assert.equal(requests.length, 3);
+    assert.equal(coordinator.registry.get("alice")?.nat, undefined);
   });
 });
