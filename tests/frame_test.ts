@@ -10,6 +10,7 @@ import {
   type OutFrame,
   PROBE_MAC_LENGTH,
 } from "../lib/protocol/frame.ts";
+import { mutate } from "./support/fuzz.ts";
 import { prng } from "./support/prng.ts";
 
 const encoder = new TextEncoder();
@@ -370,35 +371,11 @@ Deno.test("fuzz: random frames round-trip through encode and decode", () => {
   }
 });
 
-/** One (mostly) to four random edits: overwrite, insert, delete, truncate. */
-function mutate(rand: () => number, input: Uint8Array): Uint8Array {
-  const bytes = [...input];
-  const edits = rand() < 0.6 ? 1 : 2 + Math.floor(rand() * 3);
-  for (let e = 0; e < edits; e++) {
-    const at = Math.floor(rand() * (bytes.length + 1));
-    // Small values hit the type and name-length bytes; the rest hit UTF-8 edge cases.
-    const byte = rand() < 0.3
-      ? Math.floor(rand() * 0x20)
-      : rand() < 0.5
-      ? [0x80, 0xbf, 0xc0, 0xc3, 0xe5, 0xed, 0xef, 0xf0, 0xf4, 0xff][Math.floor(rand() * 10)]
-      : Math.floor(rand() * 256);
-    switch (Math.floor(rand() * 4)) {
-      case 0:
-        if (at < bytes.length) bytes[at] = byte;
-        break;
-      case 1:
-        bytes.splice(at, 0, byte);
-        break;
-      case 2:
-        bytes.splice(at, 1 + Math.floor(rand() * 3));
-        break;
-      case 3:
-        bytes.length = at;
-        break;
-    }
-  }
-  return new Uint8Array(bytes);
-}
+/** Bytes edits favour: small values hit the type and name-length bytes; the rest, UTF-8 edges. */
+const FRAME_SPECIAL: readonly number[] = [
+  ...Array.from({ length: 0x20 }, (_, i) => i),
+  ...[0x80, 0xbf, 0xc0, 0xc3, 0xe5, 0xed, 0xef, 0xf0, 0xf4, 0xff],
+];
 
 Deno.test("fuzz: decodeFrame throws only FrameError, and what decodes re-encodes exactly", () => {
   const rand = prng(0xf4a3e);
@@ -413,7 +390,7 @@ Deno.test("fuzz: decodeFrame throws only FrameError, and what decodes re-encodes
       if (bytes.length > 0 && rand() < 0.8) bytes[0] = 0x10 + Math.floor(rand() * 10);
       if (bytes.length > 1 && rand() < 0.7) bytes[1] = Math.floor(rand() * bytes.length);
     } else {
-      bytes = mutate(rand, corpus[(i >> 1) % corpus.length]);
+      bytes = mutate(rand, corpus[(i >> 1) % corpus.length], FRAME_SPECIAL);
     }
     let frame: Frame;
     try {
