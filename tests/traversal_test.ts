@@ -14,11 +14,11 @@ import {
 } from "../lib/traversal.ts";
 import {
   type NatKind,
-  prng,
   type VirtualHost,
   VirtualNetwork,
   type VirtualRouter,
 } from "./support/virtual_nat.ts";
+import { prng } from "./support/prng.ts";
 
 // ---- Part 1: the state machine alone, with a fake clock and a scripted peer ----
 

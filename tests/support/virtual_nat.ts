@@ -39,6 +39,7 @@
  * @module
  */
 import type { Endpoint } from "../../lib/protocol/endpoint.ts";
+import { prng } from "./prng.ts";
 
 /** How a virtual router maps and filters; see the module documentation. */
 export type NatKind = "home" | "open" | "symmetric";
@@ -187,16 +188,6 @@ interface Packet {
 interface Clocked {
   deadline: () => number | undefined;
   poll: () => void;
-}
-
-/** Seeded PRNG (mulberry32) returning floats in [0, 1), so that failures reproduce. */
-export function prng(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** The network and its fake clock. */
