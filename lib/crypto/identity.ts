@@ -37,6 +37,7 @@ import { x25519 } from "@noble/curves/ed25519.js";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { bytesToHex, hexToBytes } from "@noble/hashes/utils.js";
 import { decodeBase64url, encodeBase64url } from "../protocol/base64url.ts";
+import type { KeyPair } from "./noise.ts";
 
 const KEY_LEN = 32;
 const FILE_VERSION = 1;
@@ -77,13 +78,9 @@ export class IdentityError extends Error {
  * const show = (id: Identity): string => `${id.username} (${id.path})`;
  * ```
  */
-export interface Identity {
+export interface Identity extends KeyPair {
   /** The local username this key pair belongs to. */
   readonly username: string;
-  /** The 32-byte X25519 public key. */
-  readonly publicKey: Uint8Array;
-  /** The 32-byte X25519 secret key. */
-  readonly secretKey: Uint8Array;
   /** This user's directory, `<configDir>/users/<userDirName(username)>`. */
   readonly dir: string;
   /** The identity file. */
