@@ -16,6 +16,7 @@
  */
 
 import { Lab } from "../tests/lab/netlab.ts";
+import { buildTopology } from "../tests/lab/topology.ts";
 import { ensureCached } from "../tests/support/lab_chat.ts";
 
 const USAGE = `usage: lab.ts [--prefix P] COMMAND
@@ -35,36 +36,17 @@ const USAGE = `usage: lab.ts [--prefix P] COMMAND
 async function up(prefix: string): Promise<string> {
   const lab = await Lab.create({ prefix });
   try {
-    const lines: string[] = [];
-    const srv = await lab.addPublicHost("srv");
-    const srv2 = await lab.addPublicHost("srv2");
-    const peer = await lab.addPublicHost("peer");
-    for (const h of [srv, srv2, peer]) lines.push(`${h.name.padEnd(5)} public     ${h.ip}`);
-    const ra = await lab.addRouter("ra", { kind: "home" });
-    const rb = await lab.addRouter("rb", { kind: "home" });
-    const ro = await lab.addRouter("ro", { kind: "open" });
-    const rs = await lab.addRouter("rs", { kind: "symmetric" });
-    const cg = await lab.addRouter("cg", { kind: "cgnat" });
-    const rc = await lab.addRouter("rc", {
-      kind: "home",
-      upstream: cg,
-      lanSubnet: "192.168.1.0/24",
-    });
-    for (const r of [ra, rb, ro, rs, cg, rc]) {
+    const t = await buildTopology(lab);
+    const lines = [t.srv, t.srv2, t.peer].map((h) => `${h.name.padEnd(5)} public     ${h.ip}`);
+    for (const r of [t.ra, t.rb, t.ro, t.rs, t.cg, t.rc]) {
       const via = r.upstream ? ` (behind ${r.upstream.name})` : "";
       lines.push(
         `${r.name.padEnd(5)} ${r.kind.padEnd(10)} wan ${r.wanIp} lan ${r.lanSubnet}${via}`,
       );
     }
-    for (
-      const [name, router] of [["a1", ra], ["a2", ra], ["b1", rb], ["o1", ro], ["s1", rs], [
-        "c1",
-        rc,
-      ]] as const
-    ) {
-      const h = await lab.addHost(name, router);
+    for (const h of [t.a1, t.a2, t.b1, t.o1, t.s1, t.c1]) {
       lines.push(
-        `${name.padEnd(5)} host       ${h.ip} behind ${router.name}, public ${h.publicIp}`,
+        `${h.name.padEnd(5)} host       ${h.ip} behind ${h.router.name}, public ${h.publicIp}`,
       );
     }
     return lines.join("\n");

@@ -2,6 +2,7 @@
 // Needs root; skipped with the reason otherwise, unless P2P_LAB=require (then it fails).
 import assert from "node:assert/strict";
 import { type Host, Lab, type PublicHost, routerRuleset } from "./lab/netlab.ts";
+import { buildTopology } from "./lab/topology.ts";
 import { UdpProbe } from "./lab/udp_tool.ts";
 
 const reason = await Lab.available();
@@ -43,25 +44,9 @@ Deno.test({ name: "netlab: NAT behaviours with real packets", ignore }, async (t
     return p;
   };
   try {
-    const srv = await lab.addPublicHost("srv");
-    const srv2 = await lab.addPublicHost("srv2");
-    const peer = await lab.addPublicHost("peer");
-    const ra = await lab.addRouter("ra", { kind: "home" });
-    const rb = await lab.addRouter("rb", { kind: "home" });
-    const ro = await lab.addRouter("ro", { kind: "open" });
-    const rs = await lab.addRouter("rs", { kind: "symmetric" });
-    const cg = await lab.addRouter("cg", { kind: "cgnat" });
-    const rc = await lab.addRouter("rc", {
-      kind: "home",
-      upstream: cg,
-      lanSubnet: "192.168.1.0/24",
-    });
-    const a1 = await lab.addHost("a1", ra);
-    const a2 = await lab.addHost("a2", ra);
-    const b1 = await lab.addHost("b1", rb);
-    const o1 = await lab.addHost("o1", ro);
-    const s1 = await lab.addHost("s1", rs);
-    const c1 = await lab.addHost("c1", rc);
+    const { srv, srv2, peer, ra, rb, ro, rs, cg, rc, a1, a2, b1, o1, s1, c1 } = await buildTopology(
+      lab,
+    );
 
     await t.step("addresses follow the documented plan", () => {
       assert.equal(srv.ip, "198.51.100.2");
