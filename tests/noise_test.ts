@@ -13,6 +13,7 @@ import {
 } from "../lib/crypto/noise.ts";
 import { Session } from "../lib/crypto/session.ts";
 import { fromHex, toHex } from "../lib/crypto/identity.ts";
+import { handshakePair } from "./support/noise_pair.ts";
 
 function hex(text: string): Uint8Array {
   const bytes = fromHex(text);
@@ -87,16 +88,7 @@ interface Run {
 }
 
 function handshake(prologue = prologueFor("alice", "bob")): Run {
-  const init = new HandshakeState({
-    role: "initiator",
-    staticKeyPair: generateKeyPair(),
-    prologue,
-  });
-  const resp = new HandshakeState({
-    role: "responder",
-    staticKeyPair: generateKeyPair(),
-    prologue,
-  });
+  const { init, resp } = handshakePair(prologue);
   const m1 = init.writeMessage();
   resp.readMessage(m1);
   const m2 = resp.writeMessage();
@@ -223,16 +215,7 @@ Deno.test("noise: prologueFor binds both names, in order", () => {
 
 Deno.test("noise: a different prologue (swapped or relabelled names) fails message 2", () => {
   for (const respPrologue of [prologueFor("bob", "alice"), prologueFor("alice", "mallory")]) {
-    const init = new HandshakeState({
-      role: "initiator",
-      staticKeyPair: generateKeyPair(),
-      prologue: prologueFor("alice", "bob"),
-    });
-    const resp = new HandshakeState({
-      role: "responder",
-      staticKeyPair: generateKeyPair(),
-      prologue: respPrologue,
-    });
+    const { init, resp } = handshakePair(prologueFor("alice", "bob"), respPrologue);
     resp.readMessage(init.writeMessage());
     const m2 = resp.writeMessage();
     assertNoiseError(() => init.readMessage(m2));
@@ -242,16 +225,7 @@ Deno.test("noise: a different prologue (swapped or relabelled names) fails messa
 
 Deno.test("noise: every flipped bit in messages 2 and 3 is rejected, state unchanged", () => {
   const prologue = prologueFor("alice", "bob");
-  const init = new HandshakeState({
-    role: "initiator",
-    staticKeyPair: generateKeyPair(),
-    prologue,
-  });
-  const resp = new HandshakeState({
-    role: "responder",
-    staticKeyPair: generateKeyPair(),
-    prologue,
-  });
+  const { init, resp } = handshakePair(prologue);
   resp.readMessage(init.writeMessage());
   const m2 = resp.writeMessage(new Uint8Array([1, 2, 3]));
   for (let bit = 0; bit < m2.length * 8; bit++) {
@@ -275,16 +249,7 @@ Deno.test("noise: every flipped bit in messages 2 and 3 is rejected, state uncha
 
 Deno.test("noise: a tampered message 1 is accepted but breaks message 2", () => {
   const prologue = prologueFor("alice", "bob");
-  const init = new HandshakeState({
-    role: "initiator",
-    staticKeyPair: generateKeyPair(),
-    prologue,
-  });
-  const resp = new HandshakeState({
-    role: "responder",
-    staticKeyPair: generateKeyPair(),
-    prologue,
-  });
+  const { init, resp } = handshakePair(prologue);
   const m1 = init.writeMessage(new Uint8Array([7]));
   m1[m1.length - 1] ^= 1; // the payload of message 1 is not encrypted, but it is hashed
   resp.readMessage(m1);
@@ -373,16 +338,7 @@ Deno.test("noise: fuzz readMessage with random and mutated messages", () => {
   let rejected = 0;
   for (let round = 0; round < 300; round++) {
     // Reader at each stage: responder before message 1, initiator before 2, responder before 3.
-    const init = new HandshakeState({
-      role: "initiator",
-      staticKeyPair: generateKeyPair(),
-      prologue,
-    });
-    const resp = new HandshakeState({
-      role: "responder",
-      staticKeyPair: generateKeyPair(),
-      prologue,
-    });
+    const { init, resp } = handshakePair(prologue);
     const stage = round % 3;
     let genuine = init.writeMessage();
     if (stage >= 1) {

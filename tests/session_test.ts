@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { generateKeyPair, HandshakeState, NoiseError, prologueFor } from "../lib/crypto/noise.ts";
+import { NoiseError, prologueFor } from "../lib/crypto/noise.ts";
 import {
   COUNTER_LEN,
   REPLAY_WINDOW,
@@ -8,6 +8,7 @@ import {
   sessionFromHandshake,
   type SessionStats,
 } from "../lib/crypto/session.ts";
+import { handshakePair } from "./support/noise_pair.ts";
 
 function pair(): { alice: Session; bob: Session } {
   const k1 = crypto.getRandomValues(new Uint8Array(32));
@@ -44,16 +45,7 @@ Deno.test("session: overhead constant and wire layout", () => {
 
 Deno.test("session: built from a finished handshake, both directions", () => {
   const prologue = prologueFor("alice", "bob");
-  const init = new HandshakeState({
-    role: "initiator",
-    staticKeyPair: generateKeyPair(),
-    prologue,
-  });
-  const resp = new HandshakeState({
-    role: "responder",
-    staticKeyPair: generateKeyPair(),
-    prologue,
-  });
+  const { init, resp } = handshakePair(prologue);
   assert.throws(() => sessionFromHandshake(init), NoiseError);
   resp.readMessage(init.writeMessage());
   init.readMessage(resp.writeMessage());
