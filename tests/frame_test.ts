@@ -10,7 +10,7 @@ import {
   type OutFrame,
   PROBE_MAC_LENGTH,
 } from "../lib/protocol/frame.ts";
-import { mutate } from "./support/fuzz.ts";
+import { mutate, randomBytes } from "./support/fuzz.ts";
 import { prng } from "./support/prng.ts";
 
 const encoder = new TextEncoder();
@@ -325,12 +325,6 @@ Deno.test("decodeFrame rejects names that are not UTF-8, and keeps a leading BOM
   const bom = decodeFrame(new Uint8Array([0x19, 4, 0xef, 0xbb, 0xbf, 0x61, 9]));
   assert.deepEqual(bom, { type: "relayed", from: "\ufeffa", inner: new Uint8Array([9]) });
 });
-
-function randomBytes(rand: () => number, max: number): Uint8Array {
-  const bytes = new Uint8Array(Math.floor(rand() * max));
-  for (let i = 0; i < bytes.length; i++) bytes[i] = Math.floor(rand() * 256);
-  return bytes;
-}
 
 const NAME_PIECES = ["a", "bob", "张", "😀", "\ufeff", " ", ",", "\u0000", "é"];
 

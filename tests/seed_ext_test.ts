@@ -13,7 +13,7 @@ import {
   type ServerMessage,
   usernameProblem,
 } from "../lib/protocol/seed.ts";
-import { mutate } from "./support/fuzz.ts";
+import { mutate, randomText } from "./support/fuzz.ts";
 import { prng } from "./support/prng.ts";
 
 const encoder = new TextEncoder();
@@ -418,17 +418,8 @@ const PIECES = [
   "=",
   "+",
 ];
-
-function randomText(rand: () => number): string {
-  let out = "";
-  const n = Math.floor(rand() * 16);
-  for (let i = 0; i < n; i++) {
-    out += rand() < 0.8
-      ? PIECES[Math.floor(rand() * PIECES.length)]
-      : String.fromCharCode(Math.floor(rand() * (rand() < 0.8 ? 0x80 : 0x10000)));
-  }
-  return out;
-}
+/** How extension fuzz texts are made from PIECES. */
+const TEXT = { maxPieces: 16, pieceShare: 0.8 };
 
 /** Bytes our extension fields care about (separators and the base64url alphabet's edges). */
 const SPECIAL = [0x2c, 0x3b, 0x3a, 0x0a, 0x00, 0x20, 0x2d, 0x5f, 0x2b, 0x3d, 0xff, 0xe5, 0x80];
@@ -455,7 +446,7 @@ Deno.test("fuzz: extended client messages throw only SeedProtocolError and round
   const seen = new Set<string>();
   for (let i = 0; i < 4000; i++) {
     const bytes = i % 2 === 0
-      ? encoder.encode(randomText(rand))
+      ? encoder.encode(randomText(rand, PIECES, TEXT))
       : mutate(rand, corpus[(i >> 1) % corpus.length], SPECIAL);
     const msg = tryParse(() => parseClientMessage(decodeText(bytes)), [...bytes]);
     if (!msg) continue;
@@ -488,7 +479,7 @@ Deno.test("fuzz: extended server messages throw only SeedProtocolError and round
   for (let i = 0; i < 4000; i++) {
     // Also raw JS strings (lone surrogates included), not only what decodeText lets through.
     const text = i % 2 === 0
-      ? randomText(rand)
+      ? randomText(rand, PIECES, TEXT)
       : lenient.decode(mutate(rand, corpus[(i >> 1) % corpus.length], SPECIAL));
     const msg = tryParse(() => parseServerMessage(text), text);
     if (!msg) continue;

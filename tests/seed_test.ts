@@ -18,7 +18,7 @@ import {
   type ServerMessage,
   usernameProblem,
 } from "../lib/protocol/seed.ts";
-import { mutate } from "./support/fuzz.ts";
+import { mutate, randomBytes, randomText } from "./support/fuzz.ts";
 import { prng } from "./support/prng.ts";
 
 const encoder = new TextEncoder();
@@ -520,24 +520,8 @@ const PIECES = [
   "%",
   "-",
 ];
-
-/** Random text built from protocol-ish pieces and random characters. */
-function randomText(rand: () => number): string {
-  let out = "";
-  const n = Math.floor(rand() * 24);
-  for (let i = 0; i < n; i++) {
-    out += rand() < 0.7
-      ? PIECES[Math.floor(rand() * PIECES.length)]
-      : String.fromCharCode(Math.floor(rand() * (rand() < 0.8 ? 0x80 : 0x10000)));
-  }
-  return out;
-}
-
-function randomBytes(rand: () => number): Uint8Array {
-  const bytes = new Uint8Array(Math.floor(rand() * (rand() < 0.9 ? 80 : 700)));
-  for (let i = 0; i < bytes.length; i++) bytes[i] = Math.floor(rand() * 256);
-  return bytes;
-}
+/** How seed fuzz texts are made from PIECES. */
+const TEXT = { maxPieces: 24, pieceShare: 0.7 };
 
 /** Runs `parse` and fails on any thrown error that is not a SeedProtocolError. */
 function tryParse<T>(parse: () => T, input: unknown): T | undefined {
@@ -562,9 +546,9 @@ Deno.test("fuzz: parseClientMessage(decodeText()) throws only SeedProtocolError"
   let parsed = 0;
   for (let i = 0; i < 4000; i++) {
     const bytes = i % 3 === 0
-      ? randomBytes(rand)
+      ? randomBytes(rand, rand() < 0.9 ? 80 : 700)
       : i % 3 === 1
-      ? encoder.encode(randomText(rand))
+      ? encoder.encode(randomText(rand, PIECES, TEXT))
       : mutate(rand, CLIENT_CORPUS[i % CLIENT_CORPUS.length]);
     const msg = tryParse(() => parseClientMessage(decodeText(bytes)), [...bytes]);
     if (!msg) continue;
@@ -593,9 +577,9 @@ Deno.test("fuzz: parseServerMessage throws only SeedProtocolError", () => {
   for (let i = 0; i < 4000; i++) {
     // Also raw JS strings (lone surrogates included), not only what decodeText lets through.
     const text = i % 3 === 0
-      ? randomText(rand)
+      ? randomText(rand, PIECES, TEXT)
       : i % 3 === 1
-      ? lenient.decode(randomBytes(rand))
+      ? lenient.decode(randomBytes(rand, rand() < 0.9 ? 80 : 700))
       : lenient.decode(mutate(rand, SERVER_CORPUS[i % SERVER_CORPUS.length]));
     const msg = tryParse(() => parseServerMessage(text), text);
     if (!msg) continue;
@@ -626,8 +610,8 @@ Deno.test("fuzz: parseList throws only SeedProtocolError", () => {
   let parsed = 0;
   for (let i = 0; i < 4000; i++) {
     let text: string;
-    if (i % 4 === 0) text = randomText(rand) + (rand() < 0.5 ? "end" : "");
-    else if (i % 4 === 1) text = lenient.decode(randomBytes(rand));
+    if (i % 4 === 0) text = randomText(rand, PIECES, TEXT) + (rand() < 0.5 ? "end" : "");
+    else if (i % 4 === 1) text = lenient.decode(randomBytes(rand, rand() < 0.9 ? 80 : 700));
     else text = lenient.decode(mutate(rand, corpus[i % corpus.length]));
     const list = tryParse(() => parseList(text), text);
     if (!list) continue;

@@ -1,5 +1,5 @@
 /**
- * Shared helpers of the fuzz tests: random edits of valid inputs.
+ * Shared helpers of the fuzz tests: random edits of valid inputs, random bytes and random text.
  *
  * @example
  * ```ts
@@ -57,4 +57,30 @@ export function mutate(
     }
   }
   return new Uint8Array(bytes);
+}
+
+/** Up to `max - 1` random bytes. */
+export function randomBytes(rand: () => number, max: number): Uint8Array {
+  const bytes = new Uint8Array(Math.floor(rand() * max));
+  for (let i = 0; i < bytes.length; i++) bytes[i] = Math.floor(rand() * 256);
+  return bytes;
+}
+
+/**
+ * Random text: up to `maxPieces - 1` parts, each one of `pieces` (with probability `pieceShare`)
+ * or a random character (mostly ASCII, sometimes anywhere in the BMP, lone surrogates included).
+ */
+export function randomText(
+  rand: () => number,
+  pieces: readonly string[],
+  options: { maxPieces: number; pieceShare: number },
+): string {
+  let out = "";
+  const n = Math.floor(rand() * options.maxPieces);
+  for (let i = 0; i < n; i++) {
+    out += rand() < options.pieceShare
+      ? pieces[Math.floor(rand() * pieces.length)]
+      : String.fromCharCode(Math.floor(rand() * (rand() < 0.8 ? 0x80 : 0x10000)));
+  }
+  return out;
 }
