@@ -35,7 +35,7 @@
 import { join } from "node:path";
 import { x25519 } from "@noble/curves/ed25519.js";
 import { sha256 } from "@noble/hashes/sha2.js";
-import { bytesToHex, hexToBytes } from "@noble/hashes/utils.js";
+import { bytesToHex, concatBytes, hexToBytes } from "@noble/hashes/utils.js";
 import { decodeBase64url, encodeBase64url } from "../protocol/base64url.ts";
 import type { KeyPair } from "./noise.ts";
 
@@ -523,7 +523,7 @@ export function safetyNumber(
     new DataView(length.buffer).setUint32(0, name.length);
     chunks.push(length, name, key);
   }
-  const digest = sha256(concatBytes(chunks));
+  const digest = sha256(concatBytes(...chunks));
   const groups: string[] = [];
   for (let i = 0; i < 6; i++) {
     let value = 0;
@@ -538,14 +538,4 @@ function compareBytes(a: Uint8Array, b: Uint8Array): number {
     if (a[i] !== b[i]) return a[i] - b[i];
   }
   return a.length - b.length;
-}
-
-function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
 }

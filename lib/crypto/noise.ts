@@ -36,6 +36,7 @@ import { x25519 } from "@noble/curves/ed25519.js";
 import { chacha20poly1305 } from "@noble/ciphers/chacha.js";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { hkdf } from "@noble/hashes/hkdf.js";
+import { concatBytes } from "@noble/hashes/utils.js";
 
 /** The full Noise protocol name; its bytes initialise the handshake hash. */
 export const PROTOCOL_NAME = "Noise_XX_25519_ChaChaPoly_SHA256";
@@ -523,7 +524,7 @@ export class HandshakeState {
     this.#ephemeral = ephemeral;
     this.#symmetric = ss;
     this.#index++;
-    return concat(parts);
+    return concatBytes(...parts);
   }
 
   /**
@@ -625,14 +626,4 @@ function checkKeyPair(what: string, keyPair: KeyPair): void {
   if (keyPair.publicKey.length !== DH_LEN || keyPair.secretKey.length !== DH_LEN) {
     throw new NoiseError(`Cannot start handshake: the ${what} key pair is not 32-byte X25519`);
   }
-}
-
-function concat(parts: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
 }
