@@ -15,6 +15,7 @@
  * @module
  */
 import { type Host, Lab, type LabNode, type PublicHost, type Router } from "../lab/netlab.ts";
+import { pumpLines } from "./lines.ts";
 import { Collector, sleep } from "./wait.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
@@ -309,22 +310,6 @@ export class LabProcess {
     this.kill("SIGKILL");
     await this.#done;
   }
-}
-
-async function pumpLines(
-  stream: ReadableStream<Uint8Array>,
-  push: (line: string) => void,
-): Promise<void> {
-  let buf = "";
-  for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
-    buf += chunk;
-    let nl;
-    while ((nl = buf.indexOf("\n")) >= 0) {
-      push(buf.slice(0, nl));
-      buf = buf.slice(nl + 1);
-    }
-  }
-  if (buf) push(buf);
 }
 
 /** A coordinator and two logged-in chats that see each other. */

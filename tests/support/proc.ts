@@ -1,4 +1,5 @@
 /** Runs `p2p` (main.ts) as a subprocess, collecting its stdout and stderr lines. */
+import { pumpLines } from "./lines.ts";
 import { Collector } from "./wait.ts";
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
@@ -27,8 +28,8 @@ export class P2pProcess {
     }).spawn();
     this.#stdin = this.child.stdin.getWriter();
     this.#done = Promise.all([
-      pump(this.child.stdout, this.stdout.push),
-      pump(this.child.stderr, this.stderr.push),
+      pumpLines(this.child.stdout, this.stdout.push),
+      pumpLines(this.child.stderr, this.stderr.push),
       this.child.status.then((s) => this.#status = s),
     ]);
   }
@@ -81,19 +82,6 @@ export class P2pProcess {
     if (this.#status === undefined) this.kill("SIGKILL");
     await this.#done;
   }
-}
-
-async function pump(stream: ReadableStream<Uint8Array>, push: (line: string) => void) {
-  let buf = "";
-  for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
-    buf += chunk;
-    let nl;
-    while ((nl = buf.indexOf("\n")) >= 0) {
-      push(buf.slice(0, nl));
-      buf = buf.slice(nl + 1);
-    }
-  }
-  if (buf) push(buf);
 }
 
 /** Runs `p2p ARGS` to completion; returns exit code and output. */
