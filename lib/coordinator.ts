@@ -607,8 +607,14 @@ export class Coordinator {
 
   /** Records a presence change; {@linkcode #scheduleFlush} sends it. */
   #announce(type: "login" | "logout", user: User): void {
-    const line = encodeServerMessage({ type, username: user.name, endpoint: user.observed });
-    this.#fanout.record(user.name, line);
+    const username = user.name;
+    const endpoint = user.observed;
+    this.#fanout.record(username, {
+      seed: encodeServerMessage({ type, username, endpoint }),
+      batched: encodeServerMessage(
+        type === "login" ? { type: "online", username, endpoint } : { type: "offline", username },
+      ),
+    });
   }
 
   /**

@@ -1,12 +1,14 @@
 /**
  * Presence fan-out: how the coordinator tells every online user about joins and leaves without
- * one datagram per user per event. Changes are recorded as they happen (one text line each, the
- * seed's `login,…`/`logout,…`) and handed out periodically by {@linkcode PresenceFanout.take}:
+ * one datagram per user per event. Changes are recorded as they happen, each in two forms: the
+ * seed's `login,…`/`logout,…` message and the compact line of batched datagrams (`+name,…` or
+ * `-name`, about half the bytes); they are handed out periodically by
+ * {@linkcode PresenceFanout.take}:
  *
- * - **coalesced**: only a name's latest line is sent, so no datagram order matters within a batch;
- * - **batched**: clients that speak our extensions get the lines packed into datagrams of up to
- *   {@linkcode MAX_BATCH_DATAGRAM} bytes, one message per line; seed-only clients get one message
- *   per datagram, as the seed sends them;
+ * - **coalesced**: only a name's latest change is sent, so no datagram order matters in a batch;
+ * - **batched**: clients that speak our extensions get the compact lines packed into datagrams of
+ *   up to {@linkcode MAX_BATCH_DATAGRAM} bytes; seed-only clients get the seed's message, one per
+ *   datagram, as the seed sends them;
  * - **versioned**: the change recorded when {@linkcode PresenceFanout.version} goes from k to k+1
  *   has version k+1. A member joins at the version its online list was written at and gets
  *   exactly the changes after that. Each batched datagram starts with the line
@@ -25,10 +27,10 @@
  * const fanout = new PresenceFanout<{ name: string }>();
  * const bob = { name: "bob" };
  * fanout.add(bob, { batched: true });
- * fanout.record("carol", "login,carol,192.0.2.7:4000");
- * fanout.record("dave", "login,dave,192.0.2.8:4000");
+ * fanout.record("carol", { seed: "login,carol,192.0.2.7:4000", batched: "+carol,wAACBw-g" });
+ * fanout.record("dave", { seed: "logout,dave,192.0.2.8:4000", batched: "-dave" });
  * fanout.take();
- * // [{ members: [bob], datagrams: [bytes of "Presence,0,2\nlogin,carol,…\nlogin,dave,…"] }]
+ * // [{ members: [bob], datagrams: [bytes of "Presence,0,2\n+carol,wAACBw-g\n-dave"] }]
  * ```
  * @module
  */
@@ -53,8 +55,19 @@ interface Group<M> {
 
 interface Entry {
   name: string;
+  /** The seed's message, for seed-only members. */
+  seed: Uint8Array;
+  /** The compact line, for batched datagrams. */
   bytes: Uint8Array;
   version: number;
+}
+
+/** A change in both its forms: see {@linkcode PresenceFanout.record}. */
+export interface PresenceLines {
+  /** The seed's message (`login,<name>,<endpoint>` or `logout,…`), one per datagram. */
+  seed: string;
+  /** The line in batched datagrams (`+<name>,<compact endpoint>` or `-<name>`). */
+  batched: string;
 }
 
 const encoder = new TextEncoder();
@@ -92,11 +105,16 @@ export class PresenceFanout<M extends { name: string }> {
   }
 
   /** Records a change about `name`; it replaces any earlier change about `name` not yet taken. */
-  record(name: string, line: string): void {
+  record(name: string, lines: PresenceLines): void {
     const earlier = this.#latest.get(name);
     if (earlier !== undefined) this.#log[earlier] = null;
     this.#latest.set(name, this.#log.length);
-    this.#log.push({ name, bytes: encoder.encode(line), version: this.version + 1 });
+    this.#log.push({
+      name,
+      seed: encoder.encode(lines.seed),
+      bytes: encoder.encode(lines.batched),
+      version: this.version + 1,
+    });
   }
 
   /**
@@ -156,7 +174,7 @@ export class PresenceFanout<M extends { name: string }> {
           const lines = kept.slice(from).filter((e) => e.name !== member.name);
           const datagrams = mode === "batched"
             ? pack(lines, group.version, to, budget)
-            : lines.map((e) => e.bytes);
+            : lines.map((e) => e.seed);
           if (datagrams.length > 0) batches.push({ members: [member], datagrams });
         } else {
           plain[mode].push(member);
@@ -166,7 +184,7 @@ export class PresenceFanout<M extends { name: string }> {
         batches.push({ members: plain.batched, datagrams: packer.suffix(from, group.version) });
       }
       if (plain.single.length > 0) {
-        batches.push({ members: plain.single, datagrams: kept.slice(from).map((e) => e.bytes) });
+        batches.push({ members: plain.single, datagrams: kept.slice(from).map((e) => e.seed) });
       }
     }
     this.#settle();

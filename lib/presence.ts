@@ -1,6 +1,6 @@
 /**
  * The client's side of the coordinator protocol: log in (UDP `login` → `Accept`, then the TCP
- * list), keep the online list current from the `login`/`logout` broadcasts, send heartbeats,
+ * list), keep the online list current from the presence broadcasts, send heartbeats,
  * log in again when the coordinator has forgotten us, and log out.
  *
  * Presence datagrams can be lost. A coordinator that numbers its changes says in each `Alive`
@@ -18,7 +18,7 @@
  * // Each datagram from the coordinator, parsed line by line:
  * presence.handleDatagram([
  *   { type: "presence", from: 4, to: 5 },
- *   { type: "login", username: "carol", endpoint: { host: "192.0.2.7", port: 4000 } },
+ *   { type: "online", username: "carol", endpoint: { host: "192.0.2.7", port: 4000 } },
  * ]);
  * ```
  * @module
@@ -161,17 +161,23 @@ export class Presence {
 
   /**
    * Handles a datagram from the coordinator, its messages in order (one per line). Presence
-   * changes (`login`/`logout` lines, after the `Presence` header when there is one) are applied
+   * changes (`+`/`-` lines after a `Presence` header, or the seed's `login`/`logout`) are applied
    * as one unit: the header's range tells which changes they are.
    */
   handleDatagram(messages: readonly ServerMessage[]): void {
     this.#lastHeard = Date.now();
     let open = false;
     for (const [i, msg] of messages.entries()) {
-      if (msg.type === "login" || msg.type === "logout" || (msg.type === "presence" && i === 0)) {
+      const change = msg.type === "login" || msg.type === "logout" || msg.type === "online" ||
+        msg.type === "offline";
+      if (change || (msg.type === "presence" && i === 0)) {
         if (!open) this.#view.beginDatagram(msg.type === "presence" ? msg : undefined);
         open = true;
-        if (msg.type !== "presence") this.#view.applyLine(msg.type, msg.username, msg.endpoint);
+        if (msg.type === "login" || msg.type === "online") {
+          this.#view.applyLine("login", msg.username, msg.endpoint);
+        } else if (msg.type === "logout" || msg.type === "offline") {
+          this.#view.applyLine("logout", msg.username);
+        }
       } else {
         this.#handle(msg);
       }

@@ -237,8 +237,13 @@ export class PresenceView<E = Endpoint> {
     this.#record = this.#mode === "waiting" || range.from > this.#version;
   }
 
-  /** Applies one `login` or `logout` line of the datagram begun by {@linkcode beginDatagram}. */
-  applyLine(type: "login" | "logout", username: string, endpoint: E): void {
+  /**
+   * Applies one change of the datagram begun by {@linkcode beginDatagram}: `username` is online at
+   * `endpoint` (`login`), or offline (`logout`, which needs no endpoint).
+   */
+  applyLine(type: "login", username: string, endpoint: E): void;
+  applyLine(type: "logout", username: string, endpoint?: E): void;
+  applyLine(type: "login" | "logout", username: string, endpoint?: E): void {
     if (this.#lines === IGNORE || username === this.#self) return;
     if (this.#lines === VERSIONED && this.#ahead.size > 0) {
       const at = this.#ahead.get(username);
@@ -250,7 +255,7 @@ export class PresenceView<E = Endpoint> {
       if (this.#ahead.size > this.#maxHeld) this.#overflow();
     }
     if (type === "login") {
-      this.#online(username, endpoint);
+      this.#online(username, endpoint!);
     } else if (this.#users.delete(username)) {
       this.#onOffline(username);
     }

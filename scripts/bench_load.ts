@@ -25,9 +25,11 @@
  * coordinator's process; default: those `p2p` runs with, {@linkcode V8_FLAGS}; `--v8-flags=` for
  * V8's own defaults), `--json FILE` (results as JSON).
  *
- * Each simulated client parses every list entry and presence line it receives and keeps its view
- * of who is online as a bitset; one client in 8 also checks every endpoint byte by byte (it must be
- * the one that client really has). "Converged" means every online client's view equals the truth.
+ * Each simulated client parses every list entry and presence line it receives (compact `+name,EP`
+ * / `-name` lines after a `Presence` header; the seed's `login,…` / `logout,…` for seed-only
+ * clients) and keeps its view of who is online as a bitset; one client in 8 also checks every
+ * endpoint byte by byte (it must be the one that client really has, in the line's form).
+ * "Converged" means every online client's view equals the truth.
  * Extension clients also check that the ranges of their presence datagrams tile from their list's
  * version with no gap ("presence gaps") or overlap. Loops are bounded by count and time.
  *

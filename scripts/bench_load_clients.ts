@@ -11,10 +11,13 @@
  *
  * Both pools write into one {@linkcode Views}, bitsets in shared memory: who is online (the
  * truth) and, for each client, who it believes is online, so the main thread can tell when every
- * online client's view is right. Each client parses every list entry and presence line it
- * receives (one client in 8 also checks every endpoint byte by byte against the one that client
- * really has), and checks that the versioned ranges of the presence datagrams it receives
- * (`Presence,<from>,<to>`) tile, from its list's version on, with no gap and no overlap.
+ * online client's view is right. Each client parses every list entry (`uN,a.b.c.d:port;`) and
+ * presence line it receives: after a `Presence,<from>,<to>` header, compact lines
+ * (`+uN,<8 base64url chars>` online, `-uN` offline); for seed-only clients, the seed's
+ * `login,uN,a.b.c.d:port` / `logout,uN,a.b.c.d:port`, one per datagram. One client in 8 also
+ * checks every endpoint byte by byte against the one that client really has, in the form the line
+ * uses. Each client checks that the versioned ranges of the presence datagrams it receives tile,
+ * from its list's version on, with no gap and no overlap.
  *
  * @example
  * ```ts
@@ -37,12 +40,15 @@
 import { Buffer } from "node:buffer";
 import net from "node:net";
 import { encodeBase64url } from "../lib/protocol/base64url.ts";
+import { formatCompactEndpoint, parseEndpoint } from "../lib/protocol/endpoint.ts";
 import { parseOnlineList } from "../lib/protocol/seed.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
-const [L, P, U, COMMA, SEMICOLON, NL] = [..."lPu,;\n"].map((c) => c.charCodeAt(0));
+const [L, P, U, COMMA, SEMICOLON, NL, PLUS, MINUS] = [..."lPu,;\n+-"].map((c) => c.charCodeAt(0));
 const END = encoder.encode("end");
+const LOGIN = encoder.encode("login,");
+const LOGOUT = encoder.encode("logout,");
 const PRESENCE = encoder.encode("Presence,");
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -363,8 +369,8 @@ export class ClientPool {
   #handle(client: Client, data: Uint8Array): void {
     const t = this.totals;
     if (data[0] === L || (data[0] === P && startsWith(data, PRESENCE))) {
-      // Presence: `Presence,<from>,<to>` then login/logout lines, or lines alone (the seed's
-      // format, and ours for seed-only clients), parsed as bytes (there are millions of them).
+      // Presence: `Presence,<from>,<to>` then compact `+`/`-` lines, or a seed `login`/`logout`
+      // line alone (for seed-only clients), parsed as bytes (there are millions of them).
       t.presenceDatagrams++;
       const state = this.views.state(client.index);
       if (state !== State.Online && state !== State.LoggingIn) return;
@@ -410,7 +416,8 @@ export class ClientPool {
   /** Applies a presence datagram: its header's range (if any), then its lines. */
   #applyPresence(client: Client, data: Uint8Array): void {
     let i = 0;
-    if (data[0] === P) {
+    const headed = data[0] === P;
+    if (headed) {
       this.totals.headed++;
       const header = parseHeader(data);
       if (header === undefined) {
@@ -422,7 +429,7 @@ export class ClientPool {
     } else if (client.version !== undefined) {
       this.totals.badLines++; // a versioned list, then a datagram without a range
     }
-    this.#applyLines(client, data, i);
+    this.#applyLines(client, data, i, headed);
   }
 
   /** Extends the client's version by `(from, to]`, or holds the range until the gap fills. */
@@ -444,12 +451,23 @@ export class ClientPool {
     }
   }
 
-  /** Applies `login,uN,EP` / `logout,uN,EP` lines separated by newlines, from `data[i]` on. */
-  #applyLines(client: Client, data: Uint8Array, i: number): void {
+  /**
+   * Applies lines separated by newlines, from `data[i]` on: compact ones (`+uN,<compact EP>`,
+   * `-uN`) after a header, seed ones (`login,uN,EP`, `logout,uN,EP`) without. A line of the other
+   * form is a bad line: each kind of client gets only its own.
+   */
+  #applyLines(client: Client, data: Uint8Array, i: number, compact: boolean): void {
+    const { index: c, checker } = client;
     while (i < data.length) {
-      const login = data[i + 3] === 0x69; // "logi" vs "logo"
-      i += login ? 6 : 7;
-      const end = this.#entries.entry(client.index, client.checker, data, i, NL, login);
+      let end = -1;
+      if (compact) {
+        if (data[i] === PLUS) end = this.#entries.entry(c, checker, data, i + 1, NL, true, true);
+        else if (data[i] === MINUS) end = this.#entries.gone(c, data, i + 1);
+      } else if (startsWith(data, LOGIN, i)) {
+        end = this.#entries.entry(c, checker, data, i + LOGIN.length, NL, true, false);
+      } else if (startsWith(data, LOGOUT, i)) {
+        end = this.#entries.entry(c, checker, data, i + LOGOUT.length, NL, false, false);
+      }
       if (end < 0) {
         this.totals.badLines++;
         return;
@@ -634,11 +652,18 @@ export class ClientPool {
   }
 }
 
-/** Parses list entries and presence lines (`uN,EP`) into a client's view, checking endpoints. */
+/**
+ * Parses list entries and presence lines (`uN,EP`, `uN`) into a client's view, checking
+ * endpoints.
+ */
 class Entries {
   readonly #views: Views;
   readonly #endpointOf: (i: number) => Uint8Array | undefined;
+  /** Each client's endpoint in compact form, as bytes: made from its text form on first use. */
+  readonly #compact: (Uint8Array | undefined)[] = [];
   readonly #totals: { badEndpoints: number; badLines: number };
+  /** The client index `#name` last read. */
+  #index = 0;
 
   constructor(
     views: Views,
@@ -650,10 +675,21 @@ class Entries {
     this.#totals = totals;
   }
 
+  /** Reads `uN` at `data[i]` (N into `#index`); returns where it ended, or -1. */
+  #name(data: Uint8Array, i: number): number {
+    if (data[i] !== U) return -1;
+    const start = ++i;
+    let index = 0;
+    for (; data[i] >= 0x30 && data[i] <= 0x39; i++) index = index * 10 + data[i] - 0x30;
+    if (i === start || index >= this.#views.capacity) return -1;
+    this.#index = index;
+    return i;
+  }
+
   /**
    * Checks `uN,EP` at `data[i]`, ended by `stop` (or the end of `data`), against client N's real
-   * endpoint (if `checker`), and records in client `c`'s view that N is online (or not). Returns
-   * where it ended, or -1.
+   * endpoint (if `checker`; in compact form if `compact`), and records in client `c`'s view that N
+   * is online (or not). Returns where it ended, or -1.
    */
   entry(
     c: number,
@@ -662,14 +698,14 @@ class Entries {
     i: number,
     stop: number,
     add: boolean,
+    compact: boolean,
   ): number {
-    if (data[i] !== U) return -1;
-    let index = 0;
-    for (i++; data[i] >= 0x30 && data[i] <= 0x39; i++) index = index * 10 + data[i] - 0x30;
-    if (data[i] !== COMMA || index >= this.#views.capacity) return -1;
+    i = this.#name(data, i);
+    if (i < 0 || data[i] !== COMMA) return -1;
+    const index = this.#index;
     let end = -1;
     if (checker) {
-      const ep = this.#endpointOf(index);
+      const ep = compact ? this.#compactOf(index) : this.#endpointOf(index);
       let same = ep !== undefined && i + 1 + ep.length <= data.length;
       for (let k = 0; same && k < ep!.length; k++) same = data[i + 1 + k] === ep![k];
       if (ep !== undefined) end = i + 1 + ep.length;
@@ -684,11 +720,29 @@ class Entries {
     return end;
   }
 
+  /** `uN` at `data[i]`, ended by a newline or the end of `data`: N is offline in `c`'s view. */
+  gone(c: number, data: Uint8Array, i: number): number {
+    i = this.#name(data, i);
+    if (i < 0 || (i < data.length && data[i] !== NL)) return -1;
+    this.#views.see(c, this.#index, false);
+    return i;
+  }
+
+  #compactOf(i: number): Uint8Array | undefined {
+    const cached = this.#compact[i];
+    if (cached !== undefined) return cached;
+    const ep = this.#endpointOf(i);
+    if (ep === undefined) return undefined;
+    return this.#compact[i] = encoder.encode(
+      formatCompactEndpoint(parseEndpoint(decoder.decode(ep))),
+    );
+  }
+
   /** Applies a list's entries (without `end` and what follows it) to client `c`'s view. */
   list(c: number, checker: boolean, entries: Uint8Array): void {
     let i = 0;
     while (i < entries.length) {
-      const end = this.entry(c, checker, entries, i, SEMICOLON, true);
+      const end = this.entry(c, checker, entries, i, SEMICOLON, true, false);
       if (end < 0) {
         this.#totals.badLines++;
         return;
@@ -851,9 +905,10 @@ export class Semaphore {
   }
 }
 
-function startsWith(data: Uint8Array, prefix: Uint8Array): boolean {
-  if (data.length < prefix.length) return false;
-  for (let k = 0; k < prefix.length; k++) if (data[k] !== prefix[k]) return false;
+/** Whether `data` holds `prefix` at `at`. */
+function startsWith(data: Uint8Array, prefix: Uint8Array, at = 0): boolean {
+  if (data.length < at + prefix.length) return false;
+  for (let k = 0; k < prefix.length; k++) if (data[at + k] !== prefix[k]) return false;
   return true;
 }
 

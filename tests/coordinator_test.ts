@@ -3,6 +3,7 @@ import dgram from "node:dgram";
 import net from "node:net";
 import { Coordinator, type CoordinatorOptions } from "../lib/coordinator.ts";
 import { encodeBase64url } from "../lib/protocol/base64url.ts";
+import { formatCompactEndpoint, parseEndpoint } from "../lib/protocol/endpoint.ts";
 import { encodeFrame } from "../lib/protocol/frame.ts";
 import { encodeClientMessage, parseOnlineList } from "../lib/protocol/seed.ts";
 import { runP2p, startServe } from "./support/proc.ts";
@@ -110,6 +111,11 @@ function extLogin(name: string, endpoint: string): string {
   const key = encodeBase64url(crypto.getRandomValues(new Uint8Array(32)));
   const secret = encodeBase64url(crypto.getRandomValues(new Uint8Array(16)));
   return `login,${name},${endpoint},${key},${secret}`;
+}
+
+/** The compact form of an endpoint written `a.b.c.d:port`, as batched presence lines carry it. */
+function compact(endpoint: string): string {
+  return formatCompactEndpoint(parseEndpoint(endpoint));
 }
 
 /** Logs a raw client in (login, Accept, list fetch from its own address); returns the list. */
@@ -335,19 +341,36 @@ Deno.test("extension clients get presence batched; seed-only clients one message
         await Promise.all(joiners.map((j) => j.next((t) => t.startsWith("Accept,"))));
         const list = await fetchListRaw(c.tcpPort);
         assert.equal(list.split(";").length, 43, "ext, seed, 40 joiners and end");
-        const expected = joiners.map((j, i) => `login,j${i},${j.endpoint}`);
         await seed.until((t) => t.length - before.seed >= 40);
         await ext.until((t) => t.length > before.ext);
         await sleep(200); // nothing more is coming
         const extNew = ext.texts.slice(before.ext);
         assert.equal(extNew.length, 1, "one datagram for forty changes");
         assert.ok(ext.received.at(-1)!.length <= 1400);
-        // ext joined at version 1 (its own login), heard of seed's (2), and now of 3 to 42.
+        // ext joined at version 1 (its own login), heard of seed's (2), and now of 3 to 42: each
+        // as a compact line, with the observed endpoint in 8 base64url characters.
         const [header, ...lines] = extNew[0].split("\n");
         assert.equal(header, "Presence,2,42");
-        assert.deepEqual(lines.sort(), [...expected].sort());
-        assert.deepEqual(seed.texts.slice(before.seed).sort(), [...expected].sort());
+        // 127.0.0.1 is 7f 00 00 01: "fwAA", then 01 and the port's two bytes.
+        const port = Number(joiners[0].endpoint.split(":")[1]);
+        const tail = encodeBase64url(new Uint8Array([1, port >> 8, port & 255]));
+        assert.ok(lines.includes(`+j0,fwAA${tail}`), `+j0,fwAA${tail} in ${lines.join(" ")}`);
+        assert.deepEqual(
+          lines.sort(),
+          joiners.map((j, i) => `+j${i},${compact(j.endpoint)}`).sort(),
+        );
+        // The seed-only client gets the seed's messages, one per datagram, no header.
+        assert.deepEqual(
+          seed.texts.slice(before.seed).sort(),
+          joiners.map((j, i) => `login,j${i},${j.endpoint}`).sort(),
+        );
         assert.equal(c.stats.presenceSent - before.sent, 41);
+        // A logout: `-name` for the one, the seed's `logout,name,endpoint` for the other.
+        joiners[7].send(`logout,j7,${joiners[7].endpoint}`);
+        await ext.until((t) => t.length > before.ext + 1);
+        await seed.until((t) => t.length > before.seed + 40);
+        assert.equal(ext.texts.at(-1), "Presence,42,43\n-j7");
+        assert.equal(seed.texts.at(-1), `logout,j7,${joiners[7].endpoint}`);
       } finally {
         await Promise.all([ext.close(), seed.close(), ...joiners.map((j) => j.close())]);
       }
@@ -395,7 +418,7 @@ Deno.test("the list ends with its presence version, unless a seed client has the
       assert.equal(parseOnlineList(again.text()).entries.length, 3);
       // Once the seed client is gone, its address gets versions too.
       seed.send(`logout,seed,${seed.endpoint}`);
-      await alice.until((t) => t.some((x) => x.includes("\nlogout,seed,")));
+      await alice.until(() => presenceLines(alice).includes("-seed"));
       const after = connectFrom("127.0.0.25", c.tcpPort);
       await after.closed;
       assert.equal(parseOnlineList(after.text()).version, 4);
@@ -424,7 +447,7 @@ Deno.test("batched presence datagrams carry ranges that tile, and Alive says how
         // Then a few more changes, one flush each: logouts of three of them.
         for (const i of [3, 50, 99]) {
           joiners[i].send(`logout,j${i},${joiners[i].endpoint}`);
-          await alice.until((t) => t.some((x) => x.includes(`\nlogout,j${i},`)));
+          await alice.until(() => presenceLines(alice).includes(`-j${i}`));
         }
         const got = ranges(alice);
         assert.ok(got.length >= 5, `${got.length} datagrams: ${JSON.stringify(got)}`);
@@ -433,8 +456,11 @@ Deno.test("batched presence datagrams carry ranges that tile, and Alive says how
         assert.equal(got.at(-1)![1], 104);
         assert.ok(alice.received.every((d) => d.length <= 1400));
         const lines = presenceLines(alice);
-        assert.equal(lines.filter((l) => l.startsWith("login,j")).length, 100);
-        assert.equal(lines.filter((l) => l.startsWith("logout,j")).length, 3);
+        assert.deepEqual(
+          lines.filter((l) => l.startsWith("+j")).sort(),
+          joiners.map((j, i) => `+j${i},${compact(j.endpoint)}`).sort(),
+        );
+        assert.deepEqual(lines.filter((l) => l.startsWith("-j")), ["-j3", "-j50", "-j99"]);
         // Everything up to 104 has been handed to the socket: Alive says so.
         const before = alice.received.length;
         alice.send("heartbeat,alice");
@@ -506,9 +532,9 @@ Deno.test("a forged login gets one small answer, and nothing else ever", async (
         for (let i = 0; i < 5; i++) victim.send("heartbeat,mallory");
         // Life goes on: joins, leaves, an expiry sweep, a shutdown. None of it reaches the victim.
         await rawLogin(c, bob, `login,bob,${bob.endpoint}`);
-        await alice.until((t) => t.some((x) => x.includes("\nlogin,bob,")));
+        await alice.until(() => presenceLines(alice).includes(`+bob,${compact(bob.endpoint)}`));
         bob.send(`logout,bob,${bob.endpoint}`);
-        await alice.until((t) => t.some((x) => x.includes("\nlogout,bob,")));
+        await alice.until(() => presenceLines(alice).includes("-bob"));
         assert.ok(!alice.texts.some((t) => t.includes("mallory")), "others never hear of it");
         // The pending login is forgotten after pendingTimeoutMs (at the next sweep).
         await until(() => log.some((l) => l.startsWith("forgot login mallory")), 3000);

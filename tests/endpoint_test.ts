@@ -2,10 +2,13 @@ import assert from "node:assert/strict";
 import {
   type Endpoint,
   EndpointError,
+  formatCompactEndpoint,
   formatEndpoint,
+  parseCompactEndpoint,
   parseEndpoint,
   sameEndpoint,
 } from "../lib/protocol/endpoint.ts";
+import { prng } from "./support/prng.ts";
 
 Deno.test("parseEndpoint reads IPv4 endpoints", () => {
   assert.deepEqual(parseEndpoint("192.0.2.1:4000"), { host: "192.0.2.1", port: 4000 });
@@ -100,4 +103,77 @@ Deno.test("sameEndpoint compares address and port", () => {
   assert.equal(sameEndpoint(a, { host: "10.0.0.1", port: 81 }), false);
   assert.equal(sameEndpoint(a, { host: "10.0.0.2", port: 80 }), false);
   assert.equal(sameEndpoint({ host: "::1", port: 80 }, { host: "::1", port: 80 }), true);
+});
+
+Deno.test("formatCompactEndpoint writes IPv4 as 8 base64url characters: exact examples", () => {
+  const cases: [string, string][] = [
+    // c0 00 02 01 | 0f a0
+    ["192.0.2.1:4000", "wAACAQ-g"],
+    // 7f 01 27 10 | 9c bb
+    ["127.1.39.16:40123", "fwEnEJy7"],
+    ["0.0.0.0:1", "AAAAAAAB"],
+    ["127.0.0.1:1", "fwAAAQAB"],
+    ["255.255.255.255:65535", "________"],
+  ];
+  for (const [text, compact] of cases) {
+    assert.equal(formatCompactEndpoint(parseEndpoint(text)), compact, text);
+    assert.deepEqual(parseCompactEndpoint(compact), parseEndpoint(text), compact);
+  }
+});
+
+Deno.test("formatCompactEndpoint keeps an IPv6 endpoint's text; parseCompactEndpoint reads it", () => {
+  // `[::1]:80` is 8 characters, as long as a compact IPv4 endpoint: the bracket tells them apart.
+  const texts = ["[2001:db8::1]:4000", "[::ffff:192.0.2.1]:9", "[fe80::1%eth0]:5", "[::1]:80"];
+  for (const text of texts) {
+    assert.equal(formatCompactEndpoint(parseEndpoint(text)), text);
+    assert.deepEqual(parseCompactEndpoint(text), parseEndpoint(text), text);
+  }
+  // The spelling is kept as written, not normalized: one address, one text in the lines.
+  assert.equal(
+    formatCompactEndpoint({ host: "0:0:0:0:0:0:0:1", port: 7000 }),
+    "[0:0:0:0:0:0:0:1]:7000",
+  );
+  // parseCompactEndpoint also reads the seed's IPv4 text form.
+  assert.deepEqual(parseCompactEndpoint("192.0.2.1:4000"), { host: "192.0.2.1", port: 4000 });
+});
+
+Deno.test("formatCompactEndpoint and parseCompactEndpoint round-trip random IPv4 endpoints", () => {
+  const random = prng(11);
+  const byte = () => Math.floor(random() * 256);
+  for (let i = 0; i < 2000; i++) {
+    const ep = {
+      host: [byte(), byte(), byte(), byte()].join("."),
+      // Now and then the extremes, where a sign or a carry would show.
+      port: i % 10 === 0
+        ? [1, 255, 256, 32767, 32768, 65535][(i / 10) % 6]
+        : 1 + Math.floor(random() * 65535),
+    };
+    const compact = formatCompactEndpoint(ep);
+    assert.match(compact, /^[A-Za-z0-9_-]{8}$/, formatEndpoint(ep));
+    assert.deepEqual(parseCompactEndpoint(compact), ep, formatEndpoint(ep));
+  }
+});
+
+Deno.test("parseCompactEndpoint refuses what is neither 8 base64url characters nor an endpoint", () => {
+  const cases: [string, string][] = [
+    // Base64 (not url) and padding characters.
+    ["wAACAQ+g", 'Cannot parse endpoint "wAACAQ+g": not 8 base64url characters'],
+    ["wAACAQ/g", 'Cannot parse endpoint "wAACAQ/g": not 8 base64url characters'],
+    ["wAACAQ==", 'Cannot parse endpoint "wAACAQ==": not 8 base64url characters'],
+    ["wAAC AQg", 'Cannot parse endpoint "wAAC AQg": not 8 base64url characters'],
+    ["wAACAQ-\u00e9", 'Cannot parse endpoint "wAACAQ-\u00e9": not 8 base64url characters'],
+    // 8 characters that look like an endpoint are still read as base64url.
+    ["1.2.3:45", 'Cannot parse endpoint "1.2.3:45": not 8 base64url characters'],
+    // Port 0: c0 00 02 01 | 00 00.
+    ["wAACAQAA", 'Cannot parse endpoint "wAACAQAA": port 0'],
+    // 7 and 9 characters are not compact: read (and refused) as text endpoints.
+    ["wAACAQ-", 'Cannot parse endpoint "wAACAQ-": missing ":port"'],
+    ["wAACAQ-gA", 'Cannot parse endpoint "wAACAQ-gA": missing ":port"'],
+    ["", 'Cannot parse endpoint "": missing ":port"'],
+    ["[::1]:0", 'Cannot parse endpoint "[::1]:0": port 0 is out of range 1-65535'],
+  ];
+  for (const [text, message] of cases) {
+    assert.throws(() => parseCompactEndpoint(text), { name: "EndpointError", message }, text);
+  }
+  assert.throws(() => parseCompactEndpoint("x"), EndpointError);
 });

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { type FanoutBatch, PresenceFanout } from "../lib/fanout.ts";
+import { type FanoutBatch, PresenceFanout, type PresenceLines } from "../lib/fanout.ts";
+import { formatCompactEndpoint, formatEndpoint, parseEndpoint } from "../lib/protocol/endpoint.ts";
 import { parseServerMessage } from "../lib/protocol/seed.ts";
 import { prng } from "./support/prng.ts";
 
@@ -39,8 +40,38 @@ function texts(batches: FanoutBatch<Member>[]): Map<string, string[]> {
   return out;
 }
 
-function login(name: string, port = 4000): string {
-  return `login,${name},192.0.2.1:${port}`;
+/** `name` online at `ep` (192.0.2.1:`port` when a number), in both forms. */
+function login(name: string, ep: number | string = 4000): PresenceLines {
+  const endpoint = parseEndpoint(typeof ep === "number" ? `192.0.2.1:${ep}` : ep);
+  return {
+    seed: `login,${name},${formatEndpoint(endpoint)}`,
+    batched: `+${name},${formatCompactEndpoint(endpoint)}`,
+  };
+}
+
+/** `name` offline (it was at `ep`), in both forms. */
+function logout(name: string, ep = "192.0.2.1:4000"): PresenceLines {
+  return { seed: `logout,${name},${ep}`, batched: `-${name}` };
+}
+
+/** The batched (compact) line of each change. */
+function batched(...changes: PresenceLines[]): string[] {
+  return changes.map((c) => c.batched);
+}
+
+/**
+ * A change as a member applies it, from either form: the name, and where it is online (`null`:
+ * offline). `isBatched`: the member reads compact lines (otherwise seed messages).
+ */
+function change(line: string, isBatched: boolean): [string, string | null] {
+  const msg = parseServerMessage(line);
+  const expected = isBatched ? ["online", "offline"] : ["login", "logout"];
+  assert.ok(expected.includes(msg.type), `${isBatched ? "batched" : "seed"} member got ${line}`);
+  if (msg.type === "online" || msg.type === "login") {
+    return [msg.username, formatEndpoint(msg.endpoint)];
+  }
+  assert.ok(msg.type === "offline" || msg.type === "logout"); // (narrows the type)
+  return [msg.username, null];
 }
 
 Deno.test("batched members get the changes packed into shared datagrams", () => {
@@ -56,28 +87,49 @@ Deno.test("batched members get the changes packed into shared datagrams", () => 
   const { datagrams } = batches[0];
   assert.ok(datagrams.every((d) => d.length <= 1400));
   const lines = datagrams.flatMap(linesOf);
-  assert.deepEqual(lines, Array.from({ length: 200 }, (_, i) => login(`u${i}`)));
+  assert.deepEqual(lines, Array.from({ length: 200 }, (_, i) => `+u${i},wAACAQ-g`));
   // Each datagram says which versions it covers; together they cover (0, 200].
   const headers = datagrams.map((d) => decoder.decode(d).split("\n")[0]);
   const bounds = headers.map((h) => h.split(",").slice(1).map(Number));
   assert.equal(bounds[0][0], 0);
   assert.equal(bounds.at(-1)![1], 200);
   bounds.slice(1).forEach(([from], i) => assert.equal(from, bounds[i][1], headers.join(" ")));
-  // ~25-byte lines: about 50 per datagram, so 200 changes take 4-5 datagrams, not 200.
-  assert.ok(datagrams.length <= 5, `${datagrams.length} datagrams`);
+  // 12-14-byte compact lines: about 95 per datagram, so 200 changes take 3 datagrams, not 200
+  // (nor the 5 that 23-25-byte seed messages would take).
+  assert.equal(datagrams.length, 3);
   assert.equal(fanout.pending, 0);
   assert.deepEqual(fanout.take(), [], "everything was handed out");
 });
 
-Deno.test("seed-only members get one message per datagram", () => {
+Deno.test("seed-only members get one seed message per datagram", () => {
   const fanout = new PresenceFanout<Member>();
   fanout.add({ name: "seed" }, { batched: false });
   fanout.record("a", login("a"));
-  fanout.record("b", "logout,b,192.0.2.1:4000");
+  fanout.record("b", logout("b"));
   const [batch] = fanout.take();
   assert.deepEqual(batch.datagrams.map((d) => decoder.decode(d)), [
-    login("a"),
+    "login,a,192.0.2.1:4000",
     "logout,b,192.0.2.1:4000",
+  ]);
+});
+
+Deno.test("in one take, seed-only members get seed messages and batched ones compact lines", () => {
+  const fanout = new PresenceFanout<Member>();
+  const seed = { name: "seed" };
+  const ext = { name: "ext" };
+  fanout.add(seed, { batched: false });
+  fanout.add(ext, { batched: true });
+  fanout.record("carol", login("carol", "127.1.39.16:40123"));
+  fanout.record("dave", logout("dave", "192.0.2.8:4000"));
+  fanout.record("erin", login("erin", "[2001:db8::7]:4000"));
+  const got = texts(fanout.take());
+  assert.deepEqual(got.get("seed"), [
+    "login,carol,127.1.39.16:40123",
+    "logout,dave,192.0.2.8:4000",
+    "login,erin,[2001:db8::7]:4000",
+  ]);
+  assert.deepEqual(got.get("ext"), [
+    "Presence,0,3\n+carol,fwEnEJy7\n-dave\n+erin,[2001:db8::7]:4000",
   ]);
 });
 
@@ -86,10 +138,10 @@ Deno.test("only a name's latest change is sent", () => {
   fanout.add({ name: "m" }, { batched: true });
   fanout.record("a", login("a", 1));
   fanout.record("b", login("b"));
-  fanout.record("a", "logout,a,192.0.2.1:1");
+  fanout.record("a", logout("a", "192.0.2.1:1"));
   fanout.record("a", login("a", 2));
   assert.equal(fanout.pending, 2);
-  assert.deepEqual(delivered(fanout.take()).get("m"), [[login("b"), login("a", 2)]]);
+  assert.deepEqual(delivered(fanout.take()).get("m"), [batched(login("b"), login("a", 2))]);
 });
 
 Deno.test("a member joining later gets only the changes after it joined", () => {
@@ -103,12 +155,12 @@ Deno.test("a member joining later gets only the changes after it joined", () => 
   fanout.add(late, { batched: true });
   fanout.record("b", login("b"));
   fanout.add(seed, { batched: false });
-  fanout.record("a", "logout,a,192.0.2.1:4000"); // supersedes a's login for everyone
+  fanout.record("a", logout("a")); // supersedes a's login for everyone
   fanout.add({ name: "last" }, { batched: true }); // nothing after it: nothing for it
   const got = delivered(fanout.take());
-  assert.deepEqual(got.get("early"), [[login("late"), login("b"), "logout,a,192.0.2.1:4000"]]);
-  assert.deepEqual(got.get("late"), [[login("b"), "logout,a,192.0.2.1:4000"]]);
-  assert.deepEqual(got.get("seed"), [["logout,a,192.0.2.1:4000"]]);
+  assert.deepEqual(got.get("early"), [batched(login("late"), login("b"), logout("a"))]);
+  assert.deepEqual(got.get("late"), [batched(login("b"), logout("a"))]);
+  assert.deepEqual(got.get("seed"), [[logout("a").seed]]);
   assert.equal(got.has("last"), false);
   // After a take everyone is at the same version: one group again.
   fanout.record("c", login("c"));
@@ -118,7 +170,7 @@ Deno.test("a member joining later gets only the changes after it joined", () => 
 });
 
 Deno.test("suffixes share whole datagrams and cover exactly their lines", () => {
-  const fanout = new PresenceFanout<Member>({ maxDatagramBytes: 100 });
+  const fanout = new PresenceFanout<Member>({ maxDatagramBytes: 60 });
   const members: Member[] = [];
   for (let i = 0; i < 60; i++) {
     fanout.record(`u${i}`, login(`u${i}`));
@@ -130,12 +182,15 @@ Deno.test("suffixes share whole datagrams and cover exactly their lines", () => 
   const got = delivered(batches);
   for (let i = 0; i < 60; i++) {
     const lines = (got.get(`m${i}`) ?? []).flat();
-    assert.deepEqual(lines, Array.from({ length: 59 - i }, (_, k) => login(`u${i + 1 + k}`)));
+    assert.deepEqual(
+      lines,
+      Array.from({ length: 59 - i }, (_, k) => login(`u${i + 1 + k}`).batched),
+    );
   }
   // Datagrams are shared, not built per member: few distinct arrays in all.
   const distinct = new Set(batches.flatMap((b) => b.datagrams));
   assert.ok(distinct.size < 60 * 2, `${distinct.size} distinct datagrams`);
-  for (const d of distinct) assert.ok(d.length <= 100);
+  for (const d of distinct) assert.ok(d.length <= 60);
 });
 
 Deno.test("a member is not sent its own change; removed members get nothing", () => {
@@ -150,16 +205,16 @@ Deno.test("a member is not sent its own change; removed members get nothing", ()
   fanout.remove(carol); // twice: ignored
   assert.equal(fanout.size, 2);
   const got = delivered(fanout.take());
-  assert.deepEqual(got.get("alice"), [[login("dave")]]);
-  assert.deepEqual(got.get("bob"), [[login("alice", 5), login("dave")]]);
+  assert.deepEqual(got.get("alice"), [batched(login("dave"))]);
+  assert.deepEqual(got.get("bob"), [batched(login("alice", 5), login("dave"))]);
   assert.equal(got.has("carol"), false);
-  // Adding a member again moves it to the current version.
+  // Adding a member again moves it to the current version (here, as seed-only).
   fanout.record("erin", login("erin"));
   fanout.add(bob, { batched: false });
   fanout.record("fred", login("fred"));
   const again = delivered(fanout.take());
-  assert.deepEqual(again.get("bob"), [[login("fred")]]);
-  assert.deepEqual(again.get("alice"), [[login("erin"), login("fred")]]);
+  assert.deepEqual(again.get("bob"), [[login("fred").seed]]);
+  assert.deepEqual(again.get("alice"), [batched(login("erin"), login("fred"))]);
 });
 
 Deno.test("random joins, leaves and changes: every member ends up with the true state", () => {
@@ -169,22 +224,22 @@ Deno.test("random joins, leaves and changes: every member ends up with the true 
     return seed % n;
   };
   const fanout = new PresenceFanout<Member>({ maxDatagramBytes: 200 });
-  const truth = new Map<string, string>(); // name -> port
+  const truth = new Map<string, string>(); // name -> endpoint
   const views = new Map<string, Map<string, string>>();
   const members = new Map<string, Member>();
   for (let round = 0; round < 200; round++) {
     for (let k = random(20); k > 0; k--) {
       const name = `u${random(50)}`;
       if (truth.has(name) && random(2) === 0) {
-        fanout.record(name, `logout,${name},192.0.2.1:${truth.get(name)}`);
+        fanout.record(name, logout(name, truth.get(name)));
         truth.delete(name);
         fanout.remove(members.get(name)!);
         members.delete(name);
         views.delete(name);
       } else {
-        const port = String(1 + random(60000));
-        fanout.record(name, `login,${name},192.0.2.1:${port}`);
-        truth.set(name, port);
+        const ep = `192.0.2.1:${1 + random(60000)}`;
+        fanout.record(name, login(name, ep));
+        truth.set(name, ep);
         if (!members.has(name)) {
           // Joins with the list as it is now (its own entry included).
           const m = { name };
@@ -200,9 +255,9 @@ Deno.test("random joins, leaves and changes: every member ends up with the true 
         const view = views.get(m.name)!;
         for (const d of datagrams) {
           for (const line of linesOf(d)) {
-            const [verb, name, ep] = line.split(",");
+            const [name, ep] = change(line, fanout.isBatched(m));
             assert.notEqual(name, m.name, "no member hears of itself");
-            if (verb === "login") view.set(name, ep.split(":")[1]);
+            if (ep !== null) view.set(name, ep);
             else view.delete(name);
           }
         }
@@ -229,19 +284,19 @@ Deno.test("batched datagrams start with Presence,<from>,<to>: exact examples", (
   fanout.record("carol", login("carol"));
   fanout.record("dave", login("dave"));
   assert.deepEqual(texts(fanout.take()).get("bob"), [
-    `Presence,0,2\n${login("carol")}\n${login("dave")}`,
+    "Presence,0,2\n+carol,wAACAQ-g\n+dave,wAACAQ-g",
   ]);
   // A member whose only change is its own still hears that it is up to date.
   fanout.record("alice", login("alice", 5));
   const moved = texts(fanout.take());
   assert.deepEqual(moved.get("alice"), ["Presence,2,3"]);
-  assert.deepEqual(moved.get("bob"), [`Presence,2,3\n${login("alice", 5)}`]);
+  assert.deepEqual(moved.get("bob"), ["Presence,2,3\n+alice,wAACAQAF"]);
   // Its own change among others: its datagram covers the same range without it.
   fanout.record("bob", login("bob", 6));
-  fanout.record("erin", login("erin"));
+  fanout.record("erin", logout("erin"));
   const again = texts(fanout.take());
-  assert.deepEqual(again.get("bob"), [`Presence,3,5\n${login("erin")}`]);
-  assert.deepEqual(again.get("alice"), [`Presence,3,5\n${login("bob", 6)}\n${login("erin")}`]);
+  assert.deepEqual(again.get("bob"), ["Presence,3,5\n-erin"]);
+  assert.deepEqual(again.get("alice"), ["Presence,3,5\n+bob,wAACAQAG\n-erin"]);
   assert.deepEqual(fanout.take(), [], "nothing new, nothing sent");
 });
 
@@ -255,13 +310,13 @@ Deno.test("a group's first datagram starts at the group's version, superseded ch
   fanout.record("u", login("u", 2)); // version 2 supersedes version 1
   fanout.record("v", login("v")); // version 3
   const got = texts(fanout.take());
-  assert.deepEqual(got.get("early"), [`Presence,0,3\n${login("u", 2)}\n${login("v")}`]);
-  assert.deepEqual(got.get("late"), [`Presence,1,3\n${login("u", 2)}\n${login("v")}`]);
+  assert.deepEqual(got.get("early"), ["Presence,0,3\n+u,wAACAQAC\n+v,wAACAQ-g"]);
+  assert.deepEqual(got.get("late"), ["Presence,1,3\n+u,wAACAQAC\n+v,wAACAQ-g"]);
 });
 
 Deno.test("whole chunks are shared between groups: a chunk's range is the same for all", () => {
-  // Room for two 24-byte lines after a 14-byte header, not three.
-  const fanout = new PresenceFanout<Member>({ maxDatagramBytes: 14 + 1 + 2 * 24 + 1 });
+  // Room for two 12-byte lines after a 12-byte header, not three.
+  const fanout = new PresenceFanout<Member>({ maxDatagramBytes: 12 + 2 * (1 + 12) });
   const a = { name: "a" };
   const b = { name: "b" };
   fanout.add(a, { batched: true });
@@ -273,16 +328,16 @@ Deno.test("whole chunks are shared between groups: a chunk's range is the same f
   const batches = fanout.take();
   const of = (m: Member) => batches.find((x) => x.members.includes(m))!.datagrams;
   assert.deepEqual(of(a).map((d) => decoder.decode(d)), [
-    `Presence,0,2\n${login("u1")}\n${login("u2")}`,
-    `Presence,2,4\n${login("u3")}\n${login("u4")}`,
+    "Presence,0,2\n+u1,wAACAQ-g\n+u2,wAACAQ-g",
+    "Presence,2,4\n+u3,wAACAQ-g\n+u4,wAACAQ-g",
   ]);
   assert.equal(of(b).length, 1);
   assert.equal(of(b)[0], of(a)[1], "the same bytes, not a copy");
 });
 
 Deno.test("the datagram limit includes the header", () => {
-  // Nine 23-byte lines; headers `Presence,<from>,<to>` of 12 bytes (versions are single digits).
-  for (const [max, perDatagram] of [[60, 2], [59, 1]]) {
+  // Nine 12-byte lines; headers `Presence,<from>,<to>` of 12 bytes (versions are single digits).
+  for (const [max, perDatagram] of [[38, 2], [37, 1]]) {
     const fanout = new PresenceFanout<Member>({ maxDatagramBytes: max });
     fanout.add({ name: "m" }, { batched: true });
     for (let i = 1; i <= 9; i++) fanout.record(`u${i}`, login(`u${i}`));
@@ -290,7 +345,7 @@ Deno.test("the datagram limit includes the header", () => {
     assert.ok(datagrams.every((d) => d.length <= max), "every datagram within the limit");
     assert.equal(Math.max(...datagrams.map((d) => linesOf(d).length)), perDatagram);
     assert.equal(datagrams.flatMap(linesOf).length, 9);
-    if (perDatagram === 2) assert.equal(datagrams.at(-1)!.length, 60, "exactly full");
+    if (perDatagram === 2) assert.equal(datagrams.at(-1)!.length, 38, "exactly full");
   }
 });
 
@@ -323,23 +378,26 @@ function simulate(seed: number, steps: number, maxDatagramBytes: number): void {
     const name = `u${int(40)}`;
     const r = random();
     if (r < 0.45) {
-      // A login, or a move of someone online (members included: their own change).
-      const ep = `192.0.2.${1 + int(254)}:${1 + int(65535)}`;
-      fanout.record(name, `login,${name},${ep}`);
+      // A login, or a move of someone online (members included: their own change); now and then
+      // from IPv6, whose compact form is its text.
+      const ep = int(8) > 0
+        ? `192.0.2.${1 + int(254)}:${1 + int(65535)}`
+        : `[2001:db8::${int(0x10000).toString(16)}]:${1 + int(65535)}`;
+      fanout.record(name, login(name, ep));
       truth.set(name, ep);
     } else if (r < 0.6 && truth.has(name)) {
       // A logout: a member that leaves stops being one.
       const leaving = members.get(name);
       if (leaving) fanout.remove(leaving.member);
       members.delete(name);
-      fanout.record(name, `logout,${name},${truth.get(name)}`);
+      fanout.record(name, logout(name, truth.get(name)));
       truth.delete(name);
     } else if (r < 0.8) {
       // An admission: its login is recorded, then it joins with the list as it is now. Someone
       // already a member joins again at the current version (it fetched a new list).
       if (!members.has(name)) {
         const ep = `198.51.100.${1 + int(254)}:${1 + int(65535)}`;
-        fanout.record(name, `login,${name},${ep}`);
+        fanout.record(name, login(name, ep));
         truth.set(name, ep);
       }
       join(name, int(4) > 0);
@@ -372,11 +430,11 @@ function simulate(seed: number, steps: number, maxDatagramBytes: number): void {
             assert.ok(!lines[0].startsWith("Presence,"), "no header for seed-only members");
           }
           for (const line of lines) {
-            const [verb, who, ep] = line.split(",");
+            const [who, ep] = change(line, sim.batched);
             assert.notEqual(who, sim.member.name, `${where(who)} is not told about itself`);
             assert.ok(!seen.has(who), `${where(who)}: one line per name per take`);
             seen.add(who);
-            if (verb === "login") sim.view.set(who, ep);
+            if (ep !== null) sim.view.set(who, ep);
             else sim.view.delete(who);
           }
         }

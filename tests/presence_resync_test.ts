@@ -5,7 +5,7 @@ import type { PeerEvent } from "../lib/events.ts";
 import { UdpSocket } from "../lib/net/udp.ts";
 import { Peer } from "../lib/peer.ts";
 import { fetchList, LoginError, Presence } from "../lib/presence.ts";
-import type { Endpoint } from "../lib/protocol/endpoint.ts";
+import { type Endpoint, formatCompactEndpoint, parseEndpoint } from "../lib/protocol/endpoint.ts";
 import { parseServerMessage } from "../lib/protocol/seed.ts";
 import { Collector, sleep } from "./support/wait.ts";
 
@@ -113,7 +113,7 @@ Deno.test("a lost presence datagram is noticed at the next heartbeat and the lis
     await dave.events.waitFor((e) => e.event === "online" && e.user === "alice");
 
     // carol's arrival is lost on its way to dave.
-    proxy.dropFirst("login,carol,");
+    proxy.dropFirst("\n+carol,");
     const fetches = coordinator.stats.listFetches;
     const carol = await start("carol");
     const deadline = Date.now() + 3000;
@@ -124,15 +124,19 @@ Deno.test("a lost presence datagram is noticed at the next heartbeat and the lis
     // Its next Alive says dave is behind; a second later it fetches the list, and carol is there.
     await dave.events.waitFor((e) => e.event === "online" && e.user === "carol", 5000, "carol");
     assert.deepEqual(names(dave.peer), ["alice", "carol"]);
+    // What was lost said it as a compact line: carol's endpoint in 8 base64url characters.
+    const at = parseEndpoint(dave.peer.who().find((u) => u.user === "carol")!.endpoint);
+    assert.ok(proxy.dropped[0].split("\n").includes(`+carol,${formatCompactEndpoint(at)}`));
     assert.equal(coordinator.stats.listFetches, fetches + 2, "carol's login and dave's resync");
     assert.equal(logins(proxy), 1, "dave did not log in again");
 
     // A lost departure too: dave would keep carol forever.
-    proxy.dropFirst("logout,carol,");
+    proxy.dropFirst("\n-carol");
     await carol.close();
     await dave.events.waitFor((e) => e.event === "offline" && e.user === "carol", 5000, "offline");
     assert.deepEqual(names(dave.peer), ["alice"]);
     assert.equal(proxy.dropped.length, 2);
+    assert.ok(proxy.dropped[1].split("\n").includes("-carol"), proxy.dropped[1]);
     assert.equal(coordinator.stats.listFetches, fetches + 3);
 
     // Caught up: no more fetches, heartbeat after heartbeat.
@@ -147,12 +151,11 @@ Deno.test("a forged presence datagram is found out (never confirmed) and the lis
   await world(async ({ coordinator, proxy, dave, start }) => {
     await start("carol");
     await dave.events.waitFor((e) => e.event === "online" && e.user === "carol");
-    const carol = dave.peer.who().find((u) => u.user === "carol")!;
     // Someone spoofing the coordinator's address claims a far version and that carol left: dave
     // would ignore every real datagram after it, and never find itself behind.
     const seen = dave.events.items.length;
     const after = (e: PeerEvent) => dave.events.items.indexOf(e) >= seen;
-    proxy.inject(`Presence,0,9007199254740991\nlogout,carol,${carol.endpoint}`);
+    proxy.inject("Presence,0,9007199254740991\n-carol");
     await dave.events.waitFor((e) => e.event === "offline" && e.user === "carol");
     const fetches = coordinator.stats.listFetches;
     // The coordinator's Alives never reach that version: a few seconds on, dave forgets every
@@ -165,9 +168,11 @@ Deno.test("a forged presence datagram is found out (never confirmed) and the lis
     assert.equal(coordinator.stats.listFetches, fetches + 1);
     assert.equal(logins(proxy), 1, "dave did not log in again");
     // And it is versioned again: a lost datagram is still noticed.
-    proxy.dropFirst("login,erin,");
+    proxy.dropFirst("\n+erin,");
     await start("erin");
     await dave.events.waitFor((e) => e.event === "online" && e.user === "erin", 5000, "erin");
+    assert.equal(proxy.dropped.length, 1, "erin's arrival was dropped, then found by a resync");
+    assert.equal(coordinator.stats.listFetches, fetches + 3, "erin's login and dave's resync");
   });
 });
 

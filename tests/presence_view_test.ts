@@ -3,7 +3,14 @@ import { PresenceView, type PresenceViewOptions } from "../lib/presence_view.ts"
 import type { Endpoint } from "../lib/protocol/endpoint.ts";
 import { prng } from "./support/prng.ts";
 
-type Line = ["login" | "logout", string, string];
+/** A presence line: a login with its endpoint, or a logout (compact lines carry no endpoint). */
+type Line = ["login", string, string] | ["logout", string];
+
+/** Applies one line, as the client does. */
+function applyLine(view: PresenceView<string>, line: Line): void {
+  if (line[0] === "login") view.applyLine("login", line[1], line[2]);
+  else view.applyLine("logout", line[1]);
+}
 
 /** A view over text endpoints that logs its events, and a shorthand to feed it a datagram. */
 function setup(options: Partial<PresenceViewOptions<string>> = {}) {
@@ -16,7 +23,7 @@ function setup(options: Partial<PresenceViewOptions<string>> = {}) {
   });
   const datagram = (range: [number, number] | undefined, ...lines: Line[]) => {
     view.beginDatagram(range && { from: range[0], to: range[1] });
-    for (const [type, name, ep] of lines) view.applyLine(type, name, ep);
+    for (const line of lines) applyLine(view, line);
     view.endDatagram();
   };
   const list = (version: number | undefined, users: Record<string, string>) =>
@@ -36,7 +43,7 @@ Deno.test("in order: a list, then datagrams extend the version and report change
   assert.equal(list(10, { me: "m:1", bob: "b:1" }), "m:1");
   assert.equal(view.version, 10);
   assert.deepEqual(take(), ["+bob@b:1"]);
-  datagram([10, 12], ["login", "carol", "c:1"], ["logout", "bob", "b:1"]);
+  datagram([10, 12], ["login", "carol", "c:1"], ["logout", "bob"]);
   assert.equal(view.version, 12);
   assert.deepEqual(take(), ["+carol@c:1", "-bob"]);
   // A move is reported, a repeated login is not.
@@ -55,7 +62,7 @@ Deno.test("lines about ourselves are ignored; the list's entry about us is retur
   const { view, datagram, list, users, take } = setup();
   assert.equal(list(0, { alice: "a:1" }), undefined);
   datagram([0, 1], ["login", "me", "m:9"], ["login", "bob", "b:1"]);
-  datagram([1, 2], ["logout", "me", "m:9"]);
+  datagram([1, 2], ["logout", "me"]);
   assert.deepEqual(take(), ["+alice@a:1", "+bob@b:1"]);
   assert.deepEqual(users(), { alice: "a:1", bob: "b:1" });
   assert.equal(view.version, 2);
@@ -66,7 +73,7 @@ Deno.test("reordered datagrams never undo newer state; the version waits for the
   list(10, { me: "m:1", bob: "b:1" });
   take();
   // (12, 14] overtakes (10, 12]: bob left in it, and carol moved.
-  datagram([12, 14], ["logout", "bob", "b:1"], ["login", "carol", "c:2"]);
+  datagram([12, 14], ["logout", "bob"], ["login", "carol", "c:2"]);
   assert.equal(view.version, 10);
   assert.equal(view.behind(14), true);
   assert.deepEqual(take(), ["-bob", "+carol@c:2"]);
@@ -82,11 +89,11 @@ Deno.test("duplicates change nothing, before and after the gap fills", () => {
   const { view, datagram, list, users, take } = setup();
   list(0, {});
   datagram([0, 1], ["login", "bob", "b:1"]);
-  datagram([1, 2], ["logout", "bob", "b:1"]);
+  datagram([1, 2], ["logout", "bob"]);
   datagram([0, 1], ["login", "bob", "b:1"]); // a duplicate of an old datagram
   assert.deepEqual(take(), ["+bob@b:1", "-bob"]);
   datagram([3, 4], ["login", "carol", "c:1"]);
-  datagram([4, 5], ["logout", "carol", "c:1"]);
+  datagram([4, 5], ["logout", "carol"]);
   datagram([3, 4], ["login", "carol", "c:1"]); // duplicated while beyond the gap
   assert.deepEqual(take(), ["+carol@c:1", "-carol"]);
   datagram([2, 3], ["login", "carol", "c:0"], ["login", "dave", "d:1"]);
@@ -117,7 +124,7 @@ Deno.test("a gap never filled: behind until a list is fetched again, which fixes
   list(10, { me: "m:1", bob: "b:1", carol: "c:1" });
   take();
   // (10, 12] is lost: carol left and dave came in it. (12, 15] arrives.
-  datagram([12, 15], ["login", "erin", "e:1"], ["logout", "bob", "b:1"]);
+  datagram([12, 15], ["login", "erin", "e:1"], ["logout", "bob"]);
   assert.equal(view.behind(15), true);
   assert.deepEqual(take(), ["+erin@e:1", "-bob"]);
   // The resync list is written at 16, while (15, 16] (frank) is still on its way.
@@ -126,7 +133,7 @@ Deno.test("a gap never filled: behind until a list is fetched again, which fixes
   assert.equal(view.behind(16), false);
   assert.deepEqual(take(), ["-carol", "+dave@d:1", "+frank@f:1"]);
   datagram([15, 16], ["login", "frank", "f:1"]); // late: nothing new
-  datagram([10, 12], ["logout", "carol", "c:1"], ["login", "dave", "d:1"]); // very late
+  datagram([10, 12], ["logout", "carol"], ["login", "dave", "d:1"]); // very late
   assert.deepEqual(take(), []);
   assert.deepEqual(users(), { dave: "d:1", erin: "e:1", frank: "f:1" });
 });
@@ -134,7 +141,7 @@ Deno.test("a gap never filled: behind until a list is fetched again, which fixes
 Deno.test("a list is not undone by datagrams that overtook it, nor undoes them", () => {
   const { view, datagram, list, users, take } = setup();
   // Fresh login: the list is written at 5, and datagrams from 5 on arrive before it.
-  datagram([6, 8], ["logout", "bob", "b:1"], ["login", "dave", "d:2"]);
+  datagram([6, 8], ["logout", "bob"], ["login", "dave", "d:2"]);
   datagram([5, 6], ["login", "carol", "c:1"]);
   assert.equal(view.mode, "waiting");
   assert.equal(view.behind(100), false);
@@ -154,7 +161,7 @@ Deno.test("a list is not undone by datagrams that overtook it, nor undoes them",
 Deno.test("a list no newer than the version changes nothing", () => {
   const { view, datagram, list, users, take } = setup();
   list(5, { me: "m:1", bob: "b:1" });
-  datagram([5, 7], ["logout", "bob", "b:1"]);
+  datagram([5, 7], ["logout", "bob"]);
   take();
   assert.equal(list(6, { me: "m:2", bob: "b:1" }), "m:2");
   assert.equal(list(7, { me: "m:2", bob: "b:1" }), "m:2");
@@ -187,7 +194,7 @@ Deno.test("unversioned mode: lines apply as they come, no gaps; changes during t
   take();
   view.reset();
   // An old coordinator: no headers, and its list has no version.
-  datagram(undefined, ["logout", "bob", "b:1"]);
+  datagram(undefined, ["logout", "bob"]);
   datagram(undefined, ["login", "carol", "c:1"]);
   assert.deepEqual(take(), ["-bob", "+carol@c:1"]);
   assert.equal(list(undefined, { me: "m:1", bob: "b:1", dave: "d:1" }), "m:1");
@@ -196,7 +203,7 @@ Deno.test("unversioned mode: lines apply as they come, no gaps; changes during t
   assert.deepEqual(users(), { carol: "c:1", dave: "d:1" });
   assert.deepEqual(take(), ["+dave@d:1"]);
   // Headers (a seed client shares our address, the coordinator has versions) are ignored.
-  datagram([50, 60], ["logout", "dave", "d:1"]);
+  datagram([50, 60], ["logout", "dave"]);
   datagram([10, 20], ["login", "dave", "d:1"]);
   assert.deepEqual(take(), ["-dave", "+dave@d:1"]);
   assert.equal(view.behind(1000), false);
@@ -246,7 +253,7 @@ Deno.test("what is held beyond a gap is forgotten once the gap fills", () => {
     // (v + 1, v + 2] overtakes (v, v + 1], with 5 names (tombstones among them).
     const lines = Array.from(
       { length: 5 },
-      (_, i): Line => [i % 2 ? "logout" : "login", `n${v}.${i}`, "x:1"],
+      (_, i): Line => i % 2 ? ["logout", `n${v}.${i}`] : ["login", `n${v}.${i}`, "x:1"],
     );
     datagram([v + 1, v + 2], ...lines);
     datagram([v, v + 1]);
@@ -318,7 +325,7 @@ class Model {
       const to = versions.length === 0 ? t : chunk.at(-1)!;
       const lines = chunk.map((v): Line => {
         const [name, ep] = this.changes[v - 1];
-        return ep === null ? ["logout", name, "gone:0"] : ["login", name, ep];
+        return ep === null ? ["logout", name] : ["login", name, ep];
       });
       out.push({ from, to, lines });
       from = to;
@@ -358,7 +365,7 @@ function runFuzz(seed: number, loss: number, maxHeld?: number): void {
   };
   const deliver = (d: Datagram) => {
     view.beginDatagram({ from: d.from, to: d.to });
-    for (const [type, name, ep] of d.lines) view.applyLine(type, name, ep);
+    for (const line of d.lines) applyLine(view, line);
     view.endDatagram();
   };
   const check = (step: number) => {

@@ -270,6 +270,11 @@ Deno.test("server messages round-trip", () => {
     { type: "presence", from: 0, to: 0 },
     { type: "presence", from: 17, to: 4096 },
     { type: "expired", username: "alice" },
+    { type: "online", username: "alice", endpoint: V4 },
+    { type: "online", username: LONG_CHINESE, endpoint: V6 },
+    { type: "online", username: "😀", endpoint: { host: "0.0.0.0", port: 1 } },
+    { type: "offline", username: "张伟" },
+    { type: "offline", username: LONG_CHINESE },
   ];
   for (const msg of msgs) {
     const text = encodeServerMessage(msg);
@@ -290,6 +295,48 @@ Deno.test("server messages round-trip", () => {
     encodeServerMessage({ type: "login", username: "bob", endpoint: V4 }),
     "login,bob,192.0.2.1:4000",
   );
+  assert.equal(
+    encodeServerMessage({ type: "online", username: "bob", endpoint: V4 }),
+    "+bob,wAACAQ-g",
+  );
+  assert.equal(
+    encodeServerMessage({ type: "online", username: "张伟", endpoint: V6 }),
+    "+张伟,[2001:db8::7]:65535",
+  );
+  assert.equal(encodeServerMessage({ type: "offline", username: "bob" }), "-bob");
+});
+
+Deno.test("compact presence lines: names may start with + or -, only the first sign counts", () => {
+  // usernameProblem allows both signs anywhere in a name.
+  for (const name of ["+plus", "-minus", "+", "-", "+-", "a+b-"]) {
+    assert.equal(usernameProblem(name), undefined, name);
+    for (
+      const msg of [
+        { type: "online", username: name, endpoint: V4 },
+        { type: "offline", username: name },
+      ] satisfies ServerMessage[]
+    ) {
+      assert.deepEqual(parseServerMessage(encodeServerMessage(msg)), msg);
+    }
+  }
+  assert.deepEqual(parseServerMessage("++plus,wAACAQ-g"), {
+    type: "online",
+    username: "+plus",
+    endpoint: V4,
+  });
+  assert.deepEqual(parseServerMessage("--minus"), { type: "offline", username: "-minus" });
+  assert.deepEqual(parseServerMessage("-+plus"), { type: "offline", username: "+plus" });
+  assert.deepEqual(parseServerMessage("+-minus,[2001:db8::7]:65535"), {
+    type: "online",
+    username: "-minus",
+    endpoint: V6,
+  });
+  // The seed's text form of an IPv4 endpoint is read too.
+  assert.deepEqual(parseServerMessage("+bob,192.0.2.1:4000"), {
+    type: "online",
+    username: "bob",
+    endpoint: V4,
+  });
 });
 
 Deno.test("encodeServerMessage makes reasons safe and short", () => {
@@ -357,6 +404,31 @@ Deno.test("parseServerMessage rejects malformed messages with the reason", () =>
     ["Presence,1,2.5", 'Cannot parse Presence: "2.5" is not a version'],
     ["Expired", "Cannot parse Expired: username is empty"],
     ["Expired,a,b", "Cannot parse Expired: username must not contain ',' or ';'"],
+    ["+", "Cannot parse online: expected 2 comma-separated fields, got 1"],
+    ["+bob", "Cannot parse online: expected 2 comma-separated fields, got 1"],
+    ["+bob,x,y", "Cannot parse online: expected 2 comma-separated fields, got 3"],
+    ["+,wAACAQ-g", "Cannot parse online: username is empty"],
+    [
+      "+end,wAACAQ-g",
+      'Cannot parse online: username "end" is reserved (it ends the online list)',
+    ],
+    ["+bob,", 'Cannot parse online: Cannot parse endpoint "": missing ":port"'],
+    ["+bob,wAACAQ-", 'Cannot parse online: Cannot parse endpoint "wAACAQ-": missing ":port"'],
+    ["+bob,wAACAQAA", 'Cannot parse online: Cannot parse endpoint "wAACAQAA": port 0'],
+    [
+      "+bob,wAACAQ+g",
+      'Cannot parse online: Cannot parse endpoint "wAACAQ+g": not 8 base64url characters',
+    ],
+    [
+      "+bob,192.0.2.1:99999",
+      'Cannot parse online: Cannot parse endpoint "192.0.2.1:99999": port 99999 is out of range ' +
+      "1-65535",
+    ],
+    ["-", "Cannot parse offline: username is empty"],
+    // An offline line has no endpoint: the comma makes it a bad name.
+    ["-bob,wAACAQ-g", "Cannot parse offline: username must not contain ',' or ';'"],
+    ["- bob", "Cannot parse offline: username must not start or end with white space"],
+    ["-end", 'Cannot parse offline: username "end" is reserved (it ends the online list)'],
   ];
   for (const [text, message] of cases) assertSeedError(() => parseServerMessage(text), message);
 });
@@ -519,6 +591,8 @@ const PIECES = [
   "99999999",
   "%",
   "-",
+  "+",
+  "wAACAQ-g",
 ];
 /** How seed fuzz texts are made from PIECES. */
 const TEXT = { maxPieces: 24, pieceShare: 0.7 };
@@ -568,12 +642,16 @@ const SERVER_CORPUS = [
   "logout,张伟,[::1]:7000",
   "Alive,[2001:db8::7]:65535",
   "Expired,bob",
+  "+alice,wAACAQ-g",
+  "+张伟,[2001:db8::7]:65535",
+  "-bob",
 ].map((t) => encoder.encode(t));
 
 Deno.test("fuzz: parseServerMessage throws only SeedProtocolError", () => {
   const rand = prng(0x5eed);
   const lenient = new TextDecoder();
   let parsed = 0;
+  const types = new Set<string>();
   for (let i = 0; i < 4000; i++) {
     // Also raw JS strings (lone surrogates included), not only what decodeText lets through.
     const text = i % 3 === 0
@@ -584,6 +662,7 @@ Deno.test("fuzz: parseServerMessage throws only SeedProtocolError", () => {
     const msg = tryParse(() => parseServerMessage(text), text);
     if (!msg) continue;
     parsed++;
+    types.add(msg.type);
     if (msg.type !== "reject" && msg.type !== "error") {
       assert.deepEqual(parseServerMessage(encodeServerMessage(msg)), msg);
     } else {
@@ -593,6 +672,9 @@ Deno.test("fuzz: parseServerMessage throws only SeedProtocolError", () => {
     }
   }
   assert.ok(parsed > 50, `only ${parsed} inputs parsed: the fuzzer is not reaching the parser`);
+  for (const type of ["login", "logout", "online", "offline"]) {
+    assert.ok(types.has(type), `no ${type} message parsed: the corpus does not reach it`);
+  }
 });
 
 Deno.test("fuzz: parseList throws only SeedProtocolError", () => {

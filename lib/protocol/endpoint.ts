@@ -1,5 +1,6 @@
 /**
- * IP endpoints as the seed protocol writes them: `a.b.c.d:port` or `[v6]:port`.
+ * IP endpoints as the seed protocol writes them: `a.b.c.d:port` or `[v6]:port`; and the compact
+ * form of batched presence lines, where an IPv4 endpoint is 8 base64url characters.
  *
  * Pure functions, no I/O.
  *
@@ -7,10 +8,12 @@
  * ```ts
  * const ep = parseEndpoint("192.0.2.1:4000");
  * formatEndpoint(ep); // "192.0.2.1:4000"
+ * formatCompactEndpoint(ep); // "wAACAQ-g"
  * ```
  * @module
  */
 import { isIPv4, isIPv6 } from "node:net";
+import { decodeBase64url, encodeBase64url } from "./base64url.ts";
 
 /** A UDP or TCP endpoint. `host` is a literal IPv4 or IPv6 address (no brackets). */
 export interface Endpoint {
@@ -66,4 +69,36 @@ export function formatEndpoint(ep: Endpoint): string {
 /** True when both endpoints name the same address and port. */
 export function sameEndpoint(a: Endpoint, b: Endpoint): boolean {
   return a.port === b.port && a.host === b.host;
+}
+
+/**
+ * Formats an endpoint compactly, for batched presence lines: an IPv4 endpoint as the base64url
+ * form of its 4 address bytes and 2 port bytes (big-endian), 8 characters instead of up to 21;
+ * an IPv6 endpoint as {@linkcode formatEndpoint} writes it (its text form is kept as is, so that
+ * the same address is always written the same way).
+ */
+export function formatCompactEndpoint(ep: Endpoint): string {
+  if (ep.host.includes(":")) return formatEndpoint(ep);
+  const bytes = new Uint8Array(6);
+  const parts = ep.host.split(".");
+  for (let i = 0; i < 4; i++) bytes[i] = Number(parts[i]);
+  bytes[4] = ep.port >> 8;
+  bytes[5] = ep.port & 0xff;
+  return encodeBase64url(bytes);
+}
+
+/**
+ * Parses what {@linkcode formatCompactEndpoint} writes: 8 base64url characters (IPv4), or any
+ * other form {@linkcode parseEndpoint} reads. Throws {@linkcode EndpointError} on bad input.
+ */
+export function parseCompactEndpoint(text: string): Endpoint {
+  // The shortest IPv4 text is 9 characters; an IPv6 one (`[::1]:80`) can be 8, but starts with `[`.
+  if (text.length !== 8 || text.startsWith("[")) return parseEndpoint(text);
+  const bytes = decodeBase64url(text);
+  if (bytes === null) {
+    throw new EndpointError(`Cannot parse endpoint "${text}": not 8 base64url characters`);
+  }
+  const port = bytes[4] << 8 | bytes[5];
+  if (port === 0) throw new EndpointError(`Cannot parse endpoint "${text}": port 0`);
+  return { host: bytes.subarray(0, 4).join("."), port };
 }
