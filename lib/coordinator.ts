@@ -41,6 +41,7 @@ import {
   decodeText,
   encodeListVersion,
   encodeServerMessage,
+  MAX_BATCH_DATAGRAM,
   MAX_WHOAMI,
   parseClientMessage,
   SeedProtocolError,
@@ -78,7 +79,8 @@ export interface CoordinatorOptions {
    * Longest pause between two presence flushes; default 250 ms. The pause after a flush is in
    * proportion to what the flush sent (20 µs per datagram), so a small community hears of a
    * change at once, and a large one gets its changes batched without the flushes taking more
-   * than about a third of the server's time.
+   * than about a third of the server's time; it ends early once two datagrams' worth of changes
+   * wait (a login storm).
    */
   batchMs?: number;
 }
@@ -89,6 +91,12 @@ const SLICE = 1_000;
 const LOW_WATER = 200;
 /** Pause after a presence flush per datagram it sent, in ms (about twice a send's cost). */
 const PAUSE_PER_DATAGRAM_MS = 0.02;
+/**
+ * A flush starts at once, pause or not, when this many bytes of batched lines wait: two full
+ * datagrams. Waiting longer would save at most one partly filled datagram per client, and only
+ * delay the rest.
+ */
+const EARLY_FLUSH_BYTES = 2 * MAX_BATCH_DATAGRAM;
 const encoder = new TextEncoder();
 const END = encoder.encode("end");
 /** Where list-service input is read to be thrown away (all connections share it). */
@@ -621,11 +629,17 @@ export class Coordinator {
    * Flushes presence changes after the pause that follows the previous flush: a change after a
    * quiet spell goes out at once (before the handler that made it even answers its client, as
    * the seed's broadcast did), changes that pile up meanwhile share the next flush's datagrams.
+   * Once two datagrams' worth wait ({@linkcode EARLY_FLUSH_BYTES}), the pause is cut short.
    */
   #scheduleFlush(): void {
-    const busy = this.#flushTimer !== undefined || this.#outbox.length > 0;
-    if (busy || this.#closing || this.#fanout.pending === 0) return;
-    const wait = this.#quietUntil - Date.now();
+    if (this.#outbox.length > 0 || this.#closing || this.#fanout.pending === 0) return;
+    const full = this.#fanout.pendingBytes >= EARLY_FLUSH_BYTES;
+    if (this.#flushTimer !== undefined) {
+      if (!full) return;
+      clearTimeout(this.#flushTimer);
+      this.#flushTimer = undefined;
+    }
+    const wait = full ? 0 : this.#quietUntil - Date.now();
     if (wait <= 0) this.#flush();
     else this.#flushTimer = setTimeout(() => this.#flush(), wait);
   }

@@ -84,6 +84,7 @@ export class PresenceFanout<M extends { name: string }> {
   #latest = new Map<string, number>();
   readonly #groups = new Map<number, Group<M>>();
   readonly #members = new Map<M, { group: Group<M>; batched: boolean }>();
+  #pendingBytes = 0;
 
   constructor(options: PresenceFanoutOptions = {}) {
     this.#max = options.maxDatagramBytes ?? MAX_BATCH_DATAGRAM;
@@ -99,6 +100,14 @@ export class PresenceFanout<M extends { name: string }> {
     return this.#latest.size;
   }
 
+  /**
+   * Bytes of the batched lines waiting for {@linkcode take}, a newline each (superseded ones not
+   * counted): how many datagrams the next take fills.
+   */
+  get pendingBytes(): number {
+    return this.#pendingBytes;
+  }
+
   /** Members now. */
   get size(): number {
     return this.#members.size;
@@ -107,14 +116,14 @@ export class PresenceFanout<M extends { name: string }> {
   /** Records a change about `name`; it replaces any earlier change about `name` not yet taken. */
   record(name: string, lines: PresenceLines): void {
     const earlier = this.#latest.get(name);
-    if (earlier !== undefined) this.#log[earlier] = null;
+    if (earlier !== undefined) {
+      this.#pendingBytes -= 1 + this.#log[earlier]!.bytes.length;
+      this.#log[earlier] = null;
+    }
     this.#latest.set(name, this.#log.length);
-    this.#log.push({
-      name,
-      seed: encoder.encode(lines.seed),
-      bytes: encoder.encode(lines.batched),
-      version: this.version + 1,
-    });
+    const bytes = encoder.encode(lines.batched);
+    this.#pendingBytes += 1 + bytes.length;
+    this.#log.push({ name, seed: encoder.encode(lines.seed), bytes, version: this.version + 1 });
   }
 
   /**
@@ -202,6 +211,7 @@ export class PresenceFanout<M extends { name: string }> {
     this.#base = version;
     this.#log = [];
     this.#latest = new Map();
+    this.#pendingBytes = 0;
     if (target === undefined) return;
     target.version = version;
     this.#groups.set(version, target);
