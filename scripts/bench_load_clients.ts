@@ -151,6 +151,23 @@ export class Views {
     this.#counts[c] = 0;
   }
 
+  /** A copy of client `c`'s view, for {@linkcode adopt}. */
+  copy(c: number): { bits: Int32Array; count: number } {
+    const bits = this.#views.slice(c * this.#words, (c + 1) * this.#words);
+    return { bits, count: this.#counts[c] };
+  }
+
+  /** How many client `c` believes are online. */
+  count(c: number): number {
+    return this.#counts[c];
+  }
+
+  /** Client `c`, who believes nobody is online, now believes what `view` says. */
+  adopt(c: number, view: { bits: Int32Array; count: number }): void {
+    this.#views.set(view.bits, c * this.#words);
+    this.#counts[c] = view.count;
+  }
+
   /** Online clients whose view is not the truth. */
   wrong(): number {
     let n = 0;
@@ -311,6 +328,8 @@ export class ClientPool {
   readonly #lo: number;
   readonly #server: Deno.NetAddr;
   readonly #entries: Entries;
+  /** What batched datagrams did to a view, by range: see {@linkcode #applyShared}. */
+  readonly #shared = new Map<string, { bytes: Uint8Array; ops: Int32Array }>();
   #lists: Lists | undefined;
   #heartbeats: ReturnType<typeof setInterval> | undefined;
   #closed = false;
@@ -426,10 +445,41 @@ export class ClientPool {
       }
       this.#range(client, header.from, header.to);
       i = header.end + 1;
+      if (!client.checker) {
+        this.#applyShared(client, data, i, header.from, header.to);
+        return;
+      }
     } else if (client.version !== undefined) {
       this.totals.badLines++; // a versioned list, then a datagram without a range
     }
     this.#applyLines(client, data, i, headed);
+  }
+
+  /**
+   * Applies a batched datagram's lines as {@linkcode #applyLines} does, with less work for the
+   * load generator: the coordinator sends the same datagram to thousands of clients, so what its
+   * lines do to a view is noted the first time, and a later datagram with the same range and the
+   * very same bytes (compared one by one) does the same to the next view without parsing again.
+   * For clients that do not check endpoints; a datagram with a bad line is never noted.
+   */
+  #applyShared(client: Client, data: Uint8Array, i: number, from: number, to: number): void {
+    const key = `${from},${to}`;
+    const seen = this.#shared.get(key);
+    if (
+      seen !== undefined && seen.bytes.length === data.length && startsWithBytes(data, seen.bytes)
+    ) {
+      for (const op of seen.ops) this.views.see(client.index, Math.abs(op) - 1, op > 0);
+      this.totals.presenceLines += seen.ops.length;
+      return;
+    }
+    const bad = this.totals.badLines;
+    this.#entries.recorded = [];
+    this.#applyLines(client, data, i, true);
+    const ops = Int32Array.from(this.#entries.recorded);
+    this.#entries.recorded = undefined;
+    if (this.totals.badLines !== bad) return;
+    if (this.#shared.size >= 4096) this.#shared.clear(); // a bound; flushes reuse few at a time
+    this.#shared.set(key, { bytes: data.slice(), ops });
   }
 
   /** Extends the client's version by `(from, to]`, or holds the range until the gap fills. */
@@ -664,6 +714,8 @@ class Entries {
   readonly #totals: { badEndpoints: number; badLines: number };
   /** The client index `#name` last read. */
   #index = 0;
+  /** When set, every change made to a view is also noted here: N + 1 online, -(N + 1) offline. */
+  recorded: number[] | undefined;
 
   constructor(
     views: Views,
@@ -717,6 +769,7 @@ class Entries {
       if (end < 0) end = data.length;
     }
     this.#views.see(c, index, add);
+    this.recorded?.push(add ? index + 1 : -index - 1);
     return end;
   }
 
@@ -725,6 +778,7 @@ class Entries {
     i = this.#name(data, i);
     if (i < 0 || (i < data.length && data[i] !== NL)) return -1;
     this.#views.see(c, this.#index, false);
+    this.recorded?.push(-this.#index - 1);
     return i;
   }
 
@@ -750,6 +804,57 @@ class Entries {
       i = end + 1;
     }
   }
+}
+
+/**
+ * Applies lists as {@linkcode Entries.list} does, with less work for the load generator: a list
+ * whose bytes begin with all of the previous list's bytes (the list only grew: a storm) starts
+ * from the view that list gave, then parses only the entries after it. The bytes are compared
+ * one by one, so the view is exactly what a full parse would give. A checker always parses every
+ * entry, since it also checks every endpoint.
+ */
+class ListReuse {
+  readonly #views: Views;
+  readonly #entries: Entries;
+  #last: { entries: Uint8Array; view: { bits: Int32Array; count: number } } | undefined;
+
+  constructor(views: Views, entries: Entries) {
+    this.#views = views;
+    this.#entries = entries;
+  }
+
+  apply(c: number, checker: boolean, entries: Uint8Array): void {
+    // Only a view that held nothing before is the list's alone, to adopt or to be adopted.
+    const empty = this.#views.count(c) === 0;
+    const last = this.#last;
+    let from = 0;
+    if (empty && !checker && last !== undefined && startsWithBytes(entries, last.entries)) {
+      this.#views.adopt(c, last.view);
+      from = last.entries.length;
+    }
+    this.#entries.list(c, checker, entries.subarray(from));
+    this.#last = empty ? { entries, view: this.#views.copy(c) } : undefined;
+  }
+
+  /** The last list had a bad line (where parsing stopped): no later list starts from it. */
+  forget(): void {
+    this.#last = undefined;
+  }
+}
+
+/** Whether `data` begins with every byte of `prefix` (compared four at a time when aligned). */
+function startsWithBytes(data: Uint8Array, prefix: Uint8Array): boolean {
+  const n = prefix.length;
+  if (data.length < n) return false;
+  let i = 0;
+  if (data.byteOffset % 4 === 0 && prefix.byteOffset % 4 === 0) {
+    const a = new Int32Array(data.buffer, data.byteOffset, n >>> 2);
+    const b = new Int32Array(prefix.buffer, prefix.byteOffset, n >>> 2);
+    for (; i < a.length; i++) if (a[i] !== b[i]) return false;
+    i *= 4;
+  }
+  for (; i < n; i++) if (data[i] !== prefix[i]) return false;
+  return true;
 }
 
 /** A list fetch for client `c`, from its own address, by the lists' Worker. */
@@ -858,6 +963,7 @@ function serveLists(init: ListsInit, scope: WorkerScope): void {
   const endpoints = init.endpoints.map((ep) => encoder.encode(ep));
   const counts = { badEndpoints: 0, badLines: 0 };
   const entries = new Entries(views, (i) => endpoints[i], counts);
+  const reuse = new ListReuse(views, entries);
   scope.onmessage = (e: MessageEvent) => {
     const port = e.data as MessagePort;
     port.onmessage = async (m: MessageEvent<{ id: number; request: ListRequest }>) => {
@@ -866,7 +972,8 @@ function serveLists(init: ListsInit, scope: WorkerScope): void {
       const list = await fetchList(request.host, request.port, phases);
       const parsed = list === undefined ? undefined : splitList(list);
       counts.badEndpoints = counts.badLines = 0;
-      if (parsed !== undefined) entries.list(request.c, request.checker, parsed.entries);
+      if (parsed !== undefined) reuse.apply(request.c, request.checker, parsed.entries);
+      if (counts.badLines > 0) reuse.forget();
       const result: ListResult = {
         ok: parsed !== undefined,
         version: parsed?.version,
