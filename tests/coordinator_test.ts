@@ -482,6 +482,67 @@ Deno.test("batched presence datagrams carry ranges that tile, and Alive says how
   );
 });
 
+Deno.test("two datagrams' worth of changes cut the pause short; fewer wait for it", async () => {
+  await withCoordinator(
+    async (c) => {
+      const watcher = await Raw.open("127.0.0.42", c.udpPort);
+      const first = await Raw.open("127.0.0.43", c.udpPort);
+      const few = await Promise.all(
+        Array.from({ length: 5 }, () => Raw.open("127.0.0.44", c.udpPort)),
+      );
+      const storm = await Promise.all(
+        Array.from({ length: 200 }, () => Raw.open("127.0.0.45", c.udpPort)),
+      );
+      const realNow = Date.now;
+      /** Logs `clients` in as `<prefix><i>` (extension clients), all admitted by one list fetch. */
+      const logIn = async (clients: Raw[], prefix: string) => {
+        clients.forEach((j, i) => j.send(extLogin(`${prefix}${i}`, j.endpoint)));
+        await Promise.all(
+          clients.map((j) => j.until((t) => t.some((x) => x.startsWith("Accept,")))),
+        );
+        await connectFrom(clients[0].endpoint.split(":")[0], c.tcpPort).closed;
+      };
+      try {
+        await rawLogin(c, watcher, extLogin("watcher", watcher.endpoint)); // version 1
+        // After a quiet spell a change goes out at once (version 2); a pause begins.
+        await rawLogin(c, first, extLogin("first", first.endpoint));
+        await watcher.until(() => ranges(watcher).length === 1);
+        // That flush sent one datagram: a 20 µs pause. A minute's pause would take three million
+        // datagrams; the clock stepping back a minute leaves the same, a minute still to run.
+        Date.now = () => realNow() - 60_000;
+        // Five logins, about 80 bytes of lines (versions 3 to 7): they wait for the pause.
+        await logIn(few, "few");
+        assert.equal(c.registry.get("few4")?.state, "online");
+        await sleep(1000);
+        assert.deepEqual(ranges(watcher), [[1, 2]], "nothing before the pause ends");
+        assert.equal(c.backlog, 1, "the changes wait, unsent");
+        // Two hundred more (versions 8 to 207): some 4,000 bytes of lines, over two datagrams'
+        // worth. The flush starts at once, a minute before the pause would end.
+        const started = performance.now();
+        await logIn(storm, "joiner");
+        await watcher.until(() => ranges(watcher).at(-1)?.[1] === 207, 10_000);
+        const elapsed = performance.now() - started;
+        assert.ok(elapsed < 10_000, `${elapsed} ms`);
+        const got = ranges(watcher);
+        got.slice(1).forEach(([from], i) => assert.equal(from, got[i][1], JSON.stringify(got)));
+        assert.equal(got.length, 1 + 3, "the first change, then 205 lines in three datagrams");
+        assert.deepEqual(
+          presenceLines(watcher).slice(1).sort(),
+          [
+            ...few.map((j, i) => `+few${i},${compact(j.endpoint)}`),
+            ...storm.map((j, i) => `+joiner${i},${compact(j.endpoint)}`),
+          ].sort(),
+        );
+      } finally {
+        Date.now = realNow;
+        await Promise.all([watcher, first, ...few, ...storm].map((x) => x.close()));
+      }
+    },
+    45_000,
+    { limits: { loginsPerSecond: 200 } }, // two hundred logins and a fetch from one address
+  );
+});
+
 Deno.test("whoami is answered only when the answer is no longer than the request, on both ports", async () => {
   await withCoordinator(async (c) => {
     assert.ok(c.altPort !== undefined);

@@ -144,6 +144,39 @@ Deno.test("only a name's latest change is sent", () => {
   assert.deepEqual(delivered(fanout.take()).get("m"), [batched(login("b"), login("a", 2))]);
 });
 
+Deno.test("pendingBytes counts the batched lines waiting, a newline each, until take", () => {
+  const encoder = new TextEncoder();
+  const bytes = (...changes: PresenceLines[]) =>
+    changes.reduce((n, c) => n + 1 + encoder.encode(c.batched).length, 0);
+  const fanout = new PresenceFanout<Member>();
+  fanout.add({ name: "m" }, { batched: true });
+  assert.equal(fanout.pendingBytes, 0);
+  fanout.record("bob", login("bob"));
+  assert.equal(fanout.pendingBytes, 14, "+bob,wAACAQ-g and its newline");
+  // Bytes, not characters: "张伟" is 6 bytes in 2 characters.
+  const zhang = login("张伟", "127.1.39.16:40123");
+  fanout.record("张伟", zhang);
+  assert.equal(fanout.pendingBytes, 14 + 17);
+  assert.equal(fanout.pendingBytes, bytes(login("bob"), zhang));
+  // bob's logout replaces his login: its bytes count instead of the login's, not as well.
+  fanout.record("bob", logout("bob"));
+  assert.equal(fanout.pendingBytes, 17 + 5);
+  assert.equal(fanout.pendingBytes, bytes(zhang, logout("bob")));
+  fanout.record("bob", login("bob", 5));
+  assert.equal(fanout.pendingBytes, bytes(zhang, login("bob", 5)));
+  // It is what the lines take in a datagram, after the header.
+  const pending = fanout.pendingBytes;
+  const [{ datagrams }] = fanout.take();
+  assert.equal(datagrams.length, 1);
+  assert.equal(datagrams[0].length, "Presence,0,4".length + pending);
+  assert.equal(fanout.pendingBytes, 0);
+  // Nothing of the taken changes lingers: a name recorded again counts once.
+  fanout.record("bob", logout("bob"));
+  assert.equal(fanout.pendingBytes, 5);
+  fanout.take();
+  assert.equal(fanout.pendingBytes, 0);
+});
+
 Deno.test("a member joining later gets only the changes after it joined", () => {
   const fanout = new PresenceFanout<Member>();
   const early = { name: "early" };
