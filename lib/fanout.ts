@@ -58,7 +58,7 @@ interface Entry {
   /** The seed's message, for seed-only members. */
   seed: Uint8Array;
   /** The compact line, for batched datagrams. */
-  bytes: Uint8Array;
+  batched: Uint8Array;
   version: number;
 }
 
@@ -117,13 +117,13 @@ export class PresenceFanout<M extends { name: string }> {
   record(name: string, lines: PresenceLines): void {
     const earlier = this.#latest.get(name);
     if (earlier !== undefined) {
-      this.#pendingBytes -= 1 + this.#log[earlier]!.bytes.length;
+      this.#pendingBytes -= 1 + this.#log[earlier]!.batched.length;
       this.#log[earlier] = null;
     }
     this.#latest.set(name, this.#log.length);
-    const bytes = encoder.encode(lines.batched);
-    this.#pendingBytes += 1 + bytes.length;
-    this.#log.push({ name, seed: encoder.encode(lines.seed), bytes, version: this.version + 1 });
+    const batched = encoder.encode(lines.batched);
+    this.#pendingBytes += 1 + batched.length;
+    this.#log.push({ name, seed: encoder.encode(lines.seed), batched, version: this.version + 1 });
   }
 
   /**
@@ -259,10 +259,10 @@ class Packer {
     let end = lines.length;
     while (end > 0) {
       let start = end - 1;
-      let size = lines[start].bytes.length;
-      while (start > 0 && size + 1 + lines[start - 1].bytes.length <= budget) {
+      let size = lines[start].batched.length;
+      while (start > 0 && size + 1 + lines[start - 1].batched.length <= budget) {
         start--;
-        size += 1 + lines[start].bytes.length;
+        size += 1 + lines[start].batched.length;
       }
       const from = start === 0 ? base : lines[start - 1].version;
       const to = lines[end - 1].version;
@@ -308,9 +308,9 @@ function pack(lines: Entry[], after: number, to: number, budget: number): Uint8A
   let from = after;
   while (start < lines.length) {
     let end = start + 1;
-    let size = lines[start].bytes.length;
-    while (end < lines.length && size + 1 + lines[end].bytes.length <= budget) {
-      size += 1 + lines[end].bytes.length;
+    let size = lines[start].batched.length;
+    while (end < lines.length && size + 1 + lines[end].batched.length <= budget) {
+      size += 1 + lines[end].batched.length;
       end++;
     }
     const upper = end === lines.length ? to : lines[end - 1].version;
@@ -329,13 +329,13 @@ function header(from: number, to: number): Uint8Array {
 /** A batched datagram: the header, then one line per change. */
 function datagram(from: number, to: number, lines: Entry[]): Uint8Array {
   const head = header(from, to);
-  const out = new Uint8Array(lines.reduce((n, e) => n + 1 + e.bytes.length, head.length));
+  const out = new Uint8Array(lines.reduce((n, e) => n + 1 + e.batched.length, head.length));
   out.set(head);
   let at = head.length;
   for (const e of lines) {
     out[at++] = NEWLINE;
-    out.set(e.bytes, at);
-    at += e.bytes.length;
+    out.set(e.batched, at);
+    at += e.batched.length;
   }
   return out;
 }
