@@ -466,7 +466,7 @@ export class ClientPool {
     const key = `${from},${to}`;
     const seen = this.#shared.get(key);
     if (
-      seen !== undefined && seen.bytes.length === data.length && startsWithBytes(data, seen.bytes)
+      seen !== undefined && seen.bytes.length === data.length && startsWith(data, seen.bytes)
     ) {
       for (const op of seen.ops) this.views.see(client.index, Math.abs(op) - 1, op > 0);
       this.totals.presenceLines += seen.ops.length;
@@ -828,7 +828,7 @@ class ListReuse {
     const empty = this.#views.count(c) === 0;
     const last = this.#last;
     let from = 0;
-    if (empty && !checker && last !== undefined && startsWithBytes(entries, last.entries)) {
+    if (empty && !checker && last !== undefined && startsWith(entries, last.entries)) {
       this.#views.adopt(c, last.view);
       from = last.entries.length;
     }
@@ -840,21 +840,6 @@ class ListReuse {
   forget(): void {
     this.#last = undefined;
   }
-}
-
-/** Whether `data` begins with every byte of `prefix` (compared four at a time when aligned). */
-function startsWithBytes(data: Uint8Array, prefix: Uint8Array): boolean {
-  const n = prefix.length;
-  if (data.length < n) return false;
-  let i = 0;
-  if (data.byteOffset % 4 === 0 && prefix.byteOffset % 4 === 0) {
-    const a = new Int32Array(data.buffer, data.byteOffset, n >>> 2);
-    const b = new Int32Array(prefix.buffer, prefix.byteOffset, n >>> 2);
-    for (; i < a.length; i++) if (a[i] !== b[i]) return false;
-    i *= 4;
-  }
-  for (; i < n; i++) if (data[i] !== prefix[i]) return false;
-  return true;
 }
 
 /** A list fetch for client `c`, from its own address, by the lists' Worker. */
@@ -1012,10 +997,22 @@ export class Semaphore {
   }
 }
 
-/** Whether `data` holds `prefix` at `at`. */
+/**
+ * Whether `data` holds `prefix` at `at`, compared byte for byte: four bytes at a time when both
+ * are aligned and the prefix is long (a datagram or a list, not a word like `login,`).
+ */
 function startsWith(data: Uint8Array, prefix: Uint8Array, at = 0): boolean {
-  if (data.length < at + prefix.length) return false;
-  for (let k = 0; k < prefix.length; k++) if (data[at + k] !== prefix[k]) return false;
+  const n = prefix.length;
+  if (data.length < at + n) return false;
+  let k = 0;
+  const start = data.byteOffset + at;
+  if (n >= 64 && start % 4 === 0 && prefix.byteOffset % 4 === 0) {
+    const a = new Int32Array(data.buffer, start, n >>> 2);
+    const b = new Int32Array(prefix.buffer, prefix.byteOffset, n >>> 2);
+    for (; k < a.length; k++) if (a[k] !== b[k]) return false;
+    k *= 4;
+  }
+  for (; k < n; k++) if (data[at + k] !== prefix[k]) return false;
   return true;
 }
 
