@@ -24,7 +24,6 @@
  * clients, default 0), `--batch-ms` (coordinator's longest presence pause), `--v8-flags` (for the
  * coordinator's process; default: those `p2p` runs with, {@linkcode V8_FLAGS}; `--v8-flags=` for
  * V8's own defaults), `--generator-nice` (default 10: see below), `--json FILE` (results as JSON).
-
  *
  * The load generator stands in for ten thousand machines, each with a CPU of its own, but here it
  * shares two cores with the coordinator: it lowers its own priority (`nice` 10, after starting
@@ -381,7 +380,6 @@ interface RunOptions {
   churn: number;
   churnRate: number;
   seedShare: number;
-  batchMs?: number;
   v8Flags?: string;
 }
 
@@ -828,8 +826,7 @@ if (import.meta.main) {
             churn: Number(values.churn),
             churnRate: Number(values["churn-rate"]),
             seedShare: Number(values["seed-share"]),
-            batchMs,
-            v8Flags: values["v8-flags"],
+            v8Flags,
           }, started[k]),
         );
       }
