@@ -168,16 +168,13 @@ export class Presence {
     this.#lastHeard = Date.now();
     let open = false;
     for (const [i, msg] of messages.entries()) {
-      const change = msg.type === "login" || msg.type === "logout" || msg.type === "online" ||
-        msg.type === "offline";
-      if (change || (msg.type === "presence" && i === 0)) {
+      const online = msg.type === "login" || msg.type === "online";
+      const offline = msg.type === "logout" || msg.type === "offline";
+      if (online || offline || (msg.type === "presence" && i === 0)) {
         if (!open) this.#view.beginDatagram(msg.type === "presence" ? msg : undefined);
         open = true;
-        if (msg.type === "login" || msg.type === "online") {
-          this.#view.applyLine("login", msg.username, msg.endpoint);
-        } else if (msg.type === "logout" || msg.type === "offline") {
-          this.#view.applyLine("logout", msg.username);
-        }
+        if (online) this.#view.applyLine("login", msg.username, msg.endpoint);
+        else if (offline) this.#view.applyLine("logout", msg.username);
       } else {
         this.#handle(msg);
       }
