@@ -157,7 +157,7 @@ export class Coordinator {
     /** Datagrams sent, all kinds. */
     sent: 0,
     sentBytes: 0,
-    /** Of those, presence changes (`login`/`logout`, batched or not). */
+    /** Of those, presence datagrams (batched `Presence`, or the seed's `login`/`logout`). */
     presenceSent: 0,
     /** Datagrams, logins and connections refused by a limit. */
     limited: 0,

@@ -208,7 +208,7 @@ export class PresenceView<E = Endpoint> {
 
   /**
    * Starts applying one datagram: its `Presence` header's range, or `undefined` when it has none.
-   * Then call {@linkcode applyLine} for each of its `login`/`logout` lines, then
+   * Then call {@linkcode applyLine} for each change it carries, then
    * {@linkcode endDatagram}.
    */
   beginDatagram(range?: { from: number; to: number }): void {
