@@ -24,7 +24,7 @@
  * ```
  * @module
  */
-import { type FanoutBatch, PresenceFanout } from "./fanout.ts";
+import { type FanoutBatch, PresenceFanout } from "./coordinator/fanout.ts";
 import {
   addressKey,
   ConnectionCounter,
@@ -32,7 +32,7 @@ import {
   LogThrottle,
   RateLimiter,
   resolveLimits,
-} from "./limits.ts";
+} from "./coordinator/limits.ts";
 import { encodeBase64url } from "./protocol/base64url.ts";
 import { type Endpoint, formatEndpoint } from "./protocol/endpoint.ts";
 import { decodeFrame, encodeFrame, FrameError, isFrame } from "./protocol/frame.ts";
@@ -42,14 +42,14 @@ import {
   encodeListVersion,
   encodeServerMessage,
   MAX_BATCH_DATAGRAM,
-  MAX_WHOAMI,
   parseClientMessage,
   SeedProtocolError,
   type ServerMessage,
 } from "./protocol/seed.ts";
-import { Registry, type User } from "./registry.ts";
-import { RelayPolicy } from "./relay.ts";
+import { Registry, type User } from "./coordinator/registry.ts";
+import { RelayPolicy } from "./coordinator/relay.ts";
 import { UdpSocket } from "./net/udp.ts";
+import { MAX_WHOAMI } from "./protocol/whoami.ts";
 
 /** Options for {@linkcode Coordinator.start}. */
 export interface CoordinatorOptions {

@@ -25,23 +25,23 @@ import {
   safetyNumber,
 } from "./crypto/identity.ts";
 import { KnownPeers } from "./crypto/known_peers.ts";
-import type { EventSink, OnlineUser } from "./events.ts";
-import { Link } from "./link.ts";
-import { encodeWhoami, natKindOf, parseWhoamiAnswer, secondPort } from "./nat_kind.ts";
+import type { EventSink, OnlineUser } from "./peer/events.ts";
+import { Link } from "./peer/link.ts";
+import { natKindOf } from "./peer/nat_check.ts";
+import { encodeWhoami, type NatKind, parseWhoamiAnswer, secondPort } from "./protocol/whoami.ts";
 import { decodeBase64url, encodeBase64url } from "./protocol/base64url.ts";
 import { type Endpoint, formatEndpoint, sameEndpoint } from "./protocol/endpoint.ts";
 import { decodeFrame, encodeFrame, FrameError, isFrame } from "./protocol/frame.ts";
 import {
   decodeText,
   MAX_BATCH_DATAGRAM,
-  type NatKind,
   parseServerMessage,
   SeedProtocolError,
   type ServerMessage,
 } from "./protocol/seed.ts";
 import { localAddressFor, UdpSocket } from "./net/udp.ts";
-import { Presence } from "./presence.ts";
-import type { Candidate, PathFinderOptions } from "./traversal.ts";
+import { Presence } from "./peer/presence.ts";
+import type { Candidate, PathFinderOptions } from "./peer/traversal.ts";
 
 /** Options for {@linkcode Peer.start}. */
 export interface PeerOptions {

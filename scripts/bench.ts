@@ -11,7 +11,7 @@
  */
 import { parseArgs } from "node:util";
 import { generateKeyPair } from "../lib/crypto/noise.ts";
-import { Link } from "../lib/link.ts";
+import { Link } from "../lib/peer/link.ts";
 import type { Endpoint } from "../lib/protocol/endpoint.ts";
 import { decodeFrame, FrameError } from "../lib/protocol/frame.ts";
 import { UdpSocket } from "../lib/net/udp.ts";

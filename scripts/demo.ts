@@ -4,7 +4,7 @@
  * @module
  */
 import { Coordinator } from "../lib/coordinator.ts";
-import type { PeerEvent } from "../lib/events.ts";
+import type { PeerEvent } from "../lib/peer/events.ts";
 import { Peer } from "../lib/peer.ts";
 import { describeEvent } from "../lib/ui/terminal.ts";
 

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { Coordinator } from "../lib/coordinator.ts";
-import type { PeerEvent } from "../lib/events.ts";
+import type { PeerEvent } from "../lib/peer/events.ts";
 import { Peer } from "../lib/peer.ts";
 import { P2pProcess, startServe } from "./support/proc.ts";
 import { Collector, sleep } from "./support/wait.ts";

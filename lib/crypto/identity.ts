@@ -38,6 +38,7 @@ import { sha256 } from "@noble/hashes/sha2.js";
 import { bytesToHex, concatBytes, hexToBytes } from "@noble/hashes/utils.js";
 import { decodeBase64url, encodeBase64url } from "../protocol/base64url.ts";
 import type { KeyPair } from "./noise.ts";
+import { equalBytes } from "../bytes.ts";
 
 const KEY_LEN = 32;
 const FILE_VERSION = 1;
@@ -391,10 +392,6 @@ async function assertPrivate(path: string): Promise<void> {
         `the secret key; run "chmod 600 ${path}" if you trust it has not leaked`,
     );
   }
-}
-
-function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((byte, i) => byte === b[i]);
 }
 
 /**

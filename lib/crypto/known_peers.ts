@@ -37,6 +37,7 @@
 
 import { dirname, join } from "node:path";
 import { decodeKey, defaultConfigDir, encodeKey, openUserDir, userDir } from "./identity.ts";
+import { equalBytes } from "../bytes.ts";
 
 const FILE_VERSION = 1;
 const KNOWN_PEERS_FILE = "known_peers.json";
@@ -295,8 +296,4 @@ async function readStore(path: string): Promise<Map<string, KnownPeer>> {
     peers.set(name, { name, publicKey, since: time });
   }
   return peers;
-}
-
-function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((byte, i) => byte === b[i]);
 }

@@ -19,6 +19,7 @@ import {
   parseCompactEndpoint,
   parseEndpoint,
 } from "./endpoint.ts";
+import { isNatKind, isWhoamiRequest, MAX_WHOAMI, type NatKind, WHOAMI_REQUEST } from "./whoami.ts";
 
 /** Longest text datagram either side accepts, in bytes. Longer ones are refused, not parsed. */
 export const MAX_TEXT_DATAGRAM = 512;
@@ -43,14 +44,6 @@ export type ClientMessage =
   | { type: "connect"; username: string; target: string }
   | { type: "whoami" }
   | { type: "nat"; username: string; nat: NatKind };
-
-/**
- * How a client's NAT maps one socket: `easy` (the same public endpoint for every destination, or
- * no NAT) or `hard` (a new public port per destination: a symmetric NAT). The client finds out
- * with `whoami` on the coordinator's two ports and reports it with `nat`, so that introductions
- * can tell each side how to punch (birthday probing needs one easy and one hard side).
- */
-export type NatKind = "easy" | "hard";
 
 /**
  * What a client that speaks our extensions adds to `login`: its public key (base64url, 43
@@ -120,12 +113,6 @@ export interface OnlineList {
 /** Largest presence version either side handles (changes are counted from 0). */
 export const MAX_VERSION = Number.MAX_SAFE_INTEGER;
 
-/**
- * Longest `whoami` request: clients pad it (`whoami,<padding>`) so that the answer, `You` with
- * their endpoint, is never longer than the question (no amplification).
- */
-export const MAX_WHOAMI = 64;
-
 const KEY_PATTERN = /^[A-Za-z0-9_-]{43}$/;
 const SECRET_PATTERN = /^[A-Za-z0-9_-]{22}$/;
 /** Last characters of canonical base64url: 32 bytes end in a multiple of 4, 16 bytes of 16. */
@@ -133,7 +120,7 @@ const KEY_LAST = /^[AEIMQUYcgkosw048]$/;
 const SECRET_LAST = /^[AQgw]$/;
 
 function checkNat(text: string, what: string): NatKind {
-  if (text !== "easy" && text !== "hard") {
+  if (!isNatKind(text)) {
     throw new SeedProtocolError(`Cannot parse ${what}: NAT kind "${text}" is not easy or hard`);
   }
   return text;
@@ -241,6 +228,15 @@ function fields(text: string, count: number, what: string): string[] {
   return parts;
 }
 
+/**
+ * The username and endpoint that `login` and `logout` (either way) carry after their verb, in
+ * `<verb>,<username>,<endpoint>[,…]`; the caller has checked the number of fields.
+ */
+function nameAndEndpoint(text: string, verb: string): { username: string; endpoint: Endpoint } {
+  const [, username, ep] = text.split(",", 3);
+  return { username: checkUsername(username, verb), endpoint: checkEndpoint(ep, verb) };
+}
+
 function verbOf(text: string): string {
   const comma = text.indexOf(",");
   return comma < 0 ? text : text.slice(0, comma);
@@ -254,14 +250,10 @@ export function parseClientMessage(text: string): ClientMessage {
   switch (verb) {
     case "login": {
       // The seed's three fields, or five with our extension.
-      const parts = text.split(",");
-      const [, username, ep, key, secret] = fields(text, parts.length === 5 ? 5 : 3, verb);
-      const msg: ClientMessage = {
-        type: verb,
-        username: checkUsername(username, verb),
-        endpoint: checkEndpoint(ep, verb),
-      };
-      if (parts.length === 5) {
+      const withExt = text.split(",").length === 5;
+      const [key, secret] = fields(text, withExt ? 5 : 3, verb).slice(3);
+      const msg: ClientMessage = { type: verb, ...nameAndEndpoint(text, verb) };
+      if (withExt) {
         msg.ext = {
           key: checkPattern(key, KEY_PATTERN, verb, "key"),
           secret: checkPattern(secret, SECRET_PATTERN, verb, "secret"),
@@ -269,14 +261,9 @@ export function parseClientMessage(text: string): ClientMessage {
       }
       return msg;
     }
-    case "logout": {
-      const [, username, ep] = fields(text, 3, verb);
-      return {
-        type: verb,
-        username: checkUsername(username, verb),
-        endpoint: checkEndpoint(ep, verb),
-      };
-    }
+    case "logout":
+      fields(text, 3, verb);
+      return { type: verb, ...nameAndEndpoint(text, verb) };
     case "heartbeat": {
       const parts = text.split(",");
       const [, username, secret] = fields(text, parts.length === 3 ? 3 : 2, verb);
@@ -294,8 +281,8 @@ export function parseClientMessage(text: string): ClientMessage {
     }
     case "whoami": {
       // `whoami` or `whoami,<padding>`: the padding makes the request as long as the answer.
-      const [, padding] = fields(text, text.includes(",") ? 2 : 1, verb);
-      if (text.length > MAX_WHOAMI || (padding !== undefined && !/^[!-~]*$/.test(padding))) {
+      fields(text, text.includes(",") ? 2 : 1, verb);
+      if (!isWhoamiRequest(text)) {
         throw new SeedProtocolError(
           `Cannot parse whoami: padding must be printable ASCII, ${MAX_WHOAMI} bytes in all at most`,
         );
@@ -326,8 +313,7 @@ export function encodeClientMessage(msg: ClientMessage): string {
     case "connect":
       return `connect,${msg.username},${msg.target}`;
     case "whoami":
-      // Padded to the longest answer (`You,[IPv6]:port`): see MAX_WHOAMI.
-      return "whoami," + "-".repeat(MAX_WHOAMI - "whoami,".length);
+      return WHOAMI_REQUEST; // padded: see MAX_WHOAMI
     case "nat":
       return `nat,${msg.username},${msg.nat}`;
   }
@@ -412,14 +398,9 @@ export function parseServerMessage(text: string): ServerMessage {
     case "Error":
       return { type: "error", reason: rest };
     case "login":
-    case "logout": {
-      const [, username, ep] = fields(text, 3, verb);
-      return {
-        type: verb,
-        username: checkUsername(username, verb),
-        endpoint: checkEndpoint(ep, verb),
-      };
-    }
+    case "logout":
+      fields(text, 3, verb);
+      return { type: verb, ...nameAndEndpoint(text, verb) };
     case "Alive": {
       const [, ep, version] = fields(text, text.split(",").length === 3 ? 3 : 2, verb);
       const msg: ServerMessage = { type: "alive", endpoint: checkEndpoint(ep, verb) };

@@ -11,7 +11,7 @@
  */
 import process from "node:process";
 import readline from "node:readline";
-import type { PeerEvent } from "../events.ts";
+import type { PeerEvent } from "../peer/events.ts";
 import type { Endpoint } from "../protocol/endpoint.ts";
 import { Peer } from "../peer.ts";
 import { COMMAND_HELP, parseCommand } from "./commands.ts";

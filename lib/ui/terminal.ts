@@ -13,7 +13,7 @@
 import process from "node:process";
 import type readline from "node:readline";
 import { styleText } from "node:util";
-import type { PeerEvent } from "../events.ts";
+import type { PeerEvent } from "../peer/events.ts";
 import { COMMAND_HELP } from "./commands.ts";
 
 /** Shows a peer's events and the help text. */

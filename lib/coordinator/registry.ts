@@ -1,0 +1,453 @@
+/**
+ * Who is online: admission, ownership of names, liveness and the online list — plain state with
+ * an injected clock, no sockets, so it can be tested without time passing.
+ *
+ * A login starts *pending*. It becomes *online* when the same IP address fetches the online
+ * list over TCP (the seed's step 3), which proves the client can receive at the address it
+ * logged in from: a forged login from someone else's address never gets that far, so the
+ * coordinator never broadcasts it. Online users that stay silent longer than the peer timeout
+ * expire. Every operation costs time in proportion to the users it concerns, not to everyone
+ * online, so that a large community stays cheap; the encoded list is kept up to date as users
+ * come and go rather than rebuilt for every fetch, and so is the count of seed-only users per IP
+ * address ({@linkcode Registry.hasSeedOnlyAt}: the list service appends its presence version
+ * only where no seed-only client could read it).
+ *
+ * @example
+ * ```ts
+ * let t = 0;
+ * const reg = new Registry({ now: () => t, peerTimeoutMs: 45_000 });
+ * reg.login("alice", { host: "10.0.0.2", port: 4000 }, { host: "192.0.2.1", port: 4000 });
+ * reg.admitFrom("192.0.2.1"); // { admitted: [alice], refused: [] }: now online
+ * t = 50_000;
+ * reg.expire(); // { expired: [alice], abandoned: [] }
+ * ```
+ * @module
+ */
+import { type Endpoint, formatEndpoint, sameEndpoint } from "../protocol/endpoint.ts";
+import { encodeList } from "../protocol/seed.ts";
+import type { NatKind } from "../protocol/whoami.ts";
+
+/** One user the coordinator knows. */
+export interface User {
+  name: string;
+  /** The endpoint the client said it has (`localIPEndPoint`): useful to peers on its LAN. */
+  claimed: Endpoint;
+  /** The endpoint the coordinator saw the login come from: its NAT's public mapping. */
+  observed: Endpoint;
+  state: "pending" | "online";
+  /** When the user was last heard from (clock ms). */
+  lastSeen: number;
+  /** When the login arrived (clock ms). */
+  since: number;
+  /** Public key (base64url) of a client that speaks our extensions; seed-only clients have none. */
+  key?: string;
+  /** Per-process secret that lets the client keep its name when its NAT mapping changes. */
+  secret?: string;
+  /** The kind of NAT the client reported (`nat`), passed on in introductions. */
+  nat?: NatKind;
+  /**
+   * The presence version its online list was written at when it was admitted (set by the
+   * coordinator): it has every presence change up to this one.
+   */
+  listVersion?: number;
+}
+
+/** Outcome of {@linkcode Registry.login}. */
+export type LoginResult =
+  | {
+    kind: "pending";
+    user: User;
+    /** The oldest pending login, forgotten to make room (the pending limit was reached). */
+    evicted?: User;
+  }
+  | { kind: "refreshed"; user: User }
+  | { kind: "rebound"; user: User; previous: Endpoint }
+  | { kind: "rejected"; reason: string };
+
+/** Outcome of {@linkcode Registry.logout}. */
+export type LogoutResult =
+  | { kind: "removed"; user: User }
+  | { kind: "forged"; owner: User }
+  | { kind: "unknown" };
+
+/** Options for {@linkcode Registry}. */
+export interface RegistryOptions {
+  /** Clock in milliseconds. */
+  now: () => number;
+  /** An online user silent this long is dropped. */
+  peerTimeoutMs: number;
+  /** A pending login not confirmed by a list fetch within this long is forgotten. Default 10 s. */
+  pendingTimeoutMs?: number;
+  /** Most users online at once. Default 20,000. */
+  maxUsers?: number;
+  /** Most pending logins at once; beyond, the oldest is forgotten. Default 4,096. */
+  maxPending?: number;
+}
+
+const encoder = new TextEncoder();
+const FULL = "the server is full";
+
+/**
+ * About this many bytes of the list are kept together (a part): a leave or a move re-encodes the
+ * part it is in, not the whole list, so that churn among ten thousand users does not copy a
+ * 300 KB list for every fetch; a fetch writes the parts one after another.
+ */
+const PART_BYTES = 32 * 1024;
+/** Room for any one entry: a 32-character name of 4-byte characters and an IPv6 endpoint. */
+const MAX_ENTRY_BYTES = 256;
+
+/** Online users that are consecutive in the list, and their encoded entries. */
+interface ListPart {
+  users: User[];
+  /** The entries are `bytes[0, length)`; bytes past `length` are room for more. */
+  bytes: Uint8Array;
+  length: number;
+  /** A user left or moved: re-encoded (into fresh bytes) before the list is next read. */
+  stale: boolean;
+}
+
+/** One user's `name,endpoint;` in the list, as the seed codec writes it. */
+function entryText(user: User): string {
+  return encodeList([{ username: user.name, endpoint: user.observed }]).slice(0, -"end".length);
+}
+
+/** Online users and pending logins, keyed by name. */
+export class Registry {
+  readonly #users = new Map<string, User>();
+  /** Online users, in order of admission: the order of the list. */
+  readonly #online = new Map<string, User>();
+  /** Pending logins, oldest first. */
+  readonly #pending = new Set<User>();
+  /** Pending logins by observed IP address, for admission. */
+  readonly #pendingByHost = new Map<string, Set<User>>();
+  /** Name by observed endpoint, to tell who sent a datagram (the relay needs it). */
+  readonly #at = new Map<string, string>();
+  /** Seed-only users (no key), pending or online, by observed IP address: how many. */
+  readonly #seedOnlyByHost = new Map<string, number>();
+  readonly #now: () => number;
+  readonly #peerTimeoutMs: number;
+  readonly #pendingTimeoutMs: number;
+  readonly #maxUsers: number;
+  readonly #maxPending: number;
+  /** The encoded list (without `end`), in parts; see {@linkcode listParts}. */
+  #parts: ListPart[] = [];
+  readonly #partOf = new Map<User, ListPart>();
+  /** Some part is stale. */
+  #listStale = false;
+
+  constructor(options: RegistryOptions) {
+    this.#now = options.now;
+    this.#peerTimeoutMs = options.peerTimeoutMs;
+    this.#pendingTimeoutMs = options.pendingTimeoutMs ?? 10_000;
+    this.#maxUsers = options.maxUsers ?? 20_000;
+    this.#maxPending = options.maxPending ?? 4_096;
+  }
+
+  /** Number of users, pending and online. */
+  get size(): number {
+    return this.#users.size;
+  }
+
+  /** Number of online users. */
+  get onlineCount(): number {
+    return this.#online.size;
+  }
+
+  /** Number of pending logins. */
+  get pendingCount(): number {
+    return this.#pending.size;
+  }
+
+  /** The user with this name, pending or online. */
+  get(name: string): User | undefined {
+    return this.#users.get(name);
+  }
+
+  /** The user (pending or online) whose observed endpoint this is. */
+  at(endpoint: Endpoint): User | undefined {
+    const name = this.#at.get(formatEndpoint(endpoint));
+    return name === undefined ? undefined : this.#users.get(name);
+  }
+
+  /** Online users, in order of admission. */
+  online(): User[] {
+    return [...this.#online.values()];
+  }
+
+  /**
+   * Whether a seed-only user (one that logged in without a key), pending or online, has this
+   * observed IP address. Costs one lookup: the counts are kept up to date as users come, go,
+   * move and get a key.
+   */
+  hasSeedOnlyAt(ip: string): boolean {
+    return this.#seedOnlyByHost.has(ip);
+  }
+
+  /** Counts `user` in (`+1`) or out (`-1`) of the seed-only users at its IP, if it is one. */
+  #countSeedOnly(user: User, delta: 1 | -1): void {
+    if (user.key !== undefined) return;
+    const host = user.observed.host;
+    const n = (this.#seedOnlyByHost.get(host) ?? 0) + delta;
+    if (n > 0) this.#seedOnlyByHost.set(host, n);
+    else this.#seedOnlyByHost.delete(host);
+  }
+
+  /**
+   * The online list as the seed's TCP service sends it (`name,endpoint;` for each online user,
+   * in order of admission), without the final `end`, in parts to be written one after another.
+   * The returned bytes are never modified afterwards, so they may be handed to a socket that
+   * writes them later.
+   */
+  listParts(): Uint8Array[] {
+    if (this.#listStale) this.#refreshList();
+    return this.#parts.map((part) => part.bytes.subarray(0, part.length));
+  }
+
+  /**
+   * Re-encodes the stale parts into fresh bytes (bytes handed out stay as they were), each one
+   * merged into the part before it when both fit in one, so that leaves do not leave the list in
+   * ever more, ever smaller parts.
+   */
+  #refreshList(): void {
+    const parts: ListPart[] = [];
+    for (const part of this.#parts) {
+      if (!part.stale) {
+        parts.push(part);
+        continue;
+      }
+      const text = part.users.map(entryText).join("");
+      const before = parts.at(-1);
+      if (before !== undefined && before.length + text.length <= PART_BYTES) {
+        parts[parts.length - 1] = this.#encodePart([...before.users, ...part.users]);
+      } else if (part.users.length > 0) {
+        parts.push(this.#encodePart(part.users, text));
+      }
+    }
+    this.#parts = parts;
+    this.#listStale = false;
+  }
+
+  /** A part holding `users`' entries, with room to append more. */
+  #encodePart(users: User[], text = users.map(entryText).join("")): ListPart {
+    // Up to 3 bytes for each UTF-16 unit of the text.
+    const bytes = new Uint8Array(Math.max(PART_BYTES, 3 * text.length) + MAX_ENTRY_BYTES);
+    const { written } = encoder.encodeInto(text, bytes);
+    const part: ListPart = { users, bytes, length: written, stale: false };
+    for (const user of users) this.#partOf.set(user, part);
+    return part;
+  }
+
+  #appendToList(user: User): void {
+    let last = this.#parts.at(-1);
+    if (last === undefined || last.length >= PART_BYTES) {
+      const bytes = new Uint8Array(PART_BYTES + MAX_ENTRY_BYTES);
+      last = { users: [], bytes, length: 0, stale: false };
+      this.#parts.push(last);
+    }
+    last.users.push(user);
+    this.#partOf.set(user, last);
+    // Appending writes past every body handed out so far, so none of them changes.
+    if (!last.stale) {
+      const room = last.bytes.subarray(last.length);
+      last.length += encoder.encodeInto(entryText(user), room).written;
+    }
+  }
+
+  /** An online user's entry changed (or went, `leaving`): its part is re-encoded before use. */
+  #touchList(user: User, leaving: boolean): void {
+    const part = this.#partOf.get(user)!;
+    if (leaving) {
+      part.users.splice(part.users.indexOf(user), 1);
+      this.#partOf.delete(user);
+    }
+    part.stale = true;
+    this.#listStale = true;
+  }
+
+  #move(user: User, to: Endpoint): void {
+    this.#at.delete(formatEndpoint(user.observed));
+    this.#countSeedOnly(user, -1);
+    user.observed = to;
+    this.#countSeedOnly(user, 1);
+    this.#at.set(formatEndpoint(to), user.name);
+    if (user.state === "online") this.#touchList(user, false);
+  }
+
+  #unpend(user: User): void {
+    this.#pending.delete(user);
+    const set = this.#pendingByHost.get(user.observed.host);
+    set?.delete(user);
+    if (set?.size === 0) this.#pendingByHost.delete(user.observed.host);
+  }
+
+  #delete(user: User): void {
+    this.#users.delete(user.name);
+    this.#countSeedOnly(user, -1);
+    if (this.#at.get(formatEndpoint(user.observed)) === user.name) {
+      this.#at.delete(formatEndpoint(user.observed));
+    }
+    if (user.state === "pending") {
+      this.#unpend(user);
+    } else {
+      this.#online.delete(user.name);
+      this.#touchList(user, true);
+    }
+  }
+
+  /**
+   * Records a login. A name held from another endpoint is rejected — unless the login carries the
+   * holder's secret: then its NAT mapping changed and the name moves to the new endpoint
+   * (`rebound`). The same endpoint logging in again refreshes its entry (a client that lost the
+   * `Accept` retries). A new name is refused when the server is full; when too many logins are
+   * pending, the oldest is forgotten to make room (`evicted`): a flood of forged logins can then
+   * delay, but not lock out, the clients that do fetch their list.
+   */
+  login(
+    name: string,
+    claimed: Endpoint,
+    observed: Endpoint,
+    ext?: { key: string; secret: string },
+  ): LoginResult {
+    const now = this.#now();
+    const existing = this.#users.get(name);
+    if (existing) {
+      const rebind = !sameEndpoint(existing.observed, observed);
+      if (rebind && (ext === undefined || existing.secret !== ext.secret)) {
+        return { kind: "rejected", reason: `name "${name}" is already in use` };
+      }
+      const previous = existing.observed;
+      existing.claimed = claimed;
+      if (rebind) {
+        if (existing.state === "pending") this.#unpend(existing);
+        this.#move(existing, observed);
+        if (existing.state === "pending") this.#addPending(existing);
+      }
+      existing.lastSeen = now;
+      if (ext) {
+        this.#countSeedOnly(existing, -1); // a seed-only user that now brings a key
+        existing.key = ext.key;
+      }
+      return rebind
+        ? { kind: "rebound", user: existing, previous }
+        : { kind: "refreshed", user: existing };
+    }
+    if (this.#online.size >= this.#maxUsers) return { kind: "rejected", reason: FULL };
+    let evicted: User | undefined;
+    if (this.#pending.size >= this.#maxPending) {
+      evicted = this.#pending.values().next().value!;
+      this.#delete(evicted);
+    }
+    const user: User = {
+      name,
+      claimed,
+      observed,
+      state: "pending",
+      lastSeen: now,
+      since: now,
+      ...ext,
+    };
+    this.#users.set(name, user);
+    this.#at.set(formatEndpoint(observed), name);
+    this.#countSeedOnly(user, 1);
+    this.#addPending(user);
+    return evicted ? { kind: "pending", user, evicted } : { kind: "pending", user };
+  }
+
+  #addPending(user: User): void {
+    this.#pending.add(user);
+    let set = this.#pendingByHost.get(user.observed.host);
+    if (set === undefined) this.#pendingByHost.set(user.observed.host, set = new Set());
+    set.add(user);
+  }
+
+  /**
+   * Marks every pending login from this IP address online (its client fetched the list over TCP
+   * from there) and returns them (`admitted`), in order of login. Logins that find the server
+   * full are forgotten instead (`refused`).
+   */
+  admitFrom(ip: string): { admitted: User[]; refused: User[] } {
+    const admitted: User[] = [];
+    const refused: User[] = [];
+    for (const user of this.#pendingByHost.get(ip) ?? []) {
+      if (this.#online.size >= this.#maxUsers) {
+        refused.push(user);
+        this.#delete(user);
+        continue;
+      }
+      this.#unpend(user);
+      user.state = "online";
+      user.lastSeen = this.#now();
+      this.#online.set(user.name, user);
+      this.#appendToList(user);
+      admitted.push(user);
+    }
+    return { admitted, refused };
+  }
+
+  /** Removes a user, but only when the logout comes from the endpoint that owns the name. */
+  logout(name: string, observed: Endpoint): LogoutResult {
+    const user = this.#users.get(name);
+    if (!user) return { kind: "unknown" };
+    if (!sameEndpoint(user.observed, observed)) return { kind: "forged", owner: user };
+    this.#delete(user);
+    return { kind: "removed", user };
+  }
+
+  /**
+   * Records a heartbeat. Returns the user when `name` is held by `observed`, `undefined`
+   * otherwise (unknown name, or someone else's: a heartbeat cannot keep another user alive).
+   * A heartbeat with the holder's secret from a new endpoint moves the name there and says so
+   * in `previous` (the client's NAT mapping changed).
+   */
+  heartbeat(
+    name: string,
+    observed: Endpoint,
+    secret?: string,
+  ): { user: User; previous?: Endpoint } | undefined {
+    const user = this.#users.get(name);
+    if (!user) return undefined;
+    let previous: Endpoint | undefined;
+    if (!sameEndpoint(user.observed, observed)) {
+      if (secret === undefined || user.secret !== secret) return undefined;
+      previous = user.observed;
+      if (user.state === "pending") this.#unpend(user);
+      this.#move(user, observed);
+      if (user.state === "pending") this.#addPending(user);
+    }
+    user.lastSeen = this.#now();
+    return { user, previous };
+  }
+
+  /**
+   * Drops online users silent for longer than the peer timeout (`expired`) and pending logins
+   * never confirmed (`abandoned`).
+   */
+  expire(): { expired: User[]; abandoned: User[] } {
+    const now = this.#now();
+    const expired: User[] = [];
+    const abandoned: User[] = [];
+    for (const user of this.#online.values()) {
+      if (now - user.lastSeen > this.#peerTimeoutMs) expired.push(user);
+    }
+    for (const user of this.#pending) {
+      if (now - user.lastSeen > this.#pendingTimeoutMs) abandoned.push(user);
+    }
+    for (const user of [...expired, ...abandoned]) this.#delete(user);
+    return { expired, abandoned };
+  }
+
+  /** Removes everyone (server shutdown) and returns the users that were online. */
+  clear(): User[] {
+    const online = this.online();
+    this.#users.clear();
+    this.#online.clear();
+    this.#pending.clear();
+    this.#pendingByHost.clear();
+    this.#at.clear();
+    this.#seedOnlyByHost.clear();
+    this.#parts = [];
+    this.#partOf.clear();
+    this.#listStale = false;
+    return online;
+  }
+}

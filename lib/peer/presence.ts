@@ -1,0 +1,444 @@
+/**
+ * The client's side of the coordinator protocol: log in (UDP `login` → `Accept`, then the TCP
+ * list), keep the online list current from the presence broadcasts, send heartbeats,
+ * log in again when the coordinator has forgotten us, and log out.
+ *
+ * Presence datagrams can be lost. A coordinator that numbers its changes says in each `Alive`
+ * which version it has sent us; when our list ({@linkcode PresenceView}) is still short of it a
+ * second later, we fetch the list again over TCP (a resync, without logging in again).
+ *
+ * It does not own the UDP socket: the peer shares one socket between the coordinator and the
+ * other peers (NAT traversal relies on that), and passes the coordinator's datagrams here.
+ *
+ * @example
+ * ```ts
+ * const presence = new Presence({ send, server, username: "alice", claimed, keepaliveMs: 10_000,
+ *   onOnline: (name, ep) => {}, onOffline: (name) => {} });
+ * const { observed } = await presence.login();
+ * // Each datagram from the coordinator, parsed line by line:
+ * presence.handleDatagram([
+ *   { type: "presence", from: 4, to: 5 },
+ *   { type: "online", username: "carol", endpoint: { host: "192.0.2.7", port: 4000 } },
+ * ]);
+ * ```
+ * @module
+ */
+import { Buffer } from "node:buffer";
+import net from "node:net";
+import { type Endpoint, formatEndpoint } from "../protocol/endpoint.ts";
+import {
+  type ClientMessage,
+  encodeClientMessage,
+  type ListEntry,
+  type LoginExtension,
+  type OnlineList,
+  parseOnlineList,
+  SeedProtocolError,
+  type ServerMessage,
+} from "../protocol/seed.ts";
+import type { NatKind } from "../protocol/whoami.ts";
+import { PresenceView } from "./presence_view.ts";
+
+/** Options for {@linkcode Presence}. */
+export interface PresenceOptions {
+  /** Sends a datagram from the shared socket. */
+  send: (data: Uint8Array, to: Endpoint) => void;
+  server: Endpoint;
+  username: string;
+  /** Our local endpoint, as claimed in `login`. */
+  claimed: Endpoint;
+  /** Heartbeat interval. */
+  keepaliveMs: number;
+  onOnline: (username: string, endpoint: Endpoint) => void;
+  onOffline: (username: string) => void;
+  /** Reports trouble that does not stop the client (e.g. a failed re-login). */
+  onError?: (message: string) => void;
+  /** Our key and secret, for a coordinator that speaks our extensions. */
+  ext?: LoginExtension;
+  /** Messages that are not about presence (introductions…). */
+  onOther?: (msg: ServerMessage) => void;
+  /**
+   * The coordinator stopped answering (`lost`: nothing heard for 2.5 heartbeat intervals), or
+   * answers again and we are logged in once more (`back`). Chats on direct paths go on meanwhile.
+   */
+  onCoordinator?: (state: "lost" | "back") => void;
+  /** How long to wait for `Accept` before sending `login` again; default 1 s. */
+  retryMs?: number;
+  /** How many times to send `login` before giving up; default 5. */
+  attempts?: number;
+}
+
+/** Thrown by {@linkcode Presence.login} when the coordinator refuses or cannot be reached. */
+export class LoginError extends Error {
+  override name = "LoginError";
+}
+
+const encoder = new TextEncoder();
+
+/** How long we may be behind the `Alive` version before fetching the list again (reordering). */
+const RESYNC_GRACE_MS = 1000;
+/**
+ * How long an honest coordinator may take to confirm (in `Alive`) a version it has sent us, at
+ * least: a flush is sent in a few seconds even to 10,000 users. Twice the heartbeat if longer.
+ */
+const CONFIRM_MS = 5000;
+
+/** Presence tracking against one coordinator. */
+export class Presence {
+  readonly #o: PresenceOptions;
+  readonly #view: PresenceView;
+  #observed: Endpoint | undefined;
+  #heartbeat: ReturnType<typeof setInterval> | undefined;
+  #waiter: ((msg: ServerMessage) => boolean) | undefined;
+  #relogin: Promise<void> | undefined;
+  #closed = false;
+  #lastHeard = 0;
+  #lost = false;
+  /** The list service's port (from the last `Accept`), for resyncs. */
+  #tcpPort: number | undefined;
+  /** Counts logins, so that a resync that straddles one is thrown away. */
+  #logins = 0;
+  #loggingIn = false;
+  /** Waiting to see whether we are still behind an `Alive`'s version. */
+  #grace: ReturnType<typeof setTimeout> | undefined;
+  /** The resync under way, to abort it when we log out. */
+  #resync: AbortController | undefined;
+  #lastResync = -Infinity;
+  /** The newest version we had heard of, and when: a later `Alive` must confirm it. */
+  #mark: { at: number; newest: number } | undefined;
+
+  constructor(options: PresenceOptions) {
+    this.#o = options;
+    this.#view = new PresenceView({
+      self: options.username,
+      onOnline: options.onOnline,
+      onOffline: options.onOffline,
+    });
+  }
+
+  /** Online users other than us, by name. */
+  get users(): ReadonlyMap<string, Endpoint> {
+    return this.#view.users;
+  }
+
+  /** Our endpoint as the coordinator sees it (known after login). */
+  get observed(): Endpoint | undefined {
+    return this.#observed;
+  }
+
+  /**
+   * Logs in and fetches the online list. Resolves with our observed endpoint and the list
+   * (without us); rejects with {@linkcode LoginError}.
+   */
+  async login(): Promise<{ observed: Endpoint; list: ListEntry[] }> {
+    this.#logins++;
+    this.#loggingIn = true;
+    // Versions from before this login may be another coordinator's (it restarted).
+    clearTimeout(this.#grace);
+    this.#grace = undefined;
+    this.#mark = undefined;
+    try {
+      const tcpPort = await this.#requestLogin();
+      this.#tcpPort = tcpPort;
+      // A fresh login: the coordinator may have restarted and count versions from 0 again.
+      // Broadcasts may overtake the list (UDP is faster than the TCP fetch): what they say while
+      // the list is on its way is newer than the list, so the view does not let the list undo it.
+      this.#view.reset();
+      const online = await fetchList({ host: this.#o.server.host, port: tcpPort });
+      // The list normally holds us (we are online once it is fetched); fall back to our claim.
+      this.#observed = this.#view.applyList(online) ?? this.#o.claimed;
+      const list = online.entries.filter((e) => e.username !== this.#o.username);
+      this.#startHeartbeat();
+      if (this.#lost) {
+        this.#lost = false;
+        this.#o.onCoordinator?.("back");
+      }
+      return { observed: this.#observed, list };
+    } finally {
+      this.#loggingIn = false;
+    }
+  }
+
+  /**
+   * Handles a datagram from the coordinator, its messages in order (one per line). Presence
+   * changes (`+`/`-` lines after a `Presence` header, or the seed's `login`/`logout`) are applied
+   * as one unit: the header's range tells which changes they are.
+   */
+  handleDatagram(messages: readonly ServerMessage[]): void {
+    this.#lastHeard = Date.now();
+    let open = false;
+    for (const [i, msg] of messages.entries()) {
+      const online = msg.type === "login" || msg.type === "online";
+      const offline = msg.type === "logout" || msg.type === "offline";
+      if (online || offline || (msg.type === "presence" && i === 0)) {
+        if (!open) this.#view.beginDatagram(msg.type === "presence" ? msg : undefined);
+        open = true;
+        if (online) this.#view.applyLine("login", msg.username, msg.endpoint);
+        else if (offline) this.#view.applyLine("logout", msg.username);
+      } else {
+        this.#handle(msg);
+      }
+    }
+    if (open) this.#view.endDatagram();
+  }
+
+  #handle(msg: ServerMessage): void {
+    if (this.#waiter?.(msg)) return;
+    switch (msg.type) {
+      case "alive":
+        this.#observed = msg.endpoint;
+        if (msg.version !== undefined) this.#checkVersion(msg.version);
+        return;
+      case "expired":
+        // The coordinator forgot us (it restarted, or we were silent too long): log in again.
+        if (msg.username === this.#o.username) this.#loginAgain();
+        return;
+      case "error":
+        this.#o.onError?.(`coordinator: ${msg.reason}`);
+        return;
+      case "bye":
+        // The coordinator is shutting down: it is lost until a login succeeds again (each
+        // heartbeat tick tries), and direct chats go on meanwhile.
+        if (!this.#lost) {
+          this.#lost = true;
+          this.#o.onCoordinator?.("lost");
+        }
+        return;
+      case "accept":
+      case "reject":
+        return; // a late answer to a login that has finished: nothing to do
+      case "presence":
+        return; // a header that is not its datagram's first line: malformed
+      default:
+        this.#o.onOther?.(msg);
+    }
+  }
+
+  /**
+   * The coordinator has sent us every change up to `version`. If we do not have them all, some
+   * may still be on their way (reordered): if a second later we still lack them, they were lost,
+   * and we fetch the list again.
+   */
+  #checkVersion(version: number): void {
+    this.#checkConfirmed(version);
+    // Versions forgotten (above): the list is all we can trust.
+    if (this.#view.mode === "waiting") return this.#resyncNow();
+    if (this.#grace !== undefined || !this.#view.behind(version)) return;
+    this.#grace = setTimeout(() => {
+      this.#grace = undefined;
+      if (this.#view.behind(version)) this.#resyncNow();
+    }, RESYNC_GRACE_MS);
+  }
+
+  /**
+   * A version we heard of a while ago that the coordinator still has not reached was never its
+   * own: a forged datagram (UDP source addresses can be spoofed) claimed it, and would otherwise
+   * make us ignore the real ones that follow. Forget every version; the list will be fetched again.
+   */
+  #checkConfirmed(version: number): void {
+    const now = Date.now();
+    const mark = this.#mark;
+    if (mark !== undefined && now - mark.at < Math.max(CONFIRM_MS, 2 * this.#o.keepaliveMs)) {
+      return;
+    }
+    if (mark !== undefined && version < mark.newest) {
+      this.#o.onError?.(
+        `presence version ${mark.newest} was never confirmed by the coordinator (it is at ` +
+          `${version}): fetching the online list again`,
+      );
+      this.#view.reset();
+    }
+    this.#mark = { at: now, newest: this.#view.newest };
+  }
+
+  /**
+   * Fetches the list again, without logging in: one at a time, at most one per heartbeat
+   * interval, never during a login. A failure waits for the next chance (the next `Alive`).
+   */
+  #resyncNow(): void {
+    const now = Date.now();
+    if (
+      this.#closed || this.#loggingIn || this.#resync || this.#tcpPort === undefined ||
+      now - this.#lastResync < this.#o.keepaliveMs
+    ) {
+      return;
+    }
+    this.#lastResync = now;
+    const logins = this.#logins;
+    const abort = new AbortController();
+    this.#resync = abort;
+    fetchList({ host: this.#o.server.host, port: this.#tcpPort }, { signal: abort.signal }).then(
+      (online) => {
+        // A login since then has its own list (and maybe another coordinator's versions).
+        if (this.#closed || logins !== this.#logins) return;
+        this.#observed = this.#view.applyList(online) ?? this.#observed;
+      },
+      () => {}, // the next Alive that shows us behind tries again
+    ).finally(() => this.#resync = undefined);
+  }
+
+  /** Tells the coordinator what kind of NAT we are behind, for later introductions. */
+  reportNat(nat: NatKind): void {
+    this.#sendMessage({ type: "nat", username: this.#o.username, nat });
+  }
+
+  /** Asks the coordinator to introduce us to `target`. */
+  connect(target: string): void {
+    this.#sendMessage({ type: "connect", username: this.#o.username, target });
+  }
+
+  /** Sends `logout` and stops heartbeats (and a resync under way). */
+  logout(): void {
+    this.#closed = true;
+    clearInterval(this.#heartbeat);
+    clearTimeout(this.#grace);
+    this.#resync?.abort();
+    this.#waiter = undefined;
+    this.#sendMessage({ type: "logout", username: this.#o.username, endpoint: this.#o.claimed });
+  }
+
+  #sendMessage(msg: ClientMessage): void {
+    this.#o.send(encoder.encode(encodeClientMessage(msg)), this.#o.server);
+  }
+
+  #startHeartbeat(): void {
+    clearInterval(this.#heartbeat);
+    this.#lastHeard = Date.now();
+    this.#heartbeat = setInterval(() => {
+      if (!this.#lost && Date.now() - this.#lastHeard > 2.5 * this.#o.keepaliveMs) {
+        this.#lost = true;
+        this.#o.onCoordinator?.("lost");
+      }
+      // While it is lost, keep trying to log in; it may have restarted and forgotten us.
+      if (this.#lost) this.#loginAgain();
+      this.#sendMessage({
+        type: "heartbeat",
+        username: this.#o.username,
+        secret: this.#o.ext?.secret,
+      });
+    }, this.#o.keepaliveMs);
+  }
+
+  #loginAgain(): void {
+    if (this.#relogin || this.#closed) return;
+    this.#relogin = this.login().then(
+      () => {},
+      (err) => this.#o.onError?.(`cannot log in again: ${err.message}`),
+    ).finally(() => this.#relogin = undefined);
+  }
+
+  /** Sends `login` until `Accept` (resolves with the TCP port) or `Reject`. */
+  #requestLogin(): Promise<number> {
+    const retryMs = this.#o.retryMs ?? 1000;
+    const attempts = this.#o.attempts ?? 5;
+    const login: ClientMessage = {
+      type: "login",
+      username: this.#o.username,
+      endpoint: this.#o.claimed,
+      ext: this.#o.ext,
+    };
+    return new Promise((resolve, reject) => {
+      let tries = 0;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const finish = () => {
+        clearTimeout(timer);
+        this.#waiter = undefined;
+      };
+      const attempt = () => {
+        if (this.#closed) {
+          finish();
+          return reject(new LoginError("Cannot log in: the client is shutting down"));
+        }
+        if (tries++ >= attempts) {
+          finish();
+          return reject(
+            new LoginError(
+              `Cannot log in: no answer from ${
+                formatEndpoint(this.#o.server)
+              } after ${attempts} tries`,
+            ),
+          );
+        }
+        this.#sendMessage(login);
+        timer = setTimeout(attempt, retryMs);
+      };
+      this.#waiter = (msg) => {
+        if (msg.type === "accept") {
+          finish();
+          resolve(msg.tcpPort);
+          return true;
+        }
+        if (msg.type === "reject" || msg.type === "error") {
+          finish();
+          reject(new LoginError(`Cannot log in: the coordinator says ${msg.reason}`));
+          return true;
+        }
+        return false;
+      };
+      attempt();
+    });
+  }
+}
+
+/** Longest online list we read (bytes); beyond that the coordinator is misbehaving. */
+const MAX_LIST_BYTES = 16 * 1024 * 1024;
+
+/** Options for {@linkcode fetchList}. */
+export interface FetchListOptions {
+  /** Give up when the connection is idle this long; default 5 s. */
+  timeoutMs?: number;
+  /** Gives up (rejecting with {@linkcode LoginError}) when aborted. */
+  signal?: AbortSignal;
+}
+
+/**
+ * Fetches the online list over TCP (seed step 3): everything the list service writes before it
+ * closes the connection, which is the list and, from a coordinator that numbers presence
+ * changes, its version after it. Rejects with {@linkcode LoginError}.
+ *
+ * @example
+ * ```ts
+ * const { entries, version } = await fetchList({ host: "127.0.0.1", port: 7000 });
+ * ```
+ */
+export function fetchList(at: Endpoint, options: FetchListOptions = {}): Promise<OnlineList> {
+  return new Promise((resolve, reject) => {
+    const { signal } = options;
+    if (signal?.aborted) {
+      return reject(new LoginError("Cannot fetch the online list: the client is shutting down"));
+    }
+    const chunks: Uint8Array[] = [];
+    let size = 0;
+    const socket = net.connect({ host: at.host, port: at.port });
+    const done = () => {
+      socket.destroy();
+      signal?.removeEventListener("abort", aborted);
+    };
+    const fail = (why: string) => {
+      done();
+      reject(new LoginError(`Cannot fetch the online list from ${formatEndpoint(at)}: ${why}`));
+    };
+    const aborted = () => fail("the client is shutting down");
+    signal?.addEventListener("abort", aborted);
+    socket.setTimeout(options.timeoutMs ?? 5000, () => fail("timed out"));
+    socket.on("error", (err: Error) => fail(err.message));
+    socket.on("data", (chunk: Uint8Array) => {
+      chunks.push(chunk);
+      size += chunk.length;
+      if (size > MAX_LIST_BYTES) fail("the list is too long");
+    });
+    // The list service closes the connection once the list (and its version) is written: only
+    // then is the version line known to be whole.
+    socket.on("end", () => {
+      done();
+      try {
+        resolve(parseOnlineList(new TextDecoder().decode(Buffer.concat(chunks))));
+      } catch (err) {
+        if (!(err instanceof SeedProtocolError)) throw err;
+        reject(
+          new LoginError(`Cannot fetch the online list from ${formatEndpoint(at)}: ${err.message}`),
+        );
+      }
+    });
+  });
+}

@@ -1,0 +1,448 @@
+import assert from "node:assert/strict";
+import type { Endpoint } from "../../lib/protocol/endpoint.ts";
+import { Registry, type RegistryOptions } from "../../lib/coordinator/registry.ts";
+import { prng } from "../support/prng.ts";
+
+const CLAIMED: Endpoint = { host: "10.0.0.2", port: 4000 };
+const ALICE: Endpoint = { host: "192.0.2.1", port: 4000 };
+const ALICE_OTHER_PORT: Endpoint = { host: "192.0.2.1", port: 4001 };
+const MALLORY: Endpoint = { host: "198.51.100.9", port: 4000 };
+const BOB: Endpoint = { host: "2001:db8::2", port: 5000 };
+
+/** A registry on a fake clock that the test moves by hand. */
+function setup(options: Partial<RegistryOptions> = {}): { reg: Registry; clock: { t: number } } {
+  const clock = { t: 1_000 };
+  const reg = new Registry({ now: () => clock.t, peerTimeoutMs: 45_000, ...options });
+  return { reg, clock };
+}
+
+function names(users: { name: string }[]): string[] {
+  return users.map((u) => u.name);
+}
+
+const NOBODY = { admitted: [], refused: [] };
+
+Deno.test("a login is pending until a list fetch from the same IP admits it", () => {
+  const { reg, clock } = setup();
+  const result = reg.login("alice", CLAIMED, ALICE);
+  assert.equal(result.kind, "pending");
+  assert.deepEqual(reg.get("alice"), {
+    name: "alice",
+    claimed: CLAIMED,
+    observed: ALICE,
+    state: "pending",
+    lastSeen: 1_000,
+    since: 1_000,
+  });
+  assert.equal(reg.size, 1);
+  assert.deepEqual(reg.online(), []);
+
+  assert.deepEqual(reg.admitFrom("203.0.113.1"), NOBODY); // another IP proves nothing
+  assert.deepEqual(reg.admitFrom("::ffff:192.0.2.1"), NOBODY); // exact address match only
+  assert.equal(reg.get("alice")?.state, "pending");
+
+  clock.t = 3_000;
+  // The TCP connection comes from another port of the same host (or NAT): the IP is what counts.
+  const { admitted } = reg.admitFrom("192.0.2.1");
+  assert.deepEqual(names(admitted), ["alice"]);
+  assert.equal(admitted[0].state, "online");
+  assert.equal(admitted[0].lastSeen, 3_000);
+  assert.equal(admitted[0].since, 1_000);
+  assert.deepEqual(names(reg.online()), ["alice"]);
+  // A second fetch admits nobody new: the broadcast must not repeat.
+  assert.deepEqual(reg.admitFrom("192.0.2.1"), NOBODY);
+});
+
+Deno.test("admitFrom admits every pending login from the IP, and only those", () => {
+  const { reg } = setup();
+  reg.login("alice", CLAIMED, ALICE);
+  reg.login("carol", CLAIMED, ALICE_OTHER_PORT); // a second client behind the same NAT
+  reg.login("bob", CLAIMED, BOB);
+  assert.deepEqual(names(reg.admitFrom("192.0.2.1").admitted), ["alice", "carol"]);
+  assert.equal(reg.get("bob")?.state, "pending");
+  assert.equal(reg.pendingCount, 1);
+  assert.deepEqual(names(reg.admitFrom("2001:db8::2").admitted), ["bob"]);
+  assert.equal(reg.pendingCount, 0);
+  assert.equal(reg.onlineCount, 3);
+  assert.deepEqual(names(reg.online()), ["alice", "carol", "bob"]);
+});
+
+Deno.test("a name held from another endpoint is rejected", () => {
+  const { reg } = setup();
+  reg.login("alice", CLAIMED, ALICE);
+  for (const from of [MALLORY, ALICE_OTHER_PORT]) {
+    assert.deepEqual(reg.login("alice", CLAIMED, from), {
+      kind: "rejected",
+      reason: 'name "alice" is already in use',
+    });
+  }
+  reg.admitFrom("192.0.2.1");
+  assert.deepEqual(reg.login("alice", { host: "10.9.9.9", port: 1 }, MALLORY), {
+    kind: "rejected",
+    reason: 'name "alice" is already in use',
+  });
+  assert.deepEqual(reg.get("alice")?.observed, ALICE);
+  assert.deepEqual(reg.get("alice")?.claimed, CLAIMED);
+  assert.equal(reg.size, 1);
+});
+
+Deno.test("a login again from the same endpoint refreshes the entry", () => {
+  const { reg, clock } = setup();
+  reg.login("alice", CLAIMED, ALICE);
+  clock.t = 2_000;
+  const pending = reg.login("alice", { host: "10.0.0.3", port: 4000 }, ALICE);
+  assert.equal(pending.kind, "refreshed");
+  assert.equal(reg.get("alice")?.state, "pending"); // still needs its list fetch
+  assert.deepEqual(reg.get("alice")?.claimed, { host: "10.0.0.3", port: 4000 });
+  assert.equal(reg.get("alice")?.lastSeen, 2_000);
+  assert.equal(reg.get("alice")?.since, 1_000);
+
+  reg.admitFrom("192.0.2.1");
+  clock.t = 5_000;
+  const online = reg.login("alice", CLAIMED, ALICE);
+  assert.equal(online.kind, "refreshed");
+  if (online.kind === "refreshed") assert.equal(online.user, reg.get("alice"));
+  assert.equal(reg.get("alice")?.state, "online"); // a lost Accept does not demote the user
+  assert.equal(reg.get("alice")?.lastSeen, 5_000);
+  assert.equal(reg.size, 1);
+});
+
+Deno.test("logout removes only when it comes from the owner", () => {
+  const { reg } = setup();
+  reg.login("alice", CLAIMED, ALICE);
+  reg.admitFrom("192.0.2.1");
+
+  const forged = reg.logout("alice", MALLORY);
+  assert.equal(forged.kind, "forged");
+  if (forged.kind === "forged") assert.deepEqual(forged.owner.observed, ALICE);
+  assert.equal(reg.logout("alice", ALICE_OTHER_PORT).kind, "forged");
+  assert.equal(reg.get("alice")?.state, "online");
+
+  assert.deepEqual(reg.logout("nobody", ALICE), { kind: "unknown" });
+
+  const removed = reg.logout("alice", ALICE);
+  assert.equal(removed.kind, "removed");
+  if (removed.kind === "removed") assert.equal(removed.user.state, "online");
+  assert.equal(reg.get("alice"), undefined);
+  assert.equal(reg.size, 0);
+  assert.deepEqual(reg.logout("alice", ALICE), { kind: "unknown" });
+  // The name is free again, for anyone.
+  assert.equal(reg.login("alice", CLAIMED, MALLORY).kind, "pending");
+});
+
+Deno.test("logout of a pending login reports it as pending", () => {
+  const { reg } = setup();
+  reg.login("alice", CLAIMED, ALICE);
+  const removed = reg.logout("alice", ALICE);
+  assert.equal(removed.kind, "removed");
+  // The coordinator broadcasts only online users' departures.
+  if (removed.kind === "removed") assert.equal(removed.user.state, "pending");
+});
+
+Deno.test("a heartbeat from anyone but the owner is ignored", () => {
+  const { reg, clock } = setup();
+  reg.login("alice", CLAIMED, ALICE);
+  reg.admitFrom("192.0.2.1");
+  clock.t = 30_000;
+  assert.equal(reg.heartbeat("alice", MALLORY), undefined);
+  assert.equal(reg.heartbeat("alice", ALICE_OTHER_PORT), undefined);
+  assert.equal(reg.heartbeat("nobody", ALICE), undefined);
+  assert.equal(reg.get("alice")?.lastSeen, 1_000);
+
+  // So Mallory's heartbeats cannot keep Alice alive past her timeout.
+  clock.t = 1_000 + 45_001;
+  assert.deepEqual(names(reg.expire().expired), ["alice"]);
+});
+
+Deno.test("a heartbeat from the owner keeps the user online", () => {
+  const { reg, clock } = setup();
+  reg.login("alice", CLAIMED, ALICE);
+  reg.admitFrom("192.0.2.1");
+  for (let t = 10_000; t <= 200_000; t += 10_000) {
+    clock.t = t;
+    const user = reg.heartbeat("alice", ALICE)?.user;
+    assert.equal(user?.name, "alice");
+    assert.equal(user?.lastSeen, t);
+    assert.deepEqual(reg.expire(), { expired: [], abandoned: [] });
+  }
+  assert.deepEqual(names(reg.online()), ["alice"]);
+});
+
+Deno.test("silent online users expire after the peer timeout, not before", () => {
+  const { reg, clock } = setup();
+  reg.login("alice", CLAIMED, ALICE);
+  reg.login("bob", CLAIMED, BOB);
+  reg.admitFrom("192.0.2.1");
+  reg.admitFrom("2001:db8::2");
+  clock.t = 21_000;
+  reg.heartbeat("bob", BOB);
+
+  clock.t = 1_000 + 45_000; // exactly the timeout: still alive
+  assert.deepEqual(reg.expire(), { expired: [], abandoned: [] });
+  clock.t = 1_000 + 45_001;
+  const { expired, abandoned } = reg.expire();
+  assert.deepEqual(names(expired), ["alice"]);
+  assert.equal(expired[0].state, "online");
+  assert.deepEqual(abandoned, []);
+  assert.equal(reg.get("alice"), undefined);
+  assert.deepEqual(names(reg.online()), ["bob"]);
+
+  clock.t = 21_000 + 45_001;
+  assert.deepEqual(names(reg.expire().expired), ["bob"]);
+  assert.equal(reg.size, 0);
+});
+
+Deno.test("pending logins never confirmed are abandoned after the pending timeout", () => {
+  const { reg, clock } = setup({ pendingTimeoutMs: 5_000 });
+  reg.login("forged", CLAIMED, MALLORY); // never fetches the list: never online, never broadcast
+  reg.login("alice", CLAIMED, ALICE);
+  clock.t = 3_000;
+  reg.admitFrom("192.0.2.1");
+
+  clock.t = 1_000 + 5_000;
+  assert.deepEqual(reg.expire(), { expired: [], abandoned: [] });
+  clock.t = 1_000 + 5_001;
+  const { expired, abandoned } = reg.expire();
+  assert.deepEqual(expired, []);
+  assert.deepEqual(names(abandoned), ["forged"]);
+  assert.equal(reg.get("forged"), undefined);
+  assert.deepEqual(names(reg.online()), ["alice"]); // online users use the peer timeout
+  // The abandoned name is free again.
+  assert.equal(reg.login("forged", CLAIMED, ALICE).kind, "pending");
+});
+
+Deno.test("the pending timeout defaults to 10 s", () => {
+  const { reg, clock } = setup();
+  reg.login("alice", CLAIMED, ALICE);
+  clock.t = 1_000 + 10_000;
+  assert.deepEqual(reg.expire().abandoned, []);
+  clock.t = 1_000 + 10_001;
+  assert.deepEqual(names(reg.expire().abandoned), ["alice"]);
+});
+
+Deno.test("maxUsers caps online users; a login finding the server full is refused", () => {
+  const { reg } = setup({ maxUsers: 2 });
+  assert.equal(reg.login("a", CLAIMED, ALICE).kind, "pending");
+  reg.admitFrom("192.0.2.1");
+  assert.equal(reg.login("b", CLAIMED, BOB).kind, "pending");
+  // Pending logins do not count: the server is not full yet.
+  assert.equal(reg.login("c", CLAIMED, MALLORY).kind, "pending");
+  reg.admitFrom("2001:db8::2");
+  assert.deepEqual(reg.login("d", CLAIMED, { host: "203.0.113.4", port: 1 }), {
+    kind: "rejected",
+    reason: "the server is full",
+  });
+  assert.equal(reg.get("d"), undefined);
+  // A pending login admitted once the server is full is forgotten, not admitted.
+  const { admitted, refused } = reg.admitFrom("198.51.100.9");
+  assert.deepEqual(admitted, []);
+  assert.deepEqual(names(refused), ["c"]);
+  assert.equal(reg.get("c"), undefined);
+  // Users already in may still refresh; a taken name is reported as taken, not as full.
+  assert.equal(reg.login("a", CLAIMED, ALICE).kind, "refreshed");
+  assert.deepEqual(reg.login("b", CLAIMED, MALLORY), {
+    kind: "rejected",
+    reason: 'name "b" is already in use',
+  });
+  reg.logout("b", BOB);
+  assert.equal(reg.login("c", CLAIMED, MALLORY).kind, "pending");
+});
+
+Deno.test("the default maxUsers is 20,000", () => {
+  const { reg } = setup();
+  for (let i = 0; i < 20_000; i++) {
+    reg.login(`u${i}`, CLAIMED, { host: `10.${i >> 8}.${i & 255}.1`, port: 1 });
+    reg.admitFrom(`10.${i >> 8}.${i & 255}.1`);
+  }
+  assert.equal(reg.onlineCount, 20_000);
+  assert.deepEqual(reg.login("one more", CLAIMED, MALLORY), {
+    kind: "rejected",
+    reason: "the server is full",
+  });
+});
+
+Deno.test("beyond maxPending the oldest pending login is forgotten, never an online user", () => {
+  const { reg } = setup({ maxPending: 3 });
+  reg.login("alice", CLAIMED, ALICE);
+  reg.admitFrom("192.0.2.1");
+  for (const i of [1, 2, 3]) {
+    assert.equal(reg.login(`f${i}`, CLAIMED, { host: `203.0.113.${i}`, port: 9 }).kind, "pending");
+  }
+  const result = reg.login("bob", CLAIMED, BOB);
+  assert.equal(result.kind, "pending");
+  assert.equal(result.kind === "pending" && result.evicted?.name, "f1");
+  assert.equal(reg.get("f1"), undefined);
+  assert.equal(reg.pendingCount, 3);
+  // The evicted login's address admits nobody; the others still can be admitted.
+  assert.deepEqual(reg.admitFrom("203.0.113.1"), NOBODY);
+  assert.deepEqual(names(reg.admitFrom("2001:db8::2").admitted), ["bob"]);
+  assert.deepEqual(names(reg.online()), ["alice", "bob"]);
+});
+
+Deno.test("online() is in order of admission and clear() empties the registry", () => {
+  const { reg } = setup();
+  reg.login("carol", CLAIMED, BOB);
+  reg.login("alice", CLAIMED, ALICE);
+  reg.login("pending", CLAIMED, MALLORY);
+  reg.admitFrom("192.0.2.1");
+  reg.admitFrom("2001:db8::2");
+  assert.deepEqual(names(reg.online()), ["alice", "carol"]);
+  assert.deepEqual(names(reg.clear()), ["alice", "carol"]);
+  assert.equal(reg.size, 0);
+  assert.equal(reg.pendingCount, 0);
+  assert.deepEqual(reg.online(), []);
+  assert.equal(reg.get("pending"), undefined);
+  assert.equal(text(reg.listParts()), "");
+});
+
+function text(parts: Uint8Array[]): string {
+  return parts.map((part) => new TextDecoder().decode(part)).join("");
+}
+
+Deno.test("listParts follows joins, leaves and moves, and never changes bytes it handed out", () => {
+  const { reg } = setup();
+  const ext = { key: "k".repeat(43), secret: "s".repeat(22) };
+  assert.equal(text(reg.listParts()), "");
+  reg.login("alice", CLAIMED, ALICE, ext);
+  reg.admitFrom("192.0.2.1");
+  const first = reg.listParts();
+  assert.equal(text(first), "alice,192.0.2.1:4000;");
+  reg.login("bob", CLAIMED, BOB);
+  assert.equal(text(reg.listParts()), "alice,192.0.2.1:4000;", "pending users are not listed");
+  reg.admitFrom("2001:db8::2");
+  const second = reg.listParts();
+  assert.equal(text(second), "alice,192.0.2.1:4000;bob,[2001:db8::2]:5000;");
+  // Many joins grow the buffer; what was handed out stays intact.
+  for (let i = 0; i < 500; i++) {
+    reg.login(`u${i}`, CLAIMED, { host: "203.0.113.5", port: 1000 + i });
+  }
+  reg.admitFrom("203.0.113.5");
+  const big = text(reg.listParts());
+  assert.equal(big.split(";").length - 1, 502);
+  assert.ok(big.endsWith("u499,203.0.113.5:1499;"));
+  assert.equal(text(first), "alice,192.0.2.1:4000;");
+  assert.equal(text(second), "alice,192.0.2.1:4000;bob,[2001:db8::2]:5000;");
+  // A move changes the entry in place; a logout removes it.
+  reg.heartbeat("alice", ALICE_OTHER_PORT, ext.secret);
+  reg.logout("bob", BOB);
+  for (let i = 0; i < 500; i++) reg.logout(`u${i}`, { host: "203.0.113.5", port: 1000 + i });
+  assert.equal(text(reg.listParts()), "alice,192.0.2.1:4001;");
+  assert.equal(text(second), "alice,192.0.2.1:4000;bob,[2001:db8::2]:5000;");
+  // The body is exactly what the codec's list holds, without its "end".
+  reg.login("张伟", CLAIMED, MALLORY);
+  reg.admitFrom("198.51.100.9");
+  assert.equal(text(reg.listParts()) + "end", "alice,192.0.2.1:4001;张伟,198.51.100.9:4000;end");
+});
+
+Deno.test("a leave re-encodes only its part of a long list, and parts merge as they shrink", () => {
+  const { reg } = setup();
+  const host = "203.0.113.5";
+  const at = (i: number) => ({ host, port: 1000 + i });
+  for (let i = 0; i < 10_000; i++) {
+    reg.login(`u${i}`, CLAIMED, at(i));
+    if (i % 1000 === 999) reg.admitFrom(host); // fewer pending at once than the limit
+  }
+  const full = reg.listParts();
+  const expected = Array.from({ length: 10_000 }, (_, i) => `u${i},${host}:${1000 + i};`);
+  // (assert.ok: a failing assert.equal would print both 300 KB lists)
+  assert.ok(text(full) === expected.join(""), "the list, in order of admission");
+  assert.ok(full.length > 4 && full.every((part) => part.length <= 33 * 1024), "parts of ~32 KB");
+  // One leave: one part is new, the others are the very same bytes.
+  reg.logout("u5000", at(5000));
+  const after = reg.listParts();
+  assert.ok(text(after) === expected.filter((_, i) => i !== 5000).join(""), "u5000 is gone");
+  const fresh = after.filter((part) => !full.some((old) => old.buffer === part.buffer));
+  assert.equal(fresh.length, 1);
+  assert.ok(text(full) === expected.join(""), "bytes handed out never change");
+  // Most leave: what is left is in few parts again.
+  for (let i = 0; i < 10_000; i++) if (i % 100 !== 0 && i !== 5000) reg.logout(`u${i}`, at(i));
+  const sparse = reg.listParts();
+  assert.ok(text(sparse) === expected.filter((_, i) => i % 100 === 0 && i !== 5000).join(""));
+  assert.ok(sparse.length <= 2, `${sparse.length} parts for 99 entries`);
+});
+
+Deno.test("the holder's secret moves a name to a new endpoint; anyone else is still refused", () => {
+  const { reg } = setup();
+  const ext = { key: "k".repeat(43), secret: "s".repeat(22) };
+  reg.login("alice", CLAIMED, ALICE, ext);
+  reg.admitFrom("192.0.2.1");
+  // Without the secret (or with another), the name stays where it is.
+  assert.equal(reg.login("alice", CLAIMED, MALLORY).kind, "rejected");
+  assert.equal(
+    reg.login("alice", CLAIMED, MALLORY, { ...ext, secret: "x".repeat(22) }).kind,
+    "rejected",
+  );
+  assert.equal(reg.heartbeat("alice", MALLORY, "x".repeat(22)), undefined);
+  // A heartbeat with the secret from a new mapping rebinds, and says from where.
+  const moved = reg.heartbeat("alice", ALICE_OTHER_PORT, ext.secret);
+  assert.deepEqual(moved?.previous, ALICE);
+  assert.deepEqual(reg.get("alice")?.observed, ALICE_OTHER_PORT);
+  assert.equal(reg.get("alice")?.state, "online");
+  // So does a login with the secret.
+  const r = reg.login("alice", CLAIMED, ALICE, ext);
+  assert.equal(r.kind, "rebound");
+  assert.deepEqual(r.kind === "rebound" && r.previous, ALICE_OTHER_PORT);
+  assert.equal(reg.get("alice")?.key, ext.key);
+});
+
+Deno.test("hasSeedOnlyAt: a seed-only user, pending or online, at that IP address", () => {
+  const { reg, clock } = setup({ pendingTimeoutMs: 1_000 });
+  const ext = { key: "k".repeat(43), secret: "s".repeat(22) };
+  assert.equal(reg.hasSeedOnlyAt("192.0.2.1"), false);
+  reg.login("alice", CLAIMED, ALICE, ext);
+  assert.equal(reg.hasSeedOnlyAt("192.0.2.1"), false, "a user with a key does not count");
+  reg.login("seed", CLAIMED, ALICE_OTHER_PORT);
+  assert.equal(reg.hasSeedOnlyAt("192.0.2.1"), true, "pending counts");
+  assert.equal(reg.hasSeedOnlyAt("198.51.100.9"), false, "only at its own address");
+  reg.admitFrom("192.0.2.1");
+  assert.equal(reg.hasSeedOnlyAt("192.0.2.1"), true, "online counts");
+  reg.login("seed2", CLAIMED, { host: "192.0.2.1", port: 4002 });
+  reg.logout("seed", ALICE_OTHER_PORT);
+  assert.equal(reg.hasSeedOnlyAt("192.0.2.1"), true, "one of two left");
+  // Logging in again with a key from the same endpoint makes it an extension client.
+  reg.login("seed2", CLAIMED, { host: "192.0.2.1", port: 4002 }, ext);
+  assert.equal(reg.hasSeedOnlyAt("192.0.2.1"), false);
+  // Abandoned and expired users stop counting.
+  reg.login("p", CLAIMED, MALLORY);
+  clock.t += 2_000;
+  reg.expire();
+  assert.equal(reg.hasSeedOnlyAt("198.51.100.9"), false);
+  reg.login("q", CLAIMED, MALLORY);
+  reg.admitFrom("198.51.100.9");
+  clock.t += 50_000;
+  reg.expire();
+  assert.equal(reg.hasSeedOnlyAt("198.51.100.9"), false);
+  reg.login("r", CLAIMED, BOB);
+  reg.clear();
+  assert.equal(reg.hasSeedOnlyAt("2001:db8::2"), false);
+});
+
+Deno.test("hasSeedOnlyAt agrees with a scan of every user through random logins and leaves", () => {
+  const random = prng(11);
+  const int = (n: number) => Math.floor(random() * n);
+  const { reg, clock } = setup({ pendingTimeoutMs: 5_000, maxPending: 20, maxUsers: 30 });
+  const hosts = ["192.0.2.1", "192.0.2.2", "198.51.100.9", "2001:db8::2"];
+  const names = Array.from({ length: 40 }, (_, i) => `u${i}`);
+  const secret = (name: string) => name.padEnd(22, "s");
+  const ext = (name: string) => ({ key: "k".repeat(43), secret: secret(name) });
+  for (let step = 0; step < 3000; step++) {
+    const name = names[int(names.length)];
+    const at = { host: hosts[int(hosts.length)], port: 4000 + int(3) };
+    const r = random();
+    if (r < 0.4) reg.login(name, CLAIMED, at, int(2) === 0 ? ext(name) : undefined);
+    else if (r < 0.55) reg.admitFrom(hosts[int(hosts.length)]);
+    else if (r < 0.7) reg.logout(name, reg.get(name)?.observed ?? at);
+    else if (r < 0.85) reg.heartbeat(name, at, secret(name)); // moves a user that has a key
+    else {
+      clock.t += int(8_000);
+      reg.expire();
+    }
+    for (const host of hosts) {
+      const scan = names.some((n) => {
+        const user = reg.get(n);
+        return user !== undefined && user.key === undefined && user.observed.host === host;
+      });
+      assert.equal(reg.hasSeedOnlyAt(host), scan, `${host} at step ${step}`);
+    }
+  }
+});

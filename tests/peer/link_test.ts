@@ -1,0 +1,153 @@
+import assert from "node:assert/strict";
+import { generateKeyPair, type KeyPair } from "../../lib/crypto/noise.ts";
+import { Link, type LinkOptions } from "../../lib/peer/link.ts";
+import type { ChatMessage } from "../../lib/protocol/chat_message.ts";
+import type { Endpoint } from "../../lib/protocol/endpoint.ts";
+import { decodeFrame } from "../../lib/protocol/frame.ts";
+import { Collector } from "../support/wait.ts";
+
+const AT = { alice: { host: "192.0.2.1", port: 1000 }, bob: { host: "192.0.2.2", port: 2000 } };
+type Name = keyof typeof AT;
+
+/**
+ * Two links joined by an in-memory wire that records every datagram, like a capture between the
+ * routers. `tamper` may rewrite or drop datagrams in flight.
+ */
+function pair(options: { wrongKeyForAlice?: boolean } = {}) {
+  const keys: Record<Name, KeyPair> = { alice: generateKeyPair(), bob: generateKeyPair() };
+  const wire: { from: Name; bytes: Uint8Array }[] = [];
+  const events: Record<Name, Collector<string>> = { alice: new Collector(), bob: new Collector() };
+  const received: Record<Name, ChatMessage[]> = { alice: [], bob: [] };
+  const links = {} as Record<Name, Link>;
+  const deliver = (from: Name, bytes: Uint8Array) => {
+    wire.push({ from, bytes });
+    const to: Name = from === "alice" ? "bob" : "alice";
+    setTimeout(() => links[to].receive(decodeFrame(bytes), AT[from]), 1);
+  };
+  for (const me of ["alice", "bob"] as const) {
+    const peer: Name = me === "alice" ? "bob" : "alice";
+    const opts: LinkOptions = {
+      me,
+      peer,
+      staticKeyPair: keys[me],
+      instanceId: me === "alice" ? 1 : 2,
+      now: () => performance.now(),
+      sendTo: (frame, to: Endpoint) => {
+        if (to.host === AT[peer].host) deliver(me, frame);
+      },
+      sendViaRelay: () => {},
+      openSockets: () => Promise.reject(new Error("no extra sockets here")),
+      closeSockets: () => {},
+      localNat: () => undefined,
+      requestIntroduction: () => {},
+      verifyKey: () => true,
+      onMessage: (msg) => {
+        received[me].push(msg);
+        events[me].push(`message ${msg.id}`);
+      },
+      onDelivered: (id) => events[me].push(`delivered ${id}`),
+      onUndelivered: (id, reason) => events[me].push(`undelivered ${id} ${reason}`),
+      onPath: (path) => events[me].push(`path ${path.kind}`),
+    };
+    links[me] = new Link(opts);
+  }
+  const token = crypto.getRandomValues(new Uint8Array(16));
+  const introduce = () => {
+    for (const me of ["alice", "bob"] as const) {
+      const peer: Name = me === "alice" ? "bob" : "alice";
+      const key = me === "bob" && options.wrongKeyForAlice
+        ? generateKeyPair().publicKey
+        : keys[peer].publicKey;
+      links[me].introduce({ candidates: [{ kind: "public", endpoint: AT[peer] }], key, token });
+    }
+  };
+  const close = () => {
+    for (const l of Object.values(links)) l.close("test over");
+  };
+  return { links, wire, events, received, introduce, close };
+}
+
+const SECRET = "TOP SECRET: the eagle lands at dawn";
+
+function contains(haystack: Uint8Array, needle: Uint8Array): boolean {
+  outer: for (let i = 0; i + needle.length <= haystack.length; i++) {
+    for (let j = 0; j < needle.length; j++) if (haystack[i + j] !== needle[j]) continue outer;
+    return true;
+  }
+  return false;
+}
+
+Deno.test("a link handshakes, carries messages both ways, and nothing on the wire is plaintext", async () => {
+  const p = pair();
+  try {
+    p.introduce();
+    p.links.alice.send({ group: false, id: 1, text: SECRET });
+    p.links.bob.send({ group: false, id: 7, text: SECRET + " (reply)" });
+    await p.events.alice.waitFor((e) => e === "delivered 1");
+    await p.events.bob.waitFor((e) => e === "delivered 7");
+    assert.deepEqual(p.received.bob, [{ group: false, id: 1, text: SECRET }]);
+    assert.equal(p.received.alice[0].text, SECRET + " (reply)");
+    assert.ok(p.links.alice.secured && p.links.bob.secured);
+    // The wire saw probes, the handshake and data — and never the text.
+    const types = new Set(p.wire.map((d) => decodeFrame(d.bytes).type));
+    for (const t of ["probe", "probe-ack", "hs1", "hs2", "hs3", "data"]) {
+      assert.ok(types.has(t as never), t);
+    }
+    const needle = new TextEncoder().encode("eagle");
+    assert.ok(p.wire.every((d) => !contains(d.bytes, needle)), "plaintext on the wire");
+  } finally {
+    p.close();
+  }
+});
+
+Deno.test("tampered and replayed frames are dropped and counted; the conversation goes on", async () => {
+  const p = pair();
+  try {
+    p.introduce();
+    p.links.alice.send({ group: false, id: 1, text: "one" });
+    await p.events.alice.waitFor((e) => e === "delivered 1");
+    const data = p.wire.filter((d) => d.from === "alice" && decodeFrame(d.bytes).type === "data");
+    const last = data.at(-1)!.bytes;
+    const before = { ...p.links.bob.stats };
+    // Flip one bit at a time in the sealed part: every copy is rejected.
+    const headerLength = 2 + last[1];
+    for (let i = headerLength; i < last.length; i += 7) {
+      const bad = last.slice();
+      bad[i] ^= 0x04;
+      p.links.bob.receive(decodeFrame(bad), AT.alice);
+    }
+    // Replays of every data frame alice sent are ignored.
+    for (const d of data) p.links.bob.receive(decodeFrame(d.bytes.slice()), AT.alice);
+    const flips = Math.ceil((last.length - headerLength) / 7);
+    assert.equal(p.links.bob.stats.undecryptable - before.undecryptable, flips + data.length);
+    assert.deepEqual(p.received.bob.map((m) => m.text), ["one"], "nothing extra delivered");
+    // A forged probe (wrong MAC) is dropped too.
+    const probe = p.wire.find((d) => decodeFrame(d.bytes).type === "probe")!.bytes.slice();
+    probe[probe.length - 1] ^= 1;
+    p.links.bob.receive(decodeFrame(probe), AT.alice);
+    assert.equal(p.links.bob.stats.badProbes, before.badProbes + 1);
+    // And the session still works.
+    p.links.alice.send({ group: false, id: 2, text: "two" });
+    await p.events.alice.waitFor((e) => e === "delivered 2");
+    assert.deepEqual(p.received.bob.map((m) => m.text), ["one", "two"]);
+  } finally {
+    p.close();
+  }
+});
+
+Deno.test("a handshake proving another key than the introduced one is abandoned", async () => {
+  const p = pair({ wrongKeyForAlice: true });
+  try {
+    p.introduce();
+    p.links.alice.send({ group: false, id: 1, text: "hello?" });
+    const deadline = Date.now() + 4000;
+    while (p.links.bob.stats.keyMismatches === 0 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.ok(p.links.bob.stats.keyMismatches > 0, "bob must refuse alice's unexpected key");
+    assert.equal(p.links.bob.secured, false);
+    assert.deepEqual(p.received.bob, []);
+  } finally {
+    p.close();
+  }
+});
