@@ -39,6 +39,7 @@ import { bytesToHex, concatBytes, hexToBytes } from "@noble/hashes/utils.js";
 import { decodeBase64url, encodeBase64url } from "../protocol/base64url.ts";
 import type { KeyPair } from "./noise.ts";
 import { equalBytes } from "../bytes.ts";
+import { readPrivateJson, writePrivateJson } from "./private_json.ts";
 
 const KEY_LEN = 32;
 const FILE_VERSION = 1;
@@ -312,31 +313,19 @@ async function loadOrCreate(username: string, dir: string, path: string): Promis
   const existing = await readIdentityFile(path, username);
   if (existing) return { ...existing, username, dir, path, created: false };
 
-  await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
   const secretKey = x25519.utils.randomSecretKey();
   const publicKey = x25519.getPublicKey(secretKey);
-  const text = JSON.stringify(
-    {
-      version: FILE_VERSION,
-      username,
-      publicKey: encodeKey(publicKey),
-      secretKey: encodeKey(secretKey),
-    },
-    null,
-    2,
-  ) + "\n";
-  const temp = `${path}.${crypto.randomUUID()}.tmp`;
-  await Deno.writeTextFile(temp, text, { createNew: true, mode: 0o600 });
-  try {
-    // link() fails if the target exists, so a concurrent creator's key is never replaced.
-    await Deno.link(temp, path);
-  } catch (error) {
-    if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
+  const record = {
+    version: FILE_VERSION,
+    username,
+    publicKey: encodeKey(publicKey),
+    secretKey: encodeKey(secretKey),
+  };
+  // Never replaces a file: a concurrent creator's key wins, and is what we use.
+  if (!await writePrivateJson(path, record, { replace: false })) {
     const winner = await readIdentityFile(path, username);
-    if (!winner) throw error;
+    if (!winner) throw new IdentityError(`Cannot create identity ${path}: it vanished meanwhile`);
     return { ...winner, username, dir, path, created: false };
-  } finally {
-    await Deno.remove(temp);
   }
   return { username, publicKey, secretKey, dir, path, created: true };
 }
@@ -345,30 +334,18 @@ async function readIdentityFile(
   path: string,
   username: string,
 ): Promise<{ publicKey: Uint8Array; secretKey: Uint8Array } | null> {
-  let text: string;
-  try {
-    await assertPrivate(path);
-    text = await Deno.readTextFile(path);
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return null;
-    throw error;
-  }
   const corrupt = (why: string): IdentityError =>
     new IdentityError(
       `Cannot load identity ${path}: ${why}; restore it from a backup, or delete it to create ` +
         `a new key (your contacts will then see a key change)`,
     );
-  let data: unknown;
-  try {
-    data = JSON.parse(text);
-  } catch {
-    throw corrupt("it is not valid JSON");
-  }
-  if (typeof data !== "object" || data === null) throw corrupt("it is not a JSON object");
-  const record = data as Record<string, unknown>;
-  if (record.version !== FILE_VERSION) {
-    throw corrupt(`version ${JSON.stringify(record.version)} is not ${FILE_VERSION}`);
-  }
+  const loose = (mode: string): IdentityError =>
+    new IdentityError(
+      `Cannot use identity ${path}: its permissions ${mode} let other users read or change ` +
+        `the secret key; run "chmod 600 ${path}" if you trust it has not leaked`,
+    );
+  const record = await readPrivateJson(path, FILE_VERSION, { loose, corrupt });
+  if (!record) return null;
   if (record.username !== username) {
     throw corrupt(
       `it belongs to ${JSON.stringify(record.username)}, not ${JSON.stringify(username)}`,
@@ -381,17 +358,6 @@ async function readIdentityFile(
     throw corrupt("the public key does not match the secret key");
   }
   return { publicKey, secretKey };
-}
-
-async function assertPrivate(path: string): Promise<void> {
-  const info = await Deno.stat(path);
-  if (info.mode !== null && (info.mode & 0o077) !== 0) {
-    const mode = (info.mode & 0o777).toString(8).padStart(3, "0");
-    throw new IdentityError(
-      `Cannot use identity ${path}: its permissions ${mode} let other users read or change ` +
-        `the secret key; run "chmod 600 ${path}" if you trust it has not leaked`,
-    );
-  }
 }
 
 /**

@@ -35,9 +35,10 @@
  * @module
  */
 
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { decodeKey, defaultConfigDir, encodeKey, openUserDir, userDir } from "./identity.ts";
 import { equalBytes } from "../bytes.ts";
+import { readPrivateJson, writePrivateJson } from "./private_json.ts";
 
 const FILE_VERSION = 1;
 const KNOWN_PEERS_FILE = "known_peers.json";
@@ -235,14 +236,9 @@ export class KnownPeers {
       key: encodeKey(p.publicKey),
       since: new Date(p.since).toISOString(),
     }));
-    const text = JSON.stringify({ version: FILE_VERSION, peers }, null, 2) + "\n";
-    const temp = `${this.path}.${crypto.randomUUID()}.tmp`;
     try {
-      await Deno.mkdir(dirname(this.path), { recursive: true, mode: 0o700 });
-      await Deno.writeTextFile(temp, text, { createNew: true, mode: 0o600 });
-      await Deno.rename(temp, this.path);
+      await writePrivateJson(this.path, { version: FILE_VERSION, peers }, { replace: true });
     } catch (error) {
-      await Deno.remove(temp).catch(() => {});
       throw new KnownPeersError(`Cannot save known peers ${this.path}: ${error}`, {
         cause: error,
       });
@@ -251,38 +247,22 @@ export class KnownPeers {
 }
 
 async function readStore(path: string): Promise<Map<string, KnownPeer>> {
-  let text: string;
-  try {
-    const info = await Deno.stat(path);
-    if (info.mode !== null && (info.mode & 0o077) !== 0) {
-      const mode = (info.mode & 0o777).toString(8).padStart(3, "0");
-      throw new KnownPeersError(
-        `Cannot use known peers ${path}: its permissions ${mode} let other users change ` +
-          `pinned keys; check its contents, then run "chmod 600 ${path}"`,
-      );
-    }
-    text = await Deno.readTextFile(path);
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return new Map();
-    if (error instanceof KnownPeersError) throw error;
-    throw new KnownPeersError(`Cannot read known peers ${path}: ${error}`, { cause: error });
-  }
   // A store reset on error would silently drop every pin, so corruption is fatal.
   const corrupt = (why: string): KnownPeersError =>
     new KnownPeersError(`Cannot load known peers ${path}: ${why}; fix or delete the file`);
-  let data: unknown;
+  const loose = (mode: string): KnownPeersError =>
+    new KnownPeersError(
+      `Cannot use known peers ${path}: its permissions ${mode} let other users change ` +
+        `pinned keys; check its contents, then run "chmod 600 ${path}"`,
+    );
+  let record: Record<string, unknown> | null;
   try {
-    data = JSON.parse(text);
-  } catch {
-    throw corrupt("it is not valid JSON");
+    record = await readPrivateJson(path, FILE_VERSION, { loose, corrupt });
+  } catch (error) {
+    if (error instanceof KnownPeersError) throw error;
+    throw new KnownPeersError(`Cannot read known peers ${path}: ${error}`, { cause: error });
   }
-  const record = (typeof data === "object" && data !== null ? data : {}) as Record<
-    string,
-    unknown
-  >;
-  if (record.version !== FILE_VERSION) {
-    throw corrupt(`version ${JSON.stringify(record.version)} is not ${FILE_VERSION}`);
-  }
+  if (!record) return new Map();
   if (!Array.isArray(record.peers)) throw corrupt(`"peers" is not an array`);
   const peers = new Map<string, KnownPeer>();
   for (const [i, entry] of record.peers.entries()) {
