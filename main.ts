@@ -18,7 +18,7 @@ import type { Endpoint } from "./lib/protocol/endpoint.ts";
 import { runChat } from "./lib/ui/chat.ts";
 import { checkNat } from "./lib/peer/nat_check.ts";
 import { fingerprint, IdentityError, loadOrCreateIdentity } from "./lib/crypto/identity.ts";
-import { usernameProblem } from "./lib/protocol/seed.ts";
+import { normalizeUsername, usernameProblem } from "./lib/protocol/username.ts";
 
 const VERSION = denoJson.version;
 
@@ -255,10 +255,11 @@ async function id(args: string[]): Promise<number> {
     return 0;
   }
   if (positionals.length !== 1) throw new UsageError("id takes one argument, NAME");
-  const problem = usernameProblem(positionals[0]);
-  if (problem) throw new UsageError(`Cannot use "${positionals[0]}" as a name: ${problem}`);
+  const username = normalizeUsername(positionals[0]);
+  const problem = usernameProblem(username);
+  if (problem) throw new UsageError(`Cannot use "${username}" as a name: ${problem}`);
   const identity = await loadOrCreateIdentity({
-    username: positionals[0],
+    username,
     configDir: values.config,
   });
   console.log(`${identity.username}: ${fingerprint(identity.publicKey)}`);

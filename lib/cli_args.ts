@@ -10,7 +10,7 @@
 import { lookup } from "node:dns/promises";
 import { isIP, isIPv6 } from "node:net";
 import type { Endpoint } from "./protocol/endpoint.ts";
-import { usernameProblem } from "./protocol/seed.ts";
+import { normalizeUsername, usernameProblem } from "./protocol/username.ts";
 
 /** The port `p2p serve` listens on unless told otherwise. */
 export const DEFAULT_PORT = 7000;
@@ -24,7 +24,8 @@ export class UsageError extends Error {
 export function splitTarget(text: string): { username: string; host: string; port: number } {
   const at = text.lastIndexOf("@");
   if (at < 0) throw new UsageError(`"${text}" is not NAME@HOST[:PORT]: missing "@"`);
-  const username = text.slice(0, at);
+  // As typed: a decomposed é (some keyboards, pasted text) is the same name as a composed one.
+  const username = normalizeUsername(text.slice(0, at));
   const problem = usernameProblem(username);
   if (problem) throw new UsageError(`Cannot use "${username}" as a name: ${problem}`);
   const rest = text.slice(at + 1);

@@ -80,3 +80,11 @@ Deno.test("resolveServer takes IP literals as they are", async () => {
   });
   await assert.rejects(() => resolveServer("nobody"), UsageError);
 });
+
+Deno.test("splitTarget takes the name in NFC form and refuses invisible characters", () => {
+  assert.equal(splitTarget("Zo" + "e\u0308@127.0.0.1").username, "Zo\u00eb");
+  assert.throws(
+    () => splitTarget("alice\u034f@127.0.0.1"),
+    (e) => e instanceof UsageError && /invisible characters \(U\+034F\)/.test(e.message),
+  );
+});

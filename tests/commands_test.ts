@@ -67,3 +67,15 @@ Deno.test("COMMAND_HELP lists every command", () => {
     assert.ok(COMMAND_HELP.some((line) => line.startsWith(word + " ")), word);
   }
 });
+
+Deno.test("user names in commands are taken in NFC form, as the coordinator knows them", () => {
+  const typed = "Zo" + "e\u0308"; // e + combining diaeresis, as some keyboards send it
+  assert.deepEqual(parseCommand(`/msg ${typed} hi`), { kind: "msg", to: "Zo\u00eb", text: "hi" });
+  assert.deepEqual(parseCommand(`/trust ${typed}`), { kind: "trust", user: "Zo\u00eb" });
+  assert.deepEqual(parseCommand(`/fingerprint ${typed}`), {
+    kind: "fingerprint",
+    user: "Zo\u00eb",
+  });
+  // The message text is the user's own and stays as typed.
+  assert.deepEqual(parseCommand(`/all ${typed}`), { kind: "all", text: typed });
+});

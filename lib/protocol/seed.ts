@@ -20,6 +20,7 @@ import {
   parseEndpoint,
 } from "./endpoint.ts";
 import { isNatKind, isWhoamiRequest, MAX_WHOAMI, type NatKind, WHOAMI_REQUEST } from "./whoami.ts";
+import { usernameProblem } from "./username.ts";
 
 /** Longest text datagram either side accepts, in bytes. Longer ones are refused, not parsed. */
 export const MAX_TEXT_DATAGRAM = 512;
@@ -28,8 +29,6 @@ export const MAX_TEXT_DATAGRAM = 512;
  * one per line, may share it.
  */
 export const MAX_BATCH_DATAGRAM = 1400;
-/** Longest username, in Unicode code points. */
-export const MAX_USERNAME_LENGTH = 32;
 
 /** Thrown by the parsers when a message is malformed; the message says what and why. */
 export class SeedProtocolError extends Error {
@@ -147,31 +146,6 @@ function checkPattern(text: string, pattern: RegExp, what: string, field: string
 export interface ListEntry {
   username: string;
   endpoint: Endpoint;
-}
-
-/**
- * Returns why `name` is not a valid username, or `undefined` when it is valid.
- * Valid: 1–32 code points, no `,` `;`, no control or invisible formatting characters (zero-width,
- * bidi), no leading or trailing white space, and not the list terminator `end`.
- */
-export function usernameProblem(name: string): string | undefined {
-  const length = [...name].length;
-  if (length === 0) return "username is empty";
-  if (length > MAX_USERNAME_LENGTH) {
-    return `username is ${length} characters long, the limit is ${MAX_USERNAME_LENGTH}`;
-  }
-  if (/[,;]/.test(name)) return "username must not contain ',' or ';'";
-  // deno-lint-ignore no-control-regex
-  if (/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/.test(name)) {
-    return "username must not contain control characters";
-  }
-  // Zero-width and bidi controls make names that look like others (`bob\u200b`, reversed text).
-  if (/\p{Cf}/u.test(name)) return "username must not contain invisible formatting characters";
-  if (name.trim() !== name) return "username must not start or end with white space";
-  if (name === "end") return 'username "end" is reserved (it ends the online list)';
-  // U+FFFD is what a lenient decoder made of bad bytes; a lone surrogate cannot be encoded.
-  if (name.includes("\uFFFD") || !name.isWellFormed()) return "username is not valid UTF-8";
-  return undefined;
 }
 
 function checkUsername(name: string, what: string): string {

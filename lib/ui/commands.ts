@@ -7,6 +7,7 @@
  * ```
  * @module
  */
+import { normalizeUsername } from "../protocol/username.ts";
 
 /** A parsed command line. */
 export type Command =
@@ -31,7 +32,10 @@ export const COMMAND_HELP: readonly string[] = [
   "/quit            log out and leave (also Ctrl-C, Ctrl-D)",
 ];
 
-/** Parses one input line. Blank lines are `none`; anything unknown is `invalid` with a reason. */
+/**
+ * Parses one input line. Blank lines are `none`; anything unknown is `invalid` with a reason.
+ * User names are taken in NFC form, as the coordinator knows them.
+ */
 export function parseCommand(line: string): Command {
   const trimmed = line.trim();
   if (trimmed === "") return { kind: "none" };
@@ -44,7 +48,7 @@ export function parseCommand(line: string): Command {
         return { kind: "invalid", message: "Usage: /msg USER TEXT" };
       }
       const text = rest.slice(space).trimStart();
-      return { kind: "msg", to: rest.slice(0, space), text };
+      return { kind: "msg", to: normalizeUsername(rest.slice(0, space)), text };
     }
     case "/all":
       return rest === "" ? { kind: "invalid", message: "Usage: /all TEXT" } : {
@@ -53,10 +57,12 @@ export function parseCommand(line: string): Command {
       };
     case "/fingerprint":
       if (/\s/.test(rest)) return { kind: "invalid", message: "Usage: /fingerprint [USER]" };
-      return rest === "" ? { kind: "fingerprint" } : { kind: "fingerprint", user: rest };
+      return rest === ""
+        ? { kind: "fingerprint" }
+        : { kind: "fingerprint", user: normalizeUsername(rest) };
     case "/trust":
       if (rest === "" || /\s/.test(rest)) return { kind: "invalid", message: "Usage: /trust USER" };
-      return { kind: "trust", user: rest };
+      return { kind: "trust", user: normalizeUsername(rest) };
     case "/who":
       return { kind: "who" };
     case "/help":

@@ -11,8 +11,8 @@ import {
   parseServerMessage,
   SeedProtocolError,
   type ServerMessage,
-  usernameProblem,
 } from "../../lib/protocol/seed.ts";
+import { usernameProblem } from "../../lib/protocol/username.ts";
 import { mutate, randomText } from "../support/fuzz.ts";
 import { prng } from "../support/prng.ts";
 
