@@ -16,7 +16,8 @@
  *
  * Permission policy: an identity file readable or writable by group or others is **refused**
  * (an {@linkcode IdentityError} asking to `chmod 600` it), as ssh does for private keys, since
- * the secret key may already have leaked and a silent warning is easy to miss. The check is
+ * the secret key may already have leaked and a silent warning is easy to miss; so is a config,
+ * `users` or user directory that group or others may write in (`chmod go-w`). The checks are
  * skipped on Windows, which has no POSIX modes.
  *
  * @example
@@ -39,7 +40,7 @@ import { bytesToHex, concatBytes, hexToBytes } from "@noble/hashes/utils.js";
 import { decodeBase64url, encodeBase64url } from "../protocol/base64url.ts";
 import type { KeyPair } from "./noise.ts";
 import { equalBytes } from "../bytes.ts";
-import { readPrivateJson, writePrivateJson } from "./private_json.ts";
+import { looseFolderMode, readPrivateJson, writePrivateJson } from "./private_json.ts";
 
 const KEY_LEN = 32;
 const FILE_VERSION = 1;
@@ -234,8 +235,9 @@ export function userDir(configDir: string, username: string): string {
  * for `bob`) is moved to its own owner's current name first. Nothing happens once the current
  * directory exists.
  *
- * @throws {IdentityError} if the username is unusable (see {@linkcode userDirName}) or a
- * directory cannot be listed or moved.
+ * @throws {IdentityError} if the username is unusable (see {@linkcode userDirName}), a
+ * directory cannot be listed or moved, or group or others may write in the config directory, its
+ * `users` directory or the user's directory (as ssh refuses such folders).
  *
  * @example
  * ```ts
@@ -251,6 +253,17 @@ export async function openUserDir(configDir: string, username: string): Promise<
   const name = userDirName(username);
   const users = join(configDir, "users");
   const dir = join(users, name);
+  for (const folder of [configDir, users, dir]) {
+    const mode = await looseFolderMode(folder).catch((error) => {
+      throw new IdentityError(`Cannot check ${folder}: ${error}`, { cause: error });
+    });
+    if (mode !== undefined) {
+      throw new IdentityError(
+        `Cannot use ${folder}: its permissions ${mode} let other users replace your keys and ` +
+          `pinned contacts; run "chmod go-w ${folder}" if you trust nothing was changed`,
+      );
+    }
+  }
   const entries = new Set<string>();
   try {
     for await (const entry of Deno.readDir(users)) entries.add(entry.name);

@@ -2,7 +2,8 @@
  * The files that hold a user's secrets and trust decisions (`identity.json`, `known_peers.json`):
  * versioned JSON objects, private to their owner (mode 0600 in a 0700 folder), written whole or
  * not at all. Reading refuses a file that group or others can read or change, as ssh does for
- * private keys; the check is skipped on Windows, which has no POSIX modes.
+ * private keys, and a folder on the way to them that group or others can write in (they could
+ * swap the files); both checks are skipped on Windows, which has no POSIX modes.
  *
  * @example
  * ```ts
@@ -60,6 +61,32 @@ export async function readPrivateJson(
     throw errors.corrupt(`version ${JSON.stringify(record.version)} is not ${version}`);
   }
   return record;
+}
+
+/**
+ * The permissions of folder `path` (octal text like `777`) when group or others may write in
+ * it, and so could replace what it holds; `undefined` when they may not, when it does not exist,
+ * and on Windows.
+ *
+ * @example
+ * ```ts
+ * import { looseFolderMode } from "./private_json.ts";
+ *
+ * const dir = await Deno.makeTempDir(); // 0700
+ * await looseFolderMode(dir); // undefined
+ * await Deno.chmod(dir, 0o777);
+ * await looseFolderMode(dir); // "777"
+ * ```
+ */
+export async function looseFolderMode(path: string): Promise<string | undefined> {
+  try {
+    const { mode } = await Deno.stat(path);
+    if (mode === null || (mode & 0o022) === 0) return undefined;
+    return (mode & 0o777).toString(8).padStart(3, "0");
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return undefined;
+    throw error;
+  }
 }
 
 /** Options for {@linkcode writePrivateJson}. */

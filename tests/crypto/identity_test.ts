@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { KnownPeers } from "../../lib/crypto/known_peers.ts";
 import { join } from "node:path";
 import { x25519 } from "@noble/curves/ed25519.js";
 import { sha256 } from "@noble/hashes/sha2.js";
@@ -107,6 +108,38 @@ Deno.test({
       await Deno.chmod(id.path, 0o600);
       const again = await loadOrCreateIdentity({ username: "alice", configDir });
       assert.deepEqual(again.secretKey, id.secretKey);
+    });
+  },
+});
+
+Deno.test({
+  name: "identity and known peers: a config folder others may write in is refused, as ssh does",
+  ignore: !POSIX,
+  fn: async () => {
+    await withTempDir(async (configDir) => {
+      const id = await loadOrCreateIdentity({ username: "alice", configDir });
+      for (const folder of [configDir, join(configDir, "users"), id.dir]) {
+        for (const mode of [0o777, 0o770, 0o757, 0o720]) {
+          await Deno.chmod(folder, mode);
+          for (const open of [loadOrCreateIdentity, KnownPeers.open]) {
+            await assert.rejects(
+              open({ username: "alice", configDir }),
+              (e) =>
+                e instanceof Error && e.message.includes(`Cannot use ${folder}:`) &&
+                e.message.includes(`permissions ${mode.toString(8)}`) &&
+                e.message.includes(`chmod go-w ${folder}`),
+              `${folder} ${mode.toString(8)}`,
+            );
+          }
+        }
+        // Readable by others is not the danger here: only writable is refused.
+        await Deno.chmod(folder, 0o755);
+        assert.deepEqual(
+          (await loadOrCreateIdentity({ username: "alice", configDir })).secretKey,
+          id.secretKey,
+        );
+        await Deno.chmod(folder, 0o700);
+      }
     });
   },
 });

@@ -1,5 +1,9 @@
 import assert from "node:assert/strict";
-import { readPrivateJson, writePrivateJson } from "../../lib/crypto/private_json.ts";
+import {
+  looseFolderMode,
+  readPrivateJson,
+  writePrivateJson,
+} from "../../lib/crypto/private_json.ts";
 
 const errors = {
   loose: (mode: string) => new Error(`loose ${mode}`),
@@ -62,4 +66,22 @@ Deno.test("private JSON: loose permissions, bad JSON and other versions are refu
       await assert.rejects(readPrivateJson(path, 1, errors), pattern);
     }
   });
+});
+
+Deno.test({
+  name: "private JSON: a folder group or others may write in is loose; readable is fine",
+  ignore: Deno.build.os === "windows",
+  fn: async () => {
+    await withTempDir(async (dir) => {
+      assert.equal(await looseFolderMode(dir), undefined);
+      assert.equal(await looseFolderMode(`${dir}/missing`), undefined);
+      await Deno.chmod(dir, 0o755);
+      assert.equal(await looseFolderMode(dir), undefined);
+      for (const mode of [0o777, 0o775, 0o757, 0o730]) {
+        await Deno.chmod(dir, mode);
+        assert.equal(await looseFolderMode(dir), mode.toString(8));
+      }
+      await Deno.chmod(dir, 0o700);
+    });
+  },
 });
