@@ -38,7 +38,8 @@ export class SeedProtocolError extends Error {
 /** Messages a client sends the coordinator over UDP. */
 export type ClientMessage =
   | { type: "login"; username: string; endpoint: Endpoint; ext?: LoginExtension }
-  | { type: "logout"; username: string; endpoint: Endpoint }
+  /** `secret`: an extension client's proof that the logout is its own (§1.3). */
+  | { type: "logout"; username: string; endpoint: Endpoint; secret?: string }
   | { type: "heartbeat"; username: string; secret?: string }
   | { type: "connect"; username: string; target: string }
   | { type: "whoami" }
@@ -235,9 +236,13 @@ export function parseClientMessage(text: string): ClientMessage {
       }
       return msg;
     }
-    case "logout":
-      fields(text, 3, verb);
-      return { type: verb, ...nameAndEndpoint(text, verb) };
+    case "logout": {
+      const withSecret = text.split(",").length === 4;
+      const [secret] = fields(text, withSecret ? 4 : 3, verb).slice(3);
+      const msg: ClientMessage = { type: verb, ...nameAndEndpoint(text, verb) };
+      if (withSecret) msg.secret = checkPattern(secret, SECRET_PATTERN, verb, "secret");
+      return msg;
+    }
     case "heartbeat": {
       const parts = text.split(",");
       const [, username, secret] = fields(text, parts.length === 3 ? 3 : 2, verb);
@@ -281,7 +286,8 @@ export function encodeClientMessage(msg: ClientMessage): string {
       return `login,${msg.username},${formatEndpoint(msg.endpoint)}` +
         (msg.ext ? `,${msg.ext.key},${msg.ext.secret}` : "");
     case "logout":
-      return `logout,${msg.username},${formatEndpoint(msg.endpoint)}`;
+      return `logout,${msg.username},${formatEndpoint(msg.endpoint)}` +
+        (msg.secret ? `,${msg.secret}` : "");
     case "heartbeat":
       return `heartbeat,${msg.username}` + (msg.secret ? `,${msg.secret}` : "");
     case "connect":

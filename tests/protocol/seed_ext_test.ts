@@ -95,6 +95,10 @@ Deno.test("extended client messages have the documented text form", () => {
       `login,张伟,[2001:db8::7]:65535,${KEY},${SECRET}`,
     ],
     [{ type: "heartbeat", username: "bob", secret: SECRET }, `heartbeat,bob,${SECRET}`],
+    [
+      { type: "logout", username: "bob", endpoint: V4, secret: SECRET },
+      `logout,bob,192.0.2.1:4000,${SECRET}`,
+    ],
     [{ type: "connect", username: "alice", target: "张伟" }, "connect,alice,张伟"],
     [{ type: "whoami" }, "whoami," + "-".repeat(57)],
   ];
@@ -113,6 +117,9 @@ Deno.test("the seed's 3-field login and 2-field heartbeat still parse, without e
   assert.deepEqual(beat, { type: "heartbeat", username: "bob" });
   assert.equal("secret" in beat, false);
   assert.equal(encodeClientMessage(beat), "heartbeat,bob");
+  const logout = parseClientBytes("logout,bob,192.0.2.1:4000");
+  assert.deepEqual(logout, { type: "logout", username: "bob", endpoint: V4 });
+  assert.equal(encodeClientMessage(logout), "logout,bob,192.0.2.1:4000");
 });
 
 Deno.test("extended messages tolerate one trailing newline", () => {
@@ -129,7 +136,7 @@ Deno.test("extended messages tolerate one trailing newline", () => {
   });
 });
 
-Deno.test("login and heartbeat refuse other field counts", () => {
+Deno.test("login, heartbeat and logout refuse other field counts and bad secrets", () => {
   const cases: [string, RegExp][] = [
     ["login,alice", /^Cannot parse login: expected .*fields, got 2$/],
     [`login,alice,192.0.2.1:4000,${KEY}`, /^Cannot parse login: expected .*fields, got 4$/],
@@ -138,6 +145,8 @@ Deno.test("login and heartbeat refuse other field counts", () => {
       /^Cannot parse login: expected .*fields, got 6$/,
     ],
     [`heartbeat,alice,${SECRET},x`, /^Cannot parse heartbeat: expected .*fields, got 4$/],
+    [`logout,alice,192.0.2.1:4000,${SECRET},x`, /^Cannot parse logout: expected .*fields, got 5$/],
+    [`logout,alice,192.0.2.1:4000,${SECRET.slice(1)}`, /^Cannot parse logout: secret is not 22/],
   ];
   for (const [text, message] of cases) assertSeedError(() => parseClientBytes(text), message);
 });
