@@ -409,42 +409,50 @@ export class Peer {
       peer,
       staticKeyPair: this.#identity,
       instanceId: this.#instanceId,
-      now: () => performance.now(),
+      verifyKey: (key) => this.#verifyKey(peer, key),
       giveUpAfterMs: this.#o.giveUpAfterMs,
       pathOptions: this.#o.pathOptions,
-      sendTo: (frame, to, ttl, socket = 0) =>
-        (socket === 0 ? this.#socket : this.#extra.get(socket))?.send(frame, to, { ttl }),
-      openSockets: (count) => this.#openSockets(count),
-      closeSockets: (ids) => this.#closeSockets(ids),
-      localNat: () => this.#nat,
-      sendViaRelay: (frame) =>
-        this.#socket.send(encodeFrame({ type: "relay", to: peer, inner: frame }), this.#o.server),
-      requestIntroduction: () => this.#connect(peer),
-      verifyKey: (key) => this.#verifyKey(peer, key),
-      onMessage: (msg, path) =>
-        this.#emit({
-          event: "message",
-          from: peer,
-          to: msg.group ? "*" : this.username,
-          text: msg.text,
-          id: msg.id,
-          path: path.kind,
-        }),
-      onDelivered: (id) => {
-        this.#settled(id);
-        this.#emit({ event: "delivered", to: peer, id });
+      transport: {
+        sendTo: (frame, to, ttl, socket = 0) =>
+          (socket === 0 ? this.#socket : this.#extra.get(socket))?.send(frame, to, { ttl }),
+        openSockets: (count) => this.#openSockets(count),
+        closeSockets: (ids) => this.#closeSockets(ids),
+        localNat: () => this.#nat,
+        sendViaRelay: (frame) =>
+          this.#socket.send(encodeFrame({ type: "relay", to: peer, inner: frame }), this.#o.server),
+        requestIntroduction: () => this.#connect(peer),
       },
-      onUndelivered: (id, reason) => {
-        this.#settled(id);
-        this.#emit({ event: "undelivered", to: peer, id, reason });
-      },
-      onPath: (path) => {
-        if (path.kind === "none") return;
-        this.#emit(
-          path.kind === "direct"
-            ? { event: "path", user: peer, path: "direct", endpoint: formatEndpoint(path.endpoint) }
-            : { event: "path", user: peer, path: "relay" },
-        );
+      events: {
+        onMessage: (msg, path) =>
+          this.#emit({
+            event: "message",
+            from: peer,
+            to: msg.group ? "*" : this.username,
+            text: msg.text,
+            id: msg.id,
+            path: path.kind,
+          }),
+        onDelivered: (id) => {
+          this.#settled(id);
+          this.#emit({ event: "delivered", to: peer, id });
+        },
+        onUndelivered: (id, reason) => {
+          this.#settled(id);
+          this.#emit({ event: "undelivered", to: peer, id, reason });
+        },
+        onPath: (path) => {
+          if (path.kind === "none") return;
+          this.#emit(
+            path.kind === "direct"
+              ? {
+                event: "path",
+                user: peer,
+                path: "direct",
+                endpoint: formatEndpoint(path.endpoint),
+              }
+              : { event: "path", user: peer, path: "relay" },
+          );
+        },
       },
     });
     this.#links.set(peer, link);
