@@ -1,9 +1,18 @@
 /**
- * A chat client (`p2p chat`): one UDP socket shared by the coordinator protocol
- * ({@linkcode Presence}) and the peer-to-peer frames, one {@linkcode Link} per peer we talk to,
- * our identity and trust store, and the front-end-facing API ({@linkcode Peer.send},
- * {@linkcode Peer.sendAll}, {@linkcode Peer.who}, {@linkcode Peer.trust}…) reporting through an
- * {@linkcode EventSink}.
+ * The peer wing's front door: a chat client (`p2p chat`) and the API its front ends use
+ * ({@linkcode Peer.send}, {@linkcode Peer.sendAll}, {@linkcode Peer.who}, {@linkcode Peer.trust}…),
+ * reporting through an {@linkcode EventSink}. One UDP socket carries both the coordinator protocol
+ * and the peer frames (NAT traversal relies on that). The rooms behind this door, in `lib/peer/`:
+ *
+ * - `demux.ts`: what a datagram is (coordinator text, the whoami answer, a frame, a relayed one).
+ * - `presence.ts`: login, heartbeats, the online list (`presence_view.ts`) and its resyncs
+ *   (`resync_watch.ts`).
+ * - `link.ts`: everything between us and one peer — path (`traversal.ts`), Noise handshake
+ *   (`handshake.ts`), session, reliable channel (`reliable.ts`) and the messages waiting.
+ * - `nat_detect.ts`: our NAT kind, from the coordinator's two ports; `socket_pool.ts`: the extra
+ *   sockets of birthday searches.
+ * - `key_trust.ts`: trust on first use; `outgoing.ts`: unsettled messages and `drain()`.
+ * - `events.ts`: what we report (the `--json` contract); `nat_check.ts`: `p2p nat`.
  *
  * @example
  * ```ts
@@ -17,31 +26,25 @@
  * ```
  * @module
  */
-import {
-  decodeKey,
-  encodeKey,
-  fingerprint,
-  loadOrCreateIdentity,
-  safetyNumber,
-} from "./crypto/identity.ts";
+import { encodeKey, fingerprint, loadOrCreateIdentity } from "./crypto/identity.ts";
+import type { KeyPair } from "./crypto/noise.ts";
 import { KnownPeers } from "./crypto/known_peers.ts";
-import type { EventSink, OnlineUser } from "./peer/events.ts";
-import { Link } from "./peer/link.ts";
-import { natKindOf } from "./peer/nat_check.ts";
-import { encodeWhoami, type NatKind, parseWhoamiAnswer, secondPort } from "./protocol/whoami.ts";
-import { decodeBase64url, encodeBase64url } from "./protocol/base64url.ts";
-import { type Endpoint, formatEndpoint, sameEndpoint } from "./protocol/endpoint.ts";
-import { decodeFrame, encodeFrame, FrameError, isFrame } from "./protocol/frame.ts";
-import {
-  decodeText,
-  MAX_BATCH_DATAGRAM,
-  parseServerMessage,
-  SeedProtocolError,
-  type ServerMessage,
-} from "./protocol/seed.ts";
+import type { Clock } from "./clock.ts";
 import { localAddressFor, UdpSocket } from "./net/udp.ts";
+import { encodeBase64url } from "./protocol/base64url.ts";
+import { type Endpoint, formatEndpoint } from "./protocol/endpoint.ts";
+import { encodeFrame } from "./protocol/frame.ts";
+import type { ServerMessage } from "./protocol/seed.ts";
+import type { NatKind } from "./protocol/whoami.ts";
+import { demuxDatagram } from "./peer/demux.ts";
+import { type EventSink, linkEventsFor, type OnlineUser } from "./peer/events.ts";
+import { KeyTrust } from "./peer/key_trust.ts";
+import { introductionFrom, Link, type LinkTransport } from "./peer/link.ts";
+import { NatDetector } from "./peer/nat_detect.ts";
+import { Outgoing } from "./peer/outgoing.ts";
 import { Presence } from "./peer/presence.ts";
-import type { Candidate, PathFinderOptions } from "./peer/traversal.ts";
+import { SocketPool } from "./peer/socket_pool.ts";
+import type { PathFinderOptions } from "./peer/traversal.ts";
 
 /** Options for {@linkcode Peer.start}. */
 export interface PeerOptions {
@@ -58,23 +61,14 @@ export interface PeerOptions {
   giveUpAfterMs?: number;
   /** Path finder timings (tests and the lab shorten them). */
   pathOptions?: Partial<PathFinderOptions>;
+  /** Time for every timer of the client; default `realClock`. */
+  clock?: Clock;
 }
-
-/** Most extra sockets open at once (two birthday searches): file descriptors are finite. */
-const MAX_EXTRA_SOCKETS = 512;
 
 /** Longest message text, in UTF-8 bytes (it is split into datagrams and reassembled). */
 export const MAX_TEXT_BYTES = 256 * 1024;
 
 const encoder = new TextEncoder();
-
-function random32(): number {
-  return crypto.getRandomValues(new Uint32Array(1))[0];
-}
-
-function randomSecret(): string {
-  return encodeBase64url(crypto.getRandomValues(new Uint8Array(16)));
-}
 
 /** A logged-in chat client. */
 export class Peer {
@@ -83,34 +77,24 @@ export class Peer {
   readonly fingerprint: string;
   readonly #o: PeerOptions;
   readonly #socket: UdpSocket;
+  readonly #identity: KeyPair;
+  /** Random per process: peers see that we restarted (docs/PROTOCOL.md §2.3). */
+  readonly #instanceId = crypto.getRandomValues(new Uint32Array(1))[0];
   readonly #presence: Presence;
-  readonly #identity: { publicKey: Uint8Array; secretKey: Uint8Array };
-  readonly #known: KnownPeers;
-  readonly #instanceId = random32();
+  readonly #trust: KeyTrust;
+  readonly #nat: NatDetector;
+  readonly #pool: SocketPool;
+  readonly #outgoing = new Outgoing();
   readonly #links = new Map<string, Link>();
   /** Users seen online during this session: messages to them wait if they are away. */
   readonly #seen = new Set<string>();
-  /** Keys that differ from the pinned ones, waiting for `/trust`. */
-  readonly #changedKeys = new Map<string, Uint8Array>();
-  /** Messages not yet settled: id → recipient. */
-  readonly #outgoing = new Map<number, string>();
-  readonly #drainWaiters: (() => void)[] = [];
-  #nextId = 1;
   #ready = false;
   #closed = false;
-  /** How our NAT maps the socket, once known (see {@linkcode NatKind}). */
-  #nat: NatKind | undefined;
-  /** Introductions asked for while our NAT kind was being found out. */
-  readonly #waitingConnects = new Set<string>();
-  /** Extra sockets of birthday searches, by id (the main socket is 0). */
-  readonly #extra = new Map<number, UdpSocket>();
-  #nextSocketId = 1;
-  #natProbe: ReturnType<typeof setTimeout> | undefined;
 
   private constructor(
     socket: UdpSocket,
     claimed: Endpoint,
-    identity: { publicKey: Uint8Array; secretKey: Uint8Array },
+    identity: KeyPair,
     known: KnownPeers,
     options: PeerOptions,
   ) {
@@ -119,14 +103,26 @@ export class Peer {
     this.#o = options;
     this.#socket = socket;
     this.#identity = identity;
-    this.#known = known;
+    this.#trust = new KeyTrust({
+      known,
+      me: { name: options.username, publicKey: identity.publicKey },
+      onEvent: this.#emit,
+    });
+    this.#pool = new SocketPool({
+      host: socket.local.host,
+      onMessage: (data, from, id) => this.#onDatagram(data, from, id),
+    });
     this.#presence = new Presence({
       send: (data, to) => socket.send(data, to),
       server: options.server,
       username: options.username,
       claimed,
       keepaliveMs: options.keepaliveMs ?? 10_000,
-      ext: { key: encodeKey(identity.publicKey), secret: randomSecret() },
+      ext: {
+        key: encodeKey(identity.publicKey),
+        secret: encodeBase64url(crypto.getRandomValues(new Uint8Array(16))),
+      },
+      clock: options.clock,
       // The first list is reported after `ready`, by start().
       onOnline: (user, ep) => {
         this.#seen.add(user);
@@ -139,9 +135,18 @@ export class Peer {
       onError: (message) => this.#emit({ event: "error", message }),
       onCoordinator: (state) => {
         this.#emit({ event: "coordinator", state });
-        if (state === "back") this.#detectNat(); // a new coordinator knows nothing of our NAT
+        if (state === "back") this.#nat.detect(); // a new coordinator knows nothing of our NAT
       },
       onOther: (msg) => this.#onServerMessage(msg),
+    });
+    this.#nat = new NatDetector({
+      server: options.server,
+      send: (data, to) => socket.send(data, to),
+      connect: (peer) => this.#presence.connect(peer),
+      onDetected: (kind) => this.#presence.reportNat(kind),
+      indirect: () =>
+        [...this.#links.values()].filter((l) => l.path.kind !== "direct").map((l) => l.peer),
+      clock: options.clock,
     });
   }
 
@@ -177,7 +182,7 @@ export class Peer {
       for (const [user, ep] of peer.#presence.users) {
         peer.#emit({ event: "online", user, endpoint: formatEndpoint(ep) });
       }
-      peer.#detectNat();
+      peer.#nat.detect();
       return peer;
     } catch (err) {
       await socket.close();
@@ -233,107 +238,34 @@ export class Peer {
       this.#emit({ event: "fingerprint", user: this.username, fingerprint: this.fingerprint });
       return;
     }
-    const pinned = this.#known.get(user);
-    const key = pinned?.publicKey;
-    if (!key) {
-      this.#emit({
-        event: "error",
-        message: `No key known for ${user} yet: it is learned on the first conversation`,
-      });
-      return;
-    }
-    this.#emit({
-      event: "fingerprint",
-      user,
-      fingerprint: fingerprint(key),
-      safety: safetyNumber(this.username, this.#identity.publicKey, user, key),
-    });
+    this.#trust.showFingerprint(user);
   }
 
   /** Accepts `user`'s changed key (after checking it out of band) and reconnects. */
   async trust(user: string): Promise<void> {
-    const key = this.#changedKeys.get(user);
-    if (!key) {
-      this.#emit({ event: "error", message: `Nothing to trust: ${user}'s key has not changed` });
-      return;
-    }
-    await this.#known.trust(user, key);
-    this.#changedKeys.delete(user);
-    this.#emit({ event: "trusted", user, fingerprint: fingerprint(key) });
-    this.#links.get(user)?.requestIntroduction();
+    if (await this.#trust.accept(user)) this.#links.get(user)?.requestIntroduction();
   }
 
   /** Resolves when every message sent so far is delivered or reported undelivered. */
   drain(): Promise<void> {
-    if (this.#outgoing.size === 0) return Promise.resolve();
-    return new Promise((resolve) => this.#drainWaiters.push(resolve));
+    return this.#outgoing.drain();
   }
 
   /** How our NAT maps our socket, once the coordinator's two ports have told us. */
   get nat(): NatKind | undefined {
-    return this.#nat;
-  }
-
-  /**
-   * Asks the coordinator's second port (`port + 1`) where it sees us: the same endpoint as the
-   * main port means an easy NAT (or none), another port a hard (symmetric) one. The answer goes
-   * to the coordinator (`nat`), which passes it on in introductions. No answer: nothing is
-   * reported, and introductions simply carry no NAT kind.
-   */
-  #detectNat(attempt = 0): void {
-    clearTimeout(this.#natProbe);
-    this.#natProbe = undefined;
-    if (this.#closed) return;
-    if (attempt >= 3) {
-      this.#flushConnects(); // no answer: introductions go ahead without our NAT kind
-      return;
-    }
-    this.#socket.send(encodeWhoami(), secondPort(this.#o.server));
-    this.#natProbe = setTimeout(() => this.#detectNat(attempt + 1), 1000);
-  }
-
-  #onNatAnswer(seenByAlt: Endpoint): void {
-    const observed = this.#presence.observed;
-    if (!observed || this.#natProbe === undefined) return;
-    clearTimeout(this.#natProbe);
-    this.#natProbe = undefined;
-    this.#nat = natKindOf(observed, seenByAlt);
-    this.#presence.reportNat(this.#nat);
-    // Introductions made before the coordinator knew our NAT kind could not plan a birthday
-    // search: redo those that have not found a direct path.
-    for (const link of this.#links.values()) {
-      if (link.path.kind !== "direct" && !this.#waitingConnects.has(link.peer)) {
-        this.#presence.connect(link.peer);
-      }
-    }
-    this.#flushConnects();
-  }
-
-  /**
-   * Asks for an introduction to `peer` — once our NAT kind is known (or its detection gave up),
-   * so that the coordinator can pass it on and both sides can plan the same search.
-   */
-  #connect(peer: string): void {
-    if (this.#natProbe !== undefined) this.#waitingConnects.add(peer);
-    else this.#presence.connect(peer);
-  }
-
-  #flushConnects(): void {
-    for (const peer of this.#waitingConnects) this.#presence.connect(peer);
-    this.#waitingConnects.clear();
+    return this.#nat.kind;
   }
 
   /** Logs out and closes the socket. Messages still unsettled are reported undelivered. */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    clearTimeout(this.#natProbe);
+    this.#nat.close();
     this.#presence.logout();
     for (const link of this.#links.values()) link.close("the client closed");
     this.#links.clear();
-    await Promise.all([...this.#extra.values()].map((s) => s.close()));
-    this.#extra.clear();
-    for (const resolve of this.#drainWaiters.splice(0)) resolve();
+    await this.#pool.closeAll();
+    this.#outgoing.release();
     await this.#socket.close();
   }
 
@@ -346,7 +278,7 @@ export class Peer {
     };
     if (to === this.username) return fail("that is you");
     if (!this.#presence.users.has(to) && !this.#seen.has(to)) return fail(`${to} is not online`);
-    if (this.#changedKeys.has(to)) {
+    if (this.#trust.hasChanged(to)) {
       return fail(
         `${to}'s key has changed; compare /fingerprint ${to} with them, then /trust ${to}`,
       );
@@ -355,50 +287,10 @@ export class Peer {
     if (bytes > MAX_TEXT_BYTES) {
       return fail(`the message is ${bytes} bytes, the limit is ${MAX_TEXT_BYTES}`);
     }
-    const id = this.#nextId++;
-    this.#outgoing.set(id, to);
+    const id = this.#outgoing.add();
     this.#emit(group ? { event: "sent", to, id, text, group } : { event: "sent", to, id, text });
     this.#link(to).send({ group, id, text });
     return id;
-  }
-
-  async #openSockets(count: number): Promise<number[]> {
-    if (this.#closed || this.#extra.size + count > MAX_EXTRA_SOCKETS) {
-      throw new Error(`no room for ${count} more sockets`);
-    }
-    const host = this.#socket.local.host;
-    const opened = await Promise.allSettled(
-      Array.from({ length: count }, () => UdpSocket.bind({ host })),
-    );
-    const ids: number[] = [];
-    for (const result of opened) {
-      if (result.status !== "fulfilled") continue;
-      const id = this.#nextSocketId++;
-      this.#extra.set(id, result.value);
-      result.value.onMessage((data, from) => this.#onDatagram(data, from, id));
-      ids.push(id);
-    }
-    if (this.#closed) {
-      this.#closeSockets(ids);
-      throw new Error("the client closed");
-    }
-    return ids;
-  }
-
-  #closeSockets(ids: number[]): void {
-    for (const id of ids) {
-      this.#extra.get(id)?.close();
-      this.#extra.delete(id);
-    }
-  }
-
-  #settled(id: number): void {
-    this.#outgoing.delete(id);
-    if (this.#outgoing.size === 0) {
-      for (const resolve of this.#drainWaiters.splice(0)) {
-        resolve();
-      }
-    }
   }
 
   #link(peer: string): Link {
@@ -409,158 +301,72 @@ export class Peer {
       peer,
       staticKeyPair: this.#identity,
       instanceId: this.#instanceId,
-      now: () => performance.now(),
+      verifyKey: (key) => this.#trust.verify(peer, key),
+      transport: this.#transportTo(peer),
+      events: linkEventsFor({
+        peer,
+        me: this.username,
+        emit: this.#emit,
+        settle: (id) => this.#outgoing.settle(id),
+      }),
+      clock: this.#o.clock,
       giveUpAfterMs: this.#o.giveUpAfterMs,
       pathOptions: this.#o.pathOptions,
-      sendTo: (frame, to, ttl, socket = 0) =>
-        (socket === 0 ? this.#socket : this.#extra.get(socket))?.send(frame, to, { ttl }),
-      openSockets: (count) => this.#openSockets(count),
-      closeSockets: (ids) => this.#closeSockets(ids),
-      localNat: () => this.#nat,
-      sendViaRelay: (frame) =>
-        this.#socket.send(encodeFrame({ type: "relay", to: peer, inner: frame }), this.#o.server),
-      requestIntroduction: () => this.#connect(peer),
-      verifyKey: (key) => this.#verifyKey(peer, key),
-      onMessage: (msg, path) =>
-        this.#emit({
-          event: "message",
-          from: peer,
-          to: msg.group ? "*" : this.username,
-          text: msg.text,
-          id: msg.id,
-          path: path.kind,
-        }),
-      onDelivered: (id) => {
-        this.#settled(id);
-        this.#emit({ event: "delivered", to: peer, id });
-      },
-      onUndelivered: (id, reason) => {
-        this.#settled(id);
-        this.#emit({ event: "undelivered", to: peer, id, reason });
-      },
-      onPath: (path) => {
-        if (path.kind === "none") return;
-        this.#emit(
-          path.kind === "direct"
-            ? { event: "path", user: peer, path: "direct", endpoint: formatEndpoint(path.endpoint) }
-            : { event: "path", user: peer, path: "relay" },
-        );
-      },
     });
     this.#links.set(peer, link);
     return link;
   }
 
-  /** Trust on first use: pin a new key, accept the pinned one, refuse (and warn) on a change. */
-  #verifyKey(peer: string, key: Uint8Array): boolean {
-    const status = this.#known.check(peer, key);
-    if (status === "match") return true;
-    if (status === "new") {
-      this.#known.pin(peer, key).catch((err) =>
-        this.#emit({ event: "error", message: `Cannot save ${peer}'s key: ${err.message}` })
-      );
-      return true;
-    }
-    const previous = this.#changedKeys.get(peer);
-    if (!previous || encodeKey(previous) !== encodeKey(key)) {
-      this.#changedKeys.set(peer, key);
-      const pinned = this.#known.get(peer)!.publicKey;
-      this.#emit({
-        event: "key-changed",
-        user: peer,
-        fingerprint: fingerprint(key),
-        previous: fingerprint(pinned),
-      });
-    }
-    return false;
+  /** How the link to `peer` reaches it: our sockets, the relay, the coordinator. */
+  #transportTo(peer: string): LinkTransport {
+    return {
+      sendTo: (frame, to, ttl, socket = 0) =>
+        (socket === 0 ? this.#socket : this.#pool.get(socket))?.send(frame, to, { ttl }),
+      sendViaRelay: (frame) =>
+        this.#socket.send(encodeFrame({ type: "relay", to: peer, inner: frame }), this.#o.server),
+      openSockets: (count) => this.#pool.open(count),
+      closeSockets: (ids) => this.#pool.close(ids),
+      localNat: () => this.#nat.kind,
+      requestIntroduction: () => this.#nat.connect(peer),
+    };
   }
 
   #onServerMessage(msg: ServerMessage): void {
-    switch (msg.type) {
-      case "introduce": {
-        const key = decodeKey(msg.key);
-        const token = decodeBase64url(msg.token);
-        if (!key || !token || msg.username === this.username) return;
-        const candidates: Candidate[] = [];
-        if (!sameEndpoint(msg.claimed, msg.observed)) {
-          candidates.push({ kind: "lan", endpoint: msg.claimed });
-        }
-        candidates.push({ kind: "public", endpoint: msg.observed });
-        this.#link(msg.username).introduce({ candidates, key, token, nat: msg.nat });
-        return;
+    if (msg.type === "introduce") {
+      const intro = introductionFrom(msg);
+      if (intro && msg.username !== this.username) this.#link(msg.username).introduce(intro);
+    } else if (msg.type === "unavailable") {
+      const link = this.#links.get(msg.username);
+      // Offline users may come back within the session: their messages wait. An online user
+      // the coordinator cannot introduce (a seed-only client) never will.
+      if (link && this.#presence.users.has(msg.username)) {
+        this.#links.delete(msg.username);
+        link.close(msg.reason);
       }
-      case "unavailable": {
-        const link = this.#links.get(msg.username);
-        // Offline users may come back within the session: their messages wait. An online user
-        // the coordinator cannot introduce (a seed-only client) never will.
-        if (link && this.#presence.users.has(msg.username)) {
-          this.#links.delete(msg.username);
-          link.close(msg.reason);
-        }
-        return;
-      }
-      default:
-        return;
     }
   }
 
   #onDatagram(data: Uint8Array, from: Endpoint, socket = 0): void {
     if (this.#closed) return;
-    if (socket !== 0) {
-      // Extra sockets only ever talk to one peer, directly.
-      try {
-        const frame = decodeFrame(data);
-        if (frame.type !== "relay" && frame.type !== "relayed") {
-          this.#links.get(frame.from)?.receive(frame, from, socket);
-        }
-      } catch (err) {
-        if (!(err instanceof FrameError)) throw err;
-      }
-      return;
-    }
-    const fromServer = sameEndpoint(from, this.#o.server);
-    if (!isFrame(data)) {
-      if (sameEndpoint(from, secondPort(this.#o.server))) {
-        const seen = parseWhoamiAnswer(data);
-        if (seen) this.#onNatAnswer(seen);
-        return;
-      }
-      if (!fromServer) return;
-      try {
-        // Several messages may share a datagram, one per line: a `Presence` header and the
-        // changes it covers are one unit, so a malformed line voids the whole datagram.
-        const lines = decodeText(data, MAX_BATCH_DATAGRAM).split("\n").filter((l) => l !== "");
-        this.#presence.handleDatagram(lines.map(parseServerMessage));
-      } catch (err) {
-        if (!(err instanceof SeedProtocolError)) throw err;
-        this.#emit({
+    const what = demuxDatagram(data, from, { server: this.#o.server, extraSocket: socket !== 0 });
+    switch (what?.kind) {
+      case "coordinator":
+        return this.#presence.handleDatagram(what.messages);
+      case "malformed":
+        return this.#emit({
           event: "error",
-          message: `Ignored a message from the coordinator: ${err.message}`,
+          message: `Ignored a message from the coordinator: ${what.reason}`,
         });
+      case "whoami":
+        return this.#nat.answer(this.#presence.observed, what.seen);
+      case "frame": {
+        const link = this.#links.get(what.frame.from);
+        if (link) link.receive(what.frame, what.via, socket);
+        else if (socket === 0 && this.#presence.users.has(what.frame.from)) {
+          // Someone we have no link with talks to us: ask for an introduction to both sides.
+          this.#link(what.frame.from).requestIntroduction();
+        }
       }
-      return;
-    }
-    try {
-      let frame = decodeFrame(data);
-      let via: Endpoint | "relay" = from;
-      if (frame.type === "relayed") {
-        if (!fromServer) return;
-        const inner = decodeFrame(frame.inner);
-        // The coordinator vouches for the sender's name; the inner frame must agree.
-        if (!("from" in inner) || inner.from !== frame.from || inner.type === "relayed") return;
-        frame = inner;
-        via = "relay";
-      }
-      if (frame.type === "relay") return;
-      const link = this.#links.get(frame.from);
-      if (link) {
-        link.receive(frame, via);
-      } else if (this.#presence.users.has(frame.from)) {
-        // Someone we have no link with talks to us: ask for an introduction to both sides.
-        this.#link(frame.from).requestIntroduction();
-      }
-    } catch (err) {
-      if (!(err instanceof FrameError)) throw err;
     }
   }
 }

@@ -75,28 +75,29 @@ async function linkPair(loss: number) {
   const settled = new Map<number, () => void>();
   let received = 0;
   const links = {} as Record<"alice" | "bob", Link>;
+  const verifyKey = () => true;
   for (const me of ["alice", "bob"] as const) {
     const peer = me === "alice" ? "bob" : "alice";
-    links[me] = new Link({
-      me,
-      peer,
-      staticKeyPair: keys[me],
-      instanceId: me === "alice" ? 1 : 2,
-      now: () => performance.now(),
-      sendTo: (frame, to: Endpoint, ttl) => sockets[me].send(frame, to, { ttl }),
+    const transport = {
+      sendTo: (frame: Uint8Array, to: Endpoint, ttl?: number) =>
+        sockets[me].send(frame, to, { ttl }),
       sendViaRelay: () => {},
       openSockets: () => Promise.reject(new Error("no extra sockets here")),
       closeSockets: () => {},
       localNat: () => undefined,
       requestIntroduction: () => {},
-      verifyKey: () => true,
+    };
+    const events = {
       onMessage: () => received++,
-      onDelivered: (id) => settled.get(id)?.(),
-      onUndelivered: (id, reason) => {
+      onDelivered: (id: number) => settled.get(id)?.(),
+      onUndelivered: (id: number, reason: string) => {
         throw new Error(`message ${id} undelivered: ${reason}`);
       },
       onPath: () => {},
-    });
+    };
+    const instanceId = me === "alice" ? 1 : 2;
+    const staticKeyPair = keys[me];
+    links[me] = new Link({ me, peer, staticKeyPair, instanceId, verifyKey, transport, events });
     sockets[me].onMessage((data, from) => {
       if (Math.random() < loss) return;
       try {

@@ -10,6 +10,8 @@
  * ```
  * @module
  */
+import { formatEndpoint } from "../protocol/endpoint.ts";
+import type { LinkEvents } from "./link.ts";
 
 /** How messages to a peer travel: straight to it, or through the coordinator's relay. */
 export type PathKind = "direct" | "relay" | "none";
@@ -50,3 +52,46 @@ export type PeerEvent =
 
 /** Receives a peer's events. */
 export type EventSink = (event: PeerEvent) => void;
+
+/**
+ * What the link to `peer` reports, as events of ours (we are `me`): its messages, the fate of
+ * ours (`settle` hears of each first), and the paths it finds.
+ *
+ * @example
+ * ```ts
+ * const events = linkEventsFor({ peer: "bob", me: "alice", emit: console.log, settle: () => {} });
+ * events.onDelivered(1); // emits { event: "delivered", to: "bob", id: 1 }
+ * ```
+ */
+export function linkEventsFor(
+  options: { peer: string; me: string; emit: EventSink; settle: (id: number) => void },
+): LinkEvents {
+  const { peer, me, emit, settle } = options;
+  return {
+    onMessage: (msg, path) =>
+      emit({
+        event: "message",
+        from: peer,
+        to: msg.group ? "*" : me,
+        text: msg.text,
+        id: msg.id,
+        path: path.kind,
+      }),
+    onDelivered: (id) => {
+      settle(id);
+      emit({ event: "delivered", to: peer, id });
+    },
+    onUndelivered: (id, reason) => {
+      settle(id);
+      emit({ event: "undelivered", to: peer, id, reason });
+    },
+    onPath: (path) => {
+      if (path.kind === "none") return;
+      emit(
+        path.kind === "direct"
+          ? { event: "path", user: peer, path: "direct", endpoint: formatEndpoint(path.endpoint) }
+          : { event: "path", user: peer, path: "relay" },
+      );
+    },
+  };
+}

@@ -1,24 +1,19 @@
 /**
  * Everything between us and one other peer: the path (direct endpoint or relay, chosen by
- * {@linkcode PathFinder}), the Noise XX handshake and the encrypted {@linkcode Session}, and the
- * {@linkcode ReliableChannel} that turns chat messages into acknowledged, ordered segments.
- * Sockets stay outside: the peer passes in frames and gives two ways out (to an endpoint, or via
- * the coordinator's relay). One timer per link drives every state machine inside it.
+ * {@linkcode PathFinder}), the encrypted {@linkcode Session} its {@linkcode Handshake}
+ * establishes, and the {@linkcode ReliableChannel} that turns chat messages into acknowledged,
+ * ordered segments, with the messages still waiting for a session. Sockets stay outside: the peer
+ * passes in frames and gives a {@linkcode LinkTransport} (to an endpoint, or via the coordinator's
+ * relay). One timer per link, from the injected clock, drives every state machine inside it.
  *
- * Handshake rules (docs/PROTOCOL.md §2.3):
- * - The peer whose name sorts first (JavaScript string order) initiates, on every introduction
- *   once a path exists; the other only responds. No simultaneous-open races.
- * - HS2 and HS3 carry the sender's *instance id* (random per process, encrypted). A new instance
- *   means the other side restarted: its receive state is gone, so the messages we had in flight
- *   are re-sent on a fresh reliable stream instead of being given up.
- * - The responder confirms HS3 with an empty DATA packet; the initiator repeats HS3 until any
- *   DATA from the responder decrypts.
- * - The static key the handshake proves must be the one the coordinator introduced, and the user's
- *   trust store must accept it (`verifyKey`); otherwise the handshake is abandoned.
+ * The handshake's rules are in `handshake.ts`. What the link adds: it handshakes once a path
+ * exists, and when the peer restarted (a new instance id) the messages it had not confirmed are
+ * re-sent on a fresh reliable stream instead of being given up.
  *
  * @example
  * ```ts
- * const link = new Link({ me: "alice", peer: "bob", ...callbacks });
+ * const link = new Link({ me: "alice", peer: "bob", staticKeyPair, instanceId, verifyKey,
+ *   transport, events });
  * link.introduce({ candidates, key, token });
  * link.send({ group: false, id: 1, text: "hi" });
  * ```
@@ -26,16 +21,17 @@
  */
 import { hmac } from "@noble/hashes/hmac.js";
 import { sha256 } from "@noble/hashes/sha2.js";
-import { constantTimeEqual, equalBytes } from "../bytes.ts";
-import { HandshakeState, type KeyPair, NoiseError, prologueFor } from "../crypto/noise.ts";
-import { type Session, SESSION_OVERHEAD, sessionFromHandshake } from "../crypto/session.ts";
+import { constantTimeEqual } from "../bytes.ts";
+import { type Clock, realClock, type TimerId } from "../clock.ts";
+import type { KeyPair } from "../crypto/noise.ts";
+import { type Session, SESSION_OVERHEAD } from "../crypto/session.ts";
 import {
   type ChatMessage,
   ChatMessageError,
   decodeChatMessage,
   encodeChatMessage,
 } from "../protocol/chat_message.ts";
-import type { Endpoint } from "../protocol/endpoint.ts";
+import { type Endpoint, sameEndpoint } from "../protocol/endpoint.ts";
 import type { NatKind } from "../protocol/whoami.ts";
 import {
   encodeFrame,
@@ -44,6 +40,10 @@ import {
   FrameType,
   PROBE_MAC_LENGTH,
 } from "../protocol/frame.ts";
+import type { ServerMessage } from "../protocol/seed.ts";
+import { decodeKey } from "../crypto/identity.ts";
+import { decodeBase64url } from "../protocol/base64url.ts";
+import { type Established, Handshake, type HandshakeStep } from "./handshake.ts";
 import { DEFAULT_MAX_SEGMENT_SIZE, ReliableChannel } from "./reliable.ts";
 import {
   BIRTHDAY_SOCKETS,
@@ -64,6 +64,33 @@ export interface Introduction {
   nat?: NatKind;
 }
 
+/** How a link reaches the network and the coordinator. */
+export interface LinkTransport {
+  /**
+   * Sends a frame straight to an endpoint, from the main socket (0) or an extra one, with a TTL
+   * when priming NAT mappings.
+   */
+  sendTo(frame: Uint8Array, to: Endpoint, ttl?: number, socket?: number): void;
+  /** Sends a frame through the coordinator's relay. */
+  sendViaRelay(frame: Uint8Array): void;
+  /** Opens `count` extra sockets for a birthday search; resolves with their ids. */
+  openSockets(count: number): Promise<number[]>;
+  /** Closes extra sockets no longer needed. */
+  closeSockets(ids: number[]): void;
+  /** Our NAT kind, once known. */
+  localNat(): NatKind | undefined;
+  /** Asks the coordinator to introduce us (again). */
+  requestIntroduction(): void;
+}
+
+/** What a link reports. */
+export interface LinkEvents {
+  onMessage(msg: ChatMessage, path: Path): void;
+  onDelivered(id: number): void;
+  onUndelivered(id: number, reason: string): void;
+  onPath(path: Path): void;
+}
+
 /** Options for {@linkcode Link}. */
 export interface LinkOptions {
   me: string;
@@ -71,28 +98,12 @@ export interface LinkOptions {
   staticKeyPair: KeyPair;
   /** Random per process; lets the other side detect that we restarted. */
   instanceId: number;
-  now: () => number;
-  /**
-   * Sends a frame straight to an endpoint, from the main socket (0) or an extra one, with a TTL
-   * when priming NAT mappings.
-   */
-  sendTo: (frame: Uint8Array, to: Endpoint, ttl?: number, socket?: number) => void;
-  /** Opens `count` extra sockets for a birthday search; resolves with their ids. */
-  openSockets: (count: number) => Promise<number[]>;
-  /** Closes extra sockets no longer needed. */
-  closeSockets: (ids: number[]) => void;
-  /** Our NAT kind, once known. */
-  localNat: () => NatKind | undefined;
-  /** Sends a frame through the coordinator's relay. */
-  sendViaRelay: (frame: Uint8Array) => void;
-  /** Asks the coordinator to introduce us (again). */
-  requestIntroduction: () => void;
   /** The trust decision on the key the handshake proved: true to go on. */
   verifyKey: (key: Uint8Array) => boolean;
-  onMessage: (msg: ChatMessage, path: Path) => void;
-  onDelivered: (id: number) => void;
-  onUndelivered: (id: number, reason: string) => void;
-  onPath: (path: Path) => void;
+  transport: LinkTransport;
+  events: LinkEvents;
+  /** Default {@linkcode realClock}. */
+  clock?: Clock;
   /**
    * Messages are reported undelivered when the peer stays unreachable this long: no session
    * within it, or (inside the reliable channel) nothing new acknowledged for it; default 30 s.
@@ -102,9 +113,6 @@ export interface LinkOptions {
   pathOptions?: Partial<PathFinderOptions>;
 }
 
-/** How often a handshake message is repeated while unanswered, and how many times. */
-const HANDSHAKE_RETRY_MS = 1000;
-const HANDSHAKE_ATTEMPTS = 10;
 /** Largest datagram we send: safe on every path, tunnels and PPPoE included. */
 export const MAX_DATAGRAM = 1200;
 /** Introductions requested at most this often. */
@@ -124,20 +132,38 @@ export interface LinkStats {
   badMessages: number;
 }
 
+/**
+ * The {@linkcode Introduction} an `introduce` message from the coordinator makes, or undefined
+ * when its key or token is malformed. The claimed (LAN) endpoint is a candidate only when it
+ * differs from the observed (public) one.
+ *
+ * @example
+ * ```ts
+ * const intro = introductionFrom(msg); // msg: an IntroduceMessage from the coordinator
+ * if (intro) link.introduce(intro);
+ * ```
+ */
+export function introductionFrom(
+  msg: Extract<ServerMessage, { type: "introduce" }>,
+): Introduction | undefined {
+  const key = decodeKey(msg.key);
+  const token = decodeBase64url(msg.token);
+  if (!key || !token) return undefined;
+  const candidates: Candidate[] = [];
+  if (!sameEndpoint(msg.claimed, msg.observed)) {
+    candidates.push({ kind: "lan", endpoint: msg.claimed });
+  }
+  candidates.push({ kind: "public", endpoint: msg.observed });
+  return { candidates, key, token, nat: msg.nat };
+}
+
 /** One peer's path, session and reliable channel. */
 export class Link {
   readonly peer: string;
-  readonly stats: LinkStats = {
-    badProbes: 0,
-    badHandshakes: 0,
-    keyMismatches: 0,
-    undecryptable: 0,
-    badMessages: 0,
-  };
-  readonly #o: LinkOptions;
-  readonly #initiator: boolean;
+  readonly #o: LinkOptions & { clock: Clock; giveUpAfterMs: number };
+  readonly #counts = { badProbes: 0, undecryptable: 0, badMessages: 0 };
   readonly #pathFinder: PathFinder;
-  readonly #giveUpAfterMs: number;
+  readonly #handshake: Handshake;
   #intro: Introduction | undefined;
   #channel: ReliableChannel;
   /** Messages handed to the channel and not yet settled, by channel id. */
@@ -145,30 +171,25 @@ export class Link {
   /** Messages waiting for a session. */
   #queue: Queued[] = [];
   #session: Session | undefined;
+  /** The session before the last handshake: its packets still in flight are read. */
   #previousSession: Session | undefined;
-  #remoteInstance: number | undefined;
-  #hs: HandshakeState | undefined;
-  /** The last handshake message we sent and what it answered, for repeats. */
-  #hsSent: { frame: Uint8Array; answers?: Uint8Array; attempts: number; at: number } | undefined;
-  #confirmed = false;
-  #wantHandshake = false;
   #lastIntroRequest = -Infinity;
-  #timer: ReturnType<typeof setTimeout> | undefined;
+  #timer: TimerId | undefined;
   #closed = false;
 
   constructor(options: LinkOptions) {
-    this.#o = options;
+    const clock = options.clock ?? realClock;
+    this.#o = { ...options, clock, giveUpAfterMs: options.giveUpAfterMs ?? 30_000 };
     this.peer = options.peer;
-    this.#initiator = options.me < options.peer;
-    this.#giveUpAfterMs = options.giveUpAfterMs ?? 30_000;
+    this.#handshake = new Handshake({ ...options, clock });
     this.#pathFinder = new PathFinder({
       ...options.pathOptions,
-      now: options.now,
+      now: () => clock.now(),
       relayAvailable: true,
       sendProbe: (to, txid, opts) =>
         this.#sendProbe(FrameType.PROBE, to, txid, opts.socket, opts.ttl),
       sendProbeAck: (to, txid, socket) => this.#sendProbe(FrameType.PROBE_ACK, to, txid, socket),
-      releaseSockets: (ids) => options.closeSockets(ids),
+      releaseSockets: (ids) => options.transport.closeSockets(ids),
       onPath: (path) => this.#onPath(path),
       onNeedIntroduction: () => this.requestIntroduction(),
     });
@@ -178,6 +199,13 @@ export class Link {
   /** The path in use. */
   get path(): Path {
     return this.#pathFinder.path;
+  }
+
+  /** Counters of what this link dropped. */
+  get stats(): LinkStats {
+    const { badProbes, undecryptable, badMessages } = this.#counts;
+    const { badHandshakes, keyMismatches } = this.#handshake.stats;
+    return { badProbes, badHandshakes, keyMismatches, undecryptable, badMessages };
   }
 
   /** Whether messages are waiting to be sent or confirmed. */
@@ -194,10 +222,10 @@ export class Link {
   introduce(intro: Introduction): void {
     if (this.#closed) return;
     this.#intro = intro;
-    if (this.#initiator) this.#wantHandshake = true;
+    this.#handshake.introduce(intro.key);
     this.#pathFinder.start(intro.candidates);
     this.#maybeBirthday(intro.nat);
-    if (this.#wantHandshake && this.path.kind !== "none") this.#startHandshake();
+    if (this.path.kind !== "none") this.#transmitHandshake(this.#handshake.begin());
     this.#schedule();
   }
 
@@ -207,7 +235,7 @@ export class Link {
    * probes at random ports. Two hard sides cannot meet this way: they stay on the relay.
    */
   #maybeBirthday(peerNat: NatKind | undefined): void {
-    const local = this.#o.localNat();
+    const local = this.#o.transport.localNat();
     if (!peerNat || !local || local === peerNat || this.#pathFinder.birthday) return;
     if (this.path.kind === "direct") return;
     if (local === "easy") {
@@ -215,9 +243,9 @@ export class Link {
       this.#schedule();
       return;
     }
-    this.#o.openSockets(BIRTHDAY_SOCKETS).then((sockets) => {
+    this.#o.transport.openSockets(BIRTHDAY_SOCKETS).then((sockets) => {
       if (this.#closed || this.path.kind === "direct" || this.#pathFinder.birthday) {
-        this.#o.closeSockets(sockets);
+        this.#o.transport.closeSockets(sockets);
         return;
       }
       this.#pathFinder.startBirthday({ role: "sockets", sockets });
@@ -230,7 +258,7 @@ export class Link {
   /** Queues a chat message; `onDelivered`/`onUndelivered` report its fate by `msg.id`. */
   send(msg: ChatMessage): void {
     if (this.#closed) return;
-    this.#queue.push({ msg, since: this.#o.now() });
+    this.#queue.push({ msg, since: this.#o.clock.now() });
     if (!this.#intro) this.requestIntroduction();
     this.#flush();
     this.#schedule();
@@ -238,10 +266,10 @@ export class Link {
 
   /** Asks the coordinator for an introduction, at most once every 2 s. */
   requestIntroduction(): void {
-    const now = this.#o.now();
+    const now = this.#o.clock.now();
     if (now - this.#lastIntroRequest < INTRO_INTERVAL_MS) return;
     this.#lastIntroRequest = now;
-    this.#o.requestIntroduction();
+    this.#o.transport.requestIntroduction();
   }
 
   /** Handles a frame from this peer, received directly from `from` or through the relay. */
@@ -251,20 +279,18 @@ export class Link {
       case "probe":
       case "probe-ack":
         if (from === "relay" || !this.#probeMacValid(frame)) {
-          this.stats.badProbes++;
+          this.#counts.badProbes++;
           break;
         }
         if (frame.type === "probe") this.#pathFinder.onProbe(from, frame.txid, socket);
         else this.#pathFinder.onProbeAck(from, frame.txid, socket);
         break;
       case "hs1":
-        this.#onHs1(frame.payload, frame.raw);
-        break;
       case "hs2":
-        this.#onHs2(frame.payload);
-        break;
       case "hs3":
-        this.#onHs3(frame.payload, frame.raw);
+        this.#onHandshake(
+          this.#handshake.receive({ type: frame.type, payload: frame.payload, raw: frame.raw }),
+        );
         break;
       case "data":
         this.#onData(frame.payload, frame.header, from, socket);
@@ -277,29 +303,29 @@ export class Link {
   close(reason: string): void {
     if (this.#closed) return;
     this.#closed = true;
-    clearTimeout(this.#timer);
+    this.#o.clock.clearTimeout(this.#timer);
     this.#pathFinder.stop();
-    for (const { msg } of this.#queue.splice(0)) this.#o.onUndelivered(msg.id, reason);
-    for (const msg of this.#inChannel.values()) this.#o.onUndelivered(msg.id, reason);
+    for (const { msg } of this.#queue.splice(0)) this.#o.events.onUndelivered(msg.id, reason);
+    for (const msg of this.#inChannel.values()) this.#o.events.onUndelivered(msg.id, reason);
     this.#inChannel.clear();
   }
 
   // --- path --------------------------------------------------------------------------------
 
   #onPath(path: Path): void {
-    this.#o.onPath(path);
+    this.#o.events.onPath(path);
     if (path.kind === "none") return;
-    if (this.#wantHandshake && !this.#hs) this.#startHandshake();
-    else this.#resendHandshake(); // a handshake stuck on a dead path goes out on the new one
+    // The initiator's first HS1, or a handshake stuck on a dead path going out on the new one.
+    this.#transmitHandshake(this.#handshake.onPath());
     this.#flush();
   }
 
   #transmit(frame: Uint8Array): boolean {
     const path = this.path;
     if (path.kind === "direct") {
-      this.#o.sendTo(frame, path.endpoint, undefined, path.socket);
+      this.#o.transport.sendTo(frame, path.endpoint, undefined, path.socket);
       this.#pathFinder.onTrafficSent(); // an unanswered send is how a broken path shows up
-    } else if (path.kind === "relay") this.#o.sendViaRelay(frame);
+    } else if (path.kind === "relay") this.#o.transport.sendViaRelay(frame);
     else return false;
     return true;
   }
@@ -322,7 +348,7 @@ export class Link {
       txid,
       mac,
     });
-    this.#o.sendTo(frame, to, ttl, socket);
+    this.#o.transport.sendTo(frame, to, ttl, socket);
   }
 
   #probeMacValid(frame: Extract<Frame, { type: "probe" | "probe-ack" }>): boolean {
@@ -334,149 +360,28 @@ export class Link {
 
   // --- handshake ---------------------------------------------------------------------------
 
-  #prologue(): Uint8Array {
-    return this.#initiator
-      ? prologueFor(this.#o.me, this.#o.peer)
-      : prologueFor(this.#o.peer, this.#o.me);
+  #transmitHandshake(frame: Uint8Array | undefined): void {
+    if (frame) this.#transmit(frame);
   }
 
-  #instancePayload(): Uint8Array {
-    const out = new Uint8Array(4);
-    new DataView(out.buffer).setUint32(0, this.#o.instanceId);
-    return out;
+  #onHandshake(step: HandshakeStep): void {
+    this.#transmitHandshake(step.send);
+    if (step.established) this.#install(step.established);
+    if (step.confirm) this.#sendData(new Uint8Array()); // the responder confirms HS3
   }
 
-  #startHandshake(): void {
-    this.#wantHandshake = false;
-    this.#hs = new HandshakeState({
-      role: "initiator",
-      staticKeyPair: this.#o.staticKeyPair,
-      prologue: this.#prologue(),
-    });
-    const frame = encodeFrame({ type: "hs1", from: this.#o.me, payload: this.#hs.writeMessage() });
-    this.#hsSent = { frame, attempts: 1, at: this.#o.now() };
-    this.#transmit(frame);
-  }
-
-  #resendHandshake(): void {
-    const sent = this.#hsSent;
-    if (!sent || (this.#hs === undefined && this.#confirmed)) return;
-    sent.attempts++;
-    sent.at = this.#o.now();
-    this.#transmit(sent.frame);
-  }
-
-  /** Checks the proven static key against the introduction and the user's trust. */
-  #acceptKey(key: Uint8Array): boolean {
-    const introduced = this.#intro?.key;
-    if (!introduced || !equalBytes(introduced, key)) {
-      this.stats.keyMismatches++;
-      return false;
-    }
-    return this.#o.verifyKey(key);
-  }
-
-  #onHs1(payload: Uint8Array, raw: Uint8Array): void {
-    if (this.#initiator) return; // by the name rule, we start handshakes; the peer only answers
-    if (this.#hsSent?.answers && equalBytes(this.#hsSent.answers, raw)) {
-      this.#transmit(this.#hsSent.frame); // our HS2 was lost: repeat it
-      return;
-    }
-    const hs = new HandshakeState({
-      role: "responder",
-      staticKeyPair: this.#o.staticKeyPair,
-      prologue: this.#prologue(),
-    });
-    try {
-      hs.readMessage(payload);
-      const frame = encodeFrame({
-        type: "hs2",
-        from: this.#o.me,
-        payload: hs.writeMessage(this.#instancePayload()),
-      });
-      this.#hs = hs;
-      this.#hsSent = { frame, answers: raw, attempts: 1, at: this.#o.now() };
-      this.#transmit(frame);
-    } catch (err) {
-      if (!(err instanceof NoiseError)) throw err;
-      this.stats.badHandshakes++;
-    }
-  }
-
-  /**
-   * Reads HS2 or HS3 and the instance id it carries; a bad message is counted and leaves the
-   * handshake as it was (undefined is returned).
-   */
-  #readInstance(hs: HandshakeState, payload: Uint8Array): number | undefined {
-    try {
-      return readInstance(hs.readMessage(payload));
-    } catch (err) {
-      if (!(err instanceof NoiseError)) throw err;
-      this.stats.badHandshakes++;
-      return undefined;
-    }
-  }
-
-  #onHs2(payload: Uint8Array): void {
-    const hs = this.#hs;
-    if (!this.#initiator || !hs || hs.status !== "read") return;
-    const instance = this.#readInstance(hs, payload);
-    if (instance === undefined) return;
-    if (!this.#acceptKey(hs.remoteStaticKey!)) {
-      this.#hs = undefined; // refused: no HS3, so the peer learns nothing about us either
-      this.#hsSent = undefined;
-      return;
-    }
-    const frame = encodeFrame({
-      type: "hs3",
-      from: this.#o.me,
-      payload: hs.writeMessage(this.#instancePayload()),
-    });
-    this.#hs = undefined;
-    this.#hsSent = { frame, attempts: 1, at: this.#o.now() };
-    this.#confirmed = false;
-    this.#transmit(frame);
-    this.#install(sessionFromHandshake(hs), instance);
-  }
-
-  #onHs3(payload: Uint8Array, raw: Uint8Array): void {
-    const hs = this.#hs;
-    if (this.#initiator) return;
-    if (!hs || hs.status !== "read") {
-      if (this.#session && this.#hsSent?.answers && equalBytes(this.#hsSent.answers, raw)) {
-        this.#sendConfirm(); // our confirmation was lost: repeat it
-      }
-      return;
-    }
-    const instance = this.#readInstance(hs, payload);
-    if (instance === undefined) return;
-    this.#hs = undefined;
-    if (!this.#acceptKey(hs.remoteStaticKey!)) {
-      this.#hsSent = undefined;
-      return;
-    }
-    this.#hsSent = { frame: new Uint8Array(), answers: raw, attempts: HANDSHAKE_ATTEMPTS, at: 0 };
-    this.#install(sessionFromHandshake(hs), instance);
-    this.#sendConfirm();
-  }
-
-  #sendConfirm(): void {
-    this.#sendData(new Uint8Array());
-  }
-
-  #install(session: Session, instance: number): void {
+  #install({ session, restarted }: Established): void {
     this.#previousSession = this.#session;
     this.#session = session;
-    if (this.#remoteInstance !== undefined && this.#remoteInstance !== instance) {
+    if (restarted) {
       // The peer restarted: what it had of our stream is gone. Re-send what it never confirmed,
       // in order, on a fresh channel (a fresh stream id).
       const unsettled = [...this.#inChannel.values()];
       this.#inChannel.clear();
       this.#channel = this.#newChannel();
-      const now = this.#o.now();
+      const now = this.#o.clock.now();
       this.#queue.unshift(...unsettled.map((msg) => ({ msg, since: now })));
     }
-    this.#remoteInstance = instance;
     this.#flush();
   }
 
@@ -485,8 +390,8 @@ export class Link {
   #newChannel(): ReliableChannel {
     const nameBytes = (name: string) => 2 + new TextEncoder().encode(name).length;
     const channel: ReliableChannel = new ReliableChannel({
-      now: this.#o.now,
-      giveUpAfterMs: this.#giveUpAfterMs,
+      now: () => this.#o.clock.now(),
+      giveUpAfterMs: this.#o.giveUpAfterMs,
       // Whole datagrams, relay wrapper included, stay within 1200 bytes whatever the names.
       maxSegmentSize: Math.min(
         DEFAULT_MAX_SEGMENT_SIZE,
@@ -498,10 +403,10 @@ export class Link {
       onMessage: (data) => {
         if (channel !== this.#channel) return;
         try {
-          this.#o.onMessage(decodeChatMessage(data), this.path);
+          this.#o.events.onMessage(decodeChatMessage(data), this.path);
         } catch (err) {
           if (!(err instanceof ChatMessageError)) throw err;
-          this.stats.badMessages++;
+          this.#counts.badMessages++;
         }
       },
       onDelivered: (cid) => this.#settle(channel, cid, undefined),
@@ -515,8 +420,8 @@ export class Link {
     const msg = this.#inChannel.get(cid);
     if (!msg) return;
     this.#inChannel.delete(cid);
-    if (undeliveredReason === undefined) this.#o.onDelivered(msg.id);
-    else this.#o.onUndelivered(msg.id, undeliveredReason);
+    if (undeliveredReason === undefined) this.#o.events.onDelivered(msg.id);
+    else this.#o.events.onUndelivered(msg.id, undeliveredReason);
   }
 
   #sendData(plaintext: Uint8Array): void {
@@ -535,15 +440,13 @@ export class Link {
     const plaintext = this.#session?.open(payload, header) ??
       this.#previousSession?.open(payload, header);
     if (!plaintext) {
-      this.stats.undecryptable++;
+      this.#counts.undecryptable++;
       // No session that can read it: we restarted or missed a handshake. A new introduction
       // makes the initiator handshake again.
       if (!this.#session) this.requestIntroduction();
       return;
     }
-    this.#confirmed = true;
-    // The initiator's HS3 is confirmed: stop repeating it.
-    if (this.#initiator && !this.#hs) this.#hsSent = undefined;
+    this.#handshake.onData();
     if (from !== "relay") this.#pathFinder.onAuthenticatedTraffic(from, socket);
     if (plaintext.length > 0) this.#channel.receive(plaintext);
   }
@@ -560,31 +463,20 @@ export class Link {
 
   #poll(): void {
     if (this.#closed) return;
-    const now = this.#o.now();
+    const now = this.#o.clock.now();
     this.#pathFinder.poll();
     this.#channel.poll();
-    const sent = this.#hsSent;
-    if (sent && sent.frame.length > 0 && now - sent.at >= HANDSHAKE_RETRY_MS) {
-      const waiting = this.#hs !== undefined || (this.#initiator && !this.#confirmed);
-      if (!waiting) {
-        this.#hsSent = this.#initiator ? undefined : sent;
-      } else if (sent.attempts >= HANDSHAKE_ATTEMPTS) {
-        // The peer does not answer: start over from an introduction.
-        this.#hs = undefined;
-        this.#hsSent = undefined;
-        if (this.#initiator) this.#wantHandshake = true;
-        this.requestIntroduction();
-      } else {
-        this.#resendHandshake();
-      }
-    }
+    const retry = this.#handshake.poll();
+    this.#transmitHandshake(retry.send);
+    if (retry.needIntroduction) this.requestIntroduction();
     // Messages wait and no introduction came (the request or the answer was lost): ask again.
     if (this.#queue.length > 0 && !this.#intro) this.requestIntroduction();
-    while (this.#queue.length > 0 && now - this.#queue[0].since >= this.#giveUpAfterMs) {
+    const giveUp = this.#o.giveUpAfterMs;
+    while (this.#queue.length > 0 && now - this.#queue[0].since >= giveUp) {
       const { msg } = this.#queue.shift()!;
-      this.#o.onUndelivered(
+      this.#o.events.onUndelivered(
         msg.id,
-        `no connection to ${this.peer} within ${Math.round(this.#giveUpAfterMs / 1000)} s`,
+        `no connection to ${this.peer} within ${Math.round(giveUp / 1000)} s`,
       );
     }
     this.#schedule();
@@ -592,21 +484,19 @@ export class Link {
 
   #schedule(): void {
     if (this.#closed) return;
-    const deadlines = [this.#pathFinder.nextDeadline(), this.#channel.nextDeadline()];
-    const sent = this.#hsSent;
-    if (sent && sent.frame.length > 0) deadlines.push(sent.at + HANDSHAKE_RETRY_MS);
-    if (this.#queue.length > 0) deadlines.push(this.#queue[0].since + this.#giveUpAfterMs);
+    const deadlines = [
+      this.#pathFinder.nextDeadline(),
+      this.#channel.nextDeadline(),
+      this.#handshake.nextDeadline(),
+    ];
+    if (this.#queue.length > 0) deadlines.push(this.#queue[0].since + this.#o.giveUpAfterMs);
     if (this.#queue.length > 0 && !this.#intro) {
       deadlines.push(this.#lastIntroRequest + INTRO_INTERVAL_MS);
     }
     const next = Math.min(...deadlines.filter((d): d is number => d !== undefined));
-    clearTimeout(this.#timer);
+    const clock = this.#o.clock;
+    clock.clearTimeout(this.#timer);
     if (next === Infinity) return;
-    this.#timer = setTimeout(() => this.#poll(), Math.max(0, next - this.#o.now()));
+    this.#timer = clock.setTimeout(() => this.#poll(), Math.max(0, next - clock.now()));
   }
-}
-
-function readInstance(payload: Uint8Array): number {
-  if (payload.length !== 4) throw new NoiseError("handshake payload is not a 4-byte instance id");
-  return new DataView(payload.buffer, payload.byteOffset, 4).getUint32(0);
 }

@@ -5,7 +5,8 @@
  *
  * Presence datagrams can be lost. A coordinator that numbers its changes says in each `Alive`
  * which version it has sent us; when our list ({@linkcode PresenceView}) is still short of it a
- * second later, we fetch the list again over TCP (a resync, without logging in again).
+ * second later, we fetch the list again over TCP (a resync, without logging in again; when is
+ * {@linkcode ResyncWatch}'s decision). Its timers come from an injected clock.
  *
  * It does not own the UDP socket: the peer shares one socket between the coordinator and the
  * other peers (NAT traversal relies on that), and passes the coordinator's datagrams here.
@@ -37,7 +38,9 @@ import {
   type ServerMessage,
 } from "../protocol/seed.ts";
 import type { NatKind } from "../protocol/whoami.ts";
+import { type Clock, realClock, type TimerId } from "../clock.ts";
 import { PresenceView } from "./presence_view.ts";
+import { ResyncWatch } from "./resync_watch.ts";
 
 /** Options for {@linkcode Presence}. */
 export interface PresenceOptions {
@@ -66,6 +69,8 @@ export interface PresenceOptions {
   retryMs?: number;
   /** How many times to send `login` before giving up; default 5. */
   attempts?: number;
+  /** Heartbeats, login retries and the resync's timing; default {@linkcode realClock}. */
+  clock?: Clock;
 }
 
 /** Thrown by {@linkcode Presence.login} when the coordinator refuses or cannot be reached. */
@@ -75,20 +80,14 @@ export class LoginError extends Error {
 
 const encoder = new TextEncoder();
 
-/** How long we may be behind the `Alive` version before fetching the list again (reordering). */
-const RESYNC_GRACE_MS = 1000;
-/**
- * How long an honest coordinator may take to confirm (in `Alive`) a version it has sent us, at
- * least: a flush is sent in a few seconds even to 10,000 users. Twice the heartbeat if longer.
- */
-const CONFIRM_MS = 5000;
-
 /** Presence tracking against one coordinator. */
 export class Presence {
   readonly #o: PresenceOptions;
+  readonly #clock: Clock;
   readonly #view: PresenceView;
+  readonly #watch: ResyncWatch;
   #observed: Endpoint | undefined;
-  #heartbeat: ReturnType<typeof setInterval> | undefined;
+  #heartbeat: TimerId | undefined;
   #waiter: ((msg: ServerMessage) => boolean) | undefined;
   #relogin: Promise<void> | undefined;
   #closed = false;
@@ -99,20 +98,25 @@ export class Presence {
   /** Counts logins, so that a resync that straddles one is thrown away. */
   #logins = 0;
   #loggingIn = false;
-  /** Waiting to see whether we are still behind an `Alive`'s version. */
-  #grace: ReturnType<typeof setTimeout> | undefined;
   /** The resync under way, to abort it when we log out. */
   #resync: AbortController | undefined;
-  #lastResync = -Infinity;
-  /** The newest version we had heard of, and when: a later `Alive` must confirm it. */
-  #mark: { at: number; newest: number } | undefined;
 
   constructor(options: PresenceOptions) {
     this.#o = options;
+    this.#clock = options.clock ?? realClock;
     this.#view = new PresenceView({
       self: options.username,
       onOnline: options.onOnline,
       onOffline: options.onOffline,
+    });
+    this.#watch = new ResyncWatch({
+      view: this.#view,
+      keepaliveMs: options.keepaliveMs,
+      canResync: () =>
+        !this.#closed && !this.#loggingIn && !this.#resync && this.#tcpPort !== undefined,
+      resync: () => this.#resyncNow(),
+      onError: options.onError,
+      clock: this.#clock,
     });
   }
 
@@ -134,9 +138,7 @@ export class Presence {
     this.#logins++;
     this.#loggingIn = true;
     // Versions from before this login may be another coordinator's (it restarted).
-    clearTimeout(this.#grace);
-    this.#grace = undefined;
-    this.#mark = undefined;
+    this.#watch.reset();
     try {
       const tcpPort = await this.#requestLogin();
       this.#tcpPort = tcpPort;
@@ -165,7 +167,7 @@ export class Presence {
    * as one unit: the header's range tells which changes they are.
    */
   handleDatagram(messages: readonly ServerMessage[]): void {
-    this.#lastHeard = Date.now();
+    this.#lastHeard = this.#clock.now();
     let open = false;
     for (const [i, msg] of messages.entries()) {
       const online = msg.type === "login" || msg.type === "online";
@@ -187,7 +189,7 @@ export class Presence {
     switch (msg.type) {
       case "alive":
         this.#observed = msg.endpoint;
-        if (msg.version !== undefined) this.#checkVersion(msg.version);
+        if (msg.version !== undefined) this.#watch.onAlive(msg.version);
         return;
       case "expired":
         // The coordinator forgot us (it restarted, or we were silent too long): log in again.
@@ -214,60 +216,12 @@ export class Presence {
     }
   }
 
-  /**
-   * The coordinator has sent us every change up to `version`. If we do not have them all, some
-   * may still be on their way (reordered): if a second later we still lack them, they were lost,
-   * and we fetch the list again.
-   */
-  #checkVersion(version: number): void {
-    this.#checkConfirmed(version);
-    // Versions forgotten (above): the list is all we can trust.
-    if (this.#view.mode === "waiting") return this.#resyncNow();
-    if (this.#grace !== undefined || !this.#view.behind(version)) return;
-    this.#grace = setTimeout(() => {
-      this.#grace = undefined;
-      if (this.#view.behind(version)) this.#resyncNow();
-    }, RESYNC_GRACE_MS);
-  }
-
-  /**
-   * A version we heard of a while ago that the coordinator still has not reached was never its
-   * own: a forged datagram (UDP source addresses can be spoofed) claimed it, and would otherwise
-   * make us ignore the real ones that follow. Forget every version; the list will be fetched again.
-   */
-  #checkConfirmed(version: number): void {
-    const now = Date.now();
-    const mark = this.#mark;
-    if (mark !== undefined && now - mark.at < Math.max(CONFIRM_MS, 2 * this.#o.keepaliveMs)) {
-      return;
-    }
-    if (mark !== undefined && version < mark.newest) {
-      this.#o.onError?.(
-        `presence version ${mark.newest} was never confirmed by the coordinator (it is at ` +
-          `${version}): fetching the online list again`,
-      );
-      this.#view.reset();
-    }
-    this.#mark = { at: now, newest: this.#view.newest };
-  }
-
-  /**
-   * Fetches the list again, without logging in: one at a time, at most one per heartbeat
-   * interval, never during a login. A failure waits for the next chance (the next `Alive`).
-   */
+  /** Fetches the list again, without logging in ({@linkcode ResyncWatch} decides when). */
   #resyncNow(): void {
-    const now = Date.now();
-    if (
-      this.#closed || this.#loggingIn || this.#resync || this.#tcpPort === undefined ||
-      now - this.#lastResync < this.#o.keepaliveMs
-    ) {
-      return;
-    }
-    this.#lastResync = now;
     const logins = this.#logins;
     const abort = new AbortController();
     this.#resync = abort;
-    fetchList({ host: this.#o.server.host, port: this.#tcpPort }, { signal: abort.signal }).then(
+    fetchList({ host: this.#o.server.host, port: this.#tcpPort! }, { signal: abort.signal }).then(
       (online) => {
         // A login since then has its own list (and maybe another coordinator's versions).
         if (this.#closed || logins !== this.#logins) return;
@@ -290,8 +244,8 @@ export class Presence {
   /** Sends `logout` and stops heartbeats (and a resync under way). */
   logout(): void {
     this.#closed = true;
-    clearInterval(this.#heartbeat);
-    clearTimeout(this.#grace);
+    this.#clock.clearInterval(this.#heartbeat);
+    this.#watch.close();
     this.#resync?.abort();
     this.#waiter = undefined;
     this.#sendMessage({ type: "logout", username: this.#o.username, endpoint: this.#o.claimed });
@@ -302,10 +256,10 @@ export class Presence {
   }
 
   #startHeartbeat(): void {
-    clearInterval(this.#heartbeat);
-    this.#lastHeard = Date.now();
-    this.#heartbeat = setInterval(() => {
-      if (!this.#lost && Date.now() - this.#lastHeard > 2.5 * this.#o.keepaliveMs) {
+    this.#clock.clearInterval(this.#heartbeat);
+    this.#lastHeard = this.#clock.now();
+    this.#heartbeat = this.#clock.setInterval(() => {
+      if (!this.#lost && this.#clock.now() - this.#lastHeard > 2.5 * this.#o.keepaliveMs) {
         this.#lost = true;
         this.#o.onCoordinator?.("lost");
       }
@@ -339,9 +293,9 @@ export class Presence {
     };
     return new Promise((resolve, reject) => {
       let tries = 0;
-      let timer: ReturnType<typeof setTimeout> | undefined;
+      let timer: TimerId | undefined;
       const finish = () => {
-        clearTimeout(timer);
+        this.#clock.clearTimeout(timer);
         this.#waiter = undefined;
       };
       const attempt = () => {
@@ -360,7 +314,7 @@ export class Presence {
           );
         }
         this.#sendMessage(login);
-        timer = setTimeout(attempt, retryMs);
+        timer = this.#clock.setTimeout(attempt, retryMs);
       };
       this.#waiter = (msg) => {
         if (msg.type === "accept") {

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { generateKeyPair, type KeyPair } from "../../lib/crypto/noise.ts";
-import { Link, type LinkOptions } from "../../lib/peer/link.ts";
+import { Link, type LinkEvents, type LinkTransport } from "../../lib/peer/link.ts";
 import type { ChatMessage } from "../../lib/protocol/chat_message.ts";
 import type { Endpoint } from "../../lib/protocol/endpoint.ts";
 import { decodeFrame } from "../../lib/protocol/frame.ts";
@@ -26,12 +26,7 @@ function pair(options: { wrongKeyForAlice?: boolean } = {}) {
   };
   for (const me of ["alice", "bob"] as const) {
     const peer: Name = me === "alice" ? "bob" : "alice";
-    const opts: LinkOptions = {
-      me,
-      peer,
-      staticKeyPair: keys[me],
-      instanceId: me === "alice" ? 1 : 2,
-      now: () => performance.now(),
+    const transport: LinkTransport = {
       sendTo: (frame, to: Endpoint) => {
         if (to.host === AT[peer].host) deliver(me, frame);
       },
@@ -40,7 +35,8 @@ function pair(options: { wrongKeyForAlice?: boolean } = {}) {
       closeSockets: () => {},
       localNat: () => undefined,
       requestIntroduction: () => {},
-      verifyKey: () => true,
+    };
+    const linkEvents: LinkEvents = {
       onMessage: (msg) => {
         received[me].push(msg);
         events[me].push(`message ${msg.id}`);
@@ -49,7 +45,16 @@ function pair(options: { wrongKeyForAlice?: boolean } = {}) {
       onUndelivered: (id, reason) => events[me].push(`undelivered ${id} ${reason}`),
       onPath: (path) => events[me].push(`path ${path.kind}`),
     };
-    links[me] = new Link(opts);
+    const instanceId = me === "alice" ? 1 : 2;
+    links[me] = new Link({
+      me,
+      peer,
+      staticKeyPair: keys[me],
+      instanceId,
+      verifyKey: () => true,
+      transport,
+      events: linkEvents,
+    });
   }
   const token = crypto.getRandomValues(new Uint8Array(16));
   const introduce = () => {
