@@ -2,12 +2,14 @@ import assert from "node:assert/strict";
 import dgram from "node:dgram";
 import net from "node:net";
 import { Coordinator, type CoordinatorOptions } from "../../lib/coordinator.ts";
+import { PAUSE_PER_DATAGRAM_MS } from "../../lib/coordinator/presence_outbox.ts";
 import { encodeBase64url } from "../../lib/protocol/base64url.ts";
 import { formatCompactEndpoint, parseEndpoint } from "../../lib/protocol/endpoint.ts";
 import { encodeFrame } from "../../lib/protocol/frame.ts";
 import { encodeClientMessage, parseOnlineList } from "../../lib/protocol/seed.ts";
 import { runP2p, startServe } from "../support/proc.ts";
 import { fetchListRaw, SeedClient, seedLogin } from "../support/seed_client.ts";
+import { FakeClock } from "../support/fake_clock.ts";
 import { sleep } from "../support/wait.ts";
 
 async function withCoordinator(
@@ -483,6 +485,8 @@ Deno.test("batched presence datagrams carry ranges that tile, and Alive says how
 });
 
 Deno.test("two datagrams' worth of changes cut the pause short; fewer wait for it", async () => {
+  // On a clock that moves only when told, a pause lasts until the test ends it.
+  const clock = new FakeClock();
   await withCoordinator(
     async (c) => {
       const watcher = await Raw.open("127.0.0.42", c.udpPort);
@@ -493,7 +497,7 @@ Deno.test("two datagrams' worth of changes cut the pause short; fewer wait for i
       const storm = await Promise.all(
         Array.from({ length: 200 }, () => Raw.open("127.0.0.45", c.udpPort)),
       );
-      const realNow = Date.now;
+      const late = await Raw.open("127.0.0.46", c.udpPort);
       /** Logs `clients` in as `<prefix><i>` (extension clients), all admitted by one list fetch. */
       const logIn = async (clients: Raw[], prefix: string) => {
         clients.forEach((j, i) => j.send(extLogin(`${prefix}${i}`, j.endpoint)));
@@ -507,18 +511,17 @@ Deno.test("two datagrams' worth of changes cut the pause short; fewer wait for i
         // After a quiet spell a change goes out at once (version 2); a pause begins.
         await rawLogin(c, first, extLogin("first", first.endpoint));
         await watcher.until(() => ranges(watcher).length === 1);
-        // That flush sent one datagram: a 20 µs pause. A minute's pause would take three million
-        // datagrams; the clock stepping back a minute leaves the same, a minute still to run.
-        Date.now = () => realNow() - 60_000;
+        // That flush sent one datagram: a 20 µs pause, which this clock never ends on its own.
         // Five logins, about 80 bytes of lines (versions 3 to 7): they wait for the pause.
         await logIn(few, "few");
         assert.equal(c.registry.get("few4")?.state, "online");
-        await sleep(1000);
+        await sleep(200);
         assert.deepEqual(ranges(watcher), [[1, 2]], "nothing before the pause ends");
         assert.equal(c.backlog, 1, "the changes wait, unsent");
         // Two hundred more (versions 8 to 207): some 4,000 bytes of lines, over two datagrams'
-        // worth. The flush starts at once, a minute before the pause would end.
+        // worth. The flush starts at once, though the pause has not ended.
         const started = performance.now();
+        const sentBefore = c.stats.presenceSent;
         await logIn(storm, "joiner");
         await watcher.until(() => ranges(watcher).at(-1)?.[1] === 207, 10_000);
         const elapsed = performance.now() - started;
@@ -533,13 +536,24 @@ Deno.test("two datagrams' worth of changes cut the pause short; fewer wait for i
             ...storm.map((j, i) => `+joiner${i},${compact(j.endpoint)}`),
           ].sort(),
         );
+        // The pause after that flush is 20 µs per datagram it sent. One more login waits for it,
+        // and goes out once it has ended, not before.
+        const pause = (c.stats.presenceSent - sentBefore) * PAUSE_PER_DATAGRAM_MS;
+        await rawLogin(c, late, extLogin("late", late.endpoint));
+        clock.advance(pause - 0.01);
+        await sleep(200);
+        assert.equal(ranges(watcher).length, 4, "the next change waits for the pause");
+        assert.equal(c.backlog, 1);
+        clock.advance(0.02);
+        await watcher.until(() => ranges(watcher).at(-1)?.[1] === 208);
+        assert.deepEqual(ranges(watcher).at(-1), [207, 208]);
+        assert.equal(c.backlog, 0);
       } finally {
-        Date.now = realNow;
-        await Promise.all([watcher, first, ...few, ...storm].map((x) => x.close()));
+        await Promise.all([watcher, first, late, ...few, ...storm].map((x) => x.close()));
       }
     },
     45_000,
-    { limits: { loginsPerSecond: 200 } }, // two hundred logins and a fetch from one address
+    { clock, limits: { loginsPerSecond: 200 } }, // two hundred logins and a fetch from one address
   );
 });
 
