@@ -278,34 +278,40 @@ Deno.test("bad input is answered or dropped and the server keeps serving", async
 });
 
 Deno.test("heartbeats keep a user online; silence expires it with a logout broadcast", async () => {
-  await withCoordinator(async (c, log) => {
-    const server = { host: "127.0.0.1", port: c.udpPort };
-    const alice = await SeedClient.open(server);
-    const bob = await SeedClient.open(server);
-    try {
-      await seedLogin(alice, "alice");
-      await seedLogin(bob, "bob");
-      // Bob heartbeats, alice stays silent.
-      const started = Date.now();
-      while (Date.now() - started < 1200) {
-        bob.send("heartbeat,bob");
-        assert.equal(await bob.next((t) => t.startsWith("Alive")), `Alive,${bob.endpoint}`);
-        await new Promise((r) => setTimeout(r, 200));
+  const clock = new FakeClock();
+  await withCoordinator(
+    async (c, log) => {
+      const server = { host: "127.0.0.1", port: c.udpPort };
+      const alice = await SeedClient.open(server);
+      const bob = await SeedClient.open(server);
+      try {
+        await seedLogin(alice, "alice");
+        await seedLogin(bob, "bob");
+        // Bob heartbeats every 200 ms for 1.2 s of the coordinator's time, alice stays silent.
+        for (let t = 0; t < 1200; t += 200) {
+          bob.send("heartbeat,bob");
+          assert.equal(await bob.next((t) => t.startsWith("Alive")), `Alive,${bob.endpoint}`);
+          // Silent for more than 800 ms at the first sweep after that (they run every 200 ms).
+          assert.equal(log.some((l) => l.startsWith("expired alice")), t >= 1000, `at ${t} ms`);
+          clock.advance(200);
+        }
+        assert.equal(
+          await bob.next((t) => t.startsWith("logout,")),
+          `logout,alice,${alice.endpoint}`,
+        );
+        assert.equal(c.registry.get("bob")?.state, "online");
+        assert.ok(log.some((l) => l.startsWith("expired alice")));
+        // A forgotten user's heartbeat is told to log in again.
+        alice.send("heartbeat,alice");
+        assert.equal(await alice.next((t) => t.startsWith("Expired")), "Expired,alice");
+      } finally {
+        await alice.close();
+        await bob.close();
       }
-      assert.equal(
-        await bob.next((t) => t.startsWith("logout,")),
-        `logout,alice,${alice.endpoint}`,
-      );
-      assert.equal(c.registry.get("bob")?.state, "online");
-      assert.ok(log.some((l) => l.startsWith("expired alice")));
-      // A forgotten user's heartbeat is told to log in again.
-      alice.send("heartbeat,alice");
-      assert.equal(await alice.next((t) => t.startsWith("Expired")), "Expired,alice");
-    } finally {
-      await alice.close();
-      await bob.close();
-    }
-  }, 800);
+    },
+    800,
+    { clock },
+  );
 });
 
 Deno.test("a taken port is reported, not crashed on", async () => {
@@ -634,12 +640,11 @@ Deno.test("logins beyond the per-address rate are dropped unanswered, and logged
       const other = await Raw.open("127.0.0.9", c.udpPort);
       try {
         for (let i = 0; i < 100; i++) flood.send(`login,f${i},${flood.endpoint}`);
-        await sleep(300);
+        await until(() => c.stats.datagrams === 100, 3000);
+        await flood.until((t) => t.length >= 10);
+        await sleep(50); // nothing more is coming
         const accepts = flood.texts.filter((t) => t.startsWith("Accept,")).length;
-        assert.ok(
-          accepts >= 10 && accepts <= 12,
-          `${accepts} accepts: the burst, and a little refill`,
-        );
+        assert.equal(accepts, 10, "the burst, and no refill: the coordinator's time stood still");
         assert.ok(log.some((l) => l.startsWith("limit logins-per-address reached: 127.0.0.8 ")));
         // Another address is not affected.
         assert.match(
@@ -651,11 +656,12 @@ Deno.test("logins beyond the per-address rate are dropped unanswered, and logged
       }
     },
     45_000,
-    { limits: { loginsPerSecond: 5 } },
+    { clock: new FakeClock(), limits: { loginsPerSecond: 5 } },
   );
 });
 
 Deno.test("datagrams beyond the per-address rate are dropped; relayed frames are the relay's", async () => {
+  const clock = new FakeClock();
   await withCoordinator(
     async (c, log) => {
       const alice = await Raw.open("127.0.0.10", c.udpPort);
@@ -664,16 +670,19 @@ Deno.test("datagrams beyond the per-address rate are dropped; relayed frames are
         await rawLogin(c, alice, extLogin("alice", alice.endpoint));
         await rawLogin(c, bob, extLogin("bob", bob.endpoint));
         const before = alice.received.length;
+        const received = c.stats.datagrams;
         for (let i = 0; i < 200; i++) alice.send("heartbeat,alice");
-        await sleep(300);
+        await until(() => c.stats.datagrams === received + 200, 3000);
+        await alice.until((t) => t.length >= before + 19);
+        await sleep(50); // nothing more is coming
         const alive = alice.texts.slice(before).filter((t) => t.startsWith("Alive,")).length;
-        assert.ok(alive >= 10 && alive <= 45, `${alive} answers to 200 heartbeats`);
+        assert.equal(alive, 2 * 10 - 1, "the burst of 20, less alice's login; no refill");
         assert.ok(
           log.some((l) => l.startsWith("limit datagrams-per-address reached: 127.0.0.10 ")),
         );
         assert.equal(c.registry.get("alice")?.state, "online");
         // Introduced users relay through us within the relay's own budget, not the datagram limit.
-        await sleep(1000); // the bucket refills
+        clock.advance(1000); // the bucket refills
         alice.send("connect,alice,bob");
         await bob.until((t) => t.some((x) => x.startsWith("Introduce,alice,")));
         const inner = new Uint8Array([0x15, 5, ...new TextEncoder().encode("alice"), 1, 2, 3]);
@@ -685,7 +694,7 @@ Deno.test("datagrams beyond the per-address rate are dropped; relayed frames are
       }
     },
     45_000,
-    { limits: { datagramsPerSecond: 10 } },
+    { clock, limits: { datagramsPerSecond: 10 } },
   );
 });
 
