@@ -22,7 +22,7 @@
  * ```ts
  * const outbox = new PresenceOutbox({
  *   clock: realClock,
- *   socket: { send: (bytes, to) => udp.send(bytes, to), whenInFlightAtMost: (n, fn) => udp.whenInFlightAtMost(n, fn) },
+ *   socket: udp, // a UdpSocket: send() and whenInFlightAtMost()
  *   isCurrent: (user) => registry.get(user.name) === user,
  * });
  * outbox.admit([alice]); // alice's list is at this version; everyone else hears of her login

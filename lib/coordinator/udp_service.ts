@@ -11,7 +11,11 @@
  *
  * @example
  * ```ts
- * const service = new UdpService({ registry, relay, limits, log, stats, budget, outbox, send, tcpPort });
+ * const service = new UdpService({
+ *   ...{ registry, relay, limits, log, stats, budget, outbox },
+ *   send: (bytes, to) => udp.send(bytes, to),
+ *   tcpPort: 7000,
+ * });
  * udp.onMessage((data, from) => service.onDatagram(data, from));
  * ```
  * @module

@@ -52,7 +52,7 @@ export interface BindOptions {
   host?: string;
   /** Local port; default 0 (any). */
   port?: number;
-  /** Called when sending fails (unreachable network…); default: ignore, as UDP is lossy anyway. */
+  /** Called when a send (no route…) or the socket fails; default: ignore (UDP is lossy). */
   onError?: ErrorHandler;
   /** Default `"dgram"`; `"deno"` for a server's hot path (no `ttl`). */
   backend?: UdpBackend;
