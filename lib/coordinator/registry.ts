@@ -419,6 +419,18 @@ export class Registry {
   }
 
   /**
+   * The online user `name` when `observed` is its endpoint, noted as heard from now (a request
+   * that only its owner may make, such as `connect` or `nat`, keeps it alive like a heartbeat);
+   * `undefined`, and nothing noted, otherwise.
+   */
+  heardFrom(name: string, observed: Endpoint): User | undefined {
+    const user = this.#users.get(name);
+    if (user?.state !== "online" || !sameEndpoint(user.observed, observed)) return undefined;
+    user.lastSeen = this.#now();
+    return user;
+  }
+
+  /**
    * Drops online users silent for longer than the peer timeout (`expired`) and pending logins
    * never confirmed (`abandoned`).
    */

@@ -1,7 +1,20 @@
 /**
  * A UDP socket as the rest of the code needs it: bytes in, bytes out, endpoints as
- * {@linkcode Endpoint}. Built on `node:dgram`, which (unlike `Deno.listenDatagram`) can set the
- * unicast TTL that NAT traversal uses to open a mapping without reaching the other side.
+ * {@linkcode Endpoint}. Both wings use it, on one of two backends chosen at bind time:
+ *
+ * - `"dgram"` (the default; the chat client): `node:dgram`, the only one that can set the unicast
+ *   TTL that NAT traversal uses to open a mapping without reaching the other side (`send`'s
+ *   `ttl`). It hands each datagram over in a buffer of its own.
+ * - `"deno"` (the coordinator): `Deno.listenDatagram`, which sends in about half the time and
+ *   receives into one reused buffer, where `node:dgram` allocates one per datagram — under a
+ *   10,000-user login storm that costs more memory than the users do. So the data a message
+ *   handler gets is lent: it is overwritten by the next datagram, and a handler must copy what it
+ *   keeps. No TTL. Needs `--unstable-net`, which deno.json sets.
+ *
+ * Either way sends never throw (failures go to `onError`: UDP is lossy anyway), are counted until
+ * they are out ({@linkcode UdpSocket.inFlight}, {@linkcode UdpSocket.whenInFlightAtMost}: sends
+ * queue without limit, so a heavy sender waits for the queue to run low), and are waited for by
+ * {@linkcode UdpSocket.close}.
  *
  * @example
  * ```ts
@@ -18,9 +31,20 @@ import type { Endpoint } from "../protocol/endpoint.ts";
 
 /** The TTL of ordinary datagrams (Linux's default). */
 const DEFAULT_TTL = 64;
+/** How long {@linkcode UdpSocket.close} waits for queued sends by default, in ms. */
+const CLOSE_WAIT_MS = 1000;
 
-/** Called for each datagram received. */
+/**
+ * Called for each datagram received. With the `"deno"` backend, `data` is valid only until the
+ * handler returns.
+ */
 export type MessageHandler = (data: Uint8Array, from: Endpoint) => void;
+
+/** Called when a send or the socket fails; `during` says which. */
+export type ErrorHandler = (error: Error, during: "send" | "receive") => void;
+
+/** Which implementation a socket runs on; see the module documentation. */
+export type UdpBackend = "dgram" | "deno";
 
 /** Options for {@linkcode UdpSocket.bind}. */
 export interface BindOptions {
@@ -28,68 +52,181 @@ export interface BindOptions {
   host?: string;
   /** Local port; default 0 (any). */
   port?: number;
-  /** Called when sending fails (unreachable network…); default: ignore, as UDP is lossy anyway. */
-  onError?: (error: Error) => void;
+  /** Called when a send (no route…) or the socket fails; default: ignore (UDP is lossy). */
+  onError?: ErrorHandler;
+  /** Default `"dgram"`; `"deno"` for a server's hot path (no `ttl`). */
+  backend?: UdpBackend;
 }
 
-/** Strips the IPv4-mapped prefix dual-stack sockets put on IPv4 peers. */
-function normalizeHost(host: string): string {
+/**
+ * Strips the IPv4-mapped prefix dual-stack sockets put on IPv4 peers (TCP ones included).
+ *
+ * @example
+ * ```ts
+ * normalizeHost("::ffff:192.0.2.1"); // "192.0.2.1"
+ * ```
+ */
+export function normalizeHost(host: string): string {
   return host.startsWith("::ffff:") && host.includes(".") ? host.slice(7) : host;
 }
 
 /** A bound UDP socket. */
-export class UdpSocket {
-  readonly #socket: dgram.Socket;
-  readonly #onError: (error: Error) => void;
+export abstract class UdpSocket {
   #handler: MessageHandler = () => {};
-  #closed = false;
   #inFlight = 0;
+  /** Called once when no more than `#lowWater` sends are in flight. */
+  #onLow: (() => void) | undefined;
+  #lowWater = 0;
+  /** Called once when no send is in flight (close waits for it). */
   #flushed: (() => void) | undefined;
-  #ttlBusy = false;
-  #waiting: { data: Uint8Array; to: Endpoint; ttl?: number }[] = [];
+  #closing: Promise<void> | undefined;
+  protected readonly onError: ErrorHandler;
 
-  private constructor(socket: dgram.Socket, onError: (error: Error) => void) {
-    this.#socket = socket;
-    this.#onError = onError;
-    socket.on("message", (msg: Uint8Array, rinfo: dgram.RemoteInfo) => {
-      const data = new Uint8Array(msg.buffer, msg.byteOffset, msg.byteLength);
-      this.#handler(data, { host: normalizeHost(rinfo.address), port: rinfo.port });
-    });
-    socket.on("error", (err: Error) => this.#onError(err));
+  protected constructor(onError: ErrorHandler) {
+    this.onError = onError;
   }
 
   /** Binds a socket; rejects with the system's error (e.g. address in use). */
   static bind(options: BindOptions = {}): Promise<UdpSocket> {
     const host = options.host ?? "0.0.0.0";
-    const socket = dgram.createSocket({ type: isIPv6(host) ? "udp6" : "udp4" });
-    return new Promise((resolve, reject) => {
-      const fail = (err: Error) => reject(err);
-      socket.once("error", fail);
-      socket.bind(options.port ?? 0, host, () => {
-        socket.off("error", fail);
-        resolve(new UdpSocket(socket, options.onError ?? (() => {})));
-      });
-    });
+    const port = options.port ?? 0;
+    const onError = options.onError ?? (() => {});
+    if (options.backend === "deno") {
+      try {
+        return Promise.resolve(new DenoSocket(host, port, onError));
+      } catch (err) {
+        return Promise.reject(err);
+      }
+    }
+    return DgramSocket.open(host, port, onError);
   }
 
   /** The local address and port the socket is bound to. */
-  get local(): Endpoint {
-    const a = this.#socket.address();
-    return { host: normalizeHost(a.address), port: a.port };
-  }
+  abstract get local(): Endpoint;
+
+  /**
+   * Sends one datagram; with `ttl`, that datagram alone gets this IP TTL (NAT traversal primes a
+   * mapping with a packet that must not reach the far side; `"dgram"` backend only). Never throws
+   * for a failed send: failures go to `onError`. Sends after {@linkcode close} are ignored.
+   */
+  abstract send(data: Uint8Array, to: Endpoint, options?: { ttl?: number }): void;
 
   /** Sets the handler for incoming datagrams (one handler; a new one replaces the old). */
   onMessage(handler: MessageHandler): void {
     this.#handler = handler;
   }
 
+  /** Datagrams handed to {@linkcode send} and not yet out (or failed). */
+  get inFlight(): number {
+    return this.#inFlight;
+  }
+
   /**
-   * Sends one datagram; with `ttl`, that datagram alone gets this IP TTL (NAT traversal primes a
-   * mapping with a packet that must not reach the far side). Never throws: failures go to
-   * `onError`.
+   * Calls `fn` once, as soon as no more than `count` datagrams are in flight (soon after this call
+   * if that is already so); it replaces an earlier call's `fn` still waiting, and is dropped at
+   * {@linkcode close}. A sender that must not swamp memory or the event loop sends a slice, then
+   * waits here for the queue to run low.
    */
+  whenInFlightAtMost(count: number, fn: () => void): void {
+    if (this.#closing) return;
+    if (this.#inFlight <= count) {
+      this.#onLow = undefined;
+      queueMicrotask(fn);
+      return;
+    }
+    this.#lowWater = count;
+    this.#onLow = fn;
+  }
+
+  /**
+   * Closes the socket once the datagrams already handed to {@linkcode send} are out (a `logout`
+   * or `Bye` sent just before closing must not be lost), or after `waitMs` (default 1 s) at most;
+   * further sends are ignored. Calling it again waits for the first call.
+   */
+  close(options: { waitMs?: number } = {}): Promise<void> {
+    this.#closing ??= this.#close(options.waitMs ?? CLOSE_WAIT_MS);
+    return this.#closing;
+  }
+
+  async #close(waitMs: number): Promise<void> {
+    this.#onLow = undefined;
+    if (this.#inFlight > 0) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, waitMs); // never hang on a send that cannot complete
+        this.#flushed = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+    }
+    await this.release();
+  }
+
+  /** Whether {@linkcode close} has been called. */
+  protected get closed(): boolean {
+    return this.#closing !== undefined;
+  }
+
+  /** Hands a received datagram to the handler. */
+  protected deliver(data: Uint8Array, from: Endpoint): void {
+    this.#handler(data, from);
+  }
+
+  /** A send was handed to the system. */
+  protected started(): void {
+    this.#inFlight++;
+  }
+
+  /** A send is out, or failed. */
+  protected finished(): void {
+    const left = --this.#inFlight;
+    if (this.#onLow !== undefined && left <= this.#lowWater) {
+      const fn = this.#onLow;
+      this.#onLow = undefined;
+      fn();
+    }
+    if (left === 0) this.#flushed?.();
+  }
+
+  /** Closes the system's socket (every send is out by now, or given up on). */
+  protected abstract release(): Promise<void>;
+}
+
+/** The `node:dgram` backend: per-datagram TTL. */
+class DgramSocket extends UdpSocket {
+  readonly #socket: dgram.Socket;
+  #ttlBusy = false;
+  #waiting: { data: Uint8Array; to: Endpoint; ttl?: number }[] = [];
+
+  private constructor(socket: dgram.Socket, onError: ErrorHandler) {
+    super(onError);
+    this.#socket = socket;
+    socket.on("message", (msg: Uint8Array, rinfo: dgram.RemoteInfo) => {
+      const data = new Uint8Array(msg.buffer, msg.byteOffset, msg.byteLength);
+      this.deliver(data, { host: normalizeHost(rinfo.address), port: rinfo.port });
+    });
+    socket.on("error", (err: Error) => this.onError(err, "receive"));
+  }
+
+  static open(host: string, port: number, onError: ErrorHandler): Promise<UdpSocket> {
+    const socket = dgram.createSocket({ type: isIPv6(host) ? "udp6" : "udp4" });
+    return new Promise((resolve, reject) => {
+      const fail = (err: Error) => reject(err);
+      socket.once("error", fail);
+      socket.bind(port, host, () => {
+        socket.off("error", fail);
+        resolve(new DgramSocket(socket, onError));
+      });
+    });
+  }
+
+  get local(): Endpoint {
+    const a = this.#socket.address();
+    return { host: normalizeHost(a.address), port: a.port };
+  }
+
   send(data: Uint8Array, to: Endpoint, options: { ttl?: number } = {}): void {
-    if (this.#closed) return;
+    if (this.closed) return;
     // The TTL is a socket option read when the datagram leaves, which is after send() returns:
     // while a TTL send is on its way, later sends wait so that they keep the default TTL.
     if (this.#ttlBusy) {
@@ -100,15 +237,15 @@ export class UdpSocket {
       this.#ttlBusy = true;
       this.#socket.setTTL(options.ttl);
     }
-    this.#inFlight++;
+    this.started();
     const done = (err?: Error | null) => {
-      if (err) this.#onError(err);
+      if (err) this.onError(err, "send");
       if (options.ttl !== undefined) {
-        if (!this.#closed) this.#socket.setTTL(DEFAULT_TTL);
+        if (!this.closed) this.#socket.setTTL(DEFAULT_TTL);
         this.#ttlBusy = false;
         for (const w of this.#waiting.splice(0)) this.send(w.data, w.to, { ttl: w.ttl });
       }
-      if (--this.#inFlight === 0 && this.#waiting.length === 0) this.#flushed?.();
+      this.finished();
     };
     try {
       this.#socket.send(data, to.port, to.host, done);
@@ -117,23 +254,77 @@ export class UdpSocket {
     }
   }
 
-  /**
-   * Closes the socket once the datagrams already handed to {@linkcode send} are out (a `logout`
-   * sent just before closing must not be lost); further sends are ignored.
-   */
-  async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
-    if (this.#inFlight > 0) {
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, 1000); // never hang on a send that cannot complete
-        this.#flushed = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
+  protected release(): Promise<void> {
+    return new Promise<void>((resolve) => this.#socket.close(() => resolve()));
+  }
+}
+
+/** The `Deno.listenDatagram` backend: fast sends, one receive buffer, no TTL. */
+class DenoSocket extends UdpSocket {
+  readonly #conn: Deno.DatagramConn;
+  readonly #receiving: Promise<void>;
+
+  constructor(host: string, port: number, onError: ErrorHandler) {
+    super(onError);
+    if (typeof Deno.listenDatagram !== "function") {
+      throw new Error("Cannot listen on UDP: this needs Deno's --unstable-net (see deno.json)");
     }
-    await new Promise<void>((resolve) => this.#socket.close(() => resolve()));
+    this.#conn = Deno.listenDatagram({ transport: "udp", hostname: host, port });
+    this.#receiving = this.#receive();
+  }
+
+  get local(): Endpoint {
+    const { hostname, port } = this.#conn.addr as Deno.NetAddr;
+    return { host: normalizeHost(hostname), port };
+  }
+
+  send(data: Uint8Array, to: Endpoint, options: { ttl?: number } = {}): void {
+    if (options.ttl !== undefined) {
+      throw new TypeError("A per-datagram TTL needs the dgram backend of UdpSocket");
+    }
+    if (this.closed) return;
+    this.started();
+    let sending: Promise<number>;
+    try {
+      sending = this.#conn.send(data, { transport: "udp", hostname: to.host, port: to.port });
+    } catch (err) {
+      this.#failed(err as Error);
+      return;
+    }
+    // Shared handlers, not closures per send: millions of sends must not each leave garbage.
+    sending.then(this.#sent, this.#failed);
+  }
+
+  readonly #sent = (): void => this.finished();
+
+  readonly #failed = (err: Error): void => {
+    this.onError(err, "send");
+    this.finished();
+  };
+
+  /** Receives datagrams until the socket closes, one at a time into one buffer. */
+  async #receive(): Promise<void> {
+    // Handlers are synchronous and keep nothing that points into the buffer, so one will do.
+    const buffer = new Uint8Array(65_536);
+    while (!this.closed) {
+      let data: Uint8Array;
+      let addr: Deno.Addr;
+      try {
+        [data, addr] = await this.#conn.receive(buffer);
+      } catch (err) {
+        if (this.closed || err instanceof Deno.errors.BadResource) return;
+        this.onError(err as Error, "receive");
+        await new Promise((resolve) => setTimeout(resolve, 10)); // no busy loop on a bad socket
+        continue;
+      }
+      const { hostname, port } = addr as Deno.NetAddr;
+      this.deliver(data, { host: normalizeHost(hostname), port });
+    }
+  }
+
+  protected async release(): Promise<void> {
+    this.#conn.close();
+    await this.#receiving;
   }
 }
 

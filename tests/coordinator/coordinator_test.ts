@@ -2,12 +2,14 @@ import assert from "node:assert/strict";
 import dgram from "node:dgram";
 import net from "node:net";
 import { Coordinator, type CoordinatorOptions } from "../../lib/coordinator.ts";
+import { PAUSE_PER_DATAGRAM_MS } from "../../lib/coordinator/presence_outbox.ts";
 import { encodeBase64url } from "../../lib/protocol/base64url.ts";
 import { formatCompactEndpoint, parseEndpoint } from "../../lib/protocol/endpoint.ts";
 import { encodeFrame } from "../../lib/protocol/frame.ts";
 import { encodeClientMessage, parseOnlineList } from "../../lib/protocol/seed.ts";
 import { runP2p, startServe } from "../support/proc.ts";
 import { fetchListRaw, SeedClient, seedLogin } from "../support/seed_client.ts";
+import { FakeClock } from "../support/fake_clock.ts";
 import { sleep } from "../support/wait.ts";
 
 async function withCoordinator(
@@ -276,34 +278,40 @@ Deno.test("bad input is answered or dropped and the server keeps serving", async
 });
 
 Deno.test("heartbeats keep a user online; silence expires it with a logout broadcast", async () => {
-  await withCoordinator(async (c, log) => {
-    const server = { host: "127.0.0.1", port: c.udpPort };
-    const alice = await SeedClient.open(server);
-    const bob = await SeedClient.open(server);
-    try {
-      await seedLogin(alice, "alice");
-      await seedLogin(bob, "bob");
-      // Bob heartbeats, alice stays silent.
-      const started = Date.now();
-      while (Date.now() - started < 1200) {
-        bob.send("heartbeat,bob");
-        assert.equal(await bob.next((t) => t.startsWith("Alive")), `Alive,${bob.endpoint}`);
-        await new Promise((r) => setTimeout(r, 200));
+  const clock = new FakeClock();
+  await withCoordinator(
+    async (c, log) => {
+      const server = { host: "127.0.0.1", port: c.udpPort };
+      const alice = await SeedClient.open(server);
+      const bob = await SeedClient.open(server);
+      try {
+        await seedLogin(alice, "alice");
+        await seedLogin(bob, "bob");
+        // Bob heartbeats every 200 ms for 1.2 s of the coordinator's time, alice stays silent.
+        for (let t = 0; t < 1200; t += 200) {
+          bob.send("heartbeat,bob");
+          assert.equal(await bob.next((t) => t.startsWith("Alive")), `Alive,${bob.endpoint}`);
+          // Silent for more than 800 ms at the first sweep after that (they run every 200 ms).
+          assert.equal(log.some((l) => l.startsWith("expired alice")), t >= 1000, `at ${t} ms`);
+          clock.advance(200);
+        }
+        assert.equal(
+          await bob.next((t) => t.startsWith("logout,")),
+          `logout,alice,${alice.endpoint}`,
+        );
+        assert.equal(c.registry.get("bob")?.state, "online");
+        assert.ok(log.some((l) => l.startsWith("expired alice")));
+        // A forgotten user's heartbeat is told to log in again.
+        alice.send("heartbeat,alice");
+        assert.equal(await alice.next((t) => t.startsWith("Expired")), "Expired,alice");
+      } finally {
+        await alice.close();
+        await bob.close();
       }
-      assert.equal(
-        await bob.next((t) => t.startsWith("logout,")),
-        `logout,alice,${alice.endpoint}`,
-      );
-      assert.equal(c.registry.get("bob")?.state, "online");
-      assert.ok(log.some((l) => l.startsWith("expired alice")));
-      // A forgotten user's heartbeat is told to log in again.
-      alice.send("heartbeat,alice");
-      assert.equal(await alice.next((t) => t.startsWith("Expired")), "Expired,alice");
-    } finally {
-      await alice.close();
-      await bob.close();
-    }
-  }, 800);
+    },
+    800,
+    { clock },
+  );
 });
 
 Deno.test("a taken port is reported, not crashed on", async () => {
@@ -483,6 +491,8 @@ Deno.test("batched presence datagrams carry ranges that tile, and Alive says how
 });
 
 Deno.test("two datagrams' worth of changes cut the pause short; fewer wait for it", async () => {
+  // On a clock that moves only when told, a pause lasts until the test ends it.
+  const clock = new FakeClock();
   await withCoordinator(
     async (c) => {
       const watcher = await Raw.open("127.0.0.42", c.udpPort);
@@ -493,7 +503,7 @@ Deno.test("two datagrams' worth of changes cut the pause short; fewer wait for i
       const storm = await Promise.all(
         Array.from({ length: 200 }, () => Raw.open("127.0.0.45", c.udpPort)),
       );
-      const realNow = Date.now;
+      const late = await Raw.open("127.0.0.46", c.udpPort);
       /** Logs `clients` in as `<prefix><i>` (extension clients), all admitted by one list fetch. */
       const logIn = async (clients: Raw[], prefix: string) => {
         clients.forEach((j, i) => j.send(extLogin(`${prefix}${i}`, j.endpoint)));
@@ -507,18 +517,17 @@ Deno.test("two datagrams' worth of changes cut the pause short; fewer wait for i
         // After a quiet spell a change goes out at once (version 2); a pause begins.
         await rawLogin(c, first, extLogin("first", first.endpoint));
         await watcher.until(() => ranges(watcher).length === 1);
-        // That flush sent one datagram: a 20 µs pause. A minute's pause would take three million
-        // datagrams; the clock stepping back a minute leaves the same, a minute still to run.
-        Date.now = () => realNow() - 60_000;
+        // That flush sent one datagram: a 20 µs pause, which this clock never ends on its own.
         // Five logins, about 80 bytes of lines (versions 3 to 7): they wait for the pause.
         await logIn(few, "few");
         assert.equal(c.registry.get("few4")?.state, "online");
-        await sleep(1000);
+        await sleep(200);
         assert.deepEqual(ranges(watcher), [[1, 2]], "nothing before the pause ends");
         assert.equal(c.backlog, 1, "the changes wait, unsent");
         // Two hundred more (versions 8 to 207): some 4,000 bytes of lines, over two datagrams'
-        // worth. The flush starts at once, a minute before the pause would end.
+        // worth. The flush starts at once, though the pause has not ended.
         const started = performance.now();
+        const sentBefore = c.stats.presenceSent;
         await logIn(storm, "joiner");
         await watcher.until(() => ranges(watcher).at(-1)?.[1] === 207, 10_000);
         const elapsed = performance.now() - started;
@@ -533,13 +542,24 @@ Deno.test("two datagrams' worth of changes cut the pause short; fewer wait for i
             ...storm.map((j, i) => `+joiner${i},${compact(j.endpoint)}`),
           ].sort(),
         );
+        // The pause after that flush is 20 µs per datagram it sent. One more login waits for it,
+        // and goes out once it has ended, not before.
+        const pause = (c.stats.presenceSent - sentBefore) * PAUSE_PER_DATAGRAM_MS;
+        await rawLogin(c, late, extLogin("late", late.endpoint));
+        clock.advance(pause - 0.01);
+        await sleep(200);
+        assert.equal(ranges(watcher).length, 4, "the next change waits for the pause");
+        assert.equal(c.backlog, 1);
+        clock.advance(0.02);
+        await watcher.until(() => ranges(watcher).at(-1)?.[1] === 208);
+        assert.deepEqual(ranges(watcher).at(-1), [207, 208]);
+        assert.equal(c.backlog, 0);
       } finally {
-        Date.now = realNow;
-        await Promise.all([watcher, first, ...few, ...storm].map((x) => x.close()));
+        await Promise.all([watcher, first, late, ...few, ...storm].map((x) => x.close()));
       }
     },
     45_000,
-    { limits: { loginsPerSecond: 200 } }, // two hundred logins and a fetch from one address
+    { clock, limits: { loginsPerSecond: 200 } }, // two hundred logins and a fetch from one address
   );
 });
 
@@ -620,12 +640,11 @@ Deno.test("logins beyond the per-address rate are dropped unanswered, and logged
       const other = await Raw.open("127.0.0.9", c.udpPort);
       try {
         for (let i = 0; i < 100; i++) flood.send(`login,f${i},${flood.endpoint}`);
-        await sleep(300);
+        await until(() => c.stats.datagrams === 100, 3000);
+        await flood.until((t) => t.length >= 10);
+        await sleep(50); // nothing more is coming
         const accepts = flood.texts.filter((t) => t.startsWith("Accept,")).length;
-        assert.ok(
-          accepts >= 10 && accepts <= 12,
-          `${accepts} accepts: the burst, and a little refill`,
-        );
+        assert.equal(accepts, 10, "the burst, and no refill: the coordinator's time stood still");
         assert.ok(log.some((l) => l.startsWith("limit logins-per-address reached: 127.0.0.8 ")));
         // Another address is not affected.
         assert.match(
@@ -637,11 +656,12 @@ Deno.test("logins beyond the per-address rate are dropped unanswered, and logged
       }
     },
     45_000,
-    { limits: { loginsPerSecond: 5 } },
+    { clock: new FakeClock(), limits: { loginsPerSecond: 5 } },
   );
 });
 
 Deno.test("datagrams beyond the per-address rate are dropped; relayed frames are the relay's", async () => {
+  const clock = new FakeClock();
   await withCoordinator(
     async (c, log) => {
       const alice = await Raw.open("127.0.0.10", c.udpPort);
@@ -650,16 +670,19 @@ Deno.test("datagrams beyond the per-address rate are dropped; relayed frames are
         await rawLogin(c, alice, extLogin("alice", alice.endpoint));
         await rawLogin(c, bob, extLogin("bob", bob.endpoint));
         const before = alice.received.length;
+        const received = c.stats.datagrams;
         for (let i = 0; i < 200; i++) alice.send("heartbeat,alice");
-        await sleep(300);
+        await until(() => c.stats.datagrams === received + 200, 3000);
+        await alice.until((t) => t.length >= before + 19);
+        await sleep(50); // nothing more is coming
         const alive = alice.texts.slice(before).filter((t) => t.startsWith("Alive,")).length;
-        assert.ok(alive >= 10 && alive <= 45, `${alive} answers to 200 heartbeats`);
+        assert.equal(alive, 2 * 10 - 1, "the burst of 20, less alice's login; no refill");
         assert.ok(
           log.some((l) => l.startsWith("limit datagrams-per-address reached: 127.0.0.10 ")),
         );
         assert.equal(c.registry.get("alice")?.state, "online");
         // Introduced users relay through us within the relay's own budget, not the datagram limit.
-        await sleep(1000); // the bucket refills
+        clock.advance(1000); // the bucket refills
         alice.send("connect,alice,bob");
         await bob.until((t) => t.some((x) => x.startsWith("Introduce,alice,")));
         const inner = new Uint8Array([0x15, 5, ...new TextEncoder().encode("alice"), 1, 2, 3]);
@@ -671,7 +694,7 @@ Deno.test("datagrams beyond the per-address rate are dropped; relayed frames are
       }
     },
     45_000,
-    { limits: { datagramsPerSecond: 10 } },
+    { clock, limits: { datagramsPerSecond: 10 } },
   );
 });
 

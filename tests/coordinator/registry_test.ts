@@ -168,6 +168,24 @@ Deno.test("a heartbeat from the owner keeps the user online", () => {
   assert.deepEqual(names(reg.online()), ["alice"]);
 });
 
+Deno.test("heardFrom finds an online user at its own endpoint and notes it as heard from", () => {
+  const { reg, clock } = setup();
+  reg.login("alice", CLAIMED, ALICE);
+  clock.t = 2_000;
+  assert.equal(reg.heardFrom("alice", ALICE), undefined, "pending: not yet");
+  assert.equal(reg.get("alice")?.lastSeen, 1_000);
+  reg.admitFrom("192.0.2.1");
+  clock.t = 40_000;
+  assert.equal(reg.heardFrom("alice", ALICE_OTHER_PORT), undefined, "another endpoint");
+  assert.equal(reg.heardFrom("alice", MALLORY), undefined);
+  assert.equal(reg.heardFrom("bob", ALICE), undefined);
+  assert.equal(reg.get("alice")?.lastSeen, 2_000, "nothing noted for the others");
+  assert.equal(reg.heardFrom("alice", { ...ALICE })?.name, "alice");
+  assert.equal(reg.get("alice")?.lastSeen, 40_000);
+  clock.t = 80_000; // 40 s after: within the 45 s timeout only thanks to heardFrom
+  assert.deepEqual(reg.expire(), { expired: [], abandoned: [] });
+});
+
 Deno.test("silent online users expire after the peer timeout, not before", () => {
   const { reg, clock } = setup();
   reg.login("alice", CLAIMED, ALICE);

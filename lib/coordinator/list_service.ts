@@ -1,0 +1,224 @@
+/**
+ * The list service (the seed's step 3, over TCP): a client connects from the address it logged in
+ * from, which proves it receives there, so its pending login — and every other pending login from
+ * that IP address — is admitted; it gets the online list, ending with the presence version its
+ * list is at (`\nversion,<V>`) unless a seed-only client has that address (one would not expect
+ * the extra line), and the server closes its side.
+ *
+ * Connections are capped per address and in total; one is closed when its client closes its side,
+ * when idle too long, and at four idle times however it trickles. Input is read and thrown away up
+ * to a line's worth; past that it is no longer read (TCP's flow control stops the sender). Timers
+ * run on the injected clock; a connection is anything with `read`, `write`, `closeWrite` and
+ * `close` ({@linkcode ListConnection}), so that tests can serve a stand-in.
+ *
+ * @example
+ * ```ts
+ * const list = new ListService({ clock, registry, outbox, limits, log, stats, budget });
+ * list.listen(Deno.listen({ hostname: "127.0.0.1", port: 0 }));
+ * await list.close();
+ * ```
+ * @module
+ */
+import type { Clock, TimerId } from "../clock.ts";
+import { normalizeHost } from "../net/udp.ts";
+import { encodeListVersion } from "../protocol/seed.ts";
+import type { AddressBudget } from "./address_budget.ts";
+import { addressKey, ConnectionCounter, type Limits } from "./limits.ts";
+import type { PresenceOutbox } from "./presence_outbox.ts";
+import type { Registry } from "./registry.ts";
+import { describe, type ServerLog } from "./server_log.ts";
+import type { CoordinatorStats } from "./stats.ts";
+
+/** What the list service needs of a TCP connection. */
+export interface ListConnection {
+  readonly remoteAddr: Deno.Addr;
+  read(buffer: Uint8Array): Promise<number | null>;
+  write(data: Uint8Array): Promise<number>;
+  closeWrite(): Promise<void>;
+  close(): void;
+}
+
+/** Options for {@linkcode ListService}. */
+export interface ListServiceOptions {
+  clock: Clock;
+  registry: Registry;
+  outbox: PresenceOutbox;
+  limits: Readonly<Limits>;
+  log: ServerLog;
+  stats: CoordinatorStats;
+  /** A list fetch is charged to the address's logins budget. */
+  budget: AddressBudget;
+}
+
+const encoder = new TextEncoder();
+const END = encoder.encode("end");
+/** Where input is read to be thrown away (all connections share it). */
+const SCRATCH = new Uint8Array(4096);
+
+/** Serves list fetches. */
+export class ListService {
+  readonly #clock: Clock;
+  readonly #registry: Registry;
+  readonly #outbox: PresenceOutbox;
+  readonly #limits: Readonly<Limits>;
+  readonly #log: ServerLog;
+  readonly #stats: CoordinatorStats;
+  readonly #budget: AddressBudget;
+  readonly #count: ConnectionCounter;
+  /** Open connections, and how to close each. */
+  readonly #connections = new Map<ListConnection, () => void>();
+  #listener: Deno.Listener | undefined;
+  #accepting: Promise<void> = Promise.resolve();
+  #closed = false;
+
+  constructor(options: ListServiceOptions) {
+    this.#clock = options.clock;
+    this.#registry = options.registry;
+    this.#outbox = options.outbox;
+    this.#limits = options.limits;
+    this.#log = options.log;
+    this.#stats = options.stats;
+    this.#budget = options.budget;
+    const { tcpPerAddress, maxTcp } = options.limits;
+    this.#count = new ConnectionCounter({ perKey: tcpPerAddress, total: maxTcp });
+  }
+
+  /** Connections open now. */
+  get open(): number {
+    return this.#connections.size;
+  }
+
+  /** Serves the connections `listener` accepts, until {@linkcode close}. */
+  listen(listener: Deno.Listener): void {
+    this.#listener = listener;
+    this.#accepting = this.#accept(listener);
+  }
+
+  /** Closes the listener and every connection; resolves once no more are accepted. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    this.#listener?.close();
+    for (const close of [...this.#connections.values()]) close();
+    await this.#accepting;
+  }
+
+  /** Serves one list fetch (see the module documentation). */
+  serve(conn: ListConnection): void {
+    const ip = normalizeHost((conn.remoteAddr as Deno.NetAddr).hostname);
+    const key = addressKey(ip);
+    const verdict = this.#count.open(key);
+    if (verdict !== "ok") {
+      if (verdict === "total") {
+        this.#log.limited(
+          "max-tcp",
+          `${this.#limits.maxTcp} TCP connections open; closed one from ${ip}`,
+        );
+      } else {
+        this.#log.limited(
+          "tcp-per-address",
+          `${ip} has ${this.#limits.tcpPerAddress} TCP connections open; closed another`,
+        );
+      }
+      closeQuietly(conn);
+      return;
+    }
+    const clock = this.#clock;
+    const idleMs = this.#limits.tcpIdleMs;
+    let idle: TimerId | undefined;
+    const touch = () => {
+      clock.clearTimeout(idle);
+      idle = clock.setTimeout(() => {
+        this.#log.limited("tcp-idle", `connection from ${ip} idle for ${idleMs} ms; closed`);
+        close();
+      }, idleMs);
+    };
+    const deadline = clock.setTimeout(() => {
+      this.#log.limited("tcp-idle", `connection from ${ip} open for ${4 * idleMs} ms; closed`);
+      close();
+    }, 4 * idleMs);
+    const close = () => {
+      if (!this.#connections.delete(conn)) return;
+      clock.clearTimeout(idle);
+      clock.clearTimeout(deadline);
+      this.#count.close(key);
+      closeQuietly(conn);
+    };
+    this.#connections.set(conn, close);
+    touch();
+    if (!this.#budget.allowRequest(ip, "list fetch")) {
+      close();
+      return;
+    }
+    const parts = this.#fetch(ip);
+    const writing = (async () => {
+      for (const part of parts) {
+        for (let at = 0; at < part.length; touch()) at += await conn.write(part.subarray(at));
+      }
+      await conn.closeWrite();
+    })();
+    const reading = (async (): Promise<boolean> => {
+      let input = 0;
+      for (let n = await conn.read(SCRATCH); n !== null; n = await conn.read(SCRATCH)) {
+        touch();
+        input += n;
+        if (input > this.#limits.maxLineBytes) {
+          this.#log.limited(
+            "max-line",
+            `${ip} sent more than ${this.#limits.maxLineBytes} bytes to the list service; ` +
+              `no longer reading them`,
+          );
+          return false; // the timers will close it
+        }
+      }
+      return true; // the client closed its side
+    })();
+    // A reset or a close from our side ends both; either way the connection is done.
+    Promise.all([writing, reading]).then(([, ended]) => ended && close(), close);
+  }
+
+  /** Admits the pending logins from `ip`; returns the list to write, in parts. */
+  #fetch(ip: string): Uint8Array[] {
+    this.#stats.listFetches++;
+    const { admitted, refused } = this.#registry.admitFrom(ip);
+    for (const user of admitted) this.#log.line(`login ${describe(user)}`);
+    const version = this.#outbox.admit(admitted);
+    for (const user of refused) {
+      this.#log.limited(
+        "max-users",
+        `${this.#limits.maxUsers} users online; refused ${user.name}`,
+      );
+    }
+    // A seed-only client reads everything up to the close as the list, so where one has this
+    // address (the connection may be its fetch: nothing tells whose it is), no version.
+    const tail = this.#registry.hasSeedOnlyAt(ip)
+      ? END
+      : encoder.encode("end" + encodeListVersion(version));
+    return [...this.#registry.listParts(), tail];
+  }
+
+  /** Accepts connections until the listener closes. */
+  async #accept(listener: Deno.Listener): Promise<void> {
+    while (!this.#closed) {
+      let conn: Deno.Conn;
+      try {
+        conn = await listener.accept();
+      } catch (err) {
+        if (this.#closed || err instanceof Deno.errors.BadResource) return;
+        // Out of file descriptors, say: note it, let things settle, go on.
+        this.#log.throttled("tcp error", `TCP accept: ${(err as Error).message}`);
+        await new Promise((resolve) => this.#clock.setTimeout(() => resolve(undefined), 10));
+        continue;
+      }
+      this.serve(conn);
+    }
+  }
+}
+
+/** Closes a connection that may already be closed. */
+function closeQuietly(conn: ListConnection): void {
+  try {
+    conn.close();
+  } catch {
+    // already closed
+  }
+}

@@ -1,0 +1,239 @@
+/**
+ * The presence outbox: when and how the changes {@linkcode PresenceFanout} batches reach the
+ * socket (docs/PROTOCOL.md §3.1, docs/LOAD.md). What to say is the fanout's job; this room paces
+ * it, so that the coordinator keeps answering while it tells ten thousand users of a login storm:
+ *
+ * - **Paced.** A change after a quiet spell goes out at once; the pause after a flush is in
+ *   proportion to what the flush sent ({@linkcode PAUSE_PER_DATAGRAM_MS}), capped at `batchMs`,
+ *   and changes that come meanwhile share the next flush. The pause is cut short once two
+ *   datagrams' worth of lines wait ({@linkcode EARLY_FLUSH_BYTES}).
+ * - **In rounds.** Round r sends every batch's datagram r to each of its members, so no member's
+ *   socket (or home router) gets a burst — which seed-only clients, one message per datagram,
+ *   would overflow.
+ * - **In slices.** {@linkcode SLICE} datagrams at a time, then the outbox waits for the socket's
+ *   queue to run low ({@linkcode LOW_WATER}): sends queue without limit, so neither the event loop
+ *   nor memory is swamped.
+ * - **Handed version.** Once a flush's last datagram is handed to the socket, its version is the
+ *   one `Alive` tells an extension client ({@linkcode PresenceOutbox.handedTo}).
+ *
+ * Someone who left meanwhile is not told. Sends and time are injected: no I/O of its own.
+ *
+ * @example
+ * ```ts
+ * const outbox = new PresenceOutbox({
+ *   clock: realClock,
+ *   socket: udp, // a UdpSocket: send() and whenInFlightAtMost()
+ *   isCurrent: (user) => registry.get(user.name) === user,
+ * });
+ * outbox.admit([alice]); // alice's list is at this version; everyone else hears of her login
+ * ```
+ * @module
+ */
+import type { Clock, TimerId } from "../clock.ts";
+import type { Endpoint } from "../protocol/endpoint.ts";
+import { encodeServerMessage, MAX_BATCH_DATAGRAM } from "../protocol/seed.ts";
+import { type FanoutBatch, PresenceFanout } from "./fanout.ts";
+import type { User } from "./registry.ts";
+
+/** Datagrams sent per slice of a presence flush, before other work gets a turn. */
+export const SLICE = 1_000;
+/** The outbox goes on once no more than this many datagrams are still queued. */
+export const LOW_WATER = 200;
+/** Pause after a presence flush per datagram it sent, in ms (about twice a send's cost). */
+export const PAUSE_PER_DATAGRAM_MS = 0.02;
+/**
+ * A flush starts at once, pause or not, when this many bytes of batched lines wait: two full
+ * datagrams. Waiting longer would save at most one partly filled datagram per client, and only
+ * delay the rest.
+ */
+export const EARLY_FLUSH_BYTES = 2 * MAX_BATCH_DATAGRAM;
+
+/** Where the outbox's datagrams go: a socket, or a test's stand-in. */
+export interface OutboxSocket {
+  /** Hands a datagram to the socket. */
+  send(bytes: Uint8Array, to: Endpoint): void;
+  /** Calls `fn` once no more than `count` datagrams handed to `send` are still queued. */
+  whenInFlightAtMost(count: number, fn: () => void): void;
+}
+
+/** Options for {@linkcode PresenceOutbox}. */
+export interface PresenceOutboxOptions {
+  clock: Clock;
+  socket: OutboxSocket;
+  /** Whether `user` is still the one under its name: someone who left meanwhile is not told. */
+  isCurrent: (user: User) => boolean;
+  /** Longest pause between two flushes, in ms; default 250. */
+  batchMs?: number;
+}
+
+/** Presence changes on their way out. */
+export class PresenceOutbox {
+  readonly #fanout = new PresenceFanout<User>();
+  readonly #clock: Clock;
+  readonly #socket: OutboxSocket;
+  readonly #isCurrent: (user: User) => boolean;
+  readonly #batchMs: number;
+  #timer: TimerId | undefined;
+  /** No flush before this time (ms): the pause after the last flush. */
+  #quietUntil = 0;
+  /** Datagrams the current flush has sent so far. */
+  #flushSent = 0;
+  /** The presence version of the current (or last) flush: the `to` of its datagrams. */
+  #flushVersion = 0;
+  /** The version of the last flush whose datagrams have all been handed to the socket. */
+  #handedVersion = 0;
+  /** The current flush's batches still to send, and where in them we are. */
+  #batches: FanoutBatch<User>[] = [];
+  #cursor = { round: 0, batch: 0, member: 0 };
+  #closed = false;
+
+  constructor(options: PresenceOutboxOptions) {
+    this.#clock = options.clock;
+    this.#socket = options.socket;
+    this.#isCurrent = options.isCurrent;
+    this.#batchMs = options.batchMs ?? 250;
+  }
+
+  /** The presence version: how many changes were recorded so far. */
+  get version(): number {
+    return this.#fanout.version;
+  }
+
+  /** Presence datagrams waiting to be sent (0 once every member has been told everything). */
+  get backlog(): number {
+    let n = this.#fanout.pending > 0 ? 1 : 0;
+    const { round, batch, member } = this.#cursor;
+    this.#batches.forEach((b, i) => {
+      const done = Math.min(b.datagrams.length, round + (i < batch ? 1 : 0));
+      n += b.members.length * (b.datagrams.length - done) - (i === batch ? member : 0);
+    });
+    return n;
+  }
+
+  /**
+   * Admits users whose online list is being written: everyone else is told of their logins, and
+   * they are told of every change after this one. Returns the version their list is at (set as
+   * their `listVersion` too).
+   */
+  admit(users: readonly User[]): number {
+    for (const user of users) this.#announce("login", user);
+    // Joined after their own login was recorded: their list has it, and everything before it.
+    for (const user of users) this.#fanout.add(user, { batched: user.key !== undefined });
+    this.schedule();
+    const version = this.#fanout.version;
+    for (const user of users) user.listVersion = version;
+    return version;
+  }
+
+  /** A user logged out or expired: no longer told anything; everyone else hears it left. */
+  leave(user: User): void {
+    this.#fanout.remove(user);
+    if (user.state === "online") this.#announce("logout", user);
+  }
+
+  /** A user's endpoint changed (its NAT's mapping did): everyone else learns the new one. */
+  moved(user: User): void {
+    if (user.state === "online") this.#announce("login", user);
+  }
+
+  /** Whether `user` gets batched, versioned datagrams (false for seed-only users). */
+  isBatched(user: User): boolean {
+    return this.#fanout.isBatched(user);
+  }
+
+  /**
+   * The version `Alive` tells an online extension user: every presence datagram for it up to
+   * this version has been handed to the socket (its list had the changes up to its own version).
+   */
+  handedTo(user: User): number {
+    return Math.max(this.#handedVersion, user.listVersion ?? 0);
+  }
+
+  /**
+   * Flushes the changes recorded so far after the pause that follows the previous flush: a change
+   * after a quiet spell goes out at once (before the handler that made it even answers its
+   * client, as the seed's broadcast did), changes that pile up meanwhile share the next flush's
+   * datagrams. Once two datagrams' worth wait ({@linkcode EARLY_FLUSH_BYTES}), the pause is cut
+   * short. Call it after recording changes.
+   */
+  schedule(): void {
+    if (this.#batches.length > 0 || this.#closed || this.#fanout.pending === 0) return;
+    const full = this.#fanout.pendingBytes >= EARLY_FLUSH_BYTES;
+    if (this.#timer !== undefined) {
+      if (!full) return;
+      this.#clock.clearTimeout(this.#timer);
+      this.#timer = undefined;
+    }
+    const wait = full ? 0 : this.#quietUntil - this.#clock.now();
+    if (wait <= 0) this.#flush();
+    else this.#timer = this.#clock.setTimeout(this.#flush, wait);
+  }
+
+  /** Stops: nothing more is sent. */
+  close(): void {
+    this.#closed = true;
+    this.#clock.clearTimeout(this.#timer);
+    this.#batches = [];
+  }
+
+  /** Records a presence change; {@linkcode schedule} sends it. */
+  #announce(type: "login" | "logout", user: User): void {
+    const username = user.name;
+    const endpoint = user.observed;
+    this.#fanout.record(username, {
+      seed: encodeServerMessage({ type, username, endpoint }),
+      batched: encodeServerMessage(
+        type === "login" ? { type: "online", username, endpoint } : { type: "offline", username },
+      ),
+    });
+  }
+
+  /** Hands the changes recorded so far to the outbox and starts sending them. */
+  readonly #flush = (): void => {
+    this.#timer = undefined;
+    this.#flushSent = 0;
+    this.#flushVersion = this.#fanout.version;
+    this.#batches = this.#fanout.take();
+    this.#cursor = { round: 0, batch: 0, member: 0 };
+    this.#drain();
+  };
+
+  /**
+   * Sends a slice of the outbox, then lets other work run until the socket's queue has run low;
+   * once the outbox is empty, changes recorded meanwhile get their flush after a pause.
+   */
+  readonly #drain = (): void => {
+    if (this.#closed) return;
+    let budget = SLICE;
+    const cursor = this.#cursor;
+    while (this.#batches.length > 0 && budget > 0) {
+      const { members, datagrams } = this.#batches[cursor.batch];
+      if (cursor.round < datagrams.length) {
+        const datagram = datagrams[cursor.round];
+        while (cursor.member < members.length && budget > 0) {
+          const user = members[cursor.member++];
+          // Someone who left meanwhile (or whose name was taken over) is not told.
+          if (!this.#isCurrent(user)) continue;
+          this.#socket.send(datagram, user.observed);
+          budget--;
+          this.#flushSent++;
+        }
+        if (cursor.member < members.length) break; // out of budget mid-batch
+      }
+      cursor.member = 0;
+      if (++cursor.batch === this.#batches.length) {
+        cursor.batch = 0;
+        cursor.round++;
+        this.#batches = this.#batches.filter((b) => b.datagrams.length > cursor.round);
+      }
+    }
+    if (this.#batches.length > 0) {
+      this.#socket.whenInFlightAtMost(LOW_WATER, this.#drain);
+      return;
+    }
+    this.#handedVersion = this.#flushVersion;
+    const pause = Math.min(this.#batchMs, this.#flushSent * PAUSE_PER_DATAGRAM_MS);
+    this.#quietUntil = this.#clock.now() + pause;
+    this.schedule();
+  };
+}

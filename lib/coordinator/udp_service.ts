@@ -1,0 +1,320 @@
+/**
+ * The coordinator's UDP service: every datagram that reaches its sockets, checked against the
+ * limits, then a client message (`login`, `logout`, `heartbeat`, `connect`, `whoami`, `nat`) to
+ * answer, or a peer frame for the relay; and the other side of heartbeats, the expiry of users
+ * gone silent. What it may answer follows docs/PROTOCOL.md §3.4: nothing goes to an address that
+ * has not proved it receives there, except one answer no larger than the request (`whoami`
+ * included: its `You` goes only to a request padded to at least its length).
+ *
+ * Handling is synchronous and keeps nothing that points into a datagram: the socket lends its
+ * receive buffer.
+ *
+ * @example
+ * ```ts
+ * const service = new UdpService({
+ *   ...{ registry, relay, limits, log, stats, budget, outbox },
+ *   send: (bytes, to) => udp.send(bytes, to),
+ *   tcpPort: 7000,
+ * });
+ * udp.onMessage((data, from) => service.onDatagram(data, from));
+ * ```
+ * @module
+ */
+import { type Endpoint, formatEndpoint } from "../protocol/endpoint.ts";
+import { decodeFrame, encodeFrame, FrameError, isFrame } from "../protocol/frame.ts";
+import {
+  type ClientMessage,
+  decodeText,
+  encodeServerMessage,
+  parseClientMessage,
+  SeedProtocolError,
+  type ServerMessage,
+} from "../protocol/seed.ts";
+import { MAX_WHOAMI } from "../protocol/whoami.ts";
+import type { AddressBudget } from "./address_budget.ts";
+import { Introductions } from "./introductions.ts";
+import type { Limits } from "./limits.ts";
+import type { PresenceOutbox } from "./presence_outbox.ts";
+import type { Registry, User } from "./registry.ts";
+import type { RelayPolicy } from "./relay.ts";
+import { describe, type ServerLog } from "./server_log.ts";
+import type { CoordinatorStats } from "./stats.ts";
+
+/** Options for {@linkcode UdpService}. */
+export interface UdpServiceOptions {
+  registry: Registry;
+  relay: RelayPolicy;
+  limits: Readonly<Limits>;
+  log: ServerLog;
+  stats: CoordinatorStats;
+  budget: AddressBudget;
+  outbox: PresenceOutbox;
+  /** Sends a datagram from the main socket (counted in `stats`). */
+  send: (bytes: Uint8Array, to: Endpoint) => void;
+  /** The list service's port, sent in `Accept`. */
+  tcpPort: number;
+}
+
+const encoder = new TextEncoder();
+
+/** Answers datagrams. */
+export class UdpService {
+  readonly #registry: Registry;
+  readonly #relay: RelayPolicy;
+  readonly #limits: Readonly<Limits>;
+  readonly #log: ServerLog;
+  readonly #stats: CoordinatorStats;
+  readonly #budget: AddressBudget;
+  readonly #outbox: PresenceOutbox;
+  readonly #sendBytes: (bytes: Uint8Array, to: Endpoint) => void;
+  readonly #tcpPort: number;
+  readonly #introductions: Introductions;
+
+  constructor(options: UdpServiceOptions) {
+    this.#registry = options.registry;
+    this.#relay = options.relay;
+    this.#limits = options.limits;
+    this.#log = options.log;
+    this.#stats = options.stats;
+    this.#budget = options.budget;
+    this.#outbox = options.outbox;
+    this.#sendBytes = options.send;
+    this.#tcpPort = options.tcpPort;
+    this.#introductions = new Introductions({
+      registry: options.registry,
+      relay: options.relay,
+      send: (msg, to) => this.#send(msg, to),
+    });
+  }
+
+  /** Handles a datagram that reached the main port. Never throws. */
+  onDatagram(data: Uint8Array, from: Endpoint): void {
+    this.#stats.datagrams++;
+    try {
+      if (data.length > this.#limits.maxDatagramBytes) {
+        this.#log.limited(
+          "max-datagram",
+          `${data.length}-byte datagram from ${formatEndpoint(from)} is over ` +
+            `${this.#limits.maxDatagramBytes} bytes; dropped`,
+        );
+        return;
+      }
+      const frame = isFrame(data);
+      // Frames from an online user's own endpoint are the relay's to budget, per pair.
+      const relaying = frame && this.#registry.at(from)?.state === "online";
+      if (!relaying && !this.#budget.allowDatagram(from.host)) return;
+      if (frame) this.#onFrame(data, from);
+      else {
+        const text = decodeText(data, this.#limits.maxLineBytes);
+        this.#handle(parseClientMessage(text), from, data);
+      }
+    } catch (err) {
+      this.#stats.malformed++;
+      if (err instanceof SeedProtocolError) {
+        this.#log.throttled(
+          "malformed datagram",
+          `dropped datagram from ${formatEndpoint(from)}: ${err.message}`,
+        );
+        const error = (reason: string): ServerMessage => ({ type: "error", reason });
+        this.#answer([error(err.message), error("malformed")], from, data.length);
+      } else if (err instanceof FrameError) {
+        // Frames are never answered, so a spoofed source cannot use us to reflect traffic.
+      } else {
+        // A bug of ours must not take the server down for everyone else.
+        this.#log.throttled(
+          "internal error",
+          `internal error on datagram from ${formatEndpoint(from)}: ${err}`,
+        );
+      }
+    }
+  }
+
+  /**
+   * Handles a datagram that reached the alternate port, which exists for NAT mapping tests
+   * (`p2p nat`): it answers `whoami` through `reply`, and nothing else, malformed or not.
+   */
+  onWhoamiPort(data: Uint8Array, from: Endpoint, reply: (bytes: Uint8Array) => void): void {
+    let msg: ClientMessage;
+    try {
+      msg = parseClientMessage(decodeText(data, MAX_WHOAMI));
+    } catch {
+      return;
+    }
+    if (msg.type === "whoami") this.#whoami(from, data, reply);
+  }
+
+  /**
+   * Drops the users gone silent (they stopped heartbeating) and the logins never confirmed by a
+   * list fetch; everyone else hears of the former.
+   */
+  expire(): void {
+    const { expired, abandoned } = this.#registry.expire();
+    for (const user of expired) {
+      this.#log.line(`expired ${describe(user)}`);
+      this.#left(user);
+    }
+    this.#outbox.schedule();
+    for (const user of abandoned) {
+      this.#log.throttled(
+        "abandoned login",
+        `forgot login ${user.name} from ${formatEndpoint(user.observed)}: no list fetch`,
+      );
+    }
+  }
+
+  #send(msg: ServerMessage, to: Endpoint): void {
+    this.#sendBytes(encoder.encode(encodeServerMessage(msg)), to);
+  }
+
+  /**
+   * Answers with the first of `candidates` no longer than the request, or not at all: a forged
+   * source address must not get more bytes than the forger spent.
+   */
+  #answer(candidates: ServerMessage[], to: Endpoint, requestLength: number): void {
+    for (const m of candidates) {
+      const bytes = encoder.encode(encodeServerMessage(m));
+      if (bytes.length <= requestLength) {
+        this.#sendBytes(bytes, to);
+        return;
+      }
+    }
+  }
+
+  /**
+   * Answers `whoami` with `You,<endpoint>` only when that is no longer than the request (clients
+   * pad it), so that not even this answer amplifies; it is charged to the logins budget.
+   */
+  #whoami(from: Endpoint, request: Uint8Array, send: (bytes: Uint8Array) => void): void {
+    const answer = encoder.encode(encodeServerMessage({ type: "you", endpoint: from }));
+    if (answer.length <= request.length && this.#budget.allowRequest(from.host, "whoami")) {
+      send(answer);
+    }
+  }
+
+  /** Relays a frame between two introduced users; drops everything else unanswered. */
+  #onFrame(data: Uint8Array, from: Endpoint): void {
+    this.#stats.frames++;
+    const frame = decodeFrame(data);
+    const sender = this.#registry.at(from);
+    if (frame.type !== "relay" || sender?.state !== "online") return;
+    const target = this.#registry.get(frame.to);
+    const verdict = target?.state === "online"
+      ? this.#relay.allow(sender.name, frame.to, frame.inner.length)
+      : "not-introduced";
+    if (verdict !== "ok") {
+      this.#stats.relayDropped++;
+      return;
+    }
+    this.#stats.relayed++;
+    this.#sendBytes(
+      encodeFrame({ type: "relayed", from: sender.name, inner: frame.inner }),
+      target!.observed,
+    );
+  }
+
+  #handle(msg: ClientMessage, from: Endpoint, request: Uint8Array): void {
+    switch (msg.type) {
+      case "login":
+        return this.#login(msg, from, request);
+      case "logout": {
+        const result = this.#registry.logout(msg.username, from);
+        if (result.kind === "removed") {
+          this.#log.line(`logout ${describe(result.user)}`);
+          this.#left(result.user);
+          this.#outbox.schedule();
+        } else if (result.kind === "forged") {
+          this.#log.throttled(
+            "forged logout",
+            `ignored forged logout for ${msg.username} from ${formatEndpoint(from)} ` +
+              `(owned by ${formatEndpoint(result.owner.observed)})`,
+          );
+        }
+        return;
+      }
+      case "heartbeat":
+        return this.#heartbeat(msg, from, request);
+      case "connect": {
+        if (!this.#budget.allowRequest(from.host, "connect")) return;
+        const requester = this.#registry.heardFrom(msg.username, from);
+        if (requester) this.#introductions.connect(requester, msg.target);
+        else this.#send({ type: "expired", username: msg.username }, from);
+        return;
+      }
+      case "whoami":
+        this.#whoami(from, request, (bytes) => this.#sendBytes(bytes, from));
+        return;
+      case "nat": {
+        // Unanswered: only the name's owner, from its own endpoint, can set it.
+        const user = this.#registry.heardFrom(msg.username, from);
+        if (user) user.nat = msg.nat;
+        return;
+      }
+    }
+  }
+
+  #login(
+    msg: Extract<ClientMessage, { type: "login" }>,
+    from: Endpoint,
+    request: Uint8Array,
+  ): void {
+    if (!this.#budget.allowRequest(from.host, "login")) return;
+    const result = this.#registry.login(msg.username, msg.endpoint, from, msg.ext);
+    if (result.kind === "rejected") {
+      this.#log.throttled(
+        "rejected login",
+        `rejected login ${msg.username} from ${formatEndpoint(from)}: ${result.reason}`,
+      );
+      const full = result.reason.endsWith("full");
+      if (full) {
+        this.#log.limited("max-users", `${this.#limits.maxUsers} users online; refused a login`);
+      }
+      const reject = (reason: string): ServerMessage => ({ type: "reject", reason });
+      const short = full ? ["full"] : ["name in use", "in use"];
+      this.#answer([result.reason, ...short].map(reject), from, request.length);
+      return;
+    }
+    if (result.kind === "pending" && result.evicted) {
+      this.#log.limited(
+        "max-pending",
+        `${this.#limits.maxPending} logins waiting for their list fetch; forgot ` +
+          `${result.evicted.name} from ${formatEndpoint(result.evicted.observed)}`,
+      );
+    }
+    if (result.kind === "rebound") this.#moved(result.user, result.previous);
+    this.#send({ type: "accept", tcpPort: this.#tcpPort }, from);
+  }
+
+  #heartbeat(
+    msg: Extract<ClientMessage, { type: "heartbeat" }>,
+    from: Endpoint,
+    request: Uint8Array,
+  ): void {
+    const beat = this.#registry.heartbeat(msg.username, from, msg.secret);
+    if (beat?.previous) this.#moved(beat.user, beat.previous);
+    const answer: ServerMessage = !beat
+      ? { type: "expired", username: msg.username }
+      // Only a member sent versioned batches can use the version (a seed-only client that logs
+      // in again with a key stays unbatched until it is admitted again).
+      : beat.user.state === "online" && this.#outbox.isBatched(beat.user)
+      ? { type: "alive", endpoint: from, version: this.#outbox.handedTo(beat.user) }
+      : { type: "alive", endpoint: from };
+    // `Alive` can be longer than the heartbeat: only a proven address gets it regardless.
+    if (beat?.user.state === "online") this.#send(answer, from);
+    else this.#answer([answer], from, request.length);
+  }
+
+  /** A user's endpoint changed (its NAT's mapping did): everyone else learns the new one. */
+  #moved(user: User, previous: Endpoint): void {
+    this.#log.line(
+      `moved ${user.name} from ${formatEndpoint(previous)} to ${formatEndpoint(user.observed)}`,
+    );
+    this.#outbox.moved(user);
+    this.#outbox.schedule();
+  }
+
+  /** A user logged out or expired; the caller schedules the flush. */
+  #left(user: User): void {
+    this.#relay.forget(user.name);
+    this.#outbox.leave(user);
+  }
+}

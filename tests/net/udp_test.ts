@@ -1,0 +1,107 @@
+import assert from "node:assert/strict";
+import { normalizeHost, type UdpBackend, UdpSocket } from "../../lib/net/udp.ts";
+import type { Endpoint } from "../../lib/protocol/endpoint.ts";
+import { Collector } from "../support/wait.ts";
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+for (const backend of ["dgram", "deno"] as UdpBackend[]) {
+  Deno.test(`${backend}: datagrams both ways, with the sender's endpoint; close waits for sends`, async () => {
+    const a = await UdpSocket.bind({ host: "127.0.0.1", backend });
+    const b = await UdpSocket.bind({ host: "127.0.0.1", backend: "dgram" });
+    const got = new Collector<string>();
+    const from = new Collector<Endpoint>();
+    b.onMessage((data, sender) => {
+      got.push(decoder.decode(data));
+      from.push(sender);
+    });
+    try {
+      const local = a.local;
+      assert.equal(local.host, "127.0.0.1");
+      assert.ok(local.port > 0);
+      for (let i = 0; i < 300; i++) a.send(encoder.encode(`m${i}`), b.local);
+      assert.equal(a.inFlight, 300, "counted until out");
+      await a.close();
+      assert.equal(a.inFlight, 0, "close waited for every send");
+      a.send(encoder.encode("late"), b.local); // ignored
+      await got.waitFor((m) => m === "m299");
+      assert.deepEqual(from.items[0], local);
+      assert.ok(!got.items.includes("late"));
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
+  Deno.test(`${backend}: whenInFlightAtMost calls back once the queue has run low`, async () => {
+    const a = await UdpSocket.bind({ host: "127.0.0.1", backend });
+    const sink = await UdpSocket.bind({ host: "127.0.0.1" });
+    try {
+      let calls = 0;
+      let seen = -1;
+      const low = Promise.withResolvers<void>();
+      for (let i = 0; i < 500; i++) a.send(new Uint8Array(100), sink.local);
+      a.whenInFlightAtMost(50, () => {
+        calls++;
+        seen = a.inFlight;
+        low.resolve();
+      });
+      await low.promise;
+      assert.ok(seen <= 50, `${seen} in flight`);
+      await a.close();
+      assert.equal(calls, 1);
+      // Already low: soon, not at once.
+      let soon = false;
+      const b = await UdpSocket.bind({ host: "127.0.0.1", backend });
+      b.whenInFlightAtMost(0, () => soon = true);
+      assert.ok(!soon);
+      await Promise.resolve();
+      assert.ok(soon);
+      await b.close();
+    } finally {
+      await a.close();
+      await sink.close();
+    }
+  });
+}
+
+Deno.test("deno: the handler's data is lent (one receive buffer); a TTL is refused", async () => {
+  const a = await UdpSocket.bind({ host: "127.0.0.1", backend: "deno" });
+  const b = await UdpSocket.bind({ host: "127.0.0.1" });
+  const kept: Uint8Array[] = [];
+  const got = new Collector<string>();
+  a.onMessage((data) => {
+    kept.push(data);
+    got.push(decoder.decode(data));
+  });
+  try {
+    b.send(encoder.encode("first"), a.local);
+    await got.waitFor((m) => m === "first");
+    b.send(encoder.encode("again"), a.local);
+    await got.waitFor((m) => m === "again");
+    assert.equal(kept[0].buffer, kept[1].buffer, "the same buffer, reused");
+    assert.throws(() => a.send(new Uint8Array(1), b.local, { ttl: 2 }), TypeError);
+  } finally {
+    await a.close();
+    await b.close();
+  }
+});
+
+Deno.test("a taken port is refused by both backends", async () => {
+  const a = await UdpSocket.bind({ host: "127.0.0.1" });
+  try {
+    for (const backend of ["dgram", "deno"] as UdpBackend[]) {
+      await assert.rejects(UdpSocket.bind({ host: "127.0.0.1", port: a.local.port, backend }));
+    }
+  } finally {
+    await a.close();
+  }
+});
+
+Deno.test("normalizeHost strips the IPv4-mapped prefix only", () => {
+  assert.equal(normalizeHost("::ffff:192.0.2.1"), "192.0.2.1");
+  assert.equal(normalizeHost("::ffff:c000:201"), "::ffff:c000:201");
+  assert.equal(normalizeHost("2001:db8::1"), "2001:db8::1");
+  assert.equal(normalizeHost("192.0.2.1"), "192.0.2.1");
+});
