@@ -325,7 +325,11 @@ type Timings = Required<
   >
 >;
 
-/** Finds and keeps a path to one remote peer. */
+/**
+ * Finds and keeps a path to one remote peer: the candidates, the path and its liveness are
+ * here; the search's timetable is a {@linkcode SearchSchedule}, the txids of probes awaiting an
+ * ack are {@linkcode ProbeTransactions}, and a birthday search is a {@linkcode BirthdaySearch}.
+ */
 export class PathFinder {
   /** Counters; see {@linkcode PathFinderStats}. */
   readonly stats: PathFinderStats = {
