@@ -85,7 +85,7 @@
  * @example
  * ```ts
  * const ch = new ReliableChannel({
- *   now: () => performance.now(),
+ *   now: () => realClock.now(),
  *   send: (segment) => console.log("hand to the transport:", segment), // e.g. encrypt and send
  *   onMessage: (data) => console.log(new TextDecoder().decode(data)),
  *   onDelivered: (id) => console.log(`message ${id} delivered`),
@@ -103,12 +103,18 @@ import {
   type DataSegment,
   decodeSegment,
   encodeSegment,
-  MAX_SACK_RANGES,
-  type SackRange,
   type Segment,
   SegmentError,
   unwrapSeq,
 } from "../protocol/segment.ts";
+import { CongestionControl, MIN_RECEIVE_WINDOW } from "./congestion.ts";
+import { Flight, LOST, type OutSegment, OUTSTANDING } from "./flight.ts";
+import { LossDetector } from "./loss_detection.ts";
+import { Outbox } from "./outbox.ts";
+import { ReceiveStream } from "./receive_stream.ts";
+import { RttEstimator } from "./rtt.ts";
+
+export { MIN_RECEIVE_WINDOW };
 
 /** Default largest encoded segment in bytes: with encryption and framing a datagram stays < 1200. */
 export const DEFAULT_MAX_SEGMENT_SIZE = 1100;
@@ -127,21 +133,11 @@ export const DEFAULT_MAX_DELIVERY_FACTOR = 10;
 export const DEFAULT_MAX_RTO_MS = 2000;
 /** Default receive window in segments. */
 export const DEFAULT_RECEIVE_WINDOW = 64;
-/** Smallest allowed receive window; senders assume it until the peer's first ACK. */
-export const MIN_RECEIVE_WINDOW = 8;
 /** Largest receive window (the ACK field is 16 bits). */
 export const MAX_RECEIVE_WINDOW = 0xffff;
 
-/** Initial congestion window in segments. */
-const INITIAL_CWND = 8;
-/** Largest reordering allowance for loss detection, in quarters of the min RTT. */
-const MAX_REORDER_QUARTERS = 4;
-/** How many old stream ids a receiver remembers in order to ignore their late segments. */
-const RETIRED_STREAMS = 16;
 /** Segments sent when the retransmission timer expires, whatever `cwnd` (RFC 9002 6.2.4). */
 const PROBES = 2;
-/** Clock granularity G of RFC 6298 in ms. */
-const CLOCK_GRANULARITY_MS = 1;
 
 /** Options of {@linkcode ReliableChannel}. */
 export interface ReliableChannelOptions {
@@ -246,48 +242,19 @@ export interface SendState {
   pendingMessages: number;
 }
 
-interface OutMessage {
-  id: number;
-  data: Uint8Array;
-  /** Bytes of `data` already cut into segments. */
-  offset: number;
-  /** Seq of the END segment once it has been cut. */
-  lastSeq: number;
-  /** `maxDeliveryMs` after the first transmission; undefined before it. */
-  deadline: number | undefined;
-}
-
-const OUTSTANDING = 0;
-const LOST = 1;
-const ACKED = 2;
-
-interface OutSegment {
-  seq: number;
-  payload: Uint8Array;
-  end: boolean;
-  state: typeof OUTSTANDING | typeof LOST | typeof ACKED;
-  /** Time of the latest transmission (a probe's second copy aside). */
-  sentAt: number;
-  /** Its transmission number: order among all transmissions of the stream. */
-  tx: number;
-  /** Transmission numbers of every copy sent, to forget them once the segment is acknowledged. */
-  copies: number[];
-}
-
-/** A copy of an unacknowledged segment, found by the transmission number an ACK echoes. */
-interface Copy {
-  seg: OutSegment;
-  sentAt: number;
-}
-
 /**
- * One peer's reliable message channel: see the module documentation for the rules.
+ * One peer's reliable message channel: see the module documentation for the rules. It wires
+ * together the parts that each hold one concern: the {@linkcode Outbox} (messages, cut into
+ * segment payloads), the {@linkcode Flight} (segments and copies sent), the
+ * {@linkcode CongestionControl} (how many may go), the {@linkcode RttEstimator} (RTO), the
+ * {@linkcode LossDetector} (which are lost, and the timers), and the {@linkcode ReceiveStream}
+ * (the peer's messages, and the ACKs for them).
  *
  * @example
  * ```ts
  * const toA: Uint8Array[] = [];
  * const toB: Uint8Array[] = [];
- * const common = { now: () => performance.now(), onUndelivered: () => {} };
+ * const common = { now: () => realClock.now(), onUndelivered: () => {} };
  * const a = new ReliableChannel({
  *   ...common,
  *   send: (segment) => toB.push(segment),
@@ -330,71 +297,20 @@ export class ReliableChannel {
   };
 
   readonly #opts: ReliableChannelOptions;
-  readonly #payloadSize: number;
   readonly #maxMessageSize: number;
   readonly #giveUpAfterMs: number;
   readonly #maxDeliveryMs: number;
-  readonly #receiveWindow: number;
-  readonly #minRto: number;
-  readonly #maxRto: number;
   readonly #newStreamId: () => number;
   #closed = false;
   /** Callbacks not yet invoked, in order. */
   #events: (() => void)[] = [];
-  #nextId = 1;
 
-  // Sending side.
-  #sndStream: number;
-  /** Seq of the next new segment. */
-  #sndNext = 0;
-  /** Lowest seq not cumulatively acknowledged; `#flight[i].seq === #sndUna + i`. */
-  #sndUna = 0;
-  #flight: OutSegment[] = [];
-  /** Messages not yet fully cut into segments; the first may be partly sent. */
-  #unsent: OutMessage[] = [];
-  /** Messages fully sent, awaiting the cumulative ack of their END segment. */
-  #unacked: OutMessage[] = [];
-  #inFlight = 0;
-  #lost = 0;
-  #cwnd = INITIAL_CWND;
-  #ssthresh = Infinity;
-  /** Loss detected while `#sndUna` is below this does not shrink `#cwnd` again. */
-  #recoveryPoint = 0;
-  #peerWindow = MIN_RECEIVE_WINDOW;
-  #txCount = 0;
-  /** Copies of the segments not yet acknowledged, by transmission number. */
-  #copies = new Map<number, Copy>();
-  /** RACK: order of the latest-sent transmission known to have arrived, and an RTT for it. */
-  #rackTx = -1;
-  #rackRtt: number | undefined;
-  /** Since when the peer has acknowledged nothing new while data awaits acknowledgement. */
-  #silentSince: number | undefined;
-  #lossDeadline: number | undefined;
-  /** When to send a tail loss probe; undefined while one is out or none is due. */
-  #probeDeadline: number | undefined;
-  #minRtt: number | undefined;
-  /** Reordering allowance in quarters of the min RTT; grows when a resend proves needless. */
-  #reorderQuarters = 1;
-  #srtt: number | undefined;
-  #rttvar = 0;
-  /** RTO computed from the RTT estimates, before backoff. */
-  #rto: number;
-  /** Timer expiries since new data was last acknowledged: the RTO is doubled this many times. */
-  #backoff = 0;
-  /** Segments the next `#pump` may send beyond `#cwnd`: probes after a timer expiry. */
-  #probes = 0;
-  #rtoDeadline: number | undefined;
-
-  // Receiving side.
-  #rcvStream: number | undefined;
-  /** Next expected seq: everything before it has been received. */
-  #rcvNext = 0;
-  /** Segments received beyond `#rcvNext`, by seq. */
-  #outOfOrder = new Map<number, DataSegment>();
-  /** In-order payloads of the message being reassembled. */
-  #partial: Uint8Array[] = [];
-  #partialSize = 0;
-  #retired: number[] = [];
+  readonly #outbox: Outbox;
+  readonly #flight: Flight;
+  readonly #cc = new CongestionControl();
+  readonly #rtt: RttEstimator;
+  readonly #loss: LossDetector;
+  readonly #receiver: ReceiveStream;
 
   /** Creates a channel. Throws `RangeError` for invalid options. */
   constructor(options: ReliableChannelOptions) {
@@ -404,10 +320,7 @@ export class ReliableChannel {
     this.#giveUpAfterMs = options.giveUpAfterMs ?? DEFAULT_GIVE_UP_AFTER_MS;
     this.#maxDeliveryMs = options.maxDeliveryMs ??
       DEFAULT_MAX_DELIVERY_FACTOR * this.#giveUpAfterMs;
-    this.#receiveWindow = options.receiveWindow ?? DEFAULT_RECEIVE_WINDOW;
-    this.#minRto = options.minRtoMs ?? 200;
-    this.#maxRto = options.maxRtoMs ?? DEFAULT_MAX_RTO_MS;
-    this.#rto = options.initialRtoMs ?? 1000;
+    const receiveWindow = options.receiveWindow ?? DEFAULT_RECEIVE_WINDOW;
     if (!Number.isInteger(maxSegmentSize) || maxSegmentSize < MIN_SEGMENT_SIZE) {
       throw new RangeError(
         `Invalid maxSegmentSize ${maxSegmentSize}: must be an integer >= ${MIN_SEGMENT_SIZE}`,
@@ -425,23 +338,31 @@ export class ReliableChannel {
       throw new RangeError(`Invalid maxDeliveryMs ${this.#maxDeliveryMs}: must be > 0`);
     }
     if (
-      !Number.isInteger(this.#receiveWindow) || this.#receiveWindow < MIN_RECEIVE_WINDOW ||
-      this.#receiveWindow > MAX_RECEIVE_WINDOW
+      !Number.isInteger(receiveWindow) || receiveWindow < MIN_RECEIVE_WINDOW ||
+      receiveWindow > MAX_RECEIVE_WINDOW
     ) {
       throw new RangeError(
-        `Invalid receiveWindow ${this.#receiveWindow}: must be an integer in ${MIN_RECEIVE_WINDOW}..${MAX_RECEIVE_WINDOW}`,
+        `Invalid receiveWindow ${receiveWindow}: must be an integer in ${MIN_RECEIVE_WINDOW}..${MAX_RECEIVE_WINDOW}`,
       );
     }
-    if (!(this.#minRto > 0 && this.#minRto <= this.#rto && this.#rto <= this.#maxRto)) {
-      throw new RangeError(
-        `Invalid RTO bounds: need 0 < minRtoMs (${this.#minRto}) <= initialRtoMs (${this.#rto}) <= maxRtoMs (${this.#maxRto})`,
-      );
-    }
+    this.#rtt = new RttEstimator({
+      initialRtoMs: options.initialRtoMs ?? 1000,
+      minRtoMs: options.minRtoMs ?? 200,
+      maxRtoMs: options.maxRtoMs ?? DEFAULT_MAX_RTO_MS,
+    });
+    this.#loss = new LossDetector(this.#rtt);
     // MIN_SEGMENT_SIZE leaves room for the largest ACK, so only DATA needs the size computed.
-    this.#payloadSize = maxSegmentSize - DATA_HEADER_SIZE;
+    this.#outbox = new Outbox({
+      payloadSize: maxSegmentSize - DATA_HEADER_SIZE,
+      maxDeliveryMs: this.#maxDeliveryMs,
+    });
+    this.#receiver = new ReceiveStream(
+      { receiveWindow, maxMessageSize: this.#maxMessageSize },
+      this.stats,
+    );
     this.#newStreamId = options.newStreamId ??
       (() => crypto.getRandomValues(new Uint32Array(1))[0]);
-    this.#sndStream = this.#newStreamId() >>> 0;
+    this.#flight = new Flight(this.#newStreamId() >>> 0);
   }
 
   /** True once {@linkcode ReliableChannel.close} has been called. */
@@ -451,15 +372,16 @@ export class ReliableChannel {
 
   /** A snapshot of the sending side. */
   get sendState(): SendState {
+    const flight = this.#flight;
     return {
-      streamId: this.#sndStream,
-      unacked: this.#sndNext - this.#sndUna,
-      inFlight: this.#inFlight,
-      cwnd: this.#cwnd,
-      peerWindow: this.#peerWindow,
-      rtoMs: this.#backedOffRto(),
-      srttMs: this.#srtt,
-      pendingMessages: this.#unacked.length + this.#unsent.length,
+      streamId: flight.streamId,
+      unacked: flight.next - flight.una,
+      inFlight: flight.inFlight,
+      cwnd: this.#cc.cwnd,
+      peerWindow: this.#cc.peerWindow,
+      rtoMs: this.#rtt.rtoMs,
+      srttMs: this.#rtt.srttMs,
+      pendingMessages: this.#outbox.pending,
     };
   }
 
@@ -475,10 +397,9 @@ export class ReliableChannel {
         `Cannot send: message of ${data.length} bytes exceeds maxMessageSize ${this.#maxMessageSize}`,
       );
     }
-    const id = this.#nextId++;
+    const id = this.#outbox.add(data);
     this.stats.messagesSent++;
-    this.#unsent.push({ id, data: data.slice(), offset: 0, lastSeq: -1, deadline: undefined });
-    this.#pump();
+    this.#pump(0);
     this.#flush();
     return id;
   }
@@ -505,34 +426,41 @@ export class ReliableChannel {
   poll(): void {
     if (this.#closed) return;
     const now = this.#opts.now();
-    if (this.#silentSince !== undefined && now >= this.#silentSince + this.#giveUpAfterMs) {
+    const loss = this.#loss;
+    const silentSince = loss.silentSince;
+    if (silentSince !== undefined && now >= silentSince + this.#giveUpAfterMs) {
       this.stats.giveUps++;
       this.#abandonStream(`the peer acknowledged nothing new for ${this.#giveUpAfterMs} ms`);
     }
-    const oldest = this.#oldestDeadline();
+    const oldest = this.#outbox.oldestDeadline;
     if (oldest !== undefined && now >= oldest) {
       this.stats.giveUps++;
       this.#abandonStream(`not acknowledged within ${this.#maxDeliveryMs} ms`);
     }
-    if (this.#rtoDeadline !== undefined && now >= this.#rtoDeadline) this.#onTimeout(now);
-    if (this.#lossDeadline !== undefined && now >= this.#lossDeadline) this.#detectLoss(now);
-    if (this.#probeDeadline !== undefined && now >= this.#probeDeadline) this.#sendTailProbe(now);
-    this.#pump();
+    let probes = 0;
+    if (loss.rtoDeadline !== undefined && now >= loss.rtoDeadline) {
+      this.#onTimeout(now);
+      probes = PROBES;
+    }
+    if (loss.lossDeadline !== undefined && now >= loss.lossDeadline) this.#detectLoss(now);
+    if (loss.probeDeadline !== undefined && now >= loss.probeDeadline) this.#sendTailProbe(now);
+    this.#pump(probes);
     this.#flush();
   }
 
   /** When `poll` should next be called, in `now()` ms; undefined when no timer is running. */
   nextDeadline(): number | undefined {
     if (this.#closed) return undefined;
-    const silence = this.#silentSince === undefined
+    const loss = this.#loss;
+    const silence = loss.silentSince === undefined
       ? undefined
-      : this.#silentSince + this.#giveUpAfterMs;
+      : loss.silentSince + this.#giveUpAfterMs;
     const times = [
       silence,
-      this.#oldestDeadline(),
-      this.#rtoDeadline,
-      this.#lossDeadline,
-      this.#probeDeadline,
+      this.#outbox.oldestDeadline,
+      loss.rtoDeadline,
+      loss.lossDeadline,
+      loss.probeDeadline,
     ];
     const due = times.filter((t) => t !== undefined);
     return due.length > 0 ? Math.min(...due) : undefined;
@@ -545,7 +473,7 @@ export class ReliableChannel {
   close(): void {
     if (!this.#closed) {
       this.#abandonStream("channel closed");
-      this.#resetReceiveState();
+      this.#receiver.reset();
       this.#closed = true;
     }
     this.#flush();
@@ -559,23 +487,24 @@ export class ReliableChannel {
 
   /**
    * Sends lost segments again, then new ones, while the windows allow; after a timer expiry,
-   * `#probes` more whatever `#cwnd`. The first unacknowledged segment, which holds up delivery, is
-   * resent as soon as it is deemed lost even when `#cwnd` is full (as RFC 6675 does on entering
+   * `probes` more whatever `cwnd`. The first unacknowledged segment, which holds up delivery, is
+   * resent as soon as it is deemed lost even when `cwnd` is full (as RFC 6675 does on entering
    * recovery): otherwise a halved window would hold it back for a round trip.
    */
-  #pump(): void {
-    for (;; this.#probes = Math.max(0, this.#probes - 1)) {
-      const open = this.#probes > 0 || this.#inFlight < Math.max(1, Math.floor(this.#cwnd));
-      const head = this.#flight[0];
+  #pump(probes: number): void {
+    const flight = this.#flight;
+    for (;; probes = Math.max(0, probes - 1)) {
+      const open = probes > 0 || this.#cc.cwndOpen(flight.inFlight);
+      const head = flight.head;
       if (head?.state === LOST) {
         this.#retransmit(head);
-      } else if (open && this.#lost > 0) {
-        this.#retransmit(this.#flight.find((s) => s.state === LOST)!);
+      } else if (open && flight.lost > 0) {
+        this.#retransmit(flight.firstLost()!);
       } else if (
-        open && this.#unsent.length > 0 && this.#sndNext - this.#sndUna < this.#peerWindow
+        open && this.#outbox.hasUnsent && this.#cc.peerWindowOpen(flight.next - flight.una)
       ) {
         this.#sendNewSegment();
-      } else if (this.#probes > 0 && head?.state === OUTSTANDING) {
+      } else if (probes > 0 && head?.state === OUTSTANDING) {
         // Nothing else to probe with: a second copy of the head still doubles the odds.
         this.stats.retransmitted++;
         this.#sendCopy(head, this.#opts.now());
@@ -583,72 +512,45 @@ export class ReliableChannel {
         break;
       }
     }
-    this.#probes = 0;
   }
 
   #retransmit(seg: OutSegment): void {
-    this.#lost--;
     this.stats.retransmitted++;
-    this.#transmit(seg);
+    const now = this.#opts.now();
+    this.#flight.resend(seg, now);
+    this.#emitData(seg, seg.tx, now);
   }
 
   #sendNewSegment(): void {
-    const msg = this.#unsent[0];
-    const length = Math.min(this.#payloadSize, msg.data.length - msg.offset);
-    const payload = msg.data.subarray(msg.offset, msg.offset + length);
-    msg.offset += length;
-    msg.deadline ??= this.#opts.now() + this.#maxDeliveryMs;
-    const seg: OutSegment = {
-      seq: this.#sndNext++,
-      payload,
-      end: msg.offset === msg.data.length,
-      state: OUTSTANDING,
-      sentAt: 0,
-      tx: 0,
-      copies: [],
-    };
-    if (seg.end) {
-      msg.lastSeq = seg.seq;
-      this.#unsent.shift();
-      this.#unacked.push(msg);
-    }
-    this.#flight.push(seg);
-    this.stats.dataSent++;
-    this.#transmit(seg);
-  }
-
-  #transmit(seg: OutSegment): void {
+    const { payload, end } = this.#outbox.cut(this.#opts.now(), this.#flight.next);
     const now = this.#opts.now();
-    seg.state = OUTSTANDING;
-    seg.sentAt = now;
-    this.#inFlight++;
-    seg.tx = this.#sendCopy(seg, now);
+    const seg = this.#flight.add(payload, end, now);
+    this.stats.dataSent++;
+    this.#emitData(seg, seg.tx, now);
   }
 
-  /** Sends a copy of `seg` under a new transmission number, which it returns. */
-  #sendCopy(seg: OutSegment, now: number): number {
-    const tx = this.#txCount++;
-    seg.copies.push(tx);
-    this.#copies.set(tx, { seg, sentAt: now });
-    this.#rtoDeadline ??= now + this.#backedOffRto();
-    if (this.#silentSince === undefined) {
-      this.#silentSince = now;
-      this.#armTailProbe(now);
-    }
+  /** Sends one more copy of `seg` under a new transmission number. */
+  #sendCopy(seg: OutSegment, now: number): void {
+    this.#emitData(seg, this.#flight.addCopy(seg, now), now);
+  }
+
+  /** Encodes and sends the copy `tx` of `seg`, recorded in the flight, sent at `now`. */
+  #emitData(seg: OutSegment, tx: number, now: number): void {
+    this.#loss.onTransmit(now);
     this.#opts.send(encodeSegment({
       type: "data",
-      streamId: this.#sndStream,
+      streamId: this.#flight.streamId,
       seq: seg.seq >>> 0,
-      base: this.#sndUna >>> 0,
+      base: this.#flight.una >>> 0,
       tx: tx >>> 0,
       end: seg.end,
       payload: seg.payload,
     }));
-    return tx;
   }
 
   #onAck(ack: AckSegment): void {
-    if (ack.streamId !== this.#sndStream) {
+    const flight = this.#flight;
+    if (ack.streamId !== flight.streamId) {
       this.stats.staleAcks++;
       return;
     }
@@ -657,317 +559,105 @@ export class ReliableChannel {
       this.#abandonStream("the peer rejected the stream (it restarted or lost its receive state)");
       return;
     }
-    const cum = unwrapSeq(ack.cumAck, this.#sndUna);
+    const una = flight.una;
+    const cum = unwrapSeq(ack.cumAck, una);
     const ranges = ack.sacks.map((r) => {
-      const start = unwrapSeq(r.start, this.#sndUna);
+      const start = unwrapSeq(r.start, una);
       return { start, end: start + ((r.end - r.start) >>> 0) };
     });
-    const echo = unwrapSeq(ack.echo, this.#txCount);
-    if (cum > this.#sndNext || ranges.some((r) => r.end > this.#sndNext) || echo >= this.#txCount) {
+    const echo = unwrapSeq(ack.echo, flight.txCount);
+    if (cum > flight.next || ranges.some((r) => r.end > flight.next) || echo >= flight.txCount) {
       this.stats.invalidAcks++;
       return;
     }
-    if (cum >= this.#sndUna) this.#peerWindow = Math.max(1, ack.window);
+    if (cum >= una) this.#cc.onPeerWindow(ack.window);
 
     const now = this.#opts.now();
     // The copy whose arrival triggered this ACK, unless its segment was acknowledged before.
-    const trigger = this.#copies.get(echo);
-    let newlyAcked = 0;
-    /** The latest transmission this ACK shows to have arrived. */
-    let rackTx = -1;
-    const markAcked = (seg: OutSegment): void => {
-      if (seg.state === ACKED) return;
-      if (seg.state === OUTSTANDING) this.#inFlight--;
-      else this.#lost--;
-      seg.state = ACKED;
-      newlyAcked++;
-      for (const tx of seg.copies) this.#copies.delete(tx);
-      // Of a segment sent more than once, which copy arrived is unknown (unless it is `trigger`).
-      if (seg.copies.length === 1) rackTx = Math.max(rackTx, seg.tx);
-    };
-    for (let seq = this.#sndUna; seq < cum; seq++) markAcked(this.#flight[seq - this.#sndUna]);
-    for (const r of ranges) {
-      for (let seq = Math.max(r.start, this.#sndUna); seq < r.end; seq++) {
-        markAcked(this.#flight[seq - this.#sndUna]);
-      }
-    }
-    if (cum > this.#sndUna) {
-      this.#flight.splice(0, cum - this.#sndUna);
-      this.#sndUna = cum;
-    }
+    const trigger = flight.copy(echo);
+    const { acked, latestTx } = flight.acknowledge(cum, ranges);
     if (trigger !== undefined) {
-      // The echo names the copy that arrived, so this RTT is exact even for a resent segment
-      // (no Karn's rule needed) and never spans the loss of earlier ACKs.
-      const rtt = now - trigger.sentAt;
-      this.#updateRto(rtt);
-      this.#rackRtt = rtt;
-      rackTx = Math.max(rackTx, echo);
-      // The segment was resent after the copy that arrived: the resend was needless, most likely
-      // because that copy was reordered, so allow more reordering before calling a segment lost.
-      if (echo < trigger.seg.tx) {
-        this.#reorderQuarters = Math.min(this.#reorderQuarters + 1, MAX_REORDER_QUARTERS);
-      }
+      const rttMs = now - trigger.sentAt;
+      this.#rtt.sample(rttMs);
+      this.#loss.onAck(latestTx, { tx: echo, rttMs, needless: echo < trigger.seg.tx });
+    } else {
+      this.#loss.onAck(latestTx, undefined);
     }
-    if (this.#rackRtt !== undefined) this.#rackTx = Math.max(this.#rackTx, rackTx);
-    if (newlyAcked > 0) {
-      this.#cwnd += this.#cwnd < this.#ssthresh ? newlyAcked : newlyAcked / this.#cwnd;
-      this.#cwnd = Math.min(this.#cwnd, this.#peerWindow);
+    if (acked > 0) {
+      this.#cc.onAcked(acked);
       // Data got through, so the path works: drop the backoff (RFC 6298 section 5). Every ACK
       // measures the RTT, so the RTO cannot lag behind an RTT that grew.
-      this.#backoff = 0;
-      this.#rtoDeadline = this.#flight.length > 0 ? now + this.#backedOffRto() : undefined;
-      this.#silentSince = this.#flight.length > 0 ? now : undefined;
-      this.#probeDeadline = undefined;
-      if (this.#flight.length > 0) this.#armTailProbe(now);
+      this.#rtt.resetBackoff();
+      this.#loss.onProgress(now, flight.size > 0);
     }
     this.#detectLoss(now);
-    while (this.#unacked.length > 0 && this.#unacked[0].lastSeq < this.#sndUna) {
-      const { id } = this.#unacked.shift()!;
+    for (const id of this.#outbox.delivered(flight.una)) {
       this.stats.messagesDelivered++;
       this.#events.push(() => this.#opts.onDelivered(id));
     }
-    this.#pump();
+    this.#pump(0);
   }
 
-  /**
-   * Time-based loss detection after RACK (RFC 8985), simplified: a segment is lost when one sent
-   * after it has arrived and it is overdue by more than a reordering allowance: min RTT / 4 at
-   * first, growing by that step up to one min RTT each time a resend turns out needless.
-   * Unlike a duplicate-ACK threshold this works with windows of 1-3 segments, which random loss
-   * makes common, and detects lost retransmissions too.
-   */
+  /** RACK loss detection; loss found halves `cwnd` once per window of data. */
   #detectLoss(now: number): void {
-    this.#lossDeadline = undefined;
-    if (this.#rackRtt === undefined) return;
-    const allowance = (this.#minRtt ?? this.#rackRtt) * this.#reorderQuarters / 4;
-    let found = false;
-    for (const seg of this.#flight) {
-      if (seg.state !== OUTSTANDING || seg.tx > this.#rackTx) continue;
-      const due = seg.sentAt + this.#rackRtt + allowance;
-      if (now >= due) {
-        seg.state = LOST;
-        this.#inFlight--;
-        this.#lost++;
-        found = true;
-      } else {
-        this.#lossDeadline = Math.min(this.#lossDeadline ?? due, due);
-      }
-    }
-    if (found && this.#sndUna >= this.#recoveryPoint) {
-      this.stats.lossEvents++;
-      this.#ssthresh = Math.max(Math.floor(this.#cwnd / 2), 2);
-      this.#cwnd = this.#ssthresh;
-      this.#recoveryPoint = this.#sndNext;
-    }
+    const flight = this.#flight;
+    const lost = this.#loss.detect(now, flight.segments);
+    for (const seg of lost) flight.markLost(seg);
+    if (lost.length > 0 && this.#cc.onLoss(flight.una, flight.next)) this.stats.lossEvents++;
   }
 
   /**
-   * Called when a silence starts: arms the tail loss probe (RFC 8985 section 7) for 2 SRTT later,
-   * unless the RTO fires first. With a window of 1-3 segments, which heavy loss makes common, no
-   * later segment may be acknowledged to reveal a loss (RACK), and the RTO's floor is many RTTs.
-   */
-  #armTailProbe(now: number): void {
-    const at = this.#srtt === undefined ? undefined : now + 2 * this.#srtt;
-    const beforeRto = at !== undefined && this.#rtoDeadline !== undefined && at < this.#rtoDeadline;
-    this.#probeDeadline = beforeRto ? at : undefined;
-  }
-
-  /**
-   * Sends one probe whatever `#cwnd`: a new segment if the peer's window allows, else another copy
+   * Sends one probe whatever `cwnd`: a new segment if the peer's window allows, else another copy
    * of the last segment sent. Its ACK lets RACK find what was lost before it.
    */
   #sendTailProbe(now: number): void {
-    this.#probeDeadline = undefined;
+    this.#loss.onTailProbe();
     this.stats.tailProbes++;
-    if (this.#unsent.length > 0 && this.#sndNext - this.#sndUna < this.#peerWindow) {
+    const flight = this.#flight;
+    if (this.#outbox.hasUnsent && this.#cc.peerWindowOpen(flight.next - flight.una)) {
       this.#sendNewSegment();
     } else {
-      const last = this.#flight.findLast((s) => s.state !== ACKED);
+      const last = flight.lastUnacked();
       if (last === undefined) return;
       this.stats.retransmitted++;
       this.#sendCopy(last, now);
     }
   }
 
-  /** RFC 6298 section 2. */
-  #updateRto(rtt: number): void {
-    this.#minRtt = Math.min(this.#minRtt ?? rtt, rtt);
-    if (this.#srtt === undefined) {
-      this.#srtt = rtt;
-      this.#rttvar = rtt / 2;
-    } else {
-      this.#rttvar = 0.75 * this.#rttvar + 0.25 * Math.abs(this.#srtt - rtt);
-      this.#srtt = 0.875 * this.#srtt + 0.125 * rtt;
-    }
-    const rto = this.#srtt + Math.max(CLOCK_GRANULARITY_MS, 4 * this.#rttvar);
-    this.#rto = Math.min(this.#maxRto, Math.max(this.#minRto, rto));
-  }
-
-  #backedOffRto(): number {
-    return Math.min(this.#rto * 2 ** this.#backoff, this.#maxRto);
-  }
-
-  /** RFC 6298 section 5: back off, and resend (as `#cwnd` allows) all that was in the network. */
+  /** RFC 6298 section 5: back off, and resend (as `cwnd` allows) all that was in the network. */
   #onTimeout(now: number): void {
     this.stats.timeouts++;
-    if (this.#backedOffRto() < this.#maxRto) this.#backoff++;
-    for (const seg of this.#flight) {
-      if (seg.state === OUTSTANDING) {
-        seg.state = LOST;
-        this.#inFlight--;
-        this.#lost++;
-      }
-    }
-    this.#ssthresh = Math.max(Math.floor(this.#cwnd / 2), 2);
-    this.#cwnd = 1;
-    this.#recoveryPoint = this.#sndNext;
-    this.#probes = PROBES;
-    this.#lossDeadline = undefined;
-    this.#probeDeadline = undefined;
-    this.#rtoDeadline = this.#flight.length > 0 ? now + this.#backedOffRto() : undefined;
-  }
-
-  /** When the oldest pending message outlives `maxDeliveryMs`. */
-  #oldestDeadline(): number | undefined {
-    return this.#unacked.length > 0 ? this.#unacked[0].deadline : this.#unsent[0]?.deadline;
+    this.#rtt.backOff();
+    this.#flight.markAllLost();
+    this.#cc.onTimeout(this.#flight.next);
+    this.#loss.onTimeout(now, this.#flight.size > 0);
   }
 
   /** Gives every pending message up and starts a new stream; RTT estimates are kept. */
   #abandonStream(reason: string): void {
-    for (const { id } of [...this.#unacked, ...this.#unsent]) {
+    for (const id of this.#outbox.drain()) {
       this.stats.messagesUndelivered++;
       this.#events.push(() => this.#opts.onUndelivered(id, reason));
     }
-    this.#unacked = [];
-    this.#unsent = [];
-    const old = this.#sndStream;
-    this.#sndStream = this.#newStreamId() >>> 0;
+    const old = this.#flight.streamId;
+    let stream = this.#newStreamId() >>> 0;
     // The receiver must see a different id to start over; a repeat is unlikely but possible.
-    if (this.#sndStream === old) this.#sndStream = (old + 1) >>> 0;
-    this.#sndNext = 0;
-    this.#sndUna = 0;
-    this.#flight = [];
-    this.#inFlight = 0;
-    this.#lost = 0;
-    this.#cwnd = INITIAL_CWND;
-    this.#ssthresh = Infinity;
-    this.#recoveryPoint = 0;
-    this.#peerWindow = MIN_RECEIVE_WINDOW;
-    this.#txCount = 0;
-    this.#copies.clear();
-    this.#rackTx = -1;
-    this.#rackRtt = undefined;
-    this.#silentSince = undefined;
-    this.#lossDeadline = undefined;
-    this.#probeDeadline = undefined;
-    this.#rtoDeadline = undefined;
+    if (stream === old) stream = (old + 1) >>> 0;
+    this.#flight.reset(stream);
+    this.#cc.reset();
+    this.#loss.reset();
   }
 
   // ---- Receiving side ----
 
   #onData(seg: DataSegment): void {
-    if (seg.streamId !== this.#rcvStream) {
-      if (seg.base !== 0 || this.#retired.includes(seg.streamId)) {
-        this.#rejectStream(seg.streamId, seg.tx);
-        return;
-      }
-      if (this.#rcvStream !== undefined) this.#retire(this.#rcvStream);
-      this.#resetReceiveState();
-      this.#rcvStream = seg.streamId;
-      this.stats.streamsAdopted++;
+    const { messages, ack } = this.#receiver.receive(seg);
+    for (const message of messages) {
+      this.stats.messagesReceived++;
+      this.#events.push(() => this.#opts.onMessage(message));
     }
-    const seq = unwrapSeq(seg.seq, this.#rcvNext);
-    if (unwrapSeq(seg.base, this.#rcvNext) > this.#rcvNext) {
-      this.#rejectStream(seg.streamId, seg.tx);
-      return;
-    }
-    if (seq < this.#rcvNext || this.#outOfOrder.has(seq)) {
-      this.stats.duplicates++;
-    } else if (seq - this.#rcvNext >= this.#receiveWindow) {
-      this.stats.outOfWindow++;
-    } else {
-      this.#outOfOrder.set(seq, seg);
-      let next = this.#outOfOrder.get(this.#rcvNext);
-      while (next !== undefined) {
-        this.#outOfOrder.delete(this.#rcvNext++);
-        this.#partialSize += next.payload.length;
-        if (this.#partialSize > this.#maxMessageSize) {
-          this.#rejectStream(seg.streamId, seg.tx);
-          return;
-        }
-        this.#partial.push(next.payload);
-        if (next.end) this.#deliver();
-        next = this.#outOfOrder.get(this.#rcvNext);
-      }
-    }
-    this.#sendAck(seg.streamId, seq, seg.tx);
-  }
-
-  #deliver(): void {
-    const message = new Uint8Array(this.#partialSize);
-    let offset = 0;
-    for (const part of this.#partial) {
-      message.set(part, offset);
-      offset += part.length;
-    }
-    this.#partial = [];
-    this.#partialSize = 0;
-    this.stats.messagesReceived++;
-    this.#events.push(() => this.#opts.onMessage(message));
-  }
-
-  /**
-   * ACKs the current stream; the SACK range holding `latest` goes first (RFC 2018). `echo` is the
-   * transmission number of the segment that arrived.
-   */
-  #sendAck(streamId: number, latest: number, echo: number): void {
-    const ranges: SackRange[] = [];
-    for (const seq of [...this.#outOfOrder.keys()].sort((a, b) => a - b)) {
-      const last = ranges.at(-1);
-      if (last !== undefined && last.end === seq) last.end++;
-      else ranges.push({ start: seq, end: seq + 1 });
-    }
-    const first = ranges.findIndex((r) => r.start <= latest && latest < r.end);
-    if (first > 0) ranges.unshift(...ranges.splice(first, 1));
-    this.#emitAck({
-      type: "ack",
-      streamId,
-      reset: false,
-      cumAck: this.#rcvNext >>> 0,
-      window: this.#receiveWindow,
-      echo,
-      sacks: ranges.slice(0, MAX_SACK_RANGES).map((r) => ({
-        start: r.start >>> 0,
-        end: r.end >>> 0,
-      })),
-    });
-  }
-
-  #rejectStream(streamId: number, echo: number): void {
-    if (streamId === this.#rcvStream) {
-      this.#resetReceiveState();
-      this.#rcvStream = undefined;
-    }
-    this.#retire(streamId);
-    this.stats.resetsSent++;
-    this.#emitAck({ type: "ack", streamId, reset: true, cumAck: 0, window: 0, echo, sacks: [] });
-  }
-
-  #emitAck(ack: AckSegment): void {
+    if (ack.reset) this.stats.resetsSent++;
     this.stats.acksSent++;
     this.#opts.send(encodeSegment(ack));
-  }
-
-  #retire(streamId: number): void {
-    if (this.#retired.includes(streamId)) return;
-    this.#retired.push(streamId);
-    if (this.#retired.length > RETIRED_STREAMS) this.#retired.shift();
-  }
-
-  #resetReceiveState(): void {
-    this.#rcvNext = 0;
-    this.#outOfOrder.clear();
-    this.#partial = [];
-    this.#partialSize = 0;
   }
 }

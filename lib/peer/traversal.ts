@@ -132,7 +132,7 @@
  * @example
  * ```ts
  * const finder = new PathFinder({
- *   now: () => Date.now(),
+ *   now: () => realClock.now(),
  *   sendProbe: (to, txid, { ttl, socket }) => wire.sendProbe(socket, to, txid, ttl),
  *   sendProbeAck: (to, txid, socket) => wire.sendProbeAck(socket, to, txid),
  *   onPath: (path) => console.log("path", path),
@@ -152,6 +152,19 @@
  * @module
  */
 import { type Endpoint, formatEndpoint, sameEndpoint } from "../protocol/endpoint.ts";
+import {
+  BIRTHDAY_SOCKETS,
+  type BirthdayOptions,
+  BirthdaySearch,
+  planBirthday,
+  type SocketsBirthdayOptions,
+  type SprayBirthdayOptions,
+} from "./birthday.ts";
+import { MAX_PENDING_PROBES, ProbeTransactions } from "./probe_transactions.ts";
+import { SearchSchedule } from "./search_schedule.ts";
+
+export { BIRTHDAY_SOCKETS, MAX_PENDING_PROBES };
+export type { BirthdayOptions, SocketsBirthdayOptions, SprayBirthdayOptions };
 
 /** Where a candidate endpoint comes from; also its rank, best first. */
 export type CandidateKind = "lan" | "public" | "prflx";
@@ -234,43 +247,6 @@ export interface PathFinderOptions {
   primeDelayMs?: number;
 }
 
-/**
- * The side of a birthday search behind the endpoint-independent NAT (or none): it sprays probes
- * from its main socket to random ports of the peer's public address.
- */
-export interface SprayBirthdayOptions {
-  role: "spray";
-  /** Distinct random ports in 1024..65535 to probe (N); default 1024. */
-  ports?: number;
-  /** Most probes in any second, an integer in 1..1000; default 200. */
-  probesPerSecond?: number;
-  /** Time from the start after which the search gives up; default 15 000. */
-  windowMs?: number;
-}
-
-/**
- * The side of a birthday search behind the symmetric NAT: from each extra socket it probes the
- * peer's `public` endpoint, opening as many mappings toward it; first with a low TTL, later with
- * the default one.
- */
-export interface SocketsBirthdayOptions {
-  role: "sockets";
-  /** Ids of the extra sockets the host opened (K of them, e.g. {@linkcode BIRTHDAY_SOCKETS}). */
-  sockets: number[];
-  /** Most probes in any second, an integer in 1..1000; default 200. */
-  probesPerSecond?: number;
-  /** Time from the start after which the search gives up; default 15 000. */
-  windowMs?: number;
-  /**
-   * Time from the start of the second round, with the default TTL; default 6000: after the
-   * peer's default spray (1024 ports at 200 per second) is over.
-   */
-  secondRoundAfterMs?: number;
-}
-
-/** Options of {@linkcode PathFinder.startBirthday}: which side we are, and the limits. */
-export type BirthdayOptions = SprayBirthdayOptions | SocketsBirthdayOptions;
-
 /** Counters of a {@linkcode PathFinder}; they only grow. */
 export interface PathFinderStats {
   /** Probes sent with the default TTL, birthday probes excluded. */
@@ -319,22 +295,6 @@ export interface CandidateInfo {
 export const MAX_CANDIDATES = 8;
 /** Most peer-reflexive candidates kept. */
 export const MAX_PRFLX = 8;
-/**
- * Most probes whose txid is remembered (enough for the fast phase with every candidate).
- * Birthday probes are remembered apart, each for 5 s.
- */
-export const MAX_PENDING_PROBES = 256;
-/**
- * Extra sockets a host should open for the `sockets` side of a birthday search (K): with the
- * default 1024 sprayed ports the search succeeds with probability 1 − (1 − 256/64512)^1024 ≈ 98 %.
- */
-export const BIRTHDAY_SOCKETS = 256;
-/** How long an ack is accepted after its probe was sent. */
-const PROBE_LIFETIME_MS = 5000;
-/** Ports a birthday search sprays: those a NAT allocates from (Linux: 1024..65535). */
-const FIRST_PORT = 1024;
-const PORT_COUNT = 65536 - FIRST_PORT;
-
 const RANK: Record<CandidateKind, number> = { lan: 0, public: 1, prflx: 2 };
 const NONE: Path = { kind: "none" };
 const RELAY: Path = { kind: "relay" };
@@ -347,34 +307,6 @@ interface CandidateState {
   lastProbeAt: number | undefined;
   lastAckAt: number | undefined;
   lastHeardAt: number | undefined;
-}
-
-interface PendingProbe {
-  endpoint: Endpoint;
-  socket: number;
-  sentAt: number;
-}
-
-/** A running birthday search. */
-interface Birthday {
-  role: BirthdayOptions["role"];
-  /** `spray`: the peer's public address (the port is drawn per probe); `sockets`: its endpoint. */
-  target: Endpoint;
-  /** `sockets`: the extra sockets, probed in this order in each round; `spray`: empty. */
-  sockets: number[];
-  /** Probes to send in all. */
-  total: number;
-  sent: number;
-  startAt: number;
-  endAt: number;
-  /** `sockets`: when the second round starts, and the TTL of the first one. */
-  secondRoundAt: number;
-  firstRoundTtl: number | undefined;
-  rate: number;
-  /** Times of the last `rate` probes, oldest first: the next may go 1 s after the first. */
-  recent: number[];
-  /** Sparse Fisher-Yates shuffle of the port range, so that sprayed ports are distinct. */
-  swaps: Map<number, number>;
 }
 
 type Timings = Required<
@@ -393,7 +325,11 @@ type Timings = Required<
   >
 >;
 
-/** Finds and keeps a path to one remote peer. */
+/**
+ * Finds and keeps a path to one remote peer: the candidates, the path and its liveness are
+ * here; the search's timetable is a {@linkcode SearchSchedule}, the txids of probes awaiting an
+ * ack are {@linkcode ProbeTransactions}, and a birthday search is a {@linkcode BirthdaySearch}.
+ */
 export class PathFinder {
   /** Counters; see {@linkcode PathFinderStats}. */
   readonly stats: PathFinderStats = {
@@ -413,29 +349,19 @@ export class PathFinder {
   };
   readonly #opts: PathFinderOptions;
   readonly #t: Timings;
-  readonly #primeTtls: number[];
   readonly #random: () => number;
+  readonly #txns: ProbeTransactions;
+  /** The timetable of the current search. */
+  readonly #schedule: SearchSchedule;
   #candidates: CandidateState[] = [];
-  #pending = new Map<number, PendingProbe>();
   #path: Path = NONE;
   #running = false;
   #events: (() => void)[] = [];
 
-  // The current search.
-  #searchStart = 0;
-  /** `public` candidates get normal probes from then on (after priming). */
-  #normalFrom = 0;
-  #primes: { at: number; ttl: number }[] = [];
-  #nextRoundAt: number | undefined;
-  #relayAt: number | undefined;
-  #reintroduceAt: number | undefined;
-
   // Birthday search.
   /** The endpoint the last introduction gave as `public` (kept even if also given as `lan`). */
   #introducedPublic: Endpoint | undefined;
-  #birthday: Birthday | undefined;
-  /** Txids of birthday probes, in the order sent. */
-  #birthdayPending = new Map<number, PendingProbe>();
+  #birthday: BirthdaySearch | undefined;
   /** Extra sockets given by `startBirthday` and not yet handed back. */
   #held = new Set<number>();
 
@@ -470,13 +396,15 @@ export class PathFinder {
         `Invalid suspectAfterMs ${this.#t.suspectAfterMs}: must be below deadAfterMs ${this.#t.deadAfterMs}`,
       );
     }
-    this.#primeTtls = [...(options.primeTtls ?? [2, 3])];
-    for (const ttl of this.#primeTtls) {
+    const primeTtls = options.primeTtls ?? [2, 3];
+    for (const ttl of primeTtls) {
       if (!(Number.isInteger(ttl) && ttl >= 1 && ttl <= 255)) {
         throw new RangeError(`Invalid priming TTL ${ttl}: must be an integer in 1..255`);
       }
     }
     this.#random = options.random ?? (() => crypto.getRandomValues(new Uint32Array(1))[0]);
+    this.#txns = new ProbeTransactions(this.#random);
+    this.#schedule = new SearchSchedule({ ...this.#t, primeTtls, random: this.#random });
   }
 
   /** The current path (a copy). */
@@ -559,10 +487,10 @@ export class PathFinder {
     if (!this.#running) {
       this.#running = true;
       if (path.kind === "none" && this.#opts.relayAvailable) {
-        this.#relayAt = now + this.#t.relayAfterMs;
+        this.#schedule.armRelay(now);
       }
     }
-    this.#beginSearch(now);
+    this.#schedule.begin(now);
     this.#run(now);
     this.#flush();
   }
@@ -590,44 +518,11 @@ export class PathFinder {
    * ```
    */
   startBirthday(options: BirthdayOptions): void {
-    const rate = options.probesPerSecond ?? 200;
-    if (!(Number.isInteger(rate) && rate >= 1 && rate <= 1000)) {
-      throw new RangeError(`Invalid probesPerSecond ${rate}: must be an integer in 1..1000`);
-    }
-    const windowMs = options.windowMs ?? 15_000;
-    if (!(Number.isFinite(windowMs) && windowMs >= 1)) {
-      throw new RangeError(`Invalid windowMs ${windowMs}: must be a finite number >= 1`);
-    }
-    let sockets: number[] = [];
-    let total: number;
-    let secondRoundAfterMs = 0;
-    if (options.role === "spray") {
-      total = options.ports ?? 1024;
-      if (!(Number.isInteger(total) && total >= 1 && total <= PORT_COUNT)) {
-        throw new RangeError(`Invalid ports ${total}: must be an integer in 1..${PORT_COUNT}`);
-      }
-    } else {
-      sockets = [...options.sockets];
-      total = 2 * sockets.length;
-      if (total === 0) throw new RangeError("Invalid sockets: at least one is needed");
-      secondRoundAfterMs = options.secondRoundAfterMs ?? 6000;
-      if (!(Number.isFinite(secondRoundAfterMs) && secondRoundAfterMs >= 0)) {
-        throw new RangeError(
-          `Invalid secondRoundAfterMs ${secondRoundAfterMs}: must be a finite number >= 0`,
-        );
-      }
-      for (const [i, s] of sockets.entries()) {
-        if (!(Number.isInteger(s) && s >= 1) || sockets.indexOf(s) !== i) {
-          throw new RangeError(
-            `Invalid socket ${s}: extra sockets must be distinct integers >= 1 (0 is the main one)`,
-          );
-        }
-      }
-      if (this.#opts.releaseSockets === undefined) {
-        throw new RangeError(
-          "Cannot search with extra sockets: no releaseSockets callback to hand them back",
-        );
-      }
+    const plan = planBirthday(options);
+    if (plan.role === "sockets" && this.#opts.releaseSockets === undefined) {
+      throw new RangeError(
+        "Cannot search with extra sockets: no releaseSockets callback to hand them back",
+      );
     }
     const target = this.#introducedPublic;
     if (!this.#running || target === undefined) {
@@ -637,23 +532,15 @@ export class PathFinder {
     }
     const now = this.#opts.now();
     this.#birthday = undefined;
-    for (const s of sockets) this.#held.add(s);
+    for (const s of plan.sockets) this.#held.add(s);
     if (this.#path.kind !== "direct") {
       this.stats.birthdaysStarted++;
-      this.#birthday = {
-        role: options.role,
-        target: { ...target },
-        sockets,
-        total,
-        sent: 0,
-        startAt: now,
-        endAt: now + windowMs,
-        secondRoundAt: now + secondRoundAfterMs,
-        firstRoundTtl: this.#primeTtls.length > 0 ? Math.min(...this.#primeTtls) : undefined,
-        rate,
-        recent: [],
-        swaps: new Map(),
-      };
+      this.#birthday = new BirthdaySearch(plan, {
+        target,
+        now,
+        firstRoundTtl: this.#schedule.lowestPrimeTtl,
+        random: this.#random,
+      });
       this.#runBirthday(now);
     }
     this.#flush();
@@ -703,14 +590,12 @@ export class PathFinder {
   onProbeAck(from: Endpoint, txid: number, socket = 0): void {
     if (!this.#usable(socket)) return;
     const now = this.#opts.now();
-    const birthday = !this.#pending.has(txid);
-    const probe = this.#pending.get(txid) ?? this.#birthdayPending.get(txid);
-    this.#pending.delete(txid);
-    this.#birthdayPending.delete(txid);
-    if (probe === undefined || now - probe.sentAt > PROBE_LIFETIME_MS) {
+    const answered = this.#txns.take(txid, now);
+    if (answered === undefined) {
       this.stats.staleAcks++;
       return;
     }
+    const { probe, birthday } = answered;
     this.stats.acksReceived++;
     if (!sameEndpoint(from, probe.endpoint) || socket !== probe.socket) {
       this.#heard(this.#find(from, socket) ?? this.#learn(from, socket), now);
@@ -775,7 +660,7 @@ export class PathFinder {
    * @example
    * ```ts
    * const at = finder.nextDeadline();
-   * if (at !== undefined && Date.now() >= at) finder.poll();
+   * if (at !== undefined && realClock.now() >= at) finder.poll();
    * ```
    */
   poll(): void {
@@ -789,12 +674,12 @@ export class PathFinder {
    * @example
    * ```ts
    * const at = finder.nextDeadline();
-   * if (at !== undefined) setTimeout(() => finder.poll(), Math.max(0, at - Date.now()));
+   * if (at !== undefined) setTimeout(() => finder.poll(), Math.max(0, at - realClock.now()));
    * ```
    */
   nextDeadline(): number | undefined {
     if (!this.#running) return undefined;
-    const times = [this.#primes[0]?.at, this.#nextRoundAt, this.#relayAt, this.#reintroduceAt];
+    const times = [this.#schedule.nextDeadline()];
     if (this.#path.kind === "direct") {
       times.push(this.#pathProbeDue());
       if (this.#awaitingSince !== undefined) {
@@ -802,7 +687,7 @@ export class PathFinder {
       }
     }
     const b = this.#birthday;
-    if (b) times.push(b.endAt, b.sent < b.total ? birthdayDue(b) : undefined);
+    if (b) times.push(b.endAt, b.nextDue);
     const defined = times.filter((t): t is number => t !== undefined);
     return defined.length === 0 ? undefined : Math.min(...defined);
   }
@@ -822,29 +707,15 @@ export class PathFinder {
     this.#running = false;
     this.#candidates = [];
     this.#introducedPublic = undefined;
-    this.#pending.clear();
-    this.#birthdayPending.clear();
+    this.#txns.clear();
     this.#birthday = undefined;
     this.#path = NONE;
-    this.#primes = [];
-    this.#nextRoundAt = undefined;
-    this.#relayAt = undefined;
-    this.#reintroduceAt = undefined;
+    this.#schedule.stop();
     this.#awaitingSince = undefined;
     this.#flush();
   }
 
   // ---- Internals ----
-
-  #beginSearch(now: number): void {
-    const t = this.#t;
-    this.#searchStart = now;
-    const step = this.#primeTtls.length > 0 ? t.primeDelayMs / this.#primeTtls.length : 0;
-    this.#primes = this.#primeTtls.map((ttl, i) => ({ at: now + i * step, ttl }));
-    this.#normalFrom = this.#primeTtls.length > 0 ? now + t.primeDelayMs : now;
-    this.#nextRoundAt = now; // lan and prflx candidates go at once
-    this.#reintroduceAt = now + t.reintroduceAfterMs;
-  }
 
   #run(now: number): void {
     const t = this.#t;
@@ -855,34 +726,26 @@ export class PathFinder {
         this.#probe(this.#find(this.#path.endpoint, this.#path.socket)!, now, undefined);
       }
     }
-    while (this.#primes.length > 0 && this.#primes[0].at <= now) {
-      const { ttl } = this.#primes.shift()!;
+    const schedule = this.#schedule;
+    for (const ttl of schedule.takePrimes(now)) {
       for (const c of this.#candidates) {
         if (c.kind === "public" && this.#better(c)) this.#probe(c, now, ttl);
       }
     }
-    if (this.#nextRoundAt !== undefined && this.#nextRoundAt <= now) {
+    if (schedule.roundDue(now)) {
       // A background round that was already scheduled when a direct path came up is skipped.
-      const upgrade = this.#path.kind !== "direct" || now < this.#searchStart + t.fastProbeMs;
+      const upgrade = this.#path.kind !== "direct" || schedule.inFastPhase(now);
       for (const c of upgrade ? this.#candidates : []) {
-        if (this.#better(c) && (c.kind !== "public" || now >= this.#normalFrom)) {
+        if (this.#better(c) && (c.kind !== "public" || schedule.primed(now))) {
           this.#probe(c, now, undefined);
         }
       }
-      this.#nextRoundAt = this.#nextRound(now);
+      schedule.endRound(now, this.#path.kind === "direct");
     }
     this.#runBirthday(now);
-    if (this.#relayAt !== undefined && this.#relayAt <= now) {
-      this.#relayAt = undefined;
-      if (this.#path.kind === "none") this.#setPath(RELAY);
-    }
-    if (this.#reintroduceAt !== undefined && this.#reintroduceAt <= now) {
-      if (this.#path.kind === "direct") {
-        this.#reintroduceAt = undefined;
-      } else {
-        this.#reintroduceAt = now + t.reintroduceAfterMs;
-        this.#requestIntroduction();
-      }
+    if (schedule.takeRelay(now) && this.#path.kind === "none") this.#setPath(RELAY);
+    if (schedule.takeReintroduction(now, this.#path.kind === "direct")) {
+      this.#requestIntroduction();
     }
   }
 
@@ -890,55 +753,16 @@ export class PathFinder {
   #runBirthday(now: number): void {
     const b = this.#birthday;
     if (b === undefined) return;
-    if (now >= b.endAt) {
+    if (b.over(now)) {
       this.#birthday = undefined;
       return;
     }
-    while (b.sent < b.total && birthdayDue(b) <= now) {
-      let to = b.target;
-      let socket = 0;
-      let ttl: number | undefined;
-      if (b.role === "spray") to = { host: b.target.host, port: this.#drawPort(b) };
-      else {
-        socket = b.sockets[b.sent % b.sockets.length];
-        if (b.sent < b.sockets.length) ttl = b.firstRoundTtl;
-      }
-      b.sent++;
-      b.recent.push(now);
-      if (b.recent.length > b.rate) b.recent.shift();
-      const txid = this.#newTxid();
-      for (const [id, p] of this.#birthdayPending) {
-        if (now - p.sentAt <= PROBE_LIFETIME_MS) break;
-        this.#birthdayPending.delete(id);
-      }
-      this.#birthdayPending.set(txid, { endpoint: to, socket, sentAt: now });
+    for (let p = b.next(now); p !== undefined; p = b.next(now)) {
+      const { to, socket, ttl } = p;
+      const txid = this.#txns.birthdayProbe(to, socket, now);
       this.stats.birthdayProbesSent++;
       this.#opts.sendProbe(to, txid, ttl === undefined ? { socket } : { ttl, socket });
     }
-  }
-
-  /** Draws a port of the range not drawn yet in this search (Fisher-Yates, lazily). */
-  #drawPort(b: Birthday): number {
-    const left = PORT_COUNT - b.sent;
-    const i = Math.floor(((this.#random() >>> 0) / 2 ** 32) * left);
-    const last = left - 1;
-    const value = b.swaps.get(i) ?? i;
-    b.swaps.set(i, b.swaps.get(last) ?? last);
-    b.swaps.delete(last);
-    return FIRST_PORT + value;
-  }
-
-  /** When the search round after the one at `now` is due, if any. */
-  #nextRound(now: number): number | undefined {
-    const t = this.#t;
-    if (now < this.#normalFrom) return this.#normalFrom;
-    const next = now + t.probeIntervalMs;
-    if (next < this.#searchStart + t.fastProbeMs) return next;
-    // Background probing only serves to get off the relay (or out of `none`).
-    if (this.#path.kind === "direct") return undefined;
-    const jitter = 0.75 + 0.5 * ((this.#random() >>> 0) / 2 ** 32);
-    const background = Math.max(next, now + t.backgroundIntervalMs * jitter);
-    return background <= this.#searchStart + t.backgroundForMs ? background : undefined;
   }
 
   /** When the direct path's endpoint should next be probed (keepalive or suspicion). */
@@ -958,7 +782,7 @@ export class PathFinder {
     this.#awaitingSince = undefined;
     this.#setPath(this.#opts.relayAvailable ? RELAY : NONE);
     this.#requestIntroduction();
-    this.#beginSearch(now);
+    this.#schedule.begin(now);
   }
 
   #requestIntroduction(): void {
@@ -966,20 +790,8 @@ export class PathFinder {
     this.#events.push(() => this.#opts.onNeedIntroduction());
   }
 
-  #newTxid(): number {
-    let txid = this.#random() >>> 0;
-    while (this.#pending.has(txid) || this.#birthdayPending.has(txid)) {
-      txid = this.#random() >>> 0;
-    }
-    return txid;
-  }
-
   #probe(c: CandidateState, now: number, ttl: number | undefined): void {
-    const txid = this.#newTxid();
-    this.#pending.set(txid, { endpoint: c.endpoint, socket: c.socket, sentAt: now });
-    if (this.#pending.size > MAX_PENDING_PROBES) {
-      this.#pending.delete(this.#pending.keys().next().value!);
-    }
+    const txid = this.#txns.probe(c.endpoint, c.socket, now);
     c.lastProbeAt = now;
     const path = this.#path;
     if (path.kind === "direct" && onPath(path, c)) {
@@ -1045,8 +857,7 @@ export class PathFinder {
     const old = this.#path;
     this.#path = path;
     if (path.kind === "direct") {
-      this.#relayAt = undefined;
-      this.#reintroduceAt = undefined;
+      this.#schedule.onDirect();
       // A relabelled path (same candidate) keeps its liveness state.
       if (old.kind !== "direct" || !samePath({ ...old, via: path.via }, path)) {
         this.#awaitingSince = undefined;
@@ -1076,15 +887,6 @@ export class PathFinder {
     this.#releaseUnused();
     while (this.#events.length > 0) this.#events.shift()!();
   }
-}
-
-/** When the next probe of a birthday search may go: on schedule, and within the rate. */
-function birthdayDue(b: Birthday): number {
-  const k = b.sockets.length;
-  const scheduled = b.role === "sockets" && b.sent >= k
-    ? b.secondRoundAt + ((b.sent - k) * 1000) / b.rate
-    : b.startAt + (b.sent * 1000) / b.rate;
-  return b.recent.length < b.rate ? scheduled : Math.max(scheduled, b.recent[0] + 1000);
 }
 
 function onPath(path: Extract<Path, { kind: "direct" }>, c: CandidateState): boolean {
