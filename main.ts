@@ -10,13 +10,12 @@
  */
 import { parseArgs } from "node:util";
 import denoJson from "./deno.json" with { type: "json" };
-import { Coordinator } from "./lib/coordinator.ts";
-import { DEFAULT_LIMITS, type Limits, resolveLimits } from "./lib/coordinator/limits.ts";
+import { Coordinator, DEFAULT_LIMITS, type Limits, resolveLimits } from "./lib/coordinator.ts";
 import { resolveServer, UsageError } from "./lib/cli_args.ts";
 import { isIP } from "node:net";
 import type { Endpoint } from "./lib/protocol/endpoint.ts";
 import { runChat } from "./lib/ui/chat.ts";
-import { checkNat } from "./lib/peer/nat_check.ts";
+import { checkNat } from "./lib/peer.ts";
 import { fingerprint, IdentityError, loadOrCreateIdentity } from "./lib/crypto/identity.ts";
 import { normalizeUsername, usernameProblem } from "./lib/protocol/username.ts";
 

@@ -40,6 +40,9 @@ import { UdpSocket } from "./net/udp.ts";
 import type { Endpoint } from "./protocol/endpoint.ts";
 import { encodeServerMessage } from "./protocol/seed.ts";
 
+// What `p2p serve`'s command line needs of the wing besides the coordinator itself.
+export { DEFAULT_LIMITS, type Limits, resolveLimits } from "./coordinator/limits.ts";
+
 /** Options for {@linkcode Coordinator.start}. */
 export interface CoordinatorOptions {
   /** Address to listen on; default `0.0.0.0`. */

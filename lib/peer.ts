@@ -46,6 +46,9 @@ import { Presence } from "./peer/presence.ts";
 import { SocketPool } from "./peer/socket_pool.ts";
 import type { PathFinderOptions } from "./peer/traversal.ts";
 
+// `p2p nat` runs the wing's NAT check on its own, without logging in.
+export { checkNat, type NatReport } from "./peer/nat_check.ts";
+
 /** Options for {@linkcode Peer.start}. */
 export interface PeerOptions {
   server: Endpoint;
