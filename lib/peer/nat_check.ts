@@ -11,6 +11,7 @@
  */
 import { encodeWhoami, type NatKind, parseWhoamiAnswer, secondPort } from "../protocol/whoami.ts";
 import { type Endpoint, formatEndpoint, sameEndpoint } from "../protocol/endpoint.ts";
+import { type Clock, realClock } from "../clock.ts";
 import { localAddressFor, UdpSocket } from "../net/udp.ts";
 
 /** Options for {@linkcode checkNat}. */
@@ -20,6 +21,8 @@ export interface NatCheckOptions {
   altPort?: number;
   /** How long to wait for each answer; default 2 s (each request is sent 3 times). */
   timeoutMs?: number;
+  /** Default {@linkcode realClock}. */
+  clock?: Clock;
 }
 
 /** What {@linkcode checkNat} found. */
@@ -38,6 +41,7 @@ export interface NatReport {
 
 /** Runs the check. Rejects only if the local socket cannot be opened. */
 export async function checkNat(options: NatCheckOptions): Promise<NatReport> {
+  const clock = options.clock ?? realClock;
   const socket = await UdpSocket.bind({
     host: options.server.host.includes(":") ? "::" : "0.0.0.0",
   });
@@ -54,7 +58,7 @@ export async function checkNat(options: NatCheckOptions): Promise<NatReport> {
       for (const port of ports) {
         if (!answers.has(port)) socket.send(whoami, { host: options.server.host, port });
       }
-      await new Promise((r) => setTimeout(r, (options.timeoutMs ?? 2000) / 3));
+      await new Promise<void>((r) => clock.setTimeout(r, (options.timeoutMs ?? 2000) / 3));
     }
   } finally {
     await socket.close();
