@@ -191,6 +191,7 @@ Deno.test("attack: with --accept anyone, a requester cannot aim the victim's pro
       `the victim sent the bystander ${bystander.frames} probes (${bystander.bytes} bytes)`,
     );
     assert.ok(mallory.frames > 0, "the victim probes mallory's own endpoint");
+    assert.ok(victim.events.items.some((e) => e.event === "knock" && e.accepted));
   });
 });
 
