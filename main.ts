@@ -15,7 +15,7 @@ import { resolveServer, UsageError } from "./lib/cli_args.ts";
 import { isIP } from "node:net";
 import type { Endpoint } from "./lib/protocol/endpoint.ts";
 import { runChat } from "./lib/ui/chat.ts";
-import { checkNat } from "./lib/peer.ts";
+import { ACCEPT_POLICIES, checkNat } from "./lib/peer.ts";
 import { fingerprint, IdentityError, loadOrCreateIdentity } from "./lib/crypto/identity.ts";
 import { normalizeUsername, usernameProblem } from "./lib/protocol/username.ts";
 
@@ -79,6 +79,7 @@ with what your contacts see (/fingerprint NAME in their chat) to make sure nobod
 
 const CHAT_HELP =
   `Usage: p2p chat NAME@HOST[:PORT] [--json] [--keepalive SECONDS] [--bind ADDR:PORT]
+                [--accept anyone|known]
 
 Logs in to the coordinator at HOST:PORT (default port 7000) as NAME, shows who is online, and
 sends messages directly to the other users.
@@ -100,6 +101,9 @@ Options:
   --keepalive SECONDS   heartbeat interval (default 10)
   --bind ADDR[:PORT]    local address and port to use (default any)
   --config DIR          where keys live (default $XDG_CONFIG_HOME/p2p or ~/.config/p2p)
+  --accept anyone|known who may start a conversation with you: anyone online (default; at most
+                        10 new people a minute), or only known users (whose key you pinned when
+                        you talked before) and those you write to
   -h, --help            show this help`;
 
 async function serve(args: string[]): Promise<number> {
@@ -195,6 +199,7 @@ async function chat(args: string[]): Promise<number> {
       keepalive: { type: "string", default: "10" },
       bind: { type: "string" },
       config: { type: "string" },
+      accept: { type: "string", default: "anyone" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -207,7 +212,12 @@ async function chat(args: string[]): Promise<number> {
   }
   const { username, server } = await resolveServer(positionals[0]);
   const bind = values.bind === undefined ? undefined : bindOption(values.bind);
+  const accept = ACCEPT_POLICIES.find((p) => p === values.accept);
+  if (!accept) {
+    throw new UsageError(`--accept takes anyone or known, not "${values.accept}"`);
+  }
   return await runChat({
+    accept,
     server,
     username,
     json: values.json,

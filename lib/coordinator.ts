@@ -206,7 +206,7 @@ export class Coordinator {
     });
     const tcpPort = (tcp.addr as Deno.NetAddr).port;
     const common = { registry, limits, log, stats, budget, outbox };
-    const service = new UdpService({ ...common, relay, send, tcpPort });
+    const service = new UdpService({ ...common, relay, send, tcpPort, clock });
     const list = new ListService({ ...common, clock });
     list.listen(tcp);
     const sweepMs = Math.max(50, Math.min(1000, peerTimeoutMs / 4));

@@ -11,7 +11,8 @@
  *   (`handshake.ts`), session, reliable channel (`reliable.ts`) and the messages waiting.
  * - `nat_detect.ts`: our NAT kind, from the coordinator's two ports; `socket_pool.ts`: the extra
  *   sockets of birthday searches.
- * - `key_trust.ts`: trust on first use; `outgoing.ts`: unsettled messages and `drain()`.
+ * - `key_trust.ts`: trust on first use; `consent.ts`: whom we agree to talk to (knocks, policy);
+ *   `outgoing.ts`: unsettled messages and `drain()`.
  * - `events.ts`: what we report (the `--json` contract); `nat_check.ts`: `p2p nat`.
  *
  * @example
@@ -26,17 +27,18 @@
  * ```
  * @module
  */
-import { encodeKey, fingerprint, loadOrCreateIdentity } from "./crypto/identity.ts";
+import { decodeKey, encodeKey, fingerprint, loadOrCreateIdentity } from "./crypto/identity.ts";
 import type { KeyPair } from "./crypto/noise.ts";
 import { KnownPeers } from "./crypto/known_peers.ts";
-import type { Clock } from "./clock.ts";
+import { type Clock, realClock } from "./clock.ts";
 import { localAddressFor, UdpSocket } from "./net/udp.ts";
 import { encodeBase64url } from "./protocol/base64url.ts";
-import { type Endpoint, formatEndpoint } from "./protocol/endpoint.ts";
+import { type Endpoint, formatEndpoint, sameEndpoint } from "./protocol/endpoint.ts";
 import { encodeFrame } from "./protocol/frame.ts";
 import type { ServerMessage } from "./protocol/seed.ts";
 import type { NatKind } from "./protocol/whoami.ts";
-import { demuxDatagram } from "./peer/demux.ts";
+import { type AcceptPolicy, Consent } from "./peer/consent.ts";
+import { demuxDatagram, type PeerFrame } from "./peer/demux.ts";
 import { type EventSink, linkEventsFor, type OnlineUser } from "./peer/events.ts";
 import { KeyTrust } from "./peer/key_trust.ts";
 import { introductionFrom, Link, type LinkTransport } from "./peer/link.ts";
@@ -48,6 +50,8 @@ import type { PathFinderOptions } from "./peer/traversal.ts";
 
 // `p2p nat` runs the wing's NAT check on its own, without logging in.
 export { checkNat, type NatReport } from "./peer/nat_check.ts";
+// `p2p chat --accept` takes one of these.
+export { ACCEPT_POLICIES, type AcceptPolicy } from "./peer/consent.ts";
 
 /** Options for {@linkcode Peer.start}. */
 export interface PeerOptions {
@@ -66,7 +70,27 @@ export interface PeerOptions {
   pathOptions?: Partial<PathFinderOptions>;
   /** Time for every timer of the client; default `realClock`. */
   clock?: Clock;
+  /**
+   * Who may start a conversation with us: `anyone` (default) or `known` (users whose key is
+   * pinned, and those we wrote to this session).
+   */
+  accept?: AcceptPolicy;
+  /** With `anyone`: new users accepted per minute at most; default 10. */
+  strangersPerMinute?: number;
 }
+
+/** What the peer itself dropped, before any link saw it. */
+interface PeerDrops {
+  /** Frames sent straight to us by someone we have no link with. */
+  unsolicitedFrames: number;
+  /** Relayed frames from someone we have no link with. */
+  refusedRelayed: number;
+  /** Introductions to someone we never consented to (a coordinator that does not ask us). */
+  refusedIntroductions: number;
+}
+
+/** Asks for an introduction on someone's traffic at most this often per user. */
+const ASK_INTERVAL_MS = 2000;
 
 /** Longest message text, in UTF-8 bytes (it is split into datagrams and reassembled). */
 export const MAX_TEXT_BYTES = 256 * 1024;
@@ -89,6 +113,15 @@ export class Peer {
   readonly #pool: SocketPool;
   readonly #outgoing = new Outgoing();
   readonly #links = new Map<string, Link>();
+  readonly #consent: Consent;
+  readonly #clock: Clock;
+  /** When we last asked for an introduction on a user's knock or traffic. */
+  readonly #asked = new Map<string, number>();
+  readonly #drops: PeerDrops = {
+    unsolicitedFrames: 0,
+    refusedRelayed: 0,
+    refusedIntroductions: 0,
+  };
   /** Users seen online during this session: messages to them wait if they are away. */
   readonly #seen = new Set<string>();
   #ready = false;
@@ -110,6 +143,12 @@ export class Peer {
       known,
       me: { name: options.username, publicKey: identity.publicKey },
       onEvent: this.#emit,
+    });
+    this.#clock = options.clock ?? realClock;
+    this.#consent = new Consent({
+      policy: options.accept ?? "anyone",
+      pinned: (user) => this.#trust.pinned(user),
+      strangersPerMinute: options.strangersPerMinute,
     });
     this.#pool = new SocketPool({
       host: socket.local.host,
@@ -207,9 +246,12 @@ export class Peer {
     return this.#presence.observed;
   }
 
-  /** Counters of what every link dropped (tampered, replayed, undecryptable…), summed. */
+  /**
+   * Counters of what every link dropped (tampered, replayed, undecryptable…), summed, and of
+   * what the peer dropped before any link (traffic and introductions from strangers).
+   */
   stats(): Record<string, number> {
-    const total: Record<string, number> = {};
+    const total: Record<string, number> = { ...this.#drops };
     for (const link of this.#links.values()) {
       for (const [k, v] of Object.entries(link.stats)) total[k] = (total[k] ?? 0) + v;
     }
@@ -290,6 +332,7 @@ export class Peer {
     if (bytes > MAX_TEXT_BYTES) {
       return fail(`the message is ${bytes} bytes, the limit is ${MAX_TEXT_BYTES}`);
     }
+    this.#consent.want(to);
     const id = this.#outgoing.add();
     this.#emit(group ? { event: "sent", to, id, text, group } : { event: "sent", to, id, text });
     this.#link(to).send({ group, id, text });
@@ -335,9 +378,21 @@ export class Peer {
   }
 
   #onServerMessage(msg: ServerMessage): void {
-    if (msg.type === "introduce") {
+    if (msg.type === "knock") {
+      if (msg.username === this.username) return;
+      const key = decodeKey(msg.key);
+      if (!key) return;
+      if (this.#decide(msg.username, key)) this.#ask(msg.username);
+    } else if (msg.type === "introduce") {
       const intro = introductionFrom(msg);
-      if (intro && msg.username !== this.username) this.#link(msg.username).introduce(intro);
+      if (!intro || msg.username === this.username) return;
+      const link = this.#links.get(msg.username);
+      // A coordinator that asks both sides never introduces us unasked; one that does not (an
+      // older one) gets the answer our policy gives a knock.
+      if (link) link.introduce(intro);
+      else if (this.#consent.consented(msg.username) || this.#decide(msg.username, intro.key)) {
+        this.#link(msg.username).introduce(intro);
+      } else this.#drops.refusedIntroductions++;
     } else if (msg.type === "unavailable") {
       const link = this.#links.get(msg.username);
       // Offline users may come back within the session: their messages wait. An online user
@@ -365,11 +420,46 @@ export class Peer {
       case "frame": {
         const link = this.#links.get(what.frame.from);
         if (link) link.receive(what.frame, what.via, socket);
-        else if (socket === 0 && this.#presence.users.has(what.frame.from)) {
-          // Someone we have no link with talks to us: ask for an introduction to both sides.
-          this.#link(what.frame.from).requestIntroduction();
-        }
+        else if (socket === 0) this.#onStrangerFrame(what.frame, what.via);
       }
     }
+  }
+
+  /**
+   * A frame from someone we have no link with: dropped. It may be a peer that restarted, or one
+   * whose introduction is still on its way: if the coordinator vouches for the sender's name (it
+   * relayed the frame) or the frame comes from the endpoint the online list shows for that user,
+   * and our policy accepts the user, we ask for an introduction (our consent; theirs is needed
+   * too). A frame from anywhere else names whoever the sender likes: it gets nothing.
+   */
+  #onStrangerFrame(frame: PeerFrame, via: Endpoint | "relay"): void {
+    const user = frame.from;
+    if (via === "relay") this.#drops.refusedRelayed++;
+    else this.#drops.unsolicitedFrames++;
+    const listed = this.#presence.users.get(user);
+    const vouched = via === "relay" || (listed !== undefined && sameEndpoint(listed, via));
+    if (!vouched || user === this.username) return;
+    const last = this.#asked.get(user);
+    if (last !== undefined && this.#clock.now() - last < ASK_INTERVAL_MS) return;
+    if (this.#consent.decide(user, undefined, this.#clock.now()).accepted) this.#ask(user);
+  }
+
+  /** Our consent to talk to `user`: `connect` (once our NAT kind is known). */
+  #ask(user: string): void {
+    this.#asked.set(user, this.#clock.now());
+    this.#nat.connect(user);
+  }
+
+  /** Decides on `user`'s request to talk (its key as the coordinator has it), and reports it. */
+  #decide(user: string, key: Uint8Array): boolean {
+    const decision = this.#consent.decide(user, key, this.#clock.now());
+    this.#emit({
+      event: "knock",
+      user,
+      fingerprint: fingerprint(key),
+      accepted: decision.accepted,
+      ...(decision.accepted ? {} : { reason: decision.reason }),
+    });
+    return decision.accepted;
   }
 }

@@ -26,6 +26,7 @@ Deno.test("mistakes on the command line are clear errors with exit code 2", asyn
       [["chat", "alice"], /missing "@"/],
       [["chat", "a,b@127.0.0.1"], /must not contain ','/],
       [["chat", "alice@127.0.0.1:0"], /port "0"/],
+      [["chat", "alice@127.0.0.1", "--accept", "friends"], /--accept takes anyone or known/],
     ] as const
   ) {
     const r = await runP2p([...args]);

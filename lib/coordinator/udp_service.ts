@@ -20,6 +20,7 @@
  * ```
  * @module
  */
+import { type Clock, realClock } from "../clock.ts";
 import { type Endpoint, formatEndpoint } from "../protocol/endpoint.ts";
 import { decodeFrame, encodeFrame, FrameError, isFrame } from "../protocol/frame.ts";
 import {
@@ -53,6 +54,8 @@ export interface UdpServiceOptions {
   send: (bytes: Uint8Array, to: Endpoint) => void;
   /** The list service's port, sent in `Accept`. */
   tcpPort: number;
+  /** Time for introductions (wants lapse, knock budgets refill); default {@linkcode realClock}. */
+  clock?: Clock;
 }
 
 const encoder = new TextEncoder();
@@ -68,7 +71,8 @@ export class UdpService {
   readonly #outbox: PresenceOutbox;
   readonly #sendBytes: (bytes: Uint8Array, to: Endpoint) => void;
   readonly #tcpPort: number;
-  readonly #introductions: Introductions;
+  /** `connect`: who wants to talk to whom, knocks and introductions. */
+  readonly introductions: Introductions;
 
   constructor(options: UdpServiceOptions) {
     this.#registry = options.registry;
@@ -80,9 +84,11 @@ export class UdpService {
     this.#outbox = options.outbox;
     this.#sendBytes = options.send;
     this.#tcpPort = options.tcpPort;
-    this.#introductions = new Introductions({
+    const clock = options.clock ?? realClock;
+    this.introductions = new Introductions({
       registry: options.registry,
       relay: options.relay,
+      now: () => clock.now(),
       send: (msg, to) => this.#send(msg, to),
     });
   }
@@ -236,7 +242,7 @@ export class UdpService {
       case "connect": {
         if (!this.#budget.allowRequest(from.host, "connect")) return;
         const requester = this.#registry.heardFrom(msg.username, from);
-        if (requester) this.#introductions.connect(requester, msg.target);
+        if (requester) this.introductions.connect(requester, msg.target);
         else this.#send({ type: "expired", username: msg.username }, from);
         return;
       }
@@ -315,6 +321,7 @@ export class UdpService {
   /** A user logged out or expired; the caller schedules the flush. */
   #left(user: User): void {
     this.#relay.forget(user.name);
+    this.introductions.forget(user.name);
     this.#outbox.leave(user);
   }
 }

@@ -48,6 +48,11 @@ export type PeerEvent =
   | { event: "trusted"; user: string; fingerprint: string }
   | { event: "fingerprint"; user: string; fingerprint: string; safety?: string }
   | { event: "coordinator"; state: "lost" | "back" }
+  /**
+   * `user` asked to talk to us; `accepted` by our policy (`--accept`) or not, with the `reason`.
+   * Accepting is our consent: the coordinator then introduces us.
+   */
+  | { event: "knock"; user: string; fingerprint: string; accepted: boolean; reason?: string }
   | { event: "error"; message: string };
 
 /** Receives a peer's events. */

@@ -1,6 +1,7 @@
 /**
  * The coordinator's text protocol: the seed's messages (`login`, `Accept`, the online list,
- * `logout`) and our extensions (`heartbeat`/`Alive`, `Expired`, `Reject`, `Error`).
+ * `logout`) and our extensions (`heartbeat`/`Alive`, `Expired`, `Reject`, `Error`, `connect` with
+ * `Knock`/`Introduce`/`Unavailable`).
  * See docs/PROTOCOL.md. Pure functions, no I/O.
  *
  * @example
@@ -87,6 +88,11 @@ export type ServerMessage =
     nat?: NatKind;
   }
   | { type: "unavailable"; username: string; reason: string }
+  /**
+   * `username` (whose public key is `key`) asked to talk to the recipient, which has not asked
+   * for it: the recipient consents by sending `connect` itself, or lets the request lapse.
+   */
+  | { type: "knock"; username: string; key: string }
   /** The coordinator is shutting down: look for it again later (log in with backoff). */
   | { type: "bye"; reason: string }
   /**
@@ -346,6 +352,8 @@ export function encodeServerMessage(msg: ServerMessage): string {
       },${msg.key},${msg.token}${msg.nat ? `,${msg.nat}` : ""}`;
     case "unavailable":
       return `Unavailable,${msg.username},${cleanReason(msg.reason)}`;
+    case "knock":
+      return `Knock,${msg.username},${msg.key}`;
     case "bye":
       return `Bye,${cleanReason(msg.reason)}`;
   }
@@ -416,6 +424,14 @@ export function parseServerMessage(text: string): ServerMessage {
       };
       if (nat !== undefined) msg.nat = checkNat(nat, verb);
       return msg;
+    }
+    case "Knock": {
+      const [, username, key] = fields(text, 3, verb);
+      return {
+        type: "knock",
+        username: checkUsername(username, verb),
+        key: checkPattern(key, KEY_PATTERN, verb, "key"),
+      };
     }
     case "Bye":
       return { type: "bye", reason: rest };

@@ -13,7 +13,7 @@ import process from "node:process";
 import readline from "node:readline";
 import type { PeerEvent } from "../peer/events.ts";
 import type { Endpoint } from "../protocol/endpoint.ts";
-import { Peer } from "../peer.ts";
+import { type AcceptPolicy, Peer } from "../peer.ts";
 import { COMMAND_HELP, parseCommand } from "./commands.ts";
 import { type Renderer, terminalRenderer } from "./terminal.ts";
 
@@ -26,6 +26,8 @@ export interface ChatOptions {
   bind?: Endpoint;
   keepaliveMs?: number;
   configDir?: string;
+  /** Who may start a conversation with us; default `anyone`. */
+  accept?: AcceptPolicy;
 }
 
 function jsonRenderer(): Renderer {
@@ -111,6 +113,7 @@ export async function runChat(options: ChatOptions): Promise<number> {
       bind: options.bind,
       keepaliveMs: options.keepaliveMs,
       configDir: options.configDir,
+      accept: options.accept,
       onEvent: (e) => ui.event(e),
     });
   } catch (err) {

@@ -76,6 +76,10 @@ export function describeEvent(e: PeerEvent): string {
       return e.state === "lost"
         ? "lost contact with the coordinator; direct chats go on, retrying…"
         : "the coordinator is back";
+    case "knock":
+      return e.accepted
+        ? `${e.user} (fingerprint ${e.fingerprint}) wants to talk: accepted`
+        : `refused a request to talk from ${e.user} (fingerprint ${e.fingerprint}): ${e.reason}`;
     case "error":
       return `error: ${e.message}`;
   }
@@ -95,6 +99,7 @@ const STYLES: Record<PeerEvent["event"], Style> = {
   trusted: "yellow",
   fingerprint: "cyan",
   coordinator: "yellow",
+  knock: "yellow",
   error: "red",
 };
 

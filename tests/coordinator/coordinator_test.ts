@@ -683,11 +683,14 @@ Deno.test("datagrams beyond the per-address rate are dropped; relayed frames are
         assert.equal(c.registry.get("alice")?.state, "online");
         // Introduced users relay through us within the relay's own budget, not the datagram limit.
         clock.advance(1000); // the bucket refills
+        // Both consent (docs/PROTOCOL.md §1.4): bob is knocked, and his own connect introduces.
         alice.send("connect,alice,bob");
+        await bob.until((t) => t.some((x) => x.startsWith("Knock,alice,")));
+        bob.send("connect,bob,alice");
         await bob.until((t) => t.some((x) => x.startsWith("Introduce,alice,")));
         const inner = new Uint8Array([0x15, 5, ...new TextEncoder().encode("alice"), 1, 2, 3]);
         for (let i = 0; i < 100; i++) alice.send(encodeFrame({ type: "relay", to: "bob", inner }));
-        await bob.until((t) => t.length >= 100 + 1, 5000);
+        await bob.until((t) => t.length >= 100 + 2, 5000);
         assert.equal(c.stats.relayed, 100);
       } finally {
         await Promise.all([alice.close(), bob.close()]);
@@ -794,6 +797,8 @@ Deno.test("nat is taken only from the name's owner and passed on in introduction
       assert.equal(c.registry.get("bob")?.nat, undefined);
       assert.equal(mallory.received.length, 0, "nat is never answered");
       bob.send("connect,bob,alice");
+      await alice.until((t) => t.some((x) => x.startsWith("Knock,bob,")));
+      alice.send("connect,alice,bob"); // her consent: now both are introduced
       await bob.until((t) => t.some((x) => x.startsWith("Introduce,alice,")));
       assert.match(bob.texts.find((x) => x.startsWith("Introduce,alice,"))!, /,hard$/);
       await alice.until((t) => t.some((x) => x.startsWith("Introduce,bob,")));

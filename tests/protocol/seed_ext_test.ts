@@ -259,6 +259,8 @@ Deno.test("extended server messages have the documented text form", () => {
       "Unavailable,carol,carol is not online",
     ],
     [{ type: "unavailable", username: "😀", reason: "" }, "Unavailable,😀,"],
+    [{ type: "knock", username: "mallory", key: KEY }, `Knock,mallory,${KEY}`],
+    [{ type: "knock", username: "张伟", key: KEY }, `Knock,张伟,${KEY}`],
   ];
   for (const [msg, text] of cases) {
     assert.equal(encodeServerMessage(msg), text);
@@ -334,6 +336,11 @@ Deno.test("extended server messages refuse bad fields with the reason", () => {
       intro({ token: TOKEN.slice(1) + "/" }),
       "Cannot parse Introduce: token is not 22 base64url characters",
     ],
+    ["Knock", "Cannot parse Knock: expected 3 comma-separated fields, got 1"],
+    [`Knock,bob,${KEY},x`, "Cannot parse Knock: expected 3 comma-separated fields, got 4"],
+    [`Knock,,${KEY}`, "Cannot parse Knock: username is empty"],
+    ["Knock,bob," + TOKEN, "Cannot parse Knock: key is not 43 base64url characters"],
+    [`Knock,bob,${KEY.slice(0, 42)}B`, "Cannot parse Knock: key is not canonical base64url"],
     ["Unavailable", "Cannot parse Unavailable: missing reason"],
     ["Unavailable,bob", "Cannot parse Unavailable: missing reason"],
     ["Unavailable,,gone", "Cannot parse Unavailable: username is empty"],
@@ -401,6 +408,7 @@ const PIECES = [
   "You",
   "Introduce",
   "Unavailable",
+  "Knock",
   ",",
   ",",
   ",",
@@ -483,6 +491,8 @@ Deno.test("fuzz: extended server messages throw only SeedProtocolError and round
     `Introduce,bob,192.0.2.1:4000,10.0.0.2:5000,${KEY},${TOKEN}`,
     `Introduce,${LONG_CHINESE},[::1]:9,[::1]:9,${KEY},${TOKEN}`,
     "Unavailable,carol,carol is not online",
+    `Knock,mallory,${KEY}`,
+    `Knock,${LONG_CHINESE},${KEY}`,
   ].map((t) => encoder.encode(t));
   const seen = new Set<string>();
   for (let i = 0; i < 4000; i++) {
@@ -504,7 +514,7 @@ Deno.test("fuzz: extended server messages throw only SeedProtocolError and round
       assert.deepEqual(parseServerMessage(again), msg);
     }
   }
-  for (const kind of ["you", "introduce", "unavailable"]) {
+  for (const kind of ["you", "introduce", "unavailable", "knock"]) {
     assert.ok(seen.has(kind), `the fuzzer never parsed a ${kind}: saw ${[...seen]}`);
   }
 });
