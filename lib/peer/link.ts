@@ -31,7 +31,7 @@ import {
   decodeChatMessage,
   encodeChatMessage,
 } from "../protocol/chat_message.ts";
-import { type Endpoint, sameEndpoint } from "../protocol/endpoint.ts";
+import { type Endpoint, formatEndpoint, sameEndpoint } from "../protocol/endpoint.ts";
 import type { NatKind } from "../protocol/whoami.ts";
 import {
   encodeFrame,
@@ -128,6 +128,14 @@ export interface LinkStats {
   badProbes: number;
   badHandshakes: number;
   keyMismatches: number;
+  /** Handshake and COOKIE frames without a valid MAC: dropped before any key exchange. */
+  badMacs: number;
+  /** Old copies of HS1s already answered: dropped. */
+  replays: number;
+  /** Cookie replies sent to HS1s under load. */
+  cookiesSent: number;
+  /** Fresh HS1s dropped under load. */
+  handshakesLimited: number;
   undecryptable: number;
   badMessages: number;
 }
@@ -204,8 +212,7 @@ export class Link {
   /** Counters of what this link dropped. */
   get stats(): LinkStats {
     const { badProbes, undecryptable, badMessages } = this.#counts;
-    const { badHandshakes, keyMismatches } = this.#handshake.stats;
-    return { badProbes, badHandshakes, keyMismatches, undecryptable, badMessages };
+    return { badProbes, ...this.#handshake.stats, undecryptable, badMessages };
   }
 
   /** Whether messages are waiting to be sent or confirmed. */
@@ -222,7 +229,7 @@ export class Link {
   introduce(intro: Introduction): void {
     if (this.#closed) return;
     this.#intro = intro;
-    this.#handshake.introduce(intro.key);
+    this.#handshake.introduce(intro.key, intro.token);
     this.#pathFinder.start(intro.candidates);
     this.#maybeBirthday(intro.nat);
     if (this.path.kind !== "none") this.#transmitHandshake(this.#handshake.begin());
@@ -287,10 +294,19 @@ export class Link {
         break;
       case "hs1":
       case "hs2":
-      case "hs3":
-        this.#onHandshake(
-          this.#handshake.receive({ type: frame.type, payload: frame.payload, raw: frame.raw }),
-        );
+      case "hs3": {
+        // A cookie is bound to the address and our socket the HS1 came from.
+        const source = from === "relay" ? undefined : `${socket}/${formatEndpoint(from)}`;
+        const step = this.#handshake.receive(frame, source);
+        if (step.cookieReply && from !== "relay") {
+          this.#o.transport.sendTo(step.cookieReply, from, undefined, socket);
+        }
+        this.#onHandshake(step);
+        break;
+      }
+      case "cookie":
+        // Only an answer to an HS1 we sent directly; the relay needs none.
+        if (from !== "relay") this.#handshake.onCookie(frame);
         break;
       case "data":
         this.#onData(frame.payload, frame.header, from, socket);
