@@ -44,6 +44,7 @@ import type { ServerMessage } from "../protocol/seed.ts";
 import { decodeKey } from "../crypto/identity.ts";
 import { decodeBase64url } from "../protocol/base64url.ts";
 import { type Established, Handshake, type HandshakeStep } from "./handshake.ts";
+import { ProbeQuota } from "./probe_quota.ts";
 import { DEFAULT_MAX_SEGMENT_SIZE, ReliableChannel } from "./reliable.ts";
 import {
   BIRTHDAY_SOCKETS,
@@ -111,6 +112,18 @@ export interface LinkOptions {
   giveUpAfterMs?: number;
   /** Timings of the path finder (tests shorten them). */
   pathOptions?: Partial<PathFinderOptions>;
+}
+
+/**
+ * The probe quota of each client, by its identity key pair, which every link of the client is
+ * given: so its links share one budget (`probe_quota.ts`), and more names buy an attacker nothing.
+ */
+const quotas = new WeakMap<KeyPair, ProbeQuota>();
+
+function quotaOf(identity: KeyPair): ProbeQuota {
+  let quota = quotas.get(identity);
+  if (!quota) quotas.set(identity, quota = new ProbeQuota());
+  return quota;
 }
 
 /** Largest datagram we send: safe on every path, tunnels and PPPoE included. */
@@ -191,6 +204,7 @@ export class Link {
     this.peer = options.peer;
     this.#handshake = new Handshake({ ...options, clock });
     this.#pathFinder = new PathFinder({
+      quota: quotaOf(options.staticKeyPair),
       ...options.pathOptions,
       now: () => clock.now(),
       relayAvailable: true,
@@ -246,10 +260,14 @@ export class Link {
     if (!peerNat || !local || local === peerNat || this.#pathFinder.birthday) return;
     if (this.path.kind === "direct") return;
     if (local === "easy") {
+      // The spray waits for the hard side's proof that it holds its public address.
       this.#pathFinder.startBirthday({ role: "spray" });
       this.#schedule();
       return;
     }
+    // We are the hard side: a probe through the relay proves our address to the sprayer (the
+    // coordinator relays only from our own observed endpoint).
+    this.#sendProbe(FrameType.PROBE, "relay", this.#randomTxid(), 0);
     this.#o.transport.openSockets(BIRTHDAY_SOCKETS).then((sockets) => {
       if (this.#closed || this.path.kind === "direct" || this.#pathFinder.birthday) {
         this.#o.transport.closeSockets(sockets);
@@ -285,11 +303,13 @@ export class Link {
     switch (frame.type) {
       case "probe":
       case "probe-ack":
-        if (from === "relay" || !this.#probeMacValid(frame)) {
+        if (!this.#probeMacValid(frame) || (from === "relay" && frame.type === "probe-ack")) {
           this.#counts.badProbes++;
           break;
         }
-        if (frame.type === "probe") this.#pathFinder.onProbe(from, frame.txid, socket);
+        // Through the relay a probe is only the proof a birthday spray waits for.
+        if (from === "relay") this.#pathFinder.onRelayedProbe();
+        else if (frame.type === "probe") this.#pathFinder.onProbe(from, frame.txid, socket);
         else this.#pathFinder.onProbeAck(from, frame.txid, socket);
         break;
       case "hs1":
@@ -355,7 +375,13 @@ export class Link {
     return hmac(sha256, token, msg).subarray(0, PROBE_MAC_LENGTH);
   }
 
-  #sendProbe(type: number, to: Endpoint, txid: number, socket: number, ttl?: number): void {
+  #sendProbe(
+    type: number,
+    to: Endpoint | "relay",
+    txid: number,
+    socket: number,
+    ttl?: number,
+  ): void {
     if (!this.#intro) return;
     const mac = this.#probeMac(this.#intro.token, type, this.#o.me, txid);
     const frame = encodeFrame({
@@ -364,7 +390,12 @@ export class Link {
       txid,
       mac,
     });
-    this.#o.transport.sendTo(frame, to, ttl, socket);
+    if (to === "relay") this.#o.transport.sendViaRelay(frame);
+    else this.#o.transport.sendTo(frame, to, ttl, socket);
+  }
+
+  #randomTxid(): number {
+    return crypto.getRandomValues(new Uint32Array(1))[0];
   }
 
   #probeMacValid(frame: Extract<Frame, { type: "probe" | "probe-ack" }>): boolean {
