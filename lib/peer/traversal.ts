@@ -97,7 +97,15 @@
  *   `relayAfterMs`, upgrade when the birthday succeeds). Keepalives and dead-path detection work
  *   the same through an extra socket; a dead path falls back to the relay and asks for an
  *   introduction, with which a new search may start. The first round dies before an outer NAT
- *   when H is behind two, so only the second round works then.
+ *   when H is behind two, so only the second round works then. E's spray waits for proof that H
+ *   holds the address it aims at: a valid probe from that address, or one through the relay
+ *   ({@linkcode PathFinder.onRelayedProbe}; H's link sends it when its search starts); one
+ *   proof, one spray, and none without a proof within the window.
+ * - **Quota.** Every probe to an endpoint that has not answered, and every birthday probe, is
+ *   charged to a {@linkcode ProbeQuota} (shared by a client's finders; docs/PROTOCOL.md §2.1):
+ *   32 per such endpoint and 512 in all in any 10 minutes, 2048 birthday probes. A probe it
+ *   refuses is not sent (the schedule goes on as if it had been); a birthday search it stops
+ *   ends.
  *
  * Which NAT pairs get a direct path (NATs behaving like Linux conntrack, as in the lab):
  * - **home ↔ home, home ↔ open, open ↔ open**: direct via `public`, by simultaneous probing from
