@@ -31,7 +31,7 @@ import {
   decodeChatMessage,
   encodeChatMessage,
 } from "../protocol/chat_message.ts";
-import { type Endpoint, sameEndpoint } from "../protocol/endpoint.ts";
+import { type Endpoint, formatEndpoint, sameEndpoint } from "../protocol/endpoint.ts";
 import type { NatKind } from "../protocol/whoami.ts";
 import {
   encodeFrame,
@@ -44,6 +44,7 @@ import type { ServerMessage } from "../protocol/seed.ts";
 import { decodeKey } from "../crypto/identity.ts";
 import { decodeBase64url } from "../protocol/base64url.ts";
 import { type Established, Handshake, type HandshakeStep } from "./handshake.ts";
+import { ProbeQuota } from "./probe_quota.ts";
 import { DEFAULT_MAX_SEGMENT_SIZE, ReliableChannel } from "./reliable.ts";
 import {
   BIRTHDAY_SOCKETS,
@@ -113,6 +114,18 @@ export interface LinkOptions {
   pathOptions?: Partial<PathFinderOptions>;
 }
 
+/**
+ * The probe quota of each client, by its identity key pair, which every link of the client is
+ * given: so its links share one budget (`probe_quota.ts`), and more names buy an attacker nothing.
+ */
+const quotas = new WeakMap<KeyPair, ProbeQuota>();
+
+function quotaOf(identity: KeyPair): ProbeQuota {
+  let quota = quotas.get(identity);
+  if (!quota) quotas.set(identity, quota = new ProbeQuota());
+  return quota;
+}
+
 /** Largest datagram we send: safe on every path, tunnels and PPPoE included. */
 export const MAX_DATAGRAM = 1200;
 /** Introductions requested at most this often. */
@@ -128,6 +141,14 @@ export interface LinkStats {
   badProbes: number;
   badHandshakes: number;
   keyMismatches: number;
+  /** Handshake and COOKIE frames without a valid MAC: dropped before any key exchange. */
+  badMacs: number;
+  /** Old copies of HS1s already answered: dropped. */
+  replays: number;
+  /** Cookie replies sent to HS1s under load. */
+  cookiesSent: number;
+  /** Fresh HS1s dropped under load. */
+  handshakesLimited: number;
   undecryptable: number;
   badMessages: number;
 }
@@ -183,6 +204,7 @@ export class Link {
     this.peer = options.peer;
     this.#handshake = new Handshake({ ...options, clock });
     this.#pathFinder = new PathFinder({
+      quota: quotaOf(options.staticKeyPair),
       ...options.pathOptions,
       now: () => clock.now(),
       relayAvailable: true,
@@ -204,8 +226,7 @@ export class Link {
   /** Counters of what this link dropped. */
   get stats(): LinkStats {
     const { badProbes, undecryptable, badMessages } = this.#counts;
-    const { badHandshakes, keyMismatches } = this.#handshake.stats;
-    return { badProbes, badHandshakes, keyMismatches, undecryptable, badMessages };
+    return { badProbes, ...this.#handshake.stats, undecryptable, badMessages };
   }
 
   /** Whether messages are waiting to be sent or confirmed. */
@@ -222,7 +243,7 @@ export class Link {
   introduce(intro: Introduction): void {
     if (this.#closed) return;
     this.#intro = intro;
-    this.#handshake.introduce(intro.key);
+    this.#handshake.introduce(intro.key, intro.token);
     this.#pathFinder.start(intro.candidates);
     this.#maybeBirthday(intro.nat);
     if (this.path.kind !== "none") this.#transmitHandshake(this.#handshake.begin());
@@ -239,10 +260,14 @@ export class Link {
     if (!peerNat || !local || local === peerNat || this.#pathFinder.birthday) return;
     if (this.path.kind === "direct") return;
     if (local === "easy") {
+      // The spray waits for the hard side's proof that it holds its public address.
       this.#pathFinder.startBirthday({ role: "spray" });
       this.#schedule();
       return;
     }
+    // We are the hard side: a probe through the relay proves our address to the sprayer (the
+    // coordinator relays only from our own observed endpoint).
+    this.#sendProbe(FrameType.PROBE, "relay", this.#randomTxid(), 0);
     this.#o.transport.openSockets(BIRTHDAY_SOCKETS).then((sockets) => {
       if (this.#closed || this.path.kind === "direct" || this.#pathFinder.birthday) {
         this.#o.transport.closeSockets(sockets);
@@ -278,19 +303,30 @@ export class Link {
     switch (frame.type) {
       case "probe":
       case "probe-ack":
-        if (from === "relay" || !this.#probeMacValid(frame)) {
+        if (!this.#probeMacValid(frame) || (from === "relay" && frame.type === "probe-ack")) {
           this.#counts.badProbes++;
           break;
         }
-        if (frame.type === "probe") this.#pathFinder.onProbe(from, frame.txid, socket);
+        // Through the relay a probe is only the proof a birthday spray waits for.
+        if (from === "relay") this.#pathFinder.onRelayedProbe();
+        else if (frame.type === "probe") this.#pathFinder.onProbe(from, frame.txid, socket);
         else this.#pathFinder.onProbeAck(from, frame.txid, socket);
         break;
       case "hs1":
       case "hs2":
-      case "hs3":
-        this.#onHandshake(
-          this.#handshake.receive({ type: frame.type, payload: frame.payload, raw: frame.raw }),
-        );
+      case "hs3": {
+        // A cookie is bound to the address and our socket the HS1 came from.
+        const source = from === "relay" ? undefined : `${socket}/${formatEndpoint(from)}`;
+        const step = this.#handshake.receive(frame, source);
+        if (step.cookieReply && from !== "relay") {
+          this.#o.transport.sendTo(step.cookieReply, from, undefined, socket);
+        }
+        this.#onHandshake(step);
+        break;
+      }
+      case "cookie":
+        // Only an answer to an HS1 we sent directly; the relay needs none.
+        if (from !== "relay") this.#handshake.onCookie(frame);
         break;
       case "data":
         this.#onData(frame.payload, frame.header, from, socket);
@@ -339,7 +375,13 @@ export class Link {
     return hmac(sha256, token, msg).subarray(0, PROBE_MAC_LENGTH);
   }
 
-  #sendProbe(type: number, to: Endpoint, txid: number, socket: number, ttl?: number): void {
+  #sendProbe(
+    type: number,
+    to: Endpoint | "relay",
+    txid: number,
+    socket: number,
+    ttl?: number,
+  ): void {
     if (!this.#intro) return;
     const mac = this.#probeMac(this.#intro.token, type, this.#o.me, txid);
     const frame = encodeFrame({
@@ -348,7 +390,12 @@ export class Link {
       txid,
       mac,
     });
-    this.#o.transport.sendTo(frame, to, ttl, socket);
+    if (to === "relay") this.#o.transport.sendViaRelay(frame);
+    else this.#o.transport.sendTo(frame, to, ttl, socket);
+  }
+
+  #randomTxid(): number {
+    return crypto.getRandomValues(new Uint32Array(1))[0];
   }
 
   #probeMacValid(frame: Extract<Frame, { type: "probe" | "probe-ack" }>): boolean {

@@ -97,7 +97,15 @@
  *   `relayAfterMs`, upgrade when the birthday succeeds). Keepalives and dead-path detection work
  *   the same through an extra socket; a dead path falls back to the relay and asks for an
  *   introduction, with which a new search may start. The first round dies before an outer NAT
- *   when H is behind two, so only the second round works then.
+ *   when H is behind two, so only the second round works then. E's spray waits for proof that H
+ *   holds the address it aims at: a valid probe from that address, or one through the relay
+ *   ({@linkcode PathFinder.onRelayedProbe}; H's link sends it when its search starts); one
+ *   proof, one spray, and none without a proof within the window.
+ * - **Quota.** Every probe to an endpoint that has not answered, and every birthday probe, is
+ *   charged to a {@linkcode ProbeQuota} (shared by a client's finders; docs/PROTOCOL.md §2.1):
+ *   32 per such endpoint and 512 in all in any 10 minutes, 2048 birthday probes. A probe it
+ *   refuses is not sent (the schedule goes on as if it had been); a birthday search it stops
+ *   ends.
  *
  * Which NAT pairs get a direct path (NATs behaving like Linux conntrack, as in the lab):
  * - **home ↔ home, home ↔ open, open ↔ open**: direct via `public`, by simultaneous probing from
@@ -155,12 +163,14 @@ import { type Endpoint, formatEndpoint, sameEndpoint } from "../protocol/endpoin
 import {
   BIRTHDAY_SOCKETS,
   type BirthdayOptions,
+  type BirthdayPlan,
   BirthdaySearch,
   planBirthday,
   type SocketsBirthdayOptions,
   type SprayBirthdayOptions,
 } from "./birthday.ts";
 import { MAX_PENDING_PROBES, ProbeTransactions } from "./probe_transactions.ts";
+import { ProbeQuota } from "./probe_quota.ts";
 import { SearchSchedule } from "./search_schedule.ts";
 
 export { BIRTHDAY_SOCKETS, MAX_PENDING_PROBES };
@@ -223,6 +233,11 @@ export interface PathFinderOptions {
   relayAvailable: boolean;
   /** Random u32 for txids, jitter and sprayed ports; default `crypto.getRandomValues`. */
   random?: () => number;
+  /**
+   * The budget of probes to endpoints that have not answered and of birthday probes
+   * (`probe_quota.ts`); share one between the finders of a client. Default: one of its own.
+   */
+  quota?: ProbeQuota;
   /** Interval between probes to a candidate in the fast phase and when suspecting; default 200. */
   probeIntervalMs?: number;
   /** Length of the fast phase of a search; default 3000. */
@@ -275,6 +290,12 @@ export interface PathFinderStats {
   birthdaysSucceeded: number;
   /** Probes sent by birthday searches: sprayed, or from the extra sockets. */
   birthdayProbesSent: number;
+  /** Probes not sent: their endpoint had not answered and its quota was spent. */
+  probesCapped: number;
+  /** Birthday searches ended early: the quota of birthday probes was spent. */
+  birthdaysCapped: number;
+  /** Sprays that never started: no proof from the peer came within their window. */
+  spraysUnproven: number;
 }
 
 /** A snapshot of one candidate, for diagnostics and tests. */
@@ -346,11 +367,15 @@ export class PathFinder {
     birthdaysStarted: 0,
     birthdaysSucceeded: 0,
     birthdayProbesSent: 0,
+    probesCapped: 0,
+    birthdaysCapped: 0,
+    spraysUnproven: 0,
   };
   readonly #opts: PathFinderOptions;
   readonly #t: Timings;
   readonly #random: () => number;
   readonly #txns: ProbeTransactions;
+  readonly #quota: ProbeQuota;
   /** The timetable of the current search. */
   readonly #schedule: SearchSchedule;
   #candidates: CandidateState[] = [];
@@ -362,6 +387,10 @@ export class PathFinder {
   /** The endpoint the last introduction gave as `public` (kept even if also given as `lan`). */
   #introducedPublic: Endpoint | undefined;
   #birthday: BirthdaySearch | undefined;
+  /** A spray waiting for proof that the peer holds its public address, until `until`. */
+  #armedSpray: { plan: BirthdayPlan; until: number } | undefined;
+  /** When that proof last came (and was not used yet). */
+  #proofAt: number | undefined;
   /** Extra sockets given by `startBirthday` and not yet handed back. */
   #held = new Set<number>();
 
@@ -404,6 +433,7 @@ export class PathFinder {
     }
     this.#random = options.random ?? (() => crypto.getRandomValues(new Uint32Array(1))[0]);
     this.#txns = new ProbeTransactions(this.#random);
+    this.#quota = options.quota ?? new ProbeQuota();
     this.#schedule = new SearchSchedule({ ...this.#t, primeTtls, random: this.#random });
   }
 
@@ -434,7 +464,7 @@ export class PathFinder {
 
   /** The role of the birthday search in progress, if any. */
   get birthday(): BirthdayOptions["role"] | undefined {
-    return this.#birthday?.role;
+    return this.#birthday?.role ?? (this.#armedSpray ? "spray" : undefined);
   }
 
   /**
@@ -532,18 +562,62 @@ export class PathFinder {
     }
     const now = this.#opts.now();
     this.#birthday = undefined;
+    this.#armedSpray = undefined;
     for (const s of plan.sockets) this.#held.add(s);
     if (this.#path.kind !== "direct") {
-      this.stats.birthdaysStarted++;
-      this.#birthday = new BirthdaySearch(plan, {
-        target,
-        now,
-        firstRoundTtl: this.#schedule.lowestPrimeTtl,
-        random: this.#random,
-      });
-      this.#runBirthday(now);
+      if (plan.role === "spray") this.#armedSpray = { plan, until: now + plan.windowMs };
+      else this.#beginBirthday(plan, target, now);
+      this.#sprayIfProven(now);
     }
     this.#flush();
+  }
+
+  /**
+   * A valid probe from the peer came through the coordinator's relay: proof that it holds its
+   * public endpoint now (the coordinator relays only from a user's own observed endpoint), which
+   * an armed spray waits for. Nothing is answered or learned: the relay is no path for probes.
+   *
+   * @example
+   * ```ts
+   * wire.onRelayedProbe = () => finder.onRelayedProbe();
+   * ```
+   */
+  onRelayedProbe(): void {
+    const now = this.#opts.now();
+    this.#proofAt = now;
+    this.#sprayIfProven(now);
+    this.#flush();
+  }
+
+  #beginBirthday(plan: BirthdayPlan, target: Endpoint, now: number): void {
+    this.stats.birthdaysStarted++;
+    this.#birthday = new BirthdaySearch(plan, {
+      target,
+      now,
+      firstRoundTtl: this.#schedule.lowestPrimeTtl,
+      random: this.#random,
+    });
+    this.#runBirthday(now);
+  }
+
+  /**
+   * Starts the armed spray once the peer proved it holds its public address (a proof at most a
+   * window old, used once); forgets it when its window ends unproven.
+   */
+  #sprayIfProven(now: number): void {
+    const armed = this.#armedSpray;
+    if (armed === undefined) return;
+    if (now >= armed.until) {
+      this.#armedSpray = undefined;
+      this.stats.spraysUnproven++;
+      return;
+    }
+    const target = this.#introducedPublic;
+    const proof = this.#proofAt;
+    if (proof === undefined || now - proof > armed.plan.windowMs || target === undefined) return;
+    this.#armedSpray = undefined;
+    this.#proofAt = undefined;
+    this.#beginBirthday(armed.plan, target, now);
   }
 
   /**
@@ -562,6 +636,12 @@ export class PathFinder {
     if (!this.#usable(socket)) return;
     const now = this.#opts.now();
     this.stats.probesReceived++;
+    // From the peer's public address (any port: its NAT may map each destination apart): the
+    // proof an armed spray waits for.
+    if (from.host === this.#introducedPublic?.host) {
+      this.#proofAt = now;
+      this.#sprayIfProven(now);
+    }
     this.stats.acksSent++;
     this.#opts.sendProbeAck(from, txid, socket);
     const c = this.#find(from, socket) ?? this.#learn(from, socket);
@@ -688,6 +768,7 @@ export class PathFinder {
     }
     const b = this.#birthday;
     if (b) times.push(b.endAt, b.nextDue);
+    times.push(this.#armedSpray?.until);
     const defined = times.filter((t): t is number => t !== undefined);
     return defined.length === 0 ? undefined : Math.min(...defined);
   }
@@ -709,6 +790,8 @@ export class PathFinder {
     this.#introducedPublic = undefined;
     this.#txns.clear();
     this.#birthday = undefined;
+    this.#armedSpray = undefined;
+    this.#proofAt = undefined;
     this.#path = NONE;
     this.#schedule.stop();
     this.#awaitingSince = undefined;
@@ -742,6 +825,7 @@ export class PathFinder {
       }
       schedule.endRound(now, this.#path.kind === "direct");
     }
+    this.#sprayIfProven(now);
     this.#runBirthday(now);
     if (schedule.takeRelay(now) && this.#path.kind === "none") this.#setPath(RELAY);
     if (schedule.takeReintroduction(now, this.#path.kind === "direct")) {
@@ -758,6 +842,11 @@ export class PathFinder {
       return;
     }
     for (let p = b.next(now); p !== undefined; p = b.next(now)) {
+      if (!this.#quota.spray(now)) {
+        this.#birthday = undefined;
+        this.stats.birthdaysCapped++;
+        return;
+      }
       const { to, socket, ttl } = p;
       const txid = this.#txns.birthdayProbe(to, socket, now);
       this.stats.birthdayProbesSent++;
@@ -790,14 +879,22 @@ export class PathFinder {
     this.#events.push(() => this.#opts.onNeedIntroduction());
   }
 
+  /**
+   * Probes `c` now, if the quota lets a probe go to it; either way the probe counts as done for
+   * the schedule (a capped candidate is not retried at once).
+   */
   #probe(c: CandidateState, now: number, ttl: number | undefined): void {
-    const txid = this.#txns.probe(c.endpoint, c.socket, now);
     c.lastProbeAt = now;
     const path = this.#path;
     if (path.kind === "direct" && onPath(path, c)) {
       this.#lastPathProbeAt = now;
       this.#awaitingSince ??= now;
     }
+    if (!this.#quota.probe(quotaKey(c), now)) {
+      this.stats.probesCapped++;
+      return;
+    }
+    const txid = this.#txns.probe(c.endpoint, c.socket, now);
     if (ttl === undefined) this.stats.probesSent++;
     else this.stats.primingProbesSent++;
     this.#opts.sendProbe(
@@ -810,6 +907,7 @@ export class PathFinder {
   /** Records proof of life from a candidate. */
   #heard(c: CandidateState, now: number): void {
     c.lastHeardAt = now;
+    this.#quota.answered(quotaKey(c), now);
     const path = this.#path;
     if (path.kind === "direct" && onPath(path, c)) this.#awaitingSince = undefined;
   }
@@ -887,6 +985,11 @@ export class PathFinder {
     this.#releaseUnused();
     while (this.#events.length > 0) this.#events.shift()!();
   }
+}
+
+/** How the quota names a candidate: its local socket and endpoint. */
+function quotaKey(c: CandidateState): string {
+  return `${c.socket}/${formatEndpoint(c.endpoint)}`;
 }
 
 function onPath(path: Extract<Path, { kind: "direct" }>, c: CandidateState): boolean {

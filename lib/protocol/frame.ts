@@ -11,7 +11,9 @@
  * +------+---------+-------------------+-----------------------
  * ```
  * `name` is the sender, except in RELAY (the recipient) — and in RELAYED it is the sender as the
- * coordinator vouches for it.
+ * coordinator vouches for it. Handshake frames end in MACs keyed to the introduction's token
+ * (HS1: `mac1` and `mac2`, HS2 and HS3: `mac1`), so that a peer spends no key exchange on a
+ * stranger's frame; COOKIE answers an HS1 under load (docs/PROTOCOL.md §2.3).
  *
  * @example
  * ```ts
@@ -29,33 +31,60 @@ export const FrameType = {
   HS2: 0x13,
   HS3: 0x14,
   DATA: 0x15,
+  COOKIE: 0x16,
   RELAY: 0x18,
   RELAYED: 0x19,
 } as const;
 
 /** Length of a probe's truncated HMAC-SHA256. */
 export const PROBE_MAC_LENGTH = 16;
+/** Length of each MAC that ends a handshake frame (`mac1`, `mac2`) and of a COOKIE's MAC. */
+export const HANDSHAKE_MAC_LENGTH = 16;
+/** Length of the cookie a COOKIE frame carries. */
+export const COOKIE_LENGTH = 16;
+
+/** A handshake frame type. */
+export type HandshakeType = "hs1" | "hs2" | "hs3";
 
 /** A frame to encode. */
 export type OutFrame =
   | { type: "probe" | "probe-ack"; from: string; txid: number; mac: Uint8Array }
-  | { type: "hs1" | "hs2" | "hs3" | "data"; from: string; payload: Uint8Array }
+  | { type: "hs1"; from: string; payload: Uint8Array; mac1: Uint8Array; mac2: Uint8Array }
+  | { type: "hs2" | "hs3"; from: string; payload: Uint8Array; mac1: Uint8Array }
+  | { type: "data"; from: string; payload: Uint8Array }
+  | { type: "cookie"; from: string; cookie: Uint8Array; mac: Uint8Array }
   | { type: "relay"; to: string; inner: Uint8Array }
   | { type: "relayed"; from: string; inner: Uint8Array };
 
 /**
  * A decoded frame. Handshake and data frames also carry their `header` (type, name length and
- * name: the associated data that DATA encryption authenticates) and the `raw` datagram.
+ * name: the associated data that DATA encryption authenticates) and the `raw` datagram; a
+ * handshake frame's `payload` is the Noise message alone, and `signed` the bytes its `mac1`
+ * covers (header and Noise message; `mac2` covers those and `mac1`).
  */
 export type Frame =
   | { type: "probe" | "probe-ack"; from: string; txid: number; mac: Uint8Array }
   | {
-    type: "hs1" | "hs2" | "hs3" | "data";
+    type: "hs1";
     from: string;
     payload: Uint8Array;
+    mac1: Uint8Array;
+    mac2: Uint8Array;
+    signed: Uint8Array;
     header: Uint8Array;
     raw: Uint8Array;
   }
+  | {
+    type: "hs2" | "hs3";
+    from: string;
+    payload: Uint8Array;
+    mac1: Uint8Array;
+    signed: Uint8Array;
+    header: Uint8Array;
+    raw: Uint8Array;
+  }
+  | { type: "data"; from: string; payload: Uint8Array; header: Uint8Array; raw: Uint8Array }
+  | { type: "cookie"; from: string; cookie: Uint8Array; mac: Uint8Array }
   | { type: "relay"; to: string; inner: Uint8Array }
   | { type: "relayed"; from: string; inner: Uint8Array };
 
@@ -83,6 +112,7 @@ const TYPE_OF: Record<OutFrame["type"], number> = {
   "hs2": FrameType.HS2,
   "hs3": FrameType.HS3,
   "data": FrameType.DATA,
+  "cookie": FrameType.COOKIE,
   "relay": FrameType.RELAY,
   "relayed": FrameType.RELAYED,
 };
@@ -106,16 +136,43 @@ export function frameHeader(type: number, name: string): Uint8Array {
   return header;
 }
 
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a);
-  out.set(b, a.length);
+function concat(...parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
   return out;
 }
 
 /**
+ * The bytes a handshake frame's `mac1` covers: its header and Noise message, as the frame will
+ * start. Throws {@linkcode FrameError} as {@linkcode frameHeader} does.
+ *
+ * @example
+ * ```ts
+ * const signed = handshakeSigned("hs1", "alice", noiseMessage);
+ * const mac1 = hmac(sha256, token, signed).subarray(0, HANDSHAKE_MAC_LENGTH);
+ * ```
+ */
+export function handshakeSigned(
+  type: HandshakeType,
+  from: string,
+  payload: Uint8Array,
+): Uint8Array {
+  return concat(frameHeader(TYPE_OF[type], from), payload);
+}
+
+function checkLength(what: string, bytes: Uint8Array, length: number): void {
+  if (bytes.length !== length) {
+    throw new FrameError(`Cannot encode ${what}: it is ${bytes.length} bytes, not ${length}`);
+  }
+}
+
+/**
  * Encodes a frame. Throws {@linkcode FrameError} for a name over 255 bytes or with a lone
- * surrogate, a txid that is not a u32, or a MAC of the wrong length.
+ * surrogate, a txid that is not a u32, or a MAC or cookie of the wrong length.
  */
 export function encodeFrame(frame: OutFrame): Uint8Array {
   const type = TYPE_OF[frame.type];
@@ -135,11 +192,23 @@ export function encodeFrame(frame: OutFrame): Uint8Array {
       body.set(frame.mac, 4);
       return concat(frameHeader(type, frame.from), body);
     }
+    case "hs1":
+      checkLength("hs1 mac1", frame.mac1, HANDSHAKE_MAC_LENGTH);
+      checkLength("hs1 mac2", frame.mac2, HANDSHAKE_MAC_LENGTH);
+      return concat(frameHeader(type, frame.from), frame.payload, frame.mac1, frame.mac2);
+    case "hs2":
+    case "hs3":
+      checkLength(`${frame.type} mac1`, frame.mac1, HANDSHAKE_MAC_LENGTH);
+      return concat(frameHeader(type, frame.from), frame.payload, frame.mac1);
+    case "cookie":
+      checkLength("cookie", frame.cookie, COOKIE_LENGTH);
+      checkLength("cookie mac", frame.mac, HANDSHAKE_MAC_LENGTH);
+      return concat(frameHeader(type, frame.from), frame.cookie, frame.mac);
     case "relay":
       return concat(frameHeader(type, frame.to), frame.inner);
     case "relayed":
       return concat(frameHeader(type, frame.from), frame.inner);
-    default:
+    case "data":
       return concat(frameHeader(type, frame.from), frame.payload);
   }
 }
@@ -177,15 +246,48 @@ export function decodeFrame(bytes: Uint8Array): Frame {
     }
     case FrameType.HS1:
     case FrameType.HS2:
-    case FrameType.HS3:
-    case FrameType.DATA: {
-      const type = (["hs1", "hs2", "hs3", "data"] as const)[bytes[0] - FrameType.HS1];
+    case FrameType.HS3: {
+      const type = (["hs1", "hs2", "hs3"] as const)[bytes[0] - FrameType.HS1];
+      const macs = (type === "hs1" ? 2 : 1) * HANDSHAKE_MAC_LENGTH;
+      if (body.length < macs) {
+        throw new FrameError(
+          `Cannot decode ${type}: body is ${body.length} bytes, shorter than its ${macs} of MACs`,
+        );
+      }
+      const signedEnd = bytes.length - macs;
+      const common = {
+        from: name,
+        payload: bytes.subarray(nameEnd, signedEnd),
+        mac1: bytes.slice(signedEnd, signedEnd + HANDSHAKE_MAC_LENGTH),
+        signed: bytes.subarray(0, signedEnd),
+        header: bytes.subarray(0, nameEnd),
+        raw: bytes,
+      };
+      return type === "hs1"
+        ? { type, ...common, mac2: bytes.slice(signedEnd + HANDSHAKE_MAC_LENGTH) }
+        : { type, ...common };
+    }
+    case FrameType.DATA:
       return {
-        type,
+        type: "data",
         from: name,
         payload: body,
         header: bytes.subarray(0, nameEnd),
         raw: bytes,
+      };
+    case FrameType.COOKIE: {
+      if (body.length !== COOKIE_LENGTH + HANDSHAKE_MAC_LENGTH) {
+        throw new FrameError(
+          `Cannot decode cookie: body is ${body.length} bytes, expected ${
+            COOKIE_LENGTH + HANDSHAKE_MAC_LENGTH
+          }`,
+        );
+      }
+      return {
+        type: "cookie",
+        from: name,
+        cookie: body.slice(0, COOKIE_LENGTH),
+        mac: body.slice(COOKIE_LENGTH),
       };
     }
     case FrameType.RELAY:

@@ -18,6 +18,7 @@ import {
   VirtualNetwork,
   type VirtualRouter,
 } from "../support/virtual_nat.ts";
+import { PER_ENDPOINT_PROBES, ProbeQuota, SPRAY_PROBES } from "../../lib/peer/probe_quota.ts";
 import { prng } from "../support/prng.ts";
 
 // ---- Part 1: the state machine alone, with a fake clock and a scripted peer ----
@@ -357,7 +358,11 @@ Deno.test("restart keeps the path; a new ranking of its endpoint relabels it", (
 });
 
 Deno.test("bounds: candidates, prflx and remembered txids", () => {
-  const f = new Fake({ probeIntervalMs: 20 });
+  // Far more probes than the quota lets go to endpoints that never answer: lift it here.
+  const f = new Fake({
+    probeIntervalMs: 20,
+    quota: new ProbeQuota({ perEndpoint: Infinity, unanswered: Infinity }),
+  });
   const many = Array.from({ length: MAX_CANDIDATES + 1 }, (_, i): Candidate => ({
     kind: "public",
     endpoint: { host: "203.0.113.9", port: 1000 + i },
@@ -451,6 +456,7 @@ Deno.test("birthday spray: distinct random ports of the peer's address, paced, f
   const f = new Fake();
   f.pf.start(CANDIDATES);
   f.pf.startBirthday({ role: "spray", ports: 300, probesPerSecond: 100, windowMs: 5000 });
+  f.pf.onRelayedProbe(); // the hard side proves it holds its address
   assert.equal(f.pf.birthday, "spray");
   f.advance(4999);
   const spray = f.probes.filter((p) => p.birthday);
@@ -477,6 +483,7 @@ Deno.test("birthday: polled late, probes catch up but never exceed the rate", ()
   const f = new Fake();
   f.pf.start([{ kind: "public", endpoint: PUB }]);
   f.pf.startBirthday({ role: "spray", ports: 700, probesPerSecond: 200 });
+  f.pf.onRelayedProbe(); // the hard side proves it holds its address
   // A timer that fires irregularly and sometimes very late.
   for (const t of [0, 1500, 1600, 1610, 3200, 3300, 3900, 6000, 6001, 9000]) {
     f.now = t;
@@ -553,6 +560,7 @@ Deno.test("birthday spray: an ack from a sprayed port teaches a prflx and ends t
   const f = new Fake();
   f.pf.start(CANDIDATES);
   f.pf.startBirthday({ role: "spray" });
+  f.pf.onRelayedProbe(); // the hard side proves it holds its address
   f.advance(1000);
   const spray = f.probes.filter((p) => p.birthday);
   assert.equal(spray.length, 201);
@@ -611,6 +619,7 @@ Deno.test("birthday: a restart keeps sockets given again; a direct path or stop 
   const sent = f.probes.length;
   f.pf.startBirthday({ role: "sockets", sockets: [5] });
   f.pf.startBirthday({ role: "spray" });
+  f.pf.onRelayedProbe(); // the hard side proves it holds its address
   assert.equal(f.probes.length, sent);
   assert.deepEqual(f.released.at(-1), { at: 200, sockets: [5] });
   assert.equal(f.pf.birthday, undefined);
@@ -647,6 +656,7 @@ Deno.test("birthday: options are validated", () => {
   );
   // Sprayed ports may be the whole range.
   f.pf.startBirthday({ role: "spray", ports: 64_512, probesPerSecond: 1000 });
+  f.pf.onRelayedProbe(); // the hard side proves it holds its address
 });
 
 // ---- Part 2: two finders across a virtual network of NAT routers ----
@@ -820,6 +830,10 @@ class Scenario {
     const limits = this.#options.birthdayOptions ?? {};
     if (role === "spray") peer.pf.startBirthday({ role, ...limits });
     if (role !== "sockets") return;
+    // As the link does, at once: a probe through the relay (two hops) proves our address to the
+    // sprayer.
+    const other = this.peers[side === "a" ? "b" : "a"];
+    net.at(net.now + 40, () => other.pf.onRelayedProbe());
     net.at(net.now + (this.#options.openDelayMs ?? 30), () => {
       const ids: number[] = [];
       for (let i = 0; i < (this.#options.extraSockets ?? BIRTHDAY_SOCKETS); i++) {
@@ -1260,7 +1274,8 @@ Deno.test("birthday: symmetric/symmetric stays on the relay; the window ends, at
     assert.ok(maxPerSecond(peer.sent.map((p) => p.at)) <= 200 + maxPerSecond(normal));
   }
   const aTimes = a.sent.filter((p) => p.birthday).map((p) => p.at);
-  assert.ok(aTimes[0] === 120 && aTimes.at(-1)! < 120 + 5200, "1024 ports in 5.1 s");
+  // The spray starts when B's proof (a probe through the relay) arrives, 40 ms on.
+  assert.ok(aTimes[0] === 160 && aTimes.at(-1)! < 160 + 5200, "1024 ports in 5.1 s");
   // The next introductions, 90 s on (both peers ask for one), start the next searches, the
   // second restarting the first: bounded, about 1536 probes per cycle.
   net.run(95_000);
@@ -1302,4 +1317,98 @@ Deno.test("birthday: with a public host, the normal search wins and the sockets 
     assert.deepEqual(net.listening(h.local.host), [PORT]);
     assert.ok(e.pf.stats.birthdayProbesSent < 50, `${e.pf.stats.birthdayProbesSent} sprayed`);
   }
+});
+
+// ---- Part 4: the probe quota (issue 18) ----
+
+Deno.test("quota: an endpoint that never answers gets 32 probes in 10 minutes, however often introduced", () => {
+  const f = new Fake({ reintroduceAfterMs: 13_000 }); // a requester that keeps asking
+  f.onIntro = () => f.pf.start(CANDIDATES);
+  f.pf.start(CANDIDATES);
+  f.advance(600_000);
+  assert.ok(f.intros.length >= 40, `${f.intros.length} introductions`);
+  assert.equal(f.probesTo(LAN).length, PER_ENDPOINT_PROBES);
+  assert.equal(f.probesTo(PUB).length, PER_ENDPOINT_PROBES);
+  assert.ok(f.pf.stats.probesCapped > 0);
+  // The window slides: the next probes go once the first are 10 minutes old.
+  f.advance(620_000);
+  assert.ok(f.probesTo(LAN).length > PER_ENDPOINT_PROBES);
+  assert.ok(f.probesTo(LAN).filter((p) => p.at > 600_000).length <= PER_ENDPOINT_PROBES);
+});
+
+Deno.test("quota: an endpoint that answers is probed freely (keepalives); one quota spans finders", () => {
+  const f = new Fake();
+  f.pf.start(CANDIDATES);
+  f.advance(300);
+  f.ackLast(PUB);
+  assert.deepEqual(f.pf.path, direct(PUB, "public"));
+  // Keepalives every 5 s for 20 minutes, each answered: 240 probes, none capped.
+  let answered = f.probesTo(PUB).length;
+  while (f.now < 1_200_000) {
+    f.advance(f.pf.nextDeadline()!);
+    if (f.probesTo(PUB).length > answered) {
+      answered = f.probesTo(PUB).length;
+      f.ackLast(PUB);
+    }
+  }
+  assert.ok(f.probesTo(PUB).length > 240);
+  assert.equal(f.pf.stats.probesCapped, 0);
+  assert.equal(f.pf.stats.pathsLost, 0);
+  // Several finders (one per name an attacker uses) share the client's quota: the bystander's
+  // endpoint gets 32 probes in all, and the quota's total caps the sum over endpoints.
+  const quota = new ProbeQuota({ unanswered: 48 });
+  const finders = Array.from({ length: 5 }, (_, i) => new Fake({ quota }, i));
+  for (const g of finders) g.pf.start([{ kind: "lan", endpoint: LAN }]);
+  for (const g of finders) g.advance(60_000);
+  const toLan = finders.reduce((n, g) => n + g.probesTo(LAN).length, 0);
+  assert.equal(toLan, PER_ENDPOINT_PROBES);
+  for (const [i, g] of finders.entries()) {
+    g.pf.start([{ kind: "lan", endpoint: { host: "10.9.9.9", port: 1000 + i } }]);
+    g.advance(120_000);
+  }
+  const all = finders.reduce((n, g) => n + g.probes.length, 0);
+  assert.equal(all, 48, "the total of probes to endpoints that never answered");
+});
+
+Deno.test("birthday spray: no proof, no spray; a probe from the peer's public address is proof too", () => {
+  const unproven = new Fake();
+  unproven.pf.start(CANDIDATES);
+  unproven.pf.startBirthday({ role: "spray" });
+  assert.equal(unproven.pf.birthday, "spray", "armed");
+  unproven.advance(20_000);
+  assert.equal(unproven.pf.stats.birthdayProbesSent, 0);
+  assert.equal(unproven.pf.stats.spraysUnproven, 1);
+  assert.equal(unproven.pf.birthday, undefined);
+  // A valid probe from the peer's public address, any port (its NAT's mapping toward us).
+  const f = new Fake();
+  f.pf.start(CANDIDATES);
+  f.pf.startBirthday({ role: "spray" });
+  f.now = 500;
+  f.pf.onProbe({ host: "198.51.100.1", port: 4000 }, 1); // not the peer's address
+  f.advance(1000);
+  assert.equal(f.pf.stats.birthdayProbesSent, 0);
+  f.pf.onProbe(OTHER, 2);
+  f.advance(2000);
+  assert.equal(f.pf.stats.birthdayProbesSent, 201);
+  assert.equal(f.birthdayTimes()[0], 1000);
+  // A proof is used once: the next search needs another.
+  f.pf.startBirthday({ role: "spray" });
+  f.advance(30_000);
+  assert.equal(f.pf.stats.birthdaysStarted, 1);
+});
+
+Deno.test("birthday quota: 2048 birthday probes in 10 minutes across finders, then the search ends", () => {
+  const quota = new ProbeQuota();
+  const spray = (seed: number) => {
+    const f = new Fake({ quota }, seed);
+    f.pf.start(CANDIDATES);
+    f.pf.startBirthday({ role: "spray" });
+    f.pf.onRelayedProbe();
+    f.advance(20_000);
+    return f;
+  };
+  const sprays = [1, 2, 3].map(spray);
+  assert.deepEqual(sprays.map((f) => f.pf.stats.birthdayProbesSent), [1024, 1024, 0]);
+  assert.deepEqual(sprays.map((f) => f.pf.stats.birthdaysCapped), [0, 0, 1]);
+  assert.equal(SPRAY_PROBES, 2048);
 });

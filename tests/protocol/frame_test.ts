@@ -1,11 +1,14 @@
 import assert from "node:assert/strict";
 import {
+  COOKIE_LENGTH,
   decodeFrame,
   encodeFrame,
   type Frame,
   FrameError,
   frameHeader,
   FrameType,
+  HANDSHAKE_MAC_LENGTH,
+  handshakeSigned,
   isFrame,
   type OutFrame,
   PROBE_MAC_LENGTH,
@@ -15,6 +18,7 @@ import { prng } from "../support/prng.ts";
 
 const encoder = new TextEncoder();
 const MAC = Uint8Array.from({ length: PROBE_MAC_LENGTH }, (_, i) => 0xa0 + i);
+const MAC2 = Uint8Array.from({ length: HANDSHAKE_MAC_LENGTH }, (_, i) => 0xc0 + i);
 
 function assertFrameError(fn: () => unknown, message: string): void {
   assert.throws(fn, (err: unknown) => {
@@ -25,10 +29,16 @@ function assertFrameError(fn: () => unknown, message: string): void {
   });
 }
 
-/** What decodeFrame returns for an encoded frame: hs and data frames add `header` and `raw`. */
+/**
+ * What decodeFrame returns for an encoded frame: hs and data frames add `header` and `raw`, hs
+ * frames `signed` too (all but their MACs).
+ */
 function expectedDecode(frame: OutFrame, bytes: Uint8Array): Frame {
   if (!("payload" in frame)) return frame;
-  return { ...frame, header: bytes.subarray(0, 2 + bytes[1]), raw: bytes };
+  const header = bytes.subarray(0, 2 + bytes[1]);
+  if (frame.type === "data") return { ...frame, header, raw: bytes };
+  const macs = frame.type === "hs1" ? 2 * HANDSHAKE_MAC_LENGTH : HANDSHAKE_MAC_LENGTH;
+  return { ...frame, signed: bytes.subarray(0, bytes.length - macs), header, raw: bytes };
 }
 
 Deno.test("frame type bytes are the documented ones, all below 0x20", () => {
@@ -39,10 +49,13 @@ Deno.test("frame type bytes are the documented ones, all below 0x20", () => {
     HS2: 0x13,
     HS3: 0x14,
     DATA: 0x15,
+    COOKIE: 0x16,
     RELAY: 0x18,
     RELAYED: 0x19,
   });
   assert.equal(PROBE_MAC_LENGTH, 16);
+  assert.equal(HANDSHAKE_MAC_LENGTH, 16);
+  assert.equal(COOKIE_LENGTH, 16);
 });
 
 Deno.test("encodeFrame writes the documented layout of every type", () => {
@@ -56,9 +69,19 @@ Deno.test("encodeFrame writes the documented layout of every type", () => {
       { type: "probe-ack", from: "张", txid: 0xfffffffe, mac: MAC },
       [0x11, 3, 0xe5, 0xbc, 0xa0, 0xff, 0xff, 0xff, 0xfe, ...mac],
     ],
-    [{ type: "hs1", from: "a", payload: new Uint8Array([9, 8]) }, [0x12, 1, 0x61, 9, 8]],
-    [{ type: "hs2", from: "bo", payload: new Uint8Array([7]) }, [0x13, 2, 0x62, 0x6f, 7]],
-    [{ type: "hs3", from: "c", payload: new Uint8Array() }, [0x14, 1, 0x63]],
+    [
+      { type: "hs1", from: "a", payload: new Uint8Array([9, 8]), mac1: MAC, mac2: MAC2 },
+      [0x12, 1, 0x61, 9, 8, ...mac, ...MAC2],
+    ],
+    [
+      { type: "hs2", from: "bo", payload: new Uint8Array([7]), mac1: MAC },
+      [0x13, 2, 0x62, 0x6f, 7, ...mac],
+    ],
+    [{ type: "hs3", from: "c", payload: new Uint8Array(), mac1: MAC }, [0x14, 1, 0x63, ...mac]],
+    [
+      { type: "cookie", from: "b", cookie: MAC2, mac: MAC },
+      [0x16, 1, 0x62, ...MAC2, ...mac],
+    ],
     [{ type: "data", from: "d", payload: new Uint8Array([0, 255]) }, [0x15, 1, 0x64, 0, 255]],
     [{ type: "relay", to: "bob", inner: new Uint8Array([0x15, 1]) }, [
       0x18,
@@ -99,9 +122,11 @@ Deno.test("frames of every type round-trip", () => {
     { type: "probe", from: "alice", txid: 0, mac: MAC },
     { type: "probe", from: "张伟", txid: 0xffff_ffff, mac: new Uint8Array(PROBE_MAC_LENGTH) },
     { type: "probe-ack", from: "😀 b", txid: 12345, mac: MAC },
-    { type: "hs1", from: "alice", payload: new Uint8Array(32).fill(7) },
-    { type: "hs2", from: "\ufeffbob", payload: new Uint8Array(96).fill(1) },
-    { type: "hs3", from: "x".repeat(255), payload: new Uint8Array(64) },
+    { type: "hs1", from: "alice", payload: new Uint8Array(32).fill(7), mac1: MAC, mac2: MAC2 },
+    { type: "hs1", from: "a", payload: new Uint8Array(), mac1: MAC2, mac2: MAC },
+    { type: "hs2", from: "\ufeffbob", payload: new Uint8Array(96).fill(1), mac1: MAC },
+    { type: "hs3", from: "x".repeat(255), payload: new Uint8Array(64), mac1: MAC2 },
+    { type: "cookie", from: "张伟", cookie: MAC, mac: MAC2 },
     { type: "data", from: "张".repeat(85), payload: new Uint8Array(1200).fill(0x5a) },
     { type: "data", from: "", payload: new Uint8Array() },
     { type: "relay", to: "bob", inner: new Uint8Array([0x15, 1, 0x61, 0xff]) },
@@ -184,11 +209,17 @@ Deno.test("isFrame tells frames from coordinator text by the first byte", () => 
 
 Deno.test("encodeFrame refuses names over 255 bytes and lone surrogates", () => {
   // 255 bytes is the limit, counted in UTF-8 bytes, not characters.
-  assert.equal(encodeFrame({ type: "hs1", from: "x".repeat(255), payload: MAC })[1], 255);
-  assert.equal(encodeFrame({ type: "hs1", from: "张".repeat(85), payload: MAC })[1], 255);
+  assert.equal(
+    encodeFrame({ type: "hs1", from: "x".repeat(255), payload: MAC, mac1: MAC, mac2: MAC })[1],
+    255,
+  );
+  assert.equal(
+    encodeFrame({ type: "hs1", from: "张".repeat(85), payload: MAC, mac1: MAC, mac2: MAC })[1],
+    255,
+  );
   const tooLong: [OutFrame, number][] = [
     [{ type: "data", from: "x".repeat(256), payload: MAC }, 256],
-    [{ type: "hs2", from: "张".repeat(86), payload: MAC }, 258],
+    [{ type: "hs2", from: "张".repeat(86), payload: MAC, mac1: MAC }, 258],
     [{ type: "probe", from: "😀".repeat(64), txid: 1, mac: MAC }, 256],
     [{ type: "relay", to: "y".repeat(300), inner: MAC }, 300],
     [{ type: "relayed", from: "z".repeat(1000), inner: MAC }, 1000],
@@ -291,9 +322,67 @@ Deno.test("decodeFrame requires a probe body of exactly txid and MAC", () => {
   }
 });
 
+Deno.test("decodeFrame requires the MACs of handshake frames and a cookie's exact body", () => {
+  const body = (n: number) => new Uint8Array(n).fill(3);
+  for (const [type, macs] of [["hs1", 32], ["hs2", 16], ["hs3", 16]] as const) {
+    for (let n = 0; n < macs; n++) {
+      const bytes = new Uint8Array([FrameType[type.toUpperCase() as "HS1"], 1, 0x61, ...body(n)]);
+      assertFrameError(
+        () => decodeFrame(bytes),
+        `Cannot decode ${type}: body is ${n} bytes, shorter than its ${macs} of MACs`,
+      );
+    }
+    // Just the MACs: an empty Noise message, which the handshake then refuses.
+    const bare = decodeFrame(
+      new Uint8Array([FrameType[type.toUpperCase() as "HS1"], 0, ...body(macs)]),
+    );
+    assert.equal(bare.type === type && bare.payload.length, 0);
+  }
+  for (const n of [0, 16, 31, 33]) {
+    assertFrameError(
+      () => decodeFrame(new Uint8Array([FrameType.COOKIE, 1, 0x62, ...body(n)])),
+      `Cannot decode cookie: body is ${n} bytes, expected 32`,
+    );
+  }
+});
+
+Deno.test("encodeFrame refuses MACs and cookies of the wrong length", () => {
+  const short = new Uint8Array(15);
+  const payload = new Uint8Array(32);
+  assertFrameError(
+    () => encodeFrame({ type: "hs1", from: "a", payload, mac1: short, mac2: MAC2 }),
+    "Cannot encode hs1 mac1: it is 15 bytes, not 16",
+  );
+  assertFrameError(
+    () => encodeFrame({ type: "hs1", from: "a", payload, mac1: MAC, mac2: new Uint8Array(17) }),
+    "Cannot encode hs1 mac2: it is 17 bytes, not 16",
+  );
+  assertFrameError(
+    () => encodeFrame({ type: "hs3", from: "a", payload, mac1: short }),
+    "Cannot encode hs3 mac1: it is 15 bytes, not 16",
+  );
+  assertFrameError(
+    () => encodeFrame({ type: "cookie", from: "a", cookie: short, mac: MAC }),
+    "Cannot encode cookie: it is 15 bytes, not 16",
+  );
+  assertFrameError(
+    () => encodeFrame({ type: "cookie", from: "a", cookie: MAC, mac: short }),
+    "Cannot encode cookie mac: it is 15 bytes, not 16",
+  );
+});
+
+Deno.test("handshakeSigned is what a handshake frame's mac1 covers", () => {
+  const frame = decodeFrame(
+    encodeFrame({ type: "hs2", from: "张伟", payload: new Uint8Array([1, 2]), mac1: MAC }),
+  );
+  assert.ok(frame.type === "hs2");
+  assert.deepEqual(handshakeSigned("hs2", "张伟", new Uint8Array([1, 2])), frame.signed);
+  assert.deepEqual(frame.mac1, MAC);
+});
+
 Deno.test("decodeFrame rejects unknown types", () => {
   const known = new Set<number>(Object.values(FrameType));
-  const frame = encodeFrame({ type: "hs1", from: "a", payload: MAC });
+  const frame = encodeFrame({ type: "hs1", from: "a", payload: MAC, mac1: MAC, mac2: MAC2 });
   for (let type = 0; type < 256; type++) {
     if (known.has(type)) continue;
     const bytes = frame.slice();
@@ -335,7 +424,21 @@ function randomName(rand: () => number): string {
   return name;
 }
 
-const OUT_TYPES = ["probe", "probe-ack", "hs1", "hs2", "hs3", "data", "relay", "relayed"] as const;
+const OUT_TYPES = [
+  "probe",
+  "probe-ack",
+  "hs1",
+  "hs2",
+  "hs3",
+  "data",
+  "cookie",
+  "relay",
+  "relayed",
+] as const;
+
+function randomMac(rand: () => number): Uint8Array {
+  return Uint8Array.from({ length: HANDSHAKE_MAC_LENGTH }, () => Math.floor(rand() * 256));
+}
 
 function randomFrame(rand: () => number): OutFrame {
   const type = OUT_TYPES[Math.floor(rand() * OUT_TYPES.length)];
@@ -351,7 +454,20 @@ function randomFrame(rand: () => number): OutFrame {
       return { type, to: name, inner: randomBytes(rand, 80) };
     case "relayed":
       return { type, from: name, inner: randomBytes(rand, 80) };
-    default:
+    case "hs1":
+      return {
+        type,
+        from: name,
+        payload: randomBytes(rand, 80),
+        mac1: randomMac(rand),
+        mac2: randomMac(rand),
+      };
+    case "hs2":
+    case "hs3":
+      return { type, from: name, payload: randomBytes(rand, 80), mac1: randomMac(rand) };
+    case "cookie":
+      return { type, from: name, cookie: randomMac(rand), mac: randomMac(rand) };
+    case "data":
       return { type, from: name, payload: randomBytes(rand, 80) };
   }
 }

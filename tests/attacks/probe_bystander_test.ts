@@ -1,0 +1,75 @@
+/**
+ * Attack: an introduced user claims a bystander's address as its LAN endpoint, and keeps the
+ * introductions coming (issue 18). Before the probe quota one `connect` made the victim probe the
+ * bystander 107 times (2.9 KB), and again with every new introduction while the requester stayed
+ * online. Now an endpoint that never answers gets at most 32 probes in any 10 minutes.
+ *
+ * The victim first sends the attacker a message, so the test holds whatever rule decides who
+ * may be introduced: the victim asked too.
+ */
+import assert from "node:assert/strict";
+import { Coordinator } from "../../lib/coordinator.ts";
+import { encodeKey } from "../../lib/crypto/identity.ts";
+import { generateKeyPair } from "../../lib/crypto/noise.ts";
+import { encodeBase64url } from "../../lib/protocol/base64url.ts";
+import { UdpSocket } from "../../lib/net/udp.ts";
+import { Peer } from "../../lib/peer.ts";
+import type { PeerEvent } from "../../lib/peer/events.ts";
+import { fetchListRaw, SeedClient } from "../support/seed_client.ts";
+import { Collector, sleep } from "../support/wait.ts";
+
+/** Seconds the attack lasts: several introductions, each of which used to restart the search. */
+const ATTACK_S = 30;
+
+Deno.test("attack: a claimed bystander endpoint gets at most 32 probes, however many introductions", async () => {
+  const coordinator = await Coordinator.start({ host: "127.0.0.1", port: 0, log: () => {} });
+  const configDir = await Deno.makeTempDir({ prefix: "p2p-attack-" });
+  const bystander = await UdpSocket.bind({ host: "127.0.0.1", port: 0 });
+  const received = { packets: 0, bytes: 0 };
+  bystander.onMessage((data) => {
+    received.packets++;
+    received.bytes += data.length;
+  });
+  const mallory = await SeedClient.open({ host: "127.0.0.1", port: coordinator.udpPort });
+  const events = new Collector<PeerEvent>();
+  let victim: Peer | undefined;
+  try {
+    victim = await Peer.start({
+      server: { host: "127.0.0.1", port: coordinator.udpPort },
+      username: "alice",
+      bind: { host: "127.0.0.1", port: 0 },
+      configDir,
+      onEvent: events.push,
+    });
+    // mallory logs in with a key, claiming the bystander's endpoint as its own LAN endpoint.
+    const key = encodeKey(generateKeyPair().publicKey);
+    const secret = encodeBase64url(crypto.getRandomValues(new Uint8Array(16)));
+    const b = bystander.local;
+    mallory.send(`login,mallory,${b.host}:${b.port},${key},${secret}`);
+    const accept = await mallory.next((t) => t.startsWith("Accept,"));
+    await fetchListRaw(Number(accept.split(",")[1]));
+    await events.waitFor((e) => e.event === "online" && e.user === "mallory");
+    victim.send("mallory", "hello?");
+    // mallory asks for an introduction every 3 s and stays online, never answering a probe.
+    for (let t = 0; t < ATTACK_S; t += 3) {
+      mallory.send(`connect,mallory,alice`);
+      mallory.send(`heartbeat,mallory,${secret}`);
+      await sleep(3000);
+    }
+    const introductions = mallory.received.filter((t) => t.startsWith("Introduce,")).length;
+    console.log(
+      `${introductions} introductions in ${ATTACK_S} s; the bystander got ${received.packets} ` +
+        `packets, ${received.bytes} bytes`,
+    );
+    assert.ok(introductions >= 5, `only ${introductions} introductions: the attack did not run`);
+    // 32 probes of 27 bytes (type, name length, "alice", txid, MAC) at most.
+    assert.ok(received.packets <= 32, `${received.packets} packets to the bystander`);
+    assert.ok(received.bytes <= 32 * 27, `${received.bytes} bytes to the bystander`);
+  } finally {
+    await victim?.close();
+    await mallory.close();
+    await bystander.close();
+    await coordinator.close();
+    await Deno.remove(configDir, { recursive: true });
+  }
+});
