@@ -15,6 +15,13 @@ import { encodeFrame } from "../lib/protocol/frame.ts";
 import { FakeClock } from "./support/fake_clock.ts";
 import { Collector, sleep } from "./support/wait.ts";
 
+/** An HS1's body with MACs nobody checked: what a forger who holds no introduction can send. */
+const FORGED_HS1 = {
+  payload: new Uint8Array(32),
+  mac1: new Uint8Array(16),
+  mac2: new Uint8Array(16),
+};
+
 /** A raw UDP socket on a loopback address of its choice, counting what reaches it. */
 class Raw {
   readonly texts: string[] = [];
@@ -245,8 +252,8 @@ Deno.test("attack: a 44-byte frame from an address that never logged in makes no
     await victim.events.waitFor((e) => e.event === "online" && e.user === "carol");
     await victim.settled();
     const forger = await raw("127.0.0.5");
-    const hs1 = encodeFrame({ type: "hs1", from: "carol", payload: new Uint8Array(37) });
-    assert.equal(hs1.length, 44);
+    const hs1 = encodeFrame({ type: "hs1", from: "carol", ...FORGED_HS1 });
+    assert.equal(hs1.length, 71); // 44 bytes before handshake frames carried their two MACs
     forger.send(hs1, victim.peer.observed);
     await sleep(1000);
     const asked = carol.texts.filter((t) => /^(Introduce|Knock),victim,/.test(t));
@@ -270,7 +277,7 @@ Deno.test("attack: relayed frames from someone the receiver never accepted are d
     await victim.settled();
     // A coordinator that relays for a pair the victim never consented to (an older one).
     coordinator.relay.introduce("mallory", "victim");
-    const hs1 = encodeFrame({ type: "hs1", from: "mallory", payload: new Uint8Array(37) });
+    const hs1 = encodeFrame({ type: "hs1", from: "mallory", ...FORGED_HS1 });
     for (let i = 0; i < 20; i++) {
       mallory.send(encodeFrame({ type: "relay", to: "victim", inner: hs1 }));
     }
