@@ -5,15 +5,21 @@
  * and the peer frames (NAT traversal relies on that). The rooms behind this door, in `lib/peer/`:
  *
  * - `demux.ts`: what a datagram is (coordinator text, the whoami answer, a frame, a relayed one).
- * - `presence.ts`: login, heartbeats, the online list (`presence_view.ts`) and its resyncs
+ * - `presence.ts`: login, heartbeats, the online list (`presence_view.ts`), its resyncs
  *   (`resync_watch.ts`).
- * - `link.ts`: everything between us and one peer — path (`traversal.ts`), Noise handshake
- *   (`handshake.ts`), session, reliable channel (`reliable.ts`) and the messages waiting.
- * - `nat_detect.ts`: our NAT kind, from the coordinator's two ports; `socket_pool.ts`: the extra
- *   sockets of birthday searches.
- * - `key_trust.ts`: trust on first use; `consent.ts`: whom we agree to talk to (knocks, policy);
- *   `outgoing.ts`: unsettled messages and `drain()`.
- * - `events.ts`: what we report (the `--json` contract); `nat_check.ts`: `p2p nat`.
+ * - `door.ts`: consent at the door — knocks, unasked introductions, strangers' frames, by the
+ *   policy of `consent.ts` (whom we agree to talk to, `--accept`).
+ * - `links.ts`: our links, sharing one probe quota (`probe_quota.ts`); `link.ts`: one peer's path,
+ *   session, reliable channel and waiting messages.
+ * - Path: `traversal.ts` (the path finder) with `search_schedule.ts`, `probe_transactions.ts` and
+ *   `birthday.ts`; `socket_pool.ts` (the birthday search's sockets).
+ * - Session: `handshake.ts` (Noise XX) with `handshake_macs.ts` (MACs on handshake frames) and
+ *   `cookie_gate.ts` (key exchanges under load).
+ * - Reliable channel: `reliable.ts` with `rtt.ts`, `congestion.ts`, `flight.ts`,
+ *   `loss_detection.ts`, `outbox.ts` and `receive_stream.ts`.
+ * - `nat_detect.ts`: our NAT kind, from the coordinator's two ports; `nat_check.ts`: `p2p nat`.
+ * - `key_trust.ts`: trust on first use; `outgoing.ts`: unsettled messages and `drain()`;
+ *   `events.ts`: what we report (the `--json` contract).
  *
  * @example
  * ```ts
@@ -27,24 +33,27 @@
  * ```
  * @module
  */
-import { decodeKey, encodeKey, fingerprint, loadOrCreateIdentity } from "./crypto/identity.ts";
+import { encodeKey, fingerprint, loadOrCreateIdentity } from "./crypto/identity.ts";
 import type { KeyPair } from "./crypto/noise.ts";
 import { KnownPeers } from "./crypto/known_peers.ts";
-import { type Clock, realClock } from "./clock.ts";
+import type { Clock } from "./clock.ts";
 import { localAddressFor, UdpSocket } from "./net/udp.ts";
 import { encodeBase64url } from "./protocol/base64url.ts";
-import { type Endpoint, formatEndpoint, sameEndpoint } from "./protocol/endpoint.ts";
+import { type Endpoint, formatEndpoint } from "./protocol/endpoint.ts";
 import { encodeFrame } from "./protocol/frame.ts";
 import type { ServerMessage } from "./protocol/seed.ts";
 import type { NatKind } from "./protocol/whoami.ts";
-import { type AcceptPolicy, Consent } from "./peer/consent.ts";
-import { demuxDatagram, type PeerFrame } from "./peer/demux.ts";
-import { type EventSink, linkEventsFor, type OnlineUser } from "./peer/events.ts";
+import type { AcceptPolicy } from "./peer/consent.ts";
+import { demuxDatagram } from "./peer/demux.ts";
+import { Door } from "./peer/door.ts";
+import { type EventSink, linkEventsFor, type OnlineUser, type PeerEvent } from "./peer/events.ts";
 import { KeyTrust } from "./peer/key_trust.ts";
-import { introductionFrom, Link, type LinkTransport } from "./peer/link.ts";
+import { introductionFrom, type LinkTransport } from "./peer/link.ts";
+import { Links, type LinkWiring } from "./peer/links.ts";
 import { NatDetector } from "./peer/nat_detect.ts";
 import { Outgoing } from "./peer/outgoing.ts";
 import { Presence } from "./peer/presence.ts";
+import { ProbeQuota } from "./peer/probe_quota.ts";
 import { SocketPool } from "./peer/socket_pool.ts";
 import type { PathFinderOptions } from "./peer/traversal.ts";
 
@@ -79,19 +88,6 @@ export interface PeerOptions {
   strangersPerMinute?: number;
 }
 
-/** What the peer itself dropped, before any link saw it. */
-interface PeerDrops {
-  /** Frames sent straight to us by someone we have no link with. */
-  unsolicitedFrames: number;
-  /** Relayed frames from someone we have no link with. */
-  refusedRelayed: number;
-  /** Introductions to someone we never consented to (a coordinator that does not ask us). */
-  refusedIntroductions: number;
-}
-
-/** Asks for an introduction on someone's traffic at most this often per user. */
-const ASK_INTERVAL_MS = 2000;
-
 /** Longest message text, in UTF-8 bytes (it is split into datagrams and reassembled). */
 export const MAX_TEXT_BYTES = 256 * 1024;
 
@@ -104,28 +100,17 @@ export class Peer {
   readonly fingerprint: string;
   readonly #o: PeerOptions;
   readonly #socket: UdpSocket;
-  readonly #identity: KeyPair;
-  /** Random per process: peers see that we restarted (docs/PROTOCOL.md §2.3). */
-  readonly #instanceId = crypto.getRandomValues(new Uint32Array(1))[0];
   readonly #presence: Presence;
   readonly #trust: KeyTrust;
+  readonly #door: Door;
   readonly #nat: NatDetector;
   readonly #pool: SocketPool;
   readonly #outgoing = new Outgoing();
-  readonly #links = new Map<string, Link>();
-  readonly #consent: Consent;
-  readonly #clock: Clock;
-  /** When we last asked for an introduction on a user's knock or traffic. */
-  readonly #asked = new Map<string, number>();
-  readonly #drops: PeerDrops = {
-    unsolicitedFrames: 0,
-    refusedRelayed: 0,
-    refusedIntroductions: 0,
-  };
+  readonly #links: Links;
   /** Users seen online during this session: messages to them wait if they are away. */
   readonly #seen = new Set<string>();
-  #ready = false;
-  #closed = false;
+  /** Logging in until `ready` is reported, then until closed. */
+  #phase: "login" | "ready" | "closed" = "login";
 
   private constructor(
     socket: UdpSocket,
@@ -138,17 +123,32 @@ export class Peer {
     this.fingerprint = fingerprint(identity.publicKey);
     this.#o = options;
     this.#socket = socket;
-    this.#identity = identity;
     this.#trust = new KeyTrust({
       known,
       me: { name: options.username, publicKey: identity.publicKey },
-      onEvent: this.#emit,
+      onEvent: (e) => this.#emit(e),
     });
-    this.#clock = options.clock ?? realClock;
-    this.#consent = new Consent({
+    this.#door = new Door({
+      me: options.username,
       policy: options.accept ?? "anyone",
       pinned: (user) => this.#trust.pinned(user),
       strangersPerMinute: options.strangersPerMinute,
+      listed: (user) => this.#presence.users.get(user),
+      ask: (user) => this.#nat.connect(user),
+      onKnock: (e) => this.#emit(e),
+      clock: options.clock,
+    });
+    this.#links = new Links({
+      me: options.username,
+      staticKeyPair: identity,
+      // Random per process: peers see that we restarted (docs/PROTOCOL.md §2.3).
+      instanceId: crypto.getRandomValues(new Uint32Array(1))[0],
+      clock: options.clock,
+      giveUpAfterMs: options.giveUpAfterMs,
+      pathOptions: options.pathOptions,
+      // One probe budget for all our links: more names buy an attacker nothing.
+      quota: new ProbeQuota(),
+      wiring: (peer) => this.#wiring(peer),
     });
     this.#pool = new SocketPool({
       host: socket.local.host,
@@ -168,7 +168,9 @@ export class Peer {
       // The first list is reported after `ready`, by start().
       onOnline: (user, ep) => {
         this.#seen.add(user);
-        if (this.#ready) this.#emit({ event: "online", user, endpoint: formatEndpoint(ep) });
+        if (this.#phase !== "login") {
+          this.#emit({ event: "online", user, endpoint: formatEndpoint(ep) });
+        }
         // Messages were waiting for this user to come back.
         const link = this.#links.get(user);
         if (link?.hasPending) link.requestIntroduction();
@@ -186,22 +188,16 @@ export class Peer {
       send: (data, to) => socket.send(data, to),
       connect: (peer) => this.#presence.connect(peer),
       onDetected: (kind) => this.#presence.reportNat(kind),
-      indirect: () =>
-        [...this.#links.values()].filter((l) => l.path.kind !== "direct").map((l) => l.peer),
+      indirect: () => this.#links.indirect(),
       clock: options.clock,
     });
   }
 
   /** Binds the socket, loads our identity, logs in, and emits `ready` and the online users. */
   static async start(options: PeerOptions): Promise<Peer> {
-    const identity = await loadOrCreateIdentity({
-      username: options.username,
-      configDir: options.configDir,
-    });
-    const known = await KnownPeers.open({
-      username: options.username,
-      configDir: options.configDir,
-    });
+    const whose = { username: options.username, configDir: options.configDir };
+    const identity = await loadOrCreateIdentity(whose);
+    const known = await KnownPeers.open(whose);
     const bindHost = options.bind?.host ?? (options.server.host.includes(":") ? "::" : "0.0.0.0");
     const socket = await UdpSocket.bind({ host: bindHost, port: options.bind?.port ?? 0 });
     try {
@@ -213,7 +209,7 @@ export class Peer {
       const peer = new Peer(socket, claimed, identity, known, options);
       socket.onMessage((data, from) => peer.#onDatagram(data, from));
       const { observed } = await peer.#presence.login();
-      peer.#ready = true;
+      peer.#phase = "ready";
       peer.#emit({
         event: "ready",
         user: options.username,
@@ -237,7 +233,7 @@ export class Peer {
     return [...this.#presence.users].map(([user, ep]) => ({
       user,
       endpoint: formatEndpoint(ep),
-      path: this.#links.get(user)?.path.kind ?? "none",
+      path: this.#links.pathTo(user),
     }));
   }
 
@@ -251,11 +247,7 @@ export class Peer {
    * what the peer dropped before any link (traffic and introductions from strangers).
    */
   stats(): Record<string, number> {
-    const total: Record<string, number> = { ...this.#drops };
-    for (const link of this.#links.values()) {
-      for (const [k, v] of Object.entries(link.stats)) total[k] = (total[k] ?? 0) + v;
-    }
-    return total;
+    return { ...this.#door.drops, ...this.#links.stats() };
   }
 
   /**
@@ -303,18 +295,19 @@ export class Peer {
 
   /** Logs out and closes the socket. Messages still unsettled are reported undelivered. */
   async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
+    if (this.#phase === "closed") return;
+    this.#phase = "closed";
     this.#nat.close();
     this.#presence.logout();
-    for (const link of this.#links.values()) link.close("the client closed");
-    this.#links.clear();
+    this.#links.closeAll("the client closed");
     await this.#pool.closeAll();
     this.#outgoing.release();
     await this.#socket.close();
   }
 
-  #emit: EventSink = (e) => this.#o.onEvent(e);
+  #emit(e: PeerEvent): void {
+    this.#o.onEvent(e);
+  }
 
   #send(to: string, text: string, group: boolean): number | undefined {
     const fail = (why: string) => {
@@ -332,80 +325,50 @@ export class Peer {
     if (bytes > MAX_TEXT_BYTES) {
       return fail(`the message is ${bytes} bytes, the limit is ${MAX_TEXT_BYTES}`);
     }
-    this.#consent.want(to);
+    this.#door.want(to);
     const id = this.#outgoing.add();
     this.#emit(group ? { event: "sent", to, id, text, group } : { event: "sent", to, id, text });
-    this.#link(to).send({ group, id, text });
+    this.#links.open(to).send({ group, id, text });
     return id;
   }
 
-  #link(peer: string): Link {
-    let link = this.#links.get(peer);
-    if (link) return link;
-    link = new Link({
-      me: this.username,
-      peer,
-      staticKeyPair: this.#identity,
-      instanceId: this.#instanceId,
-      verifyKey: (key) => this.#trust.verify(peer, key),
-      transport: this.#transportTo(peer),
-      events: linkEventsFor({
-        peer,
-        me: this.username,
-        emit: this.#emit,
-        settle: (id) => this.#outgoing.settle(id),
-      }),
-      clock: this.#o.clock,
-      giveUpAfterMs: this.#o.giveUpAfterMs,
-      pathOptions: this.#o.pathOptions,
-    });
-    this.#links.set(peer, link);
-    return link;
-  }
-
-  /** How the link to `peer` reaches it: our sockets, the relay, the coordinator. */
-  #transportTo(peer: string): LinkTransport {
-    return {
+  /** The link to `peer`: its key checked by our trust, its reports ours, its transport ours. */
+  #wiring(peer: string): LinkWiring {
+    const { username: me, server } = this.#o;
+    const transport: LinkTransport = {
       sendTo: (frame, to, ttl, socket = 0) =>
         (socket === 0 ? this.#socket : this.#pool.get(socket))?.send(frame, to, { ttl }),
       sendViaRelay: (frame) =>
-        this.#socket.send(encodeFrame({ type: "relay", to: peer, inner: frame }), this.#o.server),
+        this.#socket.send(encodeFrame({ type: "relay", to: peer, inner: frame }), server),
       openSockets: (count) => this.#pool.open(count),
       closeSockets: (ids) => this.#pool.close(ids),
       localNat: () => this.#nat.kind,
       requestIntroduction: () => this.#nat.connect(peer),
     };
+    const settle = (id: number) => this.#outgoing.settle(id);
+    const events = linkEventsFor({ peer, me, emit: (e) => this.#emit(e), settle });
+    return { verifyKey: (key) => this.#trust.verify(peer, key), transport, events };
   }
 
   #onServerMessage(msg: ServerMessage): void {
-    if (msg.type === "knock") {
-      if (msg.username === this.username) return;
-      const key = decodeKey(msg.key);
-      if (!key) return;
-      if (this.#decide(msg.username, key)) this.#ask(msg.username);
-    } else if (msg.type === "introduce") {
+    if (msg.type === "knock") this.#door.knock(msg.username, msg.key);
+    else if (msg.type === "introduce") {
       const intro = introductionFrom(msg);
       if (!intro || msg.username === this.username) return;
       const link = this.#links.get(msg.username);
-      // A coordinator that asks both sides never introduces us unasked; one that does not (an
-      // older one) gets the answer our policy gives a knock.
       if (link) link.introduce(intro);
-      else if (this.#consent.consented(msg.username) || this.#decide(msg.username, intro.key)) {
-        this.#link(msg.username).introduce(intro);
-      } else this.#drops.refusedIntroductions++;
+      else if (this.#door.admitIntroduction(msg.username, intro.key)) {
+        this.#links.open(msg.username).introduce(intro);
+      }
     } else if (msg.type === "unavailable") {
-      const link = this.#links.get(msg.username);
       // Offline users may come back within the session: their messages wait. An online user
       // the coordinator cannot introduce (a seed-only client) never will.
-      if (link && this.#presence.users.has(msg.username)) {
-        this.#links.delete(msg.username);
-        link.close(msg.reason);
-      }
+      if (this.#presence.users.has(msg.username)) this.#links.close(msg.username, msg.reason);
     }
   }
 
   #onDatagram(data: Uint8Array, from: Endpoint, socket = 0): void {
-    if (this.#closed) return;
+    if (this.#phase === "closed") return;
     const what = demuxDatagram(data, from, { server: this.#o.server, extraSocket: socket !== 0 });
     switch (what?.kind) {
       case "coordinator":
@@ -420,46 +383,8 @@ export class Peer {
       case "frame": {
         const link = this.#links.get(what.frame.from);
         if (link) link.receive(what.frame, what.via, socket);
-        else if (socket === 0) this.#onStrangerFrame(what.frame, what.via);
+        else if (socket === 0) this.#door.strangerFrame(what.frame.from, what.via);
       }
     }
-  }
-
-  /**
-   * A frame from someone we have no link with: dropped. It may be a peer that restarted, or one
-   * whose introduction is still on its way: if the coordinator vouches for the sender's name (it
-   * relayed the frame) or the frame comes from the endpoint the online list shows for that user,
-   * and our policy accepts the user, we ask for an introduction (our consent; theirs is needed
-   * too). A frame from anywhere else names whoever the sender likes: it gets nothing.
-   */
-  #onStrangerFrame(frame: PeerFrame, via: Endpoint | "relay"): void {
-    const user = frame.from;
-    if (via === "relay") this.#drops.refusedRelayed++;
-    else this.#drops.unsolicitedFrames++;
-    const listed = this.#presence.users.get(user);
-    const vouched = via === "relay" || (listed !== undefined && sameEndpoint(listed, via));
-    if (!vouched || user === this.username) return;
-    const last = this.#asked.get(user);
-    if (last !== undefined && this.#clock.now() - last < ASK_INTERVAL_MS) return;
-    if (this.#consent.decide(user, undefined, this.#clock.now()).accepted) this.#ask(user);
-  }
-
-  /** Our consent to talk to `user`: `connect` (once our NAT kind is known). */
-  #ask(user: string): void {
-    this.#asked.set(user, this.#clock.now());
-    this.#nat.connect(user);
-  }
-
-  /** Decides on `user`'s request to talk (its key as the coordinator has it), and reports it. */
-  #decide(user: string, key: Uint8Array): boolean {
-    const decision = this.#consent.decide(user, key, this.#clock.now());
-    this.#emit({
-      event: "knock",
-      user,
-      fingerprint: fingerprint(key),
-      accepted: decision.accepted,
-      ...(decision.accepted ? {} : { reason: decision.reason }),
-    });
-    return decision.accepted;
   }
 }

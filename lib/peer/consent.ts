@@ -45,7 +45,8 @@ export class Consent {
   #strangers: number[] = [];
 
   constructor(options: ConsentOptions) {
-    this.#o = { strangersPerMinute: 10, ...options };
+    // `?? 10`, not a spread over a default: an option given as undefined still gets the default.
+    this.#o = { ...options, strangersPerMinute: options.strangersPerMinute ?? 10 };
   }
 
   /** The policy in force. */

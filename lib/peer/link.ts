@@ -44,7 +44,6 @@ import type { ServerMessage } from "../protocol/seed.ts";
 import { decodeKey } from "../crypto/identity.ts";
 import { decodeBase64url } from "../protocol/base64url.ts";
 import { type Established, Handshake, type HandshakeStep } from "./handshake.ts";
-import { ProbeQuota } from "./probe_quota.ts";
 import { DEFAULT_MAX_SEGMENT_SIZE, ReliableChannel } from "./reliable.ts";
 import {
   BIRTHDAY_SOCKETS,
@@ -110,20 +109,11 @@ export interface LinkOptions {
    * within it, or (inside the reliable channel) nothing new acknowledged for it; default 30 s.
    */
   giveUpAfterMs?: number;
-  /** Timings of the path finder (tests shorten them). */
+  /**
+   * Timings of the path finder (tests shorten them), and its probe `quota`: a client gives all
+   * its links the same one (`links.ts`), or each would have a budget of its own.
+   */
   pathOptions?: Partial<PathFinderOptions>;
-}
-
-/**
- * The probe quota of each client, by its identity key pair, which every link of the client is
- * given: so its links share one budget (`probe_quota.ts`), and more names buy an attacker nothing.
- */
-const quotas = new WeakMap<KeyPair, ProbeQuota>();
-
-function quotaOf(identity: KeyPair): ProbeQuota {
-  let quota = quotas.get(identity);
-  if (!quota) quotas.set(identity, quota = new ProbeQuota());
-  return quota;
 }
 
 /** Largest datagram we send: safe on every path, tunnels and PPPoE included. */
@@ -204,7 +194,6 @@ export class Link {
     this.peer = options.peer;
     this.#handshake = new Handshake({ ...options, clock });
     this.#pathFinder = new PathFinder({
-      quota: quotaOf(options.staticKeyPair),
       ...options.pathOptions,
       now: () => clock.now(),
       relayAvailable: true,

@@ -4,15 +4,18 @@
  * 22 s). Now a spray waits for the hard side's proof that it holds that address, and a client
  * sprays at most 2,048 probes in 10 minutes whatever the number of names.
  *
- * This runs the victim's real links on a fake clock with a transport that records what would be
- * sent instead of sending it: on loopback the spray would go to random ports of a local address,
- * where other programs' sockets listen.
+ * This runs the victim's real links, made as its client makes them (one `Links`, one probe quota
+ * for all), on a fake clock with a transport that records what would be sent instead of sending
+ * it: on loopback the spray would go to random ports of a local address, where other programs'
+ * sockets listen.
  */
 import assert from "node:assert/strict";
 import { hmac } from "@noble/hashes/hmac.js";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { generateKeyPair } from "../../lib/crypto/noise.ts";
-import { Link, type LinkTransport } from "../../lib/peer/link.ts";
+import type { LinkTransport } from "../../lib/peer/link.ts";
+import { Links } from "../../lib/peer/links.ts";
+import { ProbeQuota } from "../../lib/peer/probe_quota.ts";
 import { decodeFrame, encodeFrame, frameHeader, FrameType } from "../../lib/protocol/frame.ts";
 import { FakeClock } from "../support/fake_clock.ts";
 
@@ -21,32 +24,34 @@ const ATTACKER = "203.0.113.66";
 /** The victim's links to `names`, each introduced as behind a symmetric NAT at ATTACKER. */
 function victim(names: string[]) {
   const clock = new FakeClock();
-  const identity = generateKeyPair();
   const sent = { probes: 0, bytes: 0, ports: new Set<number>() };
-  const links = names.map((peer) => {
-    const transport: LinkTransport = {
-      sendTo: (frame, to) => {
-        if (to.host !== ATTACKER) return;
-        sent.probes++;
-        sent.bytes += frame.length;
-        sent.ports.add(to.port);
-      },
-      sendViaRelay: () => {},
-      openSockets: () => Promise.reject(new Error("an easy-NAT victim opens no sockets")),
-      closeSockets: () => {},
-      localNat: () => "easy",
-      requestIntroduction: () => {},
-    };
-    const link = new Link({
-      me: "victim",
-      peer,
-      staticKeyPair: identity,
-      instanceId: 1,
+  const all = new Links({
+    me: "victim",
+    staticKeyPair: generateKeyPair(),
+    instanceId: 1,
+    clock,
+    quota: new ProbeQuota(),
+    wiring: () => ({
       verifyKey: () => true,
       transport,
       events: { onMessage() {}, onDelivered() {}, onUndelivered() {}, onPath() {} },
-      clock,
-    });
+    }),
+  });
+  const transport: LinkTransport = {
+    sendTo: (frame, to) => {
+      if (to.host !== ATTACKER) return;
+      sent.probes++;
+      sent.bytes += frame.length;
+      sent.ports.add(to.port);
+    },
+    sendViaRelay: () => {},
+    openSockets: () => Promise.reject(new Error("an easy-NAT victim opens no sockets")),
+    closeSockets: () => {},
+    localNat: () => "easy",
+    requestIntroduction: () => {},
+  };
+  const links = names.map((peer) => {
+    const link = all.open(peer);
     const token = crypto.getRandomValues(new Uint8Array(16));
     link.introduce({
       candidates: [{ kind: "public", endpoint: { host: ATTACKER, port: 4000 } }],

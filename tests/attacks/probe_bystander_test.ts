@@ -73,3 +73,55 @@ Deno.test("attack: a claimed bystander endpoint gets at most 32 probes, however 
     await Deno.remove(configDir, { recursive: true });
   }
 });
+
+Deno.test("attack: two names claiming one bystander endpoint share the victim's 32 probes", async () => {
+  const coordinator = await Coordinator.start({ host: "127.0.0.1", port: 0, log: () => {} });
+  const configDir = await Deno.makeTempDir({ prefix: "p2p-attack-" });
+  const bystander = await UdpSocket.bind({ host: "127.0.0.1", port: 0 });
+  let packets = 0;
+  bystander.onMessage(() => packets++);
+  const names = ["m1", "m2"];
+  const attackers = await Promise.all(
+    names.map(() => SeedClient.open({ host: "127.0.0.1", port: coordinator.udpPort })),
+  );
+  const events = new Collector<PeerEvent>();
+  let victim: Peer | undefined;
+  try {
+    victim = await Peer.start({
+      server: { host: "127.0.0.1", port: coordinator.udpPort },
+      username: "alice",
+      bind: { host: "127.0.0.1", port: 0 },
+      configDir,
+      onEvent: events.push,
+      // A search in 2 s instead of 30: each name alone would get 32 probes to the bystander.
+      pathOptions: { probeIntervalMs: 20, fastProbeMs: 1000, backgroundForMs: 2000 },
+    });
+    const b = bystander.local;
+    for (const [i, name] of names.entries()) {
+      const key = encodeKey(generateKeyPair().publicKey);
+      const secret = encodeBase64url(crypto.getRandomValues(new Uint8Array(16)));
+      attackers[i].send(`login,${name},${b.host}:${b.port},${key},${secret}`);
+      const accept = await attackers[i].next((t) => t.startsWith("Accept,"));
+      await fetchListRaw(Number(accept.split(",")[1]));
+      await events.waitFor((e) => e.event === "online" && e.user === name);
+      victim.send(name, "hello?");
+      attackers[i].send(`connect,${name},alice`);
+    }
+    await sleep(4000);
+    for (const [i, name] of names.entries()) {
+      assert.ok(
+        attackers[i].received.some((t) => t.startsWith("Introduce,")),
+        `${name} was never introduced: the attack did not run`,
+      );
+    }
+    console.log(`two names: the bystander got ${packets} packets`);
+    // Both links charge the client's one quota: 32 in all, not 32 per name.
+    assert.equal(packets, 32);
+  } finally {
+    await victim?.close();
+    for (const a of attackers) await a.close();
+    await bystander.close();
+    await coordinator.close();
+    await Deno.remove(configDir, { recursive: true });
+  }
+});

@@ -46,3 +46,12 @@ Deno.test("anyone: strangers are accepted, at most so many a minute; known users
   assert.equal(c.decide("s3", OTHER, 60_000).accepted, true, "a minute on, one more");
   assert.equal(c.decide("s4", OTHER, 60_500).accepted, false);
 });
+
+Deno.test("anyone: 10 strangers a minute by default, even with the option given as undefined", () => {
+  const c = consent({ strangersPerMinute: undefined });
+  for (let i = 0; i < 10; i++) assert.equal(c.decide(`s${i}`, OTHER, 0).accepted, true);
+  assert.deepEqual(c.decide("s10", OTHER, 0), {
+    accepted: false,
+    reason: "more than 10 new users asked this minute",
+  });
+});
