@@ -63,7 +63,7 @@ export interface CoordinatorOptions {
   altPort?: number;
   /** Where log lines go; default: stderr with a timestamp. */
   log?: (line: string) => void;
-  /** Relay budget per introduced pair. */
+  /** Relay budget per introduced pair (per user and per address: `limits`). */
   relay?: { bytesPerSecond?: number; burstBytes?: number };
   /** Limits on users, rates, connections and sizes; unset ones take their defaults. */
   limits?: Partial<Limits>;
@@ -117,7 +117,7 @@ export class Coordinator {
   #closing: Promise<void> | undefined;
 
   private constructor(rooms: Rooms) {
-    const { udp, alt, service, budget, log, clock } = rooms;
+    const { udp, alt, service, budget, relay, log, clock } = rooms;
     this.registry = rooms.registry;
     this.relay = rooms.relay;
     this.limits = Object.freeze(rooms.limits);
@@ -134,6 +134,7 @@ export class Coordinator {
     this.#sweep = clock.setInterval(() => {
       service.expire();
       budget.sweep();
+      relay.sweep();
       log.flush();
     }, rooms.sweepMs);
   }
@@ -183,8 +184,21 @@ export class Coordinator {
       pendingTimeoutMs: options.pendingTimeoutMs,
       maxUsers: limits.maxUsers,
       maxPending: limits.maxPending,
+      namesPerAddress: limits.namesPerAddress,
+      newNamesPerAddressPerDay: limits.newNamesPerAddressPerDay,
     });
-    const relay = new RelayPolicy({ now, ...options.relay });
+    const relay = new RelayPolicy({
+      now,
+      ...options.relay,
+      perUser: {
+        bytesPerSecond: limits.relayBytesPerUser,
+        packetsPerSecond: limits.relayPacketsPerUser,
+      },
+      perAddress: {
+        bytesPerSecond: limits.relayBytesPerAddress,
+        packetsPerSecond: limits.relayPacketsPerAddress,
+      },
+    });
     const budget = new AddressBudget({ clock, limits, log });
     // Every datagram from the main socket is counted; one closure for all of them.
     const send = (bytes: Uint8Array, to: Endpoint): void => {
@@ -236,6 +250,11 @@ export class Coordinator {
   /** The TCP port of the list service (sent in `Accept`). */
   get tcpPort(): number {
     return this.#tcpPort;
+  }
+
+  /** TCP connections the list service holds open now. */
+  get listConnections(): number {
+    return this.#list.open;
   }
 
   /** Presence datagrams waiting to be sent (0 once every client has been told everything). */
