@@ -12,8 +12,9 @@
  * - `list_service.ts`: the TCP list fetch that admits pending logins;
  * - `presence_outbox.ts`: presence changes batched by `fanout.ts`, sent in rounds and slices, with
  *   a pause in proportion to each flush, and the version `Alive` reports;
- * - `registry.ts` (who is online), `relay.ts` (relay budgets), `limits.ts` and
- *   `address_budget.ts` (limits), `server_log.ts` and `stats.ts` (what it tells).
+ * - `registry.ts` (who is online) with `name_quota.ts` (names per address), `relay.ts` (relay
+ *   budgets per pair, user and address), `limits.ts` and `address_budget.ts` (limits),
+ *   `server_log.ts` and `stats.ts` (what it tells).
  *
  * Every room runs on one injected {@linkcode Clock}; the UDP sockets are `lib/net/udp.ts`'s on its
  * fast `"deno"` backend.
