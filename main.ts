@@ -64,7 +64,24 @@ Limits ("per address": per IPv4 address, or per IPv6 /64):
   --tcp-idle SECONDS      close a TCP connection idle this long (default ${D.tcpIdleMs / 1000})
   --max-datagram BYTES    longest datagram accepted (default ${D.maxDatagramBytes})
   --max-line BYTES        longest text message, and most bytes read from a TCP connection
-                          (default and most ${D.maxLineBytes})`;
+                          (default and most ${D.maxLineBytes})
+  --names-per-ip N        names online at once per address (default ${D.namesPerAddress}): a
+                          household or an office behind one NAT has a few dozen online
+  --new-names-per-ip-per-day N
+                          distinct names an address may bring online in any 24 hours
+                          (default ${D.newNamesPerAddressPerDay}): people keep their names, a hoarder makes
+                          thousands
+  --relay-bytes-per-user N
+  --relay-packets-per-user N
+                          bytes and packets per second one user may have relayed, to
+                          everyone together (default ${D.relayBytesPerUser} and ${D.relayPacketsPerUser}: what one
+                          introduced pair may; chat is small); 8 s of bytes and 4 s of
+                          packets at once
+  --relay-bytes-per-ip N
+  --relay-packets-per-ip N
+                          the same for all the users of one address together (default
+                          ${D.relayBytesPerAddress} and ${D.relayPacketsPerAddress}: two users' worth, and no more packets
+                          than --datagrams-per-ip)`;
 
 const NAT_HELP = `Usage: p2p nat HOST[:PORT] [--json]
 
@@ -124,6 +141,12 @@ async function serve(args: string[]): Promise<number> {
       "tcp-idle": { type: "string" },
       "max-datagram": { type: "string" },
       "max-line": { type: "string" },
+      "names-per-ip": { type: "string" },
+      "new-names-per-ip-per-day": { type: "string" },
+      "relay-bytes-per-user": { type: "string" },
+      "relay-packets-per-user": { type: "string" },
+      "relay-bytes-per-ip": { type: "string" },
+      "relay-packets-per-ip": { type: "string" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -152,6 +175,12 @@ async function serve(args: string[]): Promise<number> {
       tcpIdleMs: idle === undefined ? undefined : secondsOption(idle, "--tcp-idle") * 1000,
       maxDatagramBytes: count("max-datagram"),
       maxLineBytes: count("max-line"),
+      namesPerAddress: count("names-per-ip"),
+      newNamesPerAddressPerDay: count("new-names-per-ip-per-day"),
+      relayBytesPerUser: count("relay-bytes-per-user"),
+      relayPacketsPerUser: count("relay-packets-per-user"),
+      relayBytesPerAddress: count("relay-bytes-per-ip"),
+      relayPacketsPerAddress: count("relay-packets-per-ip"),
     });
   } catch (err) {
     if (err instanceof RangeError) throw new UsageError(err.message);

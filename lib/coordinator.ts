@@ -12,8 +12,9 @@
  * - `list_service.ts`: the TCP list fetch that admits pending logins;
  * - `presence_outbox.ts`: presence changes batched by `fanout.ts`, sent in rounds and slices, with
  *   a pause in proportion to each flush, and the version `Alive` reports;
- * - `registry.ts` (who is online), `relay.ts` (relay budgets), `limits.ts` and
- *   `address_budget.ts` (limits), `server_log.ts` and `stats.ts` (what it tells).
+ * - `registry.ts` (who is online) with `name_quota.ts` (names per address), `relay.ts` (relay
+ *   budgets per pair, user and address), `limits.ts` and `address_budget.ts` (limits),
+ *   `server_log.ts` and `stats.ts` (what it tells).
  *
  * Every room runs on one injected {@linkcode Clock}; the UDP sockets are `lib/net/udp.ts`'s on its
  * fast `"deno"` backend.
@@ -63,7 +64,7 @@ export interface CoordinatorOptions {
   altPort?: number;
   /** Where log lines go; default: stderr with a timestamp. */
   log?: (line: string) => void;
-  /** Relay budget per introduced pair. */
+  /** Relay budget per introduced pair (per user and per address: `limits`). */
   relay?: { bytesPerSecond?: number; burstBytes?: number };
   /** Limits on users, rates, connections and sizes; unset ones take their defaults. */
   limits?: Partial<Limits>;
@@ -117,7 +118,7 @@ export class Coordinator {
   #closing: Promise<void> | undefined;
 
   private constructor(rooms: Rooms) {
-    const { udp, alt, service, budget, log, clock } = rooms;
+    const { udp, alt, service, budget, relay, log, clock } = rooms;
     this.registry = rooms.registry;
     this.relay = rooms.relay;
     this.limits = Object.freeze(rooms.limits);
@@ -134,6 +135,7 @@ export class Coordinator {
     this.#sweep = clock.setInterval(() => {
       service.expire();
       budget.sweep();
+      relay.sweep();
       log.flush();
     }, rooms.sweepMs);
   }
@@ -183,8 +185,21 @@ export class Coordinator {
       pendingTimeoutMs: options.pendingTimeoutMs,
       maxUsers: limits.maxUsers,
       maxPending: limits.maxPending,
+      namesPerAddress: limits.namesPerAddress,
+      newNamesPerAddressPerDay: limits.newNamesPerAddressPerDay,
     });
-    const relay = new RelayPolicy({ now, ...options.relay });
+    const relay = new RelayPolicy({
+      now,
+      ...options.relay,
+      perUser: {
+        bytesPerSecond: limits.relayBytesPerUser,
+        packetsPerSecond: limits.relayPacketsPerUser,
+      },
+      perAddress: {
+        bytesPerSecond: limits.relayBytesPerAddress,
+        packetsPerSecond: limits.relayPacketsPerAddress,
+      },
+    });
     const budget = new AddressBudget({ clock, limits, log });
     // Every datagram from the main socket is counted; one closure for all of them.
     const send = (bytes: Uint8Array, to: Endpoint): void => {
@@ -236,6 +251,11 @@ export class Coordinator {
   /** The TCP port of the list service (sent in `Accept`). */
   get tcpPort(): number {
     return this.#tcpPort;
+  }
+
+  /** TCP connections the list service holds open now. */
+  get listConnections(): number {
+    return this.#list.open;
   }
 
   /** Presence datagrams waiting to be sent (0 once every client has been told everything). */

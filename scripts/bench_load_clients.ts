@@ -652,7 +652,9 @@ export class ClientPool {
     const client = this.#client(i);
     this.views.setState(i, State.Out);
     this.views.setOnline(i, false);
-    this.#send(client, `logout,${client.name},${client.endpoint}`);
+    // A client that logged in with a secret proves its logout with it (docs/PROTOCOL.md §1.3).
+    const proof = client.seedOnly ? "" : `,${client.secret}`;
+    this.#send(client, `logout,${client.name},${client.endpoint}${proof}`);
   }
 
   /** Sends every online client's heartbeat once per `intervalMs`, spread evenly, until stopped. */

@@ -1,7 +1,8 @@
 /**
  * The coordinator's limits: the configurable numbers ({@linkcode Limits}), per-address token
- * buckets ({@linkcode RateLimiter}), connection counting ({@linkcode ConnectionCounter}) and a log
- * that cannot be flooded ({@linkcode LogThrottle}). Plain state with an injected clock, no I/O.
+ * buckets ({@linkcode RateLimiter}), connection slots per address and in total
+ * ({@linkcode ConnectionSlots}) and a log that cannot be flooded ({@linkcode LogThrottle}). Plain
+ * state with an injected clock, no I/O.
  *
  * @example
  * ```ts
@@ -35,6 +36,21 @@ export interface Limits {
   maxLineBytes: number;
   /** Addresses whose rates are tracked at once (memory bound); beyond, the oldest is forgotten. */
   maxAddresses: number;
+  /** Names online at once from one address; a login for one more is refused. */
+  namesPerAddress: number;
+  /**
+   * Distinct names one address may bring online in any 24 hours; a login for one more is refused.
+   * (Names owned by keys will count their registrations here.)
+   */
+  newNamesPerAddressPerDay: number;
+  /** Bytes per second one user may have relayed, to everyone together (burst: 8 s worth). */
+  relayBytesPerUser: number;
+  /** Packets per second one user may have relayed, to everyone together (burst: 4 s worth). */
+  relayPacketsPerUser: number;
+  /** Bytes per second the users of one address may have relayed together (burst: 8 s worth). */
+  relayBytesPerAddress: number;
+  /** Packets per second the users of one address may have relayed together (burst: 4 s worth). */
+  relayPacketsPerAddress: number;
 }
 
 /** The defaults: sized for a Raspberry Pi-class box serving a community of about 10,000. */
@@ -49,6 +65,16 @@ export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
   maxDatagramBytes: 1_500,
   maxLineBytes: 512,
   maxAddresses: 65_536,
+  // A household or an office behind one NAT has a few dozen people online at once, and far
+  // fewer new names a day; a hoarder has thousands.
+  namesPerAddress: 64,
+  newNamesPerAddressPerDay: 256,
+  // One user relays no more than one introduced pair may (chat is small); an address no more
+  // than two users, and no more packets than its datagram limit.
+  relayBytesPerUser: 64 * 1024,
+  relayPacketsPerUser: 200,
+  relayBytesPerAddress: 128 * 1024,
+  relayPacketsPerAddress: 400,
 });
 
 /** Largest `maxLineBytes`: the text codec refuses longer messages anyway. */
@@ -174,28 +200,45 @@ export class RateLimiter {
   }
 }
 
-/** Why {@linkcode ConnectionCounter.open} refused. */
-export type OpenVerdict = "ok" | "address" | "total";
+/** What {@linkcode ConnectionSlots.open} did. */
+export type SlotVerdict<T> =
+  | { kind: "ok" }
+  /**
+   * Admitted in place of `evicted`, the oldest connection of `from` (the same address when it
+   * was at its cap, `"address"`; the address holding the most when all were taken, `"total"`):
+   * the caller closes it.
+   */
+  | { kind: "evicted"; evicted: T; from: string; because: "address" | "total" }
+  /** Every slot is taken, and this address holds as many as any other. */
+  | { kind: "refused" };
 
 /**
- * Counts open connections per key and in total, against a cap for each.
+ * Open connections per key (address) and in total, against a cap for each, that a flood of slow
+ * connections cannot hold shut: a key at its cap gives up its oldest connection to its newest,
+ * and when every slot is taken a key holding fewer than another gets the oldest slot of the key
+ * holding the most. So one address can starve neither others nor its own new fetches; a full
+ * house refuses only the addresses that already hold the most. Each operation costs O(perKey).
  *
  * @example
  * ```ts
- * const tcp = new ConnectionCounter({ perKey: 2, total: 100 });
- * tcp.open("192.0.2.1"); // "ok"
- * tcp.close("192.0.2.1");
+ * const slots = new ConnectionSlots<string>({ perKey: 2, total: 100 });
+ * slots.open("192.0.2.1", "first"); // { kind: "ok" }
+ * slots.close("192.0.2.1", "first");
  * ```
  */
-export class ConnectionCounter {
+export class ConnectionSlots<T> {
   readonly #perKey: number;
   readonly #total: number;
-  readonly #open = new Map<string, number>();
+  /** Each key's connections, oldest first. */
+  readonly #byKey = new Map<string, Set<T>>();
+  /** `#holding[n]`: the keys holding exactly n connections, in the order they came to. */
+  readonly #holding: Set<string>[];
   #count = 0;
 
   constructor(options: { perKey: number; total: number }) {
-    this.#perKey = options.perKey;
-    this.#total = options.total;
+    this.#perKey = Math.max(1, Math.floor(options.perKey));
+    this.#total = Math.max(1, Math.floor(options.total));
+    this.#holding = Array.from({ length: this.#perKey + 1 }, () => new Set<string>());
   }
 
   /** Connections open now. */
@@ -203,23 +246,49 @@ export class ConnectionCounter {
     return this.#count;
   }
 
-  /** Counts a new connection from `key` unless a cap is reached (then says which). */
-  open(key: string): OpenVerdict {
-    if (this.#count >= this.#total) return "total";
-    const n = this.#open.get(key) ?? 0;
-    if (n >= this.#perKey) return "address";
-    this.#open.set(key, n + 1);
-    this.#count++;
-    return "ok";
+  /** Connections `key` holds now. */
+  held(key: string): number {
+    return this.#byKey.get(key)?.size ?? 0;
   }
 
-  /** Uncounts a connection that {@linkcode open} accepted. */
-  close(key: string): void {
-    const n = this.#open.get(key);
-    if (n === undefined) return;
-    if (n <= 1) this.#open.delete(key);
-    else this.#open.set(key, n - 1);
+  /** Takes a slot for `item` from `key`, evicting another connection if need be (see above). */
+  open(key: string, item: T): SlotVerdict<T> {
+    const held = this.held(key);
+    let verdict: SlotVerdict<T> = { kind: "ok" };
+    if (held >= this.#perKey) {
+      verdict = this.#evictOldest(key, "address");
+    } else if (this.#count >= this.#total) {
+      let most = this.#perKey;
+      while (most > 0 && this.#holding[most].size === 0) most--;
+      if (most <= held) return { kind: "refused" };
+      verdict = this.#evictOldest(this.#holding[most].values().next().value!, "total");
+    }
+    let set = this.#byKey.get(key);
+    if (set === undefined) this.#byKey.set(key, set = new Set());
+    this.#move(key, set.size, set.size + 1);
+    set.add(item);
+    this.#count++;
+    return verdict;
+  }
+
+  /** Frees `item`'s slot; an item not open (closed, or evicted already) is ignored. */
+  close(key: string, item: T): void {
+    const set = this.#byKey.get(key);
+    if (!set?.delete(item)) return;
+    this.#move(key, set.size + 1, set.size);
+    if (set.size === 0) this.#byKey.delete(key);
     this.#count--;
+  }
+
+  #evictOldest(key: string, because: "address" | "total"): SlotVerdict<T> {
+    const evicted: T = this.#byKey.get(key)!.values().next().value!;
+    this.close(key, evicted);
+    return { kind: "evicted", evicted, from: key, because };
+  }
+
+  #move(key: string, from: number, to: number): void {
+    if (from > 0) this.#holding[from].delete(key);
+    if (to > 0) this.#holding[to].add(key);
   }
 }
 

@@ -3,11 +3,15 @@
  * from, which proves it receives there, so its pending login — and every other pending login from
  * that IP address — is admitted; it gets the online list, ending with the presence version its
  * list is at (`\nversion,<V>`) unless a seed-only client has that address (one would not expect
- * the extra line), and the server closes its side.
+ * the extra line), and the server closes the connection.
  *
- * Connections are capped per address and in total; one is closed when its client closes its side,
- * when idle too long, and at four idle times however it trickles. Input is read and thrown away up
- * to a line's worth; past that it is no longer read (TCP's flow control stops the sender). Timers
+ * Connections are capped per address and in total ({@linkcode ConnectionSlots}), so that slow
+ * connections cannot hold the service shut: an address at its cap loses its oldest connection to
+ * its newest, and when every slot is taken an address holding fewer than another takes the oldest
+ * slot of the address holding the most. A connection is closed once the list is written, when
+ * idle too long (a client that does not read), and at four idle times however it trickles. Input
+ * is read and thrown away up to a line's worth; past that it is no longer read (TCP's flow control
+ * stops the sender). Timers
  * run on the injected clock; a connection is anything with `read`, `write`, `closeWrite` and
  * `close` ({@linkcode ListConnection}), so that tests can serve a stand-in.
  *
@@ -23,7 +27,7 @@ import type { Clock, TimerId } from "../clock.ts";
 import { normalizeHost } from "../net/udp.ts";
 import { encodeListVersion } from "../protocol/seed.ts";
 import type { AddressBudget } from "./address_budget.ts";
-import { addressKey, ConnectionCounter, type Limits } from "./limits.ts";
+import { addressKey, ConnectionSlots, type Limits } from "./limits.ts";
 import type { PresenceOutbox } from "./presence_outbox.ts";
 import type { Registry } from "./registry.ts";
 import { describe, type ServerLog } from "./server_log.ts";
@@ -64,7 +68,7 @@ export class ListService {
   readonly #log: ServerLog;
   readonly #stats: CoordinatorStats;
   readonly #budget: AddressBudget;
-  readonly #count: ConnectionCounter;
+  readonly #slots: ConnectionSlots<ListConnection>;
   /** Open connections, and how to close each. */
   readonly #connections = new Map<ListConnection, () => void>();
   #listener: Deno.Listener | undefined;
@@ -80,7 +84,7 @@ export class ListService {
     this.#stats = options.stats;
     this.#budget = options.budget;
     const { tcpPerAddress, maxTcp } = options.limits;
-    this.#count = new ConnectionCounter({ perKey: tcpPerAddress, total: maxTcp });
+    this.#slots = new ConnectionSlots({ perKey: tcpPerAddress, total: maxTcp });
   }
 
   /** Connections open now. */
@@ -106,21 +110,29 @@ export class ListService {
   serve(conn: ListConnection): void {
     const ip = normalizeHost((conn.remoteAddr as Deno.NetAddr).hostname);
     const key = addressKey(ip);
-    const verdict = this.#count.open(key);
-    if (verdict !== "ok") {
-      if (verdict === "total") {
-        this.#log.limited(
-          "max-tcp",
-          `${this.#limits.maxTcp} TCP connections open; closed one from ${ip}`,
-        );
-      } else {
-        this.#log.limited(
-          "tcp-per-address",
-          `${ip} has ${this.#limits.tcpPerAddress} TCP connections open; closed another`,
-        );
-      }
+    // Charged first: a connection refused by the budget must not evict anyone.
+    if (!this.#budget.allowRequest(ip, "list fetch")) {
       closeQuietly(conn);
       return;
+    }
+    const verdict = this.#slots.open(key, conn);
+    if (verdict.kind === "refused") {
+      this.#log.limited(
+        "max-tcp",
+        `${this.#limits.maxTcp} TCP connections open; closed one from ${ip}`,
+      );
+      closeQuietly(conn);
+      return;
+    }
+    if (verdict.kind === "evicted") {
+      this.#log.limited(
+        verdict.because === "total" ? "max-tcp" : "tcp-per-address",
+        verdict.because === "total"
+          ? `${this.#limits.maxTcp} TCP connections open; closed the oldest of ${verdict.from} ` +
+            `for one from ${ip}`
+          : `${ip} has ${this.#limits.tcpPerAddress} TCP connections open; closed its oldest`,
+      );
+      this.#connections.get(verdict.evicted)?.();
     }
     const clock = this.#clock;
     const idleMs = this.#limits.tcpIdleMs;
@@ -140,15 +152,11 @@ export class ListService {
       if (!this.#connections.delete(conn)) return;
       clock.clearTimeout(idle);
       clock.clearTimeout(deadline);
-      this.#count.close(key);
+      this.#slots.close(key, conn);
       closeQuietly(conn);
     };
     this.#connections.set(conn, close);
     touch();
-    if (!this.#budget.allowRequest(ip, "list fetch")) {
-      close();
-      return;
-    }
     const parts = this.#fetch(ip);
     const writing = (async () => {
       for (const part of parts) {
@@ -156,7 +164,8 @@ export class ListService {
       }
       await conn.closeWrite();
     })();
-    const reading = (async (): Promise<boolean> => {
+    // Input is drained meanwhile, so that closing sends a FIN after the list, not a reset.
+    (async () => {
       let input = 0;
       for (let n = await conn.read(SCRATCH); n !== null; n = await conn.read(SCRATCH)) {
         touch();
@@ -167,13 +176,13 @@ export class ListService {
             `${ip} sent more than ${this.#limits.maxLineBytes} bytes to the list service; ` +
               `no longer reading them`,
           );
-          return false; // the timers will close it
+          return;
         }
       }
-      return true; // the client closed its side
-    })();
-    // A reset or a close from our side ends both; either way the connection is done.
-    Promise.all([writing, reading]).then(([, ended]) => ended && close(), close);
+    })().catch(() => {}); // a reset, or our own close
+    // The list is written: done, whatever the client does with its side (holding it open would
+    // let a few slow clients keep the service shut). A reset ends it too.
+    writing.then(close, close);
   }
 
   /** Admits the pending logins from `ip`; returns the list to write, in parts. */
@@ -182,10 +191,12 @@ export class ListService {
     const { admitted, refused } = this.#registry.admitFrom(ip);
     for (const user of admitted) this.#log.line(`login ${describe(user)}`);
     const version = this.#outbox.admit(admitted);
-    for (const user of refused) {
+    for (const { user, why } of refused) {
       this.#log.limited(
-        "max-users",
-        `${this.#limits.maxUsers} users online; refused ${user.name}`,
+        why === "full" ? "max-users" : why,
+        why === "full"
+          ? `${this.#limits.maxUsers} users online; refused ${user.name}`
+          : `${ip} holds or brought online as many names as it may; refused ${user.name}`,
       );
     }
     // A seed-only client reads everything up to the close as the list, so where one has this

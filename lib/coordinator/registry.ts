@@ -12,6 +12,12 @@
  * address ({@linkcode Registry.hasSeedOnlyAt}: the list service appends its presence version
  * only where no seed-only client could read it).
  *
+ * Names are handed out with care (docs/PROTOCOL.md §1.2): a name that looks like one pending or
+ * online (the same UTS #39 skeleton) is refused, an address may hold only so many names
+ * ({@linkcode NameQuota}), a pending login is forgotten a fixed time after it first came however
+ * often it is sent again, and a user that logged in with a secret logs out and heartbeats only
+ * with that secret.
+ *
  * @example
  * ```ts
  * let t = 0;
@@ -25,7 +31,10 @@
  */
 import { type Endpoint, formatEndpoint, sameEndpoint } from "../protocol/endpoint.ts";
 import { encodeList } from "../protocol/seed.ts";
+import { usernameSkeleton } from "../protocol/username.ts";
 import type { NatKind } from "../protocol/whoami.ts";
+import { addressKey } from "./limits.ts";
+import { NameQuota, type NameQuotaLimit } from "./name_quota.ts";
 
 /** One user the coordinator knows. */
 export interface User {
@@ -37,7 +46,7 @@ export interface User {
   state: "pending" | "online";
   /** When the user was last heard from (clock ms). */
   lastSeen: number;
-  /** When the login arrived (clock ms). */
+  /** When the login arrived (clock ms); a pending login is forgotten a fixed time after it. */
   since: number;
   /** Public key (base64url) of a client that speaks our extensions; seed-only clients have none. */
   key?: string;
@@ -62,13 +71,35 @@ export type LoginResult =
   }
   | { kind: "refreshed"; user: User }
   | { kind: "rebound"; user: User; previous: Endpoint }
-  | { kind: "rejected"; reason: string };
+  | { kind: "rejected"; reason: string; why: RejectWhy };
+
+/**
+ * Why a login was refused: the name is held (`in-use`), looks like one that is (`lookalike`),
+ * the server is full, or the address holds or brought online as many names as it may.
+ */
+export type RejectWhy = "in-use" | "lookalike" | "full" | NameQuotaLimit;
+
+/** A pending login that a list fetch could not admit, and why. */
+export interface Refused {
+  user: User;
+  why: "full" | NameQuotaLimit;
+}
 
 /** Outcome of {@linkcode Registry.logout}. */
 export type LogoutResult =
   | { kind: "removed"; user: User }
-  | { kind: "forged"; owner: User }
+  /** Not from the owner's endpoint, or (`why: "secret"`) from it without the owner's secret. */
+  | { kind: "forged"; owner: User; why: "endpoint" | "secret" }
   | { kind: "unknown" };
+
+/** Outcome of {@linkcode Registry.heartbeat}. */
+export type HeartbeatResult =
+  /** `previous`: the holder's secret moved the name here from there. */
+  | { kind: "alive"; user: User; previous?: Endpoint }
+  /** The name is not held, or held from another endpoint (and no secret moved it). */
+  | { kind: "unknown" }
+  /** From the owner's endpoint, but without the secret the owner logged in with. */
+  | { kind: "forged"; owner: User };
 
 /** Options for {@linkcode Registry}. */
 export interface RegistryOptions {
@@ -82,6 +113,10 @@ export interface RegistryOptions {
   maxUsers?: number;
   /** Most pending logins at once; beyond, the oldest is forgotten. Default 4,096. */
   maxPending?: number;
+  /** Names online at once per address. Default 64. */
+  namesPerAddress?: number;
+  /** Distinct names an address may bring online per rolling 24 hours. Default 256. */
+  newNamesPerAddressPerDay?: number;
 }
 
 const encoder = new TextEncoder();
@@ -124,11 +159,10 @@ export class Registry {
   readonly #at = new Map<string, string>();
   /** Seed-only users (no key), pending or online, by observed IP address: how many. */
   readonly #seedOnlyByHost = new Map<string, number>();
-  readonly #now: () => number;
-  readonly #peerTimeoutMs: number;
-  readonly #pendingTimeoutMs: number;
-  readonly #maxUsers: number;
-  readonly #maxPending: number;
+  /** The name of each user, pending or online, by its skeleton: who a new name looks like. */
+  readonly #bySkeleton = new Map<string, string>();
+  readonly #quota: NameQuota;
+  readonly #o: Required<RegistryOptions>;
   /** The encoded list (without `end`), in parts; see {@linkcode listParts}. */
   #parts: ListPart[] = [];
   readonly #partOf = new Map<User, ListPart>();
@@ -136,11 +170,25 @@ export class Registry {
   #listStale = false;
 
   constructor(options: RegistryOptions) {
-    this.#now = options.now;
-    this.#peerTimeoutMs = options.peerTimeoutMs;
-    this.#pendingTimeoutMs = options.pendingTimeoutMs ?? 10_000;
-    this.#maxUsers = options.maxUsers ?? 20_000;
-    this.#maxPending = options.maxPending ?? 4_096;
+    this.#o = {
+      now: options.now,
+      peerTimeoutMs: options.peerTimeoutMs,
+      pendingTimeoutMs: options.pendingTimeoutMs ?? 10_000,
+      maxUsers: options.maxUsers ?? 20_000,
+      maxPending: options.maxPending ?? 4_096,
+      namesPerAddress: options.namesPerAddress ?? 64,
+      newNamesPerAddressPerDay: options.newNamesPerAddressPerDay ?? 256,
+    };
+    this.#quota = new NameQuota({
+      now: options.now,
+      perAddress: this.#o.namesPerAddress,
+      perAddressPerDay: this.#o.newNamesPerAddressPerDay,
+    });
+  }
+
+  /** Names per address, online and new today (for tests and the log). */
+  get quota(): NameQuota {
+    return this.#quota;
   }
 
   /** Number of users, pending and online. */
@@ -267,10 +315,15 @@ export class Registry {
   #move(user: User, to: Endpoint): void {
     this.#at.delete(formatEndpoint(user.observed));
     this.#countSeedOnly(user, -1);
+    const from = addressKey(user.observed.host);
     user.observed = to;
     this.#countSeedOnly(user, 1);
     this.#at.set(formatEndpoint(to), user.name);
-    if (user.state === "online") this.#touchList(user, false);
+    if (user.state === "online") {
+      this.#touchList(user, false);
+      this.#quota.leave(from);
+      this.#quota.arrive(addressKey(to.host));
+    }
   }
 
   #unpend(user: User): void {
@@ -282,6 +335,7 @@ export class Registry {
 
   #delete(user: User): void {
     this.#users.delete(user.name);
+    this.#bySkeleton.delete(usernameSkeleton(user.name));
     this.#countSeedOnly(user, -1);
     if (this.#at.get(formatEndpoint(user.observed)) === user.name) {
       this.#at.delete(formatEndpoint(user.observed));
@@ -291,16 +345,21 @@ export class Registry {
     } else {
       this.#online.delete(user.name);
       this.#touchList(user, true);
+      this.#quota.leave(addressKey(user.observed.host));
     }
   }
 
   /**
    * Records a login. A name held from another endpoint is rejected — unless the login carries the
    * holder's secret: then its NAT mapping changed and the name moves to the new endpoint
-   * (`rebound`). The same endpoint logging in again refreshes its entry (a client that lost the
-   * `Accept` retries). A new name is refused when the server is full; when too many logins are
-   * pending, the oldest is forgotten to make room (`evicted`): a flood of forged logins can then
-   * delay, but not lock out, the clients that do fetch their list.
+   * (`rebound`) — or unless it is only pending, and has been for a quarter of the pending timeout
+   * (a client fetches its list a round trip after its `Accept`; a login sent again and again
+   * without a fetch must not hold a name). The same endpoint logging in again refreshes its
+   * entry (a client that lost the `Accept` retries) but not its pending timeout. A new name is
+   * refused when it looks like one pending or online (the same skeleton), when its address holds
+   * or brought online today as many names as it may, and when the server is full; when too many
+   * logins are pending, the oldest is forgotten to make room (`evicted`): a flood of forged
+   * logins can then delay, but not lock out, the clients that do fetch their list.
    */
   login(
     name: string,
@@ -308,12 +367,20 @@ export class Registry {
     observed: Endpoint,
     ext?: { key: string; secret: string },
   ): LoginResult {
-    const now = this.#now();
-    const existing = this.#users.get(name);
+    const now = this.#o.now();
+    let existing = this.#users.get(name);
+    if (
+      existing?.state === "pending" && !sameEndpoint(existing.observed, observed) &&
+      (ext === undefined || existing.secret !== ext.secret) &&
+      now - existing.since >= this.#o.pendingTimeoutMs / 4
+    ) {
+      this.#delete(existing); // stale: whoever sent it never fetched its list
+      existing = undefined;
+    }
     if (existing) {
       const rebind = !sameEndpoint(existing.observed, observed);
       if (rebind && (ext === undefined || existing.secret !== ext.secret)) {
-        return { kind: "rejected", reason: `name "${name}" is already in use` };
+        return { kind: "rejected", reason: `name "${name}" is already in use`, why: "in-use" };
       }
       const previous = existing.observed;
       existing.claimed = claimed;
@@ -331,9 +398,25 @@ export class Registry {
         ? { kind: "rebound", user: existing, previous }
         : { kind: "refreshed", user: existing };
     }
-    if (this.#online.size >= this.#maxUsers) return { kind: "rejected", reason: FULL };
+    if (this.#online.size >= this.#o.maxUsers) {
+      return { kind: "rejected", reason: FULL, why: "full" };
+    }
+    const skeleton = usernameSkeleton(name);
+    const other = this.#bySkeleton.get(skeleton);
+    if (other !== undefined) {
+      const where = this.#users.get(other)?.state === "online" ? "is online" : "is logging in";
+      return {
+        kind: "rejected",
+        reason: `name "${name}" looks like "${other}" who ${where}`,
+        why: "lookalike",
+      };
+    }
+    const limit = this.#quota.refusal(addressKey(observed.host), name);
+    if (limit !== undefined) {
+      return { kind: "rejected", reason: quotaReason(limit), why: limit };
+    }
     let evicted: User | undefined;
-    if (this.#pending.size >= this.#maxPending) {
+    if (this.#pending.size >= this.#o.maxPending) {
       evicted = this.#pending.values().next().value!;
       this.#delete(evicted);
     }
@@ -347,6 +430,7 @@ export class Registry {
       ...ext,
     };
     this.#users.set(name, user);
+    this.#bySkeleton.set(skeleton, name);
     this.#at.set(formatEndpoint(observed), name);
     this.#countSeedOnly(user, 1);
     this.#addPending(user);
@@ -363,59 +447,70 @@ export class Registry {
   /**
    * Marks every pending login from this IP address online (its client fetched the list over TCP
    * from there) and returns them (`admitted`), in order of login. Logins that find the server
-   * full are forgotten instead (`refused`).
+   * full, or their address at its name quota, are forgotten instead (`refused`).
    */
-  admitFrom(ip: string): { admitted: User[]; refused: User[] } {
+  admitFrom(ip: string): { admitted: User[]; refused: Refused[] } {
     const admitted: User[] = [];
-    const refused: User[] = [];
+    const refused: Refused[] = [];
+    const key = addressKey(ip);
     for (const user of this.#pendingByHost.get(ip) ?? []) {
-      if (this.#online.size >= this.#maxUsers) {
-        refused.push(user);
+      const why = this.#online.size >= this.#o.maxUsers
+        ? "full"
+        : this.#quota.refusal(key, user.name);
+      if (why !== undefined) {
+        refused.push({ user, why });
         this.#delete(user);
         continue;
       }
       this.#unpend(user);
       user.state = "online";
-      user.lastSeen = this.#now();
+      user.lastSeen = this.#o.now();
       this.#online.set(user.name, user);
       this.#appendToList(user);
+      this.#quota.admit(key, user.name);
       admitted.push(user);
     }
     return { admitted, refused };
   }
 
-  /** Removes a user, but only when the logout comes from the endpoint that owns the name. */
-  logout(name: string, observed: Endpoint): LogoutResult {
+  /**
+   * Removes a user, but only when the logout comes from the endpoint that owns the name and, if
+   * the user logged in with a secret, carries it (a spoofed source address is not proof).
+   */
+  logout(name: string, observed: Endpoint, secret?: string): LogoutResult {
     const user = this.#users.get(name);
     if (!user) return { kind: "unknown" };
-    if (!sameEndpoint(user.observed, observed)) return { kind: "forged", owner: user };
+    if (!sameEndpoint(user.observed, observed)) {
+      return { kind: "forged", owner: user, why: "endpoint" };
+    }
+    if (user.secret !== undefined && user.secret !== secret) {
+      return { kind: "forged", owner: user, why: "secret" };
+    }
     this.#delete(user);
     return { kind: "removed", user };
   }
 
   /**
-   * Records a heartbeat. Returns the user when `name` is held by `observed`, `undefined`
-   * otherwise (unknown name, or someone else's: a heartbeat cannot keep another user alive).
-   * A heartbeat with the holder's secret from a new endpoint moves the name there and says so
-   * in `previous` (the client's NAT mapping changed).
+   * Records a heartbeat from the holder of `name`: from its endpoint, with its secret if it logged
+   * in with one (`alive`). One from its endpoint without that secret is `forged` and keeps
+   * nobody alive; one from elsewhere is `unknown`, unless it carries the holder's secret: then the
+   * name moves there, and `previous` says from where (the client's NAT mapping changed).
    */
-  heartbeat(
-    name: string,
-    observed: Endpoint,
-    secret?: string,
-  ): { user: User; previous?: Endpoint } | undefined {
+  heartbeat(name: string, observed: Endpoint, secret?: string): HeartbeatResult {
     const user = this.#users.get(name);
-    if (!user) return undefined;
+    if (!user) return { kind: "unknown" };
     let previous: Endpoint | undefined;
     if (!sameEndpoint(user.observed, observed)) {
-      if (secret === undefined || user.secret !== secret) return undefined;
+      if (secret === undefined || user.secret !== secret) return { kind: "unknown" };
       previous = user.observed;
       if (user.state === "pending") this.#unpend(user);
       this.#move(user, observed);
       if (user.state === "pending") this.#addPending(user);
+    } else if (user.secret !== undefined && user.secret !== secret) {
+      return { kind: "forged", owner: user };
     }
-    user.lastSeen = this.#now();
-    return { user, previous };
+    user.lastSeen = this.#o.now();
+    return { kind: "alive", user, previous };
   }
 
   /**
@@ -426,40 +521,51 @@ export class Registry {
   heardFrom(name: string, observed: Endpoint): User | undefined {
     const user = this.#users.get(name);
     if (user?.state !== "online" || !sameEndpoint(user.observed, observed)) return undefined;
-    user.lastSeen = this.#now();
+    user.lastSeen = this.#o.now();
     return user;
   }
 
   /**
    * Drops online users silent for longer than the peer timeout (`expired`) and pending logins
-   * never confirmed (`abandoned`).
+   * not confirmed within the pending timeout of their first login (`abandoned`: sending the
+   * login again does not make it last longer). Forgets the name quota's records older than a day.
    */
   expire(): { expired: User[]; abandoned: User[] } {
-    const now = this.#now();
+    const now = this.#o.now();
     const expired: User[] = [];
     const abandoned: User[] = [];
     for (const user of this.#online.values()) {
-      if (now - user.lastSeen > this.#peerTimeoutMs) expired.push(user);
+      if (now - user.lastSeen > this.#o.peerTimeoutMs) expired.push(user);
     }
     for (const user of this.#pending) {
-      if (now - user.lastSeen > this.#pendingTimeoutMs) abandoned.push(user);
+      if (now - user.since > this.#o.pendingTimeoutMs) abandoned.push(user);
     }
     for (const user of [...expired, ...abandoned]) this.#delete(user);
+    this.#quota.sweep();
     return { expired, abandoned };
   }
 
   /** Removes everyone (server shutdown) and returns the users that were online. */
   clear(): User[] {
     const online = this.online();
+    for (const user of online) this.#quota.leave(addressKey(user.observed.host));
     this.#users.clear();
     this.#online.clear();
     this.#pending.clear();
     this.#pendingByHost.clear();
     this.#at.clear();
     this.#seedOnlyByHost.clear();
+    this.#bySkeleton.clear();
     this.#parts = [];
     this.#partOf.clear();
     this.#listStale = false;
     return online;
   }
+}
+
+/** What a user refused by a name quota is told. */
+function quotaReason(limit: NameQuotaLimit): string {
+  return limit === "names-per-address"
+    ? "too many names online from your address"
+    : "too many new names from your address today";
 }

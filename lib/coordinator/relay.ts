@@ -1,7 +1,9 @@
 /**
  * The coordinator's relay policy: which pairs of users may send each other frames through the
- * coordinator (only pairs it introduced, while both stay online) and how much (a token bucket of
- * bytes and of packets per pair). Plain state with an injected clock; the coordinator does the I/O.
+ * coordinator (only pairs it introduced, while both stay online) and how much: token buckets of
+ * bytes and of packets per pair, and, so that many names or many pairs cannot multiply that, per
+ * sending user (to everyone together) and per sending address (all its users together). Plain
+ * state with an injected clock; the coordinator does the I/O.
  *
  * A pair's budget outlives a logout: the bucket of a forgotten pair is remembered until it would
  * have refilled anyway, and a new introduction takes it back, so that logging out and in again
@@ -11,8 +13,8 @@
  * ```ts
  * const relay = new RelayPolicy({ now: () => Date.now() });
  * relay.introduce("alice", "bob");
- * relay.allow("alice", "bob", 300); // "ok"
- * relay.allow("alice", "carol", 300); // "not-introduced"
+ * relay.allow("alice", "bob", 300, "192.0.2.1"); // "ok"
+ * relay.allow("alice", "carol", 300, "192.0.2.1"); // "not-introduced"
  * ```
  * @module
  */
@@ -28,6 +30,10 @@ export interface RelayPolicyOptions {
   packetsPerSecond?: number;
   /** Burst of packets; default 800. */
   burstPackets?: number;
+  /** What one sending user may relay to everyone together; default unlimited. */
+  perUser?: RelayRate;
+  /** What the users of one sending address may relay together; default unlimited. */
+  perAddress?: RelayRate;
   /**
    * Most buckets of forgotten pairs remembered at once (the oldest go first); default 10,000.
    * Each is dropped anyway once it would have refilled (within 8 s with the defaults).
@@ -35,8 +41,25 @@ export interface RelayPolicyOptions {
   maxRemembered?: number;
 }
 
-/** Why a relayed frame was or was not forwarded. */
-export type RelayVerdict = "ok" | "not-introduced" | "over-budget";
+/**
+ * A sustained rate of bytes and of packets; the burst is 8 seconds' worth of bytes and 4 seconds'
+ * worth of packets, as with the per-pair defaults.
+ */
+export interface RelayRate {
+  bytesPerSecond: number;
+  packetsPerSecond: number;
+}
+
+/**
+ * Why a relayed frame was or was not forwarded: `over-budget` is the pair's budget,
+ * `user-over-budget` the sender's, `address-over-budget` its address's.
+ */
+export type RelayVerdict =
+  | "ok"
+  | "not-introduced"
+  | "over-budget"
+  | "user-over-budget"
+  | "address-over-budget";
 
 interface Bucket {
   bytes: number;
@@ -54,25 +77,100 @@ function pairKey(a: string, b: string): string {
   return a < b ? `${a}\n${b}` : `${b}\n${a}`;
 }
 
+/**
+ * A bucket of bytes and one of packets per key (a user, an address), in bounded memory: a key
+ * whose buckets have refilled is forgotten (remembering it changes nothing), and beyond `maxKeys`
+ * the key spent from least recently goes first.
+ */
+class KeyedBuckets {
+  readonly #rate: RelayRate;
+  readonly #burstBytes: number;
+  readonly #burstPackets: number;
+  readonly #maxKeys: number;
+  readonly #buckets = new Map<string, Bucket>();
+
+  constructor(rate: RelayRate, maxKeys: number) {
+    this.#rate = rate;
+    this.#burstBytes = 8 * rate.bytesPerSecond;
+    this.#burstPackets = 4 * rate.packetsPerSecond;
+    this.#maxKeys = maxKeys;
+  }
+
+  /** Whether `key` has room for a frame of `bytes` now. */
+  has(key: string, bytes: number, now: number): boolean {
+    const bucket = this.#buckets.get(key);
+    if (bucket === undefined) return bytes <= this.#burstBytes && this.#burstPackets >= 1;
+    this.#refill(bucket, now);
+    return bucket.bytes >= bytes && bucket.packets >= 1;
+  }
+
+  /** Charges `key` for a frame of `bytes` that {@linkcode has} found room for. */
+  spend(key: string, bytes: number, now: number): void {
+    let bucket = this.#buckets.get(key);
+    if (bucket === undefined) {
+      if (this.#buckets.size >= this.#maxKeys) {
+        this.#buckets.delete(this.#buckets.keys().next().value!);
+      }
+      bucket = { bytes: this.#burstBytes, packets: this.#burstPackets, at: now };
+    }
+    this.#buckets.delete(key); // most recently spent from last
+    this.#buckets.set(key, bucket);
+    bucket.bytes -= bytes;
+    bucket.packets -= 1;
+  }
+
+  /** Forgets the keys whose buckets have refilled. */
+  sweep(now: number): void {
+    for (const [key, bucket] of this.#buckets) {
+      this.#refill(bucket, now);
+      if (bucket.bytes >= this.#burstBytes && bucket.packets >= this.#burstPackets) {
+        this.#buckets.delete(key);
+      }
+    }
+  }
+
+  #refill(bucket: Bucket, now: number): void {
+    const elapsed = Math.max(0, now - bucket.at) / 1000;
+    bucket.at = Math.max(bucket.at, now);
+    bucket.bytes = Math.min(this.#burstBytes, bucket.bytes + elapsed * this.#rate.bytesPerSecond);
+    bucket.packets = Math.min(
+      this.#burstPackets,
+      bucket.packets + elapsed * this.#rate.packetsPerSecond,
+    );
+  }
+}
+
 /** Introduced pairs and their relay budgets. */
 export class RelayPolicy {
-  readonly #o: Required<RelayPolicyOptions>;
+  readonly #o: Required<Omit<RelayPolicyOptions, "perUser" | "perAddress">>;
+  readonly #perUser: KeyedBuckets | undefined;
+  readonly #perAddress: KeyedBuckets | undefined;
   readonly #pairs = new Map<string, Bucket>();
   readonly #byUser = new Map<string, Set<string>>();
   /** Buckets of forgotten pairs that are not full yet, oldest first. */
   readonly #remembered = new Map<string, Remembered>();
   /** Frames forwarded (and their bytes) and refused, by reason. */
-  readonly stats = { forwarded: 0, forwardedBytes: 0, notIntroduced: 0, overBudget: 0 };
+  readonly stats = {
+    forwarded: 0,
+    forwardedBytes: 0,
+    notIntroduced: 0,
+    overBudget: 0,
+    userOverBudget: 0,
+    addressOverBudget: 0,
+  };
 
   constructor(options: RelayPolicyOptions) {
+    const { perUser, perAddress, ...rest } = options;
     this.#o = {
       bytesPerSecond: 64 * 1024,
       burstBytes: 512 * 1024,
       packetsPerSecond: 200,
       burstPackets: 800,
       maxRemembered: 10_000,
-      ...options,
+      ...rest,
     };
+    this.#perUser = perUser && new KeyedBuckets(perUser, 65_536);
+    this.#perAddress = perAddress && new KeyedBuckets(perAddress, 65_536);
   }
 
   /**
@@ -93,20 +191,34 @@ export class RelayPolicy {
     }
   }
 
-  /** Whether `from` may relay a frame of `bytes` to `to` now; charges the pair if so. */
-  allow(from: string, to: string, bytes: number): RelayVerdict {
+  /**
+   * Whether `from`, at `address` (its address key; needed when there is a per-address budget),
+   * may relay a frame of `bytes` to `to` now; charges the pair, the sender and its address if so.
+   */
+  allow(from: string, to: string, bytes: number, address = ""): RelayVerdict {
     const bucket = this.#pairs.get(pairKey(from, to));
     if (!bucket) {
       this.stats.notIntroduced++;
       return "not-introduced";
     }
-    this.#refill(bucket, this.#o.now());
+    const now = this.#o.now();
+    this.#refill(bucket, now);
     if (bucket.bytes < bytes || bucket.packets < 1) {
       this.stats.overBudget++;
       return "over-budget";
     }
+    if (this.#perUser && !this.#perUser.has(from, bytes, now)) {
+      this.stats.userOverBudget++;
+      return "user-over-budget";
+    }
+    if (this.#perAddress && !this.#perAddress.has(address, bytes, now)) {
+      this.stats.addressOverBudget++;
+      return "address-over-budget";
+    }
     bucket.bytes -= bytes;
     bucket.packets -= 1;
+    this.#perUser?.spend(from, bytes, now);
+    this.#perAddress?.spend(address, bytes, now);
     this.stats.forwarded++;
     this.stats.forwardedBytes += bytes;
     return "ok";
@@ -126,6 +238,13 @@ export class RelayPolicy {
       this.#byUser.get(other)?.delete(user);
     }
     this.#byUser.delete(user);
+  }
+
+  /** Forgets the senders and addresses whose budgets have refilled (memory stays bounded). */
+  sweep(): void {
+    const now = this.#o.now();
+    this.#perUser?.sweep(now);
+    this.#perAddress?.sweep(now);
   }
 
   /** Number of introduced pairs. */

@@ -34,9 +34,9 @@ import {
 import { MAX_WHOAMI } from "../protocol/whoami.ts";
 import type { AddressBudget } from "./address_budget.ts";
 import { Introductions } from "./introductions.ts";
-import type { Limits } from "./limits.ts";
+import { addressKey, type Limits } from "./limits.ts";
 import type { PresenceOutbox } from "./presence_outbox.ts";
-import type { Registry, User } from "./registry.ts";
+import type { Registry, RejectWhy, User } from "./registry.ts";
 import type { RelayPolicy } from "./relay.ts";
 import { describe, type ServerLog } from "./server_log.ts";
 import type { CoordinatorStats } from "./stats.ts";
@@ -59,6 +59,19 @@ export interface UdpServiceOptions {
 }
 
 const encoder = new TextEncoder();
+
+/**
+ * Shorter forms of each `Reject` reason, for a login too short to be answered with the whole
+ * reason (the answer is never longer than the request); the last of each (at most 13 bytes with
+ * `Reject,`) fits the shortest login (17 bytes).
+ */
+const SHORT_REJECT: Record<RejectWhy, string[]> = {
+  "in-use": ["name in use", "in use"],
+  lookalike: ["looks like a name in use", "in use"],
+  full: ["full"],
+  "names-per-address": ["too many names from your address", "too many names", "limit"],
+  "new-names-per-address-per-day": ["too many new names today", "too many names", "limit"],
+};
 
 /** Answers datagrams. */
 export class UdpService {
@@ -204,11 +217,17 @@ export class UdpService {
     const sender = this.#registry.at(from);
     if (frame.type !== "relay" || sender?.state !== "online") return;
     const target = this.#registry.get(frame.to);
+    const address = addressKey(from.host);
     const verdict = target?.state === "online"
-      ? this.#relay.allow(sender.name, frame.to, frame.inner.length)
+      ? this.#relay.allow(sender.name, frame.to, frame.inner.length, address)
       : "not-introduced";
     if (verdict !== "ok") {
       this.#stats.relayDropped++;
+      if (verdict === "user-over-budget") {
+        this.#log.limited("relay-per-user", `${sender.name} relayed over its budget; dropped`);
+      } else if (verdict === "address-over-budget") {
+        this.#log.limited("relay-per-address", `${address} relayed over its budget; dropped`);
+      }
       return;
     }
     this.#stats.relayed++;
@@ -223,7 +242,7 @@ export class UdpService {
       case "login":
         return this.#login(msg, from, request);
       case "logout": {
-        const result = this.#registry.logout(msg.username, from);
+        const result = this.#registry.logout(msg.username, from, msg.secret);
         if (result.kind === "removed") {
           this.#log.line(`logout ${describe(result.user)}`);
           this.#left(result.user);
@@ -232,7 +251,9 @@ export class UdpService {
           this.#log.throttled(
             "forged logout",
             `ignored forged logout for ${msg.username} from ${formatEndpoint(from)} ` +
-              `(owned by ${formatEndpoint(result.owner.observed)})`,
+              (result.why === "secret"
+                ? "(without the secret it logged in with)"
+                : `(owned by ${formatEndpoint(result.owner.observed)})`),
           );
         }
         return;
@@ -270,13 +291,13 @@ export class UdpService {
         "rejected login",
         `rejected login ${msg.username} from ${formatEndpoint(from)}: ${result.reason}`,
       );
-      const full = result.reason.endsWith("full");
-      if (full) {
+      if (result.why === "full") {
         this.#log.limited("max-users", `${this.#limits.maxUsers} users online; refused a login`);
+      } else if (result.why !== "in-use" && result.why !== "lookalike") {
+        this.#log.limited(result.why, `${from.host}: ${result.reason}; refused ${msg.username}`);
       }
       const reject = (reason: string): ServerMessage => ({ type: "reject", reason });
-      const short = full ? ["full"] : ["name in use", "in use"];
-      this.#answer([result.reason, ...short].map(reject), from, request.length);
+      this.#answer([result.reason, ...SHORT_REJECT[result.why]].map(reject), from, request.length);
       return;
     }
     if (result.kind === "pending" && result.evicted) {
@@ -295,7 +316,17 @@ export class UdpService {
     from: Endpoint,
     request: Uint8Array,
   ): void {
-    const beat = this.#registry.heartbeat(msg.username, from, msg.secret);
+    const result = this.#registry.heartbeat(msg.username, from, msg.secret);
+    if (result.kind === "forged") {
+      // Unanswered: an `Expired` would send the owner to log in again.
+      this.#log.throttled(
+        "forged heartbeat",
+        `ignored heartbeat for ${msg.username} from ${formatEndpoint(from)} without the secret ` +
+          `it logged in with`,
+      );
+      return;
+    }
+    const beat = result.kind === "alive" ? result : undefined;
     if (beat?.previous) this.#moved(beat.user, beat.previous);
     const answer: ServerMessage = !beat
       ? { type: "expired", username: msg.username }

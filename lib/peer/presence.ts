@@ -248,7 +248,13 @@ export class Presence {
     this.#watch.close();
     this.#resync?.abort();
     this.#waiter = undefined;
-    this.#sendMessage({ type: "logout", username: this.#o.username, endpoint: this.#o.claimed });
+    this.#sendMessage({
+      type: "logout",
+      username: this.#o.username,
+      endpoint: this.#o.claimed,
+      // Proof that the logout is ours: a forged source address is not (docs/PROTOCOL.md §1.3).
+      secret: this.#o.ext?.secret,
+    });
   }
 
   #sendMessage(msg: ClientMessage): void {

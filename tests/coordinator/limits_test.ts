@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import {
   addressKey,
-  ConnectionCounter,
+  ConnectionSlots,
   DEFAULT_LIMITS,
   LogThrottle,
   RateLimiter,
@@ -71,23 +71,72 @@ Deno.test("RateLimiter holds a bounded number of keys and forgets idle ones", ()
   assert.ok(!limiter.allow("busy"), "sweeping kept the key's state");
 });
 
-Deno.test("ConnectionCounter caps connections per key and in total", () => {
-  const tcp = new ConnectionCounter({ perKey: 2, total: 3 });
-  assert.equal(tcp.open("a"), "ok");
-  assert.equal(tcp.open("a"), "ok");
-  assert.equal(tcp.open("a"), "address");
-  assert.equal(tcp.open("b"), "ok");
-  assert.equal(tcp.open("c"), "total");
-  assert.equal(tcp.count, 3);
-  tcp.close("a");
-  assert.equal(tcp.open("c"), "ok");
-  tcp.close("nobody"); // ignored
-  assert.equal(tcp.count, 3);
-  for (const key of ["a", "b", "c"]) tcp.close(key);
-  assert.equal(tcp.count, 0);
-  tcp.close("a"); // already closed: ignored
-  assert.equal(tcp.count, 0);
-  assert.equal(tcp.open("a"), "ok");
+Deno.test("ConnectionSlots: a key at its cap gives its oldest slot to its newest", () => {
+  const slots = new ConnectionSlots<string>({ perKey: 2, total: 3 });
+  assert.deepEqual(slots.open("a", "a1"), { kind: "ok" });
+  assert.deepEqual(slots.open("a", "a2"), { kind: "ok" });
+  // Behaviour changed by issue 18: the third is not refused, the oldest of the address makes way.
+  assert.deepEqual(slots.open("a", "a3"), {
+    kind: "evicted",
+    evicted: "a1",
+    from: "a",
+    because: "address",
+  });
+  assert.equal(slots.held("a"), 2);
+  assert.equal(slots.count, 2);
+  slots.close("a", "a1"); // evicted already: ignored
+  assert.equal(slots.count, 2);
+  slots.close("a", "a2");
+  slots.close("a", "a3");
+  slots.close("nobody", "x"); // ignored
+  assert.equal(slots.count, 0);
+  assert.equal(slots.held("a"), 0);
+});
+
+Deno.test("ConnectionSlots: when all are taken, a key holding fewer evicts the biggest holder's oldest", () => {
+  const slots = new ConnectionSlots<string>({ perKey: 8, total: 6 });
+  for (const item of ["a1", "a2", "a3", "a4"]) assert.equal(slots.open("a", item).kind, "ok");
+  for (const item of ["b1", "b2"]) assert.equal(slots.open("b", item).kind, "ok");
+  // Full: c holds none, a the most.
+  assert.deepEqual(slots.open("c", "c1"), {
+    kind: "evicted",
+    evicted: "a1",
+    from: "a",
+    because: "total",
+  });
+  assert.deepEqual(slots.open("c", "c2"), {
+    kind: "evicted",
+    evicted: "a2",
+    from: "a",
+    because: "total",
+  });
+  // a, b and c hold 2 each: a newcomer evicts the oldest of the one that came to hold 2 first.
+  assert.deepEqual(slots.open("d", "d1"), {
+    kind: "evicted",
+    evicted: "b1",
+    from: "b",
+    because: "total",
+  });
+  // A key that holds as many as anyone is refused: it cannot take from its equals.
+  assert.deepEqual(slots.open("a", "a5"), { kind: "refused" });
+  const held = ["a", "b", "c", "d"].map((key) => slots.held(key));
+  assert.deepEqual(held, [2, 1, 2, 1]);
+  assert.equal(slots.count, 6);
+});
+
+Deno.test("ConnectionSlots: 128 keys holding 8 each cannot keep a newcomer out", () => {
+  const slots = new ConnectionSlots<number>({ perKey: 8, total: 1024 });
+  for (let i = 0; i < 1024; i++) assert.equal(slots.open(`k${i >> 3}`, i).kind, "ok");
+  const verdict = slots.open("newcomer", -1);
+  assert.equal(verdict.kind, "evicted");
+  assert.equal(slots.held("newcomer"), 1);
+  assert.equal(slots.count, 1024);
+  // And the newcomer's later fetches too, while the flood goes on.
+  for (let i = 0; i < 100; i++) {
+    slots.open(`k${i % 128}`, 10_000 + i); // the flood reconnects
+    slots.close("newcomer", -1 - i);
+    assert.notEqual(slots.open("newcomer", -2 - i).kind, "refused");
+  }
 });
 
 Deno.test("LogThrottle writes a burst per kind, then a trickle, and counts the rest", () => {

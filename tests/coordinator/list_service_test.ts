@@ -10,18 +10,24 @@ import { FakeClock } from "../support/fake_clock.ts";
 
 const decoder = new TextDecoder();
 
-/** A TCP connection stand-in: the test feeds its input and reads what the service wrote. */
+/**
+ * A TCP connection stand-in: the test feeds its input and reads what the service wrote. A
+ * `stalled` one is a client that does not read: no write to it ever completes.
+ */
 class FakeConn implements ListConnection {
   readonly remoteAddr: Deno.NetAddr;
   written = "";
   writeClosed = false;
   closed = false;
+  readonly #stalled: boolean;
   readonly #input: (Uint8Array | null)[] = [];
   #reader: { resolve: (n: number | null) => void; reject: (e: Error) => void } | undefined;
   #buffer: Uint8Array | undefined;
+  #writer: ((e: Error) => void) | undefined;
 
-  constructor(hostname: string) {
+  constructor(hostname: string, options: { stalled?: boolean } = {}) {
     this.remoteAddr = { transport: "tcp", hostname, port: 50_000 };
+    this.#stalled = options.stalled ?? false;
   }
 
   read(buffer: Uint8Array): Promise<number | null> {
@@ -35,6 +41,7 @@ class FakeConn implements ListConnection {
 
   write(data: Uint8Array): Promise<number> {
     if (this.closed) return Promise.reject(new Deno.errors.BadResource("closed"));
+    if (this.#stalled) return new Promise((_, reject) => this.#writer = reject);
     // A few bytes at a time, as a slow reader's socket would take them.
     const n = Math.min(data.length, 7);
     this.written += decoder.decode(data.subarray(0, n));
@@ -50,6 +57,7 @@ class FakeConn implements ListConnection {
     if (this.closed) throw new Deno.errors.BadResource("closed twice");
     this.closed = true;
     this.#reader?.reject(new Deno.errors.BadResource("closed"));
+    this.#writer?.(new Deno.errors.BadResource("closed"));
   }
 
   /** The client sends `data`, or closes its side (`null`). */
@@ -108,7 +116,7 @@ Deno.test("a fetch admits the address's pending logins and writes the list with 
   registry.login("dave", at("10.0.0.5", 4000), at("192.0.2.3", 4000), { key: "k", secret: "s" });
   const conn = new FakeConn("::ffff:192.0.2.2"); // a dual-stack listener's view of an IPv4 peer
   list.serve(conn);
-  assert.equal(list.open, 2);
+  assert.equal(list.open, 1, "the first was closed once its list was written");
   await settle();
   // Admitted: both logins from the address, in order (versions 2 and 3).
   assert.equal(
@@ -123,13 +131,10 @@ Deno.test("a fetch admits the address's pending logins and writes the list with 
   assert.equal(stats.listFetches, 2);
   // Those already online hear of it (the first change after a quiet spell goes out at once).
   assert.deepEqual(sent.map((s) => s.split("\n")[0]), ["192.0.2.1 Presence,1,3"]);
-  // The connection stays open until the client closes its side.
-  assert.ok(!conn.closed);
-  conn.send(new TextEncoder().encode("thanks"));
-  conn.send(null);
-  await settle();
-  assert.ok(conn.closed);
-  assert.equal(list.open, 1);
+  // Behaviour changed by issue 18: the connection is closed once the list is written, whatever
+  // the client does with its side (it used to stay open until the client closed it).
+  assert.ok(conn.closed && first.closed);
+  assert.equal(list.open, 0);
 });
 
 Deno.test("where a seed-only client has the address, the list ends as the seed's does", async () => {
@@ -148,7 +153,8 @@ Deno.test("where a seed-only client has the address, the list ends as the seed's
 
 Deno.test("an idle connection is closed after tcpIdleMs, and none lives past four times that", async () => {
   const { clock, list, logged } = setup({ tcpIdleMs: 1_000 });
-  const idle = new FakeConn("192.0.2.1");
+  // Clients that do not read the list: the write never completes.
+  const idle = new FakeConn("192.0.2.1", { stalled: true });
   list.serve(idle);
   await settle();
   clock.advance(999);
@@ -157,7 +163,7 @@ Deno.test("an idle connection is closed after tcpIdleMs, and none lives past fou
   assert.ok(idle.closed);
   assert.equal(logged("limit tcp-idle reached: connection from 192.0.2.1 idle for 1000 ms"), 1);
   // A byte every half idle time keeps one from being idle, not from its deadline.
-  const trickle = new FakeConn("192.0.2.2");
+  const trickle = new FakeConn("192.0.2.2", { stalled: true });
   list.serve(trickle);
   for (let t = 0; t < 3_500; t += 500) {
     trickle.send(new Uint8Array(1));
@@ -175,45 +181,69 @@ Deno.test("an idle connection is closed after tcpIdleMs, and none lives past fou
   assert.equal(clock.pending, 0, "no timer left behind");
 });
 
-Deno.test("connections are capped per address and in total; a closed one frees its place", async () => {
-  const { list, logged, stats } = setup({ tcpPerAddress: 2, maxTcp: 3 });
-  const a = [new FakeConn("192.0.2.1"), new FakeConn("192.0.2.1")];
-  a.forEach((c) => list.serve(c));
-  const third = new FakeConn("192.0.2.1");
-  list.serve(third);
-  assert.ok(third.closed);
-  assert.equal(third.written, "");
+// Behaviour changed by issue 18: a connection over a cap used to be refused; now the oldest
+// connection of its address, or of the address holding the most, makes way (slow connections
+// must not keep anyone's fetches out).
+Deno.test("an address at its cap loses its oldest connection to its newest", async () => {
+  const { list, logged, stats } = setup({ tcpPerAddress: 2, maxTcp: 10 });
+  const slow = [1, 2].map(() => new FakeConn("192.0.2.1", { stalled: true }));
+  slow.forEach((c) => list.serve(c));
+  const fetch = new FakeConn("192.0.2.1");
+  list.serve(fetch);
+  assert.ok(slow[0].closed && !slow[1].closed);
   assert.equal(logged("limit tcp-per-address reached: 192.0.2.1 has 2 TCP connections open"), 1);
-  // IPv6 addresses count per /64.
-  const v6 = [new FakeConn("2001:db8::1"), new FakeConn("2001:db8::2")];
-  list.serve(v6[0]);
-  list.serve(v6[1]);
-  assert.ok(!v6[0].closed && v6[1].closed, "the total cap (3) was reached");
-  assert.equal(logged("limit max-tcp reached: 3 TCP connections open; closed one from"), 1);
-  assert.equal(stats.limited, 2);
   await settle();
-  a[0].send(null);
-  await settle();
-  assert.ok(a[0].closed);
-  const again = new FakeConn("192.0.2.1");
-  list.serve(again);
-  assert.ok(!again.closed);
-  await settle();
-  assert.equal(again.written, "end\nversion,0");
+  assert.equal(fetch.written, "end\nversion,0");
+  assert.ok(fetch.closed);
+  assert.equal(list.open, 1);
+  assert.equal(stats.limited, 1);
 });
 
-Deno.test("input past the line limit is no longer read; the list still comes, the timer closes it", async () => {
-  const { clock, list, logged } = setup({ maxLineBytes: 100, tcpIdleMs: 1_000 });
+Deno.test("when every connection is taken, an address holding fewer takes the biggest holder's oldest", async () => {
+  const { list, logged } = setup({ tcpPerAddress: 2, maxTcp: 3 });
+  const a = [1, 2].map(() => new FakeConn("192.0.2.1", { stalled: true }));
+  a.forEach((c) => list.serve(c));
+  // IPv6 addresses count per /64.
+  const v6 = [1, 2].map((i) => new FakeConn(`2001:db8::${i}`, { stalled: true }));
+  list.serve(v6[0]);
+  assert.equal(list.open, 3);
+  list.serve(v6[1]);
+  assert.ok(a[0].closed && !a[1].closed && !v6[0].closed && !v6[1].closed);
+  assert.equal(
+    logged("limit max-tcp reached: 3 TCP connections open; closed the oldest of 192.0.2.1"),
+    1,
+  );
+  // A new address still gets in, at the expense of the address holding the most.
+  const newcomer = new FakeConn("192.0.2.9");
+  list.serve(newcomer);
+  assert.ok(v6[0].closed && !a[1].closed && !v6[1].closed);
+  await settle();
+  assert.equal(newcomer.written, "end\nversion,0");
+  assert.equal(list.open, 2);
+});
+
+Deno.test("when every connection is taken, an address holding as many as any other is refused", () => {
+  const { list, logged } = setup({ tcpPerAddress: 3, maxTcp: 4 });
+  const held = ["192.0.2.1", "192.0.2.1", "192.0.2.2", "192.0.2.2"].map((host) =>
+    new FakeConn(host, { stalled: true })
+  );
+  held.forEach((c) => list.serve(c));
+  const more = new FakeConn("192.0.2.2", { stalled: true });
+  list.serve(more);
+  assert.ok(more.closed && held.every((c) => !c.closed), "it cannot take from its equals");
+  assert.equal(logged("limit max-tcp reached: 4 TCP connections open; closed one from"), 1);
+  assert.equal(list.open, 4);
+  for (const c of held) c.close();
+});
+
+Deno.test("input past the line limit is no longer read; the list still comes, then the close", async () => {
+  const { list, logged } = setup({ maxLineBytes: 100, tcpIdleMs: 1_000 });
   const chatty = new FakeConn("192.0.2.1");
   chatty.send(new Uint8Array(5000));
   list.serve(chatty);
   await settle();
   assert.equal(chatty.written, "end\nversion,0");
   assert.equal(logged("limit max-line reached: 192.0.2.1 sent more than 100 bytes"), 1);
-  chatty.send(null); // not read any more: its close goes unnoticed
-  await settle();
-  assert.ok(!chatty.closed);
-  clock.advance(1_000);
   assert.ok(chatty.closed);
 });
 

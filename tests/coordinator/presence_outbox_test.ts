@@ -72,7 +72,7 @@ function setup(batchMs = 250) {
     return users;
   };
   const leave = (user: User): void => {
-    assert.equal(registry.logout(user.name, user.observed).kind, "removed");
+    assert.equal(registry.logout(user.name, user.observed, user.secret).kind, "removed");
     outbox.leave(user);
     outbox.schedule();
   };

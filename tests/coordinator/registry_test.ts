@@ -74,12 +74,14 @@ Deno.test("a name held from another endpoint is rejected", () => {
     assert.deepEqual(reg.login("alice", CLAIMED, from), {
       kind: "rejected",
       reason: 'name "alice" is already in use',
+      why: "in-use",
     });
   }
   reg.admitFrom("192.0.2.1");
   assert.deepEqual(reg.login("alice", { host: "10.9.9.9", port: 1 }, MALLORY), {
     kind: "rejected",
     reason: 'name "alice" is already in use',
+    why: "in-use",
   });
   assert.deepEqual(reg.get("alice")?.observed, ALICE);
   assert.deepEqual(reg.get("alice")?.claimed, CLAIMED);
@@ -144,9 +146,9 @@ Deno.test("a heartbeat from anyone but the owner is ignored", () => {
   reg.login("alice", CLAIMED, ALICE);
   reg.admitFrom("192.0.2.1");
   clock.t = 30_000;
-  assert.equal(reg.heartbeat("alice", MALLORY), undefined);
-  assert.equal(reg.heartbeat("alice", ALICE_OTHER_PORT), undefined);
-  assert.equal(reg.heartbeat("nobody", ALICE), undefined);
+  assert.deepEqual(reg.heartbeat("alice", MALLORY), { kind: "unknown" });
+  assert.deepEqual(reg.heartbeat("alice", ALICE_OTHER_PORT), { kind: "unknown" });
+  assert.deepEqual(reg.heartbeat("nobody", ALICE), { kind: "unknown" });
   assert.equal(reg.get("alice")?.lastSeen, 1_000);
 
   // So Mallory's heartbeats cannot keep Alice alive past her timeout.
@@ -160,7 +162,8 @@ Deno.test("a heartbeat from the owner keeps the user online", () => {
   reg.admitFrom("192.0.2.1");
   for (let t = 10_000; t <= 200_000; t += 10_000) {
     clock.t = t;
-    const user = reg.heartbeat("alice", ALICE)?.user;
+    const beat = reg.heartbeat("alice", ALICE);
+    const user = beat.kind === "alive" ? beat.user : undefined;
     assert.equal(user?.name, "alice");
     assert.equal(user?.lastSeen, t);
     assert.deepEqual(reg.expire(), { expired: [], abandoned: [] });
@@ -249,18 +252,20 @@ Deno.test("maxUsers caps online users; a login finding the server full is refuse
   assert.deepEqual(reg.login("d", CLAIMED, { host: "203.0.113.4", port: 1 }), {
     kind: "rejected",
     reason: "the server is full",
+    why: "full",
   });
   assert.equal(reg.get("d"), undefined);
   // A pending login admitted once the server is full is forgotten, not admitted.
   const { admitted, refused } = reg.admitFrom("198.51.100.9");
   assert.deepEqual(admitted, []);
-  assert.deepEqual(names(refused), ["c"]);
+  assert.deepEqual(refused.map(({ user, why }) => [user.name, why]), [["c", "full"]]);
   assert.equal(reg.get("c"), undefined);
   // Users already in may still refresh; a taken name is reported as taken, not as full.
   assert.equal(reg.login("a", CLAIMED, ALICE).kind, "refreshed");
   assert.deepEqual(reg.login("b", CLAIMED, MALLORY), {
     kind: "rejected",
     reason: 'name "b" is already in use',
+    why: "in-use",
   });
   reg.logout("b", BOB);
   assert.equal(reg.login("c", CLAIMED, MALLORY).kind, "pending");
@@ -276,6 +281,7 @@ Deno.test("the default maxUsers is 20,000", () => {
   assert.deepEqual(reg.login("one more", CLAIMED, MALLORY), {
     kind: "rejected",
     reason: "the server is full",
+    why: "full",
   });
 });
 
@@ -318,7 +324,8 @@ function text(parts: Uint8Array[]): string {
 }
 
 Deno.test("listParts follows joins, leaves and moves, and never changes bytes it handed out", () => {
-  const { reg } = setup();
+  // Many names from one address: no name quota in the way.
+  const { reg } = setup({ namesPerAddress: 1_000, newNamesPerAddressPerDay: 1_000 });
   const ext = { key: "k".repeat(43), secret: "s".repeat(22) };
   assert.equal(text(reg.listParts()), "");
   reg.login("alice", CLAIMED, ALICE, ext);
@@ -353,7 +360,7 @@ Deno.test("listParts follows joins, leaves and moves, and never changes bytes it
 });
 
 Deno.test("a leave re-encodes only its part of a long list, and parts merge as they shrink", () => {
-  const { reg } = setup();
+  const { reg } = setup({ namesPerAddress: 10_000, newNamesPerAddressPerDay: 10_000 });
   const host = "203.0.113.5";
   const at = (i: number) => ({ host, port: 1000 + i });
   for (let i = 0; i < 10_000; i++) {
@@ -390,10 +397,10 @@ Deno.test("the holder's secret moves a name to a new endpoint; anyone else is st
     reg.login("alice", CLAIMED, MALLORY, { ...ext, secret: "x".repeat(22) }).kind,
     "rejected",
   );
-  assert.equal(reg.heartbeat("alice", MALLORY, "x".repeat(22)), undefined);
+  assert.deepEqual(reg.heartbeat("alice", MALLORY, "x".repeat(22)), { kind: "unknown" });
   // A heartbeat with the secret from a new mapping rebinds, and says from where.
   const moved = reg.heartbeat("alice", ALICE_OTHER_PORT, ext.secret);
-  assert.deepEqual(moved?.previous, ALICE);
+  assert.deepEqual(moved.kind === "alive" && moved.previous, ALICE);
   assert.deepEqual(reg.get("alice")?.observed, ALICE_OTHER_PORT);
   assert.equal(reg.get("alice")?.state, "online");
   // So does a login with the secret.
@@ -463,4 +470,116 @@ Deno.test("hasSeedOnlyAt agrees with a scan of every user through random logins 
       assert.equal(reg.hasSeedOnlyAt(host), scan, `${host} at step ${step}`);
     }
   }
+});
+
+Deno.test("a name that looks like one pending or online is refused; its own holder is not", () => {
+  const { reg } = setup();
+  reg.login("alice", CLAIMED, ALICE);
+  assert.deepEqual(reg.login("\u0430lice", CLAIMED, MALLORY), {
+    kind: "rejected",
+    reason: 'name "\u0430lice" looks like "alice" who is logging in',
+    why: "lookalike",
+  });
+  reg.admitFrom("192.0.2.1");
+  for (const lookalike of ["\uff41\uff4c\uff49\uff43\uff45", "\u{1d41a}lice", "a1ice"]) {
+    const r = reg.login(lookalike, CLAIMED, MALLORY);
+    assert.equal(
+      r.kind === "rejected" && r.reason,
+      `name "${lookalike}" looks like "alice" who is online`,
+    );
+  }
+  assert.equal(reg.login("alice", CLAIMED, ALICE).kind, "refreshed", "the holder itself");
+  assert.equal(reg.login("alicé", CLAIMED, MALLORY).kind, "pending", "another letter");
+  assert.equal(reg.login("张伟", CLAIMED, BOB).kind, "pending");
+  assert.equal(reg.login("张伟伟", CLAIMED, BOB).kind, "pending");
+  // Once alice is gone, her lookalike is free.
+  reg.logout("alice", ALICE);
+  assert.equal(reg.login("\u0430lice", CLAIMED, MALLORY).kind, "pending");
+});
+
+Deno.test("a pending login is forgotten a pending timeout after it first came, however often re-sent", () => {
+  const { reg, clock } = setup({ pendingTimeoutMs: 10_000 });
+  reg.login("bob", CLAIMED, MALLORY);
+  for (let t = 1_000; t <= 11_000; t += 1_000) {
+    clock.t = 1_000 + t;
+    reg.login("bob", CLAIMED, MALLORY); // refreshes its entry, not its time
+    reg.heartbeat("bob", MALLORY);
+    if (t <= 10_000) assert.deepEqual(names(reg.expire().abandoned), [], `at ${t}`);
+  }
+  assert.deepEqual(names(reg.expire().abandoned), ["bob"]);
+});
+
+Deno.test("a pending login a quarter of the pending timeout old gives way to another endpoint", () => {
+  const { reg, clock } = setup({ pendingTimeoutMs: 10_000 });
+  reg.login("bob", CLAIMED, MALLORY);
+  clock.t += 2_499; // a client fetches its list a round trip after its Accept: still in time
+  assert.equal(reg.login("bob", CLAIMED, BOB).kind, "rejected");
+  clock.t += 1;
+  const r = reg.login("bob", CLAIMED, BOB);
+  assert.equal(r.kind, "pending");
+  assert.deepEqual(reg.get("bob")?.observed, BOB);
+  assert.deepEqual(reg.admitFrom("198.51.100.9"), NOBODY, "the squatter's fetch admits nothing");
+  assert.deepEqual(names(reg.admitFrom("2001:db8::2").admitted), ["bob"]);
+  // Online names never give way.
+  clock.t += 60_000;
+  reg.heartbeat("bob", BOB);
+  assert.equal(reg.login("bob", CLAIMED, MALLORY).kind, "rejected");
+});
+
+Deno.test("a user with a secret logs out and heartbeats only with it, even from its endpoint", () => {
+  const { reg, clock } = setup();
+  const ext = { key: "k".repeat(43), secret: "s".repeat(22) };
+  reg.login("alice", CLAIMED, ALICE, ext);
+  reg.admitFrom("192.0.2.1");
+  clock.t = 30_000;
+  assert.equal(reg.heartbeat("alice", ALICE).kind, "forged");
+  assert.equal(reg.heartbeat("alice", ALICE, "x".repeat(22)).kind, "forged");
+  assert.equal(reg.get("alice")?.lastSeen, 1_000, "a forged heartbeat keeps nobody alive");
+  assert.equal(reg.heartbeat("alice", ALICE, ext.secret).kind, "alive");
+  assert.equal(reg.get("alice")?.lastSeen, 30_000);
+  const forged = reg.logout("alice", ALICE);
+  assert.equal(forged.kind === "forged" && forged.why, "secret");
+  assert.equal(reg.logout("alice", ALICE, "x".repeat(22)).kind, "forged");
+  assert.equal(reg.get("alice")?.state, "online");
+  assert.equal(reg.logout("alice", ALICE, ext.secret).kind, "removed");
+  // Seed-only users keep the seed's rule: their endpoint is their proof.
+  reg.login("seed", CLAIMED, BOB);
+  reg.admitFrom("2001:db8::2");
+  assert.equal(reg.heartbeat("seed", BOB).kind, "alive");
+  assert.equal(reg.logout("seed", BOB).kind, "removed");
+});
+
+Deno.test("names per address: online at once and new per day, counted when admitted", () => {
+  const { reg, clock } = setup({ namesPerAddress: 2, newNamesPerAddressPerDay: 3 });
+  const at = (port: number) => ({ host: "192.0.2.1", port });
+  for (const [i, name] of ["a", "b", "c"].entries()) reg.login(name, CLAIMED, at(i));
+  // Logins are pending until the fetch; it admits what the quota allows.
+  const { admitted, refused } = reg.admitFrom("192.0.2.1");
+  assert.deepEqual(names(admitted), ["a", "b"]);
+  assert.deepEqual(refused.map(({ user, why }) => [user.name, why]), [["c", "names-per-address"]]);
+  assert.deepEqual(reg.login("c", CLAIMED, at(2)), {
+    kind: "rejected",
+    reason: "too many names online from your address",
+    why: "names-per-address",
+  });
+  reg.logout("a", at(0));
+  reg.login("c", CLAIMED, at(2));
+  reg.admitFrom("192.0.2.1");
+  reg.logout("b", at(1));
+  reg.logout("c", at(2));
+  // Three new names today: a fourth is refused, the three may come back.
+  assert.deepEqual(reg.login("d", CLAIMED, at(3)), {
+    kind: "rejected",
+    reason: "too many new names from your address today",
+    why: "new-names-per-address-per-day",
+  });
+  assert.equal(reg.login("a", CLAIMED, at(0)).kind, "pending");
+  // Forged logins from an address do not use up its quota: only admissions count.
+  assert.equal(reg.quota.newToday("198.51.100.9"), 0);
+  reg.login("m", CLAIMED, MALLORY);
+  assert.equal(reg.quota.newToday("198.51.100.9"), 0);
+  // A day later the address may bring new names again.
+  clock.t += 24 * 60 * 60 * 1000;
+  reg.expire();
+  assert.equal(reg.login("d", CLAIMED, at(3)).kind, "pending");
 });
