@@ -344,8 +344,10 @@ Deno.test("attack: five names on one address relaying to one user stay within th
     try {
       await logIn(c, victim, "victim");
       for (const [i, s] of swarm.entries()) await logIn(c, s, `m${i}`);
-      // Introduced at the victim's own request, so that no consent rule stands in the way.
+      // Introduced at both sides' request (each consented: PROTOCOL.md §1.4), so that no
+      // consent rule stands in the way of the relay budgets under test.
       for (const i of swarm.keys()) victim.send(`connect,victim,m${i}`);
+      for (const [i, s] of swarm.entries()) s.send(`connect,m${i},victim`);
       await victim.until((t) => t.startsWith("Introduce,"), 5);
       const inner = new Uint8Array(1000).fill(7);
       const perSecond: number[] = [];

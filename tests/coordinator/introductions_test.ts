@@ -137,14 +137,14 @@ Deno.test("consent is forgotten when a side leaves, and belongs to one login", (
   introductions.connect(bob, "alice");
   take();
   // Bob leaves; whoever logs in as bob next has consented to nothing.
-  registry.logout("bob", bob.observed);
+  assert.equal(registry.logout("bob", bob.observed, bob.secret).kind, "removed");
   relay.forget("bob");
   introductions.forget("bob");
   const bob2 = user("bob", 5);
   introductions.connect(alice, "bob");
   assert.deepEqual(take(), ["192.0.2.5:4000 Knock,alice,key-alice"]);
   // A want from an earlier login does not count either.
-  registry.logout("alice", alice.observed);
+  assert.equal(registry.logout("alice", alice.observed, alice.secret).kind, "removed");
   user("alice", 6);
   introductions.connect(bob2, "alice");
   assert.deepEqual(take(), ["192.0.2.6:4000 Knock,bob,key-bob"]);
