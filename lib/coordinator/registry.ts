@@ -379,8 +379,19 @@ export class Registry {
     }
     if (existing) {
       const rebind = !sameEndpoint(existing.observed, observed);
-      if (rebind && (ext === undefined || existing.secret !== ext.secret)) {
+      const proven = ext !== undefined && existing.secret === ext.secret;
+      // From the holder's own endpoint, a login without its secret could be a spoofed datagram
+      // handing out another key; only a holder silent for half the peer timeout (a client that
+      // crashed and came back on the same port, with a new secret) may be replaced so.
+      const alive = now - existing.lastSeen < this.#o.peerTimeoutMs / 2;
+      if (
+        (rebind && !proven) || (!rebind && existing.secret !== undefined && !proven && alive)
+      ) {
         return { kind: "rejected", reason: `name "${name}" is already in use`, why: "in-use" };
+      }
+      // The holder came back with a new process: its secret is the proof from now on.
+      if (!rebind && existing.secret !== undefined && ext !== undefined) {
+        existing.secret = ext.secret;
       }
       const previous = existing.observed;
       existing.claimed = claimed;

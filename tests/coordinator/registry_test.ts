@@ -583,3 +583,30 @@ Deno.test("names per address: online at once and new per day, counted when admit
   reg.expire();
   assert.equal(reg.login("d", CLAIMED, at(3)).kind, "pending");
 });
+
+Deno.test("a login from the holder's own endpoint without its secret replaces no key while the holder lives", () => {
+  const { reg, clock } = setup();
+  const ext = { key: "K".repeat(43), secret: "S".repeat(22) };
+  reg.login("alice", CLAIMED, ALICE, ext);
+  reg.admitFrom(ALICE.host);
+  // A datagram spoofed from alice's exact endpoint, with the attacker's key: refused.
+  const spoofed = { key: "M".repeat(43), secret: "m".repeat(22) };
+  for (const other of [spoofed, undefined]) {
+    assert.deepEqual(reg.login("alice", CLAIMED, ALICE, other), {
+      kind: "rejected",
+      reason: 'name "alice" is already in use',
+      why: "in-use",
+    });
+  }
+  assert.equal(reg.get("alice")?.key, ext.key);
+  // Alice herself (her secret) still refreshes.
+  assert.equal(reg.login("alice", CLAIMED, ALICE, ext).kind, "refreshed");
+  // Silent for half the peer timeout: a crashed client back on the same port, with a new
+  // process's key and secret, takes its name back, and its new secret is the proof from then on.
+  clock.t += 22_500;
+  const restarted = { key: "R".repeat(43), secret: "r".repeat(22) };
+  assert.equal(reg.login("alice", CLAIMED, ALICE, restarted).kind, "refreshed");
+  assert.equal(reg.get("alice")?.key, restarted.key);
+  assert.equal(reg.logout("alice", ALICE, ext.secret).kind, "forged");
+  assert.equal(reg.logout("alice", ALICE, restarted.secret).kind, "removed");
+});
