@@ -85,7 +85,7 @@ async function fate(events: Collector<PeerEvent>, id: number | undefined, timeou
   );
 }
 
-Deno.test("attack: 2,000 forged HS1s at 200/s: no HS2 sent, a session and a reconnect carry on", async () => {
+Deno.test("attack: 2,000 forged HS1s at 200/s: no key exchange for them; a session and a reconnect carry on", async () => {
   const coordinator = await Coordinator.start({ host: "127.0.0.1", port: 0, log: () => {} });
   const configDir = await Deno.makeTempDir({ prefix: "p2p-attack-" });
   const attacker = await UdpSocket.bind({ host: "127.0.0.1", port: 0 });
