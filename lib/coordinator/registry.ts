@@ -82,7 +82,7 @@ export type RejectWhy = "in-use" | "lookalike" | "full" | NameQuotaLimit;
 /** A pending login that a list fetch could not admit, and why. */
 export interface Refused {
   user: User;
-  why: "full" | NameQuotaLimit;
+  why: "full" | "lookalike" | NameQuotaLimit;
 }
 
 /** Outcome of {@linkcode Registry.logout}. */
@@ -159,7 +159,10 @@ export class Registry {
   readonly #at = new Map<string, string>();
   /** Seed-only users (no key), pending or online, by observed IP address: how many. */
   readonly #seedOnlyByHost = new Map<string, number>();
-  /** The name of each user, pending or online, by its skeleton: who a new name looks like. */
+  /**
+   * The name of each online user by its skeleton: who a new name looks like. Online only: a
+   * pending login proves nothing yet, so it must not keep a lookalike (the real user) out.
+   */
   readonly #bySkeleton = new Map<string, string>();
   readonly #quota: NameQuota;
   readonly #o: Required<RegistryOptions>;
@@ -312,6 +315,16 @@ export class Registry {
     this.#listStale = true;
   }
 
+  /**
+   * Why an online user may not move to `to` (its new address holds or brought online as many
+   * names as it may), or `undefined`. A move within one address changes nothing.
+   */
+  #moveRefusal(user: User, to: Endpoint): NameQuotaLimit | undefined {
+    const key = addressKey(to.host);
+    if (user.state !== "online" || key === addressKey(user.observed.host)) return undefined;
+    return this.#quota.refusal(key, user.name);
+  }
+
   #move(user: User, to: Endpoint): void {
     this.#at.delete(formatEndpoint(user.observed));
     this.#countSeedOnly(user, -1);
@@ -322,7 +335,7 @@ export class Registry {
     if (user.state === "online") {
       this.#touchList(user, false);
       this.#quota.leave(from);
-      this.#quota.arrive(addressKey(to.host));
+      this.#quota.admit(addressKey(to.host), user.name);
     }
   }
 
@@ -335,7 +348,7 @@ export class Registry {
 
   #delete(user: User): void {
     this.#users.delete(user.name);
-    this.#bySkeleton.delete(usernameSkeleton(user.name));
+    if (user.state === "online") this.#bySkeleton.delete(usernameSkeleton(user.name));
     this.#countSeedOnly(user, -1);
     if (this.#at.get(formatEndpoint(user.observed)) === user.name) {
       this.#at.delete(formatEndpoint(user.observed));
@@ -384,10 +397,21 @@ export class Registry {
       // handing out another key; only a holder silent for half the peer timeout (a client that
       // crashed and came back on the same port, with a new secret) may be replaced so.
       const alive = now - existing.lastSeen < this.#o.peerTimeoutMs / 2;
-      if (
-        (rebind && !proven) || (!rebind && existing.secret !== undefined && !proven && alive)
-      ) {
+      if (rebind && !proven) {
         return { kind: "rejected", reason: `name "${name}" is already in use`, why: "in-use" };
+      }
+      if (!rebind && existing.secret !== undefined && !proven && alive) {
+        const wait = Math.ceil((existing.lastSeen + this.#o.peerTimeoutMs / 2 - now) / 1000);
+        return {
+          kind: "rejected",
+          reason: `name "${name}" is held by an earlier session at your address; ` +
+            `try again in ${wait} s`,
+          why: "in-use",
+        };
+      }
+      const moveLimit = rebind ? this.#moveRefusal(existing, observed) : undefined;
+      if (moveLimit !== undefined) {
+        return { kind: "rejected", reason: quotaReason(moveLimit), why: moveLimit };
       }
       // The holder came back with a new process: its secret is the proof from now on.
       if (!rebind && existing.secret !== undefined && ext !== undefined) {
@@ -412,13 +436,11 @@ export class Registry {
     if (this.#online.size >= this.#o.maxUsers) {
       return { kind: "rejected", reason: FULL, why: "full" };
     }
-    const skeleton = usernameSkeleton(name);
-    const other = this.#bySkeleton.get(skeleton);
+    const other = this.#bySkeleton.get(usernameSkeleton(name));
     if (other !== undefined) {
-      const where = this.#users.get(other)?.state === "online" ? "is online" : "is logging in";
       return {
         kind: "rejected",
-        reason: `name "${name}" looks like "${other}" who ${where}`,
+        reason: `name "${name}" looks like "${other}" who is online`,
         why: "lookalike",
       };
     }
@@ -441,7 +463,6 @@ export class Registry {
       ...ext,
     };
     this.#users.set(name, user);
-    this.#bySkeleton.set(skeleton, name);
     this.#at.set(formatEndpoint(observed), name);
     this.#countSeedOnly(user, 1);
     this.#addPending(user);
@@ -465,8 +486,12 @@ export class Registry {
     const refused: Refused[] = [];
     const key = addressKey(ip);
     for (const user of this.#pendingByHost.get(ip) ?? []) {
+      const skeleton = usernameSkeleton(user.name);
       const why = this.#online.size >= this.#o.maxUsers
         ? "full"
+        // Two lookalikes may both be pending: the first to fetch its list is the one.
+        : this.#bySkeleton.has(skeleton)
+        ? "lookalike"
         : this.#quota.refusal(key, user.name);
       if (why !== undefined) {
         refused.push({ user, why });
@@ -477,6 +502,7 @@ export class Registry {
       user.state = "online";
       user.lastSeen = this.#o.now();
       this.#online.set(user.name, user);
+      this.#bySkeleton.set(skeleton, user.name);
       this.#appendToList(user);
       this.#quota.admit(key, user.name);
       admitted.push(user);
@@ -513,6 +539,8 @@ export class Registry {
     let previous: Endpoint | undefined;
     if (!sameEndpoint(user.observed, observed)) {
       if (secret === undefined || user.secret !== secret) return { kind: "unknown" };
+      // Its new address may hold no more names than any other: else it must log in again there.
+      if (this.#moveRefusal(user, observed) !== undefined) return { kind: "unknown" };
       previous = user.observed;
       if (user.state === "pending") this.#unpend(user);
       this.#move(user, observed);
@@ -525,14 +553,16 @@ export class Registry {
   }
 
   /**
-   * The online user `name` when `observed` is its endpoint, noted as heard from now (a request
-   * that only its owner may make, such as `connect` or `nat`, keeps it alive like a heartbeat);
-   * `undefined`, and nothing noted, otherwise.
+   * The online user `name` when `observed` is its endpoint (a request that only its owner may
+   * make, such as `connect` or `nat`), `undefined` otherwise. A seed-only user is noted as heard
+   * from now, as by a heartbeat; one with a secret is not (only its heartbeats prove it lives).
    */
   heardFrom(name: string, observed: Endpoint): User | undefined {
     const user = this.#users.get(name);
     if (user?.state !== "online" || !sameEndpoint(user.observed, observed)) return undefined;
-    user.lastSeen = this.#o.now();
+    // A source address can be spoofed: a holder with a secret is kept alive only by heartbeats
+    // that carry it, so that a forged `nat` or `connect` cannot keep a crashed client online.
+    if (user.secret === undefined) user.lastSeen = this.#o.now();
     return user;
   }
 

@@ -472,14 +472,9 @@ Deno.test("hasSeedOnlyAt agrees with a scan of every user through random logins 
   }
 });
 
-Deno.test("a name that looks like one pending or online is refused; its own holder is not", () => {
+Deno.test("a name that looks like one online is refused; its own holder is not", () => {
   const { reg } = setup();
   reg.login("alice", CLAIMED, ALICE);
-  assert.deepEqual(reg.login("\u0430lice", CLAIMED, MALLORY), {
-    kind: "rejected",
-    reason: 'name "\u0430lice" looks like "alice" who is logging in',
-    why: "lookalike",
-  });
   reg.admitFrom("192.0.2.1");
   for (const lookalike of ["\uff41\uff4c\uff49\uff43\uff45", "\u{1d41a}lice", "a1ice"]) {
     const r = reg.login(lookalike, CLAIMED, MALLORY);
@@ -495,6 +490,33 @@ Deno.test("a name that looks like one pending or online is refused; its own hold
   // Once alice is gone, her lookalike is free.
   reg.logout("alice", ALICE);
   assert.equal(reg.login("\u0430lice", CLAIMED, MALLORY).kind, "pending");
+});
+
+Deno.test("a pending lookalike keeps nobody out: the first of two lookalikes to fetch its list is the one", () => {
+  const { reg, clock } = setup({ pendingTimeoutMs: 10_000 });
+  // A squatter keeps "аlice" (Cyrillic а) pending, from two ports in turn, and never fetches.
+  const SQUAT = { host: "198.51.100.9", port: 4001 };
+  for (let round = 0; round < 8; round++) {
+    clock.t += 2_500;
+    reg.login("\u0430lice", CLAIMED, round % 2 === 0 ? MALLORY : SQUAT);
+    reg.expire();
+  }
+  // The real alice logs in and fetches her list: she is online.
+  assert.equal(reg.login("alice", CLAIMED, ALICE).kind, "pending");
+  assert.deepEqual(names(reg.admitFrom(ALICE.host).admitted), ["alice"]);
+  // The squatter's fetch now admits nobody, and says why.
+  const late = reg.admitFrom(MALLORY.host);
+  assert.deepEqual(late.admitted, []);
+  assert.deepEqual(late.refused.map(({ user, why }) => [user.name, why]), [[
+    "\u0430lice",
+    "lookalike",
+  ]]);
+  assert.equal(reg.get("\u0430lice"), undefined);
+  assert.deepEqual(reg.login("\u0430lice", CLAIMED, MALLORY), {
+    kind: "rejected",
+    reason: 'name "\u0430lice" looks like "alice" who is online',
+    why: "lookalike",
+  });
 });
 
 Deno.test("a pending login is forgotten a pending timeout after it first came, however often re-sent", () => {
@@ -594,7 +616,7 @@ Deno.test("a login from the holder's own endpoint without its secret replaces no
   for (const other of [spoofed, undefined]) {
     assert.deepEqual(reg.login("alice", CLAIMED, ALICE, other), {
       kind: "rejected",
-      reason: 'name "alice" is already in use',
+      reason: 'name "alice" is held by an earlier session at your address; try again in 23 s',
       why: "in-use",
     });
   }
@@ -609,4 +631,46 @@ Deno.test("a login from the holder's own endpoint without its secret replaces no
   assert.equal(reg.get("alice")?.key, restarted.key);
   assert.equal(reg.logout("alice", ALICE, ext.secret).kind, "forged");
   assert.equal(reg.logout("alice", ALICE, restarted.secret).kind, "removed");
+});
+
+Deno.test("connect or nat from a secret holder's endpoint keeps it alive no longer: only its heartbeats do", () => {
+  const { reg, clock } = setup();
+  const ext = { key: "K".repeat(43), secret: "S".repeat(22) };
+  reg.login("alice", CLAIMED, ALICE, ext);
+  reg.login("bob", CLAIMED, BOB); // seed-only: the seed's rules
+  reg.admitFrom(ALICE.host);
+  reg.admitFrom(BOB.host);
+  for (let t = 0; t < 3; t++) {
+    clock.t += 20_000;
+    // Spoofed from alice's endpoint (or alice's own): answered, but not proof of life.
+    assert.equal(reg.heardFrom("alice", ALICE)?.name, "alice");
+    assert.equal(reg.heardFrom("bob", BOB)?.name, "bob");
+    const { expired } = reg.expire();
+    assert.deepEqual(names(expired), t < 2 ? [] : ["alice"], `after ${20 * (t + 1)} s`);
+  }
+  assert.equal(reg.get("bob")?.state, "online", "a seed-only user's connect is its heartbeat");
+});
+
+Deno.test("a name moves by its secret only to an address with room for one more name", () => {
+  const { reg } = setup({ namesPerAddress: 2 });
+  const FULL_HOST = "203.0.113.7";
+  for (const [i, name] of ["a", "b"].entries()) {
+    reg.login(name, CLAIMED, { host: FULL_HOST, port: 4000 + i });
+  }
+  reg.admitFrom(FULL_HOST);
+  const ext = { key: "K".repeat(43), secret: "S".repeat(22) };
+  reg.login("mover", CLAIMED, MALLORY, ext);
+  reg.admitFrom(MALLORY.host);
+  const into = { host: FULL_HOST, port: 4009 };
+  assert.deepEqual(reg.heartbeat("mover", into, ext.secret), { kind: "unknown" });
+  assert.deepEqual(reg.login("mover", CLAIMED, into, ext), {
+    kind: "rejected",
+    reason: "too many names online from your address",
+    why: "names-per-address",
+  });
+  assert.deepEqual(reg.get("mover")?.observed, MALLORY, "it stays where it was");
+  // Within its own address (a new port: the NAT mapping changed) it moves freely.
+  const sameAddress = { host: MALLORY.host, port: 4100 };
+  assert.equal(reg.heartbeat("mover", sameAddress, ext.secret).kind, "alive");
+  assert.deepEqual(reg.get("mover")?.observed, sameAddress);
 });
