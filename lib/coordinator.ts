@@ -8,7 +8,7 @@
  * This module binds the sockets and wires the rooms of `lib/coordinator/`:
  *
  * - `udp_service.ts`: every datagram, checked against the limits, answered no larger than the
- *   request unless the address is proven; `introductions.ts` for `connect`;
+ *   request unless the address is proven; `introductions.ts` for `connect`, with `knock_budget.ts`;
  * - `list_service.ts`: the TCP list fetch that admits pending logins;
  * - `presence_outbox.ts`: presence changes batched by `fanout.ts`, sent in rounds and slices, with
  *   a pause in proportion to each flush, and the version `Alive` reports;

@@ -314,3 +314,56 @@ Deno.test("attack: a requester on another public address gets no LAN endpoint", 
     assert.equal(toBob.split(",")[3], lan, "behind the same address, the LAN endpoint is given");
   });
 });
+
+Deno.test("attack: names on one address knocking a victim do not starve an honest user's knock", async () => {
+  await world(async ({ raw }) => {
+    // The victim answers nobody but the honest user (as `--accept known` would, or a client whose
+    // strangers' budget is spent), so the attackers' wants stay open and keep knocking.
+    const victim = await raw("127.0.0.4");
+    await victim.login("victim");
+    const names: string[] = [];
+    const attacker = await raw("127.0.0.5");
+    for (let i = 0; i < 24; i++) {
+      names.push(`sock${i}`);
+      await attacker.login(`sock${i}`);
+      await sleep(60); // within the address's login budget (20 a second)
+    }
+    // Each name connects as a client whose messages wait would: every 2 s.
+    let attacking = true;
+    const attack = (async () => {
+      while (attacking) {
+        for (const name of names) {
+          attacker.send(`connect,${name},victim`);
+          await sleep(40);
+        }
+        await sleep(1000);
+      }
+    })();
+    const honest = await raw("127.0.0.6");
+    try {
+      await sleep(1500); // the attackers' first round is out
+      await honest.login("honest");
+      const started = Date.now();
+      let introduced: string | undefined;
+      let answered = false;
+      for (let tick = 0; !introduced && tick < 80; tick++) {
+        if (tick % 20 === 0) honest.send("connect,honest,victim"); // every 2 s, as a client does
+        if (!answered && victim.texts.some((t) => t.startsWith("Knock,honest,"))) {
+          victim.send("connect,victim,honest");
+          answered = true;
+        }
+        await sleep(100);
+        introduced = honest.texts.find((t) => t.startsWith("Introduce,victim,"));
+      }
+      const knocks = victim.texts.filter((t) => t.startsWith("Knock,sock")).length;
+      const figures = `the victim got ${knocks} knocks from the attacker's address, and the ` +
+        `honest user ${introduced ? "was introduced" : "was not introduced"} in ` +
+        `${Date.now() - started} ms`;
+      assert.ok(introduced, figures);
+      assert.ok(knocks <= 7, figures); // 6 at once, then 6 a minute, for one address
+    } finally {
+      attacking = false;
+      await attack;
+    }
+  });
+});

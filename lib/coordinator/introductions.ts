@@ -2,14 +2,18 @@
  * `connect`: introductions happen only with both sides' consent (docs/PROTOCOL.md §1.4).
  *
  * `connect,<me>,<target>` records that `me` wants to talk to `target`. When `target` has asked
- * for `me` too (each from its own endpoint: the caller checked that), both get `Introduce` (a fresh
- * token both sides share, the key and NAT kind of the other), the relay opens for the pair, and
- * the pair stays consented while both stay online, so that either side's later `connect` (a
- * re-introduction) goes through at once. Otherwise `target` gets `Knock,<me>,<key>` and decides
- * by its own policy; `me` hears nothing until `target` asks back, or until the want lapses
- * (`wantTtlMs`), when its next `connect` gets `Unavailable,<target>,<target> did not accept…`.
- * Knocks are rate-limited per pair (one per want, repeated once) and per target (a token bucket),
- * so that a requester cannot make us spam anybody.
+ * for `me` too (each from its own endpoint: the caller checked that), both get `Introduce` (the
+ * pair's token, the key and NAT kind of the other), the relay opens for the pair, and the pair
+ * stays consented while both stay online, so that either side's later `connect` (a
+ * re-introduction) goes through at once, with the same token: a new token only comes with a new
+ * consent, so that a re-introduction never invalidates a handshake under way (its frames carry
+ * `mac1` under the token it started with). Otherwise `target` gets `Knock,<me>,<key>` and
+ * decides by its own policy; `me` hears nothing until `target` asks back, or until the want
+ * lapses (`wantTtlMs`), when its next `connect` gets `Unavailable,<target>,<target> did not
+ * accept…` (or `…is receiving too many requests…` if no knock of that want was sent). Knocks are
+ * rate-limited per pair (one per want, repeated once) and by a {@linkcode KnockBudget} per target
+ * and requester's address, so that a requester cannot make us spam anybody, and the names on one
+ * address cannot use up a target's budget.
  *
  * The claimed (LAN) endpoint goes only to a user behind the same public address: anyone else gets
  * the observed endpoint in both fields, which clients read as "no LAN candidate".
@@ -28,6 +32,8 @@
 import { encodeBase64url } from "../protocol/base64url.ts";
 import type { Endpoint } from "../protocol/endpoint.ts";
 import type { ServerMessage } from "../protocol/seed.ts";
+import { KnockBudget, type KnockBudgetOptions } from "./knock_budget.ts";
+import { addressKey } from "./limits.ts";
 import type { Registry, User } from "./registry.ts";
 import type { RelayPolicy } from "./relay.ts";
 
@@ -39,17 +45,15 @@ export interface IntroductionsOptions {
   send: (msg: ServerMessage, to: Endpoint) => void;
   /** Clock in milliseconds. */
   now: () => number;
-  /** A fresh token for a pair; default 16 random bytes in base64url. */
+  /** A new token for a newly consented pair; default 16 random bytes in base64url. */
   token?: () => string;
   /**
    * How long a one-sided want waits for the other side's consent; default 20 s, below the 30 s
    * after which a client reports its messages undelivered, so that its user sees our reason.
    */
   wantTtlMs?: number;
-  /** Knocks a user may receive at once; default 20. */
-  knockBurst?: number;
-  /** Knocks a user may receive per minute, sustained; default 20. */
-  knocksPerMinute?: number;
+  /** Knocks a user may receive, per requester's address and in all; see {@linkcode KnockBudget}. */
+  knocks?: KnockBudgetOptions;
 }
 
 /** One user's wish to talk to another, not answered yet. */
@@ -57,7 +61,10 @@ interface Want {
   requester: User;
   target: User;
   since: number;
+  /** Knocks sent for it. */
   knocks: number;
+  /** When its first knock was sent. */
+  knockedAt?: number;
 }
 
 /** A pair both of whose sides consented, as they were then (same login, same key). */
@@ -66,18 +73,15 @@ interface Consent {
   b: User;
   aKey: string;
   bKey: string;
-}
-
-interface Bucket {
-  tokens: number;
-  at: number;
+  /** Sent in every introduction of the pair while the consent lasts. */
+  token: string;
 }
 
 /** What {@linkcode Introductions} has done, for tests and the log. */
 export interface IntroductionStats {
   introductions: number;
   knocks: number;
-  /** Knocks not sent: the target's knock budget was spent. */
+  /** Knocks not sent: the knock budget (the target's, or its requester address's) was spent. */
   knocksLimited: number;
   /** Wants that lapsed unanswered (their requester was told). */
   lapsed: number;
@@ -93,23 +97,22 @@ function pairKey(a: string, b: string): string {
 
 /** Introduces online users to each other, when both want it. */
 export class Introductions {
-  readonly #o: Required<Omit<IntroductionsOptions, "token">> & { token: () => string };
+  readonly #o: Required<Omit<IntroductionsOptions, "knocks">>;
   /** Wants by `requester\ntarget`, oldest first (a want is never re-inserted). */
   readonly #wants = new Map<string, Want>();
   readonly #consents = new Map<string, Consent>();
   /** Each user's consented partners, to forget its pairs when it leaves. */
   readonly #partners = new Map<string, Set<string>>();
-  readonly #knockBudgets = new Map<string, Bucket>();
+  readonly #knockBudget: KnockBudget;
   readonly stats: IntroductionStats = { introductions: 0, knocks: 0, knocksLimited: 0, lapsed: 0 };
 
   constructor(options: IntroductionsOptions) {
     this.#o = {
       token: randomToken,
       wantTtlMs: 20_000,
-      knockBurst: 20,
-      knocksPerMinute: 20,
       ...options,
     };
+    this.#knockBudget = new KnockBudget(options.knocks);
   }
 
   /** Number of wants remembered (answered or not yet swept). */
@@ -133,13 +136,13 @@ export class Introductions {
       this.#unavailable(requester, targetName, reason ?? "log in with a key first");
       return;
     }
-    if (this.#consented(requester, target)) return this.#introduce(requester, target);
+    const consent = this.#consented(requester, target);
+    if (consent) return this.#introduce(requester, target, consent.token);
     const theirs = this.#wants.get(directed(target.name, requester.name));
     if (theirs && this.#current(theirs) && now - theirs.since < this.#o.wantTtlMs) {
       this.#wants.delete(directed(target.name, requester.name));
       this.#wants.delete(directed(requester.name, target.name));
-      this.#consent(requester, target);
-      return this.#introduce(requester, target);
+      return this.#introduce(requester, target, this.#consent(requester, target).token);
     }
     const key = directed(requester.name, target.name);
     const mine = this.#wants.get(key);
@@ -154,9 +157,14 @@ export class Introductions {
       this.#unavailable(
         requester,
         target.name,
-        `${target.name} did not accept your request to talk`,
+        mine.knocks > 0
+          ? `${target.name} did not accept your request to talk`
+          // The target never heard of it: its budget held every knock back.
+          : `${target.name} is receiving too many requests: try again later`,
       );
-    } else if (mine.knocks < 2 && now - mine.since >= this.#o.wantTtlMs / 2) {
+    } else if (mine.knocks === 0) {
+      this.#knock(mine, now); // held back so far: maybe the budget has refilled
+    } else if (mine.knocks < 2 && now - mine.knockedAt! >= this.#o.wantTtlMs / 2) {
       this.#knock(mine, now); // the first knock may have been lost
     }
   }
@@ -168,7 +176,7 @@ export class Introductions {
       this.#partners.get(other)?.delete(name);
     }
     this.#partners.delete(name);
-    this.#knockBudgets.delete(name);
+    this.#knockBudget.forget(name);
   }
 
   /** Whether `user` is still the login the record was made with. */
@@ -180,34 +188,34 @@ export class Introductions {
     return this.#isCurrent(want.requester) && this.#isCurrent(want.target);
   }
 
-  #consented(a: User, b: User): boolean {
+  /** The pair's consent, if it still holds (same logins, same keys). */
+  #consented(a: User, b: User): Consent | undefined {
     const c = this.#consents.get(pairKey(a.name, b.name));
-    return c !== undefined && this.#isCurrent(c.a) && this.#isCurrent(c.b) &&
+    const holds = c !== undefined && this.#isCurrent(c.a) && this.#isCurrent(c.b) &&
       c.a.key === c.aKey && c.b.key === c.bKey;
+    return holds ? c : undefined;
   }
 
-  #consent(a: User, b: User): void {
-    this.#consents.set(pairKey(a.name, b.name), { a, b, aKey: a.key!, bKey: b.key! });
+  /** Records a new consent of the pair, with a new token. */
+  #consent(a: User, b: User): Consent {
+    const consent = { a, b, aKey: a.key!, bKey: b.key!, token: this.#o.token() };
+    this.#consents.set(pairKey(a.name, b.name), consent);
     for (const [user, other] of [[a, b], [b, a]]) {
       let set = this.#partners.get(user.name);
       if (!set) this.#partners.set(user.name, set = new Set());
       set.add(other.name);
     }
+    return consent;
   }
 
   #knock(want: Want, now: number): void {
-    want.knocks++;
-    const name = want.target.name;
-    let bucket = this.#knockBudgets.get(name);
-    if (!bucket) this.#knockBudgets.set(name, bucket = { tokens: this.#o.knockBurst, at: now });
-    const refill = (Math.max(0, now - bucket.at) / 60_000) * this.#o.knocksPerMinute;
-    bucket.tokens = Math.min(this.#o.knockBurst, bucket.tokens + refill);
-    bucket.at = Math.max(bucket.at, now);
-    if (bucket.tokens < 1) {
+    const address = addressKey(want.requester.observed.host);
+    if (!this.#knockBudget.allow(want.target.name, address, now)) {
       this.stats.knocksLimited++;
       return;
     }
-    bucket.tokens--;
+    want.knocks++;
+    want.knockedAt ??= now;
     this.stats.knocks++;
     this.#o.send(
       { type: "knock", username: want.requester.name, key: want.requester.key! },
@@ -215,8 +223,7 @@ export class Introductions {
     );
   }
 
-  #introduce(requester: User, target: User): void {
-    const token = this.#o.token();
+  #introduce(requester: User, target: User, token: string): void {
     this.#o.relay.introduce(requester.name, target.name);
     this.stats.introductions++;
     for (const [to, about] of [[requester, target], [target, requester]]) {

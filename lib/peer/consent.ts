@@ -2,8 +2,10 @@
  * Whom a chat client agrees to talk to (docs/PROTOCOL.md §1.4). The coordinator introduces two
  * users only when both asked; a user asks for someone it writes to, and for someone who knocked
  * (asked for it) when its policy accepts them: `anyone` (the default: any online user can start
- * a conversation, at most `strangersPerMinute` new ones a minute) or `known` (only users whose key
- * is pinned, i.e. we talked before, or whom we wrote to this session).
+ * a conversation, at most `strangersBurst` new ones at once and `strangersPerMinute` a minute
+ * after that, so that a busy room's first messages all get through but a flood does not) or
+ * `known` (only users whose key is pinned, i.e. we talked before, or whom we wrote to this
+ * session).
  *
  * I/O-free: the caller passes the clock's time, the pinned keys come through `pinned`, and the
  * caller sends `connect` when a decision says so.
@@ -29,7 +31,9 @@ export interface ConsentOptions {
   policy: AcceptPolicy;
   /** The key pinned for a user (we talked before), if any. */
   pinned: (user: string) => Uint8Array | undefined;
-  /** New users (not pinned, not written to) accepted per minute at most; default 10. */
+  /** New users (not pinned, not written to) accepted at once at most; default 30. */
+  strangersBurst?: number;
+  /** New users accepted per minute once the burst is spent; default 10. */
   strangersPerMinute?: number;
 }
 
@@ -41,12 +45,18 @@ export class Consent {
   readonly #o: Required<ConsentOptions>;
   /** Users we consented to this session (we wrote to them, or accepted their request). */
   readonly #consented = new Set<string>();
-  /** When each stranger of the last minute was accepted, oldest first. */
-  #strangers: number[] = [];
+  /** Strangers we may still accept (a token bucket), as of `#strangersAt`. */
+  #strangers: number;
+  #strangersAt: number | undefined;
 
   constructor(options: ConsentOptions) {
-    // `?? 10`, not a spread over a default: an option given as undefined still gets the default.
-    this.#o = { ...options, strangersPerMinute: options.strangersPerMinute ?? 10 };
+    // `??`, not a spread over defaults: an option given as undefined still gets its default.
+    this.#o = {
+      ...options,
+      strangersBurst: options.strangersBurst ?? 30,
+      strangersPerMinute: options.strangersPerMinute ?? 10,
+    };
+    this.#strangers = this.#o.strangersBurst;
   }
 
   /** The policy in force. */
@@ -83,14 +93,20 @@ export class Consent {
           : `you accept only known users (--accept known); write to ${user} to talk`,
       };
     }
-    this.#strangers = this.#strangers.filter((t) => now - t < 60_000);
-    if (this.#strangers.length >= this.#o.strangersPerMinute) {
+    const elapsed = Math.max(0, now - (this.#strangersAt ?? now));
+    this.#strangers = Math.min(
+      this.#o.strangersBurst,
+      this.#strangers + (elapsed / 60_000) * this.#o.strangersPerMinute,
+    );
+    this.#strangersAt = Math.max(this.#strangersAt ?? now, now);
+    if (this.#strangers < 1) {
       return {
         accepted: false,
-        reason: `more than ${this.#o.strangersPerMinute} new users asked this minute`,
+        reason: `too many new users asked to talk (more than ${this.#o.strangersBurst} at once, ` +
+          `then ${this.#o.strangersPerMinute} a minute)`,
       };
     }
-    this.#strangers.push(now);
+    this.#strangers--;
     this.#consented.add(user);
     return { accepted: true };
   }

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { Consent, type ConsentOptions } from "../../lib/peer/consent.ts";
+import { FakeClock } from "../support/fake_clock.ts";
 
 const BOB = new Uint8Array(32).fill(1);
 const OTHER = new Uint8Array(32).fill(2);
@@ -32,26 +33,34 @@ Deno.test("known: a pinned name with another key is not known", () => {
   assert.deepEqual(c.decide("bob", undefined, 0), { accepted: true });
 });
 
-Deno.test("anyone: strangers are accepted, at most so many a minute; known users always", () => {
-  const c = consent({ strangersPerMinute: 2 });
-  assert.equal(c.decide("s1", OTHER, 0).accepted, true);
-  assert.equal(c.decide("s2", OTHER, 1000).accepted, true);
-  assert.deepEqual(c.decide("s3", OTHER, 2000), {
+Deno.test("anyone: strangers are accepted, so many at once, then so many a minute; known users always", () => {
+  const clock = new FakeClock(0);
+  const c = consent({ strangersBurst: 2, strangersPerMinute: 2 });
+  assert.equal(c.decide("s1", OTHER, clock.now()).accepted, true);
+  assert.equal(c.decide("s2", OTHER, clock.now()).accepted, true);
+  assert.deepEqual(c.decide("s3", OTHER, clock.now()), {
     accepted: false,
-    reason: "more than 2 new users asked this minute",
+    reason: "too many new users asked to talk (more than 2 at once, then 2 a minute)",
   });
   // Those already accepted, and known ones, cost nothing.
-  assert.equal(c.decide("s1", OTHER, 3000).accepted, true);
-  assert.equal(c.decide("bob", BOB, 3000).accepted, true);
-  assert.equal(c.decide("s3", OTHER, 60_000).accepted, true, "a minute on, one more");
-  assert.equal(c.decide("s4", OTHER, 60_500).accepted, false);
+  assert.equal(c.decide("s1", OTHER, clock.now()).accepted, true);
+  assert.equal(c.decide("bob", BOB, clock.now()).accepted, true);
+  clock.advance(29_999);
+  assert.equal(c.decide("s3", OTHER, clock.now()).accepted, false);
+  clock.advance(1);
+  assert.equal(c.decide("s3", OTHER, clock.now()).accepted, true, "30 s on, one more");
+  assert.equal(c.decide("s4", OTHER, clock.now()).accepted, false);
 });
 
-Deno.test("anyone: 10 strangers a minute by default, even with the option given as undefined", () => {
-  const c = consent({ strangersPerMinute: undefined });
-  for (let i = 0; i < 10; i++) assert.equal(c.decide(`s${i}`, OTHER, 0).accepted, true);
-  assert.deepEqual(c.decide("s10", OTHER, 0), {
+Deno.test("anyone: a busy room's 30 strangers at once are accepted by default, then 10 a minute", () => {
+  const clock = new FakeClock(0);
+  const c = consent({ strangersBurst: undefined, strangersPerMinute: undefined });
+  for (let i = 0; i < 30; i++) assert.equal(c.decide(`s${i}`, OTHER, clock.now()).accepted, true);
+  assert.deepEqual(c.decide("s30", OTHER, clock.now()), {
     accepted: false,
-    reason: "more than 10 new users asked this minute",
+    reason: "too many new users asked to talk (more than 30 at once, then 10 a minute)",
   });
+  clock.advance(60_000);
+  const next = Array.from({ length: 11 }, (_, i) => c.decide(`t${i}`, OTHER, clock.now()).accepted);
+  assert.deepEqual(next, [...Array(10).fill(true), false], "a minute on, ten more");
 });

@@ -64,14 +64,19 @@ Deno.test("door: knocks in our own name, or with a malformed key, are ignored", 
   assert.deepEqual(asked, []);
 });
 
-Deno.test("door: the default strangers' budget is 10 a minute", () => {
+Deno.test("door: the default strangers' budget is 30 at once, then 10 a minute", () => {
   const { door: d, knocks, clock } = door();
-  for (let i = 0; i < 11; i++) d.knock(`s${i}`, encodeKey(MALLORY));
-  assert.deepEqual(knocks.map((k) => k.accepted), [...Array(10).fill(true), false]);
-  assert.equal(knocks[10].reason, "more than 10 new users asked this minute");
-  clock.advance(60_000);
-  d.knock("s10", encodeKey(MALLORY));
-  assert.equal(knocks[11].accepted, true, "a minute on, one more");
+  for (let i = 0; i < 31; i++) d.knock(`s${i}`, encodeKey(MALLORY));
+  assert.deepEqual(knocks.map((k) => k.accepted), [...Array(30).fill(true), false]);
+  assert.equal(
+    knocks[30].reason,
+    "too many new users asked to talk (more than 30 at once, then 10 a minute)",
+  );
+  clock.advance(6000);
+  d.knock("s30", encodeKey(MALLORY));
+  assert.equal(knocks[31].accepted, true, "6 s on, one more");
+  d.knock("s31", encodeKey(MALLORY));
+  assert.equal(knocks[32].accepted, false);
 });
 
 Deno.test("door: an unasked introduction is taken if we consented, else decided like a knock", () => {
