@@ -84,8 +84,6 @@ export interface PeerOptions {
    * pinned, and those we wrote to this session).
    */
   accept?: AcceptPolicy;
-  /** With `anyone`: new users accepted per minute at most; default 10. */
-  strangersPerMinute?: number;
 }
 
 /** Longest message text, in UTF-8 bytes (it is split into datagrams and reassembled). */
@@ -132,7 +130,6 @@ export class Peer {
       me: options.username,
       policy: options.accept ?? "anyone",
       pinned: (user) => this.#trust.pinned(user),
-      strangersPerMinute: options.strangersPerMinute,
       listed: (user) => this.#presence.users.get(user),
       ask: (user) => this.#nat.connect(user),
       onKnock: (e) => this.#emit(e),
