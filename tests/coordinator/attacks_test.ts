@@ -7,83 +7,14 @@
  * names held, relayed bytes and packets); docs/SECURITY.md quotes them before and after.
  */
 import assert from "node:assert/strict";
-import dgram from "node:dgram";
 import net from "node:net";
-import { Coordinator, type CoordinatorOptions } from "../../lib/coordinator.ts";
+import type { Coordinator } from "../../lib/coordinator.ts";
 import { Peer } from "../../lib/peer.ts";
 import { encodeBase64url } from "../../lib/protocol/base64url.ts";
 import { encodeFrame } from "../../lib/protocol/frame.ts";
 import { FakeClock } from "../support/fake_clock.ts";
+import { RawUdp as Udp, withCoordinator } from "../support/raw_udp.ts";
 import { sleep } from "../support/wait.ts";
-
-async function withCoordinator(
-  options: CoordinatorOptions,
-  fn: (c: Coordinator, log: string[]) => Promise<void>,
-): Promise<void> {
-  const log: string[] = [];
-  const c = await Coordinator.start({
-    host: "127.0.0.1",
-    port: 0,
-    log: (l) => log.push(l),
-    ...options,
-  });
-  try {
-    await fn(c, log);
-  } finally {
-    await c.close();
-  }
-}
-
-/** A raw UDP socket on a loopback address of its own, or sharing another's port (`reusePort`). */
-class Udp {
-  readonly received: string[] = [];
-  readonly #socket: dgram.Socket;
-  readonly #server: number;
-
-  private constructor(socket: dgram.Socket, server: number) {
-    this.#socket = socket;
-    this.#server = server;
-    socket.on("message", (m: Uint8Array) => this.received.push(new TextDecoder().decode(m)));
-  }
-
-  static async open(host: string, server: number, port = 0): Promise<Udp> {
-    const socket = dgram.createSocket({ type: "udp4", reuseAddr: true });
-    await new Promise<void>((resolve) => socket.bind(port, host, () => resolve()));
-    return new Udp(socket, server);
-  }
-
-  get host(): string {
-    return this.#socket.address().address;
-  }
-
-  get port(): number {
-    return this.#socket.address().port;
-  }
-
-  get endpoint(): string {
-    return `${this.host}:${this.port}`;
-  }
-
-  send(data: string | Uint8Array): void {
-    const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
-    this.#socket.send(bytes, this.#server, "127.0.0.1");
-  }
-
-  /** Waits until `count` datagrams matching `pred` have arrived; fails after `ms`. */
-  async until(pred: (text: string) => boolean, count = 1, ms = 5000): Promise<void> {
-    const deadline = Date.now() + ms;
-    while (this.received.filter(pred).length < count) {
-      if (Date.now() > deadline) {
-        throw new Error(`timed out; got ${JSON.stringify(this.received.slice(-5))}`);
-      }
-      await sleep(5);
-    }
-  }
-
-  close(): Promise<void> {
-    return new Promise((resolve) => this.#socket.close(() => resolve()));
-  }
-}
 
 /** Fetches the list from `host` (its local address); resolves with what came before the close. */
 function fetchFrom(host: string, port: number, timeoutMs = 3000): Promise<string> {
@@ -115,9 +46,9 @@ function secret(): string {
 
 /** Logs a raw client in as `name` (with a key and `sec`); resolves once it is online. */
 async function logIn(c: Coordinator, u: Udp, name: string, sec = secret()): Promise<void> {
-  const before = u.received.filter((t) => t.startsWith("Accept,")).length;
+  const before = u.texts.filter((t) => t.startsWith("Accept,")).length;
   u.send(`login,${name},${u.endpoint},${key()},${sec}`);
-  await u.until((t) => t.startsWith("Accept,"), before + 1);
+  await u.untilCount((t) => t.startsWith("Accept,"), before + 1);
   await fetchFrom(u.host, c.tcpPort);
   assert.equal(c.registry.get(name)?.state, "online", `${name} is online`);
 }
@@ -134,7 +65,7 @@ Deno.test("attack: 128 addresses × 8 held list connections; a new user still lo
       await sleep(300);
       const open = c.listConnections;
       user.send(`login,newcomer,${user.endpoint},${key()},${secret()}`);
-      await user.until((t) => t.startsWith("Accept,"));
+      await user.untilCount((t) => t.startsWith("Accept,"));
       const list = await fetchFrom(user.host, c.tcpPort);
       const online = c.registry.get("newcomer")?.state === "online";
       console.log(`${open} of 1,024 held connections open; newcomer online: ${online}`);
@@ -180,9 +111,9 @@ Deno.test("attack: one address hoards names; it holds at most 64 at once, 256 ne
       for (let round = 0; round < 5; round++) {
         const names = Array.from({ length: 100 }, () => `h${n++}`);
         const answer = (t: string) => t.startsWith("Accept,") || t.startsWith("Reject,");
-        const answered = hoarder.received.filter(answer).length;
+        const answered = hoarder.texts.filter(answer).length;
         for (const name of names) hoarder.send(`login,${name},${hoarder.endpoint}`);
-        await hoarder.until(answer, answered + 100);
+        await hoarder.untilCount(answer, answered + 100);
         await fetchFrom(hoarder.host, c.tcpPort);
         const online = names.filter((name) => c.registry.get(name)?.state === "online");
         admitted += online.length;
@@ -194,7 +125,7 @@ Deno.test("attack: one address hoards names; it holds at most 64 at once, 256 ne
       // Before issue 18: 100 at once, 500 in all.
       assert.equal(mostAtOnce, 64, "names online at once from one address");
       assert.equal(admitted, 256, "new names from one address in a day");
-      assert.ok(hoarder.received.some((t) => t.startsWith("Reject,too many")));
+      assert.ok(hoarder.texts.some((t) => t.startsWith("Reject,too many")));
       assert.ok(log.some((l) => l.startsWith("limit names-per-address reached: 127.0.9.3")));
       assert.ok(log.some((l) => l.startsWith("limit new-names-per-address-per-day reached")));
       // Another address is not affected.
@@ -218,7 +149,7 @@ Deno.test("attack: a login sent every 500 ms without a fetch neither holds a nam
     const timer = setInterval(squat, 500);
     let bob: Peer | undefined;
     try {
-      await squatter.until((t) => t.startsWith("Accept,"), 2);
+      await squatter.untilCount((t) => t.startsWith("Accept,"), 2);
       await sleep(600);
       // The real bob logs in: before issue 18, "name in use" for as long as the squatter went
       // on. Now a pending login that has not fetched its list within a quarter of the pending
@@ -283,14 +214,14 @@ Deno.test("attack: lookalike names are refused with a reason; Chinese names stil
       const raw = await Udp.open("127.0.9.12", c.udpPort);
       try {
         raw.send(`login,\u0430lice,${raw.endpoint}`);
-        await raw.until((t) => t.startsWith("Reject,"));
-        assert.equal(raw.received[0], "Reject,in use");
+        await raw.untilCount((t) => t.startsWith("Reject,"));
+        assert.equal(raw.texts[0], "Reject,in use");
         assert.equal(c.registry.get("\u0430lice"), undefined);
         const login = `login,dave,${raw.endpoint},${key()},${secret()}`;
         raw.send(login);
-        await raw.until((t) => t.startsWith("Accept,"));
+        await raw.untilCount((t) => t.startsWith("Accept,"));
         raw.send(login);
-        await raw.until((t) => t.startsWith("Accept,"), 2);
+        await raw.untilCount((t) => t.startsWith("Accept,"), 2);
         assert.equal(c.registry.get("dave")?.state, "pending");
       } finally {
         await raw.close();
@@ -317,7 +248,7 @@ Deno.test("attack: a logout or heartbeat forged from the owner's own endpoint is
       assert.equal(c.registry.get("alice")?.state, "online", "alice was logged out");
       assert.equal(log.filter((l) => l.startsWith("ignored forged logout")).length, 2);
       thief.send(`login,alice,${thief.endpoint}`);
-      await thief.until((t) => t.startsWith("Reject,"));
+      await thief.untilCount((t) => t.startsWith("Reject,"));
       // Alice goes silent (crashed); forged heartbeats cannot keep her name alive.
       const beats = setInterval(() => forger.send("heartbeat,alice"), 200);
       try {
@@ -328,7 +259,7 @@ Deno.test("attack: a logout or heartbeat forged from the owner's own endpoint is
       assert.ok(log.some((l) => l.startsWith("ignored heartbeat for alice from 127.0.9.13:")));
       assert.ok(log.some((l) => l.startsWith("expired alice")));
       // Alive or Expired never answered a forged heartbeat (the owner would log in again).
-      const answers = [...alice.received, ...forger.received];
+      const answers = [...alice.texts, ...forger.texts];
       assert.ok(!answers.some((t) => t.startsWith("Alive,") || t.startsWith("Expired,")));
     } finally {
       await Promise.all([alice.close(), forger.close(), thief.close()]);
@@ -348,7 +279,7 @@ Deno.test("attack: five names on one address relaying to one user stay within th
       // consent rule stands in the way of the relay budgets under test.
       for (const i of swarm.keys()) victim.send(`connect,victim,m${i}`);
       for (const [i, s] of swarm.entries()) s.send(`connect,m${i},victim`);
-      await victim.until((t) => t.startsWith("Introduce,"), 5);
+      await victim.untilCount((t) => t.startsWith("Introduce,"), 5);
       const inner = new Uint8Array(1000).fill(7);
       const perSecond: number[] = [];
       const frames = swarm.map((_, i) => {

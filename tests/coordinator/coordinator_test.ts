@@ -1,5 +1,4 @@
 import assert from "node:assert/strict";
-import dgram from "node:dgram";
 import net from "node:net";
 import { Coordinator, type CoordinatorOptions } from "../../lib/coordinator.ts";
 import { PAUSE_PER_DATAGRAM_MS } from "../../lib/coordinator/presence_outbox.ts";
@@ -10,72 +9,15 @@ import { encodeClientMessage, parseOnlineList } from "../../lib/protocol/seed.ts
 import { runP2p, startServe } from "../support/proc.ts";
 import { fetchListRaw, SeedClient, seedLogin } from "../support/seed_client.ts";
 import { FakeClock } from "../support/fake_clock.ts";
+import { RawUdp as Raw, withCoordinator as withCoordinatorOf } from "../support/raw_udp.ts";
 import { sleep } from "../support/wait.ts";
 
-async function withCoordinator(
+function withCoordinator(
   fn: (c: Coordinator, log: string[]) => Promise<void>,
   peerTimeoutMs = 45_000,
   options: CoordinatorOptions = {},
 ): Promise<void> {
-  const log: string[] = [];
-  const c = await Coordinator.start({
-    host: "127.0.0.1",
-    port: 0,
-    peerTimeoutMs,
-    log: (l) => log.push(l),
-    ...options,
-  });
-  try {
-    await fn(c, log);
-  } finally {
-    await c.close();
-  }
-}
-
-/** A raw UDP client on any loopback address (each address is a "source address" of its own). */
-class Raw {
-  readonly received: Uint8Array[] = [];
-  readonly #socket: dgram.Socket;
-  readonly #server: number;
-
-  private constructor(socket: dgram.Socket, server: number) {
-    this.#socket = socket;
-    this.#server = server;
-    socket.on("message", (msg: Uint8Array) => this.received.push(new Uint8Array(msg)));
-  }
-
-  static async open(host: string, serverPort: number): Promise<Raw> {
-    const socket = dgram.createSocket("udp4");
-    await new Promise<void>((resolve) => socket.bind(0, host, () => resolve()));
-    return new Raw(socket, serverPort);
-  }
-
-  get endpoint(): string {
-    const { address, port } = this.#socket.address();
-    return `${address}:${port}`;
-  }
-
-  get texts(): string[] {
-    return this.received.map((d) => new TextDecoder().decode(d));
-  }
-
-  send(data: string | Uint8Array): void {
-    const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
-    this.#socket.send(bytes, this.#server, "127.0.0.1");
-  }
-
-  /** Waits until `pred` holds for what was received, or fails after `ms`. */
-  async until(pred: (texts: string[]) => boolean, ms = 3000): Promise<void> {
-    const deadline = Date.now() + ms;
-    while (!pred(this.texts)) {
-      if (Date.now() > deadline) throw new Error(`timed out; got ${JSON.stringify(this.texts)}`);
-      await sleep(10);
-    }
-  }
-
-  close(): Promise<void> {
-    return new Promise((resolve) => this.#socket.close(() => resolve()));
-  }
+  return withCoordinatorOf({ peerTimeoutMs, ...options }, fn);
 }
 
 /**
