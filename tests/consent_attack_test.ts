@@ -9,11 +9,12 @@ import dgram from "node:dgram";
 import net from "node:net";
 import { Coordinator } from "../lib/coordinator.ts";
 import type { PeerEvent } from "../lib/peer/events.ts";
-import { Peer, type PeerOptions } from "../lib/peer.ts";
+import type { Peer, PeerOptions } from "../lib/peer.ts";
 import { encodeBase64url } from "../lib/protocol/base64url.ts";
 import { encodeFrame } from "../lib/protocol/frame.ts";
 import { FakeClock } from "./support/fake_clock.ts";
-import { Collector, sleep } from "./support/wait.ts";
+import { type Collector, sleep } from "./support/wait.ts";
+import { startPeer } from "./support/peers.ts";
 
 /** An HS1's body with MACs nobody checked: what a forger who holds no introduction can send. */
 const FORGED_HS1 = {
@@ -126,16 +127,8 @@ async function world(fn: (w: World) => Promise<void>, clock?: FakeClock): Promis
         return r;
       },
       peer: async (name, extra = {}) => {
-        const events = new Collector<PeerEvent>();
         const started = Date.now();
-        const peer = await Peer.start({
-          server: { host: "127.0.0.1", port: coordinator.udpPort },
-          username: name,
-          bind: { host: "127.0.0.1", port: 0 },
-          configDir,
-          onEvent: events.push,
-          ...extra,
-        });
+        const { peer, events } = await startPeer(coordinator, configDir, name, extra);
         peers.push(peer);
         const settled = () => sleep(Math.max(0, started + 3300 - Date.now()));
         return { peer, events, settled };

@@ -12,10 +12,11 @@ import assert from "node:assert/strict";
 import { Coordinator } from "../../lib/coordinator.ts";
 import { UdpSocket } from "../../lib/net/udp.ts";
 import type { Endpoint } from "../../lib/protocol/endpoint.ts";
-import { Peer } from "../../lib/peer.ts";
+import type { Peer } from "../../lib/peer.ts";
 import type { PeerEvent } from "../../lib/peer/events.ts";
 import { P2pProcess } from "../support/proc.ts";
-import { Collector, sleep } from "../support/wait.ts";
+import { type Collector, sleep } from "../support/wait.ts";
+import { startPeer } from "../support/peers.ts";
 
 const HS1 = 0x12;
 const HS2 = 0x13;
@@ -94,16 +95,9 @@ Deno.test("attack: 2,000 forged HS1s at 200/s: no key exchange for them; a sessi
   const hs2 = await countHs2From(() => bobPort);
   try {
     const start = async (name: string) => {
-      const events = new Collector<PeerEvent>();
-      const peer = await Peer.start({
-        server: { host: "127.0.0.1", port: coordinator.udpPort },
-        username: name,
-        bind: { host: "127.0.0.1", port: 0 },
-        configDir,
-        onEvent: events.push,
-      });
-      peers.push(peer);
-      return { peer, events };
+      const started = await startPeer(coordinator, configDir, name);
+      peers.push(started.peer);
+      return started;
     };
     // alice's name sorts first: she initiates, bob answers HS1s (the victim).
     const bob = await start("bob");

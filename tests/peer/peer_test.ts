@@ -7,7 +7,8 @@ import { Peer, type PeerOptions } from "../../lib/peer.ts";
 import type { Endpoint } from "../../lib/protocol/endpoint.ts";
 import { encodeServerMessage } from "../../lib/protocol/seed.ts";
 import { SeedClient, seedLogin } from "../support/seed_client.ts";
-import { Collector, sleep } from "../support/wait.ts";
+import { startPeer } from "../support/peers.ts";
+import { type Collector, sleep } from "../support/wait.ts";
 
 type Ev = PeerEvent;
 
@@ -32,17 +33,9 @@ async function world(
       coordinator,
       configDir,
       start: async (name, extra = {}) => {
-        const events = new Collector<Ev>();
-        const peer = await Peer.start({
-          server: { host: "127.0.0.1", port: coordinator.udpPort },
-          username: name,
-          bind: { host: "127.0.0.1", port: 0 },
-          configDir,
-          onEvent: events.push,
-          ...extra,
-        });
-        peers.push(peer);
-        return { peer, events };
+        const started = await startPeer(coordinator, configDir, name, extra);
+        peers.push(started.peer);
+        return started;
       },
     });
   } finally {
