@@ -18,6 +18,7 @@
  * ```
  * @module
  */
+import { TokenBucket, type TokenBucketOptions } from "../token_bucket.ts";
 
 /** Options for {@linkcode KnockBudget}; every rate is per minute, sustained. */
 export interface KnockBudgetOptions {
@@ -31,47 +32,25 @@ export interface KnockBudgetOptions {
   perMinute?: number;
 }
 
-/** A token bucket: `burst` at once, `perMinute` more a minute. */
-class Bucket {
-  #tokens: number;
-  #at: number;
-
-  constructor(readonly burst: number, readonly perMinute: number, now: number) {
-    this.#tokens = burst;
-    this.#at = now;
-  }
-
-  /** The tokens it holds at `now`. */
-  level(now: number): number {
-    const refill = (Math.max(0, now - this.#at) / 60_000) * this.perMinute;
-    return Math.min(this.burst, this.#tokens + refill);
-  }
-
-  /** Takes a token at `now` (the caller checked that there is one). */
-  take(now: number): void {
-    this.#tokens = this.level(now) - 1;
-    this.#at = Math.max(this.#at, now);
-  }
-}
-
 interface TargetBudget {
-  total: Bucket;
+  total: TokenBucket;
   /** By address, least recently used first (a bucket is re-inserted when used). */
-  byAddress: Map<string, Bucket>;
+  byAddress: Map<string, TokenBucket>;
 }
 
 /** Knock budgets per target and per (target, requester's address). */
 export class KnockBudget {
-  readonly #o: Required<KnockBudgetOptions>;
+  readonly #perAddress: TokenBucketOptions;
+  readonly #total: TokenBucketOptions;
   readonly #targets = new Map<string, TargetBudget>();
 
   constructor(options: KnockBudgetOptions = {}) {
-    this.#o = {
-      perAddressBurst: options.perAddressBurst ?? 6,
-      perAddressPerMinute: options.perAddressPerMinute ?? 6,
-      burst: options.burst ?? 20,
-      perMinute: options.perMinute ?? 20,
+    this.#perAddress = {
+      burst: options.perAddressBurst ?? 6,
+      rate: options.perAddressPerMinute ?? 6,
+      intervalMs: 60_000,
     };
+    this.#total = { burst: options.burst ?? 20, rate: options.perMinute ?? 20, intervalMs: 60_000 };
   }
 
   /**
@@ -81,17 +60,16 @@ export class KnockBudget {
   allow(target: string, address: string, now: number): boolean {
     let budget = this.#targets.get(target);
     if (!budget) {
-      budget = { total: new Bucket(this.#o.burst, this.#o.perMinute, now), byAddress: new Map() };
+      budget = { total: new TokenBucket(this.#total, now), byAddress: new Map() };
       this.#targets.set(target, budget);
     }
     const { byAddress } = budget;
-    const mine = byAddress.get(address) ??
-      new Bucket(this.#o.perAddressBurst, this.#o.perAddressPerMinute, now);
+    const mine = byAddress.get(address) ?? new TokenBucket(this.#perAddress, now);
     byAddress.delete(address);
     byAddress.set(address, mine);
     // Buckets refilled to the brim are no different from new ones: drop them, oldest first.
     for (const [key, bucket] of byAddress) {
-      if (bucket === mine || bucket.level(now) < bucket.burst) break;
+      if (bucket === mine || !bucket.full(now)) break;
       byAddress.delete(key);
     }
     // Only a knock sent costs anything: what the address's budget holds back must not spend the

@@ -13,6 +13,7 @@
  * @module
  */
 import { isIPv6 } from "node:net";
+import { BucketMap, TokenBucket, type TokenBucketOptions } from "../token_bucket.ts";
 
 /** What the coordinator holds and accepts; see docs/PROTOCOL.md §3. */
 export interface Limits {
@@ -144,24 +145,21 @@ export interface RateLimiterOptions {
   maxKeys?: number;
 }
 
-interface Bucket {
-  tokens: number;
-  at: number;
-}
-
 /** A token bucket per key (address), in bounded memory. */
 export class RateLimiter {
   readonly #now: () => number;
-  readonly #rate: number;
-  readonly #burst: number;
-  readonly #maxKeys: number;
-  readonly #buckets = new Map<string, Bucket>();
+  readonly #buckets: BucketMap<TokenBucket>;
 
   constructor(options: RateLimiterOptions) {
     this.#now = options.now;
-    this.#rate = options.perSecond;
-    this.#burst = Math.max(1, options.burst ?? 2 * options.perSecond);
-    this.#maxKeys = options.maxKeys ?? 65_536;
+    const shape = {
+      burst: Math.max(1, options.burst ?? 2 * options.perSecond),
+      rate: options.perSecond,
+    };
+    this.#buckets = new BucketMap({
+      create: (now) => new TokenBucket(shape, now),
+      maxKeys: options.maxKeys ?? 65_536,
+    });
   }
 
   /** Keys tracked now. */
@@ -172,31 +170,12 @@ export class RateLimiter {
   /** Spends `cost` of `key`'s budget if it has that much; says whether it had. */
   allow(key: string, cost = 1): boolean {
     const now = this.#now();
-    let bucket = this.#buckets.get(key);
-    if (bucket === undefined) {
-      if (this.#buckets.size >= this.#maxKeys) {
-        this.#buckets.delete(this.#buckets.keys().next().value!);
-      }
-      bucket = { tokens: this.#burst, at: now };
-      this.#buckets.set(key, bucket);
-    } else {
-      const elapsed = Math.max(0, now - bucket.at) / 1000;
-      bucket.tokens = Math.min(this.#burst, bucket.tokens + elapsed * this.#rate);
-      bucket.at = now;
-    }
-    if (bucket.tokens < cost) return false;
-    bucket.tokens -= cost;
-    return true;
+    return this.#buckets.obtain(key, now).take(now, cost);
   }
 
   /** Forgets keys whose buckets have refilled: remembering them changes nothing. */
   sweep(): void {
-    const now = this.#now();
-    for (const [key, bucket] of this.#buckets) {
-      if (bucket.tokens + (now - bucket.at) / 1000 * this.#rate >= this.#burst) {
-        this.#buckets.delete(key);
-      }
-    }
+    this.#buckets.sweep(this.#now());
   }
 }
 
@@ -302,9 +281,9 @@ export interface LogThrottleOptions {
   everyMs?: number;
 }
 
+/** A kind's bucket, and the lines it held back since the last flush. */
 interface Quota {
-  tokens: number;
-  at: number;
+  bucket: TokenBucket;
   suppressed: number;
 }
 
@@ -324,10 +303,12 @@ interface Quota {
  */
 export class LogThrottle {
   readonly #o: Required<LogThrottleOptions>;
+  readonly #shape: TokenBucketOptions;
   readonly #quotas = new Map<string, Quota>();
 
   constructor(options: LogThrottleOptions) {
     this.#o = { burst: 10, everyMs: 1_000, ...options };
+    this.#shape = { burst: this.#o.burst, rate: 1, intervalMs: this.#o.everyMs };
   }
 
   /** Writes `text` unless lines of `kind` are over their quota; then counts it. */
@@ -335,13 +316,10 @@ export class LogThrottle {
     const now = this.#o.now();
     let quota = this.#quotas.get(kind);
     if (quota === undefined) {
-      quota = { tokens: this.#o.burst, at: now, suppressed: 0 };
+      quota = { bucket: new TokenBucket(this.#shape, now), suppressed: 0 };
       this.#quotas.set(kind, quota);
     }
-    quota.tokens = Math.min(this.#o.burst, quota.tokens + (now - quota.at) / this.#o.everyMs);
-    quota.at = now;
-    if (quota.tokens >= 1) {
-      quota.tokens--;
+    if (quota.bucket.take(now)) {
       this.#o.log(text);
     } else {
       quota.suppressed++;

@@ -18,6 +18,7 @@
  * ```
  * @module
  */
+import { BucketMap, TokenBucket, type TokenBucketOptions } from "../token_bucket.ts";
 
 /** Options for {@linkcode RelayPolicy}. */
 export interface RelayPolicyOptions {
@@ -61,15 +62,57 @@ export type RelayVerdict =
   | "user-over-budget"
   | "address-over-budget";
 
-interface Bucket {
-  bytes: number;
-  packets: number;
-  at: number;
+/** The shape of a {@linkcode RelayBudget}: its bytes' bucket and its packets'. */
+interface RelayShape {
+  bytes: TokenBucketOptions;
+  packets: TokenBucketOptions;
 }
 
-/** A forgotten pair's bucket, and when it will be full again. */
+/** The shape of a per-user or per-address budget: 8 s worth of bytes at once, 4 s of packets. */
+function keyedShape(rate: RelayRate): RelayShape {
+  return {
+    bytes: { burst: 8 * rate.bytesPerSecond, rate: rate.bytesPerSecond },
+    packets: { burst: 4 * rate.packetsPerSecond, rate: rate.packetsPerSecond },
+  };
+}
+
+/** A bucket of bytes and one of packets, always refilled together. */
+class RelayBudget {
+  readonly #bytes: TokenBucket;
+  readonly #packets: TokenBucket;
+
+  constructor(shape: RelayShape, now: number) {
+    this.#bytes = new TokenBucket(shape.bytes, now);
+    this.#packets = new TokenBucket(shape.packets, now);
+  }
+
+  /** Refills both up to `now`; says whether a frame of `bytes` fits. */
+  fits(bytes: number, now: number): boolean {
+    const room = this.#bytes.refill(now);
+    return this.#packets.refill(now) >= 1 && room >= bytes;
+  }
+
+  /** Charges a frame of `bytes` that {@linkcode fits} found room for at `now`. */
+  spend(bytes: number, now: number): void {
+    this.#bytes.take(now, bytes);
+    this.#packets.take(now, 1);
+  }
+
+  /** Refills both up to `now`; says whether both are full. */
+  full(now: number): boolean {
+    const bytes = this.#bytes.refill(now) >= this.#bytes.burst;
+    return this.#packets.refill(now) >= this.#packets.burst && bytes;
+  }
+
+  /** When both will be full if nothing more is spent. */
+  fullAt(now: number): number {
+    return Math.max(this.#bytes.fullAt(now), this.#packets.fullAt(now));
+  }
+}
+
+/** A forgotten pair's budget, and when it will be full again. */
 interface Remembered {
-  bucket: Bucket;
+  budget: RelayBudget;
   fullAt: number;
 }
 
@@ -78,74 +121,50 @@ function pairKey(a: string, b: string): string {
 }
 
 /**
- * A bucket of bytes and one of packets per key (a user, an address), in bounded memory: a key
- * whose buckets have refilled is forgotten (remembering it changes nothing), and beyond `maxKeys`
- * the key spent from least recently goes first.
+ * A {@linkcode RelayBudget} per key (a user, an address), in bounded memory: a key whose budget
+ * has refilled is forgotten (remembering it changes nothing), and beyond `maxKeys` the key spent
+ * from least recently goes first.
  */
-class KeyedBuckets {
-  readonly #rate: RelayRate;
-  readonly #burstBytes: number;
-  readonly #burstPackets: number;
-  readonly #maxKeys: number;
-  readonly #buckets = new Map<string, Bucket>();
+class KeyedBudgets {
+  readonly #shape: RelayShape;
+  readonly #budgets: BucketMap<RelayBudget>;
 
   constructor(rate: RelayRate, maxKeys: number) {
-    this.#rate = rate;
-    this.#burstBytes = 8 * rate.bytesPerSecond;
-    this.#burstPackets = 4 * rate.packetsPerSecond;
-    this.#maxKeys = maxKeys;
+    const shape = this.#shape = keyedShape(rate);
+    this.#budgets = new BucketMap({
+      create: (now) => new RelayBudget(shape, now),
+      maxKeys,
+      order: "used",
+    });
   }
 
   /** Whether `key` has room for a frame of `bytes` now. */
   has(key: string, bytes: number, now: number): boolean {
-    const bucket = this.#buckets.get(key);
-    if (bucket === undefined) return bytes <= this.#burstBytes && this.#burstPackets >= 1;
-    this.#refill(bucket, now);
-    return bucket.bytes >= bytes && bucket.packets >= 1;
+    const budget = this.#budgets.get(key);
+    if (budget === undefined) {
+      return bytes <= this.#shape.bytes.burst && this.#shape.packets.burst >= 1;
+    }
+    return budget.fits(bytes, now);
   }
 
   /** Charges `key` for a frame of `bytes` that {@linkcode has} found room for. */
   spend(key: string, bytes: number, now: number): void {
-    let bucket = this.#buckets.get(key);
-    if (bucket === undefined) {
-      if (this.#buckets.size >= this.#maxKeys) {
-        this.#buckets.delete(this.#buckets.keys().next().value!);
-      }
-      bucket = { bytes: this.#burstBytes, packets: this.#burstPackets, at: now };
-    }
-    this.#buckets.delete(key); // most recently spent from last
-    this.#buckets.set(key, bucket);
-    bucket.bytes -= bytes;
-    bucket.packets -= 1;
+    this.#budgets.obtain(key, now).spend(bytes, now);
   }
 
-  /** Forgets the keys whose buckets have refilled. */
+  /** Forgets the keys whose budgets have refilled. */
   sweep(now: number): void {
-    for (const [key, bucket] of this.#buckets) {
-      this.#refill(bucket, now);
-      if (bucket.bytes >= this.#burstBytes && bucket.packets >= this.#burstPackets) {
-        this.#buckets.delete(key);
-      }
-    }
-  }
-
-  #refill(bucket: Bucket, now: number): void {
-    const elapsed = Math.max(0, now - bucket.at) / 1000;
-    bucket.at = Math.max(bucket.at, now);
-    bucket.bytes = Math.min(this.#burstBytes, bucket.bytes + elapsed * this.#rate.bytesPerSecond);
-    bucket.packets = Math.min(
-      this.#burstPackets,
-      bucket.packets + elapsed * this.#rate.packetsPerSecond,
-    );
+    this.#budgets.sweep(now);
   }
 }
 
 /** Introduced pairs and their relay budgets. */
 export class RelayPolicy {
   readonly #o: Required<Omit<RelayPolicyOptions, "perUser" | "perAddress">>;
-  readonly #perUser: KeyedBuckets | undefined;
-  readonly #perAddress: KeyedBuckets | undefined;
-  readonly #pairs = new Map<string, Bucket>();
+  readonly #pairShape: RelayShape;
+  readonly #perUser: KeyedBudgets | undefined;
+  readonly #perAddress: KeyedBudgets | undefined;
+  readonly #pairs = new Map<string, RelayBudget>();
   readonly #byUser = new Map<string, Set<string>>();
   /** Buckets of forgotten pairs that are not full yet, oldest first. */
   readonly #remembered = new Map<string, Remembered>();
@@ -169,8 +188,12 @@ export class RelayPolicy {
       maxRemembered: 10_000,
       ...rest,
     };
-    this.#perUser = perUser && new KeyedBuckets(perUser, 65_536);
-    this.#perAddress = perAddress && new KeyedBuckets(perAddress, 65_536);
+    this.#pairShape = {
+      bytes: { burst: this.#o.burstBytes, rate: this.#o.bytesPerSecond },
+      packets: { burst: this.#o.burstPackets, rate: this.#o.packetsPerSecond },
+    };
+    this.#perUser = perUser && new KeyedBudgets(perUser, 65_536);
+    this.#perAddress = perAddress && new KeyedBudgets(perAddress, 65_536);
   }
 
   /**
@@ -180,10 +203,10 @@ export class RelayPolicy {
   introduce(a: string, b: string): void {
     const key = pairKey(a, b);
     if (this.#pairs.has(key)) return;
-    const bucket = this.#remembered.get(key)?.bucket ??
-      { bytes: this.#o.burstBytes, packets: this.#o.burstPackets, at: this.#o.now() };
+    const budget = this.#remembered.get(key)?.budget ??
+      new RelayBudget(this.#pairShape, this.#o.now());
     this.#remembered.delete(key);
-    this.#pairs.set(key, bucket);
+    this.#pairs.set(key, budget);
     for (const [user, other] of [[a, b], [b, a]]) {
       let set = this.#byUser.get(user);
       if (!set) this.#byUser.set(user, set = new Set());
@@ -196,14 +219,13 @@ export class RelayPolicy {
    * may relay a frame of `bytes` to `to` now; charges the pair, the sender and its address if so.
    */
   allow(from: string, to: string, bytes: number, address = ""): RelayVerdict {
-    const bucket = this.#pairs.get(pairKey(from, to));
-    if (!bucket) {
+    const budget = this.#pairs.get(pairKey(from, to));
+    if (!budget) {
       this.stats.notIntroduced++;
       return "not-introduced";
     }
     const now = this.#o.now();
-    this.#refill(bucket, now);
-    if (bucket.bytes < bytes || bucket.packets < 1) {
+    if (!budget.fits(bytes, now)) {
       this.stats.overBudget++;
       return "over-budget";
     }
@@ -215,8 +237,7 @@ export class RelayPolicy {
       this.stats.addressOverBudget++;
       return "address-over-budget";
     }
-    bucket.bytes -= bytes;
-    bucket.packets -= 1;
+    budget.spend(bytes, now);
     this.#perUser?.spend(from, bytes, now);
     this.#perAddress?.spend(address, bytes, now);
     this.stats.forwarded++;
@@ -257,31 +278,15 @@ export class RelayPolicy {
     return this.#remembered.size;
   }
 
-  #refill(bucket: Bucket, now: number): void {
-    const elapsed = Math.max(0, now - bucket.at) / 1000;
-    // A clock that steps back must not make the same time count twice when it comes back.
-    bucket.at = Math.max(bucket.at, now);
-    bucket.bytes = Math.min(this.#o.burstBytes, bucket.bytes + elapsed * this.#o.bytesPerSecond);
-    bucket.packets = Math.min(
-      this.#o.burstPackets,
-      bucket.packets + elapsed * this.#o.packetsPerSecond,
-    );
-  }
-
-  #remember(key: string, bucket: Bucket, now: number): void {
-    this.#refill(bucket, now);
-    const seconds = Math.max(
-      (this.#o.burstBytes - bucket.bytes) / this.#o.bytesPerSecond,
-      (this.#o.burstPackets - bucket.packets) / this.#o.packetsPerSecond,
-    );
-    // A full bucket is what a fresh introduction gives anyway.
-    if (seconds <= 0) return;
+  #remember(key: string, budget: RelayBudget, now: number): void {
+    // A full budget is what a fresh introduction gives anyway.
+    if (budget.full(now)) return;
     if (this.#remembered.size >= this.#o.maxRemembered) {
       const oldest = this.#remembered.keys().next();
       if (oldest.done) return; // maxRemembered is 0: remember nothing
       this.#remembered.delete(oldest.value);
     }
-    this.#remembered.set(key, { bucket, fullAt: bucket.at + seconds * 1000 });
+    this.#remembered.set(key, { budget, fullAt: budget.fullAt(now) });
   }
 
   /**

@@ -19,6 +19,7 @@
  * @module
  */
 import { equalBytes } from "../bytes.ts";
+import { TokenBucket } from "../token_bucket.ts";
 
 /** Who may start a conversation with us. */
 export type AcceptPolicy = "anyone" | "known";
@@ -45,9 +46,8 @@ export class Consent {
   readonly #o: Required<ConsentOptions>;
   /** Users we consented to this session (we wrote to them, or accepted their request). */
   readonly #consented = new Set<string>();
-  /** Strangers we may still accept (a token bucket), as of `#strangersAt`. */
-  #strangers: number;
-  #strangersAt: number | undefined;
+  /** Strangers we may still accept; made at the first stranger's request. */
+  #strangers: TokenBucket | undefined;
 
   constructor(options: ConsentOptions) {
     // `??`, not a spread over defaults: an option given as undefined still gets its default.
@@ -56,7 +56,6 @@ export class Consent {
       strangersBurst: options.strangersBurst ?? 30,
       strangersPerMinute: options.strangersPerMinute ?? 10,
     };
-    this.#strangers = this.#o.strangersBurst;
   }
 
   /** The policy in force. */
@@ -93,20 +92,18 @@ export class Consent {
           : `you accept only known users (--accept known); write to ${user} to talk`,
       };
     }
-    const elapsed = Math.max(0, now - (this.#strangersAt ?? now));
-    this.#strangers = Math.min(
-      this.#o.strangersBurst,
-      this.#strangers + (elapsed / 60_000) * this.#o.strangersPerMinute,
-    );
-    this.#strangersAt = Math.max(this.#strangersAt ?? now, now);
-    if (this.#strangers < 1) {
+    this.#strangers ??= new TokenBucket({
+      burst: this.#o.strangersBurst,
+      rate: this.#o.strangersPerMinute,
+      intervalMs: 60_000,
+    }, now);
+    if (!this.#strangers.take(now)) {
       return {
         accepted: false,
         reason: `too many new users asked to talk (more than ${this.#o.strangersBurst} at once, ` +
           `then ${this.#o.strangersPerMinute} a minute)`,
       };
     }
-    this.#strangers--;
     this.#consented.add(user);
     return { accepted: true };
   }

@@ -30,6 +30,7 @@
  */
 import { constantTimeEqual } from "../bytes.ts";
 import { type Clock, realClock } from "../clock.ts";
+import { TokenBucket } from "../token_bucket.ts";
 import { cookieFor, handshakeMac2 } from "./handshake_macs.ts";
 
 /** Key exchanges a link may start at once before it is under load. */
@@ -62,29 +63,12 @@ export interface CookieGateStats {
   handshakesLimited: number;
 }
 
-/** A token bucket: `burst` at once, one more every `intervalMs`. */
-class Bucket {
-  #tokens: number;
-  #at: number;
-  constructor(readonly burst: number, readonly intervalMs: number, now: number) {
-    this.#tokens = burst;
-    this.#at = now;
-  }
-  take(now: number): boolean {
-    this.#tokens = Math.min(this.burst, this.#tokens + (now - this.#at) / this.intervalMs);
-    this.#at = now;
-    if (this.#tokens < 1) return false;
-    this.#tokens--;
-    return true;
-  }
-}
-
 /** The responder's admission of fresh HS1s on one link. */
 export class CookieGate {
   readonly stats: CookieGateStats = { cookiesSent: 0, handshakesLimited: 0 };
   readonly #clock: Clock;
-  readonly #exchanges: Bucket;
-  readonly #replies: Bucket;
+  readonly #exchanges: TokenBucket;
+  readonly #replies: TokenBucket;
   /** Current secret first, then the previous one; made when first needed. */
   #secrets: Uint8Array[] = [];
   #secretAt = -Infinity;
@@ -95,8 +79,14 @@ export class CookieGate {
   constructor(clock: Clock = realClock) {
     this.#clock = clock;
     const now = clock.now();
-    this.#exchanges = new Bucket(KEY_EXCHANGE_BURST, KEY_EXCHANGE_INTERVAL_MS, now);
-    this.#replies = new Bucket(COOKIE_REPLIES_PER_SECOND, 1000 / COOKIE_REPLIES_PER_SECOND, now);
+    this.#exchanges = new TokenBucket(
+      { burst: KEY_EXCHANGE_BURST, rate: 1, intervalMs: KEY_EXCHANGE_INTERVAL_MS },
+      now,
+    );
+    this.#replies = new TokenBucket(
+      { burst: COOKIE_REPLIES_PER_SECOND, rate: 1, intervalMs: 1000 / COOKIE_REPLIES_PER_SECOND },
+      now,
+    );
   }
 
   /**
