@@ -277,3 +277,70 @@ export class BirthdaySearch {
     return FIRST_PORT + value;
   }
 }
+
+/**
+ * The easy side's spray, armed and waiting for proof that the peer holds the public address it
+ * aims at (docs/PROTOCOL.md §2.1): a proof counts once, and only within the spray's window.
+ *
+ * @example
+ * ```ts
+ * const proof = new SprayProof();
+ * proof.arm(planBirthday({ role: "spray" }), 0);
+ * proof.prove(40); // a valid probe from the peer's public address
+ * proof.take(50, true); // the plan: start spraying now
+ * ```
+ */
+export class SprayProof {
+  #armed: { plan: BirthdayPlan; until: number } | undefined;
+  /** When the last proof came (not used yet). */
+  #provenAt: number | undefined;
+
+  /** Whether a spray waits for its proof. */
+  get armed(): boolean {
+    return this.#armed !== undefined;
+  }
+
+  /** When the armed spray's window ends unproven. */
+  get until(): number | undefined {
+    return this.#armed?.until;
+  }
+
+  /** Arms `plan`'s spray at `now`, for its window. */
+  arm(plan: BirthdayPlan, now: number): void {
+    this.#armed = { plan, until: now + plan.windowMs };
+  }
+
+  /** Forgets the armed spray (a proof already in keeps for the next one). */
+  disarm(): void {
+    this.#armed = undefined;
+  }
+
+  /** The peer proved, at `now`, that it holds its public address. */
+  prove(now: number): void {
+    this.#provenAt = now;
+  }
+
+  /**
+   * At `now`: the armed plan to start (its proof is used up), when a proof at most a window old is
+   * in and `canStart`; `"expired"` once the window has ended unproven (disarmed); else nothing.
+   */
+  take(now: number, canStart: boolean): BirthdayPlan | "expired" | undefined {
+    const armed = this.#armed;
+    if (armed === undefined) return undefined;
+    if (now >= armed.until) {
+      this.#armed = undefined;
+      return "expired";
+    }
+    const proof = this.#provenAt;
+    if (proof === undefined || now - proof > armed.plan.windowMs || !canStart) return undefined;
+    this.#armed = undefined;
+    this.#provenAt = undefined;
+    return armed.plan;
+  }
+
+  /** Forgets the spray and any proof. */
+  clear(): void {
+    this.#armed = undefined;
+    this.#provenAt = undefined;
+  }
+}

@@ -168,6 +168,7 @@ import {
   planBirthday,
   type SocketsBirthdayOptions,
   type SprayBirthdayOptions,
+  SprayProof,
 } from "./birthday.ts";
 import { MAX_PENDING_PROBES, ProbeTransactions } from "./probe_transactions.ts";
 import { ProbeQuota } from "./probe_quota.ts";
@@ -387,17 +388,19 @@ export class PathFinder {
   /** The endpoint the last introduction gave as `public` (kept even if also given as `lan`). */
   #introducedPublic: Endpoint | undefined;
   #birthday: BirthdaySearch | undefined;
-  /** A spray waiting for proof that the peer holds its public address, until `until`. */
-  #armedSpray: { plan: BirthdayPlan; until: number } | undefined;
-  /** When that proof last came (and was not used yet). */
-  #proofAt: number | undefined;
+  /** A spray waiting for proof that the peer holds its public address. */
+  readonly #spray = new SprayProof();
   /** Extra sockets given by `startBirthday` and not yet handed back. */
   #held = new Set<number>();
 
-  // Liveness of a direct path.
-  #lastPathProbeAt = 0;
-  /** Time of the first send on the path not followed by any proof of life. */
-  #awaitingSince: number | undefined;
+  /**
+   * Liveness of a direct path: when it was last probed, and the time of the first send on it not
+   * followed by any proof of life.
+   */
+  readonly #live: { lastProbeAt: number; awaitingSince: number | undefined } = {
+    lastProbeAt: 0,
+    awaitingSince: undefined,
+  };
 
   /** Creates a finder; it does nothing but answer probes until {@linkcode start}. */
   constructor(options: PathFinderOptions) {
@@ -464,7 +467,7 @@ export class PathFinder {
 
   /** The role of the birthday search in progress, if any. */
   get birthday(): BirthdayOptions["role"] | undefined {
-    return this.#birthday?.role ?? (this.#armedSpray ? "spray" : undefined);
+    return this.#birthday?.role ?? (this.#spray.armed ? "spray" : undefined);
   }
 
   /**
@@ -562,10 +565,10 @@ export class PathFinder {
     }
     const now = this.#opts.now();
     this.#birthday = undefined;
-    this.#armedSpray = undefined;
+    this.#spray.disarm();
     for (const s of plan.sockets) this.#held.add(s);
     if (this.#path.kind !== "direct") {
-      if (plan.role === "spray") this.#armedSpray = { plan, until: now + plan.windowMs };
+      if (plan.role === "spray") this.#spray.arm(plan, now);
       else this.#beginBirthday(plan, target, now);
       this.#sprayIfProven(now);
     }
@@ -584,7 +587,7 @@ export class PathFinder {
    */
   onRelayedProbe(): void {
     const now = this.#opts.now();
-    this.#proofAt = now;
+    this.#spray.prove(now);
     this.#sprayIfProven(now);
     this.#flush();
   }
@@ -605,19 +608,10 @@ export class PathFinder {
    * window old, used once); forgets it when its window ends unproven.
    */
   #sprayIfProven(now: number): void {
-    const armed = this.#armedSpray;
-    if (armed === undefined) return;
-    if (now >= armed.until) {
-      this.#armedSpray = undefined;
-      this.stats.spraysUnproven++;
-      return;
-    }
     const target = this.#introducedPublic;
-    const proof = this.#proofAt;
-    if (proof === undefined || now - proof > armed.plan.windowMs || target === undefined) return;
-    this.#armedSpray = undefined;
-    this.#proofAt = undefined;
-    this.#beginBirthday(armed.plan, target, now);
+    const plan = this.#spray.take(now, target !== undefined);
+    if (plan === "expired") this.stats.spraysUnproven++;
+    else if (plan !== undefined) this.#beginBirthday(plan, target!, now);
   }
 
   /**
@@ -639,7 +633,7 @@ export class PathFinder {
     // From the peer's public address (any port: its NAT may map each destination apart): the
     // proof an armed spray waits for.
     if (from.host === this.#introducedPublic?.host) {
-      this.#proofAt = now;
+      this.#spray.prove(now);
       this.#sprayIfProven(now);
     }
     this.stats.acksSent++;
@@ -691,7 +685,7 @@ export class PathFinder {
     c.lastAckAt = now;
     this.#heard(c, now);
     if (this.#running && this.#better(c)) {
-      this.#lastPathProbeAt = c.lastProbeAt ?? now;
+      this.#live.lastProbeAt = c.lastProbeAt ?? now;
       this.#setPath({ kind: "direct", endpoint: { ...c.endpoint }, via: c.kind, socket: c.socket });
     }
     this.#flush();
@@ -728,8 +722,8 @@ export class PathFinder {
    * ```
    */
   onTrafficSent(): void {
-    if (this.#path.kind === "direct" && this.#awaitingSince === undefined) {
-      this.#awaitingSince = this.#opts.now();
+    if (this.#path.kind === "direct" && this.#live.awaitingSince === undefined) {
+      this.#live.awaitingSince = this.#opts.now();
     }
   }
 
@@ -762,13 +756,13 @@ export class PathFinder {
     const times = [this.#schedule.nextDeadline()];
     if (this.#path.kind === "direct") {
       times.push(this.#pathProbeDue());
-      if (this.#awaitingSince !== undefined) {
-        times.push(this.#awaitingSince + this.#t.deadAfterMs);
+      if (this.#live.awaitingSince !== undefined) {
+        times.push(this.#live.awaitingSince + this.#t.deadAfterMs);
       }
     }
     const b = this.#birthday;
     if (b) times.push(b.endAt, b.nextDue);
-    times.push(this.#armedSpray?.until);
+    times.push(this.#spray.until);
     const defined = times.filter((t): t is number => t !== undefined);
     return defined.length === 0 ? undefined : Math.min(...defined);
   }
@@ -790,11 +784,10 @@ export class PathFinder {
     this.#introducedPublic = undefined;
     this.#txns.clear();
     this.#birthday = undefined;
-    this.#armedSpray = undefined;
-    this.#proofAt = undefined;
+    this.#spray.clear();
     this.#path = NONE;
     this.#schedule.stop();
-    this.#awaitingSince = undefined;
+    this.#live.awaitingSince = undefined;
     this.#flush();
   }
 
@@ -803,7 +796,9 @@ export class PathFinder {
   #run(now: number): void {
     const t = this.#t;
     if (this.#path.kind === "direct") {
-      if (this.#awaitingSince !== undefined && now >= this.#awaitingSince + t.deadAfterMs) {
+      if (
+        this.#live.awaitingSince !== undefined && now >= this.#live.awaitingSince + t.deadAfterMs
+      ) {
         this.#pathLost(now);
       } else if (now >= this.#pathProbeDue()) {
         this.#probe(this.#find(this.#path.endpoint, this.#path.socket)!, now, undefined);
@@ -857,18 +852,18 @@ export class PathFinder {
   /** When the direct path's endpoint should next be probed (keepalive or suspicion). */
   #pathProbeDue(): number {
     const t = this.#t;
-    const keepalive = this.#lastPathProbeAt + t.keepaliveMs;
-    if (this.#awaitingSince === undefined) return keepalive;
+    const keepalive = this.#live.lastProbeAt + t.keepaliveMs;
+    if (this.#live.awaitingSince === undefined) return keepalive;
     const fast = Math.max(
-      this.#awaitingSince + t.suspectAfterMs,
-      this.#lastPathProbeAt + t.probeIntervalMs,
+      this.#live.awaitingSince + t.suspectAfterMs,
+      this.#live.lastProbeAt + t.probeIntervalMs,
     );
     return Math.min(keepalive, fast);
   }
 
   #pathLost(now: number): void {
     this.stats.pathsLost++;
-    this.#awaitingSince = undefined;
+    this.#live.awaitingSince = undefined;
     this.#setPath(this.#opts.relayAvailable ? RELAY : NONE);
     this.#requestIntroduction();
     this.#schedule.begin(now);
@@ -887,8 +882,8 @@ export class PathFinder {
     c.lastProbeAt = now;
     const path = this.#path;
     if (path.kind === "direct" && onPath(path, c)) {
-      this.#lastPathProbeAt = now;
-      this.#awaitingSince ??= now;
+      this.#live.lastProbeAt = now;
+      this.#live.awaitingSince ??= now;
     }
     if (!this.#quota.probe(quotaKey(c), now)) {
       this.stats.probesCapped++;
@@ -909,7 +904,7 @@ export class PathFinder {
     c.lastHeardAt = now;
     this.#quota.answered(quotaKey(c), now);
     const path = this.#path;
-    if (path.kind === "direct" && onPath(path, c)) this.#awaitingSince = undefined;
+    if (path.kind === "direct" && onPath(path, c)) this.#live.awaitingSince = undefined;
   }
 
   /**
@@ -958,7 +953,7 @@ export class PathFinder {
       this.#schedule.onDirect();
       // A relabelled path (same candidate) keeps its liveness state.
       if (old.kind !== "direct" || !samePath({ ...old, via: path.via }, path)) {
-        this.#awaitingSince = undefined;
+        this.#live.awaitingSince = undefined;
       }
       if (this.#birthday) {
         this.#birthday = undefined;

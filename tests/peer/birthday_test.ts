@@ -4,6 +4,7 @@ import {
   type BirthdayStart,
   planBirthday,
   SPRAY_PORTS,
+  SprayProof,
 } from "../../lib/peer/birthday.ts";
 import type { Endpoint } from "../../lib/protocol/endpoint.ts";
 import { prng } from "../support/prng.ts";
@@ -131,4 +132,35 @@ Deno.test("birthday: the window ends the search", () => {
   assert.equal(search.endAt, 3000);
   assert.equal(search.over(2999), false);
   assert.equal(search.over(3000), true);
+});
+
+Deno.test("a spray waits for a proof within its window, uses it once, and lapses unproven", () => {
+  const plan = planBirthday({ role: "spray" });
+  const proof = new SprayProof();
+  assert.equal(proof.take(0, true), undefined, "nothing armed");
+  proof.arm(plan, 1_000);
+  assert.equal(proof.armed, true);
+  assert.equal(proof.until, 1_000 + plan.windowMs);
+  assert.equal(proof.take(1_100, true), undefined, "no proof yet");
+  proof.prove(1_200);
+  assert.equal(proof.take(1_300, false), undefined, "no target yet: the proof keeps");
+  assert.equal(proof.take(1_400, true), plan);
+  assert.equal(proof.armed, false);
+  // Used once: a new spray needs a new proof.
+  proof.arm(plan, 2_000);
+  assert.equal(proof.take(2_100, true), undefined);
+  // A proof older than a window does not count; the window then lapses.
+  proof.prove(2_000);
+  assert.equal(proof.take(2_000 + plan.windowMs - 1, true), plan);
+  proof.arm(plan, 100_000);
+  proof.prove(100_000 - plan.windowMs - 1);
+  assert.equal(proof.take(100_000, true), undefined, "a stale proof");
+  assert.equal(proof.take(100_000 + plan.windowMs, true), "expired");
+  assert.equal(proof.armed, false);
+  proof.arm(plan, 0);
+  proof.prove(0);
+  proof.clear();
+  assert.equal(proof.armed, false);
+  proof.arm(plan, 1);
+  assert.equal(proof.take(2, true), undefined, "clear forgot the proof too");
 });
