@@ -235,11 +235,11 @@ Deno.test("attack: lookalike names are refused with a reason; Chinese names stil
 
 Deno.test("attack: a logout or heartbeat forged from the owner's own endpoint is ignored", async () => {
   await withCoordinator({ peerTimeoutMs: 1_500 }, async (c, log) => {
-    const alice = await Udp.open("127.0.9.13", c.udpPort);
+    const alice = await Udp.open("127.0.9.13", c.udpPort, { shared: true });
     const thief = await Udp.open("127.0.9.14", c.udpPort);
     await logIn(c, alice, "alice");
     // The forger sends from alice's very address and port (raw-socket spoofing, in effect).
-    const forger = await Udp.open("127.0.9.13", c.udpPort, alice.port);
+    const forger = await Udp.open("127.0.9.13", c.udpPort, { port: alice.port, shared: true });
     try {
       forger.send(`logout,alice,${alice.endpoint}`);
       forger.send(`logout,alice,${alice.endpoint},${secret()}`);

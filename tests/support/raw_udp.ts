@@ -39,12 +39,18 @@ export class RawUdp {
   }
 
   /**
-   * Binds to `host` (any loopback address), port `port` (default any; another socket's port may
-   * be shared, to play a forger of its source endpoint), sending to the coordinator's UDP port.
+   * Binds to `host` (any loopback address), sending to the coordinator's UDP port. `port` binds a
+   * given port (default any); `shared` lets another shared socket bind the same port, to play a
+   * forger of this one's source endpoint (both must say so). Not by default: with sharing on, the
+   * kernel may give two sockets that bind port 0 the same ephemeral port.
    */
-  static async open(host: string, serverPort: number, port = 0): Promise<RawUdp> {
-    const socket = dgram.createSocket({ type: "udp4", reuseAddr: true });
-    await new Promise<void>((resolve) => socket.bind(port, host, () => resolve()));
+  static async open(
+    host: string,
+    serverPort: number,
+    options: { port?: number; shared?: boolean } = {},
+  ): Promise<RawUdp> {
+    const socket = dgram.createSocket({ type: "udp4", reuseAddr: options.shared ?? false });
+    await new Promise<void>((resolve) => socket.bind(options.port ?? 0, host, () => resolve()));
     return new RawUdp(socket, serverPort);
   }
 
