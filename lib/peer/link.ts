@@ -43,7 +43,12 @@ import {
 import type { ServerMessage } from "../protocol/seed.ts";
 import { decodeKey } from "../crypto/identity.ts";
 import { decodeBase64url } from "../protocol/base64url.ts";
-import { type Established, Handshake, type HandshakeStep } from "./handshake.ts";
+import {
+  type Established,
+  Handshake,
+  type HandshakeStats,
+  type HandshakeStep,
+} from "./handshake.ts";
 import { DEFAULT_MAX_SEGMENT_SIZE, ReliableChannel } from "./reliable.ts";
 import {
   BIRTHDAY_SOCKETS,
@@ -126,20 +131,13 @@ interface Queued {
   since: number;
 }
 
-/** Counters of dropped and handled input, for diagnostics and tests. */
-export interface LinkStats {
+/** Counters of dropped and handled input, for diagnostics and tests: the handshake's, and these. */
+export interface LinkStats extends HandshakeStats {
+  /** Probes and acks without a valid MAC (or through the relay). */
   badProbes: number;
-  badHandshakes: number;
-  keyMismatches: number;
-  /** Handshake and COOKIE frames without a valid MAC: dropped before any key exchange. */
-  badMacs: number;
-  /** Old copies of HS1s already answered: dropped. */
-  replays: number;
-  /** Cookie replies sent to HS1s under load. */
-  cookiesSent: number;
-  /** Fresh HS1s dropped under load. */
-  handshakesLimited: number;
+  /** DATA that no session could open. */
   undecryptable: number;
+  /** Decrypted messages that did not decode. */
   badMessages: number;
 }
 
