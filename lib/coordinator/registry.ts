@@ -39,6 +39,8 @@ import { NameQuota, type NameQuotaLimit } from "./name_quota.ts";
 /** One user the coordinator knows. */
 export interface User {
   name: string;
+  /** The name's UTS #39 skeleton (`usernameSkeleton`), computed once at login. */
+  skeleton: string;
   /** The endpoint the client said it has (`localIPEndPoint`): useful to peers on its LAN. */
   claimed: Endpoint;
   /** The endpoint the coordinator saw the login come from: its NAT's public mapping. */
@@ -348,7 +350,7 @@ export class Registry {
 
   #delete(user: User): void {
     this.#users.delete(user.name);
-    if (user.state === "online") this.#bySkeleton.delete(usernameSkeleton(user.name));
+    if (user.state === "online") this.#bySkeleton.delete(user.skeleton);
     this.#countSeedOnly(user, -1);
     if (this.#at.get(formatEndpoint(user.observed)) === user.name) {
       this.#at.delete(formatEndpoint(user.observed));
@@ -436,7 +438,8 @@ export class Registry {
     if (this.#online.size >= this.#o.maxUsers) {
       return { kind: "rejected", reason: FULL, why: "full" };
     }
-    const other = this.#bySkeleton.get(usernameSkeleton(name));
+    const skeleton = usernameSkeleton(name);
+    const other = this.#bySkeleton.get(skeleton);
     if (other !== undefined) {
       return {
         kind: "rejected",
@@ -455,6 +458,7 @@ export class Registry {
     }
     const user: User = {
       name,
+      skeleton,
       claimed,
       observed,
       state: "pending",
@@ -486,11 +490,10 @@ export class Registry {
     const refused: Refused[] = [];
     const key = addressKey(ip);
     for (const user of this.#pendingByHost.get(ip) ?? []) {
-      const skeleton = usernameSkeleton(user.name);
       const why = this.#online.size >= this.#o.maxUsers
         ? "full"
         // Two lookalikes may both be pending: the first to fetch its list is the one.
-        : this.#bySkeleton.has(skeleton)
+        : this.#bySkeleton.has(user.skeleton)
         ? "lookalike"
         : this.#quota.refusal(key, user.name);
       if (why !== undefined) {
@@ -502,7 +505,7 @@ export class Registry {
       user.state = "online";
       user.lastSeen = this.#o.now();
       this.#online.set(user.name, user);
-      this.#bySkeleton.set(skeleton, user.name);
+      this.#bySkeleton.set(user.skeleton, user.name);
       this.#appendToList(user);
       this.#quota.admit(key, user.name);
       admitted.push(user);

@@ -28,6 +28,7 @@ Deno.test("a login is pending until a list fetch from the same IP admits it", ()
   assert.equal(result.kind, "pending");
   assert.deepEqual(reg.get("alice"), {
     name: "alice",
+    skeleton: "alice",
     claimed: CLAIMED,
     observed: ALICE,
     state: "pending",
