@@ -13,10 +13,10 @@ import { encodeKey } from "../../lib/crypto/identity.ts";
 import { generateKeyPair } from "../../lib/crypto/noise.ts";
 import { encodeBase64url } from "../../lib/protocol/base64url.ts";
 import { UdpSocket } from "../../lib/net/udp.ts";
-import { Peer } from "../../lib/peer.ts";
-import type { PeerEvent } from "../../lib/peer/events.ts";
+import type { Peer } from "../../lib/peer.ts";
+import { startPeer } from "../support/peers.ts";
 import { fetchListRaw, SeedClient } from "../support/seed_client.ts";
-import { Collector, sleep } from "../support/wait.ts";
+import { sleep } from "../support/wait.ts";
 
 /** Seconds the attack lasts: several introductions, each of which used to restart the search. */
 const ATTACK_S = 30;
@@ -31,16 +31,11 @@ Deno.test("attack: a claimed bystander endpoint gets at most 32 probes, however 
     received.bytes += data.length;
   });
   const mallory = await SeedClient.open({ host: "127.0.0.1", port: coordinator.udpPort });
-  const events = new Collector<PeerEvent>();
   let victim: Peer | undefined;
   try {
-    victim = await Peer.start({
-      server: { host: "127.0.0.1", port: coordinator.udpPort },
-      username: "alice",
-      bind: { host: "127.0.0.1", port: 0 },
-      configDir,
-      onEvent: events.push,
-    });
+    const started = await startPeer(coordinator, configDir, "alice");
+    victim = started.peer;
+    const events = started.events;
     // mallory logs in with a key, claiming the bystander's endpoint as its own LAN endpoint.
     const key = encodeKey(generateKeyPair().publicKey);
     const secret = encodeBase64url(crypto.getRandomValues(new Uint8Array(16)));
@@ -84,18 +79,14 @@ Deno.test("attack: two names claiming one bystander endpoint share the victim's 
   const attackers = await Promise.all(
     names.map(() => SeedClient.open({ host: "127.0.0.1", port: coordinator.udpPort })),
   );
-  const events = new Collector<PeerEvent>();
   let victim: Peer | undefined;
   try {
-    victim = await Peer.start({
-      server: { host: "127.0.0.1", port: coordinator.udpPort },
-      username: "alice",
-      bind: { host: "127.0.0.1", port: 0 },
-      configDir,
-      onEvent: events.push,
+    const started = await startPeer(coordinator, configDir, "alice", {
       // A search in 2 s instead of 30: each name alone would get 32 probes to the bystander.
       pathOptions: { probeIntervalMs: 20, fastProbeMs: 1000, backgroundForMs: 2000 },
     });
+    victim = started.peer;
+    const events = started.events;
     const b = bystander.local;
     for (const [i, name] of names.entries()) {
       const key = encodeKey(generateKeyPair().publicKey);
