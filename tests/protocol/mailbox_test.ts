@@ -1,0 +1,115 @@
+import assert from "node:assert/strict";
+import {
+  decodeMailboxReply,
+  decodeMailboxRequest,
+  encodeMailboxReply,
+  encodeMailboxRequest,
+  LineSplitter,
+  MailboxLineError,
+  type MailboxReply,
+  type MailboxRequest,
+  MAX_SEALED_BYTES,
+} from "../../lib/protocol/mailbox.ts";
+import { mutate } from "../support/fuzz.ts";
+import { prng } from "../support/prng.ts";
+
+const key = new Uint8Array(32).fill(7);
+const requests: MailboxRequest[] = [
+  { type: "deposit", recipient: "bob", sealed: new Uint8Array([1, 2, 3, 250]) },
+  { type: "key", name: "张伟" },
+  { type: "fetch", name: "bob" },
+  { type: "proof", proof: new Uint8Array(16).fill(3) },
+  { type: "ack", ids: [1, 22, 9_007_199_254_740_991] },
+];
+const replies: MailboxReply[] = [
+  { type: "deposited", id: 42 },
+  { type: "key", name: "bob", key },
+  { type: "challenge", serverKey: key, nonce: new Uint8Array(16).fill(1) },
+  { type: "mail", id: 7, sealed: new Uint8Array(100).fill(9) },
+  { type: "end", count: 0 },
+  { type: "acked", count: 3 },
+  { type: "refused", reason: "mailbox full, try later" },
+];
+
+Deno.test("mailbox lines: every request and reply round-trips", () => {
+  for (const r of requests) assert.deepEqual(decodeMailboxRequest(encodeMailboxRequest(r)), r);
+  for (const r of replies) assert.deepEqual(decodeMailboxReply(encodeMailboxReply(r)), r);
+  assert.equal(encodeMailboxRequest({ type: "fetch", name: "bob" }), "fetch,bob");
+  assert.equal(encodeMailboxReply({ type: "refused", reason: "a\nb" }), "Refused,a b");
+});
+
+Deno.test("mailbox lines: malformed requests say what is wrong", () => {
+  const bad: [string, RegExp][] = [
+    ["", /unknown request/],
+    ["steal,bob", /unknown request/],
+    ["deposit,bob", /takes 2 field/],
+    ["deposit,bob,", /0 bytes/],
+    ["deposit,bob,AA=", /not base64url/],
+    ["deposit,a;b,AAAA", /Malformed/],
+    [`deposit,bob,${"A".repeat(Math.ceil((MAX_SEALED_BYTES + 1) * 4 / 3))}`, /bytes, not/],
+    ["fetch,", /Malformed/],
+    ["fetch,bob,x", /takes 1 field/],
+    ["ack", /ack takes/],
+    ["ack,0", /bad id/],
+    ["ack,01", /bad id/],
+    ["ack,1,,2", /bad id/],
+    ["ack,99999999999999999", /bad id/],
+    [`ack,${new Array(1001).fill(1).join(",")}`, /ack takes/],
+  ];
+  for (const [line, why] of bad) {
+    assert.throws(
+      () => decodeMailboxRequest(line),
+      (e) => e instanceof MailboxLineError && why.test(e.message),
+      line.slice(0, 40),
+    );
+  }
+});
+
+Deno.test("mailbox lines: malformed replies are refused", () => {
+  for (
+    const line of [
+      "",
+      "Deposited",
+      "Deposited,x",
+      "Key,bob,AAAA",
+      "Challenge,AA,AA",
+      "Mail,1,",
+      "End,-1",
+      "Hello",
+    ]
+  ) {
+    assert.throws(() => decodeMailboxReply(line), MailboxLineError, line);
+  }
+});
+
+Deno.test("mailbox lines: the splitter cuts lines across chunks and caps their length", () => {
+  const enc = new TextEncoder();
+  const lines = new LineSplitter(10);
+  assert.deepEqual(lines.push(enc.encode("ab")), []);
+  assert.equal(lines.pending, 2);
+  assert.deepEqual(lines.push(enc.encode("c\n\nde\nf")), ["abc", "", "de"]);
+  assert.deepEqual(lines.push(enc.encode("\n")), ["f"]);
+  assert.deepEqual(lines.push(enc.encode("0123456789\n")), ["0123456789"]);
+  assert.throws(() => new LineSplitter(10).push(enc.encode("0123456789A")), /longer than 10/);
+  assert.throws(() => new LineSplitter(10).push(new Uint8Array([0xff, 10])), /not UTF-8/);
+  const split = new LineSplitter(10);
+  split.push(enc.encode("01234"));
+  assert.throws(() => split.push(enc.encode("567890\n")), /longer than 10/);
+});
+
+Deno.test("mailbox lines: 50,000 mutated lines decode or throw MailboxLineError", () => {
+  const rand = prng(5);
+  const enc = new TextEncoder();
+  const dec = new TextDecoder();
+  const seeds = [...requests.map(encodeMailboxRequest), ...replies.map(encodeMailboxReply)];
+  for (let i = 0; i < 50_000; i++) {
+    const line = dec.decode(mutate(rand, enc.encode(seeds[i % seeds.length])));
+    for (const decode of [decodeMailboxRequest, decodeMailboxReply]) {
+      try {
+        decode(line);
+      } catch (err) {
+        if (!(err instanceof MailboxLineError)) throw err;
+      }
+    }
+  }
+});
