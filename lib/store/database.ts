@@ -33,12 +33,13 @@ import { dirname } from "node:path";
 import { looseFolderModeSync } from "../crypto/private_json.ts";
 
 /** The kinds of database p2p keeps, each with its own `application_id`. */
-export type DatabaseKind = "history" | "coordinator";
+export type DatabaseKind = "history" | "coordinator" | "mailbox";
 
 /** `application_id` of each kind: "p2p" in ASCII, then a letter for the kind. */
 export const APPLICATION_IDS: Readonly<Record<DatabaseKind, number>> = {
   history: 0x70327068, // "p2ph"
   coordinator: 0x70327063, // "p2pc"
+  mailbox: 0x7032706d, // "p2pm"
 };
 
 /** Options for {@linkcode openDatabase}. */
