@@ -96,6 +96,11 @@ export type ServerMessage =
   /** The coordinator is shutting down: look for it again later (log in with backoff). */
   | { type: "bye"; reason: string }
   /**
+   * The mailbox listens on TCP `port`, and `waiting` messages wait for the recipient there
+   * (docs/PROTOCOL.md §5.3); sent only to clients that logged in with a key.
+   */
+  | { type: "mailbox"; port: number; waiting: number }
+  /**
    * First line of a batched presence datagram: the lines after it in the same datagram are every
    * presence change with a version in (`from`, `to`] (only each name's latest; none about the
    * recipient itself).
@@ -356,6 +361,8 @@ export function encodeServerMessage(msg: ServerMessage): string {
       return `Knock,${msg.username},${msg.key}`;
     case "bye":
       return `Bye,${cleanReason(msg.reason)}`;
+    case "mailbox":
+      return `Mailbox,${msg.port},${msg.waiting}`;
   }
 }
 
@@ -435,6 +442,16 @@ export function parseServerMessage(text: string): ServerMessage {
     }
     case "Bye":
       return { type: "bye", reason: rest };
+    case "Mailbox": {
+      const [, port, waiting] = fields(text, 3, verb);
+      if (!/^[0-9]{1,5}$/.test(port) || Number(port) < 1 || Number(port) > 65535) {
+        throw new SeedProtocolError(`Cannot parse Mailbox: "${port}" is not a port number`);
+      }
+      if (!/^(0|[1-9][0-9]{0,8})$/.test(waiting)) {
+        throw new SeedProtocolError(`Cannot parse Mailbox: "${waiting}" is not a count`);
+      }
+      return { type: "mailbox", port: Number(port), waiting: Number(waiting) };
+    }
     case "Unavailable": {
       const comma = rest.indexOf(",");
       if (comma < 0) throw new SeedProtocolError("Cannot parse Unavailable: missing reason");

@@ -10,6 +10,11 @@ import {
   type MailboxRequest,
   MAX_SEALED_BYTES,
 } from "../../lib/protocol/mailbox.ts";
+import {
+  encodeServerMessage,
+  parseServerMessage,
+  SeedProtocolError,
+} from "../../lib/protocol/seed.ts";
 import { mutate } from "../support/fuzz.ts";
 import { prng } from "../support/prng.ts";
 
@@ -111,5 +116,25 @@ Deno.test("mailbox lines: 50,000 mutated lines decode or throw MailboxLineError"
         if (!(err instanceof MailboxLineError)) throw err;
       }
     }
+  }
+});
+
+Deno.test("mailbox lines: the coordinator's Mailbox datagram round-trips; bad ones are refused", () => {
+  const msg = { type: "mailbox", port: 7001, waiting: 12 } as const;
+  assert.equal(encodeServerMessage(msg), "Mailbox,7001,12");
+  assert.deepEqual(parseServerMessage("Mailbox,7001,12"), msg);
+  assert.deepEqual(parseServerMessage("Mailbox,1,0"), { type: "mailbox", port: 1, waiting: 0 });
+  for (
+    const bad of [
+      "Mailbox",
+      "Mailbox,0,1",
+      "Mailbox,70000,1",
+      "Mailbox,7001",
+      "Mailbox,7001,-1",
+      "Mailbox,7001,01",
+      "Mailbox,7001,1,2",
+    ]
+  ) {
+    assert.throws(() => parseServerMessage(bad), SeedProtocolError, bad);
   }
 });
