@@ -86,6 +86,8 @@ export interface MailboxServiceOptions {
 
 /** Counters, for tests and the benchmark. */
 export interface MailboxCounters {
+  /** Request lines read (malformed ones included). */
+  lines: number;
   deposited: number;
   refused: number;
   fetched: number;
@@ -122,6 +124,7 @@ export class MailboxService {
   readonly #requests: RateLimiter;
   readonly #connections = new Map<MailboxConnection, () => void>();
   readonly counters: MailboxCounters = {
+    lines: 0,
     deposited: 0,
     refused: 0,
     fetched: 0,
@@ -250,16 +253,10 @@ export class MailboxService {
     try {
       for (let n = await conn.read(buffer); n !== null; n = await conn.read(buffer)) {
         touch();
-        let got: string[];
-        try {
-          got = lines.push(buffer.subarray(0, n));
-        } catch (err) {
-          this.counters.malformed++;
-          enqueue(refused((err as Error).message));
-          break;
-        }
+        const { lines: got, error } = lines.push(buffer.subarray(0, n));
         let stop = false;
         for (const line of got) {
+          this.counters.lines++;
           let request: MailboxRequest;
           try {
             request = decodeMailboxRequest(line.endsWith("\r") ? line.slice(0, -1) : line);
@@ -270,6 +267,12 @@ export class MailboxService {
             break;
           }
           enqueue(this.#handle(request, session));
+        }
+        if (error && !stop) {
+          this.counters.lines++;
+          this.counters.malformed++;
+          enqueue(refused(error.message));
+          stop = true;
         }
         if (stop) break;
         // A client that does not read its replies is not read either (TCP pushes back).

@@ -210,12 +210,14 @@ export class MailboxClient {
     const buffer = new Uint8Array(64 * 1024);
     try {
       for (let n = await this.#conn.read(buffer); n !== null; n = await this.#conn.read(buffer)) {
-        for (const line of lines.push(buffer.subarray(0, n))) {
+        const { lines: got, error } = lines.push(buffer.subarray(0, n));
+        for (const line of got) {
           const waiter = this.#waiters[0];
           if (!waiter) throw new MailboxClientError("a mailbox reply nobody asked for");
           if (waiter.take(decodeMailboxReply(line))) this.#waiters.shift();
           this.#arm();
         }
+        if (error) throw new MailboxClientError(`Bad reply from the mailbox: ${error.message}`);
       }
       this.#fail(new MailboxClientError("the coordinator closed the mailbox connection"));
     } catch (err) {

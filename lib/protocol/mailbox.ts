@@ -181,22 +181,33 @@ export function decodeMailboxReply(line: string): MailboxReply {
   }
 }
 
+/** What {@linkcode LineSplitter.push} found: the lines completed, then perhaps an error. */
+export interface SplitLines {
+  /** The lines completed, in order, up to the error if any. */
+  lines: string[];
+  /**
+   * A line longer than the cap, or not UTF-8: nothing after it can be trusted to be where a line
+   * starts, so the caller answers the lines before it, then closes the connection.
+   */
+  error?: MailboxLineError;
+}
+
 /**
  * Cuts a byte stream into lines of at most `maxBytes` bytes each (the `\n` excluded), decoded as
- * ASCII-safe UTF-8. A longer line, or one that is not UTF-8, is an error the caller answers by
- * closing the connection: nothing after it can be trusted to be where a line starts.
+ * UTF-8. Once it has reported an error it reports nothing more.
  *
  * @example
  * ```ts
- * const lines = new LineSplitter(100);
- * lines.push(new TextEncoder().encode("fetch,bo")); // []
- * lines.push(new TextEncoder().encode("b\n")); // ["fetch,bob"]
+ * const split = new LineSplitter(100);
+ * split.push(new TextEncoder().encode("fetch,bo")); // { lines: [] }
+ * split.push(new TextEncoder().encode("b\n")); // { lines: ["fetch,bob"] }
  * ```
  */
 export class LineSplitter {
   readonly #max: number;
   #chunks: Uint8Array[] = [];
   #pending = 0;
+  #failed = false;
   readonly #decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
   constructor(maxBytes: number) {
@@ -208,31 +219,39 @@ export class LineSplitter {
     return this.#pending;
   }
 
-  /**
-   * Adds `bytes`; returns the lines they complete.
-   *
-   * @throws {MailboxLineError} if a line is longer than the cap or not UTF-8.
-   */
-  push(bytes: Uint8Array): string[] {
+  /** Adds `bytes`; returns the lines they complete, and the error that stopped it if any. */
+  push(bytes: Uint8Array): SplitLines {
     const lines: string[] = [];
+    if (this.#failed) return { lines };
     let start = 0;
     for (let nl = bytes.indexOf(10); nl >= 0; nl = bytes.indexOf(10, start)) {
       const part = bytes.subarray(start, nl);
-      if (this.#pending + part.length > this.#max) this.#tooLong();
+      if (this.#pending + part.length > this.#max) return this.#fail(lines, this.#tooLong());
       this.#chunks.push(part);
-      lines.push(this.#decode());
+      const line = this.#decode();
+      if (line === undefined) {
+        return this.#fail(lines, new MailboxLineError("Malformed mailbox line: not UTF-8"));
+      }
+      lines.push(line);
       start = nl + 1;
     }
     const rest = bytes.subarray(start);
     if (rest.length > 0) {
-      if (this.#pending + rest.length > this.#max) this.#tooLong();
+      if (this.#pending + rest.length > this.#max) return this.#fail(lines, this.#tooLong());
       this.#chunks.push(rest.slice());
       this.#pending += rest.length;
     }
-    return lines;
+    return { lines };
   }
 
-  #decode(): string {
+  #fail(lines: string[], error: MailboxLineError): SplitLines {
+    this.#failed = true;
+    this.#chunks = [];
+    this.#pending = 0;
+    return { lines, error };
+  }
+
+  #decode(): string | undefined {
     const chunks = this.#chunks;
     this.#chunks = [];
     this.#pending = 0;
@@ -240,12 +259,12 @@ export class LineSplitter {
     try {
       return this.#decoder.decode(whole);
     } catch {
-      throw new MailboxLineError("a line is not UTF-8");
+      return undefined;
     }
   }
 
-  #tooLong(): never {
-    throw new MailboxLineError(`a line is longer than ${this.#max} bytes`);
+  #tooLong(): MailboxLineError {
+    return new MailboxLineError(`Malformed mailbox line: longer than ${this.#max} bytes`);
   }
 }
 

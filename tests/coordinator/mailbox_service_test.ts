@@ -197,7 +197,7 @@ Deno.test("mailbox service: a malformed line is refused and ends the connection;
     );
     assert.match(
       await raw(f.port, "x".repeat(100_000)),
-      /^Refused,a line is longer than 90000 bytes\n$/,
+      /^Refused,Malformed mailbox line: longer than 90000 bytes\n$/,
     );
     assert.match(await raw(f.port, "key,bob\r\n"), /^Key,bob,/);
     const client = await f.client();

@@ -89,17 +89,24 @@ Deno.test("mailbox lines: malformed replies are refused", () => {
 
 Deno.test("mailbox lines: the splitter cuts lines across chunks and caps their length", () => {
   const enc = new TextEncoder();
-  const lines = new LineSplitter(10);
-  assert.deepEqual(lines.push(enc.encode("ab")), []);
-  assert.equal(lines.pending, 2);
-  assert.deepEqual(lines.push(enc.encode("c\n\nde\nf")), ["abc", "", "de"]);
-  assert.deepEqual(lines.push(enc.encode("\n")), ["f"]);
-  assert.deepEqual(lines.push(enc.encode("0123456789\n")), ["0123456789"]);
-  assert.throws(() => new LineSplitter(10).push(enc.encode("0123456789A")), /longer than 10/);
-  assert.throws(() => new LineSplitter(10).push(new Uint8Array([0xff, 10])), /not UTF-8/);
   const split = new LineSplitter(10);
-  split.push(enc.encode("01234"));
-  assert.throws(() => split.push(enc.encode("567890\n")), /longer than 10/);
+  assert.deepEqual(split.push(enc.encode("ab")), { lines: [] });
+  assert.equal(split.pending, 2);
+  assert.deepEqual(split.push(enc.encode("c\n\nde\nf")), { lines: ["abc", "", "de"] });
+  assert.deepEqual(split.push(enc.encode("\n")), { lines: ["f"] });
+  assert.deepEqual(split.push(enc.encode("0123456789\n")), { lines: ["0123456789"] });
+  const long = new LineSplitter(10).push(enc.encode("ok\n0123456789A"));
+  assert.deepEqual(long.lines, ["ok"]);
+  assert.match(long.error!.message, /longer than 10/);
+  // The lines before a bad one are still returned; nothing after it is.
+  const bad = new LineSplitter(10);
+  const result = bad.push(new Uint8Array([0x61, 10, 0xff, 10, 0x62, 10]));
+  assert.deepEqual(result.lines, ["a"]);
+  assert.match(result.error!.message, /not UTF-8/);
+  assert.deepEqual(bad.push(enc.encode("c\n")), { lines: [] });
+  const split2 = new LineSplitter(10);
+  split2.push(enc.encode("01234"));
+  assert.match(split2.push(enc.encode("567890\n")).error!.message, /longer than 10/);
 });
 
 Deno.test("mailbox lines: 50,000 mutated lines decode or throw MailboxLineError", () => {
