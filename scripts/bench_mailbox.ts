@@ -10,6 +10,7 @@
  *   inbox), from a fresh connection;
  * - the server's RSS and the database's bytes per stored message once `--stored` are stored.
  *
+ * The server runs with the V8 flags `p2p` is built and started with ({@linkcode V8_FLAGS}).
  * The sealed messages are real (Noise X, a 100-character text inside: 263 bytes), sealed once and
  * reused: sealing is the senders' work, not the server's. The server role runs `Mailbox` as
  * `p2p serve` does, except that every name counts as registered (to one key), so that the
@@ -31,6 +32,7 @@ import { seal, sealPrologue } from "../lib/crypto/seal.ts";
 import { decodeBase64url, encodeBase64url } from "../lib/protocol/base64url.ts";
 import { encodeMailPayload } from "../lib/protocol/mailbox_payload.ts";
 import { MailboxClient } from "../lib/peer/mailbox_client.ts";
+import { V8_FLAGS } from "./compile.ts";
 
 const args = parseArgs({
   args: Deno.args,
@@ -74,6 +76,7 @@ const server = new Deno.Command(Deno.execPath(), {
   args: [
     "run",
     "-A",
+    `--v8-flags=${V8_FLAGS}`,
     import.meta.filename!,
     "--role",
     "server",
