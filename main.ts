@@ -10,7 +10,15 @@
  */
 import { parseArgs } from "node:util";
 import denoJson from "./deno.json" with { type: "json" };
-import { Coordinator, DEFAULT_LIMITS, type Limits, resolveLimits } from "./lib/coordinator.ts";
+import {
+  Coordinator,
+  DEFAULT_LIMITS,
+  DEFAULT_MAILBOX_QUOTAS,
+  DEFAULT_MAILBOX_SERVICE_LIMITS,
+  type Limits,
+  type MailboxQuotas,
+  resolveLimits,
+} from "./lib/coordinator.ts";
 import { defaultDataDir } from "./lib/coordinator/store.ts";
 import { DatabaseError } from "./lib/store/database.ts";
 import { resolveServer, UsageError } from "./lib/cli_args.ts";
@@ -38,9 +46,10 @@ Run 'p2p COMMAND --help' for a command's options.`;
 
 /** The limits' defaults, for the help text. */
 const D = DEFAULT_LIMITS;
+const Q = DEFAULT_MAILBOX_QUOTAS;
 
 const SERVE_HELP = `Usage: p2p serve [--host ADDR] [--port N] [--peer-timeout SECONDS] [--data DIR]
-                 [--name-ttl DAYS] [limits]
+                 [--name-ttl DAYS] [mailbox options] [limits]
 
 Runs the coordinator: UDP for logins, logouts, heartbeats and presence broadcasts, TCP (same port
 number) for the online list. Logs one line per login, logout and expiry on stderr, and a line
@@ -50,6 +59,11 @@ A name belongs to the key that first brought it online: a login with another key
 ("name belongs to another key"), and the owner's key takes it over at once from a stale session
 of its own (after proving the key). The registrations and the coordinator's own key are kept in
 DIR/coordinator.db.
+
+Offline messages: a client leaves a message for someone offline in the mailbox (TCP, port + 1),
+sealed to the recipient's key: the coordinator sees whom it is for, its size and the depositor's
+address, never the sender's name or the text. It is kept in DIR/mailbox.db until the recipient
+fetches and acknowledges it (proving the name's key), or until the TTL.
 
 Options:
   --host ADDR             address to listen on (default 0.0.0.0)
@@ -61,6 +75,28 @@ Options:
                           ~/.local/state/p2p; /var/lib/p2p as root); created with mode 0700
   --name-ttl DAYS         a name unused this long may be taken by another key (default 180)
   -h, --help              show this help
+
+Mailbox:
+  --mailbox-port N        TCP port of the mailbox (default: --port + 1)
+  --no-mailbox            run without a mailbox
+  --mailbox-ttl TIME      delete mail unfetched this long: a number with d, h, m, s or ms
+                          (default 14d)
+  --mailbox-per-user N    messages waiting for one user (default ${Q.perRecipientCount}); beyond:
+                          "mailbox full"
+  --mailbox-per-user-bytes N
+                          bytes waiting for one user (default ${Q.perRecipientBytes})
+  --mailbox-per-ip N      messages stored from one address (default ${Q.perSenderCount}): the
+                          coordinator does not know senders, only their addresses
+  --mailbox-per-ip-bytes N
+                          bytes stored from one address (default ${Q.perSenderBytes})
+  --mailbox-max N         messages stored in all (default ${Q.totalCount})
+  --mailbox-max-bytes N   bytes stored in all (default ${Q.totalBytes})
+  --mailbox-max-message BYTES
+                          largest sealed message (default and most ${Q.maxMailBytes}); beyond:
+                          "too large"
+  --mailbox-requests-per-ip N
+                          deposits, key lookups and fetches per address per second, twice
+                          that in a burst (default ${DEFAULT_MAILBOX_SERVICE_LIMITS.requestsPerSecond})
 
 Limits ("per address": per IPv4 address, or per IPv6 /64):
   --max-users N           users online at once (default ${D.maxUsers})
@@ -144,6 +180,17 @@ async function serve(args: string[]): Promise<number> {
       "peer-timeout": { type: "string", default: "45" },
       data: { type: "string" },
       "name-ttl": { type: "string", default: "180" },
+      "mailbox-port": { type: "string" },
+      "no-mailbox": { type: "boolean" },
+      "mailbox-ttl": { type: "string", default: "14d" },
+      "mailbox-per-user": { type: "string" },
+      "mailbox-per-user-bytes": { type: "string" },
+      "mailbox-per-ip": { type: "string" },
+      "mailbox-per-ip-bytes": { type: "string" },
+      "mailbox-max": { type: "string" },
+      "mailbox-max-bytes": { type: "string" },
+      "mailbox-max-message": { type: "string" },
+      "mailbox-requests-per-ip": { type: "string" },
       "batch-ms": { type: "string" },
       "max-users": { type: "string" },
       "max-pending": { type: "string" },
@@ -211,6 +258,30 @@ async function serve(args: string[]): Promise<number> {
       `--name-ttl must be a number of days above 0, not "${values["name-ttl"]}"`,
     );
   }
+  const maxMessage = count("mailbox-max-message");
+  if (maxMessage !== undefined && maxMessage > Q.maxMailBytes) {
+    throw new UsageError(
+      `--mailbox-max-message may be at most ${Q.maxMailBytes}, not ${maxMessage}`,
+    );
+  }
+  const quotas: Partial<MailboxQuotas> = {
+    perRecipientCount: count("mailbox-per-user"),
+    perRecipientBytes: count("mailbox-per-user-bytes"),
+    perSenderCount: count("mailbox-per-ip"),
+    perSenderBytes: count("mailbox-per-ip-bytes"),
+    totalCount: count("mailbox-max"),
+    totalBytes: count("mailbox-max-bytes"),
+    maxMailBytes: maxMessage,
+  };
+  const requests = count("mailbox-requests-per-ip");
+  const mailbox = values["no-mailbox"] ? false as const : {
+    port: values["mailbox-port"] === undefined
+      ? undefined
+      : portOption(values["mailbox-port"], "--mailbox-port", true),
+    ttlMs: durationOption(values["mailbox-ttl"], "--mailbox-ttl"),
+    quotas: Object.fromEntries(Object.entries(quotas).filter(([, v]) => v !== undefined)),
+    limits: requests === undefined ? {} : { requestsPerSecond: requests },
+  };
   let coordinator: Coordinator;
   let dataDir: string;
   try {
@@ -224,6 +295,7 @@ async function serve(args: string[]): Promise<number> {
       batchMs,
       dataDir,
       nameTtlMs: ttlDays * 24 * 3600 * 1000,
+      mailbox,
     });
   } catch (err) {
     if (!(err instanceof DatabaseError)) throw err;
@@ -234,6 +306,13 @@ async function serve(args: string[]): Promise<number> {
     `${new Date().toISOString()} p2p ${VERSION} coordinator on ${values.host} ` +
       `UDP ${coordinator.udpPort}, TCP ${coordinator.tcpPort}, peer timeout ${timeout} s, ` +
       `up to ${limits.maxUsers} users`,
+  );
+  const box = coordinator.mailbox;
+  console.error(
+    `${new Date().toISOString()} ` +
+      (box
+        ? `mailbox on TCP ${box.port}: ${box.store.total.count} message(s) waiting`
+        : "no mailbox"),
   );
   console.error(
     `${new Date().toISOString()} data in ${dataDir}: ${coordinator.owners.size} names ` +
@@ -357,6 +436,17 @@ function portOption(text: string, name: string, allowZero: boolean): number {
     throw new UsageError(`${name} must be a port number from ${allowZero ? 0 : 1} to 65535`);
   }
   return n;
+}
+
+/** A duration: a number with a unit (`d`, `h`, `m`, `s`, `ms`); in milliseconds. */
+function durationOption(text: string, name: string): number {
+  const m = /^([0-9]+(?:\.[0-9]+)?)(ms|s|m|h|d)$/.exec(text);
+  const units = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+  const ms = m ? Number(m[1]) * units[m[2] as keyof typeof units] : 0;
+  if (!(ms >= 1)) {
+    throw new UsageError(`${name} must be a duration such as 14d, 12h or 30s, not "${text}"`);
+  }
+  return ms;
 }
 
 function secondsOption(text: string, name: string): number {

@@ -12,6 +12,8 @@
  * - `list_service.ts`: the TCP list fetch that admits pending logins;
  * - `presence_outbox.ts`: presence changes batched by `fanout.ts`, sent in rounds and slices, with
  *   a pause in proportion to each flush, and the version `Alive` reports;
+ * - `mailbox.ts`: offline messages, sealed, kept in `mailbox.db` beside the database, served on
+ *   TCP port + 1 (`mailbox_service.ts`, `mailbox_store.ts`);
  * - `store.ts`: the data directory, its database (`schema.ts`) and the coordinator's static key;
  *   `name_owners.ts` (which key owns each name, kept there) and `login_challenges.ts` (the proof
  *   of key a takeover needs);
@@ -34,21 +36,29 @@ import { type Clock, realClock, type TimerId } from "./clock.ts";
 import { AddressBudget } from "./coordinator/address_budget.ts";
 import { type Limits, resolveLimits } from "./coordinator/limits.ts";
 import { ListService } from "./coordinator/list_service.ts";
+import { Mailbox, type MailboxSettings } from "./coordinator/mailbox.ts";
 import { LoginChallenges } from "./coordinator/login_challenges.ts";
 import { NameOwners } from "./coordinator/name_owners.ts";
 import { type CoordinatorStore, openCoordinatorStore } from "./coordinator/store.ts";
 import { PresenceOutbox } from "./coordinator/presence_outbox.ts";
-import { Registry } from "./coordinator/registry.ts";
+import { Registry, type User } from "./coordinator/registry.ts";
 import { RelayPolicy } from "./coordinator/relay.ts";
 import { ServerLog } from "./coordinator/server_log.ts";
 import { type CoordinatorStats, createStats } from "./coordinator/stats.ts";
 import { UdpService } from "./coordinator/udp_service.ts";
 import { UdpSocket } from "./net/udp.ts";
 import type { Endpoint } from "./protocol/endpoint.ts";
+import { decodeBase64url } from "./protocol/base64url.ts";
 import { encodeServerMessage } from "./protocol/seed.ts";
 
 // What `p2p serve`'s command line needs of the wing besides the coordinator itself.
 export { DEFAULT_LIMITS, type Limits, resolveLimits } from "./coordinator/limits.ts";
+export {
+  DEFAULT_MAILBOX_QUOTAS,
+  DEFAULT_MAILBOX_TTL_MS,
+  type MailboxQuotas,
+} from "./coordinator/mailbox_store.ts";
+export { DEFAULT_MAILBOX_SERVICE_LIMITS } from "./coordinator/mailbox_service.ts";
 
 /** Options for {@linkcode Coordinator.start}. */
 export interface CoordinatorOptions {
@@ -91,6 +101,12 @@ export interface CoordinatorOptions {
   dataDir?: string;
   /** A name's registration unused this long lapses; default 180 days. */
   nameTtlMs?: number;
+  /**
+   * The mailbox (offline messages, kept in the data directory): its TCP port (default the UDP
+   * port + 1, any if that is 0; a default port that is taken is logged and the mailbox skipped),
+   * TTL, quotas and limits; `false`: no mailbox.
+   */
+  mailbox?: Partial<MailboxSettings> | false;
 }
 
 /** The rooms a coordinator is made of, as {@linkcode Coordinator.start} wires them. */
@@ -112,6 +128,7 @@ interface Rooms {
   store: CoordinatorStore;
   owners: NameOwners;
   challenges: LoginChallenges;
+  mailbox: Mailbox | undefined;
 }
 
 const encoder = new TextEncoder();
@@ -127,6 +144,8 @@ export class Coordinator {
   readonly store: CoordinatorStore;
   /** Which key owns which name. */
   readonly owners: NameOwners;
+  /** Offline messages (undefined when disabled, or its default port was taken). */
+  readonly mailbox: Mailbox | undefined;
   readonly #udp: UdpSocket;
   readonly #alt: UdpSocket | undefined;
   readonly #tcpPort: number;
@@ -146,6 +165,7 @@ export class Coordinator {
     this.stats = rooms.stats;
     this.store = rooms.store;
     this.owners = rooms.owners;
+    this.mailbox = rooms.mailbox;
     this.#udp = udp;
     this.#alt = alt;
     this.#tcpPort = rooms.tcpPort;
@@ -285,7 +305,40 @@ export class Coordinator {
     const tcpPort = (tcp.addr as Deno.NetAddr).port;
     const common = { registry, limits, log, stats, budget, outbox };
     const service = new UdpService({ ...common, relay, send, tcpPort, clock, challenges });
-    const list = new ListService({ ...common, clock });
+    let mailbox: Mailbox | undefined;
+    const tellMailbox = (user: User, waiting: number) => {
+      if (mailbox === undefined || user.key === undefined) return; // seed-only: nothing new
+      send(
+        encoder.encode(encodeServerMessage({ type: "mailbox", port: mailbox.port, waiting })),
+        user.observed,
+      );
+    };
+    const list = new ListService({
+      ...common,
+      clock,
+      onAdmitted: (users) => {
+        for (const user of users) tellMailbox(user, mailbox?.store.waiting(user.name) ?? 0);
+      },
+    });
+    try {
+      mailbox = Coordinator.#openMailbox(options, {
+        host,
+        udpPort: udp.local.port,
+        clock,
+        log,
+        store,
+        owners,
+      }, (name, waiting) => {
+        const user = registry.get(name);
+        if (user?.state === "online") tellMailbox(user, waiting);
+      });
+    } catch (err) {
+      list.close();
+      tcp.close();
+      await udp.close();
+      await alt?.close();
+      throw err;
+    }
     list.listen(tcp);
     const sweepMs = Math.max(50, Math.min(1000, peerTimeoutMs / 4));
     return new Coordinator({
@@ -301,7 +354,46 @@ export class Coordinator {
       store,
       owners,
       challenges,
+      mailbox,
     });
+  }
+
+  /** Opens the mailbox as `options.mailbox` says (see {@linkcode CoordinatorOptions.mailbox}). */
+  static #openMailbox(
+    options: CoordinatorOptions,
+    at: {
+      host: string;
+      udpPort: number;
+      clock: Clock;
+      log: ServerLog;
+      store: CoordinatorStore;
+      owners: NameOwners;
+    },
+    onDeposit: (recipient: string, waiting: number) => void,
+  ): Mailbox | undefined {
+    if (options.mailbox === false) return undefined;
+    const settings = options.mailbox ?? {};
+    const port = settings.port ?? (at.udpPort === 0 || options.port === 0 ? 0 : at.udpPort + 1);
+    try {
+      return Mailbox.open({
+        ...settings,
+        port,
+        host: at.host,
+        dataDir: options.dataDir,
+        clock: at.clock,
+        log: at.log,
+        serverKey: at.store.keyPair,
+        keyOf: (name) => {
+          const key = at.owners.ownerOf(name);
+          return key === undefined ? undefined : decodeBase64url(key) ?? undefined;
+        },
+        onDeposit,
+      });
+    } catch (err) {
+      if (settings.port !== undefined || !(err instanceof Deno.errors.AddrInUse)) throw err;
+      at.log.line(`no mailbox: TCP port ${port} is taken (${(err as Error).message})`);
+      return undefined;
+    }
   }
 
   /** The UDP port logins go to. */
@@ -360,6 +452,7 @@ export class Coordinator {
     // The sessions still online end now: their leaving counts as a use.
     for (const user of online) if (user.key !== undefined) this.owners.use(user.name, user.key);
     this.#flushOwners();
+    await this.mailbox?.close();
     this.store.close();
   }
 }

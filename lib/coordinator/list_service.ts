@@ -29,7 +29,7 @@ import { encodeListVersion } from "../protocol/seed.ts";
 import type { AddressBudget } from "./address_budget.ts";
 import { addressKey, ConnectionSlots, type Limits } from "./limits.ts";
 import type { PresenceOutbox } from "./presence_outbox.ts";
-import type { Registry } from "./registry.ts";
+import type { Registry, User } from "./registry.ts";
 import { describe, type ServerLog } from "./server_log.ts";
 import type { CoordinatorStats } from "./stats.ts";
 
@@ -52,6 +52,8 @@ export interface ListServiceOptions {
   stats: CoordinatorStats;
   /** A list fetch is charged to the address's logins budget. */
   budget: AddressBudget;
+  /** Users a fetch admitted, once they are online (the mailbox tells them of their mail). */
+  onAdmitted?: (users: readonly User[]) => void;
 }
 
 const encoder = new TextEncoder();
@@ -68,6 +70,7 @@ export class ListService {
   readonly #log: ServerLog;
   readonly #stats: CoordinatorStats;
   readonly #budget: AddressBudget;
+  readonly #onAdmitted: ((users: readonly User[]) => void) | undefined;
   readonly #slots: ConnectionSlots<ListConnection>;
   /** Open connections, and how to close each. */
   readonly #connections = new Map<ListConnection, () => void>();
@@ -83,6 +86,7 @@ export class ListService {
     this.#log = options.log;
     this.#stats = options.stats;
     this.#budget = options.budget;
+    this.#onAdmitted = options.onAdmitted;
     const { tcpPerAddress, maxTcp } = options.limits;
     this.#slots = new ConnectionSlots({ perKey: tcpPerAddress, total: maxTcp });
   }
@@ -191,6 +195,7 @@ export class ListService {
     const { admitted, refused } = this.#registry.admitFrom(ip);
     for (const user of admitted) this.#log.line(`login ${describe(user)}`);
     const version = this.#outbox.admit(admitted);
+    if (admitted.length > 0) this.#onAdmitted?.(admitted);
     for (const { user, why } of refused) {
       if (why === "lookalike" || why === "owned") {
         this.#log.throttled(
