@@ -92,7 +92,9 @@ export class Mailbox {
       this.service.sweep();
     };
     expire();
-    this.#expiry = clock.setInterval(expire, 60_000);
+    // Every minute; a short TTL (tests) is checked more often, never more than once a second.
+    const ttl = parts.store.ttlMs;
+    this.#expiry = clock.setInterval(expire, Math.min(60_000, Math.max(1_000, ttl / 4)));
   }
 
   /**

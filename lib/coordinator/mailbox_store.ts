@@ -163,6 +163,11 @@ export class MailboxStore {
     for (const u of this.#recipients.values()) charge(this.#total, u.count, u.bytes);
   }
 
+  /** Mail older than this is deleted by {@linkcode MailboxStore.expire}. */
+  get ttlMs(): number {
+    return this.#ttlMs;
+  }
+
   /** Messages and bytes stored, in total. */
   get total(): Readonly<Usage> {
     return this.#total;
