@@ -32,7 +32,7 @@
  * @module
  */
 import { type Endpoint, formatEndpoint, sameEndpoint } from "../protocol/endpoint.ts";
-import { encodeList } from "../protocol/seed.ts";
+import { encodeList, NAME_OWNED_REASON } from "../protocol/seed.ts";
 import { usernameSkeleton } from "../protocol/username.ts";
 import type { NatKind } from "../protocol/whoami.ts";
 import { addressKey } from "./limits.ts";
@@ -97,9 +97,6 @@ export interface LoginExt {
  * online as many names as it may.
  */
 export type RejectWhy = "in-use" | "lookalike" | "owned" | "full" | NameQuotaLimit;
-
-/** What a login for a name registered to another key is told. */
-export const OWNED_REASON = "name belongs to another key";
 
 /** A pending login that a list fetch could not admit, and why. */
 export interface Refused {
@@ -406,7 +403,7 @@ export class Registry {
     const now = this.#o.now();
     const owner = this.#owners?.ownerOf(name);
     if (owner !== undefined && ext?.key !== owner) {
-      return { kind: "rejected", reason: OWNED_REASON, why: "owned" };
+      return { kind: "rejected", reason: NAME_OWNED_REASON, why: "owned" };
     }
     let existing = this.#users.get(name);
     if (

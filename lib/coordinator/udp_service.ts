@@ -72,7 +72,7 @@ const encoder = new TextEncoder();
 const SHORT_REJECT: Record<RejectWhy, string[]> = {
   "in-use": ["name in use", "in use"],
   lookalike: ["looks like a name in use", "in use"],
-  owned: ["belongs to another key", "in use"],
+  owned: ["belongs to another key", "other key"],
   full: ["full"],
   "names-per-address": ["too many names from your address", "too many names", "limit"],
   "new-names-per-address-per-day": ["too many new names today", "too many names", "limit"],

@@ -133,6 +133,9 @@ export interface OnlineList {
   version?: number;
 }
 
+/** The reason a login for a name registered to another key is refused with. */
+export const NAME_OWNED_REASON = "name belongs to another key";
+
 /** Largest presence version either side handles (changes are counted from 0). */
 export const MAX_VERSION = Number.MAX_SAFE_INTEGER;
 
