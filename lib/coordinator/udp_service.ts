@@ -308,6 +308,7 @@ export class UdpService {
       if (!this.#proved(msg, from, request)) return;
       result = this.#registry.login(msg.username, msg.endpoint, from, { ...ext!, proven: true });
       if (result.kind !== "rejected") {
+        this.#stats.takeovers++;
         this.#log.line(
           `${msg.username} proved its key from ${formatEndpoint(from)}: took over from ${holder}`,
         );
@@ -354,12 +355,14 @@ export class UdpService {
     if (proof === undefined) {
       const nonce = this.#challenges.issue(login);
       const serverKey = this.#challenges.serverKey;
+      this.#stats.challenges++;
       this.#answer([{ type: "challenge", serverKey, nonce }], from, request.length);
       return false;
     }
     const verdict = this.#challenges.verify({ ...login, ...proof });
     if (verdict === "ok") return true;
     const reason = PROOF_REFUSED[verdict];
+    this.#stats.proofsRefused++;
     this.#log.throttled(
       "refused proof",
       `refused login ${msg.username} from ${formatEndpoint(from)}: ${reason}`,
