@@ -398,6 +398,12 @@ export class Registry {
    * or brought online today as many names as it may, and when the server is full; when too many
    * logins are pending, the oldest is forgotten to make room (`evicted`): a flood of forged
    * logins can then delay, but not lock out, the clients that do fetch their list.
+   *
+   * A name registered to a key ({@linkcode NameOwners}) is refused to any other key and to a
+   * seed-only login (`owned`). A login with the owner's key that the rules above would refuse (the
+   * name held by another session of it) gets `challenge` instead; logged in again with `proven`
+   * (the UDP service checked its proof of key), it takes the name over: the old session's secret
+   * counts for nothing from then on.
    */
   login(name: string, claimed: Endpoint, observed: Endpoint, ext?: LoginExt): LoginResult {
     const now = this.#o.now();
