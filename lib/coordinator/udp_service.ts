@@ -337,6 +337,9 @@ export class UdpService {
       );
     }
     if (result.kind === "rebound") this.#moved(result.user, result.previous);
+    if (result.kind !== "pending" && result.displaced) {
+      this.#send({ type: "replaced", username: msg.username }, result.displaced);
+    }
     this.#send({ type: "accept", tcpPort: this.#tcpPort }, from);
   }
 
@@ -378,6 +381,10 @@ export class UdpService {
     request: Uint8Array,
   ): void {
     const result = this.#registry.heartbeat(msg.username, from, msg.secret);
+    if (result.kind === "replaced") {
+      this.#answer([{ type: "replaced", username: msg.username }], from, request.length);
+      return;
+    }
     if (result.kind === "forged") {
       // Unanswered: an `Expired` would send the owner to log in again.
       this.#log.throttled(

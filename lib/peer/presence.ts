@@ -203,6 +203,18 @@ export class Presence {
         // The coordinator forgot us (it restarted, or we were silent too long): log in again.
         if (msg.username === this.#o.username) this.#loginAgain();
         return;
+      case "replaced":
+        // Another client of our key took our name: logging in again would take it back, and the
+        // two would take turns. So we stop, and say why.
+        if (msg.username !== this.#o.username || this.#closed) return;
+        this.#closed = true;
+        this.#clock.clearInterval(this.#heartbeat);
+        this.#watch.close();
+        this.#o.onError?.(
+          `another client with your key logged in as ${this.#o.username}: this one is logged out ` +
+            `(quit it, or start it again to take the name back)`,
+        );
+        return;
       case "error":
         this.#o.onError?.(`coordinator: ${msg.reason}`);
         return;

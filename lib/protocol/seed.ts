@@ -113,6 +113,11 @@ export type ServerMessage =
    */
   | { type: "challenge"; serverKey: string; nonce: string }
   /**
+   * Another session of the same key took the name over (docs/PROTOCOL.md §1.3): this one is
+   * logged out, and must not log in again by itself (the two would take turns).
+   */
+  | { type: "replaced"; username: string }
+  /**
    * First line of a batched presence datagram: the lines after it in the same datagram are every
    * presence change with a version in (`from`, `to`] (only each name's latest; none about the
    * recipient itself).
@@ -386,6 +391,8 @@ export function encodeServerMessage(msg: ServerMessage): string {
       return `Bye,${cleanReason(msg.reason)}`;
     case "challenge":
       return `Challenge,${msg.serverKey},${msg.nonce}`;
+    case "replaced":
+      return `Replaced,${msg.username}`;
   }
 }
 
@@ -465,6 +472,8 @@ export function parseServerMessage(text: string): ServerMessage {
     }
     case "Bye":
       return { type: "bye", reason: rest };
+    case "Replaced":
+      return { type: "replaced", username: checkUsername(rest, "Replaced") };
     case "Challenge": {
       const [, serverKey, nonce] = fields(text, 3, verb);
       return {

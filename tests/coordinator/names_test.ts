@@ -13,8 +13,10 @@ import { keyProof } from "../../lib/crypto/key_proof.ts";
 import { generateKeyPair, type KeyPair } from "../../lib/crypto/noise.ts";
 import { decodeBase64url, encodeBase64url } from "../../lib/protocol/base64url.ts";
 import { formatCompactEndpoint, parseEndpoint } from "../../lib/protocol/endpoint.ts";
+import type { PeerEvent } from "../../lib/peer/events.ts";
+import { Peer } from "../../lib/peer.ts";
 import { RawUdp, withCoordinator } from "../support/raw_udp.ts";
-import { sleep } from "../support/wait.ts";
+import { Collector, sleep } from "../support/wait.ts";
 
 /** One identity (key pair) logging in from one raw socket with one secret. */
 class Client {
@@ -182,8 +184,10 @@ Deno.test("names: the owner takes over a stale session at once; the others see t
       const moved = `+alice,${formatCompactEndpoint(parseEndpoint(fresh.udp.endpoint))}`;
       await carol.udp.until((t) => t.some((d) => d.split("\n").includes(moved)));
       assert.ok(log.some((l) => l.includes("alice proved its key") && l.includes("took over")));
-      // The old session's secret is worth nothing now.
-      assert.match(await old.ask(`heartbeat,alice,${old.secret}`), /^Expired,alice/);
+      // The old session is told, and its secret is worth nothing now: its heartbeat is answered
+      // `Replaced` (not `Expired`, which would make a running client log in and take turns).
+      await old.udp.until((t) => t.includes("Replaced,alice"));
+      assert.equal(await old.ask(`heartbeat,alice,${old.secret}`), "Replaced,alice");
       assert.match(await old.ask(old.login()), /^Challenge,/);
     } finally {
       await old.close();
@@ -286,6 +290,39 @@ Deno.test("names: an unused registration lapses after the time to live", async (
     } finally {
       await alice.close();
       await other.close();
+    }
+  });
+});
+
+Deno.test("names: two running clients of one key do not take turns: the replaced one stops", async () => {
+  await withCoordinator({}, async (c, log) => {
+    const configDir = await Deno.makeTempDir({ prefix: "p2p-names-twice-" });
+    const server = { host: "127.0.0.1", port: c.udpPort };
+    const events = { first: new Collector<PeerEvent>(), second: new Collector<PeerEvent>() };
+    const start = (which: "first" | "second") =>
+      Peer.start({
+        server,
+        username: "alice",
+        configDir,
+        keepaliveMs: 200,
+        onEvent: events[which].push,
+      });
+    const first = await start("first");
+    let second: Peer | undefined;
+    try {
+      second = await start("second"); // the same identity, a second process: takes over
+      await events.first.waitFor((e) =>
+        e.event === "error" && /another client with your key/.test(e.message)
+      );
+      // Many heartbeats later, the name has not gone back and forth.
+      await sleep(1500);
+      assert.equal(c.stats.takeovers, 1);
+      assert.equal(`${c.registry.get("alice")!.observed.port}`, second.observed?.port.toString());
+      assert.equal(log.filter((l) => l.includes("alice proved its key")).length, 1);
+    } finally {
+      await first.close();
+      await second?.close();
+      await Deno.remove(configDir, { recursive: true });
     }
   });
 });

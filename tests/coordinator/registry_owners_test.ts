@@ -56,6 +56,7 @@ Deno.test("registry: the owner's new session needs a proof, then takes over at o
   assert.equal(reg.get("alice")!.secret, K1.secret);
   const result = reg.login("alice", CLAIMED, NEW_NETWORK, { ...K1_NEW_PROCESS, proven: true });
   assert.equal(result.kind, "rebound");
+  assert.deepEqual(result.kind === "rebound" && result.displaced, HOME);
   const alice = reg.get("alice")!;
   assert.deepEqual([alice.observed, alice.secret, alice.state], [
     NEW_NETWORK,
@@ -64,8 +65,9 @@ Deno.test("registry: the owner's new session needs a proof, then takes over at o
   ]);
   assert.equal(reg.at(NEW_NETWORK)?.name, "alice");
   assert.equal(reg.at(HOME), undefined);
-  // The old session's secret is worth nothing now.
-  assert.deepEqual(reg.heartbeat("alice", HOME, K1.secret), { kind: "unknown" });
+  // The old session is told it was replaced; its secret is worth nothing now.
+  assert.deepEqual(reg.heartbeat("alice", HOME, K1.secret), { kind: "replaced" });
+  assert.deepEqual(reg.heartbeat("alice", HOME, K2.secret), { kind: "unknown" });
   assert.equal(reg.logout("alice", HOME, K1.secret).kind, "forged");
   store.close();
 });

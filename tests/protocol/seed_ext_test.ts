@@ -502,6 +502,7 @@ Deno.test("fuzz: extended server messages throw only SeedProtocolError and round
     `Knock,mallory,${KEY}`,
     `Knock,${LONG_CHINESE},${KEY}`,
     `Challenge,${KEY},${TOKEN}`,
+    "Replaced,张伟",
   ].map((t) => encoder.encode(t));
   const seen = new Set<string>();
   for (let i = 0; i < 4000; i++) {
@@ -560,6 +561,10 @@ Deno.test("a login may carry a proof of key; Challenge carries the coordinator's
   ) {
     assertSeedError(() => parseClientBytes(bad), why);
   }
+  const replaced = { type: "replaced", username: "alice" } as const;
+  assert.equal(encodeServerMessage(replaced), "Replaced,alice");
+  assert.deepEqual(parseServerBytes("Replaced,alice"), replaced);
+  assertSeedError(() => parseServerBytes("Replaced,a;b"), /Cannot parse Replaced/);
   assertSeedError(() => parseServerBytes(`Challenge,${KEY}`), /expected 3 comma-separated fields/);
   assertSeedError(() => parseServerBytes(`Challenge,${KEY},${KEY}`), /nonce is not 22 base64url/);
 });
