@@ -71,8 +71,8 @@ Options:
   --tcp-port N            TCP port of the list service, if it must differ
   --peer-timeout SECONDS  drop a user silent this long (default 45)
   --batch-ms MS           longest pause between two batches of presence changes (default 250)
-  --data DIR              where the database lives (default $XDG_STATE_HOME/p2p or
-                          ~/.local/state/p2p; /var/lib/p2p as root); created with mode 0700
+  --data DIR              where the database lives (default $XDG_STATE_HOME/p2p if set, else
+                          /var/lib/p2p as root, else ~/.local/state/p2p); created with mode 0700
   --name-ttl DAYS         a name unused this long may be taken by another key (default 180)
   -h, --help              show this help
 

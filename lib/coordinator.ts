@@ -206,7 +206,6 @@ export class Coordinator {
    * limit is invalid, or the database cannot be used (`DatabaseError`, naming the file).
    */
   static async start(options: CoordinatorOptions = {}): Promise<Coordinator> {
-    const host = options.host ?? "0.0.0.0";
     const clock = options.clock ?? realClock;
     const peerTimeoutMs = options.peerTimeoutMs ?? 45_000;
     const limits = resolveLimits(options.limits);

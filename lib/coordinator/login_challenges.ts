@@ -3,9 +3,10 @@
  * `Challenge` nonces and the check of the proof a login brings back. Kept apart from the registry
  * because it is the one room that does cryptography: the registry only learns "proven" or not.
  *
- * A nonce is **stateless**, as WireGuard's cookies are: 4 bytes of issue time (seconds) and 12 bytes
- * of HMAC-SHA256, under a key drawn at start, over that time and everything the login that asked
- * for it said and came from (name, key, secret, observed endpoint). So issuing one stores nothing:
+ * A nonce is **stateless**, as WireGuard's cookies are: 4 bytes of issue time (seconds), 4 random
+ * bytes (two challenges to one login differ), and 8 bytes of HMAC-SHA256, under a key drawn at
+ * start, over those and everything the login that asked for it said and came from (name, key,
+ * secret, observed endpoint). So issuing one stores nothing:
  * forged logins cannot fill a table of nonces, nor push a real client's nonce out of one. A nonce
  * is good for {@linkcode LoginChallengesOptions.ttlMs} (30 s) and once: a valid proof records its
  * nonce as used until it expires, so a captured proof cannot be played again, and only proofs made
@@ -70,7 +71,8 @@ export interface LoginChallengesOptions {
 }
 
 const NONCE_BYTES = 16;
-const TIME_BYTES = 4;
+/** Issue time and random bytes: what the MAC covers besides the login. */
+const HEAD_BYTES = 8;
 const encoder = new TextEncoder();
 
 /** Issues `Challenge` nonces and checks the proofs that answer them. */
@@ -103,7 +105,8 @@ export class LoginChallenges {
   issue(login: ChallengedLogin): string {
     const nonce = new Uint8Array(NONCE_BYTES);
     new DataView(nonce.buffer).setUint32(0, this.#seconds(this.#now()));
-    nonce.set(this.#mac(nonce.subarray(0, TIME_BYTES), login), TIME_BYTES);
+    crypto.getRandomValues(nonce.subarray(4, HEAD_BYTES));
+    nonce.set(this.#mac(nonce.subarray(0, HEAD_BYTES), login), HEAD_BYTES);
     return encodeBase64url(nonce);
   }
 
@@ -116,8 +119,8 @@ export class LoginChallenges {
     const mac = decodeBase64url(login.mac);
     const publicKey = decodeBase64url(login.key);
     if (nonce?.length !== NONCE_BYTES || mac === null || publicKey === null) return "forged-nonce";
-    const time = nonce.subarray(0, TIME_BYTES);
-    if (!equalBytes(this.#mac(time, login), nonce.subarray(TIME_BYTES))) return "forged-nonce";
+    const head = nonce.subarray(0, HEAD_BYTES);
+    if (!equalBytes(this.#mac(head, login), nonce.subarray(HEAD_BYTES))) return "forged-nonce";
     const now = this.#now();
     const age = (this.#seconds(now) - new DataView(nonce.buffer).getUint32(0) + 2 ** 32) % 2 ** 32;
     if (age * 1000 > this.#ttlMs) return "expired";
@@ -152,15 +155,15 @@ export class LoginChallenges {
     return Math.floor(ms / 1000) % 2 ** 32;
   }
 
-  /** The 12 bytes a nonce issued at `time` to this login ends with. */
-  #mac(time: Uint8Array, login: ChallengedLogin): Uint8Array {
+  /** The 8 bytes a nonce that starts with `head` (time, random) ends with, for this login. */
+  #mac(head: Uint8Array, login: ChallengedLogin): Uint8Array {
     const text = `${login.name}\n${login.key}\n${login.secret}\n${formatEndpoint(login.observed)}`;
-    const data = new Uint8Array(TIME_BYTES + text.length * 3);
-    data.set(time);
-    const { written } = encoder.encodeInto(text, data.subarray(TIME_BYTES));
-    return hmac(sha256, this.#macKey, data.subarray(0, TIME_BYTES + written)).subarray(
+    const data = new Uint8Array(HEAD_BYTES + text.length * 3);
+    data.set(head);
+    const { written } = encoder.encodeInto(text, data.subarray(HEAD_BYTES));
+    return hmac(sha256, this.#macKey, data.subarray(0, HEAD_BYTES + written)).subarray(
       0,
-      NONCE_BYTES - TIME_BYTES,
+      NONCE_BYTES - HEAD_BYTES,
     );
   }
 }

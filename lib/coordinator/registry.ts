@@ -32,7 +32,7 @@
  * @module
  */
 import { type Endpoint, formatEndpoint, sameEndpoint } from "../protocol/endpoint.ts";
-import { encodeList } from "../protocol/seed.ts";
+import { encodeList, NAME_OWNED_REASON } from "../protocol/seed.ts";
 import { usernameSkeleton } from "../protocol/username.ts";
 import type { NatKind } from "../protocol/whoami.ts";
 import { addressKey } from "./limits.ts";
@@ -74,8 +74,9 @@ export type LoginResult =
     /** The oldest pending login, forgotten to make room (the pending limit was reached). */
     evicted?: User;
   }
-  | { kind: "refreshed"; user: User }
-  | { kind: "rebound"; user: User; previous: Endpoint }
+  /** `displaced`: a takeover replaced the online session there (tell it: `Replaced`). */
+  | { kind: "refreshed"; user: User; displaced?: Endpoint }
+  | { kind: "rebound"; user: User; previous: Endpoint; displaced?: Endpoint }
   /**
    * The login's key owns the name, which another session holds: it may take the name over once
    * it proves the key (log in again with `proven`).
@@ -98,9 +99,6 @@ export interface LoginExt {
  */
 export type RejectWhy = "in-use" | "lookalike" | "owned" | "full" | NameQuotaLimit;
 
-/** What a login for a name registered to another key is told. */
-export const OWNED_REASON = "name belongs to another key";
-
 /** A pending login that a list fetch could not admit, and why. */
 export interface Refused {
   user: User;
@@ -121,7 +119,9 @@ export type HeartbeatResult =
   /** The name is not held, or held from another endpoint (and no secret moved it). */
   | { kind: "unknown" }
   /** From the owner's endpoint, but without the secret the owner logged in with. */
-  | { kind: "forged"; owner: User };
+  | { kind: "forged"; owner: User }
+  /** From a session a takeover replaced (its secret): it must not log in again by itself. */
+  | { kind: "replaced" };
 
 /** Options for {@linkcode Registry}. */
 export interface RegistryOptions {
@@ -145,6 +145,9 @@ export interface RegistryOptions {
 
 const encoder = new TextEncoder();
 const FULL = "the server is full";
+/** How long, and how many, secrets of sessions replaced by a takeover are remembered. */
+const DISPLACED_MS = 10 * 60 * 1000;
+const MAX_DISPLACED = 4096;
 
 /**
  * About this many bytes of the list are kept together (a part): a leave or a move re-encodes the
@@ -190,6 +193,12 @@ export class Registry {
   readonly #bySkeleton = new Map<string, string>();
   readonly #quota: NameQuota;
   readonly #owners: NameOwners | undefined;
+  /**
+   * Secrets of sessions a takeover replaced (oldest first), with their name: their heartbeats are
+   * answered `Replaced`, not `Expired`, so that two running clients of one key do not take the
+   * name from each other at every heartbeat.
+   */
+  readonly #displaced = new Map<string, { name: string; until: number }>();
   readonly #o: Required<Omit<RegistryOptions, "owners">>;
   /** The encoded list (without `end`), in parts; see {@linkcode listParts}. */
   #parts: ListPart[] = [];
@@ -401,12 +410,18 @@ export class Registry {
    * or brought online today as many names as it may, and when the server is full; when too many
    * logins are pending, the oldest is forgotten to make room (`evicted`): a flood of forged
    * logins can then delay, but not lock out, the clients that do fetch their list.
+   *
+   * A name registered to a key ({@linkcode NameOwners}) is refused to any other key and to a
+   * seed-only login (`owned`). A login with the owner's key that the rules above would refuse (the
+   * name held by another session of it) gets `challenge` instead; logged in again with `proven`
+   * (the UDP service checked its proof of key), it takes the name over: the old session's secret
+   * counts for nothing from then on.
    */
   login(name: string, claimed: Endpoint, observed: Endpoint, ext?: LoginExt): LoginResult {
     const now = this.#o.now();
     const owner = this.#owners?.ownerOf(name);
     if (owner !== undefined && ext?.key !== owner) {
-      return { kind: "rejected", reason: OWNED_REASON, why: "owned" };
+      return { kind: "rejected", reason: NAME_OWNED_REASON, why: "owned" };
     }
     let existing = this.#users.get(name);
     if (
@@ -447,6 +462,15 @@ export class Registry {
       }
       // The holder came back with a new process (or the owner proved its key): its secret is the
       // proof from now on, and the old session's is worth nothing.
+      let displaced: Endpoint | undefined;
+      if (takeover && existing.secret !== undefined) {
+        this.#displaced.set(existing.secret, { name, until: now + DISPLACED_MS });
+        if (this.#displaced.size > MAX_DISPLACED) {
+          this.#displaced.delete(this.#displaced.keys().next().value!);
+        }
+        // From elsewhere, the replaced session may still run (two clients of one key): tell it.
+        if (rebind && existing.state === "online") displaced = existing.observed;
+      }
       if ((!rebind && existing.secret !== undefined && ext !== undefined) || takeover) {
         existing.secret = ext!.secret;
       }
@@ -462,9 +486,11 @@ export class Registry {
         this.#countSeedOnly(existing, -1); // a seed-only user that now brings a key
         existing.key = ext.key;
       }
-      return rebind
+      const result: LoginResult = rebind
         ? { kind: "rebound", user: existing, previous }
         : { kind: "refreshed", user: existing };
+      if (displaced) result.displaced = displaced;
+      return result;
     }
     if (this.#online.size >= this.#o.maxUsers) {
       return { kind: "rejected", reason: FULL, why: "full" };
@@ -574,10 +600,13 @@ export class Registry {
    */
   heartbeat(name: string, observed: Endpoint, secret?: string): HeartbeatResult {
     const user = this.#users.get(name);
-    if (!user) return { kind: "unknown" };
+    const replaced = secret !== undefined && this.#displaced.get(secret)?.name === name;
+    if (!user) return { kind: replaced ? "replaced" : "unknown" };
     let previous: Endpoint | undefined;
     if (!sameEndpoint(user.observed, observed)) {
-      if (secret === undefined || user.secret !== secret) return { kind: "unknown" };
+      if (secret === undefined || user.secret !== secret) {
+        return { kind: replaced ? "replaced" : "unknown" };
+      }
       // Its new address may hold no more names than any other: else it must log in again there.
       if (this.#moveRefusal(user, observed) !== undefined) return { kind: "unknown" };
       previous = user.observed;
@@ -622,6 +651,10 @@ export class Registry {
     }
     for (const user of [...expired, ...abandoned]) this.#delete(user);
     this.#quota.sweep();
+    for (const [secret, { until }] of this.#displaced) {
+      if (until > now) break; // oldest first
+      this.#displaced.delete(secret);
+    }
     return { expired, abandoned };
   }
 

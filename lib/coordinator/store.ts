@@ -46,9 +46,10 @@ export interface CoordinatorStore {
 }
 
 /**
- * The default data directory: `/var/lib/p2p` for root; else `$XDG_STATE_HOME/p2p` if that is an
- * absolute path (as the XDG spec requires), else `$HOME/.local/state/p2p`. Throws when neither
- * gives a directory.
+ * The default data directory: `$XDG_STATE_HOME/p2p` if that is set to an absolute path (as the XDG
+ * spec requires); else `/var/lib/p2p` for root (a system service); else `$HOME/.local/state/p2p`.
+ * Throws when none gives a directory. (`XDG_STATE_HOME` first, for root too: whoever sets it
+ * means it, and tests run as root must not write in /var/lib.)
  *
  * @example
  * ```ts
@@ -63,9 +64,9 @@ export function defaultDataDir(
 ): string {
   const uid = options.uid === undefined ? Deno.uid() : options.uid;
   const getEnv = options.getEnv ?? ((name) => Deno.env.get(name));
-  if (uid === 0) return "/var/lib/p2p";
   const state = getEnv("XDG_STATE_HOME");
   if (state?.startsWith("/")) return join(state, "p2p");
+  if (uid === 0) return "/var/lib/p2p";
   const home = getEnv("HOME");
   if (!home) {
     throw new DatabaseError(

@@ -72,7 +72,7 @@ const encoder = new TextEncoder();
 const SHORT_REJECT: Record<RejectWhy, string[]> = {
   "in-use": ["name in use", "in use"],
   lookalike: ["looks like a name in use", "in use"],
-  owned: ["belongs to another key", "in use"],
+  owned: ["belongs to another key", "other key"],
   full: ["full"],
   "names-per-address": ["too many names from your address", "too many names", "limit"],
   "new-names-per-address-per-day": ["too many new names today", "too many names", "limit"],
@@ -308,6 +308,7 @@ export class UdpService {
       if (!this.#proved(msg, from, request)) return;
       result = this.#registry.login(msg.username, msg.endpoint, from, { ...ext!, proven: true });
       if (result.kind !== "rejected") {
+        this.#stats.takeovers++;
         this.#log.line(
           `${msg.username} proved its key from ${formatEndpoint(from)}: took over from ${holder}`,
         );
@@ -336,6 +337,9 @@ export class UdpService {
       );
     }
     if (result.kind === "rebound") this.#moved(result.user, result.previous);
+    if (result.kind !== "pending" && result.displaced) {
+      this.#send({ type: "replaced", username: msg.username }, result.displaced);
+    }
     this.#send({ type: "accept", tcpPort: this.#tcpPort }, from);
   }
 
@@ -354,12 +358,14 @@ export class UdpService {
     if (proof === undefined) {
       const nonce = this.#challenges.issue(login);
       const serverKey = this.#challenges.serverKey;
+      this.#stats.challenges++;
       this.#answer([{ type: "challenge", serverKey, nonce }], from, request.length);
       return false;
     }
     const verdict = this.#challenges.verify({ ...login, ...proof });
     if (verdict === "ok") return true;
     const reason = PROOF_REFUSED[verdict];
+    this.#stats.proofsRefused++;
     this.#log.throttled(
       "refused proof",
       `refused login ${msg.username} from ${formatEndpoint(from)}: ${reason}`,
@@ -375,6 +381,10 @@ export class UdpService {
     request: Uint8Array,
   ): void {
     const result = this.#registry.heartbeat(msg.username, from, msg.secret);
+    if (result.kind === "replaced") {
+      this.#answer([{ type: "replaced", username: msg.username }], from, request.length);
+      return;
+    }
     if (result.kind === "forged") {
       // Unanswered: an `Expired` would send the owner to log in again.
       this.#log.throttled(

@@ -118,6 +118,11 @@ export type ServerMessage =
    */
   | { type: "challenge"; serverKey: string; nonce: string }
   /**
+   * Another session of the same key took the name over (docs/PROTOCOL.md §1.3): this one is
+   * logged out, and must not log in again by itself (the two would take turns).
+   */
+  | { type: "replaced"; username: string }
+  /**
    * First line of a batched presence datagram: the lines after it in the same datagram are every
    * presence change with a version in (`from`, `to`] (only each name's latest; none about the
    * recipient itself).
@@ -137,6 +142,9 @@ export interface OnlineList {
   /** The presence version the list reflects: it holds every change up to this one. */
   version?: number;
 }
+
+/** The reason a login for a name registered to another key is refused with. */
+export const NAME_OWNED_REASON = "name belongs to another key";
 
 /** Largest presence version either side handles (changes are counted from 0). */
 export const MAX_VERSION = Number.MAX_SAFE_INTEGER;
@@ -390,6 +398,8 @@ export function encodeServerMessage(msg: ServerMessage): string {
       return `Mailbox,${msg.port},${msg.waiting}`;
     case "challenge":
       return `Challenge,${msg.serverKey},${msg.nonce}`;
+    case "replaced":
+      return `Replaced,${msg.username}`;
   }
 }
 
@@ -479,6 +489,8 @@ export function parseServerMessage(text: string): ServerMessage {
       }
       return { type: "mailbox", port: Number(port), waiting: Number(waiting) };
     }
+    case "Replaced":
+      return { type: "replaced", username: checkUsername(rest, "Replaced") };
     case "Challenge": {
       const [, serverKey, nonce] = fields(text, 3, verb);
       return {

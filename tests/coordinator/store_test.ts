@@ -62,6 +62,7 @@ Deno.test("store: a foreign file is refused, named, and left untouched", async (
 Deno.test("store: the default data directory", () => {
   const env = (vars: Record<string, string>) => (name: string) => vars[name];
   assert.equal(defaultDataDir({ uid: 0, getEnv: env({ HOME: "/root" }) }), "/var/lib/p2p");
+  assert.equal(defaultDataDir({ uid: 0, getEnv: env({ XDG_STATE_HOME: "/s" }) }), "/s/p2p");
   assert.equal(
     defaultDataDir({ uid: 1000, getEnv: env({ XDG_STATE_HOME: "/s", HOME: "/h" }) }),
     "/s/p2p",
