@@ -46,7 +46,7 @@ Deno.test("p2p serve's mailbox: quotas from the command line, mail kept across a
     "--mailbox-max-message",
     "500",
   ];
-  let first = await serve(["--port", "0", ...flags], env);
+  const first = await serve(["--port", "0", ...flags], env);
   let second: Awaited<ReturnType<typeof serve>> | undefined;
   try {
     assert.equal(first.waiting, 0);
