@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { P2pProcess, startServe, TEST_CONFIG_HOME } from "./support/proc.ts";
+import { P2pProcess, runP2p, startServe, TEST_CONFIG_HOME } from "./support/proc.ts";
 
 /** A data home of its own, kept across a process's restarts. */
 function dataHome(): string {
@@ -169,5 +169,20 @@ Deno.test("--no-history writes nothing, and /history says it is off", async () =
     await alice.dispose();
     await bob.dispose();
     await serve.dispose();
+  }
+});
+
+Deno.test("history flags: --passphrase needs a terminal; --no-history takes no other history flag", async () => {
+  const prompt = await runP2p(["chat", "alice@127.0.0.1:9", "--passphrase"]);
+  assert.equal(prompt.code, 1);
+  assert.match(prompt.stderr, /--passphrase asks on a terminal.*set P2P_PASSPHRASE instead/);
+  const both = await runP2p(["chat", "alice@127.0.0.1:9", "--no-history", "--data", "/tmp/x"]);
+  assert.equal(both.code, 2);
+  assert.match(both.stderr, /--no-history keeps no history: leave out --data and --passphrase/);
+  const help = await runP2p(["chat", "--help"]);
+  for (
+    const flag of ["--data DIR", "--passphrase", "--no-history", "/history USER [N]", "/search"]
+  ) {
+    assert.ok(help.stdout.includes(flag), flag);
   }
 });
