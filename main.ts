@@ -11,6 +11,8 @@
 import { parseArgs } from "node:util";
 import denoJson from "./deno.json" with { type: "json" };
 import { Coordinator, DEFAULT_LIMITS, type Limits, resolveLimits } from "./lib/coordinator.ts";
+import { defaultDataDir } from "./lib/coordinator/store.ts";
+import { DatabaseError } from "./lib/store/database.ts";
 import { resolveServer, UsageError } from "./lib/cli_args.ts";
 import { isIP } from "node:net";
 import type { Endpoint } from "./lib/protocol/endpoint.ts";
@@ -38,11 +40,17 @@ Run 'p2p COMMAND --help' for a command's options.`;
 /** The limits' defaults, for the help text. */
 const D = DEFAULT_LIMITS;
 
-const SERVE_HELP = `Usage: p2p serve [--host ADDR] [--port N] [--peer-timeout SECONDS] [limits]
+const SERVE_HELP = `Usage: p2p serve [--host ADDR] [--port N] [--peer-timeout SECONDS] [--data DIR]
+                 [--name-ttl DAYS] [limits]
 
 Runs the coordinator: UDP for logins, logouts, heartbeats and presence broadcasts, TCP (same port
 number) for the online list. Logs one line per login, logout and expiry on stderr, and a line
 when a limit is hit. On SIGINT or SIGTERM it tells the online users (Bye), closes, and exits 0.
+
+A name belongs to the key that first brought it online: a login with another key is refused
+("name belongs to another key"), and the owner's key takes it over at once from a stale session
+of its own (after proving the key). The registrations and the coordinator's own key are kept in
+DIR/coordinator.db.
 
 Options:
   --host ADDR             address to listen on (default 0.0.0.0)
@@ -50,6 +58,9 @@ Options:
   --tcp-port N            TCP port of the list service, if it must differ
   --peer-timeout SECONDS  drop a user silent this long (default 45)
   --batch-ms MS           longest pause between two batches of presence changes (default 250)
+  --data DIR              where the database lives (default $XDG_STATE_HOME/p2p if set, else
+                          /var/lib/p2p as root, else ~/.local/state/p2p); created with mode 0700
+  --name-ttl DAYS         a name unused this long may be taken by another key (default 180)
   -h, --help              show this help
 
 Limits ("per address": per IPv4 address, or per IPv6 /64):
@@ -144,6 +155,8 @@ async function serve(args: string[]): Promise<number> {
       port: { type: "string", default: "7000" },
       "tcp-port": { type: "string" },
       "peer-timeout": { type: "string", default: "45" },
+      data: { type: "string" },
+      "name-ttl": { type: "string", default: "180" },
       "batch-ms": { type: "string" },
       "max-users": { type: "string" },
       "max-pending": { type: "string" },
@@ -205,18 +218,39 @@ async function serve(args: string[]): Promise<number> {
     ? undefined
     : portOption(values["tcp-port"], "--tcp-port", true);
   const timeout = secondsOption(values["peer-timeout"], "--peer-timeout");
-  const coordinator = await Coordinator.start({
-    host: values.host,
-    port,
-    tcpPort,
-    peerTimeoutMs: timeout * 1000,
-    limits,
-    batchMs,
-  });
+  const ttlDays = Number(values["name-ttl"]);
+  if (!/^[0-9]+(\.[0-9]+)?$/.test(values["name-ttl"]) || ttlDays <= 0) {
+    throw new UsageError(
+      `--name-ttl must be a number of days above 0, not "${values["name-ttl"]}"`,
+    );
+  }
+  let coordinator: Coordinator;
+  let dataDir: string;
+  try {
+    dataDir = values.data ?? defaultDataDir();
+    coordinator = await Coordinator.start({
+      host: values.host,
+      port,
+      tcpPort,
+      peerTimeoutMs: timeout * 1000,
+      limits,
+      batchMs,
+      dataDir,
+      nameTtlMs: ttlDays * 24 * 3600 * 1000,
+    });
+  } catch (err) {
+    if (!(err instanceof DatabaseError)) throw err;
+    console.error(err.message);
+    return 1;
+  }
   console.error(
     `${new Date().toISOString()} p2p ${VERSION} coordinator on ${values.host} ` +
       `UDP ${coordinator.udpPort}, TCP ${coordinator.tcpPort}, peer timeout ${timeout} s, ` +
       `up to ${limits.maxUsers} users`,
+  );
+  console.error(
+    `${new Date().toISOString()} data in ${dataDir}: ${coordinator.owners.size} names ` +
+      `registered; coordinator key ${fingerprint(coordinator.store.keyPair.publicKey)}`,
   );
   await new Promise<void>((resolve) => {
     const stop = () => {

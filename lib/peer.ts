@@ -175,6 +175,7 @@ export class Peer {
         key: encodeKey(identity.publicKey),
         secret: encodeBase64url(crypto.getRandomValues(new Uint8Array(16))),
       },
+      privateKey: identity.secretKey,
       clock: options.clock,
       // The first list is reported after `ready`, by start().
       onOnline: (user, ep) => {
