@@ -28,6 +28,7 @@ import { runChat } from "./lib/ui/chat.ts";
 import { ACCEPT_POLICIES, checkNat } from "./lib/peer.ts";
 import { fingerprint, IdentityError, loadOrCreateIdentity } from "./lib/crypto/identity.ts";
 import { normalizeUsername, usernameProblem } from "./lib/protocol/username.ts";
+import { PassphraseError, promptPassphrase } from "./lib/ui/passphrase.ts";
 
 const VERSION = denoJson.version;
 
@@ -143,7 +144,7 @@ with what your contacts see (/fingerprint NAME in their chat) to make sure nobod
 
 const CHAT_HELP =
   `Usage: p2p chat NAME@HOST[:PORT] [--json] [--keepalive SECONDS] [--bind ADDR:PORT]
-                [--accept anyone|known]
+                [--accept anyone|known] [--data DIR] [--passphrase] [--no-history]
 
 Logs in to the coordinator at HOST:PORT (default port 7000) as NAME, shows who is online, and
 sends messages directly to the other users.
@@ -151,12 +152,19 @@ sends messages directly to the other users.
 Messages are end-to-end encrypted (Noise XX) and acknowledged; a peer's key is pinned the first
 time you talk, and a changed key stops sending until you accept it.
 
+Every message sent and received is kept in your history, encrypted, under
+$XDG_DATA_HOME/p2p (default ~/.local/share/p2p); its key is beside your identity, or comes from
+a passphrase. The chat starts with the last lines with each contact. Messages not delivered when
+the chat stops stay pending and are sent at the next start, once the recipient is online.
+
 Commands (typed, or one per line on stdin):
   /msg USER TEXT        send TEXT to USER
   /all TEXT             send TEXT to everyone online
   /who                  list who is online and the path to each
   /fingerprint [USER]   show USER's key fingerprint and your safety number (or yours)
   /trust USER           accept USER's changed key
+  /history USER [N]     show the last N (default 20) messages with USER
+  /search TEXT          show the messages that contain TEXT
   /help                 show the commands
   /quit                 log out and leave (also Ctrl-C, end of input)
 
@@ -168,6 +176,11 @@ Options:
   --accept anyone|known who may start a conversation with you: anyone online (default; at most
                         10 new people a minute), or only known users (whose key you pinned when
                         you talked before) and those you write to
+  --data DIR            where the history lives (default $XDG_DATA_HOME/p2p or
+                        ~/.local/share/p2p)
+  --passphrase          ask for a passphrase to encrypt the history with (on the terminal;
+                        scripts set P2P_PASSPHRASE); a history made with one always needs it
+  --no-history          keep no history: nothing is written, nothing pending survives a restart
   -h, --help            show this help`;
 
 async function serve(args: string[]): Promise<number> {
@@ -342,6 +355,9 @@ async function chat(args: string[]): Promise<number> {
       bind: { type: "string" },
       config: { type: "string" },
       accept: { type: "string", default: "anyone" },
+      data: { type: "string" },
+      passphrase: { type: "boolean", default: false },
+      "no-history": { type: "boolean", default: false },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -358,7 +374,14 @@ async function chat(args: string[]): Promise<number> {
   if (!accept) {
     throw new UsageError(`--accept takes anyone or known, not "${values.accept}"`);
   }
+  if (values["no-history"] && (values.passphrase || values.data !== undefined)) {
+    throw new UsageError("--no-history keeps no history: leave out --data and --passphrase");
+  }
+  const passphrase = values.passphrase
+    ? await promptPassphrase(`Passphrase for ${username}'s history: `)
+    : Deno.env.get("P2P_PASSPHRASE") || undefined;
   return await runChat({
+    history: values["no-history"] ? false : { dataDir: values.data, passphrase },
     accept,
     server,
     username,
@@ -489,7 +512,7 @@ export async function main(args: string[]): Promise<number> {
     }
   } catch (err) {
     const e = err as Error & { code?: string };
-    if (err instanceof IdentityError) {
+    if (err instanceof IdentityError || err instanceof PassphraseError) {
       console.error(`p2p: ${e.message}`);
       return 1;
     }

@@ -81,8 +81,7 @@ const MIGRATIONS = [
      body BLOB NOT NULL,
      reason BLOB
    );
-   CREATE UNIQUE INDEX messages_uid ON messages (peer, outgoing, uid);
-   CREATE INDEX messages_sending ON messages (seq) WHERE outgoing = 1 AND state = 'sending';`,
+   CREATE UNIQUE INDEX messages_uid ON messages (peer, outgoing, uid);`,
 ];
 
 const CHECK_TEXT = "p2p history key check";
@@ -139,6 +138,8 @@ export class History implements MessageLog {
   readonly path: string;
   readonly #db: DatabaseSync;
   readonly #keys: HistoryKeys;
+  /** Peer tags computed so far: an HMAC per write adds up on a busy chat. */
+  readonly #tags = new Map<string, Uint8Array>();
   readonly #sql: Record<
     "addOut" | "addIn" | "settle" | "seen" | "pending" | "conversation" | "contacts" | "all",
     StatementSync
@@ -187,13 +188,36 @@ export class History implements MessageLog {
     const path = historyPath(options.dataDir ?? defaultDataDir(), options.username);
     const configDir = options.configDir ?? defaultConfigDir();
     const keyPath = join(await openUserDir(configDir, options.username), "history_key.json");
-    const db = openDatabase({
-      path,
-      kind: "history",
-      migrations: MIGRATIONS,
-      synchronous: options.synchronous ?? "normal",
-    });
+    const inUse = (error: unknown) =>
+      new HistoryError(
+        `Cannot open history ${path}: another p2p chat as ${options.username} is using it`,
+        { cause: error },
+      );
+    let db: DatabaseSync;
     try {
+      db = openDatabase({
+        path,
+        kind: "history",
+        migrations: MIGRATIONS,
+        synchronous: options.synchronous ?? "normal",
+      });
+    } catch (error) {
+      if (/database is locked/.test(String(error))) throw inUse(error);
+      throw error;
+    }
+    try {
+      // One process at a time (the coordinator lets one chat log in per name anyway): SQLite
+      // then keeps its WAL index in memory and takes no file lock per write, which is most of
+      // the cost of a small write.
+      db.exec("PRAGMA locking_mode = EXCLUSIVE");
+      // Take the lock now (a write transaction keeps it): a second chat is refused at once.
+      db.exec("PRAGMA busy_timeout = 0");
+      try {
+        db.exec("BEGIN IMMEDIATE");
+        db.exec("COMMIT");
+      } catch (error) {
+        throw /database is locked/.test(String(error)) ? inUse(error) : error;
+      }
       const keys = await History.#unlock(db, path, keyPath, options.passphrase);
       return new History(db, path, keys);
     } catch (error) {
@@ -286,7 +310,7 @@ export class History implements MessageLog {
     this.#write(() =>
       this.#sql.addOut.run(
         uid,
-        peerTag(this.#keys, msg.peer),
+        this.#tag(msg.peer),
         msg.group ? 1 : 0,
         msg.time,
         this.#sealBody(uid, true, msg.peer, msg.text),
@@ -304,7 +328,7 @@ export class History implements MessageLog {
         outcome.state,
         reason,
         outcome.path ?? null,
-        peerTag(this.#keys, peer),
+        this.#tag(peer),
         id,
       )
     );
@@ -315,7 +339,7 @@ export class History implements MessageLog {
     const { changes } = this.#write(() =>
       this.#sql.addIn.run(
         uid,
-        peerTag(this.#keys, msg.peer),
+        this.#tag(msg.peer),
         msg.group ? 1 : 0,
         msg.time,
         Date.now(),
@@ -327,7 +351,7 @@ export class History implements MessageLog {
   }
 
   seen(peer: string, uid: string): boolean {
-    return this.#sql.seen.get(peerTag(this.#keys, peer), uidBytes(uid)) !== undefined;
+    return this.#sql.seen.get(this.#tag(peer), uidBytes(uid)) !== undefined;
   }
 
   pending(): StoredMessage[] {
@@ -335,7 +359,7 @@ export class History implements MessageLog {
   }
 
   conversation(peer: string, limit: number): StoredMessage[] {
-    const rows = this.#sql.conversation.all(peerTag(this.#keys, peer), limit) as unknown as Row[];
+    const rows = this.#sql.conversation.all(this.#tag(peer), limit) as unknown as Row[];
     return rows.reverse().map((r) => this.#message(r));
   }
 
@@ -360,6 +384,16 @@ export class History implements MessageLog {
 
   close(): void {
     if (this.#db.isOpen) this.#db.close();
+  }
+
+  #tag(peer: string): Uint8Array {
+    let tag = this.#tags.get(peer);
+    if (!tag) {
+      tag = peerTag(this.#keys, peer);
+      if (this.#tags.size >= 10_000) this.#tags.clear();
+      this.#tags.set(peer, tag);
+    }
+    return tag;
   }
 
   /** Runs a write, turning SQLite's failure (a full disk…) into a HistoryError naming the file. */

@@ -1,6 +1,9 @@
 /**
  * `p2p chat`: reads commands from stdin, drives a {@linkcode Peer}, and shows its events —
  * as a terminal chat (prompt kept intact while messages arrive) or as JSON Lines (`--json`).
+ * It opens the user's history (`lib/store/history.ts`) unless `--no-history`, shows its backlog
+ * at start (the last lines with each recent contact, and every message still pending), and
+ * answers `/history` and `/search` from it.
  *
  * @example
  * ```ts
@@ -14,7 +17,9 @@ import readline from "node:readline";
 import type { PeerEvent } from "../peer/events.ts";
 import type { Endpoint } from "../protocol/endpoint.ts";
 import { type AcceptPolicy, Peer } from "../peer.ts";
-import { COMMAND_HELP, parseCommand } from "./commands.ts";
+import { History } from "../store/history.ts";
+import { MemoryLog, type MessageLog, type StoredMessage } from "../store/message_log.ts";
+import { COMMAND_HELP, MAX_LINES, parseCommand } from "./commands.ts";
 import { type Renderer, terminalRenderer } from "./terminal.ts";
 
 /** Options for {@linkcode runChat}. */
@@ -28,6 +33,44 @@ export interface ChatOptions {
   configDir?: string;
   /** Who may start a conversation with us; default `anyone`. */
   accept?: AcceptPolicy;
+  /**
+   * The history: where it lives and its passphrase, or `false` to keep none (`--no-history`).
+   * Its key file goes beside the identity, in `configDir`.
+   */
+  history: false | { dataDir?: string; passphrase?: string };
+}
+
+/** The backlog at start: this many lines with each of the most recent contacts. */
+const BACKLOG = { contacts: 10, perContact: 5 };
+
+/** A stored message as a `history` event of `source`, seen by `me`. */
+export function historyEvent(
+  msg: StoredMessage,
+  me: string,
+  source: "backlog" | "history" | "search",
+): PeerEvent {
+  return {
+    event: "history",
+    source,
+    from: msg.outgoing ? me : msg.peer,
+    to: msg.outgoing ? msg.peer : msg.group ? "*" : me,
+    text: msg.text,
+    ...(msg.group ? { group: true } : {}),
+    uid: msg.uid,
+    time: new Date(msg.time).toISOString(),
+    state: msg.state,
+    ...(msg.reason === undefined ? {} : { reason: msg.reason }),
+    ...(msg.path === undefined ? {} : { path: msg.path }),
+  };
+}
+
+/** The backlog: the recent lines with each contact, and every message still pending, in order. */
+function backlog(log: MessageLog): StoredMessage[] {
+  const lines = log.recent(BACKLOG);
+  const shown = new Set(lines.map((m) => m.uid));
+  const pending = log.pending().filter((m) => !shown.has(m.uid));
+  // Pending lines older than the recent ones come first, as in the history.
+  return [...pending, ...lines].sort((a, b) => a.time - b.time);
 }
 
 function jsonRenderer(): Renderer {
@@ -49,6 +92,7 @@ export async function runChat(options: ChatOptions): Promise<number> {
   });
   const ui = options.json ? jsonRenderer() : terminalRenderer(rl, { interactive });
   let peer: Peer | undefined;
+  let log: MessageLog = new MemoryLog();
   const pending: string[] = [];
   // "drain": let messages in flight finish first (/quit, end of input); "now": Ctrl-C.
   let quit: "drain" | "now" | undefined;
@@ -78,6 +122,26 @@ export async function runChat(options: ChatOptions): Promise<number> {
       case "who":
         ui.event({ event: "who", users: p.who() });
         return;
+      case "history":
+      case "search": {
+        if (!log.persistent) {
+          ui.event({ event: "error", message: "History is off (--no-history)" });
+          return;
+        }
+        const lines = cmd.kind === "history"
+          ? log.conversation(cmd.user, cmd.limit)
+          : log.search(cmd.text, MAX_LINES);
+        for (const m of lines) ui.event(historyEvent(m, options.username, cmd.kind));
+        if (lines.length === 0) {
+          ui.event({
+            event: "error",
+            message: cmd.kind === "history"
+              ? `No history with ${cmd.user}`
+              : `No message contains "${cmd.text}"`,
+          });
+        }
+        return;
+      }
       case "help":
         ui.help();
         return;
@@ -104,9 +168,18 @@ export async function runChat(options: ChatOptions): Promise<number> {
   const cleanup = () => {
     Deno.removeSignalListener("SIGINT", onSigint);
     rl.close();
+    log.close();
     ui.close();
   };
   try {
+    if (options.history) {
+      log = await History.open({
+        username: options.username,
+        configDir: options.configDir,
+        ...options.history,
+      });
+      for (const m of backlog(log)) ui.event(historyEvent(m, options.username, "backlog"));
+    }
     peer = await Peer.start({
       server: options.server,
       username: options.username,
@@ -114,6 +187,7 @@ export async function runChat(options: ChatOptions): Promise<number> {
       keepaliveMs: options.keepaliveMs,
       configDir: options.configDir,
       accept: options.accept,
+      history: log,
       onEvent: (e) => ui.event(e),
     });
   } catch (err) {

@@ -16,10 +16,17 @@ export type Command =
   | { kind: "fingerprint"; user?: string }
   | { kind: "trust"; user: string }
   | { kind: "who" }
+  | { kind: "history"; user: string; limit: number }
+  | { kind: "search"; text: string }
   | { kind: "help" }
   | { kind: "quit" }
   | { kind: "none" }
   | { kind: "invalid"; message: string };
+
+/** Lines `/history USER` shows; at most {@linkcode MAX_LINES} are shown whatever N says. */
+export const HISTORY_LINES = 20;
+/** Most lines `/history` and `/search` show. */
+export const MAX_LINES = 1000;
 
 /** One-line help for each command, in the order `/help` shows them. */
 export const COMMAND_HELP: readonly string[] = [
@@ -28,6 +35,8 @@ export const COMMAND_HELP: readonly string[] = [
   "/who             list who is online and the path to each",
   "/fingerprint [USER]  show USER's key fingerprint and safety number (or yours)",
   "/trust USER      accept USER's changed key (check its fingerprint with them first)",
+  "/history USER [N]  show the last N (default 20) messages with USER",
+  "/search TEXT     show the messages that contain TEXT",
   "/help            show this help",
   "/quit            log out and leave (also Ctrl-C, Ctrl-D)",
 ];
@@ -65,6 +74,18 @@ export function parseCommand(line: string): Command {
       return { kind: "trust", user: normalizeUsername(rest) };
     case "/who":
       return { kind: "who" };
+    case "/history": {
+      const [user, count, extra] = rest === "" ? [] : rest.split(/\s+/);
+      const limit = count === undefined ? HISTORY_LINES : Number(count);
+      if (!user || extra !== undefined || !/^[0-9]+$/.test(count ?? "1") || limit < 1) {
+        return { kind: "invalid", message: "Usage: /history USER [N]" };
+      }
+      return { kind: "history", user: normalizeUsername(user), limit: Math.min(limit, MAX_LINES) };
+    }
+    case "/search":
+      return rest === ""
+        ? { kind: "invalid", message: "Usage: /search TEXT" }
+        : { kind: "search", text: rest };
     case "/help":
       return { kind: "help" };
     case "/quit":

@@ -222,6 +222,22 @@ Deno.test("a key-file history refuses a passphrase, and a missing or other key f
   });
 });
 
+Deno.test("a history open in one chat is refused to a second one, with the reason", async () => {
+  await withDirs(async (dirs) => {
+    (await History.open({ username: "alice", ...dirs })).close(); // an existing history
+    const first = await History.open({ username: "alice", ...dirs });
+    try {
+      await assertRejectsWith(
+        () => History.open({ username: "alice", ...dirs }),
+        /history\.sqlite: another p2p chat as alice is using it/,
+      );
+    } finally {
+      first.close();
+    }
+    (await History.open({ username: "alice", ...dirs })).close();
+  });
+});
+
 Deno.test("a corrupt or foreign history file is refused, named, and left as it was", async () => {
   await withDirs(async (dirs) => {
     const path = historyPath(dirs.dataDir, "alice");
