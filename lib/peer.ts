@@ -20,6 +20,8 @@
  * - `nat_detect.ts`: our NAT kind, from the coordinator's two ports; `nat_check.ts`: `p2p nat`.
  * - `messages.ts`: our messages' lasting ids, their records in the history (`lib/store/`), the
  *   received ones' dedup; `outgoing.ts`: unsettled messages and `drain()`.
+ * - `mailbox.ts` (with `mailbox_client.ts`): messages for offline users sealed and left at the
+ *   coordinator, our own fetched, receipts.
  * - `key_trust.ts`: trust on first use; `events.ts`: what we report (the `--json` contract).
  *
  * @example
@@ -41,6 +43,7 @@ import type { Clock } from "./clock.ts";
 import { localAddressFor, UdpSocket } from "./net/udp.ts";
 import { encodeBase64url } from "./protocol/base64url.ts";
 import { type Endpoint, formatEndpoint } from "./protocol/endpoint.ts";
+import type { ChatMessage } from "./protocol/chat_message.ts";
 import { encodeFrame } from "./protocol/frame.ts";
 import type { ServerMessage } from "./protocol/seed.ts";
 import type { NatKind } from "./protocol/whoami.ts";
@@ -51,6 +54,7 @@ import { type EventSink, linkEventsFor, type OnlineUser, type PeerEvent } from "
 import { KeyTrust } from "./peer/key_trust.ts";
 import { introductionFrom, type LinkTransport } from "./peer/link.ts";
 import { Links, type LinkWiring } from "./peer/links.ts";
+import { PeerMailbox } from "./peer/mailbox.ts";
 import { Messages } from "./peer/messages.ts";
 import { NatDetector } from "./peer/nat_detect.ts";
 import { Presence } from "./peer/presence.ts";
@@ -111,6 +115,7 @@ export class Peer {
   readonly #nat: NatDetector;
   readonly #pool: SocketPool;
   readonly #messages: Messages;
+  readonly #mailbox: PeerMailbox;
   readonly #links: Links;
   /** Users seen online during this session: messages to them wait if they are away. */
   readonly #seen = new Set<string>();
@@ -118,6 +123,8 @@ export class Peer {
   readonly #waiting = new Map<string, StoredMessage[]>();
   /** Logging in until `ready` is reported, then until closed. */
   #phase: "login" | "ready" | "closed" = "login";
+  /** The coordinator's `Mailbox` datagram, when it came before `ready`. */
+  #mailboxAt: { port: number; waiting: number } | undefined;
 
   private constructor(
     socket: UdpSocket,
@@ -134,6 +141,31 @@ export class Peer {
       me: options.username,
       log: options.history ?? new MemoryLog(),
       emit: (e) => this.#emit(e),
+      // A message the link gave up on is left in the recipient's mailbox, if there is one.
+      divert: (peer, msg) => this.#deposit(peer, msg),
+    });
+    this.#mailbox = new PeerMailbox({
+      me: options.username,
+      identity,
+      host: options.server.host,
+      trust: {
+        pinned: (peer) => this.#trust.pinned(peer),
+        verify: (p, k) => this.#trust.verify(p, k),
+      },
+      events: {
+        onMessage: (mail) => this.#messages.fromMailbox(mail.from, mail),
+        onDeposited: (to, uid, first) => this.#messages.deposited(to, uid, first),
+        onUndelivered: (to, uid, reason) => this.#messages.depositRefused(to, uid, reason),
+        onReceipt: (from, uids) => this.#messages.receipt(from, uids),
+        onHeld: (from, count) =>
+          this.#emit({
+            event: "error",
+            message: `${count} message(s) from ${from} wait in your mailbox, sealed with a key ` +
+              `other than the one you pinned: compare /fingerprint ${from} with them, then ` +
+              `/trust ${from} to read them`,
+          }),
+        onError: (message) => this.#emit({ event: "error", message }),
+      },
     });
     this.#trust = new KeyTrust({
       known,
@@ -234,6 +266,7 @@ export class Peer {
         peer.#emit({ event: "online", user, endpoint: formatEndpoint(ep) });
       }
       peer.#nat.detect();
+      if (peer.#mailboxAt) peer.#mailbox.setPort(peer.#mailboxAt.port, peer.#mailboxAt.waiting);
       peer.#resumePending();
       return peer;
     } catch (err) {
@@ -293,9 +326,14 @@ export class Peer {
     this.#trust.showFingerprint(user);
   }
 
-  /** Accepts `user`'s changed key (after checking it out of band) and reconnects. */
+  /**
+   * Accepts `user`'s changed key (after checking it out of band) and reconnects; mail of theirs
+   * held in our mailbox for the change is fetched.
+   */
   async trust(user: string): Promise<void> {
-    if (await this.#trust.accept(user)) this.#links.get(user)?.requestIntroduction();
+    if (!(await this.#trust.accept(user))) return;
+    this.#links.get(user)?.requestIntroduction();
+    if (this.#mailbox.available) this.#mailbox.fetch();
   }
 
   /** Resolves when every message sent so far is delivered or reported undelivered. */
@@ -318,6 +356,7 @@ export class Peer {
     this.#nat.close();
     this.#presence.logout();
     this.#messages.closing();
+    this.#mailbox.close();
     this.#links.closeAll("the client closed");
     await this.#pool.closeAll();
     this.#messages.release();
@@ -334,7 +373,9 @@ export class Peer {
       return undefined;
     };
     if (to === this.username) return fail("that is you");
-    if (!this.#presence.users.has(to) && !this.#seen.has(to)) return fail(`${to} is not online`);
+    // Someone not seen online this session: their mailbox, if the coordinator keeps one.
+    const away = !this.#presence.users.has(to) && !this.#seen.has(to);
+    if (away && (group || !this.#mailbox.available)) return fail(`${to} is not online`);
     if (this.#trust.hasChanged(to)) {
       return fail(
         `${to}'s key has changed; compare /fingerprint ${to} with them, then /trust ${to}`,
@@ -350,9 +391,20 @@ export class Peer {
     } catch (error) {
       return fail((error as Error).message);
     }
+    if (away) {
+      this.#deposit(to, msg);
+      return msg.id;
+    }
     this.#door.want(to);
     this.#links.open(to).send(msg);
     return msg.id;
+  }
+
+  /** Leaves `msg` in `to`'s mailbox; false when the coordinator keeps none. */
+  #deposit(to: string, msg: ChatMessage): boolean {
+    if (!this.#mailbox.available || msg.uid === undefined || msg.time === undefined) return false;
+    this.#mailbox.deposit(to, { uid: msg.uid, time: msg.time, text: msg.text });
+    return true;
   }
 
   /** Our messages still pending when we last stopped go to their recipients once online. */
@@ -362,8 +414,19 @@ export class Peer {
       if (list) list.push(msg);
       else this.#waiting.set(msg.peer, [msg]);
     }
+    this.#sendWaitingNow();
+  }
+
+  /** Pending messages go now to users online, and to the mailboxes of the others if we can. */
+  #sendWaitingNow(): void {
     for (const user of [...this.#waiting.keys()]) {
       if (this.#presence.users.has(user)) this.#sendWaiting(user);
+      else if (this.#mailbox.available) {
+        for (const stored of this.#waiting.get(user)!) {
+          this.#deposit(user, this.#messages.resume(stored));
+        }
+        this.#waiting.delete(user);
+      }
     }
   }
 
@@ -403,6 +466,15 @@ export class Peer {
       else if (this.#door.admitIntroduction(msg.username, intro.key)) {
         this.#links.open(msg.username).introduce(intro);
       }
+    } else if (msg.type === "mailbox") {
+      // Where our mail is, and whether some waits. During login, kept until we are ready.
+      if (this.#phase === "login") {
+        this.#mailboxAt = { port: msg.port, waiting: msg.waiting };
+        return;
+      }
+      const first = !this.#mailbox.available;
+      this.#mailbox.setPort(msg.port, msg.waiting);
+      if (first) this.#sendWaitingNow();
     } else if (msg.type === "unavailable") {
       // Offline users may come back within the session: their messages wait. An online user
       // the coordinator cannot introduce (a seed-only client) never will.

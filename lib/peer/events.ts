@@ -57,8 +57,17 @@ export type PeerEvent =
     uid: string;
     /** When the sender sent it (by its clock), ISO 8601 (UTC). */
     time: string;
+    /** It came out of our mailbox at the coordinator (then `id` is 0 and `path` `none`). */
+    via?: "mailbox";
   }
-  | { event: "delivered"; to: string; id: number; uid: string }
+  /** `via: "mailbox"`: the recipient's receipt for a message it got from its mailbox. */
+  | { event: "delivered"; to: string; id: number; uid: string; via?: "mailbox" }
+  /**
+   * Our message was left in the recipient's mailbox (it was offline or unreachable); `delivered`
+   * follows when it has fetched it. `firstContact`: sealed to the key the coordinator has for
+   * the name (never talked to), which is now pinned. `id` is 0 for a message of an earlier run.
+   */
+  | { event: "deposited"; to: string; id: number; uid: string; firstContact?: boolean }
   | { event: "undelivered"; to: string; id: number; reason: string; uid: string }
   /** A line of history: the backlog at start, `/history` or `/search` (`source` says which). */
   | {

@@ -42,10 +42,10 @@ export interface OutgoingMail {
 /** What the mailbox reports to its owner (the peer, which turns them into events and history). */
 export interface PeerMailboxEvents {
   /**
-   * A message from `from` came out of the mailbox; returns false when it was seen before (the
-   * same uid from the same sender, by link or mailbox), so that it is not reported twice.
+   * A message from `from` came out of the mailbox, in order; the owner drops it if it has seen
+   * that uid from that sender before (by a link, or the mailbox).
    */
-  onMessage(mail: { from: string; uid: string; time: number; text: string }): boolean;
+  onMessage(mail: { from: string; uid: string; time: number; text: string }): void;
   /** Our message `uid` was left in `to`'s mailbox; `firstContact` when sealed to the key the coordinator gave. */
   onDeposited(to: string, uid: string, firstContact: boolean): void;
   /** Our message `uid` could not be left in `to`'s mailbox, and why. */

@@ -6,7 +6,9 @@
  * uid: resent by a sender that restarted, or also come through the mailbox) is dropped.
  *
  * Separate from the peer because this is where a message's identity and its record live,
- * whatever path it takes; the links know only session ids.
+ * whatever path it takes; the links know only session ids. A message a link gives up on may be
+ * diverted to the mailbox (`divert`): it then stays unsettled until the mailbox reports it
+ * `deposited` (or refused); receipts from the mailbox report it `delivered`, `via: "mailbox"`.
  *
  * @example
  * ```ts
@@ -27,6 +29,12 @@ export interface MessagesOptions {
   me: string;
   log: MessageLog;
   emit: EventSink;
+  /**
+   * Offered each message of ours a link gives up on (not a group copy, not while closing): true
+   * when it was handed to the mailbox, which reports its fate through
+   * {@linkcode Messages.deposited} or {@linkcode Messages.depositRefused}.
+   */
+  divert?: (peer: string, msg: ChatMessage) => boolean;
 }
 
 /** Why a message still pending when the client stops is not lost, as its `undelivered` says. */
@@ -36,8 +44,8 @@ const KEPT_AT_CLOSE = "the client closed; it stays pending and is sent again at 
 export class Messages {
   readonly #o: MessagesOptions;
   readonly #outgoing = new Outgoing();
-  /** Unsettled messages by session id: to whom, and their uid. */
-  readonly #unsettled = new Map<number, { to: string; uid: string }>();
+  /** Unsettled messages by session id: to whom, and the message (uid, time, text). */
+  readonly #unsettled = new Map<number, { to: string; uid: string; msg: ChatMessage }>();
   #closing = false;
 
   constructor(options: MessagesOptions) {
@@ -84,6 +92,8 @@ export class Messages {
    * in a persistent log stays pending instead (sent again at the next start), as `reason` says.
    */
   undelivered(peer: string, id: number, reason: string): void {
+    const entry = this.#unsettled.get(id);
+    if (entry && !this.#closing && !entry.msg.group && this.#o.divert?.(peer, entry.msg)) return;
     const msg = this.#settle(id);
     if (!msg) return;
     if (this.#closing && this.#o.log.persistent) reason = KEPT_AT_CLOSE;
@@ -122,6 +132,65 @@ export class Messages {
     });
   }
 
+  /**
+   * Our message `uid` to `peer` was left in `peer`'s mailbox (`firstContact`: sealed to the key
+   * the coordinator gave for the name). Settles it, if it is this session's.
+   */
+  deposited(peer: string, uid: string, firstContact: boolean): void {
+    const id = this.#idOf(peer, uid);
+    if (id !== undefined) this.#settle(id);
+    this.#record(() => this.#o.log.settle(peer, uid, { state: "deposited", path: "mailbox" }));
+    this.#o.emit({
+      event: "deposited",
+      to: peer,
+      id: id ?? 0,
+      uid,
+      ...(firstContact ? { firstContact: true } : {}),
+    });
+  }
+
+  /** The mailbox refused our message `uid` to `peer`, for `reason`: it is undelivered. */
+  depositRefused(peer: string, uid: string, reason: string): void {
+    const id = this.#idOf(peer, uid);
+    if (id !== undefined) this.#settle(id);
+    if (this.#closing && this.#o.log.persistent) reason = KEPT_AT_CLOSE;
+    else this.#record(() => this.#o.log.settle(peer, uid, { state: "undelivered", reason }));
+    this.#o.emit({ event: "undelivered", to: peer, id: id ?? 0, reason, uid });
+  }
+
+  /** `peer` got these messages of ours from its mailbox (its receipt). */
+  receipt(peer: string, uids: readonly string[]): void {
+    for (const uid of uids) {
+      const id = this.#idOf(peer, uid);
+      if (id !== undefined) this.#settle(id);
+      this.#record(() => this.#o.log.settle(peer, uid, { state: "delivered", path: "mailbox" }));
+      this.#o.emit({ event: "delivered", to: peer, id: id ?? 0, uid, via: "mailbox" });
+    }
+  }
+
+  /**
+   * A message from `peer` that came out of our mailbox: recorded and reported (`via: "mailbox"`),
+   * unless it is a copy of one received before (by a link, or the mailbox).
+   */
+  fromMailbox(peer: string, mail: { uid: string; time: number; text: string }): void {
+    let fresh = true;
+    this.#record(() => {
+      fresh = this.#o.log.addIncoming({ ...mail, peer, group: false, path: "mailbox" });
+    });
+    if (!fresh) return;
+    this.#o.emit({
+      event: "message",
+      from: peer,
+      to: this.#o.me,
+      text: mail.text,
+      id: 0,
+      path: "none",
+      uid: mail.uid,
+      time: new Date(mail.time).toISOString(),
+      via: "mailbox",
+    });
+  }
+
   /** Resolves when every message sent so far is settled (or the client closes). */
   drain(): Promise<void> {
     return this.#outgoing.drain();
@@ -139,7 +208,7 @@ export class Messages {
 
   #start(to: string, msg: Omit<ChatMessage, "id">, resumed: boolean): ChatMessage {
     const id = this.#outgoing.add();
-    this.#unsettled.set(id, { to, uid: msg.uid! });
+    this.#unsettled.set(id, { to, uid: msg.uid!, msg: { ...msg, id } });
     this.#o.emit({
       event: "sent",
       to,
@@ -151,6 +220,12 @@ export class Messages {
       ...(resumed ? { resumed: true } : {}),
     });
     return { ...msg, id };
+  }
+
+  /** This session's id of our unsettled message `uid` to `peer`. */
+  #idOf(peer: string, uid: string): number | undefined {
+    for (const [id, m] of this.#unsettled) if (m.to === peer && m.uid === uid) return id;
+    return undefined;
   }
 
   #settle(id: number): { to: string; uid: string } | undefined {

@@ -54,9 +54,17 @@ export function describeEvent(e: PeerEvent): string {
       return `${e.group ? "[all] " : ""}you → ${e.to}: ${e.text}  (#${e.id}, sending…)`;
     case "message":
       return `${e.to === "*" ? "[all] " : ""}${e.from}: ${e.text}` +
-        (e.path === "relay" ? "  (relayed)" : "");
+        (e.path === "relay" ? "  (relayed)" : "") +
+        (e.via === "mailbox" ? `  (from your mailbox, sent ${e.time})` : "");
     case "delivered":
-      return `✓ #${e.id} delivered to ${e.to}`;
+      return e.via === "mailbox"
+        ? `✓ ${e.id ? `#${e.id}` : "a message"} delivered to ${e.to} (from their mailbox)`
+        : `✓ #${e.id} delivered to ${e.to}`;
+    case "deposited":
+      return `✉ ${e.id ? `#${e.id}` : "a pending message"} left in ${e.to}'s mailbox` +
+        (e.firstContact
+          ? ` (sealed to the key the coordinator has for ${e.to}: you never talked before)`
+          : "");
     case "undelivered":
       return `✗ #${e.id} NOT delivered to ${e.to}: ${e.reason}`;
     case "path":
@@ -117,6 +125,7 @@ const STYLES: Record<PeerEvent["event"], Style> = {
   message: "bold",
   delivered: "green",
   undelivered: "red",
+  deposited: "green",
   path: "gray",
   "key-changed": "red",
   trusted: "yellow",

@@ -27,10 +27,9 @@ function recorder() {
     log,
     events: {
       onMessage: (m: { from: string; uid: string; text: string }) => {
-        if (seen.has(m.from + m.uid)) return false;
+        if (seen.has(m.from + m.uid)) return;
         seen.add(m.from + m.uid);
         log.push(`message ${m.from} ${m.uid} ${m.text}`);
-        return true;
       },
       onDeposited: (to: string, uid: string, first: boolean) =>
         log.push(`deposited ${to} ${uid}${first ? " first" : ""}`),
