@@ -123,6 +123,8 @@ export class Peer {
   readonly #waiting = new Map<string, StoredMessage[]>();
   /** Logging in until `ready` is reported, then until closed. */
   #phase: "login" | "ready" | "closed" = "login";
+  /** Users whose links are being closed because the coordinator will not introduce them. */
+  readonly #refusing = new Set<string>();
   /** The coordinator's `Mailbox` datagram, when it came before `ready`. */
   #mailboxAt: { port: number; waiting: number } | undefined;
 
@@ -141,8 +143,9 @@ export class Peer {
       me: options.username,
       log: options.history ?? new MemoryLog(),
       emit: (e) => this.#emit(e),
-      // A message the link gave up on is left in the recipient's mailbox, if there is one.
-      divert: (peer, msg) => this.#deposit(peer, msg),
+      // A message the link gave up on is left in the recipient's mailbox, if there is one —
+      // unless the coordinator said the recipient, online, will not or cannot take it.
+      divert: (peer, msg) => !this.#refusing.has(peer) && this.#deposit(peer, msg),
     });
     this.#mailbox = new PeerMailbox({
       me: options.username,
@@ -478,7 +481,12 @@ export class Peer {
     } else if (msg.type === "unavailable") {
       // Offline users may come back within the session: their messages wait. An online user
       // the coordinator cannot introduce (a seed-only client) never will.
-      if (this.#presence.users.has(msg.username)) this.#links.close(msg.username, msg.reason);
+      // Nor does the mailbox take their messages: they said no, or cannot take any.
+      if (this.#presence.users.has(msg.username)) {
+        this.#refusing.add(msg.username);
+        this.#links.close(msg.username, msg.reason);
+        this.#refusing.delete(msg.username);
+      }
     }
   }
 
