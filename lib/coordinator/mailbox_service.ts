@@ -8,8 +8,10 @@
  * time), and a malformed line is refused and ends the connection.
  *
  * TCP is used so that deposits and fetches are reliable and of any size up to the limit, and so
- * that nothing is amplified: the handshake proves the address before a byte is answered, and
- * stored mail goes only to the name's proven owner.
+ * that nothing is amplified: the handshake proves the address before a byte is answered, stored
+ * mail goes only to the name's proven owner, and until a connection has proved a key it is never
+ * sent more bytes than it sent (clients pad `key` and `fetch`; a reply beyond that closes the
+ * connection instead).
  *
  * Fetching: `fetch,<name>` is answered `Challenge,<serverKey>,<nonce>`; `proof,<mac>` must be
  * {@linkcode keyProof}(client's private key, server's public key, purpose `"mailbox"`, nonce,
@@ -94,6 +96,8 @@ export interface MailboxCounters {
   acked: number;
   badProofs: number;
   malformed: number;
+  /** Connections closed because a reply would have been larger than what they sent. */
+  overBudget: number;
 }
 
 /** Replies a connection may have waiting before its input is no longer read. */
@@ -112,9 +116,14 @@ type Pending = string | Promise<string> | (() => Iterable<string>);
 interface Session {
   ip: string;
   key: string;
+  /** Bytes read from and written to the connection. */
+  received: number;
+  sent: number;
   challenge?: { name: string; nonce: Uint8Array };
-  /** The name whose key this connection proved. */
+  /** The name whose key this connection proved (for acks). */
   owner?: string;
+  /** Whether it ever proved a key: its replies are no longer held to what it sent. */
+  proven?: boolean;
 }
 
 /** Serves the mailbox. */
@@ -131,6 +140,7 @@ export class MailboxService {
     acked: 0,
     badProofs: 0,
     malformed: 0,
+    overBudget: 0,
   };
   #listener: Deno.Listener | undefined;
   #accepting: Promise<void> = Promise.resolve();
@@ -211,8 +221,15 @@ export class MailboxService {
 
     const queue: Pending[] = [];
     let pumping: Promise<void> | undefined;
+    const session: Session = { ip, key, received: 0, sent: 0 };
     const write = async (text: string) => {
       const bytes = encoder.encode(text);
+      // No more bytes to a connection that proved no key than it sent us.
+      if (!session.proven && session.sent + bytes.length > session.received) {
+        this.counters.overBudget++;
+        throw new Error("reply larger than the request");
+      }
+      session.sent += bytes.length;
       for (let at = 0; at < bytes.length; touch()) at += await conn.write(bytes.subarray(at));
     };
     const pump = async () => {
@@ -247,12 +264,12 @@ export class MailboxService {
       pumping ??= pump();
     };
 
-    const session: Session = { ip, key };
     const lines = new LineSplitter(MAX_MAILBOX_LINE);
     const buffer = new Uint8Array(64 * 1024);
     try {
       for (let n = await conn.read(buffer); n !== null; n = await conn.read(buffer)) {
         touch();
+        session.received += n;
         const { lines: got, error } = lines.push(buffer.subarray(0, n));
         let stop = false;
         for (const line of got) {
@@ -341,6 +358,7 @@ export class MailboxService {
           return this.#refuse("bad proof");
         }
         session.owner = challenge.name;
+        session.proven = true;
         return () => this.#mail(challenge.name);
       }
       case "ack": {

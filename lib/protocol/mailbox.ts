@@ -7,14 +7,16 @@
  *
  * @example
  * ```ts
- * const line = encodeMailboxRequest({ type: "fetch", name: "bob" }); // "fetch,bob"
- * decodeMailboxRequest(line); // { type: "fetch", name: "bob" }
+ * const line = encodeMailboxRequest({ type: "ack", ids: [1, 2] }); // "ack,1,2"
+ * decodeMailboxRequest(line); // { type: "ack", ids: [1, 2] }
  * ```
  * @module
  */
 import { decodeBase64url, encodeBase64url } from "./base64url.ts";
 import { MAX_MESSAGE_LEN } from "../crypto/noise.ts";
 import { usernameProblem } from "./username.ts";
+
+const encoder = new TextEncoder();
 
 /** A client's request. */
 export type MailboxRequest =
@@ -56,6 +58,12 @@ export const MAX_SEALED_BYTES = MAX_MESSAGE_LEN;
 export const MAX_MAILBOX_LINE = 90_000;
 /** Most ids one `ack` line carries. */
 export const MAX_ACK_IDS = 1_000;
+/**
+ * `key` and `fetch` lines are padded (a third field of `-`) to at least this many bytes, so that
+ * their answers (`Key`, at most 176 bytes; `Challenge`, 76) are never larger than the request: a
+ * connection that has proved no key never gets more bytes than it sent (docs/PROTOCOL.md §5.3).
+ */
+export const PADDED_LINE = 200;
 /** Length of a challenge's nonce and of a key, in bytes. */
 export const NONCE_BYTES = 16;
 const KEY_BYTES = 32;
@@ -66,8 +74,10 @@ export function encodeMailboxRequest(request: MailboxRequest): string {
     case "deposit":
       return `deposit,${request.recipient},${encodeBase64url(request.sealed)}`;
     case "key":
-    case "fetch":
-      return `${request.type},${request.name}`;
+    case "fetch": {
+      const line = `${request.type},${request.name},`;
+      return line + "-".repeat(Math.max(0, PADDED_LINE - encoder.encode(line).length));
+    }
     case "proof":
       return `proof,${encodeBase64url(request.proof)}`;
     case "ack":
@@ -98,7 +108,10 @@ export function decodeMailboxRequest(line: string): MailboxRequest {
     }
     case "key":
     case "fetch":
-      arity(2);
+      if (fields.length !== 2 && fields.length !== 3) {
+        fail(`${verb} takes a name and padding, not ${fields.length - 1} field(s)`);
+      }
+      if (fields.length === 3 && !/^-*$/.test(fields[2])) fail("padding is made of '-'");
       return { type: verb, name: name(fields[1]) };
     case "proof":
       arity(2);

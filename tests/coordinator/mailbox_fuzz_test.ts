@@ -2,8 +2,8 @@
  * The mailbox service under fire: 100,000 random and mutated request lines over TCP from one
  * address (127.0.0.1), on thousands of connections, while a legitimate pair on another address
  * (::1) deposits and fetches. The service must keep serving, the pair must get every message
- * exactly once and in order, the fuzzers must never get stored mail, and the store must stay
- * within its quotas.
+ * exactly once and in order, the fuzzers must never get stored mail nor more bytes than they
+ * sent, and the store must stay within its quotas.
  */
 import assert from "node:assert/strict";
 import { realClock } from "../../lib/clock.ts";
@@ -17,6 +17,8 @@ import { mutate } from "../support/fuzz.ts";
 import { prng } from "../support/prng.ts";
 
 const LINES = 100_000;
+/** A padded key lookup for a name nobody has: answered `Refused,unknown user`. */
+const OPENER = new TextEncoder().encode(`key,nobody,${"-".repeat(3000)}\n`);
 const SEED = Number(Deno.env.get("FUZZ_SEED") ?? 13_013);
 const encoder = new TextEncoder();
 
@@ -76,6 +78,7 @@ Deno.test("mailbox fuzz: 100,000 random and mutated lines; a legitimate pair is 
   let stop = false;
   let sent = 0;
   let received = 0;
+  let connections = 0;
   const legit = (async () => {
     // alice deposits numbered messages to bob; bob fetches and acks; over ::1.
     let next = 0;
@@ -103,10 +106,13 @@ Deno.test("mailbox fuzz: 100,000 random and mutated lines; a legitimate pair is 
     const buffer = new Uint8Array(65536);
     while (sent < LINES) {
       const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-      // Lines up to and including the first one the service will refuse as malformed (it
-      // closes the connection there): every line sent is read.
-      const lines: Uint8Array[] = [];
-      while (sent < LINES) {
+      connections++;
+      // A padded opener gives the connection room for the answers to come (no connection that
+      // proved no key gets more bytes than it sent); then up to 15 lines, up to and including
+      // the first one the service will refuse as malformed (it closes the connection there):
+      // every line sent is read.
+      const lines: Uint8Array[] = [OPENER];
+      for (let i = 0; i < 15 && sent < LINES; i++) {
         const line = next();
         sent++;
         lines.push(line, encoder.encode("\n"));
@@ -114,11 +120,14 @@ Deno.test("mailbox fuzz: 100,000 random and mutated lines; a legitimate pair is 
       }
       const bytes = new Uint8Array(lines.reduce((n, l) => n + l.length, 0));
       lines.reduce((at, l) => (bytes.set(l, at), at + l.length), 0);
+      let back = 0;
       try {
         await conn.write(bytes);
         await conn.closeWrite();
         for (let n = await conn.read(buffer); n !== null; n = await conn.read(buffer)) {
           received += n;
+          back += n;
+          assert.ok(back <= bytes.length, `${back} bytes back for ${bytes.length}`);
           // Stored mail goes to nobody here: no fuzzer can prove a key.
           assert.ok(!new TextDecoder().decode(buffer.subarray(0, n)).includes("\nMail,"));
         }
@@ -142,12 +151,14 @@ Deno.test("mailbox fuzz: 100,000 random and mutated lines; a legitimate pair is 
     const c = mailbox.service.counters;
     console.log(
       `${sent} lines (${c.lines} read) in ${seconds.toFixed(1)} s; legit messages ${legitCount}; ` +
-        `malformed ${c.malformed}, refused ${c.refused}, deposited ${c.deposited}, ` +
-        `bad proofs ${c.badProofs}; ${received} bytes back`,
+        `${connections} connections; malformed ${c.malformed}, refused ${c.refused}, ` +
+        `deposited ${c.deposited}, bad proofs ${c.badProofs}, over budget ${c.overBudget}; ` +
+        `${received} bytes back`,
     );
     assert.ok(legitCount >= 5);
-    // Every fuzz line was read (the pair's lines come on top, and a mutation may add a newline).
-    assert.ok(c.lines >= LINES, `${c.lines} lines read`);
+    // Every fuzz line was read (the openers and the pair's lines come on top, and a mutation may
+    // add a newline).
+    assert.ok(c.lines - connections >= LINES, `${c.lines} lines read`);
     assert.ok(c.malformed > 10_000);
     assert.ok(mailbox.store.total.count <= 2_000 + 5);
     assert.equal(mailbox.service.open, 0);

@@ -15,6 +15,7 @@ import { ServerLog } from "../../lib/coordinator/server_log.ts";
 import { keyProof } from "../../lib/crypto/key_proof.ts";
 import { generateKeyPair, type KeyPair } from "../../lib/crypto/noise.ts";
 import { decodeBase64url, encodeBase64url } from "../../lib/protocol/base64url.ts";
+import { encodeMailboxRequest } from "../../lib/protocol/mailbox.ts";
 import { MailboxClient, MailboxClientError } from "../../lib/peer/mailbox_client.ts";
 import { openDatabase } from "../../lib/store/database.ts";
 
@@ -107,6 +108,9 @@ async function raw(port: number, text: string, quietMs = 300): Promise<string> {
   }
 }
 
+const FETCH_BOB = encodeMailboxRequest({ type: "fetch", name: "bob" });
+const KEY_BOB = encodeMailboxRequest({ type: "key", name: "bob" });
+
 const sealed = (i: number) => new Uint8Array(120).fill(i % 256);
 
 Deno.test("mailbox service: 100 pipelined deposits are fetched in order, once, then deleted by ack", async () => {
@@ -143,8 +147,10 @@ Deno.test("mailbox service: nobody but the key's holder reads or deletes a name'
     const carol2 = await f.client();
     assert.deepEqual(await carol2.fetch("carol", f.keys.get("carol")!), []);
     assert.equal(await carol2.ack([deposit.id]), 0);
-    // acking without a proof is refused
+    // acking without a proof is refused (here, after a deposit gave the connection room for the
+    // answer; alone, the short ack line would only be closed)
     const stranger = await f.client();
+    await stranger.deposit("carol", sealed(1));
     await assert.rejects(stranger.ack([deposit.id]), /not yours/);
     assert.equal(f.store.waiting("bob"), 1);
     assert.equal(f.service.counters.badProofs, 1);
@@ -157,7 +163,7 @@ Deno.test("mailbox service: a proof is good for its own nonce once, never replay
     const bob = f.keys.get("bob")!;
     // An eavesdropper's capture of a whole fetch, replayed on a new connection: the server's
     // new nonce makes the old proof worthless.
-    const first = await raw(f.port, "fetch,bob\n");
+    const first = await raw(f.port, `${FETCH_BOB}\n`);
     const [, serverKey, nonce] = first.trim().split(",");
     const proof = encodeBase64url(keyProof({
       privateKey: bob.secretKey,
@@ -166,12 +172,12 @@ Deno.test("mailbox service: a proof is good for its own nonce once, never replay
       nonce: decodeBase64url(nonce)!,
       name: "bob",
     }));
-    const replayed = await raw(f.port, `fetch,bob\nproof,${proof}\n`);
+    const replayed = await raw(f.port, `${FETCH_BOB}\nproof,${proof}\n`);
     assert.match(replayed, /^Challenge,[^\n]+\nRefused,bad proof\n$/);
     // The right proof, sent twice on its own connection: the second finds no challenge.
     const conn = await Deno.connect({ hostname: "127.0.0.1", port: f.port });
     const reader = conn.readable.getReader();
-    await conn.write(new TextEncoder().encode("fetch,bob\n"));
+    await conn.write(new TextEncoder().encode(`${FETCH_BOB}\n`));
     const challenge = new TextDecoder().decode((await reader.read()).value).trim().split(",");
     const good = encodeBase64url(keyProof({
       privateKey: bob.secretKey,
@@ -192,17 +198,42 @@ Deno.test("mailbox service: a proof is good for its own nonce once, never replay
 Deno.test("mailbox service: a malformed line is refused and ends the connection; others are served", async () => {
   await withMailbox(async (f) => {
     assert.match(
-      await raw(f.port, "steal,bob\nkey,bob\n"),
-      /^Refused,Malformed mailbox line: unknown request "steal"\n$/,
+      await raw(f.port, `${KEY_BOB}\nsteal,bob\n${KEY_BOB}\n`),
+      /^Key,bob,[^\n]+\nRefused,Malformed mailbox line: unknown request "steal"\n$/,
     );
     assert.match(
       await raw(f.port, "x".repeat(100_000)),
       /^Refused,Malformed mailbox line: longer than 90000 bytes\n$/,
     );
-    assert.match(await raw(f.port, "key,bob\r\n"), /^Key,bob,/);
+    assert.match(await raw(f.port, `${KEY_BOB}\r\n`), /^Key,bob,/);
     const client = await f.client();
     assert.ok((await client.deposit("bob", sealed(1))).ok);
     assert.equal(f.service.counters.malformed, 2);
+  });
+});
+
+Deno.test("mailbox service: a connection that proved no key never gets more bytes than it sent", async () => {
+  await withMailbox(async (f) => {
+    // Unpadded, a key lookup would be answered with more than it sent: the service closes instead.
+    assert.equal(await raw(f.port, "key,bob\n"), "");
+    assert.equal(await raw(f.port, "fetch,bob\n"), "");
+    assert.equal(await raw(f.port, "ack,1\n"), "");
+    assert.equal(await raw(f.port, "x\n"), "");
+    assert.equal(f.service.counters.overBudget, 4);
+    // Padded, or after a larger request, they are answered.
+    assert.match(await raw(f.port, `${KEY_BOB}\nack,1\n`), /^Key,bob,[^\n]+\nRefused,not yours/);
+    // A stranger's session of every kind of request: never more back than sent.
+    const lines = [
+      encodeMailboxRequest({ type: "deposit", recipient: "carol", sealed: sealed(1) }),
+      KEY_BOB,
+      FETCH_BOB,
+      `proof,${encodeBase64url(new Uint8Array(16))}`,
+      "ack,1,2,3",
+      encodeMailboxRequest({ type: "deposit", recipient: "nobody", sealed: sealed(2) }),
+    ].join("\n") + "\n";
+    const back = await raw(f.port, lines);
+    assert.equal(back.split("\n").length, 7, back);
+    assert.ok(back.length <= lines.length, `${back.length} bytes back for ${lines.length}`);
   });
 });
 

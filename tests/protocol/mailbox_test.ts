@@ -9,6 +9,7 @@ import {
   type MailboxReply,
   type MailboxRequest,
   MAX_SEALED_BYTES,
+  PADDED_LINE,
 } from "../../lib/protocol/mailbox.ts";
 import {
   encodeServerMessage,
@@ -39,7 +40,9 @@ const replies: MailboxReply[] = [
 Deno.test("mailbox lines: every request and reply round-trips", () => {
   for (const r of requests) assert.deepEqual(decodeMailboxRequest(encodeMailboxRequest(r)), r);
   for (const r of replies) assert.deepEqual(decodeMailboxReply(encodeMailboxReply(r)), r);
-  assert.equal(encodeMailboxRequest({ type: "fetch", name: "bob" }), "fetch,bob");
+  const fetch = encodeMailboxRequest({ type: "fetch", name: "bob" });
+  assert.equal(fetch, "fetch,bob," + "-".repeat(PADDED_LINE - 10));
+  assert.deepEqual(decodeMailboxRequest("fetch,bob"), { type: "fetch", name: "bob" });
   assert.equal(encodeMailboxReply({ type: "refused", reason: "a\nb" }), "Refused,a b");
 });
 
@@ -53,7 +56,8 @@ Deno.test("mailbox lines: malformed requests say what is wrong", () => {
     ["deposit,a;b,AAAA", /Malformed/],
     [`deposit,bob,${"A".repeat(Math.ceil((MAX_SEALED_BYTES + 1) * 4 / 3))}`, /bytes, not/],
     ["fetch,", /Malformed/],
-    ["fetch,bob,x", /takes 1 field/],
+    ["fetch,bob,x", /padding is made of/],
+    ["key,bob,--,-", /takes a name and padding/],
     ["ack", /ack takes/],
     ["ack,0", /bad id/],
     ["ack,01", /bad id/],
