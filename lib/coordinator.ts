@@ -303,7 +303,6 @@ export class Coordinator {
     });
     const tcpPort = (tcp.addr as Deno.NetAddr).port;
     const common = { registry, limits, log, stats, budget, outbox };
-    const service = new UdpService({ ...common, relay, send, tcpPort, clock, challenges });
     let mailbox: Mailbox | undefined;
     const tellMailbox = (user: User, waiting: number) => {
       if (mailbox === undefined || user.key === undefined) return; // seed-only: nothing new
@@ -312,12 +311,20 @@ export class Coordinator {
         user.observed,
       );
     };
+    const tellWaiting = (user: User) => tellMailbox(user, mailbox?.store.waiting(user.name) ?? 0);
+    const service = new UdpService({
+      ...common,
+      relay,
+      send,
+      tcpPort,
+      clock,
+      challenges,
+      onOnlineAtOnce: tellWaiting,
+    });
     const list = new ListService({
       ...common,
       clock,
-      onAdmitted: (users) => {
-        for (const user of users) tellMailbox(user, mailbox?.store.waiting(user.name) ?? 0);
-      },
+      onAdmitted: (users) => users.forEach(tellWaiting),
     });
     try {
       mailbox = Coordinator.#openMailbox(options, {

@@ -376,9 +376,12 @@ export class Peer {
       return undefined;
     };
     if (to === this.username) return fail("that is you");
-    // Someone not seen online this session: their mailbox, if the coordinator keeps one.
-    const away = !this.#presence.users.has(to) && !this.#seen.has(to);
-    if (away && (group || !this.#mailbox.available)) return fail(`${to} is not online`);
+    // Someone not online goes to their mailbox, if the coordinator keeps one; without one, a
+    // message to someone seen this session waits for them to come back.
+    const away = !this.#presence.users.has(to) && !group && this.#mailbox.available;
+    if (!away && !this.#presence.users.has(to) && !this.#seen.has(to)) {
+      return fail(`${to} is not online`);
+    }
     if (this.#trust.hasChanged(to)) {
       return fail(
         `${to}'s key has changed; compare /fingerprint ${to} with them, then /trust ${to}`,

@@ -60,6 +60,11 @@ export interface UdpServiceOptions {
   tcpPort: number;
   /** Time for introductions (wants lapse, knock budgets refill); default {@linkcode realClock}. */
   clock?: Clock;
+  /**
+   * A login that is online at once, without a list fetch (a takeover, a move, a repeat): what
+   * the list service's admission would have told it (the mailbox).
+   */
+  onOnlineAtOnce?: (user: User) => void;
 }
 
 const encoder = new TextEncoder();
@@ -99,6 +104,7 @@ export class UdpService {
   readonly #challenges: LoginChallenges;
   readonly #sendBytes: (bytes: Uint8Array, to: Endpoint) => void;
   readonly #tcpPort: number;
+  readonly #onOnlineAtOnce: ((user: User) => void) | undefined;
   /** `connect`: who wants to talk to whom, knocks and introductions. */
   readonly introductions: Introductions;
 
@@ -113,6 +119,7 @@ export class UdpService {
     this.#challenges = options.challenges;
     this.#sendBytes = options.send;
     this.#tcpPort = options.tcpPort;
+    this.#onOnlineAtOnce = options.onOnlineAtOnce;
     const clock = options.clock ?? realClock;
     this.introductions = new Introductions({
       registry: options.registry,
@@ -341,6 +348,7 @@ export class UdpService {
       this.#send({ type: "replaced", username: msg.username }, result.displaced);
     }
     this.#send({ type: "accept", tcpPort: this.#tcpPort }, from);
+    if (result.kind !== "pending") this.#onOnlineAtOnce?.(result.user);
   }
 
   /**

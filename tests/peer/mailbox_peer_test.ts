@@ -9,10 +9,14 @@ import { join } from "node:path";
 import { Coordinator } from "../../lib/coordinator.ts";
 import type { PeerEvent } from "../../lib/peer/events.ts";
 import { History } from "../../lib/store/history.ts";
+import { encodeKey, loadOrCreateIdentity } from "../../lib/crypto/identity.ts";
+import { encodeBase64url } from "../../lib/protocol/base64url.ts";
 import { startPeer, type TestPeer } from "../support/peers.ts";
+import { fetchListRaw, SeedClient } from "../support/seed_client.ts";
 
 interface World {
   coordinator: Coordinator;
+  configDir: string;
   start(
     name: string,
     extra?: { giveUpAfterMs?: number },
@@ -33,6 +37,7 @@ async function world(fn: (w: World) => Promise<void>): Promise<void> {
   try {
     await fn({
       coordinator,
+      configDir,
       start: async (name, extra = {}) => {
         const history = await History.open({ username: name, configDir, dataDir });
         const started = await startPeer(coordinator, configDir, name, { history, ...extra })
@@ -110,20 +115,47 @@ Deno.test("mailbox: messages to an offline user are deposited, delivered in orde
 });
 
 Deno.test("mailbox: a message the link gives up on is deposited instead of undelivered", async () => {
-  await world(async ({ start }) => {
+  await world(async ({ start, coordinator, configDir }) => {
     const bob = await start("bob");
     const alice = await start("alice", { giveUpAfterMs: 1_000 });
     await alice.events.waitFor((e) => e.event === "online" && e.user === "bob");
     await bob.stop();
     await alice.events.waitFor((e) => e.event === "offline" && e.user === "bob", 10_000);
-    // bob was seen online: the link tries, gives up after 1 s, and the mailbox takes it
-    alice.peer.send("bob", "are you there?");
-    const e = await alice.events.waitFor((e) => e.event === "deposited", 10_000);
-    assert.equal(e.event === "deposited" && e.to, "bob");
-    assert.equal(of(alice.events.items, "undelivered").length, 0);
+    // bob's name comes back online with his key, but nothing answers there (a frozen client)
+    const ghost = await SeedClient.open({ host: "127.0.0.1", port: coordinator.udpPort });
+    try {
+      const key = encodeKey((await loadOrCreateIdentity({ username: "bob", configDir })).publicKey);
+      const secret = encodeBase64url(new Uint8Array(16).fill(7));
+      ghost.send(`login,bob,${ghost.endpoint},${key},${secret}`);
+      await ghost.next((t) => t.startsWith("Accept,"));
+      await fetchListRaw(coordinator.tcpPort);
+      await alice.events.waitFor((e) => e.event === "online" && e.user === "bob", 10_000);
+      // the link tries, gives up after 1 s, and the mailbox takes it
+      alice.peer.send("bob", "are you there?");
+      const e = await alice.events.waitFor((e) => e.event === "deposited", 10_000);
+      assert.equal(e.event === "deposited" && e.to, "bob");
+      assert.equal(of(alice.events.items, "undelivered").length, 0);
+    } finally {
+      await ghost.close();
+    }
     const bob2 = await start("bob");
     const m = await bob2.events.waitFor((e) => e.event === "message", 10_000);
     assert.ok(m.event === "message" && m.text === "are you there?" && m.via === "mailbox");
+  });
+});
+
+Deno.test("mailbox: a message to someone who went offline is deposited at once", async () => {
+  await world(async ({ start }) => {
+    const bob = await start("bob");
+    const alice = await start("alice");
+    await alice.events.waitFor((e) => e.event === "online" && e.user === "bob");
+    alice.peer.send("bob", "hi"); // bob's key is pinned by the handshake
+    await alice.events.waitFor((e) => e.event === "delivered", 10_000);
+    await bob.stop();
+    await alice.events.waitFor((e) => e.event === "offline" && e.user === "bob", 10_000);
+    alice.peer.send("bob", "see you later");
+    const e = await alice.events.waitFor((e) => e.event === "deposited", 5_000);
+    assert.ok(e.event === "deposited" && e.to === "bob" && !e.firstContact);
   });
 });
 
