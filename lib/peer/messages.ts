@@ -46,6 +46,8 @@ export class Messages {
   readonly #outgoing = new Outgoing();
   /** Unsettled messages by session id: to whom, and the message (uid, time, text). */
   readonly #unsettled = new Map<number, { to: string; uid: string; msg: ChatMessage }>();
+  /** This session's ids of our messages in mailboxes (`peer uid`), for their receipts. */
+  readonly #deposited = new Map<string, number>();
   #closing = false;
 
   constructor(options: MessagesOptions) {
@@ -138,7 +140,10 @@ export class Messages {
    */
   deposited(peer: string, uid: string, firstContact: boolean): void {
     const id = this.#idOf(peer, uid);
-    if (id !== undefined) this.#settle(id);
+    if (id !== undefined) {
+      this.#settle(id);
+      this.#deposited.set(`${peer} ${uid}`, id);
+    }
     this.#record(() => this.#o.log.settle(peer, uid, { state: "deposited", path: "mailbox" }));
     this.#o.emit({
       event: "deposited",
@@ -161,7 +166,9 @@ export class Messages {
   /** `peer` got these messages of ours from its mailbox (its receipt). */
   receipt(peer: string, uids: readonly string[]): void {
     for (const uid of uids) {
-      const id = this.#idOf(peer, uid);
+      const key = `${peer} ${uid}`;
+      const id = this.#idOf(peer, uid) ?? this.#deposited.get(key);
+      this.#deposited.delete(key);
       if (id !== undefined) this.#settle(id);
       this.#record(() => this.#o.log.settle(peer, uid, { state: "delivered", path: "mailbox" }));
       this.#o.emit({ event: "delivered", to: peer, id: id ?? 0, uid, via: "mailbox" });
