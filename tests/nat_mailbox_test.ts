@@ -3,7 +3,7 @@
 // public coordinator (TCP through her router); bob, back, gets it from there, through his; alice,
 // back, gets the receipt. Needs root; skipped with the reason otherwise, unless P2P_LAB=require.
 import assert from "node:assert/strict";
-import { type Host } from "./lab/netlab.ts";
+import type { Host } from "./lab/netlab.ts";
 import {
   exchange,
   labGate,
