@@ -71,7 +71,8 @@ async function demo(prefix: string): Promise<number> {
   await ensureCached();
   const keys = await Deno.makeTempDir({ prefix: "p2p-lab-demo-" });
   const run = (node: string, args: string) =>
-    `ip netns exec ${prefix}${node} env XDG_CONFIG_HOME=${keys} DENO_NO_UPDATE_CHECK=1 ` +
+    `ip netns exec ${prefix}${node} env XDG_CONFIG_HOME=${keys} XDG_DATA_HOME=${keys}/data ` +
+    `XDG_STATE_HOME=${keys}/state DENO_NO_UPDATE_CHECK=1 ` +
     `${Deno.execPath()} run -A ${ROOT}main.ts ${args}`;
   const serve = run("srv", "serve --host 0.0.0.0 --port 7000");
   const alice = run("a1", "chat alice@198.51.100.2:7000");

@@ -80,13 +80,26 @@ export async function readPrivateJson(
  */
 export async function looseFolderMode(path: string): Promise<string | undefined> {
   try {
-    const { mode } = await Deno.stat(path);
-    if (mode === null || (mode & 0o022) === 0) return undefined;
-    return (mode & 0o777).toString(8).padStart(3, "0");
+    return writableByOthers((await Deno.stat(path)).mode);
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) return undefined;
     throw error;
   }
+}
+
+/** {@linkcode looseFolderMode}, synchronously (for callers that open files synchronously). */
+export function looseFolderModeSync(path: string): string | undefined {
+  try {
+    return writableByOthers(Deno.statSync(path).mode);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return undefined;
+    throw error;
+  }
+}
+
+function writableByOthers(mode: number | null): string | undefined {
+  if (mode === null || (mode & 0o022) === 0) return undefined;
+  return (mode & 0o777).toString(8).padStart(3, "0");
 }
 
 /** Options for {@linkcode writePrivateJson}. */

@@ -111,7 +111,10 @@ export interface PairScenario {
   b: Host;
   /** Every NAT router of the scenario (A's side first). */
   routers: Router[];
-  /** `XDG_CONFIG_HOME` of both chats: their keys and pinned peers. */
+  /**
+   * `XDG_CONFIG_HOME` of both chats (their keys and pinned peers); `XDG_DATA_HOME` (history) and
+   * `XDG_STATE_HOME` (the coordinator's database) are its `data` and `state` folders.
+   */
   configHome: string;
   /** Processes started through {@linkcode startChat}; disposed by {@linkcode withPair}. */
   processes: LabProcess[];
@@ -341,7 +344,11 @@ export async function startChat(
   options: StartChatOptions = {},
 ): Promise<RunningChat> {
   const timeoutMs = options.timeoutMs ?? 60_000;
-  const env = { XDG_CONFIG_HOME: s.configHome };
+  const env = {
+    XDG_CONFIG_HOME: s.configHome,
+    XDG_DATA_HOME: `${s.configHome}/data`,
+    XDG_STATE_HOME: `${s.configHome}/state`,
+  };
   const server = new LabProcess(s.lab, s.srv, "serve", [
     "serve",
     "--host",

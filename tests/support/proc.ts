@@ -8,6 +8,23 @@ const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 export const TEST_CONFIG_HOME = Deno.makeTempDirSync({ prefix: "p2p-test-config-" });
 globalThis.addEventListener("unload", () => Deno.removeSync(TEST_CONFIG_HOME, { recursive: true }));
 
+/**
+ * The environment of a `p2p` process of the tests: keys in the run's config home, and data
+ * (history) and state (the coordinator's database) in fresh folders of their own, so that no test
+ * writes in the real home or /var/lib, and no process sees what another test left there. A test
+ * that restarts a process passes the same `XDG_DATA_HOME`/`XDG_STATE_HOME` to both runs.
+ */
+export function testEnv(env: Record<string, string> = {}): Record<string, string> {
+  const fresh = () => Deno.makeTempDirSync({ dir: TEST_CONFIG_HOME, prefix: "home-" });
+  return {
+    NO_COLOR: "1",
+    XDG_CONFIG_HOME: TEST_CONFIG_HOME,
+    XDG_DATA_HOME: env.XDG_DATA_HOME ?? fresh(),
+    XDG_STATE_HOME: env.XDG_STATE_HOME ?? fresh(),
+    ...env,
+  };
+}
+
 /** A running `p2p` process. */
 export class P2pProcess {
   readonly stdout = new Collector<string>();
@@ -24,7 +41,7 @@ export class P2pProcess {
       stdin: "piped",
       stdout: "piped",
       stderr: "piped",
-      env: { NO_COLOR: "1", XDG_CONFIG_HOME: TEST_CONFIG_HOME, ...options.env },
+      env: testEnv(options.env),
     }).spawn();
     this.#stdin = this.child.stdin.getWriter();
     this.#done = Promise.all([
@@ -91,7 +108,7 @@ export async function runP2p(
   const out = await new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", MAIN, ...args],
     stdin: "null",
-    env: { NO_COLOR: "1", XDG_CONFIG_HOME: TEST_CONFIG_HOME },
+    env: testEnv(),
   }).output();
   const dec = new TextDecoder();
   return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
