@@ -73,6 +73,8 @@ export async function runChat(options: ChatOptions): Promise<number> {
   const talk = new Conversations();
   let peer: Peer | undefined;
   const names = () => peer?.who().map((u) => u.user) ?? [];
+  /** Everyone seen online this session: a name typed in another case still means them. */
+  const seen = new Set<string>();
   let completer: ((line: string) => [string[], string]) | undefined;
   const rl = readline.createInterface({
     input: process.stdin,
@@ -111,7 +113,7 @@ export async function runChat(options: ChatOptions): Promise<number> {
   const error = (message: string) => ui.event({ event: "error", message });
   const handle = (p: Peer, line: string) => {
     const cmd = parseCommand(line);
-    const who = (typed: string) => talk.resolve(typed, names());
+    const who = (typed: string) => talk.resolve(typed, [...names(), ...seen]);
     switch (cmd.kind) {
       case "msg":
         p.send(who(cmd.to), cmd.text);
@@ -187,7 +189,10 @@ export async function runChat(options: ChatOptions): Promise<number> {
       keepaliveMs: options.keepaliveMs,
       configDir: options.configDir,
       accept: options.accept,
-      onEvent: (e) => ui.event(e),
+      onEvent: (e) => {
+        if (e.event === "online") seen.add(e.user);
+        ui.event(e);
+      },
     });
   } catch (err) {
     error(startError(err as Error, options.bind));
