@@ -184,8 +184,15 @@ export function terminalRenderer(rl: readline.Interface, options: TerminalOption
   const color = process.stdout.isTTY === true && !Deno.env.get("NO_COLOR");
   const editor = rl as unknown as Editor;
   const digest = new Digest();
-  // Readline measures the input with the same width.
-  const columns = () => process.stdout.columns || 80;
+  // The terminal's width now, asked of the terminal: stdout's `columns` lags a resize until
+  // its event is handled, and a redraw in between would clear the wrong rows.
+  const columns = () => {
+    try {
+      return Deno.consoleSize().columns || 80;
+    } catch {
+      return process.stdout.columns || 80;
+    }
+  };
   let detached = false;
   let queued: string[] = [];
   let flushTimer: ReturnType<typeof setTimeout> | undefined;
@@ -245,6 +252,8 @@ export function terminalRenderer(rl: readline.Interface, options: TerminalOption
   };
 
   if (interactive) {
+    // Readline measures the input with the same width.
+    Object.defineProperty(rl, "columns", { get: columns, configurable: true });
     rl.setPrompt(promptText());
     // A resize reflows the input (as tmux and most terminals do): the cursor's row in it is
     // then the one at the new width. Readline redraws on "resize" from where it thinks the
