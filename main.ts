@@ -14,7 +14,7 @@ import { Coordinator, DEFAULT_LIMITS, type Limits, resolveLimits } from "./lib/c
 import { resolveServer, UsageError } from "./lib/cli_args.ts";
 import { isIP } from "node:net";
 import type { Endpoint } from "./lib/protocol/endpoint.ts";
-import { runChat } from "./lib/ui/chat.ts";
+import { FULL_SCREEN_FROM, runChat } from "./lib/ui/chat.ts";
 import { ACCEPT_POLICIES, checkNat } from "./lib/peer.ts";
 import { join } from "node:path";
 import {
@@ -112,7 +112,7 @@ Options:
 
 const CHAT_HELP =
   `Usage: p2p chat NAME@HOST[:PORT] [--json] [--keepalive SECONDS] [--bind ADDR[:PORT]]
-                [--config DIR] [--accept anyone|known]
+                [--config DIR] [--accept anyone|known] [--plain]
 
 Logs in to the coordinator at HOST:PORT (default port 7000) as NAME, shows who is online, and
 sends messages directly to the other users.
@@ -135,6 +135,9 @@ Keys: Tab completes commands and names; Up/Down recall earlier lines; //TEXT sen
 
 Options:
   --json                JSON Lines on stdout (one object per event), for scripts
+  --plain               line by line, even in a terminal big enough for the full screen
+                        (from ${FULL_SCREEN_FROM.columns}×${FULL_SCREEN_FROM.rows}: the conversation, the people online beside it,
+                        a status row and the input row)
   --keepalive SECONDS   heartbeat interval (default 10)
   --bind ADDR[:PORT]    local address and port to use (default any)
   --config DIR          where keys live (default $XDG_CONFIG_HOME/p2p or ~/.config/p2p)
@@ -249,6 +252,7 @@ async function chat(args: string[]): Promise<number> {
       bind: { type: "string" },
       config: { type: "string" },
       accept: { type: "string", default: "anyone" },
+      plain: { type: "boolean", default: false },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -273,6 +277,7 @@ async function chat(args: string[]): Promise<number> {
     bind,
     keepaliveMs: secondsOption(values.keepalive, "--keepalive") * 1000,
     configDir: values.config,
+    plain: values.plain,
   });
 }
 

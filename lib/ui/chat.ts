@@ -18,6 +18,8 @@ import { type Endpoint, formatEndpoint } from "../protocol/endpoint.ts";
 import { type AcceptPolicy, Peer } from "../peer.ts";
 import { COMMAND_HELP, parseCommand } from "./commands.ts";
 import { Conversations } from "./conversations.ts";
+import { silentOutput } from "./screen.ts";
+import { terminalSize } from "./surface.ts";
 import { type Renderer, terminalRenderer } from "./terminal.ts";
 
 /** Options for {@linkcode runChat}. */
@@ -31,7 +33,12 @@ export interface ChatOptions {
   configDir?: string;
   /** Who may start a conversation with us; default `anyone`. */
   accept?: AcceptPolicy;
+  /** Line by line even in a terminal big enough for the full screen. */
+  plain?: boolean;
 }
+
+/** The smallest terminal the full screen takes; smaller ones get the line mode. */
+export const FULL_SCREEN_FROM = { columns: 100, rows: 20 } as const;
 
 /** Signals that end the chat, each after logging out. */
 const QUIT_SIGNALS: readonly Deno.Signal[] = ["SIGINT", "SIGTERM", "SIGHUP"];
@@ -70,6 +77,9 @@ function startError(err: Error & { code?: string }, bind: Endpoint | undefined):
 export async function runChat(options: ChatOptions): Promise<number> {
   const interactive = !options.json && process.stdin.isTTY === true &&
     process.stdout.isTTY === true;
+  const size = interactive ? terminalSize() : undefined;
+  const fullScreen = !options.plain && size !== undefined &&
+    size.columns >= FULL_SCREEN_FROM.columns && size.rows >= FULL_SCREEN_FROM.rows;
   const talk = new Conversations();
   let peer: Peer | undefined;
   const names = () => peer?.who().map((u) => u.user) ?? [];
@@ -78,7 +88,8 @@ export async function runChat(options: ChatOptions): Promise<number> {
   let completer: ((line: string) => [string[], string]) | undefined;
   const rl = readline.createInterface({
     input: process.stdin,
-    output: interactive ? process.stdout : undefined,
+    // The full screen draws the input row itself; readline only edits it.
+    output: fullScreen ? silentOutput() : interactive ? process.stdout : undefined,
     terminal: interactive,
     completer: interactive ? (line: string) => completer!(line) : undefined,
   });
@@ -86,7 +97,7 @@ export async function runChat(options: ChatOptions): Promise<number> {
   let ui: Renderer;
   if (options.json) ui = jsonRenderer();
   else {
-    const terminal = terminalRenderer(rl, { interactive, talk, names });
+    const terminal = terminalRenderer(rl, { interactive, fullScreen, talk, names });
     completer = terminal.completer;
     submitted = terminal.submitted;
     ui = terminal;
@@ -172,7 +183,7 @@ export async function runChat(options: ChatOptions): Promise<number> {
     submitted(line);
     if (peer) handle(peer, line);
     else pending.push(line); // typed (or piped) before the login finished
-    if (interactive) rl.prompt(true); // a line that shows nothing keeps its prompt too
+    if (interactive && !fullScreen) rl.prompt(true); // a line that shows nothing keeps its prompt
   });
   rl.on("close", () => requestQuit("drain"));
 

@@ -21,6 +21,15 @@ import { COMMAND_HELP } from "./commands.ts";
 import { complete } from "./completion.ts";
 import type { Conversations } from "./conversations.ts";
 import { Digest, type Shown } from "./digest.ts";
+import { fullScreen } from "./screen.ts";
+import {
+  type Editor,
+  type Style,
+  type Surface,
+  type SurfaceContext,
+  terminalSize,
+  terminalWriter,
+} from "./surface.ts";
 import { textWidth, wrapText } from "./text_width.ts";
 
 /** Shows a peer's events, the help text and our own notes. */
@@ -35,8 +44,6 @@ export interface Renderer {
   detach(): void;
   close(): void;
 }
-
-type Style = Parameters<typeof styleText>[0];
 
 // deno-lint-ignore no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g;
@@ -159,59 +166,26 @@ const OTHER = "» ";
 export interface TerminalOptions {
   /** A person at a terminal (readline edits the input line), or a pipe. */
   interactive: boolean;
+  /** The whole screen: conversation, online list beside it, status and input rows. */
+  fullScreen?: boolean;
   /** The conversations: the current one, unread counts. */
   talk: Conversations;
-  /** Who is online, for Tab completion. */
+  /** Who is online, for Tab completion and the online list. */
   names?: () => Iterable<string>;
 }
 
-/** Readline's own fields this renderer reads and sets (public in Node.js, not typed). */
-interface Editor {
-  line: string;
-  cursor: number;
-  /** The row of the input the cursor is on, as readline last drew it (from the prompt's). */
-  prevRows: number;
-}
-
-/** A renderer writing to stdout, above the readline prompt when `interactive`. */
-export function terminalRenderer(rl: readline.Interface, options: TerminalOptions): Renderer & {
-  /** Tab: completes the input line (readline's completer, doing the edit itself). */
-  completer(line: string): [string[], string];
-  /** The user pressed Enter on `line`: its echo is erased, the event for it says what it did. */
-  submitted(line: string): void;
-} {
-  const { interactive, talk } = options;
-  const color = process.stdout.isTTY === true && !Deno.env.get("NO_COLOR");
+/** Line mode: each line printed above the input, which readline draws and edits. */
+function lineSurface(context: SurfaceContext, interactive: boolean): Surface {
+  const { rl, color } = context;
   const editor = rl as unknown as Editor;
-  const digest = new Digest();
-  // The terminal's width now, asked of the terminal: stdout's `columns` lags a resize until
-  // its event is handled, and a redraw in between would clear the wrong rows.
-  const columns = () => {
-    try {
-      return Deno.consoleSize().columns || 80;
-    } catch {
-      return process.stdout.columns || 80;
-    }
-  };
-  let detached = false;
+  const out = terminalWriter();
+  const columns = () => terminalSize().columns;
   let queued: string[] = [];
   let flushTimer: ReturnType<typeof setTimeout> | undefined;
 
-  const write = (text: string) => {
-    if (detached) return;
-    try {
-      process.stdout.write(text);
-    } catch {
-      detached = true; // the terminal is gone (SIGHUP); logging out goes on
-    }
-  };
-  const promptText = () => {
-    const unread = talk.unread().map(([u, n]) => `${sanitize(u)} ${n}`).join(", ");
-    return (unread ? `[${unread}] ` : "") + `${sanitize(talk.target ?? "")}> `;
-  };
   const redrawPrompt = () => {
     editor.prevRows = 0;
-    rl.setPrompt(color ? styleText("bold", promptText()) : promptText());
+    rl.setPrompt(color ? styleText("bold", context.prompt()) : context.prompt());
     rl.prompt(true);
   };
   // Prints the queued lines above the input: up to the input's first row, clear to the end of
@@ -220,41 +194,15 @@ export function terminalRenderer(rl: readline.Interface, options: TerminalOption
     flushTimer = undefined;
     if (queued.length === 0) return;
     const rows = rl.getCursorPos().rows;
-    write((rows > 0 ? `\x1b[${rows}A` : "") + "\r\x1b[J" + queued.join("\r\n") + "\r\n");
+    out.write((rows > 0 ? `\x1b[${rows}A` : "") + "\r\x1b[J" + queued.join("\r\n") + "\r\n");
     queued = [];
     redrawPrompt();
-  };
-  const print = (text: string, style: Style | undefined, when: Date) => {
-    const stamp = `[${formatStamp(when)}] `;
-    if (!interactive) {
-      write(stamp + (color && style ? styleText(style, text) : text) + "\n");
-      return;
-    }
-    const indent = textWidth(stamp);
-    const rows = wrapText(stamp + text, columns(), indent).map((row, i) => {
-      const body = i === 0 ? row.slice(stamp.length) : row;
-      const styled = color && style ? styleText(style, body) : body;
-      return i === 0 ? stamp + styled : " ".repeat(indent) + styled;
-    });
-    queued.push(...rows);
-    // One redraw for a burst of lines (a hundred messages arriving at once).
-    flushTimer ??= setTimeout(flush, 0);
-  };
-  const show = (shown: Shown) => {
-    if ("summary" in shown) {
-      print(sanitize(shown.summary), STYLES[shown.kind], new Date());
-      return;
-    }
-    const e = shown.event;
-    const other = talk.note(e);
-    const text = sanitize(describeEvent(e, { unread: (u) => talk.unreadFrom(u) }));
-    print(other ? OTHER + text : text, other ? "dim" : STYLES[e.event], eventTime(e));
   };
 
   if (interactive) {
     // Readline measures the input with the same width.
     Object.defineProperty(rl, "columns", { get: columns, configurable: true });
-    rl.setPrompt(promptText());
+    rl.setPrompt(context.prompt());
     // A resize reflows the input (as tmux and most terminals do): the cursor's row in it is
     // then the one at the new width. Readline redraws on "resize" from where it thinks the
     // input starts; this runs first, so that it starts from the right row.
@@ -266,7 +214,85 @@ export function terminalRenderer(rl: readline.Interface, options: TerminalOption
   }
 
   return {
+    add: (stamp, text, style) => {
+      if (!interactive) {
+        out.write(stamp + (color && style ? styleText(style, text) : text) + "\n");
+        return;
+      }
+      const indent = textWidth(stamp);
+      const rows = wrapText(stamp + text, columns(), indent).map((row, i) => {
+        const body = i === 0 ? row.slice(stamp.length) : row;
+        const styled = color && style ? styleText(style, body) : body;
+        return i === 0 ? stamp + styled : " ".repeat(indent) + styled;
+      });
+      queued.push(...rows);
+      // One redraw for a burst of lines (a hundred messages arriving at once).
+      flushTimer ??= setTimeout(flush, 0);
+    },
+    input: () => {
+      if (interactive && queued.length === 0) rl.prompt(true);
+    },
+    submitted: (line) => {
+      if (!interactive) return;
+      // Readline moved below the input (a row more when it ended on a row's last column); its
+      // rows go, and what the line did is shown as events.
+      const rows = Math.floor(textWidth(context.prompt() + line) / columns()) + 1;
+      out.write(`\x1b[${rows}A\r\x1b[J`);
+      editor.prevRows = 0;
+    },
+    detach: out.detach,
+    close: () => {
+      clearTimeout(flushTimer);
+      flush();
+      if (interactive) out.write("\n");
+    },
+  };
+}
+
+/** A renderer writing to the terminal: line by line, or as a full screen. */
+export function terminalRenderer(rl: readline.Interface, options: TerminalOptions): Renderer & {
+  /** Tab: completes the input line (readline's completer, doing the edit itself). */
+  completer(line: string): [string[], string];
+  /** The user pressed Enter on `line`: its echo is erased, the event for it says what it did. */
+  submitted(line: string): void;
+} {
+  const { interactive, talk } = options;
+  const color = process.stdout.isTTY === true && !Deno.env.get("NO_COLOR");
+  const editor = rl as unknown as Editor;
+  const digest = new Digest();
+  const names = () => options.names?.() ?? [];
+  let me = "";
+  const context: SurfaceContext = {
+    rl,
+    color,
+    talk,
+    names,
+    me: () => me,
+    prompt: () => {
+      const unread = talk.unread().map(([u, n]) => `${sanitize(u)} ${n}`).join(", ");
+      return (unread ? `[${unread}] ` : "") + `${sanitize(talk.target ?? "")}> `;
+    },
+  };
+  const surface = options.fullScreen && interactive
+    ? fullScreen(context)
+    : lineSurface(context, interactive);
+
+  const print = (text: string, style: Style | undefined, when: Date) =>
+    surface.add(`[${formatStamp(when)}] `, text, style);
+  const show = (shown: Shown) => {
+    if ("summary" in shown) {
+      print(sanitize(shown.summary), STYLES[shown.kind], new Date());
+      return;
+    }
+    const e = shown.event;
+    const other = talk.note(e);
+    const text = sanitize(describeEvent(e, { unread: (u) => talk.unreadFrom(u) }));
+    print(other ? OTHER + text : text, other ? "dim" : STYLES[e.event], eventTime(e));
+  };
+
+  return {
     event: (e) => {
+      if (e.event === "ready") me = sanitize(`${e.user} on ${e.server}`);
       for (const shown of digest.take(e)) show(shown);
     },
     sendingToAll: (text, send) => {
@@ -291,35 +317,23 @@ export function terminalRenderer(rl: readline.Interface, options: TerminalOption
         print(`${backlog.length} unread from ${sanitize(user!)}:`, "cyan", now);
       }
       for (const e of backlog) show({ event: e });
+      surface.input();
     },
     help: () => {
       for (const line of COMMAND_HELP) print(line, undefined, new Date());
     },
     completer: (line) => {
-      const done = complete({ line, cursor: editor.cursor, names: options.names?.() ?? [] });
+      const done = complete({ line, cursor: editor.cursor, names: names() });
       if (done.candidates.length > 1) print(done.candidates.join("  "), "gray", new Date());
       if (done.line !== line) {
         editor.line = done.line;
         editor.cursor = done.cursor;
-        if (queued.length === 0) rl.prompt(true);
+        surface.input();
       }
       return [[], line]; // the edit is made: readline has nothing to add
     },
-    submitted: (line) => {
-      if (!interactive) return;
-      // Readline moved below the input (a row more when it ended on a row's last column); its
-      // rows go, and what the line did is shown as events.
-      const rows = Math.floor(textWidth(promptText() + line) / columns()) + 1;
-      write(`\x1b[${rows}A\r\x1b[J`);
-      editor.prevRows = 0;
-    },
-    detach: () => {
-      detached = true;
-    },
-    close: () => {
-      clearTimeout(flushTimer);
-      flush();
-      if (interactive) write("\n");
-    },
+    submitted: (line) => surface.submitted(line),
+    detach: () => surface.detach(),
+    close: () => surface.close(),
   };
 }

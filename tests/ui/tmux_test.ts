@@ -30,11 +30,16 @@ class Tmux {
     return decoder.decode(out.stdout);
   }
 
-  start(command: string[], env: Record<string, string>): Promise<string> {
+  start(
+    command: string[],
+    env: Record<string, string>,
+    size = { columns: 80, rows: 24 },
+  ): Promise<string> {
     const quote = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`;
     const vars = Object.entries(env).map(([k, v]) => `${k}=${quote(v)}`);
     const shell = `env ${vars.join(" ")} ${command.map(quote).join(" ")}`;
-    return this.run("new-session", "-d", "-x", "80", "-y", "24", shell);
+    const { columns, rows } = size;
+    return this.run("new-session", "-d", "-x", String(columns), "-y", String(rows), shell);
   }
 
   /** Types `text` literally (no key names). */
@@ -74,8 +79,8 @@ class Tmux {
    * SIGWINCH) a moment later; a real terminal does both together. The pause leaves that moment
    * out of the test.
    */
-  async resize(columns: number): Promise<void> {
-    await this.run("resize-window", "-x", String(columns));
+  async resize(columns: number, rows?: number): Promise<void> {
+    await this.run("resize-window", "-x", String(columns), ...(rows ? ["-y", String(rows)] : []));
     await sleep(500);
   }
 
@@ -236,6 +241,102 @@ Deno.test({
           );
         },
       );
+    } finally {
+      await tmux.kill();
+      await bob.dispose();
+      await carol.dispose();
+      await serve.dispose();
+    }
+  },
+});
+
+Deno.test({
+  name: "the full screen in tmux (120×30): the online list beside, unread counts, resize, exit",
+  ignore: !hasTmux,
+  fn: async () => {
+    const { proc: serve, port } = await startServe(["--tcp-port", "0"]);
+    const server = `127.0.0.1:${port}`;
+    const bob = new P2pProcess(["chat", `bob@${server}`, "--json"]);
+    const carol = new P2pProcess(["chat", `carol@${server}`, "--json"]);
+    const tmux = new Tmux();
+    try {
+      await bob.event((e) => e.event === "ready", 15_000);
+      await carol.event((e) => e.event === "ready", 15_000);
+      // A shell stays when the chat exits, to show what it left on the normal screen.
+      await tmux.start([
+        "sh",
+        "-c",
+        `"$0" run -A "$1" chat "$2"; sleep 60`,
+        Deno.execPath(),
+        MAIN,
+        `alice@${server}`,
+      ], {
+        ...testEnv(),
+        TERM: "xterm-256color",
+        PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
+      }, { columns: 120, rows: 30 });
+      const side = (rows: string[]) => rows.map((r) => r.split("│")[1]?.trim() ?? "");
+      await tmux.waitFor(
+        "the online list",
+        (rows) =>
+          side(rows).includes("online (2)") && side(rows).includes("bob") &&
+          side(rows).includes("carol"),
+      );
+
+      await tmux.type("/chat bob");
+      await tmux.key("Enter");
+      await tmux.waitFor(
+        "bob's conversation",
+        (rows) =>
+          side(rows).includes("▸bob") && rows.at(-1)!.trimEnd() === "bob>" &&
+          rows.at(-2)!.includes("talking to bob"),
+      );
+      // An input longer than the row scrolls sideways; messages arrive above it meanwhile.
+      const long = "typed into the input row, longer than the screen is wide, so that the row " +
+        "scrolls sideways to keep the cursor in view while three messages arrive — 你好";
+      await tmux.type(long);
+      await tmux.waitFor("typed", (rows) => rows.at(-1)!.trimEnd().endsWith("你好"));
+      for (let i = 1; i <= 3; i++) await carol.write(`/msg alice from carol ${i}`);
+      const rows = await tmux.waitFor(
+        "carol's messages, counted",
+        (rows) =>
+          [1, 2, 3].every((i) => rows.some((r) => r.includes(`» carol: from carol ${i}`))) &&
+          side(rows).includes("carol (3)"),
+      );
+      assert.equal(rows.length, 30);
+      await tmux.key("Enter");
+      const got = await bob.event((e) => e.event === "message" && e.from === "alice", 15_000);
+      assert.equal(got.text, long);
+
+      // Narrower than the list needs: it goes; wider again: it is back. Nothing is lost.
+      await tmux.resize(60, 20);
+      await bob.write("/msg alice while narrow");
+      await tmux.waitFor(
+        "narrow",
+        (rows) =>
+          rows.some((r) => r.includes("bob: while narrow")) && !rows.some((r) => r.includes("│")),
+      );
+      await tmux.resize(120, 30);
+      await tmux.waitFor(
+        "wide",
+        (rows) =>
+          side(rows).includes("carol (3)") && rows.some((r) => r.includes("bob: while narrow")) &&
+          rows.some((r) => r.includes("» carol: from carol 1")),
+      );
+
+      await tmux.type("/quit");
+      await tmux.key("Enter");
+      // The normal screen again, with the conversation in it.
+      const after = await tmux.waitFor(
+        "the conversation left on exit",
+        (rows) =>
+          !rows.some((r) => r.includes("│")) && rows.some((r) => r.includes("bob: while narrow")),
+        {
+          history: true,
+        },
+      );
+      assert.ok(after.some((r) => r.includes("» carol: from carol 3")));
+      await serve.stderr.waitFor((l) => /logout alice/.test(l), 10_000, "alice's logout");
     } finally {
       await tmux.kill();
       await bob.dispose();
