@@ -104,7 +104,8 @@ export function fullScreen(context: SurfaceContext): Surface {
     const wrapped: string[] = [];
     for (const line of lines.slice(-(paneRows + back))) {
       const indent = textWidth(line.stamp);
-      wrapText(line.stamp + line.text, paneWidth, indent).forEach((row, i) => {
+      // A column of margin before the online list.
+      wrapText(line.stamp + line.text, paneWidth - (side > 0 ? 1 : 0), indent).forEach((row, i) => {
         const head = i === 0 ? line.stamp : " ".repeat(indent);
         const body = i === 0 ? row.slice(line.stamp.length) : row;
         wrapped.push(head + style(line.style, fit(body, paneWidth - indent)));
