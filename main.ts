@@ -223,12 +223,9 @@ async function serve(args: string[]): Promise<number> {
     limits,
     batchMs,
   });
-  console.error(
-    `${new Date().toISOString()} p2p ${VERSION} coordinator on ${values.host} ` +
-      `UDP ${coordinator.udpPort}, TCP ${coordinator.tcpPort}, peer timeout ${timeout} s, ` +
-      `up to ${limits.maxUsers} users`,
-  );
-  await new Promise<void>((resolve) => {
+  // Listening for the signals before saying we listen: a Ctrl-C right after must still stop us
+  // cleanly (exit 0), not kill us.
+  const stopped = new Promise<void>((resolve) => {
     const stop = () => {
       Deno.removeSignalListener("SIGINT", stop);
       Deno.removeSignalListener("SIGTERM", stop);
@@ -237,6 +234,12 @@ async function serve(args: string[]): Promise<number> {
     Deno.addSignalListener("SIGINT", stop);
     Deno.addSignalListener("SIGTERM", stop);
   });
+  console.error(
+    `${new Date().toISOString()} p2p ${VERSION} coordinator on ${values.host} ` +
+      `UDP ${coordinator.udpPort}, TCP ${coordinator.tcpPort}, peer timeout ${timeout} s, ` +
+      `up to ${limits.maxUsers} users`,
+  );
+  await stopped;
   await coordinator.close();
   console.error(`${new Date().toISOString()} coordinator stopped`);
   return 0;

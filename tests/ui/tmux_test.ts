@@ -147,6 +147,16 @@ Deno.test({
             assert.equal(after.filter((r) => r.endsWith(`bob: arriving ${i}`)).length, 1);
           }
           assert.equal(input(after), ">");
+          // An empty line, and one of spaces only: the prompt stays, and nothing else changes.
+          const shown = (rows: string[]) => rows.slice(0, -1).filter((r) => r.trim() !== "");
+          await tmux.key("Enter");
+          await tmux.type("   ");
+          await tmux.key("Enter");
+          await tmux.type("still here");
+          const kept = await tmux.waitFor("the prompt", (rows) => input(rows) === "> still here");
+          assert.deepEqual(shown(kept).slice(-3), shown(after).slice(-3));
+          await tmux.key("C-u");
+          await tmux.waitFor("an empty input", (rows) => input(rows) === ">");
         },
       );
 
