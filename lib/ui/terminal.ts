@@ -1,10 +1,12 @@
 /**
- * The human front end, line by line: each event is one readable line (wrapped between words to
- * the terminal's width), printed above the input line; the prompt shows the current
- * conversation and the unread counts. Printing clears every row the input takes (a long input
- * wraps onto several) before writing and redraws it after, so that nothing is lost or drawn
- * twice, whatever the input's length, its wide characters, a resize or a burst of messages.
- * Colour unless `NO_COLOR` is set or stdout is not a terminal.
+ * The human front end: each event becomes one readable line (time stamp, text, colour; lines of
+ * other conversations marked), and the prompt shows the current conversation and the unread
+ * counts. The lines go to the full screen (`screen.ts`) in a big enough terminal, else to the line
+ * mode here: each line wrapped between words to the terminal's width and printed above the input
+ * line. Printing clears every row the input takes (a long input wraps onto several) before
+ * writing and redraws it after, so that nothing is lost or drawn twice, whatever the input's
+ * length, its wide characters, a resize or a burst of messages. Colour unless `NO_COLOR` is set
+ * or stdout is not a terminal.
  *
  * @example
  * ```ts
