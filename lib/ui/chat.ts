@@ -202,6 +202,7 @@ export async function runChat(options: ChatOptions): Promise<number> {
       accept: options.accept,
       onEvent: (e) => {
         if (e.event === "online") seen.add(e.user);
+        talk.note(e); // who wrote last, unread counts: for --json as for the terminal
         ui.event(e);
       },
     });

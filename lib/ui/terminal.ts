@@ -287,7 +287,7 @@ export function terminalRenderer(rl: readline.Interface, options: TerminalOption
       return;
     }
     const e = shown.event;
-    const other = talk.note(e);
+    const other = talk.elsewhere(e); // counted as unread by the chat, which noted it first
     const text = sanitize(describeEvent(e, { unread: (u) => talk.unreadFrom(u) }));
     print(other ? OTHER + text : text, other ? "dim" : STYLES[e.event], eventTime(e));
   };

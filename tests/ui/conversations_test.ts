@@ -57,3 +57,16 @@ Deno.test("names resolve case-insensitively when that is unambiguous", () => {
   talk.note(msg("Dave", "hi"));
   assert.equal(talk.resolve("dave", []), "Dave", "who wrote to us counts, online or not");
 });
+
+Deno.test("elsewhere asks without counting: a backlog shown again changes nothing", () => {
+  const talk = new Conversations();
+  talk.open("bob");
+  const e = msg("carol", "hi");
+  assert.equal(talk.elsewhere(e), true);
+  assert.deepEqual(talk.unread(), []);
+  talk.note(e);
+  talk.note(msg("bob", "latest"));
+  const backlog = talk.open("carol");
+  for (const old of backlog) assert.equal(talk.elsewhere(old), false);
+  assert.equal(talk.lastFrom, "bob");
+});
