@@ -11,6 +11,8 @@
 import { parseArgs } from "node:util";
 import denoJson from "./deno.json" with { type: "json" };
 import { Coordinator, DEFAULT_LIMITS, type Limits, resolveLimits } from "./lib/coordinator.ts";
+import { defaultDataDir } from "./lib/coordinator/store.ts";
+import { DatabaseError } from "./lib/store/database.ts";
 import { resolveServer, UsageError } from "./lib/cli_args.ts";
 import { isIP } from "node:net";
 import type { Endpoint } from "./lib/protocol/endpoint.ts";
@@ -25,6 +27,7 @@ import {
   userDir,
 } from "./lib/crypto/identity.ts";
 import { normalizeUsername, usernameProblem } from "./lib/protocol/username.ts";
+import { PassphraseError, promptPassphrase } from "./lib/ui/passphrase.ts";
 
 const VERSION = denoJson.version;
 
@@ -44,11 +47,17 @@ Run 'p2p COMMAND --help' for a command's options.`;
 /** The limits' defaults, for the help text. */
 const D = DEFAULT_LIMITS;
 
-const SERVE_HELP = `Usage: p2p serve [--host ADDR] [--port N] [--peer-timeout SECONDS] [limits]
+const SERVE_HELP = `Usage: p2p serve [--host ADDR] [--port N] [--peer-timeout SECONDS] [--data DIR]
+                 [--name-ttl DAYS] [limits]
 
 Runs the coordinator: UDP for logins, logouts, heartbeats and presence broadcasts, TCP (same port
 number) for the online list. Logs one line per login, logout and expiry on stderr, and a line
 when a limit is hit. On SIGINT or SIGTERM it tells the online users (Bye), closes, and exits 0.
+
+A name belongs to the key that first brought it online: a login with another key is refused
+("name belongs to another key"), and the owner's key takes it over at once from a stale session
+of its own (after proving the key). The registrations and the coordinator's own key are kept in
+DIR/coordinator.db.
 
 Options:
   --host ADDR             address to listen on (default 0.0.0.0)
@@ -56,6 +65,9 @@ Options:
   --tcp-port N            TCP port of the list service, if it must differ
   --peer-timeout SECONDS  drop a user silent this long (default 45)
   --batch-ms MS           longest pause between two batches of presence changes (default 250)
+  --data DIR              where the database lives (default $XDG_STATE_HOME/p2p if set, else
+                          /var/lib/p2p as root, else ~/.local/state/p2p); created with mode 0700
+  --name-ttl DAYS         a name unused this long may be taken by another key (default 180)
   -h, --help              show this help
 
 Limits ("per address": per IPv4 address, or per IPv6 /64):
@@ -112,13 +124,19 @@ Options:
 
 const CHAT_HELP =
   `Usage: p2p chat NAME@HOST[:PORT] [--json] [--keepalive SECONDS] [--bind ADDR[:PORT]]
-                [--config DIR] [--accept anyone|known] [--plain]
+                [--config DIR] [--accept anyone|known] [--data DIR] [--passphrase]
+                [--no-history] [--plain]
 
 Logs in to the coordinator at HOST:PORT (default port 7000) as NAME, shows who is online, and
 sends messages directly to the other users.
 
 Messages are end-to-end encrypted (Noise XX) and acknowledged; a peer's key is pinned the first
 time you talk, and a changed key stops sending until you accept it.
+
+Every message sent and received is kept in your history, encrypted, under
+$XDG_DATA_HOME/p2p (default ~/.local/share/p2p); its key is beside your identity, or comes from
+a passphrase. The chat starts with the last lines with each contact. Messages not delivered when
+the chat stops stay pending and are sent at the next start, once the recipient is online.
 
 Commands (typed, or one per line on stdin; command words and names in any case):
   /chat USER            talk to USER: plain lines go to them (alias /query)
@@ -129,6 +147,8 @@ Commands (typed, or one per line on stdin; command words and names in any case):
   /who                  who is online, the path to each, and unread messages
   /fingerprint [USER]   show USER's key fingerprint and your safety number (or yours)
   /trust USER           accept USER's changed key
+  /history USER [N]     show the last N (default 20) messages with USER
+  /search TEXT          show the messages that contain TEXT
   /help                 show the commands
   /quit                 log out and leave (also Ctrl-C, end of input, SIGTERM, SIGHUP)
 Keys: Tab completes commands and names; Up/Down recall earlier lines; //TEXT sends /TEXT.
@@ -144,6 +164,11 @@ Options:
   --accept anyone|known who may start a conversation with you: anyone online (default; at most
                         10 new people a minute), or only known users (whose key you pinned when
                         you talked before) and those you write to
+  --data DIR            where the history lives (default $XDG_DATA_HOME/p2p or
+                        ~/.local/share/p2p)
+  --passphrase          ask for a passphrase to encrypt the history with (on the terminal;
+                        scripts set P2P_PASSPHRASE); a history made with one always needs it
+  --no-history          keep no history: nothing is written, nothing pending survives a restart
   -h, --help            show this help`;
 
 async function serve(args: string[]): Promise<number> {
@@ -154,6 +179,8 @@ async function serve(args: string[]): Promise<number> {
       port: { type: "string", default: "7000" },
       "tcp-port": { type: "string" },
       "peer-timeout": { type: "string", default: "45" },
+      data: { type: "string" },
+      "name-ttl": { type: "string", default: "180" },
       "batch-ms": { type: "string" },
       "max-users": { type: "string" },
       "max-pending": { type: "string" },
@@ -215,14 +242,31 @@ async function serve(args: string[]): Promise<number> {
     ? undefined
     : portOption(values["tcp-port"], "--tcp-port", true);
   const timeout = secondsOption(values["peer-timeout"], "--peer-timeout");
-  const coordinator = await Coordinator.start({
-    host: values.host,
-    port,
-    tcpPort,
-    peerTimeoutMs: timeout * 1000,
-    limits,
-    batchMs,
-  });
+  const ttlDays = Number(values["name-ttl"]);
+  if (!/^[0-9]+(\.[0-9]+)?$/.test(values["name-ttl"]) || ttlDays <= 0) {
+    throw new UsageError(
+      `--name-ttl must be a number of days above 0, not "${values["name-ttl"]}"`,
+    );
+  }
+  let coordinator: Coordinator;
+  let dataDir: string;
+  try {
+    dataDir = values.data ?? defaultDataDir();
+    coordinator = await Coordinator.start({
+      host: values.host,
+      port,
+      tcpPort,
+      peerTimeoutMs: timeout * 1000,
+      limits,
+      batchMs,
+      dataDir,
+      nameTtlMs: ttlDays * 24 * 3600 * 1000,
+    });
+  } catch (err) {
+    if (!(err instanceof DatabaseError)) throw err;
+    console.error(err.message);
+    return 1;
+  }
   // Listening for the signals before saying we listen: a Ctrl-C right after must still stop us
   // cleanly (exit 0), not kill us.
   const stopped = new Promise<void>((resolve) => {
@@ -238,6 +282,10 @@ async function serve(args: string[]): Promise<number> {
     `${new Date().toISOString()} p2p ${VERSION} coordinator on ${values.host} ` +
       `UDP ${coordinator.udpPort}, TCP ${coordinator.tcpPort}, peer timeout ${timeout} s, ` +
       `up to ${limits.maxUsers} users`,
+  );
+  console.error(
+    `${new Date().toISOString()} data in ${dataDir}: ${coordinator.owners.size} names ` +
+      `registered; coordinator key ${fingerprint(coordinator.store.keyPair.publicKey)}`,
   );
   await stopped;
   await coordinator.close();
@@ -255,6 +303,9 @@ async function chat(args: string[]): Promise<number> {
       bind: { type: "string" },
       config: { type: "string" },
       accept: { type: "string", default: "anyone" },
+      data: { type: "string" },
+      passphrase: { type: "boolean", default: false },
+      "no-history": { type: "boolean", default: false },
       plain: { type: "boolean", default: false },
       help: { type: "boolean", short: "h" },
     },
@@ -272,7 +323,14 @@ async function chat(args: string[]): Promise<number> {
   if (!accept) {
     throw new UsageError(`--accept takes anyone or known, not "${values.accept}"`);
   }
+  if (values["no-history"] && (values.passphrase || values.data !== undefined)) {
+    throw new UsageError("--no-history keeps no history: leave out --data and --passphrase");
+  }
+  const passphrase = values.passphrase
+    ? await promptPassphrase(`Passphrase for ${username}'s history: `)
+    : Deno.env.get("P2P_PASSPHRASE") || undefined;
   return await runChat({
+    history: values["no-history"] ? false : { dataDir: values.data, passphrase },
     accept,
     server,
     username,
@@ -419,7 +477,7 @@ export async function main(args: string[]): Promise<number> {
     }
   } catch (err) {
     const e = err as Error & { code?: string };
-    if (err instanceof IdentityError) {
+    if (err instanceof IdentityError || err instanceof PassphraseError) {
       console.error(`p2p: ${e.message}`);
       return 1;
     }

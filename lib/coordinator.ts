@@ -12,6 +12,9 @@
  * - `list_service.ts`: the TCP list fetch that admits pending logins;
  * - `presence_outbox.ts`: presence changes batched by `fanout.ts`, sent in rounds and slices, with
  *   a pause in proportion to each flush, and the version `Alive` reports;
+ * - `store.ts`: the data directory, its database (`schema.ts`) and the coordinator's static key;
+ *   `name_owners.ts` (which key owns each name, kept there) and `login_challenges.ts` (the proof
+ *   of key a takeover needs);
  * - `registry.ts` (who is online) with `name_quota.ts` (names per address), `relay.ts` (relay
  *   budgets per pair, user and address), `limits.ts` and `address_budget.ts` (limits),
  *   `server_log.ts` and `stats.ts` (what it tells).
@@ -31,6 +34,9 @@ import { type Clock, realClock, type TimerId } from "./clock.ts";
 import { AddressBudget } from "./coordinator/address_budget.ts";
 import { type Limits, resolveLimits } from "./coordinator/limits.ts";
 import { ListService } from "./coordinator/list_service.ts";
+import { LoginChallenges } from "./coordinator/login_challenges.ts";
+import { NameOwners } from "./coordinator/name_owners.ts";
+import { type CoordinatorStore, openCoordinatorStore } from "./coordinator/store.ts";
 import { PresenceOutbox } from "./coordinator/presence_outbox.ts";
 import { Registry } from "./coordinator/registry.ts";
 import { RelayPolicy } from "./coordinator/relay.ts";
@@ -78,6 +84,13 @@ export interface CoordinatorOptions {
   batchMs?: number;
   /** Time for every timer, timeout and rate; default {@linkcode realClock}. */
   clock?: Clock;
+  /**
+   * Where the database (names owned by keys) and the static key are kept (`p2p serve --data`);
+   * none: in memory, forgotten at close.
+   */
+  dataDir?: string;
+  /** A name's registration unused this long lapses; default 180 days. */
+  nameTtlMs?: number;
 }
 
 /** The rooms a coordinator is made of, as {@linkcode Coordinator.start} wires them. */
@@ -96,6 +109,9 @@ interface Rooms {
   clock: Clock;
   tcpPort: number;
   sweepMs: number;
+  store: CoordinatorStore;
+  owners: NameOwners;
+  challenges: LoginChallenges;
 }
 
 const encoder = new TextEncoder();
@@ -107,6 +123,10 @@ export class Coordinator {
   readonly limits: Readonly<Limits>;
   /** Counters, for tests, the benchmark and the log. */
   readonly stats: CoordinatorStats;
+  /** The database and static key pair, for the rooms that keep something (the mailbox). */
+  readonly store: CoordinatorStore;
+  /** Which key owns which name. */
+  readonly owners: NameOwners;
   readonly #udp: UdpSocket;
   readonly #alt: UdpSocket | undefined;
   readonly #tcpPort: number;
@@ -115,6 +135,7 @@ export class Coordinator {
   readonly #log: ServerLog;
   readonly #clock: Clock;
   readonly #sweep: TimerId;
+  readonly #flush: TimerId;
   #closing: Promise<void> | undefined;
 
   private constructor(rooms: Rooms) {
@@ -123,6 +144,8 @@ export class Coordinator {
     this.relay = rooms.relay;
     this.limits = Object.freeze(rooms.limits);
     this.stats = rooms.stats;
+    this.store = rooms.store;
+    this.owners = rooms.owners;
     this.#udp = udp;
     this.#alt = alt;
     this.#tcpPort = rooms.tcpPort;
@@ -138,14 +161,49 @@ export class Coordinator {
       relay.sweep();
       log.flush();
     }, rooms.sweepMs);
+    // Registrations are written in one transaction a second: a crash loses at most that second.
+    this.#flush = clock.setInterval(() => {
+      this.#flushOwners();
+      rooms.challenges.sweep();
+    }, 1000);
   }
 
-  /** Binds the sockets and starts serving. Rejects if a port is taken or a limit is invalid. */
+  /** Writes the registrations changed since the last flush; a failure is logged, kept for later. */
+  #flushOwners(): void {
+    try {
+      this.owners.flush();
+    } catch (err) {
+      this.#log.throttled(
+        "database error",
+        `cannot write name registrations to ${this.store.path} (kept in memory, will retry): ` +
+          (err as Error).message,
+      );
+    }
+  }
+
+  /**
+   * Opens the data directory, binds the sockets and starts serving. Rejects if a port is taken, a
+   * limit is invalid, or the database cannot be used (`DatabaseError`, naming the file).
+   */
   static async start(options: CoordinatorOptions = {}): Promise<Coordinator> {
-    const host = options.host ?? "0.0.0.0";
     const clock = options.clock ?? realClock;
     const peerTimeoutMs = options.peerTimeoutMs ?? 45_000;
     const limits = resolveLimits(options.limits);
+    const store = openCoordinatorStore({ dataDir: options.dataDir });
+    try {
+      return await Coordinator.#bind(options, { clock, peerTimeoutMs, limits, store });
+    } catch (err) {
+      store.close();
+      throw err;
+    }
+  }
+
+  static async #bind(
+    options: CoordinatorOptions,
+    opened: { clock: Clock; peerTimeoutMs: number; limits: Limits; store: CoordinatorStore },
+  ): Promise<Coordinator> {
+    const { clock, peerTimeoutMs, limits, store } = opened;
+    const host = options.host ?? "0.0.0.0";
     const stats = createStats();
     const write = options.log ?? ((line) => console.error(`${new Date().toISOString()} ${line}`));
     const log = new ServerLog({ clock, write, stats });
@@ -179,7 +237,11 @@ export class Coordinator {
       log.line(`no alternate UDP port ${altPort} for NAT tests: ${(err as Error).message}`);
     }
     const now = () => clock.now();
+    // The clock is on Date.now()'s scale, so its readings mean the same after a restart.
+    const owners = new NameOwners({ db: store.db, now, ttlMs: options.nameTtlMs });
+    const challenges = new LoginChallenges({ keyPair: store.keyPair, now });
     const registry = new Registry({
+      owners,
       now,
       peerTimeoutMs,
       pendingTimeoutMs: options.pendingTimeoutMs,
@@ -221,7 +283,7 @@ export class Coordinator {
     });
     const tcpPort = (tcp.addr as Deno.NetAddr).port;
     const common = { registry, limits, log, stats, budget, outbox };
-    const service = new UdpService({ ...common, relay, send, tcpPort, clock });
+    const service = new UdpService({ ...common, relay, send, tcpPort, clock, challenges });
     const list = new ListService({ ...common, clock });
     list.listen(tcp);
     const sweepMs = Math.max(50, Math.min(1000, peerTimeoutMs / 4));
@@ -235,6 +297,9 @@ export class Coordinator {
       clock,
       tcpPort,
       sweepMs,
+      store,
+      owners,
+      challenges,
     });
   }
 
@@ -274,6 +339,7 @@ export class Coordinator {
 
   async #shutdown(reason: string): Promise<void> {
     this.#clock.clearInterval(this.#sweep);
+    this.#clock.clearInterval(this.#flush);
     this.#outbox.close();
     this.#udp.onMessage(() => {}); // nothing more is answered
     const listClosed = this.#list.close();
@@ -290,5 +356,9 @@ export class Coordinator {
     // Deno's sockets send concurrently and drop what is unsent at close: wait for every Bye.
     await this.#udp.close({ waitMs: 2000 });
     await this.#alt?.close();
+    // The sessions still online end now: their leaving counts as a use.
+    for (const user of online) if (user.key !== undefined) this.owners.use(user.name, user.key);
+    this.#flushOwners();
+    this.store.close();
   }
 }

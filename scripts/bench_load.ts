@@ -101,10 +101,14 @@ function sampleMemory(): MemorySample {
 
 async function serveRole(args: { batchMs?: number; logFile: string }): Promise<void> {
   const file = await Deno.open(args.logFile, { write: true, create: true, truncate: true });
+  // A database on disk, as `p2p serve` keeps one (names owned by keys), in a folder of its own,
+  // removed after.
+  const dataDir = await Deno.makeTempDir({ prefix: "p2p-bench-data-" });
   const coordinator = await Coordinator.start({
     host: "127.0.0.1",
     port: 0,
     batchMs: args.batchMs,
+    dataDir,
     // As `p2p serve` logs to stderr: one synchronous write per line.
     log: (line) => file.writeSync(encoder.encode(`${new Date().toISOString()} ${line}\n`)),
   });
@@ -189,6 +193,7 @@ async function serveRole(args: { batchMs?: number; logFile: string }): Promise<v
   clearInterval(probe);
   clearInterval(sampler);
   await coordinator.close();
+  await Deno.remove(dataDir, { recursive: true });
   file.close();
   Deno.exit(0);
 }

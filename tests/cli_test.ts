@@ -85,19 +85,23 @@ Deno.test("chat --json: scripted peers log in, chat, and see a killed peer expir
   }
 });
 
-Deno.test("chat --json reports a refused login and exits 1", async () => {
+Deno.test("chat --json reports a refused login and exits 1: the name belongs to another key", async () => {
   const { proc: serve, port } = await startServe();
   const first = new P2pProcess(["chat", `alice@127.0.0.1:${port}`, "--json"]);
+  const otherKeys = await Deno.makeTempDir({ prefix: "p2p-other-alice-" });
   let second: P2pProcess | undefined;
   try {
     await first.event((e) => e.event === "ready", 15_000);
-    second = new P2pProcess(["chat", `alice@127.0.0.1:${port}`, "--json"]);
+    // Another identity (another machine, another --config) for the same name.
+    second = new P2pProcess(["chat", `alice@127.0.0.1:${port}`, "--json", "--config", otherKeys]);
     const err = await second.event((e) => e.event === "error", 15_000);
-    assert.match(String(err.message), /already in use/);
+    assert.match(String(err.message), /the name "alice" belongs to another key/);
     assert.equal((await second.wait()).code, 1);
+    assert.ok(serve.stderr.items.some((l) => /rejected login alice .*another key/.test(l)));
   } finally {
     await first.dispose();
     await second?.dispose();
     await serve.dispose();
+    await Deno.remove(otherKeys, { recursive: true });
   }
 });

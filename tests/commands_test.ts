@@ -94,3 +94,18 @@ Deno.test("user names in commands are taken in NFC form, as the coordinator know
   // The message text is the user's own and stays as typed.
   assert.deepEqual(parseCommand(`/all ${typed}`), { kind: "all", text: typed });
 });
+
+Deno.test("parseCommand: /history USER [N] and /search TEXT", () => {
+  assert.deepEqual(parseCommand("/history bob"), { kind: "history", user: "bob", limit: 20 });
+  assert.deepEqual(parseCommand("/history  bob  5 "), { kind: "history", user: "bob", limit: 5 });
+  assert.deepEqual(parseCommand("/history bob 99999"), {
+    kind: "history",
+    user: "bob",
+    limit: 1000,
+  });
+  for (const bad of ["/history", "/history bob x", "/history bob 0", "/history bob 2 3"]) {
+    assert.deepEqual(parseCommand(bad), { kind: "invalid", message: "Usage: /history USER [N]" });
+  }
+  assert.deepEqual(parseCommand("/search  Hello there "), { kind: "search", text: "Hello there" });
+  assert.deepEqual(parseCommand("/search"), { kind: "invalid", message: "Usage: /search TEXT" });
+});

@@ -192,10 +192,13 @@ export class ListService {
     for (const user of admitted) this.#log.line(`login ${describe(user)}`);
     const version = this.#outbox.admit(admitted);
     for (const { user, why } of refused) {
-      if (why === "lookalike") {
+      if (why === "lookalike" || why === "owned") {
         this.#log.throttled(
           "rejected login",
-          `refused ${user.name} from ${ip}: it looks like a name that came online first`,
+          `refused ${user.name} from ${ip}: ` +
+            (why === "owned"
+              ? "another key registered the name first"
+              : "it looks like a name that came online first"),
         );
         continue;
       }

@@ -16,7 +16,9 @@
  * online (the same UTS #39 skeleton) is refused, an address may hold only so many names
  * ({@linkcode NameQuota}), a pending login is forgotten a fixed time after it first came however
  * often it is sent again, and a user that logged in with a secret logs out and heartbeats only
- * with that secret.
+ * with that secret. A name registered to a key ({@linkcode NameOwners}) goes to no other key, nor
+ * to a seed-only login; its owner takes it from a stale session of its own at once, once the login
+ * has proved the key (`challenge`: the UDP service asks for the proof and checks it).
  *
  * @example
  * ```ts
@@ -30,10 +32,11 @@
  * @module
  */
 import { type Endpoint, formatEndpoint, sameEndpoint } from "../protocol/endpoint.ts";
-import { encodeList } from "../protocol/seed.ts";
+import { encodeList, NAME_OWNED_REASON } from "../protocol/seed.ts";
 import { usernameSkeleton } from "../protocol/username.ts";
 import type { NatKind } from "../protocol/whoami.ts";
 import { addressKey } from "./limits.ts";
+import type { NameOwners } from "./name_owners.ts";
 import { NameQuota, type NameQuotaLimit } from "./name_quota.ts";
 
 /** One user the coordinator knows. */
@@ -71,20 +74,35 @@ export type LoginResult =
     /** The oldest pending login, forgotten to make room (the pending limit was reached). */
     evicted?: User;
   }
-  | { kind: "refreshed"; user: User }
-  | { kind: "rebound"; user: User; previous: Endpoint }
+  /** `displaced`: a takeover replaced the online session there (tell it: `Replaced`). */
+  | { kind: "refreshed"; user: User; displaced?: Endpoint }
+  | { kind: "rebound"; user: User; previous: Endpoint; displaced?: Endpoint }
+  /**
+   * The login's key owns the name, which another session holds: it may take the name over once
+   * it proves the key (log in again with `proven`).
+   */
+  | { kind: "challenge"; holder: User }
   | { kind: "rejected"; reason: string; why: RejectWhy };
+
+/** What an extended login brings: key, secret, and whether it proved the key (a takeover). */
+export interface LoginExt {
+  key: string;
+  secret: string;
+  /** The login answered a `Challenge` with a valid proof of its key. */
+  proven?: boolean;
+}
 
 /**
  * Why a login was refused: the name is held (`in-use`), looks like one that is (`lookalike`),
- * the server is full, or the address holds or brought online as many names as it may.
+ * is registered to another key (`owned`), the server is full, or the address holds or brought
+ * online as many names as it may.
  */
-export type RejectWhy = "in-use" | "lookalike" | "full" | NameQuotaLimit;
+export type RejectWhy = "in-use" | "lookalike" | "owned" | "full" | NameQuotaLimit;
 
 /** A pending login that a list fetch could not admit, and why. */
 export interface Refused {
   user: User;
-  why: "full" | "lookalike" | NameQuotaLimit;
+  why: "full" | "lookalike" | "owned" | NameQuotaLimit;
 }
 
 /** Outcome of {@linkcode Registry.logout}. */
@@ -101,7 +119,9 @@ export type HeartbeatResult =
   /** The name is not held, or held from another endpoint (and no secret moved it). */
   | { kind: "unknown" }
   /** From the owner's endpoint, but without the secret the owner logged in with. */
-  | { kind: "forged"; owner: User };
+  | { kind: "forged"; owner: User }
+  /** From a session a takeover replaced (its secret): it must not log in again by itself. */
+  | { kind: "replaced" };
 
 /** Options for {@linkcode Registry}. */
 export interface RegistryOptions {
@@ -119,10 +139,15 @@ export interface RegistryOptions {
   namesPerAddress?: number;
   /** Distinct names an address may bring online per rolling 24 hours. Default 256. */
   newNamesPerAddressPerDay?: number;
+  /** Which key owns which name; none: first come, first served, for every name. */
+  owners?: NameOwners;
 }
 
 const encoder = new TextEncoder();
 const FULL = "the server is full";
+/** How long, and how many, secrets of sessions replaced by a takeover are remembered. */
+const DISPLACED_MS = 10 * 60 * 1000;
+const MAX_DISPLACED = 4096;
 
 /**
  * About this many bytes of the list are kept together (a part): a leave or a move re-encodes the
@@ -167,7 +192,14 @@ export class Registry {
    */
   readonly #bySkeleton = new Map<string, string>();
   readonly #quota: NameQuota;
-  readonly #o: Required<RegistryOptions>;
+  readonly #owners: NameOwners | undefined;
+  /**
+   * Secrets of sessions a takeover replaced (oldest first), with their name: their heartbeats are
+   * answered `Replaced`, not `Expired`, so that two running clients of one key do not take the
+   * name from each other at every heartbeat.
+   */
+  readonly #displaced = new Map<string, { name: string; until: number }>();
+  readonly #o: Required<Omit<RegistryOptions, "owners">>;
   /** The encoded list (without `end`), in parts; see {@linkcode listParts}. */
   #parts: ListPart[] = [];
   readonly #partOf = new Map<User, ListPart>();
@@ -184,6 +216,7 @@ export class Registry {
       namesPerAddress: options.namesPerAddress ?? 64,
       newNamesPerAddressPerDay: options.newNamesPerAddressPerDay ?? 256,
     };
+    this.#owners = options.owners;
     this.#quota = new NameQuota({
       now: options.now,
       perAddress: this.#o.namesPerAddress,
@@ -350,6 +383,8 @@ export class Registry {
 
   #delete(user: User): void {
     this.#users.delete(user.name);
+    // Leaving is a use: the registration's time to live counts from the last session's end.
+    if (user.state === "online" && user.key !== undefined) this.#owners?.use(user.name, user.key);
     if (user.state === "online") this.#bySkeleton.delete(user.skeleton);
     this.#countSeedOnly(user, -1);
     if (this.#at.get(formatEndpoint(user.observed)) === user.name) {
@@ -375,14 +410,19 @@ export class Registry {
    * or brought online today as many names as it may, and when the server is full; when too many
    * logins are pending, the oldest is forgotten to make room (`evicted`): a flood of forged
    * logins can then delay, but not lock out, the clients that do fetch their list.
+   *
+   * A name registered to a key ({@linkcode NameOwners}) is refused to any other key and to a
+   * seed-only login (`owned`). A login with the owner's key that the rules above would refuse (the
+   * name held by another session of it) gets `challenge` instead; logged in again with `proven`
+   * (the UDP service checked its proof of key), it takes the name over: the old session's secret
+   * counts for nothing from then on.
    */
-  login(
-    name: string,
-    claimed: Endpoint,
-    observed: Endpoint,
-    ext?: { key: string; secret: string },
-  ): LoginResult {
+  login(name: string, claimed: Endpoint, observed: Endpoint, ext?: LoginExt): LoginResult {
     const now = this.#o.now();
+    const owner = this.#owners?.ownerOf(name);
+    if (owner !== undefined && ext?.key !== owner) {
+      return { kind: "rejected", reason: NAME_OWNED_REASON, why: "owned" };
+    }
     let existing = this.#users.get(name);
     if (
       existing?.state === "pending" && !sameEndpoint(existing.observed, observed) &&
@@ -399,10 +439,15 @@ export class Registry {
       // handing out another key; only a holder silent for half the peer timeout (a client that
       // crashed and came back on the same port, with a new secret) may be replaced so.
       const alive = now - existing.lastSeen < this.#o.peerTimeoutMs / 2;
-      if (rebind && !proven) {
+      const held = rebind ? !proven : existing.secret !== undefined && !proven && alive;
+      // The key that owns the name takes it from any other session, once the login has proved
+      // the key: the holder crashed, or moved to a network whose first datagram is this login.
+      const takeover = held && owner !== undefined;
+      if (takeover && !ext!.proven) return { kind: "challenge", holder: existing };
+      if (held && !takeover && rebind) {
         return { kind: "rejected", reason: `name "${name}" is already in use`, why: "in-use" };
       }
-      if (!rebind && existing.secret !== undefined && !proven && alive) {
+      if (held && !takeover) {
         const wait = Math.ceil((existing.lastSeen + this.#o.peerTimeoutMs / 2 - now) / 1000);
         return {
           kind: "rejected",
@@ -415,9 +460,19 @@ export class Registry {
       if (moveLimit !== undefined) {
         return { kind: "rejected", reason: quotaReason(moveLimit), why: moveLimit };
       }
-      // The holder came back with a new process: its secret is the proof from now on.
-      if (!rebind && existing.secret !== undefined && ext !== undefined) {
-        existing.secret = ext.secret;
+      // The holder came back with a new process (or the owner proved its key): its secret is the
+      // proof from now on, and the old session's is worth nothing.
+      let displaced: Endpoint | undefined;
+      if (takeover && existing.secret !== undefined) {
+        this.#displaced.set(existing.secret, { name, until: now + DISPLACED_MS });
+        if (this.#displaced.size > MAX_DISPLACED) {
+          this.#displaced.delete(this.#displaced.keys().next().value!);
+        }
+        // From elsewhere, the replaced session may still run (two clients of one key): tell it.
+        if (rebind && existing.state === "online") displaced = existing.observed;
+      }
+      if ((!rebind && existing.secret !== undefined && ext !== undefined) || takeover) {
+        existing.secret = ext!.secret;
       }
       const previous = existing.observed;
       existing.claimed = claimed;
@@ -431,9 +486,11 @@ export class Registry {
         this.#countSeedOnly(existing, -1); // a seed-only user that now brings a key
         existing.key = ext.key;
       }
-      return rebind
+      const result: LoginResult = rebind
         ? { kind: "rebound", user: existing, previous }
         : { kind: "refreshed", user: existing };
+      if (displaced) result.displaced = displaced;
+      return result;
     }
     if (this.#online.size >= this.#o.maxUsers) {
       return { kind: "rejected", reason: FULL, why: "full" };
@@ -490,11 +547,15 @@ export class Registry {
     const refused: Refused[] = [];
     const key = addressKey(ip);
     for (const user of this.#pendingByHost.get(ip) ?? []) {
+      const owner = this.#owners?.ownerOf(user.name);
       const why = this.#online.size >= this.#o.maxUsers
         ? "full"
         // Two lookalikes may both be pending: the first to fetch its list is the one.
         : this.#bySkeleton.has(user.skeleton)
         ? "lookalike"
+        // Two keys may both have been pending for a free name: the first admitted owns it.
+        : owner !== undefined && owner !== user.key
+        ? "owned"
         : this.#quota.refusal(key, user.name);
       if (why !== undefined) {
         refused.push({ user, why });
@@ -508,6 +569,7 @@ export class Registry {
       this.#bySkeleton.set(user.skeleton, user.name);
       this.#appendToList(user);
       this.#quota.admit(key, user.name);
+      if (user.key !== undefined) this.#owners?.use(user.name, user.key);
       admitted.push(user);
     }
     return { admitted, refused };
@@ -538,10 +600,13 @@ export class Registry {
    */
   heartbeat(name: string, observed: Endpoint, secret?: string): HeartbeatResult {
     const user = this.#users.get(name);
-    if (!user) return { kind: "unknown" };
+    const replaced = secret !== undefined && this.#displaced.get(secret)?.name === name;
+    if (!user) return { kind: replaced ? "replaced" : "unknown" };
     let previous: Endpoint | undefined;
     if (!sameEndpoint(user.observed, observed)) {
-      if (secret === undefined || user.secret !== secret) return { kind: "unknown" };
+      if (secret === undefined || user.secret !== secret) {
+        return { kind: replaced ? "replaced" : "unknown" };
+      }
       // Its new address may hold no more names than any other: else it must log in again there.
       if (this.#moveRefusal(user, observed) !== undefined) return { kind: "unknown" };
       previous = user.observed;
@@ -586,6 +651,10 @@ export class Registry {
     }
     for (const user of [...expired, ...abandoned]) this.#delete(user);
     this.#quota.sweep();
+    for (const [secret, { until }] of this.#displaced) {
+      if (until > now) break; // oldest first
+      this.#displaced.delete(secret);
+    }
     return { expired, abandoned };
   }
 

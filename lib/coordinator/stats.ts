@@ -26,6 +26,11 @@ export interface CoordinatorStats {
   presenceSent: number;
   /** Datagrams, logins and connections refused by a limit. */
   limited: number;
+  /** `Challenge`s sent (a login for a registered name that another session holds). */
+  challenges: number;
+  /** Takeovers by a proved key, and proofs refused (forged, replayed, expired). */
+  takeovers: number;
+  proofsRefused: number;
 }
 
 /** Counters all at zero. */
@@ -41,5 +46,8 @@ export function createStats(): CoordinatorStats {
     sentBytes: 0,
     presenceSent: 0,
     limited: 0,
+    challenges: 0,
+    takeovers: 0,
+    proofsRefused: 0,
   };
 }

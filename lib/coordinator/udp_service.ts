@@ -4,7 +4,8 @@
  * answer, or a peer frame for the relay; and the other side of heartbeats, the expiry of users
  * gone silent. What it may answer follows docs/PROTOCOL.md §3.4: nothing goes to an address that
  * has not proved it receives there, except one answer no larger than the request (`whoami`
- * included: its `You` goes only to a request padded to at least its length).
+ * included: its `You` goes only to a request padded to at least its length; `Challenge`, to a
+ * login for a registered name held by another session, likewise).
  *
  * Handling is synchronous and keeps nothing that points into a datagram: the socket lends its
  * receive buffer.
@@ -12,7 +13,7 @@
  * @example
  * ```ts
  * const service = new UdpService({
- *   ...{ registry, relay, limits, log, stats, budget, outbox },
+ *   ...{ registry, relay, limits, log, stats, budget, outbox, challenges },
  *   send: (bytes, to) => udp.send(bytes, to),
  *   tcpPort: 7000,
  * });
@@ -33,6 +34,7 @@ import {
 } from "../protocol/seed.ts";
 import { MAX_WHOAMI } from "../protocol/whoami.ts";
 import type { AddressBudget } from "./address_budget.ts";
+import type { LoginChallenges, ProofRefusal } from "./login_challenges.ts";
 import { Introductions } from "./introductions.ts";
 import { addressKey, type Limits } from "./limits.ts";
 import type { PresenceOutbox } from "./presence_outbox.ts";
@@ -50,6 +52,8 @@ export interface UdpServiceOptions {
   stats: CoordinatorStats;
   budget: AddressBudget;
   outbox: PresenceOutbox;
+  /** Nonces for, and checks of, the proof of key a takeover needs. */
+  challenges: LoginChallenges;
   /** Sends a datagram from the main socket (counted in `stats`). */
   send: (bytes: Uint8Array, to: Endpoint) => void;
   /** The list service's port, sent in `Accept`. */
@@ -68,9 +72,19 @@ const encoder = new TextEncoder();
 const SHORT_REJECT: Record<RejectWhy, string[]> = {
   "in-use": ["name in use", "in use"],
   lookalike: ["looks like a name in use", "in use"],
+  owned: ["belongs to another key", "other key"],
   full: ["full"],
   "names-per-address": ["too many names from your address", "too many names", "limit"],
   "new-names-per-address-per-day": ["too many new names today", "too many names", "limit"],
+};
+
+/** What a login whose proof of key is refused is told, and the log says. */
+const PROOF_REFUSED: Record<ProofRefusal, string> = {
+  "forged-nonce": "proof of key refused: not a challenge of ours for this login",
+  expired: "proof of key refused: the challenge expired",
+  replayed: "proof of key refused: the challenge was answered already",
+  "bad-proof": "proof of key refused: it was not made with the key's private half",
+  busy: "proof of key refused: too many takeovers at once; try again",
 };
 
 /** Answers datagrams. */
@@ -82,6 +96,7 @@ export class UdpService {
   readonly #stats: CoordinatorStats;
   readonly #budget: AddressBudget;
   readonly #outbox: PresenceOutbox;
+  readonly #challenges: LoginChallenges;
   readonly #sendBytes: (bytes: Uint8Array, to: Endpoint) => void;
   readonly #tcpPort: number;
   /** `connect`: who wants to talk to whom, knocks and introductions. */
@@ -95,6 +110,7 @@ export class UdpService {
     this.#stats = options.stats;
     this.#budget = options.budget;
     this.#outbox = options.outbox;
+    this.#challenges = options.challenges;
     this.#sendBytes = options.send;
     this.#tcpPort = options.tcpPort;
     const clock = options.clock ?? realClock;
@@ -285,7 +301,20 @@ export class UdpService {
     request: Uint8Array,
   ): void {
     if (!this.#budget.allowRequest(from.host, "login")) return;
-    const result = this.#registry.login(msg.username, msg.endpoint, from, msg.ext);
+    const ext = msg.ext && { key: msg.ext.key, secret: msg.ext.secret };
+    let result = this.#registry.login(msg.username, msg.endpoint, from, ext);
+    if (result.kind === "challenge") {
+      const holder = formatEndpoint(result.holder.observed);
+      if (!this.#proved(msg, from, request)) return;
+      result = this.#registry.login(msg.username, msg.endpoint, from, { ...ext!, proven: true });
+      if (result.kind !== "rejected") {
+        this.#stats.takeovers++;
+        this.#log.line(
+          `${msg.username} proved its key from ${formatEndpoint(from)}: took over from ${holder}`,
+        );
+      }
+    }
+    if (result.kind === "challenge") return; // cannot be: the login proved its key
     if (result.kind === "rejected") {
       this.#log.throttled(
         "rejected login",
@@ -293,7 +322,7 @@ export class UdpService {
       );
       if (result.why === "full") {
         this.#log.limited("max-users", `${this.#limits.maxUsers} users online; refused a login`);
-      } else if (result.why !== "in-use" && result.why !== "lookalike") {
+      } else if (result.why !== "in-use" && result.why !== "lookalike" && result.why !== "owned") {
         this.#log.limited(result.why, `${from.host}: ${result.reason}; refused ${msg.username}`);
       }
       const reject = (reason: string): ServerMessage => ({ type: "reject", reason });
@@ -308,7 +337,42 @@ export class UdpService {
       );
     }
     if (result.kind === "rebound") this.#moved(result.user, result.previous);
+    if (result.kind !== "pending" && result.displaced) {
+      this.#send({ type: "replaced", username: msg.username }, result.displaced);
+    }
     this.#send({ type: "accept", tcpPort: this.#tcpPort }, from);
+  }
+
+  /**
+   * Whether a login for a name its key owns, held by another session, proved the key. Without a
+   * proof it is sent a `Challenge` (no larger than the login, like every answer to an unproven
+   * address); with one that fails, `Reject` with the reason, and the log says so.
+   */
+  #proved(
+    msg: Extract<ClientMessage, { type: "login" }>,
+    from: Endpoint,
+    request: Uint8Array,
+  ): boolean {
+    const { key, secret, proof } = msg.ext!;
+    const login = { name: msg.username, key, secret, observed: from };
+    if (proof === undefined) {
+      const nonce = this.#challenges.issue(login);
+      const serverKey = this.#challenges.serverKey;
+      this.#stats.challenges++;
+      this.#answer([{ type: "challenge", serverKey, nonce }], from, request.length);
+      return false;
+    }
+    const verdict = this.#challenges.verify({ ...login, ...proof });
+    if (verdict === "ok") return true;
+    const reason = PROOF_REFUSED[verdict];
+    this.#stats.proofsRefused++;
+    this.#log.throttled(
+      "refused proof",
+      `refused login ${msg.username} from ${formatEndpoint(from)}: ${reason}`,
+    );
+    const reject = (r: string): ServerMessage => ({ type: "reject", reason: r });
+    this.#answer([reason, "proof refused", "in use"].map(reject), from, request.length);
+    return false;
   }
 
   #heartbeat(
@@ -317,6 +381,10 @@ export class UdpService {
     request: Uint8Array,
   ): void {
     const result = this.#registry.heartbeat(msg.username, from, msg.secret);
+    if (result.kind === "replaced") {
+      this.#answer([{ type: "replaced", username: msg.username }], from, request.length);
+      return;
+    }
     if (result.kind === "forged") {
       // Unanswered: an `Expired` would send the owner to log in again.
       this.#log.throttled(

@@ -1,7 +1,10 @@
 /**
  * The client's side of the coordinator protocol: log in (UDP `login` → `Accept`, then the TCP
  * list), keep the online list current from the presence broadcasts, send heartbeats,
- * log in again when the coordinator has forgotten us, and log out.
+ * log in again when the coordinator has forgotten us, and log out. When our name is registered to
+ * our key and another session of it holds the name (we crashed, or our network changed), the
+ * coordinator asks us to prove the key (`Challenge`) and we answer with the proof
+ * (`lib/crypto/key_proof.ts`): the stale session is replaced at once.
  *
  * Presence datagrams can be lost. A coordinator that numbers its changes says in each `Alive`
  * which version it has sent us; when our list ({@linkcode PresenceView}) is still short of it a
@@ -32,6 +35,7 @@ import {
   encodeClientMessage,
   type ListEntry,
   type LoginExtension,
+  NAME_OWNED_REASON,
   type OnlineList,
   parseOnlineList,
   SeedProtocolError,
@@ -39,6 +43,8 @@ import {
 } from "../protocol/seed.ts";
 import type { NatKind } from "../protocol/whoami.ts";
 import { type Clock, realClock, type TimerId } from "../clock.ts";
+import { keyProof, KeyProofError } from "../crypto/key_proof.ts";
+import { decodeBase64url, encodeBase64url } from "../protocol/base64url.ts";
 import { PresenceView } from "./presence_view.ts";
 import { ResyncWatch } from "./resync_watch.ts";
 
@@ -58,6 +64,8 @@ export interface PresenceOptions {
   onError?: (message: string) => void;
   /** Our key and secret, for a coordinator that speaks our extensions. */
   ext?: LoginExtension;
+  /** The private half of `ext.key`, to answer a `Challenge` (a takeover of our own name). */
+  privateKey?: Uint8Array;
   /** Messages that are not about presence (introductions…). */
   onOther?: (msg: ServerMessage) => void;
   /**
@@ -230,6 +238,18 @@ export class Presence {
         // The coordinator forgot us (it restarted, or we were silent too long): log in again.
         if (msg.username === this.#o.username) this.#loginAgain();
         return;
+      case "replaced":
+        // Another client of our key took our name: logging in again would take it back, and the
+        // two would take turns. So we stop, and say why.
+        if (msg.username !== this.#o.username || this.#closed) return;
+        this.#closed = true;
+        this.#clock.clearInterval(this.#heartbeat);
+        this.#watch.close();
+        this.#o.onError?.(
+          `another client with your key logged in as ${this.#o.username}: this one is logged out ` +
+            `(quit it, or start it again to take the name back)`,
+        );
+        return;
       case "error":
         this.#o.onError?.(`coordinator: ${msg.reason}`);
         return;
@@ -243,6 +263,7 @@ export class Presence {
         return;
       case "accept":
       case "reject":
+      case "challenge":
         return; // a late answer to a login that has finished: nothing to do
       case "presence":
         return; // a header that is not its datagram's first line: malformed
@@ -347,12 +368,14 @@ export class Presence {
   #requestLogin(): Promise<number> {
     const retryMs = this.#o.retryMs ?? 1000;
     const attempts = this.#o.attempts ?? 5;
-    const login: ClientMessage = {
+    let login: Extract<ClientMessage, { type: "login" }> = {
       type: "login",
       username: this.#o.username,
       endpoint: this.#o.claimed,
       ext: this.#o.ext,
     };
+    // A few challenges per login at most: a forged flood of them costs us no more X25519s.
+    let challenges = 0;
     return new Promise((resolve, reject) => {
       let tries = 0;
       let timer: TimerId | undefined;
@@ -385,6 +408,28 @@ export class Presence {
           resolve(msg.tcpPort);
           return true;
         }
+        if (msg.type === "challenge" && challenges < 3) {
+          challenges++;
+          const proof = proveKey(this.#o, msg);
+          if (proof === undefined) return false;
+          // Sent now and, if it is lost, again by the retries (a nonce may be answered until used).
+          login = { ...login, ext: { ...this.#o.ext!, proof: { nonce: msg.nonce, mac: proof } } };
+          this.#clock.clearTimeout(timer);
+          this.#sendMessage(login);
+          timer = this.#clock.setTimeout(attempt, retryMs);
+          return true;
+        }
+        if (msg.type === "reject" && msg.reason === NAME_OWNED_REASON) {
+          finish();
+          reject(
+            new LoginError(
+              `Cannot log in: the name "${this.#o.username}" belongs to another key at this ` +
+                `coordinator (someone else registered it, or you registered it with another ` +
+                `identity, on another machine or with another --config); choose another name`,
+            ),
+          );
+          return true;
+        }
         if (msg.type === "reject" || msg.type === "error") {
           finish();
           reject(new LoginError(`Cannot log in: the coordinator says ${msg.reason}`));
@@ -394,6 +439,32 @@ export class Presence {
       };
       attempt();
     });
+  }
+}
+
+/**
+ * Our proof of key for a `Challenge` (base64url), bound to our name and secret; `undefined` when
+ * we have no key to prove or the challenge's key is unusable.
+ */
+function proveKey(
+  options: PresenceOptions,
+  challenge: { serverKey: string; nonce: string },
+): string | undefined {
+  const publicKey = decodeBase64url(challenge.serverKey);
+  const nonce = decodeBase64url(challenge.nonce);
+  if (!options.privateKey || !options.ext || !publicKey || !nonce) return undefined;
+  try {
+    return encodeBase64url(keyProof({
+      privateKey: options.privateKey,
+      publicKey,
+      purpose: "login",
+      nonce,
+      name: options.username,
+      binding: options.ext.secret,
+    }));
+  } catch (err) {
+    if (err instanceof KeyProofError) return undefined;
+    throw err;
   }
 }
 

@@ -1,7 +1,8 @@
 /**
  * The coordinator's text protocol: the seed's messages (`login`, `Accept`, the online list,
  * `logout`) and our extensions (`heartbeat`/`Alive`, `Expired`, `Reject`, `Error`, `connect` with
- * `Knock`/`Introduce`/`Unavailable`).
+ * `Knock`/`Introduce`/`Unavailable`, and `Challenge` with the login that answers it: a proof of
+ * key for a registered name).
  * See docs/PROTOCOL.md. Pure functions, no I/O.
  *
  * @example
@@ -54,6 +55,17 @@ export type ClientMessage =
 export interface LoginExtension {
   key: string;
   secret: string;
+  /** The answer to a `Challenge` (docs/PROTOCOL.md §1.3, _Names owned by keys_). */
+  proof?: LoginProof;
+}
+
+/**
+ * A login's proof that it holds the private key of its `key`: the `nonce` of the coordinator's
+ * `Challenge` and `mac`, the 16-byte key proof over it (both base64url, 22 characters).
+ */
+export interface LoginProof {
+  nonce: string;
+  mac: string;
 }
 
 /** Messages the coordinator sends a client over UDP. */
@@ -96,6 +108,16 @@ export type ServerMessage =
   /** The coordinator is shutting down: look for it again later (log in with backoff). */
   | { type: "bye"; reason: string }
   /**
+   * The login's name is registered to its key and held by another session: prove the key (log in
+   * again with a {@linkcode LoginProof} over `nonce`, keyed with the coordinator's `serverKey`).
+   */
+  | { type: "challenge"; serverKey: string; nonce: string }
+  /**
+   * Another session of the same key took the name over (docs/PROTOCOL.md §1.3): this one is
+   * logged out, and must not log in again by itself (the two would take turns).
+   */
+  | { type: "replaced"; username: string }
+  /**
    * First line of a batched presence datagram: the lines after it in the same datagram are every
    * presence change with a version in (`from`, `to`] (only each name's latest; none about the
    * recipient itself).
@@ -115,6 +137,9 @@ export interface OnlineList {
   /** The presence version the list reflects: it holds every change up to this one. */
   version?: number;
 }
+
+/** The reason a login for a name registered to another key is refused with. */
+export const NAME_OWNED_REASON = "name belongs to another key";
 
 /** Largest presence version either side handles (changes are counted from 0). */
 export const MAX_VERSION = Number.MAX_SAFE_INTEGER;
@@ -230,15 +255,22 @@ export function parseClientMessage(text: string): ClientMessage {
   const verb = verbOf(text);
   switch (verb) {
     case "login": {
-      // The seed's three fields, or five with our extension.
-      const withExt = text.split(",").length === 5;
-      const [key, secret] = fields(text, withExt ? 5 : 3, verb).slice(3);
+      // The seed's three fields, five with our extension, seven with a proof of key.
+      const n = text.split(",").length;
+      const count = n === 5 || n === 7 ? n : 3;
+      const [key, secret, nonce, mac] = fields(text, count, verb).slice(3);
       const msg: ClientMessage = { type: verb, ...nameAndEndpoint(text, verb) };
-      if (withExt) {
+      if (count >= 5) {
         msg.ext = {
           key: checkPattern(key, KEY_PATTERN, verb, "key"),
           secret: checkPattern(secret, SECRET_PATTERN, verb, "secret"),
         };
+        if (count === 7) {
+          msg.ext.proof = {
+            nonce: checkPattern(nonce, SECRET_PATTERN, verb, "nonce"),
+            mac: checkPattern(mac, SECRET_PATTERN, verb, "proof"),
+          };
+        }
       }
       return msg;
     }
@@ -290,7 +322,8 @@ export function encodeClientMessage(msg: ClientMessage): string {
   switch (msg.type) {
     case "login":
       return `login,${msg.username},${formatEndpoint(msg.endpoint)}` +
-        (msg.ext ? `,${msg.ext.key},${msg.ext.secret}` : "");
+        (msg.ext ? `,${msg.ext.key},${msg.ext.secret}` : "") +
+        (msg.ext?.proof ? `,${msg.ext.proof.nonce},${msg.ext.proof.mac}` : "");
     case "logout":
       return `logout,${msg.username},${formatEndpoint(msg.endpoint)}` +
         (msg.secret ? `,${msg.secret}` : "");
@@ -356,6 +389,10 @@ export function encodeServerMessage(msg: ServerMessage): string {
       return `Knock,${msg.username},${msg.key}`;
     case "bye":
       return `Bye,${cleanReason(msg.reason)}`;
+    case "challenge":
+      return `Challenge,${msg.serverKey},${msg.nonce}`;
+    case "replaced":
+      return `Replaced,${msg.username}`;
   }
 }
 
@@ -435,6 +472,16 @@ export function parseServerMessage(text: string): ServerMessage {
     }
     case "Bye":
       return { type: "bye", reason: rest };
+    case "Replaced":
+      return { type: "replaced", username: checkUsername(rest, "Replaced") };
+    case "Challenge": {
+      const [, serverKey, nonce] = fields(text, 3, verb);
+      return {
+        type: "challenge",
+        serverKey: checkPattern(serverKey, KEY_PATTERN, verb, "key"),
+        nonce: checkPattern(nonce, SECRET_PATTERN, verb, "nonce"),
+      };
+    }
     case "Unavailable": {
       const comma = rest.indexOf(",");
       if (comma < 0) throw new SeedProtocolError("Cannot parse Unavailable: missing reason");

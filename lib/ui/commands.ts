@@ -24,10 +24,17 @@ export type Command =
   | { kind: "fingerprint"; user?: string }
   | { kind: "trust"; user: string }
   | { kind: "who" }
+  | { kind: "history"; user: string; limit: number }
+  | { kind: "search"; text: string }
   | { kind: "help" }
   | { kind: "quit" }
   | { kind: "none" }
   | { kind: "invalid"; message: string };
+
+/** Lines `/history USER` shows; at most {@linkcode MAX_LINES} are shown whatever N says. */
+export const HISTORY_LINES = 20;
+/** Most lines `/history` and `/search` show. */
+export const MAX_LINES = 1000;
 
 /** One-line help for each command, in the order `/help` shows them. */
 export const COMMAND_HELP: readonly string[] = [
@@ -39,6 +46,8 @@ export const COMMAND_HELP: readonly string[] = [
   "/who             who is online, the path to each, and unread messages",
   "/fingerprint [USER]  show USER's key fingerprint and safety number (or yours)",
   "/trust USER      accept USER's changed key (check its fingerprint with them first)",
+  "/history USER [N]  show the last N (default 20) messages with USER",
+  "/search TEXT     show the messages that contain TEXT",
   "/help            show this help",
   "/quit            log out and leave (also Ctrl-C, Ctrl-D)",
   "Keys: Tab completes commands and names; Up/Down recall lines; //TEXT sends /TEXT.",
@@ -50,22 +59,15 @@ export const COMMAND_WORDS: readonly string[] = [
   "/chat",
   "/fingerprint",
   "/help",
+  "/history",
   "/msg",
   "/query",
   "/quit",
   "/r",
+  "/search",
   "/trust",
   "/who",
 ];
-
-/** Commands whose first argument is a user name (for completion). */
-export const NAME_COMMANDS: ReadonlySet<string> = new Set([
-  "/chat",
-  "/fingerprint",
-  "/msg",
-  "/query",
-  "/trust",
-]);
 
 /**
  * Parses one input line. Blank lines are `none`; a line not starting with `/` is `say` (a line
@@ -117,6 +119,18 @@ export function parseCommand(line: string): Command {
     }
     case "/who":
       return { kind: "who" };
+    case "/history": {
+      const [user, count, extra] = rest === "" ? [] : rest.split(/\s+/);
+      const limit = count === undefined ? HISTORY_LINES : Number(count);
+      if (!user || extra !== undefined || !/^[0-9]+$/.test(count ?? "1") || limit < 1) {
+        return { kind: "invalid", message: "Usage: /history USER [N]" };
+      }
+      return { kind: "history", user: normalizeUsername(user), limit: Math.min(limit, MAX_LINES) };
+    }
+    case "/search":
+      return rest === ""
+        ? { kind: "invalid", message: "Usage: /search TEXT" }
+        : { kind: "search", text: rest };
     case "/help":
       return { kind: "help" };
     case "/quit":

@@ -114,6 +114,8 @@ export function describeEvent(e: PeerEvent, context: DescribeContext = {}): stri
         : `refused a request to talk from ${e.user} (fingerprint ${e.fingerprint}): ${e.reason}`;
     case "error":
       return `error: ${e.message}`;
+    case "history":
+      return describeHistory(e);
   }
 }
 
@@ -143,6 +145,27 @@ function eventTime(e: PeerEvent): Date {
   return when && !Number.isNaN(when.getTime()) ? when : new Date();
 }
 
+const STATE_NOTES: Record<string, string> = {
+  sending: "  (pending)",
+  delivered: "  ✓",
+  deposited: "  (in the mailbox)",
+  received: "",
+};
+
+/** A line of history: its date and time (local), who wrote to whom, and how it fared. */
+function describeHistory(e: Extract<PeerEvent, { event: "history" }>): string {
+  const t = new Date(e.time);
+  const pad = (n: number) => String(n).padStart(2, "0");
+  const when = `${t.getFullYear()}-${pad(t.getMonth() + 1)}-${pad(t.getDate())} ` +
+    `${pad(t.getHours())}:${pad(t.getMinutes())}`;
+  const group = e.group ? "[all] " : "";
+  const who = e.state === "received" ? e.from : `you → ${e.to}`;
+  const note = e.state === "undelivered"
+    ? `  ✗ not delivered: ${e.reason ?? "no reason kept"}`
+    : STATE_NOTES[e.state] ?? "";
+  return `(${e.source} ${when}) ${group}${who}: ${e.text}${note}`;
+}
+
 const STYLES: Record<PeerEvent["event"], Style> = {
   ready: "green",
   online: "cyan",
@@ -159,6 +182,7 @@ const STYLES: Record<PeerEvent["event"], Style> = {
   coordinator: "yellow",
   knock: "yellow",
   error: "red",
+  history: "dim",
 };
 
 /** Marks a line that belongs to another conversation than the current one. */

@@ -2,13 +2,17 @@
  * The coordinator under fire: over 100,000 random and mutated datagrams (mutations of valid seed
  * and extension messages and of peer frames) from many addresses, and garbage TCP streams, while
  * two real clients log in and chat — and after. The coordinator must never throw out of its loop,
- * its state must stay within its limits, and the legitimate users must not notice.
+ * its state must stay within its limits, and the legitimate users must not notice. Once they are
+ * online, the fuzz also logs in under their names with their real public keys (which is all an
+ * attacker can know), with and without made-up proofs of key: challenged and refused, never
+ * taken over.
  */
 import assert from "node:assert/strict";
 import net from "node:net";
 import { Coordinator } from "../../lib/coordinator.ts";
 import type { PeerEvent } from "../../lib/peer/events.ts";
 import { Peer } from "../../lib/peer.ts";
+import { loadOrCreateIdentity } from "../../lib/crypto/identity.ts";
 import { encodeBase64url } from "../../lib/protocol/base64url.ts";
 import { encodeFrame } from "../../lib/protocol/frame.ts";
 import { Collector, sleep } from "../support/wait.ts";
@@ -30,8 +34,15 @@ function prng(seed: number): () => number {
 
 const encoder = new TextEncoder();
 
-/** Makes fuzz input: valid messages, mutations of them, and noise. */
-function generator(random: () => number, endpoints: string[]): () => Uint8Array {
+/**
+ * Makes fuzz input: valid messages, mutations of them, and noise. `owned()`: the names online
+ * with their real keys, to log in under with those keys (without the private halves).
+ */
+function generator(
+  random: () => number,
+  endpoints: string[],
+  owned: () => { name: string; key: string }[],
+): () => Uint8Array {
   const int = (n: number) => Math.floor(random() * n);
   const pick = <T>(xs: readonly T[]): T => xs[int(xs.length)];
   const key = () => encodeBase64url(crypto.getRandomValues(new Uint8Array(32)));
@@ -39,10 +50,21 @@ function generator(random: () => number, endpoints: string[]): () => Uint8Array 
   const names = ["f1", "f2", "张伟", "x".repeat(32), "end", " a", "a;b", "ü", "\u0007"];
   const name = () => (random() < 0.5 ? `f${int(5000)}` : pick(names));
   const ep = () => (random() < 0.7 ? pick(endpoints) : pick(["[::1]:5", "1.2.3.4:0", "::", "a:1"]));
-  const valid = (): string =>
-    pick([
+  const valid = (): string => {
+    const users = owned();
+    if (users.length > 0 && random() < 0.2) {
+      const user = pick(users);
+      return pick([
+        () => `login,${user.name},${ep()},${user.key},${secret()}`,
+        () => `login,${user.name},${ep()},${user.key},${secret()},${secret()},${secret()}`,
+        () => `login,${user.name},${ep()}`,
+        () => `login,${user.name},${ep()},${key()},${secret()}`,
+      ])();
+    }
+    return pick([
       () => `login,${name()},${ep()}`,
       () => `login,${name()},${ep()},${key()},${secret()}`,
+      () => `login,${name()},${ep()},${key()},${secret()},${secret()},${secret()}`,
       () => `logout,${name()},${ep()}`,
       () => `heartbeat,${name()}`,
       () => `heartbeat,${name()},${secret()}`,
@@ -51,6 +73,7 @@ function generator(random: () => number, endpoints: string[]): () => Uint8Array 
       () => "whoami",
       () => `login,${name()},${ep()}\n`,
     ])();
+  };
   const frame = (): Uint8Array =>
     random() < 0.5
       ? encodeFrame({
@@ -137,7 +160,19 @@ Deno.test("fuzz: 100,000 hostile datagrams and garbage TCP; a real user logs in 
     const endpoints = fuzzers.map((f) =>
       `${(f.addr as Deno.NetAddr).hostname}:${(f.addr as Deno.NetAddr).port}`
     );
-    const next = generator(random, endpoints);
+    // Their identities exist before they log in: the fuzz knows their public keys.
+    const keys = new Map<string, string>();
+    for (const name of ["alice", "bob"]) {
+      const { publicKey } = await loadOrCreateIdentity({ username: name, configDir });
+      keys.set(name, encodeBase64url(publicKey));
+    }
+    const owned = () =>
+      coordinator.registry.online().filter((u) => u.key && keys.get(u.name) === u.key).map((u) => ({
+        name: u.name,
+        key: u.key!,
+      }));
+    let ownedNow = owned();
+    const next = generator(random, endpoints, () => ownedNow);
     const events = { alice: new Collector<PeerEvent>(), bob: new Collector<PeerEvent>() };
     const start = async (name: "alice" | "bob") => {
       const peer = await Peer.start({
@@ -165,6 +200,7 @@ Deno.test("fuzz: 100,000 hostile datagrams and garbage TCP; a real user logs in 
     const chat: number[] = [];
     const deadline = Date.now() + 40_000;
     while (processed() < DATAGRAMS && Date.now() < deadline) {
+      ownedNow = owned();
       const burst: Promise<number>[] = [];
       for (let k = 0; k < 200; k++, sent++) {
         burst.push(fuzzers[sent % fuzzers.length].send(next(), to).catch(() => 0));
@@ -195,6 +231,15 @@ Deno.test("fuzz: 100,000 hostile datagrams and garbage TCP; a real user logs in 
         10_000,
       );
       assert.equal(fate.event, "delivered", JSON.stringify(fate));
+    }
+
+    // Their names were challenged and refused, never taken: alice and bob hold them still.
+    assert.ok(coordinator.stats.challenges > 100, `${coordinator.stats.challenges} challenges`);
+    assert.ok(coordinator.stats.proofsRefused > 100, `${coordinator.stats.proofsRefused} refused`);
+    assert.equal(coordinator.stats.takeovers, 0);
+    for (const [name, key] of keys) {
+      assert.equal(coordinator.owners.ownerOf(name), key);
+      assert.equal(coordinator.registry.get(name)?.key, key);
     }
 
     // Never out of its loop: no internal error, and the parser met the input.

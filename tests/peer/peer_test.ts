@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { Coordinator } from "../../lib/coordinator.ts";
+import { Coordinator, type CoordinatorOptions } from "../../lib/coordinator.ts";
 import type { PeerEvent } from "../../lib/peer/events.ts";
 import { encodeWhoami } from "../../lib/protocol/whoami.ts";
 import { UdpSocket } from "../../lib/net/udp.ts";
@@ -24,8 +24,14 @@ async function world(
     ) => Promise<{ peer: Peer; events: Collector<Ev> }>;
     configDir: string;
   }) => Promise<void>,
+  options: CoordinatorOptions = {},
 ): Promise<void> {
-  const coordinator = await Coordinator.start({ host: "127.0.0.1", port: 0, log: () => {} });
+  const coordinator = await Coordinator.start({
+    host: "127.0.0.1",
+    port: 0,
+    log: () => {},
+    ...options,
+  });
   const configDir = await Deno.makeTempDir({ prefix: "p2p-peer-test-" });
   const peers: Peer[] = [];
   try {
@@ -77,8 +83,12 @@ Deno.test("three peers: lists converge; encrypted messages go directly in every 
     for (const from of all) {
       for (const to of all.filter((p) => p !== from)) {
         const text = `${from.peer.username}→${to.peer.username} 你好`;
-        await delivered(from.events, from.peer.send(to.peer.username, text));
+        const id = from.peer.send(to.peer.username, text);
+        await delivered(from.events, id);
+        const sent = from.events.items.find((e) => e.event === "sent" && e.id === id);
+        assert.ok(sent?.event === "sent" && /^[0-9a-f]{32}$/.test(sent.uid));
         const got = await to.events.waitFor((e) => e.event === "message" && e.text === text);
+        // The receiver sees the sender's lasting uid and send time.
         assert.deepEqual(got, {
           event: "message",
           from: from.peer.username,
@@ -86,6 +96,8 @@ Deno.test("three peers: lists converge; encrypted messages go directly in every 
           text,
           id: (got as { id: number }).id,
           path: "direct",
+          uid: sent.uid,
+          time: sent.time,
         });
       }
     }
@@ -161,7 +173,8 @@ Deno.test("keys are pinned on first use; a changed key stops sending until /trus
       await b1.peer.close();
       await a.events.waitFor((e) => e.event === "offline" && e.user === "bob");
 
-      // "bob" comes back with another key (a new machine — or an impostor).
+      // "bob" comes back with another key (a new machine — or an impostor), once his name's
+      // registration has lapsed (this coordinator keeps them 1 ms: see names_test.ts).
       const b2 = await start("bob", { configDir: bobDir2 });
       await a.events.waitFor((e) =>
         e.event === "online" && e.user === "bob" &&
@@ -199,7 +212,7 @@ Deno.test("keys are pinned on first use; a changed key stops sending until /trus
       await Deno.remove(bobDir, { recursive: true });
       await Deno.remove(bobDir2, { recursive: true });
     }
-  });
+  }, { nameTtlMs: 1 });
 });
 
 Deno.test("a peer that restarts is written to on a fresh stream; while away, it is not", async () => {

@@ -409,6 +409,7 @@ const PIECES = [
   "Introduce",
   "Unavailable",
   "Knock",
+  "Challenge",
   ",",
   ",",
   ",",
@@ -455,6 +456,7 @@ Deno.test("fuzz: extended client messages throw only SeedProtocolError and round
   const corpus = [
     `login,alice,192.0.2.1:4000,${KEY},${SECRET}`,
     `login,${LONG_CHINESE},[2001:db8::7]:65535,${KEY},${SECRET}`,
+    `login,alice,192.0.2.1:4000,${KEY},${SECRET},${TOKEN},${SECRET}`,
     "login,bob,10.0.0.1:1",
     `heartbeat,😀,${SECRET}`,
     "connect,alice,张伟",
@@ -467,17 +469,23 @@ Deno.test("fuzz: extended client messages throw only SeedProtocolError and round
       : mutate(rand, corpus[(i >> 1) % corpus.length], SPECIAL);
     const msg = tryParse(() => parseClientMessage(decodeText(bytes)), [...bytes]);
     if (!msg) continue;
-    seen.add(msg.type + ("ext" in msg ? "+ext" : "") + ("secret" in msg ? "+secret" : ""));
+    seen.add(
+      msg.type + ("ext" in msg ? "+ext" : "") + ("secret" in msg ? "+secret" : "") +
+        (msg.type === "login" && msg.ext?.proof ? "+proof" : ""),
+    );
     if ("username" in msg) assert.equal(usernameProblem(msg.username), undefined);
     if (msg.type === "connect") assert.equal(usernameProblem(msg.target), undefined);
     if (msg.type === "login" && msg.ext) {
       assert.match(msg.ext.key, /^[A-Za-z0-9_-]{43}$/);
       assert.match(msg.ext.secret, /^[A-Za-z0-9_-]{22}$/);
+      if (msg.ext.proof) assert.match(msg.ext.proof.nonce + msg.ext.proof.mac, /^[\w-]{44}$/);
     }
     // Whatever parses encodes back to text that parses to the same message.
     assert.deepEqual(parseClientBytes(encodeClientMessage(msg)), msg);
   }
-  for (const kind of ["login", "login+ext", "heartbeat+secret", "connect", "whoami"]) {
+  for (
+    const kind of ["login", "login+ext", "login+ext+proof", "heartbeat+secret", "connect", "whoami"]
+  ) {
     assert.ok(seen.has(kind), `the fuzzer never parsed a ${kind}: saw ${[...seen]}`);
   }
 });
@@ -493,6 +501,8 @@ Deno.test("fuzz: extended server messages throw only SeedProtocolError and round
     "Unavailable,carol,carol is not online",
     `Knock,mallory,${KEY}`,
     `Knock,${LONG_CHINESE},${KEY}`,
+    `Challenge,${KEY},${TOKEN}`,
+    "Replaced,张伟",
   ].map((t) => encoder.encode(t));
   const seen = new Set<string>();
   for (let i = 0; i < 4000; i++) {
@@ -514,9 +524,49 @@ Deno.test("fuzz: extended server messages throw only SeedProtocolError and round
       assert.deepEqual(parseServerMessage(again), msg);
     }
   }
-  for (const kind of ["you", "introduce", "unavailable", "knock"]) {
+  for (const kind of ["you", "introduce", "unavailable", "knock", "challenge"]) {
     assert.ok(seen.has(kind), `the fuzzer never parsed a ${kind}: saw ${[...seen]}`);
   }
+});
+
+Deno.test("a login may carry a proof of key; Challenge carries the coordinator's key and a nonce", () => {
+  const proof = { nonce: TOKEN, mac: SECRET };
+  const login = {
+    type: "login",
+    username: "alice",
+    endpoint: V4,
+    ext: { key: KEY, secret: SECRET, proof },
+  };
+  const text = `login,alice,192.0.2.1:4000,${KEY},${SECRET},${TOKEN},${SECRET}`;
+  assert.equal(encodeClientMessage(login as ClientMessage), text);
+  assert.deepEqual(parseClientBytes(text), login);
+  const challenge = { type: "challenge", serverKey: KEY, nonce: TOKEN } as const;
+  assert.equal(encodeServerMessage(challenge), `Challenge,${KEY},${TOKEN}`);
+  assert.deepEqual(parseServerBytes(`Challenge,${KEY},${TOKEN}`), challenge);
+  // Never longer than the shortest login it answers (no amplification): 76 bytes against 83.
+  const shortest = `login,a,1.2.3.4:5,${KEY},${SECRET}`;
+  assert.ok(encodeServerMessage(challenge).length < shortest.length);
+  for (
+    const [bad, why] of [
+      [
+        `login,alice,192.0.2.1:4000,${KEY},${SECRET},${TOKEN}`,
+        /expected 3 comma-separated fields, got 6/,
+      ],
+      [`login,alice,192.0.2.1:4000,${KEY},${SECRET},${TOKEN},short`, /proof is not 22 base64url/],
+      [
+        `login,alice,192.0.2.1:4000,${KEY},${SECRET},${TOKEN.slice(0, -1)}B,${SECRET}`,
+        /nonce is not canonical/,
+      ],
+    ] as const
+  ) {
+    assertSeedError(() => parseClientBytes(bad), why);
+  }
+  const replaced = { type: "replaced", username: "alice" } as const;
+  assert.equal(encodeServerMessage(replaced), "Replaced,alice");
+  assert.deepEqual(parseServerBytes("Replaced,alice"), replaced);
+  assertSeedError(() => parseServerBytes("Replaced,a;b"), /Cannot parse Replaced/);
+  assertSeedError(() => parseServerBytes(`Challenge,${KEY}`), /expected 3 comma-separated fields/);
+  assertSeedError(() => parseServerBytes(`Challenge,${KEY},${KEY}`), /nonce is not 22 base64url/);
 });
 
 Deno.test("NAT kinds travel in nat reports and introductions", () => {

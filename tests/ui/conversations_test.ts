@@ -2,8 +2,13 @@ import assert from "node:assert/strict";
 import type { PeerEvent } from "../../lib/peer/events.ts";
 import { Conversations } from "../../lib/ui/conversations.ts";
 
+const U = "00".repeat(16);
+const T = new Date().toISOString();
+
 const msg = (from: string, text: string): PeerEvent => ({
   event: "message",
+  uid: U,
+  time: T,
   from,
   to: "alice",
   text,
@@ -26,7 +31,7 @@ Deno.test("in a conversation, others' messages are marked and counted unread unt
   assert.equal(talk.note(msg("carol", "3")), true);
   assert.equal(talk.note(msg("dave", "4")), true);
   // What we send to others is marked too, but is not unread.
-  assert.equal(talk.note({ event: "sent", to: "dave", id: 9, text: "x" }), true);
+  assert.equal(talk.note({ event: "sent", uid: U, time: T, to: "dave", id: 9, text: "x" }), true);
   assert.equal(talk.note({ event: "online", user: "erin", endpoint: "192.0.2.1:1" }), false);
   assert.deepEqual(talk.unread(), [["carol", 2], ["dave", 1]]);
   assert.equal(talk.unreadFrom("carol"), 2);

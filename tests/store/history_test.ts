@@ -1,0 +1,316 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
+import { randomUid } from "../../lib/protocol/chat_message.ts";
+import { History, HistoryError, historyPath } from "../../lib/store/history.ts";
+import { MemoryLog } from "../../lib/store/message_log.ts";
+
+const MAIN_DIR = new URL("./", import.meta.url).pathname;
+
+async function withDirs(fn: (dirs: { dataDir: string; configDir: string }) => Promise<void>) {
+  const root = await Deno.makeTempDir({ prefix: "p2p-history-test-" });
+  try {
+    await fn({ dataDir: join(root, "data"), configDir: join(root, "config") });
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+}
+
+async function assertRejectsWith(fn: () => Promise<unknown>, pattern: RegExp, type = HistoryError) {
+  await assert.rejects(fn, (err: unknown) => {
+    assert.ok(err instanceof type, `expected ${type.name}, got ${err}`);
+    assert.match((err as Error).message, pattern);
+    return true;
+  });
+}
+
+Deno.test("history keeps what was sent and received, with its fate, across a reopen", async () => {
+  await withDirs(async (dirs) => {
+    const h = await History.open({ username: "alice", ...dirs });
+    const [u1, u2, u3, u4] = [randomUid(), randomUid(), randomUid(), randomUid()];
+    h.addOutgoing({ uid: u1, peer: "bob", group: false, time: 1000, text: "hi bob" });
+    h.addOutgoing({ uid: u2, peer: "bob", group: true, time: 2000, text: "hi all" });
+    h.addOutgoing({ uid: u3, peer: "carol", group: false, time: 2500, text: "hi carol" });
+    h.settle("bob", u1, { state: "delivered", path: "direct" });
+    h.settle("carol", u3, { state: "undelivered", reason: "no connection to carol within 30 s" });
+    assert.equal(
+      h.addIncoming({ uid: u4, peer: "bob", group: false, time: 3000, text: "Yo", path: "relay" }),
+      true,
+    );
+    // The same message again (resent by a restarted bob, or through the mailbox): a duplicate.
+    assert.equal(
+      h.addIncoming({
+        uid: u4,
+        peer: "bob",
+        group: false,
+        time: 3000,
+        text: "Yo",
+        path: "mailbox",
+      }),
+      false,
+    );
+    // The same uid from someone else is another message.
+    assert.equal(
+      h.addIncoming({
+        uid: u4,
+        peer: "carol",
+        group: false,
+        time: 3100,
+        text: "yo",
+        path: "direct",
+      }),
+      true,
+    );
+    assert.equal(h.seen("bob", u4), true);
+    assert.equal(h.seen("bob", u1), false, "our own message is not one we received");
+    h.close();
+
+    const again = await History.open({ username: "alice", ...dirs });
+    try {
+      assert.deepEqual(again.conversation("bob", 10), [
+        {
+          uid: u1,
+          peer: "bob",
+          outgoing: true,
+          group: false,
+          time: 1000,
+          text: "hi bob",
+          state: "delivered",
+          path: "direct",
+        },
+        {
+          uid: u2,
+          peer: "bob",
+          outgoing: true,
+          group: true,
+          time: 2000,
+          text: "hi all",
+          state: "sending",
+        },
+        {
+          uid: u4,
+          peer: "bob",
+          outgoing: false,
+          group: false,
+          time: 3000,
+          text: "Yo",
+          state: "received",
+          path: "relay",
+        },
+      ]);
+      assert.deepEqual(again.conversation("bob", 1).map((m) => m.text), ["Yo"]);
+      assert.deepEqual(again.pending().map((m) => m.uid), [u2]);
+      const [carol] = again.conversation("carol", 1).filter((m) => m.outgoing);
+      assert.equal(carol, undefined, "limit 1 gives the latest line only");
+      assert.equal(
+        again.conversation("carol", 5)[0].reason,
+        "no connection to carol within 30 s",
+      );
+      assert.deepEqual(again.search("HI", 10).map((m) => m.text), ["hi bob", "hi all", "hi carol"]);
+      assert.deepEqual(again.search("hi", 2).map((m) => m.text), ["hi all", "hi carol"]);
+      assert.deepEqual(
+        again.recent({ contacts: 1, perContact: 2 }).map((m) => m.text),
+        ["hi carol", "yo"],
+      );
+      assert.deepEqual(
+        again.recent({ contacts: 5, perContact: 1 }).map((m) => `${m.peer}:${m.text}`),
+        ["bob:Yo", "carol:yo"],
+      );
+      assert.equal(again.conversation("nobody", 5).length, 0);
+    } finally {
+      again.close();
+    }
+    const path = historyPath(dirs.dataDir, "alice");
+    assert.equal((await Deno.stat(path)).mode! & 0o777, 0o600);
+    const keyFile = join(dirs.configDir, "users", "alice", "history_key.json");
+    assert.equal((await Deno.stat(keyFile)).mode! & 0o777, 0o600);
+  });
+});
+
+Deno.test("a copied history file (and its WAL) holds neither the text nor the peer's name", async () => {
+  await withDirs(async (dirs) => {
+    const h = await History.open({ username: "alice", ...dirs });
+    const marker = "MARKER-7f3a-secret-text";
+    const peer = "zebrapeername";
+    h.addOutgoing({ uid: randomUid(), peer, group: false, time: 1, text: `${marker} out` });
+    h.addIncoming({
+      uid: randomUid(),
+      peer,
+      group: false,
+      time: 2,
+      text: `${marker} in`,
+      path: "direct",
+    });
+    const uid = randomUid();
+    h.addOutgoing({ uid, peer, group: false, time: 3, text: "x" });
+    h.settle(peer, uid, { state: "undelivered", reason: `${marker} reason` });
+    const path = historyPath(dirs.dataDir, "alice");
+    const grep = async (needle: string) => {
+      for (const file of [path, `${path}-wal`]) {
+        let bytes: Uint8Array;
+        try {
+          bytes = await Deno.readFile(file);
+        } catch {
+          continue;
+        }
+        const text = new TextDecoder("latin1").decode(bytes);
+        assert.equal(text.includes(needle), false, `${needle} found in ${file}`);
+      }
+    };
+    await grep(marker); // while open: the rows are in the WAL
+    await grep(peer);
+    assert.ok((await Deno.stat(`${path}-wal`)).size > 0, "the test must look at a WAL with rows");
+    h.close();
+    await grep(marker); // closed: checkpointed into the main file
+    await grep(peer);
+    // The owner reads it back.
+    const again = await History.open({ username: "alice", ...dirs });
+    assert.equal(again.search(marker, 10).length, 2);
+    again.close();
+  });
+});
+
+Deno.test("a passphrase history needs the passphrase, the right one, and keeps no key file", async () => {
+  await withDirs(async (dirs) => {
+    const h = await History.open({ username: "alice", ...dirs, passphrase: "correct horse" });
+    const uid = randomUid();
+    h.addOutgoing({ uid, peer: "bob", group: false, time: 5, text: "sealed by a passphrase" });
+    h.close();
+    const keyFile = join(dirs.configDir, "users", "alice", "history_key.json");
+    await assert.rejects(() => Deno.stat(keyFile), Deno.errors.NotFound);
+    await assertRejectsWith(
+      () => History.open({ username: "alice", ...dirs }),
+      /history\.sqlite is protected by a passphrase: set P2P_PASSPHRASE or use --passphrase/,
+    );
+    await assertRejectsWith(
+      () => History.open({ username: "alice", ...dirs, passphrase: "wrong horse" }),
+      /history\.sqlite: wrong passphrase/,
+    );
+    const again = await History.open({ username: "alice", ...dirs, passphrase: "correct horse" });
+    assert.deepEqual(again.pending().map((m) => m.text), ["sealed by a passphrase"]);
+    again.close();
+  });
+});
+
+Deno.test("a key-file history refuses a passphrase, and a missing or other key file", async () => {
+  await withDirs(async (dirs) => {
+    (await History.open({ username: "alice", ...dirs })).close();
+    await assertRejectsWith(
+      () => History.open({ username: "alice", ...dirs, passphrase: "x" }),
+      /is encrypted with the key file .*history_key\.json, not a passphrase/,
+    );
+    const keyFile = join(dirs.configDir, "users", "alice", "history_key.json");
+    const saved = await Deno.readFile(keyFile);
+    await Deno.remove(keyFile);
+    await assertRejectsWith(
+      () => History.open({ username: "alice", ...dirs }),
+      /its key file .*history_key\.json is missing/,
+    );
+    // Another history's key does not open it.
+    (await History.open({
+      username: "alice",
+      dataDir: join(dirs.dataDir, "other"),
+      ...{ configDir: dirs.configDir },
+    }))
+      .close();
+    await assertRejectsWith(
+      () => History.open({ username: "alice", ...dirs }),
+      /history_key\.json does not open it/,
+    );
+    await Deno.writeFile(keyFile, saved, { mode: 0o600 });
+    (await History.open({ username: "alice", ...dirs })).close();
+  });
+});
+
+Deno.test("a history open in one chat is refused to a second one, with the reason", async () => {
+  await withDirs(async (dirs) => {
+    (await History.open({ username: "alice", ...dirs })).close(); // an existing history
+    const first = await History.open({ username: "alice", ...dirs });
+    try {
+      await assertRejectsWith(
+        () => History.open({ username: "alice", ...dirs }),
+        /history\.sqlite: another p2p chat as alice is using it/,
+      );
+    } finally {
+      first.close();
+    }
+    (await History.open({ username: "alice", ...dirs })).close();
+  });
+});
+
+Deno.test("a corrupt or foreign history file is refused, named, and left as it was", async () => {
+  await withDirs(async (dirs) => {
+    const path = historyPath(dirs.dataDir, "alice");
+    await Deno.mkdir(join(path, ".."), { recursive: true, mode: 0o700 });
+    const garbage = new TextEncoder().encode(
+      "this is not a database, but someone's notes\n".repeat(100),
+    );
+    await Deno.writeFile(path, garbage, { mode: 0o600 });
+    await assert.rejects(
+      () => History.open({ username: "alice", ...dirs }),
+      (err: Error) => err.message.includes(path),
+    );
+    assert.deepEqual(await Deno.readFile(path), garbage);
+
+    await Deno.remove(path);
+    const foreign = new DatabaseSync(path);
+    foreign.exec("CREATE TABLE recipes (name TEXT); INSERT INTO recipes VALUES ('soup')");
+    foreign.close();
+    const before = await Deno.readFile(path);
+    await assert.rejects(
+      () => History.open({ username: "alice", ...dirs }),
+      (err: Error) => err.message.includes(path),
+    );
+    assert.deepEqual(await Deno.readFile(path), before);
+  });
+});
+
+Deno.test("a history killed (SIGKILL) in the middle of writing opens, with whole rows", async () => {
+  await withDirs(async (dirs) => {
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", join(MAIN_DIR, "history_writer.ts"), dirs.dataDir, dirs.configDir],
+      stdout: "piped",
+      stderr: "inherit",
+    }).spawn();
+    const reader = child.stdout.getReader();
+    // Wait until it has written a good many rows, then kill it mid-stream.
+    let seen = "";
+    while (!seen.includes("500\n")) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      seen += new TextDecoder().decode(value);
+    }
+    child.kill("SIGKILL");
+    await reader.cancel();
+    await child.status;
+    const h = await History.open({ username: "alice", ...dirs });
+    try {
+      const rows = h.conversation("bob", 1_000_000);
+      assert.ok(rows.length >= 500, `${rows.length} rows`);
+      rows.forEach((m, i) => assert.equal(m.text, `message ${i}`));
+      assert.equal(h.pending().length, rows.length);
+    } finally {
+      h.close();
+    }
+  });
+});
+
+Deno.test("the --no-history log writes nothing and drops duplicates within the session", () => {
+  const log = new MemoryLog();
+  const msg = {
+    uid: randomUid(),
+    peer: "bob",
+    group: false,
+    time: 0,
+    text: "hi",
+    path: "direct" as const,
+  };
+  log.addOutgoing({ ...msg, peer: "carol" });
+  assert.equal(log.addIncoming(msg), true);
+  assert.equal(log.seen("bob", msg.uid), true);
+  assert.equal(log.addIncoming(msg), false);
+  assert.equal(log.addIncoming({ ...msg, peer: "carol" }), true);
+  assert.deepEqual(log.pending(), []);
+  assert.deepEqual(log.conversation("bob", 5), []);
+  assert.deepEqual(log.search("hi", 5), []);
+});
