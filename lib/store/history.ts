@@ -6,7 +6,7 @@
  * Each row keeps in the clear only what the store needs to work: the message's uid, a tag of the
  * peer's name (`history_key.ts`), direction, group flag, send time, delivery state and path. The
  * peer's name and the text are sealed together, and an `undelivered` reason on its own
- * (XChaCha20-Poly1305 under the history key). Searching decrypts in memory. The uid is unique per
+ * (ChaCha20-Poly1305 under the history key). Searching decrypts in memory. The uid is unique per
  * peer and direction, so a received message recorded twice is refused: that is how duplicates
  * are dropped. Every write is one statement, atomic in WAL mode: a kill -9 leaves the file as it
  * was before the statement or after it.
@@ -82,6 +82,9 @@ const MIGRATIONS = [
      reason BLOB
    );
    CREATE UNIQUE INDEX messages_uid ON messages (peer, outgoing, uid);`,
+  // Sealed values start with a format byte (history_key.ts): those written so far are format 1.
+  `UPDATE messages SET body = CAST(X'01' || body AS BLOB), reason = CAST(X'01' || reason AS BLOB);
+   UPDATE meta SET value = CAST(X'01' || value AS BLOB) WHERE name = 'check';`,
 ];
 
 const CHECK_TEXT = "p2p history key check";
