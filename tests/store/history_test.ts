@@ -181,7 +181,7 @@ Deno.test("a history written before format bytes (schema 1, XChaCha20) is migrat
     h.addOutgoing({ uid, peer: "bob", group: false, time: 1, text: "x" });
     h.settle("bob", uid, { state: "undelivered", reason: "x" });
     h.close();
-    // Turn it into what the first version wrote: nonce ‖ XChaCha20-Poly1305, schema 1.
+    // Turn it into what the first version wrote: nonce ‖ XChaCha20-Poly1305, schema 1, its index.
     const keyFile = join(dirs.configDir, "users", "alice", "history_key.json");
     const keys = historyKeys(decodeBase64url(JSON.parse(await Deno.readTextFile(keyFile)).key)!);
     const encode = (text: string) => new TextEncoder().encode(text);
@@ -201,7 +201,11 @@ Deno.test("a history written before format bytes (schema 1, XChaCha20) is migrat
     );
     raw.prepare("UPDATE meta SET value = ? WHERE name = 'check'")
       .run(seal("p2p history key check", encode("check")));
-    raw.exec("PRAGMA user_version = 1");
+    raw.exec(
+      `DROP INDEX messages_received;
+       CREATE UNIQUE INDEX messages_uid ON messages (peer, outgoing, uid);
+       PRAGMA user_version = 1`,
+    );
     raw.close();
 
     const again = await History.open({ username: "alice", ...dirs });
@@ -211,6 +215,13 @@ Deno.test("a history written before format bytes (schema 1, XChaCha20) is migrat
       assert.deepEqual(
         again.conversation("bob", 10).map((m) => [m.text, m.reason]),
         [["written long ago", "an old reason"], ["new", undefined]],
+      );
+      // A message recorded in an earlier run is settled all the same (found without its seq).
+      again.settle("bob", uid, { state: "delivered", path: "relay" });
+      again.settle("bob", uid2, { state: "delivered", path: "direct" });
+      assert.deepEqual(
+        again.conversation("bob", 10).map((m) => [m.state, m.path]),
+        [["delivered", "relay"], ["delivered", "direct"]],
       );
     } finally {
       again.close();
@@ -223,7 +234,7 @@ Deno.test("a history written before format bytes (schema 1, XChaCha20) is migrat
         [1, 2],
         "old rows keep format 1, new ones are format 2",
       );
-      assert.equal(check.prepare("PRAGMA user_version").get()!.user_version, 2);
+      assert.equal(check.prepare("PRAGMA user_version").get()!.user_version, 3);
     } finally {
       check.close();
     }
