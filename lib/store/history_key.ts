@@ -125,8 +125,8 @@ export async function loadKeyFile(path: string, create: boolean): Promise<Uint8A
 /**
  * `2 ‖ nonce ‖ ciphertext ‖ tag` of `plaintext`, bound to `aad`. The nonce is 96 random bits:
  * NIST SP 800-38D allows 2^32 seals per key with random 96-bit nonces (a collision chance under
- * 2^-32), about a billion messages a day for ten years; a personal history seals one or two
- * values per message.
+ * 2^-32): a million messages a day for ten years; a personal history seals one or two values per
+ * message.
  */
 export function sealValue(keys: HistoryKeys, plaintext: Uint8Array, aad: Uint8Array): Uint8Array {
   const out = new Uint8Array(1 + NONCE + plaintext.length + TAG);
