@@ -6,10 +6,11 @@
  * Each row keeps in the clear only what the store needs to work: the message's uid, a tag of the
  * peer's name (`history_key.ts`), direction, group flag, send time, delivery state and path. The
  * peer's name and the text are sealed together, and an `undelivered` reason on its own
- * (ChaCha20-Poly1305 under the history key). Searching decrypts in memory. The uid is unique per
- * peer and direction, so a received message recorded twice is refused: that is how duplicates
- * are dropped. Every write is one statement, atomic in WAL mode: a kill -9 leaves the file as it
- * was before the statement or after it.
+ * (ChaCha20-Poly1305 under the history key). Searching decrypts in memory. A received message's
+ * uid is unique per peer, so one recorded twice is refused: that is how duplicates are dropped.
+ * Our own messages are not indexed (one page per write on the way to `sent`): their fate is
+ * written by seq. Every write is one statement, atomic in WAL mode: a kill -9 leaves the file as
+ * it was before the statement or after it.
  *
  * @example
  * ```ts
