@@ -47,6 +47,9 @@ export interface ChatOptions {
   history: false | { dataDir?: string; passphrase?: string };
 }
 
+/** Lines of the history shown when a conversation opens with nothing unread. */
+const OPEN_LINES = 5;
+
 /** The backlog at start: this many lines with each of the most recent contacts. */
 const BACKLOG = { contacts: 10, perContact: 5 };
 
@@ -195,7 +198,14 @@ export async function runChat(options: ChatOptions): Promise<number> {
           error("That is you: /chat someone else");
           return;
         }
-        ui.opened(user, talk.open(user));
+        const unread = talk.open(user);
+        ui.opened(user, unread);
+        // Nothing unread: the window opens on the last lines of the history with them.
+        if (user !== undefined && unread.length === 0 && log.persistent) {
+          for (const m of log.conversation(user, OPEN_LINES)) {
+            ui.event(historyEvent(m, options.username, "history"));
+          }
+        }
         return;
       }
       case "fingerprint":

@@ -140,6 +140,11 @@ Deno.test("--json takes the conversation commands too: /chat, plain text, /r, na
       5000,
       "a second refusal",
     );
+    // Back to bob with nothing unread: the conversation opens on its last lines.
+    await alice.write("/chat bob");
+    await alice.event((e) =>
+      e.event === "history" && e.source === "history" && e.text === "back to you"
+    );
   } finally {
     await alice.dispose();
     await bob.dispose();
