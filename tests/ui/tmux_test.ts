@@ -140,7 +140,8 @@ Deno.test({
           assert.equal(got.text, long);
           const after = await tmux.waitFor(
             "delivered",
-            (rows) => rows.some((r) => r.includes("✓ #1 delivered to bob")),
+            // The lines, and the prompt drawn again after them (a write of its own).
+            (rows) => rows.some((r) => r.includes("✓ #1 delivered to bob")) && input(rows) === ">",
           );
           assert.equal(after.filter((r) => r.startsWith("> /msg")).length, 0, "the echo is gone");
           for (let i = 1; i <= 3; i++) {
@@ -238,7 +239,9 @@ Deno.test({
           for (let i = 1; i <= 100; i++) await bob.write(`/msg alice burst ${i}`);
           const rows = await tmux.waitFor(
             "100 messages",
-            (rows) => rows.some((r) => r.includes("bob: burst 100")),
+            (rows) =>
+              rows.some((r) => r.includes("bob: burst 100")) &&
+              input(rows) === "[bob 2] > /msg carol half-typed while a burst comes",
             { history: true, timeoutMs: 30_000 },
           );
           for (let i = 1; i <= 100; i++) {
