@@ -154,16 +154,13 @@ const STATE_NOTES: Record<string, string> = {
 
 /** A line of history: its date and time (local), who wrote to whom, and how it fared. */
 function describeHistory(e: Extract<PeerEvent, { event: "history" }>): string {
-  const t = new Date(e.time);
-  const pad = (n: number) => String(n).padStart(2, "0");
-  const when = `${t.getFullYear()}-${pad(t.getMonth() + 1)}-${pad(t.getDate())} ` +
-    `${pad(t.getHours())}:${pad(t.getMinutes())}`;
+  // The line's time stamp is the message's time (with its date when not today): not repeated.
   const group = e.group ? "[all] " : "";
   const who = e.state === "received" ? e.from : `you → ${e.to}`;
   const note = e.state === "undelivered"
     ? `  ✗ not delivered: ${e.reason ?? "no reason kept"}`
     : STATE_NOTES[e.state] ?? "";
-  return `(${e.source} ${when}) ${group}${who}: ${e.text}${note}`;
+  return `(${e.source}) ${group}${who}: ${e.text}${note}`;
 }
 
 const STYLES: Record<PeerEvent["event"], Style> = {

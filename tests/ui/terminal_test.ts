@@ -53,7 +53,7 @@ Deno.test("a changed key's fingerprint says it is new and not accepted; /who sho
   );
 });
 
-Deno.test("a history line shows its date, who wrote to whom, and how it fared", () => {
+Deno.test("a history line shows where it comes from, who wrote to whom, and how it fared", () => {
   const base = {
     event: "history" as const,
     source: "backlog" as const,
@@ -62,11 +62,11 @@ Deno.test("a history line shows its date, who wrote to whom, and how it fared", 
   };
   assert.equal(
     describeEvent({ ...base, from: "alice", to: "bob", text: "hi", state: "delivered" }),
-    "(backlog 2026-12-07 09:05) you → bob: hi  ✓",
+    "(backlog) you → bob: hi  ✓",
   );
   assert.equal(
     describeEvent({ ...base, from: "alice", to: "bob", text: "hi", state: "sending" }),
-    "(backlog 2026-12-07 09:05) you → bob: hi  (pending)",
+    "(backlog) you → bob: hi  (pending)",
   );
   assert.equal(
     describeEvent({
@@ -78,10 +78,10 @@ Deno.test("a history line shows its date, who wrote to whom, and how it fared", 
       state: "undelivered",
       reason: "bob did not accept your request to talk",
     }),
-    "(search 2026-12-07 09:05) you → bob: hi  ✗ not delivered: bob did not accept your request to talk",
+    "(search) you → bob: hi  ✗ not delivered: bob did not accept your request to talk",
   );
   assert.equal(
     describeEvent({ ...base, from: "bob", to: "*", group: true, text: "yo", state: "received" }),
-    "(backlog 2026-12-07 09:05) [all] bob: yo",
+    "(backlog) [all] bob: yo",
   );
 });
