@@ -24,9 +24,16 @@ import { DatabaseError } from "./lib/store/database.ts";
 import { resolveServer, UsageError } from "./lib/cli_args.ts";
 import { isIP } from "node:net";
 import type { Endpoint } from "./lib/protocol/endpoint.ts";
-import { runChat } from "./lib/ui/chat.ts";
+import { FULL_SCREEN_FROM, runChat } from "./lib/ui/chat.ts";
 import { ACCEPT_POLICIES, checkNat } from "./lib/peer.ts";
-import { fingerprint, IdentityError, loadOrCreateIdentity } from "./lib/crypto/identity.ts";
+import { join } from "node:path";
+import {
+  defaultConfigDir,
+  fingerprint,
+  IdentityError,
+  loadOrCreateIdentity,
+  userDir,
+} from "./lib/crypto/identity.ts";
 import { normalizeUsername, usernameProblem } from "./lib/protocol/username.ts";
 import { PassphraseError, promptPassphrase } from "./lib/ui/passphrase.ts";
 
@@ -39,7 +46,7 @@ Usage:
   p2p chat NAME@HOST[:PORT] [options]
                                   log in as NAME and chat
   p2p nat HOST[:PORT]             what your NAT does, as the coordinator sees it
-  p2p id NAME                     show NAME's key fingerprint on this machine
+  p2p id NAME [--create]          show NAME's key fingerprint on this machine
   p2p help [COMMAND]              show help
   p2p --version                   show the version
 
@@ -111,8 +118,10 @@ Limits ("per address": per IPv4 address, or per IPv6 /64):
   --max-tcp N             TCP connections open at once (default ${D.maxTcp})
   --tcp-idle SECONDS      close a TCP connection idle this long (default ${D.tcpIdleMs / 1000})
   --max-datagram BYTES    longest datagram accepted (default ${D.maxDatagramBytes})
-  --max-line BYTES        longest text message, and most bytes read from a TCP connection
-                          (default and most ${D.maxLineBytes})
+  --max-line BYTES        longest line of the coordinator protocol (login, heartbeat…),
+                          and most bytes read from a TCP connection (default and most
+                          ${D.maxLineBytes}); chat messages go from peer to peer and are
+                          not limited by it
   --names-per-ip N        names online at once per address (default ${D.namesPerAddress}): a
                           household or an office behind one NAT has a few dozen online
   --new-names-per-ip-per-day N
@@ -137,14 +146,22 @@ Asks the coordinator at HOST:PORT (and its second port, PORT+1) which public end
 for one local socket, and says what kind of NAT you are behind and what that means for direct
 connections.`;
 
-const ID_HELP = `Usage: p2p id NAME [--config DIR]
+const ID_HELP = `Usage: p2p id NAME [--create] [--config DIR]
 
-Shows the fingerprint of NAME's key on this machine (creating the key on first use). Compare it
-with what your contacts see (/fingerprint NAME in their chat) to make sure nobody is in between.`;
+Shows the fingerprint of NAME's key on this machine. Compare it with what your contacts see
+(/fingerprint NAME in their chat) to make sure nobody is in between. A name without a key here
+is an error (a typo should not make a key); the key is made at its first 'p2p chat', or now
+with --create.
+
+Options:
+  --create              make NAME's key if there is none yet
+  --config DIR          where keys live (default $XDG_CONFIG_HOME/p2p or ~/.config/p2p)
+  -h, --help            show this help`;
 
 const CHAT_HELP =
-  `Usage: p2p chat NAME@HOST[:PORT] [--json] [--keepalive SECONDS] [--bind ADDR:PORT]
-                [--accept anyone|known] [--data DIR] [--passphrase] [--no-history]
+  `Usage: p2p chat NAME@HOST[:PORT] [--json] [--keepalive SECONDS] [--bind ADDR[:PORT]]
+                [--config DIR] [--accept anyone|known] [--data DIR] [--passphrase]
+                [--no-history] [--plain]
 
 Logs in to the coordinator at HOST:PORT (default port 7000) as NAME, shows who is online, and
 sends messages directly to the other users.
@@ -157,19 +174,26 @@ $XDG_DATA_HOME/p2p (default ~/.local/share/p2p); its key is beside your identity
 a passphrase. The chat starts with the last lines with each contact. Messages not delivered when
 the chat stops stay pending and are sent at the next start, once the recipient is online.
 
-Commands (typed, or one per line on stdin):
+Commands (typed, or one per line on stdin; command words and names in any case):
+  /chat USER            talk to USER: plain lines go to them (alias /query)
+  /chat, /all           back to the everyone view
   /msg USER TEXT        send TEXT to USER
+  /r TEXT               reply to whoever wrote last
   /all TEXT             send TEXT to everyone online
-  /who                  list who is online and the path to each
+  /who                  who is online, the path to each, and unread messages
   /fingerprint [USER]   show USER's key fingerprint and your safety number (or yours)
   /trust USER           accept USER's changed key
   /history USER [N]     show the last N (default 20) messages with USER
   /search TEXT          show the messages that contain TEXT
   /help                 show the commands
-  /quit                 log out and leave (also Ctrl-C, end of input)
+  /quit                 log out and leave (also Ctrl-C, end of input, SIGTERM, SIGHUP)
+Keys: Tab completes commands and names; Up/Down recall earlier lines; //TEXT sends /TEXT.
 
 Options:
   --json                JSON Lines on stdout (one object per event), for scripts
+  --plain               line by line, even in a terminal big enough for the full screen
+                        (from ${FULL_SCREEN_FROM.columns}×${FULL_SCREEN_FROM.rows}: the conversation, the people online beside it,
+                        a status row and the input row)
   --keepalive SECONDS   heartbeat interval (default 10)
   --bind ADDR[:PORT]    local address and port to use (default any)
   --config DIR          where keys live (default $XDG_CONFIG_HOME/p2p or ~/.config/p2p)
@@ -315,6 +339,17 @@ async function serve(args: string[]): Promise<number> {
     console.error(err.message);
     return 1;
   }
+  // Listening for the signals before saying we listen: a Ctrl-C right after must still stop us
+  // cleanly (exit 0), not kill us.
+  const stopped = new Promise<void>((resolve) => {
+    const stop = () => {
+      Deno.removeSignalListener("SIGINT", stop);
+      Deno.removeSignalListener("SIGTERM", stop);
+      resolve();
+    };
+    Deno.addSignalListener("SIGINT", stop);
+    Deno.addSignalListener("SIGTERM", stop);
+  });
   console.error(
     `${new Date().toISOString()} p2p ${VERSION} coordinator on ${values.host} ` +
       `UDP ${coordinator.udpPort}, TCP ${coordinator.tcpPort}, peer timeout ${timeout} s, ` +
@@ -331,15 +366,7 @@ async function serve(args: string[]): Promise<number> {
     `${new Date().toISOString()} data in ${dataDir}: ${coordinator.owners.size} names ` +
       `registered; coordinator key ${fingerprint(coordinator.store.keyPair.publicKey)}`,
   );
-  await new Promise<void>((resolve) => {
-    const stop = () => {
-      Deno.removeSignalListener("SIGINT", stop);
-      Deno.removeSignalListener("SIGTERM", stop);
-      resolve();
-    };
-    Deno.addSignalListener("SIGINT", stop);
-    Deno.addSignalListener("SIGTERM", stop);
-  });
+  await stopped;
   await coordinator.close();
   console.error(`${new Date().toISOString()} coordinator stopped`);
   return 0;
@@ -358,6 +385,7 @@ async function chat(args: string[]): Promise<number> {
       data: { type: "string" },
       passphrase: { type: "boolean", default: false },
       "no-history": { type: "boolean", default: false },
+      plain: { type: "boolean", default: false },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -389,6 +417,7 @@ async function chat(args: string[]): Promise<number> {
     bind,
     keepaliveMs: secondsOption(values.keepalive, "--keepalive") * 1000,
     configDir: values.config,
+    plain: values.plain,
   });
 }
 
@@ -422,7 +451,11 @@ async function id(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
-    options: { config: { type: "string" }, help: { type: "boolean", short: "h" } },
+    options: {
+      config: { type: "string" },
+      create: { type: "boolean", default: false },
+      help: { type: "boolean", short: "h" },
+    },
   });
   if (values.help) {
     console.log(ID_HELP);
@@ -432,6 +465,15 @@ async function id(args: string[]): Promise<number> {
   const username = normalizeUsername(positionals[0]);
   const problem = usernameProblem(username);
   if (problem) throw new UsageError(`Cannot use "${username}" as a name: ${problem}`);
+  const configDir = values.config ?? defaultConfigDir();
+  if (!values.create && !await hasIdentity(configDir, username)) {
+    console.error(
+      `p2p: no key for ${username} on this machine (in ${configDir}): check the name, or ` +
+        `make one with 'p2p id ${username} --create' (a first 'p2p chat ${username}@HOST' ` +
+        `makes one too)`,
+    );
+    return 1;
+  }
   const identity = await loadOrCreateIdentity({
     username,
     configDir: values.config,
@@ -439,6 +481,19 @@ async function id(args: string[]): Promise<number> {
   console.log(`${identity.username}: ${fingerprint(identity.publicKey)}`);
   console.log(`key file: ${identity.path}${identity.created ? " (created now)" : ""}`);
   return 0;
+}
+
+/** Whether `username` has a key in `configDir` (in the current layout, or the earlier one). */
+async function hasIdentity(configDir: string, username: string): Promise<boolean> {
+  for (const dir of [userDir(configDir, username), join(configDir, "users", username)]) {
+    try {
+      await Deno.stat(join(dir, "identity.json"));
+      return true;
+    } catch (err) {
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+    }
+  }
+  return false;
 }
 
 /** `--bind ADDR[:PORT]` (`[v6]:PORT` for IPv6); no port, or 0, means any free port. */

@@ -21,7 +21,8 @@
  * - `messages.ts`: our messages' lasting ids, their records in the history (`lib/store/`), the
  *   received ones' dedup; `outgoing.ts`: unsettled messages and `drain()`.
  * - `mailbox.ts` (with `mailbox_client.ts`): messages for offline users sealed and left at the
- *   coordinator, our own fetched, receipts.
+ *   coordinator, our own fetched, receipts; `offline.ts`: what a message to someone offline
+ *   becomes without a mailbox.
  * - `key_trust.ts`: trust on first use; `events.ts`: what we report (the `--json` contract).
  *
  * @example
@@ -57,6 +58,7 @@ import { Links, type LinkWiring } from "./peer/links.ts";
 import { PeerMailbox } from "./peer/mailbox.ts";
 import { Messages } from "./peer/messages.ts";
 import { NatDetector } from "./peer/nat_detect.ts";
+import { offlineRefusal } from "./peer/offline.ts";
 import { Presence } from "./peer/presence.ts";
 import { ProbeQuota } from "./peer/probe_quota.ts";
 import { SocketPool } from "./peer/socket_pool.ts";
@@ -117,7 +119,7 @@ export class Peer {
   readonly #messages: Messages;
   readonly #mailbox: PeerMailbox;
   readonly #links: Links;
-  /** Users seen online during this session: messages to them wait if they are away. */
+  /** Users seen online during this session (a message to one who is away says so). */
   readonly #seen = new Set<string>();
   /** Messages pending from the last run, by recipient, until it is online. */
   readonly #waiting = new Map<string, StoredMessage[]>();
@@ -376,11 +378,10 @@ export class Peer {
       return undefined;
     };
     if (to === this.username) return fail("that is you");
-    // Someone not online goes to their mailbox, if the coordinator keeps one; without one, a
-    // message to someone seen this session waits for them to come back.
-    const away = !this.#presence.users.has(to) && !group && this.#mailbox.available;
-    if (!away && !this.#presence.users.has(to) && !this.#seen.has(to)) {
-      return fail(`${to} is not online`);
+    // Someone not online: their mailbox, if the coordinator keeps one; else refused at once.
+    const away = !this.#presence.users.has(to);
+    if (away && (group || !this.#mailbox.available)) {
+      return fail(offlineRefusal({ user: to, seen: this.#seen.has(to) }));
     }
     if (this.#trust.hasChanged(to)) {
       return fail(

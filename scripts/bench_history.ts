@@ -90,7 +90,13 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))];
 }
 
-const coordinator = await Coordinator.start({ host: "127.0.0.1", port: 0, log: () => {} });
+// Its own TCP port (not the UDP port's number, which may be taken for TCP on a busy machine).
+const coordinator = await Coordinator.start({
+  host: "127.0.0.1",
+  port: 0,
+  tcpPort: 0,
+  log: () => {},
+});
 const root = await Deno.makeTempDir({ prefix: "p2p-bench-history-" });
 try {
   const pairs = [

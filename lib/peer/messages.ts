@@ -1,7 +1,8 @@
 /**
  * Our chat messages between the links and the front end: each one we send gets a session id
  * (`#3`, from `outgoing.ts`), a lasting uid and its send time, and is recorded in the
- * {@linkcode MessageLog} before it is reported `sent`; its fate is recorded before it is reported.
+ * {@linkcode MessageLog} before it is reported `sent`; its fate is recorded (`delivered` right after
+ * it is reported, `undelivered` before).
  * Each one we receive is recorded before it is reported, and a second copy (same sender, same
  * uid: resent by a sender that restarted, or also come through the mailbox) is dropped.
  *
@@ -76,17 +77,22 @@ export class Messages {
     return this.#start(peer, { group, text, uid, time }, true);
   }
 
-  /** Message `id` to `peer` was acknowledged, the link on path `path`. */
+  /**
+   * Message `id` to `peer` was acknowledged, the link on path `path`: reported, then recorded.
+   * Reported first because the record need not come first: if it is lost (a crash in between),
+   * the message is still `sending` on disk, so it is sent again at the next start, and the peer,
+   * who keeps (sender, uid) of what it received, drops the copy and acknowledges it.
+   */
   delivered(peer: string, id: number, path: PathKind): void {
     const msg = this.#settle(id);
     if (!msg) return;
+    this.#o.emit({ event: "delivered", to: peer, id, uid: msg.uid });
     this.#record(() =>
       this.#o.log.settle(peer, msg.uid, {
         state: "delivered",
         path: path === "none" ? undefined : path,
       })
     );
-    this.#o.emit({ event: "delivered", to: peer, id, uid: msg.uid });
   }
 
   /**

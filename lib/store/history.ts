@@ -6,10 +6,11 @@
  * Each row keeps in the clear only what the store needs to work: the message's uid, a tag of the
  * peer's name (`history_key.ts`), direction, group flag, send time, delivery state and path. The
  * peer's name and the text are sealed together, and an `undelivered` reason on its own
- * (XChaCha20-Poly1305 under the history key). Searching decrypts in memory. The uid is unique per
- * peer and direction, so a received message recorded twice is refused: that is how duplicates
- * are dropped. Every write is one statement, atomic in WAL mode: a kill -9 leaves the file as it
- * was before the statement or after it.
+ * (ChaCha20-Poly1305 under the history key). Searching decrypts in memory. A received message's
+ * uid is unique per peer, so one recorded twice is refused: that is how duplicates are dropped.
+ * Our own messages are not indexed (one page per write on the way to `sent`): their fate is
+ * written by seq. Every write is one statement, atomic in WAL mode: a kill -9 leaves the file as
+ * it was before the statement or after it.
  *
  * @example
  * ```ts
@@ -82,6 +83,13 @@ const MIGRATIONS = [
      reason BLOB
    );
    CREATE UNIQUE INDEX messages_uid ON messages (peer, outgoing, uid);`,
+  // Sealed values start with a format byte (history_key.ts): those written so far are format 1.
+  `UPDATE messages SET body = CAST(X'01' || body AS BLOB), reason = CAST(X'01' || reason AS BLOB);
+   UPDATE meta SET value = CAST(X'01' || value AS BLOB) WHERE name = 'check';`,
+  // Only received messages need finding by uid (to drop a copy): our own are settled by seq, so
+  // recording one writes one page (the table's last), not two, before it is reported `sent`.
+  `DROP INDEX messages_uid;
+   CREATE UNIQUE INDEX messages_received ON messages (peer, uid) WHERE outgoing = 0;`,
 ];
 
 const CHECK_TEXT = "p2p history key check";
@@ -140,8 +148,18 @@ export class History implements MessageLog {
   readonly #keys: HistoryKeys;
   /** Peer tags computed so far: an HMAC per write adds up on a busy chat. */
   readonly #tags = new Map<string, Uint8Array>();
+  /** Seq of our messages recorded or found pending in this run, not settled yet, by uid. */
+  readonly #unsettled = new Map<string, number>();
   readonly #sql: Record<
-    "addOut" | "addIn" | "settle" | "seen" | "pending" | "conversation" | "contacts" | "all",
+    | "addOut"
+    | "addIn"
+    | "settle"
+    | "settleScan"
+    | "seen"
+    | "pending"
+    | "conversation"
+    | "contacts"
+    | "all",
     StatementSync
   >;
 
@@ -159,6 +177,11 @@ export class History implements MessageLog {
           "path, body) VALUES (?, ?, 0, ?, ?, ?, 'received', ?, ?)",
       ),
       settle: db.prepare(
+        "UPDATE messages SET state = ?, reason = ?, path = coalesce(?, path) " +
+          "WHERE seq = ? AND peer = ? AND outgoing = 1 AND uid = ?",
+      ),
+      // A message not recorded in this run: found by a scan (no index on our messages' uids).
+      settleScan: db.prepare(
         "UPDATE messages SET state = ?, reason = ?, path = coalesce(?, path) " +
           "WHERE peer = ? AND outgoing = 1 AND uid = ?",
       ),
@@ -307,7 +330,7 @@ export class History implements MessageLog {
 
   addOutgoing(msg: OutgoingRecord): void {
     const uid = uidBytes(msg.uid);
-    this.#write(() =>
+    const { lastInsertRowid } = this.#write(() =>
       this.#sql.addOut.run(
         uid,
         this.#tag(msg.peer),
@@ -316,6 +339,7 @@ export class History implements MessageLog {
         this.#sealBody(uid, true, msg.peer, msg.text),
       )
     );
+    this.#unsettled.set(msg.uid, Number(lastInsertRowid));
   }
 
   settle(peer: string, uid: string, outcome: Settlement): void {
@@ -323,15 +347,14 @@ export class History implements MessageLog {
     const reason = outcome.reason === undefined
       ? null
       : sealValue(this.#keys, encoder.encode(outcome.reason), aad(id, true, 1));
-    this.#write(() =>
-      this.#sql.settle.run(
-        outcome.state,
-        reason,
-        outcome.path ?? null,
-        this.#tag(peer),
-        id,
-      )
-    );
+    const seq = this.#unsettled.get(uid);
+    this.#unsettled.delete(uid);
+    const args = [outcome.state, reason, outcome.path ?? null] as const;
+    this.#write(() => {
+      const found = seq !== undefined &&
+        this.#sql.settle.run(...args, seq, this.#tag(peer), id).changes > 0;
+      if (!found) this.#sql.settleScan.run(...args, this.#tag(peer), id);
+    });
   }
 
   addIncoming(msg: IncomingRecord): boolean {
@@ -355,7 +378,11 @@ export class History implements MessageLog {
   }
 
   pending(): StoredMessage[] {
-    return (this.#sql.pending.all() as unknown as Row[]).map((r) => this.#message(r));
+    return (this.#sql.pending.all() as unknown as Row[]).map((r) => {
+      const msg = this.#message(r);
+      this.#unsettled.set(msg.uid, r.seq);
+      return msg;
+    });
   }
 
   conversation(peer: string, limit: number): StoredMessage[] {

@@ -171,3 +171,46 @@ Deno.test("drain waits for every sent message to be settled", async () => {
   await done;
   assert.equal(drained, true);
 });
+
+Deno.test("recorded before `sent` and before `message`; `delivered` is reported, then recorded", () => {
+  const trace: string[] = [];
+  class TracingLog extends MemoryLog {
+    override readonly persistent = true;
+    override addOutgoing(): void {
+      trace.push("record sending");
+    }
+    override addIncoming(msg: Parameters<MemoryLog["addIncoming"]>[0]): boolean {
+      trace.push("record received");
+      return super.addIncoming(msg);
+    }
+    override settle(_peer: string, _uid: string, o: { state: string }): void {
+      trace.push(`record ${o.state}`);
+    }
+  }
+  const messages = new Messages({
+    me: "alice",
+    log: new TracingLog(),
+    emit: (e) => trace.push(`report ${e.event}`),
+  });
+  const a = messages.send("bob", "one", false);
+  messages.delivered("bob", a.id, "direct");
+  const b = messages.send("bob", "two", false);
+  messages.undelivered("bob", b.id, "bob went away");
+  messages.received(
+    "bob",
+    { group: false, id: 1, text: "hi", uid: randomUid(), time: 1 },
+    "direct",
+  );
+  assert.deepEqual(trace, [
+    "record sending",
+    "report sent",
+    "report delivered",
+    "record delivered",
+    "record sending",
+    "report sent",
+    "record undelivered",
+    "report undelivered",
+    "record received",
+    "report message",
+  ]);
+});

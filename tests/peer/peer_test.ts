@@ -189,6 +189,13 @@ Deno.test("keys are pinned on first use; a changed key stops sending until /trus
         fingerprint: b2.peer.fingerprint,
         previous: b1.peer.fingerprint,
       });
+      // /fingerprint bob now shows the NEW key, marked unaccepted: the one to compare.
+      a.peer.showFingerprint("bob");
+      const fresh = await a.events.waitFor((e) =>
+        e.event === "fingerprint" && e.user === "bob" && e.unaccepted === true
+      );
+      assert.equal(fresh.event === "fingerprint" && fresh.fingerprint, b2.peer.fingerprint);
+      assert.equal(fresh.event === "fingerprint" && fresh.previous, b1.peer.fingerprint);
       // Nothing reaches the new bob, and new messages are refused outright.
       assert.equal(a.peer.send("bob", "more"), undefined);
       await a.events.waitFor((e) => e.event === "error" && /key has changed/.test(e.message));
@@ -196,6 +203,10 @@ Deno.test("keys are pinned on first use; a changed key stops sending until /trus
 
       await a.peer.trust("bob");
       await a.events.waitFor((e) => e.event === "trusted" && e.user === "bob");
+      a.peer.showFingerprint("bob");
+      await a.events.waitFor((e) =>
+        e.event === "fingerprint" && e.fingerprint === b2.peer.fingerprint && !e.unaccepted
+      );
       await delivered(a.events, queued, 10_000);
       await b2.events.waitFor((e) => e.event === "message" && e.text === "are you really bob?");
     } finally {
@@ -205,7 +216,7 @@ Deno.test("keys are pinned on first use; a changed key stops sending until /trus
   }, { nameTtlMs: 1 });
 });
 
-Deno.test("a peer that restarts gets the messages it had not confirmed, on a fresh stream", async () => {
+Deno.test("a peer that restarts is written to on a fresh stream; while away, to its mailbox", async () => {
   await world(async ({ start }) => {
     const a = await start("alice");
     const b1 = await start("bob");
@@ -214,13 +225,20 @@ Deno.test("a peer that restarts gets the messages it had not confirmed, on a fre
     await b1.peer.close();
     await a.events.waitFor((e) => e.event === "offline" && e.user === "bob");
     // Bob is away: the message goes to his mailbox, and he gets it when back.
-    const id = a.peer.send("bob", "while you were away");
-    assert.ok(id !== undefined);
+    const away = a.peer.send("bob", "while you were away");
+    assert.ok(away !== undefined);
+    await a.events.waitFor((e) => e.event === "deposited" && e.id === away);
     const b2 = await start("bob");
-    await delivered(a.events, id, 10_000);
     await b2.events.waitFor((e) => e.event === "message" && e.text === "while you were away");
-    // And back the other way. (alice's link still holds the old session, as nothing of hers
-    // waited on it: the new one takes about 6 s to replace it, measured.)
+    await delivered(a.events, away, 10_000);
+    await a.events.waitFor((e) =>
+      e.event === "online" && e.user === "bob" &&
+      a.events.count((x) => x.event === "online" && x.user === "bob") === 2
+    );
+    // Back online, he is written to directly, on a fresh stream (the new session replaces
+    // alice's old one: about 6 s, measured, as nothing of hers waited on it).
+    await delivered(a.events, a.peer.send("bob", "welcome back"), 20_000);
+    await b2.events.waitFor((e) => e.event === "message" && e.text === "welcome back");
     await delivered(b2.events, b2.peer.send("alice", "I'm back"), 20_000);
     await a.events.waitFor((e) => e.event === "message" && e.text === "I'm back");
   });

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { describeEvent, sanitize } from "../../lib/ui/terminal.ts";
+import type { PeerEvent } from "../../lib/peer/events.ts";
+import { describeEvent, formatStamp, sanitize } from "../../lib/ui/terminal.ts";
 
 Deno.test("a knock is one line: who asked, its fingerprint, and what we answered", () => {
   assert.equal(
@@ -19,7 +20,40 @@ Deno.test("a knock is one line: who asked, its fingerprint, and what we answered
   );
 });
 
-Deno.test("a history line shows its date, who wrote to whom, and how it fared", () => {
+Deno.test("time stamps show the date when it is not today", () => {
+  const now = new Date(2026, 11, 7, 15, 0);
+  assert.equal(formatStamp(new Date(2026, 11, 7, 9, 5), now), "09:05");
+  assert.equal(formatStamp(new Date(2026, 11, 6, 23, 59), now), "2026-12-06 23:59");
+  assert.equal(formatStamp(new Date(2025, 11, 7, 9, 5), now), "2025-12-07 09:05");
+});
+
+Deno.test("a changed key's fingerprint says it is new and not accepted; /who shows unread counts", () => {
+  assert.equal(
+    describeEvent({
+      event: "fingerprint",
+      user: "bob",
+      fingerprint: "1111 2222",
+      safety: "12345",
+      unaccepted: true,
+      previous: "3333 4444",
+    }),
+    "bob's fingerprint: 1111 2222 (NEW key, not accepted: /trust it once you have compared it); " +
+      "safety number with you: 12345",
+  );
+  const who: PeerEvent = {
+    event: "who",
+    users: [
+      { user: "bob", endpoint: "192.0.2.1:4000", path: "direct" },
+      { user: "carol", endpoint: "192.0.2.2:4000", path: "none" },
+    ],
+  };
+  assert.equal(
+    describeEvent(who, { unread: (u) => u === "carol" ? 3 : 0 }),
+    "online: bob (192.0.2.1:4000, direct), carol (192.0.2.2:4000, none, 3 unread)",
+  );
+});
+
+Deno.test("a history line shows where it comes from, who wrote to whom, and how it fared", () => {
   const base = {
     event: "history" as const,
     source: "backlog" as const,
@@ -28,11 +62,11 @@ Deno.test("a history line shows its date, who wrote to whom, and how it fared", 
   };
   assert.equal(
     describeEvent({ ...base, from: "alice", to: "bob", text: "hi", state: "delivered" }),
-    "(backlog 2026-12-07 09:05) you → bob: hi  ✓",
+    "(backlog) you → bob: hi  ✓",
   );
   assert.equal(
     describeEvent({ ...base, from: "alice", to: "bob", text: "hi", state: "sending" }),
-    "(backlog 2026-12-07 09:05) you → bob: hi  (pending)",
+    "(backlog) you → bob: hi  (pending)",
   );
   assert.equal(
     describeEvent({
@@ -44,10 +78,10 @@ Deno.test("a history line shows its date, who wrote to whom, and how it fared", 
       state: "undelivered",
       reason: "bob did not accept your request to talk",
     }),
-    "(search 2026-12-07 09:05) you → bob: hi  ✗ not delivered: bob did not accept your request to talk",
+    "(search) you → bob: hi  ✗ not delivered: bob did not accept your request to talk",
   );
   assert.equal(
     describeEvent({ ...base, from: "bob", to: "*", group: true, text: "yo", state: "received" }),
-    "(backlog 2026-12-07 09:05) [all] bob: yo",
+    "(backlog) [all] bob: yo",
   );
 });
