@@ -56,6 +56,7 @@ export class Conversations {
       case "sent":
       case "delivered":
       case "undelivered":
+      case "deposited":
         return e.to;
       default:
         return undefined;

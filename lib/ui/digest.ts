@@ -65,7 +65,10 @@ export class Digest {
         }
         return [{ event: e }];
       case "delivered":
-      case "undelivered": {
+      case "undelivered":
+      case "deposited": {
+        // A receipt from the mailbox settles nothing more: its message was settled `deposited`.
+        if (e.event === "delivered" && e.via === "mailbox") return [{ event: e }];
         const left = (this.#unsettled.get(e.to) ?? 1) - 1;
         if (left > 0) this.#unsettled.set(e.to, left);
         else this.#unsettled.delete(e.to);

@@ -60,8 +60,8 @@ Deno.test("a --bind port in use is a clear error, not a raw EADDRINUSE", async (
   }
 });
 
-Deno.test("a message to someone who just went offline is refused at once, saying so", async () => {
-  const { proc: serve, port } = await startServe(["--tcp-port", "0"]);
+Deno.test("without a mailbox, a message to someone who just went offline is refused at once, saying so", async () => {
+  const { proc: serve, port } = await startServe(["--tcp-port", "0", "--no-mailbox"]);
   const alice = new P2pProcess(["chat", `alice@127.0.0.1:${port}`, "--json"]);
   const bob = new P2pProcess(["chat", `bob@127.0.0.1:${port}`, "--json"]);
   try {
