@@ -60,6 +60,42 @@ export class DatabaseError extends Error {
   override name = "DatabaseError";
 }
 
+/** SQLite's result codes for a damaged file: `SQLITE_CORRUPT` and `SQLITE_NOTADB`. */
+const DAMAGE_CODES = new Set([11, 26]);
+
+/**
+ * Whether `error`, thrown by `node:sqlite`, says the file is damaged. Opening reads only the
+ * header: a damaged page further in shows up at the first statement that reads it.
+ */
+export function isDatabaseDamage(error: unknown): boolean {
+  return DAMAGE_CODES.has((error as { errcode?: unknown } | null)?.errcode as number);
+}
+
+/**
+ * The {@linkcode DatabaseError} for damage `error` found in `path` after it was opened: which
+ * file, and what to do.
+ *
+ * @example
+ * ```ts
+ * import { damagedDatabase, isDatabaseDamage, openDatabase } from "./database.ts";
+ *
+ * const path = "/tmp/p2p-example/history.sqlite";
+ * const db = openDatabase({ path, kind: "history", migrations: ["CREATE TABLE note (t TEXT)"] });
+ * try {
+ *   db.prepare("SELECT * FROM note").all();
+ * } catch (error) {
+ *   throw isDatabaseDamage(error) ? damagedDatabase(path, error) : error;
+ * }
+ * ```
+ */
+export function damagedDatabase(path: string, error: unknown): DatabaseError {
+  return new DatabaseError(
+    `Cannot use ${path}: it is damaged (${(error as Error).message}). Move it away (or restore ` +
+      `it from a backup) and start again; the file was left as it was`,
+    { cause: error },
+  );
+}
+
 const KIND_BY_ID = new Map(Object.entries(APPLICATION_IDS).map(([k, v]) => [v, k]));
 
 /**
