@@ -2,7 +2,7 @@
  * Opens the SQLite files p2p keeps (a client's history, the coordinator's names and mailbox) the
  * one careful way: private to their owner, crash-safe, and never mistaken for another file.
  *
- * - The file is created with mode 0600 in a folder created 0700; a folder on the way that group
+ * - The file is created with mode 0600 in a folder created 0700; a file whose own folder group
  *   or others can write in is refused (they could swap the file), as for keys. SQLite gives the
  *   `-wal` and `-shm` files the database's mode.
  * - Write-ahead logging: a process killed in the middle of a write leaves a database that opens,
