@@ -10,8 +10,13 @@
  */
 import { parseArgs } from "node:util";
 import denoJson from "./deno.json" with { type: "json" };
-import { Coordinator, DEFAULT_LIMITS, type Limits, resolveLimits } from "./lib/coordinator.ts";
-import { defaultDataDir } from "./lib/coordinator/store.ts";
+import {
+  Coordinator,
+  DEFAULT_LIMITS,
+  defaultDataDir,
+  type Limits,
+  resolveLimits,
+} from "./lib/coordinator.ts";
 import { DatabaseError } from "./lib/store/database.ts";
 import { resolveServer, UsageError } from "./lib/cli_args.ts";
 import { isIP } from "node:net";
@@ -27,7 +32,7 @@ import {
   userDir,
 } from "./lib/crypto/identity.ts";
 import { normalizeUsername, usernameProblem } from "./lib/protocol/username.ts";
-import { PassphraseError, promptPassphrase } from "./lib/ui/passphrase.ts";
+import { askPassphrase, PassphraseError } from "./lib/ui/passphrase.ts";
 
 const VERSION = denoJson.version;
 
@@ -327,7 +332,7 @@ async function chat(args: string[]): Promise<number> {
     throw new UsageError("--no-history keeps no history: leave out --data and --passphrase");
   }
   const passphrase = values.passphrase
-    ? await promptPassphrase(`Passphrase for ${username}'s history: `)
+    ? await askPassphrase({ username, dataDir: values.data })
     : Deno.env.get("P2P_PASSPHRASE") || undefined;
   return await runChat({
     history: values["no-history"] ? false : { dataDir: values.data, passphrase },

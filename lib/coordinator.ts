@@ -50,6 +50,8 @@ import { damagedDatabase, isDatabaseDamage } from "./store/database.ts";
 
 // What `p2p serve`'s command line needs of the wing besides the coordinator itself.
 export { DEFAULT_LIMITS, type Limits, resolveLimits } from "./coordinator/limits.ts";
+// `p2p serve` names the data directory it will use.
+export { defaultDataDir } from "./coordinator/store.ts";
 
 /** Options for {@linkcode Coordinator.start}. */
 export interface CoordinatorOptions {
