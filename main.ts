@@ -15,11 +15,11 @@ import {
   DEFAULT_LIMITS,
   DEFAULT_MAILBOX_QUOTAS,
   DEFAULT_MAILBOX_SERVICE_LIMITS,
+  defaultDataDir,
   type Limits,
   type MailboxQuotas,
   resolveLimits,
 } from "./lib/coordinator.ts";
-import { defaultDataDir } from "./lib/coordinator/store.ts";
 import { DatabaseError } from "./lib/store/database.ts";
 import { resolveServer, UsageError } from "./lib/cli_args.ts";
 import { isIP } from "node:net";
@@ -35,7 +35,7 @@ import {
   userDir,
 } from "./lib/crypto/identity.ts";
 import { normalizeUsername, usernameProblem } from "./lib/protocol/username.ts";
-import { PassphraseError, promptPassphrase } from "./lib/ui/passphrase.ts";
+import { askPassphrase, PassphraseError } from "./lib/ui/passphrase.ts";
 
 const VERSION = denoJson.version;
 
@@ -406,7 +406,7 @@ async function chat(args: string[]): Promise<number> {
     throw new UsageError("--no-history keeps no history: leave out --data and --passphrase");
   }
   const passphrase = values.passphrase
-    ? await promptPassphrase(`Passphrase for ${username}'s history: `)
+    ? await askPassphrase({ username, dataDir: values.data })
     : Deno.env.get("P2P_PASSPHRASE") || undefined;
   return await runChat({
     history: values["no-history"] ? false : { dataDir: values.data, passphrase },

@@ -50,6 +50,7 @@ import { UdpSocket } from "./net/udp.ts";
 import type { Endpoint } from "./protocol/endpoint.ts";
 import { decodeBase64url } from "./protocol/base64url.ts";
 import { encodeServerMessage } from "./protocol/seed.ts";
+import { damagedDatabase, isDatabaseDamage } from "./store/database.ts";
 
 // What `p2p serve`'s command line needs of the wing besides the coordinator itself.
 export { DEFAULT_LIMITS, type Limits, resolveLimits } from "./coordinator/limits.ts";
@@ -59,6 +60,8 @@ export {
   type MailboxQuotas,
 } from "./coordinator/mailbox_store.ts";
 export { DEFAULT_MAILBOX_SERVICE_LIMITS } from "./coordinator/mailbox_service.ts";
+// `p2p serve` names the data directory it will use.
+export { defaultDataDir } from "./coordinator/store.ts";
 
 /** Options for {@linkcode Coordinator.start}. */
 export interface CoordinatorOptions {
@@ -211,7 +214,15 @@ export class Coordinator {
     const limits = resolveLimits(options.limits);
     const store = openCoordinatorStore({ dataDir: options.dataDir });
     try {
-      return await Coordinator.#bind(options, { clock, peerTimeoutMs, limits, store });
+      // Read before any socket is bound: a damaged file is reported, not a crash with sockets open.
+      let owners: NameOwners;
+      try {
+        // The clock is on Date.now()'s scale, so its readings mean the same after a restart.
+        owners = new NameOwners({ db: store.db, now: () => clock.now(), ttlMs: options.nameTtlMs });
+      } catch (err) {
+        throw isDatabaseDamage(err) ? damagedDatabase(store.path, err) : err;
+      }
+      return await Coordinator.#bind(options, { clock, peerTimeoutMs, limits, store, owners });
     } catch (err) {
       store.close();
       throw err;
@@ -258,9 +269,15 @@ export class Coordinator {
 
   static async #bind(
     options: CoordinatorOptions,
-    opened: { clock: Clock; peerTimeoutMs: number; limits: Limits; store: CoordinatorStore },
+    opened: {
+      clock: Clock;
+      peerTimeoutMs: number;
+      limits: Limits;
+      store: CoordinatorStore;
+      owners: NameOwners;
+    },
   ): Promise<Coordinator> {
-    const { clock, peerTimeoutMs, limits, store } = opened;
+    const { clock, peerTimeoutMs, limits, store, owners } = opened;
     const host = options.host ?? "0.0.0.0";
     const stats = createStats();
     const write = options.log ?? ((line) => console.error(`${new Date().toISOString()} ${line}`));
@@ -274,8 +291,6 @@ export class Coordinator {
       log.line(`no alternate UDP port ${altPort} for NAT tests: ${(err as Error).message}`);
     }
     const now = () => clock.now();
-    // The clock is on Date.now()'s scale, so its readings mean the same after a restart.
-    const owners = new NameOwners({ db: store.db, now, ttlMs: options.nameTtlMs });
     const challenges = new LoginChallenges({ keyPair: store.keyPair, now });
     const registry = new Registry({
       owners,

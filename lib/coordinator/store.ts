@@ -21,7 +21,12 @@
 import type { DatabaseSync } from "node:sqlite";
 import { join } from "node:path";
 import { generateKeyPair, type KeyPair } from "../crypto/noise.ts";
-import { DatabaseError, openDatabase } from "../store/database.ts";
+import {
+  damagedDatabase,
+  DatabaseError,
+  isDatabaseDamage,
+  openDatabase,
+} from "../store/database.ts";
 import { COORDINATOR_MIGRATIONS } from "./schema.ts";
 
 /** The database file's name in the data directory. */
@@ -89,6 +94,7 @@ export function openCoordinatorStore(options: CoordinatorStoreOptions = {}): Coo
     keyPair = loadOrCreateKeyPair(db);
   } catch (err) {
     db.close();
+    if (isDatabaseDamage(err)) throw damagedDatabase(path, err);
     throw new DatabaseError(`Cannot read the coordinator's key from ${path}: ${err}`);
   }
   return { path, db, keyPair, close: () => db.close() };

@@ -2,7 +2,7 @@
  * Opens the SQLite files p2p keeps (a client's history, the coordinator's names and mailbox) the
  * one careful way: private to their owner, crash-safe, and never mistaken for another file.
  *
- * - The file is created with mode 0600 in a folder created 0700; a folder on the way that group
+ * - The file is created with mode 0600 in a folder created 0700; a file whose own folder group
  *   or others can write in is refused (they could swap the file), as for keys. SQLite gives the
  *   `-wal` and `-shm` files the database's mode.
  * - Write-ahead logging: a process killed in the middle of a write leaves a database that opens,
@@ -59,6 +59,42 @@ export interface DatabaseOptions {
 /** A database file that cannot be used: what is wrong with which file, and what to do. */
 export class DatabaseError extends Error {
   override name = "DatabaseError";
+}
+
+/** SQLite's result codes for a damaged file: `SQLITE_CORRUPT` and `SQLITE_NOTADB`. */
+const DAMAGE_CODES = new Set([11, 26]);
+
+/**
+ * Whether `error`, thrown by `node:sqlite`, says the file is damaged. Opening reads only the
+ * header: a damaged page further in shows up at the first statement that reads it.
+ */
+export function isDatabaseDamage(error: unknown): boolean {
+  return DAMAGE_CODES.has((error as { errcode?: unknown } | null)?.errcode as number);
+}
+
+/**
+ * The {@linkcode DatabaseError} for damage `error` found in `path` after it was opened: which
+ * file, and what to do.
+ *
+ * @example
+ * ```ts
+ * import { damagedDatabase, isDatabaseDamage, openDatabase } from "./database.ts";
+ *
+ * const path = "/tmp/p2p-example/history.sqlite";
+ * const db = openDatabase({ path, kind: "history", migrations: ["CREATE TABLE note (t TEXT)"] });
+ * try {
+ *   db.prepare("SELECT * FROM note").all();
+ * } catch (error) {
+ *   throw isDatabaseDamage(error) ? damagedDatabase(path, error) : error;
+ * }
+ * ```
+ */
+export function damagedDatabase(path: string, error: unknown): DatabaseError {
+  return new DatabaseError(
+    `Cannot use ${path}: it is damaged (${(error as Error).message}). Move it away (or restore ` +
+      `it from a backup) and start again; the file was left as it was`,
+    { cause: error },
+  );
 }
 
 const KIND_BY_ID = new Map(Object.entries(APPLICATION_IDS).map(([k, v]) => [v, k]));

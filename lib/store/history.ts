@@ -26,7 +26,7 @@ import { join } from "node:path";
 import type { DatabaseSync, StatementSync } from "node:sqlite";
 import { fromHex, openUserDir, toHex, userDirName } from "../crypto/identity.ts";
 import { defaultConfigDir } from "../crypto/identity.ts";
-import { openDatabase } from "./database.ts";
+import { damagedDatabase, isDatabaseDamage, openDatabase } from "./database.ts";
 import {
   HistoryError,
   type HistoryKeys,
@@ -93,6 +93,8 @@ const MIGRATIONS = [
 ];
 
 const CHECK_TEXT = "p2p history key check";
+/** Rows `search` decrypts per read. */
+const SEARCH_PAGE = 500;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
@@ -159,7 +161,7 @@ export class History implements MessageLog {
     | "pending"
     | "conversation"
     | "contacts"
-    | "all",
+    | "older",
     StatementSync
   >;
 
@@ -195,7 +197,9 @@ export class History implements MessageLog {
       contacts: db.prepare(
         "SELECT peer FROM messages GROUP BY peer ORDER BY max(seq) DESC LIMIT ?",
       ),
-      all: db.prepare(`SELECT ${COLUMNS} FROM messages ORDER BY seq DESC`),
+      older: db.prepare(
+        `SELECT ${COLUMNS} FROM messages WHERE seq < ? ORDER BY seq DESC LIMIT ${SEARCH_PAGE}`,
+      ),
     };
   }
 
@@ -205,7 +209,8 @@ export class History implements MessageLog {
    * history was created; the history remembers which.
    *
    * @throws {HistoryError} if the passphrase is missing or wrong, or the key file is missing or
-   * unusable; `DatabaseError` (database.ts) if the file is not a p2p history or is corrupt.
+   * unusable; `DatabaseError` (database.ts) if the file is not a p2p history or is corrupt. Reads
+   * and writes later throw `DatabaseError` for a damaged page, `HistoryError` otherwise.
    */
   static async open(options: HistoryOptions): Promise<History> {
     const path = historyPath(options.dataDir ?? defaultDataDir(), options.username);
@@ -245,7 +250,8 @@ export class History implements MessageLog {
       return new History(db, path, keys);
     } catch (error) {
       db.close();
-      throw error;
+      // Opening read only the header: a damaged page is found by the first reads, here.
+      throw isDatabaseDamage(error) ? damagedDatabase(path, error) : error;
     }
   }
 
@@ -374,11 +380,11 @@ export class History implements MessageLog {
   }
 
   seen(peer: string, uid: string): boolean {
-    return this.#sql.seen.get(this.#tag(peer), uidBytes(uid)) !== undefined;
+    return this.#read(() => this.#sql.seen.get(this.#tag(peer), uidBytes(uid))) !== undefined;
   }
 
   pending(): StoredMessage[] {
-    return (this.#sql.pending.all() as unknown as Row[]).map((r) => {
+    return this.#read(() => this.#sql.pending.all() as unknown as Row[]).map((r) => {
       const msg = this.#message(r);
       this.#unsettled.set(msg.uid, r.seq);
       return msg;
@@ -386,25 +392,37 @@ export class History implements MessageLog {
   }
 
   conversation(peer: string, limit: number): StoredMessage[] {
-    const rows = this.#sql.conversation.all(this.#tag(peer), limit) as unknown as Row[];
+    const rows = this.#read(() =>
+      this.#sql.conversation.all(this.#tag(peer), limit) as unknown as Row[]
+    );
     return rows.reverse().map((r) => this.#message(r));
   }
 
   recent(options: { contacts: number; perContact: number }): StoredMessage[] {
-    const rows: Row[] = [];
-    for (const { peer } of this.#sql.contacts.all(options.contacts) as { peer: Uint8Array }[]) {
-      rows.push(...this.#sql.conversation.all(peer, options.perContact) as unknown as Row[]);
-    }
+    const rows = this.#read(() => {
+      const rows: Row[] = [];
+      for (const { peer } of this.#sql.contacts.all(options.contacts) as { peer: Uint8Array }[]) {
+        rows.push(...this.#sql.conversation.all(peer, options.perContact) as unknown as Row[]);
+      }
+      return rows;
+    });
     return rows.sort((a, b) => a.seq - b.seq).map((r) => this.#message(r));
   }
 
   search(text: string, limit: number): StoredMessage[] {
     const needle = text.toLowerCase();
     const found: StoredMessage[] = [];
-    for (const row of this.#sql.all.iterate() as Iterable<Row>) {
-      if (found.length >= limit) break;
-      const msg = this.#message(row);
-      if (msg.text.toLowerCase().includes(needle)) found.push(msg);
+    // Pages with all(), not iterate(): Deno's iterate() ends quietly at a damaged page, and the
+    // search would say "nothing found" instead of that the file is damaged.
+    let before = Number.MAX_SAFE_INTEGER;
+    while (found.length < limit) {
+      const rows = this.#read(() => this.#sql.older.all(before) as unknown as Row[]);
+      for (const row of rows) {
+        const msg = this.#message(row);
+        if (msg.text.toLowerCase().includes(needle) && found.length < limit) found.push(msg);
+      }
+      if (rows.length < SEARCH_PAGE) break;
+      before = rows[rows.length - 1].seq;
     }
     return found.reverse();
   }
@@ -423,12 +441,25 @@ export class History implements MessageLog {
     return tag;
   }
 
-  /** Runs a write, turning SQLite's failure (a full disk…) into a HistoryError naming the file. */
+  /**
+   * Runs a write, turning SQLite's failure (a full disk…) into a HistoryError naming the file,
+   * or a DatabaseError saying what to do when the file is damaged.
+   */
   #write<T>(run: () => T): T {
     try {
       return run();
     } catch (error) {
+      if (isDatabaseDamage(error)) throw damagedDatabase(this.path, error);
       throw new HistoryError(`Cannot write to history ${this.path}: ${error}`, { cause: error });
+    }
+  }
+
+  /** Runs a read, turning a damaged page into a DatabaseError naming the file and what to do. */
+  #read<T>(run: () => T): T {
+    try {
+      return run();
+    } catch (error) {
+      throw isDatabaseDamage(error) ? damagedDatabase(this.path, error) : error;
     }
   }
 

@@ -169,7 +169,15 @@ export async function runChat(options: ChatOptions): Promise<number> {
   }
 
   const error = (message: string) => ui.event({ event: "error", message });
+  // A command that fails (a history file damaged mid-session, …) is reported; the chat goes on.
   const handle = (p: Peer, line: string) => {
+    try {
+      command(p, line);
+    } catch (err) {
+      error((err as Error).message);
+    }
+  };
+  const command = (p: Peer, line: string) => {
     const cmd = parseCommand(line);
     const who = (typed: string) => talk.resolve(typed, [...names(), ...seen]);
     switch (cmd.kind) {

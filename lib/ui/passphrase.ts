@@ -9,6 +9,8 @@
  * @module
  */
 
+import { defaultDataDir, historyPath } from "../store/history.ts";
+
 /** Thrown when no passphrase can be read: no terminal, or the user gave up (Ctrl-C, Ctrl-D). */
 export class PassphraseError extends Error {
   override name = "PassphraseError";
@@ -53,4 +55,22 @@ export async function promptPassphrase(prompt: string): Promise<string> {
     Deno.stdin.setRaw(false);
     await Deno.stderr.write(encoder.encode("\n"));
   }
+}
+
+/**
+ * The passphrase of `username`'s history, asked on the terminal. A history not yet created asks
+ * twice: a typo would lock it for good, since the passphrase cannot be changed.
+ *
+ * @throws {PassphraseError} as {@linkcode promptPassphrase}, or when the two answers differ.
+ */
+export async function askPassphrase(
+  options: { username: string; dataDir?: string },
+): Promise<string> {
+  const path = historyPath(options.dataDir ?? defaultDataDir(), options.username);
+  const exists = await Deno.stat(path).then(() => true, () => false);
+  const passphrase = await promptPassphrase(`Passphrase for ${options.username}'s history: `);
+  if (!exists && await promptPassphrase("The same passphrase again: ") !== passphrase) {
+    throw new PassphraseError("The two passphrases differ: no history was created");
+  }
+  return passphrase;
 }

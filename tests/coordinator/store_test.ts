@@ -7,6 +7,9 @@ import {
 } from "../../lib/coordinator/store.ts";
 import { COORDINATOR_MIGRATIONS } from "../../lib/coordinator/schema.ts";
 import { DatabaseError } from "../../lib/store/database.ts";
+import { DatabaseSync } from "node:sqlite";
+import { Coordinator } from "../../lib/coordinator.ts";
+import { NameOwners } from "../../lib/coordinator/name_owners.ts";
 
 async function withDir(fn: (dir: string) => Promise<void> | void): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "p2p-store-" });
@@ -58,6 +61,47 @@ Deno.test("store: a foreign file is refused, named, and left untouched", async (
     assert.deepEqual(Deno.readFileSync(path), junk);
   });
 });
+
+/** Overwrites the root page of `table` in the closed database at `path` with random bytes. */
+function damageTable(path: string, table: string): void {
+  const db = new DatabaseSync(path);
+  const { rootpage } = db.prepare("SELECT rootpage FROM sqlite_master WHERE name = ?")
+    .get(table) as { rootpage: number };
+  const { page_size: pageSize } = db.prepare("PRAGMA page_size").get() as { page_size: number };
+  db.close();
+  const file = Deno.openSync(path, { write: true });
+  try {
+    file.seekSync((rootpage - 1) * pageSize, Deno.SeekMode.Start);
+    file.writeSync(crypto.getRandomValues(new Uint8Array(pageSize)));
+  } finally {
+    file.close();
+  }
+}
+
+for (const table of ["server_key", "name_owner"]) {
+  Deno.test(`store: a file whose ${table} is damaged is refused at start, named, untouched`, async () => {
+    await withDir(async (dataDir) => {
+      const path = join(dataDir, DATABASE_FILE);
+      const store = openCoordinatorStore({ dataDir });
+      const owners = new NameOwners({ db: store.db, now: () => Date.now() });
+      owners.use("alice", "A".repeat(43));
+      owners.flush();
+      store.close();
+      damageTable(path, table);
+      const before = Deno.readFileSync(path);
+      await assert.rejects(
+        () => Coordinator.start({ host: "127.0.0.1", port: 0, dataDir }),
+        (err: Error) => {
+          assert.ok(err instanceof DatabaseError, `expected a DatabaseError, got ${err}`);
+          assert.ok(err.message.includes(path));
+          assert.match(err.message, /damaged.*Move it away/);
+          return true;
+        },
+      );
+      assert.deepEqual(Deno.readFileSync(path), before);
+    });
+  });
+}
 
 Deno.test("store: the default data directory", () => {
   const env = (vars: Record<string, string>) => (name: string) => vars[name];

@@ -4,6 +4,7 @@ import { DatabaseSync } from "node:sqlite";
 import { xchacha20poly1305 } from "@noble/ciphers/chacha.js";
 import { decodeBase64url } from "../../lib/protocol/base64url.ts";
 import { fromHex } from "../../lib/crypto/identity.ts";
+import { DatabaseError } from "../../lib/store/database.ts";
 import { historyKeys } from "../../lib/store/history_key.ts";
 import { randomUid } from "../../lib/protocol/chat_message.ts";
 import { History, HistoryError, historyPath } from "../../lib/store/history.ts";
@@ -333,6 +334,103 @@ Deno.test("a corrupt or foreign history file is refused, named, and left as it w
       (err: Error) => err.message.includes(path),
     );
     assert.deepEqual(await Deno.readFile(path), before);
+  });
+});
+
+Deno.test("search reads the whole history, page after page, newest matches kept", async () => {
+  await withDirs(async (dirs) => {
+    const h = await History.open({ username: "alice", ...dirs });
+    try {
+      for (let i = 0; i < 1234; i++) {
+        const text = i % 100 === 7 ? `needle ${i}` : `hay ${i}`;
+        h.addOutgoing({ uid: randomUid(), peer: "bob", group: false, time: i, text });
+      }
+      const all = h.search("NEEDLE", 100).map((m) => m.text);
+      assert.deepEqual(all, Array.from({ length: 13 }, (_, k) => `needle ${k * 100 + 7}`));
+      assert.deepEqual(h.search("needle", 2).map((m) => m.text), ["needle 1107", "needle 1207"]);
+      assert.deepEqual(h.search("hay 0", 5).map((m) => m.text), ["hay 0"]);
+    } finally {
+      h.close();
+    }
+  });
+});
+
+/** Overwrites the root page of `table` in the closed database at `path` with random bytes. */
+async function damageTable(path: string, table: string): Promise<void> {
+  const db = new DatabaseSync(path);
+  const { rootpage } = db.prepare("SELECT rootpage FROM sqlite_master WHERE name = ?")
+    .get(table) as { rootpage: number };
+  const { page_size: pageSize } = db.prepare("PRAGMA page_size").get() as { page_size: number };
+  db.close();
+  const file = await Deno.open(path, { write: true });
+  try {
+    await file.seek((rootpage - 1) * pageSize, Deno.SeekMode.Start);
+    await file.write(crypto.getRandomValues(new Uint8Array(pageSize)));
+  } finally {
+    file.close();
+  }
+}
+
+Deno.test("a history damaged past its header is refused, named, with what to do, untouched", async () => {
+  await withDirs(async (dirs) => {
+    const path = historyPath(dirs.dataDir, "alice");
+    const h = await History.open({ username: "alice", ...dirs });
+    h.addOutgoing({ uid: randomUid(), peer: "bob", group: false, time: 1000, text: "hi bob" });
+    h.close();
+    const damaged = /damaged.*Move it away/;
+
+    // The key check is read while opening.
+    await damageTable(path, "meta");
+    const before = await Deno.readFile(path);
+    await assertRejectsWith(
+      () => History.open({ username: "alice", ...dirs }),
+      damaged,
+      DatabaseError,
+    );
+    await assertRejectsWith(
+      () => History.open({ username: "alice", ...dirs }),
+      new RegExp(path),
+      DatabaseError,
+    );
+    assert.deepEqual(await Deno.readFile(path), before);
+  });
+  await withDirs(async (dirs) => {
+    const path = historyPath(dirs.dataDir, "alice");
+    const h = await History.open({ username: "alice", ...dirs });
+    h.addOutgoing({ uid: randomUid(), peer: "bob", group: false, time: 1000, text: "hi bob" });
+    h.close();
+
+    // The messages are read after opening: by the backlog, /history, /search, the next write.
+    await damageTable(path, "messages");
+    const reopened = await History.open({ username: "alice", ...dirs });
+    try {
+      for (
+        const use of [
+          () => reopened.recent({ contacts: 10, perContact: 10 }),
+          () => reopened.pending(),
+          () => reopened.conversation("bob", 10),
+          () => reopened.search("hi", 10),
+          () =>
+            reopened.addIncoming({
+              uid: randomUid(),
+              peer: "bob",
+              group: false,
+              time: 2000,
+              text: "yo",
+              path: "direct",
+            }),
+        ]
+      ) {
+        assert.throws(use, (err: unknown) => {
+          assert.ok(err instanceof DatabaseError, `expected a DatabaseError, got ${err}`);
+          assert.match(err.message, /damaged.*Move it away/);
+          assert.ok(err.message.includes(path));
+          return true;
+        });
+      }
+    } finally {
+      reopened.close();
+    }
   });
 });
 

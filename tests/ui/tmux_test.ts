@@ -358,3 +358,45 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "--passphrase asks twice for a new history, and two different answers create nothing",
+  ignore: !hasTmux,
+  fn: async () => {
+    const tmux = new Tmux();
+    const env = testEnv();
+    const history = `${env.XDG_DATA_HOME}/p2p`;
+    try {
+      // No coordinator is needed: the passphrase is asked before logging in. The shell keeps the
+      // window open after the chat exits, and shows its exit code.
+      const chat = [
+        Deno.execPath(),
+        "run",
+        "-A",
+        MAIN,
+        "chat",
+        "alice@127.0.0.1:9",
+        "--passphrase",
+      ];
+      const quoted = chat.map((s) => `'${s}'`).join(" ");
+      await tmux.start(["sh", "-c", `${quoted}; echo "exit $?"; sleep 60`], {
+        ...env,
+        PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
+      });
+      await tmux.waitFor("first question", (rows) => flat(rows).includes("Passphrase for alice"));
+      await tmux.type("correct horse");
+      await tmux.key("Enter");
+      await tmux.waitFor("second question", (rows) => flat(rows).includes("The same passphrase"));
+      await tmux.type("correct h0rse");
+      await tmux.key("Enter");
+      const rows = await tmux.waitFor("exit", (rows) => flat(rows).includes("exit "));
+      assert.match(flat(rows), /The two passphrases differ: no history was created/);
+      assert.match(flat(rows), /exit 1/);
+      assert.doesNotMatch(flat(rows), /correct h/, "the passphrase was echoed");
+      const created = await Deno.stat(history).then(() => true, () => false);
+      assert.ok(!created, "a history folder was created");
+    } finally {
+      await tmux.kill();
+    }
+  },
+});
