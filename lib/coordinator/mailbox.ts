@@ -20,7 +20,7 @@
 import { join } from "node:path";
 import type { Clock, TimerId } from "../clock.ts";
 import type { KeyPair } from "../crypto/noise.ts";
-import { openDatabase } from "../store/database.ts";
+import { damagedDatabase, isDatabaseDamage, openDatabase } from "../store/database.ts";
 import {
   DEFAULT_MAILBOX_SERVICE_LIMITS,
   MailboxService,
@@ -134,6 +134,8 @@ export class Mailbox {
       );
     } catch (err) {
       db.close();
+      // A file damaged past its header shows when the store sums it up: say which, and what to do.
+      if (isDatabaseDamage(err)) throw damagedDatabase(path, err);
       throw err;
     }
   }

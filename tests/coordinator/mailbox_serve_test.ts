@@ -5,7 +5,10 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
+import { Coordinator } from "../../lib/coordinator.ts";
 import { loadOrCreateIdentity } from "../../lib/crypto/identity.ts";
+import { DatabaseError } from "../../lib/store/database.ts";
 import { MailboxClient } from "../../lib/peer/mailbox_client.ts";
 import { P2pProcess, TEST_CONFIG_HOME } from "../support/proc.ts";
 
@@ -106,5 +109,44 @@ Deno.test("p2p serve's mailbox: quotas from the command line, mail kept across a
     await first.proc.dispose();
     await second?.proc.dispose();
     await Deno.remove(state, { recursive: true });
+  }
+});
+
+Deno.test("a mailbox.db damaged past its header is refused at start, named, and left untouched", async () => {
+  const dir = await Deno.makeTempDir({ dir: TEST_CONFIG_HOME, prefix: "damaged-" });
+  try {
+    const first = await Coordinator.start({
+      host: "127.0.0.1",
+      port: 0,
+      dataDir: dir,
+      log: () => {},
+    });
+    const mailbox = first.mailbox!;
+    assert.ok(
+      (await mailbox.store.deposit({ recipient: "x", sender: "a", sealed: new Uint8Array(9) }))
+        .ok === true,
+    );
+    await first.close();
+    const path = join(dir, "mailbox.db");
+    // The mail table's root page overwritten with noise.
+    const db = new DatabaseSync(path);
+    const { rootpage } = db.prepare("SELECT rootpage FROM sqlite_master WHERE name = 'mail'")
+      .get() as { rootpage: number };
+    const { page_size: size } = db.prepare("PRAGMA page_size").get() as { page_size: number };
+    db.close();
+    const file = Deno.openSync(path, { write: true });
+    file.seekSync((rootpage - 1) * size, Deno.SeekMode.Start);
+    file.writeSync(crypto.getRandomValues(new Uint8Array(size)));
+    file.close();
+    const before = Deno.readFileSync(path);
+    await assert.rejects(
+      () => Coordinator.start({ host: "127.0.0.1", port: 0, dataDir: dir, log: () => {} }),
+      (err: Error) =>
+        err instanceof DatabaseError && err.message.includes(path) &&
+        /damaged.*Move it away/.test(err.message),
+    );
+    assert.deepEqual(Deno.readFileSync(path), before);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
   }
 });
