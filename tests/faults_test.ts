@@ -87,3 +87,62 @@ Deno.test("a suspended client expires, and comes back by itself when resumed", a
     await serve.dispose();
   }
 });
+
+Deno.test("after the coordinator is killed and restarted, a peer that quit and came back is reached again", async () => {
+  const configDir = await Deno.makeTempDir({ prefix: "p2p-faults-" });
+  const data = await Deno.makeTempDir({ prefix: "p2p-faults-data-" });
+  const serve = async (port: number) => {
+    const proc = new P2pProcess([
+      "serve",
+      "--host",
+      "127.0.0.1",
+      "--port",
+      String(port),
+      "--data",
+      data,
+    ]);
+    const line = await proc.stderr.waitFor((l) => / UDP \d+/.test(l), 15_000, "serve start");
+    return { proc, port: Number(/ UDP (\d+)/.exec(line)![1]) };
+  };
+  let coordinator = await serve(0);
+  const server = { host: "127.0.0.1", port: coordinator.port };
+  const events = { alice: new Collector<PeerEvent>(), bob: new Collector<PeerEvent>() };
+  const start = (name: "alice" | "bob", keepaliveMs: number) =>
+    Peer.start({ server, username: name, configDir, keepaliveMs, onEvent: events[name].push });
+  let alice = await start("alice", 200);
+  // Bob keeps the default heartbeat: he notices the outage only after alice is back.
+  const bob = await start("bob", 10_000);
+  try {
+    await events.bob.waitFor((e) => e.event === "online" && e.user === "alice");
+    const first = bob.send("alice", "hello");
+    await events.bob.waitFor((e) => e.event === "delivered" && e.id === first);
+    // Alice quits; the coordinator dies (it forgets every introduction) and comes back; so does
+    // alice.
+    await alice.close();
+    await events.bob.waitFor((e) => e.event === "offline" && e.user === "alice");
+    coordinator.proc.kill("SIGKILL");
+    await coordinator.proc.wait();
+    coordinator = await serve(server.port);
+    events.alice = new Collector<PeerEvent>();
+    alice = await start("alice", 200);
+    const online = () => events.bob.count((e) => e.event === "online" && e.user === "alice");
+    const deadline = Date.now() + 30_000;
+    while (online() < 2 && Date.now() < deadline) await sleep(100);
+    assert.equal(online(), 2, "bob never saw alice back");
+    // Bob's link still holds the old session and a path to the old process: it must be
+    // introduced again rather than talk into the void until it gives up.
+    const again = bob.send("alice", "welcome back");
+    await events.bob.waitFor(
+      (e) => (e.event === "delivered" || e.event === "undelivered") && e.id === again,
+      40_000,
+    );
+    assert.ok(events.bob.items.some((e) => e.event === "delivered" && e.id === again));
+    await events.alice.waitFor((e) => e.event === "message" && e.text === "welcome back");
+  } finally {
+    await alice.close();
+    await bob.close();
+    await coordinator.proc.dispose();
+    await Deno.remove(configDir, { recursive: true });
+    await Deno.remove(data, { recursive: true });
+  }
+});
