@@ -157,7 +157,6 @@ export class History implements MessageLog {
     | "addIn"
     | "settle"
     | "settleScan"
-    | "seen"
     | "pending"
     | "conversation"
     | "contacts"
@@ -187,7 +186,6 @@ export class History implements MessageLog {
         "UPDATE messages SET state = ?, reason = ?, path = coalesce(?, path) " +
           "WHERE peer = ? AND outgoing = 1 AND uid = ?",
       ),
-      seen: db.prepare("SELECT 1 FROM messages WHERE peer = ? AND outgoing = 0 AND uid = ?"),
       pending: db.prepare(
         `SELECT ${COLUMNS} FROM messages WHERE outgoing = 1 AND state = 'sending' ORDER BY seq`,
       ),
@@ -377,10 +375,6 @@ export class History implements MessageLog {
       )
     );
     return changes > 0;
-  }
-
-  seen(peer: string, uid: string): boolean {
-    return this.#read(() => this.#sql.seen.get(this.#tag(peer), uidBytes(uid))) !== undefined;
   }
 
   pending(): StoredMessage[] {

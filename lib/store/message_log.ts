@@ -83,8 +83,6 @@ export interface MessageLog {
   settle(peer: string, uid: string, outcome: Settlement): void;
   /** Records a received message; `false` (and records nothing) when it is a duplicate. */
   addIncoming(msg: IncomingRecord): boolean;
-  /** Whether a message `uid` from `peer` was received before. */
-  seen(peer: string, uid: string): boolean;
   /** Our messages still `sending`, oldest first: those to send again after a restart. */
   pending(): StoredMessage[];
   /** The last `limit` messages with `peer`, oldest first. */
@@ -117,10 +115,6 @@ export class MemoryLog implements MessageLog {
     this.#seen.add(key);
     if (this.#seen.size > MEMORY_SEEN) this.#seen.delete(this.#seen.values().next().value!);
     return true;
-  }
-
-  seen(peer: string, uid: string): boolean {
-    return this.#seen.has(`${uid} ${peer}`);
   }
 
   pending(): StoredMessage[] {
