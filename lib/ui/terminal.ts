@@ -138,6 +138,25 @@ export function formatStamp(when: Date, now: Date = new Date()): string {
     : `${when.getFullYear()}-${two(when.getMonth() + 1)}-${two(when.getDate())} ${time}`;
 }
 
+/**
+ * The help lines with their descriptions in one column: a command wider than the usual padding
+ * (`/fingerprint [USER]`) pushes every description right, rather than its own alone.
+ *
+ * @example
+ * ```ts
+ * alignHelp(["/who  who is online", "/fingerprint [USER]  a key"]);
+ * // ["/who                 who is online", "/fingerprint [USER]  a key"]
+ * ```
+ */
+export function alignHelp(lines: readonly string[]): string[] {
+  const split = lines.map((line) => line.match(/^(\/\S*(?: \S+)*?) {2,}(\S.*)$/));
+  const width = Math.max(0, ...split.map((m) => m ? textWidth(m[1]) : 0));
+  return lines.map((line, i) => {
+    const m = split[i];
+    return m ? `${m[1]}${" ".repeat(width - textWidth(m[1]) + 2)}${m[2]}` : line;
+  });
+}
+
 /** When an event happened: its `time` field (ISO 8601) when it has one, else now. */
 function eventTime(e: PeerEvent): Date {
   const time = (e as { time?: unknown }).time;
@@ -343,7 +362,7 @@ export function terminalRenderer(rl: readline.Interface, options: TerminalOption
       surface.input();
     },
     help: () => {
-      for (const line of COMMAND_HELP) print(line, undefined, new Date());
+      for (const line of alignHelp(COMMAND_HELP)) print(line, undefined, new Date());
     },
     completer: (line) => {
       const done = complete({ line, cursor: editor.cursor, names: names() });
