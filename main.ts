@@ -47,8 +47,9 @@ Run 'p2p COMMAND --help' for a command's options.`;
 /** The limits' defaults, for the help text. */
 const D = DEFAULT_LIMITS;
 
-const SERVE_HELP = `Usage: p2p serve [--host ADDR] [--port N] [--peer-timeout SECONDS] [--data DIR]
-                 [--name-ttl DAYS] [limits]
+const SERVE_HELP =
+  `Usage: p2p serve [--host ADDR] [--port N] [--tcp-port N] [--peer-timeout SECONDS]
+                 [--batch-ms MS] [--data DIR] [--name-ttl DAYS] [limits]
 
 Runs the coordinator: UDP for logins, logouts, heartbeats and presence broadcasts, TCP (same port
 number) for the online list. Logs one line per login, logout and expiry on stderr, and a line
@@ -108,7 +109,11 @@ const NAT_HELP = `Usage: p2p nat HOST[:PORT] [--json]
 
 Asks the coordinator at HOST:PORT (and its second port, PORT+1) which public endpoint it sees
 for one local socket, and says what kind of NAT you are behind and what that means for direct
-connections.`;
+connections.
+
+Options:
+  --json                the report as one JSON object, for scripts
+  -h, --help            show this help`;
 
 const ID_HELP = `Usage: p2p id NAME [--create] [--config DIR]
 
