@@ -167,8 +167,8 @@ Options:
   --bind ADDR[:PORT]    local address and port to use (default any)
   --config DIR          where keys live (default $XDG_CONFIG_HOME/p2p or ~/.config/p2p)
   --accept anyone|known who may start a conversation with you: anyone online (default; at most
-                        10 new people a minute), or only known users (whose key you pinned when
-                        you talked before) and those you write to
+                        30 new people at once, then 10 a minute), or only known users (whose key
+                        you pinned when you talked before) and those you write to
   --data DIR            where the history lives (default $XDG_DATA_HOME/p2p or
                         ~/.local/share/p2p)
   --passphrase          ask for a passphrase to encrypt the history with (on the terminal;

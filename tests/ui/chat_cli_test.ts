@@ -115,6 +115,8 @@ Deno.test("every help text lists the options its command takes", async () => {
     assert.ok(chat.includes(word), word);
   }
   assert.match(serve, /--max-line BYTES +longest line of the coordinator protocol/);
+  // The defaults of lib/peer/consent.ts, as the README states them.
+  assert.match(chat, /at most\s+30 new people at once, then 10 a minute/);
 });
 
 Deno.test("every usage line names each option its Options section lists", async () => {
