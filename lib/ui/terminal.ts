@@ -37,7 +37,8 @@ import { textWidth, wrapText } from "./text_width.ts";
 /** Shows a peer's events, the help text and our own notes. */
 export interface Renderer {
   event(e: PeerEvent): void;
-  help(): void;
+  /** The commands; `brief`: one line saying where they are (at the start of a returning user). */
+  help(brief?: boolean): void;
   /** Runs `send`, which sends one message to everyone, so that it is shown as one line. */
   sendingToAll(text: string, send: () => void): void;
   /** Shows the conversation just opened (`undefined`: the everyone view) and its backlog. */
@@ -361,7 +362,11 @@ export function terminalRenderer(rl: readline.Interface, options: TerminalOption
       for (const e of backlog) show({ event: e });
       surface.input();
     },
-    help: () => {
+    help: (brief) => {
+      if (brief) {
+        print("/help lists the commands; Tab completes commands and names", "gray", new Date());
+        return;
+      }
       for (const line of alignHelp(COMMAND_HELP)) print(line, undefined, new Date());
     },
     completer: (line) => {
