@@ -56,8 +56,9 @@ Run 'p2p COMMAND --help' for a command's options.`;
 const D = DEFAULT_LIMITS;
 const Q = DEFAULT_MAILBOX_QUOTAS;
 
-const SERVE_HELP = `Usage: p2p serve [--host ADDR] [--port N] [--peer-timeout SECONDS] [--data DIR]
-                 [--name-ttl DAYS] [mailbox options] [limits]
+const SERVE_HELP =
+  `Usage: p2p serve [--host ADDR] [--port N] [--tcp-port N] [--peer-timeout SECONDS]
+                 [--batch-ms MS] [--data DIR] [--name-ttl DAYS] [mailbox options] [limits]
 
 Runs the coordinator: UDP for logins, logouts, heartbeats and presence broadcasts, TCP (same port
 number) for the online list. Logs one line per login, logout and expiry on stderr, and a line
@@ -144,7 +145,11 @@ const NAT_HELP = `Usage: p2p nat HOST[:PORT] [--json]
 
 Asks the coordinator at HOST:PORT (and its second port, PORT+1) which public endpoint it sees
 for one local socket, and says what kind of NAT you are behind and what that means for direct
-connections.`;
+connections.
+
+Options:
+  --json                the report as one JSON object, for scripts
+  -h, --help            show this help`;
 
 const ID_HELP = `Usage: p2p id NAME [--create] [--config DIR]
 
@@ -198,8 +203,8 @@ Options:
   --bind ADDR[:PORT]    local address and port to use (default any)
   --config DIR          where keys live (default $XDG_CONFIG_HOME/p2p or ~/.config/p2p)
   --accept anyone|known who may start a conversation with you: anyone online (default; at most
-                        10 new people a minute), or only known users (whose key you pinned when
-                        you talked before) and those you write to
+                        30 new people at once, then 10 a minute), or only known users (whose key
+                        you pinned when you talked before) and those you write to
   --data DIR            where the history lives (default $XDG_DATA_HOME/p2p or
                         ~/.local/share/p2p)
   --passphrase          ask for a passphrase to encrypt the history with (on the terminal;

@@ -275,6 +275,8 @@ export async function runChat(options: ChatOptions): Promise<number> {
     log.close();
     ui.close();
   };
+  /** Whether the history has lines already: someone who has chatted here gets the brief help. */
+  let returning = false;
   try {
     if (options.history) {
       log = await History.open({
@@ -282,7 +284,9 @@ export async function runChat(options: ChatOptions): Promise<number> {
         configDir: options.configDir,
         ...options.history,
       });
-      for (const m of backlog(log)) ui.event(historyEvent(m, options.username, "backlog"));
+      const lines = backlog(log);
+      returning = lines.length > 0;
+      for (const m of lines) ui.event(historyEvent(m, options.username, "backlog"));
     }
     peer = await Peer.start({
       server: options.server,
@@ -306,7 +310,9 @@ export async function runChat(options: ChatOptions): Promise<number> {
   if (quit !== "signal") {
     for (const line of pending.splice(0)) handle(peer, line);
   }
-  if (interactive && !quit) ui.help(); // once: a login again after an outage does not repeat it
+  // Once, and in full only until the history has lines: a login again after an outage, or the
+  // start of someone who has chatted here before, does not print all of it again.
+  if (interactive && !quit) ui.help(returning);
   await quitRequested;
   if (quit === "drain") await peer.drain();
   else {

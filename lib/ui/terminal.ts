@@ -37,7 +37,8 @@ import { textWidth, wrapText } from "./text_width.ts";
 /** Shows a peer's events, the help text and our own notes. */
 export interface Renderer {
   event(e: PeerEvent): void;
-  help(): void;
+  /** The commands; `brief`: one line saying where they are (at the start of a returning user). */
+  help(brief?: boolean): void;
   /** Runs `send`, which sends one message to everyone, so that it is shown as one line. */
   sendingToAll(text: string, send: () => void): void;
   /** Shows the conversation just opened (`undefined`: the everyone view) and its backlog. */
@@ -144,6 +145,25 @@ export function formatStamp(when: Date, now: Date = new Date()): string {
   return sameDay
     ? time
     : `${when.getFullYear()}-${two(when.getMonth() + 1)}-${two(when.getDate())} ${time}`;
+}
+
+/**
+ * The help lines with their descriptions in one column: a command wider than the usual padding
+ * (`/fingerprint [USER]`) pushes every description right, rather than its own alone.
+ *
+ * @example
+ * ```ts
+ * alignHelp(["/who  who is online", "/fingerprint [USER]  a key"]);
+ * // ["/who                 who is online", "/fingerprint [USER]  a key"]
+ * ```
+ */
+export function alignHelp(lines: readonly string[]): string[] {
+  const split = lines.map((line) => line.match(/^(\/\S*(?: \S+)*?) {2,}(\S.*)$/));
+  const width = Math.max(0, ...split.map((m) => m ? textWidth(m[1]) : 0));
+  return lines.map((line, i) => {
+    const m = split[i];
+    return m ? `${m[1]}${" ".repeat(width - textWidth(m[1]) + 2)}${m[2]}` : line;
+  });
 }
 
 /** When an event happened: its `time` field (ISO 8601) when it has one, else now. */
@@ -351,8 +371,12 @@ export function terminalRenderer(rl: readline.Interface, options: TerminalOption
       for (const e of backlog) show({ event: e });
       surface.input();
     },
-    help: () => {
-      for (const line of COMMAND_HELP) print(line, undefined, new Date());
+    help: (brief) => {
+      if (brief) {
+        print("/help lists the commands; Tab completes commands and names", "gray", new Date());
+        return;
+      }
+      for (const line of alignHelp(COMMAND_HELP)) print(line, undefined, new Date());
     },
     completer: (line) => {
       const done = complete({ line, cursor: editor.cursor, names: names() });

@@ -115,6 +115,21 @@ Deno.test("every help text lists the options its command takes", async () => {
     assert.ok(chat.includes(word), word);
   }
   assert.match(serve, /--max-line BYTES +longest line of the coordinator protocol/);
+  // The defaults of lib/peer/consent.ts, as the README states them.
+  assert.match(chat, /at most\s+30 new people at once, then 10 a minute/);
+});
+
+Deno.test("every usage line names each option its Options section lists", async () => {
+  for (const command of ["chat", "serve", "nat", "id"]) {
+    const help = (await runP2p([command, "--help"])).stdout;
+    const usage = help.slice(0, help.indexOf("\n\n"));
+    const [, section] = help.match(/\nOptions:\n([\s\S]*?)(?:\n\n|$)/) ?? [];
+    assert.ok(section, `${command} --help has an Options section`);
+    const flags = [...section.matchAll(/^ +(?:-\w, )?(--[\w-]+)/gm)].map((m) => m[1]);
+    for (const flag of flags.filter((f) => f !== "--help")) {
+      assert.ok(usage.includes(`[${flag}`), `${command}: ${flag} is missing from the usage line`);
+    }
+  }
 });
 
 Deno.test("--json takes the conversation commands too: /chat, plain text, /r, names in any case", async () => {

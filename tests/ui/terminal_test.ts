@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import type { PeerEvent } from "../../lib/peer/events.ts";
-import { describeEvent, formatStamp, sanitize } from "../../lib/ui/terminal.ts";
+import { COMMAND_HELP } from "../../lib/ui/commands.ts";
+import { alignHelp, describeEvent, formatStamp, sanitize } from "../../lib/ui/terminal.ts";
 
 Deno.test("a knock is one line: who asked, its fingerprint, and what we answered", () => {
   assert.equal(
@@ -84,4 +85,14 @@ Deno.test("a history line shows where it comes from, who wrote to whom, and how 
     describeEvent({ ...base, from: "bob", to: "*", group: true, text: "yo", state: "received" }),
     "(backlog) [all] bob: yo",
   );
+});
+
+Deno.test("/help shows every command's description in one column", () => {
+  const lines = alignHelp(COMMAND_HELP);
+  const commands = lines.filter((l) => l.startsWith("/"));
+  assert.ok(commands.length >= 10);
+  const column = (l: string) => l.search(/ {2}\S/) + 2;
+  for (const line of commands) assert.equal(column(line), column(commands[0]), line);
+  assert.match(lines.find((l) => l.startsWith("/fingerprint"))!, /^\/fingerprint \[USER\] {2}show/);
+  assert.equal(lines.at(-1), COMMAND_HELP.at(-1)); // the Keys line is prose, left as it is
 });

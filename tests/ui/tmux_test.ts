@@ -400,3 +400,47 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "the help in full at a first start, one line once the history has lines; /help in full",
+  ignore: !hasTmux,
+  fn: async () => {
+    const { proc: serve, port } = await startServe(["--tcp-port", "0"]);
+    const server = `127.0.0.1:${port}`;
+    const bob = new P2pProcess(["chat", `bob@${server}`, "--json"]);
+    const env = testEnv();
+    const tmux = new Tmux();
+    try {
+      await bob.event((e) => e.event === "ready", 15_000);
+      // alice has chatted here before: one message, delivered, is in her history.
+      const before = new P2pProcess(["chat", `alice@${server}`, "--json"], { env });
+      await before.write("/msg bob hello from the last time");
+      await before.event((e) => e.event === "delivered", 15_000);
+      await before.closeStdin();
+      assert.equal((await before.wait(15_000)).code, 0);
+      await before.dispose();
+
+      await tmux.start([Deno.execPath(), "run", "-A", MAIN, "chat", `alice@${server}`, "--plain"], {
+        ...env,
+        TERM: "xterm-256color",
+        PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
+      });
+      const rows = await tmux.waitFor(
+        "the login and the brief help",
+        (rows) => rows.some((r) => r.includes("/help lists the commands")) && input(rows) === ">",
+      );
+      assert.ok(rows.some((r) => r.includes("(backlog) you → bob: hello from the last time")));
+      assert.ok(
+        !rows.some((r) => r.includes("Keys:") || r.includes("/trust USER")),
+        rows.join("\n"),
+      );
+      await tmux.type("/HELP");
+      await tmux.key("Enter");
+      await tmux.waitFor("the full help", (rows) => rows.some((r) => r.includes("Keys: Tab")));
+    } finally {
+      await tmux.kill();
+      await bob.dispose();
+      await serve.dispose();
+    }
+  },
+});
