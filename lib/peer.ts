@@ -220,9 +220,11 @@ export class Peer {
         if (this.#phase !== "login") {
           this.#emit({ event: "online", user, endpoint: formatEndpoint(ep) });
         }
-        // Messages were waiting for this user to come back.
+        // Messages were waiting for this user to come back; or our link to them is not direct, so
+        // it may stand on their last session (a relay permit a restarted coordinator forgot, a
+        // process that quit): a fresh introduction puts it on the one that just logged in.
         const link = this.#links.get(user);
-        if (link?.hasPending) link.requestIntroduction();
+        if (link && (link.hasPending || link.path.kind !== "direct")) link.requestIntroduction();
         if (this.#phase === "ready") this.#sendWaiting(user);
       },
       onOffline: (user) => this.#emit({ event: "offline", user }),

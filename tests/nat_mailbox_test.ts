@@ -63,3 +63,54 @@ Deno.test({
     assert.equal(delivered.via, "mailbox");
   });
 });
+
+Deno.test({
+  name: "nat: symmetric ↔ symmetric, after bob quits and the coordinator restarts, alice reaches " +
+    "the new bob through the relay at once",
+  ignore,
+}, async () => {
+  requireLab();
+  await withPair("symmetric/symmetric", async (s) => {
+    const env = {
+      XDG_CONFIG_HOME: s.configHome,
+      XDG_DATA_HOME: `${s.configHome}/data`,
+      XDG_STATE_HOME: `${s.configHome}/state`,
+    };
+    const { server, alice, bob } = await startChat(s);
+    assert.equal((await exchange(alice, bob, "hello")).path, "relay");
+    await bob.closeStdin();
+    assert.equal((await bob.wait()).code, 0);
+    await alice.event((e) => e.event === "offline" && e.user === "bob", 20_000, "bob offline");
+    // The coordinator dies (no Bye) and comes back: it has forgotten the pair's relay permit.
+    server.kill("SIGKILL");
+    await server.wait();
+    const again = new LabProcess(s.lab, s.srv, "serve-again", [
+      "serve",
+      "--host",
+      "0.0.0.0",
+      "--port",
+      String(SERVER_PORT),
+    ], env);
+    s.processes.push(again);
+    await again.stderr.waitFor((l) => l.includes(` UDP ${SERVER_PORT}`), 30_000, "serve again");
+    const bob2 = new LabProcess(s.lab, s.b, "bob", [
+      "chat",
+      `bob@${s.srv.ip}:${SERVER_PORT}`,
+      "--json",
+      "--keepalive",
+      "2",
+    ], env);
+    s.processes.push(bob2);
+    await bob2.event((e) => e.event === "ready", 30_000, "bob ready");
+    await alice.event(
+      (e) => e.event === "online" && e.user === "bob" && Number(e.at) > bob2.startedAt,
+      30_000,
+      "bob online again",
+    );
+    // Alice's link to bob still stands on the old session and the forgotten permit: seeing bob
+    // online again, it asks for a fresh introduction, so the message goes through the relay now
+    // instead of waiting 30 s and going to the mailbox.
+    const sent = await exchange(alice, bob2, "welcome back", 20_000);
+    assert.equal(sent.message.via, undefined);
+  });
+});

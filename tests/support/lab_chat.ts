@@ -234,6 +234,8 @@ export class LabProcess {
   readonly events = new Collector<ChatEvent>();
   readonly child: Deno.ChildProcess;
   readonly name: string;
+  /** When it was started (`performance.now()`, as the `at` of its events). */
+  readonly startedAt = performance.now();
   readonly #stdin: WritableStreamDefaultWriter<Uint8Array>;
   readonly #done: Promise<unknown>;
   #status: Deno.CommandStatus | undefined;
