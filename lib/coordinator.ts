@@ -32,6 +32,9 @@
  */
 import { type Clock, realClock, type TimerId } from "./clock.ts";
 import { AddressBudget } from "./coordinator/address_budget.ts";
+import { ContactFanout } from "./coordinator/contact_fanout.ts";
+import { ContactService, type PresenceMode } from "./coordinator/contact_service.ts";
+import { ContactBook, type ContactBookOptions } from "./coordinator/contacts.ts";
 import { type Limits, resolveLimits } from "./coordinator/limits.ts";
 import { ListService } from "./coordinator/list_service.ts";
 import { LoginChallenges } from "./coordinator/login_challenges.ts";
@@ -49,6 +52,7 @@ import { encodeServerMessage } from "./protocol/seed.ts";
 
 // What `p2p serve`'s command line needs of the wing besides the coordinator itself.
 export { DEFAULT_LIMITS, type Limits, resolveLimits } from "./coordinator/limits.ts";
+export { PRESENCE_MODES, type PresenceMode } from "./coordinator/contact_service.ts";
 
 /** Options for {@linkcode Coordinator.start}. */
 export interface CoordinatorOptions {
@@ -91,6 +95,14 @@ export interface CoordinatorOptions {
   dataDir?: string;
   /** A name's registration unused this long lapses; default 180 days. */
   nameTtlMs?: number;
+  /**
+   * Who sees whose presence (`p2p serve --presence`): `everyone` (default: the seed's way) or
+   * `contacts` (only contacts see each other and may be introduced; seed-only clients see the
+   * users listed publicly). docs/PROTOCOL.md §1.5.
+   */
+  presence?: PresenceMode;
+  /** Contact request limits (tests shorten them). */
+  contactLimits?: Omit<ContactBookOptions, "db" | "now">;
 }
 
 /** The rooms a coordinator is made of, as {@linkcode Coordinator.start} wires them. */
@@ -112,6 +124,7 @@ interface Rooms {
   store: CoordinatorStore;
   owners: NameOwners;
   challenges: LoginChallenges;
+  contacts: ContactBook;
 }
 
 const encoder = new TextEncoder();
@@ -127,6 +140,8 @@ export class Coordinator {
   readonly store: CoordinatorStore;
   /** Which key owns which name. */
   readonly owners: NameOwners;
+  /** Contacts, requests and blocks. */
+  readonly contacts: ContactBook;
   readonly #udp: UdpSocket;
   readonly #alt: UdpSocket | undefined;
   readonly #tcpPort: number;
@@ -146,6 +161,7 @@ export class Coordinator {
     this.stats = rooms.stats;
     this.store = rooms.store;
     this.owners = rooms.owners;
+    this.contacts = rooms.contacts;
     this.#udp = udp;
     this.#alt = alt;
     this.#tcpPort = rooms.tcpPort;
@@ -165,6 +181,7 @@ export class Coordinator {
     this.#flush = clock.setInterval(() => {
       this.#flushOwners();
       rooms.challenges.sweep();
+      rooms.contacts.sweep();
     }, 1000);
   }
 
@@ -269,9 +286,20 @@ export class Coordinator {
       stats.sentBytes += bytes.length;
       udp.send(bytes, to);
     };
+    const contacts = new ContactBook({ db: store.db, now, ...options.contactLimits });
+    const mode = options.presence ?? "everyone";
+    // The fan-out asks the contact service who sees whom, and that service tells the outbox of
+    // new and removed pairs: each is made knowing the other through these closures.
+    let contactService: ContactService | undefined;
     const outbox = new PresenceOutbox({
       clock,
       batchMs: options.batchMs,
+      fanout: mode === "contacts"
+        ? new ContactFanout({
+          audience: (user) => contactService!.audience(user),
+          listed: (user) => contactService!.isListed(user),
+        })
+        : undefined,
       isCurrent: (user) => registry.get(user.name) === user,
       socket: {
         send: (bytes, to) => {
@@ -282,8 +310,19 @@ export class Coordinator {
       },
     });
     const tcpPort = (tcp.addr as Deno.NetAddr).port;
-    const common = { registry, limits, log, stats, budget, outbox };
-    const service = new UdpService({ ...common, relay, send, tcpPort, clock, challenges });
+    let service: UdpService | undefined;
+    contactService = new ContactService({
+      mode,
+      book: contacts,
+      registry,
+      outbox,
+      log,
+      stats,
+      send,
+      forgetPair: (a, b) => service!.introductions.forgetPair(a, b),
+    });
+    const common = { registry, limits, log, stats, budget, outbox, contacts: contactService };
+    service = new UdpService({ ...common, relay, send, tcpPort, clock, challenges });
     const list = new ListService({ ...common, clock });
     list.listen(tcp);
     const sweepMs = Math.max(50, Math.min(1000, peerTimeoutMs / 4));
@@ -300,6 +339,7 @@ export class Coordinator {
       store,
       owners,
       challenges,
+      contacts,
     });
   }
 

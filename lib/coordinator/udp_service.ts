@@ -1,7 +1,7 @@
 /**
  * The coordinator's UDP service: every datagram that reaches its sockets, checked against the
- * limits, then a client message (`login`, `logout`, `heartbeat`, `connect`, `whoami`, `nat`) to
- * answer, or a peer frame for the relay; and the other side of heartbeats, the expiry of users
+ * limits, then a client message (`login`, `logout`, `heartbeat`, `connect`, `whoami`, `nat`; and
+ * `contact`/`listed`, which `contact_service.ts` handles) to answer, or a peer frame for the relay; and the other side of heartbeats, the expiry of users
  * gone silent. What it may answer follows docs/PROTOCOL.md §3.4: nothing goes to an address that
  * has not proved it receives there, except one answer no larger than the request (`whoami`
  * included: its `You` goes only to a request padded to at least its length; `Challenge`, to a
@@ -34,6 +34,7 @@ import {
 } from "../protocol/seed.ts";
 import { MAX_WHOAMI } from "../protocol/whoami.ts";
 import type { AddressBudget } from "./address_budget.ts";
+import type { ContactService } from "./contact_service.ts";
 import type { LoginChallenges, ProofRefusal } from "./login_challenges.ts";
 import { Introductions } from "./introductions.ts";
 import { addressKey, type Limits } from "./limits.ts";
@@ -60,6 +61,11 @@ export interface UdpServiceOptions {
   tcpPort: number;
   /** Time for introductions (wants lapse, knock budgets refill); default {@linkcode realClock}. */
   clock?: Clock;
+  /**
+   * Contacts: their messages, and (contacts mode) which pairs `connect` may introduce. None:
+   * everyone mode, and contact messages are ignored.
+   */
+  contacts?: ContactService;
 }
 
 const encoder = new TextEncoder();
@@ -99,6 +105,7 @@ export class UdpService {
   readonly #challenges: LoginChallenges;
   readonly #sendBytes: (bytes: Uint8Array, to: Endpoint) => void;
   readonly #tcpPort: number;
+  readonly #contacts: ContactService | undefined;
   /** `connect`: who wants to talk to whom, knocks and introductions. */
   readonly introductions: Introductions;
 
@@ -113,12 +120,14 @@ export class UdpService {
     this.#challenges = options.challenges;
     this.#sendBytes = options.send;
     this.#tcpPort = options.tcpPort;
+    this.#contacts = options.contacts;
     const clock = options.clock ?? realClock;
     this.introductions = new Introductions({
       registry: options.registry,
       relay: options.relay,
       now: () => clock.now(),
       send: (msg, to) => this.#send(msg, to),
+      mayMeet: (a, b) => options.contacts?.mayMeet(a, b) ?? true,
     });
   }
 
@@ -292,6 +301,10 @@ export class UdpService {
         if (user) user.nat = msg.nat;
         return;
       }
+      case "contact":
+      case "listed":
+        // Unanswered, whatever becomes of it (docs/PROTOCOL.md §1.5).
+        return this.#contacts?.handle(msg, from);
     }
   }
 
