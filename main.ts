@@ -16,9 +16,16 @@ import { DatabaseError } from "./lib/store/database.ts";
 import { resolveServer, UsageError } from "./lib/cli_args.ts";
 import { isIP } from "node:net";
 import type { Endpoint } from "./lib/protocol/endpoint.ts";
-import { runChat } from "./lib/ui/chat.ts";
+import { FULL_SCREEN_FROM, runChat } from "./lib/ui/chat.ts";
 import { ACCEPT_POLICIES, checkNat } from "./lib/peer.ts";
-import { fingerprint, IdentityError, loadOrCreateIdentity } from "./lib/crypto/identity.ts";
+import { join } from "node:path";
+import {
+  defaultConfigDir,
+  fingerprint,
+  IdentityError,
+  loadOrCreateIdentity,
+  userDir,
+} from "./lib/crypto/identity.ts";
 import { normalizeUsername, usernameProblem } from "./lib/protocol/username.ts";
 
 const VERSION = denoJson.version;
@@ -30,7 +37,7 @@ Usage:
   p2p chat NAME@HOST[:PORT] [options]
                                   log in as NAME and chat
   p2p nat HOST[:PORT]             what your NAT does, as the coordinator sees it
-  p2p id NAME                     show NAME's key fingerprint on this machine
+  p2p id NAME [--create]          show NAME's key fingerprint on this machine
   p2p help [COMMAND]              show help
   p2p --version                   show the version
 
@@ -74,8 +81,10 @@ Limits ("per address": per IPv4 address, or per IPv6 /64):
   --max-tcp N             TCP connections open at once (default ${D.maxTcp})
   --tcp-idle SECONDS      close a TCP connection idle this long (default ${D.tcpIdleMs / 1000})
   --max-datagram BYTES    longest datagram accepted (default ${D.maxDatagramBytes})
-  --max-line BYTES        longest text message, and most bytes read from a TCP connection
-                          (default and most ${D.maxLineBytes})
+  --max-line BYTES        longest line of the coordinator protocol (login, heartbeat…),
+                          and most bytes read from a TCP connection (default and most
+                          ${D.maxLineBytes}); chat messages go from peer to peer and are
+                          not limited by it
   --names-per-ip N        names online at once per address (default ${D.namesPerAddress}): a
                           household or an office behind one NAT has a few dozen online
   --new-names-per-ip-per-day N
@@ -100,14 +109,21 @@ Asks the coordinator at HOST:PORT (and its second port, PORT+1) which public end
 for one local socket, and says what kind of NAT you are behind and what that means for direct
 connections.`;
 
-const ID_HELP = `Usage: p2p id NAME [--config DIR]
+const ID_HELP = `Usage: p2p id NAME [--create] [--config DIR]
 
-Shows the fingerprint of NAME's key on this machine (creating the key on first use). Compare it
-with what your contacts see (/fingerprint NAME in their chat) to make sure nobody is in between.`;
+Shows the fingerprint of NAME's key on this machine. Compare it with what your contacts see
+(/fingerprint NAME in their chat) to make sure nobody is in between. A name without a key here
+is an error (a typo should not make a key); the key is made at its first 'p2p chat', or now
+with --create.
+
+Options:
+  --create              make NAME's key if there is none yet
+  --config DIR          where keys live (default $XDG_CONFIG_HOME/p2p or ~/.config/p2p)
+  -h, --help            show this help`;
 
 const CHAT_HELP =
-  `Usage: p2p chat NAME@HOST[:PORT] [--json] [--keepalive SECONDS] [--bind ADDR:PORT]
-                [--accept anyone|known]
+  `Usage: p2p chat NAME@HOST[:PORT] [--json] [--keepalive SECONDS] [--bind ADDR[:PORT]]
+                [--config DIR] [--accept anyone|known] [--plain]
 
 Logs in to the coordinator at HOST:PORT (default port 7000) as NAME, shows who is online, and
 sends messages directly to the other users.
@@ -115,17 +131,24 @@ sends messages directly to the other users.
 Messages are end-to-end encrypted (Noise XX) and acknowledged; a peer's key is pinned the first
 time you talk, and a changed key stops sending until you accept it.
 
-Commands (typed, or one per line on stdin):
+Commands (typed, or one per line on stdin; command words and names in any case):
+  /chat USER            talk to USER: plain lines go to them (alias /query)
+  /chat, /all           back to the everyone view
   /msg USER TEXT        send TEXT to USER
+  /r TEXT               reply to whoever wrote last
   /all TEXT             send TEXT to everyone online
-  /who                  list who is online and the path to each
+  /who                  who is online, the path to each, and unread messages
   /fingerprint [USER]   show USER's key fingerprint and your safety number (or yours)
   /trust USER           accept USER's changed key
   /help                 show the commands
-  /quit                 log out and leave (also Ctrl-C, end of input)
+  /quit                 log out and leave (also Ctrl-C, end of input, SIGTERM, SIGHUP)
+Keys: Tab completes commands and names; Up/Down recall earlier lines; //TEXT sends /TEXT.
 
 Options:
   --json                JSON Lines on stdout (one object per event), for scripts
+  --plain               line by line, even in a terminal big enough for the full screen
+                        (from ${FULL_SCREEN_FROM.columns}×${FULL_SCREEN_FROM.rows}: the conversation, the people online beside it,
+                        a status row and the input row)
   --keepalive SECONDS   heartbeat interval (default 10)
   --bind ADDR[:PORT]    local address and port to use (default any)
   --config DIR          where keys live (default $XDG_CONFIG_HOME/p2p or ~/.config/p2p)
@@ -263,6 +286,7 @@ async function chat(args: string[]): Promise<number> {
       bind: { type: "string" },
       config: { type: "string" },
       accept: { type: "string", default: "anyone" },
+      plain: { type: "boolean", default: false },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -287,6 +311,7 @@ async function chat(args: string[]): Promise<number> {
     bind,
     keepaliveMs: secondsOption(values.keepalive, "--keepalive") * 1000,
     configDir: values.config,
+    plain: values.plain,
   });
 }
 
@@ -320,7 +345,11 @@ async function id(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
-    options: { config: { type: "string" }, help: { type: "boolean", short: "h" } },
+    options: {
+      config: { type: "string" },
+      create: { type: "boolean", default: false },
+      help: { type: "boolean", short: "h" },
+    },
   });
   if (values.help) {
     console.log(ID_HELP);
@@ -330,6 +359,15 @@ async function id(args: string[]): Promise<number> {
   const username = normalizeUsername(positionals[0]);
   const problem = usernameProblem(username);
   if (problem) throw new UsageError(`Cannot use "${username}" as a name: ${problem}`);
+  const configDir = values.config ?? defaultConfigDir();
+  if (!values.create && !await hasIdentity(configDir, username)) {
+    console.error(
+      `p2p: no key for ${username} on this machine (in ${configDir}): check the name, or ` +
+        `make one with 'p2p id ${username} --create' (a first 'p2p chat ${username}@HOST' ` +
+        `makes one too)`,
+    );
+    return 1;
+  }
   const identity = await loadOrCreateIdentity({
     username,
     configDir: values.config,
@@ -337,6 +375,19 @@ async function id(args: string[]): Promise<number> {
   console.log(`${identity.username}: ${fingerprint(identity.publicKey)}`);
   console.log(`key file: ${identity.path}${identity.created ? " (created now)" : ""}`);
   return 0;
+}
+
+/** Whether `username` has a key in `configDir` (in the current layout, or the earlier one). */
+async function hasIdentity(configDir: string, username: string): Promise<boolean> {
+  for (const dir of [userDir(configDir, username), join(configDir, "users", username)]) {
+    try {
+      await Deno.stat(join(dir, "identity.json"));
+      return true;
+    } catch (err) {
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+    }
+  }
+  return false;
 }
 
 /** `--bind ADDR[:PORT]` (`[v6]:PORT` for IPv6); no port, or 0, means any free port. */

@@ -19,6 +19,7 @@
  *   `loss_detection.ts`, `outbox.ts` and `receive_stream.ts`.
  * - `nat_detect.ts`: our NAT kind, from the coordinator's two ports; `nat_check.ts`: `p2p nat`.
  * - `key_trust.ts`: trust on first use; `outgoing.ts`: unsettled messages and `drain()`;
+ *   `offline.ts`: what a message to someone offline becomes;
  *   `events.ts`: what we report (the `--json` contract).
  *
  * @example
@@ -51,6 +52,7 @@ import { KeyTrust } from "./peer/key_trust.ts";
 import { introductionFrom, type LinkTransport } from "./peer/link.ts";
 import { Links, type LinkWiring } from "./peer/links.ts";
 import { NatDetector } from "./peer/nat_detect.ts";
+import { offlineRefusal } from "./peer/offline.ts";
 import { Outgoing } from "./peer/outgoing.ts";
 import { Presence } from "./peer/presence.ts";
 import { ProbeQuota } from "./peer/probe_quota.ts";
@@ -105,7 +107,7 @@ export class Peer {
   readonly #pool: SocketPool;
   readonly #outgoing = new Outgoing();
   readonly #links: Links;
-  /** Users seen online during this session: messages to them wait if they are away. */
+  /** Users seen online during this session (a message to one who is away says so). */
   readonly #seen = new Set<string>();
   /** Logging in until `ready` is reported, then until closed. */
   #phase: "login" | "ready" | "closed" = "login";
@@ -313,7 +315,9 @@ export class Peer {
       return undefined;
     };
     if (to === this.username) return fail("that is you");
-    if (!this.#presence.users.has(to) && !this.#seen.has(to)) return fail(`${to} is not online`);
+    if (!this.#presence.users.has(to)) {
+      return fail(offlineRefusal({ user: to, seen: this.#seen.has(to) }));
+    }
     if (this.#trust.hasChanged(to)) {
       return fail(
         `${to}'s key has changed; compare /fingerprint ${to} with them, then /trust ${to}`,

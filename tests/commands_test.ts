@@ -37,33 +37,48 @@ Deno.test("parseCommand treats blank lines as nothing", () => {
   }
 });
 
-Deno.test("parseCommand explains unknown commands and bare text", () => {
-  assert.deepEqual(parseCommand("/frobnicate x"), {
-    kind: "invalid",
-    message: "Unknown command /frobnicate: type /help for the list",
-  });
-  assert.deepEqual(parseCommand("/MSG bob hi"), {
-    kind: "invalid",
-    message: "Unknown command /MSG: type /help for the list",
-  });
-  assert.deepEqual(parseCommand("/msgbob hi"), {
-    kind: "invalid",
-    message: "Unknown command /msgbob: type /help for the list",
-  });
-  assert.deepEqual(parseCommand("/"), {
-    kind: "invalid",
-    message: "Unknown command /: type /help for the list",
-  });
-  for (const line of ["hello", "bob hi", "msg bob hi", " hello /msg"]) {
+Deno.test("parseCommand explains unknown commands", () => {
+  for (
+    const [line, word] of [["/frobnicate x", "/frobnicate"], ["/msgbob hi", "/msgbob"], ["/", "/"]]
+  ) {
     assert.deepEqual(parseCommand(line), {
       kind: "invalid",
-      message: "Messages need a recipient: /msg USER TEXT (type /help for the list)",
-    }, line);
+      message: `Unknown command ${word}: type /help for the list (//TEXT sends /TEXT)`,
+    });
   }
 });
 
+Deno.test("command words are case-insensitive: /MSG is /msg", () => {
+  assert.deepEqual(parseCommand("/MSG bob hi"), { kind: "msg", to: "bob", text: "hi" });
+  assert.deepEqual(parseCommand("/Who"), { kind: "who" });
+  assert.deepEqual(parseCommand("/QUERY Bob"), { kind: "chat", user: "Bob" });
+});
+
+Deno.test("plain text goes to the current conversation; //TEXT is text starting with /", () => {
+  assert.deepEqual(parseCommand("hello"), { kind: "say", text: "hello" });
+  assert.deepEqual(parseCommand("  bob hi  "), { kind: "say", text: "bob hi" });
+  assert.deepEqual(parseCommand("//help is a command"), {
+    kind: "say",
+    text: "/help is a command",
+  });
+});
+
+Deno.test("/chat and /query open a conversation; alone, and /all alone, the everyone view", () => {
+  assert.deepEqual(parseCommand("/chat bob"), { kind: "chat", user: "bob" });
+  assert.deepEqual(parseCommand("/query bob"), { kind: "chat", user: "bob" });
+  assert.deepEqual(parseCommand("/chat"), { kind: "chat" });
+  assert.deepEqual(parseCommand("/all"), { kind: "chat" });
+  assert.deepEqual(parseCommand("/all  hi all "), { kind: "all", text: "hi all" });
+  assert.equal(parseCommand("/chat bob carol").kind, "invalid");
+});
+
+Deno.test("/r TEXT replies; /r alone is a usage error", () => {
+  assert.deepEqual(parseCommand("/r sure"), { kind: "reply", text: "sure" });
+  assert.equal(parseCommand("/r").kind, "invalid");
+});
+
 Deno.test("COMMAND_HELP lists every command", () => {
-  for (const word of ["/msg", "/who", "/help", "/quit"]) {
+  for (const word of ["/chat", "/msg", "/r", "/all", "/who", "/fingerprint", "/trust", "/help"]) {
     assert.ok(COMMAND_HELP.some((line) => line.startsWith(word + " ")), word);
   }
 });

@@ -38,6 +38,13 @@ Deno.test("the coordinator restarts while two peers chat directly: no loss, and 
     assert.deepEqual(coordinator.registry.online().map((u) => u.name).sort(), ["alice", "bob"]);
     assert.deepEqual(alice.who().map((u) => u.user), ["bob"]);
     assert.deepEqual(bob.who().map((u) => u.user), ["alice"]);
+    // One calm line each way: no offline/online pair for bob, who came back where he was, and
+    // no re-login error while the coordinator was away.
+    await sleep(600); // past the time a missing user is held (2.5 heartbeats)
+    assert.equal(events.alice.count((e) => e.event === "offline"), 0);
+    assert.equal(events.alice.count((e) => e.event === "online" && e.user === "bob"), 1);
+    assert.equal(events.alice.count((e) => e.event === "coordinator" && e.state === "lost"), 1);
+    assert.deepEqual(events.alice.items.filter((e) => e.event === "error"), []);
     const after = alice.send("bob", "after");
     await events.alice.waitFor((e) => e.event === "delivered" && e.id === after);
     assert.deepEqual(

@@ -46,7 +46,18 @@ export type PeerEvent =
   | { event: "path"; user: string; path: PathKind; endpoint?: string }
   | { event: "key-changed"; user: string; fingerprint: string; previous: string }
   | { event: "trusted"; user: string; fingerprint: string }
-  | { event: "fingerprint"; user: string; fingerprint: string; safety?: string }
+  /**
+   * `unaccepted`: the key is a changed one, not accepted yet (`/trust`); `previous` is then the
+   * pinned key's fingerprint.
+   */
+  | {
+    event: "fingerprint";
+    user: string;
+    fingerprint: string;
+    safety?: string;
+    unaccepted?: boolean;
+    previous?: string;
+  }
   | { event: "coordinator"; state: "lost" | "back" }
   /**
    * `user` asked to talk to us; `accepted` by our policy (`--accept`) or not, with the `reason`.

@@ -42,9 +42,15 @@ export class KeyTrust {
     return this.#o.known.get(peer)?.publicKey;
   }
 
-  /** Reports the fingerprint of `peer`'s pinned key and our safety number, or that none is. */
+  /**
+   * Reports the fingerprint of `peer`'s key and our safety number, or that none is known. While
+   * the key is changed and not accepted, that is the NEW key (marked `unaccepted`, with the
+   * pinned one as `previous`): it is the one to compare before `/trust`.
+   */
   showFingerprint(peer: string): void {
-    const key = this.pinned(peer);
+    const pinned = this.pinned(peer);
+    const changed = this.#changed.get(peer);
+    const key = changed ?? pinned;
     if (!key) {
       this.#o.onEvent({
         event: "error",
@@ -53,12 +59,19 @@ export class KeyTrust {
       return;
     }
     const { name, publicKey } = this.#o.me;
-    this.#o.onEvent({
-      event: "fingerprint",
-      user: peer,
-      fingerprint: fingerprint(key),
-      safety: safetyNumber(name, publicKey, peer, key),
-    });
+    const safety = safetyNumber(name, publicKey, peer, key);
+    this.#o.onEvent(
+      changed && pinned
+        ? {
+          event: "fingerprint",
+          user: peer,
+          fingerprint: fingerprint(key),
+          safety,
+          unaccepted: true,
+          previous: fingerprint(pinned),
+        }
+        : { event: "fingerprint", user: peer, fingerprint: fingerprint(key), safety },
+    );
   }
 
   /** Whether `peer` proved a key other than the pinned one, not trusted yet. */

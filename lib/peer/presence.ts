@@ -84,6 +84,13 @@ export interface PresenceOptions {
 /** Thrown by {@linkcode Presence.login} when the coordinator refuses or cannot be reached. */
 export class LoginError extends Error {
   override name = "LoginError";
+  /** Nobody answered (as opposed to a refusal): while the coordinator is lost, no news. */
+  readonly unanswered: boolean;
+
+  constructor(message: string, options: { unanswered?: boolean } = {}) {
+    super(message);
+    this.unanswered = options.unanswered ?? false;
+  }
 }
 
 const encoder = new TextEncoder();
@@ -103,6 +110,17 @@ export class Presence {
   #lost = false;
   /** The list service's port (from the last `Accept`), for resyncs. */
   #tcpPort: number | undefined;
+  /**
+   * After a login again (the coordinator restarted or forgot us), the users its new list lacks
+   * may only not have logged in again yet: they stay listed, with their endpoints, and are
+   * reported offline only if they are still missing a while later (no offline/online pairs).
+   */
+  readonly #held = new Map<string, Endpoint>();
+  /** The list before a login again, while its new list is applied. */
+  #before: ReadonlyMap<string, Endpoint> | undefined;
+  #heldTimer: TimerId | undefined;
+  /** The last re-login failure reported: the same one is not reported again. */
+  #reloginError: string | undefined;
   /** Counts logins, so that a resync that straddles one is thrown away. */
   #logins = 0;
   #loggingIn = false;
@@ -114,8 +132,18 @@ export class Presence {
     this.#clock = options.clock ?? realClock;
     this.#view = new PresenceView({
       self: options.username,
-      onOnline: options.onOnline,
-      onOffline: options.onOffline,
+      onOnline: (user, ep) => {
+        const held = this.#held.get(user);
+        this.#held.delete(user);
+        // Back where it was before the coordinator forgot us all: no news.
+        if (held && formatEndpoint(held) === formatEndpoint(ep)) return;
+        options.onOnline(user, ep);
+      },
+      onOffline: (user) => {
+        const was = this.#before?.get(user);
+        if (was) this.#held.set(user, was);
+        else options.onOffline(user);
+      },
     });
     this.#watch = new ResyncWatch({
       view: this.#view,
@@ -128,9 +156,9 @@ export class Presence {
     });
   }
 
-  /** Online users other than us, by name. */
+  /** Online users other than us, by name (with those held after a login again). */
   get users(): ReadonlyMap<string, Endpoint> {
-    return this.#view.users;
+    return this.#held.size === 0 ? this.#view.users : new Map([...this.#held, ...this.#view.users]);
   }
 
   /** Our endpoint as the coordinator sees it (known after login). */
@@ -143,7 +171,7 @@ export class Presence {
    * (without us); rejects with {@linkcode LoginError}.
    */
   async login(): Promise<{ observed: Endpoint; list: ListEntry[] }> {
-    this.#logins++;
+    const again = this.#logins++ > 0;
     this.#loggingIn = true;
     // Versions from before this login may be another coordinator's (it restarted).
     this.#watch.reset();
@@ -156,9 +184,16 @@ export class Presence {
       this.#view.reset();
       const online = await fetchList({ host: this.#o.server.host, port: tcpPort });
       // The list normally holds us (we are online once it is fetched); fall back to our claim.
-      this.#observed = this.#view.applyList(online) ?? this.#o.claimed;
+      this.#before = again ? new Map(this.users) : undefined;
+      try {
+        this.#observed = this.#view.applyList(online) ?? this.#o.claimed;
+      } finally {
+        this.#before = undefined;
+      }
+      if (this.#held.size > 0) this.#releaseHeldLater();
       const list = online.entries.filter((e) => e.username !== this.#o.username);
       this.#startHeartbeat();
+      this.#reloginError = undefined;
       if (this.#lost) {
         this.#lost = false;
         this.#o.onCoordinator?.("back");
@@ -262,9 +297,23 @@ export class Presence {
     this.#sendMessage({ type: "connect", username: this.#o.username, target });
   }
 
+  /**
+   * Users still missing from the list a while after a login again are offline: reported now.
+   * Everyone logs in again within a heartbeat or two of the coordinator's return.
+   */
+  #releaseHeldLater(): void {
+    this.#clock.clearTimeout(this.#heldTimer);
+    this.#heldTimer = this.#clock.setTimeout(() => {
+      const gone = [...this.#held.keys()];
+      this.#held.clear();
+      for (const user of gone) this.#o.onOffline(user);
+    }, 2.5 * this.#o.keepaliveMs);
+  }
+
   /** Sends `logout` and stops heartbeats (and a resync under way). */
   logout(): void {
     this.#closed = true;
+    this.#clock.clearTimeout(this.#heldTimer);
     this.#clock.clearInterval(this.#heartbeat);
     this.#watch.close();
     this.#resync?.abort();
@@ -304,7 +353,14 @@ export class Presence {
     if (this.#relogin || this.#closed) return;
     this.#relogin = this.login().then(
       () => {},
-      (err) => this.#o.onError?.(`cannot log in again: ${err.message}`),
+      (err) => {
+        // While the coordinator is lost, silence is what "lost" already said; a refusal is
+        // news, once.
+        const unanswered = err instanceof LoginError && err.unanswered;
+        if ((this.#lost && unanswered) || err.message === this.#reloginError) return;
+        this.#reloginError = err.message;
+        this.#o.onError?.(`cannot log in again: ${err.message}`);
+      },
     ).finally(() => this.#relogin = undefined);
   }
 
@@ -339,6 +395,7 @@ export class Presence {
               `Cannot log in: no answer from ${
                 formatEndpoint(this.#o.server)
               } after ${attempts} tries`,
+              { unanswered: true },
             ),
           );
         }

@@ -1,6 +1,8 @@
 /**
  * `p2p chat`: reads commands from stdin, drives a {@linkcode Peer}, and shows its events —
- * as a terminal chat (prompt kept intact while messages arrive) or as JSON Lines (`--json`).
+ * as a terminal chat (conversations, completion, the prompt kept intact while messages arrive)
+ * or as JSON Lines (`--json`). SIGINT, SIGTERM and SIGHUP all log out before exiting, so that
+ * the name is free again at once.
  *
  * @example
  * ```ts
@@ -12,9 +14,12 @@
 import process from "node:process";
 import readline from "node:readline";
 import type { PeerEvent } from "../peer/events.ts";
-import type { Endpoint } from "../protocol/endpoint.ts";
+import { type Endpoint, formatEndpoint } from "../protocol/endpoint.ts";
 import { type AcceptPolicy, Peer } from "../peer.ts";
 import { COMMAND_HELP, parseCommand } from "./commands.ts";
+import { Conversations } from "./conversations.ts";
+import { silentOutput } from "./screen.ts";
+import { terminalSize } from "./surface.ts";
 import { type Renderer, terminalRenderer } from "./terminal.ts";
 
 /** Options for {@linkcode runChat}. */
@@ -28,52 +33,132 @@ export interface ChatOptions {
   configDir?: string;
   /** Who may start a conversation with us; default `anyone`. */
   accept?: AcceptPolicy;
+  /** Line by line even in a terminal big enough for the full screen. */
+  plain?: boolean;
 }
 
+/** The smallest terminal the full screen takes; smaller ones get the line mode. */
+export const FULL_SCREEN_FROM = { columns: 100, rows: 20 } as const;
+
+/** Signals that end the chat, each after logging out. */
+const QUIT_SIGNALS: readonly Deno.Signal[] = ["SIGINT", "SIGTERM", "SIGHUP"];
+
+/** How long a signal lets messages in flight finish before logging out. */
+const SIGNAL_DRAIN_MS = 300;
+
 function jsonRenderer(): Renderer {
+  const line = (value: unknown) => {
+    try {
+      process.stdout.write(JSON.stringify(value) + "\n");
+    } catch {
+      // stdout is gone: logging out goes on
+    }
+  };
   return {
-    event: (e: PeerEvent) => process.stdout.write(JSON.stringify(e) + "\n"),
-    help: () =>
-      process.stdout.write(JSON.stringify({ event: "help", commands: COMMAND_HELP }) + "\n"),
+    event: (e: PeerEvent) => line(e),
+    help: () => line({ event: "help", commands: COMMAND_HELP }),
+    sendingToAll: (_text, send) => send(),
+    opened: () => {},
+    detach: () => {},
     close: () => {},
   };
 }
 
-/** Runs the chat until `/quit`, end of input or Ctrl-C. Resolves with the exit code. */
+/** Why `--bind` failed, in words, when the port is taken; other errors as they are. */
+function startError(err: Error & { code?: string }, bind: Endpoint | undefined): string {
+  if (bind && (err.code === "EADDRINUSE" || err instanceof Deno.errors.AddrInUse)) {
+    return `cannot use --bind ${formatEndpoint(bind)}: that port is already in use on this ` +
+      `machine (another p2p chat?); choose another port, or leave it out to use any free one`;
+  }
+  return err.message;
+}
+
+/** Runs the chat until `/quit`, end of input or a signal. Resolves with the exit code. */
 export async function runChat(options: ChatOptions): Promise<number> {
-  const interactive = !options.json && process.stdin.isTTY === true;
+  const interactive = !options.json && process.stdin.isTTY === true &&
+    process.stdout.isTTY === true;
+  const size = interactive ? terminalSize() : undefined;
+  const fullScreen = !options.plain && size !== undefined &&
+    size.columns >= FULL_SCREEN_FROM.columns && size.rows >= FULL_SCREEN_FROM.rows;
+  const talk = new Conversations();
+  let peer: Peer | undefined;
+  const names = () => peer?.who().map((u) => u.user) ?? [];
+  /** Everyone seen online this session: a name typed in another case still means them. */
+  const seen = new Set<string>();
+  let completer: ((line: string) => [string[], string]) | undefined;
   const rl = readline.createInterface({
     input: process.stdin,
-    output: interactive ? process.stdout : undefined,
+    // The full screen draws the input row itself; readline only edits it.
+    output: fullScreen ? silentOutput() : interactive ? process.stdout : undefined,
     terminal: interactive,
+    completer: interactive ? (line: string) => completer!(line) : undefined,
   });
-  const ui = options.json ? jsonRenderer() : terminalRenderer(rl, { interactive });
-  let peer: Peer | undefined;
+  let submitted: (line: string) => void = () => {};
+  let ui: Renderer;
+  if (options.json) ui = jsonRenderer();
+  else {
+    const terminal = terminalRenderer(rl, { interactive, fullScreen, talk, names });
+    completer = terminal.completer;
+    submitted = terminal.submitted;
+    ui = terminal;
+  }
   const pending: string[] = [];
-  // "drain": let messages in flight finish first (/quit, end of input); "now": Ctrl-C.
-  let quit: "drain" | "now" | undefined;
+  // "drain": let messages in flight finish first (/quit, end of input); "signal": briefly.
+  let quit: "drain" | "signal" | undefined;
   let wake = () => {};
   const quitRequested = new Promise<void>((resolve) => wake = resolve);
-  const requestQuit = (how: "drain" | "now") => {
-    if (quit !== "now") quit = how;
+  const requestQuit = (how: "drain" | "signal") => {
+    if (quit !== "signal") quit = how;
     wake();
   };
-  const onSigint = () => requestQuit("now");
+  const onSignal: Record<string, () => void> = {};
+  for (const signal of QUIT_SIGNALS) {
+    onSignal[signal] = () => {
+      // The terminal hung up: writing to it would fail, logging out must not.
+      if (signal === "SIGHUP") ui.detach();
+      requestQuit("signal");
+    };
+    Deno.addSignalListener(signal, onSignal[signal]);
+  }
 
+  const error = (message: string) => ui.event({ event: "error", message });
   const handle = (p: Peer, line: string) => {
     const cmd = parseCommand(line);
+    const who = (typed: string) => talk.resolve(typed, [...names(), ...seen]);
     switch (cmd.kind) {
       case "msg":
-        p.send(cmd.to, cmd.text);
+        p.send(who(cmd.to), cmd.text);
+        return;
+      case "say":
+        if (talk.target === undefined) {
+          error(
+            "Whom to? /chat USER to talk to someone (then type away), /msg USER TEXT for one " +
+              "message, /all TEXT for everyone",
+          );
+        } else p.send(talk.target, cmd.text);
+        return;
+      case "reply":
+        if (talk.lastFrom === undefined) {
+          error("Nobody has written to you yet: /r has nobody to reply to");
+        } else p.send(talk.lastFrom, cmd.text);
         return;
       case "all":
-        p.sendAll(cmd.text);
+        ui.sendingToAll(cmd.text, () => p.sendAll(cmd.text));
         return;
+      case "chat": {
+        const user = cmd.user === undefined ? undefined : who(cmd.user);
+        if (user === p.username) {
+          error("That is you: /chat someone else");
+          return;
+        }
+        ui.opened(user, talk.open(user));
+        return;
+      }
       case "fingerprint":
-        p.showFingerprint(cmd.user);
+        p.showFingerprint(cmd.user === undefined ? undefined : who(cmd.user));
         return;
       case "trust":
-        p.trust(cmd.user).catch((err) => ui.event({ event: "error", message: err.message }));
+        p.trust(who(cmd.user)).catch((err) => error(err.message));
         return;
       case "who":
         ui.event({ event: "who", users: p.who() });
@@ -85,24 +170,25 @@ export async function runChat(options: ChatOptions): Promise<number> {
         requestQuit("drain");
         return;
       case "invalid":
-        ui.event({ event: "error", message: cmd.message });
+        error(cmd.message);
         return;
       case "none":
         return;
     }
   };
 
-  Deno.addSignalListener("SIGINT", onSigint);
-  rl.on("SIGINT", onSigint);
+  rl.on("SIGINT", onSignal.SIGINT);
   rl.on("line", (line: string) => {
     if (quit) return;
+    submitted(line);
     if (peer) handle(peer, line);
     else pending.push(line); // typed (or piped) before the login finished
+    if (interactive && !fullScreen) rl.prompt(true); // a line that shows nothing keeps its prompt
   });
   rl.on("close", () => requestQuit("drain"));
 
   const cleanup = () => {
-    Deno.removeSignalListener("SIGINT", onSigint);
+    for (const signal of QUIT_SIGNALS) Deno.removeSignalListener(signal, onSignal[signal]);
     rl.close();
     ui.close();
   };
@@ -114,19 +200,28 @@ export async function runChat(options: ChatOptions): Promise<number> {
       keepaliveMs: options.keepaliveMs,
       configDir: options.configDir,
       accept: options.accept,
-      onEvent: (e) => ui.event(e),
+      onEvent: (e) => {
+        if (e.event === "online") seen.add(e.user);
+        ui.event(e);
+      },
     });
   } catch (err) {
-    ui.event({ event: "error", message: (err as Error).message });
+    error(startError(err as Error, options.bind));
     cleanup();
     return 1;
   }
-  if (quit !== "now") {
+  if (quit !== "signal") {
     for (const line of pending.splice(0)) handle(peer, line);
   }
-  if (interactive && !quit) ui.help();
+  if (interactive && !quit) ui.help(); // once: a login again after an outage does not repeat it
   await quitRequested;
   if (quit === "drain") await peer.drain();
+  else {
+    // What is in flight gets a moment; what is not delivered by then is reported undelivered.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([peer.drain(), new Promise((r) => timer = setTimeout(r, SIGNAL_DRAIN_MS))]);
+    clearTimeout(timer);
+  }
   await peer.close();
   cleanup();
   return 0;

@@ -1,9 +1,12 @@
 /**
- * The chat commands users type (and scripts send in `--json` mode): a pure parser.
+ * The chat commands users type (and scripts send in `--json` mode): a pure parser. Command words
+ * are case-insensitive (`/MSG` is `/msg`); user names are taken in NFC form, and matched to the
+ * people online case-insensitively later, by the conversation state (`conversations.ts`).
  *
  * @example
  * ```ts
  * parseCommand("/msg bob hello there"); // { kind: "msg", to: "bob", text: "hello there" }
+ * parseCommand("hello"); // { kind: "say", text: "hello" }: to the current conversation
  * ```
  * @module
  */
@@ -12,7 +15,12 @@ import { normalizeUsername } from "../protocol/username.ts";
 /** A parsed command line. */
 export type Command =
   | { kind: "msg"; to: string; text: string }
+  /** Plain text: to the current conversation. */
+  | { kind: "say"; text: string }
+  | { kind: "reply"; text: string }
   | { kind: "all"; text: string }
+  /** Open a conversation with `user`, or go back to the everyone view (no `user`). */
+  | { kind: "chat"; user?: string }
   | { kind: "fingerprint"; user?: string }
   | { kind: "trust"; user: string }
   | { kind: "who" }
@@ -23,24 +31,56 @@ export type Command =
 
 /** One-line help for each command, in the order `/help` shows them. */
 export const COMMAND_HELP: readonly string[] = [
+  "/chat USER       talk to USER: plain lines go to them (alias /query)",
+  "/chat, /all      back to the everyone view (every conversation shown)",
   "/msg USER TEXT   send TEXT to USER",
+  "/r TEXT          reply to whoever wrote last",
   "/all TEXT        send TEXT to everyone online",
-  "/who             list who is online and the path to each",
+  "/who             who is online, the path to each, and unread messages",
   "/fingerprint [USER]  show USER's key fingerprint and safety number (or yours)",
   "/trust USER      accept USER's changed key (check its fingerprint with them first)",
   "/help            show this help",
   "/quit            log out and leave (also Ctrl-C, Ctrl-D)",
+  "Keys: Tab completes commands and names; Up/Down recall lines; //TEXT sends /TEXT.",
 ];
 
+/** The command words, for completion (aliases included). */
+export const COMMAND_WORDS: readonly string[] = [
+  "/all",
+  "/chat",
+  "/fingerprint",
+  "/help",
+  "/msg",
+  "/query",
+  "/quit",
+  "/r",
+  "/trust",
+  "/who",
+];
+
+/** Commands whose first argument is a user name (for completion). */
+export const NAME_COMMANDS: ReadonlySet<string> = new Set([
+  "/chat",
+  "/fingerprint",
+  "/msg",
+  "/query",
+  "/trust",
+]);
+
 /**
- * Parses one input line. Blank lines are `none`; anything unknown is `invalid` with a reason.
- * User names are taken in NFC form, as the coordinator knows them.
+ * Parses one input line. Blank lines are `none`; a line not starting with `/` is `say` (a line
+ * starting with `//` is text starting with `/`); anything unknown is `invalid` with a reason.
  */
 export function parseCommand(line: string): Command {
   const trimmed = line.trim();
   if (trimmed === "") return { kind: "none" };
-  const [word] = trimmed.split(/\s+/, 1);
-  const rest = trimmed.slice(word.length).trimStart();
+  if (!trimmed.startsWith("/")) return { kind: "say", text: trimmed };
+  if (trimmed.startsWith("//")) return { kind: "say", text: trimmed.slice(1) };
+  const [typed] = trimmed.split(/\s+/, 1);
+  const word = typed.toLowerCase();
+  const rest = trimmed.slice(typed.length).trimStart();
+  const oneName = (): string | undefined =>
+    rest === "" || /\s/.test(rest) ? undefined : normalizeUsername(rest);
   switch (word) {
     case "/msg": {
       const space = rest.search(/\s/);
@@ -50,19 +90,31 @@ export function parseCommand(line: string): Command {
       const text = rest.slice(space).trimStart();
       return { kind: "msg", to: normalizeUsername(rest.slice(0, space)), text };
     }
-    case "/all":
-      return rest === "" ? { kind: "invalid", message: "Usage: /all TEXT" } : {
-        kind: "all",
-        text: rest,
-      };
-    case "/fingerprint":
-      if (/\s/.test(rest)) return { kind: "invalid", message: "Usage: /fingerprint [USER]" };
+    case "/r":
       return rest === ""
-        ? { kind: "fingerprint" }
+        ? { kind: "invalid", message: "Usage: /r TEXT (replies to whoever wrote last)" }
+        : { kind: "reply", text: rest };
+    case "/all":
+      return rest === "" ? { kind: "chat" } : { kind: "all", text: rest };
+    case "/chat":
+    case "/query": {
+      if (rest === "") return { kind: "chat" };
+      const user = oneName();
+      return user === undefined
+        ? { kind: "invalid", message: `Usage: ${word} [USER] (then type your messages)` }
+        : { kind: "chat", user };
+    }
+    case "/fingerprint":
+      if (rest === "") return { kind: "fingerprint" };
+      return /\s/.test(rest)
+        ? { kind: "invalid", message: "Usage: /fingerprint [USER]" }
         : { kind: "fingerprint", user: normalizeUsername(rest) };
-    case "/trust":
-      if (rest === "" || /\s/.test(rest)) return { kind: "invalid", message: "Usage: /trust USER" };
-      return { kind: "trust", user: normalizeUsername(rest) };
+    case "/trust": {
+      const user = oneName();
+      return user === undefined
+        ? { kind: "invalid", message: "Usage: /trust USER" }
+        : { kind: "trust", user };
+    }
     case "/who":
       return { kind: "who" };
     case "/help":
@@ -72,9 +124,7 @@ export function parseCommand(line: string): Command {
     default:
       return {
         kind: "invalid",
-        message: word.startsWith("/")
-          ? `Unknown command ${word}: type /help for the list`
-          : "Messages need a recipient: /msg USER TEXT (type /help for the list)",
+        message: `Unknown command ${typed}: type /help for the list (//TEXT sends /TEXT)`,
       };
   }
 }

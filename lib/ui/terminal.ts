@@ -1,12 +1,15 @@
 /**
- * The human front end: one readable line per event, printed above the prompt so that a message
- * arriving while the user types does not garble the line being typed (readline redraws it).
+ * The human front end, line by line: each event is one readable line (wrapped between words to
+ * the terminal's width), printed above the input line; the prompt shows the current
+ * conversation and the unread counts. Printing clears every row the input takes (a long input
+ * wraps onto several) before writing and redraws it after, so that nothing is lost or drawn
+ * twice, whatever the input's length, its wide characters, a resize or a burst of messages.
  * Colour unless `NO_COLOR` is set or stdout is not a terminal.
  *
  * @example
  * ```ts
- * const ui = terminalRenderer(rl, { interactive: true });
- * ui.event({ event: "message", from: "bob", text: "hi", id: 1 });
+ * const ui = terminalRenderer(rl, { interactive: true, talk: new Conversations() });
+ * ui.event({ event: "message", from: "bob", to: "alice", text: "hi", id: 1, path: "direct" });
  * ```
  * @module
  */
@@ -15,15 +18,32 @@ import type readline from "node:readline";
 import { styleText } from "node:util";
 import type { PeerEvent } from "../peer/events.ts";
 import { COMMAND_HELP } from "./commands.ts";
+import { complete } from "./completion.ts";
+import type { Conversations } from "./conversations.ts";
+import { Digest, type Shown } from "./digest.ts";
+import { fullScreen } from "./screen.ts";
+import {
+  type Editor,
+  type Style,
+  type Surface,
+  type SurfaceContext,
+  terminalSize,
+  terminalWriter,
+} from "./surface.ts";
+import { textWidth, wrapText } from "./text_width.ts";
 
-/** Shows a peer's events and the help text. */
+/** Shows a peer's events, the help text and our own notes. */
 export interface Renderer {
   event(e: PeerEvent): void;
   help(): void;
+  /** Runs `send`, which sends one message to everyone, so that it is shown as one line. */
+  sendingToAll(text: string, send: () => void): void;
+  /** Shows the conversation just opened (`undefined`: the everyone view) and its backlog. */
+  opened(user: string | undefined, backlog: PeerEvent[]): void;
+  /** Stops writing to the terminal (it hung up). */
+  detach(): void;
   close(): void;
 }
-
-type Style = Parameters<typeof styleText>[0];
 
 // deno-lint-ignore no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g;
@@ -36,8 +56,13 @@ export function sanitize(text: string): string {
   return text.replace(CONTROL, (c) => c === "\n" ? "↵" : c === "\t" ? " " : "�");
 }
 
+/** What {@linkcode describeEvent} may add from the conversations: unread counts for `/who`. */
+export interface DescribeContext {
+  unread?: (user: string) => number;
+}
+
 /** Formats an event as one line of text (without colour), for people. */
-export function describeEvent(e: PeerEvent): string {
+export function describeEvent(e: PeerEvent, context: DescribeContext = {}): string {
   switch (e.event) {
     case "ready":
       return `logged in to ${e.server} as ${e.user} (the coordinator sees you at ${e.endpoint}; ` +
@@ -46,10 +71,14 @@ export function describeEvent(e: PeerEvent): string {
       return `${e.user} is online (${e.endpoint})`;
     case "offline":
       return `${e.user} went offline`;
-    case "who":
-      return e.users.length === 0
-        ? "nobody else is online"
-        : `online: ${e.users.map((u) => `${u.user} (${u.endpoint}, ${u.path})`).join(", ")}`;
+    case "who": {
+      if (e.users.length === 0) return "nobody else is online";
+      const entry = (u: typeof e.users[number]) => {
+        const unread = context.unread?.(u.user) ?? 0;
+        return `${u.user} (${u.endpoint}, ${u.path}${unread > 0 ? `, ${unread} unread` : ""})`;
+      };
+      return `online: ${e.users.map(entry).join(", ")}`;
+    }
     case "sent":
       return `${e.group ? "[all] " : ""}you → ${e.to}: ${e.text}  (#${e.id}, sending…)`;
     case "message":
@@ -66,11 +95,12 @@ export function describeEvent(e: PeerEvent): string {
     case "key-changed":
       return `WARNING: ${e.user}'s key has CHANGED (was ${e.previous}, now ${e.fingerprint}). ` +
         `Someone may be impersonating them. Nothing will be sent to ${e.user} until you check ` +
-        `the new fingerprint with them and type /trust ${e.user}`;
+        `the new fingerprint with them (/fingerprint ${e.user}) and type /trust ${e.user}`;
     case "trusted":
       return `you now trust ${e.user}'s new key ${e.fingerprint}`;
     case "fingerprint":
       return `${e.user}'s fingerprint: ${e.fingerprint}` +
+        (e.unaccepted ? " (NEW key, not accepted: /trust it once you have compared it)" : "") +
         (e.safety ? `; safety number with you: ${e.safety}` : "");
     case "coordinator":
       return e.state === "lost"
@@ -83,6 +113,32 @@ export function describeEvent(e: PeerEvent): string {
     case "error":
       return `error: ${e.message}`;
   }
+}
+
+/**
+ * The time stamp of a line: `HH:MM` today, `YYYY-MM-DD HH:MM` another day (local time).
+ *
+ * @example
+ * ```ts
+ * formatStamp(new Date(2026, 0, 2, 9, 5), new Date(2026, 0, 2, 12)); // "09:05"
+ * formatStamp(new Date(2026, 0, 1, 9, 5), new Date(2026, 0, 2, 12)); // "2026-01-01 09:05"
+ * ```
+ */
+export function formatStamp(when: Date, now: Date = new Date()): string {
+  const two = (n: number) => String(n).padStart(2, "0");
+  const time = `${two(when.getHours())}:${two(when.getMinutes())}`;
+  const sameDay = when.getFullYear() === now.getFullYear() &&
+    when.getMonth() === now.getMonth() && when.getDate() === now.getDate();
+  return sameDay
+    ? time
+    : `${when.getFullYear()}-${two(when.getMonth() + 1)}-${two(when.getDate())} ${time}`;
+}
+
+/** When an event happened: its `time` field (ISO 8601) when it has one, else now. */
+function eventTime(e: PeerEvent): Date {
+  const time = (e as { time?: unknown }).time;
+  const when = typeof time === "string" ? new Date(time) : undefined;
+  return when && !Number.isNaN(when.getTime()) ? when : new Date();
 }
 
 const STYLES: Record<PeerEvent["event"], Style> = {
@@ -103,31 +159,181 @@ const STYLES: Record<PeerEvent["event"], Style> = {
   error: "red",
 };
 
-/** A renderer writing to stdout, above the readline prompt when `interactive`. */
-export function terminalRenderer(
-  rl: readline.Interface,
-  options: { interactive: boolean },
-): Renderer {
-  const color = process.stdout.isTTY === true && !Deno.env.get("NO_COLOR");
-  const print = (text: string, style?: Style) => {
-    const time = new Date().toTimeString().slice(0, 5);
-    const line = `[${time}] ${color && style ? styleText(style, text) : text}`;
-    if (!options.interactive) {
-      process.stdout.write(line + "\n");
-      return;
-    }
-    // Clear the half-typed line, print above it, then redraw the prompt with what was typed.
-    process.stdout.write("\r\x1b[2K" + line + "\n");
+/** Marks a line that belongs to another conversation than the current one. */
+const OTHER = "» ";
+
+/** Options for {@linkcode terminalRenderer}. */
+export interface TerminalOptions {
+  /** A person at a terminal (readline edits the input line), or a pipe. */
+  interactive: boolean;
+  /** The whole screen: conversation, online list beside it, status and input rows. */
+  fullScreen?: boolean;
+  /** The conversations: the current one, unread counts. */
+  talk: Conversations;
+  /** Who is online, for Tab completion and the online list. */
+  names?: () => Iterable<string>;
+}
+
+/** Line mode: each line printed above the input, which readline draws and edits. */
+function lineSurface(context: SurfaceContext, interactive: boolean): Surface {
+  const { rl, color } = context;
+  const editor = rl as unknown as Editor;
+  const out = terminalWriter();
+  const columns = () => terminalSize().columns;
+  let queued: string[] = [];
+  let flushTimer: ReturnType<typeof setTimeout> | undefined;
+
+  const redrawPrompt = () => {
+    editor.prevRows = 0;
+    rl.setPrompt(color ? styleText("bold", context.prompt()) : context.prompt());
     rl.prompt(true);
   };
-  if (options.interactive) rl.setPrompt(color ? styleText("bold", "> ") : "> ");
+  // Prints the queued lines above the input: up to the input's first row, clear to the end of
+  // the screen, the lines, then the prompt and what was typed, as readline draws them.
+  const flush = () => {
+    flushTimer = undefined;
+    if (queued.length === 0) return;
+    const rows = rl.getCursorPos().rows;
+    out.write((rows > 0 ? `\x1b[${rows}A` : "") + "\r\x1b[J" + queued.join("\r\n") + "\r\n");
+    queued = [];
+    redrawPrompt();
+  };
+
+  if (interactive) {
+    // Readline measures the input with the same width.
+    Object.defineProperty(rl, "columns", { get: columns, configurable: true });
+    rl.setPrompt(context.prompt());
+    // A resize reflows the input (as tmux and most terminals do): the cursor's row in it is
+    // then the one at the new width. Readline redraws on "resize" from where it thinks the
+    // input starts; this runs first, so that it starts from the right row.
+    const onResize = () => {
+      editor.prevRows = rl.getCursorPos().rows;
+    };
+    process.stdout.prependListener("resize", onResize);
+    rl.once("close", () => process.stdout.off("resize", onResize));
+  }
+
   return {
-    event: (e) => print(sanitize(describeEvent(e)), STYLES[e.event]),
-    help: () => {
-      for (const line of COMMAND_HELP) print(line);
+    add: (stamp, text, style) => {
+      if (!interactive) {
+        out.write(stamp + (color && style ? styleText(style, text) : text) + "\n");
+        return;
+      }
+      const indent = textWidth(stamp);
+      const rows = wrapText(stamp + text, columns(), indent).map((row, i) => {
+        const body = i === 0 ? row.slice(stamp.length) : row;
+        const styled = color && style ? styleText(style, body) : body;
+        return i === 0 ? stamp + styled : " ".repeat(indent) + styled;
+      });
+      queued.push(...rows);
+      // One redraw for a burst of lines (a hundred messages arriving at once).
+      flushTimer ??= setTimeout(flush, 0);
     },
+    input: () => {
+      if (interactive && queued.length === 0) rl.prompt(true);
+    },
+    submitted: (line) => {
+      if (!interactive) return;
+      // Readline moved below the input (a row more when it ended on a row's last column); its
+      // rows go, and what the line did is shown as events.
+      const rows = Math.floor(textWidth(context.prompt() + line) / columns()) + 1;
+      out.write(`\x1b[${rows}A\r\x1b[J`);
+      editor.prevRows = 0;
+    },
+    detach: out.detach,
     close: () => {
-      if (options.interactive) process.stdout.write("\n");
+      clearTimeout(flushTimer);
+      flush();
+      if (interactive) out.write("\n");
     },
+  };
+}
+
+/** A renderer writing to the terminal: line by line, or as a full screen. */
+export function terminalRenderer(rl: readline.Interface, options: TerminalOptions): Renderer & {
+  /** Tab: completes the input line (readline's completer, doing the edit itself). */
+  completer(line: string): [string[], string];
+  /** The user pressed Enter on `line`: its echo is erased, the event for it says what it did. */
+  submitted(line: string): void;
+} {
+  const { interactive, talk } = options;
+  const color = process.stdout.isTTY === true && !Deno.env.get("NO_COLOR");
+  const editor = rl as unknown as Editor;
+  const digest = new Digest();
+  const names = () => options.names?.() ?? [];
+  let me = "";
+  const context: SurfaceContext = {
+    rl,
+    color,
+    talk,
+    names,
+    me: () => me,
+    prompt: () => {
+      const unread = talk.unread().map(([u, n]) => `${sanitize(u)} ${n}`).join(", ");
+      return (unread ? `[${unread}] ` : "") + `${sanitize(talk.target ?? "")}> `;
+    },
+  };
+  const surface = options.fullScreen && interactive
+    ? fullScreen(context)
+    : lineSurface(context, interactive);
+
+  const print = (text: string, style: Style | undefined, when: Date) =>
+    surface.add(`[${formatStamp(when)}] `, text, style);
+  const show = (shown: Shown) => {
+    if ("summary" in shown) {
+      print(sanitize(shown.summary), STYLES[shown.kind], new Date());
+      return;
+    }
+    const e = shown.event;
+    const other = talk.note(e);
+    const text = sanitize(describeEvent(e, { unread: (u) => talk.unreadFrom(u) }));
+    print(other ? OTHER + text : text, other ? "dim" : STYLES[e.event], eventTime(e));
+  };
+
+  return {
+    event: (e) => {
+      if (e.event === "ready") me = sanitize(`${e.user} on ${e.server}`);
+      for (const shown of digest.take(e)) show(shown);
+    },
+    sendingToAll: (text, send) => {
+      digest.beginGroup(text);
+      try {
+        send();
+      } finally {
+        const line = digest.endGroup();
+        if (line) print(sanitize(line), "gray", new Date());
+      }
+    },
+    opened: (user, backlog) => {
+      const now = new Date();
+      print(
+        user === undefined
+          ? "everyone view: all conversations shown; /chat USER to talk to someone"
+          : `talking to ${sanitize(user)}: plain lines go to them (/chat alone: everyone view)`,
+        "cyan",
+        now,
+      );
+      if (backlog.length > 0) {
+        print(`${backlog.length} unread from ${sanitize(user!)}:`, "cyan", now);
+      }
+      for (const e of backlog) show({ event: e });
+      surface.input();
+    },
+    help: () => {
+      for (const line of COMMAND_HELP) print(line, undefined, new Date());
+    },
+    completer: (line) => {
+      const done = complete({ line, cursor: editor.cursor, names: names() });
+      if (done.candidates.length > 1) print(done.candidates.join("  "), "gray", new Date());
+      if (done.line !== line) {
+        editor.line = done.line;
+        editor.cursor = done.cursor;
+        surface.input();
+      }
+      return [[], line]; // the edit is made: readline has nothing to add
+    },
+    submitted: (line) => surface.submitted(line),
+    detach: () => surface.detach(),
+    close: () => surface.close(),
   };
 }

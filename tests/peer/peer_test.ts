@@ -182,6 +182,13 @@ Deno.test("keys are pinned on first use; a changed key stops sending until /trus
         fingerprint: b2.peer.fingerprint,
         previous: b1.peer.fingerprint,
       });
+      // /fingerprint bob now shows the NEW key, marked unaccepted: the one to compare.
+      a.peer.showFingerprint("bob");
+      const fresh = await a.events.waitFor((e) =>
+        e.event === "fingerprint" && e.user === "bob" && e.unaccepted === true
+      );
+      assert.equal(fresh.event === "fingerprint" && fresh.fingerprint, b2.peer.fingerprint);
+      assert.equal(fresh.event === "fingerprint" && fresh.previous, b1.peer.fingerprint);
       // Nothing reaches the new bob, and new messages are refused outright.
       assert.equal(a.peer.send("bob", "more"), undefined);
       await a.events.waitFor((e) => e.event === "error" && /key has changed/.test(e.message));
@@ -189,6 +196,10 @@ Deno.test("keys are pinned on first use; a changed key stops sending until /trus
 
       await a.peer.trust("bob");
       await a.events.waitFor((e) => e.event === "trusted" && e.user === "bob");
+      a.peer.showFingerprint("bob");
+      await a.events.waitFor((e) =>
+        e.event === "fingerprint" && e.fingerprint === b2.peer.fingerprint && !e.unaccepted
+      );
       await delivered(a.events, queued, 10_000);
       await b2.events.waitFor((e) => e.event === "message" && e.text === "are you really bob?");
     } finally {
@@ -198,7 +209,7 @@ Deno.test("keys are pinned on first use; a changed key stops sending until /trus
   }, { nameTtlMs: 1 });
 });
 
-Deno.test("a peer that restarts gets the messages it had not confirmed, on a fresh stream", async () => {
+Deno.test("a peer that restarts is written to on a fresh stream; while away, it is not", async () => {
   await world(async ({ start }) => {
     const a = await start("alice");
     const b1 = await start("bob");
@@ -206,10 +217,15 @@ Deno.test("a peer that restarts gets the messages it had not confirmed, on a fre
     await delivered(a.events, a.peer.send("bob", "before"));
     await b1.peer.close();
     await a.events.waitFor((e) => e.event === "offline" && e.user === "bob");
-    // Bob is away: the message waits for him (he was seen this session).
-    const id = a.peer.send("bob", "while you were away");
-    assert.ok(id !== undefined);
+    // Bob is away: a message to him is refused at once, saying so (no mailbox yet).
+    assert.equal(a.peer.send("bob", "while you were away"), undefined);
+    await a.events.waitFor((e) => e.event === "error" && /bob is offline/.test(e.message));
     const b2 = await start("bob");
+    await a.events.waitFor((e) =>
+      e.event === "online" && e.user === "bob" &&
+      a.events.count((x) => x.event === "online" && x.user === "bob") === 2
+    );
+    const id = a.peer.send("bob", "while you were away");
     await delivered(a.events, id, 10_000);
     await b2.events.waitFor((e) => e.event === "message" && e.text === "while you were away");
     // And back the other way on the new session.

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { describeEvent, sanitize } from "../../lib/ui/terminal.ts";
+import type { PeerEvent } from "../../lib/peer/events.ts";
+import { describeEvent, formatStamp, sanitize } from "../../lib/ui/terminal.ts";
 
 Deno.test("a knock is one line: who asked, its fingerprint, and what we answered", () => {
   assert.equal(
@@ -16,5 +17,38 @@ Deno.test("a knock is one line: who asked, its fingerprint, and what we answered
     })),
     "refused a request to talk from mallory�[2J (fingerprint ab12 cd34): you accept only known " +
       "users (--accept known); write to mallory to talk",
+  );
+});
+
+Deno.test("time stamps show the date when it is not today", () => {
+  const now = new Date(2026, 11, 7, 15, 0);
+  assert.equal(formatStamp(new Date(2026, 11, 7, 9, 5), now), "09:05");
+  assert.equal(formatStamp(new Date(2026, 11, 6, 23, 59), now), "2026-12-06 23:59");
+  assert.equal(formatStamp(new Date(2025, 11, 7, 9, 5), now), "2025-12-07 09:05");
+});
+
+Deno.test("a changed key's fingerprint says it is new and not accepted; /who shows unread counts", () => {
+  assert.equal(
+    describeEvent({
+      event: "fingerprint",
+      user: "bob",
+      fingerprint: "1111 2222",
+      safety: "12345",
+      unaccepted: true,
+      previous: "3333 4444",
+    }),
+    "bob's fingerprint: 1111 2222 (NEW key, not accepted: /trust it once you have compared it); " +
+      "safety number with you: 12345",
+  );
+  const who: PeerEvent = {
+    event: "who",
+    users: [
+      { user: "bob", endpoint: "192.0.2.1:4000", path: "direct" },
+      { user: "carol", endpoint: "192.0.2.2:4000", path: "none" },
+    ],
+  };
+  assert.equal(
+    describeEvent(who, { unread: (u) => u === "carol" ? 3 : 0 }),
+    "online: bob (192.0.2.1:4000, direct), carol (192.0.2.2:4000, none, 3 unread)",
   );
 });
