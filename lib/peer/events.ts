@@ -11,6 +11,7 @@
  * @module
  */
 import { formatEndpoint } from "../protocol/endpoint.ts";
+import type { ContactInfo, RequestInfo } from "./contacts.ts";
 import type { LinkEvents } from "./link.ts";
 
 /** How messages to a peer travel: straight to it, or through the coordinator's relay. */
@@ -64,6 +65,14 @@ export type PeerEvent =
    * Accepting is our consent: the coordinator then introduces us.
    */
   | { event: "knock"; user: string; fingerprint: string; accepted: boolean; reason?: string }
+  /** `user` (whose key has `fingerprint`) asks to be our contact (`/accept` or `/decline`). */
+  | { event: "contact-request"; user: string; fingerprint: string; note: string }
+  /** `user` and we are contacts now (both accepted): we see each other's presence. */
+  | { event: "contact-added"; user: string; fingerprint: string }
+  /** `user` is no longer our contact (we or they removed it). */
+  | { event: "contact-removed"; user: string }
+  /** Our contacts (`/contacts`), online or not, and the requests waiting for our answer. */
+  | { event: "contacts"; contacts: ContactInfo[]; requests: RequestInfo[] }
   | { event: "error"; message: string };
 
 /** Receives a peer's events. */
