@@ -10,7 +10,13 @@
  */
 import { parseArgs } from "node:util";
 import denoJson from "./deno.json" with { type: "json" };
-import { Coordinator, DEFAULT_LIMITS, type Limits, resolveLimits } from "./lib/coordinator.ts";
+import {
+  Coordinator,
+  DEFAULT_LIMITS,
+  type Limits,
+  PRESENCE_MODES,
+  resolveLimits,
+} from "./lib/coordinator.ts";
 import { defaultDataDir } from "./lib/coordinator/store.ts";
 import { DatabaseError } from "./lib/store/database.ts";
 import { resolveServer, UsageError } from "./lib/cli_args.ts";
@@ -47,7 +53,7 @@ Run 'p2p COMMAND --help' for a command's options.`;
 const D = DEFAULT_LIMITS;
 
 const SERVE_HELP = `Usage: p2p serve [--host ADDR] [--port N] [--peer-timeout SECONDS] [--data DIR]
-                 [--name-ttl DAYS] [limits]
+                 [--name-ttl DAYS] [--presence everyone|contacts] [limits]
 
 Runs the coordinator: UDP for logins, logouts, heartbeats and presence broadcasts, TCP (same port
 number) for the online list. Logs one line per login, logout and expiry on stderr, and a line
@@ -67,6 +73,10 @@ Options:
   --data DIR              where the database lives (default $XDG_STATE_HOME/p2p if set, else
                           /var/lib/p2p as root, else ~/.local/state/p2p); created with mode 0700
   --name-ttl DAYS         a name unused this long may be taken by another key (default 180)
+  --presence MODE         who sees whose presence: everyone (default; every user sees every
+                          other, as the seed does) or contacts (only contacts see each other,
+                          learn each other's address and may be introduced; seed-only clients
+                          see the users who chose p2p chat --public)
   -h, --help              show this help
 
 Limits ("per address": per IPv4 address, or per IPv6 /64):
@@ -123,7 +133,7 @@ Options:
 
 const CHAT_HELP =
   `Usage: p2p chat NAME@HOST[:PORT] [--json] [--keepalive SECONDS] [--bind ADDR[:PORT]]
-                [--config DIR] [--accept anyone|known] [--plain]
+                [--config DIR] [--accept anyone|known] [--plain] [--public]
 
 Logs in to the coordinator at HOST:PORT (default port 7000) as NAME, shows who is online, and
 sends messages directly to the other users.
@@ -140,6 +150,11 @@ Commands (typed, or one per line on stdin; command words and names in any case):
   /who                  who is online, the path to each, and unread messages
   /fingerprint [USER]   show USER's key fingerprint and your safety number (or yours)
   /trust USER           accept USER's changed key
+  /add USER [NOTE]      ask USER to be your contact (through the coordinator, kept there while
+                        USER is offline); once both agree you see each other online
+  /accept USER          accept USER's contact request (/decline USER: USER is not told)
+  /remove USER          remove contact USER (/block USER: also drop its requests; /unblock)
+  /contacts             your contacts, online or when last seen, and requests waiting
   /help                 show the commands
   /quit                 log out and leave (also Ctrl-C, end of input, SIGTERM, SIGHUP)
 Keys: Tab completes commands and names; Up/Down recall earlier lines; //TEXT sends /TEXT.
@@ -155,6 +170,8 @@ Options:
   --accept anyone|known who may start a conversation with you: anyone online (default; at most
                         10 new people a minute), or only known users (whose key you pinned when
                         you talked before) and those you write to
+  --public              on a coordinator run with --presence contacts, be listed to seed-only
+                        clients (other users see you only once you are contacts)
   -h, --help            show this help`;
 
 async function serve(args: string[]): Promise<number> {
@@ -167,6 +184,7 @@ async function serve(args: string[]): Promise<number> {
       "peer-timeout": { type: "string", default: "45" },
       data: { type: "string" },
       "name-ttl": { type: "string", default: "180" },
+      presence: { type: "string", default: "everyone" },
       "batch-ms": { type: "string" },
       "max-users": { type: "string" },
       "max-pending": { type: "string" },
@@ -234,6 +252,10 @@ async function serve(args: string[]): Promise<number> {
       `--name-ttl must be a number of days above 0, not "${values["name-ttl"]}"`,
     );
   }
+  const presence = PRESENCE_MODES.find((m) => m === values.presence);
+  if (!presence) {
+    throw new UsageError(`--presence takes everyone or contacts, not "${values.presence}"`);
+  }
   let coordinator: Coordinator;
   let dataDir: string;
   try {
@@ -247,6 +269,7 @@ async function serve(args: string[]): Promise<number> {
       batchMs,
       dataDir,
       nameTtlMs: ttlDays * 24 * 3600 * 1000,
+      presence,
     });
   } catch (err) {
     if (!(err instanceof DatabaseError)) throw err;
@@ -256,11 +279,13 @@ async function serve(args: string[]): Promise<number> {
   console.error(
     `${new Date().toISOString()} p2p ${VERSION} coordinator on ${values.host} ` +
       `UDP ${coordinator.udpPort}, TCP ${coordinator.tcpPort}, peer timeout ${timeout} s, ` +
-      `up to ${limits.maxUsers} users`,
+      `up to ${limits.maxUsers} users, presence to ${presence}`,
   );
   console.error(
     `${new Date().toISOString()} data in ${dataDir}: ${coordinator.owners.size} names ` +
-      `registered; coordinator key ${fingerprint(coordinator.store.keyPair.publicKey)}`,
+      `registered, ${coordinator.contacts.pairs} contact pairs; coordinator key ${
+        fingerprint(coordinator.store.keyPair.publicKey)
+      }`,
   );
   await new Promise<void>((resolve) => {
     const stop = () => {
@@ -287,6 +312,7 @@ async function chat(args: string[]): Promise<number> {
       config: { type: "string" },
       accept: { type: "string", default: "anyone" },
       plain: { type: "boolean", default: false },
+      public: { type: "boolean", default: false },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -312,6 +338,7 @@ async function chat(args: string[]): Promise<number> {
     keepaliveMs: secondsOption(values.keepalive, "--keepalive") * 1000,
     configDir: values.config,
     plain: values.plain,
+    public: values.public,
   });
 }
 

@@ -290,14 +290,14 @@ export class Coordinator {
     const mode = options.presence ?? "everyone";
     // The fan-out asks the contact service who sees whom, and that service tells the outbox of
     // new and removed pairs: each is made knowing the other through these closures.
-    let contactService: ContactService | undefined;
+    const late: { contacts?: ContactService; service?: UdpService } = {};
     const outbox = new PresenceOutbox({
       clock,
       batchMs: options.batchMs,
       fanout: mode === "contacts"
         ? new ContactFanout({
-          audience: (user) => contactService!.audience(user),
-          listed: (user) => contactService!.isListed(user),
+          audience: (user) => late.contacts!.audience(user),
+          listed: (user) => late.contacts!.isListed(user),
         })
         : undefined,
       isCurrent: (user) => registry.get(user.name) === user,
@@ -310,8 +310,7 @@ export class Coordinator {
       },
     });
     const tcpPort = (tcp.addr as Deno.NetAddr).port;
-    let service: UdpService | undefined;
-    contactService = new ContactService({
+    const contactService = late.contacts = new ContactService({
       mode,
       book: contacts,
       registry,
@@ -319,10 +318,17 @@ export class Coordinator {
       log,
       stats,
       send,
-      forgetPair: (a, b) => service!.introductions.forgetPair(a, b),
+      forgetPair: (a, b) => late.service!.introductions.forgetPair(a, b),
     });
     const common = { registry, limits, log, stats, budget, outbox, contacts: contactService };
-    service = new UdpService({ ...common, relay, send, tcpPort, clock, challenges });
+    const service = late.service = new UdpService({
+      ...common,
+      relay,
+      send,
+      tcpPort,
+      clock,
+      challenges,
+    });
     const list = new ListService({ ...common, clock });
     list.listen(tcp);
     const sweepMs = Math.max(50, Math.min(1000, peerTimeoutMs / 4));

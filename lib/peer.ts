@@ -271,6 +271,7 @@ export class Peer {
       return;
     }
     this.#presence.contact("add", user, note === undefined ? undefined : cleanNote(note));
+    this.#emit({ event: "contact-request-sent", user });
   }
 
   /** Accepts `user`'s contact request: both are told `contact-added`. */
@@ -309,6 +310,7 @@ export class Peer {
   blockContact(user: string, unblock = false): void {
     this.#presence.contact(unblock ? "unblock" : "block", user);
     if (!unblock) this.#contactEvents(this.#contacts.onUncontact(user));
+    this.#emit({ event: "contact-blocked", user, blocked: !unblock });
   }
 
   /** Our contacts (online or not, last seen) and the requests waiting; also emitted as `contacts`. */
@@ -447,8 +449,9 @@ export class Peer {
   #onServerMessage(msg: ServerMessage): void {
     if (msg.type === "request") this.#contactEvents(this.#contacts.onRequest(msg));
     else if (msg.type === "contact") this.#contactEvents(this.#contacts.onContact(msg));
-    else if (msg.type === "uncontact") this.#contactEvents(this.#contacts.onUncontact(msg.username));
-    else if (msg.type === "knock") this.#door.knock(msg.username, msg.key);
+    else if (msg.type === "uncontact") {
+      this.#contactEvents(this.#contacts.onUncontact(msg.username));
+    } else if (msg.type === "knock") this.#door.knock(msg.username, msg.key);
     else if (msg.type === "introduce") {
       const intro = introductionFrom(msg);
       if (!intro || msg.username === this.username) return;

@@ -280,7 +280,9 @@ export class ContactBook {
     this.#senders.sweep(now);
     const oldest = now - this.#ttlMs;
     for (const [recipient, waiting] of this.#requests) {
-      for (const [sender, r] of waiting) if (r.sent < oldest) this.#forgetRequest(recipient, sender);
+      for (const [sender, r] of waiting) {
+        if (r.sent < oldest) this.#forgetRequest(recipient, sender);
+      }
     }
     this.#sql.prune.run(oldest);
   }
@@ -369,7 +371,13 @@ export class ContactBook {
     }
     const requests = this.#db.prepare(
       "SELECT recipient, sender, sender_key, note, sent FROM contact_request",
-    ).all() as { recipient: string; sender: string; sender_key: string; note: string; sent: number }[];
+    ).all() as {
+      recipient: string;
+      sender: string;
+      sender_key: string;
+      note: string;
+      sent: number;
+    }[];
     for (const r of requests) {
       this.#remember(r.recipient, {
         sender: { name: r.sender, key: r.sender_key },

@@ -130,9 +130,12 @@ export class ContactRecord {
     if (this.#contacts.get(entry.username)?.key === entry.key) return [];
     this.#requests.set(entry.username, { key: entry.key, note: entry.note });
     this.#save();
-    return known?.key === entry.key
-      ? []
-      : [{ event: "contact-request", user: entry.username, ...this.#print(entry.key), note: entry.note }];
+    return known?.key === entry.key ? [] : [{
+      event: "contact-request",
+      user: entry.username,
+      ...this.#print(entry.key),
+      note: entry.note,
+    }];
   }
 
   /** `name` is a contact (the coordinator's `Contact`): reported if new, or with a new key. */
@@ -165,7 +168,10 @@ export class ContactRecord {
    * The coordinator's full account (a contacts-mode list fetch): contacts and requests not in it
    * are gone, new ones are reported.
    */
-  onList(contacts: readonly ContactEntry[], requests: readonly ContactRequestEntry[]): ContactEvent[] {
+  onList(
+    contacts: readonly ContactEntry[],
+    requests: readonly ContactRequestEntry[],
+  ): ContactEvent[] {
     const events: ContactEvent[] = [];
     const names = new Set(contacts.map((c) => c.username));
     for (const name of [...this.#contacts.keys()]) {

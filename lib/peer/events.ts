@@ -67,6 +67,10 @@ export type PeerEvent =
   | { event: "knock"; user: string; fingerprint: string; accepted: boolean; reason?: string }
   /** `user` (whose key has `fingerprint`) asks to be our contact (`/accept` or `/decline`). */
   | { event: "contact-request"; user: string; fingerprint: string; note: string }
+  /** We asked `user` to be our contact: nothing more is told until they accept. */
+  | { event: "contact-request-sent"; user: string }
+  /** We blocked `user` (its requests never reach us), or unblocked it. */
+  | { event: "contact-blocked"; user: string; blocked: boolean }
   /** `user` and we are contacts now (both accepted): we see each other's presence. */
   | { event: "contact-added"; user: string; fingerprint: string }
   /** `user` is no longer our contact (we or they removed it). */

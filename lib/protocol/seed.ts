@@ -396,7 +396,9 @@ export function parseClientMessage(text: string): ClientMessage {
     case "listed": {
       const [, username, secret, listed] = fields(text, 4, verb);
       if (listed !== "yes" && listed !== "no") {
-        throw new SeedProtocolError(`Cannot parse listed: "${listed.slice(0, 20)}" is not yes or no`);
+        throw new SeedProtocolError(
+          `Cannot parse listed: "${listed.slice(0, 20)}" is not yes or no`,
+        );
       }
       return {
         type: "listed",
@@ -654,7 +656,10 @@ export function encodeListVersion(version: number): string {
 /** `<name>,<key>`: a contact, as `Contact` and the list's `contact` lines carry it. */
 function contactFields(text: string, what: string): ContactEntry {
   const [username, key] = fields(text, 2, what);
-  return { username: checkUsername(username, what), key: checkPattern(key, KEY_PATTERN, what, "key") };
+  return {
+    username: checkUsername(username, what),
+    key: checkPattern(key, KEY_PATTERN, what, "key"),
+  };
 }
 
 /** `<name>,<key>,<note>`: a request, as `Request` and the list's `request` lines carry it. */
@@ -664,7 +669,10 @@ function requestFields(text: string, what: string): ContactRequestEntry {
   if (second < 0) {
     throw new SeedProtocolError(`Cannot parse ${what}: expected <username>,<key>,<note>`);
   }
-  return { ...contactFields(text.slice(0, second), what), note: checkNote(text.slice(second + 1), what) };
+  return {
+    ...contactFields(text.slice(0, second), what),
+    note: checkNote(text.slice(second + 1), what),
+  };
 }
 
 /** Encodes the lines a named fetch's list carries after `end`: contacts, then requests. */

@@ -35,6 +35,8 @@ export interface ChatOptions {
   accept?: AcceptPolicy;
   /** Line by line even in a terminal big enough for the full screen. */
   plain?: boolean;
+  /** Ask a contacts-mode coordinator to list us to seed-only clients (`--public`). */
+  public?: boolean;
 }
 
 /** The smallest terminal the full screen takes; smaller ones get the line mode. */
@@ -163,6 +165,24 @@ export async function runChat(options: ChatOptions): Promise<number> {
       case "who":
         ui.event({ event: "who", users: p.who() });
         return;
+      case "contacts":
+        p.contacts();
+        return;
+      case "contact":
+        switch (cmd.op) {
+          case "add":
+            return p.addContact(cmd.user, cmd.note);
+          case "accept":
+            return p.acceptContact(cmd.user);
+          case "decline":
+            return p.declineContact(cmd.user);
+          case "remove":
+            return p.removeContact(cmd.user);
+          case "block":
+          case "unblock":
+            return p.blockContact(cmd.user, cmd.op === "unblock");
+        }
+        return;
       case "help":
         ui.help();
         return;
@@ -200,6 +220,7 @@ export async function runChat(options: ChatOptions): Promise<number> {
       keepaliveMs: options.keepaliveMs,
       configDir: options.configDir,
       accept: options.accept,
+      public: options.public,
       onEvent: (e) => {
         if (e.event === "online") seen.add(e.user);
         ui.event(e);

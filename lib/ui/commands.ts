@@ -24,10 +24,25 @@ export type Command =
   | { kind: "fingerprint"; user?: string }
   | { kind: "trust"; user: string }
   | { kind: "who" }
+  /** A contact operation on `user`; `note` only with `add` (a few words for them). */
+  | { kind: "contact"; op: ContactCommand; user: string; note?: string }
+  | { kind: "contacts" }
   | { kind: "help" }
   | { kind: "quit" }
   | { kind: "none" }
   | { kind: "invalid"; message: string };
+
+/** What the contact commands do: `/add`, `/accept`, `/decline`, `/remove`, `/block`, `/unblock`. */
+export type ContactCommand = "add" | "accept" | "decline" | "remove" | "block" | "unblock";
+
+const CONTACT_COMMANDS: readonly ContactCommand[] = [
+  "add",
+  "accept",
+  "decline",
+  "remove",
+  "block",
+  "unblock",
+];
 
 /** One-line help for each command, in the order `/help` shows them. */
 export const COMMAND_HELP: readonly string[] = [
@@ -39,6 +54,10 @@ export const COMMAND_HELP: readonly string[] = [
   "/who             who is online, the path to each, and unread messages",
   "/fingerprint [USER]  show USER's key fingerprint and safety number (or yours)",
   "/trust USER      accept USER's changed key (check its fingerprint with them first)",
+  "/add USER [NOTE]  ask USER to be your contact (you see each other online once both agree)",
+  "/accept USER     accept USER's contact request; /decline USER turns it down (unseen)",
+  "/remove USER     remove contact USER; /block USER also drops its requests (/unblock)",
+  "/contacts        your contacts, online or last seen, and requests waiting for you",
   "/help            show this help",
   "/quit            log out and leave (also Ctrl-C, Ctrl-D)",
   "Keys: Tab completes commands and names; Up/Down recall lines; //TEXT sends /TEXT.",
@@ -46,25 +65,38 @@ export const COMMAND_HELP: readonly string[] = [
 
 /** The command words, for completion (aliases included). */
 export const COMMAND_WORDS: readonly string[] = [
+  "/accept",
+  "/add",
   "/all",
+  "/block",
   "/chat",
+  "/contacts",
+  "/decline",
   "/fingerprint",
   "/help",
   "/msg",
   "/query",
   "/quit",
   "/r",
+  "/remove",
   "/trust",
+  "/unblock",
   "/who",
 ];
 
 /** Commands whose first argument is a user name (for completion). */
 export const NAME_COMMANDS: ReadonlySet<string> = new Set([
+  "/accept",
+  "/add",
+  "/block",
   "/chat",
+  "/decline",
   "/fingerprint",
   "/msg",
   "/query",
+  "/remove",
   "/trust",
+  "/unblock",
 ]);
 
 /**
@@ -117,6 +149,26 @@ export function parseCommand(line: string): Command {
     }
     case "/who":
       return { kind: "who" };
+    case "/contacts":
+      return { kind: "contacts" };
+    case "/add": {
+      const space = rest.search(/\s/);
+      if (rest === "") return { kind: "invalid", message: "Usage: /add USER [NOTE]" };
+      if (space < 0) return { kind: "contact", op: "add", user: normalizeUsername(rest) };
+      const note = rest.slice(space).trimStart();
+      return { kind: "contact", op: "add", user: normalizeUsername(rest.slice(0, space)), note };
+    }
+    case "/accept":
+    case "/decline":
+    case "/remove":
+    case "/block":
+    case "/unblock": {
+      const user = oneName();
+      const op = CONTACT_COMMANDS.find((c) => `/${c}` === word)!;
+      return user === undefined
+        ? { kind: "invalid", message: `Usage: ${word} USER` }
+        : { kind: "contact", op, user };
+    }
     case "/help":
       return { kind: "help" };
     case "/quit":
