@@ -191,13 +191,24 @@ export class Presence {
       // Broadcasts may overtake the list (UDP is faster than the TCP fetch): what they say while
       // the list is on its way is newer than the list, so the view does not let the list undo it.
       this.#view.reset();
-      const online = await fetchList({ host: this.#o.server.host, port: tcpPort });
+      const online = await fetchList({ host: this.#o.server.host, port: tcpPort }, {
+        request: this.#listRequest(),
+      });
       // The list normally holds us (we are online once it is fetched); fall back to our claim.
       this.#before = again ? new Map(this.users) : undefined;
       try {
         this.#observed = this.#view.applyList(online) ?? this.#o.claimed;
       } finally {
         this.#before = undefined;
+      }
+      this.#o.onList?.(online);
+      if (this.#o.listed && this.#o.ext) {
+        this.#sendMessage({
+          type: "listed",
+          username: this.#o.username,
+          secret: this.#o.ext.secret,
+          listed: true,
+        });
       }
       if (this.#held.size > 0) this.#releaseHeldLater();
       const list = online.entries.filter((e) => e.username !== this.#o.username);
