@@ -279,7 +279,7 @@ async function serve(args: string[]): Promise<number> {
   console.error(
     `${new Date().toISOString()} p2p ${VERSION} coordinator on ${values.host} ` +
       `UDP ${coordinator.udpPort}, TCP ${coordinator.tcpPort}, peer timeout ${timeout} s, ` +
-      `up to ${limits.maxUsers} users, presence to ${presence}`,
+      `presence to ${presence}, up to ${limits.maxUsers} users`,
   );
   console.error(
     `${new Date().toISOString()} data in ${dataDir}: ${coordinator.owners.size} names ` +
