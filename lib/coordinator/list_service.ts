@@ -192,13 +192,19 @@ export class ListService {
     // Input is drained meanwhile, so that closing sends a FIN after the list, not a reset.
     (async () => {
       let input = 0;
-      let text = "";
-      for (let n = await conn.read(SCRATCH); n !== null; n = await conn.read(SCRATCH)) {
+      // The first line is read into a buffer of its own (the scratch buffer is every
+      // connection's, and another read may fill it before this one's bytes are looked at).
+      const head = contactsMode ? new Uint8Array(this.#limits.maxLineBytes) : undefined;
+      for (
+        let n = await conn.read(head?.subarray(input) ?? SCRATCH);
+        n !== null;
+        n = await conn.read(head && input < head.length ? head.subarray(input) : SCRATCH)
+      ) {
         touch();
-        if (contactsMode && input < this.#limits.maxLineBytes) {
-          text += decoder.decode(SCRATCH.subarray(0, n), { stream: true });
-          const end = text.indexOf("\n");
-          if (end >= 0) named(text.slice(0, end));
+        if (head && input < head.length) {
+          const end = head.subarray(input, input + n).indexOf(0x0a);
+          if (end >= 0) named(decoder.decode(head.subarray(0, input + end)));
+          else if (input + n >= head.length) named(undefined); // no line within a line's length
         }
         input += n;
         if (input > this.#limits.maxLineBytes) {
