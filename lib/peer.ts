@@ -144,7 +144,8 @@ export class Peer {
     this.#door = new Door({
       me: options.username,
       policy: options.accept ?? "anyone",
-      pinned: (user) => this.#trust.pinned(user),
+      // A contact is known too: its key is the one both accepted.
+      pinned: (user) => this.#trust.pinned(user) ?? this.#contacts.keyOf(user),
       listed: (user) => this.#presence.users.get(user),
       ask: (user) => this.#nat.connect(user),
       onKnock: (e) => this.#emit(e),

@@ -119,6 +119,12 @@ export class ContactRecord {
     return this.#contacts.has(name);
   }
 
+  /** The key contact `name` is bound to, if it is a contact. */
+  keyOf(name: string): Uint8Array | undefined {
+    const key = this.#contacts.get(name)?.key;
+    return key === undefined ? undefined : decodeKey(key) ?? undefined;
+  }
+
   /** Whether `name` asked us and waits for our answer. */
   hasRequest(name: string): boolean {
     return this.#requests.has(name);
