@@ -38,12 +38,10 @@ export interface Party {
   key: string;
 }
 
-/** A contact pair, `a` < `b`. */
+/** A contact pair, `a` < `b` (by name). */
 export interface ContactPair {
   a: Party;
   b: Party;
-  /** When both had accepted (ms since the epoch). */
-  since: number;
 }
 
 /** A request waiting for its recipient's answer. */
@@ -95,8 +93,15 @@ export class ContactBook {
   readonly #maxPerRecipient: number;
   readonly #maxPerSender: number;
   readonly #ttlMs: number;
-  /** Each name's pairs, by the other name (the pair object is shared by both sides). */
-  readonly #pairs = new Map<string, Map<string, ContactPair>>();
+  /**
+   * Each name's contacts: the other name → the pair's keys, `[key of the lesser name, key of the
+   * greater]` (one array shared by both sides). Compact, since a community holds hundreds of
+   * thousands of pairs: no object per side, and each name and key string held once
+   * ({@linkcode #intern}).
+   */
+  readonly #pairs = new Map<string, Map<string, [string, string]>>();
+  /** One copy of each name and key held (rows from the database come as fresh strings). */
+  readonly #strings = new Map<string, string>();
   /** Requests by recipient, then sender. */
   readonly #requests = new Map<string, Map<string, Request>>();
   /** Requests waiting per sender. */
@@ -159,19 +164,19 @@ export class ContactBook {
   /** `party`'s contacts (bound to its key), with the key each is bound to. */
   contactsOf(party: Party): ContactEntry[] {
     const out: ContactEntry[] = [];
-    for (const [other, pair] of this.#pairs.get(party.name) ?? []) {
-      const [mine, theirs] = pair.a.name === party.name ? [pair.a, pair.b] : [pair.b, pair.a];
-      if (mine.key === party.key) out.push({ username: other, key: theirs.key });
+    for (const [other, keys] of this.#pairs.get(party.name) ?? []) {
+      const [mine, theirs] = party.name < other ? keys : [keys[1], keys[0]];
+      if (mine === party.key) out.push({ username: other, key: theirs });
     }
     return out;
   }
 
   /** Whether `a` and `b` are contacts, each with the key it has now. */
   areContacts(a: Party, b: Party): boolean {
-    const pair = this.#pairs.get(a.name)?.get(b.name);
-    if (pair === undefined) return false;
-    const [pa, pb] = pair.a.name === a.name ? [pair.a, pair.b] : [pair.b, pair.a];
-    return pa.key === a.key && pb.key === b.key;
+    const keys = this.#pairs.get(a.name)?.get(b.name);
+    if (keys === undefined) return false;
+    const [ka, kb] = a.name < b.name ? keys : [keys[1], keys[0]];
+    return ka === a.key && kb === b.key;
   }
 
   /** The requests waiting for `name`'s answer, oldest first (lapsed ones left out). */
@@ -191,8 +196,8 @@ export class ContactBook {
     if (!this.#senders.obtain(from.name, now).take(now)) return { kind: "limited", why: "rate" };
     if (to === from.name) return { kind: "ignored", why: "self" };
     if (this.#blocks.get(to)?.has(from.name)) return { kind: "ignored", why: "blocked" };
-    const pair = this.#pairs.get(from.name)?.get(to);
-    if (pair !== undefined && this.#keyOf(pair, from.name) === from.key) {
+    const keys = this.#pairs.get(from.name)?.get(to);
+    if (keys !== undefined && keyOf(keys, from.name, to) === from.key) {
       return { kind: "ignored", why: "known" };
     }
     // Each asked for the other: that is both sides' consent.
@@ -230,10 +235,11 @@ export class ContactBook {
 
   /** `me` removes `other`: the pair removed, or `undefined` when they were not contacts. */
   remove(me: Party, other: string): ContactPair | undefined {
-    const pair = this.#pairs.get(me.name)?.get(other);
-    if (pair === undefined || this.#keyOf(pair, me.name) !== me.key) return undefined;
-    this.#unpair(pair);
-    return pair;
+    const keys = this.#pairs.get(me.name)?.get(other);
+    if (keys === undefined || keyOf(keys, me.name, other) !== me.key) return undefined;
+    this.#unpair(me.name, other);
+    const them = { name: other, key: keyOf(keys, other, me.name) };
+    return me.name < other ? { a: { ...me }, b: them } : { a: them, b: { ...me } };
   }
 
   /**
@@ -287,8 +293,11 @@ export class ContactBook {
     this.#sql.prune.run(oldest);
   }
 
-  #keyOf(pair: ContactPair, name: string): string {
-    return pair.a.name === name ? pair.a.key : pair.b.key;
+  #intern(text: string): string {
+    const held = this.#strings.get(text);
+    if (held !== undefined) return held;
+    this.#strings.set(text, text);
+    return text;
   }
 
   /** Makes `x` and `y` contacts (replacing a pair of the names with older keys). */
@@ -296,26 +305,28 @@ export class ContactBook {
     this.#dropRequest(x.name, y.name);
     this.#dropRequest(y.name, x.name);
     const [a, b] = x.name < y.name ? [x, y] : [y, x];
-    const pair = { a: { ...a }, b: { ...b }, since: now };
     this.#sql.putPair.run(a.name, a.key, b.name, b.key, now);
-    this.#link(pair);
-    return pair;
+    this.#link(a, b);
+    return { a: { ...a }, b: { ...b } };
   }
 
-  #link(pair: ContactPair): void {
-    for (const [me, other] of [[pair.a, pair.b], [pair.b, pair.a]]) {
-      let peers = this.#pairs.get(me.name);
-      if (peers === undefined) this.#pairs.set(me.name, peers = new Map());
-      peers.set(other.name, pair);
+  /** Holds the pair `a` < `b` in memory. */
+  #link(a: Party, b: Party): void {
+    const names = [this.#intern(a.name), this.#intern(b.name)];
+    const keys: [string, string] = [this.#intern(a.key), this.#intern(b.key)];
+    for (const [me, other] of [names, [names[1], names[0]]]) {
+      let peers = this.#pairs.get(me);
+      if (peers === undefined) this.#pairs.set(me, peers = new Map());
+      peers.set(other, keys);
     }
   }
 
-  #unpair(pair: ContactPair): void {
-    this.#sql.dropPair.run(pair.a.name, pair.b.name);
-    for (const [me, other] of [[pair.a, pair.b], [pair.b, pair.a]]) {
-      const peers = this.#pairs.get(me.name);
-      peers?.delete(other.name);
-      if (peers?.size === 0) this.#pairs.delete(me.name);
+  #unpair(x: string, y: string): void {
+    this.#sql.dropPair.run(x < y ? x : y, x < y ? y : x);
+    for (const [me, other] of [[x, y], [y, x]]) {
+      const peers = this.#pairs.get(me);
+      peers?.delete(other);
+      if (peers?.size === 0) this.#pairs.delete(me);
     }
   }
 
@@ -355,20 +366,13 @@ export class ContactBook {
   }
 
   #load(): void {
-    const pairs = this.#db.prepare("SELECT a, a_key, b, b_key, since FROM contact").all() as {
+    const rows = this.#db.prepare("SELECT a, a_key, b, b_key FROM contact").iterate() as Iterable<{
       a: string;
       a_key: string;
       b: string;
       b_key: string;
-      since: number;
-    }[];
-    for (const r of pairs) {
-      this.#link({
-        a: { name: r.a, key: r.a_key },
-        b: { name: r.b, key: r.b_key },
-        since: Number(r.since),
-      });
-    }
+    }>;
+    for (const r of rows) this.#link({ name: r.a, key: r.a_key }, { name: r.b, key: r.b_key });
     const requests = this.#db.prepare(
       "SELECT recipient, sender, sender_key, note, sent FROM contact_request",
     ).all() as {
@@ -395,4 +399,9 @@ export class ContactBook {
       blocked.add(r.blocked);
     }
   }
+}
+
+/** `name`'s key in a pair's keys (`other` is the other name). */
+function keyOf(keys: [string, string], name: string, other: string): string {
+  return name < other ? keys[0] : keys[1];
 }

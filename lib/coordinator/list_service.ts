@@ -61,8 +61,11 @@ export interface ListServiceOptions {
   contacts?: ContactService;
 }
 
-/** How long a contacts-mode fetch waits for its `list,<name>,<secret>` line before it is served
- * as a seed-only client's. */
+/**
+ * How long a contacts-mode fetch from an address where a seed-only user is pending or online waits
+ * for its `list,<name>,<secret>` line before it is served as a seed-only client's (elsewhere it
+ * waits for the line until the connection's idle timeout).
+ */
 export const NAMED_FETCH_WAIT_MS = 500;
 
 const encoder = new TextEncoder();
@@ -179,7 +182,11 @@ export class ListService {
     const writing = (async () => {
       let parts: Uint8Array[];
       if (contactsMode) {
-        wait = clock.setTimeout(() => named(undefined), NAMED_FETCH_WAIT_MS);
+        // Only where a seed-only client may be fetching is the wait cut short; an extension
+        // client's line may come late from a busy machine, and the idle timeout bounds the wait.
+        if (this.#registry.hasSeedOnlyAt(ip)) {
+          wait = clock.setTimeout(() => named(undefined), NAMED_FETCH_WAIT_MS);
+        }
         const line = await firstLine;
         clock.clearTimeout(wait);
         parts = this.#fetchContacts(ip, line);

@@ -4,6 +4,8 @@
  * client.
  */
 import assert from "node:assert/strict";
+import dgram from "node:dgram";
+import net from "node:net";
 import { Coordinator, type CoordinatorOptions } from "../../lib/coordinator.ts";
 import type { PeerEvent } from "../../lib/peer/events.ts";
 import { encodeBase64url } from "../../lib/protocol/base64url.ts";
@@ -233,5 +235,62 @@ Deno.test("everyone mode: presence as before; requests still wait for the next l
     await sleep(300);
     assert.equal(bob.events.count(is("contact-request", "alice")), 1);
     assert.equal(alice.events.count((e) => e.event === "error"), 0);
+  });
+});
+
+Deno.test("contacts mode: concurrent named fetches from many addresses each get their own list", async () => {
+  await world({ presence: "contacts" }, async ({ coordinator }) => {
+    const clients: { udp: dgram.Socket; host: string; name: string; secret: string }[] = [];
+    try {
+      for (let i = 0; i < 24; i++) {
+        const host = `127.2.0.${i + 1}`;
+        const udp = dgram.createSocket("udp4");
+        await new Promise<void>((resolve) => udp.bind(0, host, () => resolve()));
+        const secret = encodeBase64url(
+          Uint8Array.from({ length: 16 }, (_, k) => (k * 13 + i) & 0xf0),
+        );
+        clients.push({ udp, host, name: `user${i}`, secret });
+      }
+      const accepts = clients.map((c) =>
+        new Promise<number>((resolve) =>
+          c.udp.once(
+            "message",
+            (m: Uint8Array) => resolve(Number(new TextDecoder().decode(m).split(",")[1])),
+          )
+        )
+      );
+      for (const c of clients) {
+        const key = encodeBase64url(
+          Uint8Array.from({ length: 32 }, (_, k) => (k + c.name.length) & 0xfc),
+        );
+        c.udp.send(
+          `login,${c.name},${c.host}:${c.udp.address().port},${key},${c.secret}`,
+          coordinator.udpPort,
+          "127.0.0.1",
+        );
+      }
+      const ports = await Promise.all(accepts);
+      const lists = await Promise.all(
+        clients.map((c, i) =>
+          new Promise<string>((resolve, reject) => {
+            let text = "";
+            const socket = net.connect({ host: "127.0.0.1", port: ports[i], localAddress: c.host });
+            socket.write(encodeListRequest({ username: c.name, secret: c.secret }));
+            socket.setTimeout(3000, () => reject(new Error("list fetch timed out")));
+            socket.on("data", (d: Uint8Array) => text += new TextDecoder().decode(d));
+            socket.on("error", () => {});
+            socket.on("close", () => resolve(text));
+          })
+        ),
+      );
+      for (const [i, c] of clients.entries()) {
+        assert.match(
+          lists[i],
+          new RegExp(`^${c.name},${c.host.replaceAll(".", "\\.")}:\\d+;end\\nversion,0$`),
+        );
+      }
+    } finally {
+      for (const c of clients) c.udp.close();
+    }
   });
 });
