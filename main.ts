@@ -33,6 +33,7 @@ import {
   userDir,
 } from "./lib/crypto/identity.ts";
 import { normalizeUsername, usernameProblem } from "./lib/protocol/username.ts";
+import { PassphraseError, promptPassphrase } from "./lib/ui/passphrase.ts";
 
 const VERSION = denoJson.version;
 
@@ -133,13 +134,19 @@ Options:
 
 const CHAT_HELP =
   `Usage: p2p chat NAME@HOST[:PORT] [--json] [--keepalive SECONDS] [--bind ADDR[:PORT]]
-                [--config DIR] [--accept anyone|known] [--plain] [--public]
+                [--config DIR] [--accept anyone|known] [--data DIR] [--passphrase]
+                [--no-history] [--plain] [--public]
 
 Logs in to the coordinator at HOST:PORT (default port 7000) as NAME, shows who is online, and
 sends messages directly to the other users.
 
 Messages are end-to-end encrypted (Noise XX) and acknowledged; a peer's key is pinned the first
 time you talk, and a changed key stops sending until you accept it.
+
+Every message sent and received is kept in your history, encrypted, under
+$XDG_DATA_HOME/p2p (default ~/.local/share/p2p); its key is beside your identity, or comes from
+a passphrase. The chat starts with the last lines with each contact. Messages not delivered when
+the chat stops stay pending and are sent at the next start, once the recipient is online.
 
 Commands (typed, or one per line on stdin; command words and names in any case):
   /chat USER            talk to USER: plain lines go to them (alias /query)
@@ -155,6 +162,8 @@ Commands (typed, or one per line on stdin; command words and names in any case):
   /accept USER          accept USER's contact request (/decline USER: USER is not told)
   /remove USER          remove contact USER (/block USER: also drop its requests; /unblock)
   /contacts             your contacts, online or when last seen, and requests waiting
+  /history USER [N]     show the last N (default 20) messages with USER
+  /search TEXT          show the messages that contain TEXT
   /help                 show the commands
   /quit                 log out and leave (also Ctrl-C, end of input, SIGTERM, SIGHUP)
 Keys: Tab completes commands and names; Up/Down recall earlier lines; //TEXT sends /TEXT.
@@ -172,6 +181,11 @@ Options:
                         you talked before) and those you write to
   --public              on a coordinator run with --presence contacts, be listed to seed-only
                         clients (other users see you only once you are contacts)
+  --data DIR            where the history lives (default $XDG_DATA_HOME/p2p or
+                        ~/.local/share/p2p)
+  --passphrase          ask for a passphrase to encrypt the history with (on the terminal;
+                        scripts set P2P_PASSPHRASE); a history made with one always needs it
+  --no-history          keep no history: nothing is written, nothing pending survives a restart
   -h, --help            show this help`;
 
 async function serve(args: string[]): Promise<number> {
@@ -276,6 +290,17 @@ async function serve(args: string[]): Promise<number> {
     console.error(err.message);
     return 1;
   }
+  // Listening for the signals before saying we listen: a Ctrl-C right after must still stop us
+  // cleanly (exit 0), not kill us.
+  const stopped = new Promise<void>((resolve) => {
+    const stop = () => {
+      Deno.removeSignalListener("SIGINT", stop);
+      Deno.removeSignalListener("SIGTERM", stop);
+      resolve();
+    };
+    Deno.addSignalListener("SIGINT", stop);
+    Deno.addSignalListener("SIGTERM", stop);
+  });
   console.error(
     `${new Date().toISOString()} p2p ${VERSION} coordinator on ${values.host} ` +
       `UDP ${coordinator.udpPort}, TCP ${coordinator.tcpPort}, peer timeout ${timeout} s, ` +
@@ -287,15 +312,7 @@ async function serve(args: string[]): Promise<number> {
         fingerprint(coordinator.store.keyPair.publicKey)
       }`,
   );
-  await new Promise<void>((resolve) => {
-    const stop = () => {
-      Deno.removeSignalListener("SIGINT", stop);
-      Deno.removeSignalListener("SIGTERM", stop);
-      resolve();
-    };
-    Deno.addSignalListener("SIGINT", stop);
-    Deno.addSignalListener("SIGTERM", stop);
-  });
+  await stopped;
   await coordinator.close();
   console.error(`${new Date().toISOString()} coordinator stopped`);
   return 0;
@@ -311,6 +328,9 @@ async function chat(args: string[]): Promise<number> {
       bind: { type: "string" },
       config: { type: "string" },
       accept: { type: "string", default: "anyone" },
+      data: { type: "string" },
+      passphrase: { type: "boolean", default: false },
+      "no-history": { type: "boolean", default: false },
       plain: { type: "boolean", default: false },
       public: { type: "boolean", default: false },
       help: { type: "boolean", short: "h" },
@@ -329,7 +349,14 @@ async function chat(args: string[]): Promise<number> {
   if (!accept) {
     throw new UsageError(`--accept takes anyone or known, not "${values.accept}"`);
   }
+  if (values["no-history"] && (values.passphrase || values.data !== undefined)) {
+    throw new UsageError("--no-history keeps no history: leave out --data and --passphrase");
+  }
+  const passphrase = values.passphrase
+    ? await promptPassphrase(`Passphrase for ${username}'s history: `)
+    : Deno.env.get("P2P_PASSPHRASE") || undefined;
   return await runChat({
+    history: values["no-history"] ? false : { dataDir: values.data, passphrase },
     accept,
     server,
     username,
@@ -477,7 +504,7 @@ export async function main(args: string[]): Promise<number> {
     }
   } catch (err) {
     const e = err as Error & { code?: string };
-    if (err instanceof IdentityError) {
+    if (err instanceof IdentityError || err instanceof PassphraseError) {
       console.error(`p2p: ${e.message}`);
       return 1;
     }

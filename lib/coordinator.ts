@@ -215,6 +215,44 @@ export class Coordinator {
     }
   }
 
+  /**
+   * The UDP socket and the list service's TCP listener, on the same port number unless
+   * `tcpPort` says otherwise (seed clients fetch the list from the login port's number).
+   */
+  static async #bindPorts(
+    options: CoordinatorOptions,
+    host: string,
+    log: ServerLog,
+  ): Promise<{ udp: UdpSocket; tcp: Deno.TcpListener }> {
+    for (let attempt = 1;; attempt++) {
+      const udp = await UdpSocket.bind({
+        host,
+        port: options.port ?? 7000,
+        backend: "deno",
+        // A send that failed (no route, full buffer) is UDP being lossy: note it, go on.
+        onError: (err, during) =>
+          log.throttled(
+            "udp error",
+            during === "send" ? `UDP send failed: ${err.message}` : `UDP receive: ${err.message}`,
+          ),
+      });
+      try {
+        const tcp = Deno.listen({
+          transport: "tcp",
+          hostname: host,
+          port: options.tcpPort ?? udp.local.port,
+        });
+        return { udp, tcp };
+      } catch (err) {
+        await udp.close();
+        // Port 0 asked for any free pair: a UDP port's number may be busy for TCP (a machine
+        // with thousands of TCP connections), so try another number rather than fail.
+        const another = options.port === 0 && options.tcpPort === undefined && attempt < 20;
+        if (!(another && err instanceof Deno.errors.AddrInUse)) throw err;
+      }
+    }
+  }
+
   static async #bind(
     options: CoordinatorOptions,
     opened: { clock: Clock; peerTimeoutMs: number; limits: Limits; store: CoordinatorStore },
@@ -224,28 +262,7 @@ export class Coordinator {
     const stats = createStats();
     const write = options.log ?? ((line) => console.error(`${new Date().toISOString()} ${line}`));
     const log = new ServerLog({ clock, write, stats });
-    const udp = await UdpSocket.bind({
-      host,
-      port: options.port ?? 7000,
-      backend: "deno",
-      // A send that failed (no route, full buffer) is UDP being lossy: note it, go on.
-      onError: (err, during) =>
-        log.throttled(
-          "udp error",
-          during === "send" ? `UDP send failed: ${err.message}` : `UDP receive: ${err.message}`,
-        ),
-    });
-    let tcp: Deno.TcpListener;
-    try {
-      tcp = Deno.listen({
-        transport: "tcp",
-        hostname: host,
-        port: options.tcpPort ?? udp.local.port,
-      });
-    } catch (err) {
-      await udp.close();
-      throw err;
-    }
+    const { udp, tcp } = await Coordinator.#bindPorts(options, host, log);
     const altPort = options.altPort ?? (udp.local.port === 0 ? 0 : udp.local.port + 1);
     let alt: UdpSocket | undefined;
     try {

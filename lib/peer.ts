@@ -18,11 +18,12 @@
  * - Reliable channel: `reliable.ts` with `rtt.ts`, `congestion.ts`, `flight.ts`,
  *   `loss_detection.ts`, `outbox.ts` and `receive_stream.ts`.
  * - `nat_detect.ts`: our NAT kind, from the coordinator's two ports; `nat_check.ts`: `p2p nat`.
+ * - `messages.ts`: our messages' lasting ids, their records in the history (`lib/store/`), the
+ *   received ones' dedup; `outgoing.ts`: unsettled messages and `drain()`.
  * - `contacts.ts`: our record of our contacts and the requests waiting for us (the coordinator
  *   holds the list that counts: docs/PROTOCOL.md §1.5).
- * - `key_trust.ts`: trust on first use; `outgoing.ts`: unsettled messages and `drain()`;
- *   `offline.ts`: what a message to someone offline becomes;
- *   `events.ts`: what we report (the `--json` contract).
+ * - `key_trust.ts`: trust on first use; `offline.ts`: what a message to someone offline
+ *   becomes; `events.ts`: what we report (the `--json` contract).
  *
  * @example
  * ```ts
@@ -54,13 +55,14 @@ import { type EventSink, linkEventsFor, type OnlineUser, type PeerEvent } from "
 import { KeyTrust } from "./peer/key_trust.ts";
 import { introductionFrom, type LinkTransport } from "./peer/link.ts";
 import { Links, type LinkWiring } from "./peer/links.ts";
+import { Messages } from "./peer/messages.ts";
 import { NatDetector } from "./peer/nat_detect.ts";
 import { offlineRefusal } from "./peer/offline.ts";
-import { Outgoing } from "./peer/outgoing.ts";
 import { Presence } from "./peer/presence.ts";
 import { ProbeQuota } from "./peer/probe_quota.ts";
 import { SocketPool } from "./peer/socket_pool.ts";
 import type { PathFinderOptions } from "./peer/traversal.ts";
+import { MemoryLog, type MessageLog, type StoredMessage } from "./store/message_log.ts";
 
 // `p2p nat` runs the wing's NAT check on its own, without logging in.
 export { checkNat, type NatReport } from "./peer/nat_check.ts";
@@ -94,6 +96,11 @@ export interface PeerOptions {
    * users see us only once we are contacts.
    */
   public?: boolean;
+  /**
+   * Where messages are recorded (`lib/store/history.ts`), whence those still pending from the
+   * last run are sent again; default a {@linkcode MemoryLog} (nothing kept). The caller closes it.
+   */
+  history?: MessageLog;
 }
 
 /** Longest message text, in UTF-8 bytes (it is split into datagrams and reassembled). */
@@ -113,10 +120,12 @@ export class Peer {
   readonly #door: Door;
   readonly #nat: NatDetector;
   readonly #pool: SocketPool;
-  readonly #outgoing = new Outgoing();
+  readonly #messages: Messages;
   readonly #links: Links;
   /** Users seen online during this session (a message to one who is away says so). */
   readonly #seen = new Set<string>();
+  /** Messages pending from the last run, by recipient, until it is online. */
+  readonly #waiting = new Map<string, StoredMessage[]>();
   /** Logging in until `ready` is reported, then until closed. */
   #phase: "login" | "ready" | "closed" = "login";
   readonly #contacts: ContactRecord;
@@ -136,6 +145,11 @@ export class Peer {
     this.fingerprint = fingerprint(identity.publicKey);
     this.#o = options;
     this.#socket = socket;
+    this.#messages = new Messages({
+      me: options.username,
+      log: options.history ?? new MemoryLog(),
+      emit: (e) => this.#emit(e),
+    });
     this.#trust = new KeyTrust({
       known,
       me: { name: options.username, publicKey: identity.publicKey },
@@ -189,6 +203,7 @@ export class Peer {
         // Messages were waiting for this user to come back.
         const link = this.#links.get(user);
         if (link?.hasPending) link.requestIntroduction();
+        if (this.#phase === "ready") this.#sendWaiting(user);
       },
       onOffline: (user) => {
         this.#contacts.seen(user);
@@ -245,6 +260,7 @@ export class Peer {
       }
       for (const e of peer.#early.splice(0)) peer.#emit(e);
       peer.#nat.detect();
+      peer.#resumePending();
       return peer;
     } catch (err) {
       await socket.close();
@@ -341,7 +357,8 @@ export class Peer {
   /**
    * Sends a chat message to `to`, end-to-end encrypted and reliable, directly or through the
    * relay. Returns its id; `delivered` or `undelivered` follows. Emits `error` and returns
-   * `undefined` when it cannot even be queued (unknown user, key not trusted, too long).
+   * `undefined` when it cannot even be queued (unknown user, key not trusted, too long, the
+   * history cannot keep it).
    */
   send(to: string, text: string): number | undefined {
     return this.#send(to, text, false);
@@ -373,7 +390,7 @@ export class Peer {
 
   /** Resolves when every message sent so far is delivered or reported undelivered. */
   drain(): Promise<void> {
-    return this.#outgoing.drain();
+    return this.#messages.drain();
   }
 
   /** How our NAT maps our socket, once the coordinator's two ports have told us. */
@@ -381,15 +398,19 @@ export class Peer {
     return this.#nat.kind;
   }
 
-  /** Logs out and closes the socket. Messages still unsettled are reported undelivered. */
+  /**
+   * Logs out and closes the socket. Messages still unsettled are reported undelivered; with a
+   * persistent history they stay pending there, to be sent at the next start.
+   */
   async close(): Promise<void> {
     if (this.#phase === "closed") return;
     this.#phase = "closed";
     this.#nat.close();
     this.#presence.logout();
+    this.#messages.closing();
     this.#links.closeAll("the client closed");
     await this.#pool.closeAll();
-    this.#outgoing.release();
+    this.#messages.release();
     await this.#socket.close();
     await this.#contacts.flush();
   }
@@ -416,16 +437,41 @@ export class Peer {
     if (bytes > MAX_TEXT_BYTES) {
       return fail(`the message is ${bytes} bytes, the limit is ${MAX_TEXT_BYTES}`);
     }
+    let msg;
+    try {
+      msg = this.#messages.send(to, text, group);
+    } catch (error) {
+      return fail((error as Error).message);
+    }
     this.#door.want(to);
-    const id = this.#outgoing.add();
-    this.#emit(group ? { event: "sent", to, id, text, group } : { event: "sent", to, id, text });
-    this.#links.open(to).send({ group, id, text });
-    return id;
+    this.#links.open(to).send(msg);
+    return msg.id;
+  }
+
+  /** Our messages still pending when we last stopped go to their recipients once online. */
+  #resumePending(): void {
+    for (const msg of this.#messages.log.pending()) {
+      const list = this.#waiting.get(msg.peer);
+      if (list) list.push(msg);
+      else this.#waiting.set(msg.peer, [msg]);
+    }
+    for (const user of [...this.#waiting.keys()]) {
+      if (this.#presence.users.has(user)) this.#sendWaiting(user);
+    }
+  }
+
+  #sendWaiting(user: string): void {
+    const list = this.#waiting.get(user);
+    if (!list) return;
+    this.#waiting.delete(user);
+    this.#door.want(user);
+    const link = this.#links.open(user);
+    for (const stored of list) link.send(this.#messages.resume(stored));
   }
 
   /** The link to `peer`: its key checked by our trust, its reports ours, its transport ours. */
   #wiring(peer: string): LinkWiring {
-    const { username: me, server } = this.#o;
+    const { server } = this.#o;
     const transport: LinkTransport = {
       sendTo: (frame, to, ttl, socket = 0) =>
         (socket === 0 ? this.#socket : this.#pool.get(socket))?.send(frame, to, { ttl }),
@@ -436,8 +482,7 @@ export class Peer {
       localNat: () => this.#nat.kind,
       requestIntroduction: () => this.#nat.connect(peer),
     };
-    const settle = (id: number) => this.#outgoing.settle(id);
-    const events = linkEventsFor({ peer, me, emit: (e) => this.#emit(e), settle });
+    const events = linkEventsFor({ peer, emit: (e) => this.#emit(e), messages: this.#messages });
     return { verifyKey: (key) => this.#trust.verify(peer, key), transport, events };
   }
 

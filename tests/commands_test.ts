@@ -117,3 +117,18 @@ Deno.test("contact commands: /add USER [NOTE], /accept, /decline, /remove, /bloc
   ];
   for (const [line, command] of cases) assert.deepEqual(parseCommand(line), command, line);
 });
+
+Deno.test("parseCommand: /history USER [N] and /search TEXT", () => {
+  assert.deepEqual(parseCommand("/history bob"), { kind: "history", user: "bob", limit: 20 });
+  assert.deepEqual(parseCommand("/history  bob  5 "), { kind: "history", user: "bob", limit: 5 });
+  assert.deepEqual(parseCommand("/history bob 99999"), {
+    kind: "history",
+    user: "bob",
+    limit: 1000,
+  });
+  for (const bad of ["/history", "/history bob x", "/history bob 0", "/history bob 2 3"]) {
+    assert.deepEqual(parseCommand(bad), { kind: "invalid", message: "Usage: /history USER [N]" });
+  }
+  assert.deepEqual(parseCommand("/search  Hello there "), { kind: "search", text: "Hello there" });
+  assert.deepEqual(parseCommand("/search"), { kind: "invalid", message: "Usage: /search TEXT" });
+});

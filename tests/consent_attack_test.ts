@@ -213,6 +213,7 @@ Deno.test("attack: a stranger's request lapses; its messages are undelivered wit
       to: "bob",
       id,
       reason: "bob did not accept your request to talk",
+      uid: (fate as { uid: string }).uid,
     });
     assert.equal(bob.events.count((e) => e.event === "message"), 0);
     // Once bob writes to alice himself, they talk both ways.

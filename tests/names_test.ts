@@ -15,7 +15,7 @@ Deno.test("a chat killed with SIGKILL and started again at once is back at once"
   // The default peer timeout (45 s): without a takeover the name would stay held for 22 s.
   const { proc: serve, port } = await startServe();
   const bob = chat(port, "bob");
-  let alice = chat(port, "alice");
+  const alice = chat(port, "alice");
   let again: P2pProcess | undefined;
   try {
     const first = await alice.event((e) => e.event === "ready", 15_000);

@@ -5,14 +5,16 @@
  * @example
  * ```ts
  * const e: PeerEvent = { event: "message", from: "bob", to: "alice", text: "hi", id: 1,
- *   path: "direct" };
+ *   path: "direct", uid: "5f0e…", time: "2026-12-07T01:02:03.456Z" };
  * console.log(JSON.stringify(e));
  * ```
  * @module
  */
 import { formatEndpoint } from "../protocol/endpoint.ts";
 import type { ContactInfo, RequestInfo } from "./contacts.ts";
+import type { DeliveryState, MessagePath } from "../store/message_log.ts";
 import type { LinkEvents } from "./link.ts";
+import type { Messages } from "./messages.ts";
 
 /** How messages to a peer travel: straight to it, or through the coordinator's relay. */
 export type PathKind = "direct" | "relay" | "none";
@@ -32,7 +34,19 @@ export type PeerEvent =
   | { event: "online"; user: string; endpoint: string }
   | { event: "offline"; user: string }
   | { event: "who"; users: OnlineUser[] }
-  | { event: "sent"; to: string; id: number; text: string; group?: boolean }
+  | {
+    event: "sent";
+    to: string;
+    /** This session's number for the message (`#3`); `uid` names it for good. */
+    id: number;
+    text: string;
+    group?: boolean;
+    uid: string;
+    /** When it was first sent, ISO 8601 (UTC). */
+    time: string;
+    /** Sent again after a restart: it was still pending when the client last stopped. */
+    resumed?: boolean;
+  }
   | {
     event: "message";
     from: string;
@@ -41,9 +55,31 @@ export type PeerEvent =
     text: string;
     id: number;
     path: PathKind;
+    uid: string;
+    /** When the sender sent it (by its clock), ISO 8601 (UTC). */
+    time: string;
   }
-  | { event: "delivered"; to: string; id: number }
-  | { event: "undelivered"; to: string; id: number; reason: string }
+  | { event: "delivered"; to: string; id: number; uid: string }
+  | { event: "undelivered"; to: string; id: number; reason: string; uid: string }
+  /** A line of history: the backlog at start, `/history` or `/search` (`source` says which). */
+  | {
+    event: "history";
+    source: "backlog" | "history" | "search";
+    /** The sender: us, or the peer. */
+    from: string;
+    /** The recipient: the peer, or us (`*` for a copy of a group message we received). */
+    to: string;
+    text: string;
+    /** A copy of a group message (`/all`). */
+    group?: boolean;
+    uid: string;
+    /** When it was sent, by the sender's clock, ISO 8601 (UTC). */
+    time: string;
+    /** For our messages: `sending`, `delivered`, `undelivered`, `deposited`; else `received`. */
+    state: DeliveryState;
+    reason?: string;
+    path?: MessagePath;
+  }
   | { event: "path"; user: string; path: PathKind; endpoint?: string }
   | { event: "key-changed"; user: string; fingerprint: string; previous: string }
   | { event: "trusted"; user: string; fingerprint: string }
@@ -83,42 +119,31 @@ export type PeerEvent =
 export type EventSink = (event: PeerEvent) => void;
 
 /**
- * What the link to `peer` reports, as events of ours (we are `me`): its messages, the fate of
- * ours (`settle` hears of each first), and the paths it finds.
+ * What the link to `peer` reports, as events of ours: its messages and the fate of ours go
+ * through `messages` (which records, drops duplicates and reports them), the paths it finds are
+ * reported as `path` events.
  *
  * @example
  * ```ts
- * const events = linkEventsFor({ peer: "bob", me: "alice", emit: console.log, settle: () => {} });
- * events.onDelivered(1); // emits { event: "delivered", to: "bob", id: 1 }
+ * const events = linkEventsFor({ peer: "bob", emit: console.log, messages });
+ * events.onDelivered(1); // messages.delivered("bob", 1, "none")
  * ```
  */
 export function linkEventsFor(
-  options: { peer: string; me: string; emit: EventSink; settle: (id: number) => void },
+  options: { peer: string; emit: EventSink; messages: Messages },
 ): LinkEvents {
-  const { peer, me, emit, settle } = options;
+  const { peer, emit, messages } = options;
+  let path: PathKind = "none";
   return {
-    onMessage: (msg, path) =>
-      emit({
-        event: "message",
-        from: peer,
-        to: msg.group ? "*" : me,
-        text: msg.text,
-        id: msg.id,
-        path: path.kind,
-      }),
-    onDelivered: (id) => {
-      settle(id);
-      emit({ event: "delivered", to: peer, id });
-    },
-    onUndelivered: (id, reason) => {
-      settle(id);
-      emit({ event: "undelivered", to: peer, id, reason });
-    },
-    onPath: (path) => {
-      if (path.kind === "none") return;
+    onMessage: (msg, via) => messages.received(peer, msg, via.kind),
+    onDelivered: (id) => messages.delivered(peer, id, path),
+    onUndelivered: (id, reason) => messages.undelivered(peer, id, reason),
+    onPath: (found) => {
+      if (found.kind === "none") return;
+      path = found.kind;
       emit(
-        path.kind === "direct"
-          ? { event: "path", user: peer, path: "direct", endpoint: formatEndpoint(path.endpoint) }
+        found.kind === "direct"
+          ? { event: "path", user: peer, path: "direct", endpoint: formatEndpoint(found.endpoint) }
           : { event: "path", user: peer, path: "relay" },
       );
     },

@@ -84,8 +84,13 @@ export function openDatabase(options: DatabaseOptions): DatabaseSync {
     id = pragma(db, "application_id");
     version = pragma(db, "user_version");
   } catch (err) {
+    const why = (err as Error).message;
+    // Another process holding the file exclusively is not damage: moving the file is wrong advice.
+    if (/database is locked/.test(why)) {
+      return refuse(`another process is using it (${why})`, "Stop that process first");
+    }
     return refuse(
-      `it is not a readable SQLite database (${(err as Error).message})`,
+      `it is not a readable SQLite database (${why})`,
       "Move it away (or restore it from a backup) and start again",
     );
   }

@@ -6,10 +6,11 @@
  * Each row keeps in the clear only what the store needs to work: the message's uid, a tag of the
  * peer's name (`history_key.ts`), direction, group flag, send time, delivery state and path. The
  * peer's name and the text are sealed together, and an `undelivered` reason on its own
- * (XChaCha20-Poly1305 under the history key). Searching decrypts in memory. The uid is unique per
- * peer and direction, so a received message recorded twice is refused: that is how duplicates
- * are dropped. Every write is one statement, atomic in WAL mode: a kill -9 leaves the file as it
- * was before the statement or after it.
+ * (ChaCha20-Poly1305 under the history key). Searching decrypts in memory. A received message's
+ * uid is unique per peer, so one recorded twice is refused: that is how duplicates are dropped.
+ * Our own messages are not indexed (one page per write on the way to `sent`): their fate is
+ * written by seq. Every write is one statement, atomic in WAL mode: a kill -9 leaves the file as
+ * it was before the statement or after it.
  *
  * @example
  * ```ts
@@ -81,8 +82,14 @@ const MIGRATIONS = [
      body BLOB NOT NULL,
      reason BLOB
    );
-   CREATE UNIQUE INDEX messages_uid ON messages (peer, outgoing, uid);
-   CREATE INDEX messages_sending ON messages (seq) WHERE outgoing = 1 AND state = 'sending';`,
+   CREATE UNIQUE INDEX messages_uid ON messages (peer, outgoing, uid);`,
+  // Sealed values start with a format byte (history_key.ts): those written so far are format 1.
+  `UPDATE messages SET body = CAST(X'01' || body AS BLOB), reason = CAST(X'01' || reason AS BLOB);
+   UPDATE meta SET value = CAST(X'01' || value AS BLOB) WHERE name = 'check';`,
+  // Only received messages need finding by uid (to drop a copy): our own are settled by seq, so
+  // recording one writes one page (the table's last), not two, before it is reported `sent`.
+  `DROP INDEX messages_uid;
+   CREATE UNIQUE INDEX messages_received ON messages (peer, uid) WHERE outgoing = 0;`,
 ];
 
 const CHECK_TEXT = "p2p history key check";
@@ -139,8 +146,20 @@ export class History implements MessageLog {
   readonly path: string;
   readonly #db: DatabaseSync;
   readonly #keys: HistoryKeys;
+  /** Peer tags computed so far: an HMAC per write adds up on a busy chat. */
+  readonly #tags = new Map<string, Uint8Array>();
+  /** Seq of our messages recorded or found pending in this run, not settled yet, by uid. */
+  readonly #unsettled = new Map<string, number>();
   readonly #sql: Record<
-    "addOut" | "addIn" | "settle" | "seen" | "pending" | "conversation" | "contacts" | "all",
+    | "addOut"
+    | "addIn"
+    | "settle"
+    | "settleScan"
+    | "seen"
+    | "pending"
+    | "conversation"
+    | "contacts"
+    | "all",
     StatementSync
   >;
 
@@ -158,6 +177,11 @@ export class History implements MessageLog {
           "path, body) VALUES (?, ?, 0, ?, ?, ?, 'received', ?, ?)",
       ),
       settle: db.prepare(
+        "UPDATE messages SET state = ?, reason = ?, path = coalesce(?, path) " +
+          "WHERE seq = ? AND peer = ? AND outgoing = 1 AND uid = ?",
+      ),
+      // A message not recorded in this run: found by a scan (no index on our messages' uids).
+      settleScan: db.prepare(
         "UPDATE messages SET state = ?, reason = ?, path = coalesce(?, path) " +
           "WHERE peer = ? AND outgoing = 1 AND uid = ?",
       ),
@@ -187,13 +211,36 @@ export class History implements MessageLog {
     const path = historyPath(options.dataDir ?? defaultDataDir(), options.username);
     const configDir = options.configDir ?? defaultConfigDir();
     const keyPath = join(await openUserDir(configDir, options.username), "history_key.json");
-    const db = openDatabase({
-      path,
-      kind: "history",
-      migrations: MIGRATIONS,
-      synchronous: options.synchronous ?? "normal",
-    });
+    const inUse = (error: unknown) =>
+      new HistoryError(
+        `Cannot open history ${path}: another p2p chat as ${options.username} is using it`,
+        { cause: error },
+      );
+    let db: DatabaseSync;
     try {
+      db = openDatabase({
+        path,
+        kind: "history",
+        migrations: MIGRATIONS,
+        synchronous: options.synchronous ?? "normal",
+      });
+    } catch (error) {
+      if (/database is locked/.test(String(error))) throw inUse(error);
+      throw error;
+    }
+    try {
+      // One process at a time (the coordinator lets one chat log in per name anyway): SQLite
+      // then keeps its WAL index in memory and takes no file lock per write, which is most of
+      // the cost of a small write.
+      db.exec("PRAGMA locking_mode = EXCLUSIVE");
+      // Take the lock now (a write transaction keeps it): a second chat is refused at once.
+      db.exec("PRAGMA busy_timeout = 0");
+      try {
+        db.exec("BEGIN IMMEDIATE");
+        db.exec("COMMIT");
+      } catch (error) {
+        throw /database is locked/.test(String(error)) ? inUse(error) : error;
+      }
       const keys = await History.#unlock(db, path, keyPath, options.passphrase);
       return new History(db, path, keys);
     } catch (error) {
@@ -283,15 +330,16 @@ export class History implements MessageLog {
 
   addOutgoing(msg: OutgoingRecord): void {
     const uid = uidBytes(msg.uid);
-    this.#write(() =>
+    const { lastInsertRowid } = this.#write(() =>
       this.#sql.addOut.run(
         uid,
-        peerTag(this.#keys, msg.peer),
+        this.#tag(msg.peer),
         msg.group ? 1 : 0,
         msg.time,
         this.#sealBody(uid, true, msg.peer, msg.text),
       )
     );
+    this.#unsettled.set(msg.uid, Number(lastInsertRowid));
   }
 
   settle(peer: string, uid: string, outcome: Settlement): void {
@@ -299,15 +347,14 @@ export class History implements MessageLog {
     const reason = outcome.reason === undefined
       ? null
       : sealValue(this.#keys, encoder.encode(outcome.reason), aad(id, true, 1));
-    this.#write(() =>
-      this.#sql.settle.run(
-        outcome.state,
-        reason,
-        outcome.path ?? null,
-        peerTag(this.#keys, peer),
-        id,
-      )
-    );
+    const seq = this.#unsettled.get(uid);
+    this.#unsettled.delete(uid);
+    const args = [outcome.state, reason, outcome.path ?? null] as const;
+    this.#write(() => {
+      const found = seq !== undefined &&
+        this.#sql.settle.run(...args, seq, this.#tag(peer), id).changes > 0;
+      if (!found) this.#sql.settleScan.run(...args, this.#tag(peer), id);
+    });
   }
 
   addIncoming(msg: IncomingRecord): boolean {
@@ -315,7 +362,7 @@ export class History implements MessageLog {
     const { changes } = this.#write(() =>
       this.#sql.addIn.run(
         uid,
-        peerTag(this.#keys, msg.peer),
+        this.#tag(msg.peer),
         msg.group ? 1 : 0,
         msg.time,
         Date.now(),
@@ -327,15 +374,19 @@ export class History implements MessageLog {
   }
 
   seen(peer: string, uid: string): boolean {
-    return this.#sql.seen.get(peerTag(this.#keys, peer), uidBytes(uid)) !== undefined;
+    return this.#sql.seen.get(this.#tag(peer), uidBytes(uid)) !== undefined;
   }
 
   pending(): StoredMessage[] {
-    return (this.#sql.pending.all() as unknown as Row[]).map((r) => this.#message(r));
+    return (this.#sql.pending.all() as unknown as Row[]).map((r) => {
+      const msg = this.#message(r);
+      this.#unsettled.set(msg.uid, r.seq);
+      return msg;
+    });
   }
 
   conversation(peer: string, limit: number): StoredMessage[] {
-    const rows = this.#sql.conversation.all(peerTag(this.#keys, peer), limit) as unknown as Row[];
+    const rows = this.#sql.conversation.all(this.#tag(peer), limit) as unknown as Row[];
     return rows.reverse().map((r) => this.#message(r));
   }
 
@@ -360,6 +411,16 @@ export class History implements MessageLog {
 
   close(): void {
     if (this.#db.isOpen) this.#db.close();
+  }
+
+  #tag(peer: string): Uint8Array {
+    let tag = this.#tags.get(peer);
+    if (!tag) {
+      tag = peerTag(this.#keys, peer);
+      if (this.#tags.size >= 10_000) this.#tags.clear();
+      this.#tags.set(peer, tag);
+    }
+    return tag;
   }
 
   /** Runs a write, turning SQLite's failure (a full disk…) into a HistoryError naming the file. */

@@ -104,7 +104,7 @@ const MEMORY_SEEN = 100_000;
  * (the last 100,000) so that duplicates are dropped within the session.
  */
 export class MemoryLog implements MessageLog {
-  readonly persistent = false;
+  readonly persistent: boolean = false;
   readonly #seen = new Set<string>();
 
   addOutgoing(_msg: OutgoingRecord): void {}

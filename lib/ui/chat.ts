@@ -1,8 +1,11 @@
 /**
  * `p2p chat`: reads commands from stdin, drives a {@linkcode Peer}, and shows its events —
- * as a terminal chat (conversations, completion, the prompt kept intact while messages arrive)
- * or as JSON Lines (`--json`). SIGINT, SIGTERM and SIGHUP all log out before exiting, so that
- * the name is free again at once.
+ * as a terminal chat (conversations, completion, the prompt kept intact while messages arrive;
+ * a full screen in a big enough terminal) or as JSON Lines (`--json`). It opens the user's
+ * history (`lib/store/history.ts`) unless `--no-history`, shows its backlog at start (the last
+ * lines with each recent contact, and every message still pending), and answers `/history` and
+ * `/search` from it. SIGINT, SIGTERM and SIGHUP all log out before exiting, so that the name is
+ * free again at once.
  *
  * @example
  * ```ts
@@ -16,7 +19,9 @@ import readline from "node:readline";
 import type { PeerEvent } from "../peer/events.ts";
 import { type Endpoint, formatEndpoint } from "../protocol/endpoint.ts";
 import { type AcceptPolicy, Peer } from "../peer.ts";
-import { COMMAND_HELP, parseCommand } from "./commands.ts";
+import { History } from "../store/history.ts";
+import { MemoryLog, type MessageLog, type StoredMessage } from "../store/message_log.ts";
+import { COMMAND_HELP, MAX_LINES, parseCommand } from "./commands.ts";
 import { Conversations } from "./conversations.ts";
 import { silentOutput } from "./screen.ts";
 import { terminalSize } from "./surface.ts";
@@ -37,6 +42,47 @@ export interface ChatOptions {
   plain?: boolean;
   /** Ask a contacts-mode coordinator to list us to seed-only clients (`--public`). */
   public?: boolean;
+  /**
+   * The history: where it lives and its passphrase, or `false` to keep none (`--no-history`).
+   * Its key file goes beside the identity, in `configDir`.
+   */
+  history: false | { dataDir?: string; passphrase?: string };
+}
+
+/** Lines of the history shown when a conversation opens with nothing unread. */
+const OPEN_LINES = 5;
+
+/** The backlog at start: this many lines with each of the most recent contacts. */
+const BACKLOG = { contacts: 10, perContact: 5 };
+
+/** A stored message as a `history` event of `source`, seen by `me`. */
+export function historyEvent(
+  msg: StoredMessage,
+  me: string,
+  source: "backlog" | "history" | "search",
+): PeerEvent {
+  return {
+    event: "history",
+    source,
+    from: msg.outgoing ? me : msg.peer,
+    to: msg.outgoing ? msg.peer : msg.group ? "*" : me,
+    text: msg.text,
+    ...(msg.group ? { group: true } : {}),
+    uid: msg.uid,
+    time: new Date(msg.time).toISOString(),
+    state: msg.state,
+    ...(msg.reason === undefined ? {} : { reason: msg.reason }),
+    ...(msg.path === undefined ? {} : { path: msg.path }),
+  };
+}
+
+/** The backlog: the recent lines with each contact, and every message still pending, in order. */
+function backlog(log: MessageLog): StoredMessage[] {
+  const lines = log.recent(BACKLOG);
+  const shown = new Set(lines.map((m) => m.uid));
+  const pending = log.pending().filter((m) => !shown.has(m.uid));
+  // Pending lines older than the recent ones come first, as in the history.
+  return [...pending, ...lines].sort((a, b) => a.time - b.time);
 }
 
 /** The smallest terminal the full screen takes; smaller ones get the line mode. */
@@ -104,6 +150,7 @@ export async function runChat(options: ChatOptions): Promise<number> {
     submitted = terminal.submitted;
     ui = terminal;
   }
+  let log: MessageLog = new MemoryLog();
   const pending: string[] = [];
   // "drain": let messages in flight finish first (/quit, end of input); "signal": briefly.
   let quit: "drain" | "signal" | undefined;
@@ -153,7 +200,14 @@ export async function runChat(options: ChatOptions): Promise<number> {
           error("That is you: /chat someone else");
           return;
         }
-        ui.opened(user, talk.open(user));
+        const unread = talk.open(user);
+        ui.opened(user, unread);
+        // Nothing unread: the window opens on the last lines of the history with them.
+        if (user !== undefined && unread.length === 0 && log.persistent) {
+          for (const m of log.conversation(user, OPEN_LINES)) {
+            ui.event(historyEvent(m, options.username, "history"));
+          }
+        }
         return;
       }
       case "fingerprint":
@@ -183,6 +237,26 @@ export async function runChat(options: ChatOptions): Promise<number> {
             return p.blockContact(cmd.user, cmd.op === "unblock");
         }
         return;
+      case "history":
+      case "search": {
+        if (!log.persistent) {
+          ui.event({ event: "error", message: "History is off (--no-history)" });
+          return;
+        }
+        const lines = cmd.kind === "history"
+          ? log.conversation(who(cmd.user), cmd.limit)
+          : log.search(cmd.text, MAX_LINES);
+        for (const m of lines) ui.event(historyEvent(m, options.username, cmd.kind));
+        if (lines.length === 0) {
+          ui.event({
+            event: "error",
+            message: cmd.kind === "history"
+              ? `No history with ${cmd.user}`
+              : `No message contains "${cmd.text}"`,
+          });
+        }
+        return;
+      }
       case "help":
         ui.help();
         return;
@@ -210,9 +284,18 @@ export async function runChat(options: ChatOptions): Promise<number> {
   const cleanup = () => {
     for (const signal of QUIT_SIGNALS) Deno.removeSignalListener(signal, onSignal[signal]);
     rl.close();
+    log.close();
     ui.close();
   };
   try {
+    if (options.history) {
+      log = await History.open({
+        username: options.username,
+        configDir: options.configDir,
+        ...options.history,
+      });
+      for (const m of backlog(log)) ui.event(historyEvent(m, options.username, "backlog"));
+    }
     peer = await Peer.start({
       server: options.server,
       username: options.username,
@@ -221,8 +304,10 @@ export async function runChat(options: ChatOptions): Promise<number> {
       configDir: options.configDir,
       accept: options.accept,
       public: options.public,
+      history: log,
       onEvent: (e) => {
         if (e.event === "online") seen.add(e.user);
+        talk.note(e); // who wrote last, unread counts: for --json as for the terminal
         ui.event(e);
       },
     });

@@ -27,6 +27,8 @@ export type Command =
   /** A contact operation on `user`; `note` only with `add` (a few words for them). */
   | { kind: "contact"; op: ContactCommand; user: string; note?: string }
   | { kind: "contacts" }
+  | { kind: "history"; user: string; limit: number }
+  | { kind: "search"; text: string }
   | { kind: "help" }
   | { kind: "quit" }
   | { kind: "none" }
@@ -43,6 +45,10 @@ const CONTACT_COMMANDS: readonly ContactCommand[] = [
   "block",
   "unblock",
 ];
+/** Lines `/history USER` shows; at most {@linkcode MAX_LINES} are shown whatever N says. */
+export const HISTORY_LINES = 20;
+/** Most lines `/history` and `/search` show. */
+export const MAX_LINES = 1000;
 
 /** One-line help for each command, in the order `/help` shows them. */
 export const COMMAND_HELP: readonly string[] = [
@@ -56,6 +62,8 @@ export const COMMAND_HELP: readonly string[] = [
   "/trust USER      accept USER's changed key (check its fingerprint with them first)",
   "/add USER [NOTE] ask USER to be your contact; /accept or /decline USER",
   "/contacts        your contacts; /remove, /block, /unblock USER",
+  "/history USER [N]  show the last N (default 20) messages with USER",
+  "/search TEXT     show the messages that contain TEXT",
   "/help            show this help",
   "/quit            log out and leave (also Ctrl-C, Ctrl-D)",
   "Keys: Tab completes commands and names; Up/Down recall lines; //TEXT sends /TEXT.",
@@ -72,30 +80,17 @@ export const COMMAND_WORDS: readonly string[] = [
   "/decline",
   "/fingerprint",
   "/help",
+  "/history",
   "/msg",
   "/query",
   "/quit",
   "/r",
   "/remove",
+  "/search",
   "/trust",
   "/unblock",
   "/who",
 ];
-
-/** Commands whose first argument is a user name (for completion). */
-export const NAME_COMMANDS: ReadonlySet<string> = new Set([
-  "/accept",
-  "/add",
-  "/block",
-  "/chat",
-  "/decline",
-  "/fingerprint",
-  "/msg",
-  "/query",
-  "/remove",
-  "/trust",
-  "/unblock",
-]);
 
 /**
  * Parses one input line. Blank lines are `none`; a line not starting with `/` is `say` (a line
@@ -167,6 +162,18 @@ export function parseCommand(line: string): Command {
         ? { kind: "invalid", message: `Usage: ${word} USER` }
         : { kind: "contact", op, user };
     }
+    case "/history": {
+      const [user, count, extra] = rest === "" ? [] : rest.split(/\s+/);
+      const limit = count === undefined ? HISTORY_LINES : Number(count);
+      if (!user || extra !== undefined || !/^[0-9]+$/.test(count ?? "1") || limit < 1) {
+        return { kind: "invalid", message: "Usage: /history USER [N]" };
+      }
+      return { kind: "history", user: normalizeUsername(user), limit: Math.min(limit, MAX_LINES) };
+    }
+    case "/search":
+      return rest === ""
+        ? { kind: "invalid", message: "Usage: /search TEXT" }
+        : { kind: "search", text: rest };
     case "/help":
       return { kind: "help" };
     case "/quit":

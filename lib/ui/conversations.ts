@@ -68,9 +68,9 @@ export class Conversations {
    * another conversation than the current one, so that the front end marks it.
    */
   note(e: PeerEvent): boolean {
-    const who = Conversations.about(e);
     if (e.event === "message") this.#lastFrom = e.from;
-    if (who === undefined || this.#target === undefined || who === this.#target) return false;
+    const who = Conversations.about(e);
+    if (!this.elsewhere(e) || who === undefined) return false;
     if (e.event === "message") {
       const list = this.#unread.get(who) ?? [];
       list.push(e);
@@ -78,6 +78,12 @@ export class Conversations {
       this.#unread.set(who, list);
     }
     return true;
+  }
+
+  /** Whether `e` belongs to another conversation than the current one (none in the everyone view). */
+  elsewhere(e: PeerEvent): boolean {
+    const who = Conversations.about(e);
+    return who !== undefined && this.#target !== undefined && who !== this.#target;
   }
 
   /** Unread counts, per contact, in order of their first unread message. */

@@ -90,6 +90,8 @@ export function fullScreen(context: SurfaceContext): Surface {
   let back = 0;
   let paintTimer: ReturnType<typeof setTimeout> | undefined;
   let closed = false;
+  /** A resize: the terminal may have reflowed the old rows; the next paint clears them first. */
+  let resized = false;
 
   const paint = () => {
     paintTimer = undefined;
@@ -104,7 +106,8 @@ export function fullScreen(context: SurfaceContext): Surface {
     const wrapped: string[] = [];
     for (const line of lines.slice(-(paneRows + back))) {
       const indent = textWidth(line.stamp);
-      wrapText(line.stamp + line.text, paneWidth, indent).forEach((row, i) => {
+      // A column of margin before the online list.
+      wrapText(line.stamp + line.text, paneWidth - (side > 0 ? 1 : 0), indent).forEach((row, i) => {
         const head = i === 0 ? line.stamp : " ".repeat(indent);
         const body = i === 0 ? row.slice(line.stamp.length) : row;
         wrapped.push(head + style(line.style, fit(body, paneWidth - indent)));
@@ -133,7 +136,8 @@ export function fullScreen(context: SurfaceContext): Surface {
       });
     }
 
-    let screen = "\x1b[?25l"; // no cursor while painting
+    let screen = "\x1b[?25l" + (resized ? "\x1b[2J" : ""); // no cursor while painting
+    resized = false;
     for (let r = 0; r < paneRows; r++) {
       screen += `\x1b[${r + 1};1H${pane[r]}`;
       if (side > 0) {
@@ -155,7 +159,10 @@ export function fullScreen(context: SurfaceContext): Surface {
     paintTimer ??= setTimeout(paint, 0);
   };
 
-  const onResize = () => schedule();
+  const onResize = () => {
+    resized = true;
+    schedule();
+  };
   const onKey = (_s: string, key?: { name?: string }) => {
     if (key?.name === "pageup") back += Math.max(1, terminalSize().rows - 4);
     else if (key?.name === "pagedown") {

@@ -1,10 +1,12 @@
 /**
- * The human front end, line by line: each event is one readable line (wrapped between words to
- * the terminal's width), printed above the input line; the prompt shows the current
- * conversation and the unread counts. Printing clears every row the input takes (a long input
- * wraps onto several) before writing and redraws it after, so that nothing is lost or drawn
- * twice, whatever the input's length, its wide characters, a resize or a burst of messages.
- * Colour unless `NO_COLOR` is set or stdout is not a terminal.
+ * The human front end: each event becomes one readable line (time stamp, text, colour; lines of
+ * other conversations marked), and the prompt shows the current conversation and the unread
+ * counts. The lines go to the full screen (`screen.ts`) in a big enough terminal, else to the line
+ * mode here: each line wrapped between words to the terminal's width and printed above the input
+ * line. Printing clears every row the input takes (a long input wraps onto several) before
+ * writing and redraws it after, so that nothing is lost or drawn twice, whatever the input's
+ * length, its wide characters, a resize or a burst of messages. Colour unless `NO_COLOR` is set
+ * or stdout is not a terminal.
  *
  * @example
  * ```ts
@@ -141,6 +143,8 @@ export function describeEvent(e: PeerEvent, context: DescribeContext = {}): stri
     }
     case "error":
       return `error: ${e.message}`;
+    case "history":
+      return describeHistory(e);
   }
 }
 
@@ -170,6 +174,27 @@ function eventTime(e: PeerEvent): Date {
   return when && !Number.isNaN(when.getTime()) ? when : new Date();
 }
 
+const STATE_NOTES: Record<string, string> = {
+  sending: "  (pending)",
+  delivered: "  ✓",
+  deposited: "  (in the mailbox)",
+  received: "",
+};
+
+/** A line of history: its date and time (local), who wrote to whom, and how it fared. */
+function describeHistory(e: Extract<PeerEvent, { event: "history" }>): string {
+  const t = new Date(e.time);
+  const pad = (n: number) => String(n).padStart(2, "0");
+  const when = `${t.getFullYear()}-${pad(t.getMonth() + 1)}-${pad(t.getDate())} ` +
+    `${pad(t.getHours())}:${pad(t.getMinutes())}`;
+  const group = e.group ? "[all] " : "";
+  const who = e.state === "received" ? e.from : `you → ${e.to}`;
+  const note = e.state === "undelivered"
+    ? `  ✗ not delivered: ${e.reason ?? "no reason kept"}`
+    : STATE_NOTES[e.state] ?? "";
+  return `(${e.source} ${when}) ${group}${who}: ${e.text}${note}`;
+}
+
 const STYLES: Record<PeerEvent["event"], Style> = {
   ready: "green",
   online: "cyan",
@@ -192,6 +217,7 @@ const STYLES: Record<PeerEvent["event"], Style> = {
   "contact-blocked": "yellow",
   contacts: "cyan",
   error: "red",
+  history: "dim",
 };
 
 /** Marks a line that belongs to another conversation than the current one. */
@@ -320,7 +346,7 @@ export function terminalRenderer(rl: readline.Interface, options: TerminalOption
       return;
     }
     const e = shown.event;
-    const other = talk.note(e);
+    const other = talk.elsewhere(e); // counted as unread by the chat, which noted it first
     const text = sanitize(describeEvent(e, { unread: (u) => talk.unreadFrom(u) }));
     print(other ? OTHER + text : text, other ? "dim" : STYLES[e.event], eventTime(e));
   };

@@ -83,8 +83,12 @@ Deno.test("three peers: lists converge; encrypted messages go directly in every 
     for (const from of all) {
       for (const to of all.filter((p) => p !== from)) {
         const text = `${from.peer.username}→${to.peer.username} 你好`;
-        await delivered(from.events, from.peer.send(to.peer.username, text));
+        const id = from.peer.send(to.peer.username, text);
+        await delivered(from.events, id);
+        const sent = from.events.items.find((e) => e.event === "sent" && e.id === id);
+        assert.ok(sent?.event === "sent" && /^[0-9a-f]{32}$/.test(sent.uid));
         const got = await to.events.waitFor((e) => e.event === "message" && e.text === text);
+        // The receiver sees the sender's lasting uid and send time.
         assert.deepEqual(got, {
           event: "message",
           from: from.peer.username,
@@ -92,6 +96,8 @@ Deno.test("three peers: lists converge; encrypted messages go directly in every 
           text,
           id: (got as { id: number }).id,
           path: "direct",
+          uid: sent.uid,
+          time: sent.time,
         });
       }
     }

@@ -179,3 +179,23 @@ Deno.test("a committed write survives a process killed right after it", async ()
     db.close();
   });
 });
+
+Deno.test("openDatabase says a file held by another process is in use, not damaged", async () => {
+  await withDir((dir) => {
+    const path = `${dir}/h.db`;
+    const holder = openDatabase({ path, kind: "history", migrations: MIGRATIONS });
+    holder.exec("PRAGMA locking_mode = EXCLUSIVE");
+    holder.exec("BEGIN IMMEDIATE");
+    holder.exec("COMMIT");
+    try {
+      assert.throws(
+        () => openDatabase({ path, kind: "history", migrations: MIGRATIONS }),
+        (e: unknown) =>
+          e instanceof DatabaseError && /another process is using it/.test(e.message) &&
+          !/Move it away/.test(e.message),
+      );
+    } finally {
+      holder.close();
+    }
+  });
+});

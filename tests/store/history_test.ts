@@ -1,6 +1,10 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
+import { xchacha20poly1305 } from "@noble/ciphers/chacha.js";
+import { decodeBase64url } from "../../lib/protocol/base64url.ts";
+import { fromHex } from "../../lib/crypto/identity.ts";
+import { historyKeys } from "../../lib/store/history_key.ts";
 import { randomUid } from "../../lib/protocol/chat_message.ts";
 import { History, HistoryError, historyPath } from "../../lib/store/history.ts";
 import { MemoryLog } from "../../lib/store/message_log.ts";
@@ -170,6 +174,73 @@ Deno.test("a copied history file (and its WAL) holds neither the text nor the pe
   });
 });
 
+Deno.test("a history written before format bytes (schema 1, XChaCha20) is migrated and read", async () => {
+  await withDirs(async (dirs) => {
+    const uid = randomUid();
+    const h = await History.open({ username: "alice", ...dirs });
+    h.addOutgoing({ uid, peer: "bob", group: false, time: 1, text: "x" });
+    h.settle("bob", uid, { state: "undelivered", reason: "x" });
+    h.close();
+    // Turn it into what the first version wrote: nonce ‖ XChaCha20-Poly1305, schema 1, its index.
+    const keyFile = join(dirs.configDir, "users", "alice", "history_key.json");
+    const keys = historyKeys(decodeBase64url(JSON.parse(await Deno.readTextFile(keyFile)).key)!);
+    const encode = (text: string) => new TextEncoder().encode(text);
+    const seal = (plain: string, aad: Uint8Array) => {
+      const nonce = crypto.getRandomValues(new Uint8Array(24));
+      return new Uint8Array([
+        ...nonce,
+        ...xchacha20poly1305(keys.sealV1, nonce, aad).encrypt(encode(plain)),
+      ]);
+    };
+    const path = historyPath(dirs.dataDir, "alice");
+    const raw = new DatabaseSync(path);
+    const rowAad = (field: number) => new Uint8Array([...fromHex(uid)!, 1, field]);
+    raw.prepare("UPDATE messages SET body = ?, reason = ?").run(
+      seal(JSON.stringify(["bob", "written long ago"]), rowAad(0)),
+      seal("an old reason", rowAad(1)),
+    );
+    raw.prepare("UPDATE meta SET value = ? WHERE name = 'check'")
+      .run(seal("p2p history key check", encode("check")));
+    raw.exec(
+      `DROP INDEX messages_received;
+       CREATE UNIQUE INDEX messages_uid ON messages (peer, outgoing, uid);
+       PRAGMA user_version = 1`,
+    );
+    raw.close();
+
+    const again = await History.open({ username: "alice", ...dirs });
+    const uid2 = randomUid();
+    try {
+      again.addOutgoing({ uid: uid2, peer: "bob", group: false, time: 2, text: "new" });
+      assert.deepEqual(
+        again.conversation("bob", 10).map((m) => [m.text, m.reason]),
+        [["written long ago", "an old reason"], ["new", undefined]],
+      );
+      // A message recorded in an earlier run is settled all the same (found without its seq).
+      again.settle("bob", uid, { state: "delivered", path: "relay" });
+      again.settle("bob", uid2, { state: "delivered", path: "direct" });
+      assert.deepEqual(
+        again.conversation("bob", 10).map((m) => [m.state, m.path]),
+        [["delivered", "relay"], ["delivered", "direct"]],
+      );
+    } finally {
+      again.close();
+    }
+    const check = new DatabaseSync(path, { readOnly: true });
+    try {
+      assert.deepEqual(
+        check.prepare("SELECT substr(body, 1, 1) AS f FROM messages ORDER BY seq").all()
+          .map((r) => (r.f as Uint8Array)[0]),
+        [1, 2],
+        "old rows keep format 1, new ones are format 2",
+      );
+      assert.equal(check.prepare("PRAGMA user_version").get()!.user_version, 3);
+    } finally {
+      check.close();
+    }
+  });
+});
+
 Deno.test("a passphrase history needs the passphrase, the right one, and keeps no key file", async () => {
   await withDirs(async (dirs) => {
     const h = await History.open({ username: "alice", ...dirs, passphrase: "correct horse" });
@@ -218,6 +289,22 @@ Deno.test("a key-file history refuses a passphrase, and a missing or other key f
       /history_key\.json does not open it/,
     );
     await Deno.writeFile(keyFile, saved, { mode: 0o600 });
+    (await History.open({ username: "alice", ...dirs })).close();
+  });
+});
+
+Deno.test("a history open in one chat is refused to a second one, with the reason", async () => {
+  await withDirs(async (dirs) => {
+    (await History.open({ username: "alice", ...dirs })).close(); // an existing history
+    const first = await History.open({ username: "alice", ...dirs });
+    try {
+      await assertRejectsWith(
+        () => History.open({ username: "alice", ...dirs }),
+        /history\.sqlite: another p2p chat as alice is using it/,
+      );
+    } finally {
+      first.close();
+    }
     (await History.open({ username: "alice", ...dirs })).close();
   });
 });

@@ -116,3 +116,38 @@ Deno.test("every help text lists the options its command takes", async () => {
   }
   assert.match(serve, /--max-line BYTES +longest line of the coordinator protocol/);
 });
+
+Deno.test("--json takes the conversation commands too: /chat, plain text, /r, names in any case", async () => {
+  const { proc: serve, port } = await startServe(["--tcp-port", "0"]);
+  const alice = new P2pProcess(["chat", `alice@127.0.0.1:${port}`, "--json"]);
+  const bob = new P2pProcess(["chat", `bob@127.0.0.1:${port}`, "--json"]);
+  try {
+    await alice.event((e) => e.event === "online" && e.user === "bob", 15_000);
+    await alice.write("hello?");
+    const refused = await alice.event((e) => e.event === "error");
+    assert.match(String(refused.message), /^Whom to\? \/chat USER/);
+    await alice.write("/CHAT BOB");
+    await alice.write("plain text to bob");
+    await bob.event((e) => e.event === "message" && e.text === "plain text to bob", 10_000);
+    await bob.write("/r got it");
+    await alice.event((e) => e.event === "message" && e.text === "got it", 10_000);
+    await alice.write("/r back to you");
+    await bob.event((e) => e.event === "message" && e.text === "back to you", 10_000);
+    await alice.write("/all");
+    await alice.write("now nobody");
+    await alice.stdout.waitFor(
+      () => alice.events().filter((e) => e.event === "error").length === 2,
+      5000,
+      "a second refusal",
+    );
+    // Back to bob with nothing unread: the conversation opens on its last lines.
+    await alice.write("/chat bob");
+    await alice.event((e) =>
+      e.event === "history" && e.source === "history" && e.text === "back to you"
+    );
+  } finally {
+    await alice.dispose();
+    await bob.dispose();
+    await serve.dispose();
+  }
+});

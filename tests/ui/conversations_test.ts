@@ -2,8 +2,13 @@ import assert from "node:assert/strict";
 import type { PeerEvent } from "../../lib/peer/events.ts";
 import { Conversations } from "../../lib/ui/conversations.ts";
 
+const U = "00".repeat(16);
+const T = new Date().toISOString();
+
 const msg = (from: string, text: string): PeerEvent => ({
   event: "message",
+  uid: U,
+  time: T,
   from,
   to: "alice",
   text,
@@ -26,7 +31,7 @@ Deno.test("in a conversation, others' messages are marked and counted unread unt
   assert.equal(talk.note(msg("carol", "3")), true);
   assert.equal(talk.note(msg("dave", "4")), true);
   // What we send to others is marked too, but is not unread.
-  assert.equal(talk.note({ event: "sent", to: "dave", id: 9, text: "x" }), true);
+  assert.equal(talk.note({ event: "sent", uid: U, time: T, to: "dave", id: 9, text: "x" }), true);
   assert.equal(talk.note({ event: "online", user: "erin", endpoint: "192.0.2.1:1" }), false);
   assert.deepEqual(talk.unread(), [["carol", 2], ["dave", 1]]);
   assert.equal(talk.unreadFrom("carol"), 2);
@@ -56,4 +61,17 @@ Deno.test("names resolve case-insensitively when that is unambiguous", () => {
   assert.equal(talk.resolve("zed", ["bob"]), "zed");
   talk.note(msg("Dave", "hi"));
   assert.equal(talk.resolve("dave", []), "Dave", "who wrote to us counts, online or not");
+});
+
+Deno.test("elsewhere asks without counting: a backlog shown again changes nothing", () => {
+  const talk = new Conversations();
+  talk.open("bob");
+  const e = msg("carol", "hi");
+  assert.equal(talk.elsewhere(e), true);
+  assert.deepEqual(talk.unread(), []);
+  talk.note(e);
+  talk.note(msg("bob", "latest"));
+  const backlog = talk.open("carol");
+  for (const old of backlog) assert.equal(talk.elsewhere(old), false);
+  assert.equal(talk.lastFrom, "bob");
 });

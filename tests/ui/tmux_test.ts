@@ -140,13 +140,24 @@ Deno.test({
           assert.equal(got.text, long);
           const after = await tmux.waitFor(
             "delivered",
-            (rows) => rows.some((r) => r.includes("✓ #1 delivered to bob")),
+            // The lines, and the prompt drawn again after them (a write of its own).
+            (rows) => rows.some((r) => r.includes("✓ #1 delivered to bob")) && input(rows) === ">",
           );
           assert.equal(after.filter((r) => r.startsWith("> /msg")).length, 0, "the echo is gone");
           for (let i = 1; i <= 3; i++) {
             assert.equal(after.filter((r) => r.endsWith(`bob: arriving ${i}`)).length, 1);
           }
           assert.equal(input(after), ">");
+          // An empty line, and one of spaces only: the prompt stays, and nothing else changes.
+          const shown = (rows: string[]) => rows.slice(0, -1).filter((r) => r.trim() !== "");
+          await tmux.key("Enter");
+          await tmux.type("   ");
+          await tmux.key("Enter");
+          await tmux.type("still here");
+          const kept = await tmux.waitFor("the prompt", (rows) => input(rows) === "> still here");
+          assert.deepEqual(shown(kept).slice(-3), shown(after).slice(-3));
+          await tmux.key("C-u");
+          await tmux.waitFor("an empty input", (rows) => input(rows) === ">");
         },
       );
 
@@ -228,7 +239,9 @@ Deno.test({
           for (let i = 1; i <= 100; i++) await bob.write(`/msg alice burst ${i}`);
           const rows = await tmux.waitFor(
             "100 messages",
-            (rows) => rows.some((r) => r.includes("bob: burst 100")),
+            (rows) =>
+              rows.some((r) => r.includes("bob: burst 100")) &&
+              input(rows) === "[bob 2] > /msg carol half-typed while a burst comes",
             { history: true, timeoutMs: 30_000 },
           );
           for (let i = 1; i <= 100; i++) {
