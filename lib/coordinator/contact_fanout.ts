@@ -31,7 +31,7 @@
  * ```
  * @module
  */
-import { encodeServerMessage, MAX_BATCH_DATAGRAM } from "../protocol/seed.ts";
+import { MAX_BATCH_DATAGRAM } from "../protocol/seed.ts";
 import type { Fanout, FanoutBatch, PresenceLines } from "./fanout.ts";
 
 /** Options for {@linkcode ContactFanout}. */
@@ -166,10 +166,9 @@ export class ContactFanout<M extends { name: string }> implements Fanout<M> {
     const batches: FanoutBatch<M>[] = [];
     for (const member of this.#waiting) {
       const entry = this.#members.get(member)!;
-      const lines = [...entry.lines.values()];
-      const datagrams = entry.batched ? this.#pack(entry, lines) : lines;
+      const datagrams = entry.batched ? this.#pack(entry) : [...entry.lines.values()];
       entry.taken = entry.version;
-      entry.lines = new Map();
+      entry.lines.clear();
       entry.bytes = 0;
       batches.push({ members: [member], datagrams });
     }
@@ -193,32 +192,39 @@ export class ContactFanout<M extends { name: string }> implements Fanout<M> {
     this.#waiting.add(member);
   }
 
-  /** Packs a member's lines into datagrams, each one version further. */
-  #pack(entry: Member, lines: Uint8Array[]): Uint8Array[] {
+  /**
+   * Packs a member's lines into datagrams, each one version further. (A storm's flush packs for
+   * thousands of members at once: the header is written straight into the datagram, and nothing
+   * is copied twice.)
+   */
+  #pack(entry: Member): Uint8Array[] {
     const out: Uint8Array[] = [];
-    let start = 0;
-    while (start < lines.length) {
-      const head = encoder.encode(
-        encodeServerMessage({ type: "presence", from: entry.version, to: entry.version + 1 }),
-      );
-      let end = start;
-      let size = head.length;
-      while (end < lines.length && (end === start || size + 1 + lines[end].length <= this.#max)) {
-        size += 1 + lines[end].length;
-        end++;
-      }
-      const bytes = new Uint8Array(size);
-      bytes.set(head);
+    let group: Uint8Array[] = [];
+    let size = 0;
+    const close = () => {
+      // Versions are ASCII digits: the header's length in bytes is its length in characters.
+      const head = `Presence,${entry.version},${entry.version + 1}`;
+      const bytes = new Uint8Array(head.length + size);
+      encoder.encodeInto(head, bytes);
       let at = head.length;
-      for (const line of lines.slice(start, end)) {
+      for (const line of group) {
         bytes[at++] = NEWLINE;
         bytes.set(line, at);
         at += line.length;
       }
       out.push(bytes);
       entry.version++;
-      start = end;
+      group = [];
+      size = 0;
+    };
+    // Room for the longest header this member's next datagrams can have.
+    const room = this.#max - `Presence,${entry.version + 64},${entry.version + 65}`.length;
+    for (const line of entry.lines.values()) {
+      if (group.length > 0 && size + 1 + line.length > room) close();
+      group.push(line);
+      size += 1 + line.length;
     }
+    if (group.length > 0) close();
     return out;
   }
 }
