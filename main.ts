@@ -18,6 +18,7 @@ import {
   defaultDataDir,
   type Limits,
   type MailboxQuotas,
+  PRESENCE_MODES,
   resolveLimits,
 } from "./lib/coordinator.ts";
 import { DatabaseError } from "./lib/store/database.ts";
@@ -58,7 +59,8 @@ const Q = DEFAULT_MAILBOX_QUOTAS;
 
 const SERVE_HELP =
   `Usage: p2p serve [--host ADDR] [--port N] [--tcp-port N] [--peer-timeout SECONDS]
-                 [--batch-ms MS] [--data DIR] [--name-ttl DAYS] [mailbox options] [limits]
+                 [--batch-ms MS] [--data DIR] [--name-ttl DAYS] [--presence everyone|contacts]
+                 [mailbox options] [limits]
 
 Runs the coordinator: UDP for logins, logouts, heartbeats and presence broadcasts, TCP (same port
 number) for the online list. Logs one line per login, logout and expiry on stderr, and a line
@@ -83,6 +85,10 @@ Options:
   --data DIR              where the database lives (default $XDG_STATE_HOME/p2p if set, else
                           /var/lib/p2p as root, else ~/.local/state/p2p); created with mode 0700
   --name-ttl DAYS         a name unused this long may be taken by another key (default 180)
+  --presence MODE         who sees whose presence: everyone (default; every user sees every
+                          other, as the seed does) or contacts (only contacts see each other,
+                          learn each other's address and may be introduced; seed-only clients
+                          see the users who chose p2p chat --public)
   -h, --help              show this help
 
 Mailbox:
@@ -166,7 +172,7 @@ Options:
 const CHAT_HELP =
   `Usage: p2p chat NAME@HOST[:PORT] [--json] [--keepalive SECONDS] [--bind ADDR[:PORT]]
                 [--config DIR] [--accept anyone|known] [--data DIR] [--passphrase]
-                [--no-history] [--plain]
+                [--no-history] [--plain] [--public]
 
 Logs in to the coordinator at HOST:PORT (default port 7000) as NAME, shows who is online, and
 sends messages directly to the other users.
@@ -188,6 +194,11 @@ Commands (typed, or one per line on stdin; command words and names in any case):
   /who                  who is online, the path to each, and unread messages
   /fingerprint [USER]   show USER's key fingerprint and your safety number (or yours)
   /trust USER           accept USER's changed key
+  /add USER [NOTE]      ask USER to be your contact (through the coordinator, kept there while
+                        USER is offline); once both agree you see each other online
+  /accept USER          accept USER's contact request (/decline USER: USER is not told)
+  /remove USER          remove contact USER (/block USER: also drop its requests; /unblock)
+  /contacts             your contacts, online or when last seen, and requests waiting
   /history USER [N]     show the last N (default 20) messages with USER
   /search TEXT          show the messages that contain TEXT
   /help                 show the commands
@@ -205,6 +216,8 @@ Options:
   --accept anyone|known who may start a conversation with you: anyone online (default; at most
                         30 new people at once, then 10 a minute), or only known users (whose key
                         you pinned when you talked before) and those you write to
+  --public              on a coordinator run with --presence contacts, be listed to seed-only
+                        clients (other users see you only once you are contacts)
   --data DIR            where the history lives (default $XDG_DATA_HOME/p2p or
                         ~/.local/share/p2p)
   --passphrase          ask for a passphrase to encrypt the history with (on the terminal;
@@ -233,6 +246,7 @@ async function serve(args: string[]): Promise<number> {
       "mailbox-max-bytes": { type: "string" },
       "mailbox-max-message": { type: "string" },
       "mailbox-requests-per-ip": { type: "string" },
+      presence: { type: "string", default: "everyone" },
       "batch-ms": { type: "string" },
       "max-users": { type: "string" },
       "max-pending": { type: "string" },
@@ -324,6 +338,10 @@ async function serve(args: string[]): Promise<number> {
     quotas: Object.fromEntries(Object.entries(quotas).filter(([, v]) => v !== undefined)),
     limits: requests === undefined ? {} : { requestsPerSecond: requests },
   };
+  const presence = PRESENCE_MODES.find((m) => m === values.presence);
+  if (!presence) {
+    throw new UsageError(`--presence takes everyone or contacts, not "${values.presence}"`);
+  }
   let coordinator: Coordinator;
   let dataDir: string;
   try {
@@ -338,6 +356,7 @@ async function serve(args: string[]): Promise<number> {
       dataDir,
       nameTtlMs: ttlDays * 24 * 3600 * 1000,
       mailbox,
+      presence,
     });
   } catch (err) {
     if (!(err instanceof DatabaseError)) throw err;
@@ -358,7 +377,7 @@ async function serve(args: string[]): Promise<number> {
   console.error(
     `${new Date().toISOString()} p2p ${VERSION} coordinator on ${values.host} ` +
       `UDP ${coordinator.udpPort}, TCP ${coordinator.tcpPort}, peer timeout ${timeout} s, ` +
-      `up to ${limits.maxUsers} users`,
+      `presence to ${presence}, up to ${limits.maxUsers} users`,
   );
   const box = coordinator.mailbox;
   console.error(
@@ -369,7 +388,9 @@ async function serve(args: string[]): Promise<number> {
   );
   console.error(
     `${new Date().toISOString()} data in ${dataDir}: ${coordinator.owners.size} names ` +
-      `registered; coordinator key ${fingerprint(coordinator.store.keyPair.publicKey)}`,
+      `registered, ${coordinator.contacts.pairs} contact pairs; coordinator key ${
+        fingerprint(coordinator.store.keyPair.publicKey)
+      }`,
   );
   await stopped;
   await coordinator.close();
@@ -391,6 +412,7 @@ async function chat(args: string[]): Promise<number> {
       passphrase: { type: "boolean", default: false },
       "no-history": { type: "boolean", default: false },
       plain: { type: "boolean", default: false },
+      public: { type: "boolean", default: false },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -423,6 +445,7 @@ async function chat(args: string[]): Promise<number> {
     keepaliveMs: secondsOption(values.keepalive, "--keepalive") * 1000,
     configDir: values.config,
     plain: values.plain,
+    public: values.public,
   });
 }
 

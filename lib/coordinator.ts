@@ -34,6 +34,9 @@
  */
 import { type Clock, realClock, type TimerId } from "./clock.ts";
 import { AddressBudget } from "./coordinator/address_budget.ts";
+import { ContactFanout } from "./coordinator/contact_fanout.ts";
+import { ContactService, type PresenceMode } from "./coordinator/contact_service.ts";
+import { ContactBook, type ContactBookOptions } from "./coordinator/contacts.ts";
 import { type Limits, resolveLimits } from "./coordinator/limits.ts";
 import { ListService } from "./coordinator/list_service.ts";
 import { Mailbox, type MailboxSettings } from "./coordinator/mailbox.ts";
@@ -62,6 +65,7 @@ export {
 export { DEFAULT_MAILBOX_SERVICE_LIMITS } from "./coordinator/mailbox_service.ts";
 // `p2p serve` names the data directory it will use.
 export { defaultDataDir } from "./coordinator/store.ts";
+export { PRESENCE_MODES, type PresenceMode } from "./coordinator/contact_service.ts";
 
 /** Options for {@linkcode Coordinator.start}. */
 export interface CoordinatorOptions {
@@ -110,6 +114,14 @@ export interface CoordinatorOptions {
    * TTL, quotas and limits; `false`: no mailbox.
    */
   mailbox?: Partial<MailboxSettings> | false;
+  /**
+   * Who sees whose presence (`p2p serve --presence`): `everyone` (default: the seed's way) or
+   * `contacts` (only contacts see each other and may be introduced; seed-only clients see the
+   * users listed publicly). docs/PROTOCOL.md §1.5.
+   */
+  presence?: PresenceMode;
+  /** Contact request limits (tests shorten them). */
+  contactLimits?: Omit<ContactBookOptions, "db" | "now">;
 }
 
 /** The rooms a coordinator is made of, as {@linkcode Coordinator.start} wires them. */
@@ -132,6 +144,7 @@ interface Rooms {
   owners: NameOwners;
   challenges: LoginChallenges;
   mailbox: Mailbox | undefined;
+  contacts: ContactBook;
 }
 
 const encoder = new TextEncoder();
@@ -149,6 +162,8 @@ export class Coordinator {
   readonly owners: NameOwners;
   /** Offline messages (undefined when disabled, or its default port was taken). */
   readonly mailbox: Mailbox | undefined;
+  /** Contacts, requests and blocks. */
+  readonly contacts: ContactBook;
   readonly #udp: UdpSocket;
   readonly #alt: UdpSocket | undefined;
   readonly #tcpPort: number;
@@ -169,6 +184,7 @@ export class Coordinator {
     this.store = rooms.store;
     this.owners = rooms.owners;
     this.mailbox = rooms.mailbox;
+    this.contacts = rooms.contacts;
     this.#udp = udp;
     this.#alt = alt;
     this.#tcpPort = rooms.tcpPort;
@@ -188,6 +204,7 @@ export class Coordinator {
     this.#flush = clock.setInterval(() => {
       this.#flushOwners();
       rooms.challenges.sweep();
+      rooms.contacts.sweep();
     }, 1000);
   }
 
@@ -321,9 +338,20 @@ export class Coordinator {
       stats.sentBytes += bytes.length;
       udp.send(bytes, to);
     };
+    const contacts = new ContactBook({ db: store.db, now, ...options.contactLimits });
+    const mode = options.presence ?? "everyone";
+    // The fan-out asks the contact service who sees whom, and that service tells the outbox of
+    // new and removed pairs: each is made knowing the other through these closures.
+    const late: { contacts?: ContactService; service?: UdpService } = {};
     const outbox = new PresenceOutbox({
       clock,
       batchMs: options.batchMs,
+      fanout: mode === "contacts"
+        ? new ContactFanout({
+          audience: (user) => late.contacts!.audience(user),
+          listed: (user) => late.contacts!.isListed(user),
+        })
+        : undefined,
       isCurrent: (user) => registry.get(user.name) === user,
       socket: {
         send: (bytes, to) => {
@@ -334,7 +362,17 @@ export class Coordinator {
       },
     });
     const tcpPort = (tcp.addr as Deno.NetAddr).port;
-    const common = { registry, limits, log, stats, budget, outbox };
+    const contactService = late.contacts = new ContactService({
+      mode,
+      book: contacts,
+      registry,
+      outbox,
+      log,
+      stats,
+      send,
+      forgetPair: (a, b) => late.service!.introductions.forgetPair(a, b),
+    });
+    const common = { registry, limits, log, stats, budget, outbox, contacts: contactService };
     let mailbox: Mailbox | undefined;
     const tellMailbox = (user: User, waiting: number) => {
       if (mailbox === undefined || user.key === undefined) return; // seed-only: nothing new
@@ -344,7 +382,7 @@ export class Coordinator {
       );
     };
     const tellWaiting = (user: User) => tellMailbox(user, mailbox?.store.waiting(user.name) ?? 0);
-    const service = new UdpService({
+    const service = late.service = new UdpService({
       ...common,
       relay,
       send,
@@ -393,6 +431,7 @@ export class Coordinator {
       owners,
       challenges,
       mailbox,
+      contacts,
     });
   }
 

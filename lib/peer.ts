@@ -23,6 +23,8 @@
  * - `mailbox.ts` (with `mailbox_client.ts`): messages for offline users sealed and left at the
  *   coordinator, our own fetched, receipts; `offline.ts`: what a message to someone offline
  *   becomes without a mailbox.
+ * - `contacts.ts`: our record of our contacts and the requests waiting for us (the coordinator
+ *   holds the list that counts: docs/PROTOCOL.md §1.5).
  * - `key_trust.ts`: trust on first use; `events.ts`: what we report (the `--json` contract).
  *
  * @example
@@ -46,10 +48,11 @@ import { encodeBase64url } from "./protocol/base64url.ts";
 import { type Endpoint, formatEndpoint } from "./protocol/endpoint.ts";
 import type { ChatMessage } from "./protocol/chat_message.ts";
 import { encodeFrame } from "./protocol/frame.ts";
-import type { ServerMessage } from "./protocol/seed.ts";
+import { cleanNote, type ServerMessage } from "./protocol/seed.ts";
 import type { NatKind } from "./protocol/whoami.ts";
 import type { AcceptPolicy } from "./peer/consent.ts";
 import { demuxDatagram } from "./peer/demux.ts";
+import { ContactRecord } from "./peer/contacts.ts";
 import { Door } from "./peer/door.ts";
 import { type EventSink, linkEventsFor, type OnlineUser, type PeerEvent } from "./peer/events.ts";
 import { KeyTrust } from "./peer/key_trust.ts";
@@ -93,6 +96,11 @@ export interface PeerOptions {
    */
   accept?: AcceptPolicy;
   /**
+   * Ask a contacts-mode coordinator to list us to seed-only clients (`p2p chat --public`); other
+   * users see us only once we are contacts.
+   */
+  public?: boolean;
+  /**
    * Where messages are recorded (`lib/store/history.ts`), whence those still pending from the
    * last run are sent again; default a {@linkcode MemoryLog} (nothing kept). The caller closes it.
    */
@@ -129,14 +137,19 @@ export class Peer {
   readonly #refusing = new Set<string>();
   /** The coordinator's `Mailbox` datagram, when it came before `ready`. */
   #mailboxAt: { port: number; waiting: number } | undefined;
+  readonly #contacts: ContactRecord;
+  /** Contact events that came before `ready`, reported right after it. */
+  #early: PeerEvent[] = [];
 
   private constructor(
     socket: UdpSocket,
     claimed: Endpoint,
     identity: KeyPair,
-    known: KnownPeers,
+    stores: { known: KnownPeers; contacts: ContactRecord },
     options: PeerOptions,
   ) {
+    const { known, contacts } = stores;
+    this.#contacts = contacts;
     this.username = options.username;
     this.fingerprint = fingerprint(identity.publicKey);
     this.#o = options;
@@ -180,7 +193,8 @@ export class Peer {
     this.#door = new Door({
       me: options.username,
       policy: options.accept ?? "anyone",
-      pinned: (user) => this.#trust.pinned(user),
+      // A contact is known too: its key is the one both accepted.
+      pinned: (user) => this.#trust.pinned(user) ?? this.#contacts.keyOf(user),
       listed: (user) => this.#presence.users.get(user),
       ask: (user) => this.#nat.connect(user),
       onKnock: (e) => this.#emit(e),
@@ -217,6 +231,7 @@ export class Peer {
       // The first list is reported after `ready`, by start().
       onOnline: (user, ep) => {
         this.#seen.add(user);
+        this.#contacts.seen(user);
         if (this.#phase !== "login") {
           this.#emit({ event: "online", user, endpoint: formatEndpoint(ep) });
         }
@@ -227,7 +242,14 @@ export class Peer {
         if (link && (link.hasPending || link.path.kind !== "direct")) link.requestIntroduction();
         if (this.#phase === "ready") this.#sendWaiting(user);
       },
-      onOffline: (user) => this.#emit({ event: "offline", user }),
+      onOffline: (user) => {
+        this.#contacts.seen(user);
+        this.#emit({ event: "offline", user });
+      },
+      onList: (list) => {
+        if (list.contacts) this.#contactEvents(contacts.onList(list.contacts, list.requests ?? []));
+      },
+      listed: options.public,
       onError: (message) => this.#emit({ event: "error", message }),
       onCoordinator: (state) => {
         this.#emit({ event: "coordinator", state });
@@ -250,6 +272,7 @@ export class Peer {
     const whose = { username: options.username, configDir: options.configDir };
     const identity = await loadOrCreateIdentity(whose);
     const known = await KnownPeers.open(whose);
+    const contacts = await ContactRecord.open(whose);
     const bindHost = options.bind?.host ?? (options.server.host.includes(":") ? "::" : "0.0.0.0");
     const socket = await UdpSocket.bind({ host: bindHost, port: options.bind?.port ?? 0 });
     try {
@@ -258,7 +281,7 @@ export class Peer {
         host: unspecified ? localAddressFor(options.server) : bindHost,
         port: socket.local.port,
       };
-      const peer = new Peer(socket, claimed, identity, known, options);
+      const peer = new Peer(socket, claimed, identity, { known, contacts }, options);
       socket.onMessage((data, from) => peer.#onDatagram(data, from));
       const { observed } = await peer.#presence.login();
       peer.#phase = "ready";
@@ -272,6 +295,7 @@ export class Peer {
       for (const [user, ep] of peer.#presence.users) {
         peer.#emit({ event: "online", user, endpoint: formatEndpoint(ep) });
       }
+      for (const e of peer.#early.splice(0)) peer.#emit(e);
       peer.#nat.detect();
       if (peer.#mailboxAt) peer.#mailbox.setPort(peer.#mailboxAt.port, peer.#mailboxAt.waiting);
       peer.#resumePending();
@@ -289,6 +313,70 @@ export class Peer {
       endpoint: formatEndpoint(ep),
       path: this.#links.pathTo(user),
     }));
+  }
+
+  /**
+   * Asks `user` to be our contact, with a short `note` (through the coordinator; stored there
+   * while `user` is offline). Nothing comes back until `user` accepts (`contact-added`); a decline
+   * or a block is never told, and neither is whether `user` exists.
+   */
+  addContact(user: string, note?: string): void {
+    if (user === this.username) {
+      this.#emit({ event: "error", message: "Cannot add yourself as a contact" });
+      return;
+    }
+    this.#presence.contact("add", user, note === undefined ? undefined : cleanNote(note));
+    this.#emit({ event: "contact-request-sent", user });
+  }
+
+  /** Accepts `user`'s contact request: both are told `contact-added`. */
+  acceptContact(user: string): void {
+    if (!this.#contacts.hasRequest(user)) {
+      this.#emit({ event: "error", message: `No contact request from ${user} to accept` });
+      return;
+    }
+    this.#presence.contact("accept", user);
+  }
+
+  /** Declines `user`'s contact request; `user` is not told. */
+  declineContact(user: string): void {
+    if (!this.#contacts.hasRequest(user)) {
+      this.#emit({ event: "error", message: `No contact request from ${user} to decline` });
+      return;
+    }
+    this.#contacts.forgetRequest(user);
+    this.#presence.contact("decline", user);
+  }
+
+  /** Removes contact `user`: neither sees the other's presence any more. */
+  removeContact(user: string): void {
+    if (!this.#contacts.has(user)) {
+      this.#emit({ event: "error", message: `${user} is not one of your contacts` });
+      return;
+    }
+    this.#presence.contact("remove", user);
+    this.#contactEvents(this.#contacts.onUncontact(user));
+  }
+
+  /**
+   * Blocks `user`: its request is declined, it is removed if a contact (it sees a removal, not a
+   * block), and its later requests never reach us. `unblock` undoes it.
+   */
+  blockContact(user: string, unblock = false): void {
+    this.#presence.contact(unblock ? "unblock" : "block", user);
+    if (!unblock) this.#contactEvents(this.#contacts.onUncontact(user));
+    this.#emit({ event: "contact-blocked", user, blocked: !unblock });
+  }
+
+  /** Our contacts (online or not, last seen) and the requests waiting; also emitted as `contacts`. */
+  contacts(): Extract<PeerEvent, { event: "contacts" }> {
+    const e: Extract<PeerEvent, { event: "contacts" }> = {
+      event: "contacts",
+      contacts: this.#contacts.list(new Set(this.#presence.users.keys())),
+      requests: this.#contacts.requests(),
+    };
+    this.#emit(e);
+    return e;
   }
 
   /** Our endpoint as the coordinator sees it. */
@@ -368,6 +456,7 @@ export class Peer {
     await this.#pool.closeAll();
     this.#messages.release();
     await this.#socket.close();
+    await this.#contacts.flush();
   }
 
   #emit(e: PeerEvent): void {
@@ -465,8 +554,18 @@ export class Peer {
     return { verifyKey: (key) => this.#trust.verify(peer, key), transport, events };
   }
 
+  /** Reports contact events, holding them until `ready` while we log in. */
+  #contactEvents(events: PeerEvent[]): void {
+    if (this.#phase === "login") this.#early.push(...events);
+    else for (const e of events) this.#emit(e);
+  }
+
   #onServerMessage(msg: ServerMessage): void {
-    if (msg.type === "knock") this.#door.knock(msg.username, msg.key);
+    if (msg.type === "request") this.#contactEvents(this.#contacts.onRequest(msg));
+    else if (msg.type === "contact") this.#contactEvents(this.#contacts.onContact(msg));
+    else if (msg.type === "uncontact") {
+      this.#contactEvents(this.#contacts.onUncontact(msg.username));
+    } else if (msg.type === "knock") this.#door.knock(msg.username, msg.key);
     else if (msg.type === "introduce") {
       const intro = introductionFrom(msg);
       if (!intro || msg.username === this.username) return;

@@ -7,6 +7,7 @@
  * ```sh
  * scripts/deno task bench:load                      # N = 1,000, 5,000 and 10,000
  * scripts/deno task bench:load --users 2000 --rate 3000 --seed-share 1
+ * scripts/deno task bench:load --users 10000 --presence everyone,contacts  # both modes, one run
  * ```
  *
  * Each run first brings all but `--storm` users online at `--ramp-rate`, then logs the last
@@ -23,7 +24,11 @@
  * (events per second, default 500), `--seed-share` (share of clients that log in as seed-only
  * clients, default 0), `--batch-ms` (coordinator's longest presence pause), `--v8-flags` (for the
  * coordinator's process; default: those `p2p` runs with, {@linkcode V8_FLAGS}; `--v8-flags=` for
- * V8's own defaults), `--generator-nice` (default 10: see below), `--json FILE` (results as JSON).
+ * V8's own defaults), `--generator-nice` (default 10: see below), `--json FILE` (results as JSON),
+ * `--presence` (`everyone`, `contacts` or both, comma-separated: one run each, in that order;
+ * default `everyone`), `--contacts` (contacts per user in contacts mode, default 50: a symmetric
+ * graph, {@linkcode contactsOf}, made in the coordinator's database before the run; every client's
+ * view must then be itself and its online contacts).
  *
  * The load generator stands in for ten thousand machines, each with a CPU of its own, but here it
  * shares two cores with the coordinator: it lowers its own priority (`nice` 10, after starting
@@ -50,7 +55,9 @@ import { parseArgs } from "node:util";
 import { Coordinator } from "../lib/coordinator.ts";
 import { V8_FLAGS } from "./compile.ts";
 import {
+  clientKey,
   ClientPool,
+  contactsOf,
   ListWorker,
   type LoginReport,
   now,
@@ -99,7 +106,9 @@ function sampleMemory(): MemorySample {
   };
 }
 
-async function serveRole(args: { batchMs?: number; logFile: string }): Promise<void> {
+async function serveRole(
+  args: { batchMs?: number; logFile: string; contacts: number; capacity: number },
+): Promise<void> {
   const file = await Deno.open(args.logFile, { write: true, create: true, truncate: true });
   // A database on disk, as `p2p serve` keeps one (names owned by keys), in a folder of its own,
   // removed after.
@@ -109,9 +118,24 @@ async function serveRole(args: { batchMs?: number; logFile: string }): Promise<v
     port: 0,
     batchMs: args.batchMs,
     dataDir,
+    presence: args.contacts > 0 ? "contacts" : "everyone",
     // As `p2p serve` logs to stderr: one synchronous write per line.
     log: (line) => file.writeSync(encoder.encode(`${new Date().toISOString()} ${line}\n`)),
   });
+  if (args.contacts > 0) {
+    // The community's contacts, as if accepted long ago: a transaction per 500 users, so that
+    // the setup's garbage does not swell the RSS measured after it.
+    const party = (i: number) => ({ name: `u${i}`, key: clientKey(i) });
+    for (let lo = 0; lo < args.capacity; lo += 500) {
+      const pairs: [ReturnType<typeof party>, ReturnType<typeof party>][] = [];
+      for (let i = lo; i < Math.min(args.capacity, lo + 500); i++) {
+        for (const j of contactsOf(i, args.capacity, args.contacts)) {
+          if (i < j) pairs.push([party(i), party(j)]);
+        }
+      }
+      coordinator.contacts.addPairs(pairs);
+    }
+  }
   // The logins it accepted (new names, not a retry's repeat), and when: its own storm rate.
   const registry = coordinator.registry;
   const login = registry.login.bind(registry);
@@ -243,11 +267,13 @@ class CoordinatorProcess {
     batchMs: number | undefined,
     v8Flags: string | undefined,
     logFile: string,
+    contacts: { perUser: number; capacity: number },
   ): Promise<CoordinatorProcess> {
     const args = ["run", "-A", ...(v8Flags ? [`--v8-flags=${v8Flags}`] : [])];
     args.push(new URL(import.meta.url).pathname, "--role", "coordinator");
     args.push("--log", logFile);
     if (batchMs !== undefined) args.push("--batch-ms", String(batchMs));
+    args.push("--contacts", String(contacts.perUser), "--capacity", String(contacts.capacity));
     const child = new Deno.Command(Deno.execPath(), {
       args,
       stdin: "piped",
@@ -386,10 +412,14 @@ interface RunOptions {
   churnRate: number;
   seedShare: number;
   v8Flags?: string;
+  /** Contacts per user in contacts mode; 0: everyone mode. */
+  contacts: number;
 }
 
 interface RunResult {
   users: number;
+  /** Contacts per user (contacts mode), or 0 (everyone mode). */
+  contacts: number;
   seedShare: number;
   /** The coordinator's V8 flags ("" for none). */
   v8Flags: string;
@@ -445,9 +475,15 @@ interface Started {
   logFile: string;
 }
 
-async function startCoordinator(o: { batchMs?: number; v8Flags: string }): Promise<Started> {
+async function startCoordinator(
+  o: { batchMs?: number; v8Flags: string; contacts: number; capacity: number },
+): Promise<Started> {
   const logFile = await Deno.makeTempFile({ prefix: "bench-coordinator-", suffix: ".log" });
-  return { coordinator: await CoordinatorProcess.start(o.batchMs, o.v8Flags, logFile), logFile };
+  const contacts = { perUser: o.contacts, capacity: o.capacity };
+  return {
+    coordinator: await CoordinatorProcess.start(o.batchMs, o.v8Flags, logFile, contacts),
+    logFile,
+  };
 }
 
 async function run(o: RunOptions, { coordinator, logFile }: Started): Promise<RunResult> {
@@ -458,7 +494,7 @@ async function run(o: RunOptions, { coordinator, logFile }: Started): Promise<Ru
   // the storm's, in a Worker of their own.
   const rampSize = o.users - stormSize;
   const stormLo = capacity - stormSize;
-  const views = Views.create(capacity);
+  const views = Views.create(capacity, o.contacts);
   const ports = { views, seedShare: o.seedShare, udpPort: coordinator.udp };
   const endpoints: Uint8Array[] = [];
   const main = new ClientPool({ ...ports, lo: 0, hi: stormLo }, (i) => endpoints[i]);
@@ -466,7 +502,8 @@ async function run(o: RunOptions, { coordinator, logFile }: Started): Promise<Ru
   let worker: WorkerPool | undefined;
   let lists: ListWorker | undefined;
   let mainLists: PortLists | undefined;
-  const say = (text: string) => console.error(`[N=${o.users}] ${text}`);
+  const mode = o.contacts > 0 ? `, contacts` : "";
+  const say = (text: string) => console.error(`[N=${o.users}${mode}] ${text}`);
   try {
     worker = await WorkerPool.start({
       ...ports,
@@ -646,6 +683,7 @@ async function run(o: RunOptions, { coordinator, logFile }: Started): Promise<Ru
     const all = await totals();
     const result: RunResult = {
       users: o.users,
+      contacts: o.contacts,
       seedShare: o.seedShare,
       v8Flags: o.v8Flags ?? "",
       online,
@@ -734,6 +772,7 @@ function table(results: RunResult[]): string {
       : r.seedShare > 0
       ? `${r.seedShare * 100} % seed`
       : "extension") +
+      (r.contacts > 0 ? `, contacts mode (${r.contacts} each)` : "") +
       (r.v8Flags === V8_FLAGS ? "" : `, V8 flags \`${r.v8Flags || "(V8's defaults)"}\``);
     rows.push(
       `| ${r.online} | ${kind} | ${r.storm}, ${r.acceptRate.toFixed(0)} / ` +
@@ -771,7 +810,18 @@ function goals(r: RunResult): string[] {
       verdict((r.stormConverge ?? Infinity) <= 2000 && (r.churnConverge ?? Infinity) <= 2000)
     }`,
   ];
-  return lines.map((l) => `N=${r.users}: ${l}`);
+  if (r.contacts > 0) {
+    const most = 2 * r.contacts / 85;
+    lines.push(
+      `contacts mode: converged ≤ 0.5 s after the storm: ${ms(r.stormConverge)}: ${
+        verdict((r.stormConverge ?? Infinity) <= 500)
+      }`,
+      `contacts mode: presence datagrams per login ≤ 2 × ${r.contacts} / 85 = ${most.toFixed(2)}: ${
+        r.stormDatagramsPerEvent.toFixed(2)
+      }: ${verdict(r.stormDatagramsPerEvent <= most)}`,
+    );
+  }
+  return lines.map((l) => `N=${r.users}${r.contacts > 0 ? " (contacts)" : ""}: ${l}`);
 }
 
 if (import.meta.main) {
@@ -794,13 +844,31 @@ if (import.meta.main) {
       "v8-flags": { type: "string", default: V8_FLAGS },
       "generator-nice": { type: "string", default: "10" },
       json: { type: "string" },
+      presence: { type: "string", default: "everyone" },
+      contacts: { type: "string", default: "50" },
+      capacity: { type: "string", default: "0" },
     },
   });
   const batchMs = values["batch-ms"] === undefined ? undefined : Number(values["batch-ms"]);
   if (values.role === "coordinator") {
-    await serveRole({ batchMs, logFile: values.log ?? "/dev/null" });
+    await serveRole({
+      batchMs,
+      logFile: values.log ?? "/dev/null",
+      contacts: Number(values.contacts),
+      capacity: Number(values.capacity),
+    });
   } else {
-    const sizes = values.users.split(",").map(Number);
+    const modes = values.presence.split(",");
+    if (modes.some((m) => m !== "everyone" && m !== "contacts")) {
+      console.error(`--presence takes everyone, contacts or both, not "${values.presence}"`);
+      Deno.exit(2);
+    }
+    const perUser = Number(values.contacts);
+    // Each size in each mode: everyone's run, then contacts' (the same size side by side).
+    const runs = values.users.split(",").map(Number).flatMap((users) =>
+      modes.map((m) => ({ users, contacts: m === "contacts" ? perUser : 0 }))
+    );
+    const sizes = runs.map((r) => r.users);
     const v8Flags = values["v8-flags"];
     const total = Math.max(...sizes) * (1 + Number(values.churn));
     const limit = Number(new TextDecoder().decode(
@@ -815,7 +883,10 @@ if (import.meta.main) {
     const started: Started[] = [];
     const results: RunResult[] = [];
     try {
-      for (const _ of sizes) started.push(await startCoordinator({ batchMs, v8Flags }));
+      for (const { users, contacts } of runs) {
+        const capacity = users + Math.round(users * Number(values.churn));
+        started.push(await startCoordinator({ batchMs, v8Flags, contacts, capacity }));
+      }
       const nice = Number(values["generator-nice"]);
       if (nice > 0) os.setPriority(0, Math.min(19, nice)); // this thread, and Workers made after it
       for (const [k, users] of sizes.entries()) {
@@ -832,6 +903,7 @@ if (import.meta.main) {
             churnRate: Number(values["churn-rate"]),
             seedShare: Number(values["seed-share"]),
             v8Flags,
+            contacts: runs[k].contacts,
           }, started[k]),
         );
       }

@@ -63,6 +63,33 @@ export function addressOf(i: number): string {
   return `127.${1 + (n >> 8)}.${n & 255}.${1 + (i % 254)}`;
 }
 
+/**
+ * Client `i`'s contacts in contacts mode (`p2p serve --presence contacts`): `k` of them (`k` even),
+ * `i ± j × step` for j = 1 … k/2, with `step` spreading them over all `capacity` clients — a
+ * symmetric graph in which every client has exactly `k` contacts, scattered, so that a storm's
+ * logins reach ramp users as well as each other.
+ */
+export function contactsOf(i: number, capacity: number, k: number): number[] {
+  const half = k / 2;
+  const step = Math.max(1, Math.floor(capacity / (k + 1)));
+  const out: number[] = [];
+  for (let j = 1; j <= half; j++) {
+    out.push((i + j * step) % capacity, (i - j * step + capacity * k) % capacity);
+  }
+  return out;
+}
+
+/**
+ * Client `i`'s public key: made from its index, so that the coordinator's process can make the
+ * contact pairs before the clients exist (a coordinator checks a key only in a takeover).
+ */
+export function clientKey(i: number): string {
+  const bytes = new Uint8Array(32);
+  new DataView(bytes.buffer).setUint32(0, i + 1);
+  bytes[31] = 0x5a;
+  return encodeBase64url(bytes);
+}
+
 /** A client's state, as kept in {@linkcode Views}. */
 export const State = { Idle: 0, LoggingIn: 1, Online: 2, Out: 3 } as const;
 /** One of {@linkcode State}'s values. */
@@ -76,6 +103,8 @@ export type State = typeof State[keyof typeof State];
 export class Views {
   readonly capacity: number;
   readonly buffer: SharedArrayBuffer;
+  /** Contacts per client in contacts mode (each sees only them, and itself); 0: everyone. */
+  readonly contacts: number;
   readonly #words: number;
   /** `[0]`: how many are online in the truth. */
   readonly #truthCount: Int32Array;
@@ -84,9 +113,10 @@ export class Views {
   readonly #states: Int32Array;
   readonly #views: Int32Array;
 
-  private constructor(capacity: number, buffer: SharedArrayBuffer) {
+  private constructor(capacity: number, buffer: SharedArrayBuffer, contacts: number) {
     this.capacity = capacity;
     this.buffer = buffer;
+    this.contacts = contacts;
     const words = this.#words = Math.ceil(capacity / 32);
     let at = 0;
     const take = (n: number) => new Int32Array(buffer, 4 * (at += n) - 4 * n, n);
@@ -97,18 +127,42 @@ export class Views {
     this.#views = take(capacity * words);
   }
 
-  /** Bitsets for `capacity` clients, in a new shared buffer. */
-  static create(capacity: number): Views {
+  /** Bitsets for `capacity` clients, in a new shared buffer; `contacts`: see the field. */
+  static create(capacity: number, contacts = 0): Views {
     const words = Math.ceil(capacity / 32);
     return new Views(
       capacity,
       new SharedArrayBuffer(4 * (1 + words + 2 * capacity + capacity * words)),
+      contacts,
     );
   }
 
   /** The same bitsets, in another thread. */
-  static attach(capacity: number, buffer: SharedArrayBuffer): Views {
-    return new Views(capacity, buffer);
+  static attach(capacity: number, buffer: SharedArrayBuffer, contacts = 0): Views {
+    return new Views(capacity, buffer, contacts);
+  }
+
+  #isOnline(i: number): boolean {
+    return (Atomics.load(this.#truth, i >>> 5) & (1 << (i & 31))) !== 0;
+  }
+
+  #sees(c: number, i: number): boolean {
+    return (this.#views[c * this.#words + (i >>> 5)] & (1 << (i & 31))) !== 0;
+  }
+
+  /**
+   * Contacts mode: whether client `c`'s view is its truth — itself and exactly its online
+   * contacts. (Every expected one is seen, and it sees no more than that many.)
+   */
+  #rightAmongContacts(c: number): boolean {
+    let expected = 1; // itself: its list holds it
+    if (!this.#sees(c, c)) return false;
+    for (const j of contactsOf(c, this.capacity, this.contacts)) {
+      if (!this.#isOnline(j)) continue;
+      expected++;
+      if (!this.#sees(c, j)) return false;
+    }
+    return this.#counts[c] === expected;
   }
 
   /** Clients online in the truth. */
@@ -175,6 +229,10 @@ export class Views {
     const online = this.online;
     for (let c = 0; c < this.capacity; c++) {
       if (this.#states[c] !== State.Online) continue;
+      if (this.contacts > 0) {
+        if (!this.#rightAmongContacts(c)) n++;
+        continue;
+      }
       if (this.#counts[c] !== online) {
         n++;
         continue;
@@ -272,7 +330,7 @@ class Client {
   /** Checks every endpoint it is told byte by byte (one client in 8: the checks are costly). */
   readonly checker: boolean;
   readonly secret = encodeBase64url(crypto.getRandomValues(new Uint8Array(16)));
-  readonly key = encodeBase64url(crypto.getRandomValues(new Uint8Array(32)));
+  readonly key: string;
   /** Presence datagrams that arrived while the list was being fetched: applied after it. */
   early: Uint8Array[] | undefined;
   /**
@@ -295,6 +353,7 @@ class Client {
     this.endpoint = `${this.host}:${(this.conn.addr as Deno.NetAddr).port}`;
     this.seedOnly = seedOnly;
     this.checker = index % 8 === 0;
+    this.key = clientKey(index);
   }
 
   waitAccept(): Promise<number | undefined> {
@@ -568,6 +627,10 @@ export class ClientPool {
     let list: ListResult;
     try {
       list = await this.#lists!.fetch({
+        // Contacts mode: a client names itself, to get its own list.
+        line: this.views.contacts > 0 && !client.seedOnly
+          ? `list,${client.name},${client.secret}\n`
+          : undefined,
         c: i,
         host: client.host,
         port: tcpPort,
@@ -846,6 +909,8 @@ class ListReuse {
 
 /** A list fetch for client `c`, from its own address, by the lists' Worker. */
 export interface ListRequest {
+  /** What the client writes first (contacts mode: `list,<name>,<secret>`). */
+  line?: string;
   c: number;
   host: string;
   port: number;
@@ -886,6 +951,7 @@ export class ListWorker {
     const worker = new Worker(import.meta.url, { type: "module" });
     const init: ListsInit = {
       role: "lists",
+      contacts: views.contacts,
       capacity: views.capacity,
       buffer: views.buffer,
       endpoints,
@@ -939,6 +1005,7 @@ export class PortLists implements Lists {
 /** The first message to the lists' Worker. */
 interface ListsInit {
   role: "lists";
+  contacts: number;
   capacity: number;
   buffer: SharedArrayBuffer;
   endpoints: string[];
@@ -946,7 +1013,7 @@ interface ListsInit {
 
 /** The lists' Worker: answers fetch requests on each port it is given. */
 function serveLists(init: ListsInit, scope: WorkerScope): void {
-  const views = Views.attach(init.capacity, init.buffer);
+  const views = Views.attach(init.capacity, init.buffer, init.contacts);
   const endpoints = init.endpoints.map((ep) => encoder.encode(ep));
   const counts = { badEndpoints: 0, badLines: 0 };
   const entries = new Entries(views, (i) => endpoints[i], counts);
@@ -956,7 +1023,7 @@ function serveLists(init: ListsInit, scope: WorkerScope): void {
     port.onmessage = async (m: MessageEvent<{ id: number; request: ListRequest }>) => {
       const { id, request } = m.data;
       const phases = { connect: [] as number[], transfer: [] as number[] };
-      const list = await fetchList(request.host, request.port, phases);
+      const list = await fetchList(request.host, request.port, phases, request.line);
       const parsed = list === undefined ? undefined : splitList(list);
       counts.badEndpoints = counts.badLines = 0;
       if (parsed !== undefined) reuse.apply(request.c, request.checker, parsed.entries);
@@ -1042,7 +1109,8 @@ function parseHeader(data: Uint8Array): { from: number; to: number; end: number 
 export function splitList(list: Uint8Array): { entries: Uint8Array; version?: number } | undefined {
   const endsAt = (at: number) => at >= 3 && startsWith(list.subarray(at - 3), END);
   if (endsAt(list.length)) return { entries: list.subarray(0, list.length - 3) };
-  const nl = list.lastIndexOf(NL);
+  // The first newline follows `end` (a contacts-mode list has contact lines before the version).
+  const nl = list.indexOf(NL);
   if (nl < 0 || !endsAt(nl)) return undefined;
   try {
     // The codec checks the trailer; the entries are checked as they are applied.
@@ -1058,6 +1126,7 @@ function fetchList(
   localAddress: string,
   port: number,
   phases: { connect: number[]; transfer: number[] },
+  line?: string,
 ): Promise<Uint8Array | undefined> {
   return new Promise((resolve) => {
     const chunks: Uint8Array[] = [];
@@ -1067,6 +1136,7 @@ function fetchList(
       t1 = now();
       phases.connect.push(t1 - t0);
     });
+    if (line !== undefined) socket.write(line);
     socket.setTimeout(10_000, () => socket.destroy());
     socket.on("data", (chunk: Uint8Array) => chunks.push(chunk));
     socket.on("error", () => {});
@@ -1095,6 +1165,7 @@ type Request =
 /** The first message to a pool's Worker: the pool to make. */
 interface PoolInit {
   role: "pool";
+  contacts: number;
   capacity: number;
   buffer: SharedArrayBuffer;
   lo: number;
@@ -1143,6 +1214,7 @@ export class WorkerPool {
     const pool = new WorkerPool(worker);
     const init: PoolInit = {
       role: "pool",
+      contacts: options.views.contacts,
       capacity: options.views.capacity,
       buffer: options.views.buffer,
       lo: options.lo,
@@ -1219,7 +1291,7 @@ function servePool(scope: WorkerScope): void {
     const { id, message } = e.data;
     const reply = (value?: unknown) => scope.postMessage({ id, value });
     if (!("op" in message)) {
-      const views = Views.attach(message.capacity, message.buffer);
+      const views = Views.attach(message.capacity, message.buffer, message.contacts);
       endpoints = message.endpoints.map((ep) => encoder.encode(ep));
       pool = new ClientPool({ ...message, views }, (i) => endpoints[i]);
       pool.endpoints().forEach((ep, k) => endpoints[message.lo + k] = encoder.encode(ep));

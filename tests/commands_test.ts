@@ -95,6 +95,29 @@ Deno.test("user names in commands are taken in NFC form, as the coordinator know
   assert.deepEqual(parseCommand(`/all ${typed}`), { kind: "all", text: typed });
 });
 
+Deno.test("contact commands: /add USER [NOTE], /accept, /decline, /remove, /block, /unblock, /contacts", () => {
+  const cases: [string, Command][] = [
+    ["/add bob", { kind: "contact", op: "add", user: "bob" }],
+    ["/add bob hi, it's alice", {
+      kind: "contact",
+      op: "add",
+      user: "bob",
+      note: "hi, it's alice",
+    }],
+    ["/ADD 张伟  你好", { kind: "contact", op: "add", user: "张伟", note: "你好" }],
+    ["/accept alice", { kind: "contact", op: "accept", user: "alice" }],
+    ["/decline alice", { kind: "contact", op: "decline", user: "alice" }],
+    ["/remove bob", { kind: "contact", op: "remove", user: "bob" }],
+    ["/block mallory", { kind: "contact", op: "block", user: "mallory" }],
+    ["/unblock mallory", { kind: "contact", op: "unblock", user: "mallory" }],
+    ["/contacts", { kind: "contacts" }],
+    ["/add", { kind: "invalid", message: "Usage: /add USER [NOTE]" }],
+    ["/accept", { kind: "invalid", message: "Usage: /accept USER" }],
+    ["/block a b", { kind: "invalid", message: "Usage: /block USER" }],
+  ];
+  for (const [line, command] of cases) assert.deepEqual(parseCommand(line), command, line);
+});
+
 Deno.test("parseCommand: /history USER [N] and /search TEXT", () => {
   assert.deepEqual(parseCommand("/history bob"), { kind: "history", user: "bob", limit: 20 });
   assert.deepEqual(parseCommand("/history  bob  5 "), { kind: "history", user: "bob", limit: 5 });

@@ -70,11 +70,39 @@ export interface PresenceLines {
   batched: string;
 }
 
+/**
+ * What {@linkcode PresenceOutbox} needs of a fan-out: everyone mode's {@linkcode PresenceFanout},
+ * or contacts mode's `ContactFanout` (`contact_fanout.ts`), which tells each change only to the
+ * members allowed to see it.
+ */
+export interface Fanout<M> {
+  /** Changes (or lines) waiting for {@linkcode take}. */
+  readonly pending: number;
+  /** Bytes waiting that decide an early flush (two datagrams' worth: flush at once). */
+  readonly pendingBytes: number;
+  /** Records a change about `name` (the user `subject`), for whoever may see it. */
+  record(name: string, lines: PresenceLines, subject: M): void;
+  /** Adds a member whose online list was just written. */
+  add(member: M, options: { batched: boolean }): void;
+  /** Removes a member. */
+  remove(member: M): void;
+  /** Whether `member` gets batched, versioned datagrams. */
+  isBatched(member: M): boolean;
+  /** Hands out what each member has not seen, and marks it seen. */
+  take(): FanoutBatch<M>[];
+  /** The presence version of a list written now for `member`. */
+  versionFor(member: M): number;
+  /** Every datagram of the last {@linkcode take} has been handed to the socket. */
+  handed(): void;
+  /** The version up to which `member`'s datagrams have all been handed to the socket. */
+  handedTo(member: M): number;
+}
+
 const encoder = new TextEncoder();
 const NEWLINE = 0x0a;
 
 /** Changes not yet sent, and which member has seen which. */
-export class PresenceFanout<M extends { name: string }> {
+export class PresenceFanout<M extends { name: string }> implements Fanout<M> {
   readonly #max: number;
   /** Changes since the last {@linkcode take}; superseded ones are `null`. */
   #log: (Entry | null)[] = [];
@@ -85,6 +113,9 @@ export class PresenceFanout<M extends { name: string }> {
   readonly #groups = new Map<number, Group<M>>();
   readonly #members = new Map<M, { group: Group<M>; batched: boolean }>();
   #pendingBytes = 0;
+  /** The version of the last take, and of the last take handed to the socket. */
+  #takenVersion = 0;
+  #handedVersion = 0;
 
   constructor(options: PresenceFanoutOptions = {}) {
     this.#max = options.maxDatagramBytes ?? MAX_BATCH_DATAGRAM;
@@ -143,6 +174,21 @@ export class PresenceFanout<M extends { name: string }> {
     this.#members.set(member, { group, batched: options.batched });
   }
 
+  /** The version of a list written now: everyone's, {@linkcode version}. */
+  versionFor(_member: M): number {
+    return this.version;
+  }
+
+  /** The last take's datagrams have all been handed to the socket. */
+  handed(): void {
+    this.#handedVersion = this.#takenVersion;
+  }
+
+  /** The version of the last take handed to the socket in full (the same for every member). */
+  handedTo(_member: M): number {
+    return this.#handedVersion;
+  }
+
   /** Whether `member` gets batched (versioned) datagrams: false for seed-only and non-members. */
   isBatched(member: M): boolean {
     return this.#members.get(member)?.batched ?? false;
@@ -164,6 +210,7 @@ export class PresenceFanout<M extends { name: string }> {
    */
   take(): FanoutBatch<M>[] {
     const batches: FanoutBatch<M>[] = [];
+    this.#takenVersion = this.version;
     if (this.#log.length === 0) return batches;
     const to = this.version;
     // The surviving changes, oldest first; the last one is never superseded (its version is `to`).

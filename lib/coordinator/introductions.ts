@@ -54,6 +54,11 @@ export interface IntroductionsOptions {
   wantTtlMs?: number;
   /** Knocks a user may receive, per requester's address and in all; see {@linkcode KnockBudget}. */
   knocks?: KnockBudgetOptions;
+  /**
+   * Whether two users may be introduced at all; default: any two. In contacts mode only contacts
+   * may, and a `connect` to anyone else gets exactly what one to an offline name gets.
+   */
+  mayMeet?: (a: User, b: User) => boolean;
 }
 
 /** One user's wish to talk to another, not answered yet. */
@@ -110,6 +115,7 @@ export class Introductions {
     this.#o = {
       token: randomToken,
       wantTtlMs: 20_000,
+      mayMeet: () => true,
       ...options,
     };
     this.#knockBudget = new KnockBudget(options.knocks);
@@ -124,7 +130,9 @@ export class Introductions {
   connect(requester: User, targetName: string): void {
     const now = this.#o.now();
     this.#sweep(now);
-    const target = this.#o.registry.get(targetName);
+    const found = this.#o.registry.get(targetName);
+    // A user we may not introduce the requester to is, to the requester, not online.
+    const target = found && this.#o.mayMeet(requester, found) ? found : undefined;
     const reason = !target || target.state !== "online"
       ? `${targetName} is not online`
       : !target.key
@@ -177,6 +185,15 @@ export class Introductions {
     }
     this.#partners.delete(name);
     this.#knockBudget.forget(name);
+  }
+
+  /** Forgets the consent of `a` and `b` (they stopped being contacts) and their wants. */
+  forgetPair(a: string, b: string): void {
+    this.#consents.delete(pairKey(a, b));
+    this.#partners.get(a)?.delete(b);
+    this.#partners.get(b)?.delete(a);
+    this.#wants.delete(directed(a, b));
+    this.#wants.delete(directed(b, a));
   }
 
   /** Whether `user` is still the login the record was made with. */

@@ -25,8 +25,9 @@
  */
 import type { Clock, TimerId } from "../clock.ts";
 import { normalizeHost } from "../net/udp.ts";
-import { encodeListVersion } from "../protocol/seed.ts";
+import { encodeListVersion, parseListRequest, SeedProtocolError } from "../protocol/seed.ts";
 import type { AddressBudget } from "./address_budget.ts";
+import type { ContactService } from "./contact_service.ts";
 import { addressKey, ConnectionSlots, type Limits } from "./limits.ts";
 import type { PresenceOutbox } from "./presence_outbox.ts";
 import type { Registry, User } from "./registry.ts";
@@ -54,9 +55,23 @@ export interface ListServiceOptions {
   budget: AddressBudget;
   /** Users a fetch admitted, once they are online (the mailbox tells them of their mail). */
   onAdmitted?: (users: readonly User[]) => void;
+  /**
+   * Contacts: in everyone mode, what each admitted user is told of its contacts and requests; in
+   * contacts mode, whose list a fetch gets (see {@linkcode ListService.serve}). None: everyone
+   * mode, and nobody is told of contacts.
+   */
+  contacts?: ContactService;
 }
 
+/**
+ * How long a contacts-mode fetch from an address where a seed-only user is pending or online waits
+ * for its `list,<name>,<secret>` line before it is served as a seed-only client's (elsewhere it
+ * waits for the line until the connection's idle timeout).
+ */
+export const NAMED_FETCH_WAIT_MS = 500;
+
 const encoder = new TextEncoder();
+const decoder = new TextDecoder();
 const END = encoder.encode("end");
 /** Where input is read to be thrown away (all connections share it). */
 const SCRATCH = new Uint8Array(4096);
@@ -71,6 +86,7 @@ export class ListService {
   readonly #stats: CoordinatorStats;
   readonly #budget: AddressBudget;
   readonly #onAdmitted: ((users: readonly User[]) => void) | undefined;
+  readonly #contacts: ContactService | undefined;
   readonly #slots: ConnectionSlots<ListConnection>;
   /** Open connections, and how to close each. */
   readonly #connections = new Map<ListConnection, () => void>();
@@ -87,6 +103,7 @@ export class ListService {
     this.#stats = options.stats;
     this.#budget = options.budget;
     this.#onAdmitted = options.onAdmitted;
+    this.#contacts = options.contacts;
     const { tcpPerAddress, maxTcp } = options.limits;
     this.#slots = new ConnectionSlots({ perKey: tcpPerAddress, total: maxTcp });
   }
@@ -161,8 +178,23 @@ export class ListService {
     };
     this.#connections.set(conn, close);
     touch();
-    const parts = this.#fetch(ip);
+    const contactsMode = this.#contacts?.mode === "contacts";
+    // In contacts mode the list is the fetcher's own: it names itself on its first line.
+    let named: (line: string | undefined) => void = () => {};
+    const firstLine = new Promise<string | undefined>((resolve) => named = resolve);
+    let wait: TimerId | undefined;
     const writing = (async () => {
+      let parts: Uint8Array[];
+      if (contactsMode) {
+        // Only where a seed-only client may be fetching is the wait cut short; an extension
+        // client's line may come late from a busy machine, and the idle timeout bounds the wait.
+        if (this.#registry.hasSeedOnlyAt(ip)) {
+          wait = clock.setTimeout(() => named(undefined), NAMED_FETCH_WAIT_MS);
+        }
+        const line = await firstLine;
+        clock.clearTimeout(wait);
+        parts = this.#fetchContacts(ip, line);
+      } else parts = this.#fetch(ip);
       for (const part of parts) {
         for (let at = 0; at < part.length; touch()) at += await conn.write(part.subarray(at));
       }
@@ -171,8 +203,20 @@ export class ListService {
     // Input is drained meanwhile, so that closing sends a FIN after the list, not a reset.
     (async () => {
       let input = 0;
-      for (let n = await conn.read(SCRATCH); n !== null; n = await conn.read(SCRATCH)) {
+      // The first line is read into a buffer of its own (the scratch buffer is every
+      // connection's, and another read may fill it before this one's bytes are looked at).
+      const head = contactsMode ? new Uint8Array(this.#limits.maxLineBytes) : undefined;
+      for (
+        let n = await conn.read(head?.subarray(input) ?? SCRATCH);
+        n !== null;
+        n = await conn.read(head && input < head.length ? head.subarray(input) : SCRATCH)
+      ) {
         touch();
+        if (head && input < head.length) {
+          const end = head.subarray(input, input + n).indexOf(0x0a);
+          if (end >= 0) named(decoder.decode(head.subarray(0, input + end)));
+          else if (input + n >= head.length) named(undefined); // no line within a line's length
+        }
         input += n;
         if (input > this.#limits.maxLineBytes) {
           this.#log.limited(
@@ -183,7 +227,7 @@ export class ListService {
           return;
         }
       }
-    })().catch(() => {}); // a reset, or our own close
+    })().catch(() => {}).finally(() => named(undefined)); // a reset, or our own close
     // The list is written: done, whatever the client does with its side (holding it open would
     // let a few slow clients keep the service shut). A reset ends it too.
     writing.then(close, close);
@@ -191,11 +235,42 @@ export class ListService {
 
   /** Admits the pending logins from `ip`; returns the list to write, in parts. */
   #fetch(ip: string): Uint8Array[] {
+    const version = this.#admit(ip);
+    // A seed-only client reads everything up to the close as the list, so where one has this
+    // address (the connection may be its fetch: nothing tells whose it is), no version.
+    const tail = this.#registry.hasSeedOnlyAt(ip)
+      ? END
+      : encoder.encode("end" + encodeListVersion(version));
+    return [...this.#registry.listParts(), tail];
+  }
+
+  /**
+   * Contacts mode: admits the pending logins from `ip`, then writes the named user's own list
+   * (its online contacts, all its contacts and requests, its version) if `line` names an online
+   * user at this address with its secret; else the public list, as a seed-only client gets it.
+   */
+  #fetchContacts(ip: string, line: string | undefined): Uint8Array[] {
+    this.#admit(ip);
+    let request: { username: string; secret: string } | undefined;
+    try {
+      if (line !== undefined) request = parseListRequest(line);
+    } catch (err) {
+      if (!(err instanceof SeedProtocolError)) throw err;
+    }
+    const user = request && this.#registry.get(request.username);
+    const own = user?.state === "online" && user.key !== undefined &&
+      user.secret === request!.secret && user.observed.host === ip;
+    return [own ? this.#contacts!.listFor(user) : this.#contacts!.publicList()];
+  }
+
+  /** Admits the pending logins from `ip`; returns everyone mode's presence version. */
+  #admit(ip: string): number {
     this.#stats.listFetches++;
     const { admitted, refused } = this.#registry.admitFrom(ip);
     for (const user of admitted) this.#log.line(`login ${describe(user)}`);
     const version = this.#outbox.admit(admitted);
     if (admitted.length > 0) this.#onAdmitted?.(admitted);
+    if (this.#contacts?.mode === "everyone") this.#contacts.welcome(admitted);
     for (const { user, why } of refused) {
       if (why === "lookalike" || why === "owned") {
         this.#log.throttled(
@@ -214,12 +289,7 @@ export class ListService {
           : `${ip} holds or brought online as many names as it may; refused ${user.name}`,
       );
     }
-    // A seed-only client reads everything up to the close as the list, so where one has this
-    // address (the connection may be its fetch: nothing tells whose it is), no version.
-    const tail = this.#registry.hasSeedOnlyAt(ip)
-      ? END
-      : encoder.encode("end" + encodeListVersion(version));
-    return [...this.#registry.listParts(), tail];
+    return version;
   }
 
   /** Accepts connections until the listener closes. */

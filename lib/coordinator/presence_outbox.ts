@@ -32,7 +32,8 @@
 import type { Clock, TimerId } from "../clock.ts";
 import type { Endpoint } from "../protocol/endpoint.ts";
 import { encodeServerMessage, MAX_BATCH_DATAGRAM } from "../protocol/seed.ts";
-import { type FanoutBatch, PresenceFanout } from "./fanout.ts";
+import { ContactFanout } from "./contact_fanout.ts";
+import { type Fanout, type FanoutBatch, PresenceFanout, type PresenceLines } from "./fanout.ts";
 import type { User } from "./registry.ts";
 
 /** Datagrams sent per slice of a presence flush, before other work gets a turn. */
@@ -64,11 +65,16 @@ export interface PresenceOutboxOptions {
   isCurrent: (user: User) => boolean;
   /** Longest pause between two flushes, in ms; default 250. */
   batchMs?: number;
+  /**
+   * Who is told what: default a {@linkcode PresenceFanout} (everyone mode: every change to every
+   * member); contacts mode passes a `ContactFanout`.
+   */
+  fanout?: Fanout<User>;
 }
 
 /** Presence changes on their way out. */
 export class PresenceOutbox {
-  readonly #fanout = new PresenceFanout<User>();
+  readonly #fanout: Fanout<User>;
   readonly #clock: Clock;
   readonly #socket: OutboxSocket;
   readonly #isCurrent: (user: User) => boolean;
@@ -78,10 +84,6 @@ export class PresenceOutbox {
   #quietUntil = 0;
   /** Datagrams the current flush has sent so far. */
   #flushSent = 0;
-  /** The presence version of the current (or last) flush: the `to` of its datagrams. */
-  #flushVersion = 0;
-  /** The version of the last flush whose datagrams have all been handed to the socket. */
-  #handedVersion = 0;
   /** The current flush's batches still to send, and where in them we are. */
   #batches: FanoutBatch<User>[] = [];
   #cursor = { round: 0, batch: 0, member: 0 };
@@ -92,11 +94,7 @@ export class PresenceOutbox {
     this.#socket = options.socket;
     this.#isCurrent = options.isCurrent;
     this.#batchMs = options.batchMs ?? 250;
-  }
-
-  /** The presence version: how many changes were recorded so far. */
-  get version(): number {
-    return this.#fanout.version;
+    this.#fanout = options.fanout ?? new PresenceFanout<User>();
   }
 
   /** Presence datagrams waiting to be sent (0 once every member has been told everything). */
@@ -111,18 +109,32 @@ export class PresenceOutbox {
   }
 
   /**
-   * Admits users whose online list is being written: everyone else is told of their logins, and
-   * they are told of every change after this one. Returns the version their list is at (set as
-   * their `listVersion` too).
+   * Admits users whose online list is being written: everyone else (who may see them) is told of
+   * their logins, and they are told of every change after this one. Each one's `listVersion` is
+   * set to the version its list is at; returns everyone mode's version (the same for all), or 0
+   * in contacts mode, where each member has its own ({@linkcode versionFor}).
    */
   admit(users: readonly User[]): number {
     for (const user of users) this.#announce("login", user);
     // Joined after their own login was recorded: their list has it, and everything before it.
     for (const user of users) this.#fanout.add(user, { batched: user.key !== undefined });
     this.schedule();
-    const version = this.#fanout.version;
-    for (const user of users) user.listVersion = version;
-    return version;
+    for (const user of users) user.listVersion = this.#fanout.versionFor(user);
+    return this.#fanout instanceof PresenceFanout ? this.#fanout.version : 0;
+  }
+
+  /** The presence version a list written now for `user` is at. */
+  versionFor(user: User): number {
+    return this.#fanout.versionFor(user);
+  }
+
+  /**
+   * Queues a presence line about `about` for `user` alone (contacts mode: they just became
+   * contacts, or stopped being; `online` false sends `-<name>`). Call {@linkcode schedule} after.
+   */
+  tell(user: User, about: User, online: boolean): void {
+    if (!(this.#fanout instanceof ContactFanout)) return;
+    this.#fanout.tell(user, about.name, lines(online ? "login" : "logout", about));
   }
 
   /** A user logged out or expired: no longer told anything; everyone else hears it left. */
@@ -146,7 +158,7 @@ export class PresenceOutbox {
    * this version has been handed to the socket (its list had the changes up to its own version).
    */
   handedTo(user: User): number {
-    return Math.max(this.#handedVersion, user.listVersion ?? 0);
+    return Math.max(this.#fanout.handedTo(user), user.listVersion ?? 0);
   }
 
   /**
@@ -178,21 +190,13 @@ export class PresenceOutbox {
 
   /** Records a presence change; {@linkcode schedule} sends it. */
   #announce(type: "login" | "logout", user: User): void {
-    const username = user.name;
-    const endpoint = user.observed;
-    this.#fanout.record(username, {
-      seed: encodeServerMessage({ type, username, endpoint }),
-      batched: encodeServerMessage(
-        type === "login" ? { type: "online", username, endpoint } : { type: "offline", username },
-      ),
-    });
+    this.#fanout.record(user.name, lines(type, user), user);
   }
 
   /** Hands the changes recorded so far to the outbox and starts sending them. */
   readonly #flush = (): void => {
     this.#timer = undefined;
     this.#flushSent = 0;
-    this.#flushVersion = this.#fanout.version;
     this.#batches = this.#fanout.take();
     this.#cursor = { round: 0, batch: 0, member: 0 };
     this.#drain();
@@ -231,9 +235,21 @@ export class PresenceOutbox {
       this.#socket.whenInFlightAtMost(LOW_WATER, this.#drain);
       return;
     }
-    this.#handedVersion = this.#flushVersion;
+    this.#fanout.handed();
     const pause = Math.min(this.#batchMs, this.#flushSent * PAUSE_PER_DATAGRAM_MS);
     this.#quietUntil = this.#clock.now() + pause;
     this.schedule();
+  };
+}
+
+/** A change about `user` in both its forms: the seed's message and the compact line. */
+function lines(type: "login" | "logout", user: User): PresenceLines {
+  const username = user.name;
+  const endpoint = user.observed;
+  return {
+    seed: encodeServerMessage({ type, username, endpoint }),
+    batched: encodeServerMessage(
+      type === "login" ? { type: "online", username, endpoint } : { type: "offline", username },
+    ),
   };
 }

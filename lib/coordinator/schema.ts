@@ -31,4 +31,29 @@ export const COORDINATOR_MIGRATIONS: readonly string[] = [
      registered INTEGER NOT NULL,
      last_used INTEGER NOT NULL
    ) WITHOUT ROWID;`,
+  // 1 → 2: contacts (lib/coordinator/contacts.ts). A contact is a pair of (name, key), stored
+  // once with a < b; a request waits for its recipient's answer; a block holds back the blocked
+  // name's requests (whatever its key). Times in ms since the epoch.
+  `CREATE TABLE contact (
+     a TEXT NOT NULL,
+     a_key TEXT NOT NULL,
+     b TEXT NOT NULL,
+     b_key TEXT NOT NULL,
+     since INTEGER NOT NULL,
+     PRIMARY KEY (a, b)
+   ) WITHOUT ROWID;
+   CREATE TABLE contact_request (
+     recipient TEXT NOT NULL,
+     sender TEXT NOT NULL,
+     sender_key TEXT NOT NULL,
+     note TEXT NOT NULL,
+     sent INTEGER NOT NULL,
+     PRIMARY KEY (recipient, sender)
+   ) WITHOUT ROWID;
+   CREATE TABLE contact_block (
+     blocker TEXT NOT NULL,
+     blocker_key TEXT NOT NULL,
+     blocked TEXT NOT NULL,
+     PRIMARY KEY (blocker, blocked)
+   ) WITHOUT ROWID;`,
 ];

@@ -31,6 +31,10 @@ export interface CoordinatorStats {
   /** Takeovers by a proved key, and proofs refused (forged, replayed, expired). */
   takeovers: number;
   proofsRefused: number;
+  /** Contact requests stored, pairs made, and requests refused by the sender's limits. */
+  contactRequests: number;
+  contactsMade: number;
+  contactsLimited: number;
 }
 
 /** Counters all at zero. */
@@ -49,5 +53,8 @@ export function createStats(): CoordinatorStats {
     challenges: 0,
     takeovers: 0,
     proofsRefused: 0,
+    contactRequests: 0,
+    contactsMade: 0,
+    contactsLimited: 0,
   };
 }

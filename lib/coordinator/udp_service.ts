@@ -1,7 +1,7 @@
 /**
  * The coordinator's UDP service: every datagram that reaches its sockets, checked against the
- * limits, then a client message (`login`, `logout`, `heartbeat`, `connect`, `whoami`, `nat`) to
- * answer, or a peer frame for the relay; and the other side of heartbeats, the expiry of users
+ * limits, then a client message (`login`, `logout`, `heartbeat`, `connect`, `whoami`, `nat`; and
+ * `contact`/`listed`, which `contact_service.ts` handles) to answer, or a peer frame for the relay; and the other side of heartbeats, the expiry of users
  * gone silent. What it may answer follows docs/PROTOCOL.md §3.4: nothing goes to an address that
  * has not proved it receives there, except one answer no larger than the request (`whoami`
  * included: its `You` goes only to a request padded to at least its length; `Challenge`, to a
@@ -34,6 +34,7 @@ import {
 } from "../protocol/seed.ts";
 import { MAX_WHOAMI } from "../protocol/whoami.ts";
 import type { AddressBudget } from "./address_budget.ts";
+import type { ContactService } from "./contact_service.ts";
 import type { LoginChallenges, ProofRefusal } from "./login_challenges.ts";
 import { Introductions } from "./introductions.ts";
 import { addressKey, type Limits } from "./limits.ts";
@@ -65,6 +66,11 @@ export interface UdpServiceOptions {
    * the list service's admission would have told it (the mailbox).
    */
   onOnlineAtOnce?: (user: User) => void;
+  /**
+   * Contacts: their messages, and (contacts mode) which pairs `connect` may introduce. None:
+   * everyone mode, and contact messages are ignored.
+   */
+  contacts?: ContactService;
 }
 
 const encoder = new TextEncoder();
@@ -105,6 +111,7 @@ export class UdpService {
   readonly #sendBytes: (bytes: Uint8Array, to: Endpoint) => void;
   readonly #tcpPort: number;
   readonly #onOnlineAtOnce: ((user: User) => void) | undefined;
+  readonly #contacts: ContactService | undefined;
   /** `connect`: who wants to talk to whom, knocks and introductions. */
   readonly introductions: Introductions;
 
@@ -120,12 +127,14 @@ export class UdpService {
     this.#sendBytes = options.send;
     this.#tcpPort = options.tcpPort;
     this.#onOnlineAtOnce = options.onOnlineAtOnce;
+    this.#contacts = options.contacts;
     const clock = options.clock ?? realClock;
     this.introductions = new Introductions({
       registry: options.registry,
       relay: options.relay,
       now: () => clock.now(),
       send: (msg, to) => this.#send(msg, to),
+      mayMeet: (a, b) => options.contacts?.mayMeet(a, b) ?? true,
     });
   }
 
@@ -299,6 +308,10 @@ export class UdpService {
         if (user) user.nat = msg.nat;
         return;
       }
+      case "contact":
+      case "listed":
+        // Unanswered, whatever becomes of it (docs/PROTOCOL.md §1.5).
+        return this.#contacts?.handle(msg, from);
     }
   }
 

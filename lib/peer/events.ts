@@ -11,6 +11,7 @@
  * @module
  */
 import { formatEndpoint } from "../protocol/endpoint.ts";
+import type { ContactInfo, RequestInfo } from "./contacts.ts";
 import type { DeliveryState, MessagePath } from "../store/message_log.ts";
 import type { LinkEvents } from "./link.ts";
 import type { Messages } from "./messages.ts";
@@ -109,6 +110,18 @@ export type PeerEvent =
    * Accepting is our consent: the coordinator then introduces us.
    */
   | { event: "knock"; user: string; fingerprint: string; accepted: boolean; reason?: string }
+  /** `user` (whose key has `fingerprint`) asks to be our contact (`/accept` or `/decline`). */
+  | { event: "contact-request"; user: string; fingerprint: string; note: string }
+  /** We asked `user` to be our contact: nothing more is told until they accept. */
+  | { event: "contact-request-sent"; user: string }
+  /** We blocked `user` (its requests never reach us), or unblocked it. */
+  | { event: "contact-blocked"; user: string; blocked: boolean }
+  /** `user` and we are contacts now (both accepted): we see each other's presence. */
+  | { event: "contact-added"; user: string; fingerprint: string }
+  /** `user` is no longer our contact (we or they removed it). */
+  | { event: "contact-removed"; user: string }
+  /** Our contacts (`/contacts`), online or not, and the requests waiting for our answer. */
+  | { event: "contacts"; contacts: ContactInfo[]; requests: RequestInfo[] }
   | { event: "error"; message: string };
 
 /** Receives a peer's events. */

@@ -32,7 +32,9 @@ import net from "node:net";
 import { type Endpoint, formatEndpoint } from "../protocol/endpoint.ts";
 import {
   type ClientMessage,
+  type ContactOp,
   encodeClientMessage,
+  encodeListRequest,
   type ListEntry,
   type LoginExtension,
   NAME_OWNED_REASON,
@@ -68,6 +70,13 @@ export interface PresenceOptions {
   privateKey?: Uint8Array;
   /** Messages that are not about presence (introductions…). */
   onOther?: (msg: ServerMessage) => void;
+  /**
+   * Every list fetched (login and resync): a contacts-mode coordinator's carries our contacts and
+   * the requests waiting for us.
+   */
+  onList?: (list: OnlineList) => void;
+  /** Ask a contacts-mode coordinator to list us to seed-only clients (`p2p chat --public`). */
+  listed?: boolean;
   /**
    * The coordinator stopped answering (`lost`: nothing heard for 2.5 heartbeat intervals), or
    * answers again and we are logged in once more (`back`). Chats on direct paths go on meanwhile.
@@ -182,13 +191,24 @@ export class Presence {
       // Broadcasts may overtake the list (UDP is faster than the TCP fetch): what they say while
       // the list is on its way is newer than the list, so the view does not let the list undo it.
       this.#view.reset();
-      const online = await fetchList({ host: this.#o.server.host, port: tcpPort });
+      const online = await fetchList({ host: this.#o.server.host, port: tcpPort }, {
+        request: this.#listRequest(),
+      });
       // The list normally holds us (we are online once it is fetched); fall back to our claim.
       this.#before = again ? new Map(this.users) : undefined;
       try {
         this.#observed = this.#view.applyList(online) ?? this.#o.claimed;
       } finally {
         this.#before = undefined;
+      }
+      this.#o.onList?.(online);
+      if (this.#o.listed && this.#o.ext) {
+        this.#sendMessage({
+          type: "listed",
+          username: this.#o.username,
+          secret: this.#o.ext.secret,
+          listed: true,
+        });
       }
       if (this.#held.size > 0) this.#releaseHeldLater();
       const list = online.entries.filter((e) => e.username !== this.#o.username);
@@ -277,11 +297,15 @@ export class Presence {
     const logins = this.#logins;
     const abort = new AbortController();
     this.#resync = abort;
-    fetchList({ host: this.#o.server.host, port: this.#tcpPort! }, { signal: abort.signal }).then(
+    fetchList({ host: this.#o.server.host, port: this.#tcpPort! }, {
+      signal: abort.signal,
+      request: this.#listRequest(),
+    }).then(
       (online) => {
         // A login since then has its own list (and maybe another coordinator's versions).
         if (this.#closed || logins !== this.#logins) return;
         this.#observed = this.#view.applyList(online) ?? this.#observed;
+        this.#o.onList?.(online);
       },
       () => {}, // the next Alive that shows us behind tries again
     ).finally(() => this.#resync = undefined);
@@ -290,6 +314,23 @@ export class Presence {
   /** Tells the coordinator what kind of NAT we are behind, for later introductions. */
   reportNat(nat: NatKind): void {
     this.#sendMessage({ type: "nat", username: this.#o.username, nat });
+  }
+
+  /** What we write on the list connection: who we are, for a contacts-mode coordinator. */
+  #listRequest(): string | undefined {
+    const secret = this.#o.ext?.secret;
+    return secret === undefined
+      ? undefined
+      : encodeListRequest({ username: this.#o.username, secret });
+  }
+
+  /** Sends a contact operation (docs/PROTOCOL.md §1.5); never answered as such. */
+  contact(op: ContactOp, target: string, note?: string): void {
+    const secret = this.#o.ext?.secret;
+    if (secret === undefined) return;
+    const msg: ClientMessage = { type: "contact", username: this.#o.username, secret, op, target };
+    if (note !== undefined && note !== "") msg.note = note;
+    this.#sendMessage(msg);
   }
 
   /** Asks the coordinator to introduce us to `target`. */
@@ -477,6 +518,8 @@ export interface FetchListOptions {
   timeoutMs?: number;
   /** Gives up (rejecting with {@linkcode LoginError}) when aborted. */
   signal?: AbortSignal;
+  /** Written at once: who is fetching ({@linkcode encodeListRequest}); none for a seed fetch. */
+  request?: string;
 }
 
 /**
@@ -498,6 +541,7 @@ export function fetchList(at: Endpoint, options: FetchListOptions = {}): Promise
     const chunks: Uint8Array[] = [];
     let size = 0;
     const socket = net.connect({ host: at.host, port: at.port });
+    if (options.request !== undefined) socket.write(options.request);
     const done = () => {
       socket.destroy();
       signal?.removeEventListener("abort", aborted);

@@ -2,7 +2,8 @@
  * The coordinator's text protocol: the seed's messages (`login`, `Accept`, the online list,
  * `logout`) and our extensions (`heartbeat`/`Alive`, `Expired`, `Reject`, `Error`, `connect` with
  * `Knock`/`Introduce`/`Unavailable`, and `Challenge` with the login that answers it: a proof of
- * key for a registered name).
+ * key for a registered name), and contacts (`contact`/`listed` with `Request`, `Contact`,
+ * `Uncontact`; the named list fetch and the `contact`/`request` lines of its answer).
  * See docs/PROTOCOL.md. Pure functions, no I/O.
  *
  * @example
@@ -45,7 +46,40 @@ export type ClientMessage =
   | { type: "heartbeat"; username: string; secret?: string }
   | { type: "connect"; username: string; target: string }
   | { type: "whoami" }
-  | { type: "nat"; username: string; nat: NatKind };
+  | { type: "nat"; username: string; nat: NatKind }
+  /**
+   * A contact operation of the name's owner (docs/PROTOCOL.md §1.5), authenticated by its
+   * `secret`; `note` only with `add` (a few words for the recipient).
+   */
+  | {
+    type: "contact";
+    username: string;
+    secret: string;
+    op: ContactOp;
+    target: string;
+    note?: string;
+  }
+  /** Whether a contacts-mode coordinator lists the user to seed-only clients (`--public`). */
+  | { type: "listed"; username: string; secret: string; listed: boolean };
+
+/**
+ * What a `contact` message asks: `add` (a request, or the acceptance of one from `target`),
+ * `accept`, `decline`, `remove`, `block`, `unblock`.
+ */
+export type ContactOp = "add" | "accept" | "decline" | "remove" | "block" | "unblock";
+
+/** The operations a `contact` message may carry. */
+export const CONTACT_OPS: readonly ContactOp[] = [
+  "add",
+  "accept",
+  "decline",
+  "remove",
+  "block",
+  "unblock",
+];
+
+/** Longest note of a contact request, in UTF-8 bytes. */
+export const MAX_NOTE_BYTES = 140;
 
 /**
  * What a client that speaks our extensions adds to `login`: its public key (base64url, 43
@@ -122,6 +156,12 @@ export type ServerMessage =
    * logged out, and must not log in again by itself (the two would take turns).
    */
   | { type: "replaced"; username: string }
+  /** A contact request from `username` (whose key is `key`), with its note (maybe empty). */
+  | { type: "request"; username: string; key: string; note: string }
+  /** The recipient and `username` (whose key is `key`) are now contacts: both accepted. */
+  | { type: "contact"; username: string; key: string }
+  /** `username` is no longer a contact of the recipient. */
+  | { type: "uncontact"; username: string }
   /**
    * First line of a batched presence datagram: the lines after it in the same datagram are every
    * presence change with a version in (`from`, `to`] (only each name's latest; none about the
@@ -141,6 +181,24 @@ export interface OnlineList {
   entries: ListEntry[];
   /** The presence version the list reflects: it holds every change up to this one. */
   version?: number;
+  /**
+   * Every contact of the fetching user, online or not (only in the answer to a named fetch from
+   * a contacts-mode coordinator: {@linkcode encodeListRequest}).
+   */
+  contacts?: ContactEntry[];
+  /** The contact requests waiting for the fetching user's answer (the same fetches only). */
+  requests?: ContactRequestEntry[];
+}
+
+/** A contact: a name and the key it is bound to. */
+export interface ContactEntry {
+  username: string;
+  key: string;
+}
+
+/** A contact request waiting for an answer: who asks, with which key, and its note. */
+export interface ContactRequestEntry extends ContactEntry {
+  note: string;
 }
 
 /** The reason a login for a name registered to another key is refused with. */
@@ -315,11 +373,81 @@ export function parseClientMessage(text: string): ClientMessage {
       const [, username, nat] = fields(text, 3, verb);
       return { type: "nat", username: checkUsername(username, verb), nat: checkNat(nat, verb) };
     }
+    case "contact": {
+      // The note is the rest of the line: it may hold commas.
+      const parts = text.split(",");
+      const [, username, secret, op, target] = parts;
+      if (parts.length < 5 || (op !== "add" && parts.length !== 5)) {
+        throw new SeedProtocolError(
+          `Cannot parse contact: expected contact,<username>,<secret>,<op>,<target>` +
+            `[,<note>] (a note only with add)`,
+        );
+      }
+      if (!(CONTACT_OPS as readonly string[]).includes(op)) {
+        throw new SeedProtocolError(
+          `Cannot parse contact: "${op.slice(0, 20)}" is not one of ${CONTACT_OPS.join(", ")}`,
+        );
+      }
+      const msg: ClientMessage = {
+        type: "contact",
+        username: checkUsername(username, verb),
+        secret: checkPattern(secret, SECRET_PATTERN, verb, "secret"),
+        op: op as ContactOp,
+        target: checkUsername(target, verb),
+      };
+      if (parts.length > 5) msg.note = checkNote(parts.slice(5).join(","), verb);
+      return msg;
+    }
+    case "listed": {
+      const [, username, secret, listed] = fields(text, 4, verb);
+      if (listed !== "yes" && listed !== "no") {
+        throw new SeedProtocolError(
+          `Cannot parse listed: "${listed.slice(0, 20)}" is not yes or no`,
+        );
+      }
+      return {
+        type: "listed",
+        username: checkUsername(username, verb),
+        secret: checkPattern(secret, SECRET_PATTERN, verb, "secret"),
+        listed: listed === "yes",
+      };
+    }
     default:
       throw new SeedProtocolError(
         `Cannot parse message: unknown message type "${verb.slice(0, 20)}"`,
       );
   }
+}
+
+/**
+ * A note as it may travel: at most {@linkcode MAX_NOTE_BYTES} of UTF-8, no control characters
+ * (it is shown to a user: no terminal escapes) and no line separators. Throws when it is not.
+ */
+function checkNote(note: string, what: string): string {
+  // deno-lint-ignore no-control-regex
+  if (/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/.test(note)) {
+    throw new SeedProtocolError(`Cannot parse ${what}: the note holds a control character`);
+  }
+  if (encoder.encode(note).length > MAX_NOTE_BYTES) {
+    throw new SeedProtocolError(`Cannot parse ${what}: the note is over ${MAX_NOTE_BYTES} bytes`);
+  }
+  return note;
+}
+
+/**
+ * Makes a note a user typed fit to send: control characters and line separators become spaces,
+ * and it is cut at a character boundary to {@linkcode MAX_NOTE_BYTES}.
+ *
+ * @example
+ * ```ts
+ * cleanNote("hi\u001b[31m bob"); // "hi [31m bob"
+ * ```
+ */
+export function cleanNote(note: string): string {
+  // deno-lint-ignore no-control-regex
+  const flat = note.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, " ");
+  const { read } = encoder.encodeInto(flat, new Uint8Array(MAX_NOTE_BYTES));
+  return flat.slice(0, read);
 }
 
 /** Encodes a client→server message. */
@@ -340,6 +468,11 @@ export function encodeClientMessage(msg: ClientMessage): string {
       return WHOAMI_REQUEST; // padded: see MAX_WHOAMI
     case "nat":
       return `nat,${msg.username},${msg.nat}`;
+    case "contact":
+      return `contact,${msg.username},${msg.secret},${msg.op},${msg.target}` +
+        (msg.note !== undefined ? `,${msg.note}` : "");
+    case "listed":
+      return `listed,${msg.username},${msg.secret},${msg.listed ? "yes" : "no"}`;
   }
 }
 
@@ -400,6 +533,12 @@ export function encodeServerMessage(msg: ServerMessage): string {
       return `Challenge,${msg.serverKey},${msg.nonce}`;
     case "replaced":
       return `Replaced,${msg.username}`;
+    case "request":
+      return `Request,${msg.username},${msg.key},${msg.note}`;
+    case "contact":
+      return `Contact,${msg.username},${msg.key}`;
+    case "uncontact":
+      return `Uncontact,${msg.username}`;
   }
 }
 
@@ -491,6 +630,12 @@ export function parseServerMessage(text: string): ServerMessage {
     }
     case "Replaced":
       return { type: "replaced", username: checkUsername(rest, "Replaced") };
+    case "Request":
+      return { type: "request", ...requestFields(rest, verb) };
+    case "Contact":
+      return { type: "contact", ...contactFields(rest, verb) };
+    case "Uncontact":
+      return { type: "uncontact", username: checkUsername(rest, verb) };
     case "Challenge": {
       const [, serverKey, nonce] = fields(text, 3, verb);
       return {
@@ -525,9 +670,60 @@ export function encodeListVersion(version: number): string {
   return `\nversion,${version}`;
 }
 
+/** `<name>,<key>`: a contact, as `Contact` and the list's `contact` lines carry it. */
+function contactFields(text: string, what: string): ContactEntry {
+  const [username, key] = fields(text, 2, what);
+  return {
+    username: checkUsername(username, what),
+    key: checkPattern(key, KEY_PATTERN, what, "key"),
+  };
+}
+
+/** `<name>,<key>,<note>`: a request, as `Request` and the list's `request` lines carry it. */
+function requestFields(text: string, what: string): ContactRequestEntry {
+  const first = text.indexOf(",");
+  const second = first < 0 ? -1 : text.indexOf(",", first + 1);
+  if (second < 0) {
+    throw new SeedProtocolError(`Cannot parse ${what}: expected <username>,<key>,<note>`);
+  }
+  return {
+    ...contactFields(text.slice(0, second), what),
+    note: checkNote(text.slice(second + 1), what),
+  };
+}
+
+/** Encodes the lines a named fetch's list carries after `end`: contacts, then requests. */
+export function encodeContactLines(
+  contacts: readonly ContactEntry[],
+  requests: readonly ContactRequestEntry[],
+): string {
+  return contacts.map((c) => `\ncontact,${c.username},${c.key}`).join("") +
+    requests.map((r) => `\nrequest,${r.username},${r.key},${r.note}`).join("");
+}
+
 /**
- * Parses a complete online list (the text up to and including `end`, then for extension clients
- * a line `version,<n>`). Throws {@linkcode SeedProtocolError} when malformed.
+ * What an extension client writes on its list connection at once: who is fetching, with the
+ * secret it logged in with, so that a contacts-mode coordinator can write that user's own list
+ * (its contacts, and its contact requests). Other coordinators ignore it.
+ */
+export function encodeListRequest(request: { username: string; secret: string }): string {
+  return `list,${request.username},${request.secret}\n`;
+}
+
+/** Parses the line {@linkcode encodeListRequest} writes. Throws {@linkcode SeedProtocolError}. */
+export function parseListRequest(text: string): { username: string; secret: string } {
+  const [verb, username, secret] = fields(text.replace(/\r?\n$/, ""), 3, "list request");
+  if (verb !== "list") throw new SeedProtocolError("Cannot parse list request: it is not list");
+  return {
+    username: checkUsername(username, "list request"),
+    secret: checkPattern(secret, SECRET_PATTERN, "list request", "secret"),
+  };
+}
+
+/**
+ * Parses a complete online list (the text up to and including `end`; then, from a contacts-mode
+ * coordinator, `contact,<name>,<key>` and `request,<name>,<key>,<note>` lines; then for
+ * extension clients a line `version,<n>`). Throws {@linkcode SeedProtocolError} when malformed.
  */
 export function parseOnlineList(text: string): OnlineList {
   // trimEnd, not /\s+$/: that regex takes quadratic time on long runs of inner white space.
@@ -537,6 +733,22 @@ export function parseOnlineList(text: string): OnlineList {
   if (newline >= 0 && body.startsWith("version,", newline + 1)) {
     version = checkVersion(body.slice(newline + 1 + "version,".length), "online list version");
     body = body.slice(0, newline);
+  }
+  const contacts: ContactEntry[] = [];
+  const requests: ContactRequestEntry[] = [];
+  const firstLine = body.indexOf("\n");
+  if (firstLine >= 0) {
+    for (const line of body.slice(firstLine + 1).split("\n")) {
+      if (line.startsWith("contact,")) contacts.push(contactFields(line.slice(8), "list contact"));
+      else if (line.startsWith("request,")) {
+        requests.push(requestFields(line.slice(8), "list request line"));
+      } else {
+        throw new SeedProtocolError(
+          `Cannot parse online list: it does not end with "end" (an unknown line follows it)`,
+        );
+      }
+    }
+    body = body.slice(0, firstLine);
   }
   const items = body.split(";");
   if (items.at(-1) !== "end") {
@@ -549,7 +761,9 @@ export function parseOnlineList(text: string): OnlineList {
       endpoint: checkEndpoint(ep, "online list entry"),
     };
   });
-  return version === undefined ? { entries } : { entries, version };
+  const list: OnlineList = version === undefined ? { entries } : { entries, version };
+  if (firstLine >= 0) Object.assign(list, { contacts, requests });
+  return list;
 }
 
 /**

@@ -40,6 +40,8 @@ export interface ChatOptions {
   accept?: AcceptPolicy;
   /** Line by line even in a terminal big enough for the full screen. */
   plain?: boolean;
+  /** Ask a contacts-mode coordinator to list us to seed-only clients (`--public`). */
+  public?: boolean;
   /**
    * The history: where it lives and its passphrase, or `false` to keep none (`--no-history`).
    * Its key file goes beside the identity, in `configDir`.
@@ -225,6 +227,24 @@ export async function runChat(options: ChatOptions): Promise<number> {
       case "who":
         ui.event({ event: "who", users: p.who() });
         return;
+      case "contacts":
+        p.contacts();
+        return;
+      case "contact":
+        switch (cmd.op) {
+          case "add":
+            return p.addContact(cmd.user, cmd.note);
+          case "accept":
+            return p.acceptContact(cmd.user);
+          case "decline":
+            return p.declineContact(cmd.user);
+          case "remove":
+            return p.removeContact(cmd.user);
+          case "block":
+          case "unblock":
+            return p.blockContact(cmd.user, cmd.op === "unblock");
+        }
+        return;
       case "history":
       case "search": {
         if (!log.persistent) {
@@ -295,6 +315,7 @@ export async function runChat(options: ChatOptions): Promise<number> {
       keepaliveMs: options.keepaliveMs,
       configDir: options.configDir,
       accept: options.accept,
+      public: options.public,
       history: log,
       onEvent: (e) => {
         if (e.event === "online") seen.add(e.user);

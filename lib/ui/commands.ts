@@ -24,6 +24,9 @@ export type Command =
   | { kind: "fingerprint"; user?: string }
   | { kind: "trust"; user: string }
   | { kind: "who" }
+  /** A contact operation on `user`; `note` only with `add` (a few words for them). */
+  | { kind: "contact"; op: ContactCommand; user: string; note?: string }
+  | { kind: "contacts" }
   | { kind: "history"; user: string; limit: number }
   | { kind: "search"; text: string }
   | { kind: "help" }
@@ -31,6 +34,17 @@ export type Command =
   | { kind: "none" }
   | { kind: "invalid"; message: string };
 
+/** What the contact commands do: `/add`, `/accept`, `/decline`, `/remove`, `/block`, `/unblock`. */
+export type ContactCommand = "add" | "accept" | "decline" | "remove" | "block" | "unblock";
+
+const CONTACT_COMMANDS: readonly ContactCommand[] = [
+  "add",
+  "accept",
+  "decline",
+  "remove",
+  "block",
+  "unblock",
+];
 /** Lines `/history USER` shows; at most {@linkcode MAX_LINES} are shown whatever N says. */
 export const HISTORY_LINES = 20;
 /** Most lines `/history` and `/search` show. */
@@ -46,6 +60,8 @@ export const COMMAND_HELP: readonly string[] = [
   "/who             who is online, the path to each, and unread messages",
   "/fingerprint [USER]  show USER's key fingerprint and safety number (or yours)",
   "/trust USER      accept USER's changed key (check its fingerprint with them first)",
+  "/add USER [NOTE] ask USER to be your contact; /accept or /decline USER",
+  "/contacts        your contacts; /remove, /block, /unblock USER",
   "/history USER [N]  show the last N (default 20) messages with USER",
   "/search TEXT     show the messages that contain TEXT",
   "/help            show this help",
@@ -55,8 +71,13 @@ export const COMMAND_HELP: readonly string[] = [
 
 /** The command words, for completion (aliases included). */
 export const COMMAND_WORDS: readonly string[] = [
+  "/accept",
+  "/add",
   "/all",
+  "/block",
   "/chat",
+  "/contacts",
+  "/decline",
   "/fingerprint",
   "/help",
   "/history",
@@ -64,8 +85,10 @@ export const COMMAND_WORDS: readonly string[] = [
   "/query",
   "/quit",
   "/r",
+  "/remove",
   "/search",
   "/trust",
+  "/unblock",
   "/who",
 ];
 
@@ -119,6 +142,26 @@ export function parseCommand(line: string): Command {
     }
     case "/who":
       return { kind: "who" };
+    case "/contacts":
+      return { kind: "contacts" };
+    case "/add": {
+      const space = rest.search(/\s/);
+      if (rest === "") return { kind: "invalid", message: "Usage: /add USER [NOTE]" };
+      if (space < 0) return { kind: "contact", op: "add", user: normalizeUsername(rest) };
+      const note = rest.slice(space).trimStart();
+      return { kind: "contact", op: "add", user: normalizeUsername(rest.slice(0, space)), note };
+    }
+    case "/accept":
+    case "/decline":
+    case "/remove":
+    case "/block":
+    case "/unblock": {
+      const user = oneName();
+      const op = CONTACT_COMMANDS.find((c) => `/${c}` === word)!;
+      return user === undefined
+        ? { kind: "invalid", message: `Usage: ${word} USER` }
+        : { kind: "contact", op, user };
+    }
     case "/history": {
       const [user, count, extra] = rest === "" ? [] : rest.split(/\s+/);
       const limit = count === undefined ? HISTORY_LINES : Number(count);

@@ -121,6 +121,35 @@ export function describeEvent(e: PeerEvent, context: DescribeContext = {}): stri
       return e.accepted
         ? `${e.user} (fingerprint ${e.fingerprint}) wants to talk: accepted`
         : `refused a request to talk from ${e.user} (fingerprint ${e.fingerprint}): ${e.reason}`;
+    case "contact-request":
+      return `${e.user} (fingerprint ${e.fingerprint}) asks to be your contact` +
+        (e.note ? `: "${e.note}"` : "") + ` — /accept ${e.user} or /decline ${e.user}`;
+    case "contact-request-sent":
+      return `asked ${e.user} to be your contact (you will see it when they accept)`;
+    case "contact-added":
+      return `${e.user} (fingerprint ${e.fingerprint}) is now your contact`;
+    case "contact-removed":
+      return `${e.user} is no longer your contact`;
+    case "contact-blocked":
+      return e.blocked
+        ? `blocked ${e.user}: its contact requests no longer reach you`
+        : `unblocked ${e.user}`;
+    case "contacts": {
+      const contacts = e.contacts.length === 0
+        ? "no contacts yet (/add USER)"
+        : "contacts: " + e.contacts.map((c) =>
+          `${c.user} (${
+            c.online
+              ? "online"
+              : c.lastSeen
+              ? `last seen ${formatStamp(new Date(c.lastSeen))}`
+              : "offline"
+          })`
+        ).join(", ");
+      const requests = e.requests.map((r) => `${r.user}${r.note ? ` ("${r.note}")` : ""}`);
+      return contacts +
+        (requests.length > 0 ? `; waiting for your answer: ${requests.join(", ")}` : "");
+    }
     case "error":
       return `error: ${e.message}`;
     case "history":
@@ -207,6 +236,12 @@ const STYLES: Record<PeerEvent["event"], Style> = {
   fingerprint: "cyan",
   coordinator: "yellow",
   knock: "yellow",
+  "contact-request": "yellow",
+  "contact-request-sent": "gray",
+  "contact-added": "green",
+  "contact-removed": "yellow",
+  "contact-blocked": "yellow",
+  contacts: "cyan",
   error: "red",
   history: "dim",
 };

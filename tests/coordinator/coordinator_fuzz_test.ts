@@ -70,6 +70,13 @@ function generator(
       () => `heartbeat,${name()},${secret()}`,
       () => `connect,${name()},${name()}`,
       () => `nat,${name()},${pick(["easy", "hard", "odd"])}`,
+      () =>
+        `contact,${name()},${secret()},${
+          pick(["add", "accept", "decline", "remove", "block", "unblock", "befriend"])
+        },${name()}${
+          random() < 0.5 ? `,${pick(["hi", "a,b", "x".repeat(150), "\u001b[2J"])}` : ""
+        }`,
+      () => `listed,${name()},${secret()},${pick(["yes", "no", "maybe"])}`,
       () => "whoami",
       () => `login,${name()},${ep()}\n`,
     ])();

@@ -54,6 +54,39 @@ Deno.test("a changed key's fingerprint says it is new and not accepted; /who sho
   );
 });
 
+Deno.test("contact events are one line each, saying what to type next", () => {
+  assert.equal(
+    describeEvent({ event: "contact-request", user: "alice", fingerprint: "ab12", note: "hi" }),
+    `alice (fingerprint ab12) asks to be your contact: "hi" — /accept alice or /decline alice`,
+  );
+  assert.equal(
+    describeEvent({ event: "contact-added", user: "bob", fingerprint: "cd34" }),
+    "bob (fingerprint cd34) is now your contact",
+  );
+  assert.equal(
+    describeEvent({ event: "contact-removed", user: "bob" }),
+    "bob is no longer your contact",
+  );
+  const today = new Date();
+  today.setHours(9, 5, 0, 0);
+  assert.equal(
+    describeEvent({
+      event: "contacts",
+      contacts: [
+        { user: "bob", fingerprint: "cd34", online: true },
+        { user: "carol", fingerprint: "ef56", online: false, lastSeen: today.toISOString() },
+        { user: "dave", fingerprint: "0123", online: false },
+      ],
+      requests: [{ user: "erin", fingerprint: "4567", note: "" }],
+    }),
+    "contacts: bob (online), carol (last seen 09:05), dave (offline); waiting for your answer: erin",
+  );
+  assert.equal(
+    describeEvent({ event: "contacts", contacts: [], requests: [] }),
+    "no contacts yet (/add USER)",
+  );
+});
+
 Deno.test("a history line shows where it comes from, who wrote to whom, and how it fared", () => {
   const base = {
     event: "history" as const,
