@@ -60,7 +60,7 @@ export const COMMAND_HELP: readonly string[] = [
   "/who             who is online, the path to each, and unread messages",
   "/fingerprint [USER]  show USER's key fingerprint and safety number (or yours)",
   "/trust USER      accept USER's changed key (check its fingerprint with them first)",
-  "/add USER [NOTE] ask USER to be your contact; /accept or /decline USER",
+  "/add USER [NOTE]  ask USER to be your contact; /accept or /decline USER",
   "/contacts        your contacts; /remove, /block, /unblock USER",
   "/history USER [N]  show the last N (default 20) messages with USER",
   "/search TEXT     show the messages that contain TEXT",
