@@ -2,7 +2,10 @@
  * Our chat messages between the links and the front end: each one we send gets a session id
  * (`#3`, from `outgoing.ts`), a lasting uid and its send time, and is recorded in the
  * {@linkcode MessageLog} before it is reported `sent`; its fate is recorded (`delivered` right after
- * it is reported, `undelivered` before).
+ * it is reported, `undelivered` before). A new message (not a group copy) is recorded in the task
+ * after the one that hands it to its link, so that the datagram leaves first (`node:dgram` sends
+ * when the task ends): the write is off the round trip; its `sent` follows the write, and any
+ * report of its fate comes after both.
  * Each one we receive is recorded before it is reported, and a second copy (same sender, same
  * uid: resent by a sender that restarted, or also come through the mailbox) is dropped.
  *
@@ -14,7 +17,7 @@
  * @example
  * ```ts
  * const messages = new Messages({ me: "alice", log: new MemoryLog(), emit: console.log });
- * const msg = messages.send("bob", "hi", false); // emits `sent`; give msg to the link
+ * const msg = messages.send("bob", "hi", false); // give msg to the link; `sent` follows
  * messages.delivered("bob", msg.id, "direct"); // emits `delivered`
  * ```
  * @module
@@ -49,6 +52,9 @@ export class Messages {
   readonly #unsettled = new Map<number, { to: string; uid: string; msg: ChatMessage }>();
   /** This session's ids of our messages in mailboxes (`peer uid`), for their receipts. */
   readonly #deposited = new Map<string, number>();
+  /** Our new messages handed to the links, not recorded and reported `sent` yet, by id. */
+  readonly #unrecorded = new Map<number, { to: string; msg: ChatMessage }>();
+  #recordTimer: ReturnType<typeof setTimeout> | undefined;
   #closing = false;
 
   constructor(options: MessagesOptions) {
@@ -61,20 +67,36 @@ export class Messages {
   }
 
   /**
-   * A new message of ours to `to`: recorded (state `sending`), then reported `sent`. Throws
-   * what the log throws when it cannot keep it (a full disk): then nothing is reported or sent.
+   * A new message of ours to `to`, to be handed to its link now. Recorded (state `sending`) and
+   * then reported `sent` in a later task, or sooner when its fate comes first or the client
+   * closes. A record that fails (a full disk) is reported as an `error` naming the message,
+   * which is sent all the same. A group copy is recorded and reported at once; for one, this
+   * throws what the log throws, and then nothing is reported or sent.
    */
   send(to: string, text: string, group: boolean): ChatMessage {
     const uid = randomUid();
     const time = Date.now();
-    this.#o.log.addOutgoing({ uid, peer: to, group, time, text });
-    return this.#start(to, { group, text, uid, time }, false);
+    if (group) {
+      // A copy for `/all`: recorded and reported at once, as the front end gathers the copies'
+      // `sent` into one line while the group is sent. Off the round trip the goal is about.
+      this.#recordSent(); // those before it first, in order
+      this.#o.log.addOutgoing({ uid, peer: to, group, time, text });
+      const copy = this.#start(to, { group, text, uid, time });
+      this.#reportSent(to, copy, false);
+      return copy;
+    }
+    const msg = this.#start(to, { group, text, uid, time });
+    this.#unrecorded.set(msg.id, { to, msg });
+    this.#recordTimer ??= setTimeout(() => this.#recordSent(), 0);
+    return msg;
   }
 
   /** A message still `sending` when the client last stopped: reported `sent` again (resumed). */
   resume(stored: StoredMessage): ChatMessage {
     const { peer, group, text, uid, time } = stored;
-    return this.#start(peer, { group, text, uid, time }, true);
+    const msg = this.#start(peer, { group, text, uid, time });
+    this.#reportSent(peer, msg, true);
+    return msg;
   }
 
   /**
@@ -100,6 +122,7 @@ export class Messages {
    * in a persistent log stays pending instead (sent again at the next start), as `reason` says.
    */
   undelivered(peer: string, id: number, reason: string): void {
+    if (this.#unrecorded.has(id)) this.#recordSent();
     const entry = this.#unsettled.get(id);
     if (entry && !this.#closing && !entry.msg.group && this.#o.divert?.(peer, entry.msg)) return;
     const msg = this.#settle(id);
@@ -211,28 +234,58 @@ export class Messages {
 
   /** The client closes: messages given up from now on stay pending in a persistent log. */
   closing(): void {
+    this.#recordSent();
     this.#closing = true;
   }
 
   /** Lets every {@linkcode Messages.drain} waiter go. */
   release(): void {
+    this.#recordSent();
     this.#outgoing.release();
   }
 
-  #start(to: string, msg: Omit<ChatMessage, "id">, resumed: boolean): ChatMessage {
+  #start(to: string, msg: Omit<ChatMessage, "id">): ChatMessage {
     const id = this.#outgoing.add();
     this.#unsettled.set(id, { to, uid: msg.uid!, msg: { ...msg, id } });
+    return { ...msg, id };
+  }
+
+  #reportSent(to: string, msg: ChatMessage, resumed: boolean): void {
     this.#o.emit({
       event: "sent",
       to,
-      id,
+      id: msg.id,
       text: msg.text,
       ...(msg.group ? { group: true } : {}),
       uid: msg.uid!,
       time: new Date(msg.time!).toISOString(),
       ...(resumed ? { resumed: true } : {}),
     });
-    return { ...msg, id };
+  }
+
+  /** Records (`sending`) and reports `sent` our new messages handed to the links so far. */
+  #recordSent(): void {
+    clearTimeout(this.#recordTimer);
+    this.#recordTimer = undefined;
+    for (const [id, { to, msg }] of this.#unrecorded) {
+      this.#unrecorded.delete(id);
+      try {
+        this.#o.log.addOutgoing({
+          uid: msg.uid!,
+          peer: to,
+          group: msg.group,
+          time: msg.time!,
+          text: msg.text,
+        });
+      } catch (error) {
+        this.#o.emit({
+          event: "error",
+          message: `Message #${id} to ${to} is sent but not kept in the history: ` +
+            (error as Error).message,
+        });
+      }
+      this.#reportSent(to, msg, false);
+    }
   }
 
   /** This session's id of our unsettled message `uid` to `peer`. */
@@ -242,6 +295,8 @@ export class Messages {
   }
 
   #settle(id: number): { to: string; uid: string } | undefined {
+    // Its `sent` comes first, and its record before the record of its fate.
+    if (this.#unrecorded.has(id)) this.#recordSent();
     const msg = this.#unsettled.get(id);
     this.#unsettled.delete(id);
     this.#outgoing.settle(id);

@@ -28,11 +28,15 @@ class RecordingLog extends MemoryLog {
   }
 }
 
-Deno.test("a sent message gets a session id, a uid and its time; its fate names both", () => {
+/** Lets the current task end, as the peer's does after handing a message to a link. */
+const nextTask = () => new Promise((resolve) => setTimeout(resolve, 0));
+
+Deno.test("a sent message gets a session id, a uid and its time; its fate names both", async () => {
   const { events, messages } = setup();
   const before = Date.now();
   const a = messages.send("bob", "hi", false);
   const b = messages.send("carol", "all", true);
+  await nextTask();
   assert.equal(a.id, 1);
   assert.equal(b.id, 2);
   assert.match(a.uid!, /^[0-9a-f]{32}$/);
@@ -146,18 +150,65 @@ Deno.test("a resumed message keeps its uid and time and gets a new session id", 
   });
 });
 
-Deno.test("a history that cannot write: a new message is refused, a received one still shown", () => {
+Deno.test("a history that cannot write: a new message is sent and said not kept, a received one still shown", async () => {
   const log = new RecordingLog();
   const { events, messages } = setup(log);
   log.failWrites = true;
-  assert.throws(() => messages.send("bob", "lost?", false), /disk full/);
-  assert.equal(events.length, 0, "nothing reported sent");
+  const msg = messages.send("bob", "lost?", false);
+  await nextTask();
+  assert.deepEqual(events.map((e) => e.event), ["error", "sent"]);
+  assert.deepEqual(events[0], {
+    event: "error",
+    message: "Message #1 to bob is sent but not kept in the history: " +
+      "Cannot write to history h.sqlite: disk full",
+  });
+  messages.delivered("bob", msg.id, "direct");
   messages.received(
     "bob",
     { group: false, id: 1, text: "still shown", uid: randomUid(), time: 1 },
     "direct",
   );
-  assert.deepEqual(events.map((e) => e.event), ["error", "message"]);
+  assert.deepEqual(events.slice(2).map((e) => e.event), ["delivered", "error", "message"]);
+});
+
+Deno.test("a new message is recorded and reported `sent` once the task that sent it ends", async () => {
+  const trace: string[] = [];
+  class TracingLog extends MemoryLog {
+    override addOutgoing(msg: Parameters<MemoryLog["addOutgoing"]>[0]): void {
+      trace.push(`record ${msg.text}`);
+    }
+  }
+  const messages = new Messages({
+    me: "alice",
+    log: new TracingLog(),
+    emit: (e) => trace.push(`report ${e.event} ${e.event === "sent" ? e.text : ""}`.trim()),
+  });
+  messages.send("bob", "one", false);
+  messages.send("carol", "two", false);
+  trace.push("task ends"); // node:dgram hands the datagrams to the kernel now
+  await nextTask();
+  assert.deepEqual(trace, [
+    "task ends",
+    "record one",
+    "report sent one",
+    "record two",
+    "report sent two",
+  ]);
+  // A group copy (`/all`) is recorded and reported at once, after those before it.
+  messages.send("bob", "four", false);
+  messages.send("bob", "to all", true);
+  assert.deepEqual(trace.slice(5), [
+    "record four",
+    "report sent four",
+    "record to all",
+    "report sent to all",
+  ]);
+  trace.splice(5);
+  // Closing records at once what is not yet (and leaves no timer behind).
+  messages.send("bob", "three", false);
+  messages.closing();
+  assert.deepEqual(trace.slice(5), ["record three", "report sent three"]);
+  messages.release();
 });
 
 Deno.test("drain waits for every sent message to be settled", async () => {
