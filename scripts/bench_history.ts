@@ -9,7 +9,11 @@
  * the others' turns, runs after them. Then a burst of messages per pair, and the bytes the
  * history file takes per message.
  *
- *   scripts/deno task bench:history [--round-trips N] [--burst N] [--bytes N]
+ * All in one thread by default, so every write of either side is on the round trip, in turn.
+ * `--receiver-thread` runs each receiving chat in a worker, as two chats are two processes:
+ * then work the sender does after its datagram has left runs beside the receiver's.
+ *
+ *   scripts/deno task bench:history [--round-trips N] [--burst N] [--bytes N] [--receiver-thread]
  * @module
  */
 import { join } from "node:path";
@@ -19,6 +23,7 @@ import { Peer } from "../lib/peer.ts";
 import type { PeerEvent } from "../lib/peer/events.ts";
 import { History, historyPath } from "../lib/store/history.ts";
 import type { MessageLog } from "../lib/store/message_log.ts";
+import type { ReceiverSetup } from "./bench_history_receiver.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -26,11 +31,13 @@ const { values } = parseArgs({
     "round-trips": { type: "string", default: "1000" },
     burst: { type: "string", default: "1000" },
     bytes: { type: "string", default: "100" },
+    "receiver-thread": { type: "boolean", default: false },
   },
 });
 const ROUND_TRIPS = Number(values["round-trips"]);
 const BURST = Number(values.burst);
 const TEXT = "x".repeat(Number(values.bytes));
+const THREAD = values["receiver-thread"];
 
 type Mode = "off" | "normal" | "full";
 
@@ -48,7 +55,25 @@ async function pair(coordinator: Coordinator, root: string, mode: Mode): Promise
   const logs: MessageLog[] = [];
   const peers: Peer[] = [];
   const waiting = new Map<number, () => void>();
-  for (const name of names) {
+  let receiver: Worker | undefined;
+  if (THREAD) {
+    // Logged in first, so that the sender finds it online.
+    receiver = new Worker(new URL("./bench_history_receiver.ts", import.meta.url), {
+      type: "module",
+    });
+    const ready = new Promise((resolve) => receiver!.onmessage = resolve);
+    receiver.postMessage(
+      {
+        server: { host: "127.0.0.1", port: coordinator.udpPort },
+        username: names[1],
+        configDir,
+        dataDir,
+        mode,
+      } satisfies ReceiverSetup,
+    );
+    await ready;
+  }
+  for (const name of THREAD ? names.slice(0, 1) : names) {
     const history = mode === "off"
       ? undefined
       : await History.open({ username: name, configDir, dataDir, synchronous: mode });
@@ -80,6 +105,11 @@ async function pair(coordinator: Coordinator, root: string, mode: Mode): Promise
   const close = async () => {
     for (const p of peers) await p.close();
     for (const l of logs) l.close();
+    if (receiver) {
+      const closed = new Promise((resolve) => receiver!.onmessage = resolve);
+      receiver.postMessage("close");
+      await closed;
+    }
   };
   // The first message finds the path and makes the session.
   await send();
@@ -126,7 +156,8 @@ try {
   const base = percentile(rtts.get("off")!.toSorted((a, b) => a - b), 0.5);
   console.log(
     `loopback, ${ROUND_TRIPS} round trips per row, taking turns; msgs/s from a burst of ` +
-      `${BURST}; ${TEXT.length}-byte messages`,
+      `${BURST}; ${TEXT.length}-byte messages; receivers ` +
+      (THREAD ? "in worker threads" : "in the same thread"),
   );
   console.log(
     "what                                   RTT p50 ms  RTT p99 ms  p50 vs off  msgs/s",

@@ -26,6 +26,7 @@ import { type ChatMessage, randomUid } from "../protocol/chat_message.ts";
 import type { MessageLog, StoredMessage } from "../store/message_log.ts";
 import type { EventSink, PathKind } from "./events.ts";
 import { Outgoing } from "./outgoing.ts";
+import { clearImmediate, setImmediate } from "node:timers";
 
 /** Options of {@linkcode Messages}. */
 export interface MessagesOptions {
@@ -54,7 +55,7 @@ export class Messages {
   readonly #deposited = new Map<string, number>();
   /** Our new messages handed to the links, not recorded and reported `sent` yet, by id. */
   readonly #unrecorded = new Map<number, { to: string; msg: ChatMessage }>();
-  #recordTimer: ReturnType<typeof setTimeout> | undefined;
+  #recordTimer: ReturnType<typeof setImmediate> | undefined;
   #closing = false;
 
   constructor(options: MessagesOptions) {
@@ -87,7 +88,8 @@ export class Messages {
     }
     const msg = this.#start(to, { group, text, uid, time });
     this.#unrecorded.set(msg.id, { to, msg });
-    this.#recordTimer ??= setTimeout(() => this.#recordSent(), 0);
+    // Not setTimeout(0): Deno runs that a millisecond or more later, after the acknowledgement.
+    this.#recordTimer ??= setImmediate(() => this.#recordSent());
     return msg;
   }
 
@@ -265,7 +267,7 @@ export class Messages {
 
   /** Records (`sending`) and reports `sent` our new messages handed to the links so far. */
   #recordSent(): void {
-    clearTimeout(this.#recordTimer);
+    if (this.#recordTimer) clearImmediate(this.#recordTimer);
     this.#recordTimer = undefined;
     for (const [id, { to, msg }] of this.#unrecorded) {
       this.#unrecorded.delete(id);
