@@ -10,7 +10,9 @@
  *
  * @example
  * ```ts
- * const delivery = new Delivery({ me: "alice", online, phase, trust, door, links, messages, mailbox, emit });
+ * const delivery = new Delivery({
+ *   me: "alice", online, phase, trust, door, links, messages, mailbox, emit,
+ * });
  * delivery.send("bob", "hello", false); // its id, or undefined with an `error` event
  * delivery.ready(); // after login: pending messages from the last run go out
  * ```
