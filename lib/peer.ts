@@ -23,8 +23,11 @@
  * - `mailbox.ts` (with `mailbox_client.ts`): messages for offline users sealed and left at the
  *   coordinator, our own fetched, receipts; `offline.ts`: what a message to someone offline
  *   becomes without a mailbox.
- * - `contacts.ts`: our record of our contacts and the requests waiting for us (the coordinator
- *   holds the list that counts: docs/PROTOCOL.md §1.5).
+ * - `delivery.ts`: which way each message goes — link, mailbox or refusal — and the messages
+ *   pending from the last run, until their recipient is online.
+ * - `contact_desk.ts`: the user's contact requests and answers, and the coordinator's contact
+ *   messages as events; `contacts.ts`: our record of our contacts and the requests waiting for us
+ *   (the coordinator holds the list that counts: docs/PROTOCOL.md §1.5).
  * - `key_trust.ts`: trust on first use; `events.ts`: what we report (the `--json` contract).
  *
  * @example
@@ -46,32 +49,39 @@ import type { Clock } from "./clock.ts";
 import { localAddressFor, UdpSocket } from "./net/udp.ts";
 import { encodeBase64url } from "./protocol/base64url.ts";
 import { type Endpoint, formatEndpoint } from "./protocol/endpoint.ts";
-import type { ChatMessage } from "./protocol/chat_message.ts";
 import { encodeFrame } from "./protocol/frame.ts";
-import { cleanNote, type ServerMessage } from "./protocol/seed.ts";
+import type { ServerMessage } from "./protocol/seed.ts";
 import type { NatKind } from "./protocol/whoami.ts";
 import type { AcceptPolicy } from "./peer/consent.ts";
 import { demuxDatagram } from "./peer/demux.ts";
+import { ContactDesk, type ContactsEvent } from "./peer/contact_desk.ts";
 import { ContactRecord } from "./peer/contacts.ts";
+import { Delivery } from "./peer/delivery.ts";
 import { Door } from "./peer/door.ts";
-import { type EventSink, linkEventsFor, type OnlineUser, type PeerEvent } from "./peer/events.ts";
+import {
+  type EventSink,
+  linkEventsFor,
+  mailboxEventsFor,
+  type OnlineUser,
+  type PeerEvent,
+} from "./peer/events.ts";
 import { KeyTrust } from "./peer/key_trust.ts";
 import { introductionFrom, type LinkTransport } from "./peer/link.ts";
 import { Links, type LinkWiring } from "./peer/links.ts";
 import { PeerMailbox } from "./peer/mailbox.ts";
 import { Messages } from "./peer/messages.ts";
 import { NatDetector } from "./peer/nat_detect.ts";
-import { offlineRefusal } from "./peer/offline.ts";
 import { Presence } from "./peer/presence.ts";
 import { ProbeQuota } from "./peer/probe_quota.ts";
 import { SocketPool } from "./peer/socket_pool.ts";
 import type { PathFinderOptions } from "./peer/traversal.ts";
-import { MemoryLog, type MessageLog, type StoredMessage } from "./store/message_log.ts";
+import { MemoryLog, type MessageLog } from "./store/message_log.ts";
 
 // `p2p nat` runs the wing's NAT check on its own, without logging in.
 export { checkNat, type NatReport } from "./peer/nat_check.ts";
 // `p2p chat --accept` takes one of these.
 export { ACCEPT_POLICIES, type AcceptPolicy } from "./peer/consent.ts";
+export { MAX_TEXT_BYTES } from "./peer/delivery.ts";
 
 /** Options for {@linkcode Peer.start}. */
 export interface PeerOptions {
@@ -107,11 +117,6 @@ export interface PeerOptions {
   history?: MessageLog;
 }
 
-/** Longest message text, in UTF-8 bytes (it is split into datagrams and reassembled). */
-export const MAX_TEXT_BYTES = 256 * 1024;
-
-const encoder = new TextEncoder();
-
 /** A logged-in chat client. */
 export class Peer {
   readonly username: string;
@@ -127,19 +132,10 @@ export class Peer {
   readonly #messages: Messages;
   readonly #mailbox: PeerMailbox;
   readonly #links: Links;
-  /** Users seen online during this session (a message to one who is away says so). */
-  readonly #seen = new Set<string>();
-  /** Messages pending from the last run, by recipient, until it is online. */
-  readonly #waiting = new Map<string, StoredMessage[]>();
+  readonly #delivery: Delivery;
+  readonly #desk: ContactDesk;
   /** Logging in until `ready` is reported, then until closed. */
   #phase: "login" | "ready" | "closed" = "login";
-  /** Users whose links are being closed because the coordinator will not introduce them. */
-  readonly #refusing = new Set<string>();
-  /** The coordinator's `Mailbox` datagram, when it came before `ready`. */
-  #mailboxAt: { port: number; waiting: number } | undefined;
-  readonly #contacts: ContactRecord;
-  /** Contact events that came before `ready`, reported right after it. */
-  #early: PeerEvent[] = [];
 
   private constructor(
     socket: UdpSocket,
@@ -149,7 +145,6 @@ export class Peer {
     options: PeerOptions,
   ) {
     const { known, contacts } = stores;
-    this.#contacts = contacts;
     this.username = options.username;
     this.fingerprint = fingerprint(identity.publicKey);
     this.#o = options;
@@ -158,43 +153,25 @@ export class Peer {
       me: options.username,
       log: options.history ?? new MemoryLog(),
       emit: (e) => this.#emit(e),
-      // A message the link gave up on is left in the recipient's mailbox, if there is one —
-      // unless the coordinator said the recipient, online, will not or cannot take it.
-      divert: (peer, msg) => !this.#refusing.has(peer) && this.#deposit(peer, msg),
-    });
-    this.#mailbox = new PeerMailbox({
-      me: options.username,
-      identity,
-      host: options.server.host,
-      trust: {
-        pinned: (peer) => this.#trust.pinned(peer),
-        verify: (p, k) => this.#trust.verify(p, k),
-      },
-      events: {
-        onMessage: (mail) => this.#messages.fromMailbox(mail.from, mail),
-        onDeposited: (to, uid, first) => this.#messages.deposited(to, uid, first),
-        onUndelivered: (to, uid, reason) => this.#messages.depositRefused(to, uid, reason),
-        onReceipt: (from, uids) => this.#messages.receipt(from, uids),
-        onHeld: (from, count) =>
-          this.#emit({
-            event: "error",
-            message: `${count} message(s) from ${from} wait in your mailbox, sealed with a key ` +
-              `other than the one you pinned: compare /fingerprint ${from} with them, then ` +
-              `/trust ${from} to read them`,
-          }),
-        onError: (message) => this.#emit({ event: "error", message }),
-      },
+      divert: (peer, msg) => this.#delivery.divert(peer, msg),
     });
     this.#trust = new KeyTrust({
       known,
       me: { name: options.username, publicKey: identity.publicKey },
       onEvent: (e) => this.#emit(e),
     });
+    this.#mailbox = new PeerMailbox({
+      me: options.username,
+      identity,
+      host: options.server.host,
+      trust: this.#trust,
+      events: mailboxEventsFor({ emit: (e) => this.#emit(e), messages: this.#messages }),
+    });
     this.#door = new Door({
       me: options.username,
       policy: options.accept ?? "anyone",
       // A contact is known too: its key is the one both accepted.
-      pinned: (user) => this.#trust.pinned(user) ?? this.#contacts.keyOf(user),
+      pinned: (user) => this.#trust.pinned(user) ?? contacts.keyOf(user),
       listed: (user) => this.#presence.users.get(user),
       ask: (user) => this.#nat.connect(user),
       onKnock: (e) => this.#emit(e),
@@ -230,8 +207,7 @@ export class Peer {
       clock: options.clock,
       // The first list is reported after `ready`, by start().
       onOnline: (user, ep) => {
-        this.#seen.add(user);
-        this.#contacts.seen(user);
+        contacts.seen(user);
         if (this.#phase !== "login") {
           this.#emit({ event: "online", user, endpoint: formatEndpoint(ep) });
         }
@@ -240,15 +216,13 @@ export class Peer {
         // process that quit): a fresh introduction puts it on the one that just logged in.
         const link = this.#links.get(user);
         if (link && (link.hasPending || link.path.kind !== "direct")) link.requestIntroduction();
-        if (this.#phase === "ready") this.#sendWaiting(user);
+        this.#delivery.online(user);
       },
       onOffline: (user) => {
-        this.#contacts.seen(user);
+        contacts.seen(user);
         this.#emit({ event: "offline", user });
       },
-      onList: (list) => {
-        if (list.contacts) this.#contactEvents(contacts.onList(list.contacts, list.requests ?? []));
-      },
+      onList: (list) => this.#desk.onList(list),
       listed: options.public,
       onError: (message) => this.#emit({ event: "error", message }),
       onCoordinator: (state) => {
@@ -265,6 +239,21 @@ export class Peer {
       indirect: () => this.#links.indirect(),
       clock: options.clock,
     });
+    const phase = () => this.#phase;
+    const emit = (e: PeerEvent) => this.#emit(e);
+    this.#delivery = new Delivery({
+      me: options.username,
+      online: (user) => this.#presence.users.has(user),
+      phase,
+      trust: this.#trust,
+      door: this.#door,
+      links: this.#links,
+      messages: this.#messages,
+      mailbox: this.#mailbox,
+      emit,
+    });
+    const presence = this.#presence;
+    this.#desk = new ContactDesk({ me: options.username, record: contacts, presence, phase, emit });
   }
 
   /** Binds the socket, loads our identity, logs in, and emits `ready` and the online users. */
@@ -295,10 +284,9 @@ export class Peer {
       for (const [user, ep] of peer.#presence.users) {
         peer.#emit({ event: "online", user, endpoint: formatEndpoint(ep) });
       }
-      for (const e of peer.#early.splice(0)) peer.#emit(e);
+      peer.#desk.ready();
       peer.#nat.detect();
-      if (peer.#mailboxAt) peer.#mailbox.setPort(peer.#mailboxAt.port, peer.#mailboxAt.waiting);
-      peer.#resumePending();
+      peer.#delivery.ready();
       return peer;
     } catch (err) {
       await socket.close();
@@ -321,41 +309,22 @@ export class Peer {
    * or a block is never told, and neither is whether `user` exists.
    */
   addContact(user: string, note?: string): void {
-    if (user === this.username) {
-      this.#emit({ event: "error", message: "Cannot add yourself as a contact" });
-      return;
-    }
-    this.#presence.contact("add", user, note === undefined ? undefined : cleanNote(note));
-    this.#emit({ event: "contact-request-sent", user });
+    this.#desk.add(user, note);
   }
 
   /** Accepts `user`'s contact request: both are told `contact-added`. */
   acceptContact(user: string): void {
-    if (!this.#contacts.hasRequest(user)) {
-      this.#emit({ event: "error", message: `No contact request from ${user} to accept` });
-      return;
-    }
-    this.#presence.contact("accept", user);
+    this.#desk.accept(user);
   }
 
   /** Declines `user`'s contact request; `user` is not told. */
   declineContact(user: string): void {
-    if (!this.#contacts.hasRequest(user)) {
-      this.#emit({ event: "error", message: `No contact request from ${user} to decline` });
-      return;
-    }
-    this.#contacts.forgetRequest(user);
-    this.#presence.contact("decline", user);
+    this.#desk.decline(user);
   }
 
   /** Removes contact `user`: neither sees the other's presence any more. */
   removeContact(user: string): void {
-    if (!this.#contacts.has(user)) {
-      this.#emit({ event: "error", message: `${user} is not one of your contacts` });
-      return;
-    }
-    this.#presence.contact("remove", user);
-    this.#contactEvents(this.#contacts.onUncontact(user));
+    this.#desk.remove(user);
   }
 
   /**
@@ -363,20 +332,12 @@ export class Peer {
    * block), and its later requests never reach us. `unblock` undoes it.
    */
   blockContact(user: string, unblock = false): void {
-    this.#presence.contact(unblock ? "unblock" : "block", user);
-    if (!unblock) this.#contactEvents(this.#contacts.onUncontact(user));
-    this.#emit({ event: "contact-blocked", user, blocked: !unblock });
+    this.#desk.block(user, unblock);
   }
 
   /** Our contacts (online or not, last seen) and the requests waiting; also emitted as `contacts`. */
-  contacts(): Extract<PeerEvent, { event: "contacts" }> {
-    const e: Extract<PeerEvent, { event: "contacts" }> = {
-      event: "contacts",
-      contacts: this.#contacts.list(new Set(this.#presence.users.keys())),
-      requests: this.#contacts.requests(),
-    };
-    this.#emit(e);
-    return e;
+  contacts(): ContactsEvent {
+    return this.#desk.list();
   }
 
   /** Our endpoint as the coordinator sees it. */
@@ -399,17 +360,12 @@ export class Peer {
    * history cannot keep it).
    */
   send(to: string, text: string): number | undefined {
-    return this.#send(to, text, false);
+    return this.#delivery.send(to, text, false);
   }
 
   /** Sends `text` to every online user, each copy encrypted and reliable. Returns the ids. */
   sendAll(text: string): number[] {
-    const users = [...this.#presence.users.keys()];
-    if (users.length === 0) {
-      this.#emit({ event: "error", message: "Cannot send to everyone: nobody else is online" });
-      return [];
-    }
-    return users.map((u) => this.#send(u, text, true)).filter((id) => id !== undefined);
+    return this.#delivery.sendAll([...this.#presence.users.keys()], text);
   }
 
   /** Reports the fingerprint of `user`'s pinned key (and the safety number), or our own. */
@@ -456,85 +412,11 @@ export class Peer {
     await this.#pool.closeAll();
     this.#messages.release();
     await this.#socket.close();
-    await this.#contacts.flush();
+    await this.#desk.flush();
   }
 
   #emit(e: PeerEvent): void {
     this.#o.onEvent(e);
-  }
-
-  #send(to: string, text: string, group: boolean): number | undefined {
-    const fail = (why: string) => {
-      this.#emit({ event: "error", message: `Cannot send to ${to}: ${why}` });
-      return undefined;
-    };
-    if (to === this.username) return fail("that is you");
-    // Someone not online: their mailbox, if the coordinator keeps one; else refused at once.
-    const away = !this.#presence.users.has(to);
-    if (away && (group || !this.#mailbox.available)) {
-      return fail(offlineRefusal({ user: to, seen: this.#seen.has(to) }));
-    }
-    if (this.#trust.hasChanged(to)) {
-      return fail(
-        `${to}'s key has changed; compare /fingerprint ${to} with them, then /trust ${to}`,
-      );
-    }
-    const bytes = encoder.encode(text).length;
-    if (bytes > MAX_TEXT_BYTES) {
-      return fail(`the message is ${bytes} bytes, the limit is ${MAX_TEXT_BYTES}`);
-    }
-    let msg;
-    try {
-      msg = this.#messages.send(to, text, group);
-    } catch (error) {
-      return fail((error as Error).message);
-    }
-    if (away) {
-      this.#deposit(to, msg);
-      return msg.id;
-    }
-    this.#door.want(to);
-    this.#links.open(to).send(msg);
-    return msg.id;
-  }
-
-  /** Leaves `msg` in `to`'s mailbox; false when the coordinator keeps none. */
-  #deposit(to: string, msg: ChatMessage): boolean {
-    if (!this.#mailbox.available || msg.uid === undefined || msg.time === undefined) return false;
-    this.#mailbox.deposit(to, { uid: msg.uid, time: msg.time, text: msg.text });
-    return true;
-  }
-
-  /** Our messages still pending when we last stopped go to their recipients once online. */
-  #resumePending(): void {
-    for (const msg of this.#messages.log.pending()) {
-      const list = this.#waiting.get(msg.peer);
-      if (list) list.push(msg);
-      else this.#waiting.set(msg.peer, [msg]);
-    }
-    this.#sendWaitingNow();
-  }
-
-  /** Pending messages go now to users online, and to the mailboxes of the others if we can. */
-  #sendWaitingNow(): void {
-    for (const user of [...this.#waiting.keys()]) {
-      if (this.#presence.users.has(user)) this.#sendWaiting(user);
-      else if (this.#mailbox.available) {
-        for (const stored of this.#waiting.get(user)!) {
-          this.#deposit(user, this.#messages.resume(stored));
-        }
-        this.#waiting.delete(user);
-      }
-    }
-  }
-
-  #sendWaiting(user: string): void {
-    const list = this.#waiting.get(user);
-    if (!list) return;
-    this.#waiting.delete(user);
-    this.#door.want(user);
-    const link = this.#links.open(user);
-    for (const stored of list) link.send(this.#messages.resume(stored));
   }
 
   /** The link to `peer`: its key checked by our trust, its reports ours, its transport ours. */
@@ -554,18 +436,9 @@ export class Peer {
     return { verifyKey: (key) => this.#trust.verify(peer, key), transport, events };
   }
 
-  /** Reports contact events, holding them until `ready` while we log in. */
-  #contactEvents(events: PeerEvent[]): void {
-    if (this.#phase === "login") this.#early.push(...events);
-    else for (const e of events) this.#emit(e);
-  }
-
   #onServerMessage(msg: ServerMessage): void {
-    if (msg.type === "request") this.#contactEvents(this.#contacts.onRequest(msg));
-    else if (msg.type === "contact") this.#contactEvents(this.#contacts.onContact(msg));
-    else if (msg.type === "uncontact") {
-      this.#contactEvents(this.#contacts.onUncontact(msg.username));
-    } else if (msg.type === "knock") this.#door.knock(msg.username, msg.key);
+    if (this.#desk.onServerMessage(msg)) return;
+    if (msg.type === "knock") this.#door.knock(msg.username, msg.key);
     else if (msg.type === "introduce") {
       const intro = introductionFrom(msg);
       if (!intro || msg.username === this.username) return;
@@ -574,25 +447,8 @@ export class Peer {
       else if (this.#door.admitIntroduction(msg.username, intro.key)) {
         this.#links.open(msg.username).introduce(intro);
       }
-    } else if (msg.type === "mailbox") {
-      // Where our mail is, and whether some waits. During login, kept until we are ready.
-      if (this.#phase === "login") {
-        this.#mailboxAt = { port: msg.port, waiting: msg.waiting };
-        return;
-      }
-      const first = !this.#mailbox.available;
-      this.#mailbox.setPort(msg.port, msg.waiting);
-      if (first) this.#sendWaitingNow();
-    } else if (msg.type === "unavailable") {
-      // Offline users may come back within the session: their messages wait. An online user
-      // the coordinator cannot introduce (a seed-only client) never will.
-      // Nor does the mailbox take their messages: they said no, or cannot take any.
-      if (this.#presence.users.has(msg.username)) {
-        this.#refusing.add(msg.username);
-        this.#links.close(msg.username, msg.reason);
-        this.#refusing.delete(msg.username);
-      }
-    }
+    } else if (msg.type === "mailbox") this.#delivery.mailboxAt(msg.port, msg.waiting);
+    else if (msg.type === "unavailable") this.#delivery.unavailable(msg.username, msg.reason);
   }
 
   #onDatagram(data: Uint8Array, from: Endpoint, socket = 0): void {

@@ -23,6 +23,7 @@
  * ```
  * @module
  */
+import { acceptEach, closeQuietly } from "../net/tcp_accept.ts";
 import type { Clock, TimerId } from "../clock.ts";
 import { normalizeHost } from "../net/udp.ts";
 import { encodeListVersion, parseListRequest, SeedProtocolError } from "../protocol/seed.ts";
@@ -116,7 +117,12 @@ export class ListService {
   /** Serves the connections `listener` accepts, until {@linkcode close}. */
   listen(listener: Deno.Listener): void {
     this.#listener = listener;
-    this.#accepting = this.#accept(listener);
+    this.#accepting = acceptEach(listener, {
+      closed: () => this.#closed,
+      serve: (conn) => this.serve(conn),
+      failed: (err) => this.#log.throttled("tcp error", `TCP accept: ${err.message}`),
+      clock: this.#clock,
+    });
   }
 
   /** Closes the listener and every connection; resolves once no more are accepted. */
@@ -290,31 +296,5 @@ export class ListService {
       );
     }
     return version;
-  }
-
-  /** Accepts connections until the listener closes. */
-  async #accept(listener: Deno.Listener): Promise<void> {
-    while (!this.#closed) {
-      let conn: Deno.Conn;
-      try {
-        conn = await listener.accept();
-      } catch (err) {
-        if (this.#closed || err instanceof Deno.errors.BadResource) return;
-        // Out of file descriptors, say: note it, let things settle, go on.
-        this.#log.throttled("tcp error", `TCP accept: ${(err as Error).message}`);
-        await new Promise((resolve) => this.#clock.setTimeout(() => resolve(undefined), 10));
-        continue;
-      }
-      this.serve(conn);
-    }
-  }
-}
-
-/** Closes a connection that may already be closed. */
-function closeQuietly(conn: ListConnection): void {
-  try {
-    conn.close();
-  } catch {
-    // already closed
   }
 }

@@ -2,7 +2,7 @@
  * The coordinator's mailbox, opened and closed as one: its database file (`mailbox.db` in the
  * data directory, or in memory), its store ({@linkcode MailboxStore}: quotas, TTL, group
  * commit), its TCP service ({@linkcode MailboxService}) and the timer that expires old mail.
- * `lib/coordinator.ts` starts it beside the other services and tells it who owns which name.
+ * `wiring.ts` opens it beside the other services and tells it who owns which name.
  *
  * The mailbox keeps its own file, beside the coordinator's database: its schema moves on its
  * own, its bulky writes and checkpoints stay out of the names' file, and an operator can empty

@@ -27,6 +27,7 @@
  * ```
  * @module
  */
+import { acceptEach, closeQuietly } from "../net/tcp_accept.ts";
 import type { Clock, TimerId } from "../clock.ts";
 import { verifyKeyProof } from "../crypto/key_proof.ts";
 import type { KeyPair } from "../crypto/noise.ts";
@@ -164,7 +165,12 @@ export class MailboxService {
   /** Serves the connections `listener` accepts, until {@linkcode close}. */
   listen(listener: Deno.Listener): void {
     this.#listener = listener;
-    this.#accepting = this.#accept(listener);
+    this.#accepting = acceptEach(listener, {
+      closed: () => this.#closed,
+      serve: (conn) => this.serve(conn),
+      failed: (err) => this.#o.log.throttled("tcp error", `mailbox TCP accept: ${err.message}`),
+      clock: this.#o.clock,
+    });
   }
 
   /** Forgets rate-limit state that no longer matters (call now and then). */
@@ -396,21 +402,6 @@ export class MailboxService {
     this.counters.refused++;
     return refused(reason);
   }
-
-  async #accept(listener: Deno.Listener): Promise<void> {
-    while (!this.#closed) {
-      let conn: Deno.Conn;
-      try {
-        conn = await listener.accept();
-      } catch (err) {
-        if (this.#closed || err instanceof Deno.errors.BadResource) return;
-        this.#o.log.throttled("tcp error", `mailbox TCP accept: ${(err as Error).message}`);
-        await new Promise((resolve) => this.#o.clock.setTimeout(() => resolve(undefined), 10));
-        continue;
-      }
-      this.serve(conn);
-    }
-  }
 }
 
 function reply(r: MailboxReply): string {
@@ -419,12 +410,4 @@ function reply(r: MailboxReply): string {
 
 function refused(reason: string): string {
   return encodeMailboxReply({ type: "refused", reason });
-}
-
-function closeQuietly(conn: MailboxConnection): void {
-  try {
-    conn.close();
-  } catch {
-    // already closed
-  }
 }

@@ -14,6 +14,7 @@ import { formatEndpoint } from "../protocol/endpoint.ts";
 import type { ContactInfo, RequestInfo } from "./contacts.ts";
 import type { DeliveryState, MessagePath } from "../store/message_log.ts";
 import type { LinkEvents } from "./link.ts";
+import type { PeerMailboxEvents } from "./mailbox.ts";
 import type { Messages } from "./messages.ts";
 
 /** How messages to a peer travel: straight to it, or through the coordinator's relay. */
@@ -156,5 +157,34 @@ export function linkEventsFor(
           : { event: "path", user: peer, path: "relay" },
       );
     },
+  };
+}
+
+/**
+ * What our mailbox reports, turned into our messages' records (`messages.ts`) and events.
+ *
+ * @example
+ * ```ts
+ * const events = mailboxEventsFor({ emit: console.log, messages });
+ * events.onReceipt("bob", [uid]); // messages.receipt("bob", [uid]): `delivered`
+ * ```
+ */
+export function mailboxEventsFor(
+  options: { emit: EventSink; messages: Messages },
+): PeerMailboxEvents {
+  const { emit, messages } = options;
+  return {
+    onMessage: (mail) => messages.fromMailbox(mail.from, mail),
+    onDeposited: (to, uid, first) => messages.deposited(to, uid, first),
+    onUndelivered: (to, uid, reason) => messages.depositRefused(to, uid, reason),
+    onReceipt: (from, uids) => messages.receipt(from, uids),
+    onHeld: (from, count) =>
+      emit({
+        event: "error",
+        message: `${count} message(s) from ${from} wait in your mailbox, sealed with a key ` +
+          `other than the one you pinned: compare /fingerprint ${from} with them, then ` +
+          `/trust ${from} to read them`,
+      }),
+    onError: (message) => emit({ event: "error", message }),
   };
 }

@@ -11,6 +11,7 @@
  * @module
  */
 import { normalizeUsername } from "../protocol/username.ts";
+import { CONTACT_OPS, type ContactOp } from "../protocol/seed.ts";
 
 /** A parsed command line. */
 export type Command =
@@ -35,16 +36,9 @@ export type Command =
   | { kind: "invalid"; message: string };
 
 /** What the contact commands do: `/add`, `/accept`, `/decline`, `/remove`, `/block`, `/unblock`. */
-export type ContactCommand = "add" | "accept" | "decline" | "remove" | "block" | "unblock";
+// The contact commands are the protocol's operations, one for one (`/add` sends `add`…).
+export type ContactCommand = ContactOp;
 
-const CONTACT_COMMANDS: readonly ContactCommand[] = [
-  "add",
-  "accept",
-  "decline",
-  "remove",
-  "block",
-  "unblock",
-];
 /** Lines `/history USER` shows; at most {@linkcode MAX_LINES} are shown whatever N says. */
 export const HISTORY_LINES = 20;
 /** Most lines `/history` and `/search` show. */
@@ -157,7 +151,7 @@ export function parseCommand(line: string): Command {
     case "/block":
     case "/unblock": {
       const user = oneName();
-      const op = CONTACT_COMMANDS.find((c) => `/${c}` === word)!;
+      const op = CONTACT_OPS.find((c) => `/${c}` === word)!;
       return user === undefined
         ? { kind: "invalid", message: `Usage: ${word} USER` }
         : { kind: "contact", op, user };

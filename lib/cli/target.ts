@@ -1,5 +1,6 @@
 /**
- * Parsing of the command line's `NAME@HOST[:PORT]` argument.
+ * Parsing of the command line's `NAME@HOST[:PORT]` argument (`p2p chat`, `p2p nat`), and
+ * {@linkcode UsageError}, the mistake on the command line every `lib/cli/` module throws.
  *
  * @example
  * ```ts
@@ -9,8 +10,8 @@
  */
 import { lookup } from "node:dns/promises";
 import { isIP, isIPv6 } from "node:net";
-import type { Endpoint } from "./protocol/endpoint.ts";
-import { normalizeUsername, usernameProblem } from "./protocol/username.ts";
+import type { Endpoint } from "../protocol/endpoint.ts";
+import { normalizeUsername, usernameProblem } from "../protocol/username.ts";
 
 /** The port `p2p serve` listens on unless told otherwise. */
 export const DEFAULT_PORT = 7000;

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { DEFAULT_PORT, resolveServer, splitTarget, UsageError } from "../lib/cli_args.ts";
+import { DEFAULT_PORT, resolveServer, splitTarget, UsageError } from "../../lib/cli/target.ts";
 
 function assertUsage(text: string, message: string): void {
   assert.throws(() => splitTarget(text), (err: unknown) => {

@@ -1,0 +1,41 @@
+/**
+ * `p2p nat HOST[:PORT]`: asks the coordinator's two ports how our NAT maps one socket
+ * (`lib/peer/nat_check.ts`) and prints the report, as text or JSON.
+ *
+ * @example
+ * ```ts
+ * const code = await nat(["127.0.0.1:7000", "--json"]);
+ * ```
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { checkNat } from "../peer.ts";
+import { NAT_HELP } from "./help.ts";
+import { resolveServer, UsageError } from "./target.ts";
+
+/** Runs `p2p nat ARGS`; resolves with the exit code (1 when no public endpoint was seen). */
+export async function nat(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: { json: { type: "boolean", default: false }, help: { type: "boolean", short: "h" } },
+  });
+  if (values.help) {
+    console.log(NAT_HELP);
+    return 0;
+  }
+  if (positionals.length !== 1) throw new UsageError("nat takes one argument, HOST[:PORT]");
+  const { server } = await resolveServer(`nat@${positionals[0]}`);
+  const report = await checkNat({ server });
+  if (values.json) console.log(JSON.stringify(report));
+  else {
+    console.log(`local endpoint:  ${report.local}`);
+    console.log(
+      `public endpoint: ${report.public ?? "unknown"}` +
+        (report.publicAlt && report.publicAlt !== report.public ? ` / ${report.publicAlt}` : ""),
+    );
+    console.log(`mapping:         ${report.mapping}`);
+    console.log(report.summary);
+  }
+  return report.public ? 0 : 1;
+}
