@@ -256,6 +256,8 @@ export interface Totals {
   alive: number;
   byes: number;
   expired: number;
+  /** `Mailbox,<port>,<waiting>` notices (one per admitted extension client). */
+  mailbox: number;
   presenceLines: number;
   presenceDatagrams: number;
   /** Presence datagrams with a `Presence,<from>,<to>` header. */
@@ -283,6 +285,7 @@ function zeroTotals(): Totals {
     alive: 0,
     byes: 0,
     expired: 0,
+    mailbox: 0,
     presenceLines: 0,
     presenceDatagrams: 0,
     headed: 0,
@@ -470,6 +473,8 @@ export class ClientPool {
       t.byes++;
     } else if (text.startsWith("Expired,")) {
       t.expired++;
+    } else if (text.startsWith("Mailbox,")) {
+      t.mailbox++; // where the mailbox is: our clients deposit nothing
     } else {
       t.badLines++;
     }
