@@ -252,13 +252,27 @@ export class RelayPolicy {
   forget(user: string): void {
     const now = this.#o.now();
     this.#dropRefilled(now);
-    for (const other of this.#byUser.get(user) ?? []) {
-      const key = pairKey(user, other);
-      this.#remember(key, this.#pairs.get(key)!, now);
-      this.#pairs.delete(key);
-      this.#byUser.get(other)?.delete(user);
-    }
+    for (const other of this.#byUser.get(user) ?? []) this.#drop(user, other, now);
     this.#byUser.delete(user);
+  }
+
+  /**
+   * Forgets the pair of `a` and `b` only (they stopped being contacts): neither may relay to the
+   * other until introduced again. Its bucket is remembered as {@linkcode forget} does.
+   */
+  forgetPair(a: string, b: string): void {
+    const now = this.#o.now();
+    this.#dropRefilled(now);
+    if (this.#pairs.has(pairKey(a, b))) this.#drop(a, b, now);
+    this.#byUser.get(a)?.delete(b);
+  }
+
+  /** Drops the introduced pair of `user` and `other`, remembering its bucket. */
+  #drop(user: string, other: string, now: number): void {
+    const key = pairKey(user, other);
+    this.#remember(key, this.#pairs.get(key)!, now);
+    this.#pairs.delete(key);
+    this.#byUser.get(other)?.delete(user);
   }
 
   /** Forgets the senders and addresses whose budgets have refilled (memory stays bounded). */

@@ -271,7 +271,11 @@ async function wire(
     log,
     stats,
     send,
-    forgetPair: (a, b) => late.service!.introductions.forgetPair(a, b),
+    // No longer contacts: no consent to introduce them, and no relaying between them either.
+    forgetPair: (a, b) => {
+      late.service!.introductions.forgetPair(a, b);
+      relay.forgetPair(a, b);
+    },
   });
   const common = { registry, limits, log, stats, budget, outbox, contacts: contactService };
   let mailbox: Mailbox | undefined;

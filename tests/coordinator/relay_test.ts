@@ -171,6 +171,21 @@ Deno.test("forget drops every pair of a user who logged out, and only those", ()
   assert.equal(relay.allow("alice", "bob", 1, "192.0.2.1"), "not-introduced");
 });
 
+Deno.test("forgetPair drops one pair (no longer contacts) and leaves the others", () => {
+  const { relay } = setup({ burstBytes: 1000, bytesPerSecond: 1 });
+  relay.introduce("alice", "bob");
+  relay.introduce("alice", "carol");
+  relay.forgetPair("bob", "alice");
+  assert.equal(relay.size, 1);
+  assert.equal(relay.allow("alice", "bob", 1, "192.0.2.1"), "not-introduced");
+  assert.equal(relay.allow("bob", "alice", 1, "192.0.2.1"), "not-introduced");
+  assert.equal(relay.allow("alice", "carol", 1, "192.0.2.1"), "ok");
+  // Harmless twice; and alice's later logout forgets what is left without tripping on bob.
+  relay.forgetPair("alice", "bob");
+  relay.forget("alice");
+  assert.equal(relay.size, 0);
+});
+
 Deno.test("a clock that steps back neither adds budget nor takes it away", () => {
   const { relay, setTime } = setup({ burstBytes: 1000, bytesPerSecond: 1000 });
   setTime(10_000);
