@@ -366,13 +366,22 @@ export class ContactBook {
   }
 
   #load(): void {
-    const rows = this.#db.prepare("SELECT a, a_key, b, b_key FROM contact").iterate() as Iterable<{
-      a: string;
-      a_key: string;
-      b: string;
-      b_key: string;
-    }>;
-    for (const r of rows) this.#link({ name: r.a, key: r.a_key }, { name: r.b, key: r.b_key });
+    // A page at a time with `all()`: `iterate()` stops silently at a damaged page (the pairs
+    // would be lost without a word), and one `all()` of every pair would hold them twice at start.
+    const page = this.#db.prepare(
+      "SELECT a, a_key, b, b_key FROM contact WHERE (a, b) > (?, ?) ORDER BY a, b LIMIT 4096",
+    );
+    for (let after = ["", ""];;) {
+      const rows = page.all(after[0], after[1]) as {
+        a: string;
+        a_key: string;
+        b: string;
+        b_key: string;
+      }[];
+      if (rows.length === 0) break;
+      for (const r of rows) this.#link({ name: r.a, key: r.a_key }, { name: r.b, key: r.b_key });
+      after = [rows.at(-1)!.a, rows.at(-1)!.b];
+    }
     const requests = this.#db.prepare(
       "SELECT recipient, sender, sender_key, note, sent FROM contact_request",
     ).all() as {

@@ -153,14 +153,7 @@ export class MailboxStore {
           "RETURNING recipient, sender, length(sealed) AS size",
       ),
     };
-    const sums = (column: string) =>
-      db.prepare(
-        `SELECT ${column} AS key, count(*) AS count, sum(length(sealed)) AS bytes FROM mail ` +
-          `GROUP BY ${column}`,
-      ).all() as { key: string; count: number; bytes: number }[];
-    for (const row of sums("recipient")) this.#recipients.set(row.key, usage(row));
-    for (const row of sums("sender")) this.#senders.set(row.key, usage(row));
-    for (const u of this.#recipients.values()) charge(this.#total, u.count, u.bytes);
+    this.#recount();
   }
 
   /** Mail older than this is deleted by {@linkcode MailboxStore.expire}. */
@@ -317,27 +310,22 @@ export class MailboxStore {
     charge(this.#total, -1, -size);
   }
 
+  /**
+   * Counts what is stored, per recipient, per sender and in all, from the table. `all()`, not
+   * `iterate()`: the latter stops silently at a damaged page, and the counts would come out short.
+   */
   #recount(): void {
     this.#recipients.clear();
     this.#senders.clear();
     this.#total.count = this.#total.bytes = 0;
-    for (
-      const row of this.#db.prepare("SELECT recipient, sender, length(sealed) AS size FROM mail")
-        .iterate()
-    ) {
-      const { recipient, sender, size } = row as {
-        recipient: string;
-        sender: string;
-        size: number;
-      };
-      const r = this.#recipients.get(recipient) ?? { count: 0, bytes: 0 };
-      const s = this.#senders.get(sender) ?? { count: 0, bytes: 0 };
-      charge(r, 1, size);
-      charge(s, 1, size);
-      charge(this.#total, 1, size);
-      this.#recipients.set(recipient, r);
-      this.#senders.set(sender, s);
-    }
+    const sums = (column: string) =>
+      this.#db.prepare(
+        `SELECT ${column} AS key, count(*) AS count, sum(length(sealed)) AS bytes FROM mail ` +
+          `GROUP BY ${column}`,
+      ).all() as { key: string; count: number; bytes: number }[];
+    for (const row of sums("recipient")) this.#recipients.set(row.key, usage(row));
+    for (const row of sums("sender")) this.#senders.set(row.key, usage(row));
+    for (const u of this.#recipients.values()) charge(this.#total, u.count, u.bytes);
   }
 }
 

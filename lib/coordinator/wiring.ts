@@ -134,13 +134,16 @@ export async function openRooms(options: CoordinatorOptions = {}): Promise<Rooms
   try {
     // Read before any socket is bound: a damaged file is reported, not a crash with sockets open.
     let owners: NameOwners;
+    let contacts: ContactBook;
     try {
       // The clock is on Date.now()'s scale, so its readings mean the same after a restart.
-      owners = new NameOwners({ db: store.db, now: () => clock.now(), ttlMs: options.nameTtlMs });
+      const now = () => clock.now();
+      owners = new NameOwners({ db: store.db, now, ttlMs: options.nameTtlMs });
+      contacts = new ContactBook({ db: store.db, now, ...options.contactLimits });
     } catch (err) {
       throw isDatabaseDamage(err) ? damagedDatabase(store.path, err) : err;
     }
-    return await wire(options, { clock, peerTimeoutMs, limits, store, owners });
+    return await wire(options, { clock, peerTimeoutMs, limits, store, owners, contacts });
   } catch (err) {
     store.close();
     throw err;
@@ -193,9 +196,10 @@ async function wire(
     limits: Limits;
     store: CoordinatorStore;
     owners: NameOwners;
+    contacts: ContactBook;
   },
 ): Promise<Rooms> {
-  const { clock, peerTimeoutMs, limits, store, owners } = opened;
+  const { clock, peerTimeoutMs, limits, store, owners, contacts } = opened;
   const host = options.host ?? "0.0.0.0";
   const stats = createStats();
   const write = options.log ?? ((line) => console.error(`${new Date().toISOString()} ${line}`));
@@ -239,7 +243,6 @@ async function wire(
     stats.sentBytes += bytes.length;
     udp.send(bytes, to);
   };
-  const contacts = new ContactBook({ db: store.db, now, ...options.contactLimits });
   const mode = options.presence ?? "everyone";
   // The fan-out asks the contact service who sees whom, and that service tells the outbox of
   // new and removed pairs: each is made knowing the other through these closures.

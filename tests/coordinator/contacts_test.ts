@@ -143,6 +143,28 @@ Deno.test("addPairs makes many pairs in one transaction", () => {
   db.close();
 });
 
+Deno.test("a reopen reads back every pair, past one page of the load (4,096)", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "p2p-contacts-db-" });
+  try {
+    const path = `${dir}/coordinator.db`;
+    const first = book({ path });
+    const users = Array.from({ length: 101 }, (_, i) => ({ name: `u${i}`, key: `k${i}` }));
+    const pairs: [typeof A, typeof A][] = [];
+    for (let i = 0; i < users.length; i++) {
+      for (let j = i + 1; j < users.length; j++) pairs.push([users[i], users[j]]);
+    }
+    first.book.addPairs(pairs);
+    assert.equal(first.book.pairs, 5050);
+    first.db.close();
+    const second = book({ path });
+    assert.equal(second.book.pairs, 5050);
+    assert.equal(second.book.contactsOf(users[50]).length, 100);
+    second.db.close();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 interface M {
   name: string;
 }

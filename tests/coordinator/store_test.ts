@@ -78,7 +78,7 @@ function damageTable(path: string, table: string): void {
   }
 }
 
-for (const table of ["server_key", "name_owner"]) {
+for (const table of ["server_key", "name_owner", "contact", "contact_request"]) {
   Deno.test(`store: a file whose ${table} is damaged is refused at start, named, untouched`, async () => {
     await withDir(async (dataDir) => {
       const path = join(dataDir, DATABASE_FILE);
