@@ -28,6 +28,7 @@
  * ```
  * @module
  */
+import { transaction } from "../store/database.ts";
 import type { DatabaseSync, StatementSync } from "node:sqlite";
 import type { ContactEntry, ContactRequestEntry } from "../protocol/seed.ts";
 import { BucketMap, TokenBucket } from "../token_bucket.ts";
@@ -268,14 +269,9 @@ export class ContactBook {
    */
   addPairs(pairs: readonly [Party, Party][]): void {
     const now = this.#now();
-    this.#db.exec("BEGIN");
-    try {
+    transaction(this.#db, () => {
       for (const [a, b] of pairs) this.#pair(a, b, now);
-      this.#db.exec("COMMIT");
-    } catch (err) {
-      this.#db.exec("ROLLBACK");
-      throw err;
-    }
+    });
   }
 
   /** About once a minute: forgets lapsed requests and sender budgets that have refilled. */
@@ -302,10 +298,13 @@ export class ContactBook {
 
   /** Makes `x` and `y` contacts (replacing a pair of the names with older keys). */
   #pair(x: Party, y: Party, now: number): ContactPair {
-    this.#dropRequest(x.name, y.name);
-    this.#dropRequest(y.name, x.name);
     const [a, b] = x.name < y.name ? [x, y] : [y, x];
-    this.#sql.putPair.run(a.name, a.key, b.name, b.key, now);
+    // One commit (one wait for the disk), not three.
+    transaction(this.#db, () => {
+      this.#dropRequest(x.name, y.name);
+      this.#dropRequest(y.name, x.name);
+      this.#sql.putPair.run(a.name, a.key, b.name, b.key, now);
+    });
     this.#link(a, b);
     return { a: { ...a }, b: { ...b } };
   }

@@ -27,6 +27,7 @@
  * ```
  * @module
  */
+import { transaction } from "../store/database.ts";
 import type { DatabaseSync, StatementSync } from "node:sqlite";
 import type { Clock } from "../clock.ts";
 
@@ -218,19 +219,18 @@ export class MailboxStore {
   /** Deletes those of `ids` that are `recipient`'s; returns how many were. */
   ack(recipient: string, ids: readonly number[]): number {
     let deleted = 0;
-    this.#db.exec("BEGIN IMMEDIATE");
     try {
-      for (const id of ids) {
-        const row = this.#sql.ack.get(id, recipient) as
-          | { sender: string; size: number }
-          | undefined;
-        if (!row) continue;
-        this.#release(recipient, row.sender, row.size);
-        deleted++;
-      }
-      this.#db.exec("COMMIT");
+      transaction(this.#db, () => {
+        for (const id of ids) {
+          const row = this.#sql.ack.get(id, recipient) as
+            | { sender: string; size: number }
+            | undefined;
+          if (!row) continue;
+          this.#release(recipient, row.sender, row.size);
+          deleted++;
+        }
+      }, "immediate");
     } catch (err) {
-      this.#db.exec("ROLLBACK");
       // What was released in memory is stored still: count it again from the file.
       this.#recount();
       throw err;
@@ -271,17 +271,12 @@ export class MailboxStore {
     const now = Math.floor(this.#clock.now());
     const ids: number[] = [];
     try {
-      this.#db.exec("BEGIN IMMEDIATE");
-      try {
+      transaction(this.#db, () => {
         for (const m of batch) {
           const row = this.#sql.insert.get(m.recipient, m.sender, now, m.sealed) as { id: number };
           ids.push(row.id);
         }
-        this.#db.exec("COMMIT");
-      } catch (err) {
-        if (this.#db.isTransaction) this.#db.exec("ROLLBACK");
-        throw err;
-      }
+      }, "immediate");
     } catch (err) {
       const reason = `the server cannot store it now (${(err as Error).message})`;
       for (const m of batch) {

@@ -22,6 +22,7 @@
  * ```
  * @module
  */
+import { transaction } from "../store/database.ts";
 import type { DatabaseSync, StatementSync } from "node:sqlite";
 
 /** One name's registration. */
@@ -123,18 +124,13 @@ export class NameOwners {
     const now = this.#now();
     const prune = now - this.#prunedAt >= PRUNE_EVERY_MS;
     if (this.#dirty.size === 0 && !prune) return 0;
-    this.#db.exec("BEGIN");
-    try {
+    transaction(this.#db, () => {
       for (const name of this.#dirty) {
         const reg = this.#byName.get(name)!;
         this.#upsert.run(name, reg.key, reg.registered, reg.lastUsed);
       }
       if (prune) this.#prune.run(now - this.#ttlMs);
-      this.#db.exec("COMMIT");
-    } catch (err) {
-      this.#db.exec("ROLLBACK");
-      throw err;
-    }
+    });
     const written = this.#dirty.size;
     this.#dirty.clear();
     if (prune) {

@@ -155,16 +155,11 @@ export function openDatabase(options: DatabaseOptions): DatabaseSync {
     db.exec("PRAGMA foreign_keys = ON");
     db.exec("PRAGMA busy_timeout = 5000");
     for (let v = version; v < migrations.length; v++) {
-      db.exec("BEGIN IMMEDIATE");
-      try {
+      transaction(db, () => {
         db.exec(migrations[v]);
         db.exec(`PRAGMA application_id = ${APPLICATION_IDS[kind]}`);
         db.exec(`PRAGMA user_version = ${v + 1}`);
-        db.exec("COMMIT");
-      } catch (err) {
-        db.exec("ROLLBACK");
-        throw err;
-      }
+      }, "immediate");
     }
   } catch (err) {
     return refuse(
@@ -173,6 +168,39 @@ export function openDatabase(options: DatabaseOptions): DatabaseSync {
     );
   }
   return db;
+}
+
+/**
+ * Runs `fn` in a transaction: committed if it returns, rolled back if it throws (the error goes
+ * on). Inside a transaction already, `fn` joins it, so that writes made of smaller writes commit
+ * once. `immediate` takes the write lock at the start, as a batch that must not wait midway does.
+ *
+ * @example
+ * ```ts
+ * import { openDatabase, transaction } from "./database.ts";
+ *
+ * const db = openDatabase({ path: ":memory:", kind: "history", migrations: ["CREATE TABLE t (x)"] });
+ * transaction(db, () => {
+ *   db.prepare("INSERT INTO t VALUES (1)").run();
+ *   db.prepare("INSERT INTO t VALUES (2)").run();
+ * });
+ * ```
+ */
+export function transaction<T>(
+  db: DatabaseSync,
+  fn: () => T,
+  mode: "deferred" | "immediate" = "deferred",
+): T {
+  if (db.isTransaction) return fn();
+  db.exec(mode === "immediate" ? "BEGIN IMMEDIATE" : "BEGIN");
+  try {
+    const result = fn();
+    db.exec("COMMIT");
+    return result;
+  } catch (err) {
+    if (db.isTransaction) db.exec("ROLLBACK");
+    throw err;
+  }
 }
 
 function pragma(db: DatabaseSync, name: string): number {

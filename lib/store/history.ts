@@ -26,7 +26,7 @@ import { join } from "node:path";
 import type { DatabaseSync, StatementSync } from "node:sqlite";
 import { fromHex, openUserDir, toHex, userDirName } from "../crypto/identity.ts";
 import { defaultConfigDir } from "../crypto/identity.ts";
-import { damagedDatabase, isDatabaseDamage, openDatabase } from "./database.ts";
+import { damagedDatabase, isDatabaseDamage, openDatabase, transaction } from "./database.ts";
 import {
   HistoryError,
   type HistoryKeys,
@@ -277,17 +277,15 @@ export class History implements MessageLog {
         encoder.encode("check"),
       );
       const put = db.prepare("INSERT OR IGNORE INTO meta (name, value) VALUES (?, ?)");
-      db.exec("BEGIN IMMEDIATE");
       try {
-        if (meta("source") === undefined) {
+        transaction(db, () => {
+          if (meta("source") !== undefined) return;
           put.run("source", encoder.encode(chosen));
           put.run("salt", salt);
           put.run("scrypt", encoder.encode(JSON.stringify(SCRYPT_PARAMS)));
           put.run("check", check);
-        }
-        db.exec("COMMIT");
+        }, "immediate");
       } catch (error) {
-        db.exec("ROLLBACK");
         throw new HistoryError(`Cannot set up history ${path}: ${error}`, { cause: error });
       }
       source = meta("source")!;

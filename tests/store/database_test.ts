@@ -1,6 +1,11 @@
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
-import { APPLICATION_IDS, DatabaseError, openDatabase } from "../../lib/store/database.ts";
+import {
+  APPLICATION_IDS,
+  DatabaseError,
+  openDatabase,
+  transaction,
+} from "../../lib/store/database.ts";
 
 const MIGRATIONS = [
   "CREATE TABLE note (id INTEGER PRIMARY KEY, text TEXT NOT NULL)",
@@ -198,4 +203,26 @@ Deno.test("openDatabase says a file held by another process is in use, not damag
       holder.close();
     }
   });
+});
+
+Deno.test("transaction commits, rolls back on a throw, and joins an outer one", () => {
+  const db = openDatabase({ path: ":memory:", kind: "history", migrations: MIGRATIONS });
+  const insert = db.prepare("INSERT INTO note (text) VALUES (?)");
+  const count = () => (db.prepare("SELECT count(*) AS n FROM note").get() as { n: number }).n;
+  assert.equal(transaction(db, () => insert.run("a").changes), 1);
+  assert.throws(() =>
+    transaction(db, () => {
+      insert.run("b");
+      throw new Error("midway");
+    }), /midway/);
+  assert.equal(count(), 1, "the failed transaction left a row");
+  assert.equal(db.isTransaction, false);
+  // Inner writes join the outer transaction: the outer throw undoes them too.
+  assert.throws(() =>
+    transaction(db, () => {
+      transaction(db, () => insert.run("c"));
+      throw new Error("outer");
+    }, "immediate"), /outer/);
+  assert.equal(count(), 1);
+  db.close();
 });
