@@ -262,9 +262,7 @@ export class Presence {
         // Another client of our key took our name: logging in again would take it back, and the
         // two would take turns. So we stop, and say why.
         if (msg.username !== this.#o.username || this.#closed) return;
-        this.#closed = true;
-        this.#clock.clearInterval(this.#heartbeat);
-        this.#watch.close();
+        this.#stop();
         this.#o.onError?.(
           `another client with your key logged in as ${this.#o.username}: this one is logged out ` +
             `(quit it, or start it again to take the name back)`,
@@ -353,12 +351,7 @@ export class Presence {
 
   /** Sends `logout` and stops heartbeats (and a resync under way). */
   logout(): void {
-    this.#closed = true;
-    this.#clock.clearTimeout(this.#heldTimer);
-    this.#clock.clearInterval(this.#heartbeat);
-    this.#watch.close();
-    this.#resync?.abort();
-    this.#waiter = undefined;
+    this.#stop();
     this.#sendMessage({
       type: "logout",
       username: this.#o.username,
@@ -366,6 +359,17 @@ export class Presence {
       // Proof that the logout is ours: a forged source address is not (docs/PROTOCOL.md §1.3).
       secret: this.#o.ext?.secret,
     });
+  }
+
+  /** Stops everything that would speak to the coordinator or report users: heartbeats, the
+   * version watch, a held list's timer, a resync, a login under way. */
+  #stop(): void {
+    this.#closed = true;
+    this.#clock.clearTimeout(this.#heldTimer);
+    this.#clock.clearInterval(this.#heartbeat);
+    this.#watch.close();
+    this.#resync?.abort();
+    this.#waiter = undefined;
   }
 
   #sendMessage(msg: ClientMessage): void {
