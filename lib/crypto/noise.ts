@@ -172,7 +172,8 @@ export function noiseNonce(counter: number): Uint8Array {
   return nonce;
 }
 
-function dh(keyPair: KeyPair, remotePublicKey: Uint8Array): Uint8Array {
+/** X25519 of our key pair and a remote public key; a {@linkcode NoiseError} for a low-order key. */
+export function dh(keyPair: KeyPair, remotePublicKey: Uint8Array): Uint8Array {
   try {
     return x25519.getSharedSecret(keyPair.secretKey, remotePublicKey);
   } catch (cause) {

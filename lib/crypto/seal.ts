@@ -36,9 +36,9 @@
  *
  * @module
  */
-import { x25519 } from "@noble/curves/ed25519.js";
 import { concatBytes } from "@noble/hashes/utils.js";
 import {
+  dh,
   DH_LEN,
   generateKeyPair,
   type KeyPair,
@@ -109,9 +109,9 @@ export function seal(options: SealOptions): Uint8Array {
   const ephemeral = options.ephemeral ?? generateKeyPair();
   const ss = start(options.prologue, recipientKey);
   ss.mixHash(ephemeral.publicKey);
-  ss.mixKey(dh(ephemeral.secretKey, recipientKey));
+  ss.mixKey(dh(ephemeral, recipientKey));
   const encryptedStatic = ss.encryptAndHash(sender.publicKey);
-  ss.mixKey(dh(sender.secretKey, recipientKey));
+  ss.mixKey(dh(sender, recipientKey));
   return concatBytes(ephemeral.publicKey, encryptedStatic, ss.encryptAndHash(payload));
 }
 
@@ -161,9 +161,9 @@ export function openSealed(options: OpenOptions): Opened {
   const ss = start(options.prologue, recipient.publicKey);
   const ephemeralKey = sealed.subarray(0, DH_LEN);
   ss.mixHash(ephemeralKey);
-  ss.mixKey(dh(recipient.secretKey, ephemeralKey));
+  ss.mixKey(dh(recipient, ephemeralKey));
   const senderKey = ss.decryptAndHash(sealed.subarray(DH_LEN, 2 * DH_LEN + TAG_LEN));
-  ss.mixKey(dh(recipient.secretKey, senderKey));
+  ss.mixKey(dh(recipient, senderKey));
   return { senderKey, payload: ss.decryptAndHash(sealed.subarray(2 * DH_LEN + TAG_LEN)) };
 }
 
@@ -173,14 +173,6 @@ function start(prologue: Uint8Array | undefined, recipientKey: Uint8Array): Symm
   ss.mixHash(prologue ?? new Uint8Array(0));
   ss.mixHash(recipientKey);
   return ss;
-}
-
-function dh(secretKey: Uint8Array, publicKey: Uint8Array): Uint8Array {
-  try {
-    return x25519.getSharedSecret(secretKey, publicKey);
-  } catch (cause) {
-    throw new NoiseError("Cannot complete DH: a public key is invalid (low order)", { cause });
-  }
 }
 
 function checkKey(what: string, key: Uint8Array): void {
