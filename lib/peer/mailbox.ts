@@ -20,6 +20,7 @@
  * ```
  * @module
  */
+import { randomUid } from "../protocol/chat_message.ts";
 import type { KeyPair } from "../crypto/noise.ts";
 import { openSealed, seal, sealPrologue } from "../crypto/seal.ts";
 import {
@@ -198,7 +199,7 @@ export class PeerMailbox {
         const receipt: MailPayload = {
           kind: "receipt",
           from: me,
-          uid: crypto.randomUUID().replaceAll("-", ""),
+          uid: randomUid(),
           time: Date.now(),
           uids: uids.slice(at, at + MAX_RECEIPT_UIDS),
         };

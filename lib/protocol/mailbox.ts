@@ -12,6 +12,7 @@
  * ```
  * @module
  */
+import { concatBytes } from "@noble/hashes/utils.js";
 import { decodeBase64url, encodeBase64url } from "./base64url.ts";
 import { MAX_MESSAGE_LEN } from "../crypto/noise.ts";
 import { usernameProblem } from "./username.ts";
@@ -268,7 +269,7 @@ export class LineSplitter {
     const chunks = this.#chunks;
     this.#chunks = [];
     this.#pending = 0;
-    const whole = chunks.length === 1 ? chunks[0] : concat(chunks);
+    const whole = chunks.length === 1 ? chunks[0] : concatBytes(...chunks);
     try {
       return this.#decoder.decode(whole);
     } catch {
@@ -279,16 +280,6 @@ export class LineSplitter {
   #tooLong(): MailboxLineError {
     return new MailboxLineError(`Malformed mailbox line: longer than ${this.#max} bytes`);
   }
-}
-
-function concat(chunks: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.length;
-  }
-  return out;
 }
 
 function fail(why: string): never {
