@@ -134,6 +134,8 @@ export class ContactRecord {
   onRequest(entry: ContactRequestEntry): ContactEvent[] {
     const known = this.#requests.get(entry.username);
     if (this.#contacts.get(entry.username)?.key === entry.key) return [];
+    // Every list fetch repeats the waiting requests: one already kept is not written again.
+    if (known?.key === entry.key && known.note === entry.note) return [];
     this.#requests.set(entry.username, { key: entry.key, note: entry.note });
     this.#save();
     return known?.key === entry.key ? [] : [{
