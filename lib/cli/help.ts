@@ -73,6 +73,11 @@ Options:
                           see the users who chose p2p chat --public)
   -h, --help              show this help
 
+Operations:
+  --metrics HOST:PORT     serve Prometheus metrics at http://HOST:PORT/metrics; a bare PORT
+                          listens on 127.0.0.1 (docs/METRICS.md). Another host is allowed, and
+                          logged as public: firewall it
+
 Mailbox:
   --mailbox-port N        TCP port of the mailbox (default: --port + 1)
   --no-mailbox            run without a mailbox

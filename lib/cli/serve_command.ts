@@ -1,6 +1,7 @@
 /**
  * `p2p serve`: its options read and checked (limits, mailbox, presence), the coordinator
- * (`lib/coordinator.ts`) started, what it serves logged, and a clean stop on SIGINT or SIGTERM.
+ * (`lib/coordinator.ts`) started with its metrics server if asked (`--metrics`), what it serves
+ * logged, and a clean stop on SIGINT or SIGTERM.
  *
  * @example
  * ```ts
@@ -21,7 +22,10 @@ import {
 import { fingerprint } from "../crypto/identity.ts";
 import { DatabaseError } from "../store/database.ts";
 import { SERVE_HELP, VERSION } from "./help.ts";
-import { durationOption, portOption, secondsOption } from "./options.ts";
+import { collectMetrics, renderMetrics, snapshot } from "../coordinator/metrics.ts";
+import { type MetricsServer, serveMetrics } from "../coordinator/metrics_server.ts";
+import { formatEndpoint } from "../protocol/endpoint.ts";
+import { durationOption, isLoopback, metricsOption, portOption, secondsOption } from "./options.ts";
 import { UsageError } from "./target.ts";
 
 /** Runs `p2p serve ARGS` until a signal stops it; resolves with the exit code. */
@@ -63,6 +67,7 @@ export async function serve(args: string[]): Promise<number> {
       "relay-packets-per-user": { type: "string" },
       "relay-bytes-per-ip": { type: "string" },
       "relay-packets-per-ip": { type: "string" },
+      metrics: { type: "string" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -142,6 +147,7 @@ export async function serve(args: string[]): Promise<number> {
   if (!presence) {
     throw new UsageError(`--presence takes everyone or contacts, not "${values.presence}"`);
   }
+  const metricsAt = values.metrics === undefined ? undefined : metricsOption(values.metrics);
   let coordinator: Coordinator;
   let dataDir: string;
   try {
@@ -162,6 +168,19 @@ export async function serve(args: string[]): Promise<number> {
     if (!(err instanceof DatabaseError)) throw err;
     console.error(err.message);
     return 1;
+  }
+  let metrics: MetricsServer | undefined;
+  if (metricsAt) {
+    try {
+      metrics = serveMetrics({
+        hostname: metricsAt.host,
+        port: metricsAt.port,
+        render: () => renderMetrics(collectMetrics(snapshot(coordinator, { version: VERSION }))),
+      });
+    } catch (err) {
+      await coordinator.close();
+      throw err;
+    }
   }
   // Listening for the signals before saying we listen: a Ctrl-C right after must still stop us
   // cleanly (exit 0), not kill us.
@@ -192,7 +211,17 @@ export async function serve(args: string[]): Promise<number> {
         fingerprint(coordinator.store.keyPair.publicKey)
       }`,
   );
+  if (metrics && metricsAt) {
+    const where = formatEndpoint({ host: metricsAt.host, port: metrics.port });
+    console.error(
+      `${new Date().toISOString()} metrics on http://${where}/metrics` +
+        (isLoopback(metricsAt.host)
+          ? ""
+          : " (not loopback: whoever reaches this address reads them; firewall it)"),
+    );
+  }
   await stopped;
+  await metrics?.close();
   await coordinator.close();
   console.error(`${new Date().toISOString()} coordinator stopped`);
   return 0;

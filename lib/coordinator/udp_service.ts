@@ -42,7 +42,7 @@ import type { PresenceOutbox } from "./presence_outbox.ts";
 import type { Registry, RejectWhy, User } from "./registry.ts";
 import type { RelayPolicy } from "./relay.ts";
 import { describe, type ServerLog } from "./server_log.ts";
-import type { CoordinatorStats } from "./stats.ts";
+import { type CoordinatorStats, countBy } from "./stats.ts";
 
 /** Options for {@linkcode UdpService}. */
 export interface UdpServiceOptions {
@@ -336,6 +336,7 @@ export class UdpService {
     }
     if (result.kind === "challenge") return; // cannot be: the login proved its key
     if (result.kind === "rejected") {
+      countBy(this.#stats.refusals, result.why);
       this.#log.throttled(
         "rejected login",
         `rejected login ${msg.username} from ${formatEndpoint(from)}: ${result.reason}`,
@@ -387,6 +388,7 @@ export class UdpService {
     if (verdict === "ok") return true;
     const reason = PROOF_REFUSED[verdict];
     this.#stats.proofsRefused++;
+    countBy(this.#stats.refusals, verdict);
     this.#log.throttled(
       "refused proof",
       `refused login ${msg.username} from ${formatEndpoint(from)}: ${reason}`,

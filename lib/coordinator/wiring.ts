@@ -260,6 +260,7 @@ async function wire(
     socket: {
       send: (bytes, to) => {
         stats.presenceSent++;
+        stats.presenceBytes += bytes.length;
         send(bytes, to);
       },
       whenInFlightAtMost: (count, fn) => udp.whenInFlightAtMost(count, fn),
