@@ -142,7 +142,7 @@ async function waitForBinding(
       );
       const answer = await Promise.race([
         socket.receive().then(([b]) => b),
-        new Promise<undefined>((r) => setTimeout(r, 200)),
+        new Promise<undefined>((r) => setTimeout(() => r(undefined), 200)),
       ]);
       if (answer && isTurnMessage(answer) && decodeTurnMessage(answer).cls === "success") return;
     }
