@@ -43,6 +43,7 @@ import type { CoordinatorStore } from "./coordinator/store.ts";
 import type { Registry } from "./coordinator/registry.ts";
 import type { RelayPolicy } from "./coordinator/relay.ts";
 import type { CoordinatorStats } from "./coordinator/stats.ts";
+import type { TurnGrants } from "./coordinator/turn_grants.ts";
 import { type CoordinatorOptions, openRooms, type Rooms } from "./coordinator/wiring.ts";
 import { encodeServerMessage } from "./protocol/seed.ts";
 
@@ -76,6 +77,8 @@ export class Coordinator {
   readonly mailbox: Mailbox | undefined;
   /** Contacts, requests and blocks. */
   readonly contacts: ContactBook;
+  /** TURN credentials handed out with introductions (undefined without `turn`). */
+  readonly turn: TurnGrants | undefined;
   /** The sockets, services and log this front door serves with and closes. */
   readonly #rooms: Rooms;
   /** The sweep and the once-a-second flush. */
@@ -93,6 +96,7 @@ export class Coordinator {
     this.owners = rooms.owners;
     this.mailbox = rooms.mailbox;
     this.contacts = rooms.contacts;
+    this.turn = rooms.turn;
     udp.onMessage((data, from) => service.onDatagram(data, from));
     alt?.onMessage((data, from) => service.onWhoamiPort(data, from, (b) => alt.send(b, from)));
     const sweep = clock.setInterval(() => {

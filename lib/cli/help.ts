@@ -77,6 +77,12 @@ Operations:
   --metrics HOST:PORT     serve Prometheus metrics at http://HOST:PORT/metrics; a bare PORT
                           listens on 127.0.0.1 (docs/METRICS.md). Another host is allowed, and
                           logged as public: firewall it
+  --turn turn:HOST:PORT   a TURN server (coturn with use-auth-secret): each introduced pair
+                          gets time-limited credentials for it, and a pair that cannot go
+                          direct relays there instead of through this coordinator
+  --turn-secret-file F    the TURN server's static-auth-secret, the file's first line (keep the
+                          file readable by the service only)
+  --turn-ttl TIME         how long credentials are valid: a number with d, h, m, s (default 1h)
 
 Mailbox:
   --mailbox-port N        TCP port of the mailbox (default: --port + 1)

@@ -1,6 +1,7 @@
 /**
  * `p2p serve`: its options read and checked (limits, mailbox, presence), the coordinator
- * (`lib/coordinator.ts`) started with its metrics server if asked (`--metrics`), what it serves
+ * (`lib/coordinator.ts`) started with its metrics server if asked (`--metrics`) and TURN
+ * credentials to hand out (`--turn`), what it serves
  * logged, and a clean stop on SIGINT or SIGTERM.
  *
  * @example
@@ -24,9 +25,43 @@ import { DatabaseError } from "../store/database.ts";
 import { SERVE_HELP, VERSION } from "./help.ts";
 import { collectMetrics, renderMetrics, snapshot } from "../coordinator/metrics.ts";
 import { type MetricsServer, serveMetrics } from "../coordinator/metrics_server.ts";
+import type { TurnSettings } from "../coordinator/turn_grants.ts";
 import { formatEndpoint } from "../protocol/endpoint.ts";
+import { parseTurnUri, TurnUriError } from "../protocol/turn_credentials.ts";
 import { durationOption, isLoopback, metricsOption, portOption, secondsOption } from "./options.ts";
 import { UsageError } from "./target.ts";
+
+/**
+ * `--turn URI --turn-secret-file F [--turn-ttl TIME]`: both or neither; the secret is the file's
+ * first line (coturn's `static-auth-secret`), which must not be empty.
+ */
+async function turnOption(
+  uri: string | undefined,
+  file: string | undefined,
+  ttl: string,
+): Promise<TurnSettings | undefined> {
+  if (uri === undefined && file === undefined) return undefined;
+  if (uri === undefined || file === undefined) {
+    throw new UsageError("--turn and --turn-secret-file go together: give both, or neither");
+  }
+  try {
+    parseTurnUri(uri);
+  } catch (err) {
+    if (err instanceof TurnUriError) throw new UsageError(`--turn: ${err.message}`);
+    throw err;
+  }
+  let text: string;
+  try {
+    text = await Deno.readTextFile(file);
+  } catch (err) {
+    throw new UsageError(`--turn-secret-file: cannot read ${file}: ${(err as Error).message}`);
+  }
+  const secret = text.split(/\r?\n/)[0];
+  if (secret === "") throw new UsageError(`--turn-secret-file: ${file} has an empty first line`);
+  const ttlMs = durationOption(ttl, "--turn-ttl");
+  if (ttlMs < 60_000) throw new UsageError("--turn-ttl must be at least 1m");
+  return { uri, secret: new TextEncoder().encode(secret), ttlMs };
+}
 
 /** Runs `p2p serve ARGS` until a signal stops it; resolves with the exit code. */
 export async function serve(args: string[]): Promise<number> {
@@ -68,6 +103,9 @@ export async function serve(args: string[]): Promise<number> {
       "relay-bytes-per-ip": { type: "string" },
       "relay-packets-per-ip": { type: "string" },
       metrics: { type: "string" },
+      turn: { type: "string" },
+      "turn-secret-file": { type: "string" },
+      "turn-ttl": { type: "string", default: "1h" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -148,6 +186,7 @@ export async function serve(args: string[]): Promise<number> {
     throw new UsageError(`--presence takes everyone or contacts, not "${values.presence}"`);
   }
   const metricsAt = values.metrics === undefined ? undefined : metricsOption(values.metrics);
+  const turn = await turnOption(values.turn, values["turn-secret-file"], values["turn-ttl"]);
   let coordinator: Coordinator;
   let dataDir: string;
   try {
@@ -163,6 +202,7 @@ export async function serve(args: string[]): Promise<number> {
       nameTtlMs: ttlDays * 24 * 3600 * 1000,
       mailbox,
       presence,
+      turn,
     });
   } catch (err) {
     if (!(err instanceof DatabaseError)) throw err;
@@ -175,7 +215,11 @@ export async function serve(args: string[]): Promise<number> {
       metrics = serveMetrics({
         hostname: metricsAt.host,
         port: metricsAt.port,
-        render: () => renderMetrics(collectMetrics(snapshot(coordinator, { version: VERSION }))),
+        render: () =>
+          renderMetrics(collectMetrics(snapshot(coordinator, {
+            version: VERSION,
+            turnCredentials: coordinator.turn && (() => coordinator.turn!.issued),
+          }))),
       });
     } catch (err) {
       await coordinator.close();
@@ -218,6 +262,13 @@ export async function serve(args: string[]): Promise<number> {
         (isLoopback(metricsAt.host)
           ? ""
           : " (not loopback: whoever reaches this address reads them; firewall it)"),
+    );
+  }
+  if (turn) {
+    console.error(
+      `${new Date().toISOString()} TURN credentials for ${turn.uri}, valid ${
+        values["turn-ttl"]
+      }, with each introduction`,
     );
   }
   await stopped;

@@ -71,6 +71,8 @@ export interface UdpServiceOptions {
    * everyone mode, and contact messages are ignored.
    */
   contacts?: ContactService;
+  /** Sent to each side after its `Introduce` (TURN credentials); see `introductions.ts`. */
+  alsoIntroduce?: (to: User) => ServerMessage | undefined;
 }
 
 const encoder = new TextEncoder();
@@ -135,6 +137,7 @@ export class UdpService {
       now: () => clock.now(),
       send: (msg, to) => this.#send(msg, to),
       mayMeet: (a, b) => options.contacts?.mayMeet(a, b) ?? true,
+      alsoSend: options.alsoIntroduce,
     });
   }
 
