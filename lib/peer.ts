@@ -45,7 +45,7 @@
 import { encodeKey, fingerprint, loadOrCreateIdentity } from "./crypto/identity.ts";
 import type { KeyPair } from "./crypto/noise.ts";
 import { KnownPeers } from "./crypto/known_peers.ts";
-import type { Clock } from "./clock.ts";
+import { type Clock, realClock } from "./clock.ts";
 import { localAddressFor, UdpSocket } from "./net/udp.ts";
 import { encodeBase64url } from "./protocol/base64url.ts";
 import { type Endpoint, formatEndpoint } from "./protocol/endpoint.ts";
@@ -74,6 +74,7 @@ import { NatDetector } from "./peer/nat_detect.ts";
 import { Presence } from "./peer/presence.ts";
 import { ProbeQuota } from "./peer/probe_quota.ts";
 import { SocketPool } from "./peer/socket_pool.ts";
+import { TURN_SOCKET, TurnRelay } from "./peer/turn_relay.ts";
 import type { PathFinderOptions } from "./peer/traversal.ts";
 import { MemoryLog, type MessageLog } from "./store/message_log.ts";
 
@@ -134,6 +135,7 @@ export class Peer {
   readonly #links: Links;
   readonly #delivery: Delivery;
   readonly #desk: ContactDesk;
+  readonly #turn: TurnRelay;
   /** Logging in until `ready` is reported, then until closed. */
   #phase: "login" | "ready" | "closed" = "login";
 
@@ -184,10 +186,17 @@ export class Peer {
       instanceId: crypto.getRandomValues(new Uint32Array(1))[0],
       clock: options.clock,
       giveUpAfterMs: options.giveUpAfterMs,
-      pathOptions: options.pathOptions,
+      pathOptions: { turnSocket: TURN_SOCKET, ...options.pathOptions },
       // One probe budget for all our links: more names buy an attacker nothing.
       quota: new ProbeQuota(),
       wiring: (peer) => this.#wiring(peer),
+    });
+    this.#turn = new TurnRelay({
+      clock: options.clock ?? realClock,
+      send: (data, to) => socket.send(data, to),
+      link: (name) => this.#links.get(name),
+      onData: (data, from) => this.#onDatagram(data, from, TURN_SOCKET),
+      onEvent: (e) => this.#emit(e),
     });
     this.#pool = new SocketPool({
       host: socket.local.host,
@@ -409,6 +418,7 @@ export class Peer {
     this.#messages.closing();
     this.#mailbox.close();
     this.#links.closeAll("the client closed");
+    this.#turn.close();
     await this.#pool.closeAll();
     this.#messages.release();
     await this.#socket.close();
@@ -424,7 +434,9 @@ export class Peer {
     const { server } = this.#o;
     const transport: LinkTransport = {
       sendTo: (frame, to, ttl, socket = 0) =>
-        (socket === 0 ? this.#socket : this.#pool.get(socket))?.send(frame, to, { ttl }),
+        socket === TURN_SOCKET
+          ? this.#turn.sendTo(frame, to)
+          : (socket === 0 ? this.#socket : this.#pool.get(socket))?.send(frame, to, { ttl }),
       sendViaRelay: (frame) =>
         this.#socket.send(encodeFrame({ type: "relay", to: peer, inner: frame }), server),
       openSockets: (count) => this.#pool.open(count),
@@ -446,13 +458,16 @@ export class Peer {
       if (link) link.introduce(intro);
       else if (this.#door.admitIntroduction(msg.username, intro.key)) {
         this.#links.open(msg.username).introduce(intro);
-      }
-    } else if (msg.type === "mailbox") this.#delivery.mailboxAt(msg.port, msg.waiting);
+      } else return;
+      this.#turn.introduced(msg.username, msg.observed.host);
+    } else if (msg.type === "turn") this.#turn.credentials(msg);
+    else if (msg.type === "mailbox") this.#delivery.mailboxAt(msg.port, msg.waiting);
     else if (msg.type === "unavailable") this.#delivery.unavailable(msg.username, msg.reason);
   }
 
   #onDatagram(data: Uint8Array, from: Endpoint, socket = 0): void {
     if (this.#phase === "closed") return;
+    if (socket === 0 && this.#turn.fromServer(data, from)) return;
     const what = demuxDatagram(data, from, { server: this.#o.server, extraSocket: socket !== 0 });
     switch (what?.kind) {
       case "coordinator":

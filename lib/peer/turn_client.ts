@@ -74,6 +74,8 @@ export interface TurnClientOptions {
   onState: (state: TurnState) => void;
   /** Data from a peer, through the allocation. */
   onData: (from: Endpoint, data: Uint8Array) => void;
+  /** A permission was granted (the first time, and again after a failure); default nothing. */
+  onPermitted?: (host: string) => void;
   /** Allocation lifetime asked for, in seconds; default 600 (the server may give less). */
   lifetimeS?: number;
   /** First retransmission timeout; default 500 ms. */
@@ -107,15 +109,29 @@ interface Transaction {
   done: (answer: DecodedTurnMessage) => void;
 }
 
-interface PeerState {
+/** A permission: for one IP address, any port (RFC 8656 §9). */
+interface Permission {
+  host: string;
+  /** The server confirmed it. */
+  granted: boolean;
+  /** When it was last asked for. */
+  askedAt: number;
+}
+
+/** A channel to one peer endpoint. */
+interface Channel {
   peer: Endpoint;
-  channel: number | undefined;
+  number: number;
+  /** The server confirmed the binding (ChannelData may flow). */
+  bound: boolean;
   /** A ChannelBind is under way. */
   binding: boolean;
-  permitted: boolean;
-  /** When its permission or channel was last asked for. */
-  refreshedAt: number;
+  /** When it was last asked for. */
+  askedAt: number;
 }
+
+/** Most channels per allocation: one per peer endpoint we talk to. */
+const MAX_CHANNELS = 256;
 
 /** Permission lifetime is 300 s (RFC 8656 §9): refreshed after 240 s. */
 const PERMISSION_REFRESH_MS = 240_000;
@@ -136,10 +152,10 @@ export class TurnClient {
   /** REALM and NONCE from the server, and the key they give with the credentials. */
   #auth: { realm: string; nonce: string; key: Uint8Array } | undefined;
   readonly #transactions = new Map<string, Transaction>();
-  /** Peers by `host:port`; channels by number. */
-  readonly #peers = new Map<string, PeerState>();
-  readonly #channels = new Map<number, PeerState>();
-  #nextChannel = MIN_CHANNEL;
+  /** Permissions by IP address; channels by peer endpoint and by number. */
+  readonly #permissions = new Map<string, Permission>();
+  readonly #channels = new Map<string, Channel>();
+  readonly #byNumber = new Map<number, Channel>();
   /** Refresh of the allocation, and of permissions and channels. */
   #refreshTimer: TimerId | undefined;
   #maintainTimer: TimerId | undefined;
@@ -181,45 +197,53 @@ export class TurnClient {
       this.#setState({ kind: "allocated", relayed, mapped, lifetimeS });
       this.#scheduleRefresh(lifetimeS);
       this.#maintainTimer = this.#o.clock.setInterval(() => this.#maintain(), 60_000);
-      for (const p of this.#peers.values()) this.#permitAndBind(p);
+      for (const p of this.#permissions.values()) this.#permit(p);
     });
   }
 
   /**
-   * Lets `peer` reach us through the allocation and us reach it: CreatePermission for its
-   * address, then ChannelBind. May be called before the allocation is made (done once it is).
+   * Lets the peer at IP address `host` (any port) reach us through the allocation, and us reach
+   * it: CreatePermission, renewed while the allocation lasts. May be called before the allocation
+   * is made (asked for once it is).
    */
-  addPeer(peer: Endpoint): void {
-    const key = formatEndpoint(peer);
-    if (this.#peers.has(key)) return;
-    const state: PeerState = {
-      peer: { ...peer },
-      channel: undefined,
-      binding: false,
-      permitted: false,
-      refreshedAt: this.#o.clock.now(),
-    };
-    this.#peers.set(key, state);
-    if (this.#state.kind === "allocated") this.#permitAndBind(state);
+  permit(host: string): void {
+    if (this.#permissions.has(host)) return;
+    const p: Permission = { host, granted: false, askedAt: this.#o.clock.now() };
+    this.#permissions.set(host, p);
+    if (this.#state.kind === "allocated") this.#permit(p);
   }
 
-  /** Whether `peer` was added and its permission is in place (data may flow). */
-  reaches(peer: Endpoint): boolean {
-    return this.#peers.get(formatEndpoint(peer))?.permitted === true;
+  /** Whether the server granted the permission for `host`: data to and from it may flow. */
+  permitted(host: string): boolean {
+    return this.#permissions.get(host)?.granted === true;
   }
 
   /**
-   * Sends `data` to `peer` through the allocation: ChannelData once its channel is bound, a Send
-   * indication before. Returns false (nothing sent) without an allocation or a permission.
+   * Sends `data` to `peer` through the allocation: ChannelData once a channel to it is bound, a
+   * Send indication before (the first send asks for the channel). Returns false, sending
+   * nothing, without an allocation or a granted permission for the peer's address.
    */
   sendTo(peer: Endpoint, data: Uint8Array): boolean {
-    const p = this.#peers.get(formatEndpoint(peer));
-    if (this.#state.kind !== "allocated" || !p?.permitted) return false;
-    const bytes = p.channel !== undefined ? encodeChannelData(p.channel, data) : encodeTurnMessage({
+    if (this.#state.kind !== "allocated" || !this.permitted(peer.host)) return false;
+    const key = formatEndpoint(peer);
+    let channel = this.#channels.get(key);
+    if (!channel && this.#channels.size < MAX_CHANNELS) {
+      channel = {
+        peer: { ...peer },
+        number: MIN_CHANNEL + this.#channels.size,
+        bound: false,
+        binding: false,
+        askedAt: this.#o.clock.now(),
+      };
+      this.#channels.set(key, channel);
+      this.#byNumber.set(channel.number, channel);
+      this.#bind(channel);
+    }
+    const bytes = channel?.bound ? encodeChannelData(channel.number, data) : encodeTurnMessage({
       method: "send",
       cls: "indication",
       transactionId: this.#txid(),
-      attributes: { peer: p.peer, data },
+      attributes: { peer, data },
     });
     this.#send(bytes);
     return true;
@@ -234,8 +258,8 @@ export class TurnClient {
     try {
       if (isChannelData(bytes)) {
         const { channel, data } = decodeChannelData(bytes);
-        const p = this.#channels.get(channel);
-        if (p) return this.#o.onData(p.peer, data);
+        const c = this.#byNumber.get(channel);
+        if (c?.bound) return this.#o.onData(c.peer, data);
       } else if (isTurnMessage(bytes)) {
         return this.#message(bytes, decodeTurnMessage(bytes));
       }
@@ -259,7 +283,7 @@ export class TurnClient {
       const { peer, data } = msg.attributes;
       // Indications carry no integrity: the server relays only from addresses we permitted (by
       // IP address, any port: a symmetric NAT's new port toward the relay gets through).
-      if (msg.method === "data" && peer && data && this.#permittedAddress(peer.host)) {
+      if (msg.method === "data" && peer && data && this.permitted(peer.host)) {
         return this.#o.onData(peer, data);
       }
       this.stats.ignored++;
@@ -297,46 +321,43 @@ export class TurnClient {
     if (t.method === "allocate" || t.method === "refresh") {
       return this.#fail(`the TURN server refused ${t.method}: ${why}`);
     }
-    // A refused permission or channel: that peer is not reachable this way; the rest still are.
-    const p = t.attributes.peer && this.#peers.get(formatEndpoint(t.attributes.peer));
-    if (p) p.binding = false;
+    // A refused permission or channel: that peer is not reachable this way (Send indications
+    // still are, for a channel); the rest still are.
+    const peer = t.attributes.peer;
+    if (peer && t.method === "channel-bind") {
+      const c = this.#channels.get(formatEndpoint(peer));
+      if (c) c.binding = false;
+    }
   }
 
-  #permittedAddress(host: string): boolean {
-    for (const p of this.#peers.values()) if (p.permitted && p.peer.host === host) return true;
-    return false;
-  }
-
-  #permitAndBind(p: PeerState): void {
-    p.refreshedAt = this.#o.clock.now();
-    this.#request("create-permission", { peer: p.peer }, () => {
-      p.permitted = true;
-      this.#bind(p);
+  #permit(p: Permission): void {
+    p.askedAt = this.#o.clock.now();
+    this.#request("create-permission", { peer: { host: p.host, port: 0 } }, () => {
+      if (p.granted) return;
+      p.granted = true;
+      this.#o.onPermitted?.(p.host);
     });
   }
 
-  #bind(p: PeerState): void {
-    if (p.binding || this.#nextChannel > MIN_CHANNEL + 0xfff) return;
-    p.binding = true;
-    const channel = p.channel ?? this.#nextChannel++;
-    this.#request("channel-bind", { channel, peer: p.peer }, () => {
-      p.binding = false;
-      p.channel = channel;
-      this.#channels.set(channel, p);
+  #bind(c: Channel): void {
+    if (c.binding) return;
+    c.binding = true;
+    c.askedAt = this.#o.clock.now();
+    this.#request("channel-bind", { channel: c.number, peer: c.peer }, () => {
+      c.binding = false;
+      c.bound = true;
     });
   }
 
   /** Every minute: permissions and channels older than their refresh time are renewed. */
   #maintain(): void {
     const now = this.#o.clock.now();
-    for (const p of this.#peers.values()) {
-      const age = now - p.refreshedAt;
-      // Checked every minute: renewed in the minute before the refresh time.
-      const due = p.channel !== undefined ? CHANNEL_REFRESH_MS : PERMISSION_REFRESH_MS;
-      if (age < due - 60_000) continue;
-      p.refreshedAt = now;
-      if (p.channel !== undefined) this.#bind(p);
-      else this.#permitAndBind(p);
+    // Checked every minute: renewed in the minute before the refresh time.
+    for (const p of this.#permissions.values()) {
+      if (now - p.askedAt >= PERMISSION_REFRESH_MS - 60_000) this.#permit(p);
+    }
+    for (const c of this.#channels.values()) {
+      if (c.bound && now - c.askedAt >= CHANNEL_REFRESH_MS - 60_000) this.#bind(c);
     }
   }
 
@@ -444,13 +465,9 @@ export class TurnClient {
     this.#o.clock.clearTimeout(this.#refreshTimer);
     this.#o.clock.clearInterval(this.#maintainTimer);
     this.#refreshTimer = this.#maintainTimer = undefined;
-    for (const p of this.#peers.values()) {
-      p.permitted = false;
-      p.binding = false;
-      p.channel = undefined;
-    }
+    for (const p of this.#permissions.values()) p.granted = false;
     this.#channels.clear();
-    this.#nextChannel = MIN_CHANNEL;
+    this.#byNumber.clear();
   }
 
   #setState(state: TurnState): void {

@@ -68,10 +68,10 @@ Deno.test("TURN client: two allocations on a real coturn relay data both ways ov
     const ra = await a.until("alice's allocation", () => a.client.relayed);
     const rb = await b.until("bob's allocation", () => b.client.relayed);
     assert.equal(ra.host, "127.0.0.1");
-    a.client.addPeer(rb);
-    b.client.addPeer(ra);
-    await a.until("alice's permission", () => a.client.reaches(rb));
-    await b.until("bob's permission", () => b.client.reaches(ra));
+    a.client.permit(rb.host);
+    b.client.permit(ra.host);
+    await a.until("alice's permission", () => a.client.permitted(rb.host));
+    await b.until("bob's permission", () => b.client.permitted(ra.host));
     // Before and after the channels are bound (Send indication, then ChannelData).
     for (let i = 0; i < 20; i++) {
       assert.ok(a.client.sendTo(rb, new TextEncoder().encode(`hello ${i}`)));
