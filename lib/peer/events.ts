@@ -174,13 +174,12 @@ export function linkEventsFor(
   const { peer, emit, messages } = options;
   let path: PathKind = "none";
   return {
-    onMessage: (msg, via) => messages.received(peer, msg, via.kind),
+    onMessage: (msg, via) => messages.received(peer, msg, pathKindOf(via)),
     onDelivered: (id) => messages.delivered(peer, id, path),
     onUndelivered: (id, reason) => messages.undelivered(peer, id, reason),
     onPath: (found) => {
       if (found.kind === "none") return;
-      path = found.kind;
-      const kind = pathKindOf(found);
+      const kind = path = pathKindOf(found);
       emit(
         found.kind === "direct"
           ? { event: "path", user: peer, path: kind, endpoint: formatEndpoint(found.endpoint) }

@@ -4,6 +4,8 @@
  * ports in a range of their own; ready once it answers a STUN Binding. Stopped with its log.
  * @module
  */
+import { pumpLines } from "./lines.ts";
+import { Collector } from "./wait.ts";
 import {
   decodeTurnMessage,
   encodeTurnMessage,
@@ -29,6 +31,13 @@ export interface CoturnOptions {
   secret?: string;
   /** Run it with this prefix (e.g. `ip netns exec NS`). */
   prefix?: string[];
+  /** Its port; default a free one on `host` (which must then be an address of this machine). */
+  port?: number;
+  /**
+   * Once it says it runs, also check that it answers a STUN Binding from this process; default
+   * true (false where `host` cannot be reached from here, as inside a lab namespace).
+   */
+  checkBinding?: boolean;
   /** Relay port range; default a random block of 200 above 40000. */
   minPort?: number;
 }
@@ -55,7 +64,7 @@ function freeUdpPort(hostname: string): number {
 export async function startCoturn(options: CoturnOptions = {}): Promise<Coturn> {
   const host = options.host ?? "127.0.0.1";
   const secret = options.secret ?? crypto.randomUUID();
-  const port = options.prefix ? 3478 : freeUdpPort(host);
+  const port = options.port ?? freeUdpPort(host);
   const min = options.minPort ?? 40000 + 200 * Math.floor(Math.random() * 100);
   const dir = await Deno.makeTempDir({ prefix: "p2p-coturn-" });
   const args = [
@@ -84,8 +93,7 @@ export async function startCoturn(options: CoturnOptions = {}): Promise<Coturn> 
     "--no-multicast-peers",
     "--no-rfc5780",
     "--log-file",
-    `${dir}/turn.log`,
-    "--simple-log",
+    "stdout",
     "--pidfile",
     `${dir}/turn.pid`,
     "--userdb",
@@ -95,10 +103,18 @@ export async function startCoturn(options: CoturnOptions = {}): Promise<Coturn> 
   const child = new Deno.Command(cmd[0], {
     args: cmd.slice(1),
     stdin: "null",
-    stdout: "null",
-    stderr: "null",
+    stdout: "piped",
+    stderr: "piped",
   }).spawn();
-  const readLog = async () => await Deno.readTextFile(`${dir}/turn.log`).catch(() => "");
+  const log = new Collector<string>();
+  const pumped = Promise.all([
+    pumpLines(child.stdout, log.push),
+    pumpLines(child.stderr, log.push),
+  ]);
+  const readLog = async () => {
+    await pumped;
+    return log.items.join("\n");
+  };
   const stop = async (): Promise<string> => {
     try {
       child.kill("SIGTERM");
@@ -115,7 +131,9 @@ export async function startCoturn(options: CoturnOptions = {}): Promise<Coturn> 
     return log;
   };
   try {
-    if (!options.prefix) await waitForBinding(host, port, child.status);
+    // Its last line at start-up: the listener opened before the relay threads.
+    await log.waitFor((l) => l.includes("Total General servers"), 10_000, "turnserver start");
+    if (options.checkBinding ?? true) await waitForBinding(host, port, child.status);
   } catch (err) {
     const log = await stop();
     throw new Error(`turnserver did not start: ${(err as Error).message}\n${log.slice(-2000)}`);
