@@ -44,7 +44,7 @@ Deno.test("the systemd unit verifies clean with a real installed p2p as its Exec
 Deno.test("the systemd unit runs as its own user, in /var/lib/p2p, hardened", () => {
   assert.deepEqual(values("DynamicUser"), ["yes"]);
   assert.deepEqual(values("StateDirectory"), ["p2p"]);
-  assert.match(values("ExecStart")[0], / --data \$\{STATE_DIRECTORY\}$/);
+  assert.match(values("ExecStart")[0], / --data %S\/p2p$/);
   for (
     const [key, value] of Object.entries({
       NoNewPrivileges: "yes",
