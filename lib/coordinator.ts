@@ -21,7 +21,9 @@
  *   of key a takeover needs);
  * - `registry.ts` (who is online) with `name_quota.ts` (names per address), `relay.ts` (relay
  *   budgets per pair, user and address), `limits.ts` and `address_budget.ts` (limits),
- *   `server_log.ts` and `stats.ts` (what it tells).
+ *   `server_log.ts` and `stats.ts` (what it tells; `metrics.ts` turns the counters into
+ *   Prometheus text for `p2p serve --metrics`);
+ * - `turn_grants.ts`: TURN credentials handed out with each introduction (`p2p serve --turn`).
  *
  * Every room runs on one injected {@linkcode Clock}; the UDP sockets are `lib/net/udp.ts`'s on its
  * fast `"deno"` backend.

@@ -28,6 +28,8 @@
  * - `contact_desk.ts`: the user's contact requests and answers, and the coordinator's contact
  *   messages as events; `contacts.ts`: our record of our contacts and the requests waiting for us
  *   (the coordinator holds the list that counts: docs/PROTOCOL.md §1.5).
+ * - `turn_relay.ts` (with `turn_client.ts`): our allocation on the coordinator's TURN server, its
+ *   relayed address offered to introduced peers: the `turn` path.
  * - `key_trust.ts`: trust on first use; `events.ts`: what we report (the `--json` contract).
  *
  * @example

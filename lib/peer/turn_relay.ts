@@ -21,11 +21,11 @@
  */
 import { isIP } from "node:net";
 import { lookup } from "node:dns/promises";
-import type { Clock } from "../clock.ts";
+import type { Clock, TimerId } from "../clock.ts";
 import { type Endpoint, formatEndpoint, sameEndpoint } from "../protocol/endpoint.ts";
 import type { ServerMessage } from "../protocol/seed.ts";
 import { parseTurnUri } from "../protocol/turn_credentials.ts";
-import type { PeerEvent } from "./events.ts";
+import { pathKindOf, type PeerEvent } from "./events.ts";
 import type { Link } from "./link.ts";
 import { TurnClient } from "./turn_client.ts";
 
@@ -57,6 +57,8 @@ export class TurnRelay {
   /** Introduced peers' public addresses, by name. */
   readonly #peers = new Map<string, string>();
   #closed = false;
+  /** Asks for fresh credentials before these expire. */
+  #renewal: TimerId | undefined;
 
   constructor(options: TurnRelayOptions) {
     this.#o = options;
@@ -80,6 +82,7 @@ export class TurnRelay {
   credentials(msg: Extract<ServerMessage, { type: "turn" }>): void {
     if (this.#closed) return;
     const credentials = { username: msg.username, password: msg.password };
+    this.#renewBefore(Number(msg.username.slice(0, msg.username.indexOf(":"))) * 1000);
     if (this.#client && msg.uri === this.#uri) {
       this.#client.credentials = credentials;
       const state = this.#client.state.kind;
@@ -122,6 +125,7 @@ export class TurnRelay {
   /** Releases the allocation. */
   close(): void {
     this.#closed = true;
+    this.#o.clock.clearTimeout(this.#renewal);
     this.#client?.close();
   }
 
@@ -160,6 +164,23 @@ export class TurnRelay {
       },
     });
     client.allocate();
+  }
+
+  /**
+   * Credentials come only with introductions, and a pair on a `turn` path asks for none: at four
+   * fifths of their lifetime, a new introduction with one peer we reach that way brings fresh ones
+   * (to both sides), before the allocation's next refresh would be refused.
+   */
+  #renewBefore(expiresAtMs: number): void {
+    this.#o.clock.clearTimeout(this.#renewal);
+    const left = expiresAtMs - this.#o.clock.now();
+    if (!(left > 0)) return;
+    this.#renewal = this.#o.clock.setTimeout(() => {
+      for (const name of this.#peers.keys()) {
+        const link = this.#o.link(name);
+        if (link && pathKindOf(link.path) === "turn") return link.requestIntroduction();
+      }
+    }, left * 0.8);
   }
 
   #offer(name: string): void {
