@@ -38,7 +38,7 @@ export type BuildResult = { target: string; ok: true; output: string } | {
  */
 export const V8_FLAGS = "--max-semi-space-size=8";
 
-// A platform path (`D:\\a\\p2p\\` on Windows, where a URL's pathname would be `/D:/a/p2p/`): the
+// A platform path (`D:\a\p2p\` on Windows, where a URL's pathname would be `/D:/a/p2p/`): the
 // release workflow builds on Windows too.
 const root = fileURLToPath(new URL("..", import.meta.url));
 
