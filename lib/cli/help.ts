@@ -42,6 +42,7 @@ const Q = DEFAULT_MAILBOX_QUOTAS;
 export const SERVE_HELP =
   `Usage: p2p serve [--host ADDR] [--port N] [--tcp-port N] [--peer-timeout SECONDS]
                  [--batch-ms MS] [--data DIR] [--name-ttl DAYS] [--presence everyone|contacts]
+                 [--metrics HOST:PORT] [--turn URI --turn-secret-file F [--turn-ttl TIME]]
                  [mailbox options] [limits]
 
 Runs the coordinator: UDP for logins, logouts, heartbeats and presence broadcasts, TCP (same port
