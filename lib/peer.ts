@@ -231,6 +231,7 @@ export class Peer {
       },
       onOffline: (user) => {
         contacts.seen(user);
+        this.#turn.forget(user);
         this.#emit({ event: "offline", user });
       },
       onList: (list) => this.#desk.onList(list),

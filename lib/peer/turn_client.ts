@@ -42,6 +42,7 @@ import {
   isChannelData,
   isTurnMessage,
   longTermKey,
+  MAX_CHANNEL,
   MIN_CHANNEL,
   newTransactionId,
   type TurnAttributes,
@@ -156,6 +157,11 @@ export class TurnClient {
   readonly #permissions = new Map<string, Permission>();
   readonly #channels = new Map<string, Channel>();
   readonly #byNumber = new Map<number, Channel>();
+  /**
+   * The next channel number to try: numbers go round all 4096, so that one given up is not
+   * bound again to another peer while the server may still hold it (10 minutes).
+   */
+  #nextChannel = MIN_CHANNEL;
   /** Refresh of the allocation, and of permissions and channels. */
   #refreshTimer: TimerId | undefined;
   #maintainTimer: TimerId | undefined;
@@ -213,6 +219,19 @@ export class TurnClient {
     if (this.#state.kind === "allocated") this.#permit(p);
   }
 
+  /**
+   * Stops renewing the permission for `host` and the channels to it: they lapse on the server
+   * (permissions after 5 minutes, channels after 10); what arrives from it until then is ignored.
+   */
+  forget(host: string): void {
+    this.#permissions.delete(host);
+    for (const [key, c] of this.#channels) {
+      if (c.peer.host !== host) continue;
+      this.#channels.delete(key);
+      this.#byNumber.delete(c.number);
+    }
+  }
+
   /** Whether the server granted the permission for `host`: data to and from it may flow. */
   permitted(host: string): boolean {
     return this.#permissions.get(host)?.granted === true;
@@ -230,7 +249,7 @@ export class TurnClient {
     if (!channel && this.#channels.size < MAX_CHANNELS) {
       channel = {
         peer: { ...peer },
-        number: MIN_CHANNEL + this.#channels.size,
+        number: this.#takeChannelNumber(),
         bound: false,
         binding: false,
         askedAt: this.#o.clock.now(),
@@ -328,6 +347,17 @@ export class TurnClient {
       const c = this.#channels.get(formatEndpoint(peer));
       if (c) c.binding = false;
     }
+  }
+
+  #takeChannelNumber(): number {
+    while (this.#byNumber.has(this.#nextChannel)) this.#advanceChannel();
+    const number = this.#nextChannel;
+    this.#advanceChannel();
+    return number;
+  }
+
+  #advanceChannel(): void {
+    this.#nextChannel = this.#nextChannel === MAX_CHANNEL ? MIN_CHANNEL : this.#nextChannel + 1;
   }
 
   #permit(p: Permission): void {

@@ -78,6 +78,14 @@ export class TurnRelay {
     else client.permit(host);
   }
 
+  /** `name` went offline: its address keeps no permission (unless another peer shares it). */
+  forget(name: string): void {
+    const host = this.#peers.get(name);
+    if (host === undefined) return;
+    this.#peers.delete(name);
+    if (![...this.#peers.values()].includes(host)) this.#client?.forget(host);
+  }
+
   /** Credentials from a `Turn` message: the first ones start the allocation. */
   credentials(msg: Extract<ServerMessage, { type: "turn" }>): void {
     if (this.#closed) return;

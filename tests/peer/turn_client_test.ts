@@ -171,3 +171,58 @@ Deno.test("TURN client: answers with a transaction id it never sent, or forged, 
   assert.deepEqual(client.relayed, { host: "192.0.2.7", port: 50000 });
   client.close();
 });
+
+Deno.test("TURN client: a channel per peer endpoint, numbered apart; a forgotten host is cut off", () => {
+  const clock = new FakeClock();
+  const sent: Uint8Array[] = [];
+  const data: string[] = [];
+  const client = new TurnClient({
+    clock,
+    credentials: { username: "1:a", password: "p" },
+    send: (b) => sent.push(b),
+    onState: () => {},
+    onData: (from) => data.push(`${from.host}:${from.port}`),
+  });
+  const key = longTermKey("1:a", "p2p", "p");
+  /** Answers the last request with success (signed), or the challenge for the first one. */
+  const answer = (attributes = {}) => {
+    const request = decodeTurnMessage(sent.at(-1)!);
+    client.receive(encodeTurnMessage(
+      { method: request.method, cls: "success", transactionId: request.transactionId, attributes },
+      key,
+    ));
+  };
+  client.allocate();
+  const first = decodeTurnMessage(sent[0]);
+  client.receive(encodeTurnMessage({
+    method: "allocate",
+    cls: "error",
+    transactionId: first.transactionId,
+    attributes: { errorCode: { code: 401, reason: "Unauthorized" }, realm: "p2p", nonce: "n" },
+  }));
+  answer({ relayed: { host: "192.0.2.7", port: 50000 }, lifetime: 600 });
+  client.permit("203.0.113.9");
+  assert.equal(decodeTurnMessage(sent.at(-1)!).method, "create-permission");
+  answer();
+  assert.ok(client.permitted("203.0.113.9"));
+  const binds: number[] = [];
+  for (const port of [4000, 4001]) {
+    assert.ok(client.sendTo({ host: "203.0.113.9", port }, new Uint8Array([1])));
+    const bind = decodeTurnMessage(sent.at(-2)!); // the ChannelBind, then the Send indication
+    assert.equal(bind.method, "channel-bind");
+    binds.push(bind.attributes.channel!);
+  }
+  assert.deepEqual(binds, [0x4000, 0x4001]);
+  assert.equal(decodeTurnMessage(sent.at(-1)!).method, "send");
+  assert.equal(client.sendTo({ host: "198.51.100.1", port: 1 }, new Uint8Array([1])), false);
+  client.forget("203.0.113.9");
+  assert.equal(client.sendTo({ host: "203.0.113.9", port: 4000 }, new Uint8Array([1])), false);
+  client.receive(encodeTurnMessage({
+    method: "data",
+    cls: "indication",
+    transactionId: new Uint8Array(12),
+    attributes: { peer: { host: "203.0.113.9", port: 4000 }, data: new Uint8Array([2]) },
+  }));
+  assert.deepEqual(data, []);
+  client.close();
+});
