@@ -2,11 +2,15 @@ import assert from "node:assert/strict";
 import { metricsOption } from "../../lib/cli/options.ts";
 import { collectMetrics, renderMetrics } from "../../lib/coordinator/metrics.ts";
 import { countBy, createStats } from "../../lib/coordinator/stats.ts";
+import { installed } from "../support/tools.ts";
 import { startServe } from "../support/proc.ts";
 import { SeedClient, seedLogin } from "../support/seed_client.ts";
 
 /** Runs `promtool check metrics` on `text`; returns its exit code and everything it printed. */
 async function promtool(text: string): Promise<{ code: number; out: string }> {
+  if (!installed("promtool")) {
+    throw new Error("promtool is not installed (Debian: apt install prometheus; .ci/run does)");
+  }
   const child = new Deno.Command("promtool", {
     args: ["check", "metrics"],
     stdin: "piped",

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { installed } from "../support/tools.ts";
 
 const root = new URL("../../", import.meta.url).pathname;
 const unitPath = `${root}packaging/systemd/p2p.service`;
@@ -33,6 +34,11 @@ Deno.test("the systemd unit verifies clean with a real installed p2p as its Exec
     assert.ok(exec.startsWith(`${INSTALLED} serve `), exec);
     const copy = `${dir}/p2p.service`;
     await Deno.writeTextFile(copy, unit.replaceAll(INSTALLED, `${dir}/p2p`));
+    if (!installed("systemd-analyze")) {
+      throw new Error(
+        "systemd-analyze is not installed (Debian: apt install systemd; .ci/run does)",
+      );
+    }
     const verify = await run("systemd-analyze", ["verify", copy]);
     assert.equal(verify.out.trim(), "", "systemd-analyze verify said something");
     assert.equal(verify.code, 0);

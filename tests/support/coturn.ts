@@ -5,6 +5,7 @@
  * @module
  */
 import { pumpLines } from "./lines.ts";
+import { installed } from "./tools.ts";
 import { Collector } from "./wait.ts";
 import {
   decodeTurnMessage,
@@ -42,17 +43,6 @@ export interface CoturnOptions {
   minPort?: number;
 }
 
-/** Whether `turnserver` is installed. */
-export function haveCoturn(): boolean {
-  try {
-    new Deno.Command("turnserver", { args: ["--version"], stdout: "null", stderr: "null" })
-      .outputSync();
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 function freeUdpPort(hostname: string): number {
   const s = Deno.listenDatagram({ transport: "udp", hostname, port: 0 });
   const port = (s.addr as Deno.NetAddr).port;
@@ -64,6 +54,11 @@ function freeUdpPort(hostname: string): number {
 export async function startCoturn(options: CoturnOptions = {}): Promise<Coturn> {
   const host = options.host ?? "127.0.0.1";
   const secret = options.secret ?? crypto.randomUUID();
+  if (!options.prefix && !installed("turnserver")) {
+    throw new Error(
+      "turnserver is not installed (Debian: apt install coturn; .ci/run installs it)",
+    );
+  }
   const port = options.port ?? freeUdpPort(host);
   const min = options.minPort ?? 40000 + 200 * Math.floor(Math.random() * 100);
   const dir = await Deno.makeTempDir({ prefix: "p2p-coturn-" });
