@@ -83,6 +83,10 @@ export interface MessageLog {
   settle(peer: string, uid: string, outcome: Settlement): void;
   /** Records a received message; `false` (and records nothing) when it is a duplicate. */
   addIncoming(msg: IncomingRecord): boolean;
+  /** Writes now what is recorded so far (a log may group its writes). */
+  flush(): void;
+  /** Calls `callback` once everything recorded so far is written (at once if it is). */
+  flushed(callback: () => void): void;
   /** Our messages still `sending`, oldest first: those to send again after a restart. */
   pending(): StoredMessage[];
   /** The last `limit` messages with `peer`, oldest first. */
@@ -115,6 +119,12 @@ export class MemoryLog implements MessageLog {
     this.#seen.add(key);
     if (this.#seen.size > MEMORY_SEEN) this.#seen.delete(this.#seen.values().next().value!);
     return true;
+  }
+
+  flush(): void {}
+
+  flushed(callback: () => void): void {
+    callback();
   }
 
   pending(): StoredMessage[] {
