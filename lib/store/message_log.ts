@@ -77,7 +77,10 @@ export interface Settlement {
 export interface MessageLog {
   /** Whether this log keeps anything beyond the session (false with `--no-history`). */
   readonly persistent: boolean;
-  /** Records a message of ours, state `sending`; throws if it cannot be kept. */
+  /**
+   * Records a message of ours, state `sending`. A log may write it later ({@linkcode flushed});
+   * throws only for a record it cannot take at all (a bad uid).
+   */
   addOutgoing(msg: OutgoingRecord): void;
   /** Records the fate of our message `uid` to `peer`. */
   settle(peer: string, uid: string, outcome: Settlement): void;
