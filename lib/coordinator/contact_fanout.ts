@@ -67,18 +67,22 @@ interface Member {
 
 /**
  * One member's datagrams of a take, packed the first time they are read; `count` says how many
- * there will be without packing them (for the outbox's backlog).
+ * there are or will be without packing them (for the outbox's backlog).
  */
 class MemberBatch<M> implements FanoutBatch<M> {
   readonly members: M[];
-  readonly count: number;
+  readonly #count: () => number;
   #pack: (() => Uint8Array[]) | undefined;
   #datagrams: Uint8Array[] = [];
 
-  constructor(member: M, count: number, pack: () => Uint8Array[]) {
+  constructor(member: M, count: () => number, pack: () => Uint8Array[]) {
     this.members = [member];
-    this.count = count;
+    this.#count = count;
     this.#pack = pack;
+  }
+
+  get count(): number {
+    return this.#pack === undefined ? this.#datagrams.length : this.#count();
   }
 
   get datagrams(): Uint8Array[] {
@@ -206,19 +210,19 @@ export class ContactFanout<M extends { name: string }> implements Fanout<M> {
     for (const member of this.#waiting) {
       const entry = this.#members.get(member)!;
       entry.unpacked?.datagrams; // the outbox reads every batch before the next take: never left
-      const lines = [...entry.lines.values()];
-      entry.lines.clear();
+      const lines = entry.lines; // handed over as it is: a take copies nothing
+      entry.lines = new Map();
       entry.bytes = 0;
       let batch: MemberBatch<M>;
       if (entry.batched) {
-        batch = new MemberBatch(member, this.#count(entry, lines), () => {
+        batch = new MemberBatch(member, () => this.#count(entry, lines), () => {
           entry.unpacked = undefined;
           const datagrams = this.#pack(entry, lines);
           entry.taken = entry.version;
           return datagrams;
         });
         entry.unpacked = batch;
-      } else batch = new MemberBatch(member, lines.length, () => lines);
+      } else batch = new MemberBatch(member, () => lines.size, () => [...lines.values()]);
       batches.push(batch);
     }
     this.#lastTake = [...this.#waiting];
@@ -242,11 +246,11 @@ export class ContactFanout<M extends { name: string }> implements Fanout<M> {
   }
 
   /** How many datagrams {@linkcode #pack} will make of `lines`, without making them. */
-  #count(entry: Member, lines: Uint8Array[]): number {
+  #count(entry: Member, lines: Map<string, Uint8Array>): number {
     const room = this.#room(entry);
     let count = 0;
     let size = 0;
-    for (const line of lines) {
+    for (const line of lines.values()) {
       if (size > 0 && size + 1 + line.length > room) {
         count++;
         size = 0;
@@ -265,7 +269,7 @@ export class ContactFanout<M extends { name: string }> implements Fanout<M> {
    * Packs a member's lines into datagrams, each one version further. (The header is written
    * straight into the datagram, and nothing is copied twice.)
    */
-  #pack(entry: Member, lines: Uint8Array[]): Uint8Array[] {
+  #pack(entry: Member, lines: Map<string, Uint8Array>): Uint8Array[] {
     const out: Uint8Array[] = [];
     let group: Uint8Array[] = [];
     let size = 0;
@@ -286,7 +290,7 @@ export class ContactFanout<M extends { name: string }> implements Fanout<M> {
       size = 0;
     };
     const room = this.#room(entry);
-    for (const line of lines) {
+    for (const line of lines.values()) {
       if (group.length > 0 && size + 1 + line.length > room) close();
       group.push(line);
       size += 1 + line.length;
