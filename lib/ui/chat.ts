@@ -303,6 +303,7 @@ export async function runChat(options: ChatOptions): Promise<number> {
         username: options.username,
         configDir: options.configDir,
         ...options.history,
+        onError: (err) => error(err.message), // a batch of records that could not be written
       });
       const lines = backlog(log);
       returning = lines.length > 0;
