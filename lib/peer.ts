@@ -91,6 +91,11 @@ export interface PeerOptions {
   onEvent: EventSink;
   /** Local address to bind; default all IPv4 interfaces, any port. */
   bind?: Endpoint;
+  /**
+   * STUN servers (`--stun`) asked, besides the coordinator's second port, how our NAT maps our
+   * socket.
+   */
+  stun?: Endpoint[];
   /** Heartbeat interval; default 10 s (the coordinator drops users silent for 45 s). */
   keepaliveMs?: number;
   /** Where the identity and known peers live; default `$XDG_CONFIG_HOME/p2p`. */
@@ -241,6 +246,7 @@ export class Peer {
       onDetected: (kind) => this.#presence.reportNat(kind),
       indirect: () => this.#links.indirect(),
       clock: options.clock,
+      stunServers: options.stun,
     });
     const phase = () => this.#phase;
     const emit = (e: PeerEvent) => this.#emit(e);
@@ -501,6 +507,8 @@ export class Peer {
         });
       case "whoami":
         return this.#nat.answer(this.#presence.observed, what.seen);
+      case "stun":
+        return this.#nat.stunAnswer(this.#presence.observed, what.data, from);
       case "frame": {
         const link = this.#links.get(what.frame.from);
         if (link) link.receive(what.frame, what.via, socket);

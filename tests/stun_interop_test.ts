@@ -4,7 +4,7 @@
  * CHANGE-REQUEST) get the endpoint they asked from. Skipped where the binaries are missing.
  */
 import assert from "node:assert/strict";
-import { startServe } from "./support/proc.ts";
+import { runP2p, startServe } from "./support/proc.ts";
 
 async function has(binary: string): Promise<boolean> {
   try {
@@ -60,6 +60,64 @@ Deno.test({
       assert.match(out, new RegExp(`MappedAddress = 127\\.0\\.0\\.1:${opened}\\b`), out);
     } finally {
       await proc.dispose();
+    }
+  },
+});
+
+/** A UDP port free on loopback just now (a small race with other processes, fine in tests). */
+function freeUdpPort(): number {
+  const socket = Deno.listenDatagram({ hostname: "127.0.0.1", port: 0, transport: "udp" });
+  const { port } = socket.addr as Deno.NetAddr;
+  socket.close();
+  return port;
+}
+
+Deno.test({
+  name: "p2p nat --stun asks a real coturn, with and without a coordinator beside it",
+  ignore: !(await has("turnserver")),
+  fn: async () => {
+    const dir = await Deno.makeTempDir({ prefix: "p2p-coturn-" });
+    const port = freeUdpPort();
+    // STUN only, on loopback, everything it writes in `dir`.
+    const turn = new Deno.Command("turnserver", {
+      args: [
+        ...["-n", "--no-cli", "--stun-only", "--listening-ip", "127.0.0.1"],
+        ...["--listening-port", String(port), "--no-tls", "--no-dtls", "--log-file", "stdout"],
+        ...["--pidfile", `${dir}/pid`, "--db", `${dir}/turndb`],
+      ],
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    const serve = await startServe();
+    try {
+      let result = await runP2p(["nat", "--stun", `127.0.0.1:${port}`, "--json"]);
+      for (let i = 0; i < 20 && result.code !== 0; i++) {
+        // coturn may take a moment to listen.
+        await new Promise((r) => setTimeout(r, 250));
+        result = await runP2p(["nat", "--stun", `127.0.0.1:${port}`, "--json"]);
+      }
+      const alone = JSON.parse(result.stdout);
+      assert.equal(result.code, 0, result.stderr);
+      assert.equal(alone.public, alone.local);
+      assert.deepEqual(alone.stun, [{ server: `127.0.0.1:${port}`, public: alone.local }]);
+      assert.equal(alone.mapping, "none");
+      // Beside the coordinator (which answers STUN too): three views of one socket agree.
+      const both = await runP2p([
+        ...["nat", `127.0.0.1:${serve.port}`, "--stun", `127.0.0.1:${port}`],
+        ...["--stun", `127.0.0.1:${serve.port}`],
+      ]);
+      assert.equal(both.code, 0, both.stderr);
+      assert.match(both.stdout, new RegExp(`STUN 127\\.0\\.0\\.1:${port}: 127\\.0\\.0\\.1:\\d+`));
+      assert.match(both.stdout, /mapping: +none/);
+      // Nobody there: exit code 1 and the reason.
+      const none = await runP2p(["nat", "--stun", `127.0.0.1:${freeUdpPort()}`]);
+      assert.equal(none.code, 1);
+      assert.match(none.stdout, /No answer from STUN 127\.0\.0\.1:\d+/);
+    } finally {
+      turn.kill("SIGTERM");
+      await turn.status;
+      await serve.proc.dispose();
+      await Deno.remove(dir, { recursive: true });
     }
   },
 });

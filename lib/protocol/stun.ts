@@ -90,12 +90,13 @@ const CLASS_BITS: Record<StunClass, number> = {
 const FINGERPRINT_XOR = 0x5354554e;
 
 /**
- * Whether `bytes` look like a STUN message, cheaply: at least a header, the type's two top bits
- * zero, and a length that is a multiple of 4 and matches the datagram. What it lets through still
- * goes through {@linkcode decodeStun}.
+ * Whether `bytes` look like a STUN message, cheaply: at least a header, a first byte of 0x00 or
+ * 0x01 (a method below 0x80, Binding's among them: never a peer frame's type, 0x10–0x19, nor
+ * text), and a length that is a multiple of 4 and matches the datagram. What it lets through
+ * still goes through {@linkcode decodeStun}.
  */
 export function isStun(bytes: Uint8Array): boolean {
-  if (bytes.length < HEADER_LENGTH || (bytes[0] & 0xc0) !== 0) return false;
+  if (bytes.length < HEADER_LENGTH || bytes[0] > 0x01) return false;
   const length = bytes[2] << 8 | bytes[3];
   return length % 4 === 0 && length + HEADER_LENGTH === bytes.length;
 }
