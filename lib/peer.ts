@@ -46,7 +46,7 @@ import { encodeKey, fingerprint, loadOrCreateIdentity } from "./crypto/identity.
 import type { KeyPair } from "./crypto/noise.ts";
 import { KnownPeers } from "./crypto/known_peers.ts";
 import type { Clock } from "./clock.ts";
-import { localAddressFor, UdpSocket } from "./net/udp.ts";
+import { globalIpv6Address, localAddressFor, UdpSocket } from "./net/udp.ts";
 import { encodeBase64url } from "./protocol/base64url.ts";
 import type { AnnouncedCandidate, AnnouncedKind } from "./protocol/candidates.ts";
 import { type Endpoint, formatEndpoint, sameEndpoint } from "./protocol/endpoint.ts";
@@ -121,6 +121,19 @@ export interface PeerOptions {
    * last run are sent again; default a {@linkcode MemoryLog} (nothing kept). The caller closes it.
    */
   history?: MessageLog;
+}
+
+/**
+ * Binds the main socket; on `::`, falls back to IPv4 alone where the system has no IPv6 (the
+ * socket is then IPv4-only, and we announce no `v6` candidate).
+ */
+async function bindMain(host: string, port: number): Promise<UdpSocket> {
+  try {
+    return await UdpSocket.bind({ host, port });
+  } catch (err) {
+    if (host !== "::") throw err;
+    return await UdpSocket.bind({ host: "0.0.0.0", port });
+  }
 }
 
 /** A logged-in chat client. */
@@ -271,8 +284,12 @@ export class Peer {
     const identity = await loadOrCreateIdentity(whose);
     const known = await KnownPeers.open(whose);
     const contacts = await ContactRecord.open(whose);
-    const bindHost = options.bind?.host ?? (options.server.host.includes(":") ? "::" : "0.0.0.0");
-    const socket = await UdpSocket.bind({ host: bindHost, port: options.bind?.port ?? 0 });
+    // With a global IPv6 address, one dual-stack socket: IPv4 to the coordinator as before, and
+    // the same socket (the same port) reachable over IPv6, announced as our `v6` candidate.
+    const v6 = options.bind === undefined ? globalIpv6Address() : undefined;
+    const bindHost = options.bind?.host ??
+      (options.server.host.includes(":") || v6 !== undefined ? "::" : "0.0.0.0");
+    const socket = await bindMain(bindHost, options.bind?.port ?? 0);
     try {
       const unspecified = bindHost === "0.0.0.0" || bindHost === "::";
       const claimed = {
@@ -281,6 +298,10 @@ export class Peer {
       };
       const peer = new Peer(socket, claimed, identity, { known, contacts }, options);
       socket.onMessage((data, from) => peer.#onDatagram(data, from));
+      if (v6 !== undefined && socket.local.host === "::") {
+        peer.#announced.set("v6", { host: v6, port: socket.local.port });
+        peer.#presence.announceCandidates(peer.announced);
+      }
       const { observed } = await peer.#presence.login();
       peer.#phase = "ready";
       peer.#emit({
