@@ -1,9 +1,10 @@
-// IPv6 in the NAT lab (tests/lab/netlab.ts with `ipv6`): routed /64s behind the routers, no
+// IPv6 and STUN in the NAT lab (tests/lab/netlab.ts with `ipv6`): routed /64s behind the routers, no
 // NAT66, and a stateful firewall on each router that drops unsolicited inbound traffic, as home
 // routers do. Then the messenger: two dual-stack peers go direct over IPv6 (their simultaneous
 // probes open both firewalls), and an IPv4-only peer still goes direct to a dual-stack one over
 // IPv4. The coordinator listens on `::` (both families on one socket). Needs root; skipped with
-// the reason otherwise, unless P2P_LAB=require (then it fails).
+// the reason otherwise, unless P2P_LAB=require (then it fails). And `p2p nat --stun` against a
+// real coturn on the lab's internet, from behind a home and a symmetric NAT.
 import assert from "node:assert/strict";
 import { type Host, Lab, type PublicHost } from "./lab/netlab.ts";
 import { UdpProbe } from "./lab/udp_tool.ts";
@@ -18,6 +19,14 @@ import {
 } from "./support/lab_chat.ts";
 
 const { ignore, requireLab } = await labGate("IPv6 lab");
+const MAIN = new URL("../main.ts", import.meta.url).pathname;
+
+/** Whether a program is missing from PATH. */
+async function toolMissing(tool: string): Promise<boolean> {
+  const r = await new Deno.Command("sh", { args: ["-c", `command -v ${tool}`], stdout: "null" })
+    .output();
+  return !r.success;
+}
 
 /** A fresh lab (random number in the default prefix family, as lab_chat.ts does), torn down after. */
 async function withLab(fn: (lab: Lab) => Promise<void>): Promise<void> {
@@ -170,5 +179,61 @@ Deno.test({
       assert.match(String(lastPath(alice, "bob")?.endpoint), ip(rb.publicIp));
       assert.match(String(lastPath(bob, "alice")?.endpoint), ip(ra.publicIp));
     });
+  });
+});
+
+Deno.test({
+  name:
+    "lab STUN: p2p nat --stun asks a coturn on the internet, and the coordinator, through a NAT",
+  ignore: ignore || (await toolMissing("turnserver")),
+}, async () => {
+  requireLab();
+  await ensureCached();
+  await withLab(async (lab) => {
+    const srv = await lab.addPublicHost("srv");
+    const stun = await lab.addPublicHost("stun");
+    const ra = await lab.addRouter("ra", { kind: "home" });
+    const rs = await lab.addRouter("rs", { kind: "symmetric" });
+    const a = await lab.addHost("a", ra);
+    const s = await lab.addHost("s", rs);
+    const home = await Deno.makeTempDir({ prefix: "p2p-lab-stun-" });
+    const env = { XDG_CONFIG_HOME: home, XDG_STATE_HOME: home, XDG_DATA_HOME: home };
+    const processes: LabProcess[] = [];
+    const turn = lab.spawn(stun, [
+      ...["turnserver", "-n", "--no-cli", "--stun-only", "--listening-ip", stun.ip],
+      ...["--listening-port", "3478", "--no-tls", "--no-dtls", "--log-file", "stdout"],
+      ...["--pidfile", `${home}/turn.pid`, "--db", `${home}/turndb`],
+    ], { stdout: "null", stderr: "null" });
+    try {
+      const serve = new LabProcess(lab, srv, "serve", [
+        ...["serve", "--host", "0.0.0.0", "--port", String(SERVER_PORT)],
+      ], env);
+      processes.push(serve);
+      await serve.stderr.waitFor((l) => l.includes(` UDP ${SERVER_PORT}`), 60_000, "serve");
+      const nat = async (node: Host) => {
+        const args = ["nat", `${srv.ip}:${SERVER_PORT}`, "--stun", stun.ip, "--json"];
+        for (let i = 0;; i++) {
+          const r = await lab.exec(node, [Deno.execPath(), "run", "-A", MAIN, ...args], { env });
+          const report = JSON.parse(r.stdout);
+          // coturn may take a moment to listen.
+          if (report.stun[0].public || i === 10) return report;
+          await new Promise((resolve) => setTimeout(resolve, 300));
+        }
+      };
+      const behindHome = await nat(a);
+      assert.equal(behindHome.stun[0].server, `${stun.ip}:3478`);
+      assert.equal(behindHome.stun[0].public, behindHome.public, "the same mapping for coturn");
+      assert.match(behindHome.public, new RegExp(`^${ra.publicIp.replaceAll(".", "\\.")}:`));
+      assert.equal(behindHome.mapping, "endpoint-independent");
+      const sym = await nat(s);
+      assert.notEqual(sym.stun[0].public, sym.public, "a new port for coturn");
+      assert.equal(sym.mapping, "endpoint-dependent");
+      assert.equal(sym.kind, "hard");
+    } finally {
+      for (const p of processes) await p.dispose();
+      turn.kill("SIGTERM");
+      await turn.status;
+      await Deno.remove(home, { recursive: true });
+    }
   });
 });

@@ -206,8 +206,8 @@ Options:
   --public              on a coordinator run with --presence contacts, be listed to seed-only
                         clients (other users see you only once you are contacts)
   --stun HOST[:PORT]    also ask this STUN server (default port 3478) what your NAT does, besides
-                        the coordinator's second port (which p2p serve does not open); may be
-                        given several times
+                        the coordinator's second port (for when that port is blocked or
+                        missing); may be given several times
   --data DIR            where the history lives (default $XDG_DATA_HOME/p2p or
                         ~/.local/share/p2p)
   --passphrase          ask for a passphrase to encrypt the history with (on the terminal;
