@@ -998,13 +998,16 @@ add rule ip ${COUNT_TABLE} out ${match} counter name "c_${name}"
 
   /**
    * Turns IPv6 on for these interfaces of a node (it is off everywhere else: #addNamespace), with
-   * neither router advertisements nor autoconfiguration (addresses are static); `forwarding`
-   * makes the node route IPv6.
+   * neither router advertisements, autoconfiguration (addresses are static) nor duplicate address
+   * detection; `forwarding` makes the node route IPv6.
    */
   async #enableIpv6(node: LabNode, interfaces: string[], forwarding: boolean): Promise<void> {
+    // No duplicate address detection either: a link-local address waits a second in it, and
+    // neighbour discovery with it, so the first packets of a fresh lab would wait too.
     const sysctls = ["all", "default", ...interfaces].flatMap((i) => [
       `net.ipv6.conf.${i}.accept_ra=0`,
       `net.ipv6.conf.${i}.autoconf=0`,
+      `net.ipv6.conf.${i}.accept_dad=0`,
     ]);
     for (const i of interfaces) sysctls.push(`net.ipv6.conf.${i}.disable_ipv6=0`);
     if (forwarding) sysctls.push("net.ipv6.conf.all.forwarding=1");
