@@ -48,6 +48,9 @@ Runs the coordinator: UDP for logins, logouts, heartbeats and presence broadcast
 number) for the online list. Logs one line per login, logout and expiry on stderr, and a line
 when a limit is hit. On SIGINT or SIGTERM it tells the online users (Bye), closes, and exits 0.
 
+It also answers STUN Binding requests (RFC 8489, and RFC 3489's) on its UDP port, so that any
+STUN client can check it and chats can use it with --stun.
+
 A name belongs to the key that first brought it online: a login with another key is refused
 ("name belongs to another key"), and the owner's key takes it over at once from a stale session
 of its own (after proving the key). The registrations and the coordinator's own key are kept in
@@ -59,7 +62,7 @@ address, never the sender's name or the text. It is kept in DIR/mailbox.db until
 fetches and acknowledges it (proving the name's key), or until the TTL.
 
 Options:
-  --host ADDR             address to listen on (default 0.0.0.0)
+  --host ADDR             address to listen on (default 0.0.0.0; :: for IPv6 and IPv4 both)
   --port N                UDP and TCP port (default 7000)
   --tcp-port N            TCP port of the list service, if it must differ
   --peer-timeout SECONDS  drop a user silent this long (default 45)

@@ -25,6 +25,11 @@ import type { Endpoint } from "../protocol/endpoint.ts";
 /**
  * The candidates of `list` the coordinator passes on for a user it sees at `observed` (see the
  * module comment), in their order.
+ *
+ * @example
+ * ```ts
+ * user.candidates = passableCandidates(msg.candidates, user.observed);
+ * ```
  */
 export function passableCandidates(
   list: readonly AnnouncedCandidate[],

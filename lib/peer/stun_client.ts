@@ -26,7 +26,13 @@ export const STUN_REQUEST_BYTES = 96;
 /** Requests remembered per asker; older ones' answers are ignored. */
 const MAX_OUTSTANDING = 16;
 
-/** Sends and matches STUN Binding requests; see the module comment. */
+/** Sends and matches STUN Binding requests; see the module comment. *
+ * @example
+ * ```ts
+ * const asker = new StunAsker();
+ * socket.send(asker.request(server), server);
+ * ```
+ */
 export class StunAsker {
   readonly #out: { server: Endpoint; transactionId: Uint8Array }[] = [];
 

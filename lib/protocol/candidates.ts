@@ -50,6 +50,12 @@ export function isAnnouncedKind(text: string): text is AnnouncedKind {
  * Parses `<kind>=<endpoint>[;<kind>=<endpoint>]…`: at most {@linkcode MAX_ANNOUNCED} entries,
  * known kinds, no endpoint twice, and a `v6` one on an IPv6 address. The empty text is the empty
  * list. Throws {@linkcode CandidateListError} on bad input.
+ *
+ * @example
+ * ```ts
+ * parseCandidateList("mapped=203.0.113.5:41000");
+ * // [{ kind: "mapped", endpoint: { host: "203.0.113.5", port: 41000 } }]
+ * ```
  */
 export function parseCandidateList(text: string): AnnouncedCandidate[] {
   if (text === "") return [];
@@ -92,7 +98,13 @@ export function parseCandidateList(text: string): AnnouncedCandidate[] {
   return list;
 }
 
-/** Formats a candidate list as {@linkcode parseCandidateList} reads it (the empty list as ""). */
+/** Formats a candidate list as {@linkcode parseCandidateList} reads it (the empty list as ""). *
+ * @example
+ * ```ts
+ * formatCandidateList([{ kind: "v6", endpoint: { host: "2001:db8::7", port: 4000 } }]);
+ * // "v6=[2001:db8::7]:4000"
+ * ```
+ */
 export function formatCandidateList(list: readonly AnnouncedCandidate[]): string {
   return list.map((c) => `${c.kind}=${formatEndpoint(c.endpoint)}`).join(";");
 }

@@ -94,6 +94,11 @@ const FINGERPRINT_XOR = 0x5354554e;
  * 0x01 (a method below 0x80, Binding's among them: never a peer frame's type, 0x10–0x19, nor
  * text), and a length that is a multiple of 4 and matches the datagram. What it lets through
  * still goes through {@linkcode decodeStun}.
+ *
+ * @example
+ * ```ts
+ * if (isStun(datagram)) handleStun(datagram);
+ * ```
  */
 export function isStun(bytes: Uint8Array): boolean {
   if (bytes.length < HEADER_LENGTH || bytes[0] > 0x01) return false;
@@ -105,6 +110,12 @@ export function isStun(bytes: Uint8Array): boolean {
  * Decodes a STUN message. Checks the header, every attribute's length against the message, and
  * FINGERPRINT when present (it must be last and match). Attributes after MESSAGE-INTEGRITY other
  * than FINGERPRINT are dropped, as RFC 8489 §14.5 says. Throws {@linkcode StunError}.
+ *
+ * @example
+ * ```ts
+ * const msg = decodeStun(datagram);
+ * if (msg.class === "request" && msg.method === BINDING) console.log(msg.attributes.length);
+ * ```
  */
 export function decodeStun(bytes: Uint8Array): StunMessage {
   if (bytes.length > MAX_STUN_BYTES) {
@@ -155,6 +166,13 @@ export function decodeStun(bytes: Uint8Array): StunMessage {
  * Encodes a STUN message; with `fingerprint`, a FINGERPRINT attribute ends it (not for classic
  * messages). Throws `RangeError` on a transaction id of the wrong length or an attribute value
  * over 65,535 bytes.
+ *
+ * @example
+ * ```ts
+ * const txid = crypto.getRandomValues(new Uint8Array(12));
+ * encodeStun({ method: BINDING, class: "request", transactionId: txid, classic: false,
+ *   attributes: [] }, { fingerprint: true }).length; // 28
+ * ```
  */
 export function encodeStun(msg: StunMessage, options: { fingerprint?: boolean } = {}): Uint8Array {
   const idLength = msg.classic ? 16 : 12;
@@ -235,6 +253,11 @@ export function decodeAddress(
  * Builds a Binding request; `padTo` pads it with a SOFTWARE attribute of spaces to at least that
  * many bytes, so that a server that never answers with more than it was sent (ours) can send its
  * whole answer. FINGERPRINT ends it.
+ *
+ * @example
+ * ```ts
+ * encodeBindingRequest({ transactionId: txid, padTo: 96 }).length; // 96
+ * ```
  */
 export function encodeBindingRequest(
   options: { transactionId: Uint8Array; software?: string; padTo?: number },
@@ -255,6 +278,11 @@ export function encodeBindingRequest(
  * The endpoint a Binding success answer says the server saw us at (XOR-MAPPED-ADDRESS, else
  * MAPPED-ADDRESS), when `bytes` is one for the request with this transaction id; undefined for
  * anything else (another message, an error answer, a malformed one).
+ *
+ * @example
+ * ```ts
+ * const seen = parseBindingAnswer(datagram, txid); // { host: "203.0.113.5", port: 4000 }
+ * ```
  */
 export function parseBindingAnswer(
   bytes: Uint8Array,
@@ -327,6 +355,12 @@ export function unknownRequired(msg: StunMessage): number[] {
  *   the request's size: the one exception to "no answer longer than its request" (the smallest
  *   request is 20 bytes, and standard clients send that), at most 2.2 times, which the caller
  *   rate-limits per address.
+ *
+ * @example
+ * ```ts
+ * const answer = answerBinding(datagram, from, { software: "p2p coordinator" });
+ * if (answer) socket.send(answer, from);
+ * ```
  */
 export function answerBinding(
   request: Uint8Array,
