@@ -89,7 +89,11 @@ export interface PeerOptions {
   server: Endpoint;
   username: string;
   onEvent: EventSink;
-  /** Local address to bind; default all IPv4 interfaces, any port. */
+  /**
+   * Local address to bind; default all IPv4 interfaces, any port, or with a global IPv6 address
+   * all interfaces of both families (`::`), which announces that address as our `v6` candidate
+   * (as `::` given here does).
+   */
   bind?: Endpoint;
   /**
    * STUN servers (`--stun`) asked, besides the coordinator's second port, how our NAT maps our
@@ -286,7 +290,9 @@ export class Peer {
     const contacts = await ContactRecord.open(whose);
     // With a global IPv6 address, one dual-stack socket: IPv4 to the coordinator as before, and
     // the same socket (the same port) reachable over IPv6, announced as our `v6` candidate.
-    const v6 = options.bind === undefined ? globalIpv6Address() : undefined;
+    const v6 = options.bind === undefined || options.bind.host === "::"
+      ? globalIpv6Address()
+      : undefined;
     const bindHost = options.bind?.host ??
       (options.server.host.includes(":") || v6 !== undefined ? "::" : "0.0.0.0");
     const socket = await bindMain(bindHost, options.bind?.port ?? 0);
