@@ -86,3 +86,25 @@ Deno.test("coordinator on :: serves IPv4 and IPv6 clients, IPv4 written as IPv4"
     await c.close();
   }
 });
+
+Deno.test("coordinator on ::: UDP and TCP key an IPv4 client alike (admission, names per address)", async () => {
+  const c = await Coordinator.start({
+    host: "::",
+    port: 0,
+    log: () => {},
+    limits: { namesPerAddress: 1 },
+  });
+  const first = await client("127.0.0.62", c.udpPort);
+  const second = await client("127.0.0.62", c.udpPort);
+  try {
+    first.send(`login,carol,127.0.0.62:${first.port},${key()},${secret}`);
+    await first.until((t) => t.startsWith("Accept,"));
+    await fetchList("127.0.0.62", c.tcpPort);
+    second.send(`login,dave,127.0.0.62:${second.port},${key()},${secret}`);
+    assert.match(await second.until((t) => t.startsWith("Reject,")), /too many names/);
+  } finally {
+    await first.close();
+    await second.close();
+    await c.close();
+  }
+});
