@@ -48,8 +48,9 @@ export function isAnnouncedKind(text: string): text is AnnouncedKind {
 
 /**
  * Parses `<kind>=<endpoint>[;<kind>=<endpoint>]…`: at most {@linkcode MAX_ANNOUNCED} entries,
- * known kinds, no endpoint twice, and a `v6` one on an IPv6 address. The empty text is the empty
- * list. Throws {@linkcode CandidateListError} on bad input.
+ * known kinds, no endpoint twice, and a `v6` one on an IPv6 address, which comes back in its
+ * canonical text (RFC 5952). The empty text is the empty list. Throws
+ * {@linkcode CandidateListError} on bad input.
  *
  * @example
  * ```ts
@@ -83,6 +84,11 @@ export function parseCandidateList(text: string): AnnouncedCandidate[] {
         throw new CandidateListError(`Cannot parse candidates: ${e.message}`);
       }
       throw e;
+    }
+    // One text per address (RFC 5952: lower case, `::` for the longest run of zero groups), so
+    // that the probes' source, as the socket writes it, matches the candidate.
+    if (endpoint.host.includes(":") && !endpoint.host.includes(".")) {
+      endpoint = { ...endpoint, host: new URL(`http://[${endpoint.host}]/`).hostname.slice(1, -1) };
     }
     if (kind === "v6" && !endpoint.host.includes(":")) {
       throw new CandidateListError(

@@ -32,6 +32,12 @@ Deno.test("candidate lists round-trip; the empty list is the empty text", () => 
   assert.equal(formatCandidateList([V6, MAPPED]), text);
   assert.deepEqual(parseCandidateList(""), []);
   assert.equal(formatCandidateList([]), "");
+  // IPv6 addresses come back canonical, so that a probe's source matches; twice is twice.
+  assert.deepEqual(parseCandidateList("v6=[2001:DB8:0:0::0007]:4000"), [V6]);
+  assert.throws(
+    () => parseCandidateList("v6=[2001:db8::7]:4000;mapped=[2001:0db8::7]:4000"),
+    /given twice/,
+  );
   // A mapping may be IPv6 too (a PCP firewall pinhole).
   assert.deepEqual(parseCandidateList("mapped=[2001:db8::9]:1"), [
     { kind: "mapped", endpoint: { host: "2001:db8::9", port: 1 } },
