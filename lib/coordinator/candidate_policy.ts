@@ -1,5 +1,5 @@
 /**
- * Which announced candidates (`candidates`, docs/PROTOCOL.md §1.6) the coordinator passes on in
+ * Which announced candidates (`candidates`, docs/PROTOCOL.md §1.7) the coordinator passes on in
  * introductions. A client chooses what it announces, so an attacker could name any endpoint and
  * make its peers probe there: probes are small, authenticated and capped per endpoint by the
  * peers' probe quota (§2.1), but they should at least never be aimed at a peer's own machine or

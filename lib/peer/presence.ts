@@ -320,7 +320,7 @@ export class Presence {
   }
 
   /**
-   * Announces these endpoints of our socket (docs/PROTOCOL.md §1.6), all of them: they replace
+   * Announces these endpoints of our socket (docs/PROTOCOL.md §1.7), all of them: they replace
    * the last ones. Sent now when we are logged in, else with the next login.
    */
   announceCandidates(list: readonly AnnouncedCandidate[]): void {

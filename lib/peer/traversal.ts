@@ -13,17 +13,17 @@
  * Rules:
  * - **Candidates.** An introduction gives the peer's `lan` endpoint (the one it claimed at login,
  *   reachable when both peers share a LAN) and its `public` one (its NAT mapping as the coordinator
- *   saw it), and those it announced (docs/PROTOCOL.md §1.6): `v6`, a global IPv6 address of its
+ *   saw it), and those it announced (docs/PROTOCOL.md §1.7): `v6`, a global IPv6 address of its
  *   socket (no NAT, perhaps a stateful firewall that our own probes open), and `mapped`, an
  *   endpoint its router mapped to its socket on request (PCP, NAT-PMP, UPnP). A valid probe from any other endpoint teaches a `prflx` (peer-reflexive) candidate:
  *   the peer's NAT mapped its socket to another port toward us (a symmetric NAT, or an open NAT
  *   that had to shift the port). Introductions hold at most {@linkcode MAX_CANDIDATES} endpoints;
  *   at most {@linkcode MAX_PRFLX} prflx candidates are kept (the oldest goes first).
  * - **Priority.** A working `lan` endpoint beats `v6`, which beats `public` and `mapped` (equal:
- *   neither replaces the other), which beat `prflx`; any direct path beats the relay. IPv6 comes
- *   before IPv4 because no NAT stands on its way: its path does not depend on a mapping that can
- *   change or expire. A candidate works once a probe sent to it is acknowledged; if it ranks above
- *   the current path, the path switches to it at once (`onPath`).
+ *   neither replaces the other), which beat `prflx`, which beats `turn`; any of them beats the
+ *   coordinator's relay. IPv6 comes before IPv4 because no NAT stands on its way: its path does not
+ *   depend on a mapping that can change or expire. A candidate works once a probe sent to it is
+ *   acknowledged; if it ranks above the current path, the path switches to it at once (`onPath`).
  * - **Priming.** An "open" NAT (no input filter, like the lab's `open` router) that receives the
  *   peer's probe *before* we have sent anything to the peer creates an `[UNREPLIED]` conntrack entry
  *   for that tuple, so our own later packets to the peer are mapped to a *different* public port
@@ -184,8 +184,14 @@ import { SearchSchedule } from "./search_schedule.ts";
 export { BIRTHDAY_SOCKETS, MAX_PENDING_PROBES };
 export type { BirthdayOptions, SocketsBirthdayOptions, SprayBirthdayOptions };
 
-/** Where a candidate endpoint comes from; also its rank, best first. */
-export type CandidateKind = "lan" | "v6" | "public" | "mapped" | "prflx";
+/**
+ * Where a candidate endpoint comes from; also its rank, best first (`public` and `mapped` rank
+ * alike). `turn`: through a TURN server, either the peer's relayed address (reached from our main
+ * socket) or an endpoint of the peer reached through our own allocation (socket
+ * {@linkcode PathFinderOptions.turnSocket}): below every direct kind, above the coordinator's
+ * relay.
+ */
+export type CandidateKind = "lan" | "v6" | "public" | "mapped" | "prflx" | "turn";
 
 /** An endpoint of the remote peer worth probing, and the local socket to probe it from. */
 export interface Candidate {
@@ -239,6 +245,17 @@ export interface PathFinderOptions {
   releaseSockets?: (sockets: number[]) => void;
   /** Whether the coordinator can relay for this peer; without it the fallback path is `none`. */
   relayAvailable: boolean;
+  /**
+   * The socket id that stands for our TURN allocation, if we have one: what arrives on it comes
+   * through the TURN server, and candidates learned on it are `turn` ones.
+   */
+  turnSocket?: number;
+  /**
+   * Probe the introduction's direct candidates (`lan`, `v6`, `public`, `mapped`); default true.
+   * False is a test hook: it forces a pair off the direct path, onto TURN or the relay, on
+   * loopback.
+   */
+  directCandidates?: boolean;
   /** Random u32 for txids, jitter and sprayed ports; default `crypto.getRandomValues`. */
   random?: () => number;
   /**
@@ -324,7 +341,14 @@ export interface CandidateInfo {
 export const MAX_CANDIDATES = 8;
 /** Most peer-reflexive candidates kept. */
 export const MAX_PRFLX = 8;
-const RANK: Record<CandidateKind, number> = { lan: 0, v6: 1, public: 2, mapped: 2, prflx: 3 };
+const RANK: Record<CandidateKind, number> = {
+  lan: 0,
+  v6: 1,
+  public: 2,
+  mapped: 2,
+  prflx: 3,
+  turn: 4,
+};
 /** Kinds whose endpoint is a NAT's mapping: probed only after priming. */
 const PRIMED: ReadonlySet<CandidateKind> = new Set(["public", "mapped"]);
 const NONE: Path = { kind: "none" };
@@ -494,7 +518,10 @@ export class PathFinder {
    */
   start(candidates: Candidate[]): void {
     const introduced: CandidateState[] = [];
-    for (const { kind, endpoint, socket = 0 } of candidates) {
+    const probed = this.#opts.directCandidates === false
+      ? candidates.filter((c) => c.kind === "turn" || c.kind === "prflx")
+      : candidates;
+    for (const { kind, endpoint, socket = 0 } of probed) {
       if (!(Number.isInteger(socket) && socket >= 0)) {
         throw new RangeError(`Cannot start: socket ${socket} is not an integer >= 0`);
       }
@@ -514,7 +541,8 @@ export class PathFinder {
     }
     const path = this.#path;
     const kept = this.#candidates.filter((c) =>
-      (c.kind === "prflx" || c.socket !== 0 || (path.kind === "direct" && onPath(path, c))) &&
+      (c.kind === "prflx" || c.kind === "turn" || c.socket !== 0 ||
+        (path.kind === "direct" && onPath(path, c))) &&
       !introduced.some((n) => sameEndpoint(n.endpoint, c.endpoint) && n.socket === c.socket)
     );
     this.#candidates = [...introduced, ...kept];
@@ -581,6 +609,31 @@ export class PathFinder {
       else this.#beginBirthday(plan, target, now);
       this.#sprayIfProven(now);
     }
+    this.#flush();
+  }
+
+  /**
+   * Adds the peer's relayed address on its TURN server (sent by the peer, authenticated) as a
+   * `turn` candidate on our main socket, and probes it at once if it would be a better path. Kept
+   * across introductions, like learned candidates; at most {@linkcode MAX_PRFLX} of them.
+   *
+   * @example
+   * ```ts
+   * finder.addTurnCandidate({ host: "198.51.100.3", port: 49152 });
+   * ```
+   */
+  addTurnCandidate(endpoint: Endpoint): void {
+    if (this.#find(endpoint, 0)) return;
+    const turns = this.#candidates.filter((c) => c.kind === "turn" && c.socket === 0);
+    if (turns.length >= MAX_PRFLX) {
+      const path = this.#path;
+      const victim = turns.find((c) => !(path.kind === "direct" && onPath(path, c)));
+      if (!victim) return;
+      this.#candidates.splice(this.#candidates.indexOf(victim), 1);
+    }
+    const c = newCandidate("turn", endpoint, 0);
+    this.#candidates.push(c);
+    if (this.#running && this.#better(c)) this.#probe(c, this.#opts.now(), undefined);
     this.#flush();
   }
 
@@ -932,7 +985,7 @@ export class PathFinder {
 
   /** Whether packets on `socket` are ours: the main socket, a held one, or a candidate's. */
   #usable(socket: number): boolean {
-    return socket === 0 || this.#held.has(socket) ||
+    return socket === 0 || socket === this.#opts.turnSocket || this.#held.has(socket) ||
       this.#candidates.some((c) => c.socket === socket);
   }
 
@@ -941,11 +994,15 @@ export class PathFinder {
    * kind on an extra socket. The oldest prflx (never the path's) goes beyond the limit.
    */
   #learn(endpoint: Endpoint, socket: number): CandidateState {
-    const kind = socket === 0 ? "prflx" : this.#find(endpoint, 0)?.kind ?? "prflx";
+    const kind: CandidateKind = socket === this.#opts.turnSocket
+      ? "turn"
+      : socket === 0
+      ? "prflx"
+      : this.#find(endpoint, 0)?.kind ?? "prflx";
     const path = this.#path;
-    const prflx = this.#candidates.filter((c) => c.kind === "prflx");
-    if (kind === "prflx" && prflx.length >= MAX_PRFLX) {
-      const victim = prflx.find((c) => !(path.kind === "direct" && onPath(path, c)))!;
+    const same = this.#candidates.filter((c) => c.kind === kind);
+    if ((kind === "prflx" || kind === "turn") && same.length >= MAX_PRFLX) {
+      const victim = same.find((c) => !(path.kind === "direct" && onPath(path, c)))!;
       this.#candidates.splice(this.#candidates.indexOf(victim), 1);
     }
     const c = newCandidate(kind, endpoint, socket);

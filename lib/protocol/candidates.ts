@@ -2,7 +2,7 @@
  * Announced candidates: extra endpoints of a client's main socket that the coordinator cannot
  * observe itself — a global IPv6 address (`v6`) beside the IPv4 mapping it saw, or a mapping a
  * router made on request (`mapped`: PCP, NAT-PMP, UPnP-IGD). The client announces them with
- * `candidates` and the coordinator passes them on in `Introduce` (docs/PROTOCOL.md §1.6). This
+ * `candidates` and the coordinator passes them on in `Introduce` (docs/PROTOCOL.md §1.7). This
  * module is their text form, `<kind>=<endpoint>` joined by `;`, shared by both messages; separate
  * from the seed codec because it is a list with its own bounds. Pure functions, no I/O.
  *

@@ -31,6 +31,7 @@ import {
   parseCandidateList,
 } from "./candidates.ts";
 import { usernameProblem } from "./username.ts";
+import { parseTurnUri, TurnUriError } from "./turn_credentials.ts";
 
 /** Longest text datagram either side accepts, in bytes. Longer ones are refused, not parsed. */
 export const MAX_TEXT_DATAGRAM = 512;
@@ -69,7 +70,7 @@ export type ClientMessage =
   /** Whether a contacts-mode coordinator lists the user to seed-only clients (`--public`). */
   | { type: "listed"; username: string; secret: string; listed: boolean }
   /**
-   * The extra endpoints of the owner's socket (docs/PROTOCOL.md §1.6), all of them (an empty list
+   * The extra endpoints of the owner's socket (docs/PROTOCOL.md §1.7), all of them (an empty list
    * withdraws every one); also tells the coordinator that the client reads them in `Introduce`.
    */
   | { type: "candidates"; username: string; secret: string; candidates: AnnouncedCandidate[] };
@@ -155,6 +156,12 @@ export type ServerMessage =
   | { type: "knock"; username: string; key: string }
   /** The coordinator is shutting down: look for it again later (log in with backoff). */
   | { type: "bye"; reason: string }
+  /**
+   * TURN REST credentials for the coordinator's TURN server (`uri`: `turn:HOST:PORT`), sent
+   * with each introduction when the coordinator has one: `username` is `<expiry>:<name>`,
+   * `password` base64(HMAC-SHA1(secret, username)) (docs/PROTOCOL.md §1.6).
+   */
+  | { type: "turn"; uri: string; username: string; password: string }
   /**
    * The mailbox listens on TCP `port`, and `waiting` messages wait for the recipient there
    * (docs/PROTOCOL.md §5.3); sent only to clients that logged in with a key.
@@ -570,6 +577,8 @@ export function encodeServerMessage(msg: ServerMessage): string {
       return `Knock,${msg.username},${msg.key}`;
     case "bye":
       return `Bye,${cleanReason(msg.reason)}`;
+    case "turn":
+      return `Turn,${msg.uri},${msg.username},${msg.password}`;
     case "mailbox":
       return `Mailbox,${msg.port},${msg.waiting}`;
     case "challenge":
@@ -675,6 +684,24 @@ export function parseServerMessage(text: string): ServerMessage {
     }
     case "Bye":
       return { type: "bye", reason: rest };
+    case "Turn": {
+      const [, uri, username, password] = fields(text, 4, verb);
+      try {
+        parseTurnUri(uri);
+      } catch (err) {
+        if (err instanceof TurnUriError) {
+          throw new SeedProtocolError(`Cannot parse Turn: ${err.message}`);
+        }
+        throw err;
+      }
+      const user = /^([0-9]{1,12}):(.*)$/.exec(username);
+      if (!user) throw new SeedProtocolError("Cannot parse Turn: username is not <expiry>:<name>");
+      checkUsername(user[2], verb);
+      if (!/^[A-Za-z0-9+/]{27}=$/.test(password)) {
+        throw new SeedProtocolError("Cannot parse Turn: password is not 28 base64 characters");
+      }
+      return { type: "turn", uri, username, password };
+    }
     case "Mailbox": {
       const [, port, waiting] = fields(text, 3, verb);
       if (!/^[0-9]{1,5}$/.test(port) || Number(port) < 1 || Number(port) > 65535) {
