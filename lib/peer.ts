@@ -51,7 +51,7 @@ import { type Clock, realClock } from "./clock.ts";
 import { globalIpv6Address, localAddressFor, UdpSocket } from "./net/udp.ts";
 import { encodeBase64url } from "./protocol/base64url.ts";
 import type { AnnouncedCandidate, AnnouncedKind } from "./protocol/candidates.ts";
-import { type Endpoint, formatEndpoint, sameEndpoint } from "./protocol/endpoint.ts";
+import { type Endpoint, formatEndpoint } from "./protocol/endpoint.ts";
 import { encodeFrame } from "./protocol/frame.ts";
 import type { ServerMessage } from "./protocol/seed.ts";
 import type { NatKind } from "./protocol/whoami.ts";
@@ -161,8 +161,6 @@ export class Peer {
   readonly #delivery: Delivery;
   readonly #desk: ContactDesk;
   readonly #turn: TurnRelay;
-  /** Our announced candidates, one per kind (`announceCandidate`). */
-  readonly #announced = new Map<AnnouncedKind, Endpoint>();
   /** Logging in until `ready` is reported, then until closed. */
   #phase: "login" | "ready" | "closed" = "login";
 
@@ -317,8 +315,7 @@ export class Peer {
       const peer = new Peer(socket, claimed, identity, { known, contacts }, options);
       socket.onMessage((data, from) => peer.#onDatagram(data, from));
       if (v6 !== undefined && socket.local.host === "::") {
-        peer.#announced.set("v6", { host: v6, port: socket.local.port });
-        peer.#presence.announceCandidates(peer.announced);
+        peer.#presence.announce("v6", { host: v6, port: socket.local.port });
       }
       const { observed } = await peer.#presence.login();
       peer.#phase = "ready";
@@ -457,24 +454,21 @@ export class Peer {
    * ```
    */
   announceCandidate(kind: AnnouncedKind, endpoint: Endpoint): void {
-    const known = this.#announced.get(kind);
-    if (known && sameEndpoint(known, endpoint)) return;
-    this.#announced.set(kind, { ...endpoint });
-    this.#reannounce();
+    if (this.#presence.announce(kind, endpoint)) this.#reintroduce();
   }
 
   /** Withdraws our candidate of this kind, if we announced one (the mapping expired, say). */
   withdrawCandidate(kind: AnnouncedKind): void {
-    if (this.#announced.delete(kind)) this.#reannounce();
+    if (this.#presence.withdraw(kind)) this.#reintroduce();
   }
 
   /** The candidates we announce now. */
   get announced(): AnnouncedCandidate[] {
-    return [...this.#announced].map(([kind, endpoint]) => ({ kind, endpoint: { ...endpoint } }));
+    return this.#presence.announced;
   }
 
-  #reannounce(): void {
-    this.#presence.announceCandidates(this.announced);
+  /** Our candidates changed: the links not yet direct ask for an introduction that has them. */
+  #reintroduce(): void {
     if (this.#phase !== "ready") return;
     for (const peer of this.#links.indirect()) this.#nat.connect(peer);
   }

@@ -29,7 +29,7 @@
  */
 import { Buffer } from "node:buffer";
 import net from "node:net";
-import { type Endpoint, formatEndpoint } from "../protocol/endpoint.ts";
+import { type Endpoint, formatEndpoint, sameEndpoint } from "../protocol/endpoint.ts";
 import {
   type ClientMessage,
   type ContactOp,
@@ -43,7 +43,7 @@ import {
   SeedProtocolError,
   type ServerMessage,
 } from "../protocol/seed.ts";
-import type { AnnouncedCandidate } from "../protocol/candidates.ts";
+import type { AnnouncedCandidate, AnnouncedKind } from "../protocol/candidates.ts";
 import type { NatKind } from "../protocol/whoami.ts";
 import { type Clock, realClock, type TimerId } from "../clock.ts";
 import { keyProof, KeyProofError } from "../crypto/key_proof.ts";
@@ -136,8 +136,11 @@ export class Presence {
   #loggingIn = false;
   /** The resync under way, to abort it when we log out. */
   #resync: AbortController | undefined;
-  /** The endpoints we announce (`candidates`): sent after every login and on every change. */
-  #candidates: AnnouncedCandidate[] = [];
+  /**
+   * The endpoints we announce (`candidates`), one per kind: sent after every login and on every
+   * change.
+   */
+  readonly #candidates = new Map<AnnouncedKind, Endpoint>();
 
   constructor(options: PresenceOptions) {
     this.#o = options;
@@ -320,11 +323,31 @@ export class Presence {
   }
 
   /**
-   * Announces these endpoints of our socket (docs/PROTOCOL.md §1.7), all of them: they replace
-   * the last ones. Sent now when we are logged in, else with the next login.
+   * Announces `endpoint` as our candidate of this kind (docs/PROTOCOL.md §1.7), replacing the one
+   * of that kind before; sent now when we are logged in, else with the next login. Returns false
+   * when nothing changed.
    */
-  announceCandidates(list: readonly AnnouncedCandidate[]): void {
-    this.#candidates = [...list];
+  announce(kind: AnnouncedKind, endpoint: Endpoint): boolean {
+    const known = this.#candidates.get(kind);
+    if (known && sameEndpoint(known, endpoint)) return false;
+    this.#candidates.set(kind, { ...endpoint });
+    this.#announceNow();
+    return true;
+  }
+
+  /** Withdraws our candidate of this kind, as {@linkcode announce} does; false without one. */
+  withdraw(kind: AnnouncedKind): boolean {
+    if (!this.#candidates.delete(kind)) return false;
+    this.#announceNow();
+    return true;
+  }
+
+  /** The candidates we announce. */
+  get announced(): AnnouncedCandidate[] {
+    return [...this.#candidates].map(([kind, endpoint]) => ({ kind, endpoint: { ...endpoint } }));
+  }
+
+  #announceNow(): void {
     if (this.#observed !== undefined && !this.#loggingIn && !this.#closed) this.#sendCandidates();
   }
 
@@ -332,7 +355,7 @@ export class Presence {
     const secret = this.#o.ext?.secret;
     if (secret === undefined) return;
     const { username } = this.#o;
-    this.#sendMessage({ type: "candidates", username, secret, candidates: this.#candidates });
+    this.#sendMessage({ type: "candidates", username, secret, candidates: this.announced });
   }
 
   /** What we write on the list connection: who we are, for a contacts-mode coordinator. */
