@@ -534,6 +534,8 @@ export class Peer {
 
   #onDatagram(data: Uint8Array, from: Endpoint, socket = 0): void {
     if (this.#phase === "closed") return;
+    // Answers to our STUN requests first: the TURN server may be one of the --stun servers.
+    if (socket === 0 && this.#nat.stunAnswer(this.#presence.observed, data, from)) return;
     if (socket === 0 && this.#turn.fromServer(data, from)) return;
     const what = demuxDatagram(data, from, { server: this.#o.server, extraSocket: socket !== 0 });
     switch (what?.kind) {
@@ -547,7 +549,7 @@ export class Peer {
       case "whoami":
         return this.#nat.answer(this.#presence.observed, what.seen);
       case "stun":
-        return this.#nat.stunAnswer(this.#presence.observed, what.data, from);
+        return; // not an answer to our requests (those were taken above): nothing for us
       case "frame": {
         const link = this.#links.get(what.frame.from);
         if (link) link.receive(what.frame, what.via, socket);

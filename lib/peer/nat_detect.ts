@@ -111,12 +111,14 @@ export class NatDetector {
   }
 
   /**
-   * A STUN datagram from `from`: when it answers one of our requests, what that server saw is
-   * taken as the second port's answer would be (see {@linkcode answer}).
+   * A datagram from `from`: when it is a STUN answer to one of our requests, what that server saw
+   * is taken as the second port's answer would be (see {@linkcode answer}), and true says it was
+   * ours.
    */
-  stunAnswer(observed: Endpoint | undefined, data: Uint8Array, from: Endpoint): void {
+  stunAnswer(observed: Endpoint | undefined, data: Uint8Array, from: Endpoint): boolean {
     const seen = this.#stun.answer(data, from);
     if (seen) this.answer(observed, seen);
+    return seen !== undefined;
   }
 
   /**
