@@ -48,8 +48,9 @@ import { encodeKey, fingerprint, loadOrCreateIdentity } from "./crypto/identity.
 import type { KeyPair } from "./crypto/noise.ts";
 import { KnownPeers } from "./crypto/known_peers.ts";
 import { type Clock, realClock } from "./clock.ts";
-import { localAddressFor, UdpSocket } from "./net/udp.ts";
+import { globalIpv6Address, localAddressFor, UdpSocket } from "./net/udp.ts";
 import { encodeBase64url } from "./protocol/base64url.ts";
+import type { AnnouncedCandidate, AnnouncedKind } from "./protocol/candidates.ts";
 import { type Endpoint, formatEndpoint } from "./protocol/endpoint.ts";
 import { encodeFrame } from "./protocol/frame.ts";
 import type { ServerMessage } from "./protocol/seed.ts";
@@ -91,8 +92,17 @@ export interface PeerOptions {
   server: Endpoint;
   username: string;
   onEvent: EventSink;
-  /** Local address to bind; default all IPv4 interfaces, any port. */
+  /**
+   * Local address to bind; default all IPv4 interfaces, any port, or with a global IPv6 address
+   * all interfaces of both families (`::`), which announces that address as our `v6` candidate
+   * (as `::` given here does).
+   */
   bind?: Endpoint;
+  /**
+   * STUN servers (`--stun`) asked, besides the coordinator's second port, how our NAT maps our
+   * socket.
+   */
+  stun?: Endpoint[];
   /** Heartbeat interval; default 10 s (the coordinator drops users silent for 45 s). */
   keepaliveMs?: number;
   /** Where the identity and known peers live; default `$XDG_CONFIG_HOME/p2p`. */
@@ -118,6 +128,19 @@ export interface PeerOptions {
    * last run are sent again; default a {@linkcode MemoryLog} (nothing kept). The caller closes it.
    */
   history?: MessageLog;
+}
+
+/**
+ * Binds the main socket; on `::`, falls back to IPv4 alone where the system has no IPv6 (the
+ * socket is then IPv4-only, and we announce no `v6` candidate).
+ */
+async function bindMain(host: string, port: number): Promise<UdpSocket> {
+  try {
+    return await UdpSocket.bind({ host, port });
+  } catch (err) {
+    if (host !== "::") throw err;
+    return await UdpSocket.bind({ host: "0.0.0.0", port });
+  }
 }
 
 /** A logged-in chat client. */
@@ -250,6 +273,7 @@ export class Peer {
       onDetected: (kind) => this.#presence.reportNat(kind),
       indirect: () => this.#links.indirect(),
       clock: options.clock,
+      stunServers: options.stun,
     });
     const phase = () => this.#phase;
     const emit = (e: PeerEvent) => this.#emit(e);
@@ -274,8 +298,14 @@ export class Peer {
     const identity = await loadOrCreateIdentity(whose);
     const known = await KnownPeers.open(whose);
     const contacts = await ContactRecord.open(whose);
-    const bindHost = options.bind?.host ?? (options.server.host.includes(":") ? "::" : "0.0.0.0");
-    const socket = await UdpSocket.bind({ host: bindHost, port: options.bind?.port ?? 0 });
+    // With a global IPv6 address, one dual-stack socket: IPv4 to the coordinator as before, and
+    // the same socket (the same port) reachable over IPv6, announced as our `v6` candidate.
+    const v6 = options.bind === undefined || options.bind.host === "::"
+      ? globalIpv6Address()
+      : undefined;
+    const bindHost = options.bind?.host ??
+      (options.server.host.includes(":") || v6 !== undefined ? "::" : "0.0.0.0");
+    const socket = await bindMain(bindHost, options.bind?.port ?? 0);
     try {
       const unspecified = bindHost === "0.0.0.0" || bindHost === "::";
       const claimed = {
@@ -284,6 +314,9 @@ export class Peer {
       };
       const peer = new Peer(socket, claimed, identity, { known, contacts }, options);
       socket.onMessage((data, from) => peer.#onDatagram(data, from));
+      if (v6 !== undefined && socket.local.host === "::") {
+        peer.#presence.announce("v6", { host: v6, port: socket.local.port });
+      }
       const { observed } = await peer.#presence.login();
       peer.#phase = "ready";
       peer.#emit({
@@ -410,6 +443,37 @@ export class Peer {
   }
 
   /**
+   * Announces `endpoint` as our candidate of this kind (docs/PROTOCOL.md §1.7), replacing the one
+   * of that kind we announced before: `v6`, a global IPv6 address of our socket; `mapped`, a
+   * mapping our router made for it (the port mapper). The coordinator passes our candidates on in
+   * introductions from now on; links not yet direct ask for a new one at once.
+   *
+   * @example
+   * ```ts
+   * peer.announceCandidate("mapped", { host: "203.0.113.5", port: 41000 });
+   * ```
+   */
+  announceCandidate(kind: AnnouncedKind, endpoint: Endpoint): void {
+    if (this.#presence.announce(kind, endpoint)) this.#reintroduce();
+  }
+
+  /** Withdraws our candidate of this kind, if we announced one (the mapping expired, say). */
+  withdrawCandidate(kind: AnnouncedKind): void {
+    if (this.#presence.withdraw(kind)) this.#reintroduce();
+  }
+
+  /** The candidates we announce now. */
+  get announced(): AnnouncedCandidate[] {
+    return this.#presence.announced;
+  }
+
+  /** Our candidates changed: the links not yet direct ask for an introduction that has them. */
+  #reintroduce(): void {
+    if (this.#phase !== "ready") return;
+    for (const peer of this.#links.indirect()) this.#nat.connect(peer);
+  }
+
+  /**
    * Logs out and closes the socket. Messages still unsettled are reported undelivered; with a
    * persistent history they stay pending there, to be sent at the next start.
    */
@@ -455,7 +519,7 @@ export class Peer {
     if (this.#desk.onServerMessage(msg)) return;
     if (msg.type === "knock") this.#door.knock(msg.username, msg.key);
     else if (msg.type === "introduce") {
-      const intro = introductionFrom(msg);
+      const intro = introductionFrom(msg, { ipv6: this.#socket.local.host.includes(":") });
       if (!intro || msg.username === this.username) return;
       const link = this.#links.get(msg.username);
       if (link) link.introduce(intro);
@@ -470,6 +534,8 @@ export class Peer {
 
   #onDatagram(data: Uint8Array, from: Endpoint, socket = 0): void {
     if (this.#phase === "closed") return;
+    // Answers to our STUN requests first: the TURN server may be one of the --stun servers.
+    if (socket === 0 && this.#nat.stunAnswer(this.#presence.observed, data, from)) return;
     if (socket === 0 && this.#turn.fromServer(data, from)) return;
     const what = demuxDatagram(data, from, { server: this.#o.server, extraSocket: socket !== 0 });
     switch (what?.kind) {
@@ -482,6 +548,8 @@ export class Peer {
         });
       case "whoami":
         return this.#nat.answer(this.#presence.observed, what.seen);
+      case "stun":
+        return; // not an answer to our requests (those were taken above): nothing for us
       case "frame": {
         const link = this.#links.get(what.frame.from);
         if (link) link.receive(what.frame, what.via, socket);

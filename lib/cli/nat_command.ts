@@ -1,6 +1,7 @@
 /**
- * `p2p nat HOST[:PORT]`: asks the coordinator's two ports how our NAT maps one socket
- * (`lib/peer/nat_check.ts`) and prints the report, as text or JSON.
+ * `p2p nat [HOST[:PORT]] [--stun HOST[:PORT]]…`: asks the coordinator's two ports, and any STUN
+ * servers, how our NAT maps one socket (`lib/peer/nat_check.ts`) and prints the report, as text
+ * or JSON.
  *
  * @example
  * ```ts
@@ -11,22 +12,31 @@
 import { parseArgs } from "node:util";
 import { checkNat } from "../peer.ts";
 import { NAT_HELP } from "./help.ts";
-import { resolveServer, UsageError } from "./target.ts";
+import { resolveServer, stunServers, UsageError } from "./target.ts";
 
 /** Runs `p2p nat ARGS`; resolves with the exit code (1 when no public endpoint was seen). */
 export async function nat(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
-    options: { json: { type: "boolean", default: false }, help: { type: "boolean", short: "h" } },
+    options: {
+      json: { type: "boolean", default: false },
+      stun: { type: "string", multiple: true, default: [] },
+      help: { type: "boolean", short: "h" },
+    },
   });
   if (values.help) {
     console.log(NAT_HELP);
     return 0;
   }
-  if (positionals.length !== 1) throw new UsageError("nat takes one argument, HOST[:PORT]");
-  const { server } = await resolveServer(`nat@${positionals[0]}`);
-  const report = await checkNat({ server });
+  const stun = await stunServers(values.stun);
+  if (positionals.length > 1 || (positionals.length === 0 && stun.length === 0)) {
+    throw new UsageError("nat takes one argument, HOST[:PORT], or --stun HOST[:PORT] (or both)");
+  }
+  const server = positionals.length === 1
+    ? (await resolveServer(`nat@${positionals[0]}`)).server
+    : undefined;
+  const report = await checkNat({ server, stun });
   if (values.json) console.log(JSON.stringify(report));
   else {
     console.log(`local endpoint:  ${report.local}`);
@@ -34,6 +44,9 @@ export async function nat(args: string[]): Promise<number> {
       `public endpoint: ${report.public ?? "unknown"}` +
         (report.publicAlt && report.publicAlt !== report.public ? ` / ${report.publicAlt}` : ""),
     );
+    for (const s of report.stun ?? []) {
+      console.log(`STUN ${s.server}: ${s.public ?? "no answer"}`);
+    }
     console.log(`mapping:         ${report.mapping}`);
     console.log(report.summary);
   }

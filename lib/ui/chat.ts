@@ -42,6 +42,8 @@ export interface ChatOptions {
   plain?: boolean;
   /** Ask a contacts-mode coordinator to list us to seed-only clients (`--public`). */
   public?: boolean;
+  /** STUN servers to ask how our NAT maps our socket (`--stun`). */
+  stun?: Endpoint[];
   /**
    * The history: where it lives and its passphrase, or `false` to keep none (`--no-history`).
    * Its key file goes beside the identity, in `configDir`.
@@ -317,6 +319,7 @@ export async function runChat(options: ChatOptions): Promise<number> {
       configDir: options.configDir,
       accept: options.accept,
       public: options.public,
+      stun: options.stun,
       history: log,
       onEvent: (e) => {
         if (e.event === "online") seen.add(e.user);
