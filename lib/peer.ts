@@ -18,6 +18,8 @@
  * - Reliable channel: `reliable.ts` with `rtt.ts`, `congestion.ts`, `flight.ts`,
  *   `loss_detection.ts`, `outbox.ts` and `receive_stream.ts`.
  * - `nat_detect.ts`: our NAT kind, from the coordinator's two ports; `nat_check.ts`: `p2p nat`.
+ * - `port_mapping.ts`: asks the router to map our chat port (PCP, NAT-PMP: `lib/portmap/`), and
+ *   offers the mapped endpoint to peers.
  * - `messages.ts`: our messages' lasting ids, their records in the history (`lib/store/`), the
  *   received ones' dedup; `outgoing.ts`: unsettled messages and `drain()`.
  * - `mailbox.ts` (with `mailbox_client.ts`): messages for offline users sealed and left at the
@@ -72,6 +74,7 @@ import { PeerMailbox } from "./peer/mailbox.ts";
 import { Messages } from "./peer/messages.ts";
 import { NatDetector } from "./peer/nat_detect.ts";
 import { Presence } from "./peer/presence.ts";
+import { PortMapping } from "./peer/port_mapping.ts";
 import { ProbeQuota } from "./peer/probe_quota.ts";
 import { SocketPool } from "./peer/socket_pool.ts";
 import type { PathFinderOptions } from "./peer/traversal.ts";
@@ -79,6 +82,7 @@ import { MemoryLog, type MessageLog } from "./store/message_log.ts";
 
 // `p2p nat` runs the wing's NAT check on its own, without logging in.
 export { checkNat, type NatReport } from "./peer/nat_check.ts";
+export { checkPortMapping, type PortMappingReport } from "./peer/port_mapping.ts";
 // `p2p chat --accept` takes one of these.
 export { ACCEPT_POLICIES, type AcceptPolicy } from "./peer/consent.ts";
 export { MAX_TEXT_BYTES } from "./peer/delivery.ts";
@@ -115,6 +119,11 @@ export interface PeerOptions {
    * last run are sent again; default a {@linkcode MemoryLog} (nothing kept). The caller closes it.
    */
   history?: MessageLog;
+  /**
+   * Ask the router for a mapping of our chat port (PCP, then NAT-PMP) and offer it to peers;
+   * default true (`--no-port-mapping` makes it false). Never on loopback.
+   */
+  portMapping?: boolean;
 }
 
 /** A logged-in chat client. */
@@ -134,6 +143,8 @@ export class Peer {
   readonly #links: Links;
   readonly #delivery: Delivery;
   readonly #desk: ContactDesk;
+  /** The port mapping, once its gateway lookup finished (never, with `portMapping: false`). */
+  #portMapping: Promise<PortMapping> | undefined;
   /** Logging in until `ready` is reported, then until closed. */
   #phase: "login" | "ready" | "closed" = "login";
 
@@ -287,6 +298,7 @@ export class Peer {
       peer.#desk.ready();
       peer.#nat.detect();
       peer.#delivery.ready();
+      if (options.portMapping ?? true) peer.#portMapping = peer.#startPortMapping(bindHost);
       return peer;
     } catch (err) {
       await socket.close();
@@ -409,10 +421,46 @@ export class Peer {
     this.#messages.closing();
     this.#mailbox.close();
     this.#links.closeAll("the client closed");
+    // The router's mapping is deleted before we go: it would point at a port nobody reads.
+    await (await this.#portMapping)?.close();
     await this.#pool.closeAll();
     this.#messages.release();
     await this.#socket.close();
     await this.#desk.flush();
+  }
+
+  /** Our chat port's mapping at the gateway, in force now, if any. */
+  get portMapping(): { protocol: "pcp" | "natpmp"; endpoint: Endpoint } | undefined {
+    return this.#mapped;
+  }
+
+  #mapped: { protocol: "pcp" | "natpmp"; endpoint: Endpoint } | undefined;
+
+  #startPortMapping(bindHost: string): Promise<PortMapping> {
+    return PortMapping.open({
+      port: this.#socket.local.port,
+      bindHost: bindHost === "0.0.0.0" || bindHost === "::" ? undefined : bindHost,
+      server: this.#o.server,
+      publicHost: () => this.#presence.observed?.host,
+      clock: this.#o.clock,
+      onChange: (m) => {
+        if (this.#phase === "closed") return;
+        this.#mapped = m && { protocol: m.protocol, endpoint: m.external };
+        this.#emit(
+          m
+            ? {
+              event: "port-mapping",
+              protocol: m.protocol,
+              endpoint: formatEndpoint(m.external),
+              lifetime: m.lifetime,
+            }
+            : { event: "port-mapping", reason: "the router no longer maps our port" },
+        );
+      },
+      onFailed: (reason) => {
+        if (this.#phase !== "closed") this.#emit({ event: "port-mapping", reason });
+      },
+    });
   }
 
   #emit(e: PeerEvent): void {

@@ -1,6 +1,7 @@
 /**
  * `p2p nat HOST[:PORT]`: asks the coordinator's two ports how our NAT maps one socket
- * (`lib/peer/nat_check.ts`) and prints the report, as text or JSON.
+ * (`lib/peer/nat_check.ts`), asks the router for a mapping of that socket's port and deletes it
+ * again (`lib/peer/port_mapping.ts`), and prints the report, as text or JSON.
  *
  * @example
  * ```ts
@@ -9,7 +10,8 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { checkNat } from "../peer.ts";
+import { checkNat, checkPortMapping, type PortMappingReport } from "../peer.ts";
+import { parseEndpoint } from "../protocol/endpoint.ts";
 import { NAT_HELP } from "./help.ts";
 import { resolveServer, UsageError } from "./target.ts";
 
@@ -18,7 +20,11 @@ export async function nat(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
-    options: { json: { type: "boolean", default: false }, help: { type: "boolean", short: "h" } },
+    options: {
+      json: { type: "boolean", default: false },
+      "no-port-mapping": { type: "boolean", default: false },
+      help: { type: "boolean", short: "h" },
+    },
   });
   if (values.help) {
     console.log(NAT_HELP);
@@ -27,7 +33,15 @@ export async function nat(args: string[]): Promise<number> {
   if (positionals.length !== 1) throw new UsageError("nat takes one argument, HOST[:PORT]");
   const { server } = await resolveServer(`nat@${positionals[0]}`);
   const report = await checkNat({ server });
-  if (values.json) console.log(JSON.stringify(report));
+  let portMapping: PortMappingReport | undefined;
+  if (!values["no-port-mapping"]) {
+    portMapping = await checkPortMapping({
+      port: parseEndpoint(report.local).port,
+      server,
+      publicHost: () => report.public && parseEndpoint(report.public).host,
+    });
+  }
+  if (values.json) console.log(JSON.stringify({ ...report, portMapping }));
   else {
     console.log(`local endpoint:  ${report.local}`);
     console.log(
@@ -35,7 +49,14 @@ export async function nat(args: string[]): Promise<number> {
         (report.publicAlt && report.publicAlt !== report.public ? ` / ${report.publicAlt}` : ""),
     );
     console.log(`mapping:         ${report.mapping}`);
+    if (portMapping) console.log(`port mapping:    ${describePortMapping(portMapping)}`);
     console.log(report.summary);
   }
   return report.public ? 0 : 1;
+}
+
+function describePortMapping(r: PortMappingReport): string {
+  if ("reason" in r) return `none (${r.reason})`;
+  const protocol = r.protocol === "pcp" ? "PCP" : "NAT-PMP";
+  return `${r.external} by ${protocol}, lifetime ${r.lifetime} s (deleted again)`;
 }

@@ -42,6 +42,8 @@ export interface ChatOptions {
   plain?: boolean;
   /** Ask a contacts-mode coordinator to list us to seed-only clients (`--public`). */
   public?: boolean;
+  /** Ask the router for a mapping of the chat port; default true (`--no-port-mapping`: false). */
+  portMapping?: boolean;
   /**
    * The history: where it lives and its passphrase, or `false` to keep none (`--no-history`).
    * Its key file goes beside the identity, in `configDir`.
@@ -316,6 +318,7 @@ export async function runChat(options: ChatOptions): Promise<number> {
       configDir: options.configDir,
       accept: options.accept,
       public: options.public,
+      portMapping: options.portMapping,
       history: log,
       onEvent: (e) => {
         if (e.event === "online") seen.add(e.user);

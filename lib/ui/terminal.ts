@@ -117,6 +117,11 @@ export function describeEvent(e: PeerEvent, context: DescribeContext = {}): stri
       return e.state === "lost"
         ? "lost contact with the coordinator; direct chats go on, retrying…"
         : "the coordinator is back";
+    case "port-mapping":
+      return e.endpoint
+        ? `your router maps ${e.endpoint} to you (${e.protocol === "pcp" ? "PCP" : "NAT-PMP"}, ` +
+          `${e.lifetime} s, renewed): peers behind any NAT can reach you directly`
+        : `no port mapping from your router: ${e.reason}`;
     case "knock":
       return e.accepted
         ? `${e.user} (fingerprint ${e.fingerprint}) wants to talk: accepted`
@@ -235,6 +240,7 @@ const STYLES: Record<PeerEvent["event"], Style> = {
   trusted: "yellow",
   fingerprint: "cyan",
   coordinator: "yellow",
+  "port-mapping": "gray",
   knock: "yellow",
   "contact-request": "yellow",
   "contact-request-sent": "gray",
