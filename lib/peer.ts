@@ -50,7 +50,8 @@ import { KnownPeers } from "./crypto/known_peers.ts";
 import type { Clock } from "./clock.ts";
 import { localAddressFor, UdpSocket } from "./net/udp.ts";
 import { encodeBase64url } from "./protocol/base64url.ts";
-import { type Endpoint, formatEndpoint } from "./protocol/endpoint.ts";
+import type { AnnouncedCandidate, AnnouncedKind } from "./protocol/candidates.ts";
+import { type Endpoint, formatEndpoint, sameEndpoint } from "./protocol/endpoint.ts";
 import { encodeFrame } from "./protocol/frame.ts";
 import type { ServerMessage } from "./protocol/seed.ts";
 import type { NatKind } from "./protocol/whoami.ts";
@@ -145,6 +146,8 @@ export class Peer {
   readonly #desk: ContactDesk;
   /** The port mapping, once its gateway lookup finished (never, with `portMapping: false`). */
   #portMapping: Promise<PortMapping> | undefined;
+  /** Our announced candidates, one per kind (`announceCandidate`). */
+  readonly #announced = new Map<AnnouncedKind, Endpoint>();
   /** Logging in until `ready` is reported, then until closed. */
   #phase: "login" | "ready" | "closed" = "login";
 
@@ -410,6 +413,40 @@ export class Peer {
   }
 
   /**
+   * Announces `endpoint` as our candidate of this kind (docs/PROTOCOL.md §1.6), replacing the one
+   * of that kind we announced before: `v6`, a global IPv6 address of our socket; `mapped`, a
+   * mapping our router made for it (the port mapper). The coordinator passes our candidates on in
+   * introductions from now on; links not yet direct ask for a new one at once.
+   *
+   * @example
+   * ```ts
+   * peer.announceCandidate("mapped", { host: "203.0.113.5", port: 41000 });
+   * ```
+   */
+  announceCandidate(kind: AnnouncedKind, endpoint: Endpoint): void {
+    const known = this.#announced.get(kind);
+    if (known && sameEndpoint(known, endpoint)) return;
+    this.#announced.set(kind, { ...endpoint });
+    this.#reannounce();
+  }
+
+  /** Withdraws our candidate of this kind, if we announced one (the mapping expired, say). */
+  withdrawCandidate(kind: AnnouncedKind): void {
+    if (this.#announced.delete(kind)) this.#reannounce();
+  }
+
+  /** The candidates we announce now. */
+  get announced(): AnnouncedCandidate[] {
+    return [...this.#announced].map(([kind, endpoint]) => ({ kind, endpoint: { ...endpoint } }));
+  }
+
+  #reannounce(): void {
+    this.#presence.announceCandidates(this.announced);
+    if (this.#phase !== "ready") return;
+    for (const peer of this.#links.indirect()) this.#nat.connect(peer);
+  }
+
+  /**
    * Logs out and closes the socket. Messages still unsettled are reported undelivered; with a
    * persistent history they stay pending there, to be sent at the next start.
    */
@@ -446,6 +483,9 @@ export class Peer {
       onChange: (m) => {
         if (this.#phase === "closed") return;
         this.#mapped = m && { protocol: m.protocol, endpoint: m.external };
+        // Peers learn the mapped endpoint from their next introduction to us.
+        if (m) this.announceCandidate("mapped", m.external);
+        else this.withdrawCandidate("mapped");
         this.#emit(
           m
             ? {
@@ -488,7 +528,7 @@ export class Peer {
     if (this.#desk.onServerMessage(msg)) return;
     if (msg.type === "knock") this.#door.knock(msg.username, msg.key);
     else if (msg.type === "introduce") {
-      const intro = introductionFrom(msg);
+      const intro = introductionFrom(msg, { ipv6: this.#socket.local.host.includes(":") });
       if (!intro || msg.username === this.username) return;
       const link = this.#links.get(msg.username);
       if (link) link.introduce(intro);

@@ -1,6 +1,7 @@
 /**
  * The coordinator's UDP service: every datagram that reaches its sockets, checked against the
- * limits, then a client message (`login`, `logout`, `heartbeat`, `connect`, `whoami`, `nat`; and
+ * limits, then a client message (`login`, `logout`, `heartbeat`, `connect`, `whoami`, `nat`,
+ * `candidates`; and
  * `contact`/`listed`, which `contact_service.ts` handles) to answer, or a peer frame for the relay; and the other side of heartbeats, the expiry of users
  * gone silent. What it may answer follows docs/PROTOCOL.md §3.4: nothing goes to an address that
  * has not proved it receives there, except one answer no larger than the request (`whoami`
@@ -34,6 +35,7 @@ import {
 } from "../protocol/seed.ts";
 import { MAX_WHOAMI } from "../protocol/whoami.ts";
 import type { AddressBudget } from "./address_budget.ts";
+import { passableCandidates } from "./candidate_policy.ts";
 import type { ContactService } from "./contact_service.ts";
 import type { LoginChallenges, ProofRefusal } from "./login_challenges.ts";
 import { Introductions } from "./introductions.ts";
@@ -308,11 +310,30 @@ export class UdpService {
         if (user) user.nat = msg.nat;
         return;
       }
+      case "candidates":
+        return this.#candidates(msg, from);
       case "contact":
       case "listed":
         // Unanswered, whatever becomes of it (docs/PROTOCOL.md §1.5).
         return this.#contacts?.handle(msg, from);
     }
+  }
+
+  /**
+   * Keeps the endpoints an owner announced (with its secret, from its own endpoint), those the
+   * policy lets through (`candidate_policy.ts`). Unanswered, like `nat`.
+   */
+  #candidates(msg: Extract<ClientMessage, { type: "candidates" }>, from: Endpoint): void {
+    const user = this.#registry.heardFrom(msg.username, from);
+    if (user?.secret === undefined || user.secret !== msg.secret) {
+      this.#log.throttled(
+        "forged candidates",
+        `ignored candidates for ${msg.username} from ${formatEndpoint(from)}: not its online ` +
+          `owner with its secret`,
+      );
+      return;
+    }
+    user.candidates = passableCandidates(msg.candidates, user.observed);
   }
 
   #login(

@@ -144,7 +144,8 @@ export interface LinkStats extends HandshakeStats {
 /**
  * The {@linkcode Introduction} an `introduce` message from the coordinator makes, or undefined
  * when its key or token is malformed. The claimed (LAN) endpoint is a candidate only when it
- * differs from the observed (public) one.
+ * differs from the observed (public) one; the announced ones (`v6`, `mapped`) follow, but for
+ * IPv6 ones when `ipv6` is false (our socket cannot reach them).
  *
  * @example
  * ```ts
@@ -154,6 +155,7 @@ export interface LinkStats extends HandshakeStats {
  */
 export function introductionFrom(
   msg: Extract<ServerMessage, { type: "introduce" }>,
+  options: { ipv6?: boolean } = {},
 ): Introduction | undefined {
   const key = decodeKey(msg.key);
   const token = decodeBase64url(msg.token);
@@ -163,6 +165,11 @@ export function introductionFrom(
     candidates.push({ kind: "lan", endpoint: msg.claimed });
   }
   candidates.push({ kind: "public", endpoint: msg.observed });
+  for (const { kind, endpoint } of msg.candidates ?? []) {
+    // An IPv6 endpoint is no use to a socket that cannot send there.
+    if (options.ipv6 === false && endpoint.host.includes(":")) continue;
+    candidates.push({ kind, endpoint });
+  }
   return { candidates, key, token, nat: msg.nat };
 }
 

@@ -43,6 +43,7 @@ import {
   SeedProtocolError,
   type ServerMessage,
 } from "../protocol/seed.ts";
+import type { AnnouncedCandidate } from "../protocol/candidates.ts";
 import type { NatKind } from "../protocol/whoami.ts";
 import { type Clock, realClock, type TimerId } from "../clock.ts";
 import { keyProof, KeyProofError } from "../crypto/key_proof.ts";
@@ -135,6 +136,8 @@ export class Presence {
   #loggingIn = false;
   /** The resync under way, to abort it when we log out. */
   #resync: AbortController | undefined;
+  /** The endpoints we announce (`candidates`): sent after every login and on every change. */
+  #candidates: AnnouncedCandidate[] = [];
 
   constructor(options: PresenceOptions) {
     this.#o = options;
@@ -210,6 +213,8 @@ export class Presence {
           listed: true,
         });
       }
+      // Always, even empty: it also tells the coordinator we read candidates in `Introduce`.
+      this.#sendCandidates();
       if (this.#held.size > 0) this.#releaseHeldLater();
       const list = online.entries.filter((e) => e.username !== this.#o.username);
       this.#startHeartbeat();
@@ -312,6 +317,22 @@ export class Presence {
   /** Tells the coordinator what kind of NAT we are behind, for later introductions. */
   reportNat(nat: NatKind): void {
     this.#sendMessage({ type: "nat", username: this.#o.username, nat });
+  }
+
+  /**
+   * Announces these endpoints of our socket (docs/PROTOCOL.md §1.6), all of them: they replace
+   * the last ones. Sent now when we are logged in, else with the next login.
+   */
+  announceCandidates(list: readonly AnnouncedCandidate[]): void {
+    this.#candidates = [...list];
+    if (this.#observed !== undefined && !this.#loggingIn && !this.#closed) this.#sendCandidates();
+  }
+
+  #sendCandidates(): void {
+    const secret = this.#o.ext?.secret;
+    if (secret === undefined) return;
+    const { username } = this.#o;
+    this.#sendMessage({ type: "candidates", username, secret, candidates: this.#candidates });
   }
 
   /** What we write on the list connection: who we are, for a contacts-mode coordinator. */
