@@ -518,6 +518,7 @@ export class Peer {
       openSockets: (count) => this.#pool.open(count),
       closeSockets: (ids) => this.#pool.close(ids),
       localNat: () => this.#nat.kind,
+      mapped: () => this.#mapped !== undefined,
       requestIntroduction: () => this.#nat.connect(peer),
     };
     const events = linkEventsFor({ peer, emit: (e) => this.#emit(e), messages: this.#messages });
