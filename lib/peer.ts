@@ -76,6 +76,7 @@ import { Messages } from "./peer/messages.ts";
 import { NatDetector } from "./peer/nat_detect.ts";
 import { Presence } from "./peer/presence.ts";
 import { PortMapping } from "./peer/port_mapping.ts";
+import type { MappingProtocol } from "./portmap/port_mapper.ts";
 import { ProbeQuota } from "./peer/probe_quota.ts";
 import { SocketPool } from "./peer/socket_pool.ts";
 import type { PathFinderOptions } from "./peer/traversal.ts";
@@ -467,11 +468,11 @@ export class Peer {
   }
 
   /** Our chat port's mapping at the gateway, in force now, if any. */
-  get portMapping(): { protocol: "pcp" | "natpmp"; endpoint: Endpoint } | undefined {
+  get portMapping(): { protocol: MappingProtocol; endpoint: Endpoint } | undefined {
     return this.#mapped;
   }
 
-  #mapped: { protocol: "pcp" | "natpmp"; endpoint: Endpoint } | undefined;
+  #mapped: { protocol: MappingProtocol; endpoint: Endpoint } | undefined;
 
   #startPortMapping(bindHost: string): Promise<PortMapping> {
     return PortMapping.open({

@@ -57,6 +57,6 @@ export async function nat(args: string[]): Promise<number> {
 
 function describePortMapping(r: PortMappingReport): string {
   if ("reason" in r) return `none (${r.reason})`;
-  const protocol = r.protocol === "pcp" ? "PCP" : "NAT-PMP";
+  const protocol = { pcp: "PCP", natpmp: "NAT-PMP", upnp: "UPnP-IGD" }[r.protocol];
   return `${r.external} by ${protocol}, lifetime ${r.lifetime} s (deleted again)`;
 }

@@ -113,7 +113,7 @@ export type PeerEvent =
    */
   | {
     event: "port-mapping";
-    protocol?: "pcp" | "natpmp";
+    protocol?: "pcp" | "natpmp" | "upnp";
     endpoint?: string;
     lifetime?: number;
     reason?: string;

@@ -1,7 +1,8 @@
 /**
  * The port mapping's thin I/O layer: finds the default gateway, opens the small UDP socket the
- * mapper talks to it on, runs a {@linkcode PortMapper} (`lib/portmap/`) for one local port, and
- * says why it does nothing when it cannot help. Shared by the chat client (its chat socket's
+ * mapper talks to it on, runs a {@linkcode PortMapper} (`lib/portmap/`: PCP, NAT-PMP, then
+ * UPnP-IGD through {@linkcode UpnpGateway}) for one local port, and says why it does nothing
+ * when it cannot help. Shared by the chat client (its chat socket's
  * port, for as long as it runs) and `p2p nat` (one check, then the mapping is deleted).
  *
  * Port mapping is skipped when the coordinator is on a loopback address or our socket is bound
@@ -24,7 +25,9 @@ import { type Clock, realClock } from "../clock.ts";
 import { localAddressFor, UdpSocket } from "../net/udp.ts";
 import type { Endpoint } from "../protocol/endpoint.ts";
 import { defaultGateway, type GatewayLookup } from "../portmap/gateway.ts";
+import { UpnpGateway } from "../portmap/upnp_client.ts";
 import {
+  type MappingProtocol,
   PortMapper,
   type PortMapperStatus,
   type PortMapping as Mapping,
@@ -91,6 +94,11 @@ export class PortMapping {
       onChange: (m) => options.onChange?.(m),
       publicHost: options.publicHost,
       lifetime: options.lifetime,
+      upnp: new UpnpGateway({
+        gateway: found.gateway,
+        internalHost: clientAddress,
+        timeoutMs: 1000,
+      }),
       clock: options.clock ?? realClock,
     });
     socket.onMessage((data, from) => mapper.receive(data, from));
@@ -130,7 +138,7 @@ function isLoopback(host: string): boolean {
 
 /** What the gateway offered, for `p2p nat`. */
 export type PortMappingReport =
-  | { protocol: "pcp" | "natpmp"; external: string; lifetime: number }
+  | { protocol: MappingProtocol; external: string; lifetime: number }
   | { reason: string };
 
 /**

@@ -49,7 +49,18 @@ import {
 } from "./pcp.ts";
 
 /** The protocols, in the order they are tried. */
-export type MappingProtocol = "pcp" | "natpmp";
+export type MappingProtocol = "pcp" | "natpmp" | "upnp";
+
+/**
+ * UPnP-IGD, which is HTTP rather than datagrams: the mapper calls it and awaits
+ * (`upnp_client.ts`'s {@linkcode UpnpGateway} fits). Both reject with a message in words.
+ */
+export interface UpnpPort {
+  map(
+    request: { internalPort: number; externalPort: number; lifetime: number },
+  ): Promise<{ external: Endpoint; lifetime: number }>;
+  unmap(externalPort: number): Promise<void>;
+}
 
 /** A mapping the gateway granted. */
 export interface PortMapping {
@@ -100,6 +111,8 @@ export interface PortMapperOptions {
   checkMs?: number;
   /** After every protocol failed, try again this much later. Default 10 minutes. */
   retryMs?: number;
+  /** UPnP-IGD, tried after NAT-PMP; none by default. */
+  upnp?: UpnpPort;
   /** Default {@linkcode realClock}. */
   clock?: Clock;
   /** 12 random bytes for a PCP nonce; default `crypto.getRandomValues`. */
@@ -109,9 +122,11 @@ export interface PortMapperOptions {
 type Step =
   | { kind: "pcp"; renew: boolean }
   | { kind: "natpmp-address" }
-  | { kind: "natpmp-map"; externalAddress: string; renew: boolean };
+  | { kind: "natpmp-map"; externalAddress: string; renew: boolean }
+  | { kind: "upnp"; renew: boolean };
 
 const MAX_NOTES = 8;
+const NAMES: Record<MappingProtocol, string> = { pcp: "PCP", natpmp: "NAT-PMP", upnp: "UPnP" };
 /** Timers cannot wait longer (setTimeout's signed 32-bit milliseconds). */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -179,7 +194,7 @@ export class PortMapper {
     if (this.#state === "stopped" || this.#step === undefined) return true;
     try {
       if (this.#step.kind === "pcp") this.#onPcp(data);
-      else this.#onNatPmp(data);
+      else if (this.#step.kind !== "upnp") this.#onNatPmp(data);
     } catch (err) {
       this.#note(`ignored an answer from the gateway: ${(err as Error).message}`);
     }
@@ -199,6 +214,10 @@ export class PortMapper {
     this.#mapping = undefined;
     this.#wake();
     if (!mapping) return Promise.resolve();
+    if (mapping.protocol === "upnp") {
+      // Bounded by the UPnP client's own timeouts; a failed delete expires with its lease.
+      return this.#o.upnp!.unmap(mapping.external.port).catch(() => {});
+    }
     this.#send(this.#request(mapping.protocol, mapping, 0));
     return new Promise((resolve) => {
       const timer = this.#clock.setTimeout(resolve, waitMs);
@@ -221,6 +240,7 @@ export class PortMapper {
 
   #transmit(): void {
     const step = this.#step!;
+    if (step.kind === "upnp") return this.#callUpnp(step);
     const m = this.#mapping;
     if (step.kind === "pcp") this.#send(this.#request("pcp", step.renew ? m : undefined));
     else if (step.kind === "natpmp-address") this.#send(encodeNatPmpAddressRequest());
@@ -233,7 +253,7 @@ export class PortMapper {
   #timeout(): void {
     const step = this.#step!;
     if (this.#sends < 2) return this.#transmit();
-    const renewing = (step.kind === "pcp" || step.kind === "natpmp-map") && step.renew;
+    const renewing = "renew" in step && step.renew;
     if (renewing && this.#mapping) {
       // The gateway is quiet while our mapping still lives: ask again until it expires.
       const left = this.#expiresAt(this.#mapping) - this.#clock.now();
@@ -254,12 +274,37 @@ export class PortMapper {
     this.#next(step, `${what}: no answer from ${formatEndpoint(this.#gateway)} in ${wait} ms`);
   }
 
+  /** UPnP is one awaited call; an answer after the mapper moved on is dropped. */
+  #callUpnp(step: Extract<Step, { kind: "upnp" }>): void {
+    const m = step.renew ? this.#mapping : undefined;
+    this.#o.upnp!.map({
+      internalPort: this.#o.internalPort,
+      externalPort: m?.external.port ?? this.#o.internalPort,
+      lifetime: this.#o.lifetime ?? 7200,
+    }).then(
+      (granted) => {
+        if (this.#step !== step) return;
+        this.#granted(step, "upnp", granted.external, granted.lifetime);
+      },
+      (err) => {
+        if (this.#step !== step) return;
+        if (step.renew && this.#mapping) {
+          this.#sends = 2;
+          return this.#timeout();
+        }
+        this.#next(step, (err as Error).message);
+      },
+    );
+  }
+
   /** The protocol of `step` failed: try the next, or give up until `retryMs`. */
   #next(step: Step, why: string): void {
     this.#note(why);
     this.#clock.clearTimeout(this.#timer);
-    if (step.kind === "pcp" && !("renew" in step && step.renew)) {
-      return this.#begin({ kind: "natpmp-address" });
+    const renewing = "renew" in step && step.renew;
+    if (step.kind === "pcp" && !renewing) return this.#begin({ kind: "natpmp-address" });
+    if (step.kind.startsWith("natpmp") && !renewing && this.#o.upnp) {
+      return this.#begin({ kind: "upnp", renew: false });
     }
     this.#step = undefined;
     if (this.#mapping) this.#lose(`the gateway no longer maps our port (${why})`);
@@ -321,7 +366,9 @@ export class PortMapper {
   }
 
   #granted(step: Step, protocol: MappingProtocol, external: Endpoint, lifetime: number): void {
-    const name = protocol === "pcp" ? "PCP" : "NAT-PMP";
+    const name = NAMES[protocol];
+    // UPnP's lease 0 is "until deleted": we delete it at exit, and renew as if it were 2 hours.
+    if (protocol === "upnp" && lifetime === 0) lifetime = 7200;
     if (lifetime === 0 || external.port === 0) {
       return this.#next(step, `${name}: the gateway granted nothing (lifetime or port 0)`);
     }
@@ -343,9 +390,9 @@ export class PortMapper {
     this.#restarted = false;
     if (moved) this.#note(`${name}: mapped ${formatEndpoint(external)} for ${lifetime} s`);
     this.#wake();
-    const renew: Step = protocol === "pcp"
-      ? { kind: "pcp", renew: true }
-      : { kind: "natpmp-map", externalAddress: external.host, renew: true };
+    const renew: Step = protocol === "natpmp"
+      ? { kind: "natpmp-map", externalAddress: external.host, renew: true }
+      : { kind: protocol, renew: true };
     const renewMs = Math.min((lifetime * 1000) / 2, this.#o.checkMs ?? 120_000, MAX_TIMER_MS);
     this.#timer = this.#clock.setTimeout(() => this.#begin(renew), renewMs);
     if (moved) this.#o.onChange(this.#mapping);
@@ -368,7 +415,11 @@ export class PortMapper {
     if (this.#mapping) this.#restarted = true;
   }
 
-  #request(protocol: MappingProtocol, mapping: PortMapping | undefined, lifetime?: number) {
+  #request(
+    protocol: "pcp" | "natpmp",
+    mapping: PortMapping | undefined,
+    lifetime?: number,
+  ): Uint8Array {
     const life = lifetime ?? this.#o.lifetime ?? 7200;
     if (protocol === "pcp") {
       return encodePcpMapRequest({

@@ -119,7 +119,7 @@ export function describeEvent(e: PeerEvent, context: DescribeContext = {}): stri
         : "the coordinator is back";
     case "port-mapping":
       return e.endpoint
-        ? `your router maps ${e.endpoint} to you (${e.protocol === "pcp" ? "PCP" : "NAT-PMP"}, ` +
+        ? `your router maps ${e.endpoint} to you (${PROTOCOL_NAMES[e.protocol ?? "pcp"]}, ` +
           `${e.lifetime} s, renewed): peers behind any NAT can reach you directly`
         : `no port mapping from your router: ${e.reason}`;
     case "knock":
@@ -224,6 +224,8 @@ function describeHistory(e: Extract<PeerEvent, { event: "history" }>): string {
     : STATE_NOTES[e.state] ?? "";
   return `(${e.source}) ${group}${who}: ${e.text}${note}`;
 }
+
+const PROTOCOL_NAMES = { pcp: "PCP", natpmp: "NAT-PMP", upnp: "UPnP-IGD" } as const;
 
 const STYLES: Record<PeerEvent["event"], Style> = {
   ready: "green",

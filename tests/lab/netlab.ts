@@ -151,12 +151,14 @@ export interface MiniupnpdOptions {
   maxLifetime?: number;
   /** Shortest lifetime miniupnpd grants, in seconds (`min_lifetime`). Default 120. */
   minLifetime?: number;
+  /** Serve NAT-PMP and PCP (`enable_natpmp`); default true. False leaves UPnP-IGD alone. */
+  natpmp?: boolean;
 }
 
 /** A miniupnpd running in a router, from {@linkcode Lab.startMiniupnpd}. */
 export interface Miniupnpd {
   readonly router: Router;
-  /** The NAT-PMP/PCP port it listens on, on the router's LAN address. */
+  /** The NAT-PMP/PCP port it listens on, on the router's LAN address (if it serves them). */
   readonly port: 5351;
   /** Its log so far (it runs in the foreground, `-d`, logging to stderr). */
   log(): string;
@@ -619,7 +621,7 @@ export class Lab {
 
   /**
    * Runs Debian's miniupnpd (`/usr/sbin/miniupnpd`, 2.3.x, nftables backend) in a router, with
-   * NAT-PMP, PCP and UPnP-IGD for its LAN (`secure_mode`: a host maps only its own address).
+   * NAT-PMP, PCP (unless `natpmp: false`) and UPnP-IGD for its LAN (`secure_mode`: a host maps only its own address).
    * The router's filter lets in what miniupnpd's DNAT rules forward (`ct status dnat accept`),
    * as a real router with UPnP does; its masquerade then covers only its LAN's traffic, so that
    * miniupnpd's own STUN check sees the WAN address and ports unchanged (docs/LAB.md).
@@ -685,7 +687,7 @@ table inet ${UPNP_TABLE} {
         "ext_ifname=wan",
         "listening_ip=lan",
         "http_port=0",
-        "enable_natpmp=yes",
+        `enable_natpmp=${options.natpmp === false ? "no" : "yes"}`,
         "enable_upnp=yes",
         "secure_mode=yes",
         "system_uptime=no",
@@ -715,17 +717,21 @@ table inet ${UPNP_TABLE} {
       `${dir}/miniupnpd.pid`,
     ], { stdin: "null", stdout: "null", stderr: "piped" });
     let log = "";
-    let listening: () => void;
+    let listening = (): void => {};
     const ready = new Promise<void>((resolve) => listening = resolve);
     const reading = (async () => {
       const dec = new TextDecoder();
       for await (const chunk of child.stderr) {
         log += dec.decode(chunk, { stream: true });
-        if (log.includes("Listening for NAT-PMP/PCP traffic")) listening();
+        const up = options.natpmp === false
+          ? /HTTP listening on port/
+          : /Listening for NAT-PMP\/PCP/;
+        if (up.test(log)) listening();
       }
     })();
     const exited = child.status.then((s) => s.code);
     const outcome = await Promise.race([
+      // Without NAT-PMP/PCP it is up once its HTTP (UPnP) side listens.
       ready.then(() => "ready"),
       exited.then((code) => `exited with code ${code}`),
       new Promise<string>((r) => setTimeout(() => r("timed out after 15 s"), 15_000)),

@@ -230,3 +230,44 @@ Deno.test("port mapper: a renewal refused or unanswered until expiry loses the m
   assert.match(mapper.status().notes.join("\n"), /expired/);
   assert.ok(sent.length >= 4, `renewals were sent (${sent.length})`);
 });
+
+Deno.test("port mapper: UPnP after PCP and NAT-PMP are silent; renewed, and unmapped at stop", async () => {
+  const calls: string[] = [];
+  const upnp = {
+    map: (r: { internalPort: number; externalPort: number; lifetime: number }) => {
+      calls.push(`map ${r.internalPort}->${r.externalPort} ${r.lifetime}`);
+      return Promise.resolve({ external: { host: "203.0.113.2", port: 4000 }, lifetime: 0 });
+    },
+    unmap: (port: number) => {
+      calls.push(`unmap ${port}`);
+      return Promise.resolve();
+    },
+  };
+  const { clock, changes, mapper } = harness({ upnp, checkMs: 60_000 });
+  mapper.start();
+  clock.advance(1500); // PCP and NAT-PMP: no answer
+  await Promise.resolve();
+  assert.deepEqual(calls, ["map 4000->4000 7200"]);
+  await new Promise((r) => setTimeout(r, 0));
+  assert.equal(changes[0]?.protocol, "upnp");
+  assert.equal(changes[0]?.lifetime, 7200, "a lease of 0 (until deleted) is renewed as 2 hours");
+  clock.advance(60_000);
+  assert.equal(calls.length, 2, "renewed at the check interval");
+  await new Promise((r) => setTimeout(r, 0));
+  await mapper.stop();
+  assert.deepEqual(calls.at(-1), "unmap 4000");
+});
+
+Deno.test("port mapper: UPnP refusing too: failed, with every protocol's reason", async () => {
+  const upnp = {
+    map: () => Promise.reject(new Error("UPnP: no SSDP answer from 10.1.0.1")),
+    unmap: () => Promise.resolve(),
+  };
+  const { clock, mapper } = harness({ upnp });
+  mapper.start();
+  const settled = mapper.settled();
+  clock.advance(1500);
+  const status = await settled;
+  assert.equal(status.state, "failed");
+  assert.match(status.notes.join("\n"), /PCP: no answer[^]*NAT-PMP: no answer[^]*UPnP: no SSDP/);
+});
