@@ -60,9 +60,12 @@ for (const protocol of ["pcp", "upnp"] as const) {
       assert.equal(m.protocol, protocol);
       assert.equal((await upnp.redirects()).length, 1, "miniupnpd holds one redirect");
 
+      const started = performance.now();
       await exchange(chat.alice, chat.bob, "hello through the mapping");
       const atBob = await waitForPath(chat.bob, "alice", "direct", 10_000);
       await waitForPath(chat.alice, "bob", "direct", 10_000);
+      const tookMs = performance.now() - started;
+      console.log(`symmetric ↔ symmetric, ${protocol}: direct in ${Math.round(tookMs)} ms`);
       assert.equal(atBob.endpoint, m.endpoint, "bob reaches alice at her mapped endpoint");
       const before = await readRelayCounters(s);
       assert.equal((await exchange(chat.alice, chat.bob, "direct a→b")).path, "direct");
