@@ -45,7 +45,7 @@ export interface PortMappingOptions {
   publicHost?: () => string | undefined;
   /** The mapping was granted, moved, or lost. */
   onChange?: (mapping: Mapping | undefined) => void;
-  /** Every protocol failed (or none could be tried): why, in words. */
+  /** Every protocol failed, or none could be tried (not on loopback): why, in words. */
   onFailed?: (reason: string) => void;
   /** Default {@linkcode realClock}. */
   clock?: Clock;
@@ -75,7 +75,9 @@ export class PortMapping {
       return new PortMapping(undefined, undefined, reason);
     };
     if (isLoopback(options.server.host) || (options.bindHost && isLoopback(options.bindHost))) {
-      return skip("the coordinator or our socket is on loopback: no gateway to ask");
+      // Nothing to tell: on loopback no router is involved, so nothing is missing.
+      const reason = "the coordinator or our socket is on loopback: no gateway to ask";
+      return new PortMapping(undefined, undefined, reason);
     }
     const found = await (options.gateway ?? defaultGateway)();
     if ("reason" in found) return skip(found.reason);
