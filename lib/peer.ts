@@ -48,7 +48,7 @@ import { encodeKey, fingerprint, loadOrCreateIdentity } from "./crypto/identity.
 import type { KeyPair } from "./crypto/noise.ts";
 import { KnownPeers } from "./crypto/known_peers.ts";
 import type { Clock } from "./clock.ts";
-import { localAddressFor, UdpSocket } from "./net/udp.ts";
+import { globalIpv6Address, localAddressFor, UdpSocket } from "./net/udp.ts";
 import { encodeBase64url } from "./protocol/base64url.ts";
 import type { AnnouncedCandidate, AnnouncedKind } from "./protocol/candidates.ts";
 import { type Endpoint, formatEndpoint, sameEndpoint } from "./protocol/endpoint.ts";
@@ -96,6 +96,11 @@ export interface PeerOptions {
   onEvent: EventSink;
   /** Local address to bind; default all IPv4 interfaces, any port. */
   bind?: Endpoint;
+  /**
+   * STUN servers (`--stun`) asked, besides the coordinator's second port, how our NAT maps our
+   * socket.
+   */
+  stun?: Endpoint[];
   /** Heartbeat interval; default 10 s (the coordinator drops users silent for 45 s). */
   keepaliveMs?: number;
   /** Where the identity and known peers live; default `$XDG_CONFIG_HOME/p2p`. */
@@ -126,6 +131,19 @@ export interface PeerOptions {
    * default true (`--no-port-mapping` makes it false). Never on loopback.
    */
   portMapping?: boolean;
+}
+
+/**
+ * Binds the main socket; on `::`, falls back to IPv4 alone where the system has no IPv6 (the
+ * socket is then IPv4-only, and we announce no `v6` candidate).
+ */
+async function bindMain(host: string, port: number): Promise<UdpSocket> {
+  try {
+    return await UdpSocket.bind({ host, port });
+  } catch (err) {
+    if (host !== "::") throw err;
+    return await UdpSocket.bind({ host: "0.0.0.0", port });
+  }
 }
 
 /** A logged-in chat client. */
@@ -253,6 +271,7 @@ export class Peer {
       onDetected: (kind) => this.#presence.reportNat(kind),
       indirect: () => this.#links.indirect(),
       clock: options.clock,
+      stunServers: options.stun,
     });
     const phase = () => this.#phase;
     const emit = (e: PeerEvent) => this.#emit(e);
@@ -277,8 +296,12 @@ export class Peer {
     const identity = await loadOrCreateIdentity(whose);
     const known = await KnownPeers.open(whose);
     const contacts = await ContactRecord.open(whose);
-    const bindHost = options.bind?.host ?? (options.server.host.includes(":") ? "::" : "0.0.0.0");
-    const socket = await UdpSocket.bind({ host: bindHost, port: options.bind?.port ?? 0 });
+    // With a global IPv6 address, one dual-stack socket: IPv4 to the coordinator as before, and
+    // the same socket (the same port) reachable over IPv6, announced as our `v6` candidate.
+    const v6 = options.bind === undefined ? globalIpv6Address() : undefined;
+    const bindHost = options.bind?.host ??
+      (options.server.host.includes(":") || v6 !== undefined ? "::" : "0.0.0.0");
+    const socket = await bindMain(bindHost, options.bind?.port ?? 0);
     try {
       const unspecified = bindHost === "0.0.0.0" || bindHost === "::";
       const claimed = {
@@ -287,6 +310,10 @@ export class Peer {
       };
       const peer = new Peer(socket, claimed, identity, { known, contacts }, options);
       socket.onMessage((data, from) => peer.#onDatagram(data, from));
+      if (v6 !== undefined && socket.local.host === "::") {
+        peer.#announced.set("v6", { host: v6, port: socket.local.port });
+        peer.#presence.announceCandidates(peer.announced);
+      }
       const { observed } = await peer.#presence.login();
       peer.#phase = "ready";
       peer.#emit({
@@ -554,6 +581,8 @@ export class Peer {
         });
       case "whoami":
         return this.#nat.answer(this.#presence.observed, what.seen);
+      case "stun":
+        return this.#nat.stunAnswer(this.#presence.observed, what.data, from);
       case "frame": {
         const link = this.#links.get(what.frame.from);
         if (link) link.receive(what.frame, what.via, socket);

@@ -14,7 +14,7 @@ import { runChat } from "../ui/chat.ts";
 import { askPassphrase } from "../ui/passphrase.ts";
 import { CHAT_HELP } from "./help.ts";
 import { bindOption, secondsOption } from "./options.ts";
-import { resolveServer, UsageError } from "./target.ts";
+import { resolveServer, stunServers, UsageError } from "./target.ts";
 
 /** Runs `p2p chat ARGS` until the user leaves; resolves with the exit code. */
 export async function chat(args: string[]): Promise<number> {
@@ -33,6 +33,7 @@ export async function chat(args: string[]): Promise<number> {
       plain: { type: "boolean", default: false },
       public: { type: "boolean", default: false },
       "no-port-mapping": { type: "boolean", default: false },
+      stun: { type: "string", multiple: true, default: [] },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -45,6 +46,7 @@ export async function chat(args: string[]): Promise<number> {
   }
   const { username, server } = await resolveServer(positionals[0]);
   const bind = values.bind === undefined ? undefined : bindOption(values.bind);
+  const stun = await stunServers(values.stun);
   const accept = ACCEPT_POLICIES.find((p) => p === values.accept);
   if (!accept) {
     throw new UsageError(`--accept takes anyone or known, not "${values.accept}"`);
@@ -67,5 +69,6 @@ export async function chat(args: string[]): Promise<number> {
     plain: values.plain,
     public: values.public,
     portMapping: !values["no-port-mapping"],
+    stun,
   });
 }

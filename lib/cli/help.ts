@@ -27,7 +27,7 @@ Usage:
   p2p serve [options]             run the coordinator (who is online)
   p2p chat NAME@HOST[:PORT] [options]
                                   log in as NAME and chat
-  p2p nat HOST[:PORT]             what your NAT does, as the coordinator sees it
+  p2p nat HOST[:PORT]             what your NAT does, as the coordinator (or --stun) sees it
   p2p id NAME [--create]          show NAME's key fingerprint on this machine
   p2p help [COMMAND]              show help
   p2p --version                   show the version
@@ -130,15 +130,18 @@ Limits ("per address": per IPv4 address, or per IPv6 /64):
                           than --datagrams-per-ip)`;
 
 /** `p2p nat --help`. */
-export const NAT_HELP = `Usage: p2p nat HOST[:PORT] [--json] [--no-port-mapping]
+export const NAT_HELP =
+  `Usage: p2p nat [HOST[:PORT]] [--stun HOST[:PORT]]... [--json] [--no-port-mapping]
 
-Asks the coordinator at HOST:PORT (and its second port, PORT+1) which public endpoint it sees
-for one local socket, and says what kind of NAT you are behind and what that means for direct
-connections. Then asks your router (the default gateway) for a mapping of that socket's port,
-by PCP, then NAT-PMP, reports what it offers (protocol, external endpoint, lifetime), and
-deletes the mapping again.
+Asks the coordinator at HOST:PORT (and its second port, PORT+1), and any STUN servers given,
+which public endpoint each sees for one local socket, and says what kind of NAT you are behind
+and what that means for direct connections. Give a coordinator, STUN servers, or both. Then asks
+your router (the default gateway) for a mapping of that socket's port, by PCP, NAT-PMP, then
+UPnP-IGD, reports what it offers (protocol, external endpoint, lifetime), and deletes it again.
 
 Options:
+  --stun HOST[:PORT]    also ask this STUN server (RFC 8489; default port 3478, [v6] for an
+                        IPv6 address); may be given several times; p2p serve answers STUN too
   --json                the report as one JSON object, for scripts
   --no-port-mapping     do not ask the router
   -h, --help            show this help`;
@@ -160,7 +163,8 @@ Options:
 export const CHAT_HELP =
   `Usage: p2p chat NAME@HOST[:PORT] [--json] [--keepalive SECONDS] [--bind ADDR[:PORT]]
                 [--config DIR] [--accept anyone|known] [--data DIR] [--passphrase]
-                [--no-history] [--plain] [--public] [--no-port-mapping]
+                [--no-history] [--plain] [--public] [--stun HOST[:PORT]]...
+                [--no-port-mapping]
 
 Logs in to the coordinator at HOST:PORT (default port 7000) as NAME, shows who is online, and
 sends messages directly to the other users.
@@ -206,6 +210,9 @@ Options:
                         you pinned when you talked before) and those you write to
   --public              on a coordinator run with --presence contacts, be listed to seed-only
                         clients (other users see you only once you are contacts)
+  --stun HOST[:PORT]    also ask this STUN server (default port 3478) what your NAT does, besides
+                        the coordinator's second port (which p2p serve does not open); may be
+                        given several times
   --data DIR            where the history lives (default $XDG_DATA_HOME/p2p or
                         ~/.local/share/p2p)
   --passphrase          ask for a passphrase to encrypt the history with (on the terminal;

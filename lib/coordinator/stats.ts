@@ -35,6 +35,9 @@ export interface CoordinatorStats {
   contactRequests: number;
   contactsMade: number;
   contactsLimited: number;
+  /** STUN Binding requests answered (success or 420), and STUN messages left unanswered. */
+  stunAnswered: number;
+  stunIgnored: number;
 }
 
 /** Counters all at zero. */
@@ -56,5 +59,7 @@ export function createStats(): CoordinatorStats {
     contactRequests: 0,
     contactsMade: 0,
     contactsLimited: 0,
+    stunAnswered: 0,
+    stunIgnored: 0,
   };
 }

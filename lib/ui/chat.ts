@@ -44,6 +44,8 @@ export interface ChatOptions {
   public?: boolean;
   /** Ask the router for a mapping of the chat port; default true (`--no-port-mapping`: false). */
   portMapping?: boolean;
+  /** STUN servers to ask how our NAT maps our socket (`--stun`). */
+  stun?: Endpoint[];
   /**
    * The history: where it lives and its passphrase, or `false` to keep none (`--no-history`).
    * Its key file goes beside the identity, in `configDir`.
@@ -319,6 +321,7 @@ export async function runChat(options: ChatOptions): Promise<number> {
       accept: options.accept,
       public: options.public,
       portMapping: options.portMapping,
+      stun: options.stun,
       history: log,
       onEvent: (e) => {
         if (e.event === "online") seen.add(e.user);

@@ -6,7 +6,8 @@
 import assert from "node:assert/strict";
 import net from "node:net";
 import type { Coordinator } from "../../lib/coordinator.ts";
-import { addressScope, passableCandidates } from "../../lib/coordinator/candidate_policy.ts";
+import { passableCandidates } from "../../lib/coordinator/candidate_policy.ts";
+import { addressScope } from "../../lib/net/address_scope.ts";
 import { encodeBase64url } from "../../lib/protocol/base64url.ts";
 import { RawUdp as Raw, withCoordinator } from "../support/raw_udp.ts";
 import { sleep } from "../support/wait.ts";

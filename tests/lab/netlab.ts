@@ -52,6 +52,8 @@ export interface PublicHost extends LabNode {
   readonly ip: string;
   /** The core's address on its link (its default route). */
   readonly gateway: string;
+  /** Its IPv6 address, e.g. `"2001:db8:ff00:0::2"`, when added with `ipv6` (docs/LAB.md). */
+  readonly ip6?: string;
 }
 
 /** A NAT router. Its WAN is on the core, or on the LAN of its `upstream` router. */
@@ -70,6 +72,13 @@ export interface Router extends LabNode {
   readonly publicIp: string;
   /** The router its WAN sits behind (double NAT), if any. */
   readonly upstream?: Router;
+  /**
+   * With `ipv6`: its WAN's IPv6 address on the core link, and its LAN's routed /64 (no NAT66),
+   * e.g. `"2001:db8:1::/64"`, whose `::1` is the router.
+   */
+  readonly wanIp6?: string;
+  readonly lanPrefix6?: string;
+  readonly lanIp6?: string;
 }
 
 /** A host with a private address behind a router. */
@@ -82,6 +91,8 @@ export interface Host extends LabNode {
   readonly router: Router;
   /** The address the internet sees for its traffic (outermost router's WAN address). */
   readonly publicIp: string;
+  /** Its global IPv6 address in the router's /64, when the router has `ipv6`. */
+  readonly ip6?: string;
 }
 
 /** Options of {@linkcode Lab.create}. */
@@ -109,6 +120,20 @@ export interface RouterOptions {
    * share a LAN range (like two homes on 192.168.1.0/24), but not a router and its upstreams.
    */
   lanSubnet?: string;
+  /**
+   * Also IPv6 (off by default; without it nothing of the node's IPv4 setup changes): a WAN
+   * address on the core link, a routed /64 on the LAN (`2001:db8:<n>::/64`, no NAT66) given to
+   * every host added behind it, and a stateful IPv6 firewall like a home router's (table
+   * `ip6 p2plab6`: established and related traffic in, unsolicited traffic dropped; none on an
+   * `open` router). Only for a router on the core (no `upstream`).
+   */
+  ipv6?: boolean;
+}
+
+/** Options of {@linkcode Lab.addPublicHost}. */
+export interface PublicHostOptions {
+  /** Also an IPv6 address on its link (`2001:db8:ff00:<k>::2/64`); off by default. */
+  ipv6?: boolean;
 }
 
 /** Options of {@linkcode Lab.exec}. */
@@ -184,6 +209,10 @@ const PUBLIC_NET = "198.51.100";
 const ROUTER_NET = "203.0.113";
 /** Table names; chosen so they never clash with anything a test adds by hand. */
 const NAT_TABLE = "p2plab";
+const FIREWALL6_TABLE = "p2plab6";
+/** IPv6 prefixes of the lab, inside the documentation prefix 2001:db8::/32 (docs/LAB.md). */
+const PUBLIC_NET6 = "2001:db8:ff00";
+const ROUTER_NET6 = "2001:db8:ff01";
 const LOSS_TABLE = "p2plab_loss";
 const COUNT_TABLE = "p2plab_count";
 /** miniupnpd's own table (its chains are named in its config file). */
@@ -366,6 +395,35 @@ export function routerRuleset(kind: RouterKind): string {
 `;
 }
 
+/**
+ * The IPv6 firewall a router of this kind gets (table `ip6 p2plab6`; see docs/LAB.md): like its
+ * IPv4 filter, established and related traffic in and unsolicited traffic from the WAN dropped,
+ * but for neighbour discovery with the core; nothing for an `open` router.
+ *
+ * @example
+ * ```ts
+ * console.log(router6Ruleset("home")); // ... iifname "wan" ct state established,related accept
+ * ```
+ */
+export function router6Ruleset(kind: RouterKind): string {
+  if (kind === "open") return "";
+  const nd = "nd-neighbor-solicit, nd-neighbor-advert";
+  return `table ip6 ${FIREWALL6_TABLE} {
+  chain input {
+    type filter hook input priority filter; policy accept;
+    iifname "wan" ct state established,related accept
+    iifname "wan" icmpv6 type { ${nd} } accept
+    iifname "wan" drop
+  }
+  chain forward {
+    type filter hook forward priority filter; policy accept;
+    iifname "wan" ct state established,related accept
+    iifname "wan" drop
+  }
+}
+`;
+}
+
 interface Lan {
   subnet: [number, number, number];
   nextHost: number;
@@ -505,7 +563,7 @@ export class Lab {
    * const srv = await lab.addPublicHost("srv"); // srv.ip === "198.51.100.2" for the first one
    * ```
    */
-  async addPublicHost(name: string): Promise<PublicHost> {
+  async addPublicHost(name: string, options: PublicHostOptions = {}): Promise<PublicHost> {
     this.#checkName(name);
     const k = this.#publicLinks;
     if (k >= MAX_CORE_LINKS) throw new Error(`Cannot add '${name}': the lab is full`);
@@ -517,6 +575,7 @@ export class Lab {
       netns: this.prefix + name,
       ip: `${PUBLIC_NET}.${4 * k + 2}`,
       gateway,
+      ...(options.ipv6 ? { ip6: `${PUBLIC_NET6}:${k}::2` } : {}),
     };
     this.#nodes.set(name, host);
     await this.#addNamespace(host, false);
@@ -528,6 +587,15 @@ export class Lab {
       "link set eth0 up",
       `route add default via ${gateway}`,
     ]);
+    if (host.ip6 !== undefined) {
+      await this.#enableIpv6(this.core, [`p${k}`], true);
+      await this.#enableIpv6(host, ["eth0"], false);
+      await ipBatch(this.core.netns, [`addr add ${PUBLIC_NET6}:${k}::1/64 dev p${k} nodad`]);
+      await ipBatch(host.netns, [
+        `addr add ${host.ip6}/64 dev eth0 nodad`,
+        `route add default via ${PUBLIC_NET6}:${k}::1 dev eth0`,
+      ]);
+    }
     return host;
   }
 
@@ -550,6 +618,9 @@ export class Lab {
     if (upstream !== undefined && this.#nodes.get(upstream.name) !== upstream) {
       throw new Error(`Cannot add router '${name}': upstream is not a router of this lab`);
     }
+    if (options.ipv6 && upstream !== undefined) {
+      throw new Error(`Cannot add router '${name}': IPv6 is only for routers on the core`);
+    }
     const n = this.#routerCount + 1;
     if (n > 254) throw new Error(`Cannot add router '${name}': the lab is full`);
     const lan = parseSubnet24(
@@ -565,11 +636,13 @@ export class Lab {
       }
     }
     let wanIp: string, wanGateway: string, wanPrefix: number, parentNetns: string, parentIf: string;
+    let coreLink = -1;
     const parentSetup: string[] = [];
     if (upstream === undefined) {
       const k = this.#routerLinks;
       if (k >= MAX_CORE_LINKS) throw new Error(`Cannot add router '${name}': the lab is full`);
       this.#routerLinks++;
+      coreLink = k;
       wanGateway = `${ROUTER_NET}.${4 * k + 1}`;
       wanIp = `${ROUTER_NET}.${4 * k + 2}`;
       wanPrefix = 30;
@@ -597,6 +670,13 @@ export class Lab {
       lanSubnet,
       publicIp: upstream?.publicIp ?? wanIp,
       upstream,
+      ...(options.ipv6
+        ? {
+          wanIp6: `${ROUTER_NET6}:${coreLink}::2`,
+          lanPrefix6: `2001:db8:${n}::/64`,
+          lanIp6: `2001:db8:${n}::1`,
+        }
+        : {}),
     };
     this.#nodes.set(name, router);
     this.#lans.set(name, { subnet: lan, nextHost: 2, nextPort: 0 });
@@ -616,6 +696,22 @@ export class Lab {
       "link set lan up",
     ]);
     await this.#nft(router, routerRuleset(kind));
+    if (router.lanIp6 !== undefined) {
+      const coreIp6 = `${ROUTER_NET6}:${coreLink}::1`;
+      await this.#enableIpv6(this.core, [`r${coreLink}`], true);
+      await this.#enableIpv6(router, ["wan", "lan"], true);
+      await ipBatch(this.core.netns, [
+        `addr add ${coreIp6}/64 dev r${coreLink} nodad`,
+        `route add ${router.lanPrefix6} via ${router.wanIp6} dev r${coreLink}`,
+      ]);
+      await ipBatch(router.netns, [
+        `addr add ${router.wanIp6}/64 dev wan nodad`,
+        `route add default via ${coreIp6} dev wan`,
+        `addr add ${router.lanIp6}/64 dev lan nodad`,
+      ]);
+      const rules = router6Ruleset(kind);
+      if (rules !== "") await this.#nft(router, rules);
+    }
     return router;
   }
 
@@ -796,6 +892,10 @@ table inet ${UPNP_TABLE} {
       gateway: router.lanIp,
       router,
       publicIp: router.publicIp,
+      // The same host number as its IPv4 address, in the router's /64.
+      ...(router.lanIp6 !== undefined
+        ? { ip6: `${router.lanIp6.slice(0, -1)}${slot.ip.split(".")[3]}` }
+        : {}),
     };
     this.#nodes.set(name, host);
     await this.#addNamespace(host, false);
@@ -807,6 +907,13 @@ table inet ${UPNP_TABLE} {
       "link set eth0 up",
       `route add default via ${router.lanIp}`,
     ]);
+    if (host.ip6 !== undefined) {
+      await this.#enableIpv6(host, ["eth0"], false);
+      await ipBatch(host.netns, [
+        `addr add ${host.ip6}/64 dev eth0 nodad`,
+        `route add default via ${router.lanIp6} dev eth0`,
+      ]);
+    }
     return host;
   }
 
@@ -1079,6 +1186,21 @@ add rule ip ${COUNT_TABLE} out ${match} counter name "c_${name}"
     }
     await must("ip", ["netns", "exec", node.netns, "sysctl", "-q", "-w", ...sysctls]);
     await ipBatch(node.netns, ["link set lo up"]);
+  }
+
+  /**
+   * Turns IPv6 on for these interfaces of a node (it is off everywhere else: #addNamespace), with
+   * neither router advertisements nor autoconfiguration (addresses are static); `forwarding`
+   * makes the node route IPv6.
+   */
+  async #enableIpv6(node: LabNode, interfaces: string[], forwarding: boolean): Promise<void> {
+    const sysctls = ["all", "default", ...interfaces].flatMap((i) => [
+      `net.ipv6.conf.${i}.accept_ra=0`,
+      `net.ipv6.conf.${i}.autoconf=0`,
+    ]);
+    for (const i of interfaces) sysctls.push(`net.ipv6.conf.${i}.disable_ipv6=0`);
+    if (forwarding) sysctls.push("net.ipv6.conf.all.forwarding=1");
+    await must("ip", ["netns", "exec", node.netns, "sysctl", "-q", "-w", ...sysctls]);
   }
 
   /** Creates a veth pair from one namespace into another and brings the near end up. */

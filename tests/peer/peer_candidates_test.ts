@@ -1,7 +1,7 @@
 /**
- * A chat client's announced candidates (`Peer.announceCandidate`, `withdrawCandidate`) against a
- * real coordinator: sent after login (even empty: it says we read them in `Introduce`) and on
- * every change.
+ * A chat client against a real coordinator: its announced candidates (`Peer.announceCandidate`,
+ * `withdrawCandidate`), sent after login (even empty: it says we read them in `Introduce`) and on
+ * every change; and its NAT detection through a STUN server (`--stun`).
  */
 import assert from "node:assert/strict";
 import { Coordinator } from "../../lib/coordinator.ts";
@@ -41,6 +41,28 @@ Deno.test("a peer announces its candidates after login and on each change", asyn
     assert.deepEqual(user()?.candidates, [{ kind: "v6", endpoint: { host: "::1", port: 41001 } }]);
   } finally {
     await peer.close();
+    await coordinator.close();
+    await Deno.remove(configDir, { recursive: true });
+  }
+});
+
+Deno.test("NAT detection with --stun: a STUN server's answer decides, with no second port", async () => {
+  const coordinator = await Coordinator.start({ host: "127.0.0.1", port: 0, log: () => {} });
+  const configDir = await Deno.makeTempDir({ prefix: "p2p-announce-test-" });
+  // The coordinator answers STUN on its main port; it has no second port here.
+  const stun = [{ host: "127.0.0.1", port: coordinator.udpPort }];
+  const { peer } = await startPeer(coordinator, configDir, "carol", { stun });
+  const { peer: plain } = await startPeer(coordinator, configDir, "dave");
+  try {
+    await until(() => peer.nat !== undefined);
+    assert.equal(peer.nat, "easy", "loopback: the server sees our own endpoint");
+    assert.equal(coordinator.registry.get("carol")?.nat, "easy", "and it was reported");
+    assert.ok(coordinator.stats.stunAnswered >= 1);
+    await sleep(200);
+    assert.equal(plain.nat, undefined, "without --stun nothing answers the second port yet");
+  } finally {
+    await peer.close();
+    await plain.close();
     await coordinator.close();
     await Deno.remove(configDir, { recursive: true });
   }
