@@ -1,8 +1,9 @@
 /**
  * Asks the gateway to map our chat socket's UDP port, so that peers behind any NAT can reach us
- * at the mapped endpoint: PCP (RFC 6887) first, then NAT-PMP (RFC 6886). A state machine over
- * an injected clock and an injected `send`; the caller hands it every datagram from the gateway's
- * port 5351 ({@linkcode PortMapper.receive}). It keeps the mapping: renews it at half its
+ * at the mapped endpoint: PCP (RFC 6887) first, then NAT-PMP (RFC 6886), then UPnP-IGD (an
+ * injected {@linkcode UpnpPort}, as it is HTTP). A state machine over an injected clock and an
+ * injected `send`; the caller hands it every datagram from the gateway's port 5351
+ * ({@linkcode PortMapper.receive}). It keeps the mapping: renews it at half its
  * lifetime or every two minutes, whichever is sooner (so a gateway that restarted, its epoch gone
  * back, is noticed and the mapping made again), deletes it at {@linkcode PortMapper.stop}
  * (lifetime 0), and tries again later when the gateway said no.
@@ -11,7 +12,7 @@
  * nonce (PCP) and our internal port, and name the external address the coordinator sees (when
  * known); else it is ignored or the protocol counts as failed. A silent gateway costs two sends
  * per protocol and {@linkcode PortMapperOptions.firstWaitMs} × 3 of waiting each (750 ms by
- * default), in the background: the chat never waits for it.
+ * default), plus what the UPnP port takes to give up, in the background: the chat never waits.
  *
  * @example
  * ```ts
