@@ -18,6 +18,8 @@
  * - Reliable channel: `reliable.ts` with `rtt.ts`, `congestion.ts`, `flight.ts`,
  *   `loss_detection.ts`, `outbox.ts` and `receive_stream.ts`.
  * - `nat_detect.ts`: our NAT kind, from the coordinator's two ports; `nat_check.ts`: `p2p nat`.
+ * - `port_mapping.ts`: asks the router to map our chat port (PCP, NAT-PMP: `lib/portmap/`), and
+ *   offers the mapped endpoint to peers.
  * - `messages.ts`: our messages' lasting ids, their records in the history (`lib/store/`), the
  *   received ones' dedup; `outgoing.ts`: unsettled messages and `drain()`.
  * - `mailbox.ts` (with `mailbox_client.ts`): messages for offline users sealed and left at the
@@ -75,6 +77,8 @@ import { PeerMailbox } from "./peer/mailbox.ts";
 import { Messages } from "./peer/messages.ts";
 import { NatDetector } from "./peer/nat_detect.ts";
 import { Presence } from "./peer/presence.ts";
+import { PortMapping } from "./peer/port_mapping.ts";
+import type { MappingProtocol } from "./portmap/port_mapper.ts";
 import { ProbeQuota } from "./peer/probe_quota.ts";
 import { SocketPool } from "./peer/socket_pool.ts";
 import { TURN_SOCKET, TurnRelay } from "./peer/turn_relay.ts";
@@ -83,6 +87,7 @@ import { MemoryLog, type MessageLog } from "./store/message_log.ts";
 
 // `p2p nat` runs the wing's NAT check on its own, without logging in.
 export { checkNat, type NatReport } from "./peer/nat_check.ts";
+export { checkPortMapping, type PortMappingReport } from "./peer/port_mapping.ts";
 // `p2p chat --accept` takes one of these.
 export { ACCEPT_POLICIES, type AcceptPolicy } from "./peer/consent.ts";
 export { MAX_TEXT_BYTES } from "./peer/delivery.ts";
@@ -128,6 +133,11 @@ export interface PeerOptions {
    * last run are sent again; default a {@linkcode MemoryLog} (nothing kept). The caller closes it.
    */
   history?: MessageLog;
+  /**
+   * Ask the router for a mapping of our chat port (PCP, then NAT-PMP) and offer it to peers;
+   * default true (`--no-port-mapping` makes it false). Never on loopback.
+   */
+  portMapping?: boolean;
 }
 
 /**
@@ -161,6 +171,8 @@ export class Peer {
   readonly #delivery: Delivery;
   readonly #desk: ContactDesk;
   readonly #turn: TurnRelay;
+  /** The port mapping, once its gateway lookup finished (never, with `portMapping: false`). */
+  #portMapping: Promise<PortMapping> | undefined;
   /** Logging in until `ready` is reported, then until closed. */
   #phase: "login" | "ready" | "closed" = "login";
 
@@ -332,6 +344,7 @@ export class Peer {
       peer.#desk.ready();
       peer.#nat.detect();
       peer.#delivery.ready();
+      if (options.portMapping ?? true) peer.#portMapping = peer.#startPortMapping(bindHost);
       return peer;
     } catch (err) {
       await socket.close();
@@ -486,10 +499,49 @@ export class Peer {
     this.#mailbox.close();
     this.#links.closeAll("the client closed");
     this.#turn.close();
+    // The router's mapping is deleted before we go: it would point at a port nobody reads.
+    await (await this.#portMapping)?.close();
     await this.#pool.closeAll();
     this.#messages.release();
     await this.#socket.close();
     await this.#desk.flush();
+  }
+
+  /** Our chat port's mapping at the gateway, in force now, if any. */
+  get portMapping(): { protocol: MappingProtocol; endpoint: Endpoint } | undefined {
+    return this.#mapped;
+  }
+
+  #mapped: { protocol: MappingProtocol; endpoint: Endpoint } | undefined;
+
+  #startPortMapping(bindHost: string): Promise<PortMapping> {
+    return PortMapping.open({
+      port: this.#socket.local.port,
+      bindHost: bindHost === "0.0.0.0" || bindHost === "::" ? undefined : bindHost,
+      server: this.#o.server,
+      publicHost: () => this.#presence.observed?.host,
+      clock: this.#o.clock,
+      onChange: (m) => {
+        if (this.#phase === "closed") return;
+        this.#mapped = m && { protocol: m.protocol, endpoint: m.external };
+        // Peers learn the mapped endpoint from their next introduction to us.
+        if (m) this.announceCandidate("mapped", m.external);
+        else this.withdrawCandidate("mapped");
+        this.#emit(
+          m
+            ? {
+              event: "port-mapping",
+              protocol: m.protocol,
+              endpoint: formatEndpoint(m.external),
+              lifetime: m.lifetime,
+            }
+            : { event: "port-mapping", reason: "the router no longer maps our port" },
+        );
+      },
+      onFailed: (reason) => {
+        if (this.#phase !== "closed") this.#emit({ event: "port-mapping", reason });
+      },
+    });
   }
 
   #emit(e: PeerEvent): void {
@@ -509,6 +561,7 @@ export class Peer {
       openSockets: (count) => this.#pool.open(count),
       closeSockets: (ids) => this.#pool.close(ids),
       localNat: () => this.#nat.kind,
+      mapped: () => this.#mapped !== undefined,
       requestIntroduction: () => this.#nat.connect(peer),
     };
     const events = linkEventsFor({ peer, emit: (e) => this.#emit(e), messages: this.#messages });

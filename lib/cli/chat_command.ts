@@ -32,6 +32,7 @@ export async function chat(args: string[]): Promise<number> {
       "no-history": { type: "boolean", default: false },
       plain: { type: "boolean", default: false },
       public: { type: "boolean", default: false },
+      "no-port-mapping": { type: "boolean", default: false },
       stun: { type: "string", multiple: true, default: [] },
       help: { type: "boolean", short: "h" },
     },
@@ -67,6 +68,7 @@ export async function chat(args: string[]): Promise<number> {
     configDir: values.config,
     plain: values.plain,
     public: values.public,
+    portMapping: !values["no-port-mapping"],
     stun,
   });
 }

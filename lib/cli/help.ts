@@ -145,16 +145,20 @@ Limits ("per address": per IPv4 address, or per IPv6 /64):
                           than --datagrams-per-ip)`;
 
 /** `p2p nat --help`. */
-export const NAT_HELP = `Usage: p2p nat [HOST[:PORT]] [--stun HOST[:PORT]]... [--json]
+export const NAT_HELP =
+  `Usage: p2p nat [HOST[:PORT]] [--stun HOST[:PORT]]... [--json] [--no-port-mapping]
 
 Asks the coordinator at HOST:PORT (and its second port, PORT+1), and any STUN servers given,
 which public endpoint each sees for one local socket, and says what kind of NAT you are behind
-and what that means for direct connections. Give a coordinator, STUN servers, or both.
+and what that means for direct connections. Give a coordinator, STUN servers, or both. Then asks
+your router (the default gateway) for a mapping of that socket's port, by PCP, NAT-PMP, then
+UPnP-IGD, reports what it offers (protocol, external endpoint, lifetime), and deletes it again.
 
 Options:
   --stun HOST[:PORT]    also ask this STUN server (RFC 8489; default port 3478, [v6] for an
                         IPv6 address); may be given several times; p2p serve answers STUN too
   --json                the report as one JSON object, for scripts
+  --no-port-mapping     do not ask the router
   -h, --help            show this help`;
 
 /** `p2p id --help`. */
@@ -175,6 +179,7 @@ export const CHAT_HELP =
   `Usage: p2p chat NAME@HOST[:PORT] [--json] [--keepalive SECONDS] [--bind ADDR[:PORT]]
                 [--config DIR] [--accept anyone|known] [--data DIR] [--passphrase]
                 [--no-history] [--plain] [--public] [--stun HOST[:PORT]]...
+                [--no-port-mapping]
 
 Logs in to the coordinator at HOST:PORT (default port 7000) as NAME, shows who is online, and
 sends messages directly to the other users.
@@ -228,6 +233,8 @@ Options:
   --passphrase          ask for a passphrase to encrypt the history with (on the terminal;
                         scripts set P2P_PASSPHRASE); a history made with one always needs it
   --no-history          keep no history: nothing is written, nothing pending survives a restart
+  --no-port-mapping     do not ask your router to map the chat port (PCP, NAT-PMP); by default
+                        a mapping is asked for, offered to peers, renewed, and deleted at exit
   -h, --help            show this help`;
 
 /** The help of `command` (`serve`, `chat`, `nat`, `id`), or the main help for anything else. */

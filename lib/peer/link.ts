@@ -85,6 +85,8 @@ export interface LinkTransport {
   closeSockets(ids: number[]): void;
   /** Our NAT kind, once known. */
   localNat(): NatKind | undefined;
+  /** Whether our router maps our socket now (we announce a `mapped` candidate); default no. */
+  mapped?(): boolean;
   /** Asks the coordinator to introduce us (again). */
   requestIntroduction(): void;
 }
@@ -240,7 +242,7 @@ export class Link {
     this.#intro = intro;
     this.#handshake.introduce(intro.key, intro.token);
     this.#pathFinder.start(intro.candidates);
-    this.#maybeBirthday(intro.nat);
+    this.#maybeBirthday(intro);
     if (this.path.kind !== "none") this.#transmitHandshake(this.#handshake.begin());
     this.#schedule();
   }
@@ -248,11 +250,15 @@ export class Link {
   /**
    * One symmetric ("hard") side and one easy side: start a birthday search alongside the normal
    * one. The hard side opens {@linkcode BIRTHDAY_SOCKETS} extra sockets; the easy side sprays
-   * probes at random ports. Two hard sides cannot meet this way: they stay on the relay.
+   * probes at random ports. Two hard sides cannot meet this way: they stay on the relay. Nor is
+   * there a search when a router maps the hard side's socket (a `mapped` candidate, ours or the
+   * peer's): the easy side reaches the mapped endpoint at its first probes.
    */
-  #maybeBirthday(peerNat: NatKind | undefined): void {
+  #maybeBirthday(intro: Introduction): void {
+    const peerNat = intro.nat;
     const local = this.#o.transport.localNat();
     if (!peerNat || !local || local === peerNat || this.#pathFinder.birthday) return;
+    if (this.#o.transport.mapped?.() || intro.candidates.some((c) => c.kind === "mapped")) return;
     if (this.path.kind === "direct") return;
     if (local === "easy") {
       // The spray waits for the hard side's proof that it holds its public address.

@@ -42,6 +42,8 @@ export interface ChatOptions {
   plain?: boolean;
   /** Ask a contacts-mode coordinator to list us to seed-only clients (`--public`). */
   public?: boolean;
+  /** Ask the router for a mapping of the chat port; default true (`--no-port-mapping`: false). */
+  portMapping?: boolean;
   /** STUN servers to ask how our NAT maps our socket (`--stun`). */
   stun?: Endpoint[];
   /**
@@ -319,6 +321,7 @@ export async function runChat(options: ChatOptions): Promise<number> {
       configDir: options.configDir,
       accept: options.accept,
       public: options.public,
+      portMapping: options.portMapping,
       stun: options.stun,
       history: log,
       onEvent: (e) => {

@@ -164,6 +164,35 @@ export type SpawnOptions = Pick<
   "stdin" | "stdout" | "stderr" | "env" | "clearEnv" | "cwd"
 >;
 
+/** Options of {@linkcode Lab.startMiniupnpd}. */
+export interface MiniupnpdOptions {
+  /**
+   * A public host of this lab where a STUN responder (`tests/lab/stun_responder.ts`, port 3478)
+   * runs, started here if it does not run yet: miniupnpd maps nothing while its WAN address is a
+   * reserved one (the lab's are) unless a STUN check says the WAN is reachable.
+   */
+  stunHost: PublicHost;
+  /** Longest lifetime miniupnpd grants, in seconds (`max_lifetime`). Default 86400. */
+  maxLifetime?: number;
+  /** Shortest lifetime miniupnpd grants, in seconds (`min_lifetime`). Default 120. */
+  minLifetime?: number;
+  /** Serve NAT-PMP and PCP (`enable_natpmp`); default true. False leaves UPnP-IGD alone. */
+  natpmp?: boolean;
+}
+
+/** A miniupnpd running in a router, from {@linkcode Lab.startMiniupnpd}. */
+export interface Miniupnpd {
+  readonly router: Router;
+  /** The NAT-PMP/PCP port it listens on, on the router's LAN address (if it serves them). */
+  readonly port: 5351;
+  /** Its log so far (it runs in the foreground, `-d`, logging to stderr). */
+  log(): string;
+  /** The DNAT rules of its mappings, one `nft` rule text each (empty when it maps nothing). */
+  redirects(): Promise<string[]>;
+  /** Stops it (SIGTERM: it removes its rules) and waits for it to exit. Safe to call twice. */
+  stop(): Promise<void>;
+}
+
 /** Packet and byte totals of a counter. */
 export interface CounterValue {
   packets: number;
@@ -186,6 +215,9 @@ const PUBLIC_NET6 = "2001:db8:ff00";
 const ROUTER_NET6 = "2001:db8:ff01";
 const LOSS_TABLE = "p2plab_loss";
 const COUNT_TABLE = "p2plab_count";
+/** miniupnpd's own table (its chains are named in its config file). */
+const UPNP_TABLE = "p2plab_upnp";
+const STUN_PORT = 3478;
 
 /**
  * Added to the environment of every command run in a node: Deno's update check would otherwise
@@ -420,6 +452,8 @@ export class Lab {
   readonly #owned: string[] = [];
   readonly #children = new Set<Deno.ChildProcess>();
   readonly #lans = new Map<string, Lan>();
+  readonly #tempDirs: string[] = [];
+  readonly #stunHosts = new Set<string>();
   #publicLinks = 0;
   #routerLinks = 0;
   #routerCount = 0;
@@ -682,6 +716,161 @@ export class Lab {
   }
 
   /**
+   * Runs Debian's miniupnpd (`/usr/sbin/miniupnpd`, 2.3.x, nftables backend) in a router, with
+   * NAT-PMP, PCP (unless `natpmp: false`) and UPnP-IGD for its LAN (`secure_mode`: a host maps only its own address).
+   * The router's filter lets in what miniupnpd's DNAT rules forward (`ct status dnat accept`),
+   * as a real router with UPnP does; its masquerade then covers only its LAN's traffic, so that
+   * miniupnpd's own STUN check sees the WAN address and ports unchanged (docs/LAB.md).
+   * Resolves once it listens; teardown kills it if still running.
+   *
+   * @example
+   * ```ts
+   * const upnp = await lab.startMiniupnpd(rs, { stunHost: srv });
+   * console.log(await upnp.redirects());
+   * await upnp.stop();
+   * ```
+   */
+  async startMiniupnpd(router: Router, options: MiniupnpdOptions): Promise<Miniupnpd> {
+    if (this.#nodes.get(router.name) !== router) {
+      throw new Error(`Cannot start miniupnpd: '${router.name}' is not a router of this lab`);
+    }
+    if (!exists("/usr/sbin/miniupnpd")) {
+      throw new Error(
+        "Cannot start miniupnpd: /usr/sbin/miniupnpd is missing (apt-get install miniupnpd)",
+      );
+    }
+    await this.#startStunResponder(options.stunHost);
+    const masquerade = router.kind === "symmetric"
+      ? "masquerade random,fully-random"
+      : "masquerade";
+    await this.#nft(
+      router,
+      `flush chain ip ${NAT_TABLE} postrouting
+add rule ip ${NAT_TABLE} postrouting oifname "wan" ip saddr ${router.lanSubnet} ${masquerade}
+${
+        router.kind === "open"
+          ? ""
+          : `insert rule ip ${NAT_TABLE} forward iifname "wan" ct status dnat accept\n`
+      }
+table inet ${UPNP_TABLE} {
+  chain forward {
+    type filter hook forward priority filter - 5; policy accept;
+    jump miniupnpd
+  }
+  chain miniupnpd {
+  }
+  chain prerouting {
+    type nat hook prerouting priority dstnat; policy accept;
+    jump prerouting_miniupnpd
+  }
+  chain prerouting_miniupnpd {
+  }
+  chain postrouting {
+    type nat hook postrouting priority srcnat - 5; policy accept;
+    jump postrouting_miniupnpd
+  }
+  chain postrouting_miniupnpd {
+  }
+}
+`,
+    );
+    const dir = await Deno.makeTempDir({ prefix: "p2plab-upnp-" });
+    this.#tempDirs.push(dir);
+    const uuid = crypto.randomUUID();
+    await Deno.writeTextFile(
+      `${dir}/miniupnpd.conf`,
+      [
+        "ext_ifname=wan",
+        "listening_ip=lan",
+        "http_port=0",
+        `enable_natpmp=${options.natpmp === false ? "no" : "yes"}`,
+        "enable_upnp=yes",
+        "secure_mode=yes",
+        "system_uptime=no",
+        `uuid=${uuid}`,
+        `min_lifetime=${options.minLifetime ?? 120}`,
+        `max_lifetime=${options.maxLifetime ?? 86400}`,
+        "ext_perform_stun=yes",
+        `ext_stun_host=${options.stunHost.ip}`,
+        `ext_stun_port=${STUN_PORT}`,
+        `lease_file=${dir}/leases`,
+        `upnp_table_name=${UPNP_TABLE}`,
+        `upnp_nat_table_name=${UPNP_TABLE}`,
+        "upnp_forward_chain=miniupnpd",
+        "upnp_nat_chain=prerouting_miniupnpd",
+        "upnp_nat_postrouting_chain=postrouting_miniupnpd",
+        `allow 1024-65535 ${router.lanSubnet} 1024-65535`,
+        "deny 0-65535 0.0.0.0/0 0-65535",
+        "",
+      ].join("\n"),
+    );
+    const child = this.spawn(router, [
+      "/usr/sbin/miniupnpd",
+      "-d",
+      "-f",
+      `${dir}/miniupnpd.conf`,
+      "-P",
+      `${dir}/miniupnpd.pid`,
+    ], { stdin: "null", stdout: "null", stderr: "piped" });
+    let log = "";
+    let listening = (): void => {};
+    const ready = new Promise<void>((resolve) => listening = resolve);
+    const reading = (async () => {
+      const dec = new TextDecoder();
+      for await (const chunk of child.stderr) {
+        log += dec.decode(chunk, { stream: true });
+        const up = options.natpmp === false
+          ? /HTTP listening on port/
+          : /Listening for NAT-PMP\/PCP/;
+        if (up.test(log)) listening();
+      }
+    })();
+    const exited = child.status.then((s) => s.code);
+    const outcome = await Promise.race([
+      // Without NAT-PMP/PCP it is up once its HTTP (UPnP) side listens.
+      ready.then(() => "ready"),
+      exited.then((code) => `exited with code ${code}`),
+      new Promise<string>((r) => setTimeout(() => r("timed out after 15 s"), 15_000)),
+    ]);
+    let stopped: Promise<void> | undefined;
+    const stop = (): Promise<void> =>
+      stopped ??= (async () => {
+        try {
+          child.kill("SIGTERM");
+        } catch {
+          // Already exited.
+        }
+        await child.status;
+        await reading;
+      })();
+    if (outcome !== "ready") {
+      await stop();
+      throw new Error(`Cannot start miniupnpd in '${router.name}': ${outcome}\n${log}`);
+    }
+    if (!/Port forwarding is (now )?enabled/.test(log)) {
+      await stop();
+      throw new Error(`miniupnpd in '${router.name}' will not forward ports:\n${log}`);
+    }
+    return {
+      router,
+      port: 5351,
+      log: () => log,
+      redirects: async () => {
+        const r = await this.exec(router, [
+          "nft",
+          "list",
+          "chain",
+          "inet",
+          UPNP_TABLE,
+          "prerouting_miniupnpd",
+        ], { check: true });
+        return r.stdout.split("\n").map((l) => l.trim()).filter((l) => l.includes("dnat"));
+      },
+      stop,
+    };
+  }
+
+  /**
    * Adds a host on a router's LAN with the next free private address (`.2`, `.3`, ...).
    *
    * @example
@@ -938,6 +1127,9 @@ add rule ip ${COUNT_TABLE} out ${match} counter name "c_${name}"
         }
       }
     }
+    for (const dir of this.#tempDirs.splice(0)) {
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    }
     const failures: string[] = [];
     for (const ns of this.#owned.splice(0).reverse()) {
       const r = await run("ip", ["netns", "del", ns]);
@@ -1027,6 +1219,31 @@ add rule ip ${COUNT_TABLE} out ${match} counter name "c_${name}"
       ...fromSetup,
       `link set ${fromIf} up`,
     ]);
+  }
+
+  async #startStunResponder(host: PublicHost): Promise<void> {
+    if (this.#nodes.get(host.name) !== host) {
+      throw new Error(`Cannot start a STUN responder: '${host.name}' is not a host of this lab`);
+    }
+    if (this.#stunHosts.has(host.name)) return;
+    const program = new URL("./stun_responder.ts", import.meta.url).pathname;
+    const child = this.spawn(host, [Deno.execPath(), "run", "-A", program, String(STUN_PORT)], {
+      stdin: "null",
+      stdout: "piped",
+      stderr: "inherit",
+    });
+    const reader = child.stdout.getReader();
+    const first = await Promise.race([
+      reader.read(),
+      new Promise<undefined>((r) => setTimeout(() => r(undefined), 15_000)),
+    ]);
+    reader.releaseLock();
+    // Keep draining so the responder never blocks on a full pipe.
+    child.stdout.pipeTo(new WritableStream()).catch(() => {});
+    if (first === undefined || first.done) {
+      throw new Error(`Cannot start the STUN responder on '${host.name}'`);
+    }
+    this.#stunHosts.add(host.name);
   }
 
   async #nft(node: LabNode, script: string): Promise<void> {
