@@ -15,7 +15,6 @@ import {
   LabProcess,
   lastPath,
   SERVER_PORT,
-  waitForPath,
 } from "./support/lab_chat.ts";
 
 const { ignore, requireLab } = await labGate("IPv6 lab");
