@@ -42,7 +42,7 @@ const Q = DEFAULT_MAILBOX_QUOTAS;
 export const SERVE_HELP =
   `Usage: p2p serve [--host ADDR] [--port N] [--tcp-port N] [--peer-timeout SECONDS]
                  [--batch-ms MS] [--data DIR] [--name-ttl DAYS] [--presence everyone|contacts]
-                 [mailbox options] [limits]
+                 [mailbox options] [cluster options] [limits]
 
 Runs the coordinator: UDP for logins, logouts, heartbeats and presence broadcasts, TCP (same port
 number) for the online list. Logs one line per login, logout and expiry on stderr, and a line
@@ -72,6 +72,16 @@ Options:
                           learn each other's address and may be introduced; seed-only clients
                           see the users who chose p2p chat --public)
   -h, --help              show this help
+
+Cluster options (one community on several coordinators over NATS, docs/CLUSTER.md):
+  --cluster nats://HOST:PORT  join the community shared by every coordinator naming the same
+                          NATS and --community (needs --presence everyone)
+  --community NAME        the community (letters, digits, _ and -)
+  --member ID             this coordinator's id in it (default a random one per run; give a
+                          stable one when NATS permissions are per member)
+  --cluster-token-file F  NATS token, read from F (or:)
+  --cluster-nkey-file F   NATS nkey seed (SU...), read from F
+  --member-timeout SECONDS  drop a member silent this long, with its users (default 5)
 
 Mailbox:
   --mailbox-port N        TCP port of the mailbox (default: --port + 1)

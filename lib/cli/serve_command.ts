@@ -21,6 +21,7 @@ import {
 import { fingerprint } from "../crypto/identity.ts";
 import { DatabaseError } from "../store/database.ts";
 import { SERVE_HELP, VERSION } from "./help.ts";
+import { CLUSTER_FLAGS, clusterOptions } from "./cluster_options.ts";
 import { durationOption, portOption, secondsOption } from "./options.ts";
 import { UsageError } from "./target.ts";
 
@@ -63,6 +64,7 @@ export async function serve(args: string[]): Promise<number> {
       "relay-packets-per-user": { type: "string" },
       "relay-bytes-per-ip": { type: "string" },
       "relay-packets-per-ip": { type: "string" },
+      ...CLUSTER_FLAGS,
       help: { type: "boolean", short: "h" },
     },
   });
@@ -142,6 +144,7 @@ export async function serve(args: string[]): Promise<number> {
   if (!presence) {
     throw new UsageError(`--presence takes everyone or contacts, not "${values.presence}"`);
   }
+  const cluster = await clusterOptions(values);
   let coordinator: Coordinator;
   let dataDir: string;
   try {
@@ -157,8 +160,13 @@ export async function serve(args: string[]): Promise<number> {
       nameTtlMs: ttlDays * 24 * 3600 * 1000,
       mailbox,
       presence,
+      cluster,
     });
   } catch (err) {
+    if (err instanceof Error && err.name === "NatsAuthError") {
+      console.error(err.message);
+      return 1;
+    }
     if (!(err instanceof DatabaseError)) throw err;
     console.error(err.message);
     return 1;

@@ -63,6 +63,20 @@ function isAuthError(err: unknown): boolean {
 }
 
 /**
+ * After NATS refused our credentials and closed, the Node socket under the client may still
+ * report the reset once the client stopped listening to it (seen under Deno's `node:net`): an
+ * uncaught `ECONNRESET` would take the process down before it could say why it stops. For a
+ * moment, that one error is taken as handled.
+ */
+function swallowLateReset(): void {
+  const onError = (event: ErrorEvent): void => {
+    if ((event.error as { code?: string })?.code === "ECONNRESET") event.preventDefault();
+  };
+  globalThis.addEventListener("error", onError);
+  setTimeout(() => globalThis.removeEventListener("error", onError), 1000);
+}
+
+/**
  * Connects and subscribes. Credentials NATS refuses reject the promise ({@linkcode NatsAuthError});
  * a NATS that cannot be reached does not: the link keeps trying in the background (`onState`
  * says when it is up), so that the coordinator serves its own users meanwhile.
@@ -113,6 +127,7 @@ export async function openNatsLink(options: NatsLinkOptions): Promise<NatsLink> 
     attach(await connect(base));
   } catch (err) {
     if (isAuthError(err)) {
+      swallowLateReset();
       throw new NatsAuthError(
         `NATS at ${options.url} refused our credentials: ${(err as Error).message}`,
       );
