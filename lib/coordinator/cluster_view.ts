@@ -141,19 +141,6 @@ export class ClusterView {
     return effects;
   }
 
-  /** Drops every member (this coordinator leaves the cluster). */
-  clear(): ViewEffects {
-    const effects = noEffects();
-    for (const [name, member] of this.#members) this.#drop(name, member, effects);
-    return effects;
-  }
-
-  /** Which member holds `name` here, if any. */
-  memberOf(name: string): string | undefined {
-    for (const [id, m] of this.#members) if (m.users.has(name)) return id;
-    return undefined;
-  }
-
   #drop(name: string, member: Member, effects: ViewEffects): void {
     for (const user of member.users.keys()) effects.removals.push({ member: name, name: user });
     this.#members.delete(name);
