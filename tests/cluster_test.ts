@@ -194,44 +194,62 @@ Deno.test("cluster: three coordinators over NATS share one community", async (t)
       }
     });
 
-    await t.step("kill -9 of a coordinator: its users leave every list", async () => {
-      const tokenFile = await Deno.makeTempFile({ dir: configDir });
-      await Deno.writeTextFile(tokenFile, nats.token);
-      const { proc, port } = await startServe([
-        "--cluster",
-        nats.url,
-        "--community",
-        COMMUNITY,
-        "--member",
-        "d",
-        "--cluster-token-file",
-        tokenFile,
-        "--no-mailbox",
-      ]);
-      try {
-        const d = { udpPort: port } as Coordinator;
-        const frank = await startPeer(d, configDir, "frank");
-        peers.push(frank);
-        await until(
-          "frank seen on A, B and C",
-          () =>
-            [alice, bob, carol].every((p) => lastSeen(p.events, "frank") === true) &&
-            lastSeen(frank.events, "alice") === true,
-        );
-        const killed = Date.now();
-        proc.kill("SIGKILL");
-        await until(
-          "frank gone from every list",
-          () => [alice, bob, carol].every((p) => lastSeen(p.events, "frank") === false),
-          TIMING.memberTimeoutMs + 5000,
-        );
-        const healedMs = Date.now() - killed;
-        assert.ok(healedMs < TIMING.memberTimeoutMs + 3000, `healed in ${healedMs} ms`);
-        assert.ok(logs.some((l) => /member d went silent/.test(l)));
-      } finally {
-        await proc.dispose();
-      }
-    });
+    await t.step(
+      "kill -9 of a coordinator: its users leave every list, then fail over",
+      async () => {
+        const tokenFile = await Deno.makeTempFile({ dir: configDir });
+        await Deno.writeTextFile(tokenFile, nats.token);
+        const { proc, port } = await startServe([
+          "--cluster",
+          nats.url,
+          "--community",
+          COMMUNITY,
+          "--member",
+          "d",
+          "--cluster-token-file",
+          tokenFile,
+          "--no-mailbox",
+        ]);
+        try {
+          const d = { udpPort: port } as Coordinator;
+          const frank = await startPeer(d, configDir, "frank", {
+            fallbacks: [{ host: "127.0.0.1", port: a.udpPort }],
+            keepaliveMs: 300,
+          });
+          peers.push(frank);
+          await until(
+            "frank seen on A, B and C",
+            () =>
+              [alice, bob, carol].every((p) => lastSeen(p.events, "frank") === true) &&
+              lastSeen(frank.events, "alice") === true,
+          );
+          const killed = Date.now();
+          proc.kill("SIGKILL");
+          await until(
+            "frank gone from every list",
+            () => [alice, bob, carol].every((p) => lastSeen(p.events, "frank") === false),
+            TIMING.memberTimeoutMs + 5000,
+          );
+          const healedMs = Date.now() - killed;
+          assert.ok(healedMs < TIMING.memberTimeoutMs + 3000, `healed in ${healedMs} ms`);
+          assert.ok(logs.some((l) => /member d went silent/.test(l)));
+          // frank's client finds its coordinator lost and logs in on the next one, A.
+          await frank.events.waitFor((e) => e.event === "coordinator" && e.state === "lost");
+          await frank.events.waitFor(
+            (e) => e.event === "coordinator" && e.state === "back",
+            20_000,
+            "frank back on A",
+          );
+          assert.equal(a.registry.get("frank")?.member, undefined);
+          await until(
+            "frank online again for everyone",
+            () => [alice, bob, carol].every((p) => lastSeen(p.events, "frank") === true),
+          );
+        } finally {
+          await proc.dispose();
+        }
+      },
+    );
 
     await t.step("NATS restarts: members keep serving, then merge again", async () => {
       await nats.stop();

@@ -14,7 +14,7 @@ import { runChat } from "../ui/chat.ts";
 import { askPassphrase } from "../ui/passphrase.ts";
 import { CHAT_HELP } from "./help.ts";
 import { bindOption, secondsOption } from "./options.ts";
-import { resolveServer, UsageError } from "./target.ts";
+import { resolveServers, UsageError } from "./target.ts";
 
 /** Runs `p2p chat ARGS` until the user leaves; resolves with the exit code. */
 export async function chat(args: string[]): Promise<number> {
@@ -42,7 +42,7 @@ export async function chat(args: string[]): Promise<number> {
   if (positionals.length !== 1) {
     throw new UsageError("chat takes one argument, NAME@HOST[:PORT] (see p2p chat --help)");
   }
-  const { username, server } = await resolveServer(positionals[0]);
+  const { username, server, fallbacks } = await resolveServers(positionals[0]);
   const bind = values.bind === undefined ? undefined : bindOption(values.bind);
   const accept = ACCEPT_POLICIES.find((p) => p === values.accept);
   if (!accept) {
@@ -58,6 +58,7 @@ export async function chat(args: string[]): Promise<number> {
     history: values["no-history"] ? false : { dataDir: values.data, passphrase },
     accept,
     server,
+    fallbacks,
     username,
     json: values.json,
     bind,
