@@ -172,6 +172,10 @@ export const CHAT_HELP =
 Logs in to the coordinator at HOST:PORT (default port 7000) as NAME, shows who is online, and
 sends messages directly to the other users.
 
+Several coordinators of one community (p2p serve --cluster), comma-separated
+(alice@c1:7000,c2:7000): the chat logs in on the first that answers, and moves to the next when
+its coordinator is lost.
+
 Messages are end-to-end encrypted (Noise XX) and acknowledged; a peer's key is pinned the first
 time you talk, and a changed key stops sending until you accept it.
 
