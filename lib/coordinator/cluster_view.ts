@@ -92,12 +92,6 @@ export class ClusterView {
     return lag;
   }
 
-  /** Whether every member's users are known as of its last message (its snapshot came). */
-  get synced(): boolean {
-    for (const m of this.#members.values()) if (!m.synced) return false;
-    return true;
-  }
-
   /** Applies a message from member `sender` (beat, presence or snapshot; others change nothing). */
   receive(sender: string, msg: ClusterMessage): ViewEffects {
     const effects = noEffects();
