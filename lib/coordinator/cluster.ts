@@ -313,12 +313,16 @@ export class Cluster {
       }
       this.#handle(sender, msg);
     } catch (err) {
-      if (!(err instanceof ClusterProtocolError)) throw err;
-      this.stats.malformed++;
-      this.#r.log.throttled(
-        "cluster malformed",
-        `cluster: dropped message on ${subject}: ${err.message}`,
-      );
+      if (err instanceof ClusterProtocolError) {
+        this.stats.malformed++;
+        this.#r.log.throttled(
+          "cluster malformed",
+          `cluster: dropped message on ${subject}: ${err.message}`,
+        );
+      } else {
+        // A bug of ours must not take the server down for everyone else.
+        this.#r.log.throttled("internal error", `cluster: internal error on ${subject}: ${err}`);
+      }
     }
   }
 

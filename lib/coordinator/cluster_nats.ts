@@ -155,7 +155,12 @@ export async function openNatsLink(options: NatsLinkOptions): Promise<NatsLink> 
     async close() {
       closed = true;
       if (nc !== undefined && !nc.isClosed()) {
-        await nc.flush().catch(() => {});
+        // What we published last (our users' goodbye) goes out, unless NATS is away: then the
+        // other members drop us when our silence has lasted, and we do not wait for it.
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const away = new Promise<void>((resolve) => timer = setTimeout(resolve, 1000));
+        await Promise.race([nc.flush().catch(() => {}), away]);
+        clearTimeout(timer);
         await nc.close();
       }
     },
