@@ -23,7 +23,7 @@
  * ```ts
  * const cluster = await Cluster.start({ url: "nats://127.0.0.1:4222", community: "demo",
  *   member: "a", token: "secret" }, rooms);
- * cluster.status(); // { connected: true, members: 0, lagMs: 0 }
+ * cluster.status(); // { connected: true, members: 0, lagMs: 0, remoteUsers: 0 }
  * ```
  * @module
  */
@@ -82,6 +82,8 @@ export interface ClusterStatus {
   members: number;
   /** Longest silence of another member (ms): how stale our copy of its users may be. */
   lagMs: number;
+  /** Users the other members hold, as they told us. */
+  remoteUsers: number;
 }
 
 /** The rooms of this coordinator the cluster works with. */
@@ -167,6 +169,7 @@ export class Cluster {
       connected: this.#link?.up ?? false,
       members: this.#view.size,
       lagMs: this.#view.lagMs(),
+      remoteUsers: this.#view.users,
     };
   }
 
@@ -245,7 +248,8 @@ export class Cluster {
 
   #beat(): void {
     this.#flush();
-    const users = this.#r.registry.onlineCount - this.#view.users;
+    let users = 0;
+    for (const user of this.#r.registry.online()) if (user.member === undefined) users++;
     this.#publish("beat", { t: "beat", boot: this.#boot, seq: this.#seq, users });
   }
 
