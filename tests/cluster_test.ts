@@ -14,7 +14,7 @@ import { encodeClientMessage } from "../lib/protocol/seed.ts";
 import { connect } from "@nats-io/transport-node";
 import { TestNats } from "./support/nats.ts";
 import { startPeer, type TestPeer } from "./support/peers.ts";
-import { startServe } from "./support/proc.ts";
+import { runP2p, startServe } from "./support/proc.ts";
 import { RawUdp } from "./support/raw_udp.ts";
 import { fetchListRaw } from "./support/seed_client.ts";
 import { type Collector, sleep } from "./support/wait.ts";
@@ -293,4 +293,16 @@ Deno.test("cluster: NATS refuses a member without the right credentials", async 
   } finally {
     await nats.stop();
   }
+});
+
+Deno.test("cluster: p2p serve --cluster insists on NATS credentials", async () => {
+  const { code, stderr } = await runP2p([
+    "serve",
+    "--cluster",
+    "nats://127.0.0.1:4222",
+    "--community",
+    "test",
+  ]);
+  assert.equal(code, 2);
+  assert.match(stderr, /--cluster-token-file FILE or --cluster-nkey-file FILE/);
 });
