@@ -12,6 +12,7 @@ import { clusterSubject, encodeClusterMessage } from "../lib/protocol/cluster.ts
 import { encodeFrame } from "../lib/protocol/frame.ts";
 import { encodeClientMessage } from "../lib/protocol/seed.ts";
 import { connect } from "@nats-io/transport-node";
+import { createUser } from "@nats-io/nkeys";
 import { TestNats } from "./support/nats.ts";
 import { startPeer, type TestPeer } from "./support/peers.ts";
 import { runP2p, startServe } from "./support/proc.ts";
@@ -305,4 +306,49 @@ Deno.test("cluster: p2p serve --cluster insists on NATS credentials", async () =
   ]);
   assert.equal(code, 2);
   assert.match(stderr, /--cluster-token-file FILE or --cluster-nkey-file FILE/);
+});
+
+Deno.test("cluster: a member may authenticate with an nkey seed", async () => {
+  const user = createUser();
+  const dir = await Deno.makeTempDir({ prefix: "p2p-nkey-" });
+  const config = `${dir}/nats.conf`;
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  await Deno.writeTextFile(
+    config,
+    `listen: 127.0.0.1:${port}\nauthorization { users = [ { nkey: ${user.getPublicKey()} } ] }\n`,
+  );
+  const nats = new Deno.Command("nats-server", {
+    args: ["-c", config],
+    stdout: "null",
+    stderr: "null",
+  })
+    .spawn();
+  try {
+    await until("nats-server to listen", () => {
+      try {
+        Deno.listen({ hostname: "127.0.0.1", port }).close();
+        return false;
+      } catch {
+        return true;
+      }
+    });
+    const start = (nkeySeed: string) =>
+      Coordinator.start({
+        host: "127.0.0.1",
+        port: 0,
+        mailbox: false,
+        log: () => {},
+        cluster: { url: `nats://127.0.0.1:${port}`, community: COMMUNITY, nkeySeed },
+      });
+    const c = await start(new TextDecoder().decode(user.getSeed()));
+    assert.equal(c.clusterStatus()?.connected, true);
+    await c.close();
+    await assert.rejects(start(new TextDecoder().decode(createUser().getSeed())), /credentials/);
+  } finally {
+    nats.kill("SIGKILL");
+    await nats.status;
+    await Deno.remove(dir, { recursive: true });
+  }
 });
