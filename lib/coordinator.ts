@@ -46,6 +46,7 @@ import type { Registry } from "./coordinator/registry.ts";
 import type { RelayPolicy } from "./coordinator/relay.ts";
 import type { CoordinatorStats } from "./coordinator/stats.ts";
 import type { TurnGrants } from "./coordinator/turn_grants.ts";
+import type { Cluster, ClusterStatus } from "./coordinator/cluster.ts";
 import { type CoordinatorOptions, openRooms, type Rooms } from "./coordinator/wiring.ts";
 import { encodeServerMessage } from "./protocol/seed.ts";
 
@@ -61,6 +62,7 @@ export { DEFAULT_MAILBOX_SERVICE_LIMITS } from "./coordinator/mailbox_service.ts
 export { defaultDataDir } from "./coordinator/store.ts";
 export { PRESENCE_MODES, type PresenceMode } from "./coordinator/contact_service.ts";
 export type { CoordinatorOptions } from "./coordinator/wiring.ts";
+export type { ClusterOptions, ClusterStatus } from "./coordinator/cluster.ts";
 
 const encoder = new TextEncoder();
 
@@ -157,6 +159,19 @@ export class Coordinator {
     return this.#rooms.list.open;
   }
 
+  /**
+   * The cluster's state (`--cluster`): NATS connected, other members heard, their lag; undefined
+   * for a coordinator on its own. For the metrics.
+   */
+  clusterStatus(): ClusterStatus | undefined {
+    return this.#rooms.cluster?.status();
+  }
+
+  /** The cluster membership (`--cluster`), for tests. */
+  get cluster(): Cluster | undefined {
+    return this.#rooms.cluster;
+  }
+
   /** Presence datagrams waiting to be sent (0 once every client has been told everything). */
   get backlog(): number {
     return this.#rooms.outbox.backlog;
@@ -172,13 +187,15 @@ export class Coordinator {
   }
 
   async #shutdown(reason: string): Promise<void> {
-    const { clock, outbox, udp, alt, list, log } = this.#rooms;
+    const { clock, outbox, udp, alt, list, log, cluster } = this.#rooms;
     for (const timer of this.#timers) clock.clearInterval(timer);
+    // The other members unlist our users at once rather than when our silence has lasted.
+    await cluster?.close();
     outbox.close();
     udp.onMessage(() => {}); // nothing more is answered
     const listClosed = list.close();
     const bye = encoder.encode(encodeServerMessage({ type: "bye", reason }));
-    const online = this.registry.online();
+    const online = this.registry.online().filter((user) => user.member === undefined);
     for (const user of online) {
       this.stats.sent++;
       this.stats.sentBytes += bye.length;

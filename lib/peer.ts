@@ -95,6 +95,11 @@ export { MAX_TEXT_BYTES } from "./peer/delivery.ts";
 /** Options for {@linkcode Peer.start}. */
 export interface PeerOptions {
   server: Endpoint;
+  /**
+   * Other coordinators of the same community (`p2p chat alice@c1,c2`, docs/CLUSTER.md): when the
+   * coordinator is lost and a login again goes unanswered, the next one is tried.
+   */
+  fallbacks?: Endpoint[];
   username: string;
   onEvent: EventSink;
   /**
@@ -199,10 +204,14 @@ export class Peer {
       me: { name: options.username, publicKey: identity.publicKey },
       onEvent: (e) => this.#emit(e),
     });
+    const server = options.server;
     this.#mailbox = new PeerMailbox({
       me: options.username,
       identity,
-      host: options.server.host,
+      // Read at each use: a failover moves the coordinator (and its mailbox).
+      get host() {
+        return server.host;
+      },
       trust: this.#trust,
       events: mailboxEventsFor({ emit: (e) => this.#emit(e), messages: this.#messages }),
     });
@@ -242,6 +251,7 @@ export class Peer {
     this.#presence = new Presence({
       send: (data, to) => socket.send(data, to),
       server: options.server,
+      fallbacks: options.fallbacks,
       username: options.username,
       claimed,
       keepaliveMs: options.keepaliveMs ?? 10_000,
@@ -306,6 +316,9 @@ export class Peer {
 
   /** Binds the socket, loads our identity, logs in, and emits `ready` and the online users. */
   static async start(options: PeerOptions): Promise<Peer> {
+    // Our own copy of the coordinator's endpoint, shared by every room that speaks to it: a
+    // failover changes it in place (Presence), and they all follow.
+    options = { ...options, server: { ...options.server } };
     const whose = { username: options.username, configDir: options.configDir };
     const identity = await loadOrCreateIdentity(whose);
     const known = await KnownPeers.open(whose);
@@ -329,7 +342,7 @@ export class Peer {
       if (v6 !== undefined && socket.local.host === "::") {
         peer.#presence.announce("v6", { host: v6, port: socket.local.port });
       }
-      const { observed } = await peer.#presence.login();
+      const { observed } = await peer.#presence.firstLogin();
       peer.#phase = "ready";
       peer.#emit({
         event: "ready",

@@ -14,7 +14,7 @@ import { runChat } from "../ui/chat.ts";
 import { askPassphrase } from "../ui/passphrase.ts";
 import { CHAT_HELP } from "./help.ts";
 import { bindOption, secondsOption } from "./options.ts";
-import { resolveServer, stunServers, UsageError } from "./target.ts";
+import { resolveServers, stunServers, UsageError } from "./target.ts";
 
 /** Runs `p2p chat ARGS` until the user leaves; resolves with the exit code. */
 export async function chat(args: string[]): Promise<number> {
@@ -44,7 +44,7 @@ export async function chat(args: string[]): Promise<number> {
   if (positionals.length !== 1) {
     throw new UsageError("chat takes one argument, NAME@HOST[:PORT] (see p2p chat --help)");
   }
-  const { username, server } = await resolveServer(positionals[0]);
+  const { username, server, fallbacks } = await resolveServers(positionals[0]);
   const bind = values.bind === undefined ? undefined : bindOption(values.bind);
   const stun = await stunServers(values.stun);
   const accept = ACCEPT_POLICIES.find((p) => p === values.accept);
@@ -61,6 +61,7 @@ export async function chat(args: string[]): Promise<number> {
     history: values["no-history"] ? false : { dataDir: values.data, passphrase },
     accept,
     server,
+    fallbacks,
     username,
     json: values.json,
     bind,

@@ -43,7 +43,7 @@ export const SERVE_HELP =
   `Usage: p2p serve [--host ADDR] [--port N] [--tcp-port N] [--peer-timeout SECONDS]
                  [--batch-ms MS] [--data DIR] [--name-ttl DAYS] [--presence everyone|contacts]
                  [--metrics HOST:PORT] [--turn URI --turn-secret-file F [--turn-ttl TIME]]
-                 [mailbox options] [limits]
+                 [mailbox options] [cluster options] [limits]
 
 Runs the coordinator: UDP for logins, logouts, heartbeats and presence broadcasts, TCP (same port
 number) for the online list. Logs one line per login, logout and expiry on stderr, and a line
@@ -87,6 +87,16 @@ Operations:
   --turn-secret-file F    the TURN server's static-auth-secret, the file's first line (keep the
                           file readable by the service only)
   --turn-ttl TIME         how long credentials are valid: a number with d, h, m, s (default 1h)
+
+Cluster options (one community on several coordinators over NATS, docs/CLUSTER.md):
+  --cluster nats://HOST:PORT  join the community shared by every coordinator naming the same
+                          NATS and --community (needs --presence everyone)
+  --community NAME        the community (letters, digits, _ and -)
+  --member ID             this coordinator's id in it (default a random one per run; give a
+                          stable one when NATS permissions are per member)
+  --cluster-token-file F  NATS token, read from F (or:)
+  --cluster-nkey-file F   NATS nkey seed (SU...), read from F
+  --member-timeout SECONDS  drop a member silent this long, with its users (default 5)
 
 Mailbox:
   --mailbox-port N        TCP port of the mailbox (default: --port + 1)
@@ -183,6 +193,10 @@ export const CHAT_HELP =
 
 Logs in to the coordinator at HOST:PORT (default port 7000) as NAME, shows who is online, and
 sends messages directly to the other users.
+
+Several coordinators of one community (p2p serve --cluster), comma-separated
+(alice@c1:7000,c2:7000): the chat logs in on the first that answers, and moves to the next when
+its coordinator is lost.
 
 Messages are end-to-end encrypted (Noise XX) and acknowledged; a peer's key is pinned the first
 time you talk, and a changed key stops sending until you accept it.

@@ -28,6 +28,7 @@ import { type MetricsServer, serveMetrics } from "../coordinator/metrics_server.
 import type { TurnSettings } from "../coordinator/turn_grants.ts";
 import { formatEndpoint } from "../protocol/endpoint.ts";
 import { parseTurnUri, TurnUriError } from "../protocol/turn_credentials.ts";
+import { CLUSTER_FLAGS, clusterOptions } from "./cluster_options.ts";
 import { durationOption, isLoopback, metricsOption, portOption, secondsOption } from "./options.ts";
 import { UsageError } from "./target.ts";
 
@@ -106,6 +107,7 @@ export async function serve(args: string[]): Promise<number> {
       turn: { type: "string" },
       "turn-secret-file": { type: "string" },
       "turn-ttl": { type: "string", default: "1h" },
+      ...CLUSTER_FLAGS,
       help: { type: "boolean", short: "h" },
     },
   });
@@ -187,6 +189,7 @@ export async function serve(args: string[]): Promise<number> {
   }
   const metricsAt = values.metrics === undefined ? undefined : metricsOption(values.metrics);
   const turn = await turnOption(values.turn, values["turn-secret-file"], values["turn-ttl"]);
+  const cluster = await clusterOptions(values);
   let coordinator: Coordinator;
   let dataDir: string;
   try {
@@ -203,8 +206,13 @@ export async function serve(args: string[]): Promise<number> {
       mailbox,
       presence,
       turn,
+      cluster,
     });
   } catch (err) {
+    if (err instanceof Error && err.name === "NatsAuthError") {
+      console.error(err.message);
+      return 1;
+    }
     if (!(err instanceof DatabaseError)) throw err;
     console.error(err.message);
     return 1;
@@ -219,6 +227,7 @@ export async function serve(args: string[]): Promise<number> {
           renderMetrics(collectMetrics(snapshot(coordinator, {
             version: VERSION,
             turnCredentials: coordinator.turn && (() => coordinator.turn!.issued),
+            cluster: coordinator.cluster && (() => coordinator.clusterStatus()!),
           }))),
       });
     } catch (err) {

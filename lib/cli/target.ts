@@ -5,6 +5,7 @@
  * @example
  * ```ts
  * splitTarget("alice@127.0.0.1:7000"); // { username: "alice", host: "127.0.0.1", port: 7000 }
+ * splitTargets("alice@c1:7000,c2"); // { username: "alice", servers: [c1:7000, c2:7000] }
  * ```
  * @module
  */
@@ -26,13 +27,33 @@ export class UsageError extends Error {
 
 /** Splits `NAME@HOST[:PORT]` (HOST may be `[v6]`). Throws {@linkcode UsageError}. */
 export function splitTarget(text: string): { username: string; host: string; port: number } {
+  const { username, rest } = splitName(text);
+  return { username, ...splitHost(text, rest) };
+}
+
+/**
+ * Splits `NAME@HOST[:PORT][,HOST[:PORT]…]`: the coordinators of one community (docs/CLUSTER.md),
+ * tried in turn. Throws {@linkcode UsageError}.
+ */
+export function splitTargets(
+  text: string,
+): { username: string; servers: { host: string; port: number }[] } {
+  const { username, rest } = splitName(text);
+  return { username, servers: rest.split(",").map((part) => splitHost(text, part)) };
+}
+
+function splitName(text: string): { username: string; rest: string } {
   const at = text.lastIndexOf("@");
   if (at < 0) throw new UsageError(`"${text}" is not NAME@HOST[:PORT]: missing "@"`);
   // As typed: a decomposed é (some keyboards, pasted text) is the same name as a composed one.
   const username = normalizeUsername(text.slice(0, at));
   const problem = usernameProblem(username);
   if (problem) throw new UsageError(`Cannot use "${username}" as a name: ${problem}`);
-  const rest = text.slice(at + 1);
+  return { username, rest: text.slice(at + 1) };
+}
+
+/** `HOST[:PORT]` of `text` (quoted in errors). */
+function splitHost(text: string, rest: string): { host: string; port: number } {
   let host = rest;
   let portText: string | undefined;
   if (rest.startsWith("[")) {
@@ -54,16 +75,33 @@ export function splitTarget(text: string): { username: string; host: string; por
       throw new UsageError(`"${text}": port "${portText}" is not a number from 1 to 65535`);
     }
   }
-  return { username, host, port };
+  return { host, port };
 }
 
 /** Parses `NAME@HOST[:PORT]` and resolves HOST to an address (IPv4 preferred). */
 export async function resolveServer(text: string): Promise<{ username: string; server: Endpoint }> {
   const { username, host, port } = splitTarget(text);
-  if (isIP(host)) return { username, server: { host, port } };
+  return { username, server: await resolveHost(host, port) };
+}
+
+/**
+ * Parses `NAME@HOST[:PORT][,HOST[:PORT]…]` and resolves each HOST: the first server, and the
+ * others of the community to fall back on.
+ */
+export async function resolveServers(
+  text: string,
+): Promise<{ username: string; server: Endpoint; fallbacks: Endpoint[] }> {
+  const { username, servers } = splitTargets(text);
+  const resolved: Endpoint[] = [];
+  for (const { host, port } of servers) resolved.push(await resolveHost(host, port));
+  return { username, server: resolved[0], fallbacks: resolved.slice(1) };
+}
+
+async function resolveHost(host: string, port: number): Promise<Endpoint> {
+  if (isIP(host)) return { host, port };
   try {
     const { address } = await lookup(host, { family: 4 }).catch(() => lookup(host));
-    return { username, server: { host: address, port } };
+    return { host: address, port };
   } catch (err) {
     throw new UsageError(`Cannot resolve "${host}": ${(err as Error).message}`);
   }

@@ -41,8 +41,11 @@ import type { RelayPolicy } from "./relay.ts";
 export interface IntroductionsOptions {
   registry: Registry;
   relay: RelayPolicy;
-  /** Sends a message to an online user's endpoint. */
-  send: (msg: ServerMessage, to: Endpoint) => void;
+  /**
+   * Sends a message to an online user's endpoint; `user` is that user (a cluster routes a remote
+   * user's messages through its member).
+   */
+  send: (msg: ServerMessage, to: Endpoint, user?: User) => void;
   /** Clock in milliseconds. */
   now: () => number;
   /** A new token for a newly consented pair; default 16 random bytes in base64url. */
@@ -242,6 +245,7 @@ export class Introductions {
     this.#o.send(
       { type: "knock", username: want.requester.name, key: want.requester.key! },
       want.target.observed,
+      want.target,
     );
   }
 
@@ -256,23 +260,27 @@ export class Introductions {
       const candidates = to.candidates !== undefined && about.candidates?.length
         ? { candidates: about.candidates }
         : {};
-      this.#o.send({
-        type: "introduce",
-        username: about.name,
-        observed: about.observed,
-        claimed: sameAddress ? about.claimed : about.observed,
-        key: about.key!,
-        token,
-        ...(about.nat ? { nat: about.nat } : {}),
-        ...candidates,
-      }, to.observed);
+      this.#o.send(
+        {
+          type: "introduce",
+          username: about.name,
+          observed: about.observed,
+          claimed: sameAddress ? about.claimed : about.observed,
+          key: about.key!,
+          token,
+          ...(about.nat ? { nat: about.nat } : {}),
+          ...candidates,
+        },
+        to.observed,
+        to,
+      );
       const also = this.#o.alsoSend?.(to);
-      if (also) this.#o.send(also, to.observed);
+      if (also) this.#o.send(also, to.observed, to);
     }
   }
 
   #unavailable(requester: User, target: string, reason: string): void {
-    this.#o.send({ type: "unavailable", username: target, reason }, requester.observed);
+    this.#o.send({ type: "unavailable", username: target, reason }, requester.observed, requester);
   }
 
   /**

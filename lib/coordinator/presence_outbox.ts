@@ -138,6 +138,15 @@ export class PresenceOutbox {
     this.#fanout.tell(user, about.name, lines(online ? "login" : "logout", about));
   }
 
+  /**
+   * A user another cluster member holds came online there (docs/CLUSTER.md): everyone here hears
+   * of it, batched as any login; it is no member of this outbox (its own coordinator tells it).
+   * Call {@linkcode schedule} after.
+   */
+  joinedElsewhere(user: User): void {
+    this.#announce("login", user);
+  }
+
   /** A user logged out or expired: no longer told anything; everyone else hears it left. */
   leave(user: User): void {
     this.#fanout.remove(user);

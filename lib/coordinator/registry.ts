@@ -70,6 +70,13 @@ export interface User {
    * coordinator): it has every presence change up to this one.
    */
   listVersion?: number;
+  /**
+   * The cluster member that admitted this user and holds its session (`--cluster`,
+   * docs/CLUSTER.md); none: this coordinator does. A remote user is listed and introduced like
+   * any other, but its datagrams go to its own member: here it has no endpoint of its own, no
+   * quota, no expiry (its member's heartbeats keep it).
+   */
+  member?: string;
 }
 
 /** Outcome of {@linkcode Registry.login}. */
@@ -109,6 +116,26 @@ export type RejectWhy = "in-use" | "lookalike" | "owned" | "full" | NameQuotaLim
 export interface Refused {
   user: User;
   why: "full" | "lookalike" | "owned" | NameQuotaLimit;
+}
+
+/**
+ * Outcome of {@linkcode Registry.addRemote}: added (or its entry updated, `moved` if its endpoint
+ * changed), refused with the reason its member should not have admitted it, or in `conflict` with
+ * a user online here under the same name (the cluster decides which one keeps it).
+ */
+export type RemoteResult =
+  | { kind: "added"; user: User }
+  | { kind: "updated"; user: User; moved: boolean }
+  | { kind: "refused"; reason: string }
+  | { kind: "conflict"; local: User };
+
+/** What a member says of one of its users (see {@linkcode Registry.addRemote}). */
+export interface RemoteUser {
+  name: string;
+  observed: Endpoint;
+  claimed: Endpoint;
+  key?: string;
+  nat?: NatKind;
 }
 
 /** Outcome of {@linkcode Registry.logout}. */
@@ -389,6 +416,13 @@ export class Registry {
 
   #delete(user: User): void {
     this.#users.delete(user.name);
+    if (user.member !== undefined) {
+      // A remote user holds no endpoint, quota or seed-only count here: only its listing.
+      this.#online.delete(user.name);
+      this.#bySkeleton.delete(user.skeleton);
+      this.#touchList(user, true);
+      return;
+    }
     // Leaving is a use: the registration's time to live counts from the last session's end.
     if (user.state === "online" && user.key !== undefined) this.#owners?.use(user.name, user.key);
     if (user.state === "online") this.#bySkeleton.delete(user.skeleton);
@@ -430,6 +464,13 @@ export class Registry {
       return { kind: "rejected", reason: NAME_OWNED_REASON, why: "owned" };
     }
     let existing = this.#users.get(name);
+    if (existing?.member !== undefined) {
+      return {
+        kind: "rejected",
+        reason: `name "${name}" is in use on another server of this community`,
+        why: "in-use",
+      };
+    }
     if (
       existing?.state === "pending" && !sameEndpoint(existing.observed, observed) &&
       (ext === undefined || existing.secret !== ext.secret) &&
@@ -589,7 +630,7 @@ export class Registry {
    */
   logout(name: string, observed: Endpoint, secret?: string): LogoutResult {
     const user = this.#users.get(name);
-    if (!user) return { kind: "unknown" };
+    if (!user || user.member !== undefined) return { kind: "unknown" };
     if (!sameEndpoint(user.observed, observed)) {
       return { kind: "forged", owner: user, why: "endpoint" };
     }
@@ -609,7 +650,7 @@ export class Registry {
   heartbeat(name: string, observed: Endpoint, secret?: string): HeartbeatResult {
     const user = this.#users.get(name);
     const replaced = secret !== undefined && this.#displaced.get(secret)?.name === name;
-    if (!user) return { kind: replaced ? "replaced" : "unknown" };
+    if (!user || user.member !== undefined) return { kind: replaced ? "replaced" : "unknown" };
     let previous: Endpoint | undefined;
     if (!sameEndpoint(user.observed, observed)) {
       if (secret === undefined || user.secret !== secret) {
@@ -635,7 +676,8 @@ export class Registry {
    */
   heardFrom(name: string, observed: Endpoint): User | undefined {
     const user = this.#users.get(name);
-    if (user?.state !== "online" || !sameEndpoint(user.observed, observed)) return undefined;
+    if (user?.state !== "online" || user.member !== undefined) return undefined;
+    if (!sameEndpoint(user.observed, observed)) return undefined;
     // A source address can be spoofed: a holder with a secret is kept alive only by heartbeats
     // that carry it, so that a forged `nat` or `connect` cannot keep a crashed client online.
     if (user.secret === undefined) user.lastSeen = this.#o.now();
@@ -652,7 +694,10 @@ export class Registry {
     const expired: User[] = [];
     const abandoned: User[] = [];
     for (const user of this.#online.values()) {
-      if (now - user.lastSeen > this.#o.peerTimeoutMs) expired.push(user);
+      // A remote user lives as long as its member says so (docs/CLUSTER.md).
+      if (user.member === undefined && now - user.lastSeen > this.#o.peerTimeoutMs) {
+        expired.push(user);
+      }
     }
     for (const user of this.#pending) {
       if (now - user.since > this.#o.pendingTimeoutMs) abandoned.push(user);
@@ -666,10 +711,79 @@ export class Registry {
     return { expired, abandoned };
   }
 
+  /**
+   * Lists a user that cluster member `member` admitted, as this coordinator would have admitted
+   * it: a name registered here to another key (or to a key, for a seed-only user) is refused, and
+   * so is a name that looks like another online user's, or one another member holds; a name this
+   * coordinator holds is a `conflict` for the caller to settle. A pending login here for the name
+   * gives way (the other member admitted its user first). The user's key registers the name here
+   * too ({@linkcode NameOwners.use}), so that ownership is the same on every member. Sent again,
+   * the entry is updated (its endpoint, key and NAT).
+   */
+  addRemote(remote: RemoteUser, member: string): RemoteResult {
+    const owner = this.#owners?.ownerOf(remote.name);
+    if (owner !== undefined && owner !== remote.key) {
+      return { kind: "refused", reason: `${remote.name} is registered to another key here` };
+    }
+    const existing = this.#users.get(remote.name);
+    if (existing !== undefined && existing.member === undefined) {
+      if (existing.state === "online") return { kind: "conflict", local: existing };
+      this.#delete(existing);
+    } else if (existing !== undefined && existing.member !== member) {
+      return {
+        kind: "refused",
+        reason: `${remote.name} is already held by member ${existing.member}`,
+      };
+    } else if (existing !== undefined) {
+      const moved = !sameEndpoint(existing.observed, remote.observed);
+      existing.observed = remote.observed;
+      existing.claimed = remote.claimed;
+      existing.key = remote.key;
+      existing.nat = remote.nat;
+      existing.lastSeen = this.#o.now();
+      if (moved) this.#touchList(existing, false);
+      return { kind: "updated", user: existing, moved };
+    }
+    const skeleton = usernameSkeleton(remote.name);
+    const other = this.#bySkeleton.get(skeleton);
+    if (other !== undefined) {
+      return { kind: "refused", reason: `${remote.name} looks like ${other} who is online` };
+    }
+    const now = this.#o.now();
+    const user: User = {
+      name: remote.name,
+      skeleton,
+      claimed: remote.claimed,
+      observed: remote.observed,
+      state: "online",
+      lastSeen: now,
+      since: now,
+      member,
+      ...(remote.key !== undefined ? { key: remote.key } : {}),
+      ...(remote.nat !== undefined ? { nat: remote.nat } : {}),
+    };
+    this.#users.set(user.name, user);
+    this.#online.set(user.name, user);
+    this.#bySkeleton.set(skeleton, user.name);
+    this.#appendToList(user);
+    if (user.key !== undefined) this.#owners?.use(user.name, user.key);
+    return { kind: "added", user };
+  }
+
+  /** Unlists member `member`'s user `name`; returns it, or `undefined` if it held no such user. */
+  removeRemote(name: string, member: string): User | undefined {
+    const user = this.#users.get(name);
+    if (user?.member !== member) return undefined;
+    this.#delete(user);
+    return user;
+  }
+
   /** Removes everyone (server shutdown) and returns the users that were online. */
   clear(): User[] {
     const online = this.online();
-    for (const user of online) this.#quota.leave(addressKey(user.observed.host));
+    for (const user of online) {
+      if (user.member === undefined) this.#quota.leave(addressKey(user.observed.host));
+    }
     this.#users.clear();
     this.#online.clear();
     this.#pending.clear();

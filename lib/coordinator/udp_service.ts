@@ -77,6 +77,26 @@ export interface UdpServiceOptions {
   contacts?: ContactService;
   /** Sent to each side after its `Introduce` (TURN credentials); see `introductions.ts`. */
   alsoIntroduce?: (to: User) => ServerMessage | undefined;
+  /**
+   * The cluster this coordinator is a member of, if any (late-bound: it is joined after the
+   * rooms are built). Remote users' introductions and relayed frames go through it, and it
+   * hears of local users that leave or move (docs/CLUSTER.md).
+   */
+  cluster?: () => ClusterHooks | undefined;
+}
+
+/** What the UDP service needs of a cluster membership (`cluster.ts`). */
+export interface ClusterHooks {
+  /** True if `requester`'s `connect` went to the member deciding the pair. */
+  routeConnect(requester: User, targetName: string): boolean;
+  /** Sends `msg` to a remote user through its member. */
+  deliver(to: User, msg: ServerMessage): void;
+  /** Forwards a relayed frame to a remote user's member. */
+  relay(from: User, to: User, inner: Uint8Array): void;
+  /** A local user's endpoint or NAT kind changed. */
+  changed(user: User): void;
+  /** A local user left. */
+  left(user: User): void;
 }
 
 const encoder = new TextEncoder();
@@ -120,6 +140,7 @@ export class UdpService {
   readonly #tcpPort: number;
   readonly #onOnlineAtOnce: ((user: User) => void) | undefined;
   readonly #contacts: ContactService | undefined;
+  readonly #cluster: () => ClusterHooks | undefined;
   /** `connect`: who wants to talk to whom, knocks and introductions. */
   readonly introductions: Introductions;
 
@@ -136,12 +157,15 @@ export class UdpService {
     this.#tcpPort = options.tcpPort;
     this.#onOnlineAtOnce = options.onOnlineAtOnce;
     this.#contacts = options.contacts;
+    this.#cluster = options.cluster ?? (() => undefined);
     const clock = options.clock ?? realClock;
     this.introductions = new Introductions({
       registry: options.registry,
       relay: options.relay,
       now: () => clock.now(),
-      send: (msg, to) => this.#send(msg, to),
+      // A remote user hears through its own member.
+      send: (msg, to, user) =>
+        user?.member !== undefined ? this.#cluster()?.deliver(user, msg) : this.#send(msg, to),
       mayMeet: (a, b) => options.contacts?.mayMeet(a, b) ?? true,
       alsoSend: options.alsoIntroduce,
     });
@@ -289,6 +313,7 @@ export class UdpService {
       return;
     }
     this.#stats.relayed++;
+    if (target!.member !== undefined) return this.#cluster()?.relay(sender, target!, frame.inner);
     this.#sendBytes(
       encodeFrame({ type: "relayed", from: sender.name, inner: frame.inner }),
       target!.observed,
@@ -321,8 +346,11 @@ export class UdpService {
       case "connect": {
         if (!this.#budget.allowRequest(from.host, "connect")) return;
         const requester = this.#registry.heardFrom(msg.username, from);
-        if (requester) this.introductions.connect(requester, msg.target);
-        else this.#send({ type: "expired", username: msg.username }, from);
+        if (requester) {
+          if (!this.#cluster()?.routeConnect(requester, msg.target)) {
+            this.introductions.connect(requester, msg.target);
+          }
+        } else this.#send({ type: "expired", username: msg.username }, from);
         return;
       }
       case "whoami":
@@ -331,7 +359,10 @@ export class UdpService {
       case "nat": {
         // Unanswered: only the name's owner, from its own endpoint, can set it.
         const user = this.#registry.heardFrom(msg.username, from);
-        if (user) user.nat = msg.nat;
+        if (user && user.nat !== msg.nat) {
+          user.nat = msg.nat;
+          this.#cluster()?.changed(user);
+        }
         return;
       }
       case "candidates":
@@ -483,6 +514,20 @@ export class UdpService {
     );
     this.#outbox.moved(user);
     this.#outbox.schedule();
+    this.#cluster()?.changed(user);
+  }
+
+  /**
+   * Drops a local user whose name another cluster member keeps (both admitted it at once, and
+   * that member's id is the smaller): it hears `Expired`, and logging in again it is told the
+   * name is in use on another server.
+   */
+  dropForCluster(user: User): void {
+    if (this.#registry.logout(user.name, user.observed, user.secret).kind !== "removed") return;
+    this.#log.line(`dropped ${describe(user)}: another server of the community holds the name`);
+    this.#left(user);
+    this.#outbox.schedule();
+    this.#send({ type: "expired", username: user.name }, user.observed);
   }
 
   /** A user logged out or expired; the caller schedules the flush. */
@@ -490,5 +535,6 @@ export class UdpService {
     this.#relay.forget(user.name);
     this.introductions.forget(user.name);
     this.#outbox.leave(user);
+    this.#cluster()?.left(user);
   }
 }

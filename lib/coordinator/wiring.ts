@@ -16,6 +16,7 @@
  * @module
  */
 import { type Clock, realClock } from "../clock.ts";
+import type { Cluster, ClusterOptions } from "./cluster.ts";
 import { AddressBudget } from "./address_budget.ts";
 import { ContactFanout } from "./contact_fanout.ts";
 import { ContactService, type PresenceMode } from "./contact_service.ts";
@@ -99,6 +100,11 @@ export interface CoordinatorOptions {
   turn?: TurnSettings;
   /** Contact request limits (tests shorten them). */
   contactLimits?: Omit<ContactBookOptions, "db" | "now">;
+  /**
+   * Join a cluster (`p2p serve --cluster`): one community shared with every coordinator naming
+   * the same NATS and community (docs/CLUSTER.md). None: this coordinator alone, as ever.
+   */
+  cluster?: ClusterOptions;
 }
 
 /** The rooms a coordinator is made of, bound and wired by {@linkcode openRooms}. */
@@ -125,6 +131,8 @@ export interface Rooms {
   contacts: ContactBook;
   /** TURN credentials handed out (undefined without `turn`). */
   turn: TurnGrants | undefined;
+  /** The cluster membership, with `--cluster`. */
+  cluster: Cluster | undefined;
 }
 
 const encoder = new TextEncoder();
@@ -254,9 +262,14 @@ async function wire(
     udp.send(bytes, to);
   };
   const mode = options.presence ?? "everyone";
+  if (options.cluster !== undefined && mode !== "everyone") {
+    throw new Error(
+      "--cluster works with --presence everyone only: contacts are kept by each coordinator",
+    );
+  }
   // The fan-out asks the contact service who sees whom, and that service tells the outbox of
   // new and removed pairs: each is made knowing the other through these closures.
-  const late: { contacts?: ContactService; service?: UdpService } = {};
+  const late: { contacts?: ContactService; service?: UdpService; cluster?: Cluster } = {};
   const outbox = new PresenceOutbox({
     clock,
     batchMs: options.batchMs,
@@ -310,11 +323,15 @@ async function wire(
     challenges,
     onOnlineAtOnce: tellWaiting,
     alsoIntroduce: turn && ((to) => turn.grant(to.name)),
+    cluster: () => late.cluster,
   });
   const list = new ListService({
     ...common,
     clock,
-    onAdmitted: (users) => users.forEach(tellWaiting),
+    onAdmitted: (users) => {
+      users.forEach(tellWaiting);
+      late.cluster?.admitted(users);
+    },
   });
   try {
     mailbox = openMailbox(options, {
@@ -335,6 +352,29 @@ async function wire(
     await alt?.close();
     throw err;
   }
+  if (options.cluster !== undefined) {
+    try {
+      // Loaded only here: a coordinator on its own never loads the NATS client.
+      const { Cluster } = await import("./cluster.ts");
+      late.cluster = await Cluster.start(options.cluster, {
+        clock,
+        registry,
+        outbox,
+        relay,
+        log,
+        send,
+        introductions: () => service.introductions,
+        drop: (user) => service.dropForCluster(user),
+      });
+    } catch (err) {
+      list.close();
+      tcp.close();
+      await udp.close();
+      await alt?.close();
+      await mailbox?.close();
+      throw err;
+    }
+  }
   list.listen(tcp);
   const sweepMs = Math.max(50, Math.min(1000, peerTimeoutMs / 4));
   return {
@@ -353,6 +393,7 @@ async function wire(
     mailbox,
     contacts,
     turn,
+    cluster: late.cluster,
   };
 }
 

@@ -55,7 +55,13 @@ import { ResyncWatch } from "./resync_watch.ts";
 export interface PresenceOptions {
   /** Sends a datagram from the shared socket. */
   send: (data: Uint8Array, to: Endpoint) => void;
+  /**
+   * The coordinator. With `fallbacks`, this object is changed in place when we move to another
+   * coordinator, so that whoever shares it follows.
+   */
   server: Endpoint;
+  /** Other coordinators of the same community, tried in turn when `server` is lost. */
+  fallbacks?: Endpoint[];
   username: string;
   /** Our local endpoint, as claimed in `login`. */
   claimed: Endpoint;
@@ -133,6 +139,9 @@ export class Presence {
   #reloginError: string | undefined;
   /** Counts logins, so that a resync that straddles one is thrown away. */
   #logins = 0;
+  /** The coordinators of the community, `server` first, and which one we use. */
+  readonly #servers: Endpoint[];
+  #serverIndex = 0;
   #loggingIn = false;
   /** The resync under way, to abort it when we log out. */
   #resync: AbortController | undefined;
@@ -144,6 +153,7 @@ export class Presence {
 
   constructor(options: PresenceOptions) {
     this.#o = options;
+    this.#servers = [{ ...options.server }, ...(options.fallbacks ?? [])];
     this.#clock = options.clock ?? realClock;
     this.#view = new PresenceView({
       self: options.username,
@@ -393,6 +403,30 @@ export class Presence {
     }, 2.5 * this.#o.keepaliveMs);
   }
 
+  /**
+   * The first login: each coordinator in turn (`server`, then `fallbacks`) until one answers;
+   * rejects with the last one's {@linkcode LoginError}, or at once on a refusal.
+   */
+  async firstLogin(): Promise<{ observed: Endpoint; list: ListEntry[] }> {
+    for (let tried = 1;; tried++) {
+      try {
+        return await this.login();
+      } catch (err) {
+        const unanswered = err instanceof LoginError && err.unanswered;
+        if (!unanswered || tried >= this.#servers.length) throw err;
+        this.#nextServer();
+      }
+    }
+  }
+
+  /** Moves to the next coordinator of the community, if there is another. */
+  #nextServer(): void {
+    if (this.#servers.length < 2) return;
+    this.#serverIndex = (this.#serverIndex + 1) % this.#servers.length;
+    Object.assign(this.#o.server, this.#servers[this.#serverIndex]);
+    this.#o.onError?.(`trying coordinator ${formatEndpoint(this.#o.server)}`);
+  }
+
   /** Sends `logout` and stops heartbeats (and a resync under way). */
   logout(): void {
     this.#stop();
@@ -446,6 +480,8 @@ export class Presence {
         // While the coordinator is lost, silence is what "lost" already said; a refusal is
         // news, once.
         const unanswered = err instanceof LoginError && err.unanswered;
+        // Another coordinator of the community may answer: the next heartbeat tries it.
+        if (this.#lost && unanswered) this.#nextServer();
         if ((this.#lost && unanswered) || err.message === this.#reloginError) return;
         this.#reloginError = err.message;
         this.#o.onError?.(`cannot log in again: ${err.message}`);

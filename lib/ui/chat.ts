@@ -30,6 +30,8 @@ import { type Renderer, terminalRenderer } from "./terminal.ts";
 /** Options for {@linkcode runChat}. */
 export interface ChatOptions {
   server: Endpoint;
+  /** Other coordinators of the community, tried in turn when one is lost. */
+  fallbacks?: Endpoint[];
   username: string;
   /** JSON Lines on stdout instead of the terminal chat. */
   json: boolean;
@@ -315,6 +317,7 @@ export async function runChat(options: ChatOptions): Promise<number> {
     }
     peer = await Peer.start({
       server: options.server,
+      fallbacks: options.fallbacks,
       username: options.username,
       bind: options.bind,
       keepaliveMs: options.keepaliveMs,

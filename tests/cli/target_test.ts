@@ -1,5 +1,12 @@
 import assert from "node:assert/strict";
-import { DEFAULT_PORT, resolveServer, splitTarget, UsageError } from "../../lib/cli/target.ts";
+import {
+  DEFAULT_PORT,
+  resolveServer,
+  resolveServers,
+  splitTarget,
+  splitTargets,
+  UsageError,
+} from "../../lib/cli/target.ts";
 
 function assertUsage(text: string, message: string): void {
   assert.throws(() => splitTarget(text), (err: unknown) => {
@@ -87,4 +94,22 @@ Deno.test("splitTarget takes the name in NFC form and refuses invisible characte
     () => splitTarget("alice\u034f@127.0.0.1"),
     (e) => e instanceof UsageError && /invisible characters \(U\+034F\)/.test(e.message),
   );
+});
+
+Deno.test("splitTargets reads several coordinators of one community", async () => {
+  assert.deepEqual(splitTargets("alice@c1:7001,[::1]:7002,c3"), {
+    username: "alice",
+    servers: [
+      { host: "c1", port: 7001 },
+      { host: "::1", port: 7002 },
+      { host: "c3", port: DEFAULT_PORT },
+    ],
+  });
+  assert.throws(() => splitTargets("alice@c1,"), UsageError);
+  assert.throws(() => splitTargets("alice@c1:99999,c2"), UsageError);
+  assert.deepEqual(await resolveServers("bob@127.0.0.1:7000,127.0.0.2"), {
+    username: "bob",
+    server: { host: "127.0.0.1", port: 7000 },
+    fallbacks: [{ host: "127.0.0.2", port: DEFAULT_PORT }],
+  });
 });

@@ -1,0 +1,452 @@
+/**
+ * One community on several coordinators (`p2p serve --cluster nats://… --community NAME`,
+ * docs/CLUSTER.md): this member's side of the cluster, between its rooms and NATS.
+ *
+ * - **Out.** The users this coordinator admitted, moved or lost are published as `presence`
+ *   messages, batched (`batchMs`) and numbered; a `beat` every `beatMs` says we live and where
+ *   our numbering is; a `want` from anyone is answered with our whole `snapshot`.
+ * - **In.** Other members' messages are decoded ({@linkcode decodeClusterMessage}) and fed to
+ *   {@linkcode ClusterView}; the users it lists are vetted by the registry as we would have
+ *   admitted them ({@linkcode Registry.addRemote}) and told to our clients through the presence
+ *   outbox, batched as any change.
+ * - **Introductions and relay.** The member that decides a pair is the one with the smaller id of
+ *   the two users' members: a `connect` to a user of a member with a smaller id is sent there;
+ *   `Introduce`, `Knock` and `Unavailable` for a remote user go to its member (`deliver`), and
+ *   relayed frames for one go to its member (`relay`), one hop as DERP does.
+ * - **Faults.** Lost NATS is logged loudly; our users are served as ever and other members' users
+ *   expire with their silence; when NATS is back we say `want` and everyone resends its snapshot.
+ *
+ * The NATS connection is `cluster_nats.ts`; this module decides nothing about time by itself
+ * (the injected clock drives the beats, batching and expiry).
+ *
+ * @example
+ * ```ts
+ * const cluster = await Cluster.start({ url: "nats://127.0.0.1:4222", community: "demo",
+ *   member: "a", token: "secret" }, rooms);
+ * cluster.status(); // { connected: true, members: 0, lagMs: 0, remoteUsers: 0 }
+ * ```
+ * @module
+ */
+import type { Clock, TimerId } from "../clock.ts";
+import {
+  checkToken,
+  type ClusterChange,
+  type ClusterMessage,
+  ClusterProtocolError,
+  clusterSubject,
+  type ClusterSubjectKind,
+  type ClusterUser,
+  decodeClusterMessage,
+  encodeClusterMessage,
+  MAX_CLUSTER_ENTRIES,
+  parseClusterSubject,
+} from "../protocol/cluster.ts";
+import { encodeFrame } from "../protocol/frame.ts";
+import type { ServerMessage } from "../protocol/seed.ts";
+import { encodeServerMessage } from "../protocol/seed.ts";
+import type { Endpoint } from "../protocol/endpoint.ts";
+import { ClusterView } from "./cluster_view.ts";
+import { type NatsLink, openNatsLink } from "./cluster_nats.ts";
+import { addressKey } from "./limits.ts";
+import type { PresenceOutbox } from "./presence_outbox.ts";
+import type { Registry, User } from "./registry.ts";
+import type { RelayPolicy } from "./relay.ts";
+import type { ServerLog } from "./server_log.ts";
+import type { Introductions } from "./introductions.ts";
+
+/** How a coordinator joins a cluster (`p2p serve --cluster`). */
+export interface ClusterOptions {
+  /** `nats://HOST:PORT`. */
+  url: string;
+  /** The community: every member naming the same NATS and community shares its users. */
+  community: string;
+  /** This member's id, unique in the community (default: a random one per run). */
+  member?: string;
+  /** NATS token (`--cluster-token-file`). */
+  token?: string;
+  /** NATS nkey seed (`--cluster-nkey-file`). */
+  nkeySeed?: string;
+  /** How often we say we live; default 1000 ms. */
+  beatMs?: number;
+  /** A member silent this long is dropped with its users; default 5000 ms. */
+  memberTimeoutMs?: number;
+  /** Longest wait before our presence changes are published; default 10 ms. */
+  batchMs?: number;
+}
+
+/** What the metrics show of the cluster (`--metrics`). */
+export interface ClusterStatus {
+  /** Whether the NATS connection is up. */
+  connected: boolean;
+  /** Other members heard from (not counting this one). */
+  members: number;
+  /** Longest silence of another member (ms): how stale our copy of its users may be. */
+  lagMs: number;
+  /** Users the other members hold, as they told us. */
+  remoteUsers: number;
+}
+
+/** The rooms of this coordinator the cluster works with. */
+export interface ClusterRooms {
+  clock: Clock;
+  registry: Registry;
+  outbox: PresenceOutbox;
+  relay: RelayPolicy;
+  log: ServerLog;
+  /** `connect` decisions (the member deciding a pair runs them). */
+  introductions: () => Introductions;
+  /** Sends bytes from the coordinator's UDP socket (counted). */
+  send: (bytes: Uint8Array, to: Endpoint) => void;
+  /** A local user is dropped because another member holds its name (and the settled rule says so). */
+  drop: (user: User) => void;
+}
+
+const encoder = new TextEncoder();
+/** Users per snapshot part. */
+const SNAPSHOT_PART = 1000;
+
+/** This coordinator's membership in a cluster. */
+export class Cluster {
+  readonly member: string;
+  readonly #community: string;
+  readonly #boot = crypto.randomUUID().slice(0, 8);
+  readonly #r: ClusterRooms;
+  readonly #view: ClusterView;
+  readonly #beatMs: number;
+  readonly #batchMs: number;
+  #link: NatsLink | undefined;
+  /** Our changes not yet published, by name (only the latest counts). */
+  readonly #pending = new Map<string, ClusterChange>();
+  #seq = 0;
+  #flushTimer: TimerId | undefined;
+  #snapshotTimer: TimerId | undefined;
+  readonly #timers: TimerId[] = [];
+  /** Messages from NATS we could not use, for tests and the log. */
+  readonly stats = { received: 0, refused: 0, malformed: 0, published: 0 };
+
+  private constructor(options: ClusterOptions, rooms: ClusterRooms) {
+    this.#community = checkToken(options.community);
+    this.member = checkToken(options.member ?? `m${crypto.randomUUID().slice(0, 8)}`);
+    this.#r = rooms;
+    this.#beatMs = options.beatMs ?? 1000;
+    this.#batchMs = options.batchMs ?? 10;
+    this.#view = new ClusterView({
+      now: () => rooms.clock.now(),
+      memberTimeoutMs: options.memberTimeoutMs ?? 5000,
+    });
+  }
+
+  /**
+   * Joins the cluster: connects to NATS (credentials it refuses reject the promise; a NATS that
+   * cannot be reached is logged and retried), asks everyone for their snapshots and starts beating.
+   */
+  static async start(options: ClusterOptions, rooms: ClusterRooms): Promise<Cluster> {
+    const cluster = new Cluster(options, rooms);
+    cluster.#link = await openNatsLink({
+      url: options.url,
+      token: options.token,
+      nkeySeed: options.nkeySeed,
+      name: `p2p ${options.community} ${cluster.member}`,
+      subject: `p2p.${cluster.#community}.>`,
+      onMessage: (subject, data) => cluster.#onMessage(subject, data),
+      onState: (up, detail) => cluster.#onState(up, detail),
+    });
+    const clock = rooms.clock;
+    cluster.#timers.push(
+      clock.setInterval(() => cluster.#beat(), cluster.#beatMs),
+      clock.setInterval(() => cluster.#apply(cluster.#view.expire()), cluster.#beatMs / 2),
+    );
+    if (cluster.#link.up) cluster.#hello();
+    rooms.log.line(
+      `cluster: member ${cluster.member} of community ${options.community} on ${options.url}`,
+    );
+    return cluster;
+  }
+
+  /** Whether NATS is up, how many other members we hear, how stale their users may be. */
+  status(): ClusterStatus {
+    return {
+      connected: this.#link?.up ?? false,
+      members: this.#view.size,
+      lagMs: this.#view.lagMs(),
+      remoteUsers: this.#view.users,
+    };
+  }
+
+  /** Local users admitted: every member lists them. */
+  admitted(users: readonly User[]): void {
+    for (const user of users) this.#change(entry(user));
+  }
+
+  /** A local user's endpoint or NAT kind changed: every member learns it. */
+  changed(user: User): void {
+    if (user.member === undefined && user.state === "online") this.#change(entry(user));
+  }
+
+  /** A local user left (logout, expiry): every member unlists it. */
+  left(user: User): void {
+    if (user.member === undefined && user.state === "online") {
+      this.#change({ name: user.name, gone: true });
+    }
+  }
+
+  /**
+   * Routes a local user's `connect` to `targetName`: true if it went to another member (the one
+   * that decides the pair), false if this coordinator decides it.
+   */
+  routeConnect(requester: User, targetName: string): boolean {
+    const target = this.#r.registry.get(targetName);
+    if (target?.member === undefined || target.member > this.member) return false;
+    this.#send(target.member, { t: "connect", from: requester.name, to: targetName });
+    return true;
+  }
+
+  /** Sends `msg` to remote user `to` through its member. */
+  deliver(to: User, msg: ServerMessage): void {
+    if (to.member !== undefined) this.#send(to.member, { t: "deliver", to: to.name, msg });
+  }
+
+  /** Forwards a relayed frame (its budget already charged here) to remote user `to`'s member. */
+  relay(from: User, to: User, inner: Uint8Array): void {
+    if (to.member !== undefined) {
+      this.#send(to.member, { t: "relay", from: from.name, to: to.name, inner });
+    }
+  }
+
+  /** Leaves: tells every member our users are gone, and closes the NATS connection. */
+  async close(): Promise<void> {
+    const clock = this.#r.clock;
+    for (const t of this.#timers) clock.clearInterval(t);
+    clock.clearTimeout(this.#flushTimer);
+    clock.clearTimeout(this.#snapshotTimer);
+    for (const user of this.#r.registry.online()) {
+      if (user.member === undefined) this.#pending.set(user.name, { name: user.name, gone: true });
+    }
+    this.#flush();
+    await this.#link?.close();
+  }
+
+  #change(change: ClusterChange): void {
+    this.#pending.set(change.name, change);
+    this.#flushTimer ??= this.#r.clock.setTimeout(() => this.#flush(), this.#batchMs);
+  }
+
+  #flush(): void {
+    this.#r.clock.clearTimeout(this.#flushTimer);
+    this.#flushTimer = undefined;
+    const changes = [...this.#pending.values()];
+    this.#pending.clear();
+    for (let i = 0; i < changes.length; i += MAX_CLUSTER_ENTRIES) {
+      this.#publish("presence", {
+        t: "presence",
+        boot: this.#boot,
+        seq: ++this.#seq,
+        changes: changes.slice(i, i + MAX_CLUSTER_ENTRIES),
+      });
+    }
+  }
+
+  #beat(): void {
+    this.#flush();
+    let users = 0;
+    for (const user of this.#r.registry.online()) if (user.member === undefined) users++;
+    this.#publish("beat", { t: "beat", boot: this.#boot, seq: this.#seq, users });
+  }
+
+  /** Says we are here (again): everyone sends its snapshot, and we send ours. */
+  #hello(): void {
+    this.#publish("want", { t: "want" });
+    this.#snapshot();
+    this.#beat();
+  }
+
+  /** Publishes all our users, in parts, as of our latest presence message. */
+  #snapshot(): void {
+    this.#flush();
+    const users = this.#r.registry.online().filter((u) => u.member === undefined).map(entry);
+    const parts = Math.max(1, Math.ceil(users.length / SNAPSHOT_PART));
+    for (let part = 0; part < parts; part++) {
+      this.#publish("snapshot", {
+        t: "snapshot",
+        boot: this.#boot,
+        seq: this.#seq,
+        part,
+        parts,
+        users: users.slice(part * SNAPSHOT_PART, (part + 1) * SNAPSHOT_PART),
+      });
+    }
+  }
+
+  #publish(kind: Exclude<ClusterSubjectKind, "to">, msg: ClusterMessage): void {
+    this.stats.published++;
+    this.#link?.publish(
+      clusterSubject(this.#community, kind, this.member),
+      encodeClusterMessage(msg),
+    );
+  }
+
+  #send(to: string, msg: ClusterMessage): void {
+    this.stats.published++;
+    this.#link?.publish(
+      clusterSubject(this.#community, "to", this.member, to),
+      encodeClusterMessage(msg),
+    );
+  }
+
+  #onState(up: boolean, detail: string): void {
+    if (up) {
+      this.#r.log.line(`cluster: ${detail}; resyncing with the other members`);
+      this.#hello();
+    } else {
+      this.#r.log.line(
+        `CLUSTER DOWN: ${detail}. Serving our own users only; other members' users leave ` +
+          `the lists as their silence lasts, and come back when NATS does.`,
+      );
+    }
+  }
+
+  #onMessage(subject: string, data: Uint8Array): void {
+    this.stats.received++;
+    try {
+      const { kind, sender, addressee } = parseClusterSubject(this.#community, subject);
+      if (sender === this.member || (kind === "to" && addressee !== this.member)) return;
+      const msg = decodeClusterMessage(data);
+      // A `want` is broadcast (we start) or sent to one member (we saw a gap in its messages).
+      if (kindOf(msg) !== kind && !(msg.t === "want" && kind === "to")) {
+        throw new ClusterProtocolError(`a ${msg.t} message on ${kind} subject ${subject}`);
+      }
+      this.#handle(sender, msg);
+    } catch (err) {
+      if (err instanceof ClusterProtocolError) {
+        this.stats.malformed++;
+        this.#r.log.throttled(
+          "cluster malformed",
+          `cluster: dropped message on ${subject}: ${err.message}`,
+        );
+      } else {
+        // A bug of ours must not take the server down for everyone else.
+        this.#r.log.throttled("internal error", `cluster: internal error on ${subject}: ${err}`);
+      }
+    }
+  }
+
+  #handle(sender: string, msg: ClusterMessage): void {
+    switch (msg.t) {
+      case "want":
+        // Several members may ask at once (NATS came back): one snapshot answers them all.
+        this.#snapshotTimer ??= this.#r.clock.setTimeout(() => {
+          this.#snapshotTimer = undefined;
+          this.#snapshot();
+        }, this.#batchMs);
+        return;
+      case "connect": {
+        const requester = this.#remote(sender, msg.from);
+        if (requester !== undefined) this.#r.introductions().connect(requester, msg.to);
+        return;
+      }
+      case "deliver": {
+        const to = this.#local(msg.to);
+        if (to === undefined) return;
+        // An introduction decided elsewhere opens our relay for the pair too.
+        if (msg.msg.type === "introduce") this.#r.relay.introduce(to.name, msg.msg.username);
+        this.#r.send(encoder.encode(encodeServerMessage(msg.msg)), to.observed);
+        return;
+      }
+      case "relay": {
+        const from = this.#remote(sender, msg.from);
+        const to = this.#local(msg.to);
+        if (from === undefined || to === undefined) return;
+        const verdict = this.#r.relay.allow(
+          from.name,
+          to.name,
+          msg.inner.length,
+          addressKey(from.observed.host),
+        );
+        if (verdict !== "ok") return;
+        this.#r.send(
+          encodeFrame({ type: "relayed", from: from.name, inner: msg.inner }),
+          to.observed,
+        );
+        return;
+      }
+      default: {
+        const effects = this.#view.receive(sender, msg);
+        if (effects.want) this.#send(sender, { t: "want" });
+        this.#apply(effects);
+      }
+    }
+  }
+
+  /** Remote user `name` if `sender` holds it: a member speaks only for its own users. */
+  #remote(sender: string, name: string): User | undefined {
+    const user = this.#r.registry.get(name);
+    if (user?.member === sender) return user;
+    this.stats.refused++;
+    return undefined;
+  }
+
+  #local(name: string): User | undefined {
+    const user = this.#r.registry.get(name);
+    return user?.member === undefined && user?.state === "online" ? user : undefined;
+  }
+
+  /** Lists and unlists what the view says, as we would have admitted it; tells our clients. */
+  #apply(effects: {
+    upserts: { member: string; user: ClusterUser }[];
+    removals: { member: string; name: string }[];
+    dropped: string[];
+  }): void {
+    const { registry, outbox, log } = this.#r;
+    for (const name of effects.dropped) {
+      log.line(`cluster: member ${name} went silent; its users leave the lists`);
+    }
+    for (const { member, name } of effects.removals) {
+      const user = registry.removeRemote(name, member);
+      if (user === undefined) continue;
+      this.#r.relay.forget(name);
+      this.#r.introductions().forget(name);
+      outbox.leave(user);
+    }
+    for (const { member, user } of effects.upserts) {
+      let result = registry.addRemote(user, member);
+      if (result.kind === "conflict") {
+        // Both members saw both logins: the member with the smaller id keeps the name, on both.
+        if (member > this.member) {
+          this.stats.refused++;
+          continue;
+        }
+        log.line(`cluster: ${user.name} is held by member ${member} too; it keeps the name`);
+        this.#r.drop(result.local);
+        result = registry.addRemote(user, member);
+      }
+      if (result.kind === "refused" || result.kind === "conflict") {
+        this.stats.refused++;
+        log.throttled(
+          "cluster refused",
+          `cluster: refused ${user.name} from member ${member}: ` +
+            (result.kind === "refused" ? result.reason : "held here"),
+        );
+        continue;
+      }
+      if (result.kind === "added") outbox.joinedElsewhere(result.user);
+      else if (result.moved) outbox.moved(result.user);
+    }
+    outbox.schedule();
+  }
+}
+
+/** What the other members are told of a local user. */
+function entry(user: User): ClusterUser {
+  return {
+    name: user.name,
+    observed: user.observed,
+    claimed: user.claimed,
+    ...(user.key !== undefined ? { key: user.key } : {}),
+    ...(user.nat !== undefined ? { nat: user.nat } : {}),
+  };
+}
+
+/** The subject kind a message must come on. */
+function kindOf(msg: ClusterMessage): ClusterSubjectKind {
+  return msg.t === "connect" || msg.t === "deliver" || msg.t === "relay" ? "to" : msg.t;
+}

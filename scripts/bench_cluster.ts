@@ -1,0 +1,535 @@
+/**
+ * Cluster benchmark (docs/LOAD.md, "One community on three coordinators"): simulated clients
+ * (`bench_load_clients.ts`'s pools, each client on its own loopback address) spread over three
+ * coordinators that share one community over a real `nats-server`, compared in the same run with
+ * one coordinator on its own and one coordinator with `--cluster` (what NATS costs).
+ *
+ * ```sh
+ * scripts/deno task bench:cluster                     # 10,000 users
+ * scripts/deno task bench:cluster --users 3000 --storm 1000
+ * ```
+ *
+ * For each setup: all but `--storm` users log in at `--ramp-rate`, then the storm at `--rate`
+ * (spread over the coordinators), then `--churn` of the users leave and come back at
+ * `--churn-rate`; "converged" is every online client's view equal to the truth, timed from the
+ * last join. Then `--probes` probe logins on the first coordinator, each timed from its admission
+ * (the list fetch's TCP connect) to its `+name` line at a watcher client on every coordinator:
+ * local (same coordinator) and remote (through NATS) latencies, p50 and p99; the remote minus
+ * the local is what the hop adds. With three coordinators, the third is then restarted: the time
+ * from its start until its online list holds every user of the other two ("restart to complete
+ * list"). RSS of every process (coordinators, nats-server) from /proc.
+ *
+ * The coordinators run as `bench_cluster.ts --role coordinator` (the `Coordinator` that
+ * `p2p serve` runs, with the same V8 flags). The machine is shared by the generator, the
+ * coordinators and NATS: figures are for comparison within one run.
+ * @module
+ */
+import net from "node:net";
+import { parseArgs } from "node:util";
+import { Coordinator } from "../lib/coordinator.ts";
+import { encodeBase64url } from "../lib/protocol/base64url.ts";
+import { V8_FLAGS } from "./compile.ts";
+import {
+  addressOf,
+  clientKey,
+  ClientPool,
+  ListWorker,
+  now,
+  PortLists,
+  State,
+  Views,
+} from "./bench_load_clients.ts";
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+const COMMUNITY = "bench";
+
+// ---------------------------------------------------------------------------------------------
+// The coordinator process.
+
+async function coordinatorRole(args: {
+  port: number;
+  cluster?: string;
+  member?: string;
+  token?: string;
+}): Promise<void> {
+  const coordinator = await Coordinator.start({
+    host: "127.0.0.1",
+    port: args.port,
+    mailbox: false,
+    log: () => {},
+    cluster: args.cluster === undefined ? undefined : {
+      url: args.cluster,
+      community: COMMUNITY,
+      member: args.member,
+      token: args.token,
+    },
+  });
+  console.log(JSON.stringify({ udp: coordinator.udpPort, tcp: coordinator.tcpPort }));
+  const stop = Promise.withResolvers<void>();
+  Deno.addSignalListener("SIGTERM", () => stop.resolve());
+  await stop.promise;
+  await coordinator.close();
+  Deno.exit(0);
+}
+
+/** A coordinator process of the benchmark. */
+class CoordinatorProcess {
+  readonly child: Deno.ChildProcess;
+  readonly udp: number;
+  readonly tcp: number;
+  /** When it said it listens (ms, {@linkcode now}). */
+  readonly readyAt: number;
+
+  private constructor(child: Deno.ChildProcess, ports: { udp: number; tcp: number }) {
+    this.child = child;
+    this.udp = ports.udp;
+    this.tcp = ports.tcp;
+    this.readyAt = now();
+  }
+
+  static async start(
+    options: { cluster?: string; member?: string; token?: string; port?: number },
+  ): Promise<CoordinatorProcess> {
+    const args = [
+      "run",
+      "-A",
+      `--v8-flags=${V8_FLAGS}`,
+      import.meta.filename!,
+      "--role",
+      "coordinator",
+    ];
+    args.push("--port", String(options.port ?? 0));
+    if (options.cluster !== undefined) {
+      args.push(
+        "--cluster",
+        options.cluster,
+        "--member",
+        options.member!,
+        "--token",
+        options.token!,
+      );
+    }
+    const child = new Deno.Command(Deno.execPath(), { args, stdout: "piped", stderr: "inherit" })
+      .spawn();
+    const reader = child.stdout.getReader();
+    let text = "";
+    while (!text.includes("\n")) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error("coordinator process ended before it listened");
+      text += decoder.decode(value);
+    }
+    reader.releaseLock();
+    child.stdout.cancel().catch(() => {});
+    return new CoordinatorProcess(child, JSON.parse(text.slice(0, text.indexOf("\n"))));
+  }
+
+  memory(): { rss: number; peak: number } {
+    return memoryOf(this.child.pid);
+  }
+
+  async stop(): Promise<void> {
+    try {
+      this.child.kill("SIGTERM");
+    } catch {
+      // gone
+    }
+    await this.child.status;
+  }
+}
+
+function memoryOf(pid: number): { rss: number; peak: number } {
+  const status = Deno.readTextFileSync(`/proc/${pid}/status`);
+  const kib = (k: string) => Number(status.match(new RegExp(`${k}:\\s+(\\d+)`))?.[1] ?? 0);
+  return { rss: kib("VmRSS") / 1024, peak: kib("VmHWM") / 1024 };
+}
+
+/** A nats-server on a free loopback port with a token. */
+async function startNats(): Promise<{ url: string; token: string; child: Deno.ChildProcess }> {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  const token = crypto.randomUUID();
+  const child = new Deno.Command("nats-server", {
+    args: ["-a", "127.0.0.1", "-p", String(port), "--auth", token],
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  for (let i = 0; i < 200; i++) {
+    try {
+      (await Deno.connect({ hostname: "127.0.0.1", port })).close();
+      return { url: `nats://127.0.0.1:${port}`, token, child };
+    } catch {
+      await sleep(25);
+    }
+  }
+  throw new Error("nats-server did not start");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Probes: a login on one coordinator, timed to its presence line at a watcher on each.
+
+/** A raw keyed client on its own loopback address. */
+class RawClient {
+  readonly name: string;
+  readonly host: string;
+  readonly secret = encodeBase64url(crypto.getRandomValues(new Uint8Array(16)));
+  readonly conn: Deno.DatagramConn;
+  readonly server: Deno.NetAddr;
+  /** When each watched name's `+name,` line first came. */
+  readonly seen = new Map<string, number>();
+  #closed = false;
+
+  constructor(index: number, udpPort: number) {
+    this.name = `u${index}`;
+    this.host = addressOf(index);
+    this.conn = Deno.listenDatagram({ transport: "udp", hostname: this.host, port: 0 });
+    this.server = { transport: "udp", hostname: "127.0.0.1", port: udpPort };
+    this.#receive();
+  }
+
+  get endpoint(): string {
+    return `${this.host}:${(this.conn.addr as Deno.NetAddr).port}`;
+  }
+
+  async #receive(): Promise<void> {
+    while (!this.#closed) {
+      let data: Uint8Array;
+      try {
+        [data] = await this.conn.receive();
+      } catch {
+        return;
+      }
+      const at = now();
+      for (const line of decoder.decode(data).split("\n")) {
+        if (line.startsWith("+")) {
+          const name = line.slice(1, line.indexOf(","));
+          if (!this.seen.has(name)) this.seen.set(name, at);
+        }
+      }
+    }
+  }
+
+  send(text: string): void {
+    this.conn.send(encoder.encode(text), this.server).catch(() => {});
+  }
+
+  /** Logs in (keyed) and fetches the list; resolves with when the fetch's TCP connect was made. */
+  async login(index: number, tcpPort: number): Promise<number> {
+    this.send(`login,${this.name},${this.endpoint},${clientKey(index)},${this.secret}`);
+    await sleep(20);
+    return await new Promise<number>((resolve, reject) => {
+      let connectedAt = 0;
+      const socket = net.connect(
+        { host: "127.0.0.1", port: tcpPort, localAddress: this.host },
+        () => {
+          connectedAt = now();
+        },
+      );
+      socket.on("data", () => {});
+      socket.on("error", reject);
+      socket.on("close", () => resolve(connectedAt));
+    });
+  }
+
+  heartbeat(): void {
+    this.send(`heartbeat,${this.name},${this.secret}`);
+  }
+
+  logout(): void {
+    this.send(`logout,${this.name},${this.endpoint},${this.secret}`);
+  }
+
+  close(): void {
+    this.#closed = true;
+    this.conn.close();
+  }
+}
+
+/** Entries in the online list at `tcpPort` (fetched from a fresh address). */
+function listCount(tcpPort: number, from: string): Promise<number> {
+  return new Promise((resolve) => {
+    let text = "";
+    const socket = net.connect({ host: "127.0.0.1", port: tcpPort, localAddress: from });
+    socket.on("data", (d: Uint8Array) => text += decoder.decode(d));
+    socket.on("error", () => resolve(-1));
+    socket.on("close", () => resolve(text.split(";").length - 1));
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// One setup.
+
+interface SetupResult {
+  setup: string;
+  users: number;
+  stormConvergeMs: number;
+  churnConvergeMs: number;
+  localP50: number;
+  localP99: number;
+  remoteP50?: number;
+  remoteP99?: number;
+  hopP50?: number;
+  hopP99?: number;
+  restartMs?: number;
+  rss: string;
+}
+
+function pct(xs: number[], p: number): number {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(p / 100 * s.length))];
+}
+
+/**
+ * When every online client's view became right, or NaN after `ms` (a simulated client does not
+ * fetch its list again after a lost datagram, as a real one does: on a loaded machine some never
+ * converge; the count is logged).
+ */
+async function converge(views: Views, ms = 60_000): Promise<number> {
+  const deadline = now() + ms;
+  while (views.wrong() > 0) {
+    if (now() > deadline) {
+      console.error(`not converged: ${views.wrong()} of ${views.online} clients wrong`);
+      return NaN;
+    }
+    await sleep(10);
+  }
+  return now();
+}
+
+async function runSetup(
+  setup: "single" | "single+nats" | "three",
+  o: {
+    users: number;
+    storm: number;
+    rate: number;
+    rampRate: number;
+    churn: number;
+    churnRate: number;
+    probes: number;
+  },
+  nats: { url: string; token: string; child: Deno.ChildProcess },
+): Promise<SetupResult> {
+  const n = setup === "three" ? 3 : 1;
+  const clustered = setup !== "single";
+  const coordinators: CoordinatorProcess[] = [];
+  for (let k = 0; k < n; k++) {
+    coordinators.push(
+      await CoordinatorProcess.start(
+        clustered ? { cluster: nats.url, member: `c${k}`, token: nats.token } : {},
+      ),
+    );
+  }
+  // Clients 0..users+churn-1 in pools (each coordinator's share: ramp, storm, then newcomers of
+  // the churn); then probes, then one watcher per coordinator.
+  const joiners = Math.floor(o.users * o.churn / n);
+  const total = o.users + n * joiners;
+  const probeBase = total;
+  const watcherBase = total + o.probes;
+  const views = Views.create(watcherBase + n);
+  const endpoints: Uint8Array[] = [];
+  const pools: ClientPool[] = [];
+  for (let k = 0; k < n; k++) {
+    const lo = Math.floor(k * total / n);
+    const hi = Math.floor((k + 1) * total / n);
+    const pool = new ClientPool(
+      { views, lo, hi, seedShare: 0, udpPort: coordinators[k].udp },
+      (i) => endpoints[i],
+    );
+    pool.endpoints().forEach((ep, j) => endpoints[lo + j] = encoder.encode(ep));
+    pools.push(pool);
+  }
+  const lists = ListWorker.start(views, endpoints.map((e) => decoder.decode(e)));
+  for (const pool of pools) pool.useLists(new PortLists(lists.channel()));
+  /** Coordinator k's clients: its share of the users, then its newcomers of the churn. */
+  const share = (k: number) => {
+    const lo = Math.floor(k * total / n);
+    const hi = Math.floor((k + 1) * total / n);
+    return Array.from({ length: hi - lo }, (_, j) => lo + j);
+  };
+  const base = (k: number) => share(k).slice(0, share(k).length - joiners);
+  const newcomers = (k: number) => share(k).slice(share(k).length - joiners);
+  const result: Partial<SetupResult> = { setup, users: o.users };
+  try {
+    // Ramp, then the storm.
+    await Promise.all(pools.map((pool, k) => {
+      const mine = base(k);
+      return pool.loginMany(mine.slice(0, mine.length - Math.floor(o.storm / n)), {
+        rate: o.rampRate / n,
+        inflight: 200,
+      });
+    }));
+    for (const pool of pools) pool.startHeartbeats(10_000);
+    await converge(views);
+    const storm = await Promise.all(pools.map((pool, k) => {
+      const mine = base(k);
+      return pool.loginMany(mine.slice(mine.length - Math.floor(o.storm / n)), {
+        rate: o.rate / n,
+        inflight: 500,
+      });
+    }));
+    const lastJoin = Math.max(...storm.map((s) => s.lastJoin));
+    result.stormConvergeMs = (await converge(views)) - lastJoin;
+    // Churn: on each coordinator, `joiners` users leave and as many newcomers join, interleaved.
+    const perPoolRate = o.churnRate / n;
+    const leaving = pools.map((_, k) =>
+      base(k).filter((_, j) => j % Math.max(1, Math.floor(1 / o.churn)) === 0).slice(0, joiners)
+    );
+    const churned = await Promise.all(pools.map(async (pool, k) => {
+      const joins = pool.loginMany(newcomers(k), { rate: perPoolRate / 2, inflight: 200 });
+      let last = now();
+      for (const i of leaving[k]) {
+        pool.logout(i);
+        last = now();
+        await sleep(2000 / perPoolRate);
+      }
+      return Math.max(last, (await joins).lastJoin);
+    }));
+    result.churnConvergeMs = (await converge(views)) - Math.max(...churned);
+    // Probes: watchers on every coordinator, probe logins on the first.
+    const watchers = coordinators.map((c, k) => new RawClient(watcherBase + k, c.udp));
+    for (const [k, w] of watchers.entries()) {
+      views.setOnline(watcherBase + k, true);
+      await w.login(watcherBase + k, coordinators[k].tcp);
+    }
+    const beat = setInterval(() => watchers.forEach((w) => w.heartbeat()), 5000);
+    const local: number[] = [];
+    const remote: number[] = [];
+    const hop: number[] = [];
+    for (let p = 0; p < o.probes; p++) {
+      const index = probeBase + p;
+      const probe = new RawClient(index, coordinators[0].udp);
+      views.setOnline(index, true);
+      const t0 = await probe.login(index, coordinators[0].tcp);
+      const deadline = now() + 3000;
+      while (watchers.some((w) => !w.seen.has(probe.name)) && now() < deadline) await sleep(2);
+      const at = watchers.map((w) => w.seen.get(probe.name));
+      if (at[0] !== undefined) local.push(at[0] - t0);
+      for (const t of at.slice(1)) {
+        if (t === undefined) continue;
+        remote.push(t - t0);
+        if (at[0] !== undefined) hop.push(t - at[0]);
+      }
+      probe.logout();
+      views.setOnline(index, false);
+      probe.close();
+      await sleep(50);
+    }
+    clearInterval(beat);
+    Object.assign(result, {
+      localP50: pct(local, 50),
+      localP99: pct(local, 99),
+      ...(n > 1
+        ? {
+          remoteP50: pct(remote, 50),
+          remoteP99: pct(remote, 99),
+          hopP50: pct(hop, 50),
+          hopP99: pct(hop, 99),
+        }
+        : {}),
+    });
+    const mem = coordinators.map((c) => c.memory());
+    const natsMem = clustered ? memoryOf(nats.child.pid) : undefined;
+    result.rss = mem.map((m) => `${Math.round(m.rss)}/${Math.round(m.peak)}`).join(", ") +
+      (natsMem ? `; nats ${Math.round(natsMem.rss)}/${Math.round(natsMem.peak)}` : "");
+    if (n === 3) {
+      // Restart the third: how soon its list holds everyone of the other two.
+      // Everyone online but the third coordinator's users and its watcher.
+      const third = share(2).filter((i) => views.state(i) === State.Online);
+      const others = views.online - third.length - 1;
+      for (const i of third) {
+        views.setState(i, State.Out);
+        views.setOnline(i, false);
+      }
+      await coordinators[2].stop();
+      const restarted = await CoordinatorProcess.start({
+        cluster: nats.url,
+        member: "c2",
+        token: nats.token,
+      });
+      coordinators[2] = restarted;
+      let complete = 0;
+      for (let attempt = 0; attempt < 2000 && complete === 0; attempt++) {
+        const count = await listCount(restarted.tcp, addressOf(watcherBase + 10 + (attempt % 200)));
+        if (count >= others) complete = now();
+        else await sleep(5);
+      }
+      result.restartMs = complete === 0 ? NaN : complete - restarted.readyAt;
+    }
+    watchers.forEach((w) => w.close());
+  } finally {
+    for (const pool of pools) await pool.close();
+    lists.close();
+    for (const c of coordinators) await c.stop();
+  }
+  return result as SetupResult;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+if (import.meta.main) {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: {
+      role: { type: "string" },
+      port: { type: "string", default: "0" },
+      cluster: { type: "string" },
+      member: { type: "string" },
+      token: { type: "string" },
+      users: { type: "string", default: "10000" },
+      storm: { type: "string", default: "2000" },
+      rate: { type: "string", default: "2500" },
+      "ramp-rate": { type: "string", default: "500" },
+      churn: { type: "string", default: "0.05" },
+      "churn-rate": { type: "string", default: "500" },
+      probes: { type: "string", default: "200" },
+      setups: { type: "string", default: "single,single+nats,three" },
+    },
+  });
+  if (values.role === "coordinator") {
+    await coordinatorRole({
+      port: Number(values.port),
+      cluster: values.cluster,
+      member: values.member,
+      token: values.token,
+    });
+  } else {
+    const o = {
+      users: Number(values.users),
+      storm: Number(values.storm),
+      rate: Number(values.rate),
+      rampRate: Number(values["ramp-rate"]),
+      churn: Number(values.churn),
+      churnRate: Number(values["churn-rate"]),
+      probes: Number(values.probes),
+    };
+    const nats = await startNats();
+    const results: SetupResult[] = [];
+    try {
+      for (const setup of values.setups.split(",")) {
+        console.error(`${new Date().toISOString()} ${setup}: ${o.users} users…`);
+        results.push(await runSetup(setup as "single" | "single+nats" | "three", o, nats));
+        console.error(JSON.stringify(results.at(-1)));
+      }
+    } finally {
+      nats.child.kill("SIGTERM");
+      await nats.child.status;
+    }
+    const f = (x: number | undefined) => x === undefined || Number.isNaN(x) ? "—" : x.toFixed(0);
+    console.log(
+      "| setup | users | storm converged (ms after last join) | churn converged (ms) | " +
+        "join seen, same coordinator p50/p99 (ms) | join seen, other coordinators p50/p99 (ms) | " +
+        "hop (other − same) p50/p99 (ms) | restart → complete list (ms) | RSS now/peak (MiB) |",
+    );
+    console.log("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    for (const r of results) {
+      console.log(
+        `| ${r.setup} | ${r.users} | ${f(r.stormConvergeMs)} | ${f(r.churnConvergeMs)} | ` +
+          `${f(r.localP50)}/${f(r.localP99)} | ${f(r.remoteP50)}/${f(r.remoteP99)} | ` +
+          `${f(r.hopP50)}/${f(r.hopP99)} | ${f(r.restartMs)} | ${r.rss} |`,
+      );
+    }
+  }
+}
