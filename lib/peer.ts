@@ -58,6 +58,7 @@ import { ContactDesk, type ContactsEvent } from "./peer/contact_desk.ts";
 import { ContactRecord } from "./peer/contacts.ts";
 import { Delivery } from "./peer/delivery.ts";
 import { Door } from "./peer/door.ts";
+import { warmUpHandshake } from "./peer/handshake.ts";
 import {
   type EventSink,
   linkEventsFor,
@@ -234,7 +235,14 @@ export class Peer {
     this.#nat = new NatDetector({
       server: options.server,
       send: (data, to) => socket.send(data, to),
-      connect: (peer) => this.#presence.connect(peer),
+      connect: (peer) => {
+        // Early priming (traversal.ts): our NAT maps toward the peer before we consent, so the
+        // introduction's probes need not wait for it.
+        const listed = this.#presence.users.get(peer);
+        const ttl = listed && this.#links.earlyPrime(peer, listed);
+        if (listed && ttl !== undefined) socket.send(new Uint8Array(), listed, { ttl });
+        this.#presence.connect(peer);
+      },
       onDetected: (kind) => this.#presence.reportNat(kind),
       indirect: () => this.#links.indirect(),
       clock: options.clock,
@@ -287,6 +295,10 @@ export class Peer {
       peer.#desk.ready();
       peer.#nat.detect();
       peer.#delivery.ready();
+      // Off the path of the first message (whose handshake would pay for it): see there.
+      setTimeout(() => {
+        if (peer.#phase !== "closed") warmUpHandshake();
+      }, 0);
       return peer;
     } catch (err) {
       await socket.close();
@@ -442,10 +454,10 @@ export class Peer {
     else if (msg.type === "introduce") {
       const intro = introductionFrom(msg);
       if (!intro || msg.username === this.username) return;
-      const link = this.#links.get(msg.username);
-      if (link) link.introduce(intro);
-      else if (this.#door.admitIntroduction(msg.username, intro.key)) {
-        this.#links.open(msg.username).introduce(intro);
+      if (
+        this.#links.get(msg.username) || this.#door.admitIntroduction(msg.username, intro.key)
+      ) {
+        this.#links.introduce(msg.username, intro);
       }
     } else if (msg.type === "mailbox") this.#delivery.mailboxAt(msg.port, msg.waiting);
     else if (msg.type === "unavailable") this.#delivery.unavailable(msg.username, msg.reason);

@@ -99,13 +99,23 @@ export class SearchSchedule {
   /**
    * Starts a search at `now`: priming rounds spread over `primeDelayMs`, a probe round at once
    * (for candidates that need no priming), and a re-introduction `reintroduceAfterMs` later.
+   * With `earlyPrimed` (the lowest TTL's round already went out before the introduction, and the
+   * peer's too: see "Early priming" in `traversal.ts`) there is no delay: the other priming
+   * rounds are due at once, in order, and so are the `public` candidates' normal probes.
    */
-  begin(now: number): void {
+  begin(now: number, options: { earlyPrimed?: boolean } = {}): void {
     const t = this.#t;
     this.#start = now;
-    const step = t.primeTtls.length > 0 ? t.primeDelayMs / t.primeTtls.length : 0;
-    this.#primes = t.primeTtls.map((ttl, i) => ({ at: now + i * step, ttl }));
-    this.#normalFrom = t.primeTtls.length > 0 ? now + t.primeDelayMs : now;
+    const ttls = [...t.primeTtls];
+    if (options.earlyPrimed && ttls.length > 0) {
+      ttls.splice(ttls.indexOf(Math.min(...ttls)), 1);
+      this.#primes = ttls.map((ttl) => ({ at: now, ttl }));
+      this.#normalFrom = now;
+    } else {
+      const step = ttls.length > 0 ? t.primeDelayMs / ttls.length : 0;
+      this.#primes = ttls.map((ttl, i) => ({ at: now + i * step, ttl }));
+      this.#normalFrom = ttls.length > 0 ? now + t.primeDelayMs : now;
+    }
     this.#nextRoundAt = now;
     this.#reintroduceAt = now + t.reintroduceAfterMs;
   }

@@ -39,6 +39,20 @@
  *   our LAN, that host gets a probe it cannot authenticate, nothing more). `prflx` candidates need
  *   no priming: the peer's probe already got through our NAT. Every search primes again: a new
  *   introduction, or a dead path.
+ * - **Early priming** (the first message of a new pair, without the 100 ms). Before it sends
+ *   `connect`, a client sends the peer's listed endpoint (its `public` one) an empty datagram with
+ *   the lowest priming TTL (`Links.earlyPrime`). The first introduction of a pair needs both
+ *   sides' `connect` (docs/PROTOCOL.md §1.4), so by the time the coordinator sends it, both NATs
+ *   hold a mapping toward the other: no probe sent after the introduction can arrive first, and
+ *   that holds by causality, whatever the delays. {@linkcode PathFinder.start} with `primed` (the
+ *   endpoints primed so, for an introduction with a new token, i.e. a new consent: both asked)
+ *   then skips the delay: the other priming rounds (TTL 3) and the normal probes go at once. Our
+ *   TTL 3 probe reaches the peer's router after the peer's early TTL 2 left it (the peer sent it
+ *   before its `connect`), so it is harmless too. What is left to timing: an *unfiltered outer*
+ *   NAT (an open carrier NAT) gets our TTL 3 probe at about the time the peer's first normal
+ *   probe arrives; a filtering one (the lab's `cgnat`) just drops an early probe, and the next
+ *   probe of either side gets through. A re-introduction (same token: only one side asked) primes
+ *   as above.
  * - **Search schedule.** Each eligible candidate is probed every `probeIntervalMs` (200 ms) for the
  *   first `fastProbeMs` (3 s), then every `backgroundIntervalMs` (3 s, ±25 % jitter so that
  *   the two peers' probes do not stay in step) while no direct path works, until `backgroundForMs`
@@ -263,6 +277,19 @@ export interface PathFinderOptions {
   primeDelayMs?: number;
 }
 
+/** The default TTLs of the priming rounds; the lowest is that of early priming too. */
+export const DEFAULT_PRIME_TTLS: readonly number[] = [2, 3];
+
+/** Options of {@linkcode PathFinder.start}. */
+export interface StartOptions {
+  /**
+   * Endpoints given a priming probe of the lowest TTL from the main socket before this
+   * introduction was asked for, by both sides ("Early priming" above). When every `public`
+   * candidate on the main socket is one of them, the search starts without the priming delay.
+   */
+  primed?: Endpoint[];
+}
+
 /** Counters of a {@linkcode PathFinder}; they only grow. */
 export interface PathFinderStats {
   /** Probes sent with the default TTL, birthday probes excluded. */
@@ -428,7 +455,7 @@ export class PathFinder {
         `Invalid suspectAfterMs ${this.#t.suspectAfterMs}: must be below deadAfterMs ${this.#t.deadAfterMs}`,
       );
     }
-    const primeTtls = options.primeTtls ?? [2, 3];
+    const primeTtls = options.primeTtls ?? DEFAULT_PRIME_TTLS;
     for (const ttl of primeTtls) {
       if (!(Number.isInteger(ttl) && ttl >= 1 && ttl <= 255)) {
         throw new RangeError(`Invalid priming TTL ${ttl}: must be an integer in 1..255`);
@@ -475,15 +502,17 @@ export class PathFinder {
    * one; learned candidates and that of the current direct path are kept). May be called again:
    * each call restarts the schedule, priming included, without changing the current path or a
    * birthday search in progress. A candidate is an endpoint *and* a socket; one given twice
-   * keeps its best kind. Throws `RangeError` when given more than {@linkcode MAX_CANDIDATES}
-   * distinct candidates or a socket that is not an integer >= 0.
+   * keeps its best kind. With `options.primed` covering every `public` candidate, the search
+   * starts without the priming delay ("Early priming" above). Throws `RangeError` when given
+   * more than {@linkcode MAX_CANDIDATES} distinct candidates or a socket that is not an integer
+   * >= 0.
    *
    * @example
    * ```ts
    * finder.start([{ kind: "public", endpoint: { host: "203.0.113.9", port: 4000 } }]);
    * ```
    */
-  start(candidates: Candidate[]): void {
+  start(candidates: Candidate[], options: StartOptions = {}): void {
     const introduced: CandidateState[] = [];
     for (const { kind, endpoint, socket = 0 } of candidates) {
       if (!(Number.isInteger(socket) && socket >= 0)) {
@@ -523,7 +552,10 @@ export class PathFinder {
         this.#schedule.armRelay(now);
       }
     }
-    this.#schedule.begin(now);
+    const publics = introduced.filter((c) => c.kind === "public" && c.socket === 0);
+    const earlyPrimed = publics.length > 0 &&
+      publics.every((c) => options.primed?.some((p) => sameEndpoint(p, c.endpoint)));
+    this.#schedule.begin(now, { earlyPrimed });
     this.#run(now);
     this.#flush();
   }
