@@ -45,7 +45,7 @@
 import { encodeKey, fingerprint, loadOrCreateIdentity } from "./crypto/identity.ts";
 import type { KeyPair } from "./crypto/noise.ts";
 import { KnownPeers } from "./crypto/known_peers.ts";
-import type { Clock } from "./clock.ts";
+import { type Clock, realClock, type TimerId } from "./clock.ts";
 import { localAddressFor, UdpSocket } from "./net/udp.ts";
 import { encodeBase64url } from "./protocol/base64url.ts";
 import { type Endpoint, formatEndpoint } from "./protocol/endpoint.ts";
@@ -83,6 +83,14 @@ export { checkNat, type NatReport } from "./peer/nat_check.ts";
 // `p2p chat --accept` takes one of these.
 export { ACCEPT_POLICIES, type AcceptPolicy } from "./peer/consent.ts";
 export { MAX_TEXT_BYTES } from "./peer/delivery.ts";
+
+/**
+ * When a chat warms its handshake code up after login (`warmUpHandshake`): long enough after
+ * login that a conversation starting at once (messages waiting for a user who just came online)
+ * does not queue behind it (tens of ms, under load 100), soon enough to be done before a person
+ * types. It is skipped if a conversation started meanwhile.
+ */
+const WARM_UP_AFTER_MS = 300;
 
 /** Options for {@linkcode Peer.start}. */
 export interface PeerOptions {
@@ -137,6 +145,8 @@ export class Peer {
   readonly #desk: ContactDesk;
   /** Logging in until `ready` is reported, then until closed. */
   #phase: "login" | "ready" | "closed" = "login";
+  /** The handshake code's warm-up, pending. */
+  #warmUp: TimerId | undefined;
 
   private constructor(
     socket: UdpSocket,
@@ -295,10 +305,11 @@ export class Peer {
       peer.#desk.ready();
       peer.#nat.detect();
       peer.#delivery.ready();
-      // Off the path of the first message (whose handshake would pay for it): see there.
-      setTimeout(() => {
-        if (peer.#phase !== "closed") warmUpHandshake();
-      }, 0);
+      peer.#warmUp = (options.clock ?? realClock).setTimeout(() => {
+        peer.#warmUp = undefined;
+        // A conversation under way has warmed the code already, or is doing so: not twice.
+        if (peer.#links.empty) warmUpHandshake();
+      }, WARM_UP_AFTER_MS);
       return peer;
     } catch (err) {
       await socket.close();
@@ -416,6 +427,7 @@ export class Peer {
   async close(): Promise<void> {
     if (this.#phase === "closed") return;
     this.#phase = "closed";
+    (this.#o.clock ?? realClock).clearTimeout(this.#warmUp);
     this.#nat.close();
     this.#presence.logout();
     this.#messages.closing();

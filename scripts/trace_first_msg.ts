@@ -1,8 +1,8 @@
 /**
- * `deno run -A scripts/trace_first_msg.ts [--pair home/open] [--trials 3]`: where the time of a
- * first direct message goes, step by step, for a new pair in the NAT lab (root needed). It
- * captures every packet on alice's and bob's hosts (tcpdump), sends one `/msg` from alice as soon
- * as both chats are online, and prints a timeline relative to that `/msg`: alice's `connect`, the
+ * `deno run -A scripts/trace_first_msg.ts [--pair home/open] [--trials 3] [--settle-ms 0]`:
+ * where the time of a first direct message goes, step by step, for a new pair in the NAT lab
+ * (root needed). It captures every packet on alice's and bob's hosts (tcpdump), sends one `/msg`
+ * from alice as soon as both chats are online (or `--settle-ms` later), and prints a timeline relative to that `/msg`: alice's `connect`, the
  * coordinator's `Introduce` on each side, the priming probes (with their TTL), the first probe
  * each way, the first ack, the Noise XX frames (HS1..HS3), the first DATA frames, and when the
  * harness saw `message` at bob and `delivered` at alice. Packet times are the kernel's capture
@@ -31,6 +31,7 @@ const { values } = parseArgs({
   options: {
     pair: { type: "string", default: "home/open" },
     trials: { type: "string", default: "1" },
+    "settle-ms": { type: "string", default: "0" },
   },
 });
 const pair = values.pair as PairName;
@@ -109,7 +110,8 @@ async function trace(n: number): Promise<void> {
     try {
       const caps = [await Capture.start(s.lab, s.a, dir), await Capture.start(s.lab, s.b, dir)];
       const chat = await startChat(s);
-      await sleep(200); // let the login traffic and NAT detection settle
+      // 0 (the default) as in bench:nat: the message goes as soon as both see each other online.
+      await sleep(Number(values["settle-ms"]));
       const t0 = Date.now();
       const p0 = performance.now();
       await chat.alice.write(`/msg bob first ${n}`);

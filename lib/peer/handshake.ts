@@ -78,8 +78,8 @@ let warm = false;
  * forgets them; only the first call per process does anything. A process's first handshake is
  * otherwise its slowest: V8 compiles the curve and cipher code, and the curve library builds its
  * tables, on first use. Measured in the NAT lab, under load: each of HS2 and HS3 took 13–15 ms
- * to compute in a fresh chat, 3–4 ms once warm. A chat calls it after login (`lib/peer.ts`), off
- * the path of any message.
+ * to compute in a fresh chat, 3–4 ms once warm. A chat calls it shortly after login unless a
+ * conversation started first (`lib/peer.ts`), off the path of any message.
  *
  * @example
  * ```ts

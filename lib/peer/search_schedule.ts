@@ -99,23 +99,16 @@ export class SearchSchedule {
   /**
    * Starts a search at `now`: priming rounds spread over `primeDelayMs`, a probe round at once
    * (for candidates that need no priming), and a re-introduction `reintroduceAfterMs` later.
-   * With `earlyPrimed` (the lowest TTL's round already went out before the introduction, and the
-   * peer's too: see "Early priming" in `traversal.ts`) there is no delay: the other priming
-   * rounds are due at once, in order, and so are the `public` candidates' normal probes.
+   * With `earlyPrimed` (both sides primed before the introduction: "Early priming" in
+   * `traversal.ts`) there are no priming rounds, and `public` candidates get normal probes at once.
    */
   begin(now: number, options: { earlyPrimed?: boolean } = {}): void {
     const t = this.#t;
     this.#start = now;
-    const ttls = [...t.primeTtls];
-    if (options.earlyPrimed && ttls.length > 0) {
-      ttls.splice(ttls.indexOf(Math.min(...ttls)), 1);
-      this.#primes = ttls.map((ttl) => ({ at: now, ttl }));
-      this.#normalFrom = now;
-    } else {
-      const step = ttls.length > 0 ? t.primeDelayMs / ttls.length : 0;
-      this.#primes = ttls.map((ttl, i) => ({ at: now + i * step, ttl }));
-      this.#normalFrom = ttls.length > 0 ? now + t.primeDelayMs : now;
-    }
+    const ttls = options.earlyPrimed ? [] : t.primeTtls;
+    const step = ttls.length > 0 ? t.primeDelayMs / ttls.length : 0;
+    this.#primes = ttls.map((ttl, i) => ({ at: now + i * step, ttl }));
+    this.#normalFrom = ttls.length > 0 ? now + t.primeDelayMs : now;
     this.#nextRoundAt = now;
     this.#reintroduceAt = now + t.reintroduceAfterMs;
   }

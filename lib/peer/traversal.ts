@@ -46,13 +46,13 @@
  *   hold a mapping toward the other: no probe sent after the introduction can arrive first, and
  *   that holds by causality, whatever the delays. {@linkcode PathFinder.start} with `primed` (the
  *   endpoints primed so, for an introduction with a new token, i.e. a new consent: both asked)
- *   then skips the delay: the other priming rounds (TTL 3) and the normal probes go at once. Our
- *   TTL 3 probe reaches the peer's router after the peer's early TTL 2 left it (the peer sent it
- *   before its `connect`), so it is harmless too. What is left to timing: an *unfiltered outer*
- *   NAT (an open carrier NAT) gets our TTL 3 probe at about the time the peer's first normal
- *   probe arrives; a filtering one (the lab's `cgnat`) just drops an early probe, and the next
- *   probe of either side gets through. A re-introduction (same token: only one side asked) primes
- *   as above.
+ *   then skips the priming rounds: the normal probes go at once. The first of them maps every NAT
+ *   layer on its way, as a TTL 3 probe would, and may reach the peer's NAT, which is primed. What
+ *   is left to timing: behind two NATs, the peer's first probe may reach our *outer* NAT before
+ *   ours left it. A filtering one (the lab's `cgnat`) drops it, and the next probe of either side
+ *   gets through; an unfiltered one (an open carrier NAT) would keep an `[UNREPLIED]` entry and
+ *   move our port, which the classic schedule's 50 ms before TTL 3 made unlikely. A
+ *   re-introduction (same token: only one side asked) primes as above.
  * - **Search schedule.** Each eligible candidate is probed every `probeIntervalMs` (200 ms) for the
  *   first `fastProbeMs` (3 s), then every `backgroundIntervalMs` (3 s, ±25 % jitter so that
  *   the two peers' probes do not stay in step) while no direct path works, until `backgroundForMs`

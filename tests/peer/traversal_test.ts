@@ -155,19 +155,16 @@ Deno.test("schedule: without a relay the path stays none; without priming all go
   assert.equal(f.pf.stats.primingProbesSent, 0);
 });
 
-Deno.test("schedule: early primed, public gets TTL 3 and a probe at once; only if all public are", () => {
+Deno.test("schedule: early primed, public is probed at once; only if all public are", () => {
   const f = new Fake();
   f.pf.start(CANDIDATES, { primed: [PUB] });
   assert.deepEqual(f.probes.map((p) => [p.at, p.to.host, p.ttl]), [
-    [0, PUB.host, 3],
     [0, LAN.host, undefined],
     [0, PUB.host, undefined],
   ]);
   f.advance(250);
-  assert.deepEqual(f.probesTo(PUB).map((p) => [p.at, p.ttl]), [[0, 3], [0, undefined], [
-    200,
-    undefined,
-  ]]);
+  assert.deepEqual(f.probesTo(PUB).map((p) => [p.at, p.ttl]), [[0, undefined], [200, undefined]]);
+  assert.equal(f.pf.stats.primingProbesSent, 0);
 
   // Two public candidates, one primed: the classic start (TTL 2 first, probes after 100 ms).
   const g = new Fake();
@@ -1039,7 +1036,7 @@ Deno.test("nat: early priming: open/open goes direct at once, whatever the skew 
       const start = peer.starts[0];
       const firstNormal = peer.sent.find((p) => p.at >= start && !p.birthday);
       assert.equal(firstNormal?.at, start);
-      assert.equal(peer.pf.stats.primingProbesSent, 1, "TTL 3 only: TTL 2 went before connect");
+      assert.equal(peer.pf.stats.primingProbesSent, 0, "TTL 2 went before connect");
     }
     // Direct one round trip (40 ms) after the later introduction.
     const later = Math.max(a.starts[0], b.starts[0]);
@@ -1049,7 +1046,8 @@ Deno.test("nat: early priming: open/open goes direct at once, whatever the skew 
 
 Deno.test("nat: early priming behind a double NAT: a filtering outer NAT drops early probes harmlessly", () => {
   // B: home router behind a filtering carrier router (as the lab's cgnat); A: open. B is
-  // introduced 40 ms late, so A's first probe reaches B's outer router before B's TTL 3 probe.
+  // introduced 40 ms late, so A's first probe reaches B's outer router before B's first probe
+  // left it.
   const build = (outerKind: "home" | "open") => {
     const net = new VirtualNetwork({ latencyMs: 20, internetHops: 2 });
     net.addPublicHost(COORD.host);
