@@ -57,8 +57,9 @@
  *   first `fastProbeMs` (3 s), then every `backgroundIntervalMs` (3 s, ±25 % jitter so that
  *   the two peers' probes do not stay in step) while no direct path works, until `backgroundForMs`
  *   (30 s) after the start. A valid probe from a candidate we may use also triggers a probe back
- *   to it at once (at most one per `probeIntervalMs`), which converges faster than waiting for the
- *   next round. With a direct path, only candidates ranked above it are still probed, and only in
+ *   to it at once (at most one per `probeIntervalMs`, but always for the first probe heard from
+ *   it: ours may have been dropped by a NAT that had no mapping yet), which converges faster than
+ *   waiting for the next round. With a direct path, only candidates ranked above it are still probed, and only in
  *   the fast phase: upgrading is worth a few probes, not a background load.
  * - **Relay.** With no direct path `relayAfterMs` (3 s) after the first start, the path becomes
  *   `relay` if `relayAvailable` (it stays `none` otherwise). Background probing goes on and a
@@ -671,10 +672,14 @@ export class PathFinder {
     this.stats.acksSent++;
     this.#opts.sendProbeAck(from, txid, socket);
     const c = this.#find(from, socket) ?? this.#learn(from, socket);
+    // The first word from a candidate: our probes to it so far may have met a NAT that had no
+    // mapping for them yet (dropped), while its probe shows there is one now; answer at once.
+    const firstContact = c.lastHeardAt === undefined;
     this.#heard(c, now);
     if (
       this.#running && this.#better(c) &&
-      (c.lastProbeAt === undefined || now - c.lastProbeAt >= this.#t.probeIntervalMs)
+      (firstContact || c.lastProbeAt === undefined ||
+        now - c.lastProbeAt >= this.#t.probeIntervalMs)
     ) {
       this.#probe(c, now, undefined);
     }
