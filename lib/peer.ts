@@ -45,7 +45,7 @@
 import { encodeKey, fingerprint, loadOrCreateIdentity } from "./crypto/identity.ts";
 import type { KeyPair } from "./crypto/noise.ts";
 import { KnownPeers } from "./crypto/known_peers.ts";
-import { type Clock, realClock, type TimerId } from "./clock.ts";
+import type { Clock } from "./clock.ts";
 import { localAddressFor, UdpSocket } from "./net/udp.ts";
 import { encodeBase64url } from "./protocol/base64url.ts";
 import { type Endpoint, formatEndpoint } from "./protocol/endpoint.ts";
@@ -58,7 +58,6 @@ import { ContactDesk, type ContactsEvent } from "./peer/contact_desk.ts";
 import { ContactRecord } from "./peer/contacts.ts";
 import { Delivery } from "./peer/delivery.ts";
 import { Door } from "./peer/door.ts";
-import { warmUpHandshake } from "./peer/handshake.ts";
 import {
   type EventSink,
   linkEventsFor,
@@ -83,14 +82,6 @@ export { checkNat, type NatReport } from "./peer/nat_check.ts";
 // `p2p chat --accept` takes one of these.
 export { ACCEPT_POLICIES, type AcceptPolicy } from "./peer/consent.ts";
 export { MAX_TEXT_BYTES } from "./peer/delivery.ts";
-
-/**
- * When a chat warms its handshake code up after login (`warmUpHandshake`): long enough after
- * login that a conversation starting at once (messages waiting for a user who just came online)
- * does not queue behind it (tens of ms, under load 100), soon enough to be done before a person
- * types. It is skipped if a conversation started meanwhile.
- */
-const WARM_UP_AFTER_MS = 300;
 
 /** Options for {@linkcode Peer.start}. */
 export interface PeerOptions {
@@ -145,8 +136,6 @@ export class Peer {
   readonly #desk: ContactDesk;
   /** Logging in until `ready` is reported, then until closed. */
   #phase: "login" | "ready" | "closed" = "login";
-  /** The handshake code's warm-up, pending. */
-  #warmUp: TimerId | undefined;
 
   private constructor(
     socket: UdpSocket,
@@ -305,11 +294,6 @@ export class Peer {
       peer.#desk.ready();
       peer.#nat.detect();
       peer.#delivery.ready();
-      peer.#warmUp = (options.clock ?? realClock).setTimeout(() => {
-        peer.#warmUp = undefined;
-        // A conversation under way has warmed the code already, or is doing so: not twice.
-        if (peer.#links.empty) warmUpHandshake();
-      }, WARM_UP_AFTER_MS);
       return peer;
     } catch (err) {
       await socket.close();
@@ -427,7 +411,6 @@ export class Peer {
   async close(): Promise<void> {
     if (this.#phase === "closed") return;
     this.#phase = "closed";
-    (this.#o.clock ?? realClock).clearTimeout(this.#warmUp);
     this.#nat.close();
     this.#presence.logout();
     this.#messages.closing();

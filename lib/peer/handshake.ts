@@ -46,13 +46,7 @@
  */
 import { constantTimeEqual, equalBytes } from "../bytes.ts";
 import { type Clock, realClock } from "../clock.ts";
-import {
-  generateKeyPair,
-  HandshakeState,
-  type KeyPair,
-  NoiseError,
-  prologueFor,
-} from "../crypto/noise.ts";
+import { HandshakeState, type KeyPair, NoiseError, prologueFor } from "../crypto/noise.ts";
 import { type Session, sessionFromHandshake } from "../crypto/session.ts";
 import {
   encodeFrame,
@@ -70,43 +64,6 @@ import { cookieReplyMac, handshakeMac1, handshakeMac2, validMac1 } from "./hands
 export const HANDSHAKE_RETRY_MS = 1000;
 /** How many times it is sent before the handshake is abandoned. */
 export const HANDSHAKE_ATTEMPTS = 10;
-
-let warm = false;
-
-/**
- * Runs one Noise XX handshake between two throwaway key pairs, and one sealed packet each way, and
- * forgets them; only the first call per process does anything. A process's first handshake is
- * otherwise its slowest: V8 compiles the curve and cipher code, and the curve library builds its
- * tables, on first use. Measured in the NAT lab, under load: each of HS2 and HS3 took 13–15 ms
- * to compute in a fresh chat, 3–4 ms once warm. A chat calls it shortly after login unless a
- * conversation started first (`lib/peer.ts`), off the path of any message.
- *
- * @example
- * ```ts
- * warmUpHandshake(); // a few tens of ms, once per process
- * ```
- */
-export function warmUpHandshake(): void {
-  if (warm) return;
-  warm = true;
-  const prologue = prologueFor("a", "b");
-  const init = new HandshakeState({
-    role: "initiator",
-    staticKeyPair: generateKeyPair(),
-    prologue,
-  });
-  const resp = new HandshakeState({
-    role: "responder",
-    staticKeyPair: generateKeyPair(),
-    prologue,
-  });
-  resp.readMessage(init.writeMessage());
-  init.readMessage(resp.writeMessage());
-  resp.readMessage(init.writeMessage());
-  const [a, b] = [sessionFromHandshake(init), sessionFromHandshake(resp)];
-  b.open(a.seal(new Uint8Array(16)));
-  a.open(b.seal(new Uint8Array(16)));
-}
 
 /** Options for {@linkcode Handshake}. */
 export interface HandshakeOptions {

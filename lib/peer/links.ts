@@ -119,11 +119,6 @@ export class Links {
     this.open(peer).introduce(intro, fresh ? { primed: [prime.endpoint] } : {});
   }
 
-  /** Whether there is no link at all. */
-  get empty(): boolean {
-    return this.#links.size === 0;
-  }
-
   /** The kind of path to `peer` (`none` without a link). */
   pathTo(peer: string): PathKind {
     return this.#links.get(peer)?.path.kind ?? "none";
