@@ -38,7 +38,7 @@
  *   do not cross our NAT (when the peer's private address happens to be that of another host of
  *   our LAN, that host gets a probe it cannot authenticate, nothing more). `prflx` candidates need
  *   no priming: the peer's probe already got through our NAT. Every search primes again: a new
- *   introduction, or a dead path.
+ *   introduction (unless primed early, below), or a dead path.
  * - **Early priming** (the first message of a new pair, without the 100 ms). Before it sends
  *   `connect`, a client sends the peer's listed endpoint (its `public` one) an empty datagram with
  *   the lowest priming TTL (`Links.earlyPrime`). The first introduction of a pair needs both
