@@ -291,7 +291,14 @@ export class Peer {
     this.#nat = new NatDetector({
       server: options.server,
       send: (data, to) => socket.send(data, to),
-      connect: (peer) => this.#presence.connect(peer),
+      connect: (peer) => {
+        // Early priming (traversal.ts): our NAT maps toward the peer before we consent, so the
+        // introduction's probes need not wait for it.
+        const listed = this.#presence.users.get(peer);
+        const ttl = listed && this.#links.earlyPrime(peer, listed);
+        if (listed && ttl !== undefined) socket.send(new Uint8Array(), listed, { ttl });
+        this.#presence.connect(peer);
+      },
       onDetected: (kind) => this.#presence.reportNat(kind),
       indirect: () => this.#links.indirect(),
       clock: options.clock,
@@ -587,10 +594,10 @@ export class Peer {
     else if (msg.type === "introduce") {
       const intro = introductionFrom(msg, { ipv6: this.#socket.local.host.includes(":") });
       if (!intro || msg.username === this.username) return;
-      const link = this.#links.get(msg.username);
-      if (link) link.introduce(intro);
-      else if (this.#door.admitIntroduction(msg.username, intro.key)) {
-        this.#links.open(msg.username).introduce(intro);
+      if (
+        this.#links.get(msg.username) || this.#door.admitIntroduction(msg.username, intro.key)
+      ) {
+        this.#links.introduce(msg.username, intro);
       } else return;
       this.#turn.introduced(msg.username, msg.observed.host);
     } else if (msg.type === "turn") this.#turn.credentials(msg);

@@ -21,7 +21,7 @@
  */
 import { hmac } from "@noble/hashes/hmac.js";
 import { sha256 } from "@noble/hashes/sha2.js";
-import { constantTimeEqual } from "../bytes.ts";
+import { constantTimeEqual, equalBytes } from "../bytes.ts";
 import { type Clock, realClock, type TimerId } from "../clock.ts";
 import type { KeyPair } from "../crypto/noise.ts";
 import { type Session, SESSION_OVERHEAD } from "../crypto/session.ts";
@@ -57,6 +57,7 @@ import {
   type Path,
   PathFinder,
   type PathFinderOptions,
+  type StartOptions,
 } from "./traversal.ts";
 
 /** What the coordinator's introduction tells us about the other peer. */
@@ -236,12 +237,17 @@ export class Link {
     return this.#session !== undefined;
   }
 
-  /** Starts (or restarts) probing with fresh candidates; the initiator handshakes again. */
-  introduce(intro: Introduction): void {
+  /**
+   * Starts (or restarts) probing with fresh candidates; the initiator handshakes again.
+   * `options.primed` (early priming, `traversal.ts`) counts only for a new consent: an
+   * introduction with a token this link has not had, for which both sides sent `connect`.
+   */
+  introduce(intro: Introduction, options: StartOptions = {}): void {
     if (this.#closed) return;
+    const newConsent = !this.#intro || !equalBytes(this.#intro.token, intro.token);
     this.#intro = intro;
     this.#handshake.introduce(intro.key, intro.token);
-    this.#pathFinder.start(intro.candidates);
+    this.#pathFinder.start(intro.candidates, newConsent ? options : {});
     this.#maybeBirthday(intro);
     if (this.path.kind !== "none") this.#transmitHandshake(this.#handshake.begin());
     this.#schedule();

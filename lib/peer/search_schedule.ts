@@ -99,13 +99,16 @@ export class SearchSchedule {
   /**
    * Starts a search at `now`: priming rounds spread over `primeDelayMs`, a probe round at once
    * (for candidates that need no priming), and a re-introduction `reintroduceAfterMs` later.
+   * With `earlyPrimed` (both sides primed before the introduction: "Early priming" in
+   * `traversal.ts`) there are no priming rounds, and `public` candidates get normal probes at once.
    */
-  begin(now: number): void {
+  begin(now: number, options: { earlyPrimed?: boolean } = {}): void {
     const t = this.#t;
     this.#start = now;
-    const step = t.primeTtls.length > 0 ? t.primeDelayMs / t.primeTtls.length : 0;
-    this.#primes = t.primeTtls.map((ttl, i) => ({ at: now + i * step, ttl }));
-    this.#normalFrom = t.primeTtls.length > 0 ? now + t.primeDelayMs : now;
+    const ttls = options.earlyPrimed ? [] : t.primeTtls;
+    const step = ttls.length > 0 ? t.primeDelayMs / ttls.length : 0;
+    this.#primes = ttls.map((ttl, i) => ({ at: now + i * step, ttl }));
+    this.#normalFrom = ttls.length > 0 ? now + t.primeDelayMs : now;
     this.#nextRoundAt = now;
     this.#reintroduceAt = now + t.reintroduceAfterMs;
   }

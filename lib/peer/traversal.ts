@@ -45,13 +45,28 @@
  *   NAT maps them, and a stateful firewall's state comes from our first probe whatever the peer's
  *   firewall does with it. `prflx` candidates need
  *   no priming: the peer's probe already got through our NAT. Every search primes again: a new
- *   introduction, or a dead path.
+ *   introduction (unless primed early, below), or a dead path.
+ * - **Early priming** (the first message of a new pair, without the 100 ms). Before it sends
+ *   `connect`, a client sends the peer's listed endpoint (its `public` one) an empty datagram with
+ *   the lowest priming TTL (`Links.earlyPrime`). The first introduction of a pair needs both
+ *   sides' `connect` (docs/PROTOCOL.md §1.4), so by the time the coordinator sends it, both NATs
+ *   hold a mapping toward the other: no probe sent after the introduction can arrive first, and
+ *   that holds by causality, whatever the delays. {@linkcode PathFinder.start} with `primed` (the
+ *   endpoints primed so, for an introduction with a new token, i.e. a new consent: both asked)
+ *   then skips the priming rounds: the normal probes go at once. The first of them maps every NAT
+ *   layer on its way, as a TTL 3 probe would, and may reach the peer's NAT, which is primed. What
+ *   is left to timing: behind two NATs, the peer's first probe may reach our *outer* NAT before
+ *   ours left it. A filtering one (the lab's `cgnat`) drops it, and the next probe of either side
+ *   gets through; an unfiltered one (an open carrier NAT) would keep an `[UNREPLIED]` entry and
+ *   move our port, which the classic schedule's 50 ms before TTL 3 made unlikely. A
+ *   re-introduction (same token: only one side asked) primes as above.
  * - **Search schedule.** Each eligible candidate is probed every `probeIntervalMs` (200 ms) for the
  *   first `fastProbeMs` (3 s), then every `backgroundIntervalMs` (3 s, ±25 % jitter so that
  *   the two peers' probes do not stay in step) while no direct path works, until `backgroundForMs`
  *   (30 s) after the start. A valid probe from a candidate we may use also triggers a probe back
- *   to it at once (at most one per `probeIntervalMs`), which converges faster than waiting for the
- *   next round. With a direct path, only candidates ranked above it are still probed, and only in
+ *   to it at once (at most one per `probeIntervalMs`, but always for the first probe heard from
+ *   it: ours may have been dropped by a NAT that had no mapping yet), which converges faster than
+ *   waiting for the next round. With a direct path, only candidates ranked above it are still probed, and only in
  *   the fast phase: upgrading is worth a few probes, not a background load.
  * - **Relay.** With no direct path `relayAfterMs` (3 s) after the first start, the path becomes
  *   `relay` if `relayAvailable` (it stays `none` otherwise). Background probing goes on and a
@@ -287,6 +302,19 @@ export interface PathFinderOptions {
   primeDelayMs?: number;
 }
 
+/** The default TTLs of the priming rounds; the lowest is that of early priming too. */
+export const DEFAULT_PRIME_TTLS: readonly number[] = [2, 3];
+
+/** Options of {@linkcode PathFinder.start}. */
+export interface StartOptions {
+  /**
+   * Endpoints given a priming probe of the lowest TTL from the main socket before this
+   * introduction was asked for, by both sides ("Early priming" above). When every `public`
+   * candidate on the main socket is one of them, the search starts without the priming delay.
+   */
+  primed?: Endpoint[];
+}
+
 /** Counters of a {@linkcode PathFinder}; they only grow. */
 export interface PathFinderStats {
   /** Probes sent with the default TTL, birthday probes excluded. */
@@ -461,7 +489,7 @@ export class PathFinder {
         `Invalid suspectAfterMs ${this.#t.suspectAfterMs}: must be below deadAfterMs ${this.#t.deadAfterMs}`,
       );
     }
-    const primeTtls = options.primeTtls ?? [2, 3];
+    const primeTtls = options.primeTtls ?? DEFAULT_PRIME_TTLS;
     for (const ttl of primeTtls) {
       if (!(Number.isInteger(ttl) && ttl >= 1 && ttl <= 255)) {
         throw new RangeError(`Invalid priming TTL ${ttl}: must be an integer in 1..255`);
@@ -508,15 +536,17 @@ export class PathFinder {
    * one; learned candidates and that of the current direct path are kept). May be called again:
    * each call restarts the schedule, priming included, without changing the current path or a
    * birthday search in progress. A candidate is an endpoint *and* a socket; one given twice
-   * keeps its best kind. Throws `RangeError` when given more than {@linkcode MAX_CANDIDATES}
-   * distinct candidates or a socket that is not an integer >= 0.
+   * keeps its best kind. With `options.primed` covering every `public` candidate, the search
+   * starts without the priming delay ("Early priming" above). Throws `RangeError` when given
+   * more than {@linkcode MAX_CANDIDATES} distinct candidates or a socket that is not an integer
+   * >= 0.
    *
    * @example
    * ```ts
    * finder.start([{ kind: "public", endpoint: { host: "203.0.113.9", port: 4000 } }]);
    * ```
    */
-  start(candidates: Candidate[]): void {
+  start(candidates: Candidate[], options: StartOptions = {}): void {
     const introduced: CandidateState[] = [];
     const probed = this.#opts.directCandidates === false
       ? candidates.filter((c) => c.kind === "turn" || c.kind === "prflx")
@@ -560,7 +590,10 @@ export class PathFinder {
         this.#schedule.armRelay(now);
       }
     }
-    this.#schedule.begin(now);
+    const publics = introduced.filter((c) => c.kind === "public" && c.socket === 0);
+    const earlyPrimed = publics.length > 0 &&
+      publics.every((c) => options.primed?.some((p) => sameEndpoint(p, c.endpoint)));
+    this.#schedule.begin(now, { earlyPrimed });
     this.#run(now);
     this.#flush();
   }
@@ -701,10 +734,14 @@ export class PathFinder {
     this.stats.acksSent++;
     this.#opts.sendProbeAck(from, txid, socket);
     const c = this.#find(from, socket) ?? this.#learn(from, socket);
+    // The first word from a candidate: our probes to it so far may have met a NAT that had no
+    // mapping for them yet (dropped), while its probe shows there is one now; answer at once.
+    const firstContact = c.lastHeardAt === undefined;
     this.#heard(c, now);
     if (
       this.#running && this.#better(c) &&
-      (c.lastProbeAt === undefined || now - c.lastProbeAt >= this.#t.probeIntervalMs)
+      (firstContact || c.lastProbeAt === undefined ||
+        now - c.lastProbeAt >= this.#t.probeIntervalMs)
     ) {
       this.#probe(c, now, undefined);
     }

@@ -93,3 +93,16 @@ Deno.test("schedule: relay once, re-introductions repeat until a direct path", (
   s.stop();
   assert.equal(s.nextDeadline(), undefined);
 });
+
+Deno.test("schedule: early primed, no priming rounds: public probes are due at once", () => {
+  const s = schedule();
+  s.begin(1000, { earlyPrimed: true });
+  assert.deepEqual(s.takePrimes(1000), []);
+  assert.equal(s.primed(1000), true);
+  assert.deepEqual(rounds(s, 1000, 1500), [1000, 1200, 1400]);
+  // Every later search (a dead path, a re-introduction) primes as usual.
+  s.begin(5000);
+  assert.deepEqual(s.takePrimes(5000), [2]);
+  assert.equal(s.primed(5099), false);
+  assert.equal(s.primed(5100), true);
+});

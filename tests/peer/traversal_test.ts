@@ -155,6 +155,29 @@ Deno.test("schedule: without a relay the path stays none; without priming all go
   assert.equal(f.pf.stats.primingProbesSent, 0);
 });
 
+Deno.test("schedule: early primed, public is probed at once; only if all public are", () => {
+  const f = new Fake();
+  f.pf.start(CANDIDATES, { primed: [PUB] });
+  assert.deepEqual(f.probes.map((p) => [p.at, p.to.host, p.ttl]), [
+    [0, LAN.host, undefined],
+    [0, PUB.host, undefined],
+  ]);
+  f.advance(250);
+  assert.deepEqual(f.probesTo(PUB).map((p) => [p.at, p.ttl]), [[0, undefined], [200, undefined]]);
+  assert.equal(f.pf.stats.primingProbesSent, 0);
+
+  // Two public candidates, one primed: the classic start (TTL 2 first, probes after 100 ms).
+  const g = new Fake();
+  g.pf.start([...CANDIDATES, { kind: "public", endpoint: OTHER }], { primed: [PUB] });
+  g.advance(99);
+  assert.deepEqual(g.probes.filter((p) => p.to.host === PUB.host).map((p) => [p.at, p.ttl]), [
+    [0, 2],
+    [0, 2],
+    [50, 3],
+    [50, 3],
+  ]);
+});
+
 Deno.test("priority: lan beats public beats prflx; upgrades switch at once", () => {
   const f = new Fake();
   f.pf.start(CANDIDATES);
@@ -244,13 +267,16 @@ Deno.test("a probe from a usable candidate triggers a probe back, at most one pe
   const f = new Fake({ primeTtls: [] });
   f.pf.start(CANDIDATES);
   f.now = 50;
+  // The first word from PUB: probed back at once, though it was probed at 0 (that probe may have
+  // met the peer's NAT before its mapping existed).
   f.pf.onProbe(PUB, 1);
   f.pf.onProbe(OTHER, 2);
   f.now = 60;
   f.pf.onProbe(OTHER, 3);
+  f.pf.onProbe(PUB, 4);
   assert.deepEqual(f.probesTo(OTHER).map((p) => p.at), [50]);
-  assert.deepEqual(f.probesTo(PUB).map((p) => p.at), [0], "PUB was probed at 0, under 200 ms ago");
-  assert.deepEqual(f.acks.map((a) => a.txid), [1, 2, 3]);
+  assert.deepEqual(f.probesTo(PUB).map((p) => p.at), [0, 50], "not again within 200 ms");
+  assert.deepEqual(f.acks.map((a) => a.txid), [1, 2, 3, 4]);
   // The prflx validates: direct via prflx.
   f.ackLast(OTHER);
   assert.deepEqual(f.pf.path, { kind: "direct", endpoint: OTHER, via: "prflx", socket: 0 });
@@ -665,6 +691,7 @@ const COORD: Endpoint = { host: "198.51.100.1", port: 7000 };
 const PORT = 4000;
 
 type Msg =
+  | { kind: "prime" }
   | { kind: "probe"; txid: number }
   | { kind: "ack"; txid: number }
   | { kind: "data" }
@@ -706,6 +733,12 @@ interface ScenarioOptions {
   openDelayMs?: number;
   /** Seed of the peers' PRNGs (txids, jitter, sprayed ports); default 100. */
   seed?: number;
+  /**
+   * Early priming, as a chat does around `connect`: A sends B's observed endpoint an empty
+   * datagram with TTL 2 when it asks (30 ms before the introduction), B when it answers the knock
+   * (10 ms before), and both start with `primed`.
+   */
+  earlyPrime?: boolean;
 }
 
 /** Local port of extra socket `id`. */
@@ -812,6 +845,18 @@ class Scenario {
     const ca = candidates(b, "b");
     const cb = candidates(a, "a");
     const skew = this.#options.skewMs ?? 0;
+    if (this.#options.earlyPrime) {
+      const prime = (from: SimPeer, to: Side) =>
+        this.#net.send(from.local, this.observed.get(to)!, { kind: "prime" }, 2);
+      prime(a, "b");
+      this.#net.at(this.#net.now + 20, () => prime(b, "a"));
+      this.#net.at(this.#net.now + 30, () => this.#introduceNow(ca, cb, skew));
+      return;
+    }
+    this.#introduceNow(ca, cb, skew);
+  }
+
+  #introduceNow(ca: Candidate[], cb: Candidate[], skew: number): void {
     this.#net.at(this.#net.now + 20 + Math.max(0, -skew), () => this.#start("a", ca));
     this.#net.at(this.#net.now + 20 + Math.max(0, skew), () => this.#start("b", cb));
   }
@@ -825,7 +870,10 @@ class Scenario {
     const peer = this.peers[side];
     const net = this.#net;
     peer.starts.push(net.now);
-    peer.pf.start(candidates);
+    const primed = this.#options.earlyPrime
+      ? candidates.filter((c) => c.kind === "public").map((c) => c.endpoint)
+      : [];
+    peer.pf.start(candidates, { primed });
     const role = this.#options.birthday?.[side];
     const limits = this.#options.birthdayOptions ?? {};
     if (role === "spray") peer.pf.startBirthday({ role, ...limits });
@@ -974,6 +1022,70 @@ Deno.test("nat: double NAT needs the TTL 3 priming round", () => {
   assert.equal(ttl2only.s.peers.a.pf.path.kind, "relay");
   assert.equal(ttl2only.s.peers.b.pf.path.kind, "relay");
   assert.equal(unreplied(ttl2only.outer, ttl2only.net.now), 1);
+});
+
+Deno.test("nat: early priming: open/open goes direct at once, whatever the skew of introductions", () => {
+  for (const skewMs of [0, 40, -40, 200]) {
+    const { net, s, ra, rb } = pair("open", "open", { skewMs, earlyPrime: true });
+    s.begin();
+    net.run(10_000);
+    const { a, b } = s.peers;
+    assert.deepEqual(a.pf.path, direct({ host: "203.0.113.2", port: PORT }, "public"), `${skewMs}`);
+    assert.deepEqual(b.pf.path, direct({ host: "203.0.113.1", port: PORT }, "public"), `${skewMs}`);
+    assert.equal(a.paths.length, 1);
+    assert.equal(unreplied(ra!, net.now) + unreplied(rb!, net.now), 0);
+    // No priming delay: the first normal probes leave as the introductions arrive.
+    for (const peer of [a, b]) {
+      const start = peer.starts[0];
+      const firstNormal = peer.sent.find((p) => p.at >= start && !p.birthday);
+      assert.equal(firstNormal?.at, start);
+      assert.equal(peer.pf.stats.primingProbesSent, 0, "TTL 2 went before connect");
+    }
+    // Direct one round trip (40 ms) after the later introduction.
+    const later = Math.max(a.starts[0], b.starts[0]);
+    assert.ok(a.paths[0].at <= later + 45 && b.paths[0].at <= later + 45, `${skewMs}`);
+  }
+});
+
+Deno.test("nat: early priming behind a double NAT: a filtering outer NAT drops early probes harmlessly", () => {
+  // B: home router behind a filtering carrier router (as the lab's cgnat); A: open. B is
+  // introduced 40 ms late, so A's first probe reaches B's outer router before B's first probe
+  // left it.
+  const build = (outerKind: "home" | "open") => {
+    const net = new VirtualNetwork({ latencyMs: 20, internetHops: 2 });
+    net.addPublicHost(COORD.host);
+    const ra = net.addRouter({ kind: "open", wanIp: "203.0.113.1" });
+    const outer = net.addRouter({ kind: outerKind, wanIp: "203.0.113.2" });
+    const inner = net.addRouter({ kind: "home", wanIp: "100.64.0.2", upstream: outer });
+    const s = new Scenario(
+      net,
+      { a: net.addHost(ra, "10.1.0.2"), b: net.addHost(inner, "10.2.0.2") },
+      { skewMs: 40, earlyPrime: true },
+    );
+    s.begin();
+    net.run(10_000);
+    return { s, outer, net };
+  };
+  const filtering = build("home");
+  assert.deepEqual(
+    filtering.s.peers.a.pf.path,
+    direct({ host: "203.0.113.2", port: PORT }, "public"),
+  );
+  assert.deepEqual(
+    filtering.s.peers.b.pf.path,
+    direct({ host: "203.0.113.1", port: PORT }, "public"),
+  );
+  // A's first probe died in B's outer NAT (no mapping yet). B's first probe shows A that there is
+  // one now, and A probes back at once instead of at its next round (200 ms after its first).
+  for (const side of ["a", "b"] as const) {
+    const at = filtering.s.peers[side].paths[0].at;
+    assert.ok(at <= 300, `${side} direct at ${at}`);
+  }
+  // The limit (traversal.ts, "Early priming"): an unfiltered outer NAT takes A's early probe for
+  // itself, and B's mapping through it moves. The classic schedule's 50 ms would have covered it.
+  const open = build("open");
+  assert.equal(open.s.peers.a.pf.path.kind, "relay");
+  assert.equal(unreplied(open.outer, open.net.now), 1);
 });
 
 Deno.test("nat: home/symmetric without a birthday search relays after 3 s, probes, then rests", () => {
