@@ -66,7 +66,7 @@ import {
   type PeerEvent,
 } from "./peer/events.ts";
 import { KeyTrust } from "./peer/key_trust.ts";
-import { introductionFrom, type LinkTransport } from "./peer/link.ts";
+import { introductionFrom, type Link, type LinkTransport } from "./peer/link.ts";
 import { Links, type LinkWiring } from "./peer/links.ts";
 import { PeerMailbox } from "./peer/mailbox.ts";
 import { Messages } from "./peer/messages.ts";
@@ -76,6 +76,8 @@ import { ProbeQuota } from "./peer/probe_quota.ts";
 import { SocketPool } from "./peer/socket_pool.ts";
 import type { PathFinderOptions } from "./peer/traversal.ts";
 import { MemoryLog, type MessageLog } from "./store/message_log.ts";
+import { type FileLinks, Transfers } from "./files/transfers.ts";
+import type { TransferInfo } from "./files/file_events.ts";
 
 // `p2p nat` runs the wing's NAT check on its own, without logging in.
 export { checkNat, type NatReport } from "./peer/nat_check.ts";
@@ -115,6 +117,16 @@ export interface PeerOptions {
    * last run are sent again; default a {@linkcode MemoryLog} (nothing kept). The caller closes it.
    */
   history?: MessageLog;
+  /**
+   * File transfers (`lib/files/`): where accepted files go, where unfinished transfers are kept
+   * across restarts, the largest file accepted, the relay's limit. Without it `/send` is refused.
+   */
+  files?: {
+    downloads: string;
+    stateFile: string;
+    maxFileSize?: number;
+    relayLimit?: number;
+  };
 }
 
 /** A logged-in chat client. */
@@ -134,6 +146,7 @@ export class Peer {
   readonly #links: Links;
   readonly #delivery: Delivery;
   readonly #desk: ContactDesk;
+  readonly #files: Transfers | undefined;
   /** Logging in until `ready` is reported, then until closed. */
   #phase: "login" | "ready" | "closed" = "login";
 
@@ -217,6 +230,7 @@ export class Peer {
         const link = this.#links.get(user);
         if (link && (link.hasPending || link.path.kind !== "direct")) link.requestIntroduction();
         this.#delivery.online(user);
+        if (this.#phase === "ready") this.#files?.online(user);
       },
       onOffline: (user) => {
         contacts.seen(user);
@@ -254,6 +268,13 @@ export class Peer {
     });
     const presence = this.#presence;
     this.#desk = new ContactDesk({ me: options.username, record: contacts, presence, phase, emit });
+    this.#files = options.files && new Transfers({
+      ...options.files,
+      me: options.username,
+      links: this.#fileLinks(),
+      emit,
+      clock: options.clock,
+    });
   }
 
   /** Binds the socket, loads our identity, logs in, and emits `ready` and the online users. */
@@ -368,6 +389,44 @@ export class Peer {
     return this.#delivery.sendAll([...this.#presence.users.keys()], text);
   }
 
+  /**
+   * Offers the files `paths` name (directories recursively) to `user`: `file-offer`, then
+   * `file-accepted`, `file-progress`, `file-done` or `file-declined`/`file-failed`.
+   */
+  sendFiles(user: string, paths: string[]): Promise<void> {
+    if (!this.#files) return Promise.resolve(this.#filesOff());
+    return this.#files.send(user, paths);
+  }
+
+  /** Accepts file offer `id` (default: the latest), into `dir` (default: the downloads). */
+  acceptFiles(id?: number, dir?: string): void {
+    if (this.#files) this.#files.accept(id, dir);
+    else this.#filesOff();
+  }
+
+  /** Declines file offer `id` (default: the latest). */
+  declineFiles(id?: number): void {
+    if (this.#files) this.#files.decline(id);
+    else this.#filesOff();
+  }
+
+  /** Stops transfer `id`, either way. */
+  cancelFiles(id: number): void {
+    if (this.#files) this.#files.cancel(id);
+    else this.#filesOff();
+  }
+
+  /** The transfers of this session (`/files`); also emitted as `files`. */
+  files(): TransferInfo[] {
+    const transfers = this.#files?.list() ?? [];
+    this.#emit({ event: "files", transfers });
+    return transfers;
+  }
+
+  #filesOff(): void {
+    this.#emit({ event: "error", message: "File transfers are off in this client" });
+  }
+
   /** Reports the fingerprint of `user`'s pinned key (and the safety number), or our own. */
   showFingerprint(user?: string): void {
     if (user === undefined || user === this.username) {
@@ -408,6 +467,7 @@ export class Peer {
     this.#presence.logout();
     this.#messages.closing();
     this.#mailbox.close();
+    this.#files?.close();
     this.#links.closeAll("the client closed");
     await this.#pool.closeAll();
     this.#messages.release();
@@ -432,8 +492,40 @@ export class Peer {
       localNat: () => this.#nat.kind,
       requestIntroduction: () => this.#nat.connect(peer),
     };
-    const events = linkEventsFor({ peer, emit: (e) => this.#emit(e), messages: this.#messages });
+    const events = {
+      ...linkEventsFor({ peer, emit: (e) => this.#emit(e), messages: this.#messages }),
+      onFileFrame: (data: Uint8Array) => this.#files?.onFrame(peer, data),
+      onFileSettled: (id: number, reason: string | undefined) =>
+        this.#files?.onSettled(peer, id, reason),
+      onSecured: (reset: boolean) => this.#files?.onSecured(peer, reset),
+    };
     return { verifyKey: (key) => this.#trust.verify(peer, key), transport, events };
+  }
+
+  /** The links as file transfers reach them: opening one asks for it as a message would. */
+  #fileLinks(): FileLinks {
+    const wrap = (link: Link) => ({
+      get secured() {
+        return link.secured;
+      },
+      get pathKind() {
+        return link.path.kind;
+      },
+      sendFile: (frame: Uint8Array) => link.sendFile(frame),
+    });
+    return {
+      open: (peer) => {
+        this.#door.want(peer);
+        const link = this.#links.open(peer);
+        if (!link.secured) link.requestIntroduction();
+        return wrap(link);
+      },
+      get: (peer) => {
+        const link = this.#links.get(peer);
+        return link && wrap(link);
+      },
+      online: (peer) => this.#presence.users.has(peer),
+    };
   }
 
   #onServerMessage(msg: ServerMessage): void {

@@ -157,7 +157,7 @@ Options:
 export const CHAT_HELP =
   `Usage: p2p chat NAME@HOST[:PORT] [--json] [--keepalive SECONDS] [--bind ADDR[:PORT]]
                 [--config DIR] [--accept anyone|known] [--data DIR] [--passphrase]
-                [--no-history] [--plain] [--public]
+                [--no-history] [--plain] [--public] [--downloads DIR] [--max-file-size SIZE]
 
 Logs in to the coordinator at HOST:PORT (default port 7000) as NAME, shows who is online, and
 sends messages directly to the other users.
@@ -186,6 +186,9 @@ Commands (typed, or one per line on stdin; command words and names in any case):
   /contacts             your contacts, online or when last seen, and requests waiting
   /history USER [N]     show the last N (default 20) messages with USER
   /search TEXT          show the messages that contain TEXT
+  /send USER PATH...    offer files (directories: their whole tree) to USER, peer to peer
+  /accept [ID] [DIR]    take file offer ID (default the latest) into DIR (default --downloads)
+  /decline [ID]         refuse file offer ID; /files lists transfers; /cancel ID stops one
   /help                 show the commands
   /quit                 log out and leave (also Ctrl-C, end of input, SIGTERM, SIGHUP)
 Keys: Tab completes commands and names; Up/Down recall earlier lines; //TEXT sends /TEXT.
@@ -208,6 +211,8 @@ Options:
   --passphrase          ask for a passphrase to encrypt the history with (on the terminal;
                         scripts set P2P_PASSPHRASE); a history made with one always needs it
   --no-history          keep no history: nothing is written, nothing pending survives a restart
+  --downloads DIR       where accepted files go (default $XDG_DOWNLOAD_DIR or ~/Downloads/p2p)
+  --max-file-size SIZE  refuse offers of larger files, e.g. 500M, 4G (default 4G)
   -h, --help            show this help`;
 
 /** The help of `command` (`serve`, `chat`, `nat`, `id`), or the main help for anything else. */
