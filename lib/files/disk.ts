@@ -270,10 +270,16 @@ export class PartFile {
 
   /**
    * Writes `data` at `offset`, which must be where the file ends now (the file channel is in
-   * order). Throws {@linkcode FileError} for another offset, data past the offered size, or a
+   * order), or before it (a chunk sent before a resume: what we have is skipped). Throws {@linkcode FileError} for another offset, data past the offered size, or a
    * write that fails (a full disk).
    */
   write(offset: number, data: Uint8Array): void {
+    // After a resume, chunks sent before it may still arrive: what we have is skipped (the
+    // whole-file hash decides whether it was the same data).
+    if (offset < this.#offset && offset + data.length >= this.#offset) {
+      data = data.subarray(this.#offset - offset);
+      offset = this.#offset;
+    }
     if (offset !== this.#offset) {
       throw new FileError(`the sender sent data at ${offset}, expected ${this.#offset}`);
     }

@@ -381,7 +381,27 @@ export class Transfers {
     if (t.index < t.files.length) t.offset = offsets[t.index];
   }
 
+  /**
+   * Sends chunks to `peer` while its window allows. Not re-entered: sending can report a chunk
+   * confirmed at once (the channel flushes its events), which asks for another pump; that one
+   * runs after this one, so that no chunk is read between reading one and recording it.
+   */
   #pumpPeer(peer: string): void {
+    if (this.#pumping.has(peer)) {
+      this.#pumping.set(peer, true);
+      return;
+    }
+    do {
+      this.#pumping.set(peer, false);
+      this.#pumpOnce(peer);
+    } while (this.#pumping.get(peer));
+    this.#pumping.delete(peer);
+  }
+
+  /** Peers being pumped now; true when another pump was asked for meanwhile. */
+  readonly #pumping = new Map<string, boolean>();
+
+  #pumpOnce(peer: string): void {
     const link = this.#o.links.get(peer);
     if (!link?.secured) return;
     const window = this.#windowOf(peer);
@@ -418,10 +438,10 @@ export class Transfers {
           offset: t.offset,
           data,
         });
-        const cid = link.sendFile(frame);
-        chunks.set(cid, { transfer: t, bytes: data.length, sentAt: this.#o.clock.now() });
         t.offset += data.length;
         used += data.length;
+        const chunk = { transfer: t, bytes: data.length, sentAt: this.#o.clock.now() };
+        chunks.set(link.sendFile(frame), chunk);
       }
       if (t.index >= t.files.length) {
         t.reader?.close();
@@ -581,8 +601,9 @@ export class Transfers {
       throw new FileError(`${t.peer} sent data of file ${frame.index}, expected ${t.index}`);
     }
     if (!t.part) this.#settleFiles(t);
+    const before = t.part!.offset;
     t.part!.write(frame.offset, frame.data);
-    t.bytes += frame.data.length;
+    t.bytes += t.part!.offset - before;
     this.#progress(t, false);
     if (t.part!.offset === t.files[t.index].size) this.#settleFiles(t);
   }
