@@ -308,6 +308,8 @@ export class Peer {
       peer.#desk.ready();
       peer.#nat.detect();
       peer.#delivery.ready();
+      // Unfinished transfers of the last run go on with those online.
+      for (const user of peer.#presence.users.keys()) peer.#files?.online(user);
       return peer;
     } catch (err) {
       await socket.close();
@@ -425,6 +427,11 @@ export class Peer {
 
   #filesOff(): void {
     this.#emit({ event: "error", message: "File transfers are off in this client" });
+  }
+
+  /** The file channel of the link to `user` (counters, window), for diagnostics and benches. */
+  fileChannel(user: string): Link["fileChannel"] | undefined {
+    return this.#links.get(user)?.fileChannel;
   }
 
   /** Reports the fingerprint of `user`'s pinned key (and the safety number), or our own. */

@@ -55,7 +55,8 @@ export type FileEvent =
   | FileEventBase & { event: "file-resumed"; bytes: number; size: number }
   /**
    * One file arrived whole and its SHA-256 matched: `path` is where it is (ours: the saved file
-   * on the receiver, the source on the sender).
+   * on the receiver, the source on the sender). `sent` (sender only): file bytes this run handed
+   * to the link for the whole transfer so far, what a resume sent again included.
    */
   | FileEventBase & {
     event: "file-done";
@@ -63,6 +64,7 @@ export type FileEvent =
     path: string;
     size: number;
     sha256: string;
+    sent?: number;
   }
   /** The transfer stopped for good: cancelled by either side, or an error; `reason` says which. */
   | FileEventBase & { event: "file-failed"; reason: string }

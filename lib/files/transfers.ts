@@ -106,6 +106,8 @@ interface Transfer {
   state: State;
   /** Bytes done: confirmed by the peer (out) or written (in), all files. */
   bytes: number;
+  /** Sender: file bytes handed to the link, re-sends after a resume included. */
+  sent: number;
   /** Sender: the source paths. */
   sources?: string[];
   /** Where the next byte goes or comes from: file index and offset in it. */
@@ -279,7 +281,7 @@ export class Transfers {
   onSettled(peer: string, id: number, reason: string | undefined): void {
     const chunks = this.#inFlight.get(peer);
     const chunk = chunks?.get(id);
-    if (!chunk) return;
+    if (!chunk || this.#closed) return;
     chunks!.delete(id);
     const t = chunk.transfer;
     const now = this.#o.clock.now();
@@ -327,7 +329,9 @@ export class Transfers {
     this.#o.clock.clearInterval(this.#timer);
     for (const t of this.#byNumber.values()) {
       t.reader?.close();
+      t.reader = undefined;
       t.part?.close();
+      t.part = undefined;
     }
   }
 
@@ -439,6 +443,7 @@ export class Transfers {
           data,
         });
         t.offset += data.length;
+        t.sent += data.length;
         used += data.length;
         const chunk = { transfer: t, bytes: data.length, sentAt: this.#o.clock.now() };
         chunks.set(link.sendFile(frame), chunk);
@@ -639,6 +644,7 @@ export class Transfers {
           path: t.sources![frame.index],
           size: f.size,
           sha256: hex(f.sha256),
+          sent: t.sent,
         });
         if (frame.index === t.files.length - 1) {
           t.bytes = total(t);
@@ -754,6 +760,7 @@ export class Transfers {
       n: this.#next++,
       hex: hex(fields.id),
       bytes: 0,
+      sent: 0,
       index: 0,
       offset: 0,
       progress: { at: -Infinity, mark: { at: now, bytes: 0 }, rate: 0 },

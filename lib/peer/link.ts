@@ -49,7 +49,12 @@ import {
   type HandshakeStats,
   type HandshakeStep,
 } from "./handshake.ts";
-import { DEFAULT_MAX_SEGMENT_SIZE, ReliableChannel } from "./reliable.ts";
+import {
+  DEFAULT_MAX_SEGMENT_SIZE,
+  ReliableChannel,
+  type ReliableStats,
+  type SendState,
+} from "./reliable.ts";
 import {
   BIRTHDAY_SOCKETS,
   type Candidate,
@@ -242,9 +247,10 @@ export class Link {
     return { badProbes, ...this.#handshake.stats, undecryptable, badMessages };
   }
 
-  /** Whether messages are waiting to be sent or confirmed. */
+  /** Whether messages or file frames are waiting to be sent or confirmed. */
   get hasPending(): boolean {
-    return this.#queue.length > 0 || this.#inChannel.size > 0;
+    return this.#queue.length > 0 || this.#inChannel.size > 0 ||
+      this.#files.sendState.pendingMessages > 0;
   }
 
   /** Whether an encrypted session is up. */
@@ -300,6 +306,11 @@ export class Link {
    */
   sendFile(frame: Uint8Array): number {
     return this.#files.send(frame);
+  }
+
+  /** The file channel's counters and sending state, for diagnostics and the bench. */
+  get fileChannel(): { stats: ReliableStats; send: SendState } {
+    return { stats: this.#files.stats, send: this.#files.sendState };
   }
 
   /** File frames handed to the file channel and not yet settled. */
