@@ -333,6 +333,9 @@ export function decodeFileFrame(bytes: Uint8Array): FileFrame {
     }
     case "result": {
       const index = r.u16();
+      if (index >= MAX_OFFER_FILES) {
+        throw new FileFrameError(`Cannot decode result: file index ${index} is out of range`);
+      }
       const flag = r.u8();
       if (flag > 1) throw new FileFrameError(`Cannot decode result: ok flag ${flag} is not 0 or 1`);
       const reason = r.text("reason", bytes.length - r.at, MAX_REASON_BYTES);
