@@ -548,6 +548,7 @@ export class Peer {
       }
     } else if (msg.type === "mailbox") this.#delivery.mailboxAt(msg.port, msg.waiting);
     else if (msg.type === "unavailable") this.#delivery.unavailable(msg.username, msg.reason);
+    else if (msg.type === "relay-limit") this.#files?.setRelayLimit(msg.fileBytes);
   }
 
   #onDatagram(data: Uint8Array, from: Endpoint, socket = 0): void {

@@ -127,7 +127,11 @@ Limits ("per address": per IPv4 address, or per IPv6 /64):
   --relay-packets-per-ip N
                           the same for all the users of one address together (default
                           ${D.relayBytesPerAddress} and ${D.relayPacketsPerAddress}: two users' worth, and no more packets
-                          than --datagrams-per-ip)`;
+                          than --datagrams-per-ip)
+  --relay-file-limit SIZE largest file transfer the relay carries (default 1M; e.g. 512K,
+                          0 for none): told to clients, which refuse larger ones between
+                          peers with no direct path; enforced as a per-pair volume of
+                          1.25 x SIZE + 256 KiB relayed, refilled over 10 minutes`;
 
 /** `p2p nat --help`. */
 export const NAT_HELP = `Usage: p2p nat HOST[:PORT] [--json]

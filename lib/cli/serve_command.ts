@@ -21,7 +21,7 @@ import {
 import { fingerprint } from "../crypto/identity.ts";
 import { DatabaseError } from "../store/database.ts";
 import { SERVE_HELP, VERSION } from "./help.ts";
-import { durationOption, portOption, secondsOption } from "./options.ts";
+import { durationOption, portOption, secondsOption, sizeOption } from "./options.ts";
 import { UsageError } from "./target.ts";
 
 /** Runs `p2p serve ARGS` until a signal stops it; resolves with the exit code. */
@@ -63,6 +63,7 @@ export async function serve(args: string[]): Promise<number> {
       "relay-packets-per-user": { type: "string" },
       "relay-bytes-per-ip": { type: "string" },
       "relay-packets-per-ip": { type: "string" },
+      "relay-file-limit": { type: "string" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -157,6 +158,9 @@ export async function serve(args: string[]): Promise<number> {
       nameTtlMs: ttlDays * 24 * 3600 * 1000,
       mailbox,
       presence,
+      relayFileLimit: values["relay-file-limit"] === undefined
+        ? undefined
+        : sizeOption(values["relay-file-limit"], "--relay-file-limit"),
     });
   } catch (err) {
     if (!(err instanceof DatabaseError)) throw err;

@@ -150,7 +150,8 @@ function formatSize(n: number): string {
 
 /** Every file transfer of one client. */
 export class Transfers {
-  readonly #o: TransfersOptions & { clock: Clock; maxFileSize: number; relayLimit: number };
+  readonly #o: TransfersOptions & { clock: Clock; maxFileSize: number };
+  #relayLimit: number;
   readonly #byHex = new Map<string, Transfer>();
   readonly #byNumber = new Map<number, Transfer>();
   /** Chunks on their way, by peer and file-channel id. */
@@ -165,8 +166,8 @@ export class Transfers {
       ...options,
       clock: options.clock ?? realClock,
       maxFileSize: options.maxFileSize ?? DEFAULT_MAX_FILE_SIZE,
-      relayLimit: options.relayLimit ?? DEFAULT_RELAY_FILE_LIMIT,
     };
+    this.#relayLimit = options.relayLimit ?? DEFAULT_RELAY_FILE_LIMIT;
     this.#load();
     this.#timer = this.#o.clock.setInterval(() => this.#reofferAll(), REOFFER_MS);
   }
@@ -237,6 +238,11 @@ export class Transfers {
     }
     this.#sendFrame(t, { type: "cancel", id: t.id, reason: `${this.#o.me} cancelled` });
     this.#fail(t, "cancelled", true);
+  }
+
+  /** The coordinator told us how large a transfer its relay carries. */
+  setRelayLimit(bytes: number): void {
+    this.#relayLimit = bytes;
   }
 
   /** Every transfer of this session (and unfinished ones of earlier runs). */
@@ -357,11 +363,11 @@ export class Transfers {
       return this.#refuse(t, `${t.peer} accepted with offsets that do not fit the offer`);
     }
     const link = this.#o.links.get(t.peer);
-    if (link?.pathKind === "relay" && total(t) > this.#o.relayLimit) {
+    if (link?.pathKind === "relay" && total(t) > this.#relayLimit) {
       return this.#refuse(
         t,
         `no direct path to ${t.peer}: the coordinator's relay carries files of up to ` +
-          `${formatSize(this.#o.relayLimit)} only`,
+          `${formatSize(this.#relayLimit)} only`,
       );
     }
     const resumed = t.state === "waiting" || offsets.some((o) => o > 0);

@@ -9,11 +9,7 @@ import { BLOCK_SIZE, FileError, PartFile } from "../../lib/files/disk.ts";
 import type { FileEvent } from "../../lib/files/file_events.ts";
 import { safeRelativePath, withSuffix } from "../../lib/files/names.ts";
 import { type FileLinks, Transfers } from "../../lib/files/transfers.ts";
-import {
-  decodeFileFrame,
-  encodeFileFrame,
-  type FileFrame,
-} from "../../lib/protocol/file_frame.ts";
+import { decodeFileFrame, encodeFileFrame, type FileFrame } from "../../lib/protocol/file_frame.ts";
 import { FakeClock } from "../support/fake_clock.ts";
 
 Deno.test("names from a peer: no path out, no control or bidi characters, no Windows devices", () => {
@@ -148,7 +144,11 @@ const ID = new Uint8Array(16).fill(7);
 Deno.test("a scripted peer's hostile name stays in the download directory", async () => {
   await scripted(({ bob, events, from, downloads }) => {
     const data = new TextEncoder().encode("root::0:0");
-    from({ type: "offer", id: ID, files: [{ name: "../../etc/passwd", size: data.length, sha256: sha(data) }] });
+    from({
+      type: "offer",
+      id: ID,
+      files: [{ name: "../../etc/passwd", size: data.length, sha256: sha(data) }],
+    });
     bob.accept();
     from({ type: "chunk", id: ID, index: 0, offset: 0, data });
     const done = events.find((e) => e.event === "file-done");
@@ -160,7 +160,11 @@ Deno.test("a scripted peer's hostile name stays in the download directory", asyn
 
 Deno.test("a scripted peer lying about the size: clear error both sides, part deleted", async () => {
   await scripted(({ bob, events, sent, from, downloads }) => {
-    from({ type: "offer", id: ID, files: [{ name: "a.bin", size: 4, sha256: sha(new Uint8Array(4)) }] });
+    from({
+      type: "offer",
+      id: ID,
+      files: [{ name: "a.bin", size: 4, sha256: sha(new Uint8Array(4)) }],
+    });
     bob.accept();
     from({ type: "chunk", id: ID, index: 0, offset: 0, data: new Uint8Array(10) });
     const failed = events.find((e) => e.event === "file-failed");
@@ -176,7 +180,11 @@ Deno.test("a scripted peer lying about the size: clear error both sides, part de
 
 Deno.test("a scripted peer lying about the hash: clear error both sides, nothing kept", async () => {
   await scripted(({ bob, events, sent, from, downloads }) => {
-    from({ type: "offer", id: ID, files: [{ name: "a.bin", size: 4, sha256: sha(new Uint8Array(4)) }] });
+    from({
+      type: "offer",
+      id: ID,
+      files: [{ name: "a.bin", size: 4, sha256: sha(new Uint8Array(4)) }],
+    });
     bob.accept();
     from({ type: "chunk", id: ID, index: 0, offset: 0, data: new Uint8Array([1, 2, 3, 4]) });
     const failed = events.find((e) => e.event === "file-failed");
@@ -190,8 +198,55 @@ Deno.test("a scripted peer lying about the hash: clear error both sides, nothing
 Deno.test("a scripted peer's malformed frames and data for an unknown transfer are ignored", async () => {
   await scripted(({ bob, events, sent }) => {
     bob.onFrame("mallory", new Uint8Array([0x04, 1, 2]));
-    bob.onFrame("mallory", encodeFileFrame({ type: "chunk", id: ID, index: 0, offset: 0, data: new Uint8Array(5) }));
+    bob.onFrame(
+      "mallory",
+      encodeFileFrame({ type: "chunk", id: ID, index: 0, offset: 0, data: new Uint8Array(5) }),
+    );
     assert.deepEqual(events, []);
     assert.deepEqual(sent, []);
   });
+});
+
+Deno.test("over the relay, a transfer above the coordinator's limit is refused: no direct path", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "p2p-relay-" });
+  try {
+    const sent: FileFrame[] = [];
+    const events: FileEvent[] = [];
+    const link = {
+      secured: true,
+      pathKind: "relay" as const,
+      sendFile: (frame: Uint8Array) => sent.push(decodeFileFrame(frame)),
+    };
+    const alice = new Transfers({
+      me: "alice",
+      links: { open: () => link, get: () => link, online: () => true },
+      emit: (e) => {
+        if (e.event !== "error") events.push(e);
+      },
+      downloads: join(dir, "dl"),
+      stateFile: join(dir, "state.json"),
+      clock: new FakeClock(),
+    });
+    alice.setRelayLimit(1000);
+    const small = join(dir, "small.bin");
+    const big = join(dir, "big.bin");
+    await Deno.writeFile(small, new Uint8Array(1000));
+    await Deno.writeFile(big, new Uint8Array(1001));
+    await alice.send("bob", [big]);
+    await alice.send("bob", [small]);
+    const offers = sent.filter((f) => f.type === "offer");
+    assert.equal(offers.length, 2);
+    for (const o of offers) {
+      alice.onFrame("bob", encodeFileFrame({ type: "accept", id: o.id, offsets: [0] }));
+    }
+    const failed = events.find((e) => e.event === "file-failed");
+    assert.ok(failed?.event === "file-failed" && /no direct path to bob/.test(failed.reason));
+    assert.equal(failed.id, 1);
+    assert.ok(sent.some((f) => f.type === "cancel" && /no direct path/.test(f.reason)));
+    // The small one goes.
+    assert.ok(sent.some((f) => f.type === "chunk" && f.data.length === 1000));
+    alice.close();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

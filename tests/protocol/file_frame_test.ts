@@ -74,7 +74,8 @@ Deno.test("encodeFileFrame refuses what it cannot write", () => {
     /not a size/,
   );
   assertFileFrameError(
-    () => encodeFileFrame({ type: "offer", id: ID, files: [{ name: "a", size: 1.5, sha256: HASH }] }),
+    () =>
+      encodeFileFrame({ type: "offer", id: ID, files: [{ name: "a", size: 1.5, sha256: HASH }] }),
     /not a size/,
   );
   assertFileFrameError(
@@ -148,7 +149,13 @@ function randomFrame(rand: () => number): FileFrame {
     case 4:
       return { type: "cancel", id, reason: text() };
     default:
-      return { type: "result", id, index: Math.floor(rand() * 100), ok: rand() < 0.5, reason: text() };
+      return {
+        type: "result",
+        id,
+        index: Math.floor(rand() * 100),
+        ok: rand() < 0.5,
+        reason: text(),
+      };
   }
 }
 
