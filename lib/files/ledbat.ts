@@ -52,7 +52,7 @@ export class DelayController {
 
   constructor(options: DelayControllerOptions) {
     this.#chunk = options.chunkBytes;
-    this.#target = options.targetMs ?? 25;
+    this.#target = options.targetMs ?? 10;
     this.#gain = options.gain ?? 1;
     this.#min = options.minBytes ?? 2 * this.#chunk;
     this.#max = options.maxBytes ?? 8 << 20;
