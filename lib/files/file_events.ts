@@ -39,7 +39,8 @@ export type FileEvent =
   | FileEventBase & { event: "file-declined"; reason: string }
   /**
    * How far it is, at most a few times a second: `bytes` of `size` (all files), `rate` in
-   * bytes per second over the last seconds, `eta` in seconds (absent while unknown).
+   * bytes per second over the last seconds, `eta` in seconds (absent while unknown); `sent`
+   * (sender only) as in `file-done`.
    */
   | FileEventBase & {
     event: "file-progress";
@@ -47,6 +48,7 @@ export type FileEvent =
     size: number;
     rate: number;
     eta?: number;
+    sent?: number;
   }
   /**
    * A transfer goes on from data already there (after a drop, a restart of either side):

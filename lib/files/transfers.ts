@@ -732,6 +732,7 @@ export class Transfers {
       size,
       rate,
       ...(rate > 0 ? { eta: Math.ceil((size - t.bytes) / rate) } : {}),
+      ...(t.direction === "out" ? { sent: t.sent } : {}),
     });
   }
 

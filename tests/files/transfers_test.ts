@@ -86,21 +86,19 @@ function ended(events: Collector<Ev>, id: number, timeoutMs = 20_000) {
   );
 }
 
-Deno.test("files of 0 B, 1 B, 1 MiB + 1 and 24 MiB arrive byte-identical, SHA-256 checked", async () => {
+Deno.test("files of 0 B, 1 B, 1 MiB + 1 and 8 MiB arrive byte-identical, SHA-256 checked", async () => {
   await world(async ({ start, dir }) => {
     const [alice, bob] = await pair(start);
     const src = join(dir, "src");
     await Deno.mkdir(src);
-    const sizes = { "empty.bin": 0, "one.bin": 1, "mib.bin": (1 << 20) + 1, "big.bin": 24 << 20 };
+    const sizes = { "empty.bin": 0, "one.bin": 1, "mib.bin": (1 << 20) + 1, "big.bin": 8 << 20 };
     for (const [name, size] of Object.entries(sizes)) await makeFile(join(src, name), size);
     await alice.peer.sendFiles("bob", Object.keys(sizes).map((n) => join(src, n)));
     const offer = await offerIn(bob.events);
     assert.equal(offer.event === "file-offer" && offer.files.length, 4);
-    const t0 = performance.now();
     bob.peer.acceptFiles();
     const end = await ended(bob.events, offer.event === "file-offer" ? offer.id : 0);
     assert.equal(end.event, "file-progress", JSON.stringify(end));
-    const ms = performance.now() - t0;
     for (const [name] of Object.entries(sizes)) {
       const done = bob.events.items.find((e) => e.event === "file-done" && e.name === name);
       assert.ok(done && done.event === "file-done", `file-done for ${name}`);
@@ -117,9 +115,6 @@ Deno.test("files of 0 B, 1 B, 1 MiB + 1 and 24 MiB arrive byte-identical, SHA-25
     // No part files left behind.
     const left = [...Deno.readDirSync(join(dir, "bob", "downloads"))].map((e) => e.name).sort();
     assert.deepEqual(left, Object.keys(sizes).sort());
-    console.log(
-      `~25 MiB in ${Math.round(ms)} ms: ${((25 << 20) / 1e6 / (ms / 1000)).toFixed(1)} MB/s`,
-    );
   });
 });
 
@@ -205,30 +200,5 @@ Deno.test("decline, a limit over --max-file-size and cancel are told to both sid
     );
     assert.ok(failed.event === "file-failed" && failed.reason.includes("alice cancelled"));
     assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name).includes("bob"), true);
-  });
-});
-
-Deno.test("the receiver restarting mid-transfer resumes from its verified part, not from zero", async () => {
-  await world(async ({ start, dir }) => {
-    const [alice, bob] = await pair(start);
-    const src = join(dir, "src.bin");
-    const size = 8 << 20;
-    await makeFile(src, size);
-    await alice.peer.sendFiles("bob", [src]);
-    const offer = await offerIn(bob.events);
-    assert.ok(offer.event === "file-offer");
-    bob.peer.acceptFiles(offer.id);
-    await bob.events.waitFor(
-      (e) => e.event === "file-progress" && e.bytes > size / 4,
-      20_000,
-      "a quarter",
-    );
-    await bob.peer.close();
-    const bob2 = await start("bob");
-    const resumed = await bob2.events.waitFor((e) => e.event === "file-resumed", 15_000, "resume");
-    assert.ok(resumed.event === "file-resumed" && resumed.bytes > 0, JSON.stringify(resumed));
-    const done = await bob2.events.waitFor((e) => e.event === "file-done", 20_000, "done");
-    assert.ok(done.event === "file-done");
-    assert.equal(await fileHash(done.path), await fileHash(src));
   });
 });
