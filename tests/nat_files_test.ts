@@ -123,7 +123,10 @@ Deno.test({
       await alice.event((e) => e.event === "message" && e.text === `back ${i}`, 30_000);
     }
     assert.equal(alice.events.items.filter((e) => e.event === "undelivered").length, 0);
-    assert.equal(bob.events.items.filter((e) => e.event === "path" && e.path === "relay").length, 0);
+    assert.equal(
+      bob.events.items.filter((e) => e.event === "path" && e.path === "relay").length,
+      0,
+    );
 
     await s.lab.setLoss(s.routers[0], 10);
     const lossy = join(s.configHome, "lossy.bin");
@@ -136,7 +139,8 @@ Deno.test({
 });
 
 Deno.test({
-  name: "nat files: symmetric ↔ symmetric, over the relay: above the limit refused, a small one sent",
+  name:
+    "nat files: symmetric ↔ symmetric, over the relay: above the limit refused, a small one sent",
   ignore,
 }, async () => {
   requireLab();
