@@ -29,7 +29,7 @@ async function udpReceive(): Promise<void> {
   let bytes = 0;
   let first = 0;
   let last = 0;
-  let timer: number | undefined;
+  let timer: ReturnType<typeof setTimeout> | undefined;
   const done = () => {
     console.log(JSON.stringify({ bytes, seconds: (last - first) / 1000 }));
     sock.close();
@@ -264,19 +264,25 @@ async function main(): Promise<void> {
     await Deno.remove(join(dir, "tcp.bin"));
     const r = await p2p(src, dir, mib, chats);
     const f = (n: number, d = 1) => n.toFixed(d);
-    console.log(`Loopback, ${mib} MiB file, ${Deno.build.target}; ${navigator.hardwareConcurrency} cores`);
+    console.log(
+      `Loopback, ${mib} MiB file, ${Deno.build.target}; ${navigator.hardwareConcurrency} cores`,
+    );
     console.log("| what | figure |");
     console.log("| --- | --- |");
     console.log(`| raw Deno UDP, one way, ${DATAGRAM} B datagrams | ${f(udp)} MB/s |`);
     console.log(`| plain TCP copy to disk | ${f(tcp)} MB/s |`);
-    console.log(`| p2p file transfer | ${f(r.mbps)} MB/s (${f(r.mbps / udp * 100, 0)} % of raw UDP) |`);
+    console.log(
+      `| p2p file transfer | ${f(r.mbps)} MB/s (${f(r.mbps / udp * 100, 0)} % of raw UDP) |`,
+    );
     console.log(
       `| CPU per MB (sender, receiver) | ${f(r.cpuPerMb.sender * 1000)} ms, ` +
         `${f(r.cpuPerMb.receiver * 1000)} ms |`,
     );
     console.log(
       `| peak RSS (sender, receiver); at login | ${f(r.rss.sender, 0)} MB, ` +
-        `${f(r.rss.receiver, 0)} MB; ${f(r.idleRss.sender, 0)} MB, ${f(r.idleRss.receiver, 0)} MB |`,
+        `${f(r.rss.receiver, 0)} MB; ${f(r.idleRss.sender, 0)} MB, ${
+          f(r.idleRss.receiver, 0)
+        } MB |`,
     );
     console.log(
       `| chat p50 round trip, idle / during (${r.chats} each) | ${f(r.rttIdle)} ms / ` +

@@ -48,10 +48,6 @@ async function pair(start: (name: string) => Promise<TestPeer>): Promise<[TestPe
   return [a, b];
 }
 
-function sha256(bytes: Uint8Array): string {
-  return createHash("sha256").update(bytes).digest("hex");
-}
-
 /** Writes `size` bytes of a fixed pattern, in chunks (never the whole file in memory). */
 async function makeFile(path: string, size: number, seed = 1): Promise<void> {
   using file = await Deno.open(path, { write: true, create: true, truncate: true });
