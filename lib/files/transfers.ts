@@ -362,14 +362,7 @@ export class Transfers {
     if (offsets.length !== t.files.length || offsets.some((o, i) => o > t.files[i].size)) {
       return this.#refuse(t, `${t.peer} accepted with offsets that do not fit the offer`);
     }
-    const link = this.#o.links.get(t.peer);
-    if (link?.pathKind === "relay" && total(t) > this.#relayLimit) {
-      return this.#refuse(
-        t,
-        `no direct path to ${t.peer}: the coordinator's relay carries files of up to ` +
-          `${formatSize(this.#relayLimit)} only`,
-      );
-    }
+    if (this.#overRelay(t)) return this.#refuse(t, this.#noDirectPath(t));
     const resumed = t.state === "waiting" || offsets.some((o) => o > 0);
     t.index = 0;
     t.offset = offsets[0] ?? 0;
@@ -421,6 +414,11 @@ export class Transfers {
     let used = outstanding();
     for (const t of this.#byNumber.values()) {
       if (t.peer !== peer || t.direction !== "out" || t.state !== "active") continue;
+      // The direct path broke mid-transfer and the link fell back to the relay.
+      if (this.#overRelay(t)) {
+        this.#refuse(t, this.#noDirectPath(t));
+        continue;
+      }
       while (t.index < t.files.length && used < window.windowBytes) {
         const file = t.files[t.index];
         if (t.offset >= file.size) {
@@ -459,6 +457,16 @@ export class Transfers {
         t.reader = undefined;
       }
     }
+  }
+
+  /** Whether `t` would go through the relay and is larger than the relay carries. */
+  #overRelay(t: Transfer): boolean {
+    return this.#o.links.get(t.peer)?.pathKind === "relay" && total(t) > this.#relayLimit;
+  }
+
+  #noDirectPath(t: Transfer): string {
+    return `no direct path to ${t.peer}: the coordinator's relay carries files of up to ` +
+      `${formatSize(this.#relayLimit)} only`;
   }
 
   #pause(t: Transfer): void {
