@@ -1,6 +1,7 @@
 /**
- * `deno task bench:files [--size MIB] [--chat N]`: file transfers against their ceilings, on
- * loopback, in one run (docs/FILES.md has the table):
+ * `deno task bench:files [--size MIB] [--chat N] [--lab]`: file transfers against their ceilings,
+ * on loopback (or, with `--lab`, as root, through the NAT lab's home ↔ home routers), in one run
+ * (docs/FILES.md has the table):
  *
  * - raw Deno UDP, one way, 1,200-byte unencrypted datagrams sent as fast as they go (the ceiling);
  * - a plain TCP copy of the same file, written to disk (what a user compares with);
@@ -9,13 +10,17 @@
  *   (`/msg` to its `delivered`) while idle and during the transfer.
  *
  * The receiving sides run in processes of their own (this script started again with a role), so
- * that sender and receiver do not share an event loop, as in real use.
+ * that sender and receiver do not share an event loop, as in real use. In the lab, the ceilings
+ * are measured from peer A's host to the public coordinator host (through A's NAT: two home NATs
+ * let no plain socket through), the p2p transfer between A and B (direct, after hole punching).
  *
  * @module
  */
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import type { LabNode } from "../tests/lab/netlab.ts";
+import { LabProcess, type PairScenario, SERVER_PORT, withPair } from "../tests/support/lab_chat.ts";
 import { P2pProcess, startServe } from "../tests/support/proc.ts";
 
 const SELF = new URL(import.meta.url).pathname;
@@ -23,8 +28,8 @@ const DATAGRAM = 1200;
 
 // --- roles: the receiving (and sending) ends of the ceilings, in processes of their own -------
 
-async function udpReceive(): Promise<void> {
-  const sock = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+async function udpReceive(host: string): Promise<void> {
+  const sock = Deno.listenDatagram({ transport: "udp", hostname: host, port: 0 });
   console.log(JSON.stringify({ port: (sock.addr as Deno.NetAddr).port }));
   let bytes = 0;
   let first = 0;
@@ -48,10 +53,10 @@ async function udpReceive(): Promise<void> {
   }
 }
 
-async function udpSend(port: number, seconds: number): Promise<void> {
-  const sock = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+async function udpSend(host: string, port: number, seconds: number): Promise<void> {
+  const sock = Deno.listenDatagram({ transport: "udp", hostname: "0.0.0.0", port: 0 });
   const payload = new Uint8Array(DATAGRAM);
-  const to = { transport: "udp" as const, hostname: "127.0.0.1", port };
+  const to = { transport: "udp" as const, hostname: host, port };
   const end = performance.now() + seconds * 1000;
   let sent = 0;
   while (performance.now() < end) {
@@ -62,8 +67,8 @@ async function udpSend(port: number, seconds: number): Promise<void> {
   sock.close();
 }
 
-async function tcpReceive(path: string): Promise<void> {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+async function tcpReceive(host: string, path: string): Promise<void> {
+  const listener = Deno.listen({ hostname: host, port: 0 });
   console.log(JSON.stringify({ port: (listener.addr as Deno.NetAddr).port }));
   const conn = await listener.accept();
   using file = await Deno.open(path, { write: true, create: true, truncate: true });
@@ -79,8 +84,8 @@ async function tcpReceive(path: string): Promise<void> {
   listener.close();
 }
 
-async function tcpSend(port: number, path: string): Promise<void> {
-  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+async function tcpSend(host: string, port: number, path: string): Promise<void> {
+  const conn = await Deno.connect({ hostname: host, port });
   using file = await Deno.open(path);
   const buf = new Uint8Array(1 << 16);
   for (let n; (n = await file.read(buf)) !== null;) {
@@ -91,13 +96,18 @@ async function tcpSend(port: number, path: string): Promise<void> {
 
 // --- the run ---------------------------------------------------------------------------------
 
+/** Starts a command (on this host, or in a lab node) with stdout piped. */
+type Spawn = (cmd: string[]) => Deno.ChildProcess;
+
+const local: Spawn = (cmd) =>
+  new Deno.Command(cmd[0], { args: cmd.slice(1), stdout: "piped", stderr: "inherit" }).spawn();
+
 /** Starts this script with a role; resolves with the child and a reader of its JSON lines. */
-function role(args: string[]): { child: Deno.ChildProcess; lines: AsyncIterator<string> } {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", SELF, ...args],
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
+function role(
+  spawn: Spawn,
+  args: string[],
+): { child: Deno.ChildProcess; lines: AsyncIterator<string> } {
+  const child = spawn([Deno.execPath(), "run", "-A", SELF, ...args]);
   const lines = child.stdout.pipeThrough(new TextDecoderStream()).pipeThrough(
     new TransformStream<string, string>({
       transform(chunk, out) {
@@ -113,10 +123,17 @@ async function next(lines: AsyncIterator<string>): Promise<Record<string, number
   return JSON.parse(value);
 }
 
-async function rawUdp(): Promise<number> {
-  const rx = role(["udp-recv"]);
+/** Where the ceilings run: the receiving side's spawner and address, the sending side's. */
+interface Ends {
+  rx: Spawn;
+  rxHost: string;
+  tx: Spawn;
+}
+
+async function rawUdp(ends: Ends): Promise<number> {
+  const rx = role(ends.rx, ["udp-recv", ends.rxHost]);
   const { port } = await next(rx.lines);
-  const tx = role(["udp-send", String(port), "3"]);
+  const tx = role(ends.tx, ["udp-send", ends.rxHost, String(port), "3"]);
   await next(tx.lines);
   await tx.child.status;
   const { bytes, seconds } = await next(rx.lines);
@@ -124,10 +141,10 @@ async function rawUdp(): Promise<number> {
   return bytes / 1e6 / seconds;
 }
 
-async function tcpCopy(src: string, dst: string): Promise<number> {
-  const rx = role(["tcp-recv", dst]);
+async function tcpCopy(ends: Ends, src: string, dst: string): Promise<number> {
+  const rx = role(ends.rx, ["tcp-recv", ends.rxHost, dst]);
   const { port } = await next(rx.lines);
-  const tx = role(["tcp-send", String(port), src]);
+  const tx = role(ends.tx, ["tcp-send", ends.rxHost, String(port), src]);
   await tx.child.status;
   const { bytes, seconds } = await next(rx.lines);
   await rx.child.status;
@@ -167,8 +184,18 @@ async function fileHash(path: string): Promise<string> {
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
+/** A running `p2p chat --json`: on loopback or in the lab. */
+interface Chat {
+  readonly child: Deno.ChildProcess;
+  event(
+    pred: (e: Record<string, unknown>) => boolean,
+    timeoutMs?: number,
+  ): Promise<Record<string, unknown>>;
+  write(line: string): Promise<void>;
+}
+
 /** Round trips of `/msg bob` to its `delivered`, `count` of them, one at a time. */
-async function chatRtts(alice: P2pProcess, count: number, gapMs: number): Promise<number[]> {
+async function chatRtts(alice: Chat, count: number, gapMs: number): Promise<number[]> {
   const rtts: number[] = [];
   for (let i = 0; i < count; i++) {
     const text = `ping-${crypto.randomUUID()}`;
@@ -192,24 +219,66 @@ interface P2pResult {
   chats: number;
 }
 
-async function p2p(src: string, dir: string, mib: number, chats: number): Promise<P2pResult> {
+/** Starts the coordinator and returns how to start a chat as `name`, and how to stop all. */
+type World = { chat: (name: string) => Chat; close: () => Promise<void> };
+
+/** Args of a chat of the bench: JSON, no history, downloads under `dir`. */
+function chatArgs(name: string, server: string, dir: string): string[] {
+  return ["chat", `${name}@${server}`, "--json", "--no-history", "--downloads", `${dir}/downloads`];
+}
+
+/** As scripts/p2p and the compiled binary run it (scripts/compile.ts V8_FLAGS). */
+const V8 = { DENO_V8_FLAGS: "--max-semi-space-size=8" };
+
+async function loopbackWorld(dir: string): Promise<World> {
   const serve = await startServe();
-  const downloads = join(dir, "downloads");
   const procs: P2pProcess[] = [];
+  return {
+    chat: (name) => {
+      const env = { XDG_DATA_HOME: join(dir, name), ...V8 };
+      const p = new P2pProcess(chatArgs(name, `127.0.0.1:${serve.port}`, dir), { env });
+      procs.push(p);
+      return p;
+    },
+    close: async () => {
+      for (const p of procs) await p.dispose();
+      await serve.proc.dispose();
+    },
+  };
+}
+
+async function labWorld(s: PairScenario, dir: string): Promise<World> {
+  const env = {
+    XDG_CONFIG_HOME: s.configHome,
+    XDG_DATA_HOME: `${s.configHome}/data`,
+    XDG_STATE_HOME: `${s.configHome}/state`,
+    ...V8,
+  };
+  const server = new LabProcess(s.lab, s.srv, "serve", [
+    "serve",
+    "--host",
+    "0.0.0.0",
+    "--port",
+    String(SERVER_PORT),
+  ], env);
+  s.processes.push(server);
+  await server.stderr.waitFor((l) => l.includes(` UDP ${SERVER_PORT}`), 60_000, "serve");
+  const nodes: Record<string, LabNode> = { alice: s.a, bob: s.b };
+  return {
+    chat: (name) => {
+      const args = chatArgs(name, `${s.srv.ip}:${SERVER_PORT}`, dir);
+      const p = new LabProcess(s.lab, nodes[name], name, args, env);
+      s.processes.push(p);
+      return p;
+    },
+    close: async () => {}, // withPair disposes of the processes and the lab
+  };
+}
+
+async function p2p(world: World, src: string, mib: number, chats: number): Promise<P2pResult> {
   const chat = async (name: string) => {
-    const p = new P2pProcess([
-      "chat",
-      `${name}@127.0.0.1:${serve.port}`,
-      "--json",
-      "--no-history",
-      "--downloads",
-      downloads,
-    ], {
-      // As scripts/p2p and the compiled binary run it (scripts/compile.ts V8_FLAGS).
-      env: { XDG_DATA_HOME: join(dir, name), DENO_V8_FLAGS: "--max-semi-space-size=8" },
-    });
-    procs.push(p);
-    await p.event((e) => e.event === "ready", 20_000);
+    const p = world.chat(name);
+    await p.event((e) => e.event === "ready", 30_000);
     return p;
   };
   try {
@@ -243,15 +312,18 @@ async function p2p(src: string, dir: string, mib: number, chats: number): Promis
       chats,
     };
   } finally {
-    for (const p of procs) await p.dispose();
-    await serve.proc.dispose();
+    await world.close();
   }
 }
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
     args: Deno.args,
-    options: { size: { type: "string", default: "200" }, chat: { type: "string", default: "20" } },
+    options: {
+      size: { type: "string", default: "200" },
+      chat: { type: "string", default: "20" },
+      lab: { type: "boolean", default: false },
+    },
   });
   const mib = Number(values.size);
   const chats = Number(values.chat);
@@ -259,13 +331,24 @@ async function main(): Promise<void> {
   try {
     const src = join(dir, "src.bin");
     await makeFile(src, mib);
-    const udp = await rawUdp();
-    const tcp = await tcpCopy(src, join(dir, "tcp.bin"));
-    await Deno.remove(join(dir, "tcp.bin"));
-    const r = await p2p(src, dir, mib, chats);
+    const measure = async (ends: Ends, world: () => Promise<World>) => {
+      const udp = await rawUdp(ends);
+      const tcp = await tcpCopy(ends, src, join(dir, "tcp.bin"));
+      await Deno.remove(join(dir, "tcp.bin"));
+      return { udp, tcp, r: await p2p(await world(), src, mib, chats) };
+    };
+    const { udp, tcp, r } = values.lab
+      ? await withPair("home/home", (s) => {
+        const inNode = (node: LabNode): Spawn => (cmd) =>
+          s.lab.spawn(node, cmd, { stdout: "piped", stderr: "inherit" });
+        const ends = { rx: inNode(s.srv), rxHost: s.srv.ip, tx: inNode(s.a) };
+        return measure(ends, () => labWorld(s, dir));
+      })
+      : await measure({ rx: local, rxHost: "127.0.0.1", tx: local }, () => loopbackWorld(dir));
     const f = (n: number, d = 1) => n.toFixed(d);
+    const where = values.lab ? "NAT lab, home ↔ home" : "Loopback";
     console.log(
-      `Loopback, ${mib} MiB file, ${Deno.build.target}; ${navigator.hardwareConcurrency} cores`,
+      `${where}, ${mib} MiB file, ${Deno.build.target}; ${navigator.hardwareConcurrency} cores`,
     );
     console.log("| what | figure |");
     console.log("| --- | --- |");
@@ -294,8 +377,8 @@ async function main(): Promise<void> {
 }
 
 const [mode, ...rest] = Deno.args;
-if (mode === "udp-recv") await udpReceive();
-else if (mode === "udp-send") await udpSend(Number(rest[0]), Number(rest[1]));
-else if (mode === "tcp-recv") await tcpReceive(rest[0]);
-else if (mode === "tcp-send") await tcpSend(Number(rest[0]), rest[1]);
+if (mode === "udp-recv") await udpReceive(rest[0]);
+else if (mode === "udp-send") await udpSend(rest[0], Number(rest[1]), Number(rest[2]));
+else if (mode === "tcp-recv") await tcpReceive(rest[0], rest[1]);
+else if (mode === "tcp-send") await tcpSend(rest[0], Number(rest[1]), rest[2]);
 else await main();
