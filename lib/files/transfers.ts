@@ -49,6 +49,8 @@ export const DEFAULT_MAX_FILE_SIZE = 4 * 1024 ** 3;
 export const DEFAULT_RELAY_FILE_LIMIT = 1024 * 1024;
 /** `file-progress` at most this often per transfer. */
 const PROGRESS_MS = 250;
+/** Longest a change of a transfer's files waits to be saved. */
+const SAVE_MS = 1000;
 /** Unfinished transfers are offered again this often while the link is up and they wait. */
 const REOFFER_MS = 3000;
 
@@ -331,6 +333,7 @@ export class Transfers {
 
   /** Stops the timers and closes open files; unfinished transfers stay saved for a resume. */
   close(): void {
+    if (this.#saveTimer !== undefined) this.#save();
     this.#closed = true;
     this.#o.clock.clearInterval(this.#timer);
     for (const t of this.#byNumber.values()) {
@@ -589,7 +592,7 @@ export class Transfers {
           throw new FileError("the partial file changed under us; offer the file again");
         }
         t.parts![t.index] = t.part.path;
-        this.#save();
+        this.#saveSoon();
       }
       if (t.part.offset < f.size) return;
       let path: string;
@@ -599,7 +602,7 @@ export class Transfers {
         t.part = undefined;
       }
       t.parts![t.index] = path;
-      this.#save();
+      this.#saveSoon();
       this.#sendFrame(t, { type: "result", id: t.id, index: t.index, ok: true, reason: "" });
       this.#emit(t, {
         event: "file-done",
@@ -788,7 +791,21 @@ export class Transfers {
 
   // --- persistence --------------------------------------------------------------------------
 
+  /** A save asked for by {@linkcode #saveSoon}, not done yet. */
+  #saveTimer: TimerId | undefined;
+
+  /**
+   * Saves within a second: a tree of thousands of small files would otherwise rewrite the state
+   * once per file. What a crash in that second loses: a part started meanwhile is not resumed
+   * (it is received again), a file finished meanwhile may arrive twice (the second with a suffix).
+   */
+  #saveSoon(): void {
+    this.#saveTimer ??= this.#o.clock.setTimeout(() => this.#save(), SAVE_MS);
+  }
+
   #save(): void {
+    this.#o.clock.clearTimeout(this.#saveTimer);
+    this.#saveTimer = undefined;
     if (this.#closed) return;
     const saved: Saved[] = [...this.#byNumber.values()]
       .filter((t) =>

@@ -114,7 +114,7 @@ Deno.test("files of 0 B, 1 B, 1 MiB + 1 and 8 MiB arrive byte-identical, SHA-256
   });
 });
 
-Deno.test("a directory tree arrives intact; a taken name gets a suffix, never overwritten", async () => {
+Deno.test("a directory tree (203 files) arrives intact; a taken name gets a suffix, never overwritten", async () => {
   await world(async ({ start, dir }) => {
     const [alice, bob] = await pair(start);
     const tree = join(dir, "src", "tree");
@@ -122,6 +122,8 @@ Deno.test("a directory tree arrives intact; a taken name gets a suffix, never ov
     await makeFile(join(tree, "top.txt"), 100, 1);
     await makeFile(join(tree, "a", "mid.txt"), 70_000, 2);
     await makeFile(join(tree, "a", "b", "deep.txt"), 5, 3);
+    await Deno.mkdir(join(tree, "many"));
+    for (let i = 0; i < 200; i++) await makeFile(join(tree, "many", `${i}.txt`), i, i);
     const downloads = join(dir, "bob", "downloads");
     await Deno.mkdir(join(downloads, "tree"), { recursive: true });
     await Deno.writeTextFile(join(downloads, "tree", "top.txt"), "mine");
@@ -144,6 +146,13 @@ Deno.test("a directory tree arrives intact; a taken name gets a suffix, never ov
       await fileHash(join(downloads, "tree", "a", "b", "deep.txt")),
       await fileHash(join(tree, "a", "b", "deep.txt")),
     );
+    for (let i = 0; i < 200; i += 37) {
+      assert.equal(
+        await fileHash(join(downloads, "tree", "many", `${i}.txt`)),
+        await fileHash(join(tree, "many", `${i}.txt`)),
+      );
+    }
+    assert.equal([...Deno.readDirSync(join(downloads, "tree", "many"))].length, 200);
   });
 });
 
