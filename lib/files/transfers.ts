@@ -40,6 +40,7 @@ import {
 import type { FileEvent, FileEventBase, TransferInfo } from "./file_events.ts";
 import { DelayController } from "./ledbat.ts";
 import { safeRelativePath } from "./names.ts";
+import { readTransfers, type SavedTransfer, writeTransfers } from "./state_file.ts";
 
 /** Bytes of file data per CHUNK frame. */
 export const CHUNK_BYTES = 16 * 1024;
@@ -122,16 +123,6 @@ interface Transfer {
   part?: PartFile;
   /** Progress: when last reported, and the bytes and time a rate is measured from. */
   progress: { at: number; mark: { at: number; bytes: number }; rate: number };
-}
-
-interface Saved {
-  hex: string;
-  peer: string;
-  direction: "in" | "out";
-  files: { name: string; size: number; sha256: string }[];
-  sources?: string[];
-  dir?: string;
-  parts?: (string | null)[];
 }
 
 const hex = (b: Uint8Array) => [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
@@ -807,56 +798,42 @@ export class Transfers {
     this.#o.clock.clearTimeout(this.#saveTimer);
     this.#saveTimer = undefined;
     if (this.#closed) return;
-    const saved: Saved[] = [...this.#byNumber.values()]
+    const saved: SavedTransfer[] = [...this.#byNumber.values()]
       .filter((t) =>
         (t.direction === "out" && ["offered", "waiting", "active"].includes(t.state)) ||
         (t.direction === "in" && ["active", "waiting"].includes(t.state))
       )
       .map((t) => ({
-        hex: t.hex,
+        transfer: t.hex,
         peer: t.peer,
         direction: t.direction,
         files: t.files.map((f) => ({ name: f.name, size: f.size, sha256: hex(f.sha256) })),
         ...(t.sources ? { sources: t.sources } : {}),
         ...(t.dir ? { dir: t.dir, parts: t.parts!.map((p) => p ?? null) } : {}),
       }));
-    const file = this.#o.stateFile;
     try {
-      Deno.mkdirSync(file.slice(0, file.lastIndexOf("/")), { recursive: true });
-      Deno.writeTextFileSync(file + ".tmp", JSON.stringify(saved), { mode: 0o600 });
-      Deno.renameSync(file + ".tmp", file);
+      writeTransfers(this.#o.stateFile, saved);
     } catch (err) {
       this.#o.emit({
         event: "error",
-        message: `Cannot keep the unfinished transfers in ${file}: ${(err as Error).message}`,
+        message: `Cannot keep the unfinished transfers in ${this.#o.stateFile}: ` +
+          (err as Error).message,
       });
     }
   }
 
+  /** The unfinished transfers of the last run, waiting to go on. */
   #load(): void {
-    let saved: Saved[];
-    try {
-      saved = JSON.parse(Deno.readTextFileSync(this.#o.stateFile));
-      if (!Array.isArray(saved)) return;
-    } catch {
-      return; // none yet, or unreadable: nothing to resume
-    }
-    for (const s of saved) {
-      try {
-        const files = s.files.map((f) => ({ name: f.name, size: f.size, sha256: unhex(f.sha256) }));
-        const t = this.#add({
-          id: unhex(s.hex),
-          peer: s.peer,
-          direction: s.direction,
-          files,
-          state: "waiting",
-          ...(s.sources ? { sources: s.sources } : {}),
-          ...(s.dir ? { dir: s.dir, parts: s.parts!.map((p) => p ?? undefined) } : {}),
-        });
-        t.bytes = 0;
-      } catch {
-        // a damaged entry: skipped
-      }
+    for (const s of readTransfers(this.#o.stateFile)) {
+      this.#add({
+        id: unhex(s.transfer),
+        peer: s.peer,
+        direction: s.direction,
+        files: s.files.map((f) => ({ name: f.name, size: f.size, sha256: unhex(f.sha256) })),
+        state: "waiting",
+        ...(s.sources ? { sources: s.sources } : {}),
+        ...(s.dir ? { dir: s.dir, parts: s.parts!.map((p) => p ?? undefined) } : {}),
+      });
     }
   }
 }
