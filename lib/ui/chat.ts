@@ -55,6 +55,12 @@ export interface ChatOptions {
   maxFileSize?: number;
 }
 
+/** `~/x` as the shell would read it (no shell reads what is typed in the chat). */
+function expandHome(path: string): string {
+  const home = Deno.env.get("HOME");
+  return home && (path === "~" || path.startsWith("~/")) ? home + path.slice(1) : path;
+}
+
 /**
  * The default download directory: `$XDG_DOWNLOAD_DIR` when it is an absolute path, else
  * `~/Downloads/p2p`.
@@ -291,10 +297,10 @@ export async function runChat(options: ChatOptions): Promise<number> {
         return;
       }
       case "send":
-        p.sendFiles(who(cmd.to), cmd.paths).catch((err) => error(err.message));
+        p.sendFiles(who(cmd.to), cmd.paths.map(expandHome)).catch((err) => error(err.message));
         return;
       case "accept-files":
-        return p.acceptFiles(cmd.id, cmd.dir);
+        return p.acceptFiles(cmd.id, cmd.dir === undefined ? undefined : expandHome(cmd.dir));
       case "decline-files":
         return p.declineFiles(cmd.id);
       case "cancel-files":
