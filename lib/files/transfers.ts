@@ -300,23 +300,22 @@ export class Transfers {
    * replaced (the peer restarted), what was in flight is offered again from where it stands.
    */
   onSecured(peer: string, reset: boolean): void {
+    const ours = [...this.#byNumber.values()].filter((t) =>
+      t.peer === peer && t.direction === "out"
+    );
+    // A restarted peer kept only what it had saved: every running transfer starts over from
+    // its offer (even one with nothing in flight, waiting for the last RESULT).
     if (reset) {
-      for (const chunk of this.#inFlight.get(peer)?.values() ?? []) {
-        if (chunk.transfer.state === "active") this.#pause(chunk.transfer);
-      }
+      for (const t of ours) if (t.state === "active") this.#pause(t);
       this.#inFlight.delete(peer);
     }
-    for (const t of this.#byNumber.values()) {
-      if (t.peer === peer && t.direction === "out" && t.state === "waiting") this.#offer(t);
-      if (t.peer === peer && t.direction === "out" && t.state === "offered") this.#offer(t);
-    }
+    for (const t of ours) if (t.state === "waiting" || t.state === "offered") this.#offer(t);
   }
 
   /** `peer` came online (again): its unfinished transfers are offered again. */
   online(peer: string): void {
     for (const t of this.#byNumber.values()) {
       if (t.peer === peer && t.direction === "out" && ["offered", "waiting"].includes(t.state)) {
-        t.state = "waiting";
         this.#offer(t);
       }
     }
@@ -357,7 +356,7 @@ export class Transfers {
       return this.#refuse(t, `${t.peer} accepted with offsets that do not fit the offer`);
     }
     if (this.#overRelay(t)) return this.#refuse(t, this.#noDirectPath(t));
-    const resumed = t.state === "waiting" || offsets.some((o) => o > 0);
+    const resumed = offsets.some((o) => o > 0);
     t.index = 0;
     t.offset = offsets[0] ?? 0;
     t.bytes = offsets.reduce((n, o) => n + o, 0);
