@@ -21,7 +21,9 @@
  *   of key a takeover needs);
  * - `registry.ts` (who is online) with `name_quota.ts` (names per address), `relay.ts` (relay
  *   budgets per pair, user and address), `limits.ts` and `address_budget.ts` (limits),
- *   `server_log.ts` and `stats.ts` (what it tells).
+ *   `server_log.ts` and `stats.ts` (what it tells; `metrics.ts` turns the counters into
+ *   Prometheus text for `p2p serve --metrics`);
+ * - `turn_grants.ts`: TURN credentials handed out with each introduction (`p2p serve --turn`).
  *
  * Every room runs on one injected {@linkcode Clock}; the UDP sockets are `lib/net/udp.ts`'s on its
  * fast `"deno"` backend.
@@ -43,6 +45,7 @@ import type { CoordinatorStore } from "./coordinator/store.ts";
 import type { Registry } from "./coordinator/registry.ts";
 import type { RelayPolicy } from "./coordinator/relay.ts";
 import type { CoordinatorStats } from "./coordinator/stats.ts";
+import type { TurnGrants } from "./coordinator/turn_grants.ts";
 import { type CoordinatorOptions, openRooms, type Rooms } from "./coordinator/wiring.ts";
 import { encodeServerMessage } from "./protocol/seed.ts";
 
@@ -76,6 +79,8 @@ export class Coordinator {
   readonly mailbox: Mailbox | undefined;
   /** Contacts, requests and blocks. */
   readonly contacts: ContactBook;
+  /** TURN credentials handed out with introductions (undefined without `turn`). */
+  readonly turn: TurnGrants | undefined;
   /** The sockets, services and log this front door serves with and closes. */
   readonly #rooms: Rooms;
   /** The sweep and the once-a-second flush. */
@@ -93,6 +98,7 @@ export class Coordinator {
     this.owners = rooms.owners;
     this.mailbox = rooms.mailbox;
     this.contacts = rooms.contacts;
+    this.turn = rooms.turn;
     udp.onMessage((data, from) => service.onDatagram(data, from));
     alt?.onMessage((data, from) => service.onWhoamiPort(data, from, (b) => alt.send(b, from)));
     const sweep = clock.setInterval(() => {

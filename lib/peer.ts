@@ -28,6 +28,8 @@
  * - `contact_desk.ts`: the user's contact requests and answers, and the coordinator's contact
  *   messages as events; `contacts.ts`: our record of our contacts and the requests waiting for us
  *   (the coordinator holds the list that counts: docs/PROTOCOL.md §1.5).
+ * - `turn_relay.ts` (with `turn_client.ts`): our allocation on the coordinator's TURN server, its
+ *   relayed address offered to introduced peers: the `turn` path.
  * - `key_trust.ts`: trust on first use; `events.ts`: what we report (the `--json` contract).
  *
  * @example
@@ -45,7 +47,7 @@
 import { encodeKey, fingerprint, loadOrCreateIdentity } from "./crypto/identity.ts";
 import type { KeyPair } from "./crypto/noise.ts";
 import { KnownPeers } from "./crypto/known_peers.ts";
-import type { Clock } from "./clock.ts";
+import { type Clock, realClock } from "./clock.ts";
 import { localAddressFor, UdpSocket } from "./net/udp.ts";
 import { encodeBase64url } from "./protocol/base64url.ts";
 import { type Endpoint, formatEndpoint } from "./protocol/endpoint.ts";
@@ -63,6 +65,7 @@ import {
   linkEventsFor,
   mailboxEventsFor,
   type OnlineUser,
+  pathKindOf,
   type PeerEvent,
 } from "./peer/events.ts";
 import { KeyTrust } from "./peer/key_trust.ts";
@@ -74,6 +77,7 @@ import { NatDetector } from "./peer/nat_detect.ts";
 import { Presence } from "./peer/presence.ts";
 import { ProbeQuota } from "./peer/probe_quota.ts";
 import { SocketPool } from "./peer/socket_pool.ts";
+import { TURN_SOCKET, TurnRelay } from "./peer/turn_relay.ts";
 import type { PathFinderOptions } from "./peer/traversal.ts";
 import { MemoryLog, type MessageLog } from "./store/message_log.ts";
 import { type FileLinks, Transfers } from "./files/transfers.ts";
@@ -147,6 +151,7 @@ export class Peer {
   readonly #delivery: Delivery;
   readonly #desk: ContactDesk;
   readonly #files: Transfers | undefined;
+  readonly #turn: TurnRelay;
   /** Logging in until `ready` is reported, then until closed. */
   #phase: "login" | "ready" | "closed" = "login";
 
@@ -197,10 +202,17 @@ export class Peer {
       instanceId: crypto.getRandomValues(new Uint32Array(1))[0],
       clock: options.clock,
       giveUpAfterMs: options.giveUpAfterMs,
-      pathOptions: options.pathOptions,
+      pathOptions: { turnSocket: TURN_SOCKET, ...options.pathOptions },
       // One probe budget for all our links: more names buy an attacker nothing.
       quota: new ProbeQuota(),
       wiring: (peer) => this.#wiring(peer),
+    });
+    this.#turn = new TurnRelay({
+      clock: options.clock ?? realClock,
+      send: (data, to) => socket.send(data, to),
+      link: (name) => this.#links.get(name),
+      onData: (data, from) => this.#onDatagram(data, from, TURN_SOCKET),
+      onEvent: (e) => this.#emit(e),
     });
     this.#pool = new SocketPool({
       host: socket.local.host,
@@ -234,6 +246,7 @@ export class Peer {
       },
       onOffline: (user) => {
         contacts.seen(user);
+        this.#turn.forget(user);
         this.#emit({ event: "offline", user });
       },
       onList: (list) => this.#desk.onList(list),
@@ -476,6 +489,7 @@ export class Peer {
     this.#mailbox.close();
     this.#files?.close();
     this.#links.closeAll("the client closed");
+    this.#turn.close();
     await this.#pool.closeAll();
     this.#messages.release();
     await this.#socket.close();
@@ -491,7 +505,9 @@ export class Peer {
     const { server } = this.#o;
     const transport: LinkTransport = {
       sendTo: (frame, to, ttl, socket = 0) =>
-        (socket === 0 ? this.#socket : this.#pool.get(socket))?.send(frame, to, { ttl }),
+        socket === TURN_SOCKET
+          ? this.#turn.sendTo(frame, to)
+          : (socket === 0 ? this.#socket : this.#pool.get(socket))?.send(frame, to, { ttl }),
       sendViaRelay: (frame) =>
         this.#socket.send(encodeFrame({ type: "relay", to: peer, inner: frame }), server),
       openSockets: (count) => this.#pool.open(count),
@@ -516,7 +532,7 @@ export class Peer {
         return link.secured;
       },
       get pathKind() {
-        return link.path.kind;
+        return pathKindOf(link.path);
       },
       sendFile: (frame: Uint8Array) => link.sendFile(frame),
     });
@@ -545,14 +561,17 @@ export class Peer {
       if (link) link.introduce(intro);
       else if (this.#door.admitIntroduction(msg.username, intro.key)) {
         this.#links.open(msg.username).introduce(intro);
-      }
-    } else if (msg.type === "mailbox") this.#delivery.mailboxAt(msg.port, msg.waiting);
+      } else return;
+      this.#turn.introduced(msg.username, msg.observed.host);
+    } else if (msg.type === "turn") this.#turn.credentials(msg);
+    else if (msg.type === "mailbox") this.#delivery.mailboxAt(msg.port, msg.waiting);
     else if (msg.type === "unavailable") this.#delivery.unavailable(msg.username, msg.reason);
     else if (msg.type === "relay-limit") this.#files?.setRelayLimit(msg.fileBytes);
   }
 
   #onDatagram(data: Uint8Array, from: Endpoint, socket = 0): void {
     if (this.#phase === "closed") return;
+    if (socket === 0 && this.#turn.fromServer(data, from)) return;
     const what = demuxDatagram(data, from, { server: this.#o.server, extraSocket: socket !== 0 });
     switch (what?.kind) {
       case "coordinator":

@@ -10,6 +10,7 @@
  * The executables run with {@linkcode V8_FLAGS}, as `deno task start` does.
  * @module
  */
+import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 
 /** Every target `deno compile` supports. */
@@ -37,7 +38,9 @@ export type BuildResult = { target: string; ok: true; output: string } | {
  */
 export const V8_FLAGS = "--max-semi-space-size=8";
 
-const root = new URL("..", import.meta.url).pathname;
+// A platform path (`D:\a\p2p\` on Windows, where a URL's pathname would be `/D:/a/p2p/`): the
+// release workflow builds on Windows too.
+const root = fileURLToPath(new URL("..", import.meta.url));
 
 /** Compiles main.ts for `target` into `outDir`. */
 export async function build(target: string, outDir: string): Promise<BuildResult> {

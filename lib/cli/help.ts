@@ -42,6 +42,7 @@ const Q = DEFAULT_MAILBOX_QUOTAS;
 export const SERVE_HELP =
   `Usage: p2p serve [--host ADDR] [--port N] [--tcp-port N] [--peer-timeout SECONDS]
                  [--batch-ms MS] [--data DIR] [--name-ttl DAYS] [--presence everyone|contacts]
+                 [--metrics HOST:PORT] [--turn URI --turn-secret-file F [--turn-ttl TIME]]
                  [mailbox options] [limits]
 
 Runs the coordinator: UDP for logins, logouts, heartbeats and presence broadcasts, TCP (same port
@@ -72,6 +73,17 @@ Options:
                           learn each other's address and may be introduced; seed-only clients
                           see the users who chose p2p chat --public)
   -h, --help              show this help
+
+Operations:
+  --metrics HOST:PORT     serve Prometheus metrics at http://HOST:PORT/metrics; a bare PORT
+                          listens on 127.0.0.1 (docs/METRICS.md). Another host is allowed, and
+                          logged as public: firewall it
+  --turn turn:HOST:PORT   a TURN server (coturn with use-auth-secret): each introduced pair
+                          gets time-limited credentials for it, and a pair that cannot go
+                          direct relays there instead of through this coordinator
+  --turn-secret-file F    the TURN server's static-auth-secret, the file's first line (keep the
+                          file readable by the service only)
+  --turn-ttl TIME         how long credentials are valid: a number with d, h, m, s (default 1h)
 
 Mailbox:
   --mailbox-port N        TCP port of the mailbox (default: --port + 1)

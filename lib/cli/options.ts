@@ -75,3 +75,38 @@ export function secondsOption(text: string, name: string): number {
   if (!Number.isFinite(n) || n <= 0) throw new UsageError(`${name} must be a positive number`);
   return n;
 }
+
+/**
+ * `--metrics HOST:PORT` (`[v6]:PORT`), or `PORT` alone for 127.0.0.1: where the metrics are
+ * served. The host is never implied to be a public one: a bare port binds to loopback.
+ *
+ * @example
+ * ```ts
+ * metricsOption("9464"); // { host: "127.0.0.1", port: 9464 }
+ * metricsOption("[::1]:9464"); // { host: "::1", port: 9464 }
+ * ```
+ */
+export function metricsOption(text: string): Endpoint {
+  if (/^[0-9]+$/.test(text)) {
+    return { host: "127.0.0.1", port: portOption(text, "--metrics", true) };
+  }
+  const m = /^\[([^\]]+)\]:(\d+)$/.exec(text) ?? /^([^:\[\]]+):(\d+)$/.exec(text);
+  if (!m || !isIP(m[1]) || Number(m[2]) > 65535) {
+    throw new UsageError(
+      `--metrics must be HOST:PORT or PORT, e.g. 127.0.0.1:9464 or [::1]:9464, not "${text}"`,
+    );
+  }
+  return { host: m[1], port: Number(m[2]) };
+}
+
+/**
+ * Whether `host` is a loopback address (127.0.0.0/8, ::1).
+ *
+ * @example
+ * ```ts
+ * isLoopback("127.0.0.1"); // true
+ * ```
+ */
+export function isLoopback(host: string): boolean {
+  return /^127\./.test(host) || host === "::1" || /^::ffff:127\./i.test(host);
+}

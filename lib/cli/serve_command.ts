@@ -1,6 +1,8 @@
 /**
  * `p2p serve`: its options read and checked (limits, mailbox, presence), the coordinator
- * (`lib/coordinator.ts`) started, what it serves logged, and a clean stop on SIGINT or SIGTERM.
+ * (`lib/coordinator.ts`) started with its metrics server if asked (`--metrics`) and TURN
+ * credentials to hand out (`--turn`), what it serves
+ * logged, and a clean stop on SIGINT or SIGTERM.
  *
  * @example
  * ```ts
@@ -21,8 +23,52 @@ import {
 import { fingerprint } from "../crypto/identity.ts";
 import { DatabaseError } from "../store/database.ts";
 import { SERVE_HELP, VERSION } from "./help.ts";
-import { durationOption, portOption, secondsOption, sizeOption } from "./options.ts";
+import { collectMetrics, renderMetrics, snapshot } from "../coordinator/metrics.ts";
+import { type MetricsServer, serveMetrics } from "../coordinator/metrics_server.ts";
+import type { TurnSettings } from "../coordinator/turn_grants.ts";
+import { formatEndpoint } from "../protocol/endpoint.ts";
+import { parseTurnUri, TurnUriError } from "../protocol/turn_credentials.ts";
+import {
+  durationOption,
+  isLoopback,
+  metricsOption,
+  portOption,
+  secondsOption,
+  sizeOption,
+} from "./options.ts";
 import { UsageError } from "./target.ts";
+
+/**
+ * `--turn URI --turn-secret-file F [--turn-ttl TIME]`: both or neither; the secret is the file's
+ * first line (coturn's `static-auth-secret`), which must not be empty.
+ */
+async function turnOption(
+  uri: string | undefined,
+  file: string | undefined,
+  ttl: string,
+): Promise<TurnSettings | undefined> {
+  if (uri === undefined && file === undefined) return undefined;
+  if (uri === undefined || file === undefined) {
+    throw new UsageError("--turn and --turn-secret-file go together: give both, or neither");
+  }
+  try {
+    parseTurnUri(uri);
+  } catch (err) {
+    if (err instanceof TurnUriError) throw new UsageError(`--turn: ${err.message}`);
+    throw err;
+  }
+  let text: string;
+  try {
+    text = await Deno.readTextFile(file);
+  } catch (err) {
+    throw new UsageError(`--turn-secret-file: cannot read ${file}: ${(err as Error).message}`);
+  }
+  const secret = text.split(/\r?\n/)[0];
+  if (secret === "") throw new UsageError(`--turn-secret-file: ${file} has an empty first line`);
+  const ttlMs = durationOption(ttl, "--turn-ttl");
+  if (ttlMs < 60_000) throw new UsageError("--turn-ttl must be at least 1m");
+  return { uri, secret: new TextEncoder().encode(secret), ttlMs };
+}
 
 /** Runs `p2p serve ARGS` until a signal stops it; resolves with the exit code. */
 export async function serve(args: string[]): Promise<number> {
@@ -64,6 +110,10 @@ export async function serve(args: string[]): Promise<number> {
       "relay-bytes-per-ip": { type: "string" },
       "relay-packets-per-ip": { type: "string" },
       "relay-file-limit": { type: "string" },
+      metrics: { type: "string" },
+      turn: { type: "string" },
+      "turn-secret-file": { type: "string" },
+      "turn-ttl": { type: "string", default: "1h" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -143,6 +193,8 @@ export async function serve(args: string[]): Promise<number> {
   if (!presence) {
     throw new UsageError(`--presence takes everyone or contacts, not "${values.presence}"`);
   }
+  const metricsAt = values.metrics === undefined ? undefined : metricsOption(values.metrics);
+  const turn = await turnOption(values.turn, values["turn-secret-file"], values["turn-ttl"]);
   let coordinator: Coordinator;
   let dataDir: string;
   try {
@@ -161,11 +213,29 @@ export async function serve(args: string[]): Promise<number> {
       relayFileLimit: values["relay-file-limit"] === undefined
         ? undefined
         : sizeOption(values["relay-file-limit"], "--relay-file-limit"),
+      turn,
     });
   } catch (err) {
     if (!(err instanceof DatabaseError)) throw err;
     console.error(err.message);
     return 1;
+  }
+  let metrics: MetricsServer | undefined;
+  if (metricsAt) {
+    try {
+      metrics = serveMetrics({
+        hostname: metricsAt.host,
+        port: metricsAt.port,
+        render: () =>
+          renderMetrics(collectMetrics(snapshot(coordinator, {
+            version: VERSION,
+            turnCredentials: coordinator.turn && (() => coordinator.turn!.issued),
+          }))),
+      });
+    } catch (err) {
+      await coordinator.close();
+      throw err;
+    }
   }
   // Listening for the signals before saying we listen: a Ctrl-C right after must still stop us
   // cleanly (exit 0), not kill us.
@@ -196,7 +266,24 @@ export async function serve(args: string[]): Promise<number> {
         fingerprint(coordinator.store.keyPair.publicKey)
       }`,
   );
+  if (metrics && metricsAt) {
+    const where = formatEndpoint({ host: metricsAt.host, port: metrics.port });
+    console.error(
+      `${new Date().toISOString()} metrics on http://${where}/metrics` +
+        (isLoopback(metricsAt.host)
+          ? ""
+          : " (not loopback: whoever reaches this address reads them; firewall it)"),
+    );
+  }
+  if (turn) {
+    console.error(
+      `${new Date().toISOString()} TURN credentials for ${turn.uri}, valid ${
+        values["turn-ttl"]
+      }, with each introduction`,
+    );
+  }
   await stopped;
+  await metrics?.close();
   await coordinator.close();
   console.error(`${new Date().toISOString()} coordinator stopped`);
   return 0;

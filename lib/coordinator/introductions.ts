@@ -59,6 +59,11 @@ export interface IntroductionsOptions {
    * may, and a `connect` to anyone else gets exactly what one to an offline name gets.
    */
   mayMeet?: (a: User, b: User) => boolean;
+  /**
+   * A message sent to each side right after its `Introduce` (the TURN credentials of
+   * `turn_grants.ts`); none by default.
+   */
+  alsoSend?: (to: User) => ServerMessage | undefined;
 }
 
 /** One user's wish to talk to another, not answered yet. */
@@ -102,7 +107,7 @@ function pairKey(a: string, b: string): string {
 
 /** Introduces online users to each other, when both want it. */
 export class Introductions {
-  readonly #o: Required<Omit<IntroductionsOptions, "knocks">>;
+  readonly #o: Required<Omit<IntroductionsOptions, "knocks" | "alsoSend">> & IntroductionsOptions;
   /** Wants by `requester\ntarget`, oldest first (a want is never re-inserted). */
   readonly #wants = new Map<string, Want>();
   readonly #consents = new Map<string, Consent>();
@@ -256,6 +261,8 @@ export class Introductions {
         token,
         ...(about.nat ? { nat: about.nat } : {}),
       }, to.observed);
+      const also = this.#o.alsoSend?.(to);
+      if (also) this.#o.send(also, to.observed);
     }
   }
 

@@ -33,7 +33,7 @@ import { addressKey, ConnectionSlots, type Limits } from "./limits.ts";
 import type { PresenceOutbox } from "./presence_outbox.ts";
 import type { Registry, User } from "./registry.ts";
 import { describe, type ServerLog } from "./server_log.ts";
-import type { CoordinatorStats } from "./stats.ts";
+import { type CoordinatorStats, countBy } from "./stats.ts";
 
 /** What the list service needs of a TCP connection. */
 export interface ListConnection {
@@ -273,11 +273,13 @@ export class ListService {
   #admit(ip: string): number {
     this.#stats.listFetches++;
     const { admitted, refused } = this.#registry.admitFrom(ip);
+    this.#stats.logins += admitted.length;
     for (const user of admitted) this.#log.line(`login ${describe(user)}`);
     const version = this.#outbox.admit(admitted);
     if (admitted.length > 0) this.#onAdmitted?.(admitted);
     if (this.#contacts?.mode === "everyone") this.#contacts.welcome(admitted);
     for (const { user, why } of refused) {
+      countBy(this.#stats.refusals, why);
       if (why === "lookalike" || why === "owned") {
         this.#log.throttled(
           "rejected login",

@@ -18,22 +18,27 @@ import type { Clock } from "../clock.ts";
 import { formatEndpoint } from "../protocol/endpoint.ts";
 import { LogThrottle } from "./limits.ts";
 import type { User } from "./registry.ts";
-import type { CoordinatorStats } from "./stats.ts";
+import { type CoordinatorStats, countBy } from "./stats.ts";
+
+/** The counters {@linkcode ServerLog.limited} adds to. */
+export type LimitCounters =
+  & Pick<CoordinatorStats, "limited">
+  & Partial<Pick<CoordinatorStats, "limitsHit">>;
 
 /** Options for {@linkcode ServerLog}. */
 export interface ServerLogOptions {
   clock: Clock;
   /** Where lines go. */
   write: (line: string) => void;
-  /** Counts the limits hit. */
-  stats: Pick<CoordinatorStats, "limited">;
+  /** Counts the limits hit, and by limit if `limitsHit` is there (the metrics read it). */
+  stats: LimitCounters;
 }
 
 /** The coordinator's log. */
 export class ServerLog {
   readonly #write: (line: string) => void;
   readonly #throttle: LogThrottle;
-  readonly #stats: Pick<CoordinatorStats, "limited">;
+  readonly #stats: LimitCounters;
 
   constructor(options: ServerLogOptions) {
     const write = options.write;
@@ -55,6 +60,7 @@ export class ServerLog {
   /** Notes a limit that was hit: counted, and logged as `limit <limit> reached: <detail>`. */
   limited(limit: string, detail: string): void {
     this.#stats.limited++;
+    if (this.#stats.limitsHit) countBy(this.#stats.limitsHit, limit);
     this.#throttle.line(`limit ${limit}`, `limit ${limit} reached: ${detail}`);
   }
 

@@ -22,10 +22,17 @@ export interface CoordinatorStats {
   /** Datagrams sent, all kinds. */
   sent: number;
   sentBytes: number;
-  /** Of those, presence datagrams (batched `Presence`, or the seed's `login`/`logout`). */
+  /** Of those, presence datagrams (batched `Presence`, or the seed's `login`/`logout`), and bytes. */
   presenceSent: number;
+  presenceBytes: number;
+  /** Logins admitted (brought online by their list fetch). */
+  logins: number;
+  /** Logins refused, by reason (`in-use`, `full`, `bad-proof`…). */
+  refusals: Record<string, number>;
   /** Datagrams, logins and connections refused by a limit. */
   limited: number;
+  /** The same, by limit (`max-users`, `datagrams-per-ip`…: the names the log gives). */
+  limitsHit: Record<string, number>;
   /** `Challenge`s sent (a login for a registered name that another session holds). */
   challenges: number;
   /** Takeovers by a proved key, and proofs refused (forged, replayed, expired). */
@@ -49,7 +56,11 @@ export function createStats(): CoordinatorStats {
     sent: 0,
     sentBytes: 0,
     presenceSent: 0,
+    presenceBytes: 0,
+    logins: 0,
+    refusals: {},
     limited: 0,
+    limitsHit: {},
     challenges: 0,
     takeovers: 0,
     proofsRefused: 0,
@@ -57,4 +68,17 @@ export function createStats(): CoordinatorStats {
     contactsMade: 0,
     contactsLimited: 0,
   };
+}
+
+/**
+ * Adds one to `counts[key]`: the counters kept by reason or by limit.
+ *
+ * @example
+ * ```ts
+ * const stats = createStats();
+ * countBy(stats.refusals, "in-use");
+ * ```
+ */
+export function countBy(counts: Record<string, number>, key: string): void {
+  counts[key] = (counts[key] ?? 0) + 1;
 }

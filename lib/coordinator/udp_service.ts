@@ -42,7 +42,7 @@ import type { PresenceOutbox } from "./presence_outbox.ts";
 import type { Registry, RejectWhy, User } from "./registry.ts";
 import type { RelayPolicy } from "./relay.ts";
 import { describe, type ServerLog } from "./server_log.ts";
-import type { CoordinatorStats } from "./stats.ts";
+import { type CoordinatorStats, countBy } from "./stats.ts";
 
 /** Options for {@linkcode UdpService}. */
 export interface UdpServiceOptions {
@@ -71,6 +71,8 @@ export interface UdpServiceOptions {
    * everyone mode, and contact messages are ignored.
    */
   contacts?: ContactService;
+  /** Sent to each side after its `Introduce` (TURN credentials); see `introductions.ts`. */
+  alsoIntroduce?: (to: User) => ServerMessage | undefined;
 }
 
 const encoder = new TextEncoder();
@@ -135,6 +137,7 @@ export class UdpService {
       now: () => clock.now(),
       send: (msg, to) => this.#send(msg, to),
       mayMeet: (a, b) => options.contacts?.mayMeet(a, b) ?? true,
+      alsoSend: options.alsoIntroduce,
     });
   }
 
@@ -336,6 +339,7 @@ export class UdpService {
     }
     if (result.kind === "challenge") return; // cannot be: the login proved its key
     if (result.kind === "rejected") {
+      countBy(this.#stats.refusals, result.why);
       this.#log.throttled(
         "rejected login",
         `rejected login ${msg.username} from ${formatEndpoint(from)}: ${result.reason}`,
@@ -387,6 +391,7 @@ export class UdpService {
     if (verdict === "ok") return true;
     const reason = PROOF_REFUSED[verdict];
     this.#stats.proofsRefused++;
+    countBy(this.#stats.refusals, verdict);
     this.#log.throttled(
       "refused proof",
       `refused login ${msg.username} from ${formatEndpoint(from)}: ${reason}`,

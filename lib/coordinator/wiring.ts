@@ -31,6 +31,7 @@ import { Registry, type User } from "./registry.ts";
 import { DEFAULT_RELAY_FILE_LIMIT, RelayPolicy } from "./relay.ts";
 import { ServerLog } from "./server_log.ts";
 import { type CoordinatorStats, createStats } from "./stats.ts";
+import { TurnGrants, type TurnSettings } from "./turn_grants.ts";
 import { UdpService } from "./udp_service.ts";
 import { UdpSocket } from "../net/udp.ts";
 import type { Endpoint } from "../protocol/endpoint.ts";
@@ -96,6 +97,11 @@ export interface CoordinatorOptions {
    * users listed publicly). docs/PROTOCOL.md §1.5.
    */
   presence?: PresenceMode;
+  /**
+   * A TURN server to hand out credentials for, with each introduction (`p2p serve --turn`):
+   * clients that cannot go direct relay there instead of through the coordinator.
+   */
+  turn?: TurnSettings;
   /** Contact request limits (tests shorten them). */
   contactLimits?: Omit<ContactBookOptions, "db" | "now">;
 }
@@ -122,6 +128,8 @@ export interface Rooms {
   challenges: LoginChallenges;
   mailbox: Mailbox | undefined;
   contacts: ContactBook;
+  /** TURN credentials handed out (undefined without `turn`). */
+  turn: TurnGrants | undefined;
 }
 
 const encoder = new TextEncoder();
@@ -209,6 +217,8 @@ async function wire(
   const stats = createStats();
   const write = options.log ?? ((line) => console.error(`${new Date().toISOString()} ${line}`));
   const log = new ServerLog({ clock, write, stats });
+  // Checked before any port is bound: a bad URI or secret throws with nothing to close.
+  const turn = options.turn && new TurnGrants({ ...options.turn, now: () => clock.now() });
   const { udp, tcp } = await bindPorts(options, host, log);
   const altPort = options.altPort ?? (udp.local.port === 0 ? 0 : udp.local.port + 1);
   let alt: UdpSocket | undefined;
@@ -267,6 +277,7 @@ async function wire(
     socket: {
       send: (bytes, to) => {
         stats.presenceSent++;
+        stats.presenceBytes += bytes.length;
         send(bytes, to);
       },
       whenInFlightAtMost: (count, fn) => udp.whenInFlightAtMost(count, fn),
@@ -313,6 +324,7 @@ async function wire(
     clock,
     challenges,
     onOnlineAtOnce: tellWaiting,
+    alsoIntroduce: turn && ((to) => turn.grant(to.name)),
   });
   const list = new ListService({
     ...common,
@@ -355,6 +367,7 @@ async function wire(
     challenges,
     mailbox,
     contacts,
+    turn,
   };
 }
 

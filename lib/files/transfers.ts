@@ -58,7 +58,8 @@ const REOFFER_MS = 3000;
 /** What the transfers need of a link. */
 export interface FileLink {
   readonly secured: boolean;
-  readonly pathKind: "direct" | "relay" | "none";
+  /** How the link reaches the peer now (`lib/peer/events.ts` `PathKind`). */
+  readonly pathKind: "direct" | "turn" | "relay" | "none";
   /** Sends a file frame; the id comes back in {@linkcode Transfers.onSettled}. */
   sendFile(frame: Uint8Array): number;
 }
@@ -454,7 +455,9 @@ export class Transfers {
 
   /** Whether `t` would go through the relay and is larger than the relay carries. */
   #overRelay(t: Transfer): boolean {
-    return this.#o.links.get(t.peer)?.pathKind === "relay" && total(t) > this.#relayLimit;
+    const kind = this.#o.links.get(t.peer)?.pathKind;
+    // The coordinator's TURN server is a relay on the operator's bandwidth too.
+    return (kind === "relay" || kind === "turn") && total(t) > this.#relayLimit;
   }
 
   #noDirectPath(t: Transfer): string {

@@ -15,11 +15,28 @@ import type { ContactInfo, RequestInfo } from "./contacts.ts";
 import type { DeliveryState, MessagePath } from "../store/message_log.ts";
 import type { LinkEvents } from "./link.ts";
 import type { FileEvent } from "../files/file_events.ts";
+import type { Path } from "./traversal.ts";
 import type { PeerMailboxEvents } from "./mailbox.ts";
 import type { Messages } from "./messages.ts";
 
-/** How messages to a peer travel: straight to it, or through the coordinator's relay. */
-export type PathKind = "direct" | "relay" | "none";
+/**
+ * How messages to a peer travel: straight to it, through a TURN server (`turn`: ours or the
+ * peer's), or through the coordinator's relay.
+ */
+export type PathKind = "direct" | "turn" | "relay" | "none";
+
+/**
+ * The kind of a path finder's path as we report it: a direct path by way of a TURN server is
+ * `turn`.
+ *
+ * @example
+ * ```ts
+ * pathKindOf({ kind: "relay" }); // "relay"
+ * ```
+ */
+export function pathKindOf(path: Path): PathKind {
+  return path.kind === "direct" && path.via === "turn" ? "turn" : path.kind;
+}
 
 /** An online user as the peer knows it. */
 export interface OnlineUser {
@@ -124,6 +141,18 @@ export type PeerEvent =
   | { event: "contact-removed"; user: string }
   /** Our contacts (`/contacts`), online or not, and the requests waiting for our answer. */
   | { event: "contacts"; contacts: ContactInfo[]; requests: RequestInfo[] }
+  /**
+   * Our allocation on the coordinator's TURN server (`--turn`): `ready` (with our `relayed`
+   * address), or `failed` with the `reason`: then pairs that cannot go direct use the
+   * coordinator's relay.
+   */
+  | {
+    event: "turn";
+    state: "ready" | "failed";
+    server: string;
+    relayed?: string;
+    reason?: string;
+  }
   | { event: "error"; message: string }
   /** File transfers: `lib/files/file_events.ts`. */
   | FileEvent;
@@ -148,15 +177,15 @@ export function linkEventsFor(
   const { peer, emit, messages } = options;
   let path: PathKind = "none";
   return {
-    onMessage: (msg, via) => messages.received(peer, msg, via.kind),
+    onMessage: (msg, via) => messages.received(peer, msg, pathKindOf(via)),
     onDelivered: (id) => messages.delivered(peer, id, path),
     onUndelivered: (id, reason) => messages.undelivered(peer, id, reason),
     onPath: (found) => {
       if (found.kind === "none") return;
-      path = found.kind;
+      const kind = path = pathKindOf(found);
       emit(
         found.kind === "direct"
-          ? { event: "path", user: peer, path: "direct", endpoint: formatEndpoint(found.endpoint) }
+          ? { event: "path", user: peer, path: kind, endpoint: formatEndpoint(found.endpoint) }
           : { event: "path", user: peer, path: "relay" },
       );
     },

@@ -39,6 +39,7 @@ import {
   frameHeader,
   FrameType,
   PROBE_MAC_LENGTH,
+  turnCandidateSigned,
 } from "../protocol/frame.ts";
 import type { ServerMessage } from "../protocol/seed.ts";
 import { decodeKey } from "../crypto/identity.ts";
@@ -371,8 +372,37 @@ export class Link {
       case "data":
         this.#onData(frame.payload, frame.header, from, socket);
         break;
+      case "turn-candidate":
+        // The peer's relayed address on its TURN server: a path worth probing, if it is theirs.
+        if (!this.#intro || !constantTimeEqual(this.#candidateMac(frame.signed), frame.mac)) {
+          this.#counts.badProbes++;
+          break;
+        }
+        this.#pathFinder.addTurnCandidate(frame.endpoint);
+        break;
     }
     this.#schedule();
+  }
+
+  /**
+   * Tells the peer our relayed address on our TURN server (through the coordinator's relay,
+   * authenticated with the introduction's token), so that it probes it: a `turn` candidate.
+   * Nothing without an introduction.
+   */
+  offerTurn(relayed: Endpoint): void {
+    if (this.#closed || !this.#intro) return;
+    const signed = turnCandidateSigned(this.#o.me, relayed);
+    const frame = encodeFrame({
+      type: "turn-candidate",
+      from: this.#o.me,
+      endpoint: relayed,
+      mac: this.#candidateMac(signed),
+    });
+    this.#o.transport.sendViaRelay(frame);
+  }
+
+  #candidateMac(signed: Uint8Array): Uint8Array {
+    return hmac(sha256, this.#intro!.token, signed).subarray(0, PROBE_MAC_LENGTH);
   }
 
   /** Stops everything; messages not yet delivered are reported undelivered with `reason`. */

@@ -16,7 +16,7 @@
  * ```
  * @module
  */
-import type { PathKind } from "./events.ts";
+import { type PathKind, pathKindOf } from "./events.ts";
 import { Link, type LinkOptions } from "./link.ts";
 import type { ProbeQuota } from "./probe_quota.ts";
 
@@ -62,7 +62,13 @@ export class Links {
 
   /** The kind of path to `peer` (`none` without a link). */
   pathTo(peer: string): PathKind {
-    return this.#links.get(peer)?.path.kind ?? "none";
+    const link = this.#links.get(peer);
+    return link ? pathKindOf(link.path) : "none";
+  }
+
+  /** Every link. */
+  all(): Link[] {
+    return [...this.#links.values()];
   }
 
   /** The peers reached otherwise than directly (the relay, or not yet). */

@@ -177,8 +177,13 @@ import { SearchSchedule } from "./search_schedule.ts";
 export { BIRTHDAY_SOCKETS, MAX_PENDING_PROBES };
 export type { BirthdayOptions, SocketsBirthdayOptions, SprayBirthdayOptions };
 
-/** Where a candidate endpoint comes from; also its rank, best first. */
-export type CandidateKind = "lan" | "public" | "prflx";
+/**
+ * Where a candidate endpoint comes from; also its rank, best first. `turn`: through a TURN
+ * server, either the peer's relayed address (reached from our main socket) or an endpoint of the
+ * peer reached through our own allocation (socket {@linkcode PathFinderOptions.turnSocket}):
+ * below every direct kind, above the coordinator's relay.
+ */
+export type CandidateKind = "lan" | "public" | "prflx" | "turn";
 
 /** An endpoint of the remote peer worth probing, and the local socket to probe it from. */
 export interface Candidate {
@@ -232,6 +237,16 @@ export interface PathFinderOptions {
   releaseSockets?: (sockets: number[]) => void;
   /** Whether the coordinator can relay for this peer; without it the fallback path is `none`. */
   relayAvailable: boolean;
+  /**
+   * The socket id that stands for our TURN allocation, if we have one: what arrives on it comes
+   * through the TURN server, and candidates learned on it are `turn` ones.
+   */
+  turnSocket?: number;
+  /**
+   * Probe the introduction's `lan` and `public` candidates; default true. False is a test hook:
+   * it forces a pair off the direct path, onto TURN or the relay, on loopback.
+   */
+  directCandidates?: boolean;
   /** Random u32 for txids, jitter and sprayed ports; default `crypto.getRandomValues`. */
   random?: () => number;
   /**
@@ -317,7 +332,7 @@ export interface CandidateInfo {
 export const MAX_CANDIDATES = 8;
 /** Most peer-reflexive candidates kept. */
 export const MAX_PRFLX = 8;
-const RANK: Record<CandidateKind, number> = { lan: 0, public: 1, prflx: 2 };
+const RANK: Record<CandidateKind, number> = { lan: 0, public: 1, prflx: 2, turn: 3 };
 const NONE: Path = { kind: "none" };
 const RELAY: Path = { kind: "relay" };
 
@@ -485,7 +500,10 @@ export class PathFinder {
    */
   start(candidates: Candidate[]): void {
     const introduced: CandidateState[] = [];
-    for (const { kind, endpoint, socket = 0 } of candidates) {
+    const probed = this.#opts.directCandidates === false
+      ? candidates.filter((c) => c.kind !== "lan" && c.kind !== "public")
+      : candidates;
+    for (const { kind, endpoint, socket = 0 } of probed) {
       if (!(Number.isInteger(socket) && socket >= 0)) {
         throw new RangeError(`Cannot start: socket ${socket} is not an integer >= 0`);
       }
@@ -505,7 +523,8 @@ export class PathFinder {
     }
     const path = this.#path;
     const kept = this.#candidates.filter((c) =>
-      (c.kind === "prflx" || c.socket !== 0 || (path.kind === "direct" && onPath(path, c))) &&
+      (c.kind === "prflx" || c.kind === "turn" || c.socket !== 0 ||
+        (path.kind === "direct" && onPath(path, c))) &&
       !introduced.some((n) => sameEndpoint(n.endpoint, c.endpoint) && n.socket === c.socket)
     );
     this.#candidates = [...introduced, ...kept];
@@ -572,6 +591,31 @@ export class PathFinder {
       else this.#beginBirthday(plan, target, now);
       this.#sprayIfProven(now);
     }
+    this.#flush();
+  }
+
+  /**
+   * Adds the peer's relayed address on its TURN server (sent by the peer, authenticated) as a
+   * `turn` candidate on our main socket, and probes it at once if it would be a better path. Kept
+   * across introductions, like learned candidates; at most {@linkcode MAX_PRFLX} of them.
+   *
+   * @example
+   * ```ts
+   * finder.addTurnCandidate({ host: "198.51.100.3", port: 49152 });
+   * ```
+   */
+  addTurnCandidate(endpoint: Endpoint): void {
+    if (this.#find(endpoint, 0)) return;
+    const turns = this.#candidates.filter((c) => c.kind === "turn" && c.socket === 0);
+    if (turns.length >= MAX_PRFLX) {
+      const path = this.#path;
+      const victim = turns.find((c) => !(path.kind === "direct" && onPath(path, c)));
+      if (!victim) return;
+      this.#candidates.splice(this.#candidates.indexOf(victim), 1);
+    }
+    const c = newCandidate("turn", endpoint, 0);
+    this.#candidates.push(c);
+    if (this.#running && this.#better(c)) this.#probe(c, this.#opts.now(), undefined);
     this.#flush();
   }
 
@@ -923,7 +967,7 @@ export class PathFinder {
 
   /** Whether packets on `socket` are ours: the main socket, a held one, or a candidate's. */
   #usable(socket: number): boolean {
-    return socket === 0 || this.#held.has(socket) ||
+    return socket === 0 || socket === this.#opts.turnSocket || this.#held.has(socket) ||
       this.#candidates.some((c) => c.socket === socket);
   }
 
@@ -932,11 +976,15 @@ export class PathFinder {
    * kind on an extra socket. The oldest prflx (never the path's) goes beyond the limit.
    */
   #learn(endpoint: Endpoint, socket: number): CandidateState {
-    const kind = socket === 0 ? "prflx" : this.#find(endpoint, 0)?.kind ?? "prflx";
+    const kind: CandidateKind = socket === this.#opts.turnSocket
+      ? "turn"
+      : socket === 0
+      ? "prflx"
+      : this.#find(endpoint, 0)?.kind ?? "prflx";
     const path = this.#path;
-    const prflx = this.#candidates.filter((c) => c.kind === "prflx");
-    if (kind === "prflx" && prflx.length >= MAX_PRFLX) {
-      const victim = prflx.find((c) => !(path.kind === "direct" && onPath(path, c)))!;
+    const same = this.#candidates.filter((c) => c.kind === kind);
+    if ((kind === "prflx" || kind === "turn") && same.length >= MAX_PRFLX) {
+      const victim = same.find((c) => !(path.kind === "direct" && onPath(path, c)))!;
       this.#candidates.splice(this.#candidates.indexOf(victim), 1);
     }
     const c = newCandidate(kind, endpoint, socket);

@@ -23,6 +23,9 @@
  * @module
  */
 
+import type { Endpoint } from "./endpoint.ts";
+import { formatIp, ipBytes } from "./turn.ts";
+
 /** Frame type bytes. */
 export const FrameType = {
   PROBE: 0x10,
@@ -34,6 +37,7 @@ export const FrameType = {
   COOKIE: 0x16,
   RELAY: 0x18,
   RELAYED: 0x19,
+  TURN_CANDIDATE: 0x1a,
 } as const;
 
 /** Length of a probe's truncated HMAC-SHA256. */
@@ -54,7 +58,8 @@ export type OutFrame =
   | { type: "data"; from: string; payload: Uint8Array }
   | { type: "cookie"; from: string; cookie: Uint8Array; mac: Uint8Array }
   | { type: "relay"; to: string; inner: Uint8Array }
-  | { type: "relayed"; from: string; inner: Uint8Array };
+  | { type: "relayed"; from: string; inner: Uint8Array }
+  | { type: "turn-candidate"; from: string; endpoint: Endpoint; mac: Uint8Array };
 
 /**
  * A decoded frame. Handshake and data frames also carry their `header` (type, name length and
@@ -86,7 +91,15 @@ export type Frame =
   | { type: "data"; from: string; payload: Uint8Array; header: Uint8Array; raw: Uint8Array }
   | { type: "cookie"; from: string; cookie: Uint8Array; mac: Uint8Array }
   | { type: "relay"; to: string; inner: Uint8Array }
-  | { type: "relayed"; from: string; inner: Uint8Array };
+  | { type: "relayed"; from: string; inner: Uint8Array }
+  /** The sender's relayed address on its TURN server; `signed`: what `mac` covers. */
+  | {
+    type: "turn-candidate";
+    from: string;
+    endpoint: Endpoint;
+    mac: Uint8Array;
+    signed: Uint8Array;
+  };
 
 /**
  * Thrown by {@linkcode decodeFrame} on malformed input, and by {@linkcode encodeFrame} and
@@ -115,6 +128,7 @@ const TYPE_OF: Record<OutFrame["type"], number> = {
   "cookie": FrameType.COOKIE,
   "relay": FrameType.RELAY,
   "relayed": FrameType.RELAYED,
+  "turn-candidate": FrameType.TURN_CANDIDATE,
 };
 
 /** The first bytes of a frame: type, name length, name. Throws {@linkcode FrameError}. */
@@ -210,7 +224,36 @@ export function encodeFrame(frame: OutFrame): Uint8Array {
       return concat(frameHeader(type, frame.from), frame.inner);
     case "data":
       return concat(frameHeader(type, frame.from), frame.payload);
+    case "turn-candidate":
+      checkLength("turn-candidate mac", frame.mac, PROBE_MAC_LENGTH);
+      return concat(turnCandidateSigned(frame.from, frame.endpoint), frame.mac);
   }
+}
+
+/**
+ * What a TURN_CANDIDATE's MAC covers: its header (type, sender) and body up to the MAC: the port
+ * (u16) and the address (4 or 16 bytes).
+ *
+ * @example
+ * ```ts
+ * turnCandidateSigned("alice", { host: "198.51.100.3", port: 49152 }); // 13 bytes
+ * ```
+ */
+export function turnCandidateSigned(from: string, endpoint: Endpoint): Uint8Array {
+  let ip: Uint8Array;
+  try {
+    ip = ipBytes(endpoint.host);
+  } catch (err) {
+    throw new FrameError(`Cannot encode turn-candidate: ${(err as Error).message}`);
+  }
+  if (!(Number.isInteger(endpoint.port) && endpoint.port > 0 && endpoint.port <= 65535)) {
+    throw new FrameError(`Cannot encode turn-candidate: port ${endpoint.port} is not in 1..65535`);
+  }
+  const body = new Uint8Array(2 + ip.length);
+  body[0] = endpoint.port >> 8;
+  body[1] = endpoint.port & 0xff;
+  body.set(ip, 2);
+  return concat(frameHeader(FrameType.TURN_CANDIDATE, from), body);
 }
 
 /** Decodes a frame. Throws {@linkcode FrameError} (and nothing else) on malformed input. */
@@ -294,6 +337,24 @@ export function decodeFrame(bytes: Uint8Array): Frame {
       return { type: "relay", to: name, inner: body };
     case FrameType.RELAYED:
       return { type: "relayed", from: name, inner: body };
+    case FrameType.TURN_CANDIDATE: {
+      const size = body.length - 2 - PROBE_MAC_LENGTH;
+      const port = (body[0] << 8) | body[1];
+      if ((size !== 4 && size !== 16) || port === 0) {
+        throw new FrameError(
+          `Cannot decode turn-candidate: body is ${body.length} bytes, not a port, an IPv4 or ` +
+            `IPv6 address and a MAC`,
+        );
+      }
+      const end = bytes.length - PROBE_MAC_LENGTH;
+      return {
+        type: "turn-candidate",
+        from: name,
+        endpoint: { host: formatIp(body.subarray(2, 2 + size)), port },
+        mac: bytes.slice(end),
+        signed: bytes.slice(0, end),
+      };
+    }
     default:
       throw new FrameError(`Cannot decode frame: unknown type 0x${bytes[0].toString(16)}`);
   }

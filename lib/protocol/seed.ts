@@ -24,6 +24,7 @@ import {
 } from "./endpoint.ts";
 import { isNatKind, isWhoamiRequest, MAX_WHOAMI, type NatKind, WHOAMI_REQUEST } from "./whoami.ts";
 import { usernameProblem } from "./username.ts";
+import { parseTurnUri, TurnUriError } from "./turn_credentials.ts";
 
 /** Longest text datagram either side accepts, in bytes. Longer ones are refused, not parsed. */
 export const MAX_TEXT_DATAGRAM = 512;
@@ -141,6 +142,12 @@ export type ServerMessage =
   | { type: "knock"; username: string; key: string }
   /** The coordinator is shutting down: look for it again later (log in with backoff). */
   | { type: "bye"; reason: string }
+  /**
+   * TURN REST credentials for the coordinator's TURN server (`uri`: `turn:HOST:PORT`), sent
+   * with each introduction when the coordinator has one: `username` is `<expiry>:<name>`,
+   * `password` base64(HMAC-SHA1(secret, username)) (docs/PROTOCOL.md §1.6).
+   */
+  | { type: "turn"; uri: string; username: string; password: string }
   /**
    * The mailbox listens on TCP `port`, and `waiting` messages wait for the recipient there
    * (docs/PROTOCOL.md §5.3); sent only to clients that logged in with a key.
@@ -533,6 +540,8 @@ export function encodeServerMessage(msg: ServerMessage): string {
       return `Knock,${msg.username},${msg.key}`;
     case "bye":
       return `Bye,${cleanReason(msg.reason)}`;
+    case "turn":
+      return `Turn,${msg.uri},${msg.username},${msg.password}`;
     case "mailbox":
       return `Mailbox,${msg.port},${msg.waiting}`;
     case "relay-limit":
@@ -626,6 +635,24 @@ export function parseServerMessage(text: string): ServerMessage {
     }
     case "Bye":
       return { type: "bye", reason: rest };
+    case "Turn": {
+      const [, uri, username, password] = fields(text, 4, verb);
+      try {
+        parseTurnUri(uri);
+      } catch (err) {
+        if (err instanceof TurnUriError) {
+          throw new SeedProtocolError(`Cannot parse Turn: ${err.message}`);
+        }
+        throw err;
+      }
+      const user = /^([0-9]{1,12}):(.*)$/.exec(username);
+      if (!user) throw new SeedProtocolError("Cannot parse Turn: username is not <expiry>:<name>");
+      checkUsername(user[2], verb);
+      if (!/^[A-Za-z0-9+/]{27}=$/.test(password)) {
+        throw new SeedProtocolError("Cannot parse Turn: password is not 28 base64 characters");
+      }
+      return { type: "turn", uri, username, password };
+    }
     case "Mailbox": {
       const [, port, waiting] = fields(text, 3, verb);
       if (!/^[0-9]{1,5}$/.test(port) || Number(port) < 1 || Number(port) > 65535) {

@@ -24,7 +24,7 @@
 export type DeliveryState = "sending" | "delivered" | "undelivered" | "deposited" | "received";
 
 /** How a message travelled: straight between the peers, through the relay, or the mailbox. */
-export type MessagePath = "direct" | "relay" | "mailbox";
+export type MessagePath = "direct" | "turn" | "relay" | "mailbox";
 
 /** A message we sent, as recorded before it is reported `sent`. */
 export interface OutgoingRecord {

@@ -104,6 +104,8 @@ export function describeEvent(e: PeerEvent, context: DescribeContext = {}): stri
     case "path":
       return e.path === "direct"
         ? `direct path to ${e.user} at ${e.endpoint}`
+        : e.path === "turn"
+        ? `talking to ${e.user} through a TURN relay at ${e.endpoint} (end-to-end encrypted)`
         : `talking to ${e.user} through the coordinator's relay (no direct path yet)`;
     case "key-changed":
       return `WARNING: ${e.user}'s key has CHANGED (was ${e.previous}, now ${e.fingerprint}). ` +
@@ -152,6 +154,10 @@ export function describeEvent(e: PeerEvent, context: DescribeContext = {}): stri
       return contacts +
         (requests.length > 0 ? `; waiting for your answer: ${requests.join(", ")}` : "");
     }
+    case "turn":
+      return e.state === "ready"
+        ? `TURN relay ready on ${e.server} (relayed address ${e.relayed})`
+        : `TURN relay unavailable on ${e.server}: ${e.reason}`;
     case "error":
       return `error: ${e.message}`;
     case "history":
@@ -246,6 +252,7 @@ const STYLES: Record<PeerEvent["event"], Style> = {
   "contact-removed": "yellow",
   "contact-blocked": "yellow",
   contacts: "cyan",
+  turn: "gray",
   error: "red",
   history: "dim",
   "file-offer": "yellow",

@@ -34,6 +34,9 @@ function assertFrameError(fn: () => unknown, message: string): void {
  * frames `signed` too (all but their MACs).
  */
 function expectedDecode(frame: OutFrame, bytes: Uint8Array): Frame {
+  if (frame.type === "turn-candidate") {
+    return { ...frame, signed: bytes.subarray(0, bytes.length - PROBE_MAC_LENGTH) };
+  }
   if (!("payload" in frame)) return frame;
   const header = bytes.subarray(0, 2 + bytes[1]);
   if (frame.type === "data") return { ...frame, header, raw: bytes };
@@ -52,6 +55,7 @@ Deno.test("frame type bytes are the documented ones, all below 0x20", () => {
     COOKIE: 0x16,
     RELAY: 0x18,
     RELAYED: 0x19,
+    TURN_CANDIDATE: 0x1a,
   });
   assert.equal(PROBE_MAC_LENGTH, 16);
   assert.equal(HANDSHAKE_MAC_LENGTH, 16);
@@ -524,4 +528,29 @@ Deno.test("fuzz: decodeFrame throws only FrameError, and what decodes re-encodes
     `only ${decoded} inputs decoded: the fuzzer is not reaching the decoder`,
   );
   assert.equal(types.size, OUT_TYPES.length, `decoded only ${[...types]}`);
+});
+
+Deno.test("a TURN_CANDIDATE carries a relayed IPv4 or IPv6 endpoint and a MAC over the rest", () => {
+  for (
+    const endpoint of [{ host: "198.51.100.3", port: 49152 }, { host: "2001:db8::3", port: 1 }]
+  ) {
+    const frame: OutFrame = { type: "turn-candidate", from: "alice", endpoint, mac: MAC };
+    const bytes = encodeFrame(frame);
+    assert.equal(bytes[0], 0x1a);
+    assert.deepEqual(decodeFrame(bytes), expectedDecode(frame, bytes));
+  }
+  assertFrameError(
+    () => decodeFrame(new Uint8Array([0x1a, 1, 0x61, 0, 1, 1, 2, 3, ...MAC])),
+    "Cannot decode turn-candidate: body is 21 bytes, not a port, an IPv4 or IPv6 address and a MAC",
+  );
+  assertFrameError(
+    () =>
+      encodeFrame({
+        type: "turn-candidate",
+        from: "a",
+        endpoint: { host: "x", port: 1 },
+        mac: MAC,
+      }),
+    'Cannot encode turn-candidate: "x" is not an IP address',
+  );
 });

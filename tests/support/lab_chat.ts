@@ -330,6 +330,8 @@ export interface StartChatOptions {
   keepalive?: number;
   /** Time allowed to start the processes and log in, ms; default 60 000. */
   timeoutMs?: number;
+  /** More options for `p2p serve` (e.g. `--turn`). */
+  serveArgs?: string[];
 }
 
 /**
@@ -357,6 +359,7 @@ export async function startChat(
     "0.0.0.0",
     "--port",
     String(SERVER_PORT),
+    ...options.serveArgs ?? [],
   ], env);
   s.processes.push(server);
   await server.stderr.waitFor(
@@ -452,7 +455,7 @@ export function lastPath(chat: LabProcess, user: string): ChatEvent | undefined 
 export async function waitForPath(
   chat: LabProcess,
   user: string,
-  path: "direct" | "relay",
+  path: "direct" | "turn" | "relay",
   timeoutMs: number,
 ): Promise<ChatEvent> {
   const deadline = performance.now() + timeoutMs;
