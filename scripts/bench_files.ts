@@ -298,7 +298,7 @@ async function p2p(world: World, src: string, mib: number, chats: number): Promi
     const done = await bob.event((e) => e.event === "file-done", 3_600_000);
     const seconds = (performance.now() - t0) / 1000;
     const cpu1 = [cpuSeconds(alice.child.pid), cpuSeconds(bob.child.pid)];
-    const mb = (mib << 20) / 1e6;
+    const mb = mib * 1024 * 1024 / 1e6; // not mib << 20: 2048 MiB overflows 32 bits
     if (await fileHash(done.path as string) !== await fileHash(src)) {
       throw new Error("the received file differs from the source");
     }
