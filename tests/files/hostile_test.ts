@@ -250,3 +250,39 @@ Deno.test("over the relay, a transfer above the coordinator's limit is refused: 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("a source gone before it is read: a clear error on both sides", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "p2p-gone-" });
+  try {
+    const sent: FileFrame[] = [];
+    const events: FileEvent[] = [];
+    const link = {
+      secured: true,
+      pathKind: "direct" as const,
+      sendFile: (frame: Uint8Array) => sent.push(decodeFileFrame(frame)),
+    };
+    const alice = new Transfers({
+      me: "alice",
+      links: { open: () => link, get: () => link, online: () => true },
+      emit: (e) => {
+        if (e.event !== "error") events.push(e);
+      },
+      downloads: join(dir, "dl"),
+      stateFile: join(dir, "state.json"),
+      clock: new FakeClock(),
+    });
+    const src = join(dir, "a.bin");
+    await Deno.writeFile(src, new Uint8Array(10));
+    await alice.send("bob", [src]);
+    await Deno.remove(src);
+    const offer = sent.find((f) => f.type === "offer")!;
+    alice.onFrame("bob", encodeFileFrame({ type: "accept", id: offer.id, offsets: [0] }));
+    const failed = events.find((e) => e.event === "file-failed");
+    assert.ok(failed?.event === "file-failed" && /no such file/.test(failed.reason));
+    const cancel = sent.find((f) => f.type === "cancel");
+    assert.ok(cancel?.type === "cancel" && /no such file/.test(cancel.reason));
+    alice.close();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
