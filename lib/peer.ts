@@ -18,6 +18,8 @@
  * - Reliable channel: `reliable.ts` with `rtt.ts`, `congestion.ts`, `flight.ts`,
  *   `loss_detection.ts`, `outbox.ts` and `receive_stream.ts`.
  * - `nat_detect.ts`: our NAT kind, from the coordinator's two ports; `nat_check.ts`: `p2p nat`.
+ * - `port_mapping.ts`: asks the router to map our chat port (PCP, NAT-PMP: `lib/portmap/`), and
+ *   offers the mapped endpoint to peers.
  * - `messages.ts`: our messages' lasting ids, their records in the history (`lib/store/`), the
  *   received ones' dedup; `outgoing.ts`: unsettled messages and `drain()`.
  * - `mailbox.ts` (with `mailbox_client.ts`): messages for offline users sealed and left at the
@@ -48,8 +50,9 @@ import { encodeKey, fingerprint, loadOrCreateIdentity } from "./crypto/identity.
 import type { KeyPair } from "./crypto/noise.ts";
 import { KnownPeers } from "./crypto/known_peers.ts";
 import { type Clock, realClock } from "./clock.ts";
-import { localAddressFor, UdpSocket } from "./net/udp.ts";
+import { globalIpv6Address, localAddressFor, UdpSocket } from "./net/udp.ts";
 import { encodeBase64url } from "./protocol/base64url.ts";
+import type { AnnouncedCandidate, AnnouncedKind } from "./protocol/candidates.ts";
 import { type Endpoint, formatEndpoint } from "./protocol/endpoint.ts";
 import { encodeFrame } from "./protocol/frame.ts";
 import type { ServerMessage } from "./protocol/seed.ts";
@@ -75,6 +78,8 @@ import { PeerMailbox } from "./peer/mailbox.ts";
 import { Messages } from "./peer/messages.ts";
 import { NatDetector } from "./peer/nat_detect.ts";
 import { Presence } from "./peer/presence.ts";
+import { PortMapping } from "./peer/port_mapping.ts";
+import type { MappingProtocol } from "./portmap/port_mapper.ts";
 import { ProbeQuota } from "./peer/probe_quota.ts";
 import { SocketPool } from "./peer/socket_pool.ts";
 import { TURN_SOCKET, TurnRelay } from "./peer/turn_relay.ts";
@@ -85,6 +90,7 @@ import type { TransferInfo } from "./files/file_events.ts";
 
 // `p2p nat` runs the wing's NAT check on its own, without logging in.
 export { checkNat, type NatReport } from "./peer/nat_check.ts";
+export { checkPortMapping, type PortMappingReport } from "./peer/port_mapping.ts";
 // `p2p chat --accept` takes one of these.
 export { ACCEPT_POLICIES, type AcceptPolicy } from "./peer/consent.ts";
 export { MAX_TEXT_BYTES } from "./peer/delivery.ts";
@@ -94,8 +100,17 @@ export interface PeerOptions {
   server: Endpoint;
   username: string;
   onEvent: EventSink;
-  /** Local address to bind; default all IPv4 interfaces, any port. */
+  /**
+   * Local address to bind; default all IPv4 interfaces, any port, or with a global IPv6 address
+   * all interfaces of both families (`::`), which announces that address as our `v6` candidate
+   * (as `::` given here does).
+   */
   bind?: Endpoint;
+  /**
+   * STUN servers (`--stun`) asked, besides the coordinator's second port, how our NAT maps our
+   * socket.
+   */
+  stun?: Endpoint[];
   /** Heartbeat interval; default 10 s (the coordinator drops users silent for 45 s). */
   keepaliveMs?: number;
   /** Where the identity and known peers live; default `$XDG_CONFIG_HOME/p2p`. */
@@ -122,6 +137,11 @@ export interface PeerOptions {
    */
   history?: MessageLog;
   /**
+   * Ask the router for a mapping of our chat port (PCP, then NAT-PMP) and offer it to peers;
+   * default true (`--no-port-mapping` makes it false). Never on loopback.
+   */
+  portMapping?: boolean;
+  /**
    * File transfers (`lib/files/`): where accepted files go, where unfinished transfers are kept
    * across restarts, the largest file accepted, the relay's limit. Without it `/send` is refused.
    */
@@ -131,6 +151,19 @@ export interface PeerOptions {
     maxFileSize?: number;
     relayLimit?: number;
   };
+}
+
+/**
+ * Binds the main socket; on `::`, falls back to IPv4 alone where the system has no IPv6 (the
+ * socket is then IPv4-only, and we announce no `v6` candidate).
+ */
+async function bindMain(host: string, port: number): Promise<UdpSocket> {
+  try {
+    return await UdpSocket.bind({ host, port });
+  } catch (err) {
+    if (host !== "::") throw err;
+    return await UdpSocket.bind({ host: "0.0.0.0", port });
+  }
 }
 
 /** A logged-in chat client. */
@@ -152,6 +185,8 @@ export class Peer {
   readonly #desk: ContactDesk;
   readonly #files: Transfers | undefined;
   readonly #turn: TurnRelay;
+  /** The port mapping, once its gateway lookup finished (never, with `portMapping: false`). */
+  #portMapping: Promise<PortMapping> | undefined;
   /** Logging in until `ready` is reported, then until closed. */
   #phase: "login" | "ready" | "closed" = "login";
 
@@ -265,6 +300,7 @@ export class Peer {
       onDetected: (kind) => this.#presence.reportNat(kind),
       indirect: () => this.#links.indirect(),
       clock: options.clock,
+      stunServers: options.stun,
     });
     const phase = () => this.#phase;
     const emit = (e: PeerEvent) => this.#emit(e);
@@ -296,8 +332,14 @@ export class Peer {
     const identity = await loadOrCreateIdentity(whose);
     const known = await KnownPeers.open(whose);
     const contacts = await ContactRecord.open(whose);
-    const bindHost = options.bind?.host ?? (options.server.host.includes(":") ? "::" : "0.0.0.0");
-    const socket = await UdpSocket.bind({ host: bindHost, port: options.bind?.port ?? 0 });
+    // With a global IPv6 address, one dual-stack socket: IPv4 to the coordinator as before, and
+    // the same socket (the same port) reachable over IPv6, announced as our `v6` candidate.
+    const v6 = options.bind === undefined || options.bind.host === "::"
+      ? globalIpv6Address()
+      : undefined;
+    const bindHost = options.bind?.host ??
+      (options.server.host.includes(":") || v6 !== undefined ? "::" : "0.0.0.0");
+    const socket = await bindMain(bindHost, options.bind?.port ?? 0);
     try {
       const unspecified = bindHost === "0.0.0.0" || bindHost === "::";
       const claimed = {
@@ -306,6 +348,9 @@ export class Peer {
       };
       const peer = new Peer(socket, claimed, identity, { known, contacts }, options);
       socket.onMessage((data, from) => peer.#onDatagram(data, from));
+      if (v6 !== undefined && socket.local.host === "::") {
+        peer.#presence.announce("v6", { host: v6, port: socket.local.port });
+      }
       const { observed } = await peer.#presence.login();
       peer.#phase = "ready";
       peer.#emit({
@@ -323,6 +368,7 @@ export class Peer {
       peer.#delivery.ready();
       // Unfinished transfers of the last run go on with those online.
       for (const user of peer.#presence.users.keys()) peer.#files?.online(user);
+      if (options.portMapping ?? true) peer.#portMapping = peer.#startPortMapping(bindHost);
       return peer;
     } catch (err) {
       await socket.close();
@@ -477,6 +523,37 @@ export class Peer {
   }
 
   /**
+   * Announces `endpoint` as our candidate of this kind (docs/PROTOCOL.md §1.7), replacing the one
+   * of that kind we announced before: `v6`, a global IPv6 address of our socket; `mapped`, a
+   * mapping our router made for it (the port mapper). The coordinator passes our candidates on in
+   * introductions from now on; links not yet direct ask for a new one at once.
+   *
+   * @example
+   * ```ts
+   * peer.announceCandidate("mapped", { host: "203.0.113.5", port: 41000 });
+   * ```
+   */
+  announceCandidate(kind: AnnouncedKind, endpoint: Endpoint): void {
+    if (this.#presence.announce(kind, endpoint)) this.#reintroduce();
+  }
+
+  /** Withdraws our candidate of this kind, if we announced one (the mapping expired, say). */
+  withdrawCandidate(kind: AnnouncedKind): void {
+    if (this.#presence.withdraw(kind)) this.#reintroduce();
+  }
+
+  /** The candidates we announce now. */
+  get announced(): AnnouncedCandidate[] {
+    return this.#presence.announced;
+  }
+
+  /** Our candidates changed: the links not yet direct ask for an introduction that has them. */
+  #reintroduce(): void {
+    if (this.#phase !== "ready") return;
+    for (const peer of this.#links.indirect()) this.#nat.connect(peer);
+  }
+
+  /**
    * Logs out and closes the socket. Messages still unsettled are reported undelivered; with a
    * persistent history they stay pending there, to be sent at the next start.
    */
@@ -490,10 +567,49 @@ export class Peer {
     this.#files?.close();
     this.#links.closeAll("the client closed");
     this.#turn.close();
+    // The router's mapping is deleted before we go: it would point at a port nobody reads.
+    await (await this.#portMapping)?.close();
     await this.#pool.closeAll();
     this.#messages.release();
     await this.#socket.close();
     await this.#desk.flush();
+  }
+
+  /** Our chat port's mapping at the gateway, in force now, if any. */
+  get portMapping(): { protocol: MappingProtocol; endpoint: Endpoint } | undefined {
+    return this.#mapped;
+  }
+
+  #mapped: { protocol: MappingProtocol; endpoint: Endpoint } | undefined;
+
+  #startPortMapping(bindHost: string): Promise<PortMapping> {
+    return PortMapping.open({
+      port: this.#socket.local.port,
+      bindHost: bindHost === "0.0.0.0" || bindHost === "::" ? undefined : bindHost,
+      server: this.#o.server,
+      publicHost: () => this.#presence.observed?.host,
+      clock: this.#o.clock,
+      onChange: (m) => {
+        if (this.#phase === "closed") return;
+        this.#mapped = m && { protocol: m.protocol, endpoint: m.external };
+        // Peers learn the mapped endpoint from their next introduction to us.
+        if (m) this.announceCandidate("mapped", m.external);
+        else this.withdrawCandidate("mapped");
+        this.#emit(
+          m
+            ? {
+              event: "port-mapping",
+              protocol: m.protocol,
+              endpoint: formatEndpoint(m.external),
+              lifetime: m.lifetime,
+            }
+            : { event: "port-mapping", reason: "the router no longer maps our port" },
+        );
+      },
+      onFailed: (reason) => {
+        if (this.#phase !== "closed") this.#emit({ event: "port-mapping", reason });
+      },
+    });
   }
 
   #emit(e: PeerEvent): void {
@@ -513,6 +629,7 @@ export class Peer {
       openSockets: (count) => this.#pool.open(count),
       closeSockets: (ids) => this.#pool.close(ids),
       localNat: () => this.#nat.kind,
+      mapped: () => this.#mapped !== undefined,
       requestIntroduction: () => this.#nat.connect(peer),
     };
     const events = {
@@ -555,7 +672,7 @@ export class Peer {
     if (this.#desk.onServerMessage(msg)) return;
     if (msg.type === "knock") this.#door.knock(msg.username, msg.key);
     else if (msg.type === "introduce") {
-      const intro = introductionFrom(msg);
+      const intro = introductionFrom(msg, { ipv6: this.#socket.local.host.includes(":") });
       if (!intro || msg.username === this.username) return;
       const link = this.#links.get(msg.username);
       if (link) link.introduce(intro);
@@ -571,6 +688,8 @@ export class Peer {
 
   #onDatagram(data: Uint8Array, from: Endpoint, socket = 0): void {
     if (this.#phase === "closed") return;
+    // Answers to our STUN requests first: the TURN server may be one of the --stun servers.
+    if (socket === 0 && this.#nat.stunAnswer(this.#presence.observed, data, from)) return;
     if (socket === 0 && this.#turn.fromServer(data, from)) return;
     const what = demuxDatagram(data, from, { server: this.#o.server, extraSocket: socket !== 0 });
     switch (what?.kind) {
@@ -583,6 +702,8 @@ export class Peer {
         });
       case "whoami":
         return this.#nat.answer(this.#presence.observed, what.seen);
+      case "stun":
+        return; // not an answer to our requests (those were taken above): nothing for us
       case "frame": {
         const link = this.#links.get(what.frame.from);
         if (link) link.receive(what.frame, what.via, socket);

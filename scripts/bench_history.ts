@@ -3,8 +3,9 @@
  * history, in one run. Three pairs of real {@linkcode Peer}s on loopback, through one
  * coordinator: no history, history (synchronous=NORMAL, the default), history with
  * synchronous=FULL. A round trip is a message sent and its `delivered` back, so it holds the
- * three writes of a message: the sender's before `sent`, the receiver's before it is shown (and
- * acknowledged), the sender's record of its fate. The first two pairs take turns, one message
+ * three records of a message: the sender's, the receiver's (before it is shown and acknowledged),
+ * the sender's record of its fate; the history queues them and writes them in batches (every
+ * 20 ms, `history.ts`), which the round trips meet now and then. The first two pairs take turns, one message
  * each, so that both see the same machine; the third, whose waits on the disk would spill into
  * the others' turns, runs after them. Then a burst of messages per pair, and the bytes the
  * history file takes per message.

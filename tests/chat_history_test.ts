@@ -6,6 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { History } from "../lib/store/history.ts";
 import { P2pProcess, runP2p, startServe, TEST_CONFIG_HOME } from "./support/proc.ts";
 
 /** A data home of its own, kept across a process's restarts. */
@@ -184,5 +185,49 @@ Deno.test("history flags: --passphrase needs a terminal; --no-history takes no o
     const flag of ["--data DIR", "--passphrase", "--no-history", "/history USER [N]", "/search"]
   ) {
     assert.ok(help.stdout.includes(flag), flag);
+  }
+});
+
+Deno.test("a chat stopped by SIGTERM or SIGHUP writes its last records before it exits", async () => {
+  const { proc: serve, port } = await startServe();
+  const data = { alice: dataHome(), bob: dataHome(), carol: dataHome() };
+  const chat = (name: "alice" | "bob" | "carol") =>
+    new P2pProcess(["chat", `${name}@127.0.0.1:${port}`, "--json"], {
+      env: { XDG_DATA_HOME: data[name] },
+    });
+  const procs: P2pProcess[] = [];
+  try {
+    const [alice, bob, carol] = [chat("alice"), chat("bob"), chat("carol")];
+    procs.push(alice, bob, carol);
+    for (const user of ["bob", "carol"]) {
+      await alice.event((e) => e.event === "online" && e.user === user, 15_000);
+    }
+    // Each is stopped the moment it shows the message: its record is still in the 20 ms batch.
+    for (
+      const [proc, name, signal] of [[bob, "bob", "SIGTERM"], [carol, "carol", "SIGHUP"]] as const
+    ) {
+      await alice.write(`/msg ${name} last words to ${name}`);
+      await proc.event((e) => e.event === "message", 10_000);
+      proc.kill(signal);
+      assert.equal((await proc.wait()).code, 0);
+    }
+    for (const name of ["bob", "carol"] as const) {
+      const history = await History.open({
+        username: name,
+        dataDir: join(data[name], "p2p"),
+        configDir: join(TEST_CONFIG_HOME, "p2p"),
+      });
+      try {
+        assert.deepEqual(
+          history.conversation("alice", 5).map((m) => [m.text, m.state]),
+          [[`last words to ${name}`, "received"]],
+        );
+      } finally {
+        history.close();
+      }
+    }
+  } finally {
+    for (const p of procs) await p.dispose();
+    await serve.dispose();
   }
 });

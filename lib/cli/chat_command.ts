@@ -14,7 +14,7 @@ import { runChat } from "../ui/chat.ts";
 import { askPassphrase } from "../ui/passphrase.ts";
 import { CHAT_HELP } from "./help.ts";
 import { bindOption, secondsOption, sizeOption } from "./options.ts";
-import { resolveServer, UsageError } from "./target.ts";
+import { resolveServer, stunServers, UsageError } from "./target.ts";
 
 /** Runs `p2p chat ARGS` until the user leaves; resolves with the exit code. */
 export async function chat(args: string[]): Promise<number> {
@@ -34,6 +34,8 @@ export async function chat(args: string[]): Promise<number> {
       public: { type: "boolean", default: false },
       downloads: { type: "string" },
       "max-file-size": { type: "string" },
+      "no-port-mapping": { type: "boolean", default: false },
+      stun: { type: "string", multiple: true, default: [] },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -46,6 +48,7 @@ export async function chat(args: string[]): Promise<number> {
   }
   const { username, server } = await resolveServer(positionals[0]);
   const bind = values.bind === undefined ? undefined : bindOption(values.bind);
+  const stun = await stunServers(values.stun);
   const accept = ACCEPT_POLICIES.find((p) => p === values.accept);
   if (!accept) {
     throw new UsageError(`--accept takes anyone or known, not "${values.accept}"`);
@@ -71,5 +74,7 @@ export async function chat(args: string[]): Promise<number> {
     maxFileSize: values["max-file-size"] === undefined
       ? undefined
       : sizeOption(values["max-file-size"], "--max-file-size"),
+    portMapping: !values["no-port-mapping"],
+    stun,
   });
 }

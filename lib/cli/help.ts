@@ -27,7 +27,7 @@ Usage:
   p2p serve [options]             run the coordinator (who is online)
   p2p chat NAME@HOST[:PORT] [options]
                                   log in as NAME and chat
-  p2p nat HOST[:PORT]             what your NAT does, as the coordinator sees it
+  p2p nat HOST[:PORT]             what your NAT does, as the coordinator (or --stun) sees it
   p2p id NAME [--create]          show NAME's key fingerprint on this machine
   p2p help [COMMAND]              show help
   p2p --version                   show the version
@@ -49,6 +49,9 @@ Runs the coordinator: UDP for logins, logouts, heartbeats and presence broadcast
 number) for the online list. Logs one line per login, logout and expiry on stderr, and a line
 when a limit is hit. On SIGINT or SIGTERM it tells the online users (Bye), closes, and exits 0.
 
+It also answers STUN Binding requests (RFC 8489, and RFC 3489's) on its UDP port, so that any
+STUN client can check it and chats can use it with --stun.
+
 A name belongs to the key that first brought it online: a login with another key is refused
 ("name belongs to another key"), and the owner's key takes it over at once from a stale session
 of its own (after proving the key). The registrations and the coordinator's own key are kept in
@@ -60,7 +63,7 @@ address, never the sender's name or the text. It is kept in DIR/mailbox.db until
 fetches and acknowledges it (proving the name's key), or until the TTL.
 
 Options:
-  --host ADDR             address to listen on (default 0.0.0.0)
+  --host ADDR             address to listen on (default 0.0.0.0; :: for IPv6 and IPv4 both)
   --port N                UDP and TCP port (default 7000)
   --tcp-port N            TCP port of the list service, if it must differ
   --peer-timeout SECONDS  drop a user silent this long (default 45)
@@ -146,14 +149,20 @@ Limits ("per address": per IPv4 address, or per IPv6 /64):
                           1.25 x SIZE + 256 KiB relayed, refilled over 10 minutes`;
 
 /** `p2p nat --help`. */
-export const NAT_HELP = `Usage: p2p nat HOST[:PORT] [--json]
+export const NAT_HELP =
+  `Usage: p2p nat [HOST[:PORT]] [--stun HOST[:PORT]]... [--json] [--no-port-mapping]
 
-Asks the coordinator at HOST:PORT (and its second port, PORT+1) which public endpoint it sees
-for one local socket, and says what kind of NAT you are behind and what that means for direct
-connections.
+Asks the coordinator at HOST:PORT (and its second port, PORT+1), and any STUN servers given,
+which public endpoint each sees for one local socket, and says what kind of NAT you are behind
+and what that means for direct connections. Give a coordinator, STUN servers, or both. Then asks
+your router (the default gateway) for a mapping of that socket's port, by PCP, NAT-PMP, then
+UPnP-IGD, reports what it offers (protocol, external endpoint, lifetime), and deletes it again.
 
 Options:
+  --stun HOST[:PORT]    also ask this STUN server (RFC 8489; default port 3478, [v6] for an
+                        IPv6 address); may be given several times; p2p serve answers STUN too
   --json                the report as one JSON object, for scripts
+  --no-port-mapping     do not ask the router
   -h, --help            show this help`;
 
 /** `p2p id --help`. */
@@ -173,7 +182,8 @@ Options:
 export const CHAT_HELP =
   `Usage: p2p chat NAME@HOST[:PORT] [--json] [--keepalive SECONDS] [--bind ADDR[:PORT]]
                 [--config DIR] [--accept anyone|known] [--data DIR] [--passphrase]
-                [--no-history] [--plain] [--public] [--downloads DIR] [--max-file-size SIZE]
+                [--no-history] [--plain] [--public] [--stun HOST[:PORT]]...
+                [--no-port-mapping] [--downloads DIR] [--max-file-size SIZE]
 
 Logs in to the coordinator at HOST:PORT (default port 7000) as NAME, shows who is online, and
 sends messages directly to the other users.
@@ -222,11 +232,16 @@ Options:
                         you pinned when you talked before) and those you write to
   --public              on a coordinator run with --presence contacts, be listed to seed-only
                         clients (other users see you only once you are contacts)
+  --stun HOST[:PORT]    also ask this STUN server (default port 3478) what your NAT does, besides
+                        the coordinator's second port (for when that port is blocked or
+                        missing); may be given several times
   --data DIR            where the history lives (default $XDG_DATA_HOME/p2p or
                         ~/.local/share/p2p)
   --passphrase          ask for a passphrase to encrypt the history with (on the terminal;
                         scripts set P2P_PASSPHRASE); a history made with one always needs it
   --no-history          keep no history: nothing is written, nothing pending survives a restart
+  --no-port-mapping     do not ask your router to map the chat port (PCP, NAT-PMP); by default
+                        a mapping is asked for, offered to peers, renewed, and deleted at exit
   --downloads DIR       where accepted files go (default $XDG_DOWNLOAD_DIR or ~/Downloads/p2p)
   --max-file-size SIZE  refuse offers of larger files, e.g. 500M, 4G (default 4G)
   -h, --help            show this help`;

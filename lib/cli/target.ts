@@ -13,6 +13,9 @@ import { isIP, isIPv6 } from "node:net";
 import type { Endpoint } from "../protocol/endpoint.ts";
 import { normalizeUsername, usernameProblem } from "../protocol/username.ts";
 
+/** The port STUN servers listen on unless told otherwise (RFC 8489). */
+export const STUN_PORT = 3478;
+
 /** The port `p2p serve` listens on unless told otherwise. */
 export const DEFAULT_PORT = 7000;
 
@@ -64,4 +67,28 @@ export async function resolveServer(text: string): Promise<{ username: string; s
   } catch (err) {
     throw new UsageError(`Cannot resolve "${host}": ${(err as Error).message}`);
   }
+}
+
+/**
+ * Resolves each `--stun HOST[:PORT]` (default port 3478; `[v6]` for an IPv6 literal), IPv4
+ * preferred. Throws {@linkcode UsageError}.
+ *
+ * @example
+ * ```ts
+ * await stunServers(["127.0.0.1", "[::1]:3479"]);
+ * // [{ host: "127.0.0.1", port: 3478 }, { host: "::1", port: 3479 }]
+ * ```
+ */
+export async function stunServers(values: readonly string[]): Promise<Endpoint[]> {
+  const servers: Endpoint[] = [];
+  for (const text of values) {
+    const target = /:[0-9]*$/.test(text) && !text.endsWith("]") ? text : `${text}:${STUN_PORT}`;
+    try {
+      servers.push((await resolveServer(`stun@${target}`)).server);
+    } catch (err) {
+      if (!(err instanceof UsageError)) throw err;
+      throw new UsageError(`--stun ${text}: ${err.message}`);
+    }
+  }
+  return servers;
 }

@@ -39,7 +39,10 @@ import { encodeServerMessage, MAX_BATCH_DATAGRAM } from "../protocol/seed.ts";
 /** Datagrams for some members: every member gets every datagram. */
 export interface FanoutBatch<M> {
   members: M[];
-  datagrams: Uint8Array[];
+  /** Its datagrams, in order (contacts mode packs them when they are first read). */
+  readonly datagrams: Uint8Array[];
+  /** How many datagrams it holds, when it can tell without packing them. */
+  readonly count?: number;
 }
 
 /** Options for {@linkcode PresenceFanout}. */

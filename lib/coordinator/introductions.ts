@@ -252,6 +252,10 @@ export class Introductions {
       // Only a user behind the same public address can use the other's LAN endpoint; anyone
       // else would learn a private address and probe where an attacker told it to.
       const sameAddress = to.observed.host === about.observed.host;
+      // Announced candidates only to a client that announced too: older ones refuse the field.
+      const candidates = to.candidates !== undefined && about.candidates?.length
+        ? { candidates: about.candidates }
+        : {};
       this.#o.send({
         type: "introduce",
         username: about.name,
@@ -260,6 +264,7 @@ export class Introductions {
         key: about.key!,
         token,
         ...(about.nat ? { nat: about.nat } : {}),
+        ...candidates,
       }, to.observed);
       const also = this.#o.alsoSend?.(to);
       if (also) this.#o.send(also, to.observed);

@@ -102,8 +102,9 @@ export class PresenceOutbox {
     let n = this.#fanout.pending > 0 ? 1 : 0;
     const { round, batch, member } = this.#cursor;
     this.#batches.forEach((b, i) => {
-      const done = Math.min(b.datagrams.length, round + (i < batch ? 1 : 0));
-      n += b.members.length * (b.datagrams.length - done) - (i === batch ? member : 0);
+      const count = b.count ?? b.datagrams.length; // not packing a lazy batch to count it
+      const done = Math.min(count, round + (i < batch ? 1 : 0));
+      n += b.members.length * (count - done) - (i === batch ? member : 0);
     });
     return n;
   }

@@ -34,6 +34,7 @@
 import { type Endpoint, formatEndpoint, sameEndpoint } from "../protocol/endpoint.ts";
 import { encodeList, NAME_OWNED_REASON } from "../protocol/seed.ts";
 import { usernameSkeleton } from "../protocol/username.ts";
+import type { AnnouncedCandidate } from "../protocol/candidates.ts";
 import type { NatKind } from "../protocol/whoami.ts";
 import { addressKey } from "./limits.ts";
 import type { NameOwners } from "./name_owners.ts";
@@ -59,6 +60,11 @@ export interface User {
   secret?: string;
   /** The kind of NAT the client reported (`nat`), passed on in introductions. */
   nat?: NatKind;
+  /**
+   * The endpoints the client announced (`candidates`), those the coordinator passes on; undefined
+   * until it announces, which also says it reads them in `Introduce` (older clients do not).
+   */
+  candidates?: AnnouncedCandidate[];
   /**
    * The presence version its online list was written at when it was admitted (set by the
    * coordinator): it has every presence change up to this one.
@@ -472,6 +478,8 @@ export class Registry {
         if (rebind && existing.state === "online") displaced = existing.observed;
       }
       if ((!rebind && existing.secret !== undefined && ext !== undefined) || takeover) {
+        // Another process: what the last one announced is not its own (it announces afresh).
+        if (existing.secret !== ext!.secret) existing.candidates = undefined;
         existing.secret = ext!.secret;
       }
       const previous = existing.observed;

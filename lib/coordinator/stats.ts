@@ -42,6 +42,9 @@ export interface CoordinatorStats {
   contactRequests: number;
   contactsMade: number;
   contactsLimited: number;
+  /** STUN Binding requests answered (success or 420), and STUN messages left unanswered. */
+  stunAnswered: number;
+  stunIgnored: number;
 }
 
 /** Counters all at zero. */
@@ -67,6 +70,8 @@ export function createStats(): CoordinatorStats {
     contactRequests: 0,
     contactsMade: 0,
     contactsLimited: 0,
+    stunAnswered: 0,
+    stunIgnored: 0,
   };
 }
 

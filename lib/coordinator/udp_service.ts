@@ -1,11 +1,13 @@
 /**
  * The coordinator's UDP service: every datagram that reaches its sockets, checked against the
- * limits, then a client message (`login`, `logout`, `heartbeat`, `connect`, `whoami`, `nat`; and
- * `contact`/`listed`, which `contact_service.ts` handles) to answer, or a peer frame for the relay; and the other side of heartbeats, the expiry of users
- * gone silent. What it may answer follows docs/PROTOCOL.md §3.4: nothing goes to an address that
- * has not proved it receives there, except one answer no larger than the request (`whoami`
- * included: its `You` goes only to a request padded to at least its length; `Challenge`, to a
- * login for a registered name held by another session, likewise).
+ * limits, then a client message (`login`, `logout`, `heartbeat`, `connect`, `whoami`, `nat`,
+ * `candidates`; and `contact`/`listed`, which `contact_service.ts` handles) to answer, a STUN
+ * Binding request (`lib/protocol/stun.ts`), or a peer frame for the relay; and the other side of
+ * heartbeats, the expiry of users gone silent. What it may answer follows docs/PROTOCOL.md §3.4:
+ * nothing goes to an address that has not proved it receives there, except one answer no larger
+ * than the request (`whoami` included: its `You` goes only to a request padded to at least its
+ * length; `Challenge`, to a login for a registered name held by another session, likewise), and
+ * the bare STUN answer (32 or 44 bytes, to a request of at least 20).
  *
  * Handling is synchronous and keeps nothing that points into a datagram: the socket lends its
  * receive buffer.
@@ -32,8 +34,10 @@ import {
   SeedProtocolError,
   type ServerMessage,
 } from "../protocol/seed.ts";
+import { answerBinding, isStun } from "../protocol/stun.ts";
 import { MAX_WHOAMI } from "../protocol/whoami.ts";
 import type { AddressBudget } from "./address_budget.ts";
+import { passableCandidates } from "./candidate_policy.ts";
 import type { ContactService } from "./contact_service.ts";
 import type { LoginChallenges, ProofRefusal } from "./login_challenges.ts";
 import { Introductions } from "./introductions.ts";
@@ -76,6 +80,8 @@ export interface UdpServiceOptions {
 }
 
 const encoder = new TextEncoder();
+/** What SOFTWARE says in our STUN answers (those with room for it). */
+const STUN_SOFTWARE = "p2p coordinator";
 
 /**
  * Shorter forms of each `Reject` reason, for a login too short to be answered with the whole
@@ -153,6 +159,8 @@ export class UdpService {
         );
         return;
       }
+      // STUN before frames: its first byte (0x00 or 0x01) is below 0x20 too.
+      if (isStun(data)) return this.#stun(data, from);
       const frame = isFrame(data);
       // Frames from an online user's own endpoint are the relay's to budget, per pair.
       const relaying = frame && this.#registry.at(from)?.state === "online";
@@ -245,6 +253,21 @@ export class UdpService {
     }
   }
 
+  /**
+   * Answers a STUN Binding request (docs/PROTOCOL.md §4): with the answer `answerBinding` allows
+   * (never longer than the request, but for the bare 32- or 44-byte one), charged to the logins
+   * budget like `whoami`; everything else STUN is dropped unanswered.
+   */
+  #stun(data: Uint8Array, from: Endpoint): void {
+    const answer = answerBinding(data, from, { software: STUN_SOFTWARE });
+    if (answer === undefined || !this.#budget.allowRequest(from.host, "STUN request")) {
+      this.#stats.stunIgnored++;
+      return;
+    }
+    this.#stats.stunAnswered++;
+    this.#sendBytes(answer, from);
+  }
+
   /** Relays a frame between two introduced users; drops everything else unanswered. */
   #onFrame(data: Uint8Array, from: Endpoint): void {
     this.#stats.frames++;
@@ -311,11 +334,30 @@ export class UdpService {
         if (user) user.nat = msg.nat;
         return;
       }
+      case "candidates":
+        return this.#candidates(msg, from);
       case "contact":
       case "listed":
         // Unanswered, whatever becomes of it (docs/PROTOCOL.md §1.5).
         return this.#contacts?.handle(msg, from);
     }
+  }
+
+  /**
+   * Keeps the endpoints an owner announced (with its secret, from its own endpoint), those the
+   * policy lets through (`candidate_policy.ts`). Unanswered, like `nat`.
+   */
+  #candidates(msg: Extract<ClientMessage, { type: "candidates" }>, from: Endpoint): void {
+    const user = this.#registry.heardFrom(msg.username, from);
+    if (user?.secret === undefined || user.secret !== msg.secret) {
+      this.#log.throttled(
+        "forged candidates",
+        `ignored candidates for ${msg.username} from ${formatEndpoint(from)}: not its online ` +
+          `owner with its secret`,
+      );
+      return;
+    }
+    user.candidates = passableCandidates(msg.candidates, user.observed);
   }
 
   #login(

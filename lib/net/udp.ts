@@ -28,6 +28,7 @@
 import dgram from "node:dgram";
 import { isIPv6 } from "node:net";
 import type { Endpoint } from "../protocol/endpoint.ts";
+import { addressScope } from "./address_scope.ts";
 
 /** The TTL of ordinary datagrams (Linux's default). */
 const DEFAULT_TTL = 64;
@@ -350,6 +351,17 @@ export function localAddressFor(remote: Endpoint): string {
   }
   const external = candidates.find((i) => !isInternal(i.address));
   return external?.address ?? (family === "IPv4" ? "127.0.0.1" : "::1");
+}
+
+/**
+ * A global IPv6 address of this host (the first one an interface has), which a chat client
+ * announces as its `v6` candidate; undefined when it has none (loopback, link-local and ULA
+ * addresses are not global).
+ */
+export function globalIpv6Address(): string | undefined {
+  return Deno.networkInterfaces().find((i) =>
+    i.family === "IPv6" && addressScope(i.address) === "public"
+  )?.address;
 }
 
 function ipv4ToNumber(ip: string): number {

@@ -1,7 +1,7 @@
 /**
  * What a datagram on a chat client's socket is, before anyone acts on it: the coordinator's text
- * (one message per line), the answer of its second port to our `whoami`, a peer frame received
- * directly, or one relayed by the coordinator — or nothing worth reading. One socket carries all
+ * (one message per line), the answer of its second port to our `whoami`, a STUN message, a peer
+ * frame received directly, or one relayed by the coordinator — or nothing worth reading. One socket carries all
  * of them (NAT traversal relies on that), so this sorting is one pure function, tested alone.
  *
  * @example
@@ -20,6 +20,7 @@ import {
   SeedProtocolError,
   type ServerMessage,
 } from "../protocol/seed.ts";
+import { isStun } from "../protocol/stun.ts";
 import { parseWhoamiAnswer, secondPort } from "../protocol/whoami.ts";
 
 /** A frame from a peer: never a RELAY or RELAYED wrapper, always with its sender's name. */
@@ -33,6 +34,8 @@ export type Demuxed =
   | { kind: "malformed"; reason: string }
   /** The coordinator's second port saw us at `seen`. */
   | { kind: "whoami"; seen: Endpoint }
+  /** A STUN message (maybe the answer to our `--stun` request): for the NAT detector to judge. */
+  | { kind: "stun"; data: Uint8Array }
   /** A peer's frame, received from an endpoint or through the relay. */
   | { kind: "frame"; frame: PeerFrame; via: Endpoint | "relay" };
 
@@ -62,6 +65,8 @@ export function demuxDatagram(
     return frame && isPeerFrame(frame) ? { kind: "frame", frame, via: from } : undefined;
   }
   const fromServer = sameEndpoint(from, options.server);
+  // Before frames: STUN's first byte is below 0x20 too.
+  if (isStun(data)) return { kind: "stun", data };
   if (!isFrame(data)) {
     if (sameEndpoint(from, secondPort(options.server))) {
       const seen = parseWhoamiAnswer(data);

@@ -125,6 +125,18 @@ export type PeerEvent =
   }
   | { event: "coordinator"; state: "lost" | "back" }
   /**
+   * The gateway mapped our chat port (`protocol`, `endpoint` peers may reach us at, `lifetime`
+   * in seconds, renewed before it ends), moved it, or lost it; or no mapping could be had
+   * (`reason`, without `endpoint`). `--no-port-mapping` turns it all off.
+   */
+  | {
+    event: "port-mapping";
+    protocol?: "pcp" | "natpmp" | "upnp";
+    endpoint?: string;
+    lifetime?: number;
+    reason?: string;
+  }
+  /**
    * `user` asked to talk to us; `accepted` by our policy (`--accept`) or not, with the `reason`.
    * Accepting is our consent: the coordinator then introduces us.
    */

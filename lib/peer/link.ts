@@ -90,6 +90,8 @@ export interface LinkTransport {
   closeSockets(ids: number[]): void;
   /** Our NAT kind, once known. */
   localNat(): NatKind | undefined;
+  /** Whether our router maps our socket now (we announce a `mapped` candidate); default no. */
+  mapped?(): boolean;
   /** Asks the coordinator to introduce us (again). */
   requestIntroduction(): void;
 }
@@ -173,7 +175,8 @@ export interface LinkStats extends HandshakeStats {
 /**
  * The {@linkcode Introduction} an `introduce` message from the coordinator makes, or undefined
  * when its key or token is malformed. The claimed (LAN) endpoint is a candidate only when it
- * differs from the observed (public) one.
+ * differs from the observed (public) one; the announced ones (`v6`, `mapped`) follow, but for
+ * IPv6 ones when `ipv6` is false (our socket cannot reach them).
  *
  * @example
  * ```ts
@@ -183,6 +186,7 @@ export interface LinkStats extends HandshakeStats {
  */
 export function introductionFrom(
   msg: Extract<ServerMessage, { type: "introduce" }>,
+  options: { ipv6?: boolean } = {},
 ): Introduction | undefined {
   const key = decodeKey(msg.key);
   const token = decodeBase64url(msg.token);
@@ -192,6 +196,11 @@ export function introductionFrom(
     candidates.push({ kind: "lan", endpoint: msg.claimed });
   }
   candidates.push({ kind: "public", endpoint: msg.observed });
+  for (const { kind, endpoint } of msg.candidates ?? []) {
+    // An IPv6 endpoint is no use to a socket that cannot send there.
+    if (options.ipv6 === false && endpoint.host.includes(":")) continue;
+    candidates.push({ kind, endpoint });
+  }
   return { candidates, key, token, nat: msg.nat };
 }
 
@@ -267,7 +276,7 @@ export class Link {
     this.#intro = intro;
     this.#handshake.introduce(intro.key, intro.token);
     this.#pathFinder.start(intro.candidates);
-    this.#maybeBirthday(intro.nat);
+    this.#maybeBirthday(intro);
     if (this.path.kind !== "none") this.#transmitHandshake(this.#handshake.begin());
     this.#schedule();
   }
@@ -275,11 +284,15 @@ export class Link {
   /**
    * One symmetric ("hard") side and one easy side: start a birthday search alongside the normal
    * one. The hard side opens {@linkcode BIRTHDAY_SOCKETS} extra sockets; the easy side sprays
-   * probes at random ports. Two hard sides cannot meet this way: they stay on the relay.
+   * probes at random ports. Two hard sides cannot meet this way: they stay on the relay. Nor is
+   * there a search when a router maps the hard side's socket (a `mapped` candidate, ours or the
+   * peer's): the easy side reaches the mapped endpoint at its first probes.
    */
-  #maybeBirthday(peerNat: NatKind | undefined): void {
+  #maybeBirthday(intro: Introduction): void {
+    const peerNat = intro.nat;
     const local = this.#o.transport.localNat();
     if (!peerNat || !local || local === peerNat || this.#pathFinder.birthday) return;
+    if (this.#o.transport.mapped?.() || intro.candidates.some((c) => c.kind === "mapped")) return;
     if (this.path.kind === "direct") return;
     if (local === "easy") {
       // The spray waits for the hard side's proof that it holds its public address.

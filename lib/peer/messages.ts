@@ -4,8 +4,9 @@
  * {@linkcode MessageLog} before it is reported `sent`; its fate is recorded (`delivered` right after
  * it is reported, `undelivered` before). A new message (not a group copy) is recorded in the task
  * after the one that hands it to its link, so that the datagram leaves first (`node:dgram` sends
- * when the task ends): the write is off the round trip; its `sent` follows the write, and any
- * report of its fate comes after both.
+ * when the task ends), and reported `sent` once the log has written it (the history groups its
+ * writes, `history.ts`): a message reported `sent` is on disk, unless its fate came first (then
+ * `sent` and the fate are reported together). Any report of its fate comes after its `sent`.
  * Each one we receive is recorded before it is reported, and a second copy (same sender, same
  * uid: resent by a sender that restarted, or also come through the mailbox) is dropped.
  *
@@ -55,6 +56,8 @@ export class Messages {
   readonly #deposited = new Map<string, number>();
   /** Our new messages handed to the links, not recorded and reported `sent` yet, by id. */
   readonly #unrecorded = new Map<number, { to: string; msg: ChatMessage }>();
+  /** Recorded, waiting for the log to write them to be reported `sent`, by id. */
+  readonly #unwritten = new Map<number, { to: string; msg: ChatMessage }>();
   #recordTimer: ReturnType<typeof setImmediate> | undefined;
   #closing = false;
 
@@ -68,11 +71,10 @@ export class Messages {
   }
 
   /**
-   * A new message of ours to `to`, to be handed to its link now. Recorded (state `sending`) and
-   * then reported `sent` in a later task, or sooner when its fate comes first or the client
-   * closes. A record that fails (a full disk) is reported as an `error` naming the message,
-   * which is sent all the same. A group copy is recorded and reported at once; for one, this
-   * throws what the log throws, and then nothing is reported or sent.
+   * A new message of ours to `to`, to be handed to its link now. Recorded (state `sending`) in a
+   * later task and reported `sent` once written, or sooner when its fate comes first or the
+   * client closes. A record that fails (a full disk) is reported as an `error` naming the
+   * message, which is sent all the same. A group copy is recorded, written and reported at once.
    */
   send(to: string, text: string, group: boolean): ChatMessage {
     const uid = randomUid();
@@ -82,6 +84,7 @@ export class Messages {
       // `sent` into one line while the group is sent. Off the round trip the goal is about.
       this.#recordSent(); // those before it first, in order
       this.#o.log.addOutgoing({ uid, peer: to, group, time, text });
+      this.#o.log.flush();
       const copy = this.#start(to, { group, text, uid, time });
       this.#reportSent(to, copy, false);
       return copy;
@@ -237,12 +240,14 @@ export class Messages {
   /** The client closes: messages given up from now on stay pending in a persistent log. */
   closing(): void {
     this.#recordSent();
+    this.#o.log.flush();
     this.#closing = true;
   }
 
   /** Lets every {@linkcode Messages.drain} waiter go. */
   release(): void {
     this.#recordSent();
+    this.#o.log.flush();
     this.#outgoing.release();
   }
 
@@ -265,12 +270,18 @@ export class Messages {
     });
   }
 
-  /** Records (`sending`) and reports `sent` our new messages handed to the links so far. */
+  /**
+   * Records (`sending`) our new messages handed to the links so far; each is reported `sent`
+   * when the log has written it.
+   */
   #recordSent(): void {
     if (this.#recordTimer) clearImmediate(this.#recordTimer);
     this.#recordTimer = undefined;
-    for (const [id, { to, msg }] of this.#unrecorded) {
+    if (this.#unrecorded.size === 0) return;
+    for (const [id, entry] of this.#unrecorded) {
+      const { to, msg } = entry;
       this.#unrecorded.delete(id);
+      this.#unwritten.set(id, entry);
       try {
         this.#o.log.addOutgoing({
           uid: msg.uid!,
@@ -286,6 +297,14 @@ export class Messages {
             (error as Error).message,
         });
       }
+    }
+    this.#o.log.flushed(() => this.#reportWritten());
+  }
+
+  /** Reports `sent` for our recorded messages, in order. */
+  #reportWritten(): void {
+    for (const [id, { to, msg }] of this.#unwritten) {
+      this.#unwritten.delete(id);
       this.#reportSent(to, msg, false);
     }
   }
@@ -299,6 +318,7 @@ export class Messages {
   #settle(id: number): { to: string; uid: string } | undefined {
     // Its `sent` comes first, and its record before the record of its fate.
     if (this.#unrecorded.has(id)) this.#recordSent();
+    if (this.#unwritten.has(id)) this.#reportWritten();
     const msg = this.#unsettled.get(id);
     this.#unsettled.delete(id);
     this.#outgoing.settle(id);

@@ -1,7 +1,7 @@
 /**
  * How a chat client finds out what kind of NAT it is behind, against the coordinator's two ports:
- * it asks the second port (`port + 1`) where it sees us and compares with what the main port saw
- * at login. The coordinator passes the answer on in introductions, so that two peers can plan the
+ * it asks the second port (`port + 1`), and any STUN servers it was given (`--stun`), where they
+ * see us and compares the first answer with what the main port saw at login. The coordinator passes the answer on in introductions, so that two peers can plan the
  * same birthday search; introductions asked for meanwhile wait for it here.
  *
  * Separate from the peer because it is a small state machine of its own (a probe, three tries a
@@ -21,6 +21,7 @@ import { type Clock, realClock, type TimerId } from "../clock.ts";
 import type { Endpoint } from "../protocol/endpoint.ts";
 import { encodeWhoami, type NatKind, secondPort } from "../protocol/whoami.ts";
 import { natKindOf } from "./nat_check.ts";
+import { StunAsker } from "./stun_client.ts";
 
 /** Requests sent to the second port before giving up. */
 const NAT_PROBES = 3;
@@ -41,12 +42,20 @@ export interface NatDetectorOptions {
   indirect: () => Iterable<string>;
   /** Default {@linkcode realClock}. */
   clock?: Clock;
+  /**
+   * STUN servers to ask as well (`--stun`), from the same socket: the first view of it that
+   * comes back, theirs or the second port's, decides. Those of the other IP family than the
+   * coordinator's are not asked (their view cannot be compared).
+   */
+  stunServers?: readonly Endpoint[];
 }
 
 /** Finds out our NAT kind, and holds back introductions until it is known. */
 export class NatDetector {
   readonly #o: NatDetectorOptions;
   readonly #clock: Clock;
+  readonly #stun = new StunAsker();
+  readonly #stunServers: readonly Endpoint[];
   #kind: NatKind | undefined;
   #probe: TimerId | undefined;
   /** Introductions asked for while our NAT kind was being found out. */
@@ -56,6 +65,8 @@ export class NatDetector {
   constructor(options: NatDetectorOptions) {
     this.#o = options;
     this.#clock = options.clock ?? realClock;
+    const v6 = options.server.host.includes(":");
+    this.#stunServers = (options.stunServers ?? []).filter((s) => s.host.includes(":") === v6);
   }
 
   /** How our NAT maps our socket, once the coordinator's two ports have told us. */
@@ -77,6 +88,7 @@ export class NatDetector {
       return;
     }
     this.#o.send(encodeWhoami(), secondPort(this.#o.server));
+    for (const server of this.#stunServers) this.#o.send(this.#stun.request(server), server);
     this.#probe = this.#clock.setTimeout(() => this.detect(attempt + 1), NAT_PROBE_MS);
   }
 
@@ -96,6 +108,17 @@ export class NatDetector {
       if (!this.#waiting.has(peer)) this.#o.connect(peer);
     }
     this.#flush();
+  }
+
+  /**
+   * A datagram from `from`: when it is a STUN answer to one of our requests, what that server saw
+   * is taken as the second port's answer would be (see {@linkcode answer}), and true says it was
+   * ours.
+   */
+  stunAnswer(observed: Endpoint | undefined, data: Uint8Array, from: Endpoint): boolean {
+    const seen = this.#stun.answer(data, from);
+    if (seen) this.answer(observed, seen);
+    return seen !== undefined;
   }
 
   /**

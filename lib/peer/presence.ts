@@ -29,7 +29,7 @@
  */
 import { Buffer } from "node:buffer";
 import net from "node:net";
-import { type Endpoint, formatEndpoint } from "../protocol/endpoint.ts";
+import { type Endpoint, formatEndpoint, sameEndpoint } from "../protocol/endpoint.ts";
 import {
   type ClientMessage,
   type ContactOp,
@@ -43,6 +43,7 @@ import {
   SeedProtocolError,
   type ServerMessage,
 } from "../protocol/seed.ts";
+import type { AnnouncedCandidate, AnnouncedKind } from "../protocol/candidates.ts";
 import type { NatKind } from "../protocol/whoami.ts";
 import { type Clock, realClock, type TimerId } from "../clock.ts";
 import { keyProof, KeyProofError } from "../crypto/key_proof.ts";
@@ -135,6 +136,11 @@ export class Presence {
   #loggingIn = false;
   /** The resync under way, to abort it when we log out. */
   #resync: AbortController | undefined;
+  /**
+   * The endpoints we announce (`candidates`), one per kind: sent after every login and on every
+   * change.
+   */
+  readonly #candidates = new Map<AnnouncedKind, Endpoint>();
 
   constructor(options: PresenceOptions) {
     this.#o = options;
@@ -210,6 +216,8 @@ export class Presence {
           listed: true,
         });
       }
+      // Always, even empty: it also tells the coordinator we read candidates in `Introduce`.
+      this.#sendCandidates();
       if (this.#held.size > 0) this.#releaseHeldLater();
       const list = online.entries.filter((e) => e.username !== this.#o.username);
       this.#startHeartbeat();
@@ -312,6 +320,42 @@ export class Presence {
   /** Tells the coordinator what kind of NAT we are behind, for later introductions. */
   reportNat(nat: NatKind): void {
     this.#sendMessage({ type: "nat", username: this.#o.username, nat });
+  }
+
+  /**
+   * Announces `endpoint` as our candidate of this kind (docs/PROTOCOL.md §1.7), replacing the one
+   * of that kind before; sent now when we are logged in, else with the next login. Returns false
+   * when nothing changed.
+   */
+  announce(kind: AnnouncedKind, endpoint: Endpoint): boolean {
+    const known = this.#candidates.get(kind);
+    if (known && sameEndpoint(known, endpoint)) return false;
+    this.#candidates.set(kind, { ...endpoint });
+    this.#announceNow();
+    return true;
+  }
+
+  /** Withdraws our candidate of this kind, as {@linkcode announce} does; false without one. */
+  withdraw(kind: AnnouncedKind): boolean {
+    if (!this.#candidates.delete(kind)) return false;
+    this.#announceNow();
+    return true;
+  }
+
+  /** The candidates we announce. */
+  get announced(): AnnouncedCandidate[] {
+    return [...this.#candidates].map(([kind, endpoint]) => ({ kind, endpoint: { ...endpoint } }));
+  }
+
+  #announceNow(): void {
+    if (this.#observed !== undefined && !this.#loggingIn && !this.#closed) this.#sendCandidates();
+  }
+
+  #sendCandidates(): void {
+    const secret = this.#o.ext?.secret;
+    if (secret === undefined) return;
+    const { username } = this.#o;
+    this.#sendMessage({ type: "candidates", username, secret, candidates: this.announced });
   }
 
   /** What we write on the list connection: who we are, for a contacts-mode coordinator. */

@@ -13,19 +13,24 @@
  * Rules:
  * - **Candidates.** An introduction gives the peer's `lan` endpoint (the one it claimed at login,
  *   reachable when both peers share a LAN) and its `public` one (its NAT mapping as the coordinator
- *   saw it). A valid probe from any other endpoint teaches a `prflx` (peer-reflexive) candidate:
+ *   saw it), and those it announced (docs/PROTOCOL.md §1.7): `v6`, a global IPv6 address of its
+ *   socket (no NAT, perhaps a stateful firewall that our own probes open), and `mapped`, an
+ *   endpoint its router mapped to its socket on request (PCP, NAT-PMP, UPnP). A valid probe from any other endpoint teaches a `prflx` (peer-reflexive) candidate:
  *   the peer's NAT mapped its socket to another port toward us (a symmetric NAT, or an open NAT
  *   that had to shift the port). Introductions hold at most {@linkcode MAX_CANDIDATES} endpoints;
  *   at most {@linkcode MAX_PRFLX} prflx candidates are kept (the oldest goes first).
- * - **Priority.** A working `lan` endpoint beats `public`, which beats `prflx`; any direct path beats
- *   the relay. A candidate works once a probe sent to it is acknowledged; if it ranks above the
- *   current path, the path switches to it at once (`onPath`).
+ * - **Priority.** A working `lan` endpoint beats `v6`, which beats `public` and `mapped` (equal:
+ *   neither replaces the other), which beat `prflx`, which beats `turn`; any of them beats the
+ *   coordinator's relay. IPv6 comes before IPv4 because no NAT stands on its way: its path does not
+ *   depend on a mapping that can change or expire. A candidate works once a probe sent to it is
+ *   acknowledged; if it ranks above the current path, the path switches to it at once (`onPath`).
  * - **Priming.** An "open" NAT (no input filter, like the lab's `open` router) that receives the
  *   peer's probe *before* we have sent anything to the peer creates an `[UNREPLIED]` conntrack entry
  *   for that tuple, so our own later packets to the peer are mapped to a *different* public port
  *   and the port the coordinator observed (the one the peer probes) leads nowhere. So a search
- *   starts by sending each `public` candidate a probe with TTL 2, then (`primeDelayMs / 2` later)
- *   one with TTL 3, and only `primeDelayMs` (100 ms) after the start the normal probes. TTL 2 gets
+ *   starts by sending each `public` (and `mapped`) candidate a probe with TTL 2, then
+ *   (`primeDelayMs / 2` later) one with TTL 3, and only `primeDelayMs` (100 ms) after the start
+ *   the normal probes. TTL 2 gets
  *   through our router, creating our mapping toward the peer, and dies in the next router, so it
  *   never reaches the peer's NAT early; TTL 3 does the same for the outer router of a double NAT
  *   (home router behind a carrier NAT), which a TTL 2 probe does not get past. The risk: when the
@@ -34,9 +39,11 @@
  *   mapping and dies there) and harmful before, which is why it goes out half-way through the
  *   delay: both introductions must arrive within about `primeDelayMs / 2` plus the one-way delay
  *   of each other, which is the case when the coordinator sends both at once. (`primeTtls` sets the
- *   rounds; they are spread evenly over `primeDelayMs`.) `lan` candidates are probed at once: they
- *   do not cross our NAT (when the peer's private address happens to be that of another host of
- *   our LAN, that host gets a probe it cannot authenticate, nothing more). `prflx` candidates need
+ *   rounds; they are spread evenly over `primeDelayMs`.) `lan` candidates are probed at once:
+ *   they do not cross our NAT (when the peer's private address happens to be that of another host
+ *   of our LAN, that host gets a probe it cannot authenticate, nothing more). Nor do `v6` ones: no
+ *   NAT maps them, and a stateful firewall's state comes from our first probe whatever the peer's
+ *   firewall does with it. `prflx` candidates need
  *   no priming: the peer's probe already got through our NAT. Every search primes again: a new
  *   introduction, or a dead path.
  * - **Search schedule.** Each eligible candidate is probed every `probeIntervalMs` (200 ms) for the
@@ -178,12 +185,13 @@ export { BIRTHDAY_SOCKETS, MAX_PENDING_PROBES };
 export type { BirthdayOptions, SocketsBirthdayOptions, SprayBirthdayOptions };
 
 /**
- * Where a candidate endpoint comes from; also its rank, best first. `turn`: through a TURN
- * server, either the peer's relayed address (reached from our main socket) or an endpoint of the
- * peer reached through our own allocation (socket {@linkcode PathFinderOptions.turnSocket}):
- * below every direct kind, above the coordinator's relay.
+ * Where a candidate endpoint comes from; also its rank, best first (`public` and `mapped` rank
+ * alike). `turn`: through a TURN server, either the peer's relayed address (reached from our main
+ * socket) or an endpoint of the peer reached through our own allocation (socket
+ * {@linkcode PathFinderOptions.turnSocket}): below every direct kind, above the coordinator's
+ * relay.
  */
-export type CandidateKind = "lan" | "public" | "prflx" | "turn";
+export type CandidateKind = "lan" | "v6" | "public" | "mapped" | "prflx" | "turn";
 
 /** An endpoint of the remote peer worth probing, and the local socket to probe it from. */
 export interface Candidate {
@@ -243,8 +251,9 @@ export interface PathFinderOptions {
    */
   turnSocket?: number;
   /**
-   * Probe the introduction's `lan` and `public` candidates; default true. False is a test hook:
-   * it forces a pair off the direct path, onto TURN or the relay, on loopback.
+   * Probe the introduction's direct candidates (`lan`, `v6`, `public`, `mapped`); default true.
+   * False is a test hook: it forces a pair off the direct path, onto TURN or the relay, on
+   * loopback.
    */
   directCandidates?: boolean;
   /** Random u32 for txids, jitter and sprayed ports; default `crypto.getRandomValues`. */
@@ -274,7 +283,7 @@ export interface PathFinderOptions {
   deadAfterMs?: number;
   /** TTLs of the priming rounds, sent in this order; default `[2, 3]`; `[]` disables priming. */
   primeTtls?: number[];
-  /** Delay from the start of a search to the first normal probe of `public` candidates; 100. */
+  /** Delay from the start of a search to the first normal probe of `public`/`mapped` ones; 100. */
   primeDelayMs?: number;
 }
 
@@ -332,7 +341,16 @@ export interface CandidateInfo {
 export const MAX_CANDIDATES = 8;
 /** Most peer-reflexive candidates kept. */
 export const MAX_PRFLX = 8;
-const RANK: Record<CandidateKind, number> = { lan: 0, public: 1, prflx: 2, turn: 3 };
+const RANK: Record<CandidateKind, number> = {
+  lan: 0,
+  v6: 1,
+  public: 2,
+  mapped: 2,
+  prflx: 3,
+  turn: 4,
+};
+/** Kinds whose endpoint is a NAT's mapping: probed only after priming. */
+const PRIMED: ReadonlySet<CandidateKind> = new Set(["public", "mapped"]);
 const NONE: Path = { kind: "none" };
 const RELAY: Path = { kind: "relay" };
 
@@ -501,7 +519,7 @@ export class PathFinder {
   start(candidates: Candidate[]): void {
     const introduced: CandidateState[] = [];
     const probed = this.#opts.directCandidates === false
-      ? candidates.filter((c) => c.kind !== "lan" && c.kind !== "public")
+      ? candidates.filter((c) => c.kind === "turn" || c.kind === "prflx")
       : candidates;
     for (const { kind, endpoint, socket = 0 } of probed) {
       if (!(Number.isInteger(socket) && socket >= 0)) {
@@ -851,14 +869,14 @@ export class PathFinder {
     const schedule = this.#schedule;
     for (const ttl of schedule.takePrimes(now)) {
       for (const c of this.#candidates) {
-        if (c.kind === "public" && this.#better(c)) this.#probe(c, now, ttl);
+        if (PRIMED.has(c.kind) && this.#better(c)) this.#probe(c, now, ttl);
       }
     }
     if (schedule.roundDue(now)) {
       // A background round that was already scheduled when a direct path came up is skipped.
       const upgrade = this.#path.kind !== "direct" || schedule.inFastPhase(now);
       for (const c of upgrade ? this.#candidates : []) {
-        if (this.#better(c) && (c.kind !== "public" || schedule.primed(now))) {
+        if (this.#better(c) && (!PRIMED.has(c.kind) || schedule.primed(now))) {
           this.#probe(c, now, undefined);
         }
       }

@@ -3,7 +3,8 @@
  * `logout`) and our extensions (`heartbeat`/`Alive`, `Expired`, `Reject`, `Error`, `connect` with
  * `Knock`/`Introduce`/`Unavailable`, and `Challenge` with the login that answers it: a proof of
  * key for a registered name), and contacts (`contact`/`listed` with `Request`, `Contact`,
- * `Uncontact`; the named list fetch and the `contact`/`request` lines of its answer).
+ * `Uncontact`; the named list fetch and the `contact`/`request` lines of its answer), and the
+ * announced candidates (`candidates`, passed on in `Introduce`: `./candidates.ts`).
  * See docs/PROTOCOL.md. Pure functions, no I/O.
  *
  * @example
@@ -23,6 +24,12 @@ import {
   parseEndpoint,
 } from "./endpoint.ts";
 import { isNatKind, isWhoamiRequest, MAX_WHOAMI, type NatKind, WHOAMI_REQUEST } from "./whoami.ts";
+import {
+  type AnnouncedCandidate,
+  CandidateListError,
+  formatCandidateList,
+  parseCandidateList,
+} from "./candidates.ts";
 import { usernameProblem } from "./username.ts";
 import { parseTurnUri, TurnUriError } from "./turn_credentials.ts";
 
@@ -61,7 +68,12 @@ export type ClientMessage =
     note?: string;
   }
   /** Whether a contacts-mode coordinator lists the user to seed-only clients (`--public`). */
-  | { type: "listed"; username: string; secret: string; listed: boolean };
+  | { type: "listed"; username: string; secret: string; listed: boolean }
+  /**
+   * The extra endpoints of the owner's socket (docs/PROTOCOL.md §1.7), all of them (an empty list
+   * withdraws every one); also tells the coordinator that the client reads them in `Introduce`.
+   */
+  | { type: "candidates"; username: string; secret: string; candidates: AnnouncedCandidate[] };
 
 /**
  * What a `contact` message asks: `add` (a request, or the acceptance of one from `target`),
@@ -133,6 +145,8 @@ export type ServerMessage =
     token: string;
     /** The introduced peer's NAT, when it reported it. */
     nat?: NatKind;
+    /** The endpoints the introduced peer announced (`candidates`), when it has any. */
+    candidates?: AnnouncedCandidate[];
   }
   | { type: "unavailable"; username: string; reason: string }
   /**
@@ -425,10 +439,34 @@ export function parseClientMessage(text: string): ClientMessage {
         listed: listed === "yes",
       };
     }
+    case "candidates": {
+      const parts = text.split(",");
+      const [, username, secret, list] = fields(text, parts.length === 3 ? 3 : 4, verb);
+      if (list === "") {
+        throw new SeedProtocolError(
+          "Cannot parse candidates: an empty list is written without a comma",
+        );
+      }
+      return {
+        type: "candidates",
+        username: checkUsername(username, verb),
+        secret: checkPattern(secret, SECRET_PATTERN, verb, "secret"),
+        candidates: checkCandidates(list ?? ""),
+      };
+    }
     default:
       throw new SeedProtocolError(
         `Cannot parse message: unknown message type "${verb.slice(0, 20)}"`,
       );
+  }
+}
+
+function checkCandidates(text: string): AnnouncedCandidate[] {
+  try {
+    return parseCandidateList(text);
+  } catch (e) {
+    if (e instanceof CandidateListError) throw new SeedProtocolError(e.message);
+    throw e;
   }
 }
 
@@ -486,6 +524,9 @@ export function encodeClientMessage(msg: ClientMessage): string {
         (msg.note !== undefined ? `,${msg.note}` : "");
     case "listed":
       return `listed,${msg.username},${msg.secret},${msg.listed ? "yes" : "no"}`;
+    case "candidates":
+      return `candidates,${msg.username},${msg.secret}` +
+        (msg.candidates.length > 0 ? `,${formatCandidateList(msg.candidates)}` : "");
   }
 }
 
@@ -533,7 +574,9 @@ export function encodeServerMessage(msg: ServerMessage): string {
     case "introduce":
       return `Introduce,${msg.username},${formatEndpoint(msg.observed)},${
         formatEndpoint(msg.claimed)
-      },${msg.key},${msg.token}${msg.nat ? `,${msg.nat}` : ""}`;
+      },${msg.key},${msg.token}${msg.nat ? `,${msg.nat}` : ""}${
+        msg.candidates?.length ? `,${formatCandidateList(msg.candidates)}` : ""
+      }`;
     case "unavailable":
       return `Unavailable,${msg.username},${cleanReason(msg.reason)}`;
     case "knock":
@@ -612,8 +655,16 @@ export function parseServerMessage(text: string): ServerMessage {
     case "You":
       return { type: "you", endpoint: checkEndpoint(rest, "You") };
     case "Introduce": {
-      const count = text.split(",").length === 7 ? 7 : 6;
-      const [, username, observed, claimed, key, token, nat] = fields(text, count, verb);
+      // Six fields; then the NAT kind, the candidates (told apart by their `=`), or both.
+      const n = text.split(",").length;
+      const parts = fields(text, n === 7 || n === 8 ? n : 6, verb);
+      const [, username, observed, claimed, key, token] = parts;
+      const extra = parts.slice(6);
+      const list = extra.at(-1)?.includes("=") ? extra.pop() : undefined;
+      const nat = extra.pop();
+      if (extra.length > 0) {
+        throw new SeedProtocolError("Cannot parse Introduce: expected <nat>,<candidates> last");
+      }
       const msg: ServerMessage = {
         type: "introduce",
         username: checkUsername(username, verb),
@@ -623,6 +674,12 @@ export function parseServerMessage(text: string): ServerMessage {
         token: checkPattern(token, SECRET_PATTERN, verb, "token"),
       };
       if (nat !== undefined) msg.nat = checkNat(nat, verb);
+      if (list !== undefined) {
+        msg.candidates = checkCandidates(list);
+        if (msg.candidates.length === 0) {
+          throw new SeedProtocolError("Cannot parse Introduce: an empty candidate list");
+        }
+      }
       return msg;
     }
     case "Knock": {

@@ -8,15 +8,22 @@
  * peer's name and the text are sealed together, and an `undelivered` reason on its own
  * (ChaCha20-Poly1305 under the history key). Searching decrypts in memory. A received message's
  * uid is unique per peer, so one recorded twice is refused: that is how duplicates are dropped.
- * Our own messages are not indexed (one page per write on the way to `sent`): their fate is
- * written by seq. Every write is one statement, atomic in WAL mode: a kill -9 leaves the file as
- * it was before the statement or after it.
+ * Our own messages are not indexed (one page per write): their fate is written by seq.
+ *
+ * Writes are grouped (group commit): a record is queued in memory and the queue is sealed and
+ * written in one transaction `batchMs` after its first entry (default 20 ms), when it holds
+ * {@linkcode MAX_BATCH} entries, before any read, and at `close()`. That takes sealing and the
+ * SQLite write off a message's round trip, and one commit serves many rows. A kill -9 or a crash
+ * loses at most the rows queued in the last window; a transaction is atomic in WAL mode, so the
+ * file is left as it was before a batch or after it. A batch that fails (a full disk) is retried
+ * row by row, and every row that still cannot be written is reported to `onError`.
  *
  * @example
  * ```ts
  * const history = await History.open({ username: "alice", dataDir, configDir });
  * history.addOutgoing({ uid, peer: "bob", group: false, time: Date.now(), text: "hi" });
  * history.settle("bob", uid, { state: "delivered", path: "direct" });
+ * history.flush(); // written now, not within batchMs; reads flush too
  * history.conversation("bob", 10); // [{ uid, peer: "bob", outgoing: true, text: "hi", … }]
  * history.close();
  * ```
@@ -24,6 +31,7 @@
  */
 import { join } from "node:path";
 import type { DatabaseSync, StatementSync } from "node:sqlite";
+import { type Clock, realClock, type TimerId } from "../clock.ts";
 import { fromHex, openUserDir, toHex, userDirName } from "../crypto/identity.ts";
 import { defaultConfigDir } from "../crypto/identity.ts";
 import { damagedDatabase, isDatabaseDamage, openDatabase, transaction } from "./database.ts";
@@ -65,7 +73,24 @@ export interface HistoryOptions {
    * the last ones (never corrupt the file). `"full"`: each write waits for the disk.
    */
   synchronous?: "normal" | "full";
+  /**
+   * The longest a record waits in memory before its batch is written, ms (default
+   * {@linkcode DEFAULT_BATCH_MS}): what a crash may lose. 0 writes each record at once.
+   */
+  batchMs?: number;
+  /**
+   * Told of a batched write that failed (a full disk, a damaged page), naming what was not kept
+   * (default: written to stderr). The chat shows it as an `error`.
+   */
+  onError?: (error: Error) => void;
+  /** Times the batches; default {@linkcode realClock}. */
+  clock?: Clock;
 }
+
+/** How long a record waits to be written with others, by default: what a crash may lose, ms. */
+export const DEFAULT_BATCH_MS = 20;
+/** Most records in one batch: a larger queue is written at once (a burst of `/all` copies…). */
+export const MAX_BATCH = 512;
 
 const MIGRATIONS = [
   `CREATE TABLE meta (name TEXT PRIMARY KEY, value BLOB NOT NULL);
@@ -152,9 +177,20 @@ export class History implements MessageLog {
   readonly #tags = new Map<string, Uint8Array>();
   /** Seq of our messages recorded or found pending in this run, not settled yet, by uid. */
   readonly #unsettled = new Map<string, number>();
+  readonly #batchMs: number;
+  readonly #onError: (error: Error) => void;
+  readonly #clock: Clock;
+  /** Writes waiting for the next batch, in order, each with what it keeps (for an error). */
+  readonly #queue: { what: string; run: () => void }[] = [];
+  /** `uid peer` of received messages in the queue: a copy is found before it is written. */
+  readonly #queuedIn = new Set<string>();
+  /** Called once the queue as it stands is written (or reported not kept): see `flushed`. */
+  readonly #waiters: (() => void)[] = [];
+  #timer: TimerId | undefined;
   readonly #sql: Record<
     | "addOut"
     | "addIn"
+    | "hasIn"
     | "settle"
     | "settleScan"
     | "pending"
@@ -164,10 +200,18 @@ export class History implements MessageLog {
     StatementSync
   >;
 
-  private constructor(db: DatabaseSync, path: string, keys: HistoryKeys) {
+  private constructor(
+    db: DatabaseSync,
+    path: string,
+    keys: HistoryKeys,
+    options: HistoryOptions,
+  ) {
     this.#db = db;
     this.path = path;
     this.#keys = keys;
+    this.#batchMs = options.batchMs ?? DEFAULT_BATCH_MS;
+    this.#onError = options.onError ?? ((error) => console.error(error.message));
+    this.#clock = options.clock ?? realClock;
     this.#sql = {
       addOut: db.prepare(
         "INSERT INTO messages (uid, peer, outgoing, grp, time, state, body) " +
@@ -177,6 +221,7 @@ export class History implements MessageLog {
         "INSERT OR IGNORE INTO messages (uid, peer, outgoing, grp, time, received, state, " +
           "path, body) VALUES (?, ?, 0, ?, ?, ?, 'received', ?, ?)",
       ),
+      hasIn: db.prepare("SELECT 1 FROM messages WHERE peer = ? AND uid = ? AND outgoing = 0"),
       settle: db.prepare(
         "UPDATE messages SET state = ?, reason = ?, path = coalesce(?, path) " +
           "WHERE seq = ? AND peer = ? AND outgoing = 1 AND uid = ?",
@@ -245,7 +290,7 @@ export class History implements MessageLog {
         throw /database is locked/.test(String(error)) ? inUse(error) : error;
       }
       const keys = await History.#unlock(db, path, keyPath, options.passphrase);
-      return new History(db, path, keys);
+      return new History(db, path, keys, options);
     } catch (error) {
       db.close();
       // Opening read only the header: a damaged page is found by the first reads, here.
@@ -332,27 +377,27 @@ export class History implements MessageLog {
 
   addOutgoing(msg: OutgoingRecord): void {
     const uid = uidBytes(msg.uid);
-    const { lastInsertRowid } = this.#write(() =>
-      this.#sql.addOut.run(
+    this.#enqueue(`our message ${msg.uid} to ${msg.peer}`, () => {
+      const { lastInsertRowid } = this.#sql.addOut.run(
         uid,
         this.#tag(msg.peer),
         msg.group ? 1 : 0,
         msg.time,
         this.#sealBody(uid, true, msg.peer, msg.text),
-      )
-    );
-    this.#unsettled.set(msg.uid, Number(lastInsertRowid));
+      );
+      this.#unsettled.set(msg.uid, Number(lastInsertRowid));
+    });
   }
 
   settle(peer: string, uid: string, outcome: Settlement): void {
     const id = uidBytes(uid);
-    const reason = outcome.reason === undefined
-      ? null
-      : sealValue(this.#keys, encoder.encode(outcome.reason), aad(id, true, 1));
-    const seq = this.#unsettled.get(uid);
-    this.#unsettled.delete(uid);
-    const args = [outcome.state, reason, outcome.path ?? null] as const;
-    this.#write(() => {
+    this.#enqueue(`the ${outcome.state} state of our message ${uid} to ${peer}`, () => {
+      const reason = outcome.reason === undefined
+        ? null
+        : sealValue(this.#keys, encoder.encode(outcome.reason), aad(id, true, 1));
+      const seq = this.#unsettled.get(uid);
+      this.#unsettled.delete(uid);
+      const args = [outcome.state, reason, outcome.path ?? null] as const;
       const found = seq !== undefined &&
         this.#sql.settle.run(...args, seq, this.#tag(peer), id).changes > 0;
       if (!found) this.#sql.settleScan.run(...args, this.#tag(peer), id);
@@ -361,21 +406,29 @@ export class History implements MessageLog {
 
   addIncoming(msg: IncomingRecord): boolean {
     const uid = uidBytes(msg.uid);
-    const { changes } = this.#write(() =>
+    const key = `${msg.uid} ${msg.peer}`;
+    if (this.#queuedIn.has(key)) return false;
+    if (this.#read(() => this.#sql.hasIn.get(this.#tag(msg.peer), uid)) !== undefined) {
+      return false;
+    }
+    this.#queuedIn.add(key);
+    const received = Date.now();
+    this.#enqueue(`the message ${msg.uid} from ${msg.peer}`, () => {
       this.#sql.addIn.run(
         uid,
         this.#tag(msg.peer),
         msg.group ? 1 : 0,
         msg.time,
-        Date.now(),
+        received,
         msg.path,
         this.#sealBody(uid, false, msg.peer, msg.text),
-      )
-    );
-    return changes > 0;
+      );
+    });
+    return true;
   }
 
   pending(): StoredMessage[] {
+    this.flush();
     return this.#read(() => this.#sql.pending.all() as unknown as Row[]).map((r) => {
       const msg = this.#message(r);
       this.#unsettled.set(msg.uid, r.seq);
@@ -384,6 +437,7 @@ export class History implements MessageLog {
   }
 
   conversation(peer: string, limit: number): StoredMessage[] {
+    this.flush();
     const rows = this.#read(() =>
       this.#sql.conversation.all(this.#tag(peer), limit) as unknown as Row[]
     );
@@ -391,6 +445,7 @@ export class History implements MessageLog {
   }
 
   recent(options: { contacts: number; perContact: number }): StoredMessage[] {
+    this.flush();
     const rows = this.#read(() => {
       const rows: Row[] = [];
       for (const { peer } of this.#sql.contacts.all(options.contacts) as { peer: Uint8Array }[]) {
@@ -404,6 +459,7 @@ export class History implements MessageLog {
   search(text: string, limit: number): StoredMessage[] {
     const needle = text.toLowerCase();
     const found: StoredMessage[] = [];
+    this.flush();
     // Pages with all(), not iterate(): Deno's iterate() ends quietly at a damaged page, and the
     // search would say "nothing found" instead of that the file is damaged.
     let before = Number.MAX_SAFE_INTEGER;
@@ -419,8 +475,80 @@ export class History implements MessageLog {
     return found.reverse();
   }
 
+  /**
+   * Writes the queued records now, in one transaction. If it fails, each is tried alone, and
+   * those that still fail are reported to `onError` (one error naming them all): not kept, and
+   * said so, never dropped silently.
+   */
+  flush(): void {
+    this.#clock.clearTimeout(this.#timer);
+    this.#timer = undefined;
+    if (this.#queue.length === 0) return;
+    const batch = this.#queue.splice(0);
+    this.#queuedIn.clear();
+    try {
+      this.#write(batch);
+    } finally {
+      for (const waiter of this.#waiters.splice(0)) waiter();
+    }
+  }
+
+  flushed(callback: () => void): void {
+    if (this.#queue.length === 0) callback();
+    else this.#waiters.push(callback);
+  }
+
+  #write(batch: { what: string; run: () => void }[]): void {
+    const lost: string[] = [];
+    let cause: unknown;
+    if (!this.#db.isOpen) {
+      lost.push(...batch.map((op) => op.what));
+      cause = "the history is closed";
+    } else {
+      try {
+        transaction(this.#db, () => {
+          for (const op of batch) op.run();
+        });
+        return;
+      } catch {
+        // Rolled back: some row cannot be written (a full disk?). Keep what can be kept.
+      }
+      for (const op of batch) {
+        try {
+          op.run();
+        } catch (error) {
+          lost.push(op.what);
+          cause ??= error;
+        }
+      }
+    }
+    if (lost.length === 0) return;
+    const shown = lost.length > 3 ? [...lost.slice(0, 3), `${lost.length - 3} more`] : lost;
+    const error = isDatabaseDamage(cause)
+      ? damagedDatabase(this.path, cause)
+      : new HistoryError(`Cannot write to history ${this.path}: ${cause}`, { cause });
+    this.#onError(
+      new HistoryError(`Not kept in the history: ${shown.join(", ")}. ${error.message}`, {
+        cause: error,
+      }),
+    );
+  }
+
+  /** Writes what is queued, then closes the file. */
   close(): void {
-    if (this.#db.isOpen) this.#db.close();
+    if (!this.#db.isOpen) return;
+    try {
+      this.flush();
+    } finally {
+      this.#db.close();
+    }
+  }
+
+  /** Queues a write for the next batch, which is written within `batchMs`. */
+  #enqueue(what: string, run: () => void): void {
+    this.#queue.push({ what, run });
+    if (this.#queue.length >= MAX_BATCH || this.#batchMs <= 0) this.flush();
+    else this.#timer ??= this.#clock.setTimeout(() => this.flush(), this.#batchMs);
   }
 
   #tag(peer: string): Uint8Array {
@@ -431,19 +559,6 @@ export class History implements MessageLog {
       this.#tags.set(peer, tag);
     }
     return tag;
-  }
-
-  /**
-   * Runs a write, turning SQLite's failure (a full disk…) into a HistoryError naming the file,
-   * or a DatabaseError saying what to do when the file is damaged.
-   */
-  #write<T>(run: () => T): T {
-    try {
-      return run();
-    } catch (error) {
-      if (isDatabaseDamage(error)) throw damagedDatabase(this.path, error);
-      throw new HistoryError(`Cannot write to history ${this.path}: ${error}`, { cause: error });
-    }
   }
 
   /** Runs a read, turning a damaged page into a DatabaseError naming the file and what to do. */

@@ -77,12 +77,19 @@ export interface Settlement {
 export interface MessageLog {
   /** Whether this log keeps anything beyond the session (false with `--no-history`). */
   readonly persistent: boolean;
-  /** Records a message of ours, state `sending`; throws if it cannot be kept. */
+  /**
+   * Records a message of ours, state `sending`. A log may write it later ({@linkcode flushed});
+   * throws only for a record it cannot take at all (a bad uid).
+   */
   addOutgoing(msg: OutgoingRecord): void;
   /** Records the fate of our message `uid` to `peer`. */
   settle(peer: string, uid: string, outcome: Settlement): void;
   /** Records a received message; `false` (and records nothing) when it is a duplicate. */
   addIncoming(msg: IncomingRecord): boolean;
+  /** Writes now what is recorded so far (a log may group its writes). */
+  flush(): void;
+  /** Calls `callback` once everything recorded so far is written (at once if it is). */
+  flushed(callback: () => void): void;
   /** Our messages still `sending`, oldest first: those to send again after a restart. */
   pending(): StoredMessage[];
   /** The last `limit` messages with `peer`, oldest first. */
@@ -115,6 +122,12 @@ export class MemoryLog implements MessageLog {
     this.#seen.add(key);
     if (this.#seen.size > MEMORY_SEEN) this.#seen.delete(this.#seen.values().next().value!);
     return true;
+  }
+
+  flush(): void {}
+
+  flushed(callback: () => void): void {
+    callback();
   }
 
   pending(): StoredMessage[] {

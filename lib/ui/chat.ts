@@ -44,6 +44,10 @@ export interface ChatOptions {
   plain?: boolean;
   /** Ask a contacts-mode coordinator to list us to seed-only clients (`--public`). */
   public?: boolean;
+  /** Ask the router for a mapping of the chat port; default true (`--no-port-mapping`: false). */
+  portMapping?: boolean;
+  /** STUN servers to ask how our NAT maps our socket (`--stun`). */
+  stun?: Endpoint[];
   /**
    * The history: where it lives and its passphrase, or `false` to keep none (`--no-history`).
    * Its key file goes beside the identity, in `configDir`.
@@ -346,6 +350,7 @@ export async function runChat(options: ChatOptions): Promise<number> {
         username: options.username,
         configDir: options.configDir,
         ...options.history,
+        onError: (err) => error(err.message), // a batch of records that could not be written
       });
       const lines = backlog(log);
       returning = lines.length > 0;
@@ -359,6 +364,8 @@ export async function runChat(options: ChatOptions): Promise<number> {
       configDir: options.configDir,
       accept: options.accept,
       public: options.public,
+      portMapping: options.portMapping,
+      stun: options.stun,
       history: log,
       files: {
         downloads: options.downloads ?? defaultDownloads(),

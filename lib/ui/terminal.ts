@@ -121,6 +121,11 @@ export function describeEvent(e: PeerEvent, context: DescribeContext = {}): stri
       return e.state === "lost"
         ? "lost contact with the coordinator; direct chats go on, retrying…"
         : "the coordinator is back";
+    case "port-mapping":
+      return e.endpoint
+        ? `your router maps ${e.endpoint} to you (${PROTOCOL_NAMES[e.protocol ?? "pcp"]}, ` +
+          `${e.lifetime} s, renewed): peers behind any NAT can reach you directly`
+        : `no port mapping from your router: ${e.reason}`;
     case "knock":
       return e.accepted
         ? `${e.user} (fingerprint ${e.fingerprint}) wants to talk: accepted`
@@ -230,6 +235,8 @@ function describeHistory(e: Extract<PeerEvent, { event: "history" }>): string {
   return `(${e.source}) ${group}${who}: ${e.text}${note}`;
 }
 
+const PROTOCOL_NAMES = { pcp: "PCP", natpmp: "NAT-PMP", upnp: "UPnP-IGD" } as const;
+
 const STYLES: Record<PeerEvent["event"], Style> = {
   ready: "green",
   online: "cyan",
@@ -245,6 +252,7 @@ const STYLES: Record<PeerEvent["event"], Style> = {
   trusted: "yellow",
   fingerprint: "cyan",
   coordinator: "yellow",
+  "port-mapping": "gray",
   knock: "yellow",
   "contact-request": "yellow",
   "contact-request-sent": "gray",

@@ -235,3 +235,30 @@ Deno.test("contact fan-out: a member's lines fill datagrams that tile its versio
   assert.equal(count, 200);
   assert.equal(batch.datagrams.length, 3);
 });
+
+Deno.test("contact fan-out: a take's datagrams are packed when read, counted before, versioned at a list", () => {
+  const me: M = { name: "me" };
+  const you: M = { name: "you" };
+  const others = Array.from({ length: 200 }, (_, i) => ({ name: `user${i}` }));
+  const fanout = new ContactFanout<M>({ audience: () => [me, you], listed: () => false });
+  fanout.add(me, { batched: true });
+  fanout.add(you, { batched: true });
+  for (const o of others) fanout.record(o.name, lines(o.name), o);
+  const [mine, yours] = fanout.take();
+  // Counted without packing (the outbox's backlog), and the count is what packing makes.
+  assert.equal(mine.count, 3);
+  // A change after the take is not in it: it waits for the next one.
+  fanout.record("late", lines("late"), { name: "late" });
+  // A list written for `you` now is at the version after its taken datagrams: they are packed.
+  assert.equal(fanout.versionFor(you), 3);
+  assert.deepEqual(
+    yours.datagrams.map((d) => decoder.decode(d).split("\n")[0]),
+    ["Presence,0,1", "Presence,1,2", "Presence,2,3"],
+  );
+  assert.equal(mine.datagrams.length, 3);
+  assert.equal(mine.datagrams.flatMap((d) => decoder.decode(d).split("\n").slice(1)).length, 200);
+  fanout.handed();
+  assert.equal(fanout.handedTo(me), 3);
+  const [next] = fanout.take();
+  assert.deepEqual(next.datagrams.map((d) => decoder.decode(d)), ["Presence,3,4\n+late,wAACAQ-g"]);
+});

@@ -52,6 +52,8 @@ export interface PublicHost extends LabNode {
   readonly ip: string;
   /** The core's address on its link (its default route). */
   readonly gateway: string;
+  /** Its IPv6 address, e.g. `"2001:db8:ff00:0::2"`, when added with `ipv6` (docs/LAB.md). */
+  readonly ip6?: string;
 }
 
 /** A NAT router. Its WAN is on the core, or on the LAN of its `upstream` router. */
@@ -70,6 +72,13 @@ export interface Router extends LabNode {
   readonly publicIp: string;
   /** The router its WAN sits behind (double NAT), if any. */
   readonly upstream?: Router;
+  /**
+   * With `ipv6`: its WAN's IPv6 address on the core link, and its LAN's routed /64 (no NAT66),
+   * e.g. `"2001:db8:1::/64"`, whose `::1` is the router.
+   */
+  readonly wanIp6?: string;
+  readonly lanPrefix6?: string;
+  readonly lanIp6?: string;
 }
 
 /** A host with a private address behind a router. */
@@ -82,6 +91,8 @@ export interface Host extends LabNode {
   readonly router: Router;
   /** The address the internet sees for its traffic (outermost router's WAN address). */
   readonly publicIp: string;
+  /** Its global IPv6 address in the router's /64, when the router has `ipv6`. */
+  readonly ip6?: string;
 }
 
 /** Options of {@linkcode Lab.create}. */
@@ -109,6 +120,20 @@ export interface RouterOptions {
    * share a LAN range (like two homes on 192.168.1.0/24), but not a router and its upstreams.
    */
   lanSubnet?: string;
+  /**
+   * Also IPv6 (off by default; without it nothing of the node's IPv4 setup changes): a WAN
+   * address on the core link, a routed /64 on the LAN (`2001:db8:<n>::/64`, no NAT66) given to
+   * every host added behind it, and a stateful IPv6 firewall like a home router's (table
+   * `ip6 p2plab6`: established and related traffic in, unsolicited traffic dropped; none on an
+   * `open` router). Only for a router on the core (no `upstream`).
+   */
+  ipv6?: boolean;
+}
+
+/** Options of {@linkcode Lab.addPublicHost}. */
+export interface PublicHostOptions {
+  /** Also an IPv6 address on its link (`2001:db8:ff00:<k>::2/64`); off by default. */
+  ipv6?: boolean;
 }
 
 /** Options of {@linkcode Lab.exec}. */
@@ -139,6 +164,35 @@ export type SpawnOptions = Pick<
   "stdin" | "stdout" | "stderr" | "env" | "clearEnv" | "cwd"
 >;
 
+/** Options of {@linkcode Lab.startMiniupnpd}. */
+export interface MiniupnpdOptions {
+  /**
+   * A public host of this lab where a STUN responder (`tests/lab/stun_responder.ts`, port 3478)
+   * runs, started here if it does not run yet: miniupnpd maps nothing while its WAN address is a
+   * reserved one (the lab's are) unless a STUN check says the WAN is reachable.
+   */
+  stunHost: PublicHost;
+  /** Longest lifetime miniupnpd grants, in seconds (`max_lifetime`). Default 86400. */
+  maxLifetime?: number;
+  /** Shortest lifetime miniupnpd grants, in seconds (`min_lifetime`). Default 120. */
+  minLifetime?: number;
+  /** Serve NAT-PMP and PCP (`enable_natpmp`); default true. False leaves UPnP-IGD alone. */
+  natpmp?: boolean;
+}
+
+/** A miniupnpd running in a router, from {@linkcode Lab.startMiniupnpd}. */
+export interface Miniupnpd {
+  readonly router: Router;
+  /** The NAT-PMP/PCP port it listens on, on the router's LAN address (if it serves them). */
+  readonly port: 5351;
+  /** Its log so far (it runs in the foreground, `-d`, logging to stderr). */
+  log(): string;
+  /** The DNAT rules of its mappings, one `nft` rule text each (empty when it maps nothing). */
+  redirects(): Promise<string[]>;
+  /** Stops it (SIGTERM: it removes its rules) and waits for it to exit. Safe to call twice. */
+  stop(): Promise<void>;
+}
+
 /** Packet and byte totals of a counter. */
 export interface CounterValue {
   packets: number;
@@ -155,8 +209,15 @@ const PUBLIC_NET = "198.51.100";
 const ROUTER_NET = "203.0.113";
 /** Table names; chosen so they never clash with anything a test adds by hand. */
 const NAT_TABLE = "p2plab";
+const FIREWALL6_TABLE = "p2plab6";
+/** IPv6 prefixes of the lab, inside the documentation prefix 2001:db8::/32 (docs/LAB.md). */
+const PUBLIC_NET6 = "2001:db8:ff00";
+const ROUTER_NET6 = "2001:db8:ff01";
 const LOSS_TABLE = "p2plab_loss";
 const COUNT_TABLE = "p2plab_count";
+/** miniupnpd's own table (its chains are named in its config file). */
+const UPNP_TABLE = "p2plab_upnp";
+const STUN_PORT = 3478;
 
 /**
  * Added to the environment of every command run in a node: Deno's update check would otherwise
@@ -334,6 +395,35 @@ export function routerRuleset(kind: RouterKind): string {
 `;
 }
 
+/**
+ * The IPv6 firewall a router of this kind gets (table `ip6 p2plab6`; see docs/LAB.md): like its
+ * IPv4 filter, established and related traffic in and unsolicited traffic from the WAN dropped,
+ * but for neighbour discovery with the core; nothing for an `open` router.
+ *
+ * @example
+ * ```ts
+ * console.log(router6Ruleset("home")); // ... iifname "wan" ct state established,related accept
+ * ```
+ */
+export function router6Ruleset(kind: RouterKind): string {
+  if (kind === "open") return "";
+  const nd = "nd-neighbor-solicit, nd-neighbor-advert";
+  return `table ip6 ${FIREWALL6_TABLE} {
+  chain input {
+    type filter hook input priority filter; policy accept;
+    iifname "wan" ct state established,related accept
+    iifname "wan" icmpv6 type { ${nd} } accept
+    iifname "wan" drop
+  }
+  chain forward {
+    type filter hook forward priority filter; policy accept;
+    iifname "wan" ct state established,related accept
+    iifname "wan" drop
+  }
+}
+`;
+}
+
 interface Lan {
   subnet: [number, number, number];
   nextHost: number;
@@ -362,6 +452,8 @@ export class Lab {
   readonly #owned: string[] = [];
   readonly #children = new Set<Deno.ChildProcess>();
   readonly #lans = new Map<string, Lan>();
+  readonly #tempDirs: string[] = [];
+  readonly #stunHosts = new Set<string>();
   #publicLinks = 0;
   #routerLinks = 0;
   #routerCount = 0;
@@ -471,7 +563,7 @@ export class Lab {
    * const srv = await lab.addPublicHost("srv"); // srv.ip === "198.51.100.2" for the first one
    * ```
    */
-  async addPublicHost(name: string): Promise<PublicHost> {
+  async addPublicHost(name: string, options: PublicHostOptions = {}): Promise<PublicHost> {
     this.#checkName(name);
     const k = this.#publicLinks;
     if (k >= MAX_CORE_LINKS) throw new Error(`Cannot add '${name}': the lab is full`);
@@ -483,6 +575,7 @@ export class Lab {
       netns: this.prefix + name,
       ip: `${PUBLIC_NET}.${4 * k + 2}`,
       gateway,
+      ...(options.ipv6 ? { ip6: `${PUBLIC_NET6}:${k}::2` } : {}),
     };
     this.#nodes.set(name, host);
     await this.#addNamespace(host, false);
@@ -494,6 +587,15 @@ export class Lab {
       "link set eth0 up",
       `route add default via ${gateway}`,
     ]);
+    if (host.ip6 !== undefined) {
+      await this.#enableIpv6(this.core, [`p${k}`], true);
+      await this.#enableIpv6(host, ["eth0"], false);
+      await ipBatch(this.core.netns, [`addr add ${PUBLIC_NET6}:${k}::1/64 dev p${k} nodad`]);
+      await ipBatch(host.netns, [
+        `addr add ${host.ip6}/64 dev eth0 nodad`,
+        `route add default via ${PUBLIC_NET6}:${k}::1 dev eth0`,
+      ]);
+    }
     return host;
   }
 
@@ -516,6 +618,9 @@ export class Lab {
     if (upstream !== undefined && this.#nodes.get(upstream.name) !== upstream) {
       throw new Error(`Cannot add router '${name}': upstream is not a router of this lab`);
     }
+    if (options.ipv6 && upstream !== undefined) {
+      throw new Error(`Cannot add router '${name}': IPv6 is only for routers on the core`);
+    }
     const n = this.#routerCount + 1;
     if (n > 254) throw new Error(`Cannot add router '${name}': the lab is full`);
     const lan = parseSubnet24(
@@ -531,11 +636,13 @@ export class Lab {
       }
     }
     let wanIp: string, wanGateway: string, wanPrefix: number, parentNetns: string, parentIf: string;
+    let coreLink = -1;
     const parentSetup: string[] = [];
     if (upstream === undefined) {
       const k = this.#routerLinks;
       if (k >= MAX_CORE_LINKS) throw new Error(`Cannot add router '${name}': the lab is full`);
       this.#routerLinks++;
+      coreLink = k;
       wanGateway = `${ROUTER_NET}.${4 * k + 1}`;
       wanIp = `${ROUTER_NET}.${4 * k + 2}`;
       wanPrefix = 30;
@@ -563,6 +670,13 @@ export class Lab {
       lanSubnet,
       publicIp: upstream?.publicIp ?? wanIp,
       upstream,
+      ...(options.ipv6
+        ? {
+          wanIp6: `${ROUTER_NET6}:${coreLink}::2`,
+          lanPrefix6: `2001:db8:${n}::/64`,
+          lanIp6: `2001:db8:${n}::1`,
+        }
+        : {}),
     };
     this.#nodes.set(name, router);
     this.#lans.set(name, { subnet: lan, nextHost: 2, nextPort: 0 });
@@ -582,7 +696,178 @@ export class Lab {
       "link set lan up",
     ]);
     await this.#nft(router, routerRuleset(kind));
+    if (router.lanIp6 !== undefined) {
+      const coreIp6 = `${ROUTER_NET6}:${coreLink}::1`;
+      await this.#enableIpv6(this.core, [`r${coreLink}`], true);
+      await this.#enableIpv6(router, ["wan", "lan"], true);
+      await ipBatch(this.core.netns, [
+        `addr add ${coreIp6}/64 dev r${coreLink} nodad`,
+        `route add ${router.lanPrefix6} via ${router.wanIp6} dev r${coreLink}`,
+      ]);
+      await ipBatch(router.netns, [
+        `addr add ${router.wanIp6}/64 dev wan nodad`,
+        `route add default via ${coreIp6} dev wan`,
+        `addr add ${router.lanIp6}/64 dev lan nodad`,
+      ]);
+      const rules = router6Ruleset(kind);
+      if (rules !== "") await this.#nft(router, rules);
+    }
     return router;
+  }
+
+  /**
+   * Runs Debian's miniupnpd (`/usr/sbin/miniupnpd`, 2.3.x, nftables backend) in a router, with
+   * NAT-PMP, PCP (unless `natpmp: false`) and UPnP-IGD for its LAN (`secure_mode`: a host maps only its own address).
+   * The router's filter lets in what miniupnpd's DNAT rules forward (`ct status dnat accept`),
+   * as a real router with UPnP does; its masquerade then covers only its LAN's traffic, so that
+   * miniupnpd's own STUN check sees the WAN address and ports unchanged (docs/LAB.md).
+   * Resolves once it listens; teardown kills it if still running.
+   *
+   * @example
+   * ```ts
+   * const upnp = await lab.startMiniupnpd(rs, { stunHost: srv });
+   * console.log(await upnp.redirects());
+   * await upnp.stop();
+   * ```
+   */
+  async startMiniupnpd(router: Router, options: MiniupnpdOptions): Promise<Miniupnpd> {
+    if (this.#nodes.get(router.name) !== router) {
+      throw new Error(`Cannot start miniupnpd: '${router.name}' is not a router of this lab`);
+    }
+    if (!exists("/usr/sbin/miniupnpd")) {
+      throw new Error(
+        "Cannot start miniupnpd: /usr/sbin/miniupnpd is missing (apt-get install miniupnpd)",
+      );
+    }
+    await this.#startStunResponder(options.stunHost);
+    const masquerade = router.kind === "symmetric"
+      ? "masquerade random,fully-random"
+      : "masquerade";
+    await this.#nft(
+      router,
+      `flush chain ip ${NAT_TABLE} postrouting
+add rule ip ${NAT_TABLE} postrouting oifname "wan" ip saddr ${router.lanSubnet} ${masquerade}
+${
+        router.kind === "open"
+          ? ""
+          : `insert rule ip ${NAT_TABLE} forward iifname "wan" ct status dnat accept\n`
+      }
+table inet ${UPNP_TABLE} {
+  chain forward {
+    type filter hook forward priority filter - 5; policy accept;
+    jump miniupnpd
+  }
+  chain miniupnpd {
+  }
+  chain prerouting {
+    type nat hook prerouting priority dstnat; policy accept;
+    jump prerouting_miniupnpd
+  }
+  chain prerouting_miniupnpd {
+  }
+  chain postrouting {
+    type nat hook postrouting priority srcnat - 5; policy accept;
+    jump postrouting_miniupnpd
+  }
+  chain postrouting_miniupnpd {
+  }
+}
+`,
+    );
+    const dir = await Deno.makeTempDir({ prefix: "p2plab-upnp-" });
+    this.#tempDirs.push(dir);
+    const uuid = crypto.randomUUID();
+    await Deno.writeTextFile(
+      `${dir}/miniupnpd.conf`,
+      [
+        "ext_ifname=wan",
+        "listening_ip=lan",
+        "http_port=0",
+        `enable_natpmp=${options.natpmp === false ? "no" : "yes"}`,
+        "enable_upnp=yes",
+        "secure_mode=yes",
+        "system_uptime=no",
+        `uuid=${uuid}`,
+        `min_lifetime=${options.minLifetime ?? 120}`,
+        `max_lifetime=${options.maxLifetime ?? 86400}`,
+        "ext_perform_stun=yes",
+        `ext_stun_host=${options.stunHost.ip}`,
+        `ext_stun_port=${STUN_PORT}`,
+        `lease_file=${dir}/leases`,
+        `upnp_table_name=${UPNP_TABLE}`,
+        `upnp_nat_table_name=${UPNP_TABLE}`,
+        "upnp_forward_chain=miniupnpd",
+        "upnp_nat_chain=prerouting_miniupnpd",
+        "upnp_nat_postrouting_chain=postrouting_miniupnpd",
+        `allow 1024-65535 ${router.lanSubnet} 1024-65535`,
+        "deny 0-65535 0.0.0.0/0 0-65535",
+        "",
+      ].join("\n"),
+    );
+    const child = this.spawn(router, [
+      "/usr/sbin/miniupnpd",
+      "-d",
+      "-f",
+      `${dir}/miniupnpd.conf`,
+      "-P",
+      `${dir}/miniupnpd.pid`,
+    ], { stdin: "null", stdout: "null", stderr: "piped" });
+    let log = "";
+    let listening = (): void => {};
+    const ready = new Promise<void>((resolve) => listening = resolve);
+    const reading = (async () => {
+      const dec = new TextDecoder();
+      for await (const chunk of child.stderr) {
+        log += dec.decode(chunk, { stream: true });
+        const up = options.natpmp === false
+          ? /HTTP listening on port/
+          : /Listening for NAT-PMP\/PCP/;
+        if (up.test(log)) listening();
+      }
+    })();
+    const exited = child.status.then((s) => s.code);
+    const outcome = await Promise.race([
+      // Without NAT-PMP/PCP it is up once its HTTP (UPnP) side listens.
+      ready.then(() => "ready"),
+      exited.then((code) => `exited with code ${code}`),
+      new Promise<string>((r) => setTimeout(() => r("timed out after 15 s"), 15_000)),
+    ]);
+    let stopped: Promise<void> | undefined;
+    const stop = (): Promise<void> =>
+      stopped ??= (async () => {
+        try {
+          child.kill("SIGTERM");
+        } catch {
+          // Already exited.
+        }
+        await child.status;
+        await reading;
+      })();
+    if (outcome !== "ready") {
+      await stop();
+      throw new Error(`Cannot start miniupnpd in '${router.name}': ${outcome}\n${log}`);
+    }
+    if (!/Port forwarding is (now )?enabled/.test(log)) {
+      await stop();
+      throw new Error(`miniupnpd in '${router.name}' will not forward ports:\n${log}`);
+    }
+    return {
+      router,
+      port: 5351,
+      log: () => log,
+      redirects: async () => {
+        const r = await this.exec(router, [
+          "nft",
+          "list",
+          "chain",
+          "inet",
+          UPNP_TABLE,
+          "prerouting_miniupnpd",
+        ], { check: true });
+        return r.stdout.split("\n").map((l) => l.trim()).filter((l) => l.includes("dnat"));
+      },
+      stop,
+    };
   }
 
   /**
@@ -607,6 +892,10 @@ export class Lab {
       gateway: router.lanIp,
       router,
       publicIp: router.publicIp,
+      // The same host number as its IPv4 address, in the router's /64.
+      ...(router.lanIp6 !== undefined
+        ? { ip6: `${router.lanIp6.slice(0, -1)}${slot.ip.split(".")[3]}` }
+        : {}),
     };
     this.#nodes.set(name, host);
     await this.#addNamespace(host, false);
@@ -618,6 +907,13 @@ export class Lab {
       "link set eth0 up",
       `route add default via ${router.lanIp}`,
     ]);
+    if (host.ip6 !== undefined) {
+      await this.#enableIpv6(host, ["eth0"], false);
+      await ipBatch(host.netns, [
+        `addr add ${host.ip6}/64 dev eth0 nodad`,
+        `route add default via ${router.lanIp6} dev eth0`,
+      ]);
+    }
     return host;
   }
 
@@ -831,6 +1127,9 @@ add rule ip ${COUNT_TABLE} out ${match} counter name "c_${name}"
         }
       }
     }
+    for (const dir of this.#tempDirs.splice(0)) {
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    }
     const failures: string[] = [];
     for (const ns of this.#owned.splice(0).reverse()) {
       const r = await run("ip", ["netns", "del", ns]);
@@ -889,6 +1188,24 @@ add rule ip ${COUNT_TABLE} out ${match} counter name "c_${name}"
     await ipBatch(node.netns, ["link set lo up"]);
   }
 
+  /**
+   * Turns IPv6 on for these interfaces of a node (it is off everywhere else: #addNamespace), with
+   * neither router advertisements, autoconfiguration (addresses are static) nor duplicate address
+   * detection; `forwarding` makes the node route IPv6.
+   */
+  async #enableIpv6(node: LabNode, interfaces: string[], forwarding: boolean): Promise<void> {
+    // No duplicate address detection either: a link-local address waits a second in it, and
+    // neighbour discovery with it, so the first packets of a fresh lab would wait too.
+    const sysctls = ["all", "default", ...interfaces].flatMap((i) => [
+      `net.ipv6.conf.${i}.accept_ra=0`,
+      `net.ipv6.conf.${i}.autoconf=0`,
+      `net.ipv6.conf.${i}.accept_dad=0`,
+    ]);
+    for (const i of interfaces) sysctls.push(`net.ipv6.conf.${i}.disable_ipv6=0`);
+    if (forwarding) sysctls.push("net.ipv6.conf.all.forwarding=1");
+    await must("ip", ["netns", "exec", node.netns, "sysctl", "-q", "-w", ...sysctls]);
+  }
+
   /** Creates a veth pair from one namespace into another and brings the near end up. */
   async #link(
     fromNs: string,
@@ -902,6 +1219,31 @@ add rule ip ${COUNT_TABLE} out ${match} counter name "c_${name}"
       ...fromSetup,
       `link set ${fromIf} up`,
     ]);
+  }
+
+  async #startStunResponder(host: PublicHost): Promise<void> {
+    if (this.#nodes.get(host.name) !== host) {
+      throw new Error(`Cannot start a STUN responder: '${host.name}' is not a host of this lab`);
+    }
+    if (this.#stunHosts.has(host.name)) return;
+    const program = new URL("./stun_responder.ts", import.meta.url).pathname;
+    const child = this.spawn(host, [Deno.execPath(), "run", "-A", program, String(STUN_PORT)], {
+      stdin: "null",
+      stdout: "piped",
+      stderr: "inherit",
+    });
+    const reader = child.stdout.getReader();
+    const first = await Promise.race([
+      reader.read(),
+      new Promise<undefined>((r) => setTimeout(() => r(undefined), 15_000)),
+    ]);
+    reader.releaseLock();
+    // Keep draining so the responder never blocks on a full pipe.
+    child.stdout.pipeTo(new WritableStream()).catch(() => {});
+    if (first === undefined || first.done) {
+      throw new Error(`Cannot start the STUN responder on '${host.name}'`);
+    }
+    this.#stunHosts.add(host.name);
   }
 
   async #nft(node: LabNode, script: string): Promise<void> {

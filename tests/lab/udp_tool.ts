@@ -1,8 +1,8 @@
 /**
  * A scriptable UDP socket for probing the NAT lab, and {@linkcode UdpProbe}, its driver.
  *
- * As a program (run inside a lab namespace): `udp_tool.ts [--port N] [--echo]` binds
- * 0.0.0.0:N (0 = any), then speaks JSON lines:
+ * As a program (run inside a lab namespace): `udp_tool.ts [--port N] [--echo] [--ipv6]` binds
+ * 0.0.0.0:N (0 = any; `[::]:N` with `--ipv6`), then speaks JSON lines:
  * - stdout: `{"ready":PORT}` once bound; `{"recv":{"ip":..,"port":..,"data":..}}` per datagram;
  *   `{"sent":COUNT}` after each send command; `{"error":MESSAGE}` when a command fails.
  * - stdin: `{"send":{"ip":..,"port":..,"data":..,"count"?:N,"ttl"?:T}}` per send command.
@@ -42,6 +42,8 @@ export interface ProbeOptions {
   port?: number;
   /** Answer every datagram with the sender's address as seen. */
   echo?: boolean;
+  /** Bind `::` (dual-stack: IPv6, and IPv4 as `::ffff:a.b.c.d`) instead of `0.0.0.0`. */
+  ipv6?: boolean;
   /** How long to wait for the socket to be bound. Default 15000 ms (Deno starts slowly on CI). */
   startTimeoutMs?: number;
 }
@@ -109,6 +111,7 @@ export class UdpProbe {
     const args = [Deno.execPath(), "run", "--no-config", "--allow-net", import.meta.filename!];
     args.push("--port", String(options.port ?? 0));
     if (options.echo) args.push("--echo");
+    if (options.ipv6) args.push("--ipv6");
     const child = lab.spawn(node, args, { stdin: "piped", stdout: "piped", stderr: "inherit" });
     const events = readEvents(child.stdout);
     const timeoutMs = options.startTimeoutMs ?? 15_000;
@@ -263,7 +266,8 @@ async function main(args: string[]): Promise<void> {
   const port = portAt >= 0 ? Number(args[portAt + 1]) : 0;
   const echo = args.includes("--echo");
   const emit = (event: ToolEvent): void => console.log(JSON.stringify(event));
-  const socket = dgram.createSocket("udp4");
+  const ipv6 = args.includes("--ipv6");
+  const socket = dgram.createSocket(ipv6 ? "udp6" : "udp4");
   const sendTo = (data: string, ip: string, p: number): Promise<void> =>
     new Promise((resolve, reject) => socket.send(data, p, ip, (e) => e ? reject(e) : resolve()));
   socket.on("message", (msg, rinfo) => {
@@ -274,7 +278,7 @@ async function main(args: string[]): Promise<void> {
         .catch((e) => emit({ error: `echo to ${rinfo.address}:${rinfo.port}: ${e}` }));
     }
   });
-  await new Promise<void>((resolve) => socket.bind(port, "0.0.0.0", resolve));
+  await new Promise<void>((resolve) => socket.bind(port, ipv6 ? "::" : "0.0.0.0", resolve));
   emit({ ready: socket.address().port });
   let buf = "";
   for await (const chunk of Deno.stdin.readable.pipeThrough(new TextDecoderStream())) {

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { demuxDatagram } from "../../lib/peer/demux.ts";
 import { encodeFrame } from "../../lib/protocol/frame.ts";
 import { encodeServerMessage } from "../../lib/protocol/seed.ts";
+import { encodeBindingRequest } from "../../lib/protocol/stun.ts";
 
 const server = { host: "198.51.100.10", port: 7000 };
 const alt = { host: "198.51.100.10", port: 7001 };
@@ -57,4 +58,13 @@ Deno.test("demux: an extra socket of a birthday search takes direct frames only"
   assert.equal(demuxDatagram(text("Alive,1.2.3.4:5"), server, opts), undefined);
   const relayed = encodeFrame({ type: "relayed", from: "bob", inner: data });
   assert.equal(demuxDatagram(relayed, server, opts), undefined);
+});
+
+Deno.test("demux: STUN from anyone is STUN (the NAT detector judges it); never a frame", () => {
+  const stun = encodeBindingRequest({ transactionId: new Uint8Array(12) });
+  for (const from of [server, stranger]) {
+    assert.deepEqual(demuxDatagram(stun, from, { server }), { kind: "stun", data: stun });
+  }
+  assert.equal(demuxDatagram(stun, stranger, { server, extraSocket: true }), undefined);
+  assert.equal(demuxDatagram(data, stranger, { server })?.kind, "frame");
 });

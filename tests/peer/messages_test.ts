@@ -171,7 +171,7 @@ Deno.test("a history that cannot write: a new message is sent and said not kept,
   assert.deepEqual(events.slice(2).map((e) => e.event), ["delivered", "error", "message"]);
 });
 
-Deno.test("a new message is recorded and reported `sent` once the task that sent it ends", async () => {
+Deno.test("a new message is recorded once the task that sent it ends, then reported `sent`", async () => {
   const trace: string[] = [];
   class TracingLog extends MemoryLog {
     override addOutgoing(msg: Parameters<MemoryLog["addOutgoing"]>[0]): void {
@@ -190,8 +190,8 @@ Deno.test("a new message is recorded and reported `sent` once the task that sent
   assert.deepEqual(trace, [
     "task ends",
     "record one",
-    "report sent one",
     "record two",
+    "report sent one",
     "report sent two",
   ]);
   // A group copy (`/all`) is recorded and reported at once, after those before it.
@@ -208,6 +208,54 @@ Deno.test("a new message is recorded and reported `sent` once the task that sent
   messages.send("bob", "three", false);
   messages.closing();
   assert.deepEqual(trace.slice(5), ["record three", "report sent three"]);
+  messages.release();
+});
+
+Deno.test("`sent` waits until the log has written the record; a fate that comes first does not", async () => {
+  const trace: string[] = [];
+  /** A log that groups its writes, as the history does: written when the test says. */
+  class BatchingLog extends MemoryLog {
+    override readonly persistent = true;
+    readonly #waiting: (() => void)[] = [];
+    override addOutgoing(msg: Parameters<MemoryLog["addOutgoing"]>[0]): void {
+      trace.push(`queue ${msg.text}`);
+    }
+    override settle(_peer: string, _uid: string, o: { state: string }): void {
+      trace.push(`queue ${o.state}`);
+    }
+    override flush(): void {
+      trace.push("write");
+      for (const callback of this.#waiting.splice(0)) callback();
+    }
+    override flushed(callback: () => void): void {
+      this.#waiting.push(callback);
+    }
+  }
+  const log = new BatchingLog();
+  const messages = new Messages({
+    me: "alice",
+    log,
+    emit: (e) => trace.push(`report ${e.event} ${"text" in e ? e.text : ""}`.trim()),
+  });
+  messages.send("bob", "one", false);
+  await nextTask();
+  assert.deepEqual(trace, ["queue one"]);
+  log.flush();
+  assert.deepEqual(trace.splice(0), ["queue one", "write", "report sent one"]);
+  // Acknowledged before its record was written: `sent`, then `delivered`, both at once.
+  const two = messages.send("bob", "two", false);
+  await nextTask();
+  messages.delivered("bob", two.id, "direct");
+  assert.deepEqual(trace.splice(0), [
+    "queue two",
+    "report sent two",
+    "report delivered",
+    "queue delivered",
+  ]);
+  // Closing writes what is queued, so what is reported `sent` is on disk.
+  messages.send("bob", "three", false);
+  messages.closing();
+  assert.deepEqual(trace.splice(0), ["queue three", "write", "report sent three"]);
   messages.release();
 });
 

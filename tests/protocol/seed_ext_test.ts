@@ -311,7 +311,8 @@ Deno.test("extended server messages refuse bad fields with the reason", () => {
       "Cannot parse Introduce: expected 6 comma-separated fields, got 5",
     ],
     [intro() + ",x", 'Cannot parse Introduce: NAT kind "x" is not easy or hard'],
-    [intro() + ",easy,x", "Cannot parse Introduce: expected 6 comma-separated fields, got 8"],
+    [intro() + ",easy,x", "Cannot parse Introduce: expected <nat>,<candidates> last"],
+    [intro() + ",easy,x,y", "Cannot parse Introduce: expected 6 comma-separated fields, got 9"],
     ["Introduce", "Cannot parse Introduce: expected 6 comma-separated fields, got 1"],
     [intro({ user: "" }), "Cannot parse Introduce: username is empty"],
     [

@@ -7,7 +7,14 @@ import { fromHex } from "../../lib/crypto/identity.ts";
 import { DatabaseError } from "../../lib/store/database.ts";
 import { historyKeys } from "../../lib/store/history_key.ts";
 import { randomUid } from "../../lib/protocol/chat_message.ts";
-import { History, HistoryError, historyPath } from "../../lib/store/history.ts";
+import {
+  DEFAULT_BATCH_MS,
+  History,
+  HistoryError,
+  historyPath,
+  MAX_BATCH,
+} from "../../lib/store/history.ts";
+import { FakeClock } from "../support/fake_clock.ts";
 import { MemoryLog } from "../../lib/store/message_log.ts";
 
 const MAIN_DIR = new URL("./", import.meta.url).pathname;
@@ -408,15 +415,6 @@ Deno.test("a history damaged past its header is refused, named, with what to do,
           () => reopened.pending(),
           () => reopened.conversation("bob", 10),
           () => reopened.search("hi", 10),
-          () =>
-            reopened.addIncoming({
-              uid: randomUid(),
-              peer: "bob",
-              group: false,
-              time: 2000,
-              text: "yo",
-              path: "direct",
-            }),
         ]
       ) {
         assert.throws(use, (err: unknown) => {
@@ -429,6 +427,21 @@ Deno.test("a history damaged past its header is refused, named, with what to do,
     } finally {
       reopened.close();
     }
+    // A write is found damaged when its batch is written: reported, naming what is not kept.
+    const errors: Error[] = [];
+    const writer = await History.open({
+      username: "alice",
+      ...dirs,
+      onError: (e) => errors.push(e),
+    });
+    const uid = randomUid();
+    writer.addOutgoing({ uid, peer: "bob", group: false, time: 2000, text: "yo" });
+    writer.close();
+    assert.equal(errors.length, 1);
+    assert.match(errors[0].message, new RegExp(`Not kept in the history: our message ${uid}`));
+    assert.match(errors[0].message, /damaged.*Move it away/);
+    assert.ok(errors[0].message.includes(path));
+    assert.ok(errors[0].cause instanceof DatabaseError);
   });
 });
 
@@ -442,10 +455,13 @@ Deno.test("a history killed (SIGKILL) in the middle of writing opens, with whole
     const reader = child.stdout.getReader();
     // Wait until it has written a good many rows, then kill it mid-stream.
     let seen = "";
-    while (!seen.includes("500\n")) {
+    let written = 0;
+    while (written < 500) {
       const { value, done } = await reader.read();
       if (done) break;
       seen += new TextDecoder().decode(value);
+      const lines = seen.split("\n");
+      written = Number(lines.at(-2) ?? 0);
     }
     child.kill("SIGKILL");
     await reader.cancel();
@@ -453,7 +469,9 @@ Deno.test("a history killed (SIGKILL) in the middle of writing opens, with whole
     const h = await History.open({ username: "alice", ...dirs });
     try {
       const rows = h.conversation("bob", 1_000_000);
-      assert.ok(rows.length >= 500, `${rows.length} rows`);
+      // Every batch it reported written is there, and whole batches only.
+      assert.ok(rows.length >= written, `${rows.length} rows, ${written} written`);
+      assert.equal(rows.length % 7, 0, `${rows.length} rows: a batch cut in two`);
       rows.forEach((m, i) => assert.equal(m.text, `message ${i}`));
       assert.equal(h.pending().length, rows.length);
     } finally {
@@ -479,4 +497,118 @@ Deno.test("the --no-history log writes nothing and drops duplicates within the s
   assert.deepEqual(log.pending(), []);
   assert.deepEqual(log.conversation("bob", 5), []);
   assert.deepEqual(log.search("hi", 5), []);
+});
+
+/** Bytes in the history's WAL: they grow when a transaction commits. */
+function walBytes(path: string): number {
+  try {
+    return Deno.statSync(`${path}-wal`).size;
+  } catch {
+    return 0;
+  }
+}
+
+Deno.test("records are written together, batchMs after the first, or at once when asked", async () => {
+  await withDirs(async (dirs) => {
+    const clock = new FakeClock();
+    const h = await History.open({ username: "alice", ...dirs, clock, batchMs: 20 });
+    const path = historyPath(dirs.dataDir, "alice");
+    try {
+      const before = walBytes(path);
+      const written: string[] = [];
+      const [u1, u2] = [randomUid(), randomUid()];
+      h.addOutgoing({ uid: u1, peer: "bob", group: false, time: 1, text: "one" });
+      h.flushed(() => written.push("one"));
+      clock.advance(10);
+      h.addIncoming({ uid: u2, peer: "bob", group: false, time: 2, text: "two", path: "direct" });
+      h.settle("bob", u1, { state: "delivered", path: "direct" });
+      h.flushed(() => written.push("two"));
+      // A copy of a received message still in the queue is found there.
+      assert.equal(
+        h.addIncoming({ uid: u2, peer: "bob", group: false, time: 2, text: "two", path: "relay" }),
+        false,
+      );
+      clock.advance(9);
+      assert.deepEqual(written, []);
+      assert.equal(walBytes(path), before, "nothing written before the window ends");
+      clock.advance(1); // 20 ms after the first record: one transaction for all three
+      assert.deepEqual(written, ["one", "two"]);
+      assert.ok(walBytes(path) > before);
+      let now = false;
+      h.flushed(() => now = true);
+      assert.ok(now, "nothing queued: at once");
+
+      // A read writes what is queued first; so does flush().
+      const u3 = randomUid();
+      h.addOutgoing({ uid: u3, peer: "carol", group: false, time: 3, text: "three" });
+      assert.deepEqual(h.conversation("carol", 5).map((m) => m.text), ["three"]);
+      const bob = h.conversation("bob", 5);
+      assert.deepEqual(bob.map((m) => [m.text, m.state]), [["one", "delivered"], [
+        "two",
+        "received",
+      ]]);
+    } finally {
+      h.close();
+    }
+  });
+});
+
+Deno.test("close() writes what is queued; a full queue is written at once", async () => {
+  await withDirs(async (dirs) => {
+    const clock = new FakeClock();
+    const h = await History.open({ username: "alice", ...dirs, clock, batchMs: 60_000 });
+    const path = historyPath(dirs.dataDir, "alice");
+    const before = walBytes(path);
+    for (let i = 0; i < MAX_BATCH - 1; i++) {
+      h.addOutgoing({ uid: randomUid(), peer: "bob", group: false, time: i, text: `m${i}` });
+    }
+    assert.equal(walBytes(path), before);
+    h.addOutgoing({ uid: randomUid(), peer: "bob", group: false, time: 0, text: "full" });
+    assert.ok(walBytes(path) > before, "the full batch is written without waiting");
+    h.addOutgoing({ uid: randomUid(), peer: "bob", group: false, time: 0, text: "last" });
+    h.close(); // no timer fired: close writes it
+    const again = await History.open({ username: "alice", ...dirs });
+    try {
+      const rows = again.conversation("bob", 10_000);
+      assert.equal(rows.length, MAX_BATCH + 1);
+      assert.equal(rows.at(-1)!.text, "last");
+    } finally {
+      again.close();
+    }
+  });
+});
+
+Deno.test("a record queued longer than the batch window survives SIGKILL", async () => {
+  await withDirs(async (dirs) => {
+    const child = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        join(MAIN_DIR, "history_writer.ts"),
+        dirs.dataDir,
+        dirs.configDir,
+        "--queue-one",
+      ],
+      stdout: "piped",
+      stderr: "inherit",
+    }).spawn();
+    const reader = child.stdout.getReader();
+    let seen = "";
+    while (!seen.includes("queued\n")) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      seen += new TextDecoder().decode(value);
+    }
+    // Generous: the window is DEFAULT_BATCH_MS; a loaded machine may run the timer late.
+    await new Promise((resolve) => setTimeout(resolve, 25 * DEFAULT_BATCH_MS));
+    child.kill("SIGKILL");
+    await reader.cancel();
+    await child.status;
+    const h = await History.open({ username: "alice", ...dirs });
+    try {
+      assert.deepEqual(h.pending().map((m) => m.text), ["queued"]);
+    } finally {
+      h.close();
+    }
+  });
 });

@@ -30,6 +30,7 @@ export type PairName =
   | "open/open"
   | "home/symmetric"
   | "symmetric/symmetric"
+  | "mapped-symmetric/symmetric"
   | "double/home"
   | "same-router";
 
@@ -47,6 +48,8 @@ export interface PairSpec {
    * probability (98.3 %) and may spend a few seconds on the relay first.
    */
   birthday?: boolean;
+  /** A's router runs miniupnpd (tests/lab/netlab.ts `startMiniupnpd`): A's chat maps its port. */
+  mapped?: boolean;
 }
 
 /**
@@ -72,6 +75,13 @@ export const PAIRS: readonly PairSpec[] = [
     birthday: true,
   },
   { name: "symmetric/symmetric", description: "symmetric ↔ symmetric", expected: "relay" },
+  {
+    name: "mapped-symmetric/symmetric",
+    description: "symmetric with port mapping ↔ symmetric",
+    expected: "direct",
+    via: "public",
+    mapped: true,
+  },
   {
     name: "double/home",
     description: "home behind cgnat ↔ home",
@@ -158,11 +168,13 @@ export async function buildPair(lab: Lab, name: PairName): Promise<PairScenario>
     a = await lab.addHost("a", rc);
     b = await lab.addHost("b", rb);
   } else {
-    const [ka, kb] = name.split("/") as Router["kind"][];
+    const [ka, kb] = name.replace("mapped-", "").split("/") as Router["kind"][];
     const ra = await router("ra", ka);
     const rb = await router("rb", kb);
     a = await lab.addHost("a", ra);
     b = await lab.addHost("b", rb);
+    // Before any chat starts: the chat asks its router once it has logged in.
+    if (spec.mapped) await lab.startMiniupnpd(ra, { stunHost: srv });
   }
   const configHome = await Deno.makeTempDir({ prefix: "p2p-lab-keys-" });
   return { spec, lab, srv, a, b, routers, configHome, processes: [] };
