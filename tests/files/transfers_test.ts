@@ -207,3 +207,26 @@ Deno.test("decline, a limit over --max-file-size and cancel are told to both sid
     assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name).includes("bob"), true);
   });
 });
+
+Deno.test("cancel mid-transfer by the receiver: both sides stop, the part is deleted", async () => {
+  await world(async ({ start, dir }) => {
+    const [alice, bob] = await pair(start);
+    const src = join(dir, "big.bin");
+    await makeFile(src, 32 << 20);
+    await alice.peer.sendFiles("bob", [src]);
+    const offer = await offerIn(bob.events);
+    assert.ok(offer.event === "file-offer");
+    bob.peer.acceptFiles(offer.id);
+    await bob.events.waitFor((e) => e.event === "file-progress" && e.bytes > 0, 10_000, "progress");
+    bob.peer.cancelFiles(offer.id);
+    const mine = await bob.events.waitFor((e) => e.event === "file-failed", 5000, "bob stopped");
+    assert.ok(mine.event === "file-failed" && mine.reason === "cancelled");
+    const theirs = await alice.events.waitFor((e) => e.event === "file-failed", 5000, "told");
+    assert.ok(theirs.event === "file-failed" && /bob cancelled/.test(theirs.reason));
+    assert.deepEqual([...Deno.readDirSync(join(dir, "bob", "downloads"))], []);
+    assert.equal(
+      alice.peer.files().find((t) => t.direction === "out")?.state,
+      "failed",
+    );
+  });
+});
