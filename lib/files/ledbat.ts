@@ -30,7 +30,10 @@ export interface DelayControllerOptions {
   gain?: number;
   /** Smallest window, bytes; default 2 chunks. */
   minBytes?: number;
-  /** Largest window, bytes; default 8 MiB (the file channel's receive window is ~1 MiB). */
+  /**
+   * Largest window, bytes; default 2 MiB: the file channel's receive window holds ~1.1 MB, so
+   * more would only wait in our own outbox (and be sent again after a crash of the receiver).
+   */
   maxBytes?: number;
   /** Initial window, bytes; default 8 chunks. */
   initialBytes?: number;
@@ -55,7 +58,7 @@ export class DelayController {
     this.#target = options.targetMs ?? 10;
     this.#gain = options.gain ?? 1;
     this.#min = options.minBytes ?? 2 * this.#chunk;
-    this.#max = options.maxBytes ?? 8 << 20;
+    this.#max = options.maxBytes ?? 2 << 20;
     this.#window = options.initialBytes ?? 8 * this.#chunk;
   }
 

@@ -52,6 +52,8 @@ export const DEFAULT_RELAY_FILE_LIMIT = 1024 * 1024;
 const PROGRESS_MS = 250;
 /** Longest a change of a transfer's files waits to be saved. */
 const SAVE_MS = 1000;
+/** A part of a file at least this large is saved as soon as it is opened. */
+const SAVE_AT_ONCE_BYTES = 1024 * 1024;
 /** Unfinished transfers are offered again this often while the link is up and they wait. */
 const REOFFER_MS = 3000;
 
@@ -585,7 +587,9 @@ export class Transfers {
           throw new FileError("the partial file changed under us; offer the file again");
         }
         t.parts![t.index] = t.part.path;
-        this.#saveSoon();
+        // A large file's part is worth resuming at once; a small one's can wait for the next save.
+        if (f.size >= SAVE_AT_ONCE_BYTES) this.#save();
+        else this.#saveSoon();
       }
       if (t.part.offset < f.size) return;
       let path: string;
@@ -789,8 +793,9 @@ export class Transfers {
 
   /**
    * Saves within a second: a tree of thousands of small files would otherwise rewrite the state
-   * once per file. What a crash in that second loses: a part started meanwhile is not resumed
-   * (it is received again), a file finished meanwhile may arrive twice (the second with a suffix).
+   * once per file. What a crash in that second loses: a small file's part started meanwhile is
+   * not resumed (it is received again), a file finished meanwhile may arrive twice (the second
+   * with a suffix).
    */
   #saveSoon(): void {
     this.#saveTimer ??= this.#o.clock.setTimeout(() => this.#save(), SAVE_MS);

@@ -76,10 +76,11 @@ Deno.test("kill -9 of the receiver at a third, then of the sender at two thirds:
       JSON.stringify(resumed),
     );
 
-    // The sender has sent at most what was confirmed, plus its window: no full restart.
+    // The sender has sent at most what was confirmed, plus its window (at most 2 MiB) and what
+    // the dead receiver had not confirmed: no full restart.
     const twoThirds = await progress(alice, (2 * SIZE) / 3);
     assert.ok(
-      (twoThirds.sent as number) <= (twoThirds.bytes as number) * 1.05 + 2 * MiB,
+      (twoThirds.sent as number) <= (twoThirds.bytes as number) * 1.05 + 4 * MiB,
       JSON.stringify(twoThirds),
     );
     // Then the sender dies; restarted, it offers again and sends only what is missing.
