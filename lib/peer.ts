@@ -68,10 +68,11 @@ import {
   linkEventsFor,
   mailboxEventsFor,
   type OnlineUser,
+  pathKindOf,
   type PeerEvent,
 } from "./peer/events.ts";
 import { KeyTrust } from "./peer/key_trust.ts";
-import { introductionFrom, type LinkTransport } from "./peer/link.ts";
+import { introductionFrom, type Link, type LinkTransport } from "./peer/link.ts";
 import { Links, type LinkWiring } from "./peer/links.ts";
 import { PeerMailbox } from "./peer/mailbox.ts";
 import { Messages } from "./peer/messages.ts";
@@ -84,6 +85,8 @@ import { SocketPool } from "./peer/socket_pool.ts";
 import { TURN_SOCKET, TurnRelay } from "./peer/turn_relay.ts";
 import type { PathFinderOptions } from "./peer/traversal.ts";
 import { MemoryLog, type MessageLog } from "./store/message_log.ts";
+import { type FileLinks, Transfers } from "./files/transfers.ts";
+import type { TransferInfo } from "./files/file_events.ts";
 
 // `p2p nat` runs the wing's NAT check on its own, without logging in.
 export { checkNat, type NatReport } from "./peer/nat_check.ts";
@@ -143,6 +146,16 @@ export interface PeerOptions {
    * default true (`--no-port-mapping` makes it false). Never on loopback.
    */
   portMapping?: boolean;
+  /**
+   * File transfers (`lib/files/`): where accepted files go, where unfinished transfers are kept
+   * across restarts, the largest file accepted, the relay's limit. Without it `/send` is refused.
+   */
+  files?: {
+    downloads: string;
+    stateFile: string;
+    maxFileSize?: number;
+    relayLimit?: number;
+  };
 }
 
 /**
@@ -175,6 +188,7 @@ export class Peer {
   readonly #links: Links;
   readonly #delivery: Delivery;
   readonly #desk: ContactDesk;
+  readonly #files: Transfers | undefined;
   readonly #turn: TurnRelay;
   /** The port mapping, once its gateway lookup finished (never, with `portMapping: false`). */
   #portMapping: Promise<PortMapping> | undefined;
@@ -273,6 +287,7 @@ export class Peer {
         const link = this.#links.get(user);
         if (link && (link.hasPending || link.path.kind !== "direct")) link.requestIntroduction();
         this.#delivery.online(user);
+        if (this.#phase === "ready") this.#files?.online(user);
       },
       onOffline: (user) => {
         contacts.seen(user);
@@ -319,6 +334,13 @@ export class Peer {
     });
     const presence = this.#presence;
     this.#desk = new ContactDesk({ me: options.username, record: contacts, presence, phase, emit });
+    this.#files = options.files && new Transfers({
+      ...options.files,
+      me: options.username,
+      links: this.#fileLinks(),
+      emit,
+      clock: options.clock,
+    });
   }
 
   /** Binds the socket, loads our identity, logs in, and emits `ready` and the online users. */
@@ -364,6 +386,8 @@ export class Peer {
       peer.#desk.ready();
       peer.#nat.detect();
       peer.#delivery.ready();
+      // Unfinished transfers of the last run go on with those online.
+      for (const user of peer.#presence.users.keys()) peer.#files?.online(user);
       if (options.portMapping ?? true) peer.#portMapping = peer.#startPortMapping(bindHost);
       return peer;
     } catch (err) {
@@ -446,6 +470,49 @@ export class Peer {
     return this.#delivery.sendAll([...this.#presence.users.keys()], text);
   }
 
+  /**
+   * Offers the files `paths` name (directories recursively) to `user`: `file-offer`, then
+   * `file-accepted`, `file-progress`, `file-done` or `file-declined`/`file-failed`.
+   */
+  sendFiles(user: string, paths: string[]): Promise<void> {
+    if (!this.#files) return Promise.resolve(this.#filesOff());
+    return this.#files.send(user, paths);
+  }
+
+  /** Accepts file offer `id` (default: the latest), into `dir` (default: the downloads). */
+  acceptFiles(id?: number, dir?: string): void {
+    if (this.#files) this.#files.accept(id, dir);
+    else this.#filesOff();
+  }
+
+  /** Declines file offer `id` (default: the latest). */
+  declineFiles(id?: number): void {
+    if (this.#files) this.#files.decline(id);
+    else this.#filesOff();
+  }
+
+  /** Stops transfer `id`, either way. */
+  cancelFiles(id: number): void {
+    if (this.#files) this.#files.cancel(id);
+    else this.#filesOff();
+  }
+
+  /** The transfers of this session (`/files`); also emitted as `files`. */
+  files(): TransferInfo[] {
+    const transfers = this.#files?.list() ?? [];
+    this.#emit({ event: "files", transfers });
+    return transfers;
+  }
+
+  #filesOff(): void {
+    this.#emit({ event: "error", message: "File transfers are off in this client" });
+  }
+
+  /** The file channel of the link to `user` (counters, window), for diagnostics and benches. */
+  fileChannel(user: string): Link["fileChannel"] | undefined {
+    return this.#links.get(user)?.fileChannel;
+  }
+
   /** Reports the fingerprint of `user`'s pinned key (and the safety number), or our own. */
   showFingerprint(user?: string): void {
     if (user === undefined || user === this.username) {
@@ -517,6 +584,7 @@ export class Peer {
     this.#presence.logout();
     this.#messages.closing();
     this.#mailbox.close();
+    this.#files?.close();
     this.#links.closeAll("the client closed");
     this.#turn.close();
     // The router's mapping is deleted before we go: it would point at a port nobody reads.
@@ -584,8 +652,40 @@ export class Peer {
       mapped: () => this.#mapped !== undefined,
       requestIntroduction: () => this.#nat.connect(peer),
     };
-    const events = linkEventsFor({ peer, emit: (e) => this.#emit(e), messages: this.#messages });
+    const events = {
+      ...linkEventsFor({ peer, emit: (e) => this.#emit(e), messages: this.#messages }),
+      onFileFrame: (data: Uint8Array) => this.#files?.onFrame(peer, data),
+      onFileSettled: (id: number, reason: string | undefined) =>
+        this.#files?.onSettled(peer, id, reason),
+      onSecured: (reset: boolean) => this.#files?.onSecured(peer, reset),
+    };
     return { verifyKey: (key) => this.#trust.verify(peer, key), transport, events };
+  }
+
+  /** The links as file transfers reach them: opening one asks for it as a message would. */
+  #fileLinks(): FileLinks {
+    const wrap = (link: Link) => ({
+      get secured() {
+        return link.secured;
+      },
+      get pathKind() {
+        return pathKindOf(link.path);
+      },
+      sendFile: (frame: Uint8Array) => link.sendFile(frame),
+    });
+    return {
+      open: (peer) => {
+        this.#door.want(peer);
+        const link = this.#links.open(peer);
+        if (!link.secured) link.requestIntroduction();
+        return wrap(link);
+      },
+      get: (peer) => {
+        const link = this.#links.get(peer);
+        return link && wrap(link);
+      },
+      online: (peer) => this.#presence.users.has(peer),
+    };
   }
 
   #onServerMessage(msg: ServerMessage): void {
@@ -603,6 +703,7 @@ export class Peer {
     } else if (msg.type === "turn") this.#turn.credentials(msg);
     else if (msg.type === "mailbox") this.#delivery.mailboxAt(msg.port, msg.waiting);
     else if (msg.type === "unavailable") this.#delivery.unavailable(msg.username, msg.reason);
+    else if (msg.type === "relay-limit") this.#files?.setRelayLimit(msg.fileBytes);
   }
 
   #onDatagram(data: Uint8Array, from: Endpoint, socket = 0): void {

@@ -112,7 +112,10 @@ Deno.test("contact commands: /add USER [NOTE], /accept, /decline, /remove, /bloc
     ["/unblock mallory", { kind: "contact", op: "unblock", user: "mallory" }],
     ["/contacts", { kind: "contacts" }],
     ["/add", { kind: "invalid", message: "Usage: /add USER [NOTE]" }],
-    ["/accept", { kind: "invalid", message: "Usage: /accept USER" }],
+    ["/accept a b", {
+      kind: "invalid",
+      message: "Usage: /accept USER, or /accept [ID] for a file offer",
+    }],
     ["/block a b", { kind: "invalid", message: "Usage: /block USER" }],
   ];
   for (const [line, command] of cases) assert.deepEqual(parseCommand(line), command, line);
@@ -131,4 +134,26 @@ Deno.test("parseCommand: /history USER [N] and /search TEXT", () => {
   }
   assert.deepEqual(parseCommand("/search  Hello there "), { kind: "search", text: "Hello there" });
   assert.deepEqual(parseCommand("/search"), { kind: "invalid", message: "Usage: /search TEXT" });
+});
+
+Deno.test("file commands: /send, /accept and /decline with an ID or none, /files, /cancel", () => {
+  const cases: [string, Command][] = [
+    ["/send bob a.txt", { kind: "send", to: "bob", paths: ["a.txt"] }],
+    ['/send Bob "my file.txt" dir/', { kind: "send", to: "Bob", paths: ["my file.txt", "dir/"] }],
+    ["/send bob", { kind: "invalid", message: "Usage: /send USER PATH... (files or directories)" }],
+    ["/accept", { kind: "accept-files", id: undefined }],
+    ["/accept 3", { kind: "accept-files", id: 3 }],
+    ["/accept #3 /tmp/in", { kind: "accept-files", id: 3, dir: "/tmp/in" }],
+    ["/accept 3 a b", { kind: "invalid", message: "Usage: /accept [ID] [DIR]" }],
+    ["/decline", { kind: "decline-files", id: undefined }],
+    ["/decline 12", { kind: "decline-files", id: 12 }],
+    ["/decline 1 x", { kind: "invalid", message: "Usage: /decline [ID]" }],
+    // A name is still a contact request.
+    ["/accept alice", { kind: "contact", op: "accept", user: "alice" }],
+    ["/files", { kind: "files" }],
+    ["/cancel 2", { kind: "cancel-files", id: 2 }],
+    ["/cancel", { kind: "invalid", message: "Usage: /cancel ID (/files lists the transfers)" }],
+    ["/cancel x", { kind: "invalid", message: "Usage: /cancel ID (/files lists the transfers)" }],
+  ];
+  for (const [line, command] of cases) assert.deepEqual(parseCommand(line), command, line);
 });

@@ -13,7 +13,7 @@ import { ACCEPT_POLICIES } from "../peer.ts";
 import { runChat } from "../ui/chat.ts";
 import { askPassphrase } from "../ui/passphrase.ts";
 import { CHAT_HELP } from "./help.ts";
-import { bindOption, secondsOption } from "./options.ts";
+import { bindOption, secondsOption, sizeOption } from "./options.ts";
 import { resolveServers, stunServers, UsageError } from "./target.ts";
 
 /** Runs `p2p chat ARGS` until the user leaves; resolves with the exit code. */
@@ -32,6 +32,8 @@ export async function chat(args: string[]): Promise<number> {
       "no-history": { type: "boolean", default: false },
       plain: { type: "boolean", default: false },
       public: { type: "boolean", default: false },
+      downloads: { type: "string" },
+      "max-file-size": { type: "string" },
       "no-port-mapping": { type: "boolean", default: false },
       stun: { type: "string", multiple: true, default: [] },
       help: { type: "boolean", short: "h" },
@@ -69,6 +71,10 @@ export async function chat(args: string[]): Promise<number> {
     configDir: values.config,
     plain: values.plain,
     public: values.public,
+    downloads: values.downloads,
+    maxFileSize: values["max-file-size"] === undefined
+      ? undefined
+      : sizeOption(values["max-file-size"], "--max-file-size"),
     portMapping: !values["no-port-mapping"],
     stun,
   });

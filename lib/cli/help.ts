@@ -152,7 +152,11 @@ Limits ("per address": per IPv4 address, or per IPv6 /64):
   --relay-packets-per-ip N
                           the same for all the users of one address together (default
                           ${D.relayBytesPerAddress} and ${D.relayPacketsPerAddress}: two users' worth, and no more packets
-                          than --datagrams-per-ip)`;
+                          than --datagrams-per-ip)
+  --relay-file-limit SIZE largest file transfer the relay carries (default 1M; e.g. 512K,
+                          0 for none): told to clients, which refuse larger ones between
+                          peers with no direct path; enforced as a per-pair volume of
+                          1.25 x SIZE + 256 KiB relayed, refilled over 10 minutes`;
 
 /** `p2p nat --help`. */
 export const NAT_HELP =
@@ -189,7 +193,7 @@ export const CHAT_HELP =
   `Usage: p2p chat NAME@HOST[:PORT] [--json] [--keepalive SECONDS] [--bind ADDR[:PORT]]
                 [--config DIR] [--accept anyone|known] [--data DIR] [--passphrase]
                 [--no-history] [--plain] [--public] [--stun HOST[:PORT]]...
-                [--no-port-mapping]
+                [--no-port-mapping] [--downloads DIR] [--max-file-size SIZE]
 
 Logs in to the coordinator at HOST:PORT (default port 7000) as NAME, shows who is online, and
 sends messages directly to the other users.
@@ -222,6 +226,9 @@ Commands (typed, or one per line on stdin; command words and names in any case):
   /contacts             your contacts, online or when last seen, and requests waiting
   /history USER [N]     show the last N (default 20) messages with USER
   /search TEXT          show the messages that contain TEXT
+  /send USER PATH...    offer files (directories: their whole tree) to USER, peer to peer
+  /accept [ID] [DIR]    take file offer ID (default the latest) into DIR (default --downloads)
+  /decline [ID]         refuse file offer ID; /files lists transfers; /cancel ID stops one
   /help                 show the commands
   /quit                 log out and leave (also Ctrl-C, end of input, SIGTERM, SIGHUP)
 Keys: Tab completes commands and names; Up/Down recall earlier lines; //TEXT sends /TEXT.
@@ -249,6 +256,8 @@ Options:
   --no-history          keep no history: nothing is written, nothing pending survives a restart
   --no-port-mapping     do not ask your router to map the chat port (PCP, NAT-PMP); by default
                         a mapping is asked for, offered to peers, renewed, and deleted at exit
+  --downloads DIR       where accepted files go (default $XDG_DOWNLOAD_DIR or ~/Downloads/p2p)
+  --max-file-size SIZE  refuse offers of larger files, e.g. 500M, 4G (default 4G)
   -h, --help            show this help`;
 
 /** The help of `command` (`serve`, `chat`, `nat`, `id`), or the main help for anything else. */

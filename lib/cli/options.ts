@@ -45,6 +45,30 @@ export function durationOption(text: string, name: string): number {
   return ms;
 }
 
+/**
+ * A size in bytes: a whole number with an optional unit K, M, G or T (powers of 1024).
+ *
+ * @example
+ * ```ts
+ * sizeOption("4G", "--max-file-size"); // 4294967296
+ * ```
+ */
+export function sizeOption(text: string, name: string): number {
+  const m = /^([0-9]+)([KMGT]?)i?B?$/i.exec(text);
+  const units: Record<string, number> = {
+    "": 1,
+    K: 1024,
+    M: 1024 ** 2,
+    G: 1024 ** 3,
+    T: 1024 ** 4,
+  };
+  const n = m ? Number(m[1]) * units[m[2].toUpperCase()] : NaN;
+  if (!Number.isSafeInteger(n)) {
+    throw new UsageError(`${name} must be a size such as 1048576, 500M or 4G, not "${text}"`);
+  }
+  return n;
+}
+
 /** A positive number of seconds (fractions allowed). */
 export function secondsOption(text: string, name: string): number {
   const n = Number(text);

@@ -29,7 +29,14 @@ import type { TurnSettings } from "../coordinator/turn_grants.ts";
 import { formatEndpoint } from "../protocol/endpoint.ts";
 import { parseTurnUri, TurnUriError } from "../protocol/turn_credentials.ts";
 import { CLUSTER_FLAGS, clusterOptions } from "./cluster_options.ts";
-import { durationOption, isLoopback, metricsOption, portOption, secondsOption } from "./options.ts";
+import {
+  durationOption,
+  isLoopback,
+  metricsOption,
+  portOption,
+  secondsOption,
+  sizeOption,
+} from "./options.ts";
 import { UsageError } from "./target.ts";
 
 /**
@@ -103,6 +110,7 @@ export async function serve(args: string[]): Promise<number> {
       "relay-packets-per-user": { type: "string" },
       "relay-bytes-per-ip": { type: "string" },
       "relay-packets-per-ip": { type: "string" },
+      "relay-file-limit": { type: "string" },
       metrics: { type: "string" },
       turn: { type: "string" },
       "turn-secret-file": { type: "string" },
@@ -205,6 +213,9 @@ export async function serve(args: string[]): Promise<number> {
       nameTtlMs: ttlDays * 24 * 3600 * 1000,
       mailbox,
       presence,
+      relayFileLimit: values["relay-file-limit"] === undefined
+        ? undefined
+        : sizeOption(values["relay-file-limit"], "--relay-file-limit"),
       turn,
       cluster,
     });

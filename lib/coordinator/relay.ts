@@ -36,8 +36,16 @@ export interface RelayPolicyOptions {
   /** What the users of one sending address may relay together; default unlimited. */
   perAddress?: RelayRate;
   /**
+   * Largest file transfer the relay is for (`--relay-file-limit`), enforced per pair as a
+   * volume budget: {@linkcode volumeBurst} bytes at once, refilled over 10 minutes. The relay
+   * cannot read file frames, so it limits all the pair's relayed bytes: a transfer up to the
+   * limit and chat beside it fit, a bulk transfer stalls. Default 1 MiB; 0: no volume budget.
+   */
+  fileLimitBytes?: number;
+  /**
    * Most buckets of forgotten pairs remembered at once (the oldest go first); default 10,000.
-   * Each is dropped anyway once it would have refilled (within 8 s with the defaults).
+   * Each is dropped anyway once it would have refilled (within 10 minutes with the defaults: the
+   * volume budget refills that slowly).
    */
   maxRemembered?: number;
 }
@@ -62,10 +70,29 @@ export type RelayVerdict =
   | "user-over-budget"
   | "address-over-budget";
 
-/** The shape of a {@linkcode RelayBudget}: its bytes' bucket and its packets'. */
+/** The shape of a {@linkcode RelayBudget}: its bytes' bucket and its packets' (and volume's). */
 interface RelayShape {
   bytes: TokenBucketOptions;
   packets: TokenBucketOptions;
+  volume?: TokenBucketOptions;
+}
+
+/** Default `fileLimitBytes`: 1 MiB. */
+export const DEFAULT_RELAY_FILE_LIMIT = 1024 * 1024;
+/** The period a pair's volume budget refills over. */
+const VOLUME_PERIOD_MS = 10 * 60_000;
+
+/**
+ * The volume a pair may relay at once with a file limit of `limit` bytes: the file with room for
+ * its framing, encryption and acknowledgements (a quarter more), and 256 KiB of chat.
+ *
+ * @example
+ * ```ts
+ * volumeBurst(1024 * 1024); // 1572864
+ * ```
+ */
+export function volumeBurst(limit: number): number {
+  return Math.ceil(limit * 1.25) + 256 * 1024;
 }
 
 /** The shape of a per-user or per-address budget: 8 s worth of bytes at once, 4 s of packets. */
@@ -76,37 +103,46 @@ function keyedShape(rate: RelayRate): RelayShape {
   };
 }
 
-/** A bucket of bytes and one of packets, always refilled together. */
+/** A bucket of bytes and one of packets (and a pair's volume), always refilled together. */
 class RelayBudget {
   readonly #bytes: TokenBucket;
   readonly #packets: TokenBucket;
+  readonly #volume: TokenBucket | undefined;
 
   constructor(shape: RelayShape, now: number) {
     this.#bytes = new TokenBucket(shape.bytes, now);
     this.#packets = new TokenBucket(shape.packets, now);
+    this.#volume = shape.volume && new TokenBucket(shape.volume, now);
   }
 
-  /** Refills both up to `now`; says whether a frame of `bytes` fits. */
+  /** Refills them up to `now`; says whether a frame of `bytes` fits. */
   fits(bytes: number, now: number): boolean {
     const room = this.#bytes.refill(now);
-    return this.#packets.refill(now) >= 1 && room >= bytes;
+    const volume = this.#volume?.refill(now) ?? Infinity;
+    return this.#packets.refill(now) >= 1 && room >= bytes && volume >= bytes;
   }
 
   /** Charges a frame of `bytes` that {@linkcode fits} found room for at `now`. */
   spend(bytes: number, now: number): void {
     this.#bytes.take(now, bytes);
     this.#packets.take(now, 1);
+    this.#volume?.take(now, bytes);
   }
 
-  /** Refills both up to `now`; says whether both are full. */
+  /** Refills them up to `now`; says whether all are full. */
   full(now: number): boolean {
     const bytes = this.#bytes.refill(now) >= this.#bytes.burst;
-    return this.#packets.refill(now) >= this.#packets.burst && bytes;
+    const volume = !this.#volume || this.#volume.refill(now) >= this.#volume.burst;
+    return this.#packets.refill(now) >= this.#packets.burst && bytes && volume;
   }
 
-  /** When both will be full if nothing more is spent. */
+  /** When all will be full if nothing more is spent. */
   fullAt(now: number): number {
-    return Math.max(this.#bytes.fullAt(now), this.#packets.fullAt(now));
+    return Math.max(
+      this.#bytes.fullAt(now),
+      this.#packets.fullAt(now),
+      this.#volume?.fullAt(now) ?? 0,
+    );
   }
 }
 
@@ -186,11 +222,16 @@ export class RelayPolicy {
       packetsPerSecond: 200,
       burstPackets: 800,
       maxRemembered: 10_000,
+      fileLimitBytes: DEFAULT_RELAY_FILE_LIMIT,
       ...rest,
     };
+    const volume = volumeBurst(this.#o.fileLimitBytes);
     this.#pairShape = {
       bytes: { burst: this.#o.burstBytes, rate: this.#o.bytesPerSecond },
       packets: { burst: this.#o.burstPackets, rate: this.#o.packetsPerSecond },
+      ...(this.#o.fileLimitBytes > 0
+        ? { volume: { burst: volume, rate: volume, intervalMs: VOLUME_PERIOD_MS } }
+        : {}),
     };
     this.#perUser = perUser && new KeyedBudgets(perUser, 65_536);
     this.#perAddress = perAddress && new KeyedBudgets(perAddress, 65_536);

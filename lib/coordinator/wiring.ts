@@ -29,7 +29,7 @@ import { NameOwners } from "./name_owners.ts";
 import { type CoordinatorStore, openCoordinatorStore } from "./store.ts";
 import { PresenceOutbox } from "./presence_outbox.ts";
 import { Registry, type User } from "./registry.ts";
-import { RelayPolicy } from "./relay.ts";
+import { DEFAULT_RELAY_FILE_LIMIT, RelayPolicy } from "./relay.ts";
 import { ServerLog } from "./server_log.ts";
 import { type CoordinatorStats, createStats } from "./stats.ts";
 import { TurnGrants, type TurnSettings } from "./turn_grants.ts";
@@ -62,6 +62,11 @@ export interface CoordinatorOptions {
   log?: (line: string) => void;
   /** Relay budget per introduced pair (per user and per address: `limits`). */
   relay?: { bytesPerSecond?: number; burstBytes?: number };
+  /**
+   * Largest file transfer the relay carries (`--relay-file-limit`), told to clients and enforced
+   * as a per-pair volume budget (`relay.ts`); default 1 MiB.
+   */
+  relayFileLimit?: number;
   /** Limits on users, rates, connections and sizes; unset ones take their defaults. */
   limits?: Partial<Limits>;
   /**
@@ -242,8 +247,10 @@ async function wire(
     namesPerAddress: limits.namesPerAddress,
     newNamesPerAddressPerDay: limits.newNamesPerAddressPerDay,
   });
+  const relayFileLimit = options.relayFileLimit ?? DEFAULT_RELAY_FILE_LIMIT;
   const relay = new RelayPolicy({
     now,
+    fileLimitBytes: relayFileLimit,
     ...options.relay,
     perUser: {
       bytesPerSecond: limits.relayBytesPerUser,
@@ -313,7 +320,15 @@ async function wire(
       user.observed,
     );
   };
-  const tellWaiting = (user: User) => tellMailbox(user, mailbox?.store.waiting(user.name) ?? 0);
+  // A client with a key hears of its mailbox and of the relay's file limit as it comes online.
+  const tellWaiting = (user: User) => {
+    tellMailbox(user, mailbox?.store.waiting(user.name) ?? 0);
+    if (user.key === undefined) return;
+    send(
+      encoder.encode(encodeServerMessage({ type: "relay-limit", fileBytes: relayFileLimit })),
+      user.observed,
+    );
+  };
   const service = late.service = new UdpService({
     ...common,
     relay,

@@ -30,7 +30,7 @@
  * @module
  */
 
-import { chacha20poly1305 } from "@noble/ciphers/chacha.js";
+import { createCipheriv, createDecipheriv } from "node:crypto";
 import { type HandshakeState, noiseNonce, TAG_LEN } from "./noise.ts";
 
 /** Length of the counter header, in bytes. */
@@ -147,10 +147,15 @@ export class Session {
     const view = new DataView(packet.buffer);
     view.setUint32(0, Math.floor(counter / 0x1_0000_0000));
     view.setUint32(4, counter >>> 0);
-    chacha20poly1305(this.#sendKey, noiseNonce(counter), ad).encrypt(
-      plaintext,
-      packet.subarray(COUNTER_LEN),
-    );
+    // node:crypto's ChaCha20-Poly1305 (OpenSSL) runs ~2.5x @noble's speed on 1,200-byte
+    // packets here: what file transfers are bound by (docs/FILES.md). Same construction.
+    const cipher = createCipheriv("chacha20-poly1305", this.#sendKey, noiseNonce(counter), {
+      authTagLength: TAG_LEN,
+    });
+    if (ad) cipher.setAAD(ad, { plaintextLength: plaintext.length });
+    packet.set(cipher.update(plaintext), COUNTER_LEN);
+    cipher.final();
+    packet.set(cipher.getAuthTag(), COUNTER_LEN + plaintext.length);
     return packet;
   }
 
@@ -182,9 +187,19 @@ export class Session {
     }
     let plaintext: Uint8Array;
     try {
-      plaintext = chacha20poly1305(this.#receiveKey, noiseNonce(counter), ad).decrypt(
-        packet.subarray(COUNTER_LEN),
+      const sealed = packet.subarray(COUNTER_LEN);
+      const length = sealed.length - TAG_LEN;
+      const decipher = createDecipheriv(
+        "chacha20-poly1305",
+        this.#receiveKey,
+        noiseNonce(counter),
+        { authTagLength: TAG_LEN },
       );
+      if (ad) decipher.setAAD(ad, { plaintextLength: length });
+      decipher.setAuthTag(sealed.subarray(length));
+      const out = decipher.update(sealed.subarray(0, length));
+      decipher.final(); // throws when the tag does not match
+      plaintext = new Uint8Array(out.buffer, out.byteOffset, out.length);
     } catch {
       this.#stats.badMac++;
       return null;

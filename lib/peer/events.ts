@@ -14,6 +14,7 @@ import { formatEndpoint } from "../protocol/endpoint.ts";
 import type { ContactInfo, RequestInfo } from "./contacts.ts";
 import type { DeliveryState, MessagePath } from "../store/message_log.ts";
 import type { LinkEvents } from "./link.ts";
+import type { FileEvent } from "../files/file_events.ts";
 import type { Path } from "./traversal.ts";
 import type { PeerMailboxEvents } from "./mailbox.ts";
 import type { Messages } from "./messages.ts";
@@ -164,7 +165,9 @@ export type PeerEvent =
     relayed?: string;
     reason?: string;
   }
-  | { event: "error"; message: string };
+  | { event: "error"; message: string }
+  /** File transfers: `lib/files/file_events.ts`. */
+  | FileEvent;
 
 /** Receives a peer's events. */
 export type EventSink = (event: PeerEvent) => void;

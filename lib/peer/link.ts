@@ -50,7 +50,12 @@ import {
   type HandshakeStats,
   type HandshakeStep,
 } from "./handshake.ts";
-import { DEFAULT_MAX_SEGMENT_SIZE, ReliableChannel } from "./reliable.ts";
+import {
+  DEFAULT_MAX_SEGMENT_SIZE,
+  ReliableChannel,
+  type ReliableStats,
+  type SendState,
+} from "./reliable.ts";
 import {
   BIRTHDAY_SOCKETS,
   type Candidate,
@@ -98,6 +103,18 @@ export interface LinkEvents {
   onDelivered(id: number): void;
   onUndelivered(id: number, reason: string): void;
   onPath(path: Path): void;
+  /** A frame of the file channel (`lib/protocol/file_frame.ts`), whole and in order. */
+  onFileFrame?(data: Uint8Array): void;
+  /**
+   * A file frame `sendFile` returned `id` for reached the peer (`reason` undefined) or was given
+   * up (the channel was reset, the peer restarted or went silent).
+   */
+  onFileSettled?(id: number, reason: string | undefined): void;
+  /**
+   * A session is up (the first, or a new one after a handshake): file frames may go. `reset`:
+   * the peer restarted, and the file channel with what was in flight on it was replaced.
+   */
+  onSecured?(reset: boolean): void;
 }
 
 /** Options for {@linkcode Link}. */
@@ -127,6 +144,17 @@ export interface LinkOptions {
 
 /** Largest datagram we send: safe on every path, tunnels and PPPoE included. */
 export const MAX_DATAGRAM = 1200;
+/**
+ * First byte of a DATA plaintext that belongs to the file channel: the chat channel's segments
+ * start with 0x01 or 0x02 (`lib/protocol/segment.ts`), so one byte tells the two streams apart
+ * and chat frames stay exactly as before.
+ */
+export const FILE_CHANNEL = 0x46;
+/**
+ * The file channel's receive window in segments: larger than chat's, so that one stream can fill
+ * a fast path (the sender's delay-based controller, `lib/files/ledbat.ts`, keeps it polite).
+ */
+const FILE_RECEIVE_WINDOW = 1024;
 /** Introductions requested at most this often. */
 const INTRO_INTERVAL_MS = 2000;
 
@@ -186,6 +214,8 @@ export class Link {
   readonly #handshake: Handshake;
   #intro: Introduction | undefined;
   #channel: ReliableChannel;
+  /** The file channel: file frames, a stream apart so that chat never waits behind them. */
+  #files: ReliableChannel;
   /** Messages handed to the channel and not yet settled, by channel id. */
   #inChannel = new Map<number, ChatMessage>();
   /** Messages waiting for a session. */
@@ -195,6 +225,8 @@ export class Link {
   #previousSession: Session | undefined;
   #lastIntroRequest = -Infinity;
   #timer: TimerId | undefined;
+  /** When {@linkcode #timer} fires. */
+  #timerAt = Infinity;
   #closed = false;
 
   constructor(options: LinkOptions) {
@@ -214,6 +246,7 @@ export class Link {
       onNeedIntroduction: () => this.requestIntroduction(),
     });
     this.#channel = this.#newChannel();
+    this.#files = this.#newFileChannel();
   }
 
   /** The path in use. */
@@ -227,9 +260,10 @@ export class Link {
     return { badProbes, ...this.#handshake.stats, undecryptable, badMessages };
   }
 
-  /** Whether messages are waiting to be sent or confirmed. */
+  /** Whether messages or file frames are waiting to be sent or confirmed. */
   get hasPending(): boolean {
-    return this.#queue.length > 0 || this.#inChannel.size > 0;
+    return this.#queue.length > 0 || this.#inChannel.size > 0 ||
+      this.#files.sendState.pendingMessages > 0;
   }
 
   /** Whether an encrypted session is up. */
@@ -285,6 +319,25 @@ export class Link {
     }, () => {
       // No sockets to spare (descriptor limit): go on without a birthday search.
     });
+  }
+
+  /**
+   * Sends a file frame on the file channel; returns its id for `onFileSettled`. Only once
+   * {@linkcode Link.secured}: before that it would only wait in the channel's retransmissions.
+   * Throws `RangeError` for a frame over 1 MiB.
+   */
+  sendFile(frame: Uint8Array): number {
+    return this.#files.send(frame);
+  }
+
+  /** The file channel's counters and sending state, for diagnostics and the bench. */
+  get fileChannel(): { stats: ReliableStats; send: SendState } {
+    return { stats: this.#files.stats, send: this.#files.sendState };
+  }
+
+  /** File frames handed to the file channel and not yet settled. */
+  get fileBacklog(): number {
+    return this.#files.sendState.pendingMessages;
   }
 
   /** Queues a chat message; `onDelivered`/`onUndelivered` report its fate by `msg.id`. */
@@ -377,6 +430,7 @@ export class Link {
     this.#closed = true;
     this.#o.clock.clearTimeout(this.#timer);
     this.#pathFinder.stop();
+    this.#files.close();
     for (const { msg } of this.#queue.splice(0)) this.#o.events.onUndelivered(msg.id, reason);
     for (const msg of this.#inChannel.values()) this.#o.events.onUndelivered(msg.id, reason);
     this.#inChannel.clear();
@@ -464,8 +518,13 @@ export class Link {
       this.#channel = this.#newChannel();
       const now = this.#o.clock.now();
       this.#queue.unshift(...unsettled.map((msg) => ({ msg, since: now })));
+      // File frames are not re-sent: the transfer resumes from what the peer has (re-offer).
+      const files = this.#files;
+      this.#files = this.#newFileChannel();
+      files.close();
     }
     this.#flush();
+    this.#o.events.onSecured?.(restarted);
   }
 
   // --- data --------------------------------------------------------------------------------
@@ -494,6 +553,34 @@ export class Link {
       },
       onDelivered: (cid) => this.#settle(channel, cid, undefined),
       onUndelivered: (cid, reason) => this.#settle(channel, cid, reason),
+    });
+    return channel;
+  }
+
+  #newFileChannel(): ReliableChannel {
+    const nameBytes = (name: string) => 2 + new TextEncoder().encode(name).length;
+    const channel: ReliableChannel = new ReliableChannel({
+      now: () => this.#o.clock.now(),
+      giveUpAfterMs: this.#o.giveUpAfterMs,
+      receiveWindow: FILE_RECEIVE_WINDOW,
+      ackEvery: 4,
+      // One byte less than chat's segments: the FILE_CHANNEL tag.
+      maxSegmentSize: Math.min(
+        DEFAULT_MAX_SEGMENT_SIZE,
+        MAX_DATAGRAM - SESSION_OVERHEAD - nameBytes(this.#o.me) - nameBytes(this.#o.peer),
+      ) - 1,
+      send: (segment) => {
+        if (channel !== this.#files) return;
+        const tagged = new Uint8Array(segment.length + 1);
+        tagged[0] = FILE_CHANNEL;
+        tagged.set(segment, 1);
+        this.#sendData(tagged);
+      },
+      onMessage: (data) => {
+        if (channel === this.#files) this.#o.events.onFileFrame?.(data);
+      },
+      onDelivered: (id) => this.#o.events.onFileSettled?.(id, undefined),
+      onUndelivered: (id, reason) => this.#o.events.onFileSettled?.(id, reason),
     });
     return channel;
   }
@@ -531,7 +618,9 @@ export class Link {
     }
     this.#handshake.onData();
     if (from !== "relay") this.#pathFinder.onAuthenticatedTraffic(from, socket);
-    if (plaintext.length > 0) this.#channel.receive(plaintext);
+    if (plaintext.length === 0) return;
+    if (plaintext[0] === FILE_CHANNEL) this.#files.receive(plaintext.subarray(1));
+    else this.#channel.receive(plaintext);
   }
 
   #flush(): void {
@@ -545,10 +634,13 @@ export class Link {
   // --- timers ------------------------------------------------------------------------------
 
   #poll(): void {
+    this.#timer = undefined;
+    this.#timerAt = Infinity;
     if (this.#closed) return;
     const now = this.#o.clock.now();
     this.#pathFinder.poll();
     this.#channel.poll();
+    this.#files.poll();
     const retry = this.#handshake.poll();
     this.#transmitHandshake(retry.send);
     if (retry.needIntroduction) this.requestIntroduction();
@@ -570,6 +662,7 @@ export class Link {
     const deadlines = [
       this.#pathFinder.nextDeadline(),
       this.#channel.nextDeadline(),
+      this.#files.nextDeadline(),
       this.#handshake.nextDeadline(),
     ];
     if (this.#queue.length > 0) deadlines.push(this.#queue[0].since + this.#o.giveUpAfterMs);
@@ -577,9 +670,12 @@ export class Link {
       deadlines.push(this.#lastIntroRequest + INTRO_INTERVAL_MS);
     }
     const next = Math.min(...deadlines.filter((d): d is number => d !== undefined));
+    // A timer due no later stays: it polls, and the poll schedules again. Re-arming on every
+    // frame cost a tenth of a transfer's CPU.
+    if (next >= this.#timerAt) return;
     const clock = this.#o.clock;
     clock.clearTimeout(this.#timer);
-    if (next === Infinity) return;
+    this.#timerAt = next;
     this.#timer = clock.setTimeout(() => this.#poll(), Math.max(0, next - clock.now()));
   }
 }

@@ -168,6 +168,12 @@ export type ServerMessage =
    */
   | { type: "mailbox"; port: number; waiting: number }
   /**
+   * The largest file transfer the relay carries, in bytes (`p2p serve --relay-file-limit`); sent
+   * once a client that logged in with a key is online (docs/PROTOCOL.md §2.6). Larger transfers
+   * between two peers without a direct path are refused by the sender.
+   */
+  | { type: "relay-limit"; fileBytes: number }
+  /**
    * The login's name is registered to its key and held by another session: prove the key (log in
    * again with a {@linkcode LoginProof} over `nonce`, keyed with the coordinator's `serverKey`).
    */
@@ -581,6 +587,8 @@ export function encodeServerMessage(msg: ServerMessage): string {
       return `Turn,${msg.uri},${msg.username},${msg.password}`;
     case "mailbox":
       return `Mailbox,${msg.port},${msg.waiting}`;
+    case "relay-limit":
+      return `RelayLimit,${msg.fileBytes}`;
     case "challenge":
       return `Challenge,${msg.serverKey},${msg.nonce}`;
     case "replaced":
@@ -712,6 +720,11 @@ export function parseServerMessage(text: string): ServerMessage {
       }
       return { type: "mailbox", port: Number(port), waiting: Number(waiting) };
     }
+    case "RelayLimit":
+      if (!/^(0|[1-9][0-9]{0,14})$/.test(rest)) {
+        throw new SeedProtocolError(`Cannot parse RelayLimit: "${rest}" is not a byte count`);
+      }
+      return { type: "relay-limit", fileBytes: Number(rest) };
     case "Replaced":
       return { type: "replaced", username: checkUsername(rest, "Replaced") };
     case "Request":

@@ -19,7 +19,9 @@ import readline from "node:readline";
 import type { PeerEvent } from "../peer/events.ts";
 import { type Endpoint, formatEndpoint } from "../protocol/endpoint.ts";
 import { type AcceptPolicy, Peer } from "../peer.ts";
-import { History } from "../store/history.ts";
+import { join } from "node:path";
+import { defaultDataDir, History } from "../store/history.ts";
+import { userDirName } from "../crypto/identity.ts";
 import { MemoryLog, type MessageLog, type StoredMessage } from "../store/message_log.ts";
 import { COMMAND_HELP, MAX_LINES, parseCommand } from "./commands.ts";
 import { Conversations } from "./conversations.ts";
@@ -53,6 +55,35 @@ export interface ChatOptions {
    * Its key file goes beside the identity, in `configDir`.
    */
   history: false | { dataDir?: string; passphrase?: string };
+  /** Where accepted files go (`--downloads`); default {@linkcode defaultDownloads}. */
+  downloads?: string;
+  /** Largest file accepted (`--max-file-size`), bytes. */
+  maxFileSize?: number;
+}
+
+/** `~/x` as the shell would read it (no shell reads what is typed in the chat). */
+function expandHome(path: string): string {
+  const home = Deno.env.get("HOME");
+  return home && (path === "~" || path.startsWith("~/")) ? home + path.slice(1) : path;
+}
+
+/**
+ * The default download directory: `$XDG_DOWNLOAD_DIR` when it is an absolute path, else
+ * `~/Downloads/p2p`.
+ *
+ * @example
+ * ```ts
+ * defaultDownloads((name) => ({ HOME: "/home/ann" })[name]); // "/home/ann/Downloads/p2p"
+ * ```
+ */
+export function defaultDownloads(
+  getEnv: (name: string) => string | undefined = (name) => Deno.env.get(name),
+): string {
+  const xdg = getEnv("XDG_DOWNLOAD_DIR");
+  if (xdg?.startsWith("/")) return xdg;
+  const home = getEnv("HOME");
+  if (!home) throw new Error("Cannot find a download directory: HOME is not set; use --downloads");
+  return join(home, "Downloads", "p2p");
 }
 
 /** Lines of the history shown when a conversation opens with nothing unread. */
@@ -271,6 +302,18 @@ export async function runChat(options: ChatOptions): Promise<number> {
         }
         return;
       }
+      case "send":
+        p.sendFiles(who(cmd.to), cmd.paths.map(expandHome)).catch((err) => error(err.message));
+        return;
+      case "accept-files":
+        return p.acceptFiles(cmd.id, cmd.dir === undefined ? undefined : expandHome(cmd.dir));
+      case "decline-files":
+        return p.declineFiles(cmd.id);
+      case "cancel-files":
+        return p.cancelFiles(cmd.id);
+      case "files":
+        p.files();
+        return;
       case "help":
         ui.help();
         return;
@@ -327,6 +370,16 @@ export async function runChat(options: ChatOptions): Promise<number> {
       portMapping: options.portMapping,
       stun: options.stun,
       history: log,
+      files: {
+        downloads: options.downloads ?? defaultDownloads(),
+        stateFile: join(
+          (options.history ? options.history.dataDir : undefined) ?? defaultDataDir(),
+          "users",
+          userDirName(options.username),
+          "transfers.json",
+        ),
+        maxFileSize: options.maxFileSize,
+      },
       onEvent: (e) => {
         if (e.event === "online") seen.add(e.user);
         talk.note(e); // who wrote last, unread counts: for --json as for the terminal

@@ -30,6 +30,13 @@ export type Command =
   | { kind: "contacts" }
   | { kind: "history"; user: string; limit: number }
   | { kind: "search"; text: string }
+  /** Offer files (directories recursively) to `to`. */
+  | { kind: "send"; to: string; paths: string[] }
+  /** Answer a file offer: `id` undefined means the latest; `dir` where to save. */
+  | { kind: "accept-files"; id?: number; dir?: string }
+  | { kind: "decline-files"; id?: number }
+  | { kind: "cancel-files"; id: number }
+  | { kind: "files" }
   | { kind: "help" }
   | { kind: "quit" }
   | { kind: "none" }
@@ -58,6 +65,9 @@ export const COMMAND_HELP: readonly string[] = [
   "/contacts        your contacts; /remove, /block, /unblock USER",
   "/history USER [N]  show the last N (default 20) messages with USER",
   "/search TEXT     show the messages that contain TEXT",
+  "/send USER PATH...  offer files or directories to USER (quote paths with spaces)",
+  "/accept [ID] [DIR]  take file offer ID (default the latest) into DIR; /decline [ID]",
+  "/files           file transfers and their state; /cancel ID stops one",
   "/help            show this help",
   "/quit            log out and leave (also Ctrl-C, Ctrl-D)",
   "Keys: Tab completes commands and names; Up/Down recall lines; //TEXT sends /TEXT.",
@@ -69,9 +79,11 @@ export const COMMAND_WORDS: readonly string[] = [
   "/add",
   "/all",
   "/block",
+  "/cancel",
   "/chat",
   "/contacts",
   "/decline",
+  "/files",
   "/fingerprint",
   "/help",
   "/history",
@@ -81,10 +93,22 @@ export const COMMAND_WORDS: readonly string[] = [
   "/r",
   "/remove",
   "/search",
+  "/send",
   "/trust",
   "/unblock",
   "/who",
 ];
+
+/** Words of `text`, where `"a b"` is one word (quotes dropped). */
+function words(text: string): string[] {
+  return [...text.matchAll(/"([^"]*)"|(\S+)/g)].map((m) => m[1] ?? m[2]);
+}
+
+/** A transfer's number, `3` or `#3`; undefined when `text` is not one. */
+function transferId(text: string): number | undefined {
+  const m = /^#?([0-9]{1,9})$/.exec(text.trim());
+  return m ? Number(m[1]) : undefined;
+}
 
 /**
  * Parses one input line. Blank lines are `none`; a line not starting with `/` is `say` (a line
@@ -145,8 +169,40 @@ export function parseCommand(line: string): Command {
       const note = rest.slice(space).trimStart();
       return { kind: "contact", op: "add", user: normalizeUsername(rest.slice(0, space)), note };
     }
+    case "/send": {
+      const [to, ...paths] = words(rest);
+      return to === undefined || paths.length === 0
+        ? { kind: "invalid", message: "Usage: /send USER PATH... (files or directories)" }
+        : { kind: "send", to: normalizeUsername(to), paths };
+    }
+    case "/files":
+      return { kind: "files" };
+    case "/cancel": {
+      const id = transferId(rest);
+      return id === undefined
+        ? { kind: "invalid", message: "Usage: /cancel ID (/files lists the transfers)" }
+        : { kind: "cancel-files", id };
+    }
     case "/accept":
-    case "/decline":
+    case "/decline": {
+      // No argument, or a number first: a file offer; a name: a contact request.
+      const [first, ...more] = words(rest);
+      const id = first === undefined ? undefined : transferId(first);
+      if (first === undefined || id !== undefined) {
+        if (word === "/decline") {
+          return more.length > 0
+            ? { kind: "invalid", message: "Usage: /decline [ID]" }
+            : { kind: "decline-files", id };
+        }
+        if (more.length > 1) return { kind: "invalid", message: "Usage: /accept [ID] [DIR]" };
+        return { kind: "accept-files", id, ...(more[0] ? { dir: more[0] } : {}) };
+      }
+      const user = oneName();
+      const op = CONTACT_OPS.find((c) => `/${c}` === word)!;
+      return user === undefined
+        ? { kind: "invalid", message: `Usage: ${word} USER, or ${word} [ID] for a file offer` }
+        : { kind: "contact", op, user };
+    }
     case "/remove":
     case "/block":
     case "/unblock": {

@@ -33,6 +33,8 @@ import {
   terminalWriter,
 } from "./surface.ts";
 import { textWidth, wrapText } from "./text_width.ts";
+import { describeFileEvent, FileProgress } from "./file_lines.ts";
+import type { FileEvent } from "../files/file_events.ts";
 
 /** Shows a peer's events, the help text and our own notes. */
 export interface Renderer {
@@ -165,6 +167,8 @@ export function describeEvent(e: PeerEvent, context: DescribeContext = {}): stri
       return `error: ${e.message}`;
     case "history":
       return describeHistory(e);
+    default:
+      return describeFileEvent(e) ?? "";
   }
 }
 
@@ -259,6 +263,14 @@ const STYLES: Record<PeerEvent["event"], Style> = {
   turn: "gray",
   error: "red",
   history: "dim",
+  "file-offer": "yellow",
+  "file-accepted": "cyan",
+  "file-declined": "yellow",
+  "file-progress": "gray",
+  "file-resumed": "cyan",
+  "file-done": "green",
+  "file-failed": "red",
+  files: "cyan",
 };
 
 /** Marks a line that belongs to another conversation than the current one. */
@@ -332,7 +344,9 @@ function lineSurface(context: SurfaceContext, interactive: boolean): Surface {
       flushTimer ??= setTimeout(flush, 0);
     },
     input: () => {
-      if (interactive && queued.length === 0) rl.prompt(true);
+      if (!interactive || queued.length > 0) return; // the flush redraws the prompt
+      rl.setPrompt(color ? styleText("bold", context.prompt()) : context.prompt());
+      rl.prompt(true);
     },
     submitted: (line) => {
       if (!interactive) return;
@@ -364,6 +378,7 @@ export function terminalRenderer(rl: readline.Interface, options: TerminalOption
   const digest = new Digest();
   const names = () => options.names?.() ?? [];
   let me = "";
+  const progress = new FileProgress();
   const context: SurfaceContext = {
     rl,
     color,
@@ -372,7 +387,8 @@ export function terminalRenderer(rl: readline.Interface, options: TerminalOption
     me: () => me,
     prompt: () => {
       const unread = talk.unread().map(([u, n]) => `${sanitize(u)} ${n}`).join(", ");
-      return (unread ? `[${unread}] ` : "") + `${sanitize(talk.target ?? "")}> `;
+      return sanitize(progress.summary()) + (unread ? `[${unread}] ` : "") +
+        `${sanitize(talk.target ?? "")}> `;
     },
   };
   const surface = options.fullScreen && interactive
@@ -395,6 +411,9 @@ export function terminalRenderer(rl: readline.Interface, options: TerminalOption
   return {
     event: (e) => {
       if (e.event === "ready") me = sanitize(`${e.user} on ${e.server}`);
+      // Progress is redrawn in the prompt, in place: never a line each time.
+      if (e.event.startsWith("file") && progress.note(e as FileEvent)) surface.input();
+      if (e.event === "file-progress") return;
       for (const shown of digest.take(e)) show(shown);
     },
     sendingToAll: (text, send) => {

@@ -380,3 +380,30 @@ Deno.test("a refused frame charges nothing, and refilled senders and addresses a
   relay.sweep(); // everything refilled: nothing to remember
   assert.equal(burst(relay, "alice", "bob", 1000, 8), 8);
 });
+
+Deno.test("the file limit is a per-pair volume: a file of the limit passes, a bulk transfer stalls", () => {
+  const { relay, advance } = setup({ fileLimitBytes: 64 * 1024 });
+  relay.introduce("alice", "bob");
+  // 64 KiB × 1.25 + 256 KiB = 336 KiB at once; the rate buckets refill meanwhile.
+  let ok = 0;
+  for (let i = 0; i < 1000; i++) {
+    if (relay.allow("alice", "bob", 1000, "192.0.2.1") === "ok") ok++;
+    advance(20); // 50 frames a second: well under the per-second budgets
+  }
+  // 344 frames at once, and 20 s of refill (573 B/s) on top.
+  assert.ok(ok >= 344 && ok <= 360, `${ok} frames of 1000 B relayed`);
+  // It refills over 10 minutes.
+  advance(10 * 60_000);
+  assert.equal(relay.allow("alice", "bob", 1000, "192.0.2.1"), "ok");
+});
+
+Deno.test("a file limit of 0 means no volume budget", () => {
+  const { relay, advance } = setup({ fileLimitBytes: 0 });
+  relay.introduce("alice", "bob");
+  let ok = 0;
+  for (let i = 0; i < 2000; i++) {
+    if (relay.allow("alice", "bob", 1000, "192.0.2.1") === "ok") ok++;
+    advance(20);
+  }
+  assert.equal(ok, 2000);
+});

@@ -975,3 +975,46 @@ Deno.test("reliable: fuzzed and mutated segments never throw and the channels re
   assert.deepEqual(texts(b.received.slice(start.b)), sent.a.map((_, i) => `a${i}`));
   assert.deepEqual(texts(a.received.slice(start.a)), sent.b.map((_, i) => `b${i}`));
 });
+
+Deno.test("ackEvery: one ACK per 4 in-order segments, at once at a message's end, a late one on poll", () => {
+  let now = 0;
+  const acks: AckSegment[] = [];
+  const received: Uint8Array[] = [];
+  const rx = new ReliableChannel({
+    now: () => now,
+    send: (bytes) => acks.push(decodeSegment(bytes) as AckSegment),
+    onMessage: (m) => received.push(m),
+    onDelivered: () => {},
+    onUndelivered: () => {},
+    ackEvery: 4,
+    ackDelayMs: 2,
+  });
+  const data = (seq: number, end: boolean): Uint8Array =>
+    encodeSegment({
+      type: "data",
+      streamId: 5,
+      seq,
+      base: 0,
+      tx: seq,
+      end,
+      payload: new Uint8Array([seq]),
+    });
+  for (let seq = 0; seq < 4; seq++) rx.receive(data(seq, false));
+  assert.equal(acks.length, 1);
+  assert.equal(acks[0].cumAck, 4);
+  assert.equal(acks[0].echo, 3);
+  rx.receive(data(4, false));
+  assert.equal(acks.length, 1, "waits for more");
+  assert.equal(rx.nextDeadline(), 2);
+  now = 2;
+  rx.poll();
+  assert.equal(acks.length, 2, "sent when due");
+  assert.equal(acks[1].cumAck, 5);
+  rx.receive(data(5, true));
+  assert.equal(acks.length, 3, "a message's end is acknowledged at once");
+  assert.equal(received.length, 1);
+  rx.receive(data(7, false));
+  assert.equal(acks.length, 4, "a hole is acknowledged at once");
+  assert.deepEqual(acks[3].sacks, [{ start: 7, end: 8 }]);
+  rx.close();
+});

@@ -21,6 +21,8 @@ export function testEnv(env: Record<string, string> = {}): Record<string, string
     XDG_CONFIG_HOME: TEST_CONFIG_HOME,
     XDG_DATA_HOME: env.XDG_DATA_HOME ?? fresh(),
     XDG_STATE_HOME: env.XDG_STATE_HOME ?? fresh(),
+    // Accepted files (`p2p chat --downloads`' default) never land in the real ~/Downloads.
+    XDG_DOWNLOAD_DIR: env.XDG_DOWNLOAD_DIR ?? fresh(),
     ...env,
   };
 }

@@ -444,3 +444,67 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "a file received in the terminal: progress redrawn in the prompt, the typed line intact",
+  ignore: !hasTmux,
+  fn: async () => {
+    const { proc: serve, port } = await startServe(["--tcp-port", "0"]);
+    const server = `127.0.0.1:${port}`;
+    const bob = new P2pProcess(["chat", `bob@${server}`, "--json"]);
+    const tmux = new Tmux();
+    const dir = await Deno.makeTempDir({ prefix: "p2p-tmux-files-" });
+    try {
+      const src = `${dir}/big.bin`;
+      {
+        using f = await Deno.open(src, { write: true, create: true });
+        await f.truncate(6 << 20);
+      }
+      await bob.event((e) => e.event === "ready", 15_000);
+      await tmux.start(
+        [
+          Deno.execPath(),
+          "run",
+          "-A",
+          MAIN,
+          "chat",
+          `alice@${server}`,
+          "--plain",
+          "--downloads",
+          `${dir}/in`,
+        ],
+        { ...testEnv(), TERM: "xterm-256color", PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin" },
+      );
+      await tmux.waitFor("login", (rows) => rows.some((r) => r.includes("bob is online")), {
+        history: true,
+      });
+      await bob.write(`/send alice ${src}`);
+      await tmux.waitFor(
+        "the offer",
+        (rows) => flat(rows).includes("/accept 1 [DIR] or /decline 1"),
+      );
+      await tmux.type("/accept");
+      await tmux.key("Enter");
+      await tmux.type("typing while it runs");
+      const running = await tmux.waitFor(
+        "progress in the prompt",
+        (rows) => /^\[#1 ← bob \d+% .*\] > typing while it runs$/.test(input(rows)),
+      );
+      // Drawn in place: no line of progress above the prompt.
+      assert.equal(running.filter((r) => r.includes("[#1 ←")).length, 1, running.join("\n"));
+      const done = await tmux.waitFor(
+        "received",
+        (rows) =>
+          flat(rows).includes("✓ received big.bin") && input(rows) === "> typing while it runs",
+        { timeoutMs: 60_000 },
+      );
+      assert.ok(!done.some((r) => r.includes("[#1 ←")), done.join("\n"));
+      assert.equal((await Deno.stat(`${dir}/in/big.bin`)).size, 6 << 20);
+    } finally {
+      await tmux.kill();
+      await bob.dispose();
+      await serve.dispose();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
