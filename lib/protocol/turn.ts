@@ -41,6 +41,7 @@ import {
   type StunAttribute,
   type StunClass,
   StunError,
+  type StunMessage,
 } from "./stun.ts";
 
 export { MAGIC_COOKIE };
@@ -224,7 +225,7 @@ export function decodeTurnMessage(bytes: Uint8Array): DecodedTurnMessage {
   if (new DataView(bytes.buffer, bytes.byteOffset).getUint32(4) !== MAGIC_COOKIE) {
     throw new TurnCodecError("no STUN magic cookie");
   }
-  let stun;
+  let stun: StunMessage;
   try {
     stun = decodeStun(bytes, { maxBytes: MAX_MESSAGE_BYTES });
   } catch (err) {
