@@ -400,7 +400,7 @@ function readAttribute(
       return;
     }
     case ATTR.data:
-      into.data = value.slice();
+      into.data = value; // decodeStun made it a copy of its own
       return;
     case ATTR.peer:
       into.peer = xorAddress(value, id, "XOR-PEER-ADDRESS");
