@@ -14,7 +14,7 @@
  * ```
  * @module
  */
-import { ipv4ToBytes } from "./ip_bytes.ts";
+import { ipv4ToBytes } from "../net/ip_bytes.ts";
 
 /** The UDP port NAT-PMP and PCP servers listen on. */
 export const PORT_MAPPING_SERVER_PORT = 5351;

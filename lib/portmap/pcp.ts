@@ -23,7 +23,7 @@
  * ```
  * @module
  */
-import { AddressError, addressFromBytes16, addressToBytes16 } from "./ip_bytes.ts";
+import { AddressError, addressFromBytes16, addressToBytes16 } from "../net/ip_bytes.ts";
 
 /** PCP's version number. */
 export const PCP_VERSION = 2;

@@ -24,7 +24,7 @@
  */
 
 import type { Endpoint } from "./endpoint.ts";
-import { formatIp, ipBytes } from "./turn.ts";
+import { formatIp, ipBytes } from "../net/ip_bytes.ts";
 
 /** Frame type bytes. */
 export const FrameType = {

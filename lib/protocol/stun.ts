@@ -2,7 +2,10 @@
  * STUN (RFC 8489) as far as a Binding server and client need it, and the classic RFC 3489 form
  * older clients still send (no magic cookie; `stun` of Debian's stun-client): the header, the
  * attributes, MAPPED-ADDRESS and XOR-MAPPED-ADDRESS (IPv4 and IPv6), SOFTWARE, FINGERPRINT
- * (CRC-32 xor 0x5354554e), ERROR-CODE and UNKNOWN-ATTRIBUTES. The coordinator answers Binding
+ * (CRC-32 xor 0x5354554e), MESSAGE-INTEGRITY (HMAC-SHA1), ERROR-CODE and UNKNOWN-ATTRIBUTES. It is
+ * the one STUN message layer: TURN's codec (`turn.ts`) encodes and decodes its messages with
+ * {@linkcode encodeStun} and {@linkcode decodeStun} and its addresses with
+ * {@linkcode encodeAddress} and {@linkcode decodeAddress}. The coordinator answers Binding
  * requests on its UDP port with {@linkcode answerBinding}; a client asks any STUN server where it
  * sees us with {@linkcode encodeBindingRequest} and {@linkcode parseBindingAnswer}. A STUN
  * message starts with a byte 0x00 or 0x01 (the two top bits of its type are zero, and Binding is
@@ -20,7 +23,9 @@
  * ```
  * @module
  */
-import { isIPv4, isIPv6 } from "node:net";
+import { hmac } from "@noble/hashes/hmac.js";
+import { sha1 } from "@noble/hashes/legacy.js";
+import { formatIp, ipBytes } from "../net/ip_bytes.ts";
 import type { Endpoint } from "./endpoint.ts";
 
 /** The magic cookie of RFC 5389 and later; classic RFC 3489 messages have random bytes there. */
@@ -31,6 +36,8 @@ export const HEADER_LENGTH = 20;
 export const MAX_STUN_BYTES = 1280;
 /** The Binding method. */
 export const BINDING = 0x001;
+/** The longest message the header's 16-bit length can describe (TURN's DATA can fill it). */
+export const MAX_MESSAGE_BYTES = HEADER_LENGTH + 0xffff;
 
 /** Attribute types this module knows. */
 export const Attr = {
@@ -88,6 +95,22 @@ const CLASS_BITS: Record<StunClass, number> = {
   error: 0x110,
 };
 const FINGERPRINT_XOR = 0x5354554e;
+/** MESSAGE-INTEGRITY's attribute header and its 20-byte HMAC-SHA1. */
+const INTEGRITY_LENGTH = 24;
+
+/** Options of {@linkcode decodeStun}. */
+export interface DecodeStunOptions {
+  /** Longest message accepted; {@linkcode MAX_STUN_BYTES} unless said (TURN allows more). */
+  maxBytes?: number;
+}
+
+/** Options of {@linkcode encodeStun}. */
+export interface EncodeStunOptions {
+  /** End the message with FINGERPRINT (not for classic messages). */
+  fingerprint?: boolean;
+  /** Add MESSAGE-INTEGRITY (HMAC-SHA1 with this key) after the attributes, before FINGERPRINT. */
+  integrityKey?: Uint8Array;
+}
 
 /**
  * Whether `bytes` look like a STUN message, cheaply: at least a header, a first byte of 0x00 or
@@ -109,7 +132,8 @@ export function isStun(bytes: Uint8Array): boolean {
 /**
  * Decodes a STUN message. Checks the header, every attribute's length against the message, and
  * FINGERPRINT when present (it must be last and match). Attributes after MESSAGE-INTEGRITY other
- * than FINGERPRINT are dropped, as RFC 8489 §14.5 says. Throws {@linkcode StunError}.
+ * than FINGERPRINT are dropped, as RFC 8489 §14.5 says. Throws {@linkcode StunError}; a message
+ * over `options.maxBytes` ({@linkcode MAX_STUN_BYTES}) is one.
  *
  * @example
  * ```ts
@@ -117,9 +141,10 @@ export function isStun(bytes: Uint8Array): boolean {
  * if (msg.class === "request" && msg.method === BINDING) console.log(msg.attributes.length);
  * ```
  */
-export function decodeStun(bytes: Uint8Array): StunMessage {
-  if (bytes.length > MAX_STUN_BYTES) {
-    throw new StunError(`Not a STUN message: ${bytes.length} bytes is over ${MAX_STUN_BYTES}`);
+export function decodeStun(bytes: Uint8Array, options: DecodeStunOptions = {}): StunMessage {
+  const maxBytes = options.maxBytes ?? MAX_STUN_BYTES;
+  if (bytes.length > maxBytes) {
+    throw new StunError(`Not a STUN message: ${bytes.length} bytes is over ${maxBytes}`);
   }
   if (!isStun(bytes)) {
     throw new StunError("Not a STUN message: bad header (type bits, or length and size differ)");
@@ -163,9 +188,10 @@ export function decodeStun(bytes: Uint8Array): StunMessage {
 }
 
 /**
- * Encodes a STUN message; with `fingerprint`, a FINGERPRINT attribute ends it (not for classic
- * messages). Throws `RangeError` on a transaction id of the wrong length or an attribute value
- * over 65,535 bytes.
+ * Encodes a STUN message; with `integrityKey`, MESSAGE-INTEGRITY follows the attributes, and with
+ * `fingerprint`, a FINGERPRINT attribute ends it (neither for classic messages). Throws
+ * `RangeError` on a transaction id of the wrong length, an attribute value over 65,535 bytes, or
+ * a message over {@linkcode MAX_MESSAGE_BYTES}.
  *
  * @example
  * ```ts
@@ -174,18 +200,22 @@ export function decodeStun(bytes: Uint8Array): StunMessage {
  *   attributes: [] }, { fingerprint: true }).length; // 28
  * ```
  */
-export function encodeStun(msg: StunMessage, options: { fingerprint?: boolean } = {}): Uint8Array {
+export function encodeStun(msg: StunMessage, options: EncodeStunOptions = {}): Uint8Array {
   const idLength = msg.classic ? 16 : 12;
   if (msg.transactionId.length !== idLength) {
     throw new RangeError(`Cannot encode STUN: the transaction id must be ${idLength} bytes`);
   }
   const fingerprint = (options.fingerprint ?? false) && !msg.classic;
-  let size = HEADER_LENGTH + (fingerprint ? 8 : 0);
+  const key = msg.classic ? undefined : options.integrityKey;
+  let size = HEADER_LENGTH + (fingerprint ? 8 : 0) + (key ? INTEGRITY_LENGTH : 0);
   for (const a of msg.attributes) {
     if (a.value.length > 0xffff) {
       throw new RangeError(`Cannot encode STUN: attribute 0x${hex4(a.type)} is over 65535 bytes`);
     }
     size += 4 + a.value.length + pad(a.value.length);
+  }
+  if (size > MAX_MESSAGE_BYTES) {
+    throw new RangeError(`Cannot encode STUN: ${size} bytes is over ${MAX_MESSAGE_BYTES}`);
   }
   const bytes = new Uint8Array(size);
   const view = new DataView(bytes.buffer);
@@ -201,6 +231,16 @@ export function encodeStun(msg: StunMessage, options: { fingerprint?: boolean } 
     bytes.set(a.value, at + 4);
     at += 4 + a.value.length + pad(a.value.length);
   }
+  if (key) {
+    // The HMAC covers the message up to the attribute, its length counting the attribute; the
+    // length field already counts FINGERPRINT too, so it is set to end here while hashing.
+    view.setUint16(2, at + INTEGRITY_LENGTH - HEADER_LENGTH);
+    view.setUint16(at, Attr.MESSAGE_INTEGRITY);
+    view.setUint16(at + 2, 20);
+    bytes.set(hmac(sha1, key, bytes.subarray(0, at)), at + 4);
+    view.setUint16(2, size - HEADER_LENGTH);
+    at += INTEGRITY_LENGTH;
+  }
   if (fingerprint) {
     view.setUint16(at, Attr.FINGERPRINT);
     view.setUint16(at + 2, 4);
@@ -215,14 +255,61 @@ export function attribute(msg: StunMessage, type: number): Uint8Array | undefine
 }
 
 /**
- * Encodes an address attribute's value: MAPPED-ADDRESS (plain) or, with `xor`, XOR-MAPPED-ADDRESS
- * (xored with the magic cookie and, for IPv6, the transaction id).
+ * Where the MESSAGE-INTEGRITY attribute of a message {@linkcode decodeStun} read starts in its
+ * bytes, if it has one: the attributes before it are kept in order, so their lengths say.
+ *
+ * @example
+ * ```ts
+ * const msg = decodeStun(bytes);
+ * const at = integrityOffset(msg);
+ * if (at !== undefined && !integrityMatches(bytes, at, key)) throw new Error("forged");
+ * ```
+ */
+export function integrityOffset(msg: StunMessage): number | undefined {
+  let at = HEADER_LENGTH;
+  for (const a of msg.attributes) {
+    if (a.type === Attr.MESSAGE_INTEGRITY) return at;
+    at += 4 + padded(a.value.length);
+  }
+  return undefined;
+}
+
+/**
+ * Whether the 20-byte MESSAGE-INTEGRITY at offset `at` of `bytes` (see
+ * {@linkcode integrityOffset}) is the HMAC-SHA1 with `key` of what precedes it, the length field
+ * counting up to and including the attribute (RFC 8489 §14.5). Constant time.
+ *
+ * @example
+ * ```ts
+ * integrityMatches(bytes, integrityOffset(decodeStun(bytes))!, key); // true or false
+ * ```
+ */
+export function integrityMatches(bytes: Uint8Array, at: number, key: Uint8Array): boolean {
+  if (at + INTEGRITY_LENGTH > bytes.length) return false;
+  const copy = bytes.slice(0, at);
+  new DataView(copy.buffer).setUint16(2, at + INTEGRITY_LENGTH - HEADER_LENGTH);
+  const want = hmac(sha1, key, copy);
+  const got = bytes.subarray(at + 4, at + INTEGRITY_LENGTH);
+  let diff = 0;
+  for (let i = 0; i < 20; i++) diff |= want[i] ^ got[i];
+  return diff === 0;
+}
+
+/**
+ * Encodes an address attribute's value: MAPPED-ADDRESS (plain) or, with `xor`, the XOR form
+ * (XOR-MAPPED-ADDRESS, and TURN's XOR-PEER-ADDRESS and XOR-RELAYED-ADDRESS: xored with the magic
+ * cookie and, for IPv6, the transaction id). A zone (`%eth0`) is left out: the peer cannot use it.
+ * Throws `RangeError` (an `AddressError`) on a host that is not an IP address or a port
+ * outside 0..65535.
  */
 export function encodeAddress(
   ep: Endpoint,
   options: { xor?: { transactionId: Uint8Array } } = {},
 ): Uint8Array {
-  const ip = ipBytes(ep.host);
+  if (!(Number.isInteger(ep.port) && ep.port >= 0 && ep.port <= 65535)) {
+    throw new RangeError(`Cannot encode a STUN address: port ${ep.port} is not in 0..65535`);
+  }
+  const ip = ipBytes(ep.host.replace(/%.*$/, ""));
   const value = new Uint8Array(4 + ip.length);
   value[1] = ip.length === 4 ? 1 : 2;
   value[2] = ep.port >> 8;
@@ -234,19 +321,20 @@ export function encodeAddress(
 
 /**
  * Decodes an address attribute's value (see {@linkcode encodeAddress}); undefined when it is
- * malformed (a wrong length or family, port 0).
+ * malformed (a wrong length or family), or has port 0 unless `portZero` (TURN's XOR-PEER-ADDRESS
+ * may: a permission is for an IP address, whatever the port).
  */
 export function decodeAddress(
   value: Uint8Array,
-  options: { xor?: { transactionId: Uint8Array } } = {},
+  options: { xor?: { transactionId: Uint8Array }; portZero?: boolean } = {},
 ): Endpoint | undefined {
   const family = value.length === 8 ? 1 : value.length === 20 ? 2 : 0;
   if (family === 0 || value[1] !== family) return undefined;
   const copy = value.slice();
   if (options.xor) xorAddress(copy, options.xor.transactionId);
   const port = copy[2] << 8 | copy[3];
-  if (port === 0) return undefined;
-  return { host: ipText(copy.subarray(4)), port };
+  if (port === 0 && !options.portZero) return undefined;
+  return { host: formatIp(copy.subarray(4)), port };
 }
 
 /**
@@ -404,8 +492,15 @@ export function answerBinding(
   return full.length <= request.length ? full : bare;
 }
 
-/** ERROR-CODE's value: class and number, then the reason phrase. */
-function errorCode(code: number, reason: string): Uint8Array {
+/**
+ * ERROR-CODE's value: class and number, then the reason phrase.
+ *
+ * @example
+ * ```ts
+ * errorCode(420, "Unknown Attribute").length; // 21
+ * ```
+ */
+export function errorCode(code: number, reason: string): Uint8Array {
   const text = utf8(reason);
   const value = new Uint8Array(4 + text.length);
   value[2] = Math.floor(code / 100);
@@ -421,36 +516,6 @@ function xorAddress(value: Uint8Array, transactionId: Uint8Array): void {
   value[2] ^= mask[0];
   value[3] ^= mask[1];
   for (let i = 4; i < value.length; i++) value[i] ^= mask[i - 4];
-}
-
-function ipBytes(host: string): Uint8Array {
-  if (isIPv4(host)) return Uint8Array.from(host.split(".").map(Number));
-  if (!isIPv6(host)) throw new RangeError(`Cannot encode STUN: "${host}" is not an IP address`);
-  const bytes = new Uint8Array(16);
-  let text = host;
-  const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(text);
-  if (v4) {
-    const [a, b, c, d] = v4[1].split(".").map(Number);
-    text = text.slice(0, -v4[1].length) + `${hex4(a << 8 | b)}:${hex4(c << 8 | d)}`;
-  }
-  const [head, tail] = text.includes("::") ? text.split("::") : [text, ""];
-  const left = head === "" ? [] : head.split(":");
-  const right = tail === "" ? [] : tail.split(":");
-  const groups = [...left, ...Array(8 - left.length - right.length).fill("0"), ...right];
-  groups.forEach((g, i) => {
-    const n = parseInt(g, 16);
-    bytes[i * 2] = n >> 8;
-    bytes[i * 2 + 1] = n & 0xff;
-  });
-  return bytes;
-}
-
-/** An address's text: dotted IPv4, or IPv6 in its canonical form (RFC 5952). */
-function ipText(bytes: Uint8Array): string {
-  if (bytes.length === 4) return bytes.join(".");
-  const groups: string[] = [];
-  for (let i = 0; i < 16; i += 2) groups.push((bytes[i] << 8 | bytes[i + 1]).toString(16));
-  return new URL(`http://[${groups.join(":")}]/`).hostname.slice(1, -1);
 }
 
 const CRC_TABLE = (() => {

@@ -6,10 +6,11 @@
  * credential key, and ChannelData framing. Pure functions: bytes ↔ messages, no I/O, so that
  * what a TURN server (or anyone spoofing one) sends can be fuzzed.
  *
- * Self-contained on purpose: `stun.ts` (Binding, FINGERPRINT) is written beside it; the two share
- * the header and the XOR address form and may be merged. Unknown attributes are skipped (a
- * comprehension-required one in a response is no reason for a client to fail), FINGERPRINT
- * included; every length is checked, and a malformed message throws {@linkcode TurnCodecError}.
+ * Built on `stun.ts`, the one STUN message layer: the header, the attribute framing, FINGERPRINT
+ * (checked when present), MESSAGE-INTEGRITY and the XOR address form are its; this module maps
+ * TURN's methods and attributes onto it. Unknown attributes are skipped (a comprehension-required
+ * one in a response is no reason for a client to fail); every length is checked, and a malformed
+ * message throws {@linkcode TurnCodecError}.
  *
  * @example
  * ```ts
@@ -23,19 +24,33 @@
  * ```
  * @module
  */
-import { hmac } from "@noble/hashes/hmac.js";
-import { md5, sha1 } from "@noble/hashes/legacy.js";
+import { md5 } from "@noble/hashes/legacy.js";
 import type { Endpoint } from "./endpoint.ts";
+import {
+  Attr,
+  decodeAddress,
+  decodeStun,
+  encodeAddress,
+  encodeStun,
+  errorCode,
+  HEADER_LENGTH,
+  integrityMatches,
+  integrityOffset,
+  MAGIC_COOKIE,
+  MAX_MESSAGE_BYTES,
+  type StunAttribute,
+  type StunClass,
+  StunError,
+  type StunMessage,
+} from "./stun.ts";
 
-/** The STUN magic cookie. */
-export const MAGIC_COOKIE = 0x2112a442;
+export { MAGIC_COOKIE };
+export { formatIp, ipBytes } from "../net/ip_bytes.ts";
 /** REQUESTED-TRANSPORT for UDP. */
 export const UDP_TRANSPORT = 17;
 /** Channel numbers a client may bind (RFC 8656 §12). */
 export const MIN_CHANNEL = 0x4000;
 export const MAX_CHANNEL = 0x4fff;
-const HEADER = 20;
-const INTEGRITY_LENGTH = 24; // attribute header + 20-byte HMAC-SHA1
 
 /** The TURN methods (and STUN's Binding). */
 export type TurnMethod =
@@ -48,7 +63,7 @@ export type TurnMethod =
   | "channel-bind";
 
 /** A message's class. */
-export type TurnClass = "request" | "indication" | "success" | "error";
+export type TurnClass = StunClass;
 
 const METHODS: Record<TurnMethod, number> = {
   binding: 0x001,
@@ -59,12 +74,11 @@ const METHODS: Record<TurnMethod, number> = {
   "create-permission": 0x008,
   "channel-bind": 0x009,
 };
-const CLASSES: Record<TurnClass, number> = { request: 0, indication: 1, success: 2, error: 3 };
 
 const ATTR = {
-  username: 0x0006,
-  integrity: 0x0008,
-  errorCode: 0x0009,
+  username: Attr.USERNAME,
+  integrity: Attr.MESSAGE_INTEGRITY,
+  errorCode: Attr.ERROR_CODE,
   channel: 0x000c,
   lifetime: 0x000d,
   peer: 0x0012,
@@ -73,7 +87,7 @@ const ATTR = {
   nonce: 0x0015,
   relayed: 0x0016,
   requestedTransport: 0x0019,
-  mapped: 0x0020,
+  mapped: Attr.XOR_MAPPED_ADDRESS,
 } as const;
 
 /** The attributes this codec knows; each at most once (the first wins when decoding). */
@@ -144,62 +158,45 @@ export function longTermKey(username: string, realm: string, password: string): 
  * ```
  */
 export function encodeTurnMessage(message: TurnMessage, key?: Uint8Array): Uint8Array {
-  if (message.transactionId.length !== 12) throw new RangeError("transaction id must be 12 bytes");
   const id = message.transactionId;
-  const parts: Uint8Array[] = [];
+  const parts: StunAttribute[] = [];
   const a = message.attributes;
+  const add = (type: number, value: Uint8Array) => parts.push({ type, value });
   const text = (type: number, value: string, max: number) => {
     const bytes = encoder.encode(value);
     if (bytes.length > max) throw new RangeError(`attribute 0x${type.toString(16)} too long`);
-    parts.push(attribute(type, bytes));
+    add(type, bytes);
   };
   if (a.requestedTransport !== undefined) {
-    parts.push(attribute(ATTR.requestedTransport, new Uint8Array([a.requestedTransport, 0, 0, 0])));
+    add(ATTR.requestedTransport, new Uint8Array([a.requestedTransport, 0, 0, 0]));
   }
-  if (a.lifetime !== undefined) parts.push(attribute(ATTR.lifetime, u32(a.lifetime)));
+  if (a.lifetime !== undefined) add(ATTR.lifetime, u32(a.lifetime));
   if (a.channel !== undefined) {
     if (!(a.channel >= MIN_CHANNEL && a.channel <= MAX_CHANNEL)) {
       throw new RangeError(`channel 0x${a.channel.toString(16)} is not in 0x4000..0x4fff`);
     }
-    parts.push(attribute(ATTR.channel, new Uint8Array([a.channel >> 8, a.channel & 0xff, 0, 0])));
+    add(ATTR.channel, new Uint8Array([a.channel >> 8, a.channel & 0xff, 0, 0]));
   }
-  if (a.peer) parts.push(attribute(ATTR.peer, xorAddress(a.peer, id)));
-  if (a.relayed) parts.push(attribute(ATTR.relayed, xorAddress(a.relayed, id)));
-  if (a.mapped) parts.push(attribute(ATTR.mapped, xorAddress(a.mapped, id)));
-  if (a.data) parts.push(attribute(ATTR.data, a.data));
+  const xor = { xor: { transactionId: id } };
+  if (a.peer) add(ATTR.peer, encodeAddress(a.peer, xor));
+  if (a.relayed) add(ATTR.relayed, encodeAddress(a.relayed, xor));
+  if (a.mapped) add(ATTR.mapped, encodeAddress(a.mapped, xor));
+  if (a.data) add(ATTR.data, a.data);
   if (a.errorCode) {
     const { code, reason } = a.errorCode;
     if (!(code >= 300 && code <= 699)) throw new RangeError(`error code ${code} not in 300..699`);
-    const r = encoder.encode(reason);
-    const body = new Uint8Array(4 + r.length);
-    body[2] = Math.floor(code / 100);
-    body[3] = code % 100;
-    body.set(r, 4);
-    parts.push(attribute(ATTR.errorCode, body));
+    add(ATTR.errorCode, errorCode(code, reason));
   }
   if (a.username !== undefined) text(ATTR.username, a.username, 512);
   if (a.realm !== undefined) text(ATTR.realm, a.realm, 763);
   if (a.nonce !== undefined) text(ATTR.nonce, a.nonce, 763);
-  const bodyLength = parts.reduce((n, p) => n + p.length, 0);
-  const total = HEADER + bodyLength + (key ? INTEGRITY_LENGTH : 0);
-  if (total - HEADER > 0xffff) throw new RangeError("message too long");
-  const out = new Uint8Array(total);
-  const view = new DataView(out.buffer);
-  view.setUint16(0, messageType(message.method, message.cls));
-  view.setUint16(2, total - HEADER);
-  view.setUint32(4, MAGIC_COOKIE);
-  out.set(id, 8);
-  let at = HEADER;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  if (key) {
-    view.setUint16(at, ATTR.integrity);
-    view.setUint16(at + 2, 20);
-    out.set(hmac(sha1, key, out.subarray(0, at)), at + 4);
-  }
-  return out;
+  return encodeStun({
+    method: METHODS[message.method],
+    class: message.cls,
+    transactionId: id,
+    classic: false,
+    attributes: parts,
+  }, { integrityKey: key });
 }
 
 /**
@@ -207,7 +204,7 @@ export function encodeTurnMessage(message: TurnMessage, key?: Uint8Array): Uint8
  * ChannelData or anything else sharing the socket.
  */
 export function isTurnMessage(bytes: Uint8Array): boolean {
-  return bytes.length >= HEADER && (bytes[0] & 0xc0) === 0 &&
+  return bytes.length >= HEADER_LENGTH && (bytes[0] & 0xc0) === 0 &&
     new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(4) === MAGIC_COOKIE;
 }
 
@@ -222,42 +219,36 @@ export function isTurnMessage(bytes: Uint8Array): boolean {
  * ```
  */
 export function decodeTurnMessage(bytes: Uint8Array): DecodedTurnMessage {
-  if (bytes.length < HEADER) {
+  if (bytes.length < HEADER_LENGTH) {
     throw new TurnCodecError(`${bytes.length} bytes: shorter than a header`);
   }
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const type = view.getUint16(0);
-  if (type & 0xc000) throw new TurnCodecError("not a STUN message: the first two bits are not 0");
-  if (view.getUint32(4) !== MAGIC_COOKIE) throw new TurnCodecError("no STUN magic cookie");
-  const length = view.getUint16(2);
-  if (length % 4 !== 0 || HEADER + length !== bytes.length) {
-    throw new TurnCodecError(`length ${length} does not match the ${bytes.length}-byte message`);
+  if (new DataView(bytes.buffer, bytes.byteOffset).getUint32(4) !== MAGIC_COOKIE) {
+    throw new TurnCodecError("no STUN magic cookie");
   }
-  const { method, cls } = splitType(type);
-  const transactionId = bytes.slice(8, 20);
+  let stun: StunMessage;
+  try {
+    stun = decodeStun(bytes, { maxBytes: MAX_MESSAGE_BYTES });
+  } catch (err) {
+    if (err instanceof StunError) throw new TurnCodecError(err.message);
+    throw err;
+  }
+  const method = (Object.keys(METHODS) as TurnMethod[]).find((k) => METHODS[k] === stun.method);
+  if (method === undefined) throw new TurnCodecError(`unknown method 0x${hex(stun.method)}`);
+  const { transactionId } = stun;
   const attributes: TurnAttributes = {};
-  const message: DecodedTurnMessage = { method, cls, transactionId, attributes };
+  const message: DecodedTurnMessage = { method, cls: stun.class, transactionId, attributes };
   const seen = new Set<number>();
-  let at = HEADER;
-  while (at < bytes.length) {
-    if (at + 4 > bytes.length) throw new TurnCodecError("truncated attribute header");
-    const attrType = view.getUint16(at);
-    const attrLength = view.getUint16(at + 2);
-    const start = at + 4;
-    const end = start + attrLength;
-    if (end > bytes.length) throw new TurnCodecError(`attribute 0x${hex(attrType)} is truncated`);
-    const value = bytes.subarray(start, end);
-    if (attrType === ATTR.integrity) {
-      if (attrLength !== 20) throw new TurnCodecError("MESSAGE-INTEGRITY is not 20 bytes");
-      message.integrityAt = at;
-      // Only FINGERPRINT may follow it; what follows is ignored (RFC 8489 §14.5).
+  for (const { type, value } of stun.attributes) {
+    if (type === ATTR.integrity) {
+      if (value.length !== 20) throw new TurnCodecError("MESSAGE-INTEGRITY is not 20 bytes");
+      message.integrityAt = integrityOffset(stun);
+      // Only FINGERPRINT (checked by decodeStun) may follow it (RFC 8489 §14.5).
       break;
     }
-    if (!seen.has(attrType)) {
-      seen.add(attrType);
-      readAttribute(attrType, value, transactionId, attributes);
+    if (!seen.has(type)) {
+      seen.add(type);
+      readAttribute(type, value, transactionId, attributes);
     }
-    at = start + ((attrLength + 3) & ~3);
   }
   return message;
 }
@@ -278,15 +269,7 @@ export function checkIntegrity(
   key: Uint8Array,
 ): boolean {
   const at = message.integrityAt;
-  if (at === undefined) return false;
-  const copy = bytes.slice(0, at);
-  // The length field counts up to and including MESSAGE-INTEGRITY.
-  new DataView(copy.buffer).setUint16(2, at + INTEGRITY_LENGTH - HEADER);
-  const want = hmac(sha1, key, copy);
-  const got = bytes.subarray(at + 4, at + 24);
-  let diff = 0;
-  for (let i = 0; i < 20; i++) diff |= want[i] ^ got[i];
-  return diff === 0;
+  return at !== undefined && integrityMatches(bytes, at, key);
 }
 
 /**
@@ -352,16 +335,6 @@ export function encodeBase64(bytes: Uint8Array): string {
   return btoa(s);
 }
 
-function attribute(type: number, value: Uint8Array): Uint8Array {
-  const out = new Uint8Array(4 + ((value.length + 3) & ~3));
-  out[0] = type >> 8;
-  out[1] = type & 0xff;
-  out[2] = value.length >> 8;
-  out[3] = value.length & 0xff;
-  out.set(value, 4);
-  return out;
-}
-
 function u32(n: number): Uint8Array {
   if (!(Number.isInteger(n) && n >= 0 && n <= 0xffffffff)) {
     throw new RangeError(`${n} is not a 32-bit unsigned integer`);
@@ -369,22 +342,6 @@ function u32(n: number): Uint8Array {
   const out = new Uint8Array(4);
   new DataView(out.buffer).setUint32(0, n);
   return out;
-}
-
-function messageType(method: TurnMethod, cls: TurnClass): number {
-  const m = METHODS[method];
-  const c = CLASSES[cls];
-  return (m & 0x000f) | ((m & 0x0070) << 1) | ((m & 0x0f80) << 2) | ((c & 1) << 4) |
-    ((c & 2) << 7);
-}
-
-function splitType(type: number): { method: TurnMethod; cls: TurnClass } {
-  const m = (type & 0x000f) | ((type >> 1) & 0x0070) | ((type >> 2) & 0x0f80);
-  const c = ((type >> 4) & 1) | ((type >> 7) & 2);
-  const method = (Object.keys(METHODS) as TurnMethod[]).find((k) => METHODS[k] === m);
-  if (method === undefined) throw new TurnCodecError(`unknown method 0x${hex(m)}`);
-  const cls = (Object.keys(CLASSES) as TurnClass[]).find((k) => CLASSES[k] === c)!;
-  return { method, cls };
 }
 
 function readAttribute(
@@ -443,113 +400,24 @@ function readAttribute(
       return;
     }
     case ATTR.data:
-      into.data = value.slice();
+      into.data = value; // decodeStun made it a copy of its own
       return;
     case ATTR.peer:
-      into.peer = readXorAddress(value, id, "XOR-PEER-ADDRESS");
+      into.peer = xorAddress(value, id, "XOR-PEER-ADDRESS");
       return;
     case ATTR.relayed:
-      into.relayed = readXorAddress(value, id, "XOR-RELAYED-ADDRESS");
+      into.relayed = xorAddress(value, id, "XOR-RELAYED-ADDRESS");
       return;
     case ATTR.mapped:
-      into.mapped = readXorAddress(value, id, "XOR-MAPPED-ADDRESS");
+      into.mapped = xorAddress(value, id, "XOR-MAPPED-ADDRESS");
       return;
   }
 }
 
-function xorAddress(ep: Endpoint, id: Uint8Array): Uint8Array {
-  const ip = ipBytes(ep.host);
-  if (!(Number.isInteger(ep.port) && ep.port >= 0 && ep.port <= 65535)) {
-    throw new RangeError(`port ${ep.port} is not in 0..65535`);
-  }
-  const out = new Uint8Array(4 + ip.length);
-  out[1] = ip.length === 4 ? 1 : 2;
-  const port = ep.port ^ (MAGIC_COOKIE >>> 16);
-  out[2] = port >> 8;
-  out[3] = port & 0xff;
-  const mask = xorMask(id);
-  for (let i = 0; i < ip.length; i++) out[4 + i] = ip[i] ^ mask[i];
-  return out;
-}
-
-function readXorAddress(value: Uint8Array, id: Uint8Array, what: string): Endpoint {
-  const family = value[1];
-  const size = family === 1 ? 4 : family === 2 ? 16 : 0;
-  if (value.length < 4 || size === 0 || value.length !== 4 + size) {
-    throw new TurnCodecError(`${what} is not an IPv4 or IPv6 address`);
-  }
-  const port = ((value[2] << 8) | value[3]) ^ (MAGIC_COOKIE >>> 16);
-  const mask = xorMask(id);
-  const ip = new Uint8Array(size);
-  for (let i = 0; i < size; i++) ip[i] = value[4 + i] ^ mask[i];
-  return { host: formatIp(ip), port };
-}
-
-function xorMask(id: Uint8Array): Uint8Array {
-  const mask = new Uint8Array(16);
-  new DataView(mask.buffer).setUint32(0, MAGIC_COOKIE);
-  mask.set(id, 4);
-  return mask;
-}
-
-/** An IP address's bytes (4 or 16); throws `RangeError` on anything else. */
-export function ipBytes(host: string): Uint8Array {
-  const v4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(host);
-  if (v4) {
-    const bytes = v4.slice(1).map(Number);
-    if (bytes.some((b) => b > 255)) throw new RangeError(`"${host}" is not an IPv4 address`);
-    return new Uint8Array(bytes);
-  }
-  const halves = host.split("::");
-  if (halves.length > 2 || !/^[0-9a-fA-F:.]+$/.test(host)) {
-    throw new RangeError(`"${host}" is not an IP address`);
-  }
-  const groups = (s: string): number[] => {
-    if (s === "") return [];
-    const out: number[] = [];
-    for (const g of s.split(":")) {
-      if (g.includes(".")) {
-        const b = ipBytes(g);
-        out.push((b[0] << 8) | b[1], (b[2] << 8) | b[3]);
-      } else if (/^[0-9a-fA-F]{1,4}$/.test(g)) out.push(parseInt(g, 16));
-      else throw new RangeError(`"${host}" is not an IPv6 address`);
-    }
-    return out;
-  };
-  const head = groups(halves[0]);
-  const tail = halves.length === 2 ? groups(halves[1]) : [];
-  const fill = 8 - head.length - tail.length;
-  if (halves.length === 2 ? fill < 1 : fill !== 0) {
-    throw new RangeError(`"${host}" is not an IPv6 address`);
-  }
-  const all = [...head, ...new Array(halves.length === 2 ? fill : 0).fill(0), ...tail];
-  const out = new Uint8Array(16);
-  all.forEach((g, i) => {
-    out[2 * i] = g >> 8;
-    out[2 * i + 1] = g & 0xff;
-  });
-  return out;
-}
-
-/** An IP address's text: dotted IPv4, or RFC 5952 IPv6 (lower case, longest zero run as ::). */
-export function formatIp(ip: Uint8Array): string {
-  if (ip.length === 4) return ip.join(".");
-  const g: number[] = [];
-  for (let i = 0; i < 16; i += 2) g.push((ip[i] << 8) | ip[i + 1]);
-  let best = -1;
-  let bestLen = 1;
-  for (let i = 0; i < 8;) {
-    let j = i;
-    while (j < 8 && g[j] === 0) j++;
-    if (j - i > bestLen) {
-      best = i;
-      bestLen = j - i;
-    }
-    i = j === i ? i + 1 : j;
-  }
-  const hexes = g.map((x) => x.toString(16));
-  if (best < 0) return hexes.join(":");
-  return `${hexes.slice(0, best).join(":")}::${hexes.slice(best + bestLen).join(":")}`;
+function xorAddress(value: Uint8Array, id: Uint8Array, what: string): Endpoint {
+  const ep = decodeAddress(value, { xor: { transactionId: id }, portZero: true });
+  if (ep === undefined) throw new TurnCodecError(`${what} is not an IPv4 or IPv6 address`);
+  return ep;
 }
 
 function hex(n: number): string {

@@ -17,7 +17,7 @@ import {
   PcpError,
   type PcpResponse,
 } from "../../lib/portmap/pcp.ts";
-import { AddressError, addressFromBytes16, addressToBytes16 } from "../../lib/portmap/ip_bytes.ts";
+import { AddressError, addressFromBytes16, addressToBytes16 } from "../../lib/net/ip_bytes.ts";
 import { mutate, randomBytes } from "../support/fuzz.ts";
 import { prng } from "../support/prng.ts";
 

@@ -11,8 +11,11 @@ import {
   encodeBindingRequest,
   encodeStun,
   HEADER_LENGTH,
+  integrityMatches,
+  integrityOffset,
   isStun,
   MAGIC_COOKIE,
+  MAX_MESSAGE_BYTES,
   MAX_STUN_BYTES,
   parseBindingAnswer,
   StunError,
@@ -26,7 +29,9 @@ const hex = (s: string) => Uint8Array.from(s.match(/[0-9a-f]{2}/gi)!.map((b) => 
 const text = (b: Uint8Array | undefined) => new TextDecoder().decode(b);
 
 // RFC 5769 ("Test Vectors for STUN", April 2010), sections 2.1-2.3, byte for byte. Their
-// MESSAGE-INTEGRITY needs a password we do not use; FINGERPRINT is checked by decodeStun.
+// MESSAGE-INTEGRITY is keyed with the short-term password below; FINGERPRINT is checked by
+// decodeStun.
+const PASSWORD = new TextEncoder().encode("VOkJxbRl1RmTxUk/WvJxBt");
 const TXID = hex("b7 e7 a7 01 bc 34 d6 86 fa 87 df ae");
 const SAMPLE_REQUEST = hex(`
   00 01 00 58 21 12 a4 42 b7 e7 a7 01 bc 34 d6 86 fa 87 df ae
@@ -92,6 +97,52 @@ Deno.test("RFC 5769 2.2 and 2.3: XOR-MAPPED-ADDRESS of both families, to the byt
     encodeAddress(V4, { xor: { transactionId: TXID } }),
     hex("00 01 a1 47 e1 12 a6 43"),
   );
+});
+
+Deno.test("RFC 5769: MESSAGE-INTEGRITY of the three vectors checks out, and only with the key", () => {
+  for (const vector of [SAMPLE_REQUEST, SAMPLE_IPV4_RESPONSE, SAMPLE_IPV6_RESPONSE]) {
+    const at = integrityOffset(decodeStun(vector))!;
+    assert.equal(at, vector.length - 8 - 24);
+    assert.ok(integrityMatches(vector, at, PASSWORD));
+    assert.ok(!integrityMatches(vector, at, new TextEncoder().encode("wrong")));
+    const bad = vector.slice();
+    bad[HEADER_LENGTH + 5] ^= 1;
+    assert.ok(!integrityMatches(bad, at, PASSWORD));
+    assert.ok(!integrityMatches(vector.subarray(0, at + 20), at, PASSWORD));
+  }
+});
+
+Deno.test("encodeStun: MESSAGE-INTEGRITY before FINGERPRINT, both verifiable; size is bounded", () => {
+  const msg: StunMessage = {
+    method: BINDING,
+    class: "success",
+    transactionId: TXID,
+    classic: false,
+    attributes: [{
+      type: Attr.XOR_MAPPED_ADDRESS,
+      value: encodeAddress(V4, { xor: { transactionId: TXID } }),
+    }],
+  };
+  const bytes = encodeStun(msg, { integrityKey: PASSWORD, fingerprint: true });
+  assert.equal(bytes.length, HEADER_LENGTH + 12 + 24 + 8);
+  const back = decodeStun(bytes);
+  assert.deepEqual(back.attributes.map((a) => a.type), [
+    Attr.XOR_MAPPED_ADDRESS,
+    Attr.MESSAGE_INTEGRITY,
+    Attr.FINGERPRINT,
+  ]);
+  assert.ok(integrityMatches(bytes, integrityOffset(back)!, PASSWORD));
+  // Without FINGERPRINT the HMAC is the same: it never covers what follows it.
+  const plain = encodeStun(msg, { integrityKey: PASSWORD });
+  assert.deepEqual(plain.subarray(HEADER_LENGTH), bytes.subarray(HEADER_LENGTH, bytes.length - 8));
+  assert.equal(integrityOffset(decodeStun(encodeStun(msg))), undefined);
+  const big = { type: 0x0013, value: new Uint8Array(0xffff) };
+  assert.throws(() => encodeStun({ ...msg, attributes: [big] }), RangeError);
+  const most = { type: 0x0013, value: new Uint8Array(0xfff8) }; // 65,552 bytes in all
+  const full = encodeStun({ ...msg, attributes: [most] });
+  assert.throws(() => decodeStun(full), StunError);
+  assert.equal(decodeStun(full, { maxBytes: MAX_MESSAGE_BYTES }).attributes.length, 1);
+  assert.throws(() => encodeAddress({ host: "192.0.2.1", port: 65536 }), RangeError);
 });
 
 Deno.test("FINGERPRINT: CRC-32 xor STUN; a changed byte or a misplaced one is refused", () => {

@@ -74,6 +74,24 @@ Deno.test("turn codec: every attribute round-trips, signed, IPv4 and IPv6", () =
   assert.ok(!checkIntegrity(bytes, decodeTurnMessage(bytes), key));
 });
 
+Deno.test("turn codec on the STUN layer: FINGERPRINT checked, big DATA, a peer's port 0", () => {
+  const bad = RFC5769_RESPONSE.slice();
+  bad[bad.length - 1] ^= 1; // the FINGERPRINT's last byte
+  assert.throws(() => decodeTurnMessage(bad), TurnCodecError);
+  // A Data indication over the 1,280 bytes a Binding answer is held to still decodes.
+  const data = new Uint8Array(1400).fill(9);
+  const indication = encodeTurnMessage({
+    method: "data",
+    cls: "indication",
+    transactionId: new Uint8Array(12),
+    attributes: { peer: { host: "198.51.100.7", port: 0 }, data },
+  });
+  assert.deepEqual(decodeTurnMessage(indication).attributes, {
+    peer: { host: "198.51.100.7", port: 0 },
+    data,
+  });
+});
+
 Deno.test("turn codec: every method and class survives its interleaved type bits", () => {
   for (const method of ["allocate", "refresh", "send", "data", "create-permission"] as const) {
     for (const cls of ["request", "indication", "success", "error"] as const) {
