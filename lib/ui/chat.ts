@@ -394,9 +394,10 @@ export async function runChat(options: ChatOptions): Promise<number> {
   if (quit !== "signal") {
     for (const line of pending.splice(0)) handle(peer, line);
   }
-  // Once, and in full only until the history has lines: a login again after an outage, or the
-  // start of someone who has chatted here before, does not print all of it again.
-  if (interactive && !quit) ui.help(returning);
+  // Once, and in full only until the history has lines and when it fits in half the terminal: a
+  // login again after an outage, or the start of someone who has chatted here before, does not
+  // print all of it again.
+  if (interactive && !quit) ui.help(returning ? "brief" : "first");
   await quitRequested;
   if (quit === "drain") await peer.drain();
   else {

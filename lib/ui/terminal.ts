@@ -39,8 +39,12 @@ import type { FileEvent } from "../files/file_events.ts";
 /** Shows a peer's events, the help text and our own notes. */
 export interface Renderer {
   event(e: PeerEvent): void;
-  /** The commands; `brief`: one line saying where they are (at the start of a returning user). */
-  help(brief?: boolean): void;
+  /**
+   * The commands. `brief`: one line saying where they are (at the start of a returning user);
+   * `first`: all of them when they fit in half the terminal, else that line (a first start must
+   * not push the login and who is online off the screen).
+   */
+  help(mode?: "brief" | "first"): void;
   /** Runs `send`, which sends one message to everyone, so that it is shown as one line. */
   sendingToAll(text: string, send: () => void): void;
   /** Shows the conversation just opened (`undefined`: the everyone view) and its backlog. */
@@ -440,12 +444,14 @@ export function terminalRenderer(rl: readline.Interface, options: TerminalOption
       for (const e of backlog) show({ event: e });
       surface.input();
     },
-    help: (brief) => {
-      if (brief) {
+    help: (mode) => {
+      const lines = alignHelp(COMMAND_HELP);
+      const { rows } = terminalSize();
+      if (mode === "brief" || (mode === "first" && lines.length > rows / 2)) {
         print("/help lists the commands; Tab completes commands and names", "gray", new Date());
         return;
       }
-      for (const line of alignHelp(COMMAND_HELP)) print(line, undefined, new Date());
+      for (const line of lines) print(line, undefined, new Date());
     },
     completer: (line) => {
       const done = complete({ line, cursor: editor.cursor, names: names() });

@@ -10,7 +10,7 @@ Deno.test("Tab completes a command word, case-insensitively, in its own spelling
     candidates: ["/msg"],
   });
   assert.equal(complete({ line: "/MS", cursor: 3, names }).line, "/msg ");
-  assert.equal(complete({ line: "/f", cursor: 2, names }).line, "/fingerprint ");
+  assert.equal(complete({ line: "/fin", cursor: 4, names }).line, "/fingerprint ");
 });
 
 Deno.test("several matches: completed as far as they agree, all listed", () => {
