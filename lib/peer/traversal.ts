@@ -145,10 +145,11 @@
  *   in the virtual network of the tests (20 ms one way, sockets opened 30 ms after the
  *   introduction; 1000 seeds per case, with the first round and the spray both at 200 a second):
  *   direct for 98.2 % (home, either side first) to 98.4 %, 98.1 % with an open NAT, against
- *   98.3 % predicted; both sides direct within 1.5 s of the introduction for half of them. With
- *   the first round at once and the spray at 500 a second: median 0.45 s (150 seeds). A failed
- *   search leaves the pair on the relay until the next introduction (90 s on), which may start
- *   another. Without one, the normal search cannot succeed: our probes go to the symmetric
+ *   98.3 % predicted; both sides direct within 1.5 s of the introduction for half of them,
+ *   3.4–3.6 s for 90 %. With the first round at once and the spray at 500 a second (home, 1000
+ *   seeds): 98.8 % direct, within 0.43 s for half, 1.15 s for 90 %, 1.9 s for 99 %, 2.1 s at
+ *   most. A failed search leaves the pair on the relay until the next introduction (90 s on),
+ *   which may start another. Without one, the normal search cannot succeed: our probes go to the symmetric
  *   side's coordinator-observed port, which is not the port it uses toward us, and its probes
  *   come from a port we never sent to, which an address-and-port-dependent filter drops; an open
  *   Linux NAT does not forward them either (they reach the router itself), so no prflx is ever
