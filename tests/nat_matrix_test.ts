@@ -57,7 +57,7 @@ async function runPair(s: PairScenario): Promise<boolean> {
     await exchange(chat.alice, chat.bob, `opening ${spec.name} from alice`);
     await exchange(chat.bob, chat.alice, `opening ${spec.name} from bob`);
     try {
-      // The search's window is 15 s; its second round of probes goes out at 6 s.
+      // The search's window is 15 s; its second round of probes goes out at 3 s.
       await waitForPath(chat.alice, "bob", "direct", 20_000);
       await waitForPath(chat.bob, "alice", "direct", 20_000);
     } catch (err) {

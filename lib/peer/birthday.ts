@@ -8,12 +8,14 @@
  *
  * - Role `sockets` (behind the symmetric NAT): probes the peer's `public` endpoint from each of
  *   K extra sockets ({@linkcode BIRTHDAY_SOCKETS} by default), in two rounds: the first with the
- *   lowest priming TTL, which opens the mappings without reaching the peer's NAT, the second
- *   with the default TTL `secondRoundAfterMs` (6 s) after the start.
+ *   lowest priming TTL, which opens the mappings without reaching the peer's NAT, all at once
+ *   (these probes die in our own network, so they cost no one else anything, and a hit needs
+ *   the mappings: the sooner they all exist, the sooner one is found); the second with the
+ *   default TTL `secondRoundAfterMs` (3 s) after the start, paced.
  * - Role `spray` (behind the easy NAT): probes N distinct random ports (1024) of the peer's
  *   public address from the main socket, drawn lazily by a sparse Fisher-Yates shuffle.
- * - Both send at most `probesPerSecond` (200) probes in any second and stop after `windowMs`
- *   (15 s).
+ * - Both send at most `probesPerSecond` (500) probes that leave our network in any second, and
+ *   stop after `windowMs` (15 s).
  *
  * Separate from the path finder because it is a schedule of its own, with its own limits, that
  * knows nothing of candidates or paths.
@@ -29,8 +31,8 @@
  *   random: () => crypto.getRandomValues(new Uint32Array(1))[0],
  * });
  * search.next(0); // { to: { host: "203.0.113.9", port: <random> }, socket: 0, ttl: undefined }
- * search.next(0); // undefined: the next one is due at 5 (200 per second)
- * search.nextDue; // 5
+ * search.next(0); // undefined: the next one is due at 2 (500 per second)
+ * search.nextDue; // 2
  * ```
  * @module
  */
@@ -41,6 +43,17 @@ import type { Endpoint } from "../protocol/endpoint.ts";
  * default 1024 sprayed ports the search succeeds with probability 1 − (1 − 256/64512)^1024 ≈ 98 %.
  */
 export const BIRTHDAY_SOCKETS = 256;
+/**
+ * Default most probes per second that leave our network (the spray, the second round): each
+ * sprayed probe hits with odds K/64512, so the median hit comes after ln 2 · 64512 / K ≈ 175
+ * probes, 0.35 s at this rate (docs/NAT.md, "The birthday search's arithmetic").
+ */
+export const BIRTHDAY_PROBES_PER_SECOND = 500;
+/**
+ * Default time from the start of the `sockets` side's second round: after the peer's default
+ * spray (1024 ports at 500 per second, 2.05 s) is over, with a margin for the proof's relay trip.
+ */
+export const SECOND_ROUND_AFTER_MS = 3000;
 /** First port a birthday search sprays: NATs allocate from 1024..65535 (Linux). */
 const FIRST_PORT = 1024;
 /** Ports a birthday search may spray. */
@@ -54,7 +67,7 @@ export interface SprayBirthdayOptions {
   role: "spray";
   /** Distinct random ports in 1024..65535 to probe (N); default 1024. */
   ports?: number;
-  /** Most probes in any second, an integer in 1..1000; default 200. */
+  /** Most probes in any second, an integer in 1..1000; default 500. */
   probesPerSecond?: number;
   /** Time from the start after which the search gives up; default 15 000. */
   windowMs?: number;
@@ -69,13 +82,16 @@ export interface SocketsBirthdayOptions {
   role: "sockets";
   /** Ids of the extra sockets the host opened (K of them, e.g. {@linkcode BIRTHDAY_SOCKETS}). */
   sockets: number[];
-  /** Most probes in any second, an integer in 1..1000; default 200. */
+  /**
+   * Most probes that leave our network in any second, an integer in 1..1000; default 500. A
+   * low-TTL first round is not paced: it dies in our own network.
+   */
   probesPerSecond?: number;
   /** Time from the start after which the search gives up; default 15 000. */
   windowMs?: number;
   /**
-   * Time from the start of the second round, with the default TTL; default 6000: after the
-   * peer's default spray (1024 ports at 200 per second) is over.
+   * Time from the start of the second round, with the default TTL; default 3000: after the
+   * peer's default spray (1024 ports at 500 per second) is over.
    */
   secondRoundAfterMs?: number;
 }
@@ -117,7 +133,7 @@ export interface BirthdayProbe {
  * ```
  */
 export function planBirthday(options: BirthdayOptions): BirthdayPlan {
-  const rate = options.probesPerSecond ?? 200;
+  const rate = options.probesPerSecond ?? BIRTHDAY_PROBES_PER_SECOND;
   if (!(Number.isInteger(rate) && rate >= 1 && rate <= 1000)) {
     throw new RangeError(`Invalid probesPerSecond ${rate}: must be an integer in 1..1000`);
   }
@@ -135,7 +151,7 @@ export function planBirthday(options: BirthdayOptions): BirthdayPlan {
   const sockets = [...options.sockets];
   const total = 2 * sockets.length;
   if (total === 0) throw new RangeError("Invalid sockets: at least one is needed");
-  const secondRoundAfterMs = options.secondRoundAfterMs ?? 6000;
+  const secondRoundAfterMs = options.secondRoundAfterMs ?? SECOND_ROUND_AFTER_MS;
   if (!(Number.isFinite(secondRoundAfterMs) && secondRoundAfterMs >= 0)) {
     throw new RangeError(
       `Invalid secondRoundAfterMs ${secondRoundAfterMs}: must be a finite number >= 0`,
@@ -157,7 +173,10 @@ export interface BirthdayStart {
   target: Endpoint;
   /** The start time, in ms. */
   now: number;
-  /** TTL of the `sockets` role's first round; undefined for the default. */
+  /**
+   * TTL of the `sockets` role's first round, which then goes out all at once; undefined for the
+   * default TTL, paced like every probe that reaches the peer.
+   */
   firstRoundTtl: number | undefined;
   /** Random u32, for the sprayed ports. */
   random: () => number;
@@ -177,8 +196,8 @@ export interface BirthdayStart {
  *   random: () => 0,
  * });
  * search.next(0); // { to: target, socket: 7, ttl: 2 }
- * search.next(5); // { to: target, socket: 8, ttl: 2 }
- * search.nextDue; // 6000: the second round, with the default TTL
+ * search.next(0); // { to: target, socket: 8, ttl: 2 }: the low-TTL round goes all at once
+ * search.nextDue; // 3000: the second round, with the default TTL
  * ```
  */
 export class BirthdaySearch {
@@ -232,12 +251,18 @@ export class BirthdaySearch {
   get nextDue(): number | undefined {
     if (this.#sent >= this.#total) return undefined;
     const k = this.#sockets.length;
+    if (this.#burstFirstRound && this.#sent < k) return this.#startAt;
     const scheduled = this.#role === "sockets" && this.#sent >= k
       ? this.#secondRoundAt + ((this.#sent - k) * 1000) / this.#rate
       : this.#startAt + (this.#sent * 1000) / this.#rate;
     return this.#recent.length < this.#rate
       ? scheduled
       : Math.max(scheduled, this.#recent[0] + 1000);
+  }
+
+  /** `sockets` with a low-TTL first round: it goes all at once. */
+  get #burstFirstRound(): boolean {
+    return this.#role === "sockets" && this.#firstRoundTtl !== undefined;
   }
 
   /** Whether the window is over at `now`. */
@@ -261,8 +286,11 @@ export class BirthdaySearch {
       if (this.#sent < this.#sockets.length) ttl = this.#firstRoundTtl;
     }
     this.#sent++;
-    this.#recent.push(now);
-    if (this.#recent.length > this.#rate) this.#recent.shift();
+    // A low-TTL probe dies in our own network: it does not count against the rate.
+    if (ttl === undefined) {
+      this.#recent.push(now);
+      if (this.#recent.length > this.#rate) this.#recent.shift();
+    }
     return { to, socket, ttl };
   }
 

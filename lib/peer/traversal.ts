@@ -108,10 +108,13 @@
  *   prflx. Odds: 1 − (1 − K/64512)^N, 98.3 % by default. H probes in two rounds: the first with
  *   the lowest priming TTL (2), which creates the mappings without reaching E's NAT (an open NAT
  *   would take an unsolicited probe for itself, and the `[UNREPLIED]` entry would divert E's
- *   later spray to that port, as with priming above); the second with the default TTL,
- *   `secondRoundAfterMs` (6 s) after the start, when E's spray is over: it gets in for every port
- *   E sprayed before H's mapping of it existed. Each side sends at most `probesPerSecond` (200)
- *   birthday probes in any second: E its N in 5.1 s, H its K in 1.3 s, twice. A search ends
+ *   later spray to that port, as with priming above), all K at once: they die in H's own network,
+ *   and every sprayed probe that arrives before a mapping exists is wasted; the second with the
+ *   default TTL, `secondRoundAfterMs` (3 s) after the start, when E's spray is over: it gets in
+ *   for every port E sprayed before H's mapping of it existed. Probes that reach the peer go at
+ *   most `probesPerSecond` (500) in any second: E's N in 2.05 s, H's second round in 0.5 s. With
+ *   all K mappings up, each sprayed probe hits with odds K/64512: the median hit comes after
+ *   175 probes, 0.35 s (docs/NAT.md, "The birthday search's arithmetic"). A search ends
  *   when the path becomes direct (by any candidate) or after `windowMs` (15 s), and the extra
  *   sockets go back through `releaseSockets`, all but the one a direct path uses, which goes back
  *   when the path stops using it (dead, or replaced: the main socket beats an extra one of the
@@ -140,15 +143,17 @@
  *   validates our `public`) and probe it (we validate the `prflx`).
  * - **home or open ↔ symmetric**: direct with a birthday search (above), otherwise relay. Measured
  *   in the virtual network of the tests (20 ms one way, sockets opened 30 ms after the
- *   introduction; 1000 seeds per case): direct for 98.2 % (home, either side first) to 98.4 %,
- *   98.1 % with an open NAT, against 98.3 % predicted; both sides direct within 1.5 s of the
- *   introduction for half of them, 3.4–3.6 s for 90 %, 6.6 s for 99 %, 7.4 s at most; one in six
- *   of them is on the relay first (after 3 s). A failed search leaves the pair on the relay until
- *   the next introduction (90 s on), which may start another. Without one, the normal search
- *   cannot succeed: our probes go to the symmetric side's coordinator-observed port, which is not
- *   the port it uses toward us, and its probes come from a port we never sent to, which an
- *   address-and-port-dependent filter drops; an open Linux NAT does not forward them either (they
- *   reach the router itself), so no prflx is ever learned.
+ *   introduction; 1000 seeds per case, with the first round and the spray both at 200 a second):
+ *   direct for 98.2 % (home, either side first) to 98.4 %, 98.1 % with an open NAT, against
+ *   98.3 % predicted; both sides direct within 1.5 s of the introduction for half of them,
+ *   3.4–3.6 s for 90 %. With the first round at once and the spray at 500 a second (home, 1000
+ *   seeds): 98.8 % direct, within 0.43 s for half, 1.15 s for 90 %, 1.9 s for 99 %, 2.1 s at
+ *   most. A failed search leaves the pair on the relay until the next introduction (90 s on),
+ *   which may start another. Without one, the normal search cannot succeed: our probes go to the symmetric
+ *   side's coordinator-observed port, which is not the port it uses toward us, and its probes
+ *   come from a port we never sent to, which an address-and-port-dependent filter drops; an open
+ *   Linux NAT does not forward them either (they reach the router itself), so no prflx is ever
+ *   learned.
  * - **symmetric ↔ symmetric**: relay. A birthday search would not help: each sprayed probe
  *   leaves the sprayer's NAT from a new random port, which the other side's mappings (each bound
  *   to one remote endpoint) filter. Do not start one.

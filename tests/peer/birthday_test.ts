@@ -27,7 +27,7 @@ Deno.test("birthday plan: defaults and validation", () => {
     role: "spray",
     sockets: [],
     total: 1024,
-    rate: 200,
+    rate: 500,
     windowMs: 15_000,
     secondRoundAfterMs: 0,
   });
@@ -37,9 +37,9 @@ Deno.test("birthday plan: defaults and validation", () => {
     role: "sockets",
     sockets,
     total: 6,
-    rate: 200,
+    rate: 500,
     windowMs: 15_000,
-    secondRoundAfterMs: 6000,
+    secondRoundAfterMs: 3000,
   });
   assert.notEqual(plan.sockets, sockets, "the plan keeps its own copy");
   assert.throws(() => planBirthday({ role: "spray", ports: SPRAY_PORTS + 1 }), /Invalid ports/);
@@ -83,7 +83,7 @@ Deno.test("birthday spray: paced at the rate from the start; nothing more once a
   const search = new BirthdaySearch(planBirthday({ role: "spray", ports: 4 }), start(100));
   assert.equal(search.nextDue, 100);
   assert.equal(search.next(99), undefined);
-  assert.deepEqual(drain(search, [100, 104, 105, 110, 114, 115, 200]), [100, 105, 110, 115]);
+  assert.deepEqual(drain(search, [100, 101, 102, 104, 105, 106, 200]), [100, 102, 104, 106]);
   assert.equal(search.nextDue, undefined);
   assert.equal(search.next(1000), undefined);
 });
@@ -104,17 +104,22 @@ Deno.test("birthday: polled late, probes catch up but never exceed the rate in a
   assert.equal(search.nextDue, 7000);
 });
 
-Deno.test("birthday sockets: a low-TTL round from each socket, a default-TTL one later", () => {
-  const plan = planBirthday({ role: "sockets", sockets: [7, 8, 9], secondRoundAfterMs: 1000 });
+Deno.test("birthday sockets: a low-TTL round at once from each socket, a paced default-TTL one later", () => {
+  const plan = planBirthday({
+    role: "sockets",
+    sockets: [7, 8, 9],
+    secondRoundAfterMs: 1000,
+    probesPerSecond: 200,
+  });
   const search = new BirthdaySearch(plan, start(50));
   const probes = [];
-  for (const t of [50, 55, 60, 65, 1049, 1050, 1055, 1060]) {
+  for (const t of [49, 50, 55, 60, 65, 1049, 1050, 1055, 1060]) {
     for (let p = search.next(t); p !== undefined; p = search.next(t)) probes.push({ t, ...p });
   }
   assert.deepEqual(probes, [
     { t: 50, to: TARGET, socket: 7, ttl: 2 },
-    { t: 55, to: TARGET, socket: 8, ttl: 2 },
-    { t: 60, to: TARGET, socket: 9, ttl: 2 },
+    { t: 50, to: TARGET, socket: 8, ttl: 2 },
+    { t: 50, to: TARGET, socket: 9, ttl: 2 },
     { t: 1050, to: TARGET, socket: 7, ttl: undefined },
     { t: 1055, to: TARGET, socket: 8, ttl: undefined },
     { t: 1060, to: TARGET, socket: 9, ttl: undefined },
@@ -122,6 +127,23 @@ Deno.test("birthday sockets: a low-TTL round from each socket, a default-TTL one
   assert.equal(search.nextDue, undefined);
   assert.deepEqual(search.sockets, [7, 8, 9]);
   assert.equal(search.role, "sockets");
+});
+
+Deno.test("birthday sockets: the low-TTL burst leaves the rate to the probes that reach the peer", () => {
+  // Four sockets at 2 a second, second round at once: were the burst counted, the second round
+  // would wait a second for it.
+  const plan = planBirthday({
+    role: "sockets",
+    sockets: [1, 2, 3, 4],
+    probesPerSecond: 2,
+    secondRoundAfterMs: 0,
+  });
+  const burst = new BirthdaySearch(plan, start(0));
+  assert.deepEqual(drain(burst, [0, 500, 1000, 1500]), [0, 0, 0, 0, 0, 500, 1000, 1500]);
+  // Without a low TTL the first round reaches the peer: paced like the rest.
+  const paced = new BirthdaySearch(plan, { ...start(0), firstRoundTtl: undefined });
+  const times = drain(paced, [0, 500, 1000, 1500, 2000, 2500, 3000, 3500]);
+  assert.deepEqual(times, [0, 500, 1000, 1500, 2000, 2500, 3000, 3500]);
 });
 
 Deno.test("birthday: the window ends the search", () => {
