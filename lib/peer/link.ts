@@ -155,6 +155,12 @@ export const FILE_CHANNEL = 0x46;
  * a fast path (the sender's delay-based controller, `lib/files/ledbat.ts`, keeps it polite).
  */
 const FILE_RECEIVE_WINDOW = 1024;
+/**
+ * The file channel acknowledges every 16th in-order segment: a 16 KiB file chunk is 15
+ * segments, so in a steady transfer it is one ACK per chunk, sent at once for the chunk's end.
+ * Against every 4th: ~5-7 % less CPU per MB in the median of noisy A/B runs (docs/FILES.md).
+ */
+const FILE_ACK_EVERY = 16;
 /** Introductions requested at most this often. */
 const INTRO_INTERVAL_MS = 2000;
 
@@ -563,7 +569,7 @@ export class Link {
       now: () => this.#o.clock.now(),
       giveUpAfterMs: this.#o.giveUpAfterMs,
       receiveWindow: FILE_RECEIVE_WINDOW,
-      ackEvery: 4,
+      ackEvery: FILE_ACK_EVERY,
       // One byte less than chat's segments: the FILE_CHANNEL tag.
       maxSegmentSize: Math.min(
         DEFAULT_MAX_SEGMENT_SIZE,

@@ -180,8 +180,8 @@ export interface ReliableChannelOptions {
   newStreamId?: () => number;
   /**
    * Acknowledge every `ackEvery`th in-order DATA segment rather than each (default 1: each, as
-   * chat wants). Bulk streams (the file channel) take 4: a quarter of the ACKs to encrypt, send,
-   * receive and decrypt. A segment that ends a message, fills or leaves a hole, or repeats one is
+   * chat wants). Bulk streams (the file channel) take more (16: about one ACK per file chunk),
+   * fewer ACKs to encrypt, send, receive and decrypt. A segment that ends a message, fills or leaves a hole, or repeats one is
    * still acknowledged at once; the others wait at most `ackDelayMs` (default 2).
    */
   ackEvery?: number;
@@ -317,6 +317,8 @@ export class ReliableChannel {
   #closed = false;
   /** Callbacks not yet invoked, in order. */
   #events: (() => void)[] = [];
+  /** True while {@linkcode #flush} reports events. */
+  #flushing = false;
 
   readonly #outbox: Outbox;
   readonly #flight: Flight;
@@ -497,8 +499,19 @@ export class ReliableChannel {
     this.#flush();
   }
 
+  /**
+   * Reports the queued events in order. Not re-entered: a callback that sends (an `onMessage`
+   * handler answering) must not report the next message before it has returned, or a filled
+   * hole's second message would overtake the first one's handling; the outer loop reports it.
+   */
   #flush(): void {
-    while (this.#events.length > 0) this.#events.shift()!();
+    if (this.#flushing) return;
+    this.#flushing = true;
+    try {
+      while (this.#events.length > 0) this.#events.shift()!();
+    } finally {
+      this.#flushing = false;
+    }
   }
 
   // ---- Sending side ----

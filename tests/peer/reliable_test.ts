@@ -925,6 +925,30 @@ Deno.test("reliable: a throwing callback does not lose later events", () => {
   assert.equal(r.stats.messagesReceived, 2);
 });
 
+Deno.test("reliable: a handler that sends is not overtaken by the next message of a filled hole", () => {
+  const pair = manualPair();
+  const a = pair.make("a");
+  const seen: string[] = [];
+  const r: ReliableChannel = new ReliableChannel({
+    now: () => 0,
+    send: () => {},
+    onMessage: (data) => {
+      const msg = new TextDecoder().decode(data);
+      seen.push(`start ${msg}`);
+      r.send(text(`re ${msg}`)); // sending flushes queued events: it must not deliver "two" here
+      seen.push(`end ${msg}`);
+    },
+    onDelivered: () => {},
+    onUndelivered: () => {},
+  });
+  a.ch.send(text("one"));
+  a.ch.send(text("two"));
+  const [s1, s2] = pair.wire.a.splice(0);
+  r.receive(s2);
+  r.receive(s1); // fills the hole: both messages are ready at once
+  assert.deepEqual(seen, ["start one", "end one", "start two", "end two"]);
+});
+
 Deno.test("reliable: fuzzed and mutated segments never throw and the channels recover", () => {
   const sim = new Sim(0xf022, { ab: LOSSY, ba: LOSSY });
   const { a, b } = sim.peers;
