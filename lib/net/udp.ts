@@ -197,7 +197,6 @@ export abstract class UdpSocket {
 class DgramSocket extends UdpSocket {
   readonly #socket: dgram.Socket;
   #ttlBusy = false;
-  #waiting: { data: Uint8Array; to: Endpoint; ttl?: number }[] = [];
 
   private constructor(socket: dgram.Socket, onError: ErrorHandler) {
     super(onError);
@@ -228,30 +227,52 @@ class DgramSocket extends UdpSocket {
 
   send(data: Uint8Array, to: Endpoint, options: { ttl?: number } = {}): void {
     if (this.closed) return;
-    // The TTL is a socket option read when the datagram leaves, which is after send() returns:
-    // while a TTL send is on its way, later sends wait so that they keep the default TTL.
-    if (this.#ttlBusy) {
-      this.#waiting.push({ data, to, ttl: options.ttl });
+    // The TTL is a socket option read when a datagram leaves, which is after send() returns: a
+    // TTL send waits until every earlier send has left, and later sends wait behind it (in order),
+    // so that each datagram leaves with its own TTL.
+    const ttl = options.ttl;
+    if (this.#ttlBusy || this.#waiting.length > 0 || (ttl !== undefined && this.#inFlight > 0)) {
+      this.#waiting.push({ data, to, ttl });
       return;
     }
-    if (options.ttl !== undefined) {
+    this.#transmit(data, to, ttl);
+  }
+
+  /** Sends datagrams in `send` order. */
+  readonly #waiting: { data: Uint8Array; to: Endpoint; ttl?: number }[] = [];
+  /** Datagrams handed to the socket that have not left yet. */
+  #inFlight = 0;
+
+  #transmit(data: Uint8Array, to: Endpoint, ttl: number | undefined): void {
+    if (ttl !== undefined) {
       this.#ttlBusy = true;
-      this.#socket.setTTL(options.ttl);
+      this.#socket.setTTL(ttl);
     }
+    this.#inFlight++;
     this.started();
     const done = (err?: Error | null) => {
       if (err) this.onError(err, "send");
-      if (options.ttl !== undefined) {
+      this.#inFlight--;
+      if (ttl !== undefined) {
         if (!this.closed) this.#socket.setTTL(DEFAULT_TTL);
         this.#ttlBusy = false;
-        for (const w of this.#waiting.splice(0)) this.send(w.data, w.to, { ttl: w.ttl });
       }
+      this.#drain();
       this.finished();
     };
     try {
       this.#socket.send(data, to.port, to.host, done);
     } catch (err) {
       done(err as Error);
+    }
+  }
+
+  /** Sends what waited, up to the next TTL send that must wait for the others to leave. */
+  #drain(): void {
+    while (this.#waiting.length > 0 && !this.#ttlBusy && !this.closed) {
+      if (this.#waiting[0].ttl !== undefined && this.#inFlight > 0) return;
+      const w = this.#waiting.shift()!;
+      this.#transmit(w.data, w.to, w.ttl);
     }
   }
 

@@ -105,3 +105,67 @@ Deno.test("normalizeHost strips the IPv4-mapped prefix only", () => {
   assert.equal(normalizeHost("2001:db8::1"), "2001:db8::1");
   assert.equal(normalizeHost("192.0.2.1"), "192.0.2.1");
 });
+
+/** Whether tcpdump can capture here (root, and installed: CI installs it). */
+async function canCapture(): Promise<boolean> {
+  if (Deno.uid() !== 0) return false;
+  try {
+    const out = await new Deno.Command("tcpdump", {
+      args: ["--version"],
+      stdout: "null",
+      stderr: "null",
+    })
+      .output();
+    return out.success;
+  } catch {
+    return false;
+  }
+}
+
+Deno.test({
+  name: "dgram: a datagram sent just before a low-TTL one keeps the default TTL (tcpdump on lo)",
+  ignore: !(await canCapture()),
+  fn: async () => {
+    const a = await UdpSocket.bind({ host: "127.0.0.1", backend: "dgram" });
+    const b = await UdpSocket.bind({ host: "127.0.0.1", backend: "dgram" });
+    const got = new Collector<string>();
+    b.onMessage((data) => got.push(decoder.decode(data)));
+    const dump = new Deno.Command("tcpdump", {
+      args: [
+        "-i",
+        "lo",
+        "-n",
+        "-v",
+        "-l",
+        "-c",
+        "3",
+        "udp",
+        "and",
+        "dst",
+        "port",
+        String(b.local.port),
+      ],
+      stdout: "piped",
+      stderr: "null",
+    }).spawn();
+    try {
+      await new Promise((r) => setTimeout(r, 1000)); // tcpdump is listening
+      // In one turn, as a chat does when it primes right after sending a frame.
+      a.send(encoder.encode("plain-before"), b.local);
+      a.send(encoder.encode("low-ttl"), b.local, { ttl: 2 });
+      a.send(encoder.encode("plain-after"), b.local);
+      await got.waitFor((m) => m === "plain-after");
+      const text = new TextDecoder().decode((await dump.output()).stdout);
+      const ttls = [...text.matchAll(/\bttl (\d+)/g)].map((m) => Number(m[1]));
+      assert.deepEqual(ttls, [64, 2, 64], text);
+      assert.deepEqual(got.items, ["plain-before", "low-ttl", "plain-after"]);
+    } finally {
+      try {
+        dump.kill();
+      } catch { /* already exited */ }
+      await dump.status;
+      await a.close();
+      await b.close();
+    }
+  },
+});
