@@ -154,7 +154,7 @@ Limits ("per address": per IPv4 address, or per IPv6 /64):
                           ${D.relayBytesPerAddress} and ${D.relayPacketsPerAddress}: two users' worth, and no more packets
                           than --datagrams-per-ip)
   --relay-file-limit SIZE largest file transfer the relay carries (default 1M; e.g. 512K,
-                          0 for none): told to clients, which refuse larger ones between
+                          0 for no files): told to clients, which refuse larger ones between
                           peers with no direct path; enforced as a per-pair volume of
                           1.25 x SIZE + 256 KiB relayed, refilled over 10 minutes`;
 

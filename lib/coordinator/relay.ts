@@ -39,7 +39,7 @@ export interface RelayPolicyOptions {
    * Largest file transfer the relay is for (`--relay-file-limit`), enforced per pair as a
    * volume budget: {@linkcode volumeBurst} bytes at once, refilled over 10 minutes. The relay
    * cannot read file frames, so it limits all the pair's relayed bytes: a transfer up to the
-   * limit and chat beside it fit, a bulk transfer stalls. Default 1 MiB; 0: no volume budget.
+   * limit and chat beside it fit, a bulk transfer stalls. Default 1 MiB; 0: no files (chat's 256 KiB).
    */
   fileLimitBytes?: number;
   /**
@@ -229,9 +229,8 @@ export class RelayPolicy {
     this.#pairShape = {
       bytes: { burst: this.#o.burstBytes, rate: this.#o.bytesPerSecond },
       packets: { burst: this.#o.burstPackets, rate: this.#o.packetsPerSecond },
-      ...(this.#o.fileLimitBytes > 0
-        ? { volume: { burst: volume, rate: volume, intervalMs: VOLUME_PERIOD_MS } }
-        : {}),
+      // Always a volume budget: a limit of 0 means no files over the relay, not no budget.
+      volume: { burst: volume, rate: volume, intervalMs: VOLUME_PERIOD_MS },
     };
     this.#perUser = perUser && new KeyedBudgets(perUser, 65_536);
     this.#perAddress = perAddress && new KeyedBudgets(perAddress, 65_536);

@@ -374,7 +374,9 @@ export class PortMapper {
       return this.#next(step, `${name}: the gateway granted nothing (lifetime or port 0)`);
     }
     const seen = this.#o.publicHost?.();
-    if (seen !== undefined && external.host !== seen) {
+    // Only an IPv4 address seen by the coordinator says anything about an IPv4 mapping (a
+    // coordinator reached over IPv6 sees our IPv6 address).
+    if (seen !== undefined && !seen.includes(":") && external.host !== seen) {
       return this.#next(
         step,
         `${name}: the gateway offered ${formatEndpoint(external)}, but the coordinator sees us ` +
