@@ -284,6 +284,11 @@ export class PortMapper {
       lifetime: this.#o.lifetime ?? 7200,
     }).then(
       (granted) => {
+        if (this.#state === "stopped") {
+          // Stopped while the router was granting it: nobody will renew or delete it later.
+          this.#o.upnp!.unmap(granted.external.port).catch(() => {});
+          return;
+        }
         if (this.#step !== step) return;
         this.#granted(step, "upnp", granted.external, granted.lifetime);
       },

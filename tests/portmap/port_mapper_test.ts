@@ -258,6 +258,33 @@ Deno.test("port mapper: UPnP after PCP and NAT-PMP are silent; renewed, and unma
   assert.deepEqual(calls.at(-1), "unmap 4000");
 });
 
+Deno.test("port mapper: stopped while UPnP is granting: the late grant is deleted", async () => {
+  const calls: string[] = [];
+  let grant: (g: { external: { host: string; port: number }; lifetime: number }) => void = () => {};
+  const upnp = {
+    map: () => {
+      calls.push("map");
+      return new Promise<{ external: { host: string; port: number }; lifetime: number }>((r) =>
+        grant = r
+      );
+    },
+    unmap: (port: number) => {
+      calls.push(`unmap ${port}`);
+      return Promise.resolve();
+    },
+  };
+  const { clock, changes, mapper } = harness({ upnp });
+  mapper.start();
+  clock.advance(1500); // PCP and NAT-PMP: no answer; UPnP asked
+  await Promise.resolve();
+  assert.deepEqual(calls, ["map"]);
+  await mapper.stop(); // while the router is still answering
+  grant({ external: { host: "203.0.113.2", port: 4000 }, lifetime: 7200 });
+  await new Promise((r) => setTimeout(r, 0));
+  assert.deepEqual(calls, ["map", "unmap 4000"]);
+  assert.equal(changes.length, 0, "never reported as ours");
+});
+
 Deno.test("port mapper: UPnP refusing too: failed, with every protocol's reason", async () => {
   const upnp = {
     map: () => Promise.reject(new Error("UPnP: no SSDP answer from 10.1.0.1")),
