@@ -201,11 +201,11 @@ export function collectMetrics(source: MetricsSource): Metric[] {
       gauge(
         "p2p_cluster_members",
         "Coordinators of the community known, this one included.",
-        members,
+        members + 1, // the status counts the others
       ),
       gauge(
         "p2p_cluster_lag_seconds",
-        "Latest delay of presence from other coordinators.",
+        "Longest silence of another coordinator (beats come every second).",
         lagMs / 1000,
       ),
     );
