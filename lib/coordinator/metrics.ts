@@ -221,7 +221,7 @@ export function collectMetrics(source: MetricsSource): Metric[] {
 /** The parts of a running coordinator (`lib/coordinator.ts`) the metrics read. */
 export interface MetricsTarget {
   readonly stats: Readonly<CoordinatorStats>;
-  readonly registry: { readonly onlineCount: number; readonly pendingCount: number };
+  readonly registry: { readonly localCount: number; readonly pendingCount: number };
   readonly backlog: number;
   readonly listConnections: number;
   readonly relay: {
@@ -259,7 +259,7 @@ export function snapshot(
   return {
     version: extra.version,
     stats: coordinator.stats,
-    online: coordinator.registry.onlineCount,
+    online: coordinator.registry.localCount,
     pending: coordinator.registry.pendingCount,
     backlog: coordinator.backlog,
     listConnections: coordinator.listConnections,

@@ -267,10 +267,18 @@ export class Registry {
     return this.#users.size;
   }
 
-  /** Number of online users. */
+  /** Number of online users, other cluster members' included. */
   get onlineCount(): number {
     return this.#online.size;
   }
+
+  /** Number of online users logged in here (`--max-users` caps these, not other members'). */
+  get localCount(): number {
+    return this.#online.size - this.#remote;
+  }
+
+  /** Users listed here for other cluster members. */
+  #remote = 0;
 
   /** Number of pending logins. */
   get pendingCount(): number {
@@ -419,6 +427,7 @@ export class Registry {
     if (user.member !== undefined) {
       // A remote user holds no endpoint, quota or seed-only count here: only its listing.
       this.#online.delete(user.name);
+      this.#remote--;
       this.#bySkeleton.delete(user.skeleton);
       this.#touchList(user, true);
       return;
@@ -541,7 +550,7 @@ export class Registry {
       if (displaced) result.displaced = displaced;
       return result;
     }
-    if (this.#online.size >= this.#o.maxUsers) {
+    if (this.localCount >= this.#o.maxUsers) {
       return { kind: "rejected", reason: FULL, why: "full" };
     }
     const skeleton = usernameSkeleton(name);
@@ -597,7 +606,7 @@ export class Registry {
     const key = addressKey(ip);
     for (const user of this.#pendingByHost.get(ip) ?? []) {
       const owner = this.#owners?.ownerOf(user.name);
-      const why = this.#online.size >= this.#o.maxUsers
+      const why = this.localCount >= this.#o.maxUsers
         ? "full"
         // Two lookalikes may both be pending: the first to fetch its list is the one.
         : this.#bySkeleton.has(user.skeleton)
@@ -764,6 +773,7 @@ export class Registry {
     };
     this.#users.set(user.name, user);
     this.#online.set(user.name, user);
+    this.#remote++;
     this.#bySkeleton.set(skeleton, user.name);
     this.#appendToList(user);
     if (user.key !== undefined) this.#owners?.use(user.name, user.key);

@@ -66,3 +66,21 @@ Deno.test("registry: a remote entry we would not have admitted is refused", () =
   );
   store.close();
 });
+
+Deno.test("registry: --max-users caps the users logged in here, not other members' users", () => {
+  let now = 1_000;
+  const registry = new Registry({ now: () => now, peerTimeoutMs: 45_000, maxUsers: 1 });
+  for (const name of ["bob", "carol", "dave"]) {
+    registry.addRemote({ name, observed: EP, claimed: EP }, "b");
+  }
+  assert.equal(registry.onlineCount, 3);
+  assert.equal(registry.localCount, 0);
+  const alice = { host: "192.0.2.7", port: 1 };
+  assert.equal(registry.login("alice", alice, alice).kind, "pending");
+  assert.equal(registry.admitFrom(alice.host).admitted.length, 1);
+  assert.equal(registry.localCount, 1);
+  now += 1;
+  const erin = { host: "192.0.2.8", port: 1 };
+  const full = registry.login("erin", erin, erin);
+  assert.equal(full.kind === "rejected" && full.why, "full");
+});
