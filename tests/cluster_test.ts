@@ -296,6 +296,27 @@ Deno.test("cluster: NATS refuses a member without the right credentials", async 
   }
 });
 
+Deno.test("cluster: a member started while NATS is away serves, joins when it comes, and closes cleanly", async () => {
+  const nats = await TestNats.start();
+  await nats.stop(); // its port, nobody listening
+  const logs: string[] = [];
+  const a = await Coordinator.start({
+    host: "127.0.0.1",
+    port: 0,
+    mailbox: false,
+    log: (line) => logs.push(line),
+    cluster: { url: nats.url, community: COMMUNITY, member: "a", token: nats.token, ...TIMING },
+  });
+  try {
+    assert.equal(a.clusterStatus()?.connected, false);
+    await nats.restart();
+    await until("the member reached NATS", () => a.clusterStatus()?.connected === true);
+  } finally {
+    await a.close();
+    await nats.stop();
+  }
+});
+
 Deno.test("cluster: p2p serve --cluster insists on NATS credentials", async () => {
   const { code, stderr } = await runP2p([
     "serve",

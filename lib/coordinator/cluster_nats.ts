@@ -76,6 +76,9 @@ function swallowLateReset(): void {
   setTimeout(() => globalThis.removeEventListener("error", onError), 1000);
 }
 
+/** Between attempts to reach a NATS that was not there at start. */
+const RETRY_FIRST_CONNECT_MS = 1000;
+
 /**
  * Connects and subscribes. Credentials NATS refuses reject the promise ({@linkcode NatsAuthError});
  * a NATS that cannot be reached does not: the link keeps trying in the background (`onState`
@@ -98,6 +101,7 @@ export async function openNatsLink(options: NatsLinkOptions): Promise<NatsLink> 
   };
   let nc: NatsConnection | undefined;
   let closed = false;
+  let retry: ReturnType<typeof setTimeout> | undefined;
   let up = false;
   const attach = (conn: NatsConnection): void => {
     nc = conn;
@@ -133,12 +137,26 @@ export async function openNatsLink(options: NatsLinkOptions): Promise<NatsLink> 
       );
     }
     options.onState(false, `cannot reach NATS at ${options.url}: ${(err as Error).message}`);
-    // Keep trying in the background; the coordinator serves its own users meanwhile.
-    connect({ ...base, waitOnFirstConnect: true }).then((conn) => {
-      if (closed) return conn.close();
-      attach(conn);
-      options.onState(true, `connected to NATS at ${options.url}`);
-    }).catch((e) => options.onState(false, `gave up on NATS: ${(e as Error).message}`));
+    // Keep trying in the background, in attempts of our own that close() can end (the client's
+    // own wait for a first connection cannot be cancelled); the coordinator serves its own
+    // users meanwhile.
+    const again = (): void => {
+      retry = setTimeout(async () => {
+        retry = undefined;
+        try {
+          const conn = await connect(base);
+          if (closed) return void await conn.close();
+          attach(conn);
+          options.onState(true, `connected to NATS at ${options.url}`);
+        } catch (e) {
+          if (closed) return;
+          if (isAuthError(e)) swallowLateReset();
+          options.onState(false, `still cannot reach NATS: ${(e as Error).message}`);
+          again();
+        }
+      }, RETRY_FIRST_CONNECT_MS);
+    };
+    again();
   }
   return {
     publish(subject, data) {
@@ -154,6 +172,7 @@ export async function openNatsLink(options: NatsLinkOptions): Promise<NatsLink> 
     },
     async close() {
       closed = true;
+      clearTimeout(retry);
       if (nc !== undefined && !nc.isClosed()) {
         // What we published last (our users' goodbye) goes out, unless NATS is away: then the
         // other members drop us when our silence has lasted, and we do not wait for it.
