@@ -278,6 +278,37 @@ Deno.test("cluster: three coordinators over NATS share one community", async (t)
   }
 });
 
+Deno.test("cluster: each side of a pair on two members gets TURN credentials from its own member", async () => {
+  const nats = await TestNats.start();
+  const start = (member: string): Promise<Coordinator> =>
+    Coordinator.start({
+      host: "127.0.0.1",
+      port: 0,
+      mailbox: false,
+      log: () => {},
+      cluster: { url: nats.url, community: COMMUNITY, member, token: nats.token, ...TIMING },
+      turn: { uri: `turn:127.0.0.1:${member === "a" ? 3478 : 3479}`, secret: new Uint8Array(16) },
+    });
+  const [a, b] = [await start("a"), await start("b")];
+  const dave = await rawLogin(a.udpPort, a.tcpPort, "dave");
+  const erin = await rawLogin(b.udpPort, b.tcpPort, "erin");
+  try {
+    await until("erin listed on A", () => a.registry.get("erin")?.member === "b");
+    await until("dave listed on B", () => b.registry.get("dave")?.member === "a");
+    dave.send(encodeClientMessage({ type: "connect", username: "dave", target: "erin" }));
+    await erin.until((texts) => texts.some((x) => x.startsWith("Knock,dave,")));
+    erin.send(encodeClientMessage({ type: "connect", username: "erin", target: "dave" }));
+    await dave.until((texts) => texts.some((x) => x.startsWith("Turn,turn:127.0.0.1:3478,")));
+    await erin.until((texts) => texts.some((x) => x.startsWith("Turn,turn:127.0.0.1:3479,")));
+  } finally {
+    await dave.close();
+    await erin.close();
+    await a.close();
+    await b.close();
+    await nats.stop();
+  }
+});
+
 Deno.test("cluster: NATS refuses a member without the right credentials", async () => {
   const nats = await TestNats.start();
   try {

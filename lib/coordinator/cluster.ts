@@ -99,6 +99,11 @@ export interface ClusterRooms {
   send: (bytes: Uint8Array, to: Endpoint) => void;
   /** A local user is dropped because another member holds its name (and the settled rule says so). */
   drop: (user: User) => void;
+  /**
+   * What a local user gets after an `Introduce` decided by another member (TURN credentials: each
+   * member grants its own users, from its own TURN server).
+   */
+  alsoIntroduce?: (to: User) => ServerMessage | undefined;
 }
 
 const encoder = new TextEncoder();
@@ -350,6 +355,8 @@ export class Cluster {
         // An introduction decided elsewhere opens our relay for the pair too.
         if (msg.msg.type === "introduce") this.#r.relay.introduce(to.name, msg.msg.username);
         this.#r.send(encoder.encode(encodeServerMessage(msg.msg)), to.observed);
+        const also = msg.msg.type === "introduce" ? this.#r.alsoIntroduce?.(to) : undefined;
+        if (also) this.#r.send(encoder.encode(encodeServerMessage(also)), to.observed);
         return;
       }
       case "relay": {

@@ -274,7 +274,8 @@ export class Introductions {
         to.observed,
         to,
       );
-      const also = this.#o.alsoSend?.(to);
+      // A user of another cluster member gets its extras (TURN credentials) from its own member.
+      const also = to.member === undefined ? this.#o.alsoSend?.(to) : undefined;
       if (also) this.#o.send(also, to.observed, to);
     }
   }

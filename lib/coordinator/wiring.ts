@@ -380,6 +380,7 @@ async function wire(
         send,
         introductions: () => service.introductions,
         drop: (user) => service.dropForCluster(user),
+        alsoIntroduce: turn && ((to) => turn.grant(to.name)),
       });
     } catch (err) {
       list.close();
