@@ -17,7 +17,9 @@
  * `login,uN,a.b.c.d:port` / `logout,uN,a.b.c.d:port`, one per datagram. One client in 8 also
  * checks every endpoint byte by byte against the one that client really has, in the form the line
  * uses. Each client checks that the versioned ranges of the presence datagrams it receives tile,
- * from its list's version on, with no gap and no overlap.
+ * from its list's version on, with no gap and no overlap; and, as a real client does
+ * (lib/peer/resync_watch.ts), one that an `Alive` shows behind still a second later fetches its
+ * list again without logging in (a resync, at most one per heartbeat interval).
  *
  * @example
  * ```ts
