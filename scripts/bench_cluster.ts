@@ -274,6 +274,9 @@ interface SetupResult {
   hopP99?: number;
   restartMs?: number;
   rss: string;
+  /** Presence gaps the clients found in the storm and the churn, and lists they fetched again. */
+  gaps: number;
+  resyncs: number;
 }
 
 function pct(xs: number[], p: number): number {
@@ -283,9 +286,10 @@ function pct(xs: number[], p: number): number {
 }
 
 /**
- * When every online client's view became right, or NaN after `ms` (a simulated client does not
- * fetch its list again after a lost datagram, as a real one does: on a loaded machine some never
- * converge; the count is logged).
+ * When every online client's view became right, or NaN after `ms` (the count is logged). A client
+ * that lost a presence datagram is right again once its next heartbeat's `Alive` shows it behind
+ * and it has fetched its list again, as a real one does (a resync: up to a heartbeat interval and
+ * a second later).
  */
 async function converge(views: Views, ms = 60_000): Promise<number> {
   const deadline = now() + ms;
@@ -388,6 +392,8 @@ async function runSetup(
       return Math.max(last, (await joins).lastJoin);
     }));
     result.churnConvergeMs = (await converge(views)) - Math.max(...churned);
+    result.gaps = pools.reduce((sum, pool) => sum + pool.checkGaps(), 0);
+    result.resyncs = pools.reduce((sum, pool) => sum + pool.totals.resyncs, 0);
     // Probes: watchers on every coordinator, probe logins on the first.
     const watchers = coordinators.map((c, k) => new RawClient(watcherBase + k, c.udp));
     for (const [k, w] of watchers.entries()) {
@@ -521,14 +527,16 @@ if (import.meta.main) {
     console.log(
       "| setup | users | storm converged (ms after last join) | churn converged (ms) | " +
         "join seen, same coordinator p50/p99 (ms) | join seen, other coordinators p50/p99 (ms) | " +
-        "hop (other − same) p50/p99 (ms) | restart → complete list (ms) | RSS now/peak (MiB) |",
+        "hop (other − same) p50/p99 (ms) | restart → complete list (ms) | gaps/resyncs | " +
+        "RSS now/peak (MiB) |",
     );
-    console.log("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    console.log("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
     for (const r of results) {
       console.log(
         `| ${r.setup} | ${r.users} | ${f(r.stormConvergeMs)} | ${f(r.churnConvergeMs)} | ` +
           `${f(r.localP50)}/${f(r.localP99)} | ${f(r.remoteP50)}/${f(r.remoteP99)} | ` +
-          `${f(r.hopP50)}/${f(r.hopP99)} | ${f(r.restartMs)} | ${r.rss} |`,
+          `${f(r.hopP50)}/${f(r.hopP99)} | ${f(r.restartMs)} | ${r.gaps}/${r.resyncs} | ` +
+          `${r.rss} |`,
       );
     }
   }

@@ -734,7 +734,7 @@ async function run(o: RunOptions, { coordinator, logFile }: Started): Promise<Ru
     );
     say(
       `presence: ${all.presenceDatagrams} datagrams received, ${all.headed} of them with a ` +
-        `version range; ${all.gaps} gaps, ${all.overlaps} overlaps`,
+        `version range; ${all.gaps} gaps, ${all.resyncs} resyncs, ${all.overlaps} overlaps`,
     );
     say(`shutdown: exit ${exit.code} after ${exit.ms.toFixed(0)} ms, ${result.byes} Bye received`);
     return result;

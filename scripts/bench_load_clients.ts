@@ -17,7 +17,9 @@
  * `login,uN,a.b.c.d:port` / `logout,uN,a.b.c.d:port`, one per datagram. One client in 8 also
  * checks every endpoint byte by byte against the one that client really has, in the form the line
  * uses. Each client checks that the versioned ranges of the presence datagrams it receives tile,
- * from its list's version on, with no gap and no overlap.
+ * from its list's version on, with no gap and no overlap; and, as a real client does
+ * (lib/peer/resync_watch.ts), one that an `Alive` shows behind still a second later fetches its
+ * list again without logging in (a resync, at most one per heartbeat interval).
  *
  * @example
  * ```ts
@@ -41,6 +43,7 @@ import { Buffer } from "node:buffer";
 import net from "node:net";
 import { encodeBase64url } from "../lib/protocol/base64url.ts";
 import { formatCompactEndpoint, parseEndpoint } from "../lib/protocol/endpoint.ts";
+import { RESYNC_GRACE_MS } from "../lib/peer/resync_watch.ts";
 import { parseOnlineList } from "../lib/protocol/seed.ts";
 
 const encoder = new TextEncoder();
@@ -276,6 +279,11 @@ export interface Totals {
   gaps: number;
   /** Presence ranges that started before the client's version: overlaps (or duplicates). */
   overlaps: number;
+  /**
+   * Lists fetched again without logging in, as a real client does (lib/peer/resync_watch.ts): an
+   * `Alive` named a version the client still had not reached a second later.
+   */
+  resyncs: number;
 }
 
 function zeroTotals(): Totals {
@@ -296,6 +304,7 @@ function zeroTotals(): Totals {
     gaveUp: 0,
     gaps: 0,
     overlaps: 0,
+    resyncs: 0,
   };
 }
 
@@ -345,6 +354,14 @@ class Client {
   held: [number, number][] = [];
   /** The version at which a gap was last counted: each gap is counted once. */
   gapAt: number | undefined;
+  /** The list service's port (from the last `Accept`), for resyncs. */
+  tcpPort: number | undefined;
+  /** Counts logins, so that a resync that straddles one is thrown away. */
+  logins = 0;
+  /** A resync is under way, or a grace second is running before one. */
+  resyncing = false;
+  grace = false;
+  lastResync = -Infinity;
   loginSent = 0;
   #accept: ((port: number | undefined) => void) | undefined;
 
@@ -394,6 +411,8 @@ export class ClientPool {
   readonly #shared = new Map<string, { bytes: Uint8Array; ops: Int32Array }>();
   #lists: Lists | undefined;
   #heartbeats: ReturnType<typeof setInterval> | undefined;
+  /** Resyncs are at least this far apart per client, as a real client's (its heartbeat). */
+  #heartbeatMs = 10_000;
   #closed = false;
   readonly #receivers: Promise<void>[] = [];
 
@@ -482,18 +501,79 @@ export class ClientPool {
 
   /**
    * `Alive,<endpoint>,<S>`: every presence datagram up to version S has been sent. A client
-   * still short of S a second later (reordering aside) has lost one: it would fetch its list
-   * again. Counted as a gap.
+   * still short of S a second later (reordering aside) has lost one: counted as a gap, and, as a
+   * real client does (lib/peer/resync_watch.ts: one grace second, at most one resync per
+   * heartbeat interval), it fetches its list again without logging in.
    */
   #onAlive(client: Client, text: string): void {
     const comma = text.indexOf(",", 6);
-    if (comma < 0 || client.version === undefined) return;
+    if (comma < 0 || client.version === undefined || client.grace || client.resyncing) return;
     const promised = Number(text.slice(comma + 1));
     if (!(promised > client.version)) return;
+    client.grace = true;
+    const logins = client.logins;
     setTimeout(() => {
+      client.grace = false;
       const online = this.views.state(client.index) === State.Online;
-      if (online && client.version !== undefined && client.version < promised) this.#gap(client);
-    }, 1000);
+      if (!online || logins !== client.logins || this.#closed) return;
+      if (client.version === undefined || client.version >= promised) return;
+      this.#gap(client);
+      if (now() - client.lastResync >= this.#heartbeatMs) this.#resync(client);
+    }, RESYNC_GRACE_MS);
+  }
+
+  /**
+   * Fetches client's list again (a resync): presence datagrams that arrive meanwhile wait, the
+   * list replaces the view, and those of the datagrams that end after the list's version are
+   * applied on top (those that end before it are in the list already).
+   */
+  async #resync(client: Client): Promise<void> {
+    client.resyncing = true;
+    client.lastResync = now();
+    this.totals.resyncs++;
+    const logins = client.logins;
+    client.early = [];
+    let list: ListResult | undefined;
+    try {
+      this.views.forget(client.index);
+      list = await this.#lists!.fetch(this.#listRequest(client, client.tcpPort!));
+    } finally {
+      client.resyncing = false;
+    }
+    // A login since then has its own list and buffer.
+    if (logins !== client.logins) return;
+    const early = client.early ?? [];
+    client.early = undefined;
+    this.totals.badLines += list.badLines;
+    this.totals.badEndpoints += list.badEndpoints;
+    if (!list.ok) {
+      // The view was forgotten: the next `Alive` finds the client behind and tries again.
+      if (this.views.state(client.index) === State.Online) this.totals.listFailures++;
+      client.lastResync = -Infinity;
+      return;
+    }
+    client.version = list.version;
+    client.held = [];
+    client.gapAt = undefined;
+    for (const data of early) {
+      const header = data[0] === P ? parseHeader(data) : undefined;
+      if (header !== undefined && list.version !== undefined && header.to <= list.version) continue;
+      this.#applyPresence(client, data);
+    }
+  }
+
+  /** The fetch of client's list from the list service at `port`. */
+  #listRequest(client: Client, port: number): ListRequest {
+    return {
+      // Contacts mode: a client names itself, to get its own list.
+      line: this.views.contacts > 0 && !client.seedOnly
+        ? `list,${client.name},${client.secret}\n`
+        : undefined,
+      c: client.index,
+      host: client.host,
+      port,
+      checker: client.checker,
+    };
   }
 
   /** Applies a presence datagram: its header's range (if any), then its lines. */
@@ -604,6 +684,7 @@ export class ClientPool {
     const client = this.#client(i);
     this.views.setState(i, State.LoggingIn);
     this.views.forget(i);
+    client.logins++;
     client.version = undefined;
     client.held = [];
     client.gapAt = undefined;
@@ -631,16 +712,7 @@ export class ClientPool {
     await slots.acquire();
     let list: ListResult;
     try {
-      list = await this.#lists!.fetch({
-        // Contacts mode: a client names itself, to get its own list.
-        line: this.views.contacts > 0 && !client.seedOnly
-          ? `list,${client.name},${client.secret}\n`
-          : undefined,
-        c: i,
-        host: client.host,
-        port: tcpPort,
-        checker: client.checker,
-      });
+      list = await this.#lists!.fetch(this.#listRequest(client, tcpPort));
     } finally {
       slots.release();
     }
@@ -655,6 +727,7 @@ export class ClientPool {
       return { sent: client.loginSent, accepted: acceptedAt };
     }
     client.version = list.version;
+    client.tcpPort = tcpPort;
     const early = client.early;
     client.early = undefined;
     for (const data of early) this.#applyPresence(client, data);
@@ -727,6 +800,7 @@ export class ClientPool {
 
   /** Sends every online client's heartbeat once per `intervalMs`, spread evenly, until stopped. */
   startHeartbeats(intervalMs: number): void {
+    this.#heartbeatMs = intervalMs;
     let cursor = 0;
     const tickMs = 50;
     const clients = this.#clients;

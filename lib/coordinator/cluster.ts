@@ -3,8 +3,9 @@
  * docs/CLUSTER.md): this member's side of the cluster, between its rooms and NATS.
  *
  * - **Out.** The users this coordinator admitted, moved or lost are published as `presence`
- *   messages, batched (`batchMs`) and numbered; a `beat` every `beatMs` says we live and where
- *   our numbering is; a `want` from anyone is answered with our whole `snapshot`.
+ *   messages, numbered: at once after a quiet spell, else batched (one publish per `batchMs`);
+ *   a `beat` every `beatMs` says we live and where our numbering is; a `want` from anyone is
+ *   answered with our whole `snapshot`.
  * - **In.** Other members' messages are decoded ({@linkcode decodeClusterMessage}) and fed to
  *   {@linkcode ClusterView}; the users it lists are vetted by the registry as we would have
  *   admitted them ({@linkcode Registry.addRemote}) and told to our clients through the presence
@@ -123,6 +124,8 @@ export class Cluster {
   /** Our changes not yet published, by name (only the latest counts). */
   readonly #pending = new Map<string, ClusterChange>();
   #seq = 0;
+  /** When our changes were last published (-Infinity before any). */
+  #flushedAt = -Infinity;
   #flushTimer: TimerId | undefined;
   #snapshotTimer: TimerId | undefined;
   readonly #timers: TimerId[] = [];
@@ -233,12 +236,20 @@ export class Cluster {
 
   #change(change: ClusterChange): void {
     this.#pending.set(change.name, change);
-    this.#flushTimer ??= this.#r.clock.setTimeout(() => this.#flush(), this.#batchMs);
+    const clock = this.#r.clock;
+    const delay = flushDelayMs({
+      now: clock.now(),
+      flushedAt: this.#flushedAt,
+      batchMs: this.#batchMs,
+    });
+    this.#flushTimer ??= clock.setTimeout(() => this.#flush(), delay);
   }
 
   #flush(): void {
     this.#r.clock.clearTimeout(this.#flushTimer);
     this.#flushTimer = undefined;
+    if (this.#pending.size === 0) return;
+    this.#flushedAt = this.#r.clock.now();
     const changes = [...this.#pending.values()];
     this.#pending.clear();
     for (let i = 0; i < changes.length; i += MAX_CLUSTER_ENTRIES) {
@@ -440,6 +451,22 @@ export class Cluster {
     }
     outbox.schedule();
   }
+}
+
+/**
+ * How long our changes wait before they are published: after a quiet spell (nothing published
+ * for `batchMs`), none but the rest of this turn of the event loop, so that a lone login reaches
+ * the other members at once; under a stream of changes, until `batchMs` after the last publish,
+ * so that they go out at most once per `batchMs`, coalesced, as before.
+ *
+ * @example
+ * ```ts
+ * flushDelayMs({ now: 1000, flushedAt: 500, batchMs: 10 }); // 0: quiet, at once
+ * flushDelayMs({ now: 1004, flushedAt: 1000, batchMs: 10 }); // 6
+ * ```
+ */
+export function flushDelayMs(o: { now: number; flushedAt: number; batchMs: number }): number {
+  return Math.max(0, Math.min(o.batchMs, o.flushedAt + o.batchMs - o.now));
 }
 
 /** What the other members are told of a local user. */
