@@ -77,6 +77,7 @@ import { Links, type LinkWiring } from "./peer/links.ts";
 import { PeerMailbox } from "./peer/mailbox.ts";
 import { Messages } from "./peer/messages.ts";
 import { NatDetector } from "./peer/nat_detect.ts";
+import { warmUpHandshake } from "./peer/handshake.ts";
 import { Presence } from "./peer/presence.ts";
 import { PortMapping } from "./peer/port_mapping.ts";
 import type { MappingProtocol } from "./portmap/port_mapper.ts";
@@ -385,6 +386,9 @@ export class Peer {
       }
       peer.#desk.ready();
       peer.#nat.detect();
+      setTimeout(() => {
+        if (peer.#phase === "ready") warmUpHandshake();
+      }, 0);
       peer.#delivery.ready();
       // Unfinished transfers of the last run go on with those online.
       for (const user of peer.#presence.users.keys()) peer.#files?.online(user);

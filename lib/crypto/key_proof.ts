@@ -37,12 +37,12 @@
  * ```
  * @module
  */
-import { x25519 } from "@noble/curves/ed25519.js";
 import { hkdf } from "@noble/hashes/hkdf.js";
 import { hmac } from "@noble/hashes/hmac.js";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { concatBytes } from "@noble/hashes/utils.js";
 import { constantTimeEqual } from "../bytes.ts";
+import { dh } from "./noise.ts";
 
 /** Length of a proof, in bytes (22 characters in base64url). */
 export const KEY_PROOF_LENGTH = 16;
@@ -78,9 +78,13 @@ const ZERO = new Uint8Array(1);
 export function keyProof(options: KeyProofOptions): Uint8Array {
   let shared: Uint8Array;
   try {
-    shared = x25519.getSharedSecret(options.privateKey, options.publicKey);
+    if (options.privateKey.length !== 32) throw new RangeError("the private key is not 32 bytes");
+    shared = dh(
+      { secretKey: options.privateKey, publicKey: new Uint8Array(32) },
+      options.publicKey,
+    );
   } catch (err) {
-    // noble refuses wrong lengths and low-order points (an all-zero shared secret).
+    // Wrong lengths and low-order points (an all-zero shared secret) are refused.
     throw new KeyProofError(`Cannot make a key proof: ${(err as Error).message}`);
   }
   const key = hkdf(sha256, shared, SALT, encoder.encode(options.purpose), 32);

@@ -32,7 +32,8 @@
  * @module
  */
 
-import { x25519 } from "@noble/curves/ed25519.js";
+import { Buffer } from "node:buffer";
+import { createPrivateKey, createPublicKey, diffieHellman, type KeyObject } from "node:crypto";
 import { chacha20poly1305 } from "@noble/ciphers/chacha.js";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { hkdf } from "@noble/hashes/hkdf.js";
@@ -103,7 +104,7 @@ export interface KeyPair {
  * ```
  */
 export function generateKeyPair(): KeyPair {
-  return keyPairFromSecretKey(x25519.utils.randomSecretKey());
+  return keyPairFromSecretKey(crypto.getRandomValues(new Uint8Array(DH_LEN)));
 }
 
 /**
@@ -125,7 +126,59 @@ export function keyPairFromSecretKey(secretKey: Uint8Array): KeyPair {
     );
   }
   const secret = secretKey.slice();
-  return { publicKey: x25519.getPublicKey(secret), secretKey: secret };
+  const spki = createPublicKey(privateKeyObject(secret)).export({ format: "der", type: "spki" });
+  return { publicKey: new Uint8Array(spki.subarray(spki.length - DH_LEN)), secretKey: secret };
+}
+
+// X25519 through node:crypto (OpenSSL): about 8x @noble's speed here (0.18 ms against 1.3 ms a
+// DH), which is most of a first handshake's time on the way of a first message. The keys travel
+// as raw 32-byte strings, wrapped in their fixed DER headers (RFC 8410) for OpenSSL.
+const PKCS8_X25519 = new Uint8Array([
+  0x30,
+  0x2e,
+  0x02,
+  0x01,
+  0x00,
+  0x30,
+  0x05,
+  0x06,
+  0x03,
+  0x2b,
+  0x65,
+  0x6e,
+  0x04,
+  0x22,
+  0x04,
+  0x20,
+]);
+const SPKI_X25519 = new Uint8Array([
+  0x30,
+  0x2a,
+  0x30,
+  0x05,
+  0x06,
+  0x03,
+  0x2b,
+  0x65,
+  0x6e,
+  0x03,
+  0x21,
+  0x00,
+]);
+
+function privateKeyObject(secret: Uint8Array): KeyObject {
+  const der = new Uint8Array(PKCS8_X25519.length + DH_LEN);
+  der.set(PKCS8_X25519);
+  der.set(secret, PKCS8_X25519.length);
+  return createPrivateKey({ key: Buffer.from(der), format: "der", type: "pkcs8" });
+}
+
+function publicKeyObject(publicKey: Uint8Array): KeyObject {
+  if (publicKey.length !== DH_LEN) throw new RangeError(`public key of ${publicKey.length} bytes`);
+  const der = new Uint8Array(SPKI_X25519.length + DH_LEN);
+  der.set(SPKI_X25519);
+  der.set(publicKey, SPKI_X25519.length);
+  return createPublicKey({ key: Buffer.from(der), format: "der", type: "spki" });
 }
 
 /**
@@ -175,7 +228,12 @@ export function noiseNonce(counter: number): Uint8Array {
 /** X25519 of our key pair and a remote public key; a {@linkcode NoiseError} for a low-order key. */
 export function dh(keyPair: KeyPair, remotePublicKey: Uint8Array): Uint8Array {
   try {
-    return x25519.getSharedSecret(keyPair.secretKey, remotePublicKey);
+    // OpenSSL refuses an all-zero result (a low-order remote key), as RFC 7748 section 6.1 allows.
+    const shared = diffieHellman({
+      privateKey: privateKeyObject(keyPair.secretKey),
+      publicKey: publicKeyObject(remotePublicKey),
+    });
+    return new Uint8Array(shared.buffer, shared.byteOffset, shared.byteLength);
   } catch (cause) {
     throw new NoiseError("Cannot complete DH: the remote public key is invalid (low order)", {
       cause,
