@@ -166,19 +166,21 @@ const SPKI_X25519 = new Uint8Array([
   0x00,
 ]);
 
+/** A raw 32-byte X25519 key as OpenSSL takes it: behind its fixed DER header. */
+function der(header: Uint8Array, key: Uint8Array): Buffer {
+  if (key.length !== DH_LEN) throw new RangeError(`an X25519 key of ${key.length} bytes`);
+  const bytes = new Uint8Array(header.length + DH_LEN);
+  bytes.set(header);
+  bytes.set(key, header.length);
+  return Buffer.from(bytes);
+}
+
 function privateKeyObject(secret: Uint8Array): KeyObject {
-  const der = new Uint8Array(PKCS8_X25519.length + DH_LEN);
-  der.set(PKCS8_X25519);
-  der.set(secret, PKCS8_X25519.length);
-  return createPrivateKey({ key: Buffer.from(der), format: "der", type: "pkcs8" });
+  return createPrivateKey({ key: der(PKCS8_X25519, secret), format: "der", type: "pkcs8" });
 }
 
 function publicKeyObject(publicKey: Uint8Array): KeyObject {
-  if (publicKey.length !== DH_LEN) throw new RangeError(`public key of ${publicKey.length} bytes`);
-  const der = new Uint8Array(SPKI_X25519.length + DH_LEN);
-  der.set(SPKI_X25519);
-  der.set(publicKey, SPKI_X25519.length);
-  return createPublicKey({ key: Buffer.from(der), format: "der", type: "spki" });
+  return createPublicKey({ key: der(SPKI_X25519, publicKey), format: "der", type: "spki" });
 }
 
 /**

@@ -80,3 +80,16 @@ export interface TransferInfo extends FileEventBase {
   size: number;
   bytes: number;
 }
+
+/** Bytes in human units: `512 B`, `1.5 MiB`. */
+export function formatBytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  const units = ["KiB", "MiB", "GiB", "TiB"];
+  let v = n / 1024;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return `${v.toFixed(v < 10 ? 1 : 0)} ${units[u]}`;
+}

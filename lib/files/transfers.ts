@@ -37,7 +37,12 @@ import {
   removePart,
   SourceReader,
 } from "./disk.ts";
-import type { FileEvent, FileEventBase, TransferInfo } from "./file_events.ts";
+import {
+  type FileEvent,
+  type FileEventBase,
+  formatBytes,
+  type TransferInfo,
+} from "./file_events.ts";
 import { DelayController } from "./ledbat.ts";
 import { safeRelativePath } from "./names.ts";
 import { readTransfers, type SavedTransfer, writeTransfers } from "./state_file.ts";
@@ -131,18 +136,6 @@ interface Transfer {
 const hex = (b: Uint8Array) => [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
 const unhex = (s: string) => new Uint8Array(s.match(/../g)!.map((x) => parseInt(x, 16)));
 const total = (t: Transfer) => t.files.reduce((n, f) => n + f.size, 0);
-
-function formatSize(n: number): string {
-  if (n < 1024) return `${n} B`;
-  const units = ["KiB", "MiB", "GiB", "TiB"];
-  let v = n / 1024;
-  let u = 0;
-  while (v >= 1024 && u < units.length - 1) {
-    v /= 1024;
-    u++;
-  }
-  return `${v.toFixed(v < 10 ? 1 : 0)} ${units[u]}`;
-}
 
 /** Every file transfer of one client. */
 export class Transfers {
@@ -464,7 +457,7 @@ export class Transfers {
 
   #noDirectPath(t: Transfer): string {
     return `no direct path to ${t.peer}: the coordinator's relay carries files of up to ` +
-      `${formatSize(this.#relayLimit)} only`;
+      `${formatBytes(this.#relayLimit)} only`;
   }
 
   #pause(t: Transfer): void {
@@ -513,8 +506,8 @@ export class Transfers {
     });
     const big = t.files.find((f) => f.size > this.#o.maxFileSize);
     if (big) {
-      const reason = `${big.name} is ${formatSize(big.size)}, over ${this.#o.me}'s limit of ` +
-        `${formatSize(this.#o.maxFileSize)} (--max-file-size)`;
+      const reason = `${big.name} is ${formatBytes(big.size)}, over ${this.#o.me}'s limit of ` +
+        `${formatBytes(this.#o.maxFileSize)} (--max-file-size)`;
       this.#sendFrame(t, { type: "decline", id: t.id, reason });
       this.#end(t, "declined", { event: "file-declined", reason });
     }
