@@ -225,6 +225,27 @@ export class Views {
     this.#counts[c] = view.count;
   }
 
+  /**
+   * The first wrong client (not in contacts mode): whom it sees that are not online in the truth
+   * (`extra`) and whom it misses (`missing`), for the benchmark's "not converged" line.
+   */
+  firstWrong(): { c: number; count: number; extra: number[]; missing: number[] } | undefined {
+    for (let c = 0; c < this.capacity; c++) {
+      if (this.#states[c] !== State.Online || this.contacts > 0) continue;
+      const extra: number[] = [];
+      const missing: number[] = [];
+      for (let i = 0; i < this.capacity; i++) {
+        const seen = this.#sees(c, i);
+        if (seen && !this.#isOnline(i)) extra.push(i);
+        if (!seen && this.#isOnline(i)) missing.push(i);
+      }
+      if (extra.length > 0 || missing.length > 0) {
+        return { c, count: this.#counts[c], extra, missing };
+      }
+    }
+    return undefined;
+  }
+
   /** Online clients whose view is not the truth. */
   wrong(): number {
     let n = 0;
