@@ -340,9 +340,18 @@ async function explain(views: Views, coordinators: CoordinatorProcess[]): Promis
   for (const [k, c] of coordinators.entries()) {
     const names = new Set((await fetchList(c.tcp)).split(/[;\n]/).map((e) => e.split(",")[0]));
     const held = (xs: number[]) => xs.filter((i) => names.has(`u${i}`)).length;
+    // Whom it lists that the benchmark does not count online, by their client's state.
+    const states = new Map<string, number>();
+    for (const name of names) {
+      const i = Number(name.slice(1));
+      if (!name.startsWith("u") || !(i >= 0) || views.state(i) === State.Online) continue;
+      const state = Object.keys(State)[views.state(i)];
+      states.set(state, (states.get(state) ?? 0) + 1);
+    }
     console.error(
       `  coordinator ${k} lists ${names.size - 1}: ${held(wrong.extra)} of the not online, ` +
-        `${held(wrong.missing)} of the missed`,
+        `${held(wrong.missing)} of the missed; listed but not online here: ` +
+        JSON.stringify(Object.fromEntries(states)),
     );
   }
 }
