@@ -58,7 +58,8 @@ async function coordinatorRole(args: {
     host: "127.0.0.1",
     port: args.port,
     mailbox: false,
-    log: () => {},
+    // BENCH_CLUSTER_LOG=<dir> writes each coordinator's log to <dir>/<member>.log (for debugging).
+    log: logTo(args.member ?? "single"),
     cluster: args.cluster === undefined ? undefined : {
       url: args.cluster,
       community: COMMUNITY,
@@ -72,6 +73,14 @@ async function coordinatorRole(args: {
   await stop.promise;
   await coordinator.close();
   Deno.exit(0);
+}
+
+/** The log of a coordinator: nowhere, or appended to a file under `BENCH_CLUSTER_LOG`. */
+function logTo(member: string): (line: string) => void {
+  const dir = Deno.env.get("BENCH_CLUSTER_LOG");
+  if (dir === undefined) return () => {};
+  const file = Deno.openSync(`${dir}/${member}.log`, { append: true, create: true });
+  return (line) => file.writeSync(encoder.encode(`${new Date().toISOString()} ${line}\n`));
 }
 
 /** A coordinator process of the benchmark. */
@@ -152,7 +161,17 @@ async function startNats(): Promise<{ url: string; token: string; child: Deno.Ch
   listener.close();
   const token = crypto.randomUUID();
   const child = new Deno.Command("nats-server", {
-    args: ["-a", "127.0.0.1", "-p", String(port), "--auth", token],
+    args: [
+      "-a",
+      "127.0.0.1",
+      "-p",
+      String(port),
+      "--auth",
+      token,
+      ...(Deno.env.get("BENCH_CLUSTER_LOG")
+        ? ["-D", "-l", `${Deno.env.get("BENCH_CLUSTER_LOG")}/nats.log`]
+        : []),
+    ],
     stdout: "null",
     stderr: "null",
   }).spawn();
@@ -291,16 +310,56 @@ function pct(xs: number[], p: number): number {
  * and it has fetched its list again, as a real one does (a resync: up to a heartbeat interval and
  * a second later).
  */
-async function converge(views: Views, ms = 60_000): Promise<number> {
+async function converge(
+  views: Views,
+  coordinators: CoordinatorProcess[],
+  ms = 60_000,
+): Promise<number> {
   const deadline = now() + ms;
   while (views.wrong() > 0) {
     if (now() > deadline) {
       console.error(`not converged: ${views.wrong()} of ${views.online} clients wrong`);
+      await explain(views, coordinators);
       return NaN;
     }
     await sleep(10);
   }
   return now();
+}
+
+/** Says why the first wrong client is wrong, and which coordinators' lists hold whom it gets wrong. */
+async function explain(views: Views, coordinators: CoordinatorProcess[]): Promise<void> {
+  const wrong = views.firstWrong();
+  if (wrong === undefined) return;
+  const show = (xs: number[]) =>
+    xs.slice(0, 5).map((i) => `u${i}(${Object.keys(State)[views.state(i)]})`).join(" ");
+  console.error(
+    `  client ${wrong.c} sees ${wrong.count} of ${views.online}: ${wrong.extra.length} not ` +
+      `online [${show(wrong.extra)}], ${wrong.missing.length} missed [${show(wrong.missing)}]`,
+  );
+  for (const [k, c] of coordinators.entries()) {
+    const names = new Set((await fetchList(c.tcp)).split(/[;\n]/).map((e) => e.split(",")[0]));
+    const held = (xs: number[]) => xs.filter((i) => names.has(`u${i}`)).length;
+    // Whom it lists that the benchmark does not count online, by their client's state.
+    const states = new Map<string, number>();
+    for (const name of names) {
+      const i = Number(name.slice(1));
+      if (!name.startsWith("u") || !(i >= 0) || views.state(i) === State.Online) continue;
+      const state = Object.keys(State)[views.state(i)];
+      states.set(state, (states.get(state) ?? 0) + 1);
+    }
+    console.error(
+      `  coordinator ${k} lists ${names.size - 1}: ${held(wrong.extra)} of the not online, ` +
+        `${held(wrong.missing)} of the missed; listed but not online here: ` +
+        JSON.stringify(Object.fromEntries(states)),
+    );
+  }
+}
+
+/** A coordinator's whole list, fetched from 127.0.0.1 (no login is pending there). */
+async function fetchList(port: number): Promise<string> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  return new TextDecoder().decode(await new Response(conn.readable).arrayBuffer());
 }
 
 async function runSetup(
@@ -366,7 +425,7 @@ async function runSetup(
       });
     }));
     for (const pool of pools) pool.startHeartbeats(10_000);
-    await converge(views);
+    await converge(views, coordinators);
     const storm = await Promise.all(pools.map((pool, k) => {
       const mine = base(k);
       return pool.loginMany(mine.slice(mine.length - Math.floor(o.storm / n)), {
@@ -375,7 +434,7 @@ async function runSetup(
       });
     }));
     const lastJoin = Math.max(...storm.map((s) => s.lastJoin));
-    result.stormConvergeMs = (await converge(views)) - lastJoin;
+    result.stormConvergeMs = (await converge(views, coordinators)) - lastJoin;
     // Churn: on each coordinator, `joiners` users leave and as many newcomers join, interleaved.
     const perPoolRate = o.churnRate / n;
     const leaving = pools.map((_, k) =>
@@ -391,7 +450,7 @@ async function runSetup(
       }
       return Math.max(last, (await joins).lastJoin);
     }));
-    result.churnConvergeMs = (await converge(views)) - Math.max(...churned);
+    result.churnConvergeMs = (await converge(views, coordinators)) - Math.max(...churned);
     result.gaps = pools.reduce((sum, pool) => sum + pool.checkGaps(), 0);
     result.resyncs = pools.reduce((sum, pool) => sum + pool.totals.resyncs, 0);
     // Probes: watchers on every coordinator, probe logins on the first.

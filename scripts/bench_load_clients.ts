@@ -225,6 +225,27 @@ export class Views {
     this.#counts[c] = view.count;
   }
 
+  /**
+   * The first wrong client (not in contacts mode): whom it sees that are not online in the truth
+   * (`extra`) and whom it misses (`missing`), for the benchmark's "not converged" line.
+   */
+  firstWrong(): { c: number; count: number; extra: number[]; missing: number[] } | undefined {
+    for (let c = 0; c < this.capacity; c++) {
+      if (this.#states[c] !== State.Online || this.contacts > 0) continue;
+      const extra: number[] = [];
+      const missing: number[] = [];
+      for (let i = 0; i < this.capacity; i++) {
+        const seen = this.#sees(c, i);
+        if (seen && !this.#isOnline(i)) extra.push(i);
+        if (!seen && this.#isOnline(i)) missing.push(i);
+      }
+      if (extra.length > 0 || missing.length > 0) {
+        return { c, count: this.#counts[c], extra, missing };
+      }
+    }
+    return undefined;
+  }
+
   /** Online clients whose view is not the truth. */
   wrong(): number {
     let n = 0;
@@ -259,6 +280,8 @@ export interface Totals {
   alive: number;
   byes: number;
   expired: number;
+  /** Logins again after an `Expired` told an online client it was forgotten. */
+  loginsAgain: number;
   /** `Mailbox,<port>,<waiting>` notices (one per admitted extension client). */
   mailbox: number;
   presenceLines: number;
@@ -293,6 +316,7 @@ function zeroTotals(): Totals {
     alive: 0,
     byes: 0,
     expired: 0,
+    loginsAgain: 0,
     mailbox: 0,
     presenceLines: 0,
     presenceDatagrams: 0,
@@ -414,6 +438,8 @@ export class ClientPool {
   /** Resyncs are at least this far apart per client, as a real client's (its heartbeat). */
   #heartbeatMs = 10_000;
   #closed = false;
+  /** List fetches of logins again after `Expired`, at most this many at once. */
+  readonly #againSlots = new Semaphore(50);
   readonly #receivers: Promise<void>[] = [];
 
   /** `endpointOf(i)`: the endpoint client `i` (of either pool) really has, as bytes. */
@@ -492,6 +518,7 @@ export class ClientPool {
       t.byes++;
     } else if (text.startsWith("Expired,")) {
       t.expired++;
+      this.#loginAgain(client);
     } else if (text.startsWith("Mailbox,")) {
       t.mailbox++; // where the mailbox is: our clients deposit nothing
     } else {
@@ -786,6 +813,20 @@ export class ClientPool {
       phases,
       retries: this.totals.retries - retries0,
     };
+  }
+
+  /**
+   * `Expired` while online: the coordinator forgot the client (its list came after the pending
+   * login was dropped, or its heartbeats did not arrive), so it is not online whatever its list
+   * said. As a real client does (lib/peer/presence.ts), it logs in again; until then it is not
+   * online in the truth, which every coordinator's list now matches.
+   */
+  #loginAgain(client: Client): void {
+    if (this.views.state(client.index) !== State.Online || this.#closed) return;
+    this.totals.loginsAgain++;
+    this.views.setOnline(client.index, false);
+    this.login(client.index, this.#againSlots, { accept: [], connect: [], transfer: [] })
+      .catch(() => {});
   }
 
   /** Client `i` logs out. */
