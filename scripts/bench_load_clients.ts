@@ -521,6 +521,8 @@ export class ClientPool {
       this.#loginAgain(client);
     } else if (text.startsWith("Mailbox,")) {
       t.mailbox++; // where the mailbox is: our clients deposit nothing
+    } else if (text.startsWith("RelayLimit,")) {
+      // The relay's file limit, sent beside `Mailbox`: our clients send no files.
     } else {
       t.badLines++;
     }
