@@ -20,6 +20,7 @@
  * ```
  * @module
  */
+import { bytesToHex, hexToBytes } from "@noble/hashes/utils.js";
 import { type Clock, realClock, type TimerId } from "../clock.ts";
 import {
   decodeFileFrame,
@@ -133,8 +134,6 @@ interface Transfer {
   progress: { at: number; mark: { at: number; bytes: number }; rate: number };
 }
 
-const hex = (b: Uint8Array) => [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
-const unhex = (s: string) => new Uint8Array(s.match(/../g)!.map((x) => parseInt(x, 16)));
 const total = (t: Transfer) => t.files.reduce((n, f) => n + f.size, 0);
 
 /** Every file transfer of one client. */
@@ -185,7 +184,7 @@ export class Transfers {
     this.#save();
     this.#emit(t, {
       event: "file-offer",
-      files: files.map((f) => ({ name: f.name, size: f.size, sha256: hex(f.sha256) })),
+      files: files.map((f) => ({ name: f.name, size: f.size, sha256: bytesToHex(f.sha256) })),
       size: total(t),
     });
     this.#offer(t);
@@ -261,7 +260,7 @@ export class Transfers {
       });
       return;
     }
-    const t = this.#byHex.get(hex(frame.id));
+    const t = this.#byHex.get(bytesToHex(frame.id));
     if (frame.type === "offer") return this.#onOffer(peer, frame, t);
     if (!t || t.peer !== peer) return; // an old transfer's late frame
     try {
@@ -501,7 +500,7 @@ export class Transfers {
     const size = total(t);
     this.#emit(t, {
       event: "file-offer",
-      files: t.files.map((f) => ({ name: f.name, size: f.size, sha256: hex(f.sha256) })),
+      files: t.files.map((f) => ({ name: f.name, size: f.size, sha256: bytesToHex(f.sha256) })),
       size,
     });
     const big = t.files.find((f) => f.size > this.#o.maxFileSize);
@@ -599,7 +598,7 @@ export class Transfers {
         name: f.name,
         path,
         size: f.size,
-        sha256: hex(f.sha256),
+        sha256: bytesToHex(f.sha256),
       });
       t.index++;
     }
@@ -650,7 +649,7 @@ export class Transfers {
           name: f.name,
           path: t.sources![frame.index],
           size: f.size,
-          sha256: hex(f.sha256),
+          sha256: bytesToHex(f.sha256),
           sent: t.sent,
         });
         if (frame.index === t.files.length - 1) {
@@ -766,7 +765,7 @@ export class Transfers {
     const now = this.#o.clock.now();
     const t: Transfer = {
       n: this.#next++,
-      hex: hex(fields.id),
+      hex: bytesToHex(fields.id),
       bytes: 0,
       sent: 0,
       index: 0,
@@ -807,7 +806,7 @@ export class Transfers {
         transfer: t.hex,
         peer: t.peer,
         direction: t.direction,
-        files: t.files.map((f) => ({ name: f.name, size: f.size, sha256: hex(f.sha256) })),
+        files: t.files.map((f) => ({ name: f.name, size: f.size, sha256: bytesToHex(f.sha256) })),
         ...(t.sources ? { sources: t.sources } : {}),
         ...(t.dir ? { dir: t.dir, parts: t.parts!.map((p) => p ?? null) } : {}),
       }));
@@ -826,10 +825,10 @@ export class Transfers {
   #load(): void {
     for (const s of readTransfers(this.#o.stateFile)) {
       this.#add({
-        id: unhex(s.transfer),
+        id: hexToBytes(s.transfer),
         peer: s.peer,
         direction: s.direction,
-        files: s.files.map((f) => ({ name: f.name, size: f.size, sha256: unhex(f.sha256) })),
+        files: s.files.map((f) => ({ name: f.name, size: f.size, sha256: hexToBytes(f.sha256) })),
         state: "waiting",
         ...(s.sources ? { sources: s.sources } : {}),
         ...(s.dir ? { dir: s.dir, parts: s.parts!.map((p) => p ?? undefined) } : {}),

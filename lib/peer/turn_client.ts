@@ -30,6 +30,7 @@
  * ```
  * @module
  */
+import { bytesToHex } from "@noble/hashes/utils.js";
 import type { Clock, TimerId } from "../clock.ts";
 import { type Endpoint, formatEndpoint } from "../protocol/endpoint.ts";
 import {
@@ -308,7 +309,7 @@ export class TurnClient {
       this.stats.ignored++;
       return;
     }
-    const id = hexId(msg.transactionId);
+    const id = bytesToHex(msg.transactionId);
     const t = this.#transactions.get(id);
     if (!t || msg.cls === "request") {
       this.stats.ignored++;
@@ -422,7 +423,7 @@ export class TurnClient {
       done,
     };
     this.stats.requests++;
-    this.#transmit(hexId(id), t);
+    this.#transmit(bytesToHex(id), t);
   }
 
   /** Sends a request again with a new transaction id, signed with the (new) nonce. */
@@ -435,7 +436,7 @@ export class TurnClient {
       signed: true,
       renewedNonce: t.renewedNonce || renewedNonce,
     };
-    this.#transmit(hexId(id), again);
+    this.#transmit(bytesToHex(id), again);
   }
 
   #transmit(id: string, t: Transaction): void {
@@ -509,10 +510,4 @@ export class TurnClient {
 function isChallenge(msg: DecodedTurnMessage): boolean {
   const code = msg.attributes.errorCode?.code;
   return (code === 401 || code === 438) && msg.attributes.nonce !== undefined;
-}
-
-function hexId(id: Uint8Array): string {
-  let s = "";
-  for (const b of id) s += b.toString(16).padStart(2, "0");
-  return s;
 }

@@ -23,6 +23,7 @@
  * ```
  * @module
  */
+import { equalBytes } from "../bytes.ts";
 import { hmac } from "@noble/hashes/hmac.js";
 import { sha1 } from "@noble/hashes/legacy.js";
 import { formatIp, ipBytes } from "../net/ip_bytes.ts";
@@ -384,7 +385,7 @@ export function parseBindingAnswer(
     return undefined;
   }
   if (msg.method !== BINDING || msg.class !== "success" || msg.classic) return undefined;
-  if (!sameBytes(msg.transactionId, transactionId)) return undefined;
+  if (!equalBytes(msg.transactionId, transactionId)) return undefined;
   const xored = attribute(msg, Attr.XOR_MAPPED_ADDRESS);
   if (xored) return decodeAddress(xored, { xor: { transactionId } });
   const plain = attribute(msg, Attr.MAPPED_ADDRESS);
@@ -558,8 +559,4 @@ function utf8(text: string): Uint8Array {
 
 function hex4(n: number): string {
   return n.toString(16).padStart(4, "0");
-}
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((x, i) => x === b[i]);
 }
