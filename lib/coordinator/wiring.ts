@@ -227,6 +227,8 @@ async function wire(
   const log = new ServerLog({ clock, write, stats });
   // Checked before any port is bound: a bad URI or secret throws with nothing to close.
   const turn = options.turn && new TurnGrants({ ...options.turn, now: () => clock.now() });
+  // What a local user gets after its `Introduce`, whoever decided the pair (here or a member).
+  const alsoIntroduce = turn && ((to: User) => turn.grant(to.name));
   const { udp, tcp } = await bindPorts(options, host, log);
   const altPort = options.altPort ?? (udp.local.port === 0 ? 0 : udp.local.port + 1);
   let alt: UdpSocket | undefined;
@@ -337,7 +339,7 @@ async function wire(
     clock,
     challenges,
     onOnlineAtOnce: tellWaiting,
-    alsoIntroduce: turn && ((to) => turn.grant(to.name)),
+    alsoIntroduce,
     cluster: () => late.cluster,
   });
   const list = new ListService({
@@ -380,7 +382,7 @@ async function wire(
         send,
         introductions: () => service.introductions,
         drop: (user) => service.dropForCluster(user),
-        alsoIntroduce: turn && ((to) => turn.grant(to.name)),
+        alsoIntroduce,
       });
     } catch (err) {
       list.close();
