@@ -347,17 +347,32 @@ function selfCpu(): number {
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
+/**
+ * The coordinator's JSON lines. Anything else it prints (V8's `--trace-gc`, say) goes to
+ * `--coordinator-trace`'s file, with the time it was read ({@link now}), or nowhere.
+ */
 async function* readLines(stream: ReadableStream<Uint8Array>): AsyncGenerator<string> {
   let buffered = "";
   for await (const chunk of stream) {
     buffered += decoder.decode(chunk, { stream: true });
     let nl: number;
     while ((nl = buffered.indexOf("\n")) >= 0) {
-      yield buffered.slice(0, nl);
+      const line = buffered.slice(0, nl);
       buffered = buffered.slice(nl + 1);
+      // V8 writes through a buffer of its own, flushed mid-line: a report may follow a part.
+      const at = line.indexOf('{"');
+      if (at > 0 || at < 0) {
+        trace?.writeSync(
+          encoder.encode(`${now().toFixed(1)} ${line.slice(0, at < 0 ? undefined : at)}\n`),
+        );
+      }
+      if (at >= 0) yield line.slice(at);
     }
   }
 }
+
+/** Where `--coordinator-trace` sends the coordinator's other output. */
+let trace: Deno.FsFile | undefined;
 
 function percentile(values: number[], p: number): number {
   if (values.length === 0) return NaN;
@@ -847,6 +862,7 @@ if (import.meta.main) {
       presence: { type: "string", default: "everyone" },
       contacts: { type: "string", default: "50" },
       capacity: { type: "string", default: "0" },
+      "coordinator-trace": { type: "string" },
     },
   });
   const batchMs = values["batch-ms"] === undefined ? undefined : Number(values["batch-ms"]);
@@ -858,6 +874,8 @@ if (import.meta.main) {
       capacity: Number(values.capacity),
     });
   } else {
+    const traceFile = values["coordinator-trace"];
+    if (traceFile) trace = Deno.openSync(traceFile, { write: true, create: true, truncate: true });
     const modes = values.presence.split(",");
     if (modes.some((m) => m !== "everyone" && m !== "contacts")) {
       console.error(`--presence takes everyone, contacts or both, not "${values.presence}"`);

@@ -186,10 +186,18 @@ export class PresenceOutbox {
       this.#clock.clearTimeout(this.#timer);
       this.#timer = undefined;
     }
-    const wait = full ? 0 : this.#quietUntil - this.#clock.now();
+    // Contacts mode may hold lines through a login storm (`storm_hold.ts`).
+    const hold = this.#fanout instanceof ContactFanout ? this.#fanout.holdMs() : 0;
+    const wait = full ? 0 : Math.max(this.#quietUntil - this.#clock.now(), hold);
     if (wait <= 0) this.#flush();
-    else this.#timer = this.#clock.setTimeout(this.#flush, wait);
+    else this.#timer = this.#clock.setTimeout(this.#due, wait);
   }
+
+  /** A pause or a hold ran out: flush, unless the hold was extended meanwhile (contacts mode). */
+  readonly #due = (): void => {
+    this.#timer = undefined;
+    this.schedule();
+  };
 
   /** Stops: nothing more is sent. */
   close(): void {
