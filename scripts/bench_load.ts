@@ -633,11 +633,13 @@ async function run(o: RunOptions, { coordinator, logFile }: Started): Promise<Ru
         `${afterStorm.maxLoopLagMs} ms at most; datagrams dropped for full receive buffers: ` +
         `${drops1.clients - drops0.clients} at clients, ${
           drops1.coordinator - drops0.coordinator
-        } at the coordinator; CPU: coordinator ${
-          ((cpu1 - cpu0) / stormSec * 100).toFixed(0)
-        } %, load generator ${(generator.all * 100).toFixed(0)} % (main thread ${
-          (generator.main * 100).toFixed(0)
-        } %, storm's Worker ${(generator.worker * 100).toFixed(0)} %, lists' Worker and the rest ${
+        } at the coordinator; CPU: coordinator ${((cpu1 - cpu0) / stormSec * 100).toFixed(0)} % (${
+          ((cpu1 - cpu0) / stormSize * 1000).toFixed(2)
+        } ms per storm login, all its storm work included: what other processes disturb least), load generator ${
+          (generator.all * 100).toFixed(0)
+        } % (main thread ${(generator.main * 100).toFixed(0)} %, storm's Worker ${
+          (generator.worker * 100).toFixed(0)
+        } %, lists' Worker and the rest ${
           ((generator.all - generator.main - generator.worker) * 100).toFixed(0)
         } %)`,
     );
