@@ -230,18 +230,32 @@ function chatArgs(name: string, server: string, dir: string): string[] {
 /** As scripts/p2p and the compiled binary run it (scripts/compile.ts V8_FLAGS). */
 const V8 = { DENO_V8_FLAGS: "--max-semi-space-size=8" };
 
+/**
+ * `BENCH_CPU_PROF=DIR`: the loopback chat processes write V8 CPU profiles (`--cpu-prof`) into DIR
+ * when they quit, to see where a transfer's time goes (open them in Chrome's DevTools).
+ */
+const CPU_PROF = Deno.env.get("BENCH_CPU_PROF");
+
 async function loopbackWorld(dir: string): Promise<World> {
   const serve = await startServe();
   const procs: P2pProcess[] = [];
   return {
     chat: (name) => {
       const env = { XDG_DATA_HOME: join(dir, name), ...V8 };
-      const p = new P2pProcess(chatArgs(name, `127.0.0.1:${serve.port}`, dir), { env });
+      const runFlags = CPU_PROF ? ["--cpu-prof", `--cpu-prof-dir=${CPU_PROF}`] : [];
+      const p = new P2pProcess(chatArgs(name, `127.0.0.1:${serve.port}`, dir), { env, runFlags });
       procs.push(p);
       return p;
     },
     close: async () => {
-      for (const p of procs) await p.dispose();
+      for (const p of procs) {
+        // A profile is written at a clean exit: quit, and give it a moment before the kill.
+        if (CPU_PROF) {
+          await p.write("/quit");
+          await Promise.race([p.child.status, new Promise((r) => setTimeout(r, 5000))]);
+        }
+        await p.dispose();
+      }
       await serve.proc.dispose();
     },
   };

@@ -49,7 +49,7 @@ import { safeRelativePath } from "./names.ts";
 import { readTransfers, type SavedTransfer, writeTransfers } from "./state_file.ts";
 
 /** Bytes of file data per CHUNK frame. */
-export const CHUNK_BYTES = 16 * 1024;
+export const CHUNK_BYTES = 64 * 1024;
 /** Default largest file we accept (`--max-file-size`): 4 GiB. */
 export const DEFAULT_MAX_FILE_SIZE = 4 * 1024 ** 3;
 /** Default limit of a transfer over the relay, when the coordinator says none: 1 MiB. */
