@@ -17,9 +17,11 @@
  * - The search starts when bulk data first wants to go (`start`), not for every link: chat-only
  *   links never probe.
  * - A black hole (the bulk stream's retransmission timer expired while datagrams above the base
- *   went out: `onBlackHole`) drops to the base size at once; the search runs again after
- *   `retryAfterMs`. A search that ended below the top of the ladder runs again after
- *   `raiseAfterMs` (paths change).
+ *   went out: `onBlackHole`) drops to the base size at once; so does heavy loss of them
+ *   (`onSegments`: of the last {@linkcode LOSS_SAMPLE} segments sent above the base, a tenth or
+ *   more had to be sent again — a datagram the kernel cut into fragments is lost when any one of
+ *   them is). The search runs again after `retryAfterMs`. A search that ended below the top of
+ *   the ladder runs again after `raiseAfterMs` (paths change).
  * - A new path (`reset`) forgets what was confirmed: the base again, and a new search at the next
  *   `start`.
  *
@@ -54,6 +56,10 @@ const MAX_PROBES = 3;
 const RAISE_AFTER_MS = 600_000;
 /** Default wait after a black hole before searching again, ms. */
 const RETRY_AFTER_MS = 60_000;
+/** Segments above the base size over which the loss of large datagrams is judged. */
+export const LOSS_SAMPLE = 128;
+/** The share of those segments sent again that means the large datagrams do not get through. */
+const MAX_LOSS = 0.1;
 
 /** Options of {@linkcode PathMtuSearch}. */
 export interface PathMtuOptions {
@@ -81,6 +87,7 @@ export interface PathMtuStats {
   probesAcked: number;
   /** Sizes given up after `maxProbes` unanswered probes. */
   sizesFailed: number;
+  /** Falls back to the base: a retransmission timeout or heavy loss above the base. */
   blackHoles: number;
 }
 
@@ -98,6 +105,8 @@ export class PathMtuSearch {
   /** When a stopped search may run again; undefined: at the next `start`. */
   #idleUntil: number | undefined;
   #wanted = false;
+  /** Segments sent, and sent again, above the base size in the current sample. */
+  #sample = { sent: 0, resent: 0 };
 
   /** Creates a search at the base size; nothing is sent before {@linkcode start}. */
   constructor(options: PathMtuOptions) {
@@ -152,6 +161,20 @@ export class PathMtuSearch {
     this.#idleUntil = this.#o.now() + this.#o.retryAfterMs;
   }
 
+  /**
+   * The bulk stream sent `sent` new segments and `resent` copies since the last call: while above
+   * the base, a tenth or more sent again over {@linkcode LOSS_SAMPLE} segments is a black hole.
+   */
+  onSegments(sent: number, resent: number): void {
+    if (this.#size === BASE_DATAGRAM) return;
+    this.#sample.sent += sent;
+    this.#sample.resent += resent;
+    if (this.#sample.sent < LOSS_SAMPLE) return;
+    const lossy = this.#sample.resent >= MAX_LOSS * this.#sample.sent;
+    this.#sample = { sent: 0, resent: 0 };
+    if (lossy) this.onBlackHole();
+  }
+
   /** The path changed: back to the base size; the next {@linkcode start} searches again. */
   reset(): void {
     this.#probe = undefined;
@@ -197,6 +220,7 @@ export class PathMtuSearch {
   #setSize(size: number): void {
     if (size === this.#size) return;
     this.#size = size;
+    this.#sample = { sent: 0, resent: 0 };
     this.#o.onSize(size);
   }
 }

@@ -92,3 +92,17 @@ Deno.test("a new path forgets the confirmed size; the next start searches again"
   assert.throws(() => search({ sizes: [1500, 1400] }), RangeError);
   assert.throws(() => search({ sizes: [1000] }), RangeError);
 });
+
+Deno.test("heavy loss of large datagrams is a black hole too; light loss and the base are not", () => {
+  const t = search();
+  t.s.onSegments(1000, 500); // at the base: nothing to fall back from
+  t.s.start();
+  t.s.onAck(t.probes[0].id);
+  t.s.onSegments(100, 9);
+  t.s.onSegments(28, 3); // 12 of 128: under a tenth
+  assert.equal(t.s.size, 1452);
+  t.s.onSegments(64, 7);
+  t.s.onSegments(64, 6); // 13 of 128
+  assert.equal(t.s.size, BASE_DATAGRAM);
+  assert.equal(t.s.stats.blackHoles, 1);
+});
