@@ -20,7 +20,9 @@
  *   went out: `onBlackHole`) drops to the base size at once; so does heavy loss of them
  *   (`onSegments`: of the last {@linkcode LOSS_SAMPLE} segments sent above the base, a tenth or
  *   more had to be sent again — a datagram the kernel cut into fragments is lost when any one of
- *   them is). The search runs again after `retryAfterMs`. A search that ended below the top of
+ *   them is). The first sample after a size change is not judged: the larger datagrams of a
+ *   stream in full flow overflow the receiver's socket buffer until the congestion window adapts,
+ *   which is congestion, not the size. The search runs again after `retryAfterMs`. A search that ended below the top of
  *   the ladder runs again after `raiseAfterMs` (paths change).
  * - A new path (`reset`) forgets what was confirmed: the base again, and a new search at the next
  *   `start`.
@@ -107,6 +109,8 @@ export class PathMtuSearch {
   #wanted = false;
   /** Segments sent, and sent again, above the base size in the current sample. */
   #sample = { sent: 0, resent: 0 };
+  /** Whether the first sample since the size changed is over. */
+  #warm = false;
 
   /** Creates a search at the base size; nothing is sent before {@linkcode start}. */
   constructor(options: PathMtuOptions) {
@@ -170,8 +174,9 @@ export class PathMtuSearch {
     this.#sample.sent += sent;
     this.#sample.resent += resent;
     if (this.#sample.sent < LOSS_SAMPLE) return;
-    const lossy = this.#sample.resent >= MAX_LOSS * this.#sample.sent;
+    const lossy = this.#warm && this.#sample.resent >= MAX_LOSS * this.#sample.sent;
     this.#sample = { sent: 0, resent: 0 };
+    this.#warm = true;
     if (lossy) this.onBlackHole();
   }
 
@@ -221,6 +226,7 @@ export class PathMtuSearch {
     if (size === this.#size) return;
     this.#size = size;
     this.#sample = { sent: 0, resent: 0 };
+    this.#warm = false;
     this.#o.onSize(size);
   }
 }

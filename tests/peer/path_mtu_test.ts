@@ -98,6 +98,7 @@ Deno.test("heavy loss of large datagrams is a black hole too; light loss and the
   t.s.onSegments(1000, 500); // at the base: nothing to fall back from
   t.s.start();
   t.s.onAck(t.probes[0].id);
+  t.s.onSegments(128, 100); // the first sample after a change: congestion while the window adapts
   t.s.onSegments(100, 9);
   t.s.onSegments(28, 3); // 12 of 128: under a tenth
   assert.equal(t.s.size, 1452);
