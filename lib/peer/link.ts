@@ -162,6 +162,8 @@ export const FILE_CHANNEL = 0x46;
  * a fast path (the sender's delay-based controller, `lib/files/ledbat.ts`, keeps it polite).
  */
 const FILE_RECEIVE_WINDOW = 1024;
+/** The {@linkcode FILE_CHANNEL} byte, sealed in front of each file segment. */
+const FILE_TAG = Uint8Array.of(FILE_CHANNEL);
 /**
  * The file channel acknowledges every 16th in-order segment: a 16 KiB file chunk is 15
  * segments, so in a steady transfer it is one ACK per chunk, sent at once for the chunk's end.
@@ -233,6 +235,8 @@ export class Link {
   readonly #mtu: PathMtuSearch;
   /** The file channel's counters as last seen: a timeout or heavy loss may be a black hole. */
   #fileSeen = { timeouts: 0, sent: 0, resent: 0 };
+  /** The header of our DATA frames, made once: every datagram starts with it. */
+  #dataHeader: Uint8Array | undefined;
   /** Messages handed to the channel and not yet settled, by channel id. */
   #inChannel = new Map<number, ChatMessage>();
   /** Messages waiting for a session. */
@@ -656,11 +660,7 @@ export class Link {
       ackEvery: FILE_ACK_EVERY,
       maxSegmentSize: this.#fileSegmentSize(this.#mtu.size),
       send: (segment) => {
-        if (channel !== this.#files) return;
-        const tagged = new Uint8Array(segment.length + 1);
-        tagged[0] = FILE_CHANNEL;
-        tagged.set(segment, 1);
-        this.#sendData(tagged);
+        if (channel === this.#files) this.#sendData([FILE_TAG, segment]);
       },
       onMessage: (data) => {
         if (channel === this.#files) this.#o.events.onFileFrame?.(data);
@@ -680,11 +680,13 @@ export class Link {
     else this.#o.events.onUndelivered(msg.id, undeliveredReason);
   }
 
-  #sendData(plaintext: Uint8Array): void {
+  /** Seals a DATA frame (given in parts, sealed as one) and sends it, when a session is up. */
+  #sendData(plaintext: Uint8Array | Uint8Array[]): void {
     if (!this.#session) return;
-    const header = frameHeader(FrameType.DATA, this.#o.me);
-    const sealed = this.#session.seal(plaintext, header);
-    this.#transmit(encodeFrame({ type: "data", from: this.#o.me, payload: sealed }));
+    // The frame is the header, then the sealed packet: sealed into one buffer, header first.
+    this.#dataHeader ??= frameHeader(FrameType.DATA, this.#o.me);
+    const header = this.#dataHeader;
+    this.#transmit(this.#session.seal(plaintext, header, { prefix: header }));
   }
 
   #onData(
