@@ -231,8 +231,11 @@ function chatArgs(name: string, server: string, dir: string): string[] {
   return ["chat", `${name}@${server}`, "--json", "--no-history", "--downloads", `${dir}/downloads`];
 }
 
-/** As scripts/p2p and the compiled binary run it (scripts/compile.ts V8_FLAGS). */
-const V8 = { DENO_V8_FLAGS: "--max-semi-space-size=8" };
+/**
+ * As scripts/p2p and the compiled binary run it (scripts/compile.ts V8_FLAGS); `BENCH_V8_FLAGS`
+ * replaces them, to try others (docs/FILES.md: the young generation's size sets a transfer's RSS).
+ */
+const V8 = { DENO_V8_FLAGS: Deno.env.get("BENCH_V8_FLAGS") ?? "--max-semi-space-size=8" };
 
 /**
  * `BENCH_CPU_PROF=DIR`: the loopback chat processes write V8 CPU profiles (`--cpu-prof`) into DIR
