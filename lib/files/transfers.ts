@@ -713,11 +713,16 @@ export class Transfers {
 
   #windowOf(peer: string): DelayController {
     let w = this.#window.get(peer);
-    // The first burst as before 64 KiB chunks (8 of 16 KiB): more overflows the receiver's
-    // socket buffer (Deno cannot enlarge it) before the first ACK.
-    const initialBytes = 2 * CHUNK_BYTES;
+    // In bytes, the window starts as it did with 16 KiB chunks (8 of them: more overflows the
+    // receiver's socket buffer, which Deno cannot enlarge, before the first ACK), and its floor,
+    // what chat may wait behind, is one chunk rather than two.
     if (!w) {
-      this.#window.set(peer, w = new DelayController({ chunkBytes: CHUNK_BYTES, initialBytes }));
+      w = new DelayController({
+        chunkBytes: CHUNK_BYTES,
+        initialBytes: 2 * CHUNK_BYTES,
+        minBytes: CHUNK_BYTES,
+      });
+      this.#window.set(peer, w);
     }
     return w;
   }
