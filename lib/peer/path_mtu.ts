@@ -22,8 +22,12 @@
  *   more had to be sent again — a datagram the kernel cut into fragments is lost when any one of
  *   them is). The first sample after a size change is not judged: the larger datagrams of a
  *   stream in full flow overflow the receiver's socket buffer until the congestion window adapts,
- *   which is congestion, not the size. The search runs again after `retryAfterMs`. A search that ended below the top of
- *   the ladder runs again after `raiseAfterMs` (paths change).
+ *   which is congestion, not the size. After a fall-back the search runs again at once, from the
+ *   bottom of the ladder: a timeout or a loss burst from congestion (a receiver that did not get
+ *   a core for a while) must not cost a whole transfer its large datagrams, and a path that really
+ *   shrank fails the probes. A second fall-back within `retryAfterMs` of the first waits that long
+ *   before searching. A search that ended below the top of the ladder runs again after
+ *   `raiseAfterMs` (paths change).
  * - A new path (`reset`) forgets what was confirmed: the base again, and a new search at the next
  *   `start`.
  *
@@ -56,7 +60,7 @@ const PROBE_TIMEOUT_MS = 1000;
 const MAX_PROBES = 3;
 /** Default wait before a search that stopped below the top runs again, ms (RFC 8899: 600 s). */
 const RAISE_AFTER_MS = 600_000;
-/** Default wait after a black hole before searching again, ms. */
+/** Default wait before searching again after a second black hole within it, ms. */
 const RETRY_AFTER_MS = 60_000;
 /** Segments above the base size over which the loss of large datagrams is judged. */
 export const LOSS_SAMPLE = 128;
@@ -79,7 +83,7 @@ export interface PathMtuOptions {
   maxProbes?: number;
   /** Wait before a search that stopped below the top runs again, ms; default 600 000. */
   raiseAfterMs?: number;
-  /** Wait after a black hole before searching again, ms; default 60 000. */
+  /** Wait before searching again after a second black hole within it, ms; default 60 000. */
   retryAfterMs?: number;
 }
 
@@ -111,6 +115,8 @@ export class PathMtuSearch {
   #sample = { sent: 0, resent: 0 };
   /** Whether the first sample since the size changed is over. */
   #warm = false;
+  /** When the last fall-back to the base was. */
+  #lastFallback = -Infinity;
 
   /** Creates a search at the base size; nothing is sent before {@linkcode start}. */
   constructor(options: PathMtuOptions) {
@@ -154,15 +160,20 @@ export class PathMtuSearch {
 
   /**
    * The bulk stream's retransmission timer expired: when datagrams above the base were in use,
-   * drop to the base at once and search again after `retryAfterMs`.
+   * drop to the base at once and search again: at once after the first fall-back, after
+   * `retryAfterMs` when the last one was less than that ago.
    */
   onBlackHole(): void {
     if (this.#size === BASE_DATAGRAM) return; // not the size's fault: congestion, a dead peer
     this.stats.blackHoles++;
+    const now = this.#o.now();
+    const again = now - this.#lastFallback < this.#o.retryAfterMs;
+    this.#lastFallback = now;
     this.#probe = undefined;
     this.#next = 0;
     this.#setSize(BASE_DATAGRAM);
-    this.#idleUntil = this.#o.now() + this.#o.retryAfterMs;
+    this.#idleUntil = again ? now + this.#o.retryAfterMs : undefined;
+    if (!again && this.#wanted) this.start();
   }
 
   /**

@@ -60,7 +60,7 @@ Deno.test("a size unanswered three times is given up; the search tries it again 
   assert.equal(t.s.size, 8192);
 });
 
-Deno.test("a black hole drops to the base at once and searches again after a minute", () => {
+Deno.test("a black hole drops to the base and searches again at once; a second one within a minute waits a minute", () => {
   const t = search();
   t.s.start();
   t.s.onAck(t.probes[0].id);
@@ -69,10 +69,18 @@ Deno.test("a black hole drops to the base at once and searches again after a min
   t.s.onBlackHole();
   assert.equal(t.s.size, BASE_DATAGRAM);
   assert.deepEqual(t.sizes, [1452, 8192, BASE_DATAGRAM]);
+  assert.equal(t.probes.length, 4);
+  assert.equal(t.probes[3].size, 1452, "the search starts over at once");
   t.s.onAck(t.probes[2].id); // the 16384 probe sent before the black hole no longer counts
   assert.equal(t.s.size, BASE_DATAGRAM);
   t.s.onBlackHole(); // at the base a timeout is congestion, not the size
   assert.equal(t.s.stats.blackHoles, 1);
+  t.s.onAck(t.probes[3].id); // a transient fall-back: the path still carries 1452, then 8192
+  t.s.onAck(t.probes[4].id);
+  assert.equal(t.s.size, 8192);
+  t.s.onBlackHole(); // again within the minute: now it waits
+  assert.equal(t.s.size, BASE_DATAGRAM);
+  assert.equal(t.probes.length, 6, "no probe at once");
   const before = t.at();
   t.advance();
   assert.equal(t.at() - before, 60_000);
