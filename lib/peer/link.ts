@@ -233,8 +233,6 @@ export class Link {
   #files: ReliableChannel;
   /** How large the file channel's datagrams may be on the direct path (`path_mtu.ts`). */
   readonly #mtu: PathMtuSearch;
-  /** The file channel's counters as last seen: a timeout or heavy loss may be a black hole. */
-  #fileSeen = { timeouts: 0, sent: 0, resent: 0 };
   /** The header of our DATA frames, made once: every datagram starts with it. */
   #dataHeader: Uint8Array | undefined;
   /** Messages handed to the channel and not yet settled, by channel id. */
@@ -620,18 +618,6 @@ export class Link {
     return path.kind === "direct" && path.via !== "turn";
   }
 
-  /**
-   * Tells the path-MTU search what the file channel lost since the last poll: a retransmission
-   * timeout or heavy loss may mean that its large datagrams no longer get through.
-   */
-  #watchFileLoss(): void {
-    const { timeouts, dataSent, retransmitted } = this.#files.stats;
-    const seen = this.#fileSeen;
-    if (timeouts > seen.timeouts) this.#mtu.onBlackHole();
-    else this.#mtu.onSegments(dataSent - seen.sent, retransmitted - seen.resent);
-    this.#fileSeen = { timeouts, sent: dataSent, resent: retransmitted };
-  }
-
   /** Sends a path-MTU probe that makes a DATA datagram of `size` bytes. */
   #sendMtuProbe(id: number, size: number): void {
     if (!this.#mtuPath()) return; // unanswered, the search stops at the base
@@ -652,7 +638,6 @@ export class Link {
   }
 
   #newFileChannel(): ReliableChannel {
-    this.#fileSeen = { timeouts: 0, sent: 0, resent: 0 };
     const channel: ReliableChannel = new ReliableChannel({
       now: () => this.#o.clock.now(),
       giveUpAfterMs: this.#o.giveUpAfterMs,
@@ -730,7 +715,8 @@ export class Link {
     this.#pathFinder.poll();
     this.#channel.poll();
     this.#files.poll();
-    this.#watchFileLoss();
+    // A timeout or heavy loss may mean that the large datagrams no longer get through.
+    this.#mtu.observe(this.#files, this.#files.stats);
     this.#mtu.poll();
     const retry = this.#handshake.poll();
     this.#transmitHandshake(retry.send);

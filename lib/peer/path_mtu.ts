@@ -87,6 +87,16 @@ export interface PathMtuOptions {
   retryAfterMs?: number;
 }
 
+/** A bulk stream's counters since it began, as a reliable channel's `stats` has them. */
+export interface StreamCounters {
+  /** Retransmission timer expiries. */
+  timeouts: number;
+  /** Segments sent for the first time. */
+  dataSent: number;
+  /** Segments sent again. */
+  retransmitted: number;
+}
+
 /** Counters of a {@linkcode PathMtuSearch}, for diagnostics and the bench. */
 export interface PathMtuStats {
   probesSent: number;
@@ -117,6 +127,8 @@ export class PathMtuSearch {
   #warm = false;
   /** When the last fall-back to the base was. */
   #lastFallback = -Infinity;
+  /** The bulk stream {@linkcode observe} last saw, and its counters then. */
+  #seen: { stream: object; counters: StreamCounters } | undefined;
 
   /** Creates a search at the base size; nothing is sent before {@linkcode start}. */
   constructor(options: PathMtuOptions) {
@@ -174,6 +186,24 @@ export class PathMtuSearch {
     this.#setSize(BASE_DATAGRAM);
     this.#idleUntil = again ? now + this.#o.retryAfterMs : undefined;
     if (!again && this.#wanted) this.start();
+  }
+
+  /**
+   * What the bulk stream `stream` (a reliable channel) counts now: a timeout since the last call
+   * is {@linkcode onBlackHole}, the segments sent and resent go to {@linkcode onSegments}. A new
+   * stream (another object: a channel replaced) starts from its own counters.
+   */
+  observe(stream: object, counters: StreamCounters): void {
+    const seen = this.#seen;
+    this.#seen = { stream, counters: { ...counters } };
+    if (seen?.stream !== stream) return;
+    if (counters.timeouts > seen.counters.timeouts) this.onBlackHole();
+    else {
+      this.onSegments(
+        counters.dataSent - seen.counters.dataSent,
+        counters.retransmitted - seen.counters.retransmitted,
+      );
+    }
   }
 
   /**

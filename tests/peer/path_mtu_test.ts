@@ -115,3 +115,26 @@ Deno.test("heavy loss of large datagrams is a black hole too; light loss and the
   assert.equal(t.s.size, BASE_DATAGRAM);
   assert.equal(t.s.stats.blackHoles, 1);
 });
+
+Deno.test("observe turns a stream's counters into timeouts and loss samples; a new stream starts afresh", () => {
+  const t = search();
+  t.s.start();
+  t.s.onAck(t.probes[0].id);
+  const one = {};
+  const counters = (timeouts: number, dataSent: number, retransmitted: number) => ({
+    timeouts,
+    dataSent,
+    retransmitted,
+  });
+  t.s.observe(one, counters(5, 1000, 900)); // the first sight of a stream is a baseline
+  t.s.observe(one, counters(5, 1128, 900)); // the first sample after the raise: not judged
+  t.s.observe(one, counters(5, 1256, 920)); // 20 of 128 resent
+  assert.equal(t.s.size, BASE_DATAGRAM);
+  t.s.onAck(t.probes[2].id); // the search went on at once: 1452 again
+  assert.equal(t.s.size, 1452);
+  const two = {};
+  t.s.observe(two, counters(0, 0, 0)); // a replaced channel: lower counters are no timeout
+  t.s.observe(two, counters(1, 10, 0));
+  assert.equal(t.s.size, BASE_DATAGRAM, "its first timeout is");
+  assert.equal(t.s.stats.blackHoles, 2);
+});
