@@ -25,6 +25,10 @@ import { P2pProcess, startServe } from "../tests/support/proc.ts";
 
 const SELF = new URL(import.meta.url).pathname;
 const DATAGRAM = 1200;
+/** CPU per MB each side may spend for 60 % of the 48 MB/s raw-UDP ceiling (one core each). */
+const CPU_GOAL_MS = 30;
+/** Peak RSS of a client receiving a file, MB (issue 14: "under about 150 MB" for 2 GiB). */
+const RSS_GOAL_MB = 150;
 
 // --- roles: the receiving (and sending) ends of the ceilings, in processes of their own -------
 
@@ -227,8 +231,17 @@ function chatArgs(name: string, server: string, dir: string): string[] {
   return ["chat", `${name}@${server}`, "--json", "--no-history", "--downloads", `${dir}/downloads`];
 }
 
-/** As scripts/p2p and the compiled binary run it (scripts/compile.ts V8_FLAGS). */
-const V8 = { DENO_V8_FLAGS: "--max-semi-space-size=8" };
+/**
+ * As scripts/p2p and the compiled binary run it (scripts/compile.ts V8_FLAGS); `BENCH_V8_FLAGS`
+ * replaces them, to try others (docs/FILES.md: the young generation's size sets a transfer's RSS).
+ */
+const V8 = { DENO_V8_FLAGS: Deno.env.get("BENCH_V8_FLAGS") ?? "--max-semi-space-size=8" };
+
+/**
+ * `BENCH_CPU_PROF=DIR`: the loopback chat processes write V8 CPU profiles (`--cpu-prof`) into DIR
+ * when they quit, to see where a transfer's time goes (open them in Chrome's DevTools).
+ */
+const CPU_PROF = Deno.env.get("BENCH_CPU_PROF");
 
 async function loopbackWorld(dir: string): Promise<World> {
   const serve = await startServe();
@@ -236,12 +249,20 @@ async function loopbackWorld(dir: string): Promise<World> {
   return {
     chat: (name) => {
       const env = { XDG_DATA_HOME: join(dir, name), ...V8 };
-      const p = new P2pProcess(chatArgs(name, `127.0.0.1:${serve.port}`, dir), { env });
+      const runFlags = CPU_PROF ? ["--cpu-prof", `--cpu-prof-dir=${CPU_PROF}`] : [];
+      const p = new P2pProcess(chatArgs(name, `127.0.0.1:${serve.port}`, dir), { env, runFlags });
       procs.push(p);
       return p;
     },
     close: async () => {
-      for (const p of procs) await p.dispose();
+      for (const p of procs) {
+        // A profile is written at a clean exit: quit, and give it a moment before the kill.
+        if (CPU_PROF) {
+          await p.write("/quit");
+          await Promise.race([p.child.status, new Promise((r) => setTimeout(r, 5000))]);
+        }
+        await p.dispose();
+      }
       await serve.proc.dispose();
     },
   };
@@ -371,6 +392,19 @@ async function main(): Promise<void> {
       `| chat p50 round trip, idle / during (${r.chats} each) | ${f(r.rttIdle)} ms / ` +
         `${f(r.rttBusy)} ms (${f(r.rttBusy / r.rttIdle)}x) |`,
     );
+    // The goals of issue 14, judged on this run's figures.
+    const met = (ok: boolean) => ok ? "met" : "NOT met";
+    const cpu = Math.max(r.cpuPerMb.sender, r.cpuPerMb.receiver) * 1000;
+    console.log(`| goal: p2p ≥ 60 % of raw UDP | ${met(r.mbps >= 0.6 * udp)} |`);
+    console.log(
+      `| goal: CPU ≤ ${CPU_GOAL_MS} ms per MB each side (60 % of 48 MB/s on one core) | ` +
+        `${met(cpu <= CPU_GOAL_MS)} (${f(cpu)} ms) |`,
+    );
+    console.log(
+      `| goal: receiver's peak RSS ≤ ${RSS_GOAL_MB} MB, flat with the size | ` +
+        `${met(r.rss.receiver <= RSS_GOAL_MB)} (${f(r.rss.receiver, 0)} MB) |`,
+    );
+    console.log(`| goal: chat p50 during ≤ 2x idle | ${met(r.rttBusy <= 2 * r.rttIdle)} |`);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -34,6 +34,13 @@ import {
 import { type Endpoint, formatEndpoint, sameEndpoint } from "../protocol/endpoint.ts";
 import type { NatKind } from "../protocol/whoami.ts";
 import {
+  decodePathMtuFrame,
+  encodePathMtuFrame,
+  PATH_MTU_CHANNEL,
+  PathMtuFrameError,
+} from "../protocol/path_mtu_frame.ts";
+import { BASE_DATAGRAM, PathMtuSearch, type PathMtuStats } from "./path_mtu.ts";
+import {
   encodeFrame,
   type Frame,
   frameHeader,
@@ -155,6 +162,8 @@ export const FILE_CHANNEL = 0x46;
  * a fast path (the sender's delay-based controller, `lib/files/ledbat.ts`, keeps it polite).
  */
 const FILE_RECEIVE_WINDOW = 1024;
+/** The {@linkcode FILE_CHANNEL} byte, sealed in front of each file segment. */
+const FILE_TAG = Uint8Array.of(FILE_CHANNEL);
 /**
  * The file channel acknowledges every 16th in-order segment: a 16 KiB file chunk is 15
  * segments, so in a steady transfer it is one ACK per chunk, sent at once for the chunk's end.
@@ -222,6 +231,10 @@ export class Link {
   #channel: ReliableChannel;
   /** The file channel: file frames, a stream apart so that chat never waits behind them. */
   #files: ReliableChannel;
+  /** How large the file channel's datagrams may be on the direct path (`path_mtu.ts`). */
+  readonly #mtu: PathMtuSearch;
+  /** The header of our DATA frames, made once: every datagram starts with it. */
+  #dataHeader: Uint8Array | undefined;
   /** Messages handed to the channel and not yet settled, by channel id. */
   #inChannel = new Map<number, ChatMessage>();
   /** Messages waiting for a session. */
@@ -250,6 +263,11 @@ export class Link {
       releaseSockets: (ids) => options.transport.closeSockets(ids),
       onPath: (path) => this.#onPath(path),
       onNeedIntroduction: () => this.requestIntroduction(),
+    });
+    this.#mtu = new PathMtuSearch({
+      now: () => clock.now(),
+      sendProbe: (id, size) => this.#sendMtuProbe(id, size),
+      onSize: (size) => this.#files.maxSegmentSize = this.#fileSegmentSize(size),
     });
     this.#channel = this.#newChannel();
     this.#files = this.#newFileChannel();
@@ -333,7 +351,16 @@ export class Link {
    * Throws `RangeError` for a frame over 1 MiB.
    */
   sendFile(frame: Uint8Array): number {
+    if (this.#mtuPath()) {
+      this.#mtu.start();
+      this.#schedule();
+    }
     return this.#files.send(frame);
+  }
+
+  /** The path-MTU search's datagram size and counters (`path_mtu.ts`), for the bench. */
+  get pathMtu(): { size: number; stats: PathMtuStats } {
+    return { size: this.#mtu.size, stats: this.#mtu.stats };
   }
 
   /** The file channel's counters and sending state, for diagnostics and the bench. */
@@ -445,6 +472,7 @@ export class Link {
   // --- path --------------------------------------------------------------------------------
 
   #onPath(path: Path): void {
+    this.#mtu.reset(); // what the old path carried says nothing about the new one
     this.#o.events.onPath(path);
     if (path.kind === "none") return;
     // The initiator's first HS1, or a handshake stuck on a dead path going out on the new one.
@@ -563,24 +591,61 @@ export class Link {
     return channel;
   }
 
+  /**
+   * The file channel's largest segment for datagrams of `datagram` bytes: at the base size, one
+   * byte less than chat's (the FILE_CHANNEL tag); above it (a direct path only), what is left of
+   * the datagram after the DATA frame's header, the seal and the tag.
+   */
+  #fileSegmentSize(datagram: number): number {
+    if (datagram <= BASE_DATAGRAM) {
+      const nameBytes = (name: string) => 2 + new TextEncoder().encode(name).length;
+      return Math.min(
+        DEFAULT_MAX_SEGMENT_SIZE,
+        MAX_DATAGRAM - SESSION_OVERHEAD - nameBytes(this.#o.me) - nameBytes(this.#o.peer),
+      ) - 1;
+    }
+    return datagram - this.#dataOverhead() - 1;
+  }
+
+  /** Bytes a DATA frame of ours adds to its plaintext: its header and the seal. */
+  #dataOverhead(): number {
+    return frameHeader(FrameType.DATA, this.#o.me).length + SESSION_OVERHEAD;
+  }
+
+  /** Whether the path is one whose datagram size is worth probing: direct, not through TURN. */
+  #mtuPath(): boolean {
+    const path = this.path;
+    return path.kind === "direct" && path.via !== "turn";
+  }
+
+  /** Sends a path-MTU probe that makes a DATA datagram of `size` bytes. */
+  #sendMtuProbe(id: number, size: number): void {
+    if (!this.#mtuPath()) return; // unanswered, the search stops at the base
+    this.#sendData(encodePathMtuFrame({ type: "probe", id, length: size - this.#dataOverhead() }));
+  }
+
+  /** A path-MTU frame from the peer: answer a probe, confirm a size. */
+  #onMtuFrame(plaintext: Uint8Array): void {
+    try {
+      const frame = decodePathMtuFrame(plaintext);
+      if (frame.type === "probe") {
+        this.#sendData(encodePathMtuFrame({ type: "ack", id: frame.id, length: frame.length }));
+      } else this.#mtu.onAck(frame.id);
+    } catch (err) {
+      if (!(err instanceof PathMtuFrameError)) throw err;
+      this.#counts.badMessages++;
+    }
+  }
+
   #newFileChannel(): ReliableChannel {
-    const nameBytes = (name: string) => 2 + new TextEncoder().encode(name).length;
     const channel: ReliableChannel = new ReliableChannel({
       now: () => this.#o.clock.now(),
       giveUpAfterMs: this.#o.giveUpAfterMs,
       receiveWindow: FILE_RECEIVE_WINDOW,
       ackEvery: FILE_ACK_EVERY,
-      // One byte less than chat's segments: the FILE_CHANNEL tag.
-      maxSegmentSize: Math.min(
-        DEFAULT_MAX_SEGMENT_SIZE,
-        MAX_DATAGRAM - SESSION_OVERHEAD - nameBytes(this.#o.me) - nameBytes(this.#o.peer),
-      ) - 1,
+      maxSegmentSize: this.#fileSegmentSize(this.#mtu.size),
       send: (segment) => {
-        if (channel !== this.#files) return;
-        const tagged = new Uint8Array(segment.length + 1);
-        tagged[0] = FILE_CHANNEL;
-        tagged.set(segment, 1);
-        this.#sendData(tagged);
+        if (channel === this.#files) this.#sendData([FILE_TAG, segment]);
       },
       onMessage: (data) => {
         if (channel === this.#files) this.#o.events.onFileFrame?.(data);
@@ -600,11 +665,13 @@ export class Link {
     else this.#o.events.onUndelivered(msg.id, undeliveredReason);
   }
 
-  #sendData(plaintext: Uint8Array): void {
+  /** Seals a DATA frame (given in parts, sealed as one) and sends it, when a session is up. */
+  #sendData(plaintext: Uint8Array | Uint8Array[]): void {
     if (!this.#session) return;
-    const header = frameHeader(FrameType.DATA, this.#o.me);
-    const sealed = this.#session.seal(plaintext, header);
-    this.#transmit(encodeFrame({ type: "data", from: this.#o.me, payload: sealed }));
+    // The frame is the header, then the sealed packet: sealed into one buffer, header first.
+    this.#dataHeader ??= frameHeader(FrameType.DATA, this.#o.me);
+    const header = this.#dataHeader;
+    this.#transmit(this.#session.seal(plaintext, header, { prefix: header }));
   }
 
   #onData(
@@ -626,6 +693,7 @@ export class Link {
     if (from !== "relay") this.#pathFinder.onAuthenticatedTraffic(from, socket);
     if (plaintext.length === 0) return;
     if (plaintext[0] === FILE_CHANNEL) this.#files.receive(plaintext.subarray(1));
+    else if (plaintext[0] === PATH_MTU_CHANNEL) this.#onMtuFrame(plaintext);
     else this.#channel.receive(plaintext);
   }
 
@@ -647,6 +715,9 @@ export class Link {
     this.#pathFinder.poll();
     this.#channel.poll();
     this.#files.poll();
+    // A timeout or heavy loss may mean that the large datagrams no longer get through.
+    this.#mtu.observe(this.#files, this.#files.stats);
+    this.#mtu.poll();
     const retry = this.#handshake.poll();
     this.#transmitHandshake(retry.send);
     if (retry.needIntroduction) this.requestIntroduction();
@@ -670,6 +741,7 @@ export class Link {
       this.#channel.nextDeadline(),
       this.#files.nextDeadline(),
       this.#handshake.nextDeadline(),
+      this.#mtu.nextDeadline(),
     ];
     if (this.#queue.length > 0) deadlines.push(this.#queue[0].since + this.#o.giveUpAfterMs);
     if (this.#queue.length > 0 && !this.#intro) {

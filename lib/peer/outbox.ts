@@ -90,12 +90,17 @@ export class Outbox {
   }
 
   /**
-   * Cuts the next segment payload, to be sent at `now` as seq `seq`; `end` marks the last of its
-   * message. The first cut of a message starts its `maxDeliveryMs`. Requires `hasUnsent`.
+   * Cuts the next segment payload, of at most `payloadSize` bytes (default the outbox's), to be
+   * sent at `now` as seq `seq`; `end` marks the last of its message. The first cut of a message
+   * starts its `maxDeliveryMs`. Requires `hasUnsent`.
    */
-  cut(now: number, seq: number): { payload: Uint8Array; end: boolean } {
+  cut(
+    now: number,
+    seq: number,
+    payloadSize: number = this.#payloadSize,
+  ): { payload: Uint8Array; end: boolean } {
     const msg = this.#unsent[0];
-    const length = Math.min(this.#payloadSize, msg.data.length - msg.offset);
+    const length = Math.min(payloadSize, msg.data.length - msg.offset);
     const payload = msg.data.subarray(msg.offset, msg.offset + length);
     msg.offset += length;
     msg.deadline ??= now + this.#maxDeliveryMs;

@@ -139,6 +139,15 @@ export const MAX_RECEIVE_WINDOW = 0xffff;
 /** Segments sent when the retransmission timer expires, whatever `cwnd` (RFC 9002 6.2.4). */
 const PROBES = 2;
 
+function checkSegmentSize(size: number): number {
+  if (!Number.isInteger(size) || size < MIN_SEGMENT_SIZE) {
+    throw new RangeError(
+      `Invalid maxSegmentSize ${size}: must be an integer >= ${MIN_SEGMENT_SIZE}`,
+    );
+  }
+  return size;
+}
+
 /** Options of {@linkcode ReliableChannel}. */
 export interface ReliableChannelOptions {
   /** Current time in milliseconds. */
@@ -312,6 +321,7 @@ export class ReliableChannel {
   readonly #newStreamId: () => number;
   readonly #ackEvery: number;
   readonly #ackDelayMs: number;
+  #maxSegmentSize: number;
   /** A delayed ACK: the latest one not sent yet, how many segments it covers, when it is due. */
   #delayedAck: { ack: AckSegment; count: number; due: number } | undefined;
   #closed = false;
@@ -336,11 +346,7 @@ export class ReliableChannel {
     this.#maxDeliveryMs = options.maxDeliveryMs ??
       DEFAULT_MAX_DELIVERY_FACTOR * this.#giveUpAfterMs;
     const receiveWindow = options.receiveWindow ?? DEFAULT_RECEIVE_WINDOW;
-    if (!Number.isInteger(maxSegmentSize) || maxSegmentSize < MIN_SEGMENT_SIZE) {
-      throw new RangeError(
-        `Invalid maxSegmentSize ${maxSegmentSize}: must be an integer >= ${MIN_SEGMENT_SIZE}`,
-      );
-    }
+    this.#maxSegmentSize = checkSegmentSize(maxSegmentSize);
     if (!Number.isInteger(this.#maxMessageSize) || this.#maxMessageSize < 0) {
       throw new RangeError(
         `Invalid maxMessageSize ${this.#maxMessageSize}: must be an integer >= 0`,
@@ -380,6 +386,20 @@ export class ReliableChannel {
     this.#newStreamId = options.newStreamId ??
       (() => crypto.getRandomValues(new Uint32Array(1))[0]);
     this.#flight = new Flight(this.#newStreamId() >>> 0);
+  }
+
+  /** Largest encoded segment in bytes, for the segments cut from now on. */
+  get maxSegmentSize(): number {
+    return this.#maxSegmentSize;
+  }
+
+  /**
+   * Changes the largest encoded segment for the segments cut from now on (a path-MTU search found
+   * a larger or smaller datagram size, `path_mtu.ts`). Segments already cut keep their size when
+   * they are resent. Throws `RangeError` below {@linkcode MIN_SEGMENT_SIZE}.
+   */
+  set maxSegmentSize(size: number) {
+    this.#maxSegmentSize = checkSegmentSize(size);
   }
 
   /** True once {@linkcode ReliableChannel.close} has been called. */
@@ -553,7 +573,11 @@ export class ReliableChannel {
   }
 
   #sendNewSegment(): void {
-    const { payload, end } = this.#outbox.cut(this.#opts.now(), this.#flight.next);
+    const { payload, end } = this.#outbox.cut(
+      this.#opts.now(),
+      this.#flight.next,
+      this.#maxSegmentSize - DATA_HEADER_SIZE,
+    );
     const now = this.#opts.now();
     const seg = this.#flight.add(payload, end, now);
     this.stats.dataSent++;

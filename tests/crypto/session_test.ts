@@ -234,3 +234,20 @@ Deno.test("session: rejects keys of the wrong length", () => {
   assert.throws(() => new Session({ sendKey: new Uint8Array(16), receiveKey: key }), RangeError);
   assert.throws(() => new Session({ sendKey: key, receiveKey: new Uint8Array(33) }), RangeError);
 });
+
+Deno.test("a packet sealed from parts behind a prefix is the prefix, then the seal of their concatenation", () => {
+  const key1 = crypto.getRandomValues(new Uint8Array(32));
+  const key2 = crypto.getRandomValues(new Uint8Array(32));
+  const parts = new Session({ sendKey: key1, receiveKey: key2 });
+  const whole = new Session({ sendKey: key1, receiveKey: key2 });
+  const bob = new Session({ sendKey: key2, receiveKey: key1 });
+  const ad = new TextEncoder().encode("header");
+  const prefix = Uint8Array.of(9, 8, 7);
+  const a = Uint8Array.of(1, 2, 3);
+  const b = crypto.getRandomValues(new Uint8Array(2000));
+  const packet = parts.seal([a, b], ad, { prefix });
+  const plain = new Uint8Array([...a, ...b]);
+  assert.deepEqual([...packet.subarray(0, 3)], [9, 8, 7]);
+  assert.deepEqual(packet.subarray(3), whole.seal(plain, ad), "the same bytes as one plaintext");
+  assert.deepEqual(bob.open(packet.subarray(3), ad), plain);
+});

@@ -25,7 +25,9 @@ async function makeFile(path: string, size: number): Promise<void> {
   }
 }
 
-const SIZE = 9 << 20;
+// Large enough that a third of it takes a while even with 16 KiB datagrams on loopback (a
+// kill must land mid-transfer).
+const SIZE = 40 << 20;
 const MiB = 1 << 20;
 
 Deno.test("kill -9 of the receiver at a third, then of the sender at two thirds: each resumes", async () => {

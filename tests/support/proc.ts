@@ -36,8 +36,23 @@ export class P2pProcess {
   readonly #done: Promise<unknown>;
   #status: Deno.CommandStatus | undefined;
 
-  constructor(args: string[], options: { env?: Record<string, string>; prefix?: string[] } = {}) {
-    const cmd = [...(options.prefix ?? []), Deno.execPath(), "run", "-A", MAIN, ...args];
+  /**
+   * `prefix` goes before the Deno executable (e.g. `ip netns exec`), `runFlags` after `deno run`
+   * (e.g. `--cpu-prof`, as `deno task bench:files` passes them).
+   */
+  constructor(
+    args: string[],
+    options: { env?: Record<string, string>; prefix?: string[]; runFlags?: string[] } = {},
+  ) {
+    const cmd = [
+      ...(options.prefix ?? []),
+      Deno.execPath(),
+      "run",
+      "-A",
+      ...(options.runFlags ?? []),
+      MAIN,
+      ...args,
+    ];
     this.child = new Deno.Command(cmd[0], {
       args: cmd.slice(1),
       stdin: "piped",

@@ -1,0 +1,132 @@
+import assert from "node:assert/strict";
+import { generateKeyPair } from "../../lib/crypto/noise.ts";
+import { Link, type LinkTransport } from "../../lib/peer/link.ts";
+import { BASE_DATAGRAM } from "../../lib/peer/path_mtu.ts";
+import type { Endpoint } from "../../lib/protocol/endpoint.ts";
+import { decodeFrame } from "../../lib/protocol/frame.ts";
+import { Collector } from "../support/wait.ts";
+
+const AT = { alice: { host: "192.0.2.1", port: 1000 }, bob: { host: "192.0.2.2", port: 2000 } };
+type Name = keyof typeof AT;
+
+/**
+ * Two links on an in-memory wire that drops every datagram above `wire.limit` bytes (a path MTU),
+ * and records the sizes of the DATA datagrams alice sends.
+ */
+function pair(giveUpAfterMs?: number) {
+  const keys = { alice: generateKeyPair(), bob: generateKeyPair() };
+  const wire = { limit: Infinity, aliceData: [] as number[] };
+  const files = new Collector<Uint8Array>();
+  const settled = new Collector<string>();
+  const secured = new Collector<Name>();
+  const links = {} as Record<Name, Link>;
+  for (const me of ["alice", "bob"] as const) {
+    const peer: Name = me === "alice" ? "bob" : "alice";
+    const transport: LinkTransport = {
+      sendTo: (frame, to: Endpoint) => {
+        if (to.host !== AT[peer].host || frame.length > wire.limit) return;
+        if (me === "alice" && decodeFrame(frame).type === "data") wire.aliceData.push(frame.length);
+        setTimeout(() => links[peer].receive(decodeFrame(frame), AT[me]), 1);
+      },
+      sendViaRelay: () => {},
+      openSockets: () => Promise.reject(new Error("no extra sockets here")),
+      closeSockets: () => {},
+      localNat: () => undefined,
+      requestIntroduction: () => {},
+    };
+    links[me] = new Link({
+      me,
+      peer,
+      staticKeyPair: keys[me],
+      instanceId: me === "alice" ? 1 : 2,
+      verifyKey: () => true,
+      transport,
+      giveUpAfterMs,
+      events: {
+        onMessage: () => {},
+        onDelivered: () => {},
+        onUndelivered: () => {},
+        onPath: () => {},
+        onFileFrame: (data) => files.push(data.slice()),
+        onFileSettled: (id, reason) => settled.push(`${id} ${reason ?? "ok"}`),
+        onSecured: () => secured.push(me),
+      },
+    });
+  }
+  const token = crypto.getRandomValues(new Uint8Array(16));
+  for (const me of ["alice", "bob"] as const) {
+    const peer: Name = me === "alice" ? "bob" : "alice";
+    const key = keys[peer].publicKey;
+    links[me].introduce({ candidates: [{ kind: "public", endpoint: AT[peer] }], key, token });
+  }
+  const close = () => {
+    for (const l of Object.values(links)) l.close("test over");
+  };
+  return { links, wire, files, settled, secured, close };
+}
+
+/** A 64 KiB file frame whose bytes say which one it is. */
+function frame(n: number): Uint8Array {
+  return new Uint8Array(64 * 1024).fill(n);
+}
+
+async function sendAll(p: ReturnType<typeof pair>, from: number, count: number): Promise<void> {
+  for (let n = from; n < from + count; n++) p.links.alice.sendFile(frame(n));
+  for (let n = from; n < from + count; n++) {
+    const got = await p.files.waitFor((f) => f[0] === n, 10_000);
+    assert.deepEqual(got, frame(n));
+  }
+}
+
+Deno.test("file data grows to the largest probed datagram the path carries", async () => {
+  const p = pair();
+  try {
+    await p.secured.waitFor((n) => n === "alice");
+    await sendAll(p, 1, 3);
+    await sendAll(p, 4, 3);
+    assert.equal(p.links.alice.pathMtu.size, 16_384);
+    assert.equal(Math.max(...p.wire.aliceData), 16_384, "data and the top probe fill 16 KiB");
+    assert.deepEqual(p.links.alice.pathMtu.stats, {
+      probesSent: 3,
+      probesAcked: 3,
+      sizesFailed: 0,
+      blackHoles: 0,
+    });
+    assert.equal(p.links.bob.pathMtu.stats.probesSent, 0, "the receiver of files never probes");
+  } finally {
+    p.close();
+  }
+});
+
+Deno.test("on a 1,500-byte path the search stops at 1,452 and the data gets through", async () => {
+  const p = pair();
+  p.wire.limit = 1472; // IPv4 over Ethernet
+  try {
+    await p.secured.waitFor((n) => n === "alice");
+    await sendAll(p, 1, 2);
+    assert.equal(p.links.alice.pathMtu.size, 1452);
+    assert.ok(p.wire.aliceData.every((n) => n <= 1452));
+    assert.equal(p.wire.aliceData.filter((n) => n === 1452).length > 40, true, "data at 1,452");
+  } finally {
+    p.close();
+  }
+});
+
+Deno.test("a black hole: back to 1,200 at once, the stalled frames given up, later ones arrive", async () => {
+  const p = pair(1500);
+  try {
+    await p.secured.waitFor((n) => n === "alice");
+    await sendAll(p, 1, 3);
+    assert.equal(p.links.alice.pathMtu.size, 16_384);
+    p.wire.limit = BASE_DATAGRAM; // the path shrinks under the transfer
+    const stalled = p.links.alice.sendFile(frame(9));
+    await p.settled.waitFor((s) => s.startsWith(`${stalled} `) && s !== `${stalled} ok`, 10_000);
+    assert.equal(p.links.alice.pathMtu.size, BASE_DATAGRAM);
+    assert.ok(p.links.alice.pathMtu.stats.blackHoles >= 1);
+    const mark = p.wire.aliceData.length;
+    await sendAll(p, 10, 2);
+    assert.ok(p.wire.aliceData.slice(mark).every((n) => n <= BASE_DATAGRAM));
+  } finally {
+    p.close();
+  }
+});
