@@ -47,6 +47,7 @@ import type { ServerMessage } from "../protocol/seed.ts";
 import { encodeServerMessage } from "../protocol/seed.ts";
 import type { Endpoint } from "../protocol/endpoint.ts";
 import { ClusterView } from "./cluster_view.ts";
+import { Histogram, type HistogramSnapshot, HOP_BUCKETS_SECONDS } from "./histogram.ts";
 import { type NatsLink, openNatsLink } from "./cluster_nats.ts";
 import { addressKey } from "./limits.ts";
 import type { PresenceOutbox } from "./presence_outbox.ts";
@@ -73,6 +74,26 @@ export interface ClusterOptions {
   memberTimeoutMs?: number;
   /** Longest wait before our presence changes are published; default 10 ms. */
   batchMs?: number;
+  /**
+   * Called with each hop as it is timed (benchmarks and tests; the histograms in
+   * {@linkcode ClusterStatus.hops} are kept either way).
+   */
+  onHop?: (hop: ClusterHop) => void;
+}
+
+/**
+ * One timing of the cluster's presence path, in ms: `published` at the origin, from the first
+ * change of a presence message to its publish; `applied` and `sent` at a receiver, from the
+ * origin's publish (its `at`, read against our clock) to the change listed here, and to the
+ * datagram carrying it handed to the socket for every client here.
+ */
+export interface ClusterHop {
+  stage: "published" | "applied" | "sent";
+  ms: number;
+  /** The users the presence message names. */
+  names: string[];
+  /** The member that published it. */
+  member: string;
 }
 
 /** What the metrics show of the cluster (`--metrics`). */
@@ -85,6 +106,8 @@ export interface ClusterStatus {
   lagMs: number;
   /** Users the other members hold, as they told us. */
   remoteUsers: number;
+  /** Other members' presence messages, publish → applied here and → sent to our clients (s). */
+  hops: { applied: HistogramSnapshot; sent: HistogramSnapshot };
 }
 
 /** The rooms of this coordinator the cluster works with. */
@@ -121,14 +144,20 @@ export class Cluster {
   readonly #beatMs: number;
   readonly #batchMs: number;
   #link: NatsLink | undefined;
-  /** Our changes not yet published, by name (only the latest counts). */
+  /** Our changes not yet published, by name (only the latest counts), and since when. */
   readonly #pending = new Map<string, ClusterChange>();
+  #pendingSince = 0;
   #seq = 0;
   /** When our changes were last published (-Infinity before any). */
   #flushedAt = -Infinity;
   #flushTimer: TimerId | undefined;
   #snapshotTimer: TimerId | undefined;
   readonly #timers: TimerId[] = [];
+  readonly #hops = {
+    applied: new Histogram(HOP_BUCKETS_SECONDS),
+    sent: new Histogram(HOP_BUCKETS_SECONDS),
+  };
+  readonly #onHop: ((hop: ClusterHop) => void) | undefined;
   /** Messages from NATS we could not use, for tests and the log. */
   readonly stats = { received: 0, refused: 0, malformed: 0, published: 0 };
 
@@ -138,6 +167,7 @@ export class Cluster {
     this.#r = rooms;
     this.#beatMs = options.beatMs ?? 1000;
     this.#batchMs = options.batchMs ?? 10;
+    this.#onHop = options.onHop;
     this.#view = new ClusterView({
       now: () => rooms.clock.now(),
       memberTimeoutMs: options.memberTimeoutMs ?? 5000,
@@ -178,6 +208,7 @@ export class Cluster {
       members: this.#view.size,
       lagMs: this.#view.lagMs(),
       remoteUsers: this.#view.users,
+      hops: { applied: this.#hops.applied.snapshot(), sent: this.#hops.sent.snapshot() },
     };
   }
 
@@ -235,8 +266,9 @@ export class Cluster {
   }
 
   #change(change: ClusterChange): void {
-    this.#pending.set(change.name, change);
     const clock = this.#r.clock;
+    if (this.#pending.size === 0) this.#pendingSince = clock.now();
+    this.#pending.set(change.name, change);
     const delay = flushDelayMs({
       now: clock.now(),
       flushedAt: this.#flushedAt,
@@ -249,7 +281,7 @@ export class Cluster {
     this.#r.clock.clearTimeout(this.#flushTimer);
     this.#flushTimer = undefined;
     if (this.#pending.size === 0) return;
-    this.#flushedAt = this.#r.clock.now();
+    const at = this.#flushedAt = this.#r.clock.now();
     const changes = [...this.#pending.values()];
     this.#pending.clear();
     for (let i = 0; i < changes.length; i += MAX_CLUSTER_ENTRIES) {
@@ -258,8 +290,15 @@ export class Cluster {
         boot: this.#boot,
         seq: ++this.#seq,
         changes: changes.slice(i, i + MAX_CLUSTER_ENTRIES),
+        at,
       });
     }
+    this.#onHop?.({
+      stage: "published",
+      ms: at - this.#pendingSince,
+      names: changes.map((c) => c.name),
+      member: this.member,
+    });
   }
 
   #beat(): void {
@@ -390,7 +429,7 @@ export class Cluster {
       default: {
         const effects = this.#view.receive(sender, msg);
         if (effects.want) this.#send(sender, { t: "want" });
-        this.#apply(effects);
+        this.#apply(effects, msg.t === "presence" ? { sender, msg } : undefined);
       }
     }
   }
@@ -408,12 +447,15 @@ export class Cluster {
     return user?.member === undefined && user?.state === "online" ? user : undefined;
   }
 
-  /** Lists and unlists what the view says, as we would have admitted it; tells our clients. */
+  /**
+   * Lists and unlists what the view says, as we would have admitted it; tells our clients. For a
+   * `presence` message that says when it was published, times its hop.
+   */
   #apply(effects: {
     upserts: { member: string; user: ClusterUser }[];
     removals: { member: string; name: string }[];
     dropped: string[];
-  }): void {
+  }, from?: { sender: string; msg: Extract<ClusterMessage, { t: "presence" }> }): void {
     const { registry, outbox, log } = this.#r;
     for (const name of effects.dropped) {
       log.line(`cluster: member ${name} went silent; its users leave the lists`);
@@ -449,7 +491,24 @@ export class Cluster {
       if (result.kind === "added") outbox.joinedElsewhere(result.user);
       else if (result.moved) outbox.moved(result.user);
     }
+    if (from?.msg.at !== undefined) this.#timeHop(from.sender, from.msg.changes, from.msg.at);
     outbox.schedule();
+  }
+
+  /**
+   * Times a presence message's hop from its publish at `at` (the sender's clock: on another
+   * machine the figure includes the two clocks' offset): to now, where it is applied, and to the
+   * moment our outbox has handed what it changed to the socket for every client.
+   */
+  #timeHop(member: string, changes: readonly ClusterChange[], at: number): void {
+    const clock = this.#r.clock;
+    const hop = (stage: "applied" | "sent"): void => {
+      const ms = clock.now() - at;
+      this.#hops[stage].observe(ms / 1000);
+      this.#onHop?.({ stage, ms, names: changes.map((c) => c.name), member });
+    };
+    hop("applied");
+    this.#r.outbox.whenHanded(() => hop("sent"));
   }
 }
 

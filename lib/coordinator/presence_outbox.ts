@@ -88,6 +88,8 @@ export class PresenceOutbox {
   #batches: FanoutBatch<User>[] = [];
   #cursor = { round: 0, batch: 0, member: 0 };
   #closed = false;
+  /** {@linkcode whenHanded} callbacks: for changes not yet taken, and for the current flush. */
+  #onHanded: { waiting: (() => void)[]; flushing: (() => void)[] } = { waiting: [], flushing: [] };
 
   constructor(options: PresenceOutboxOptions) {
     this.#clock = options.clock;
@@ -191,6 +193,17 @@ export class PresenceOutbox {
     else this.#timer = this.#clock.setTimeout(this.#flush, wait);
   }
 
+  /**
+   * Calls `fn` once every change recorded so far has been handed to the socket for every member
+   * (at once if it has): the cluster times its hop to our clients with it. Never called after
+   * {@linkcode close}.
+   */
+  whenHanded(fn: () => void): void {
+    if (this.#fanout.pending > 0) this.#onHanded.waiting.push(fn);
+    else if (this.#batches.length > 0) this.#onHanded.flushing.push(fn);
+    else fn();
+  }
+
   /** Stops: nothing more is sent. */
   close(): void {
     this.#closed = true;
@@ -208,6 +221,7 @@ export class PresenceOutbox {
     this.#timer = undefined;
     this.#flushSent = 0;
     this.#batches = this.#fanout.take();
+    this.#onHanded = { waiting: [], flushing: this.#onHanded.waiting };
     this.#cursor = { round: 0, batch: 0, member: 0 };
     this.#drain();
   };
@@ -246,6 +260,9 @@ export class PresenceOutbox {
       return;
     }
     this.#fanout.handed();
+    const handed = this.#onHanded.flushing;
+    this.#onHanded.flushing = [];
+    for (const fn of handed) fn();
     const pause = Math.min(this.#batchMs, this.#flushSent * PAUSE_PER_DATAGRAM_MS);
     this.#quietUntil = this.#clock.now() + pause;
     this.schedule();

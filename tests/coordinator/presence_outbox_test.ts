@@ -239,3 +239,22 @@ Deno.test("close() stops the outbox: a waiting flush and the rest of a flush are
   assert.equal(socket.sent.length, SLICE);
   assert.equal(clock.pending, 0);
 });
+
+Deno.test("whenHanded: once the changes recorded so far are handed to the socket for everyone", () => {
+  const { clock, socket, outbox, join } = setup();
+  join(names("m", SLICE + 1));
+  const calls: string[] = [];
+  outbox.whenHanded(() => calls.push("idle"));
+  assert.deepEqual(calls, ["idle"], "nothing waiting: at once");
+  join(["a"]); // one slice out, one datagram still to go
+  outbox.whenHanded(() => calls.push("a"));
+  join(["b"]); // waits for the pause after a's flush
+  outbox.whenHanded(() => calls.push("b"));
+  assert.deepEqual(calls, ["idle"]);
+  socket.complete();
+  assert.deepEqual(calls, ["idle", "a"], "a's flush is out; b's has not started");
+  clock.advance(250);
+  assert.deepEqual(calls, ["idle", "a"], "b's flush is one slice in");
+  socket.complete();
+  assert.deepEqual(calls, ["idle", "a", "b"]);
+});
