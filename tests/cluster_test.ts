@@ -91,6 +91,16 @@ Deno.test("cluster: three coordinators over NATS share one community", async (t)
       }
       const list = await fetchListRaw(c.tcpPort);
       for (const name of ["alice", "bob", "carol"]) assert.match(list, new RegExp(`${name},`));
+      // Each member timed the hop of the other two's logins: applied here, then sent to its client.
+      await until(
+        "hops timed",
+        () => [a, b, c].every((m) => m.clusterStatus()!.hops.sent.count >= 2),
+      );
+      for (const coordinator of [a, b, c]) {
+        const { applied, sent } = coordinator.clusterStatus()!.hops;
+        assert.ok(applied.count >= 2 && sent.count <= applied.count, JSON.stringify(applied));
+        assert.ok(applied.sum >= 0 && applied.sum <= sent.sum && sent.sum < 10 * sent.count);
+      }
     });
 
     await t.step("a message goes from a user of A to a user of B", async () => {

@@ -3,7 +3,8 @@
  * docs/CLUSTER.md): this member's side of the cluster, between its rooms and NATS.
  *
  * - **Out.** The users this coordinator admitted, moved or lost are published as `presence`
- *   messages, numbered: at once after a quiet spell, else batched (one publish per `batchMs`);
+ *   messages, numbered and stamped with their publish time: at once after a quiet spell (in the
+ *   same turn, ahead of our own clients' datagrams), else batched (one publish per `batchMs`);
  *   a `beat` every `beatMs` says we live and where our numbering is; a `want` from anyone is
  *   answered with our whole `snapshot`.
  * - **In.** Other members' messages are decoded ({@linkcode decodeClusterMessage}) and fed to
@@ -215,17 +216,22 @@ export class Cluster {
   /** Local users admitted: every member lists them. */
   admitted(users: readonly User[]): void {
     for (const user of users) this.#change(entry(user));
+    this.#schedule();
   }
 
   /** A local user's endpoint or NAT kind changed: every member learns it. */
   changed(user: User): void {
-    if (user.member === undefined && user.state === "online") this.#change(entry(user));
+    if (user.member === undefined && user.state === "online") {
+      this.#change(entry(user));
+      this.#schedule();
+    }
   }
 
   /** A local user left (logout, expiry): every member unlists it. */
   left(user: User): void {
     if (user.member === undefined && user.state === "online") {
       this.#change({ name: user.name, gone: true });
+      this.#schedule();
     }
   }
 
@@ -266,15 +272,24 @@ export class Cluster {
   }
 
   #change(change: ClusterChange): void {
-    const clock = this.#r.clock;
-    if (this.#pending.size === 0) this.#pendingSince = clock.now();
+    if (this.#pending.size === 0) this.#pendingSince = this.#r.clock.now();
     this.#pending.set(change.name, change);
+  }
+
+  /**
+   * Publishes our pending changes now after a quiet spell (in this very turn: NATS writes them
+   * when it ends, before the outbox's first slice to our own clients, `afterTurn`), else once
+   * `batchMs` after the last publish.
+   */
+  #schedule(): void {
+    const clock = this.#r.clock;
     const delay = flushDelayMs({
       now: clock.now(),
       flushedAt: this.#flushedAt,
       batchMs: this.#batchMs,
     });
-    this.#flushTimer ??= clock.setTimeout(() => this.#flush(), delay);
+    if (delay === 0) this.#flush();
+    else this.#flushTimer ??= clock.setTimeout(() => this.#flush(), delay);
   }
 
   #flush(): void {
@@ -514,9 +529,9 @@ export class Cluster {
 
 /**
  * How long our changes wait before they are published: after a quiet spell (nothing published
- * for `batchMs`), none but the rest of this turn of the event loop, so that a lone login reaches
- * the other members at once; under a stream of changes, until `batchMs` after the last publish,
- * so that they go out at most once per `batchMs`, coalesced, as before.
+ * for `batchMs`), none (published in the turn that made them), so that a lone login reaches the
+ * other members at once; under a stream of changes, until `batchMs` after the last publish, so
+ * that they go out at most once per `batchMs`, coalesced, as before.
  *
  * @example
  * ```ts

@@ -3,7 +3,8 @@
  * socket (docs/PROTOCOL.md §3.1, docs/LOAD.md). What to say is the fanout's job; this room paces
  * it, so that the coordinator keeps answering while it tells ten thousand users of a login storm:
  *
- * - **Paced.** A change after a quiet spell goes out at once; the pause after a flush is in
+ * - **Paced.** A change after a quiet spell goes out at once (with `afterTurn`, once the turn of
+ *   the event loop that made it has ended); the pause after a flush is in
  *   proportion to what the flush sent ({@linkcode PAUSE_PER_DATAGRAM_MS}), capped at `batchMs`,
  *   and changes that come meanwhile share the next flush. The pause is cut short once two
  *   datagrams' worth of lines wait ({@linkcode EARLY_FLUSH_BYTES}).
@@ -66,6 +67,13 @@ export interface PresenceOutboxOptions {
   /** Longest pause between two flushes, in ms; default 250. */
   batchMs?: number;
   /**
+   * A flush that would start at once starts after the current turn of the event loop instead (a
+   * zero timeout). With `--cluster`: the cluster publishes the same change in that turn, and its
+   * NATS write goes out only when the turn ends, so our first slice (up to {@linkcode SLICE}
+   * sends) would hold up every other member's clients. Default false.
+   */
+  afterTurn?: boolean;
+  /**
    * Who is told what: default a {@linkcode PresenceFanout} (everyone mode: every change to every
    * member); contacts mode passes a `ContactFanout`.
    */
@@ -79,6 +87,7 @@ export class PresenceOutbox {
   readonly #socket: OutboxSocket;
   readonly #isCurrent: (user: User) => boolean;
   readonly #batchMs: number;
+  readonly #afterTurn: boolean;
   #timer: TimerId | undefined;
   /** No flush before this time (ms): the pause after the last flush. */
   #quietUntil = 0;
@@ -96,6 +105,7 @@ export class PresenceOutbox {
     this.#socket = options.socket;
     this.#isCurrent = options.isCurrent;
     this.#batchMs = options.batchMs ?? 250;
+    this.#afterTurn = options.afterTurn ?? false;
     this.#fanout = options.fanout ?? new PresenceFanout<User>();
   }
 
@@ -189,8 +199,8 @@ export class PresenceOutbox {
       this.#timer = undefined;
     }
     const wait = full ? 0 : this.#quietUntil - this.#clock.now();
-    if (wait <= 0) this.#flush();
-    else this.#timer = this.#clock.setTimeout(this.#flush, wait);
+    if (wait <= 0 && (full || !this.#afterTurn)) this.#flush();
+    else this.#timer = this.#clock.setTimeout(this.#flush, Math.max(0, wait));
   }
 
   /**
