@@ -205,6 +205,30 @@ Deno.test("cluster: three coordinators over NATS share one community", async (t)
       }
     });
 
+    await t.step("a want is answered to the asker alone; several at once share one", async () => {
+      const nc = await connect({ servers: `127.0.0.1:${nats.port}`, token: nats.token });
+      const seen: string[] = [];
+      nc.subscribe(`p2p.${COMMUNITY}.>`, {
+        callback: (_err, msg) => void seen.push(msg.subject),
+      });
+      const snapshots = () => seen.filter((s) => /\.(snapshot|to\.\w+)\.[abc]$/.test(s)).sort();
+      try {
+        nc.publish(clusterSubject(COMMUNITY, "want", "zed"), encodeClusterMessage({ t: "want" }));
+        await until("zed's snapshots", () => snapshots().length >= 3);
+        await sleep(100); // nothing else comes
+        assert.deepEqual(snapshots(), ["a", "b", "c"].map((m) => `p2p.${COMMUNITY}.to.zed.${m}`));
+        seen.length = 0;
+        for (const asker of ["yan", "zed"]) {
+          nc.publish(clusterSubject(COMMUNITY, "want", asker), encodeClusterMessage({ t: "want" }));
+        }
+        await until("one snapshot each, to everyone", () => snapshots().length >= 3);
+        await sleep(100);
+        assert.deepEqual(snapshots(), ["a", "b", "c"].map((m) => `p2p.${COMMUNITY}.snapshot.${m}`));
+      } finally {
+        await nc.close();
+      }
+    });
+
     await t.step(
       "kill -9 of a coordinator: its users leave every list, then fail over",
       async () => {
