@@ -10,14 +10,20 @@
  *   time: while one runs, the socket's receive buffer fills and logins are dropped;
  * - presence datagrams per login (all the coordinator sent in the storm, over the storm's logins),
  *   and how many each member got;
- * - how long after the last login the coordinator had handed every change to the socket.
+ * - how long after the last login the coordinator had handed every change to the socket;
+ * - how late a line was: from its user's login to its datagram's send, the worst and the 99th
+ *   percentile (a storm hold, `storm_hold.ts`, makes lines wait while logins come fast).
  *
  * `--users` members, all but `--storm` online first; each has `--contacts` contacts
  * (`contactsOf`, the graph `bench:load` uses); then the storm logs in at `--rate` logins/s (a
- * comma-separated list: one storm each, on a fresh community). `--runs` repeats each.
+ * comma-separated list: one storm each, on a fresh community). `--runs` repeats each. `--hold`
+ * (`on`, `off` or both, default both) says whether lines are held through the storm as the
+ * coordinator does (`on`: a {@linkcode StormHold} with its defaults, `--hold-ms` its longest
+ * hold) or flushed as before it (`off`); both alternate, run by run, on the same machine.
  *
  *   scripts/deno run -A scripts/bench_contact_flush.ts [--users 10000] [--storm 2000]
- *     [--contacts 50] [--rate 2500,20000] [--runs 3] [--send-us 5]
+ *     [--contacts 50] [--rate 2500,20000] [--runs 3] [--send-us 5] [--hold on,off]
+ *     [--hold-ms 2000]
  * @module
  */
 import process from "node:process";
@@ -25,6 +31,7 @@ import { parseArgs } from "node:util";
 import { type Clock, realClock } from "../lib/clock.ts";
 import { ContactFanout } from "../lib/coordinator/contact_fanout.ts";
 import { PresenceOutbox } from "../lib/coordinator/presence_outbox.ts";
+import { STORM_HOLD_DEFAULTS, StormHold } from "../lib/coordinator/storm_hold.ts";
 import type { User } from "../lib/coordinator/registry.ts";
 import type { Endpoint } from "../lib/protocol/endpoint.ts";
 import { contactsOf } from "./bench_load_clients.ts";
@@ -38,6 +45,8 @@ const { values } = parseArgs({
     rate: { type: "string", default: "2500" },
     runs: { type: "string", default: "3" },
     "send-us": { type: "string", default: "5" },
+    hold: { type: "string", default: "off,on" },
+    "hold-ms": { type: "string", default: String(STORM_HOLD_DEFAULTS.maxHoldMs) },
   },
 });
 const USERS = Number(values.users);
@@ -56,6 +65,8 @@ interface StormResult {
   /** From the last login to the last datagram handed to the socket, ms. */
   toldMs: number;
   stormMs: number;
+  /** From a user's login to the send of a datagram with its line, ms: 99th percentile, most. */
+  lateMs: { p99: number; most: number };
 }
 
 function spin(us: number): void {
@@ -85,7 +96,7 @@ const timedClock: Clock = {
   setTimeout: (fn, ms) => realClock.setTimeout(() => timed(fn), ms),
 };
 
-async function storm(rate: number): Promise<StormResult> {
+async function storm(rate: number, hold: boolean): Promise<StormResult> {
   const users: User[] = Array.from({ length: USERS }, (_, i) => ({
     name: `u${i}`,
     skeleton: `u${i}`,
@@ -101,11 +112,16 @@ async function storm(rate: number): Promise<StormResult> {
   const got = new Map<string, number>();
   let sent = 0;
   let counting = false;
+  /** The storm's datagrams and when each was sent, read after it (not to slow the sends). */
+  const datagrams: [Uint8Array, number][] = [];
+  const loggedIn = new Map<string, number>();
   const socket = {
-    send(_bytes: Uint8Array, to: Endpoint): void {
+    send(bytes: Uint8Array, to: Endpoint): void {
       spin(SEND_US);
       sent++;
-      if (counting) got.set(to.host + to.port, (got.get(to.host + to.port) ?? 0) + 1);
+      if (!counting) return;
+      got.set(to.host + to.port, (got.get(to.host + to.port) ?? 0) + 1);
+      datagrams.push([bytes, performance.now()]);
     },
     whenInFlightAtMost(_count: number, fn: () => void): void {
       setTimeout(() => timed(fn), 0); // the socket's queue drains while other work runs
@@ -118,6 +134,9 @@ async function storm(rate: number): Promise<StormResult> {
     fanout: new ContactFanout<User>({
       audience: (u) => contacts[index.get(u)!],
       listed: () => false,
+      hold: hold
+        ? new StormHold({ clock: realClock, maxHoldMs: Number(values["hold-ms"]) })
+        : undefined,
     }),
   });
   const settled = async () => {
@@ -143,6 +162,7 @@ async function storm(rate: number): Promise<StormResult> {
       Math.min(STORM, Math.floor((performance.now() - start) * rate / 1000));
     for (; joined < due; joined++) {
       users[joined].state = "online";
+      loggedIn.set(users[joined].name, performance.now());
       timed(() => outbox.admit([users[joined]]));
     }
     await new Promise((r) => setTimeout(r, 1));
@@ -152,6 +172,15 @@ async function storm(rate: number): Promise<StormResult> {
   const told = performance.now();
   outbox.close();
   const counts = [...got.values()].sort((a, b) => a - b);
+  const late: number[] = [];
+  const decoder = new TextDecoder();
+  for (const [bytes, at] of datagrams) {
+    for (const line of decoder.decode(bytes).split("\n").slice(1)) {
+      const since = loggedIn.get(line.slice(1, line.indexOf(",")));
+      if (line.startsWith("+") && since !== undefined) late.push(at - since);
+    }
+  }
+  late.sort((a, b) => a - b);
   return {
     stepCpuMs: longest.cpu,
     stepWallMs: longest.wall,
@@ -159,6 +188,7 @@ async function storm(rate: number): Promise<StormResult> {
     perMember: { median: counts[counts.length >> 1] ?? 0, most: counts.at(-1) ?? 0 },
     toldMs: told - lastLogin,
     stormMs: lastLogin - start,
+    lateMs: { p99: late[Math.floor(late.length * 0.99)] ?? 0, most: late.at(-1) ?? 0 },
   };
 }
 
@@ -173,19 +203,29 @@ console.log(
     `send ${SEND_US} µs; medians (range)`,
 );
 console.log(
-  "| storm rate | storm lasted ms | longest step CPU ms | longest step wall ms | datagrams per login | per member (median / most) | all handed out after last login ms |",
+  "| storm rate | hold | storm lasted ms | longest step CPU ms | longest step wall ms | datagrams per login | per member (median / most) | all handed out after last login ms | line late p99 / most ms |",
 );
-console.log("| -: | -: | -: | -: | -: | -: | -: |");
+console.log("| -: | - | -: | -: | -: | -: | -: | -: | -: |");
+const holds = values.hold.split(",").map((h) => h === "on");
 for (const rate of values.rate.split(",").map(Number)) {
-  const results: StormResult[] = [];
-  for (let r = 0; r < RUNS; r++) results.push(await storm(rate));
+  const results = new Map<boolean, StormResult[]>(holds.map((h) => [h, []]));
+  // Alternating, run by run: the machine's other work falls on both alike.
+  for (let r = 0; r < RUNS; r++) {
+    for (const hold of holds) results.get(hold)!.push(await storm(rate, hold));
+  }
+  for (const [hold, rs] of results) print(rate, hold, rs);
+}
+
+function print(rate: number, hold: boolean, results: StormResult[]): void {
   console.log(
-    `| ${rate}/s | ${range(results.map((r) => r.stormMs))} | ${
-      range(results.map((r) => r.stepCpuMs), 1)
-    } | ${range(results.map((r) => r.stepWallMs), 1)} | ${
-      range(results.map((r) => r.datagramsPerLogin), 1)
-    } | ${median(results.map((r) => r.perMember.median))} / ${
-      median(results.map((r) => r.perMember.most))
-    } | ${range(results.map((r) => r.toldMs))} |`,
+    `| ${rate}/s | ${hold ? `${values["hold-ms"]} ms at most` : "none"} | ${
+      range(results.map((r) => r.stormMs))
+    } | ${range(results.map((r) => r.stepCpuMs), 1)} | ${
+      range(results.map((r) => r.stepWallMs), 1)
+    } | ${range(results.map((r) => r.datagramsPerLogin), 1)} | ${
+      median(results.map((r) => r.perMember.median))
+    } / ${median(results.map((r) => r.perMember.most))} | ${
+      range(results.map((r) => r.toldMs))
+    } | ${range(results.map((r) => r.lateMs.p99))} / ${range(results.map((r) => r.lateMs.most))} |`,
   );
 }

@@ -28,7 +28,10 @@
  * `--presence` (`everyone`, `contacts` or both, comma-separated: one run each, in that order;
  * default `everyone`), `--contacts` (contacts per user in contacts mode, default 50: a symmetric
  * graph, {@linkcode contactsOf}, made in the coordinator's database before the run; every client's
- * view must then be itself and its online contacts).
+ * view must then be itself and its online contacts), `--coordinator-profile FILE.cpuprofile`
+ * (V8's CPU profile of the coordinator from the storm's start until it converged, one file per
+ * run, `-<k>` before the suffix; Chrome's DevTools open it), `--coordinator-trace FILE` (what the
+ * coordinator prints besides its reports, e.g. with `--v8-flags=…,--trace-gc`).
  *
  * The load generator stands in for ten thousand machines, each with a CPU of its own, but here it
  * shares two cores with the coordinator: it lowers its own priority (`nice` 10, after starting
@@ -51,6 +54,7 @@
  */
 import os from "node:os";
 import v8 from "node:v8";
+import { Session } from "node:inspector";
 import { parseArgs } from "node:util";
 import { Coordinator } from "../lib/coordinator.ts";
 import { V8_FLAGS } from "./compile.ts";
@@ -194,7 +198,10 @@ async function serveRole(
     for await (const chunk of Deno.stdin.readable) {
       buffered += decoder.decode(chunk);
       while (buffered.includes("\n")) {
+        const request = buffered.slice(0, buffered.indexOf("\n"));
         buffered = buffered.slice(buffered.indexOf("\n") + 1);
+        // `profile <file>`: starts V8's CPU profiler, or stops it and writes the profile there.
+        if (request.startsWith("profile ")) await profile(request.slice("profile ".length));
         const report: CoordinatorStats = {
           ...coordinator.stats,
           online: coordinator.registry.onlineCount,
@@ -220,6 +227,28 @@ async function serveRole(
   await Deno.remove(dataDir, { recursive: true });
   file.close();
   Deno.exit(0);
+}
+
+/** The coordinator's CPU profile in progress (`--coordinator-profile`), if any. */
+let profiler: Session | undefined;
+
+/** Starts V8's CPU profiler, or stops it and writes its profile (Chrome's format) to `file`. */
+async function profile(file: string): Promise<void> {
+  const post = <T>(method: string) =>
+    new Promise<T>((resolve, reject) =>
+      profiler!.post(method, (err, result) => err ? reject(err) : resolve(result as T))
+    );
+  if (profiler === undefined) {
+    profiler = new Session();
+    profiler.connect();
+    await post("Profiler.enable");
+    await post("Profiler.start");
+    return;
+  }
+  const { profile } = await post<{ profile: unknown }>("Profiler.stop");
+  profiler.disconnect();
+  profiler = undefined;
+  await Deno.writeTextFile(file, JSON.stringify(profile));
 }
 
 interface CoordinatorStats {
@@ -286,8 +315,9 @@ class CoordinatorProcess {
     return new CoordinatorProcess(child, lines, JSON.parse(first.value));
   }
 
-  async stats(): Promise<CoordinatorStats> {
-    await this.#writer.write(encoder.encode("stats\n"));
+  /** Counters; `profile` starts the coordinator's CPU profiler, or stops it and writes there. */
+  async stats(profile?: string): Promise<CoordinatorStats> {
+    await this.#writer.write(encoder.encode(profile ? `profile ${profile}\n` : "stats\n"));
     const line = await this.#lines.next();
     if (line.done) throw new Error("The coordinator process closed its output");
     return JSON.parse(line.value);
@@ -347,17 +377,32 @@ function selfCpu(): number {
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
+/**
+ * The coordinator's JSON lines. Anything else it prints (V8's `--trace-gc`, say) goes to
+ * `--coordinator-trace`'s file, with the time it was read ({@link now}), or nowhere.
+ */
 async function* readLines(stream: ReadableStream<Uint8Array>): AsyncGenerator<string> {
   let buffered = "";
   for await (const chunk of stream) {
     buffered += decoder.decode(chunk, { stream: true });
     let nl: number;
     while ((nl = buffered.indexOf("\n")) >= 0) {
-      yield buffered.slice(0, nl);
+      const line = buffered.slice(0, nl);
       buffered = buffered.slice(nl + 1);
+      // V8 writes through a buffer of its own, flushed mid-line: a report may follow a part.
+      const at = line.indexOf('{"');
+      if (at > 0 || at < 0) {
+        trace?.writeSync(
+          encoder.encode(`${now().toFixed(1)} ${line.slice(0, at < 0 ? undefined : at)}\n`),
+        );
+      }
+      if (at >= 0) yield line.slice(at);
     }
   }
 }
+
+/** Where `--coordinator-trace` sends the coordinator's other output. */
+let trace: Deno.FsFile | undefined;
 
 function percentile(values: number[], p: number): number {
   if (values.length === 0) return NaN;
@@ -401,6 +446,8 @@ function after(at: number | undefined, stats: CoordinatorStats): number | undefi
 
 interface RunOptions {
   users: number;
+  /** Where to write the coordinator's CPU profile of the storm (`--coordinator-profile`). */
+  profile?: string;
   /** Logins in the storm; the others come first, at `rampRate`. */
   storm: number;
   rampRate: number;
@@ -547,7 +594,7 @@ async function run(o: RunOptions, { coordinator, logFile }: Started): Promise<Ru
 
     // Storm: the rest, offered at `rate` per second, from the Worker.
     const gaps0 = await gaps();
-    const before = await coordinator.stats();
+    const before = await coordinator.stats(o.profile);
     const cpu0 = coordinator.usage().cpu;
     const generator0 = { all: selfCpu(), main: threadCpu(), worker: await storm.cpu() };
     const drops0 = udpDrops(coordinator.udp, sockets);
@@ -564,7 +611,7 @@ async function run(o: RunOptions, { coordinator, logFile }: Started): Promise<Ru
       main: (threadCpu() - generator0.main) / stormSec,
       worker: (await storm.cpu() - generator0.worker) / stormSec,
     };
-    const afterStorm = await coordinator.stats();
+    const afterStorm = await coordinator.stats(o.profile);
     const stormConverge = after(stormConverged, afterStorm);
     const gaps1 = await gaps();
     const online = views.online;
@@ -586,11 +633,13 @@ async function run(o: RunOptions, { coordinator, logFile }: Started): Promise<Ru
         `${afterStorm.maxLoopLagMs} ms at most; datagrams dropped for full receive buffers: ` +
         `${drops1.clients - drops0.clients} at clients, ${
           drops1.coordinator - drops0.coordinator
-        } at the coordinator; CPU: coordinator ${
-          ((cpu1 - cpu0) / stormSec * 100).toFixed(0)
-        } %, load generator ${(generator.all * 100).toFixed(0)} % (main thread ${
-          (generator.main * 100).toFixed(0)
-        } %, storm's Worker ${(generator.worker * 100).toFixed(0)} %, lists' Worker and the rest ${
+        } at the coordinator; CPU: coordinator ${((cpu1 - cpu0) / stormSec * 100).toFixed(0)} % (${
+          ((cpu1 - cpu0) / stormSize * 1000).toFixed(2)
+        } ms per storm login, all its storm work included: what other processes disturb least), load generator ${
+          (generator.all * 100).toFixed(0)
+        } % (main thread ${(generator.main * 100).toFixed(0)} %, storm's Worker ${
+          (generator.worker * 100).toFixed(0)
+        } %, lists' Worker and the rest ${
           ((generator.all - generator.main - generator.worker) * 100).toFixed(0)
         } %)`,
     );
@@ -847,6 +896,8 @@ if (import.meta.main) {
       presence: { type: "string", default: "everyone" },
       contacts: { type: "string", default: "50" },
       capacity: { type: "string", default: "0" },
+      "coordinator-trace": { type: "string" },
+      "coordinator-profile": { type: "string" },
     },
   });
   const batchMs = values["batch-ms"] === undefined ? undefined : Number(values["batch-ms"]);
@@ -858,6 +909,8 @@ if (import.meta.main) {
       capacity: Number(values.capacity),
     });
   } else {
+    const traceFile = values["coordinator-trace"];
+    if (traceFile) trace = Deno.openSync(traceFile, { write: true, create: true, truncate: true });
     const modes = values.presence.split(",");
     if (modes.some((m) => m !== "everyone" && m !== "contacts")) {
       console.error(`--presence takes everyone, contacts or both, not "${values.presence}"`);
@@ -904,6 +957,7 @@ if (import.meta.main) {
             seedShare: Number(values["seed-share"]),
             v8Flags,
             contacts: runs[k].contacts,
+            profile: values["coordinator-profile"]?.replace(".cpuprofile", `-${k}.cpuprofile`),
           }, started[k]),
         );
       }

@@ -20,7 +20,10 @@
  *   loop busy for 26 ms, long enough for the socket to drop logins. (A list written for a member
  *   meanwhile packs its datagrams first, so its version counts them.)
  *
- * Plain state, no I/O, no clock.
+ * - **held through a storm** when given a {@linkcode StormHold}: while logins come fast, lines wait
+ *   (`holdMs`), so that a member gets one datagram for the whole storm, not one per flush.
+ *
+ * Plain state, no I/O, no clock (the hold reads one).
  *
  * @example
  * ```ts
@@ -38,6 +41,7 @@
  */
 import { MAX_BATCH_DATAGRAM } from "../protocol/seed.ts";
 import type { Fanout, FanoutBatch, PresenceLines } from "./fanout.ts";
+import type { StormHold } from "./storm_hold.ts";
 
 /** Options for {@linkcode ContactFanout}. */
 export interface ContactFanoutOptions<M> {
@@ -47,6 +51,8 @@ export interface ContactFanoutOptions<M> {
   listed: (subject: M) => boolean;
   /** Largest batched datagram, header line included; default {@linkcode MAX_BATCH_DATAGRAM}. */
   maxDatagramBytes?: number;
+  /** Holds lines through login storms (told of each `add` and line); none: never held. */
+  hold?: StormHold;
 }
 
 interface Member {
@@ -130,6 +136,11 @@ export class ContactFanout<M extends { name: string }> implements Fanout<M> {
     return this.#members.size;
   }
 
+  /** How many ms the waiting lines may still wait (a login storm: `StormHold`); 0: flush. */
+  holdMs(): number {
+    return this.#o.hold?.holdMs() ?? 0;
+  }
+
   /** Records a change about `subject` for every member that may see it. */
   record(name: string, lines: PresenceLines, subject: M): void {
     const encoded = { batched: encoder.encode(lines.batched), seed: encoder.encode(lines.seed) };
@@ -152,6 +163,7 @@ export class ContactFanout<M extends { name: string }> implements Fanout<M> {
    * 0, its own count. Adding it again (a new login) starts it over.
    */
   add(member: M, options: { batched: boolean }): void {
+    this.#o.hold?.login();
     this.remove(member);
     this.#members.set(member, {
       batched: options.batched,
@@ -229,6 +241,7 @@ export class ContactFanout<M extends { name: string }> implements Fanout<M> {
     this.#waiting.clear();
     this.#pending = 0;
     this.#mostBytes = 0;
+    this.#o.hold?.taken();
     return batches;
   }
 
@@ -243,6 +256,7 @@ export class ContactFanout<M extends { name: string }> implements Fanout<M> {
     entry.bytes += 1 + line.length;
     this.#mostBytes = Math.max(this.#mostBytes, entry.bytes);
     this.#waiting.add(member);
+    this.#o.hold?.waiting();
   }
 
   /** How many datagrams {@linkcode #pack} will make of `lines`, without making them. */

@@ -148,10 +148,10 @@ export class ContactService {
   audience(subject: User): User[] {
     if (subject.key === undefined) return [];
     const out: User[] = [];
-    for (const c of this.#o.book.contactsOf({ name: subject.name, key: subject.key })) {
-      const user = this.#online(c.username, c.key);
+    this.#o.book.forEachContact({ name: subject.name, key: subject.key }, (name, key) => {
+      const user = this.#online(name, key);
       if (user !== undefined) out.push(user);
-    }
+    });
     return out;
   }
 

@@ -165,11 +165,22 @@ export class ContactBook {
   /** `party`'s contacts (bound to its key), with the key each is bound to. */
   contactsOf(party: Party): ContactEntry[] {
     const out: ContactEntry[] = [];
-    for (const [other, keys] of this.#pairs.get(party.name) ?? []) {
-      const [mine, theirs] = party.name < other ? keys : [keys[1], keys[0]];
-      if (mine === party.key) out.push({ username: other, key: theirs });
-    }
+    this.forEachContact(party, (username, key) => out.push({ username, key }));
     return out;
+  }
+
+  /**
+   * Calls `fn` with each of `party`'s contacts (bound to its key) and the key it is bound to,
+   * making no object per contact: a contacts-mode coordinator asks this at every login, for
+   * every contact (the audience of its presence line, then its list).
+   */
+  forEachContact(party: Party, fn: (name: string, key: string) => void): void {
+    const me = party.name;
+    this.#pairs.get(me)?.forEach((keys, other) => {
+      if (me < other) {
+        if (keys[0] === party.key) fn(other, keys[1]);
+      } else if (keys[1] === party.key) fn(other, keys[0]);
+    });
   }
 
   /** Whether `a` and `b` are contacts, each with the key it has now. */

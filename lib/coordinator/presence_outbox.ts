@@ -191,6 +191,11 @@ export class PresenceOutbox {
    * short. Call it after recording changes.
    */
   schedule(): void {
+    this.#plan(false);
+  }
+
+  /** {@linkcode schedule}; `ownTurn`: called from a timer of ours, a turn of its own already. */
+  #plan(ownTurn: boolean): void {
     if (this.#batches.length > 0 || this.#closed || this.#fanout.pending === 0) return;
     const full = this.#fanout.pendingBytes >= EARLY_FLUSH_BYTES;
     if (this.#timer !== undefined) {
@@ -198,9 +203,13 @@ export class PresenceOutbox {
       this.#clock.clearTimeout(this.#timer);
       this.#timer = undefined;
     }
-    const wait = full ? 0 : this.#quietUntil - this.#clock.now();
-    if (wait <= 0 && (full || !this.#afterTurn)) this.#flush();
-    else this.#timer = this.#clock.setTimeout(this.#flush, Math.max(0, wait));
+    // Contacts mode may hold lines through a login storm (`storm_hold.ts`).
+    const hold = this.#fanout instanceof ContactFanout ? this.#fanout.holdMs() : 0;
+    const wait = full ? 0 : Math.max(this.#quietUntil - this.#clock.now(), hold);
+    if (wait > 0) this.#timer = this.#clock.setTimeout(this.#due, wait);
+    else if (this.#afterTurn && !full && !ownTurn) {
+      this.#timer = this.#clock.setTimeout(this.#due, 0);
+    } else this.#flush();
   }
 
   /**
@@ -213,6 +222,12 @@ export class PresenceOutbox {
     else if (this.#batches.length > 0) this.#onHanded.flushing.push(fn);
     else fn();
   }
+
+  /** A pause or a hold ran out: flush, unless the hold was extended meanwhile (contacts mode). */
+  readonly #due = (): void => {
+    this.#timer = undefined;
+    this.#plan(true);
+  };
 
   /** Stops: nothing more is sent. */
   close(): void {

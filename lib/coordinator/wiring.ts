@@ -19,6 +19,7 @@ import { type Clock, realClock } from "../clock.ts";
 import type { Cluster, ClusterOptions } from "./cluster.ts";
 import { AddressBudget } from "./address_budget.ts";
 import { ContactFanout } from "./contact_fanout.ts";
+import { StormHold } from "./storm_hold.ts";
 import { ContactService, type PresenceMode } from "./contact_service.ts";
 import { ContactBook, type ContactBookOptions } from "./contacts.ts";
 import { type Limits, resolveLimits } from "./limits.ts";
@@ -287,6 +288,7 @@ async function wire(
       ? new ContactFanout({
         audience: (user) => late.contacts!.audience(user),
         listed: (user) => late.contacts!.isListed(user),
+        hold: new StormHold({ clock }),
       })
       : undefined,
     isCurrent: (user) => registry.get(user.name) === user,

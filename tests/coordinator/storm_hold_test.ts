@@ -1,0 +1,120 @@
+import assert from "node:assert/strict";
+import { ContactFanout } from "../../lib/coordinator/contact_fanout.ts";
+import { PresenceOutbox } from "../../lib/coordinator/presence_outbox.ts";
+import type { User } from "../../lib/coordinator/registry.ts";
+import { StormHold } from "../../lib/coordinator/storm_hold.ts";
+import type { Endpoint } from "../../lib/protocol/endpoint.ts";
+import { FakeClock } from "../support/fake_clock.ts";
+
+const decoder = new TextDecoder();
+
+Deno.test("storm hold: lines wait only while logins come at the rate, and never past the cap", () => {
+  const clock = new FakeClock();
+  const hold = new StormHold({ clock, rate: 1_000, windowMs: 100, maxHoldMs: 2_000 });
+  hold.waiting();
+  assert.equal(hold.holdMs(), 0); // no logins: no storm
+  for (let i = 0; i < 99; i++) {
+    hold.login();
+    clock.advance(0.5);
+  }
+  assert.equal(hold.holdMs(), 0); // 99 logins in 100 ms: under the rate
+  hold.login(); // the 100th, at 49.5 ms: the first is 49.5 ms old
+  assert.equal(hold.holdMs(), 50.5); // the storm ends 100 ms after the oldest of the last 100
+  clock.advance(50.5);
+  assert.equal(hold.holdMs(), 0); // no login since: over
+  // A sustained storm: held, but no line longer than the cap from when it began to wait.
+  hold.taken();
+  hold.waiting();
+  for (let t = 0; t < 1_990; t++) {
+    hold.login();
+    hold.login();
+    clock.advance(1);
+  }
+  assert.equal(hold.holdMs(), 10);
+  clock.advance(10);
+  assert.equal(hold.holdMs(), 0);
+  hold.taken();
+  assert.equal(hold.holdMs(), 0); // nothing waits: nothing to hold
+});
+
+/** Users 0…n-1, each a contact of every other, on a fake clock; the socket records sends. */
+function community(n: number, hold: { rate: number; maxHoldMs: number }) {
+  const clock = new FakeClock();
+  const users: User[] = Array.from({ length: n }, (_, i) => ({
+    name: `u${i}`,
+    skeleton: `u${i}`,
+    claimed: { host: "10.0.0.1", port: 4000 },
+    observed: { host: `10.0.0.${i}`, port: 4000 },
+    state: "pending",
+    lastSeen: 0,
+    since: 0,
+    key: `k${i}`,
+  }));
+  const sent: { at: number; to: string; lines: string[] }[] = [];
+  const outbox = new PresenceOutbox({
+    clock,
+    isCurrent: (u) => u.state === "online",
+    socket: {
+      send: (bytes: Uint8Array, to: Endpoint) => {
+        const lines = decoder.decode(bytes).split("\n").slice(1);
+        sent.push({ at: clock.now(), to: to.host, lines });
+      },
+      whenInFlightAtMost: (_count, fn) => queueMicrotask(fn),
+    },
+    fanout: new ContactFanout<User>({
+      audience: (u) => users.filter((o) => o !== u && o.state === "online"),
+      listed: () => false,
+      hold: new StormHold({ clock, windowMs: 100, ...hold }),
+    }),
+  });
+  const login = (i: number) => {
+    users[i].state = "online";
+    outbox.admit([users[i]]);
+  };
+  return { clock, sent, outbox, login };
+}
+
+Deno.test("storm hold: a storm's lines wait, then reach each member in one datagram as it ends", () => {
+  // 20 logins in 100 ms (200/s) make a storm here.
+  const { clock, sent, outbox, login } = community(60, { rate: 200, maxHoldMs: 2_000 });
+  for (let i = 0; i < 10; i++) {
+    login(i); // one a second: no storm, each told at once
+    assert.equal(sent.filter((s) => s.at === clock.now()).length, i);
+    clock.advance(1_000);
+  }
+  // 50 logins, one every 2 ms (500/s).
+  const start = clock.now();
+  for (let i = 10; i < 60; i++) {
+    login(i);
+    clock.advance(2);
+  }
+  const last = clock.now() - 2;
+  // Once the rate was reached (the 20th login, at 38 ms), nothing more went out in the storm.
+  const inStorm = sent.filter((s) => s.at >= start + 40);
+  assert.deepEqual(inStorm, []);
+  clock.advance(100);
+  // The rate fell 100 ms after the oldest of the last 20 logins: everything went out then, in
+  // one datagram per member, with every line it had not had.
+  const end = sent.filter((s) => s.at >= start + 40);
+  assert.equal(end.length, 59); // u59 logged in last: its list has everyone; the rest, one each
+  assert.ok(end.every((s) => s.at === last - 19 * 2 + 100), "flushed when the rate fell");
+  const toU0 = sent.filter((s) => s.to === "10.0.0.0" && s.at >= start).flatMap((s) => s.lines);
+  assert.equal(new Set(toU0).size, 50); // told of all 50 logins…
+  assert.equal(toU0.length, 50); // …none twice
+  outbox.close();
+});
+
+Deno.test("storm hold: a storm that goes on still delivers every maxHoldMs", () => {
+  const { clock, sent, outbox, login } = community(250, { rate: 200, maxHoldMs: 300 });
+  login(0);
+  const start = clock.now();
+  for (let i = 1; i < 250; i++) {
+    login(i); // 500/s for 500 ms
+    clock.advance(2);
+  }
+  const u0 = sent.filter((s) => s.to === "10.0.0.0" && s.at >= start).map((s) => s.at - start);
+  // Told at once until the storm began (the 20th login, at 36 ms), then held 300 ms at most.
+  assert.ok(u0.every((t) => t <= 36 || t === 336 || t > 498), `sends to u0 at ${u0}`);
+  assert.ok(u0.includes(336), `sends to u0 at ${u0}`);
+  outbox.close();
+});
