@@ -53,7 +53,11 @@ async function coordinatorRole(args: {
   cluster?: string;
   member?: string;
   token?: string;
+  /** Hops of users `u<i>` with i at least this are written to stdout, a JSON line each. */
+  watchFrom?: number;
 }): Promise<void> {
+  const watched = (name: string) =>
+    args.watchFrom !== undefined && name.startsWith("u") && Number(name.slice(1)) >= args.watchFrom;
   const coordinator = await Coordinator.start({
     host: "127.0.0.1",
     port: args.port,
@@ -65,6 +69,13 @@ async function coordinatorRole(args: {
       community: COMMUNITY,
       member: args.member,
       token: args.token,
+      onHop: (hop) => {
+        if (hop.names.length > 0 && hop.names.every(watched)) {
+          console.log(
+            JSON.stringify({ stage: hop.stage, ms: hop.ms, names: hop.names, at: now() }),
+          );
+        }
+      },
     },
   });
   console.log(JSON.stringify({ udp: coordinator.udpPort, tcp: coordinator.tcpPort }));
@@ -90,6 +101,11 @@ class CoordinatorProcess {
   readonly tcp: number;
   /** When it said it listens (ms, {@linkcode now}). */
   readonly readyAt: number;
+  /**
+   * The hops it timed for watched users (`--watch-from`), by `<stage> <name>`: the first one (a
+   * probe's login comes before its logout), and when it was timed (ms, {@linkcode now}).
+   */
+  readonly hops = new Map<string, { ms: number; at: number }>();
 
   private constructor(child: Deno.ChildProcess, ports: { udp: number; tcp: number }) {
     this.child = child;
@@ -99,7 +115,13 @@ class CoordinatorProcess {
   }
 
   static async start(
-    options: { cluster?: string; member?: string; token?: string; port?: number },
+    options: {
+      cluster?: string;
+      member?: string;
+      token?: string;
+      port?: number;
+      watchFrom?: number;
+    },
   ): Promise<CoordinatorProcess> {
     const args = [
       "run",
@@ -120,6 +142,7 @@ class CoordinatorProcess {
         options.token!,
       );
     }
+    if (options.watchFrom !== undefined) args.push("--watch-from", String(options.watchFrom));
     const child = new Deno.Command(Deno.execPath(), { args, stdout: "piped", stderr: "inherit" })
       .spawn();
     const reader = child.stdout.getReader();
@@ -129,9 +152,32 @@ class CoordinatorProcess {
       if (done) throw new Error("coordinator process ended before it listened");
       text += decoder.decode(value);
     }
-    reader.releaseLock();
-    child.stdout.cancel().catch(() => {});
-    return new CoordinatorProcess(child, JSON.parse(text.slice(0, text.indexOf("\n"))));
+    const process = new CoordinatorProcess(child, JSON.parse(text.slice(0, text.indexOf("\n"))));
+    process.#readHops(reader, text.slice(text.indexOf("\n") + 1));
+    return process;
+  }
+
+  /** Reads the hop lines the process writes after its ports, until it ends. */
+  async #readHops(reader: ReadableStreamDefaultReader<Uint8Array>, text: string): Promise<void> {
+    for (;;) {
+      let newline;
+      while ((newline = text.indexOf("\n")) >= 0) {
+        const hop = JSON.parse(text.slice(0, newline)) as {
+          stage: string;
+          ms: number;
+          names: string[];
+          at: number;
+        };
+        text = text.slice(newline + 1);
+        for (const name of hop.names) {
+          const key = `${hop.stage} ${name}`;
+          if (!this.hops.has(key)) this.hops.set(key, { ms: hop.ms, at: hop.at });
+        }
+      }
+      const { value, done } = await reader.read().catch(() => ({ value: undefined, done: true }));
+      if (done) return;
+      text += decoder.decode(value, { stream: true });
+    }
   }
 
   memory(): { rss: number; peak: number } {
@@ -292,6 +338,13 @@ interface SetupResult {
   hopP50?: number;
   hopP99?: number;
   restartMs?: number;
+  /**
+   * The hop as the coordinators time it, p50 and p99 (ms): `published`, at the probes'
+   * coordinator from admission to publish; `applied` and `sent`, at the others from that
+   * publish to the probe listed there and to its datagram handed to the socket for every client;
+   * `read`, from that last moment to the watcher's receipt (the generator's share).
+   */
+  coordinatorHop?: Record<"published" | "applied" | "sent" | "read", [number, number]>;
   rss: string;
   /** Presence gaps the clients found in the storm and the churn, and lists they fetched again. */
   gaps: number;
@@ -377,19 +430,21 @@ async function runSetup(
 ): Promise<SetupResult> {
   const n = setup === "three" ? 3 : 1;
   const clustered = setup !== "single";
-  const coordinators: CoordinatorProcess[] = [];
-  for (let k = 0; k < n; k++) {
-    coordinators.push(
-      await CoordinatorProcess.start(
-        clustered ? { cluster: nats.url, member: `c${k}`, token: nats.token } : {},
-      ),
-    );
-  }
   // Clients 0..users+churn-1 in pools (each coordinator's share: ramp, storm, then newcomers of
   // the churn); then probes, then one watcher per coordinator.
   const joiners = Math.floor(o.users * o.churn / n);
   const total = o.users + n * joiners;
   const probeBase = total;
+  const coordinators: CoordinatorProcess[] = [];
+  for (let k = 0; k < n; k++) {
+    coordinators.push(
+      await CoordinatorProcess.start(
+        clustered
+          ? { cluster: nats.url, member: `c${k}`, token: nats.token, watchFrom: probeBase }
+          : {},
+      ),
+    );
+  }
   const watcherBase = total + o.probes;
   const views = Views.create(watcherBase + n);
   const endpoints: Uint8Array[] = [];
@@ -463,6 +518,7 @@ async function runSetup(
     const local: number[] = [];
     const remote: number[] = [];
     const hop: number[] = [];
+    const probed: { name: string; seen: (number | undefined)[] }[] = [];
     for (let p = 0; p < o.probes; p++) {
       const index = probeBase + p;
       const probe = new RawClient(index, coordinators[0].udp);
@@ -471,6 +527,7 @@ async function runSetup(
       const deadline = now() + 3000;
       while (watchers.some((w) => !w.seen.has(probe.name)) && now() < deadline) await sleep(2);
       const at = watchers.map((w) => w.seen.get(probe.name));
+      probed.push({ name: probe.name, seen: at });
       if (at[0] !== undefined) local.push(at[0] - t0);
       for (const t of at.slice(1)) {
         if (t === undefined) continue;
@@ -483,6 +540,30 @@ async function runSetup(
       await sleep(50);
     }
     clearInterval(beat);
+    await sleep(200); // the coordinators' last hop lines
+    // The hop as the coordinators time it (the publish's `at` read against the receiver's clock:
+    // one machine here), for every probe at every other coordinator.
+    const stages = { published: [] as number[], applied: [] as number[], sent: [] as number[] };
+    const read: number[] = [];
+    for (const { name, seen } of probed) {
+      const published = coordinators[0].hops.get(`published ${name}`);
+      if (published) stages.published.push(published.ms);
+      for (const [k, c] of coordinators.entries()) {
+        if (k === 0) continue;
+        const applied = c.hops.get(`applied ${name}`);
+        const sent = c.hops.get(`sent ${name}`);
+        if (applied) stages.applied.push(applied.ms);
+        if (sent) stages.sent.push(sent.ms);
+        if (sent && seen[k] !== undefined) read.push(seen[k]! - sent.at);
+      }
+    }
+    if (n > 1) {
+      result.coordinatorHop = Object.fromEntries(
+        Object.entries({ ...stages, read }).map((
+          [stage, xs],
+        ) => [stage, [pct(xs, 50), pct(xs, 99)]]),
+      ) as SetupResult["coordinatorHop"];
+    }
     Object.assign(result, {
       localP50: pct(local, 50),
       localP99: pct(local, 99),
@@ -513,6 +594,7 @@ async function runSetup(
         cluster: nats.url,
         member: "c2",
         token: nats.token,
+        watchFrom: probeBase,
       });
       coordinators[2] = restarted;
       let complete = 0;
@@ -543,6 +625,7 @@ if (import.meta.main) {
       cluster: { type: "string" },
       member: { type: "string" },
       token: { type: "string" },
+      "watch-from": { type: "string" },
       users: { type: "string", default: "10000" },
       storm: { type: "string", default: "2000" },
       rate: { type: "string", default: "2500" },
@@ -559,6 +642,7 @@ if (import.meta.main) {
       cluster: values.cluster,
       member: values.member,
       token: values.token,
+      watchFrom: values["watch-from"] === undefined ? undefined : Number(values["watch-from"]),
     });
   } else {
     const o = {
@@ -598,5 +682,42 @@ if (import.meta.main) {
           `${r.rss} |`,
       );
     }
+    // The coordinator-to-coordinator hop, as the coordinators time it, beside the watchers' one.
+    const g = (x: number) => Number.isNaN(x) ? "—" : x.toFixed(1);
+    const clustered = results.filter((r) => r.coordinatorHop !== undefined);
+    if (clustered.length > 0) {
+      console.log(
+        "\n| setup | users | admit → publish (origin) p50/p99 (ms) | publish → applied (other " +
+          "member) p50/p99 (ms) | publish → sent to its clients p50/p99 (ms) | sent → watcher " +
+          "read p50/p99 (ms) |",
+      );
+      console.log("| --- | --- | --- | --- | --- | --- |");
+      for (const r of clustered) {
+        const h = r.coordinatorHop!;
+        console.log(
+          `| ${r.setup} | ${r.users} | ${h.published.map(g).join("/")} | ` +
+            `${h.applied.map(g).join("/")} | ${h.sent.map(g).join("/")} | ` +
+            `${h.read.map(g).join("/")} |`,
+        );
+      }
+    }
+    const three = results.find((r) => r.setup === "three");
+    if (three?.coordinatorHop !== undefined) {
+      const goal = (what: string, p99: number | undefined) =>
+        console.log(
+          `goal: p99 of the coordinator-to-coordinator hop ≤ 50 ms, ${what}: ${f(p99)} ms, ` +
+            (p99 !== undefined && p99 <= 50 ? "met" : "not met"),
+        );
+      goal(
+        "publish → sent to the other member's clients (coordinators' clocks)",
+        three.coordinatorHop.sent[1],
+      );
+      goal(
+        "publish → applied at the other member (coordinators' clocks)",
+        three.coordinatorHop.applied[1],
+      );
+      goal("watchers' other − same", three.hopP99);
+    }
+    console.log(`load average at the end: ${Deno.loadavg().map((x) => x.toFixed(2)).join(" ")}`);
   }
 }

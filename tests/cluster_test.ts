@@ -91,6 +91,16 @@ Deno.test("cluster: three coordinators over NATS share one community", async (t)
       }
       const list = await fetchListRaw(c.tcpPort);
       for (const name of ["alice", "bob", "carol"]) assert.match(list, new RegExp(`${name},`));
+      // Each member timed the hop of the other two's logins: applied here, then sent to its client.
+      await until(
+        "hops timed",
+        () => [a, b, c].every((m) => m.clusterStatus()!.hops.sent.count >= 2),
+      );
+      for (const coordinator of [a, b, c]) {
+        const { applied, sent } = coordinator.clusterStatus()!.hops;
+        assert.ok(applied.count >= 2 && sent.count <= applied.count, JSON.stringify(applied));
+        assert.ok(applied.sum >= 0 && applied.sum <= sent.sum && sent.sum < 10 * sent.count);
+      }
     });
 
     await t.step("a message goes from a user of A to a user of B", async () => {
@@ -190,6 +200,30 @@ Deno.test("cluster: three coordinators over NATS share one community", async (t)
           assert.equal(coordinator.registry.get("aIice"), undefined);
         }
         assert.equal(lastSeen(alice.events, "aIice"), undefined);
+      } finally {
+        await nc.close();
+      }
+    });
+
+    await t.step("a want is answered to the asker alone; several at once share one", async () => {
+      const nc = await connect({ servers: `127.0.0.1:${nats.port}`, token: nats.token });
+      const seen: string[] = [];
+      nc.subscribe(`p2p.${COMMUNITY}.>`, {
+        callback: (_err, msg) => void seen.push(msg.subject),
+      });
+      const snapshots = () => seen.filter((s) => /\.(snapshot|to\.\w+)\.[abc]$/.test(s)).sort();
+      try {
+        nc.publish(clusterSubject(COMMUNITY, "want", "zed"), encodeClusterMessage({ t: "want" }));
+        await until("zed's snapshots", () => snapshots().length >= 3);
+        await sleep(100); // nothing else comes
+        assert.deepEqual(snapshots(), ["a", "b", "c"].map((m) => `p2p.${COMMUNITY}.to.zed.${m}`));
+        seen.length = 0;
+        for (const asker of ["yan", "zed"]) {
+          nc.publish(clusterSubject(COMMUNITY, "want", asker), encodeClusterMessage({ t: "want" }));
+        }
+        await until("one snapshot each, to everyone", () => snapshots().length >= 3);
+        await sleep(100);
+        assert.deepEqual(snapshots(), ["a", "b", "c"].map((m) => `p2p.${COMMUNITY}.snapshot.${m}`));
       } finally {
         await nc.close();
       }

@@ -3,10 +3,12 @@
  * docs/CLUSTER.md): this member's side of the cluster, between its rooms and NATS.
  *
  * - **Out.** The users this coordinator admitted, moved or lost are published as `presence`
- *   messages, numbered: at once after a quiet spell, else batched (one publish per `batchMs`);
- *   a `beat` every `beatMs` says we live and where our numbering is; a `want` from anyone is
- *   answered with our whole `snapshot`.
- * - **In.** Other members' messages are decoded ({@linkcode decodeClusterMessage}) and fed to
+ *   messages, numbered and stamped with their publish time: at once after a quiet spell (in the
+ *   same turn, ahead of our own clients' datagrams), else batched (one publish per `batchMs`);
+ *   a `beat` every `beatMs` says we live and where our numbering is; a `want` is answered with
+ *   our whole `snapshot`, to the asker alone (to everyone when several ask at once).
+ * - **In.** We subscribe to the broadcasts and to the messages addressed to us, no others'.
+ *   Other members' messages are decoded ({@linkcode decodeClusterMessage}) and fed to
  *   {@linkcode ClusterView}; the users it lists are vetted by the registry as we would have
  *   admitted them ({@linkcode Registry.addRemote}) and told to our clients through the presence
  *   outbox, batched as any change.
@@ -47,6 +49,7 @@ import type { ServerMessage } from "../protocol/seed.ts";
 import { encodeServerMessage } from "../protocol/seed.ts";
 import type { Endpoint } from "../protocol/endpoint.ts";
 import { ClusterView } from "./cluster_view.ts";
+import { Histogram, type HistogramSnapshot, HOP_BUCKETS_SECONDS } from "./histogram.ts";
 import { type NatsLink, openNatsLink } from "./cluster_nats.ts";
 import { addressKey } from "./limits.ts";
 import type { PresenceOutbox } from "./presence_outbox.ts";
@@ -73,6 +76,26 @@ export interface ClusterOptions {
   memberTimeoutMs?: number;
   /** Longest wait before our presence changes are published; default 10 ms. */
   batchMs?: number;
+  /**
+   * Called with each hop as it is timed (benchmarks and tests; the histograms in
+   * {@linkcode ClusterStatus.hops} are kept either way).
+   */
+  onHop?: (hop: ClusterHop) => void;
+}
+
+/**
+ * One timing of the cluster's presence path, in ms: `published` at the origin, from the first
+ * change of a presence message to its publish; `applied` and `sent` at a receiver, from the
+ * origin's publish (its `at`, read against our clock) to the change listed here, and to the
+ * datagram carrying it handed to the socket for every client here.
+ */
+export interface ClusterHop {
+  stage: "published" | "applied" | "sent";
+  ms: number;
+  /** The users the presence message names. */
+  names: string[];
+  /** The member that published it. */
+  member: string;
 }
 
 /** What the metrics show of the cluster (`--metrics`). */
@@ -85,6 +108,8 @@ export interface ClusterStatus {
   lagMs: number;
   /** Users the other members hold, as they told us. */
   remoteUsers: number;
+  /** Other members' presence messages, publish → applied here and → sent to our clients (s). */
+  hops: { applied: HistogramSnapshot; sent: HistogramSnapshot };
 }
 
 /** The rooms of this coordinator the cluster works with. */
@@ -118,17 +143,27 @@ export class Cluster {
   readonly #boot = crypto.randomUUID().slice(0, 8);
   readonly #r: ClusterRooms;
   readonly #view: ClusterView;
-  readonly #beatMs: number;
-  readonly #batchMs: number;
+  readonly #timing: { beatMs: number; batchMs: number };
   #link: NatsLink | undefined;
-  /** Our changes not yet published, by name (only the latest counts). */
-  readonly #pending = new Map<string, ClusterChange>();
-  #seq = 0;
-  /** When our changes were last published (-Infinity before any). */
-  #flushedAt = -Infinity;
-  #flushTimer: TimerId | undefined;
-  #snapshotTimer: TimerId | undefined;
+  /**
+   * What we publish of our users: the changes not yet published, by name (only the latest
+   * counts), and since when; the last message's number; when it went (-Infinity before any).
+   */
+  readonly #out = {
+    pending: new Map<string, ClusterChange>(),
+    since: 0,
+    seq: 0,
+    flushedAt: -Infinity,
+    timer: undefined as TimerId | undefined,
+  };
+  /** Members that asked for our snapshot, answered together once `batchMs` has passed. */
+  readonly #wanted = { askers: new Set<string>(), timer: undefined as TimerId | undefined };
   readonly #timers: TimerId[] = [];
+  readonly #hops = {
+    applied: new Histogram(HOP_BUCKETS_SECONDS),
+    sent: new Histogram(HOP_BUCKETS_SECONDS),
+  };
+  readonly #onHop: ((hop: ClusterHop) => void) | undefined;
   /** Messages from NATS we could not use, for tests and the log. */
   readonly stats = { received: 0, refused: 0, malformed: 0, published: 0 };
 
@@ -136,8 +171,8 @@ export class Cluster {
     this.#community = checkToken(options.community);
     this.member = checkToken(options.member ?? `m${crypto.randomUUID().slice(0, 8)}`);
     this.#r = rooms;
-    this.#beatMs = options.beatMs ?? 1000;
-    this.#batchMs = options.batchMs ?? 10;
+    this.#timing = { beatMs: options.beatMs ?? 1000, batchMs: options.batchMs ?? 10 };
+    this.#onHop = options.onHop;
     this.#view = new ClusterView({
       now: () => rooms.clock.now(),
       memberTimeoutMs: options.memberTimeoutMs ?? 5000,
@@ -155,14 +190,18 @@ export class Cluster {
       token: options.token,
       nkeySeed: options.nkeySeed,
       name: `p2p ${options.community} ${cluster.member}`,
-      subject: `p2p.${cluster.#community}.>`,
+      // Broadcasts (p2p.C.kind.sender) and what is addressed to us (p2p.C.to.us.sender) only.
+      subjects: [
+        `p2p.${cluster.#community}.*.*`,
+        `p2p.${cluster.#community}.to.${cluster.member}.*`,
+      ],
       onMessage: (subject, data) => cluster.#onMessage(subject, data),
       onState: (up, detail) => cluster.#onState(up, detail),
     });
     const clock = rooms.clock;
     cluster.#timers.push(
-      clock.setInterval(() => cluster.#beat(), cluster.#beatMs),
-      clock.setInterval(() => cluster.#apply(cluster.#view.expire()), cluster.#beatMs / 2),
+      clock.setInterval(() => cluster.#beat(), cluster.#timing.beatMs),
+      clock.setInterval(() => cluster.#apply(cluster.#view.expire()), cluster.#timing.beatMs / 2),
     );
     if (cluster.#link.up) cluster.#hello();
     rooms.log.line(
@@ -178,23 +217,29 @@ export class Cluster {
       members: this.#view.size,
       lagMs: this.#view.lagMs(),
       remoteUsers: this.#view.users,
+      hops: { applied: this.#hops.applied.snapshot(), sent: this.#hops.sent.snapshot() },
     };
   }
 
   /** Local users admitted: every member lists them. */
   admitted(users: readonly User[]): void {
     for (const user of users) this.#change(entry(user));
+    this.#schedule();
   }
 
   /** A local user's endpoint or NAT kind changed: every member learns it. */
   changed(user: User): void {
-    if (user.member === undefined && user.state === "online") this.#change(entry(user));
+    if (user.member === undefined && user.state === "online") {
+      this.#change(entry(user));
+      this.#schedule();
+    }
   }
 
   /** A local user left (logout, expiry): every member unlists it. */
   left(user: User): void {
     if (user.member === undefined && user.state === "online") {
       this.#change({ name: user.name, gone: true });
+      this.#schedule();
     }
   }
 
@@ -225,48 +270,68 @@ export class Cluster {
   async close(): Promise<void> {
     const clock = this.#r.clock;
     for (const t of this.#timers) clock.clearInterval(t);
-    clock.clearTimeout(this.#flushTimer);
-    clock.clearTimeout(this.#snapshotTimer);
+    clock.clearTimeout(this.#out.timer);
+    clock.clearTimeout(this.#wanted.timer);
     for (const user of this.#r.registry.online()) {
-      if (user.member === undefined) this.#pending.set(user.name, { name: user.name, gone: true });
+      if (user.member === undefined) {
+        this.#out.pending.set(user.name, { name: user.name, gone: true });
+      }
     }
     this.#flush();
     await this.#link?.close();
   }
 
   #change(change: ClusterChange): void {
-    this.#pending.set(change.name, change);
+    if (this.#out.pending.size === 0) this.#out.since = this.#r.clock.now();
+    this.#out.pending.set(change.name, change);
+  }
+
+  /**
+   * Publishes our pending changes now after a quiet spell (in this very turn: NATS writes them
+   * when it ends, before the outbox's first slice to our own clients, `afterTurn`), else once
+   * `batchMs` after the last publish.
+   */
+  #schedule(): void {
     const clock = this.#r.clock;
     const delay = flushDelayMs({
       now: clock.now(),
-      flushedAt: this.#flushedAt,
-      batchMs: this.#batchMs,
+      flushedAt: this.#out.flushedAt,
+      batchMs: this.#timing.batchMs,
     });
-    this.#flushTimer ??= clock.setTimeout(() => this.#flush(), delay);
+    if (delay === 0) this.#flush();
+    else this.#out.timer ??= clock.setTimeout(() => this.#flush(), delay);
   }
 
   #flush(): void {
-    this.#r.clock.clearTimeout(this.#flushTimer);
-    this.#flushTimer = undefined;
-    if (this.#pending.size === 0) return;
-    this.#flushedAt = this.#r.clock.now();
-    const changes = [...this.#pending.values()];
-    this.#pending.clear();
+    const out = this.#out;
+    this.#r.clock.clearTimeout(out.timer);
+    out.timer = undefined;
+    if (out.pending.size === 0) return;
+    const at = out.flushedAt = this.#r.clock.now();
+    const changes = [...out.pending.values()];
+    out.pending.clear();
     for (let i = 0; i < changes.length; i += MAX_CLUSTER_ENTRIES) {
       this.#publish("presence", {
         t: "presence",
         boot: this.#boot,
-        seq: ++this.#seq,
+        seq: ++out.seq,
         changes: changes.slice(i, i + MAX_CLUSTER_ENTRIES),
+        at,
       });
     }
+    this.#onHop?.({
+      stage: "published",
+      ms: at - out.since,
+      names: changes.map((c) => c.name),
+      member: this.member,
+    });
   }
 
   #beat(): void {
     this.#flush();
     let users = 0;
     for (const user of this.#r.registry.online()) if (user.member === undefined) users++;
-    this.#publish("beat", { t: "beat", boot: this.#boot, seq: this.#seq, users });
+    this.#publish("beat", { t: "beat", boot: this.#boot, seq: this.#out.seq, users });
   }
 
   /** Says we are here (again): everyone sends its snapshot, and we send ours. */
@@ -276,20 +341,25 @@ export class Cluster {
     this.#beat();
   }
 
-  /** Publishes all our users, in parts, as of our latest presence message. */
-  #snapshot(): void {
+  /**
+   * Publishes all our users, in parts, as of our latest presence message: to member `to` alone
+   * (on `p2p.C.to.<to>.<us>`), or to everyone.
+   */
+  #snapshot(to?: string): void {
     this.#flush();
     const users = this.#r.registry.online().filter((u) => u.member === undefined).map(entry);
     const parts = Math.max(1, Math.ceil(users.length / SNAPSHOT_PART));
     for (let part = 0; part < parts; part++) {
-      this.#publish("snapshot", {
+      const msg: ClusterMessage = {
         t: "snapshot",
         boot: this.#boot,
-        seq: this.#seq,
+        seq: this.#out.seq,
         part,
         parts,
         users: users.slice(part * SNAPSHOT_PART, (part + 1) * SNAPSHOT_PART),
-      });
+      };
+      if (to === undefined) this.#publish("snapshot", msg);
+      else this.#send(to, msg);
     }
   }
 
@@ -327,8 +397,9 @@ export class Cluster {
       const { kind, sender, addressee } = parseClusterSubject(this.#community, subject);
       if (sender === this.member || (kind === "to" && addressee !== this.member)) return;
       const msg = decodeClusterMessage(data);
-      // A `want` is broadcast (we start) or sent to one member (we saw a gap in its messages).
-      if (kindOf(msg) !== kind && !(msg.t === "want" && kind === "to")) {
+      // A `want` is broadcast (we start) or sent to one member (we saw a gap in its messages); a
+      // snapshot is broadcast (we start) or the answer to one member's `want`.
+      if (kindOf(msg) !== kind && !((msg.t === "want" || msg.t === "snapshot") && kind === "to")) {
         throw new ClusterProtocolError(`a ${msg.t} message on ${kind} subject ${subject}`);
       }
       this.#handle(sender, msg);
@@ -348,13 +419,19 @@ export class Cluster {
 
   #handle(sender: string, msg: ClusterMessage): void {
     switch (msg.t) {
-      case "want":
-        // Several members may ask at once (NATS came back): one snapshot answers them all.
-        this.#snapshotTimer ??= this.#r.clock.setTimeout(() => {
-          this.#snapshotTimer = undefined;
-          this.#snapshot();
-        }, this.#batchMs);
+      case "want": {
+        // The asker alone gets our snapshot; several members asking at once (NATS came back)
+        // share one, sent to everyone.
+        const wanted = this.#wanted;
+        wanted.askers.add(sender);
+        wanted.timer ??= this.#r.clock.setTimeout(() => {
+          const askers = [...wanted.askers];
+          wanted.askers.clear();
+          wanted.timer = undefined;
+          this.#snapshot(askers.length === 1 ? askers[0] : undefined);
+        }, this.#timing.batchMs);
         return;
+      }
       case "connect": {
         const requester = this.#remote(sender, msg.from);
         if (requester !== undefined) this.#r.introductions().connect(requester, msg.to);
@@ -390,7 +467,7 @@ export class Cluster {
       default: {
         const effects = this.#view.receive(sender, msg);
         if (effects.want) this.#send(sender, { t: "want" });
-        this.#apply(effects);
+        this.#apply(effects, msg.t === "presence" ? { sender, msg } : undefined);
       }
     }
   }
@@ -408,12 +485,15 @@ export class Cluster {
     return user?.member === undefined && user?.state === "online" ? user : undefined;
   }
 
-  /** Lists and unlists what the view says, as we would have admitted it; tells our clients. */
+  /**
+   * Lists and unlists what the view says, as we would have admitted it; tells our clients. For a
+   * `presence` message that says when it was published, times its hop.
+   */
   #apply(effects: {
     upserts: { member: string; user: ClusterUser }[];
     removals: { member: string; name: string }[];
     dropped: string[];
-  }): void {
+  }, from?: { sender: string; msg: Extract<ClusterMessage, { t: "presence" }> }): void {
     const { registry, outbox, log } = this.#r;
     for (const name of effects.dropped) {
       log.line(`cluster: member ${name} went silent; its users leave the lists`);
@@ -449,15 +529,32 @@ export class Cluster {
       if (result.kind === "added") outbox.joinedElsewhere(result.user);
       else if (result.moved) outbox.moved(result.user);
     }
+    if (from?.msg.at !== undefined) this.#timeHop(from.sender, from.msg.changes, from.msg.at);
     outbox.schedule();
+  }
+
+  /**
+   * Times a presence message's hop from its publish at `at` (the sender's clock: on another
+   * machine the figure includes the two clocks' offset): to now, where it is applied, and to the
+   * moment our outbox has handed what it changed to the socket for every client.
+   */
+  #timeHop(member: string, changes: readonly ClusterChange[], at: number): void {
+    const clock = this.#r.clock;
+    const hop = (stage: "applied" | "sent"): void => {
+      const ms = clock.now() - at;
+      this.#hops[stage].observe(ms / 1000);
+      this.#onHop?.({ stage, ms, names: changes.map((c) => c.name), member });
+    };
+    hop("applied");
+    this.#r.outbox.whenHanded(() => hop("sent"));
   }
 }
 
 /**
  * How long our changes wait before they are published: after a quiet spell (nothing published
- * for `batchMs`), none but the rest of this turn of the event loop, so that a lone login reaches
- * the other members at once; under a stream of changes, until `batchMs` after the last publish,
- * so that they go out at most once per `batchMs`, coalesced, as before.
+ * for `batchMs`), none (published in the turn that made them), so that a lone login reaches the
+ * other members at once; under a stream of changes, until `batchMs` after the last publish, so
+ * that they go out at most once per `batchMs`, coalesced, as before.
  *
  * @example
  * ```ts

@@ -10,7 +10,7 @@
  * @example
  * ```ts
  * const link = await openNatsLink({
- *   url: "nats://127.0.0.1:4222", token: "secret", name: "p2p a", subject: "p2p.demo.>",
+ *   url: "nats://127.0.0.1:4222", token: "secret", name: "p2p a", subjects: ["p2p.demo.>"],
  *   onMessage: (subject, data) => console.log(subject, data.length),
  *   onState: (up, detail) => console.log(up ? "connected" : "lost", detail),
  * });
@@ -36,8 +36,8 @@ export interface NatsLinkOptions {
   nkeySeed?: string;
   /** The connection's name, shown by the server's monitoring. */
   name: string;
-  /** What to subscribe to (a wildcard subject). */
-  subject: string;
+  /** What to subscribe to (wildcard subjects). */
+  subjects: readonly string[];
   onMessage: (subject: string, data: Uint8Array) => void;
   /** The connection came up (`true`, again after a loss) or was lost (`false`). */
   onState: (up: boolean, detail: string) => void;
@@ -106,11 +106,13 @@ export async function openNatsLink(options: NatsLinkOptions): Promise<NatsLink> 
   const attach = (conn: NatsConnection): void => {
     nc = conn;
     up = true;
-    conn.subscribe(options.subject, {
-      callback: (err, msg) => {
-        if (err === null) options.onMessage(msg.subject, msg.data);
-      },
-    });
+    for (const subject of options.subjects) {
+      conn.subscribe(subject, {
+        callback: (err, msg) => {
+          if (err === null) options.onMessage(msg.subject, msg.data);
+        },
+      });
+    }
     (async () => {
       for await (const s of conn.status()) {
         if (s.type === "disconnect") {

@@ -23,6 +23,7 @@
  * ```
  * @module
  */
+import type { HistogramSnapshot } from "./histogram.ts";
 import type { CoordinatorStats } from "./stats.ts";
 
 /** The state of the NATS cluster a coordinator is a member of (`p2p serve --cluster`). */
@@ -33,6 +34,12 @@ export interface ClusterState {
   members: number;
   /** How far behind the community's presence it is, in milliseconds (the hop's latest delay). */
   lagMs: number;
+  /**
+   * The coordinator-to-coordinator hop of other members' presence messages, in seconds: from
+   * their publish to `applied` here (listed, queued for our clients) and to `sent` (the presence
+   * datagram carrying it handed to the socket for every client). Absent in older snapshots.
+   */
+  hops?: { applied: HistogramSnapshot; sent: HistogramSnapshot };
 }
 
 /** What the metrics are made of: a snapshot of the coordinator's rooms. */
@@ -63,6 +70,8 @@ export interface MetricsSource {
 
 /** One sample of a metric: its labels and value. */
 export interface Sample {
+  /** A histogram's series: `_bucket` (with an `le` label), `_sum` or `_count`. */
+  suffix?: "_bucket" | "_sum" | "_count";
   labels?: Record<string, string>;
   value: number;
 }
@@ -72,7 +81,7 @@ export interface Metric {
   /** `p2p_…`, in Prometheus' form (`[a-zA-Z_:][a-zA-Z0-9_:]*`). */
   name: string;
   help: string;
-  type: "counter" | "gauge";
+  type: "counter" | "gauge" | "histogram";
   samples: Sample[];
 }
 
@@ -98,7 +107,9 @@ export function renderMetrics(metrics: readonly Metric[]): string {
   for (const m of metrics) {
     if (!NAME.test(m.name)) throw new TypeError(`invalid metric name "${m.name}"`);
     lines.push(`# HELP ${m.name} ${escapeHelp(m.help)}`, `# TYPE ${m.name} ${m.type}`);
-    for (const s of m.samples) lines.push(`${m.name}${labels(s.labels)} ${number(s.value)}`);
+    for (const s of m.samples) {
+      lines.push(`${m.name}${s.suffix ?? ""}${labels(s.labels)} ${number(s.value)}`);
+    }
   }
   return lines.join("\n") + "\n";
 }
@@ -209,6 +220,19 @@ export function collectMetrics(source: MetricsSource): Metric[] {
         lagMs / 1000,
       ),
     );
+    const { hops } = source.cluster;
+    if (hops) {
+      metrics.push({
+        name: "p2p_cluster_hop_seconds",
+        help: "Other members' presence messages, from their publish to applied here and to " +
+          "sent to our clients (read against our clock).",
+        type: "histogram",
+        samples: [
+          ...histogramSamples({ stage: "applied" }, hops.applied),
+          ...histogramSamples({ stage: "sent" }, hops.sent),
+        ],
+      });
+    }
   }
   if (source.turnCredentials !== undefined) {
     metrics.push(
@@ -278,6 +302,21 @@ export function snapshot(
     cluster: extra.cluster?.(),
     turnCredentials: extra.turnCredentials?.(),
   };
+}
+
+/** A histogram's series for one label set: cumulative buckets up to `+Inf`, sum and count. */
+function histogramSamples(set: Record<string, string>, h: HistogramSnapshot): Sample[] {
+  let cumulative = 0;
+  const buckets = h.counts.map((c, i): Sample => {
+    cumulative += c;
+    const le = i < h.bounds.length ? number(h.bounds[i]) : "+Inf";
+    return { suffix: "_bucket", labels: { ...set, le }, value: cumulative };
+  });
+  return [
+    ...buckets,
+    { suffix: "_sum", labels: set, value: h.sum },
+    { suffix: "_count", labels: set, value: h.count },
+  ];
 }
 
 function labels(set: Record<string, string> | undefined): string {

@@ -3,7 +3,8 @@
  * socket (docs/PROTOCOL.md §3.1, docs/LOAD.md). What to say is the fanout's job; this room paces
  * it, so that the coordinator keeps answering while it tells ten thousand users of a login storm:
  *
- * - **Paced.** A change after a quiet spell goes out at once; the pause after a flush is in
+ * - **Paced.** A change after a quiet spell goes out at once (with `afterTurn`, once the turn of
+ *   the event loop that made it has ended); the pause after a flush is in
  *   proportion to what the flush sent ({@linkcode PAUSE_PER_DATAGRAM_MS}), capped at `batchMs`,
  *   and changes that come meanwhile share the next flush. The pause is cut short once two
  *   datagrams' worth of lines wait ({@linkcode EARLY_FLUSH_BYTES}).
@@ -66,6 +67,13 @@ export interface PresenceOutboxOptions {
   /** Longest pause between two flushes, in ms; default 250. */
   batchMs?: number;
   /**
+   * A flush that would start at once starts after the current turn of the event loop instead (a
+   * zero timeout). With `--cluster`: the cluster publishes the same change in that turn, and its
+   * NATS write goes out only when the turn ends, so our first slice (up to {@linkcode SLICE}
+   * sends) would hold up every other member's clients. Default false.
+   */
+  afterTurn?: boolean;
+  /**
    * Who is told what: default a {@linkcode PresenceFanout} (everyone mode: every change to every
    * member); contacts mode passes a `ContactFanout`.
    */
@@ -79,6 +87,7 @@ export class PresenceOutbox {
   readonly #socket: OutboxSocket;
   readonly #isCurrent: (user: User) => boolean;
   readonly #batchMs: number;
+  readonly #afterTurn: boolean;
   #timer: TimerId | undefined;
   /** No flush before this time (ms): the pause after the last flush. */
   #quietUntil = 0;
@@ -88,12 +97,15 @@ export class PresenceOutbox {
   #batches: FanoutBatch<User>[] = [];
   #cursor = { round: 0, batch: 0, member: 0 };
   #closed = false;
+  /** {@linkcode whenHanded} callbacks: for changes not yet taken, and for the current flush. */
+  #onHanded: { waiting: (() => void)[]; flushing: (() => void)[] } = { waiting: [], flushing: [] };
 
   constructor(options: PresenceOutboxOptions) {
     this.#clock = options.clock;
     this.#socket = options.socket;
     this.#isCurrent = options.isCurrent;
     this.#batchMs = options.batchMs ?? 250;
+    this.#afterTurn = options.afterTurn ?? false;
     this.#fanout = options.fanout ?? new PresenceFanout<User>();
   }
 
@@ -179,6 +191,11 @@ export class PresenceOutbox {
    * short. Call it after recording changes.
    */
   schedule(): void {
+    this.#plan(false);
+  }
+
+  /** {@linkcode schedule}; `ownTurn`: called from a timer of ours, a turn of its own already. */
+  #plan(ownTurn: boolean): void {
     if (this.#batches.length > 0 || this.#closed || this.#fanout.pending === 0) return;
     const full = this.#fanout.pendingBytes >= EARLY_FLUSH_BYTES;
     if (this.#timer !== undefined) {
@@ -189,14 +206,27 @@ export class PresenceOutbox {
     // Contacts mode may hold lines through a login storm (`storm_hold.ts`).
     const hold = this.#fanout instanceof ContactFanout ? this.#fanout.holdMs() : 0;
     const wait = full ? 0 : Math.max(this.#quietUntil - this.#clock.now(), hold);
-    if (wait <= 0) this.#flush();
-    else this.#timer = this.#clock.setTimeout(this.#due, wait);
+    if (wait > 0) this.#timer = this.#clock.setTimeout(this.#due, wait);
+    else if (this.#afterTurn && !full && !ownTurn) {
+      this.#timer = this.#clock.setTimeout(this.#due, 0);
+    } else this.#flush();
+  }
+
+  /**
+   * Calls `fn` once every change recorded so far has been handed to the socket for every member
+   * (at once if it has): the cluster times its hop to our clients with it. Never called after
+   * {@linkcode close}.
+   */
+  whenHanded(fn: () => void): void {
+    if (this.#fanout.pending > 0) this.#onHanded.waiting.push(fn);
+    else if (this.#batches.length > 0) this.#onHanded.flushing.push(fn);
+    else fn();
   }
 
   /** A pause or a hold ran out: flush, unless the hold was extended meanwhile (contacts mode). */
   readonly #due = (): void => {
     this.#timer = undefined;
-    this.schedule();
+    this.#plan(true);
   };
 
   /** Stops: nothing more is sent. */
@@ -216,6 +246,7 @@ export class PresenceOutbox {
     this.#timer = undefined;
     this.#flushSent = 0;
     this.#batches = this.#fanout.take();
+    this.#onHanded = { waiting: [], flushing: this.#onHanded.waiting };
     this.#cursor = { round: 0, batch: 0, member: 0 };
     this.#drain();
   };
@@ -254,6 +285,9 @@ export class PresenceOutbox {
       return;
     }
     this.#fanout.handed();
+    const handed = this.#onHanded.flushing;
+    this.#onHanded.flushing = [];
+    for (const fn of handed) fn();
     const pause = Math.min(this.#batchMs, this.#flushSent * PAUSE_PER_DATAGRAM_MS);
     this.#quietUntil = this.#clock.now() + pause;
     this.schedule();

@@ -283,6 +283,7 @@ async function wire(
   const outbox = new PresenceOutbox({
     clock,
     batchMs: options.batchMs,
+    afterTurn: options.cluster !== undefined, // the cluster's publish first (presence_outbox.ts)
     fanout: mode === "contacts"
       ? new ContactFanout({
         audience: (user) => late.contacts!.audience(user),

@@ -64,8 +64,11 @@ export type ClusterChange = ClusterUser | { name: string; gone: true };
 export type ClusterMessage =
   /** I am alive, my last presence message was `seq`, I hold `users` users. */
   | { t: "beat"; boot: string; seq: number; users: number }
-  /** My users changed: message `seq` of this boot. */
-  | { t: "presence"; boot: string; seq: number; changes: ClusterChange[] }
+  /**
+   * My users changed: message `seq` of this boot. `at`: when I published it, in ms since the Unix
+   * epoch on my clock (the receiver times the hop with it; absent from older members).
+   */
+  | { t: "presence"; boot: string; seq: number; changes: ClusterChange[]; at?: number }
   /** Send me your snapshot (a member that starts, reconnects or saw a gap). */
   | { t: "want" }
   /** Part `part` of `parts` of my users as of presence message `seq`. */
@@ -198,6 +201,7 @@ export function decodeClusterMessage(bytes: Uint8Array): ClusterMessage {
         boot: boot(o.boot),
         seq: count(o.seq, "seq"),
         changes: list(o.changes, "changes").map(change),
+        ...(o.at !== undefined ? { at: time(o.at, "at") } : {}),
       };
     case "want":
       return { t: "want" };
@@ -266,6 +270,14 @@ function string(v: unknown, what: string): string {
 function count(v: unknown, what: string): number {
   if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 0) {
     throw new ClusterProtocolError(`${what} is not a count`);
+  }
+  return v;
+}
+
+/** A time in ms since the Unix epoch (fractions allowed: the sender's clock is sub-ms). */
+function time(v: unknown, what: string): number {
+  if (typeof v !== "number" || !Number.isFinite(v) || v < 0) {
+    throw new ClusterProtocolError(`${what} is not a time`);
   }
   return v;
 }

@@ -239,3 +239,44 @@ Deno.test("close() stops the outbox: a waiting flush and the rest of a flush are
   assert.equal(socket.sent.length, SLICE);
   assert.equal(clock.pending, 0);
 });
+
+Deno.test("whenHanded: once the changes recorded so far are handed to the socket for everyone", () => {
+  const { clock, socket, outbox, join } = setup();
+  join(names("m", SLICE + 1));
+  const calls: string[] = [];
+  outbox.whenHanded(() => calls.push("idle"));
+  assert.deepEqual(calls, ["idle"], "nothing waiting: at once");
+  join(["a"]); // one slice out, one datagram still to go
+  outbox.whenHanded(() => calls.push("a"));
+  join(["b"]); // waits for the pause after a's flush
+  outbox.whenHanded(() => calls.push("b"));
+  assert.deepEqual(calls, ["idle"]);
+  socket.complete();
+  assert.deepEqual(calls, ["idle", "a"], "a's flush is out; b's has not started");
+  clock.advance(250);
+  assert.deepEqual(calls, ["idle", "a"], "b's flush is one slice in");
+  socket.complete();
+  assert.deepEqual(calls, ["idle", "a", "b"]);
+});
+
+Deno.test("afterTurn: a flush after a quiet spell waits for the end of the turn, no longer", () => {
+  const clock = new FakeClock();
+  const socket = new FakeSocket();
+  const registry = new Registry({ now: () => clock.now(), peerTimeoutMs: 45_000 });
+  const outbox = new PresenceOutbox({
+    clock,
+    socket,
+    afterTurn: true,
+    isCurrent: (user) => registry.get(user.name) === user,
+  });
+  const users = names("m", 11).map((name, n) => {
+    const at = { host: `10.0.0.${n + 1}`, port: 4000 };
+    assert.equal(registry.login(name, at, at, { key: `k${name}`, secret: "s" }).kind, "pending");
+    return registry.admitFrom(at.host).admitted[0];
+  });
+  outbox.admit(users.slice(0, 10));
+  outbox.admit(users.slice(10)); // m10 logs in: the 10 others are to hear of it
+  assert.equal(socket.sent.length, 0, "not in the turn that made the change");
+  clock.advance(0);
+  assert.equal(socket.sent.length, 10, "the next turn");
+});

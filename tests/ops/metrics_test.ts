@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { metricsOption } from "../../lib/cli/options.ts";
 import { collectMetrics, renderMetrics } from "../../lib/coordinator/metrics.ts";
 import { countBy, createStats } from "../../lib/coordinator/stats.ts";
+import { Histogram, HOP_BUCKETS_SECONDS } from "../../lib/coordinator/histogram.ts";
 import { installed } from "../support/tools.ts";
 import { startServe } from "../support/proc.ts";
 import { SeedClient, seedLogin } from "../support/seed_client.ts";
@@ -68,6 +69,10 @@ Deno.test("every metric, with labels, cluster, mailbox and TURN, passes promtool
   countBy(stats.refusals, "in-use");
   countBy(stats.refusals, "bad-proof");
   countBy(stats.limitsHit, "max-users");
+  const applied = new Histogram(HOP_BUCKETS_SECONDS);
+  const sent = new Histogram(HOP_BUCKETS_SECONDS);
+  for (const s of [0.0008, 0.003, 0.004]) applied.observe(s);
+  for (const s of [0.02, 0.07, 9]) sent.observe(s);
   const text = renderMetrics(collectMetrics({
     version: "0.1.0",
     stats,
@@ -77,7 +82,12 @@ Deno.test("every metric, with labels, cluster, mailbox and TURN, passes promtool
     listConnections: 2,
     relay: { pairs: 1, forwarded: 5, forwardedBytes: 500, dropped: { "not-introduced": 2 } },
     mailbox: { count: 4, bytes: 400 },
-    cluster: { connected: true, members: 3, lagMs: 12 },
+    cluster: {
+      connected: true,
+      members: 3,
+      lagMs: 12,
+      hops: { applied: applied.snapshot(), sent: sent.snapshot() },
+    },
     turnCredentials: 7,
   }));
   assert.equal(sample(text, 'p2p_login_refusals_total{reason="in-use"}'), 1);
@@ -85,6 +95,16 @@ Deno.test("every metric, with labels, cluster, mailbox and TURN, passes promtool
   assert.equal(sample(text, "p2p_cluster_lag_seconds"), 0.012);
   assert.equal(sample(text, "p2p_cluster_members"), 4, "the status counts the other members");
   assert.equal(sample(text, "p2p_turn_credentials_total"), 7);
+  // The hop histogram: cumulative buckets per stage, up to +Inf, then sum and count.
+  const hop = (s: string) => sample(text, `p2p_cluster_hop_seconds_${s}`);
+  assert.equal(hop('bucket{stage="applied",le="0.001"}'), 1);
+  assert.equal(hop('bucket{stage="applied",le="0.005"}'), 3);
+  assert.equal(hop('bucket{stage="sent",le="0.05"}'), 1);
+  assert.equal(hop('bucket{stage="sent",le="5"}'), 2);
+  assert.equal(hop('bucket{stage="sent",le="+Inf"}'), 3);
+  assert.equal(hop('count{stage="sent"}'), 3);
+  assert.ok(Math.abs(hop('sum{stage="applied"}')! - 0.0078) < 1e-9);
+  assert.match(text, /# TYPE p2p_cluster_hop_seconds histogram\n/);
   assert.deepEqual(await promtool(text), { code: 0, out: "" });
 });
 

@@ -34,6 +34,7 @@ const SAMPLES: ClusterMessage[] = [
       claimed: { host: "2001:db8::1", port: 9 },
     }],
   },
+  { t: "presence", boot: "b1", seq: 6, changes: [{ name: "bob", gone: true }], at: 1765e9 + 0.25 },
   { t: "want" },
   { t: "snapshot", boot: "b1", seq: 5, part: 0, parts: 2, users: [ALICE] },
   { t: "connect", from: "alice", to: "bob" },
@@ -60,6 +61,8 @@ Deno.test("cluster codec: bad fields are refused with the reason", () => {
     { t: "presence", boot: "b", seq: 1, changes: [{ ...json(ALICE), observed: "x" }] },
     /observed/,
   );
+  bad({ t: "presence", boot: "b", seq: 1, changes: [], at: -1 }, /at is not a time/);
+  bad({ t: "presence", boot: "b", seq: 1, changes: [], at: "now" }, /at is not a time/);
   bad({ t: "snapshot", boot: "b", seq: 1, part: 2, parts: 2, users: [] }, /impossible/);
   bad({ t: "deliver", to: "bob", msg: "Accept,7000" }, /not for members to route/);
   bad({ t: "relay", from: "a", to: "b", inner: "!!!" }, /base64/);
