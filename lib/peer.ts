@@ -79,7 +79,7 @@ import { PeerMailbox } from "./peer/mailbox.ts";
 import { Messages } from "./peer/messages.ts";
 import { NatDetector } from "./peer/nat_detect.ts";
 import { Presence } from "./peer/presence.ts";
-import { PortMapping } from "./peer/port_mapping.ts";
+import { FollowingPortMapping } from "./peer/port_mapping.ts";
 import type { MappingProtocol } from "./portmap/port_mapper.ts";
 import { ProbeQuota } from "./peer/probe_quota.ts";
 import { SocketPool } from "./peer/socket_pool.ts";
@@ -192,8 +192,8 @@ export class Peer {
   readonly #desk: ContactDesk;
   readonly #files: Transfers | undefined;
   readonly #turn: TurnRelay;
-  /** The port mapping, once its gateway lookup finished (never, with `portMapping: false`). */
-  #portMapping: Promise<PortMapping> | undefined;
+  /** The port mapping, for the coordinator in use (none with `portMapping: false`). */
+  #portMapping: FollowingPortMapping | undefined;
   /** Logging in until `ready` is reported, then until closed. */
   #phase: "login" | "ready" | "closed" = "login";
 
@@ -301,7 +301,10 @@ export class Peer {
       onError: (message) => this.#emit({ event: "error", message }),
       onCoordinator: (state) => {
         this.#emit({ event: "coordinator", state });
-        if (state === "back") this.#nat.detect(); // a new coordinator knows nothing of our NAT
+        if (state === "back") {
+          this.#nat.detect(); // a new coordinator knows nothing of our NAT
+          this.#portMapping?.followServer(); // nor is it on loopback just because the last one was
+        }
       },
       onOther: (msg) => this.#onServerMessage(msg),
     });
@@ -592,7 +595,7 @@ export class Peer {
     this.#links.closeAll("the client closed");
     this.#turn.close();
     // The router's mapping is deleted before we go: it would point at a port nobody reads.
-    await (await this.#portMapping)?.close();
+    await this.#portMapping?.close();
     await this.#pool.closeAll();
     this.#messages.release();
     await this.#socket.close();
@@ -606,8 +609,8 @@ export class Peer {
 
   #mapped: { protocol: MappingProtocol; endpoint: Endpoint } | undefined;
 
-  #startPortMapping(bindHost: string): Promise<PortMapping> {
-    return PortMapping.open({
+  #startPortMapping(bindHost: string): FollowingPortMapping {
+    return new FollowingPortMapping({
       port: this.#socket.local.port,
       bindHost: bindHost === "0.0.0.0" || bindHost === "::" ? undefined : bindHost,
       server: this.#o.server,
