@@ -33,6 +33,7 @@
  * - `turn_relay.ts` (with `turn_client.ts`): our allocation on the coordinator's TURN server, its
  *   relayed address offered to introduced peers: the `turn` path.
  * - `key_trust.ts`: trust on first use; `events.ts`: what we report (the `--json` contract).
+ * - `warm_up.ts`: a first message run once in memory before login, so that a real one runs warm.
  *
  * @example
  * ```ts
@@ -77,13 +78,13 @@ import { Links, type LinkWiring } from "./peer/links.ts";
 import { PeerMailbox } from "./peer/mailbox.ts";
 import { Messages } from "./peer/messages.ts";
 import { NatDetector } from "./peer/nat_detect.ts";
-import { warmUpHandshake } from "./peer/handshake.ts";
 import { Presence } from "./peer/presence.ts";
-import { PortMapping } from "./peer/port_mapping.ts";
+import { FollowingPortMapping } from "./peer/port_mapping.ts";
 import type { MappingProtocol } from "./portmap/port_mapper.ts";
 import { ProbeQuota } from "./peer/probe_quota.ts";
 import { SocketPool } from "./peer/socket_pool.ts";
 import { TURN_SOCKET, TurnRelay } from "./peer/turn_relay.ts";
+import { warmUpLinks } from "./peer/warm_up.ts";
 import type { PathFinderOptions } from "./peer/traversal.ts";
 import { MemoryLog, type MessageLog } from "./store/message_log.ts";
 import { type FileLinks, Transfers } from "./files/transfers.ts";
@@ -191,8 +192,8 @@ export class Peer {
   readonly #desk: ContactDesk;
   readonly #files: Transfers | undefined;
   readonly #turn: TurnRelay;
-  /** The port mapping, once its gateway lookup finished (never, with `portMapping: false`). */
-  #portMapping: Promise<PortMapping> | undefined;
+  /** The port mapping, for the coordinator in use (none with `portMapping: false`). */
+  #portMapping: FollowingPortMapping | undefined;
   /** Logging in until `ready` is reported, then until closed. */
   #phase: "login" | "ready" | "closed" = "login";
 
@@ -300,7 +301,10 @@ export class Peer {
       onError: (message) => this.#emit({ event: "error", message }),
       onCoordinator: (state) => {
         this.#emit({ event: "coordinator", state });
-        if (state === "back") this.#nat.detect(); // a new coordinator knows nothing of our NAT
+        if (state === "back") {
+          this.#nat.detect(); // a new coordinator knows nothing of our NAT
+          this.#portMapping?.followServer(); // nor is it on loopback just because the last one was
+        }
       },
       onOther: (msg) => this.#onServerMessage(msg),
     });
@@ -350,6 +354,8 @@ export class Peer {
     // failover changes it in place (Presence), and they all follow.
     options = { ...options, server: { ...options.server } };
     const whose = { username: options.username, configDir: options.configDir };
+    // Before we log in, so that no peer waits for it: a first message's code then runs warm.
+    warmUpLinks();
     const identity = await loadOrCreateIdentity(whose);
     const known = await KnownPeers.open(whose);
     const contacts = await ContactRecord.open(whose);
@@ -386,9 +392,6 @@ export class Peer {
       }
       peer.#desk.ready();
       peer.#nat.detect();
-      setTimeout(() => {
-        if (peer.#phase === "ready") warmUpHandshake();
-      }, 0);
       peer.#delivery.ready();
       // Unfinished transfers of the last run go on with those online.
       for (const user of peer.#presence.users.keys()) peer.#files?.online(user);
@@ -592,7 +595,7 @@ export class Peer {
     this.#links.closeAll("the client closed");
     this.#turn.close();
     // The router's mapping is deleted before we go: it would point at a port nobody reads.
-    await (await this.#portMapping)?.close();
+    await this.#portMapping?.close();
     await this.#pool.closeAll();
     this.#messages.release();
     await this.#socket.close();
@@ -606,8 +609,8 @@ export class Peer {
 
   #mapped: { protocol: MappingProtocol; endpoint: Endpoint } | undefined;
 
-  #startPortMapping(bindHost: string): Promise<PortMapping> {
-    return PortMapping.open({
+  #startPortMapping(bindHost: string): FollowingPortMapping {
+    return new FollowingPortMapping({
       port: this.#socket.local.port,
       bindHost: bindHost === "0.0.0.0" || bindHost === "::" ? undefined : bindHost,
       server: this.#o.server,

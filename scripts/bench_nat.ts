@@ -15,7 +15,9 @@
  *   trial direct. A pair added to `PAIRS` gets the goal of its kind;
  * - **relay share**: of all the messages of the trials (the ones above plus 10 each way after
  *   the path settles), the share that arrived through the coordinator's relay;
- * - **relay pkts**: RELAY frames the coordinator received per trial (nft counter on its host).
+ * - **relay pkts**: RELAY frames the coordinator received per trial (nft counter on its host);
+ * - **bob ready in**: p50 from starting bob's `p2p chat` process to its `ready` event (loading,
+ *   the in-memory warm-up, login): what a chat spends before it can be written to at once.
  *
  * Then one bulk run: home ↔ home, loss on both routers, N messages each way written at once:
  * how many arrive, exactly once and in order, and how long until every one is settled.
@@ -92,6 +94,8 @@ interface Trial {
   messages: number;
   viaRelay: number;
   relayPackets: number;
+  /** Ms from spawning bob's chat to its `ready` event. */
+  readyMs: number;
   note?: string;
 }
 
@@ -99,6 +103,8 @@ async function trial(spec: PairSpec, n: number): Promise<Trial> {
   return await withPair(spec.name, async (s) => {
     await addRelayCounters(s);
     const chat: RunningChat = await startChat(s);
+    const ready = await chat.bob.event((e) => e.event === "ready", 1000, "ready");
+    const readyMs = ready.at - chat.bob.startedAt;
     if (spec.birthday) await sleep(NAT_REPORT_SETTLE_MS);
     const start = performance.now();
     const results: Exchange[] = [];
@@ -137,6 +143,7 @@ async function trial(spec: PairSpec, n: number): Promise<Trial> {
         messages: results.length,
         viaRelay: results.filter((r) => r.path === "relay").length,
         relayPackets: (await readRelayCounters(s)).relay,
+        readyMs,
         note: (err as Error).message.slice(0, 200),
       };
     }
@@ -147,6 +154,7 @@ async function trial(spec: PairSpec, n: number): Promise<Trial> {
       messages: results.length,
       viaRelay: results.filter((r) => r.path === "relay").length,
       relayPackets: (await readRelayCounters(s)).relay,
+      readyMs,
       note: reached ? undefined : "no direct path",
     };
   });
@@ -227,7 +235,8 @@ if (import.meta.main) {
       trials.push(t);
       console.error(
         `${spec.name} #${n + 1}: ${t.ok ? "ok" : "FAILED"}, first direct ${ms(t.firstDirectMs)}, ` +
-          `${t.viaRelay}/${t.messages} via relay, ${t.relayPackets} relay pkts` +
+          `${t.viaRelay}/${t.messages} via relay, ${t.relayPackets} relay pkts, ` +
+          `bob ready in ${ms(t.readyMs)}` +
           (t.note ? ` (${t.note})` : ""),
       );
     }
@@ -246,7 +255,8 @@ if (import.meta.main) {
         `${firsts.length >= P90_SAMPLES ? ms(percentile(firsts, 0.9)) : "–"} | ` +
         `${spec.mapped ? "all direct" : goal === undefined ? "all ok" : `≤ ${ms(goal)}`} | ` +
         `${met ? "yes" : "**no**"} | ` +
-        `${(100 * viaRelay / Math.max(1, messages)).toFixed(0)} % | ${relayPackets.toFixed(1)} |`,
+        `${(100 * viaRelay / Math.max(1, messages)).toFixed(0)} % | ${relayPackets.toFixed(1)} | ` +
+        `${ms(percentile(trials.map((t) => t.readyMs), 0.5))} |`,
     );
   }
   console.log(
@@ -254,8 +264,8 @@ if (import.meta.main) {
       `${TRIALS} trials per pair (scripts/deno task bench:nat --trials ${TRIALS})`,
       "",
       "| pair | expected | ok | direct | first direct msg p50 | p90 | goal (p50) | met | " +
-      "relay share | relay pkts/trial |",
-      "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+      "relay share | relay pkts/trial | bob ready in |",
+      "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
       ...rows,
     ].join("\n"),
   );

@@ -46,16 +46,9 @@
  */
 import { constantTimeEqual, equalBytes } from "../bytes.ts";
 import { type Clock, realClock } from "../clock.ts";
-import {
-  generateKeyPair,
-  HandshakeState,
-  type KeyPair,
-  NoiseError,
-  prologueFor,
-} from "../crypto/noise.ts";
+import { HandshakeState, type KeyPair, NoiseError, prologueFor } from "../crypto/noise.ts";
 import { type Session, sessionFromHandshake } from "../crypto/session.ts";
 import {
-  decodeFrame,
   encodeFrame,
   type Frame,
   frameHeader,
@@ -424,42 +417,4 @@ export class Handshake {
       return undefined;
     }
   }
-}
-
-/**
- * Runs one whole handshake between two throwaway keys, in memory, and drops the result. A
- * process's first handshake runs its code cold (unoptimised, about 12 ms of the three messages
- * here against 4 ms warm); a chat calls this once it is logged in, so that its first real
- * handshake, on the way of a first message, runs warm. True when the handshake completed.
- *
- * @example
- * ```ts
- * import { warmUpHandshake } from "./handshake.ts";
- *
- * warmUpHandshake(); // true: the three messages went through
- * ```
- */
-export function warmUpHandshake(): boolean {
-  const token = new Uint8Array(16);
-  const keys = { a: generateKeyPair(), b: generateKeyPair() };
-  const a = new Handshake({
-    me: "a",
-    peer: "b",
-    staticKeyPair: keys.a,
-    instanceId: 1,
-    verifyKey: () => true,
-  });
-  const b = new Handshake({
-    me: "b",
-    peer: "a",
-    staticKeyPair: keys.b,
-    instanceId: 2,
-    verifyKey: () => true,
-  });
-  a.introduce(keys.b.publicKey, token);
-  b.introduce(keys.a.publicKey, token);
-  const hs2 = b.receive(decodeFrame(a.begin()!) as HandshakeFrame).send;
-  const hs3 = hs2 && a.receive(decodeFrame(hs2) as HandshakeFrame).send;
-  return hs3 !== undefined &&
-    b.receive(decodeFrame(hs3) as HandshakeFrame).established !== undefined;
 }

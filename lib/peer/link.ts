@@ -473,11 +473,13 @@ export class Link {
 
   #onPath(path: Path): void {
     this.#mtu.reset(); // what the old path carried says nothing about the new one
+    if (path.kind !== "none") {
+      // The initiator's first HS1, or a handshake stuck on a dead path going out on the new one;
+      // before the report, whose event line costs a first message 0.5-1 ms.
+      this.#transmitHandshake(this.#handshake.onPath());
+      this.#flush();
+    }
     this.#o.events.onPath(path);
-    if (path.kind === "none") return;
-    // The initiator's first HS1, or a handshake stuck on a dead path going out on the new one.
-    this.#transmitHandshake(this.#handshake.onPath());
-    this.#flush();
   }
 
   #transmit(frame: Uint8Array): boolean {

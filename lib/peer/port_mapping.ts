@@ -7,7 +7,8 @@
  *
  * Port mapping is skipped when the coordinator is on a loopback address or our socket is bound
  * to one: no gateway stands between, and tests on loopback must never talk to the machine's
- * real router.
+ * real router. A chat client's {@linkcode FollowingPortMapping} decides that again whenever the
+ * coordinator in use changes (a failover, `alice@c1,c2`).
  *
  * @example
  * ```ts
@@ -74,7 +75,7 @@ export class PortMapping {
       options.onFailed?.(reason);
       return new PortMapping(undefined, undefined, reason);
     };
-    if (isLoopback(options.server.host) || (options.bindHost && isLoopback(options.bindHost))) {
+    if (onLoopback(options)) {
       // Nothing to tell: on loopback no router is involved, so nothing is missing.
       const reason = "the coordinator or our socket is on loopback: no gateway to ask";
       return new PortMapping(undefined, undefined, reason);
@@ -136,6 +137,66 @@ export class PortMapping {
 
 function isLoopback(host: string): boolean {
   return host.startsWith("127.") || host === "::1" || host === "localhost";
+}
+
+/** Whether the coordinator, or our socket, is on loopback: then there is no router to ask. */
+function onLoopback(options: Pick<PortMappingOptions, "server" | "bindHost">): boolean {
+  return isLoopback(options.server.host) || (!!options.bindHost && isLoopback(options.bindHost));
+}
+
+/**
+ * The chat client's port mapping, for the coordinator in use: `options.server` is read again at
+ * each {@linkcode FollowingPortMapping.followServer} (a failover changes it in place). Moving from
+ * a loopback coordinator to another one starts a mapping; moving to a loopback one deletes ours
+ * (reported through `onChange`, with no mapping).
+ *
+ * @example
+ * ```ts
+ * const server = { host: "198.51.100.2", port: 7000 };
+ * const mapping = new FollowingPortMapping({ port: 4000, server });
+ * // The client failed over to its next coordinator:
+ * Object.assign(server, { host: "198.51.100.3", port: 7000 });
+ * mapping.followServer();
+ * await mapping.close();
+ * ```
+ */
+export class FollowingPortMapping {
+  readonly #o: PortMappingOptions;
+  #loopback: boolean;
+  #current: Promise<PortMapping>;
+
+  /** Opens the mapping for the coordinator in use now. */
+  constructor(options: PortMappingOptions) {
+    this.#o = options;
+    this.#loopback = onLoopback(options);
+    this.#current = PortMapping.open(options);
+  }
+
+  /** The mapping for the coordinator in use (one that says why it maps nothing, on loopback). */
+  get current(): Promise<PortMapping> {
+    return this.#current;
+  }
+
+  /**
+   * The coordinator in use may have changed: when it moved onto or off loopback, the mapping in
+   * force is deleted and a new one opened (which maps nothing on loopback).
+   */
+  followServer(): void {
+    const loopback = onLoopback(this.#o);
+    if (loopback === this.#loopback) return;
+    this.#loopback = loopback;
+    this.#current = this.#current.then(async (previous) => {
+      const had = previous.mapping !== undefined;
+      await previous.close();
+      if (had) this.#o.onChange?.(undefined);
+      return await PortMapping.open(this.#o);
+    });
+  }
+
+  /** Deletes the mapping in force, if any, and closes its socket. */
+  async close(): Promise<void> {
+    await (await this.#current).close();
+  }
 }
 
 /** What the gateway offered, for `p2p nat`. */

@@ -88,6 +88,33 @@ Deno.test("deno: the handler's data is lent (one receive buffer); a TTL is refus
   }
 });
 
+Deno.test("dgram: a datagram leaves during send(), not on a later tick", async () => {
+  // The deno backend's sends leave at once: a dgram send made just before one must arrive first.
+  // (node:dgram looked up an IP address on the next tick, and sent only then.)
+  const dgramSide = await UdpSocket.bind({ host: "127.0.0.1" });
+  const denoSide = await UdpSocket.bind({ host: "127.0.0.1", backend: "deno" });
+  const sink = await UdpSocket.bind({ host: "127.0.0.1" });
+  const got = new Collector<string>();
+  sink.onMessage((data) => got.push(decoder.decode(data)));
+  try {
+    denoSide.send(encoder.encode("warm"), sink.local); // its first send sets up on a later tick
+    dgramSide.send(encoder.encode("warm"), sink.local);
+    await got.waitFor(() => got.items.length === 2);
+    for (let i = 0; i < 10; i++) {
+      dgramSide.send(encoder.encode(`dgram ${i}`), sink.local);
+      denoSide.send(encoder.encode(`deno ${i}`), sink.local);
+    }
+    await got.waitFor(() => got.items.length === 22);
+    const order = got.items.slice(2);
+    const expected = Array.from({ length: 10 }, (_, i) => [`dgram ${i}`, `deno ${i}`]).flat();
+    assert.deepEqual(order, expected);
+  } finally {
+    await dgramSide.close();
+    await denoSide.close();
+    await sink.close();
+  }
+});
+
 Deno.test("a taken port is refused by both backends", async () => {
   const a = await UdpSocket.bind({ host: "127.0.0.1" });
   try {

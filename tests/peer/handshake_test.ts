@@ -12,7 +12,6 @@ import {
   type HandshakeFrame,
   type HandshakeOptions,
 } from "../../lib/peer/handshake.ts";
-import { warmUpHandshake } from "../../lib/peer/handshake.ts";
 import type { Session } from "../../lib/crypto/session.ts";
 import {
   decodeFrame,
@@ -401,8 +400,4 @@ Deno.test("handshake: under load, a cookie first; the initiator's next HS1 carri
   clock.advance(2000);
   alice.introduce(keys.bob.publicKey, TOKEN);
   assert.equal(typeOf(bob.receive(frame(alice.begin()), source).send), "hs2");
-});
-
-Deno.test("warmUpHandshake runs a whole handshake in memory", () => {
-  assert.equal(warmUpHandshake(), true);
 });

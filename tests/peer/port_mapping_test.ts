@@ -1,7 +1,11 @@
 // The port mapping's I/O layer says why it does nothing, and never talks to a router, on loopback
 // or without a gateway.
 import assert from "node:assert/strict";
-import { checkPortMapping, PortMapping } from "../../lib/peer/port_mapping.ts";
+import {
+  checkPortMapping,
+  FollowingPortMapping,
+  PortMapping,
+} from "../../lib/peer/port_mapping.ts";
 
 Deno.test("port mapping: skipped on loopback, silently, without asking for the gateway", async () => {
   let asked = false;
@@ -33,4 +37,41 @@ Deno.test("port mapping: no gateway, no mapping, and p2p nat says why", async ()
     gateway: () => Promise.resolve({ reason: "no default IPv4 route (no gateway to ask)" }),
   });
   assert.deepEqual(report, { reason: "no default IPv4 route (no gateway to ask)" });
+});
+
+Deno.test("port mapping follows the coordinator in use, onto loopback and off it", async () => {
+  let asked = 0;
+  const reasons: string[] = [];
+  // No gateway: nothing is sent anywhere, but asking for one shows that a mapping was tried.
+  const gateway = () => {
+    asked++;
+    return Promise.resolve({ reason: "no default IPv4 route (no gateway to ask)" });
+  };
+  const server = { host: "127.0.0.1", port: 7000 };
+  const mapping = new FollowingPortMapping({
+    port: 4000,
+    server,
+    gateway,
+    onFailed: (r) => reasons.push(r),
+  });
+  try {
+    assert.match((await mapping.current).skipped ?? "", /loopback/);
+    const first = mapping.current;
+    mapping.followServer(); // still on loopback: the same one
+    assert.equal(mapping.current, first);
+    assert.equal(asked, 0);
+    // A failover to a coordinator off loopback (Presence changes the endpoint in place).
+    Object.assign(server, { host: "198.51.100.2", port: 7000 });
+    mapping.followServer();
+    assert.match((await mapping.current).skipped ?? "", /no default IPv4 route/);
+    assert.equal(asked, 1);
+    assert.deepEqual(reasons, ["no default IPv4 route (no gateway to ask)"]);
+    // And back onto loopback: no router to ask.
+    Object.assign(server, { host: "127.0.0.1", port: 7001 });
+    mapping.followServer();
+    assert.match((await mapping.current).skipped ?? "", /loopback/);
+    assert.equal(asked, 1);
+  } finally {
+    await mapping.close();
+  }
 });
