@@ -161,6 +161,14 @@ const FILE_RECEIVE_WINDOW = 1024;
  * Against every 4th: ~5-7 % less CPU per MB in the median of noisy A/B runs (docs/FILES.md).
  */
 const FILE_ACK_EVERY = 16;
+/**
+ * Chat goes first: while a chat message is on its way (handed to the chat channel, not yet
+ * confirmed), the file channel sends no new data, for at most this long per message (a lost chat
+ * segment waits for a retransmission timeout, ≥ 200 ms, and files must not stall that long). The
+ * chat frame then does not queue behind file data sent after it, and the sender's event loop is
+ * not busy sealing file data when the chat's ACK comes back (docs/FILES.md, _Chat first_).
+ */
+const CHAT_HOLD_MS = 100;
 /** Introductions requested at most this often. */
 const INTRO_INTERVAL_MS = 2000;
 
@@ -224,6 +232,8 @@ export class Link {
   #files: ReliableChannel;
   /** Messages handed to the channel and not yet settled, by channel id. */
   #inChannel = new Map<number, ChatMessage>();
+  /** When the chat channel last went from idle to busy: file data waits from then. */
+  #chatSince: number | undefined;
   /** Messages waiting for a session. */
   #queue: Queued[] = [];
   #session: Session | undefined;
@@ -521,6 +531,7 @@ export class Link {
       // in order, on a fresh channel (a fresh stream id).
       const unsettled = [...this.#inChannel.values()];
       this.#inChannel.clear();
+      this.#chatSince = undefined;
       this.#channel = this.#newChannel();
       const now = this.#o.clock.now();
       this.#queue.unshift(...unsettled.map((msg) => ({ msg, since: now })));
@@ -570,6 +581,7 @@ export class Link {
       giveUpAfterMs: this.#o.giveUpAfterMs,
       receiveWindow: FILE_RECEIVE_WINDOW,
       ackEvery: FILE_ACK_EVERY,
+      holdNew: () => this.#chatHoldsFiles(),
       // One byte less than chat's segments: the FILE_CHANNEL tag.
       maxSegmentSize: Math.min(
         DEFAULT_MAX_SEGMENT_SIZE,
@@ -598,6 +610,20 @@ export class Link {
     this.#inChannel.delete(cid);
     if (undeliveredReason === undefined) this.#o.events.onDelivered(msg.id);
     else this.#o.events.onUndelivered(msg.id, undeliveredReason);
+    // After the event: the file data that waited must not delay the report of the chat.
+    if (this.#inChannel.size === 0) this.#releaseFiles();
+  }
+
+  /** Whether a chat message on its way holds new file data back (see CHAT_HOLD_MS). */
+  #chatHoldsFiles(): boolean {
+    return this.#chatSince !== undefined && this.#o.clock.now() - this.#chatSince < CHAT_HOLD_MS;
+  }
+
+  /** The chat channel has nothing on its way any more: file data goes on. */
+  #releaseFiles(): void {
+    if (this.#chatSince === undefined) return;
+    this.#chatSince = undefined;
+    this.#files.poll();
   }
 
   #sendData(plaintext: Uint8Array): void {
@@ -632,6 +658,7 @@ export class Link {
   #flush(): void {
     if (!this.#session || this.path.kind === "none") return;
     for (const { msg } of this.#queue.splice(0)) {
+      this.#chatSince ??= this.#o.clock.now();
       const cid = this.#channel.send(encodeChatMessage(msg));
       this.#inChannel.set(cid, msg);
     }
@@ -672,6 +699,8 @@ export class Link {
       this.#handshake.nextDeadline(),
     ];
     if (this.#queue.length > 0) deadlines.push(this.#queue[0].since + this.#o.giveUpAfterMs);
+    // The end of a chat hold lets file data go again.
+    if (this.#chatHoldsFiles()) deadlines.push(this.#chatSince! + CHAT_HOLD_MS);
     if (this.#queue.length > 0 && !this.#intro) {
       deadlines.push(this.#lastIntroRequest + INTRO_INTERVAL_MS);
     }

@@ -13,14 +13,23 @@ type Name = keyof typeof AT;
  * Two links joined by an in-memory wire that records every datagram, like a capture between the
  * routers. `tamper` may rewrite or drop datagrams in flight.
  */
-function pair(options: { wrongKeyForAlice?: boolean } = {}) {
+function pair(
+  options: { wrongKeyForAlice?: boolean; drop?: (from: Name, bytes: Uint8Array) => boolean } = {},
+) {
   const keys: Record<Name, KeyPair> = { alice: generateKeyPair(), bob: generateKeyPair() };
   const wire: { from: Name; bytes: Uint8Array }[] = [];
   const events: Record<Name, Collector<string>> = { alice: new Collector(), bob: new Collector() };
+  /** How many datagrams the wire had seen when each event was reported. */
+  const wireAt = new Map<string, number>();
+  const report = (me: Name, event: string) => {
+    wireAt.set(`${me} ${event}`, wire.length);
+    events[me].push(event);
+  };
   const received: Record<Name, ChatMessage[]> = { alice: [], bob: [] };
   const links = {} as Record<Name, Link>;
   const deliver = (from: Name, bytes: Uint8Array) => {
     wire.push({ from, bytes });
+    if (options.drop?.(from, bytes)) return;
     const to: Name = from === "alice" ? "bob" : "alice";
     setTimeout(() => links[to].receive(decodeFrame(bytes), AT[from]), 1);
   };
@@ -41,7 +50,8 @@ function pair(options: { wrongKeyForAlice?: boolean } = {}) {
         received[me].push(msg);
         events[me].push(`message ${msg.id}`);
       },
-      onDelivered: (id) => events[me].push(`delivered ${id}`),
+      onDelivered: (id) => report(me, `delivered ${id}`),
+      onFileSettled: (id, reason) => report(me, `file ${id} ${reason ?? "settled"}`),
       onUndelivered: (id, reason) => events[me].push(`undelivered ${id} ${reason}`),
       onPath: (path) => events[me].push(`path ${path.kind}`),
     };
@@ -69,7 +79,7 @@ function pair(options: { wrongKeyForAlice?: boolean } = {}) {
   const close = () => {
     for (const l of Object.values(links)) l.close("test over");
   };
-  return { links, wire, events, received, introduce, close };
+  return { links, wire, wireAt, events, received, introduce, close };
 }
 
 const SECRET = "TOP SECRET: the eagle lands at dawn";
@@ -152,6 +162,50 @@ Deno.test("a handshake proving another key than the introduced one is abandoned"
     assert.ok(p.links.bob.stats.keyMismatches > 0, "bob must refuse alice's unexpected key");
     assert.equal(p.links.bob.secured, false);
     assert.deepEqual(p.received.bob, []);
+  } finally {
+    p.close();
+  }
+});
+
+Deno.test("chat goes first: no new file data leaves while a chat message is on its way", async () => {
+  const p = pair();
+  try {
+    p.introduce();
+    p.links.alice.send({ group: false, id: 1, text: "hello" });
+    await p.events.alice.waitFor((e) => e === "delivered 1");
+    const start = p.wire.length;
+    p.links.alice.send({ group: false, id: 2, text: "chat first" });
+    const file = p.links.alice.sendFile(new Uint8Array(64 * 1024));
+    await p.events.alice.waitFor((e) => e === `file ${file} settled`);
+    // File segments fill a datagram; chat ones and ACKs are small.
+    const fileData = (d: { from: Name; bytes: Uint8Array }) =>
+      d.from === "alice" && d.bytes.length > 1000;
+    const chatDone = p.wireAt.get("alice delivered 2")!;
+    assert.equal(p.wire.slice(start, chatDone).filter(fileData).length, 0, "held");
+    assert.ok(p.wire.slice(chatDone).filter(fileData).length >= 55, "then all of it");
+  } finally {
+    p.close();
+  }
+});
+
+Deno.test("chat goes first for 100 ms at most: a chat message not confirmed does not stall files", async () => {
+  let silent = false; // bob's answers lost: alice's chat message stays unconfirmed
+  const p = pair({ drop: (from) => silent && from === "bob" });
+  try {
+    p.introduce();
+    p.links.alice.send({ group: false, id: 1, text: "hello" });
+    await p.events.alice.waitFor((e) => e === "delivered 1");
+    silent = true;
+    const t0 = performance.now();
+    const start = p.wire.length;
+    p.links.alice.send({ group: false, id: 2, text: "lost answer" });
+    p.links.alice.sendFile(new Uint8Array(16 * 1024));
+    const fileData = (d: { from: Name; bytes: Uint8Array }) =>
+      d.from === "alice" && d.bytes.length > 1000;
+    while (!p.wire.slice(start).some(fileData)) await new Promise((r) => setTimeout(r, 5));
+    const waited = performance.now() - t0;
+    assert.ok(waited >= 95, `file data went after ${waited.toFixed(0)} ms, before the hold ended`);
+    assert.ok(waited < 5000, `file data waited ${waited.toFixed(0)} ms`);
   } finally {
     p.close();
   }
