@@ -169,6 +169,12 @@ const FILE_ACK_EVERY = 16;
  * not busy sealing file data when the chat's ACK comes back (docs/FILES.md, _Chat first_).
  */
 const CHAT_HOLD_MS = 100;
+/**
+ * File segments handled per turn of the event loop. A received file segment is decrypted at once
+ * but handled (reassembly, ACKs, the chunk's disk write and hashing) in a later turn, in slices:
+ * a chat frame read meanwhile, behind a burst of file data, is handled first.
+ */
+const FILE_SLICE = 64;
 /** Introductions requested at most this often. */
 const INTRO_INTERVAL_MS = 2000;
 
@@ -234,6 +240,9 @@ export class Link {
   #inChannel = new Map<number, ChatMessage>();
   /** When the chat channel last went from idle to busy: file data waits from then. */
   #chatSince: number | undefined;
+  /** Received file segments (decrypted) not yet handled, in order; see FILE_SLICE. */
+  #fileIn: Uint8Array[] = [];
+  #fileTimer: TimerId | undefined;
   /** Messages waiting for a session. */
   #queue: Queued[] = [];
   #session: Session | undefined;
@@ -445,6 +454,8 @@ export class Link {
     if (this.#closed) return;
     this.#closed = true;
     this.#o.clock.clearTimeout(this.#timer);
+    this.#o.clock.clearTimeout(this.#fileTimer);
+    this.#fileIn = [];
     this.#pathFinder.stop();
     this.#files.close();
     for (const { msg } of this.#queue.splice(0)) this.#o.events.onUndelivered(msg.id, reason);
@@ -538,6 +549,7 @@ export class Link {
       // File frames are not re-sent: the transfer resumes from what the peer has (re-offer).
       const files = this.#files;
       this.#files = this.#newFileChannel();
+      this.#fileIn = []; // the old stream's: the new channel would only answer them with RESETs
       files.close();
     }
     this.#flush();
@@ -651,8 +663,28 @@ export class Link {
     this.#handshake.onData();
     if (from !== "relay") this.#pathFinder.onAuthenticatedTraffic(from, socket);
     if (plaintext.length === 0) return;
-    if (plaintext[0] === FILE_CHANNEL) this.#files.receive(plaintext.subarray(1));
+    if (plaintext[0] === FILE_CHANNEL) this.#queueFileSegment(plaintext.subarray(1));
     else this.#channel.receive(plaintext);
+  }
+
+  #queueFileSegment(segment: Uint8Array): void {
+    this.#fileIn.push(segment);
+    if (this.#fileIn.length === 1) {
+      this.#fileTimer = this.#o.clock.setTimeout(() => this.#handleFileSegments(), 0);
+    }
+  }
+
+  /** Hands up to FILE_SLICE queued file segments to the file channel; the rest in a later turn. */
+  #handleFileSegments(): void {
+    this.#fileTimer = undefined;
+    if (this.#closed) return;
+    const slice = this.#fileIn.splice(0, FILE_SLICE);
+    const files = this.#files;
+    for (const segment of slice) files.receive(segment);
+    if (this.#fileIn.length > 0) {
+      this.#fileTimer = this.#o.clock.setTimeout(() => this.#handleFileSegments(), 0);
+    }
+    this.#schedule();
   }
 
   #flush(): void {

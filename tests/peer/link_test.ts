@@ -14,7 +14,12 @@ type Name = keyof typeof AT;
  * routers. `tamper` may rewrite or drop datagrams in flight.
  */
 function pair(
-  options: { wrongKeyForAlice?: boolean; drop?: (from: Name, bytes: Uint8Array) => boolean } = {},
+  options: {
+    wrongKeyForAlice?: boolean;
+    drop?: (from: Name, bytes: Uint8Array) => boolean;
+    /** While true, datagrams wait (`parked`) until `unpark` hands them over, in one go. */
+    park?: () => boolean;
+  } = {},
 ) {
   const keys: Record<Name, KeyPair> = { alice: generateKeyPair(), bob: generateKeyPair() };
   const wire: { from: Name; bytes: Uint8Array }[] = [];
@@ -27,10 +32,16 @@ function pair(
   };
   const received: Record<Name, ChatMessage[]> = { alice: [], bob: [] };
   const links = {} as Record<Name, Link>;
+  const parked: { from: Name; to: Name; bytes: Uint8Array }[] = [];
+  /** Hands the parked datagrams over, in order, within one turn of the event loop. */
+  const unpark = () => {
+    for (const d of parked.splice(0)) links[d.to].receive(decodeFrame(d.bytes), AT[d.from]);
+  };
   const deliver = (from: Name, bytes: Uint8Array) => {
     wire.push({ from, bytes });
     if (options.drop?.(from, bytes)) return;
     const to: Name = from === "alice" ? "bob" : "alice";
+    if (options.park?.()) return void parked.push({ from, to, bytes });
     setTimeout(() => links[to].receive(decodeFrame(bytes), AT[from]), 1);
   };
   for (const me of ["alice", "bob"] as const) {
@@ -79,7 +90,7 @@ function pair(
   const close = () => {
     for (const l of Object.values(links)) l.close("test over");
   };
-  return { links, wire, wireAt, events, received, introduce, close };
+  return { links, wire, wireAt, events, received, introduce, close, unpark };
 }
 
 const SECRET = "TOP SECRET: the eagle lands at dawn";
@@ -206,6 +217,29 @@ Deno.test("chat goes first for 100 ms at most: a chat message not confirmed does
     const waited = performance.now() - t0;
     assert.ok(waited >= 95, `file data went after ${waited.toFixed(0)} ms, before the hold ended`);
     assert.ok(waited < 5000, `file data waited ${waited.toFixed(0)} ms`);
+  } finally {
+    p.close();
+  }
+});
+
+Deno.test("a chat frame read behind file data is handled first; the file data in a later turn", async () => {
+  let parking = false;
+  const p = pair({ park: () => parking });
+  try {
+    p.introduce();
+    p.links.alice.send({ group: false, id: 1, text: "hello" });
+    await p.events.alice.waitFor((e) => e === "delivered 1");
+    parking = true;
+    p.links.alice.sendFile(new Uint8Array(2000)); // two segments, before the chat message
+    p.links.alice.send({ group: false, id: 2, text: "behind the file" });
+    const acks = () => p.links.bob.fileChannel.stats.acksSent;
+    const before = acks();
+    parking = false;
+    p.unpark(); // bob reads both file segments, then the chat frame, in one turn
+    assert.equal(p.received.bob.at(-1)?.text, "behind the file", "chat handled at once");
+    assert.equal(acks(), before, "the file segments not yet");
+    await p.events.alice.waitFor((e) => e.startsWith("file "));
+    assert.equal(acks(), before + 1, "then handled and acknowledged");
   } finally {
     p.close();
   }
