@@ -24,10 +24,10 @@ function pair(
   const keys: Record<Name, KeyPair> = { alice: generateKeyPair(), bob: generateKeyPair() };
   const wire: { from: Name; bytes: Uint8Array }[] = [];
   const events: Record<Name, Collector<string>> = { alice: new Collector(), bob: new Collector() };
-  /** How many datagrams the wire had seen when each event was reported. */
-  const wireAt = new Map<string, number>();
+  /** How many file segments each side had sent when each of its events was reported. */
+  const fileSentAt = new Map<string, number>();
   const report = (me: Name, event: string) => {
-    wireAt.set(`${me} ${event}`, wire.length);
+    fileSentAt.set(`${me} ${event}`, links[me].fileChannel.stats.dataSent);
     events[me].push(event);
   };
   const received: Record<Name, ChatMessage[]> = { alice: [], bob: [] };
@@ -90,7 +90,7 @@ function pair(
   const close = () => {
     for (const l of Object.values(links)) l.close("test over");
   };
-  return { links, wire, wireAt, events, received, introduce, close, unpark };
+  return { links, wire, fileSentAt, events, received, introduce, close, unpark };
 }
 
 const SECRET = "TOP SECRET: the eagle lands at dawn";
@@ -184,16 +184,13 @@ Deno.test("chat goes first: no new file data leaves while a chat message is on i
     p.introduce();
     p.links.alice.send({ group: false, id: 1, text: "hello" });
     await p.events.alice.waitFor((e) => e === "delivered 1");
-    const start = p.wire.length;
+    const sent = () => p.links.alice.fileChannel.stats.dataSent;
+    const start = sent();
     p.links.alice.send({ group: false, id: 2, text: "chat first" });
     const file = p.links.alice.sendFile(new Uint8Array(64 * 1024));
     await p.events.alice.waitFor((e) => e === `file ${file} settled`);
-    // File segments fill a datagram; chat ones and ACKs are small.
-    const fileData = (d: { from: Name; bytes: Uint8Array }) =>
-      d.from === "alice" && d.bytes.length > 1000;
-    const chatDone = p.wireAt.get("alice delivered 2")!;
-    assert.equal(p.wire.slice(start, chatDone).filter(fileData).length, 0, "held");
-    assert.ok(p.wire.slice(chatDone).filter(fileData).length >= 55, "then all of it");
+    assert.equal(p.fileSentAt.get("alice delivered 2"), start, "held until the chat was confirmed");
+    assert.ok(sent() > start, "then the file data (settled above)");
   } finally {
     p.close();
   }
@@ -208,12 +205,11 @@ Deno.test("chat goes first for 100 ms at most: a chat message not confirmed does
     await p.events.alice.waitFor((e) => e === "delivered 1");
     silent = true;
     const t0 = performance.now();
-    const start = p.wire.length;
+    const sent = () => p.links.alice.fileChannel.stats.dataSent;
+    const start = sent();
     p.links.alice.send({ group: false, id: 2, text: "lost answer" });
     p.links.alice.sendFile(new Uint8Array(16 * 1024));
-    const fileData = (d: { from: Name; bytes: Uint8Array }) =>
-      d.from === "alice" && d.bytes.length > 1000;
-    while (!p.wire.slice(start).some(fileData)) await new Promise((r) => setTimeout(r, 5));
+    while (sent() === start) await new Promise((r) => setTimeout(r, 5));
     const waited = performance.now() - t0;
     assert.ok(waited >= 95, `file data went after ${waited.toFixed(0)} ms, before the hold ended`);
     assert.ok(waited < 5000, `file data waited ${waited.toFixed(0)} ms`);
