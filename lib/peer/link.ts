@@ -19,6 +19,7 @@
  * ```
  * @module
  */
+import { setImmediate } from "node:timers";
 import { hmac } from "@noble/hashes/hmac.js";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { constantTimeEqual, equalBytes } from "../bytes.ts";
@@ -172,7 +173,9 @@ const CHAT_HOLD_MS = 100;
 /**
  * File segments handled per turn of the event loop. A received file segment is decrypted at once
  * but handled (reassembly, ACKs, the chunk's disk write and hashing) in a later turn, in slices:
- * a chat frame read meanwhile, behind a burst of file data, is handled first.
+ * a chat frame read meanwhile, behind a burst of file data, is handled first. The later turn is
+ * `setImmediate`'s, right after the datagrams waiting in the socket were read: a 0 ms timer waits
+ * for the timer's tick (1-2 ms here), which halved a fast transfer's throughput.
  */
 const FILE_SLICE = 64;
 /** Introductions requested at most this often. */
@@ -242,7 +245,6 @@ export class Link {
   #chatSince: number | undefined;
   /** Received file segments (decrypted) not yet handled, in order; see FILE_SLICE. */
   #fileIn: Uint8Array[] = [];
-  #fileTimer: TimerId | undefined;
   /** Messages waiting for a session. */
   #queue: Queued[] = [];
   #session: Session | undefined;
@@ -454,7 +456,6 @@ export class Link {
     if (this.#closed) return;
     this.#closed = true;
     this.#o.clock.clearTimeout(this.#timer);
-    this.#o.clock.clearTimeout(this.#fileTimer);
     this.#fileIn = [];
     this.#pathFinder.stop();
     this.#files.close();
@@ -669,21 +670,16 @@ export class Link {
 
   #queueFileSegment(segment: Uint8Array): void {
     this.#fileIn.push(segment);
-    if (this.#fileIn.length === 1) {
-      this.#fileTimer = this.#o.clock.setTimeout(() => this.#handleFileSegments(), 0);
-    }
+    if (this.#fileIn.length === 1) setImmediate(() => this.#handleFileSegments());
   }
 
   /** Hands up to FILE_SLICE queued file segments to the file channel; the rest in a later turn. */
   #handleFileSegments(): void {
-    this.#fileTimer = undefined;
     if (this.#closed) return;
     const slice = this.#fileIn.splice(0, FILE_SLICE);
     const files = this.#files;
     for (const segment of slice) files.receive(segment);
-    if (this.#fileIn.length > 0) {
-      this.#fileTimer = this.#o.clock.setTimeout(() => this.#handleFileSegments(), 0);
-    }
+    if (this.#fileIn.length > 0) setImmediate(() => this.#handleFileSegments());
     this.#schedule();
   }
 
