@@ -6,10 +6,13 @@
  *
  * The sample is the time from handing a chunk to the link until the peer's reliable channel
  * confirmed it. Its minimum over the last few minutes is the base delay (the path and the
- * chunk's own serialization); what exceeds it is queuing we caused, along the path or in our own
- * channel. The window grows while queuing stays under `targetMs` and shrinks in proportion
- * above it: `window += gain × (target − queuing) / target × acked × chunk / window`, as LEDBAT
- * does. A chunk given up (`onLoss`) halves the window, as TCP would.
+ * chunk's own serialization); the minimum of the last few samples is the current delay (RFC 6817
+ * 4.3's filter: one chunk held up by a preempted process is jitter, not a queue); what the current
+ * delay exceeds the base by is queuing we caused, along the path or in our own channel. The
+ * target follows the path: a multiple of the base delay, within bounds, since a chat round trip
+ * is about the base delay plus that queue. The window grows while queuing stays under the target
+ * and shrinks in proportion above it: `window += gain × (target − queuing) / target × acked ×
+ * chunk / window`, as LEDBAT does. A chunk given up (`onLoss`) halves the window, as TCP would.
  *
  * @example
  * ```ts
@@ -24,8 +27,20 @@
 export interface DelayControllerOptions {
   /** Bytes of one chunk: the step of the window. */
   chunkBytes: number;
-  /** Queuing delay aimed at, ms; default 25 (LEDBAT's ceiling is 100; chat wants less). */
+  /**
+   * Most queuing delay aimed at, ms; default 10 (LEDBAT's ceiling is 100; chat wants less). Below
+   * it the target follows the path: `targetFraction` × the base delay, at least `minTargetMs`.
+   */
   targetMs?: number;
+  /** The target as a multiple of the base delay; default 2. */
+  targetFraction?: number;
+  /** Least target, ms; default 1. */
+  minTargetMs?: number;
+  /**
+   * Samples whose minimum is the current delay; default 4 (RFC 6817 4.3's filter): one chunk
+   * held up by a busy event loop or a preempted process is jitter, not a queue.
+   */
+  currentSamples?: number;
   /** Gain; default 1. */
   gain?: number;
   /** Smallest window, bytes; default 2 chunks. */
@@ -45,7 +60,12 @@ const BASE_MINUTES = 4;
 /** The window of a delay-based (LEDBAT-like) controller, in bytes. */
 export class DelayController {
   readonly #chunk: number;
-  readonly #target: number;
+  readonly #maxTarget: number;
+  readonly #fraction: number;
+  readonly #minTarget: number;
+  readonly #currentSamples: number;
+  /** The latest samples, newest last: their minimum is the current delay. */
+  #current: number[] = [];
   readonly #gain: number;
   readonly #min: number;
   readonly #max: number;
@@ -55,7 +75,10 @@ export class DelayController {
 
   constructor(options: DelayControllerOptions) {
     this.#chunk = options.chunkBytes;
-    this.#target = options.targetMs ?? 10;
+    this.#maxTarget = options.targetMs ?? 10;
+    this.#fraction = options.targetFraction ?? 2;
+    this.#minTarget = Math.min(options.minTargetMs ?? 1, this.#maxTarget);
+    this.#currentSamples = options.currentSamples ?? 4;
     this.#gain = options.gain ?? 1;
     this.#min = options.minBytes ?? 2 * this.#chunk;
     this.#max = options.maxBytes ?? 2 << 20;
@@ -72,6 +95,12 @@ export class DelayController {
     return this.#base.length === 0 ? undefined : Math.min(...this.#base.map((b) => b.min));
   }
 
+  /** The queuing delay aimed at now, ms: a multiple of the base delay, within its bounds. */
+  get targetMs(): number {
+    const base = this.baseDelayMs ?? 0;
+    return Math.min(this.#maxTarget, Math.max(this.#minTarget, base * this.#fraction));
+  }
+
   /** A chunk of `bytes` was confirmed `delayMs` after it was handed to the link, at `now` ms. */
   onDelivered(sample: { delayMs: number; bytes: number; now: number }): void {
     const minute = Math.floor(sample.now / 60_000);
@@ -81,8 +110,11 @@ export class DelayController {
       this.#base.push({ minute, min: sample.delayMs });
       while (this.#base.length > BASE_MINUTES) this.#base.shift();
     }
-    const queuing = sample.delayMs - this.baseDelayMs!;
-    const offTarget = (this.#target - queuing) / this.#target;
+    this.#current.push(sample.delayMs);
+    if (this.#current.length > this.#currentSamples) this.#current.shift();
+    const queuing = Math.min(...this.#current) - this.baseDelayMs!;
+    const target = this.targetMs;
+    const offTarget = (target - queuing) / target;
     const step = this.#gain * offTarget * sample.bytes * this.#chunk / this.#window;
     // Never more than one chunk a sample up (slow start aside, as RFC 6817 caps the growth).
     this.#window = Math.max(

@@ -196,6 +196,11 @@ export interface ReliableChannelOptions {
   ackEvery?: number;
   /** Longest wait of a delayed ACK, ms; default 2. */
   ackDelayMs?: number;
+  /**
+   * While this returns true, no new segment is sent (resends of lost ones still are): a stream
+   * of lower priority (the file channel) gives way to another. Call `poll` when it turns false.
+   */
+  holdNew?: () => boolean;
 }
 
 /** Counters of a {@linkcode ReliableChannel}; they only grow. */
@@ -552,7 +557,7 @@ export class ReliableChannel {
       } else if (open && flight.lost > 0) {
         this.#retransmit(flight.firstLost()!);
       } else if (
-        open && this.#outbox.hasUnsent && this.#cc.peerWindowOpen(flight.next - flight.una)
+        open && this.#mayCutNew()
       ) {
         this.#sendNewSegment();
       } else if (probes > 0 && head?.state === OUTSTANDING) {
@@ -563,6 +568,13 @@ export class ReliableChannel {
         break;
       }
     }
+  }
+
+  /** Whether a new segment may go: one waits, the peer's window has room, nothing holds it. */
+  #mayCutNew(): boolean {
+    const flight = this.#flight;
+    return this.#outbox.hasUnsent && this.#cc.peerWindowOpen(flight.next - flight.una) &&
+      !(this.#opts.holdNew?.() ?? false);
   }
 
   #retransmit(seg: OutSegment): void {
@@ -669,7 +681,7 @@ export class ReliableChannel {
     this.#loss.onTailProbe();
     this.stats.tailProbes++;
     const flight = this.#flight;
-    if (this.#outbox.hasUnsent && this.#cc.peerWindowOpen(flight.next - flight.una)) {
+    if (this.#mayCutNew()) {
       this.#sendNewSegment();
     } else {
       const last = flight.lastUnacked();

@@ -13,15 +13,35 @@ type Name = keyof typeof AT;
  * Two links joined by an in-memory wire that records every datagram, like a capture between the
  * routers. `tamper` may rewrite or drop datagrams in flight.
  */
-function pair(options: { wrongKeyForAlice?: boolean } = {}) {
+function pair(
+  options: {
+    wrongKeyForAlice?: boolean;
+    drop?: (from: Name, bytes: Uint8Array) => boolean;
+    /** While true, datagrams wait (`parked`) until `unpark` hands them over, in one go. */
+    park?: () => boolean;
+  } = {},
+) {
   const keys: Record<Name, KeyPair> = { alice: generateKeyPair(), bob: generateKeyPair() };
   const wire: { from: Name; bytes: Uint8Array }[] = [];
   const events: Record<Name, Collector<string>> = { alice: new Collector(), bob: new Collector() };
+  /** How many file segments each side had sent when each of its events was reported. */
+  const fileSentAt = new Map<string, number>();
+  const report = (me: Name, event: string) => {
+    fileSentAt.set(`${me} ${event}`, links[me].fileChannel.stats.dataSent);
+    events[me].push(event);
+  };
   const received: Record<Name, ChatMessage[]> = { alice: [], bob: [] };
   const links = {} as Record<Name, Link>;
+  const parked: { from: Name; to: Name; bytes: Uint8Array }[] = [];
+  /** Hands the parked datagrams over, in order, within one turn of the event loop. */
+  const unpark = () => {
+    for (const d of parked.splice(0)) links[d.to].receive(decodeFrame(d.bytes), AT[d.from]);
+  };
   const deliver = (from: Name, bytes: Uint8Array) => {
     wire.push({ from, bytes });
+    if (options.drop?.(from, bytes)) return;
     const to: Name = from === "alice" ? "bob" : "alice";
+    if (options.park?.()) return void parked.push({ from, to, bytes });
     setTimeout(() => links[to].receive(decodeFrame(bytes), AT[from]), 1);
   };
   for (const me of ["alice", "bob"] as const) {
@@ -41,7 +61,8 @@ function pair(options: { wrongKeyForAlice?: boolean } = {}) {
         received[me].push(msg);
         events[me].push(`message ${msg.id}`);
       },
-      onDelivered: (id) => events[me].push(`delivered ${id}`),
+      onDelivered: (id) => report(me, `delivered ${id}`),
+      onFileSettled: (id, reason) => report(me, `file ${id} ${reason ?? "settled"}`),
       onUndelivered: (id, reason) => events[me].push(`undelivered ${id} ${reason}`),
       onPath: (path) => events[me].push(`path ${path.kind}`),
     };
@@ -69,7 +90,7 @@ function pair(options: { wrongKeyForAlice?: boolean } = {}) {
   const close = () => {
     for (const l of Object.values(links)) l.close("test over");
   };
-  return { links, wire, events, received, introduce, close };
+  return { links, wire, fileSentAt, events, received, introduce, close, unpark };
 }
 
 const SECRET = "TOP SECRET: the eagle lands at dawn";
@@ -152,6 +173,69 @@ Deno.test("a handshake proving another key than the introduced one is abandoned"
     assert.ok(p.links.bob.stats.keyMismatches > 0, "bob must refuse alice's unexpected key");
     assert.equal(p.links.bob.secured, false);
     assert.deepEqual(p.received.bob, []);
+  } finally {
+    p.close();
+  }
+});
+
+Deno.test("chat goes first: no new file data leaves while a chat message is on its way", async () => {
+  const p = pair();
+  try {
+    p.introduce();
+    p.links.alice.send({ group: false, id: 1, text: "hello" });
+    await p.events.alice.waitFor((e) => e === "delivered 1");
+    const sent = () => p.links.alice.fileChannel.stats.dataSent;
+    const start = sent();
+    p.links.alice.send({ group: false, id: 2, text: "chat first" });
+    const file = p.links.alice.sendFile(new Uint8Array(64 * 1024));
+    await p.events.alice.waitFor((e) => e === `file ${file} settled`);
+    assert.equal(p.fileSentAt.get("alice delivered 2"), start, "held until the chat was confirmed");
+    assert.ok(sent() > start, "then the file data (settled above)");
+  } finally {
+    p.close();
+  }
+});
+
+Deno.test("chat goes first for 100 ms at most: a chat message not confirmed does not stall files", async () => {
+  let silent = false; // bob's answers lost: alice's chat message stays unconfirmed
+  const p = pair({ drop: (from) => silent && from === "bob" });
+  try {
+    p.introduce();
+    p.links.alice.send({ group: false, id: 1, text: "hello" });
+    await p.events.alice.waitFor((e) => e === "delivered 1");
+    silent = true;
+    const t0 = performance.now();
+    const sent = () => p.links.alice.fileChannel.stats.dataSent;
+    const start = sent();
+    p.links.alice.send({ group: false, id: 2, text: "lost answer" });
+    p.links.alice.sendFile(new Uint8Array(16 * 1024));
+    while (sent() === start) await new Promise((r) => setTimeout(r, 5));
+    const waited = performance.now() - t0;
+    assert.ok(waited >= 95, `file data went after ${waited.toFixed(0)} ms, before the hold ended`);
+    assert.ok(waited < 5000, `file data waited ${waited.toFixed(0)} ms`);
+  } finally {
+    p.close();
+  }
+});
+
+Deno.test("a chat frame read behind file data is handled first; the file data in a later turn", async () => {
+  let parking = false;
+  const p = pair({ park: () => parking });
+  try {
+    p.introduce();
+    p.links.alice.send({ group: false, id: 1, text: "hello" });
+    await p.events.alice.waitFor((e) => e === "delivered 1");
+    parking = true;
+    p.links.alice.sendFile(new Uint8Array(2000)); // two segments, before the chat message
+    p.links.alice.send({ group: false, id: 2, text: "behind the file" });
+    const acks = () => p.links.bob.fileChannel.stats.acksSent;
+    const before = acks();
+    parking = false;
+    p.unpark(); // bob reads both file segments, then the chat frame, in one turn
+    assert.equal(p.received.bob.at(-1)?.text, "behind the file", "chat handled at once");
+    assert.equal(acks(), before, "the file segments not yet");
+    await p.events.alice.waitFor((e) => e.startsWith("file "));
+    assert.equal(acks(), before + 1, "then handled and acknowledged");
   } finally {
     p.close();
   }

@@ -1042,3 +1042,44 @@ Deno.test("ackEvery: one ACK per 4 in-order segments, at once at a message's end
   assert.deepEqual(acks[3].sacks, [{ start: 7, end: 8 }]);
   rx.close();
 });
+
+Deno.test("holdNew: no new segment while it holds, resends still go, new ones go once it stops", () => {
+  let now = 0;
+  let hold = false;
+  const sent: DataSegment[] = [];
+  const wire: Uint8Array[] = [];
+  const tx = new ReliableChannel({
+    now: () => now,
+    send: (bytes) => {
+      wire.push(bytes);
+      sent.push(decodeSegment(bytes) as DataSegment);
+    },
+    onMessage: () => {},
+    onDelivered: () => {},
+    onUndelivered: () => {},
+    holdNew: () => hold,
+  });
+  const acks: Uint8Array[] = [];
+  const rx = new ReliableChannel({
+    now: () => now,
+    send: (bytes) => acks.push(bytes),
+    onMessage: () => {},
+    onDelivered: () => {},
+    onUndelivered: () => {},
+  });
+  tx.send(text("first"));
+  assert.deepEqual(sent.map((s) => s.seq), [0]);
+  hold = true;
+  tx.send(text("second"));
+  assert.equal(sent.length, 1, "held");
+  now = tx.nextDeadline()!; // the retransmission timer: seq 0 is resent, seq 1 still waits
+  tx.poll();
+  assert.ok(sent.length > 1 && sent.every((s) => s.seq === 0), "only resends of seq 0");
+  hold = false;
+  // After the timer expiry cwnd is 1 and seq 0 fills it: its ACK opens room, and seq 1 goes.
+  rx.receive(wire.at(-1)!);
+  tx.receive(acks.at(-1)!);
+  assert.equal(sent.at(-1)!.seq, 1, "released: the new segment goes");
+  tx.close();
+  rx.close();
+});
