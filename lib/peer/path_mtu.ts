@@ -17,12 +17,17 @@
  * - The search starts when bulk data first wants to go (`start`), not for every link: chat-only
  *   links never probe.
  * - A black hole (the bulk stream's retransmission timer expired while datagrams above the base
- *   went out: `onBlackHole`) drops to the base size at once; so does heavy loss of them
- *   (`onSegments`: of the last {@linkcode LOSS_SAMPLE} segments sent above the base, a tenth or
- *   more had to be sent again — a datagram the kernel cut into fragments is lost when any one of
- *   them is). The first sample after a size change is not judged: the larger datagrams of a
- *   stream in full flow overflow the receiver's socket buffer until the congestion window adapts,
- *   which is congestion, not the size. After a fall-back the search runs again at once, from the
+ *   went out: `onBlackHole`) drops to the base size at once. Heavy loss of them (`onSegments`: of
+ *   the last {@linkcode LOSS_SAMPLE} segments sent above the base, a tenth or more had to be sent
+ *   again — a datagram the kernel cut into fragments is lost when any one of them is) is only a
+ *   suspicion: a full receive socket buffer loses large datagrams just as well (16 KiB ones fill
+ *   Linux's default 208 KiB buffer thirteen at a time), and that is congestion, which the windows
+ *   answer, not the size. So the size in use is confirmed first (RFC 8899 §4.4): a probe of that
+ *   size, sent up to `maxProbes` times; answered, the size stays; unanswered, it is a black hole.
+ *   (Falling back on loss alone put a loopback transfer back at 1,200 bytes in most runs: its
+ *   ramp overflows the buffer.) The first sample after a size change is not judged either: the
+ *   larger datagrams of a stream in full flow overflow the receiver's socket buffer until the
+ *   congestion window adapts. After a fall-back the search runs again at once, from the
  *   bottom of the ladder: a timeout or a loss burst from congestion (a receiver that did not get
  *   a core for a while) must not cost a whole transfer its large datagrams, and a path that really
  *   shrank fails the probes. A second fall-back within `retryAfterMs` of the first waits that long
@@ -116,7 +121,7 @@ export class PathMtuSearch {
   /** Index in the ladder of the next size to confirm. */
   #next = 0;
   /** The probe awaiting its ACK. */
-  #probe: { id: number; size: number; tries: number; due: number } | undefined;
+  #probe: { id: number; size: number; tries: number; due: number; confirm: boolean } | undefined;
   #lastId = 0;
   /** When a stopped search may run again; undefined: at the next `start`. */
   #idleUntil: number | undefined;
@@ -165,8 +170,10 @@ export class PathMtuSearch {
     if (!probe || probe.id !== id) return; // late or unknown: the probe was given up or replaced
     this.stats.probesAcked++;
     this.#probe = undefined;
-    this.#next++;
-    this.#setSize(probe.size);
+    if (!probe.confirm) { // a confirmation keeps the size in use, and the search goes on
+      this.#next++;
+      this.#setSize(probe.size);
+    }
     if (this.#next < this.#o.sizes.length) this.#sendProbe(0);
   }
 
@@ -208,7 +215,8 @@ export class PathMtuSearch {
 
   /**
    * The bulk stream sent `sent` new segments and `resent` copies since the last call: while above
-   * the base, a tenth or more sent again over {@linkcode LOSS_SAMPLE} segments is a black hole.
+   * the base, a tenth or more sent again over {@linkcode LOSS_SAMPLE} segments is a black hole
+   * if a probe of the size in use then goes unanswered.
    */
   onSegments(sent: number, resent: number): void {
     if (this.#size === BASE_DATAGRAM) return;
@@ -218,7 +226,7 @@ export class PathMtuSearch {
     const lossy = this.#warm && this.#sample.resent >= MAX_LOSS * this.#sample.sent;
     this.#sample = { sent: 0, resent: 0 };
     this.#warm = true;
-    if (lossy) this.onBlackHole();
+    if (lossy && !this.#probe?.confirm) this.#sendProbe(0, true); // replaces a search probe
   }
 
   /** The path changed: back to the base size; the next {@linkcode start} searches again. */
@@ -236,7 +244,9 @@ export class PathMtuSearch {
     const probe = this.#probe;
     if (probe && now >= probe.due) {
       if (probe.tries < this.#o.maxProbes) {
-        this.#sendProbe(probe.tries);
+        this.#sendProbe(probe.tries, probe.confirm);
+      } else if (probe.confirm) {
+        this.onBlackHole(); // the size in use no longer gets through
       } else {
         // Too large for this path (or the peer does not probe): stop here for a while.
         this.stats.sizesFailed++;
@@ -255,10 +265,12 @@ export class PathMtuSearch {
     return this.#probe?.due ?? (this.#wanted ? this.#idleUntil : undefined);
   }
 
-  #sendProbe(tries: number): void {
-    const size = this.#o.sizes[this.#next];
+  /** Sends a probe of the next size of the ladder, or with `confirm` of the size in use. */
+  #sendProbe(tries: number, confirm = false): void {
+    const size = confirm ? this.#size : this.#o.sizes[this.#next];
     const id = this.#lastId = (this.#lastId + 1) >>> 0;
-    this.#probe = { id, size, tries: tries + 1, due: this.#o.now() + this.#o.probeTimeoutMs };
+    const due = this.#o.now() + this.#o.probeTimeoutMs;
+    this.#probe = { id, size, tries: tries + 1, due, confirm };
     this.stats.probesSent++;
     this.#o.sendProbe(id, size);
   }

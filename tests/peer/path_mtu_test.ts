@@ -101,19 +101,46 @@ Deno.test("a new path forgets the confirmed size; the next start searches again"
   assert.throws(() => search({ sizes: [1000] }), RangeError);
 });
 
-Deno.test("heavy loss of large datagrams is a black hole too; light loss and the base are not", () => {
-  const t = search();
+Deno.test("heavy loss of large datagrams is a black hole when a probe of the size in use goes unanswered", () => {
+  const t = search({ sizes: [1452] });
   t.s.onSegments(1000, 500); // at the base: nothing to fall back from
   t.s.start();
   t.s.onAck(t.probes[0].id);
   t.s.onSegments(128, 100); // the first sample after a change: congestion while the window adapts
   t.s.onSegments(100, 9);
   t.s.onSegments(28, 3); // 12 of 128: under a tenth
-  assert.equal(t.s.size, 1452);
+  assert.equal(t.probes.length, 1, "no suspicion yet");
   t.s.onSegments(64, 7);
-  t.s.onSegments(64, 6); // 13 of 128
+  t.s.onSegments(64, 6); // 13 of 128: the size in use is confirmed first
+  assert.equal(t.s.size, 1452);
+  assert.deepEqual(t.probes.at(-1)!.size, 1452);
+  t.s.onSegments(128, 64); // more loss while confirming: no second probe
+  assert.equal(t.probes.length, 2);
+  t.advance();
+  t.advance();
+  assert.equal(t.probes.length, 4, "sent three times");
+  assert.equal(t.s.size, 1452);
+  t.advance(); // the third went unanswered too
   assert.equal(t.s.size, BASE_DATAGRAM);
   assert.equal(t.s.stats.blackHoles, 1);
+});
+
+Deno.test("loss from congestion keeps the size: the confirming probe is answered, the search goes on", () => {
+  const t = search();
+  t.s.start();
+  t.s.onAck(t.probes[0].id); // 1452; 8192 probed next
+  t.s.onSegments(128, 0); // the first sample after the change
+  t.s.onSegments(128, 40); // a full receive buffer: 40 of 128 resent
+  const confirm = t.probes.at(-1)!;
+  assert.equal(confirm.size, 1452, "the size in use, not the next");
+  t.s.onAck(t.probes[1].id); // the replaced search probe's late ACK counts for nothing
+  assert.equal(t.s.size, 1452);
+  t.s.onAck(confirm.id);
+  assert.equal(t.s.size, 1452);
+  assert.equal(t.s.stats.blackHoles, 0);
+  assert.equal(t.probes.at(-1)!.size, 8192, "and the search goes on");
+  t.s.onAck(t.probes.at(-1)!.id);
+  assert.equal(t.s.size, 8192);
 });
 
 Deno.test("observe turns a stream's counters into timeouts and loss samples; a new stream starts afresh", () => {
@@ -128,9 +155,13 @@ Deno.test("observe turns a stream's counters into timeouts and loss samples; a n
   });
   t.s.observe(one, counters(5, 1000, 900)); // the first sight of a stream is a baseline
   t.s.observe(one, counters(5, 1128, 900)); // the first sample after the raise: not judged
-  t.s.observe(one, counters(5, 1256, 920)); // 20 of 128 resent
+  t.s.observe(one, counters(5, 1256, 920)); // 20 of 128 resent: confirm the size in use
+  assert.equal(t.probes.at(-1)!.size, 1452);
+  t.advance();
+  t.advance();
+  t.advance(); // never answered
   assert.equal(t.s.size, BASE_DATAGRAM);
-  t.s.onAck(t.probes[2].id); // the search went on at once: 1452 again
+  t.s.onAck(t.probes.at(-1)!.id); // the search went on at once: 1452 again
   assert.equal(t.s.size, 1452);
   const two = {};
   t.s.observe(two, counters(0, 0, 0)); // a replaced channel: lower counters are no timeout
