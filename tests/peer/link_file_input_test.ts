@@ -32,7 +32,7 @@ Deno.test("file segments flooding in faster than handled: a receive window's wor
       localNat: () => undefined,
       requestIntroduction: () => {},
     },
-    pathOptions: { directCandidates: false, relayAfterMs: 0 },
+    pathOptions: { directCandidates: false, relayAfterMs: 1 },
     events: {
       onMessage: () => {},
       onDelivered: () => {},
