@@ -13,7 +13,8 @@
  *   one handed to the socket. The client's checks (§1.3) work unchanged.
  * - **flush early** when one member has two datagrams' worth waiting
  *   ({@linkcode ContactFanout.pendingBytes} is the most any member has waiting), not when all
- *   members together do: lines pile up per member.
+ *   members together do: lines pile up per member. Not while a storm hold is on (below): one
+ *   member with many contacts would end the hold for every member.
  * - **packed lazily**: `take` hands out each member's waiting lines as they are, and a member's
  *   datagrams are packed when the outbox first reads them, as its rounds reach that member in
  *   slices. A storm's flush holds ~9,400 members: packing them all in one step kept the event

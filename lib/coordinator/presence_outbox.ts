@@ -188,7 +188,7 @@ export class PresenceOutbox {
    * after a quiet spell goes out at once (before the handler that made it even answers its
    * client, as the seed's broadcast did), changes that pile up meanwhile share the next flush's
    * datagrams. Once two datagrams' worth wait ({@linkcode EARLY_FLUSH_BYTES}), the pause is cut
-   * short. Call it after recording changes.
+   * short, but not a storm hold (contacts mode). Call it after recording changes.
    */
   schedule(): void {
     this.#plan(false);
@@ -197,14 +197,16 @@ export class PresenceOutbox {
   /** {@linkcode schedule}; `ownTurn`: called from a timer of ours, a turn of its own already. */
   #plan(ownTurn: boolean): void {
     if (this.#batches.length > 0 || this.#closed || this.#fanout.pending === 0) return;
-    const full = this.#fanout.pendingBytes >= EARLY_FLUSH_BYTES;
+    // Contacts mode may hold lines through a login storm (`storm_hold.ts`). Two datagrams' worth
+    // waiting does not cut a hold short: there `pendingBytes` is one member's backlog, and a
+    // member with many contacts logging in would make every flush of the storm immediate for all.
+    const hold = this.#fanout instanceof ContactFanout ? this.#fanout.holdMs() : 0;
+    const full = hold === 0 && this.#fanout.pendingBytes >= EARLY_FLUSH_BYTES;
     if (this.#timer !== undefined) {
       if (!full) return;
       this.#clock.clearTimeout(this.#timer);
       this.#timer = undefined;
     }
-    // Contacts mode may hold lines through a login storm (`storm_hold.ts`).
-    const hold = this.#fanout instanceof ContactFanout ? this.#fanout.holdMs() : 0;
     const wait = full ? 0 : Math.max(this.#quietUntil - this.#clock.now(), hold);
     if (wait > 0) this.#timer = this.#clock.setTimeout(this.#due, wait);
     else if (this.#afterTurn && !full && !ownTurn) {

@@ -120,7 +120,8 @@ export interface LinkEvents {
   onFileSettled?(id: number, reason: string | undefined): void;
   /**
    * A session is up (the first, or a new one after a handshake): file frames may go. `reset`:
-   * the peer restarted, and the file channel with what was in flight on it was replaced.
+   * what was in flight on the file channel was given up (the peer restarted and the channel was
+   * replaced, or the datagram size dropped below segments in flight): resume from the peer's.
    */
   onSecured?(reset: boolean): void;
 }
@@ -166,9 +167,10 @@ const FILE_RECEIVE_WINDOW = 1024;
 /** The {@linkcode FILE_CHANNEL} byte, sealed in front of each file segment. */
 const FILE_TAG = Uint8Array.of(FILE_CHANNEL);
 /**
- * The file channel acknowledges every 16th in-order segment: a 16 KiB file chunk is 15
- * segments, so in a steady transfer it is one ACK per chunk, sent at once for the chunk's end.
- * Against every 4th: ~5-7 % less CPU per MB in the median of noisy A/B runs (docs/FILES.md).
+ * The file channel acknowledges every 16th in-order segment, and a chunk's last one at once (its
+ * END flag): a 64 KiB file chunk is ~61 segments in 1,200-byte datagrams (an ACK every 16th), 5
+ * in 16 KiB ones (one ACK per chunk). Against every 4th: ~5-7 % less CPU per MB in the median of
+ * noisy A/B runs, measured with 16 KiB chunks at 1,200 bytes (docs/FILES.md).
  */
 const FILE_ACK_EVERY = 16;
 /**
@@ -203,6 +205,8 @@ export interface LinkStats extends HandshakeStats {
   undecryptable: number;
   /** Decrypted messages that did not decode. */
   badMessages: number;
+  /** Received file segments dropped: a receive window's worth waited to be handled already. */
+  fileSegmentsDropped: number;
 }
 
 /**
@@ -237,11 +241,20 @@ export function introductionFrom(
   return { candidates, key, token, nat: msg.nat };
 }
 
+/**
+ * Whether `b` is the direct path `a` was, perhaps under another candidate kind: the same endpoint
+ * and socket, and both through TURN or neither.
+ */
+function sameRoute(a: Path, b: Path): boolean {
+  return a.kind === "direct" && b.kind === "direct" && a.socket === b.socket &&
+    sameEndpoint(a.endpoint, b.endpoint) && (a.via === "turn") === (b.via === "turn");
+}
+
 /** One peer's path, session and reliable channel. */
 export class Link {
   readonly peer: string;
   readonly #o: LinkOptions & { clock: Clock; giveUpAfterMs: number };
-  readonly #counts = { badProbes: 0, undecryptable: 0, badMessages: 0 };
+  readonly #counts = { badProbes: 0, undecryptable: 0, badMessages: 0, fileSegmentsDropped: 0 };
   readonly #pathFinder: PathFinder;
   readonly #handshake: Handshake;
   #intro: Introduction | undefined;
@@ -250,6 +263,8 @@ export class Link {
   #files: ReliableChannel;
   /** How large the file channel's datagrams may be on the direct path (`path_mtu.ts`). */
   readonly #mtu: PathMtuSearch;
+  /** The path last reported: a new one (not a relabel of it) resets {@linkcode #mtu}. */
+  #lastPath: Path = { kind: "none" };
   /** The header of our DATA frames, made once: every datagram starts with it. */
   #dataHeader: Uint8Array | undefined;
   /** Messages handed to the channel and not yet settled, by channel id. */
@@ -288,7 +303,7 @@ export class Link {
     this.#mtu = new PathMtuSearch({
       now: () => clock.now(),
       sendProbe: (id, size) => this.#sendMtuProbe(id, size),
-      onSize: (size) => this.#files.maxSegmentSize = this.#fileSegmentSize(size),
+      onSize: (size) => this.#onFileDatagram(size),
     });
     this.#channel = this.#newChannel();
     this.#files = this.#newFileChannel();
@@ -301,8 +316,14 @@ export class Link {
 
   /** Counters of what this link dropped. */
   get stats(): LinkStats {
-    const { badProbes, undecryptable, badMessages } = this.#counts;
-    return { badProbes, ...this.#handshake.stats, undecryptable, badMessages };
+    const { badProbes, undecryptable, badMessages, fileSegmentsDropped } = this.#counts;
+    return {
+      badProbes,
+      ...this.#handshake.stats,
+      undecryptable,
+      badMessages,
+      fileSegmentsDropped,
+    };
   }
 
   /** Whether messages or file frames are waiting to be sent or confirmed. */
@@ -494,7 +515,11 @@ export class Link {
   // --- path --------------------------------------------------------------------------------
 
   #onPath(path: Path): void {
-    this.#mtu.reset(); // what the old path carried says nothing about the new one
+    // What the old path carried says nothing about a new one. A relabel (traversal found that the
+    // endpoint it knew as prflx is the peer's public one) is the same path: a reset would drop a
+    // transfer's datagrams to the base size for nothing.
+    if (!sameRoute(this.#lastPath, path)) this.#mtu.reset();
+    this.#lastPath = path;
     if (path.kind !== "none") {
       // The initiator's first HS1, or a handshake stuck on a dead path going out on the new one;
       // before the report, whose event line costs a first message 0.5-1 ms.
@@ -633,6 +658,20 @@ export class Link {
     return datagram - this.#dataOverhead() - 1;
   }
 
+  /**
+   * The file channel's datagrams may now be `size` bytes. When that is smaller than a segment in
+   * flight (a black hole, a new path: the relay and TURN carry 1,200 bytes), the channel gives
+   * its stream up at once (`ReliableChannel.resize` says why the segments cannot be cut anew), and
+   * the transfers resume from what the peer verified, as when the peer restarted (`onSecured`
+   * with `reset`): within a few round trips, not after `giveUpAfterMs` of resending datagrams the
+   * path no longer carries. Our receiving side of the channel is kept: the peer's stream goes on.
+   */
+  #onFileDatagram(size: number): void {
+    if (this.#files.resize(this.#fileSegmentSize(size)) && this.#session) {
+      this.#o.events.onSecured?.(true);
+    }
+  }
+
   /** Bytes a DATA frame of ours adds to its plaintext: its header and the seal. */
   #dataOverhead(): number {
     return frameHeader(FrameType.DATA, this.#o.me).length + SESSION_OVERHEAD;
@@ -739,6 +778,13 @@ export class Link {
   }
 
   #queueFileSegment(segment: Uint8Array): void {
+    // An honest peer has no more new segments in flight than our receive window; a peer that
+    // sends faster than the slices are handled would grow this queue without bound. Dropped
+    // beyond it: the sender resends what we did not acknowledge.
+    if (this.#fileIn.length >= FILE_RECEIVE_WINDOW) {
+      this.#counts.fileSegmentsDropped++;
+      return;
+    }
     this.#fileIn.push(segment);
     if (this.#fileIn.length === 1) setImmediate(() => this.#handleFileSegments());
   }

@@ -190,8 +190,9 @@ export class PathMtuSearch {
     this.#lastFallback = now;
     this.#probe = undefined;
     this.#next = 0;
-    this.#setSize(BASE_DATAGRAM);
+    // Before the size changes: `onSize` may hand bulk data over, which calls `start`.
     this.#idleUntil = again ? now + this.#o.retryAfterMs : undefined;
+    this.#setSize(BASE_DATAGRAM);
     if (!again && this.#wanted) this.start();
   }
 

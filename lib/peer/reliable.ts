@@ -12,6 +12,8 @@
  *   segments of at most `maxSegmentSize` bytes (default 1100) each; the last one has the END flag.
  *   Sequence numbers count segments, start at 0 in each stream and wrap modulo 2^32 on the wire.
  *   Every copy sent, first or resent, also carries its own transmission number `tx` (from 0).
+ *   `resize` changes the size for the segments cut from then on; when a segment in flight is
+ *   larger than the new size, the stream is given up at once (see there).
  * - **Acknowledgement.** The receiver answers every DATA segment at once (no delayed ACK: chat
  *   traffic is sparse, so an ACK per segment costs little and gives the sender prompt RTT samples
  *   and loss information) with the cumulative ack, up to 4 SACK ranges (the one holding the segment
@@ -108,7 +110,7 @@ import {
   unwrapSeq,
 } from "../protocol/segment.ts";
 import { CongestionControl, MIN_RECEIVE_WINDOW } from "./congestion.ts";
-import { Flight, LOST, type OutSegment, OUTSTANDING } from "./flight.ts";
+import { ACKED, Flight, LOST, type OutSegment, OUTSTANDING } from "./flight.ts";
 import { LossDetector } from "./loss_detection.ts";
 import { Outbox } from "./outbox.ts";
 import { ReceiveStream } from "./receive_stream.ts";
@@ -241,7 +243,10 @@ export interface ReliableStats {
   resetsSent: number;
   /** RESETs received for our current stream. */
   resetsReceived: number;
-  /** Give-ups: the peer was silent for `giveUpAfterMs` or a message outlived `maxDeliveryMs`. */
+  /**
+   * Give-ups: the peer was silent for `giveUpAfterMs`, a message outlived `maxDeliveryMs`, or a
+   * segment in flight outgrew the size {@linkcode ReliableChannel.resize} set.
+   */
   giveUps: number;
 }
 
@@ -399,12 +404,35 @@ export class ReliableChannel {
   }
 
   /**
-   * Changes the largest encoded segment for the segments cut from now on (a path-MTU search found
-   * a larger or smaller datagram size, `path_mtu.ts`). Segments already cut keep their size when
-   * they are resent. Throws `RangeError` below {@linkcode MIN_SEGMENT_SIZE}.
+   * Changes the largest encoded segment (a path-MTU search found a larger or smaller datagram
+   * size, `path_mtu.ts`) and returns whether the sending stream was given up for it. Segments are
+   * cut at the new size from now on; those already cut keep theirs when resent. One still
+   * unacknowledged and larger than `size` would be resent, unanswered, until `giveUpAfterMs` of
+   * silence gives the stream up: the path no longer carries it. It cannot be cut anew either
+   * (sequence numbers count segments, and the peer may hold later ones, or have delivered its
+   * message with the ACK still on its way). So the stream is given up at once, as after that
+   * silence but without the wait: its messages are reported undelivered, later ones go on a new
+   * stream (counted in `stats.giveUps`). Throws `RangeError` below {@linkcode MIN_SEGMENT_SIZE}.
+   *
+   * @example
+   * ```ts
+   * const channel = new ReliableChannel({ now: () => Date.now(), send() {}, onMessage() {},
+   *   onDelivered() {}, onUndelivered() {}, maxSegmentSize: 16_000 });
+   * channel.resize(1_100); // false: nothing in flight
+   * ```
    */
-  set maxSegmentSize(size: number) {
+  resize(size: number): boolean {
     this.#maxSegmentSize = checkSegmentSize(size);
+    const tooLarge = this.#flight.segments.some((seg) =>
+      seg.state !== ACKED && DATA_HEADER_SIZE + seg.payload.length > size
+    );
+    if (!tooLarge || this.#closed) return false;
+    this.stats.giveUps++;
+    this.#abandonStream(
+      `the path no longer carries segments of the size in flight (now ${size} bytes at most)`,
+    );
+    this.#flush();
+    return true;
   }
 
   /** True once {@linkcode ReliableChannel.close} has been called. */

@@ -118,3 +118,23 @@ Deno.test("storm hold: a storm that goes on still delivers every maxHoldMs", () 
   assert.ok(u0.includes(336), `sends to u0 at ${u0}`);
   outbox.close();
 });
+
+Deno.test("storm hold: a member with two datagrams' worth waiting does not end the hold for all", async () => {
+  const { clock, sent, outbox, login } = community(300, { rate: 200, maxHoldMs: 2_000 });
+  login(0);
+  const start = clock.now();
+  for (let i = 1; i < 300; i++) {
+    login(i); // 500/s for 600 ms: u0 gets ~300 lines, far beyond EARLY_FLUSH_BYTES
+    clock.advance(2);
+  }
+  const last = clock.now() - 2;
+  // Once the storm began (the 20th login, at 36 ms), nothing went out until it ended.
+  const inStorm = sent.filter((s) => s.at > start + 38 && s.at <= last);
+  assert.deepEqual(inStorm.length, 0, `${inStorm.length} datagrams during the storm`);
+  clock.advance(100);
+  await new Promise((resolve) => setTimeout(resolve, 0)); // the flush's later slices
+  const toU0 = sent.filter((s) => s.to === "10.0.0.0" && s.at > start + 38);
+  assert.ok(toU0.length >= 3, "u0's backlog, in several datagrams at the storm's end");
+  assert.ok(toU0.every((s) => s.at === last - 19 * 2 + 100), "flushed when the rate fell");
+  outbox.close();
+});

@@ -82,6 +82,7 @@ Deno.test("links: one link per peer, made on first need; paths, stats and closin
     handshakesLimited: 0,
     undecryptable: 0,
     badMessages: 0,
+    fileSegmentsDropped: 0,
   });
   bob.send({ group: false, id: 1, text: "hi" });
   all.get("carol")!.send({ group: false, id: 2, text: "hi" });

@@ -169,3 +169,24 @@ Deno.test("observe turns a stream's counters into timeouts and loss samples; a n
   assert.equal(t.s.size, BASE_DATAGRAM, "its first timeout is");
   assert.equal(t.s.stats.blackHoles, 2);
 });
+
+Deno.test("a second black hole waits its minute even when onSize hands bulk data over (start) at once", () => {
+  let now = 0;
+  const probes: number[] = [];
+  const s: PathMtuSearch = new PathMtuSearch({
+    now: () => now,
+    sendProbe: (_id, size) => probes.push(size),
+    // A fall-back makes the link give its stream up, and the transfers send again: `start` from
+    // inside `onSize`.
+    onSize: (size) => size === BASE_DATAGRAM && s.start(),
+  });
+  s.start();
+  s.onAck(1);
+  s.onBlackHole(); // the first: the search runs again at once
+  assert.deepEqual(probes, [1452, 8192, 1452]);
+  s.onAck(3);
+  now = 1_000;
+  s.onBlackHole(); // the second within a minute
+  assert.equal(probes.length, 4, `no probe at once: ${probes}`);
+  assert.equal(s.nextDeadline(), 61_000);
+});

@@ -1083,3 +1083,36 @@ Deno.test("holdNew: no new segment while it holds, resends still go, new ones go
   tx.close();
   rx.close();
 });
+
+Deno.test("resize: below a segment in flight, the stream is given up at once; else segments are cut anew", () => {
+  const sim = new Sim(21, { ab: PERFECT, ba: PERFECT }, { a: { maxSegmentSize: 4_000 } });
+  const { a, b } = sim.peers;
+  let largest = 0;
+  let narrow = false; // whether the path carries only 1,000 bytes
+  sim.tap = (from, bytes) => {
+    if (from === "a") largest = Math.max(largest, bytes.length);
+    return !narrow || bytes.length <= 1_000;
+  };
+  // Small segments in flight only: a smaller size gives nothing up.
+  a.ch.send(message(1, 500));
+  assert.equal(a.ch.resize(1_000), false);
+  assert.ok(sim.run(1_000, () => a.delivered.length === 1));
+  // Large segments in flight when the size drops under them: given up at once, not in 30 s.
+  assert.equal(a.ch.resize(4_000), false);
+  const oldStream = a.ch.sendState.streamId;
+  narrow = true;
+  const big = a.ch.send(message(2, 20_000));
+  sim.run(sim.now + 300); // their copies do not get through
+  assert.equal(a.ch.resize(1_000), true);
+  assert.deepEqual(a.undelivered.map((u) => u.id), [big]);
+  assert.match(a.undelivered[0].reason, /no longer carries/);
+  assert.notEqual(a.ch.sendState.streamId, oldStream, "a new stream begins");
+  assert.equal(a.ch.stats.giveUps, 1);
+  // Sent again (as the file layer does), it goes at the new size and arrives.
+  largest = 0;
+  const again = a.ch.send(message(2, 20_000));
+  assert.ok(sim.run(sim.now + 5_000, () => a.delivered.includes(again)));
+  assert.ok(largest <= 1_000, `largest segment ${largest}`);
+  assert.equal(indexOf(b.received.at(-1)!), 2);
+  assert.equal(a.ch.resize(500), false, "nothing in flight");
+});
