@@ -22,7 +22,7 @@ export async function main(args: string[]): Promise<number> {
   const [command, ...rest] = args;
   try {
     // Each subcommand's code is loaded when it runs: `p2p serve` need not hold the chat client's
-    // (~10 MiB of RSS, docs/LOAD.md "Where the memory goes").
+    // (7-9 MiB of RSS, docs/LOAD.md "Where the memory goes").
     switch (command) {
       case "serve":
         return await (await import("./lib/cli/serve_command.ts")).serve(rest);
