@@ -13,11 +13,7 @@
  * @module
  */
 import { IdentityError } from "./lib/crypto/identity.ts";
-import { chat } from "./lib/cli/chat_command.ts";
 import { helpFor, MAIN_HELP, VERSION } from "./lib/cli/help.ts";
-import { id } from "./lib/cli/id_command.ts";
-import { nat } from "./lib/cli/nat_command.ts";
-import { serve } from "./lib/cli/serve_command.ts";
 import { UsageError } from "./lib/cli/target.ts";
 import { PassphraseError } from "./lib/ui/passphrase.ts";
 
@@ -25,15 +21,17 @@ import { PassphraseError } from "./lib/ui/passphrase.ts";
 export async function main(args: string[]): Promise<number> {
   const [command, ...rest] = args;
   try {
+    // Each subcommand's code is loaded when it runs: `p2p serve` need not hold the chat client's
+    // (7-9 MiB of RSS, docs/LOAD.md "Where the memory goes").
     switch (command) {
       case "serve":
-        return await serve(rest);
+        return await (await import("./lib/cli/serve_command.ts")).serve(rest);
       case "chat":
-        return await chat(rest);
+        return await (await import("./lib/cli/chat_command.ts")).chat(rest);
       case "nat":
-        return await nat(rest);
+        return await (await import("./lib/cli/nat_command.ts")).nat(rest);
       case "id":
-        return await id(rest);
+        return await (await import("./lib/cli/id_command.ts")).id(rest);
       case "--version":
       case "-V":
       case "version":

@@ -31,7 +31,11 @@
  * view must then be itself and its online contacts), `--coordinator-profile FILE.cpuprofile`
  * (V8's CPU profile of the coordinator from the storm's start until it converged, one file per
  * run, `-<k>` before the suffix; Chrome's DevTools open it), `--coordinator-trace FILE` (what the
- * coordinator prints besides its reports, e.g. with `--v8-flags=…,--trace-gc`).
+ * coordinator prints besides its reports, e.g. with `--v8-flags=…,--trace-gc`),
+ * `--coordinator-heap FILE.heapsnapshot` (V8's heap snapshot of the coordinator at the end of the
+ * steady state, one file per run as for the profile; it collects all garbage first, and the live
+ * heap and RSS just after are printed; Chrome's DevTools open it, as does
+ * `scripts/heap_summary.ts`).
  *
  * The load generator stands in for ten thousand machines, each with a CPU of its own, but here it
  * shares two cores with the coordinator: it lowers its own priority (`nice` 10, after starting
@@ -87,6 +91,13 @@ const MIB = 2 ** 20;
 interface MemorySample {
   /** VmRSS, in bytes. */
   rss: number;
+  /**
+   * VmRSS's parts, in bytes: anonymous memory (V8's heap, malloc), file pages (the `deno`
+   * executable's code and data, libraries) and shared memory (SQLite's WAL index).
+   */
+  rssAnon: number;
+  rssFile: number;
+  rssShmem: number;
   heapTotal: number;
   heapUsed: number;
   /** External memory V8 knows of (array buffers), in bytes. */
@@ -98,8 +109,13 @@ interface MemorySample {
 function sampleMemory(): MemorySample {
   const status = Deno.readTextFileSync("/proc/self/status");
   const m = Deno.memoryUsage();
+  const kib = (field: string) =>
+    Number(status.match(new RegExp(`${field}:\\s+(\\d+)`))?.[1] ?? 0) * 1024;
   return {
-    rss: Number(status.match(/VmRSS:\s+(\d+)/)?.[1] ?? 0) * 1024,
+    rss: kib("VmRSS"),
+    rssAnon: kib("RssAnon"),
+    rssFile: kib("RssFile"),
+    rssShmem: kib("RssShmem"),
     heapTotal: m.heapTotal,
     heapUsed: m.heapUsed,
     external: m.external,
@@ -108,6 +124,14 @@ function sampleMemory(): MemorySample {
         .map((sp) => [sp.space_name, Math.round(sp.space_size / MIB)]),
     ),
   };
+}
+
+/** A memory sample in one line: RSS and its parts, V8's heap, external memory, in MiB. */
+function memoryLine(m: MemorySample): string {
+  const mib = (n: number) => (n / MIB).toFixed(0);
+  return `RSS ${mib(m.rss)} MiB (anonymous ${mib(m.rssAnon)}, file ${mib(m.rssFile)}, shared ${
+    mib(m.rssShmem)
+  }), V8 heap ${mib(m.heapUsed)} used of ${mib(m.heapTotal)} MiB, external ${mib(m.external)} MiB`;
 }
 
 async function serveRole(
@@ -202,6 +226,9 @@ async function serveRole(
         buffered = buffered.slice(buffered.indexOf("\n") + 1);
         // `profile <file>`: starts V8's CPU profiler, or stops it and writes the profile there.
         if (request.startsWith("profile ")) await profile(request.slice("profile ".length));
+        // `heap <file>`: V8's heap snapshot there (it collects all garbage first, so the sample
+        // taken just after is the live heap).
+        if (request.startsWith("heap ")) v8.writeHeapSnapshot(request.slice("heap ".length));
         const report: CoordinatorStats = {
           ...coordinator.stats,
           online: coordinator.registry.onlineCount,
@@ -315,9 +342,13 @@ class CoordinatorProcess {
     return new CoordinatorProcess(child, lines, JSON.parse(first.value));
   }
 
-  /** Counters; `profile` starts the coordinator's CPU profiler, or stops it and writes there. */
-  async stats(profile?: string): Promise<CoordinatorStats> {
-    await this.#writer.write(encoder.encode(profile ? `profile ${profile}\n` : "stats\n"));
+  /**
+   * Counters; `profile` starts the coordinator's CPU profiler, or stops it and writes there;
+   * `heap` writes a heap snapshot there first.
+   */
+  async stats(profile?: string, heap?: string): Promise<CoordinatorStats> {
+    const request = profile ? `profile ${profile}` : heap ? `heap ${heap}` : "stats";
+    await this.#writer.write(encoder.encode(`${request}\n`));
     const line = await this.#lines.next();
     if (line.done) throw new Error("The coordinator process closed its output");
     return JSON.parse(line.value);
@@ -448,6 +479,8 @@ interface RunOptions {
   users: number;
   /** Where to write the coordinator's CPU profile of the storm (`--coordinator-profile`). */
   profile?: string;
+  /** Where to write the coordinator's heap snapshot at the end of the steady state (`--coordinator-heap`). */
+  heap?: string;
   /** Logins in the storm; the others come first, at `rampRate`. */
   storm: number;
   rampRate: number;
@@ -572,6 +605,8 @@ async function run(o: RunOptions, { coordinator, logFile }: Started): Promise<Ru
       `${capacity} client sockets ready; storm at ${o.rate} logins/s offered; the coordinator ` +
         `runs with ${o.v8Flags ? `V8 flags ${o.v8Flags}` : "V8's default flags"}`,
     );
+    // What the coordinator holds with nobody online: what the users' memory adds to.
+    say(`idle: ${memoryLine((await coordinator.stats()).memory)}`);
     main.startHeartbeats(o.heartbeatSec * 1000);
     await storm.startHeartbeats(o.heartbeatSec * 1000);
 
@@ -669,6 +704,13 @@ async function run(o: RunOptions, { coordinator, logFile }: Started): Promise<Ru
         (mem.external / MIB).toFixed(0)
       } MiB), CPU ${(cpuSteady * 100).toFixed(1)} %`,
     );
+    say(`steady, at its end: ${memoryLine(mem)}`);
+    if (o.heap) {
+      // After the snapshot's full collection: what is live (the snapshot's own buffers swell
+      // the RSS from here on, peak included).
+      const { memory: live } = await coordinator.stats(undefined, o.heap);
+      say(`steady, after a full GC (heap snapshot in ${o.heap}): ${memoryLine(live)}`);
+    }
 
     // Churn: `churn` users leave and as many new ones join, interleaved, at `churnRate`/s.
     const beforeChurn = await coordinator.stats();
@@ -898,6 +940,7 @@ if (import.meta.main) {
       capacity: { type: "string", default: "0" },
       "coordinator-trace": { type: "string" },
       "coordinator-profile": { type: "string" },
+      "coordinator-heap": { type: "string" },
     },
   });
   const batchMs = values["batch-ms"] === undefined ? undefined : Number(values["batch-ms"]);
@@ -958,6 +1001,7 @@ if (import.meta.main) {
             v8Flags,
             contacts: runs[k].contacts,
             profile: values["coordinator-profile"]?.replace(".cpuprofile", `-${k}.cpuprofile`),
+            heap: values["coordinator-heap"]?.replace(".heapsnapshot", `-${k}.heapsnapshot`),
           }, started[k]),
         );
       }

@@ -15,7 +15,7 @@ import {
   DEFAULT_MAILBOX_QUOTAS,
   DEFAULT_MAILBOX_SERVICE_LIMITS,
 } from "../coordinator.ts";
-import { FULL_SCREEN_FROM } from "../ui/chat.ts";
+import { FULL_SCREEN_FROM } from "../ui/full_screen.ts";
 
 /** The version `p2p --version` prints (deno.json's). */
 export const VERSION: string = denoJson.version;

@@ -28,6 +28,7 @@ import { Conversations } from "./conversations.ts";
 import { silentOutput } from "./screen.ts";
 import { terminalSize } from "./surface.ts";
 import { type Renderer, terminalRenderer } from "./terminal.ts";
+import { FULL_SCREEN_FROM } from "./full_screen.ts";
 
 /** Options for {@linkcode runChat}. */
 export interface ChatOptions {
@@ -122,8 +123,7 @@ function backlog(log: MessageLog): StoredMessage[] {
   return [...pending, ...lines].sort((a, b) => a.time - b.time);
 }
 
-/** The smallest terminal the full screen takes; smaller ones get the line mode. */
-export const FULL_SCREEN_FROM = { columns: 100, rows: 20 } as const;
+export { FULL_SCREEN_FROM };
 
 /** Signals that end the chat, each after logging out. */
 const QUIT_SIGNALS: readonly Deno.Signal[] = ["SIGINT", "SIGTERM", "SIGHUP"];
