@@ -265,7 +265,7 @@ export class Link {
   readonly #mtu: PathMtuSearch;
   /** The path last reported: a new one (not a relabel of it) resets {@linkcode #mtu}. */
   #lastPath: Path = { kind: "none" };
-  /** The header of our DATA frames, made once: every datagram starts with it. */
+  /** The header of our DATA frames (see {@linkcode #dataFrameHeader}). */
   #dataHeader: Uint8Array | undefined;
   /** Messages handed to the channel and not yet settled, by channel id. */
   #inChannel = new Map<number, ChatMessage>();
@@ -674,7 +674,12 @@ export class Link {
 
   /** Bytes a DATA frame of ours adds to its plaintext: its header and the seal. */
   #dataOverhead(): number {
-    return frameHeader(FrameType.DATA, this.#o.me).length + SESSION_OVERHEAD;
+    return this.#dataFrameHeader().length + SESSION_OVERHEAD;
+  }
+
+  /** The header of our DATA frames, made once: every datagram starts with it. */
+  #dataFrameHeader(): Uint8Array {
+    return this.#dataHeader ??= frameHeader(FrameType.DATA, this.#o.me);
   }
 
   /** Whether the path is one whose datagram size is worth probing: direct, not through TURN. */
@@ -749,8 +754,7 @@ export class Link {
   #sendData(plaintext: Uint8Array | Uint8Array[]): void {
     if (!this.#session) return;
     // The frame is the header, then the sealed packet: sealed into one buffer, header first.
-    this.#dataHeader ??= frameHeader(FrameType.DATA, this.#o.me);
-    const header = this.#dataHeader;
+    const header = this.#dataFrameHeader();
     this.#transmit(this.#session.seal(plaintext, header, { prefix: header }));
   }
 
