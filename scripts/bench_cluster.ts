@@ -76,9 +76,13 @@ async function coordinatorRole(args: {
           );
         }
       },
+      onSnapshot: (snapshot) =>
+        console.log(
+          JSON.stringify({ snapshot: snapshot.member, users: snapshot.users, at: now() }),
+        ),
     },
   });
-  console.log(JSON.stringify({ udp: coordinator.udpPort, tcp: coordinator.tcpPort }));
+  console.log(JSON.stringify({ udp: coordinator.udpPort, tcp: coordinator.tcpPort, at: now() }));
   const stop = Promise.withResolvers<void>();
   Deno.addSignalListener("SIGTERM", () => stop.resolve());
   await stop.promise;
@@ -99,19 +103,26 @@ class CoordinatorProcess {
   readonly child: Deno.ChildProcess;
   readonly udp: number;
   readonly tcp: number;
-  /** When it said it listens (ms, {@linkcode now}). */
+  /** When it said it listens (ms, {@linkcode now}): when we read it, and by its own clock. */
   readonly readyAt: number;
+  readonly listeningAt: number;
+  /** Other members' whole snapshots it applied: whose, how many users, when (its clock). */
+  readonly snapshots: { member: string; users: number; at: number }[] = [];
   /**
    * The hops it timed for watched users (`--watch-from`), by `<stage> <name>`: the first one (a
    * probe's login comes before its logout), and when it was timed (ms, {@linkcode now}).
    */
   readonly hops = new Map<string, { ms: number; at: number }>();
 
-  private constructor(child: Deno.ChildProcess, ports: { udp: number; tcp: number }) {
+  private constructor(
+    child: Deno.ChildProcess,
+    ports: { udp: number; tcp: number; at: number },
+  ) {
     this.child = child;
     this.udp = ports.udp;
     this.tcp = ports.tcp;
     this.readyAt = now();
+    this.listeningAt = ports.at;
   }
 
   static async start(
@@ -157,18 +168,18 @@ class CoordinatorProcess {
     return process;
   }
 
-  /** Reads the hop lines the process writes after its ports, until it ends. */
+  /** Reads the hop and snapshot lines the process writes after its ports, until it ends. */
   async #readHops(reader: ReadableStreamDefaultReader<Uint8Array>, text: string): Promise<void> {
     for (;;) {
       let newline;
       while ((newline = text.indexOf("\n")) >= 0) {
-        const hop = JSON.parse(text.slice(0, newline)) as {
-          stage: string;
-          ms: number;
-          names: string[];
-          at: number;
-        };
+        const line = JSON.parse(text.slice(0, newline));
         text = text.slice(newline + 1);
+        if (line.snapshot !== undefined) {
+          this.snapshots.push({ member: line.snapshot, users: line.users, at: line.at });
+          continue;
+        }
+        const hop = line as { stage: string; ms: number; names: string[]; at: number };
         for (const name of hop.names) {
           const key = `${hop.stage} ${name}`;
           if (!this.hops.has(key)) this.hops.set(key, { ms: hop.ms, at: hop.at });
@@ -338,6 +349,8 @@ interface SetupResult {
   hopP50?: number;
   hopP99?: number;
   restartMs?: number;
+  /** The restart, timed by the restarted coordinator: listening → the others' snapshots applied. */
+  restartSyncedMs?: number;
   /**
    * The hop as the coordinators time it, p50 and p99 (ms): `published`, at the probes'
    * coordinator from admission to publish; `applied` and `sent`, at the others from that
@@ -589,7 +602,9 @@ async function runSetup(
         views.setState(i, State.Out);
         views.setOnline(i, false);
       }
+      const stopAt = now();
       await coordinators[2].stop();
+      const exitedAt = now();
       const restarted = await CoordinatorProcess.start({
         cluster: nats.url,
         member: "c2",
@@ -597,13 +612,40 @@ async function runSetup(
         watchFrom: probeBase,
       });
       coordinators[2] = restarted;
+      // Every fetch: when it started and ended, and the entries it got.
+      const fetches: { start: number; end: number; count: number }[] = [];
       let complete = 0;
       for (let attempt = 0; attempt < 2000 && complete === 0; attempt++) {
+        const start = now();
         const count = await listCount(restarted.tcp, addressOf(watcherBase + 10 + (attempt % 200)));
+        fetches.push({ start, end: now(), count });
         if (count >= others) complete = now();
         else await sleep(5);
       }
       result.restartMs = complete === 0 ? NaN : complete - restarted.readyAt;
+      // The same, timed by the restarted coordinator: from listening to the other two members'
+      // snapshots applied (the list is complete then; the fetch above adds the generator's turn).
+      const synced = ["c0", "c1"].map((m) => restarted.snapshots.find((s) => s.member === m));
+      result.restartSyncedMs = synced.every((s) => s !== undefined)
+        ? Math.max(...synced.map((s) => s!.at)) - restarted.listeningAt
+        : NaN;
+      const rel = (t: number) => `${(t - restarted.listeningAt).toFixed(0)} ms`;
+      const firstFull = fetches.find((f) => f.count >= others);
+      const firstSome = fetches.find((f) => f.count > 0);
+      console.error(
+        `restart timeline (from the new process listening, its clock): old stopped in ` +
+          `${(exitedAt - stopAt).toFixed(0)} ms, new listening ` +
+          `${(restarted.listeningAt - exitedAt).toFixed(0)} ms after; we read that at ` +
+          `${rel(restarted.readyAt)}; snapshots applied: ` +
+          (restarted.snapshots.map((s) => `${s.member} ${s.users} users at ${rel(s.at)}`).join(
+            ", ",
+          ) || "none") +
+          `; ${fetches.length} list fetches, the first non-empty ` +
+          (firstSome ? `from ${rel(firstSome.start)} to ${rel(firstSome.end)}` : "never") +
+          ` (${firstSome?.count ?? 0} of ${others}), the first complete ` +
+          (firstFull ? `from ${rel(firstFull.start)} to ${rel(firstFull.end)}` : "never") +
+          `; longest fetch ${Math.max(...fetches.map((f) => f.end - f.start)).toFixed(0)} ms`,
+      );
     }
     watchers.forEach((w) => w.close());
   } finally {
@@ -717,6 +759,14 @@ if (import.meta.main) {
         three.coordinatorHop.applied[1],
       );
       goal("watchers' other − same", three.hopP99);
+    }
+    if (three?.restartMs !== undefined) {
+      console.log(
+        `goal: restart → complete list ≤ 500 ms: ${f(three.restartMs)} ms (the list fetched by ` +
+          `the generator), ${three.restartMs <= 500 ? "met" : "not met"}; listening → the ` +
+          `other members' snapshots applied (the restarted coordinator's clock): ` +
+          `${f(three.restartSyncedMs)} ms`,
+      );
     }
     console.log(`load average at the end: ${Deno.loadavg().map((x) => x.toFixed(2)).join(" ")}`);
   }

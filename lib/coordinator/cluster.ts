@@ -81,6 +81,21 @@ export interface ClusterOptions {
    * {@linkcode ClusterStatus.hops} are kept either way).
    */
   onHop?: (hop: ClusterHop) => void;
+  /**
+   * Called when a whole snapshot of another member has been applied here (benchmarks and tests:
+   * how soon a member that starts lists everyone).
+   */
+  onSnapshot?: (snapshot: ClusterSnapshotApplied) => void;
+}
+
+/** A member's whole snapshot, applied here (see {@linkcode ClusterOptions.onSnapshot}). */
+export interface ClusterSnapshotApplied {
+  /** The member whose users it lists. */
+  member: string;
+  /** How many users it lists. */
+  users: number;
+  /** From our last `want` to everyone (we started, or NATS came back) to now, in ms. */
+  sinceHelloMs: number;
 }
 
 /**
@@ -164,6 +179,9 @@ export class Cluster {
     sent: new Histogram(HOP_BUCKETS_SECONDS),
   };
   readonly #onHop: ((hop: ClusterHop) => void) | undefined;
+  readonly #onSnapshot: ((snapshot: ClusterSnapshotApplied) => void) | undefined;
+  /** When we last said `want` to everyone. */
+  #helloAt = 0;
   /** Messages from NATS we could not use, for tests and the log. */
   readonly stats = { received: 0, refused: 0, malformed: 0, published: 0 };
 
@@ -173,6 +191,7 @@ export class Cluster {
     this.#r = rooms;
     this.#timing = { beatMs: options.beatMs ?? 1000, batchMs: options.batchMs ?? 10 };
     this.#onHop = options.onHop;
+    this.#onSnapshot = options.onSnapshot;
     this.#view = new ClusterView({
       now: () => rooms.clock.now(),
       memberTimeoutMs: options.memberTimeoutMs ?? 5000,
@@ -336,7 +355,9 @@ export class Cluster {
 
   /** Says we are here (again): everyone sends its snapshot, and we send ours. */
   #hello(): void {
+    this.#helloAt = this.#r.clock.now();
     this.#publish("want", { t: "want" });
+    this.#view.wantedAll();
     this.#snapshot();
     this.#beat();
   }
@@ -468,6 +489,13 @@ export class Cluster {
         const effects = this.#view.receive(sender, msg);
         if (effects.want) this.#send(sender, { t: "want" });
         this.#apply(effects, msg.t === "presence" ? { sender, msg } : undefined);
+        if (effects.snapshot !== undefined) {
+          this.#onSnapshot?.({
+            member: sender,
+            users: effects.snapshot,
+            sinceHelloMs: this.#r.clock.now() - this.#helloAt,
+          });
+        }
       }
     }
   }

@@ -43,6 +43,8 @@ export interface ViewEffects {
   want: boolean;
   /** Members dropped (silent too long). */
   dropped: string[];
+  /** A whole snapshot of the sender was applied: the users it holds. */
+  snapshot?: number;
 }
 
 interface Member {
@@ -67,6 +69,8 @@ function noEffects(): ViewEffects {
 export class ClusterView {
   readonly #o: Required<ClusterViewOptions>;
   readonly #members = new Map<string, Member>();
+  /** When we last asked every member for its snapshot at once. */
+  #wantedAllAt = -Infinity;
 
   constructor(options: ClusterViewOptions) {
     this.#o = { wantEveryMs: 1000, ...options };
@@ -90,6 +94,17 @@ export class ClusterView {
     let lag = 0;
     for (const m of this.#members.values()) lag = Math.max(lag, now - m.heardAt);
     return lag;
+  }
+
+  /**
+   * We asked every member for its snapshot (a broadcast `want`: we started, or NATS came back):
+   * none is asked again, alone, before `wantEveryMs` has passed, not even one we first hear of
+   * meanwhile (its beat may come before its answer; asking again would make it send everything
+   * twice while we are busiest).
+   */
+  wantedAll(): void {
+    this.#wantedAllAt = this.#o.now();
+    for (const member of this.#members.values()) member.wantedAt = this.#wantedAllAt;
   }
 
   /** Applies a message from member `sender` (beat, presence or snapshot; others change nothing). */
@@ -154,7 +169,7 @@ export class ClusterView {
         seq: -1,
         synced: false,
         heardAt: this.#o.now(),
-        wantedAt: -Infinity,
+        wantedAt: this.#wantedAllAt,
         users: new Map(),
         parts: new Map(),
         snapshotSeq: -1,
@@ -182,5 +197,6 @@ export class ClusterView {
     member.users = users;
     member.seq = member.snapshotSeq;
     member.synced = true;
+    effects.snapshot = users.size;
   }
 }

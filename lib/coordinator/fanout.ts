@@ -147,8 +147,20 @@ export class PresenceFanout<M extends { name: string }> implements Fanout<M> {
     return this.#members.size;
   }
 
-  /** Records a change about `name`; it replaces any earlier change about `name` not yet taken. */
+  /**
+   * Records a change about `name`; it replaces any earlier change about `name` not yet taken. With
+   * no member, nobody can ever be sent it (a member added later joins after it): only the version
+   * moves, and `lines` is not read (a coordinator that has just started takes the other cluster
+   * members' snapshots, thousands of users, before its own clients are back).
+   */
   record(name: string, lines: PresenceLines): void {
+    if (this.#members.size === 0) {
+      this.#base += this.#log.length + 1;
+      this.#log = [];
+      this.#latest.clear();
+      this.#pendingBytes = 0;
+      return;
+    }
     const earlier = this.#latest.get(name);
     if (earlier !== undefined) {
       this.#pendingBytes -= 1 + this.#log[earlier]!.batched.length;

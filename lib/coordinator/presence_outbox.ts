@@ -296,14 +296,23 @@ export class PresenceOutbox {
   };
 }
 
-/** A change about `user` in both its forms: the seed's message and the compact line. */
+/**
+ * A change about `user` in both its forms: the seed's message and the compact line, each written
+ * when first read (a fan-out with nobody to tell reads neither).
+ */
 function lines(type: "login" | "logout", user: User): PresenceLines {
   const username = user.name;
   const endpoint = user.observed;
+  let seed: string | undefined;
+  let batched: string | undefined;
   return {
-    seed: encodeServerMessage({ type, username, endpoint }),
-    batched: encodeServerMessage(
-      type === "login" ? { type: "online", username, endpoint } : { type: "offline", username },
-    ),
+    get seed() {
+      return seed ??= encodeServerMessage({ type, username, endpoint });
+    },
+    get batched() {
+      return batched ??= encodeServerMessage(
+        type === "login" ? { type: "online", username, endpoint } : { type: "offline", username },
+      );
+    },
   };
 }

@@ -60,6 +60,32 @@ Deno.test("cluster view: an unknown member or a new boot asks for the snapshot",
   assert.equal(view.users, 0);
 });
 
+Deno.test("cluster view: after asking everyone, a member is not asked again alone at once", () => {
+  const { view, advance } = setup();
+  view.wantedAll(); // we started: everyone was asked for its snapshot
+  advance(300);
+  // Their beats come before their answers: neither is asked again (each would send it twice).
+  let e = view.receive("b", { t: "beat", boot: "x", seq: 4, users: 1 });
+  assert.equal(e.want, false);
+  e = view.receive("c", { t: "presence", boot: "z", seq: 9, changes: [user("k")] });
+  assert.equal(e.want, false);
+  e = view.receive("b", {
+    t: "snapshot",
+    boot: "x",
+    seq: 4,
+    part: 0,
+    parts: 1,
+    users: [user("a")],
+  });
+  assert.equal(e.snapshot, 1);
+  // c's answer was lost: a second after we asked, its next beat asks it alone.
+  advance(700);
+  e = view.receive("c", { t: "beat", boot: "z", seq: 9, users: 1 });
+  assert.equal(e.want, true);
+  e = view.receive("b", { t: "beat", boot: "x", seq: 4, users: 1 });
+  assert.equal(e.want, false);
+});
+
 Deno.test("cluster view: a silent member is dropped with its users", () => {
   const { view, advance } = setup();
   view.receive("b", { t: "snapshot", boot: "x", seq: 0, part: 0, parts: 1, users: [user("a")] });

@@ -500,3 +500,34 @@ Deno.test("random records, joins, leaves and takes: ranges tile, views are true,
     simulate(seed, 400, [80, 120, 300, 1400][seed % 4]);
   }
 });
+
+Deno.test("presence fanout: with no member, a change only moves the version", () => {
+  const fanout = new PresenceFanout<Member>();
+  const unread: PresenceLines = {
+    get seed(): string {
+      throw new Error("seed read with nobody to tell");
+    },
+    get batched(): string {
+      throw new Error("batched line read with nobody to tell");
+    },
+  };
+  // A coordinator that has just started takes thousands of other members' users at once.
+  for (let i = 0; i < 3; i++) fanout.record(`u${i}`, unread);
+  assert.equal(fanout.version, 3);
+  assert.equal(fanout.pending, 0);
+  assert.equal(fanout.pendingBytes, 0);
+  assert.deepEqual(fanout.take(), []);
+  // A member that joins now is at version 3, and hears only what comes after.
+  const alice = { name: "alice" };
+  fanout.add(alice, { batched: true });
+  assert.equal(fanout.versionFor(alice), 3);
+  fanout.record("bob", login("bob"));
+  assert.equal(fanout.version, 4);
+  assert.deepEqual(delivered(fanout.take()).get("alice"), [[login("bob").batched]]);
+  // Once the last member is gone, what was pending for it is dropped too.
+  fanout.record("carol", login("carol"));
+  fanout.remove(alice);
+  fanout.record("dave", unread);
+  assert.equal(fanout.version, 6);
+  assert.equal(fanout.pending, 0);
+});

@@ -1,6 +1,6 @@
 /** The cluster codec (lib/protocol/cluster.ts): round trips, checks, subjects, and a fuzz run. */
 import assert from "node:assert/strict";
-import { encodeBase64url } from "../../lib/protocol/base64url.ts";
+import { decodeBase64url, encodeBase64url } from "../../lib/protocol/base64url.ts";
 import {
   type ClusterMessage,
   ClusterProtocolError,
@@ -67,6 +67,40 @@ Deno.test("cluster codec: bad fields are refused with the reason", () => {
   bad({ t: "deliver", to: "bob", msg: "Accept,7000" }, /not for members to route/);
   bad({ t: "relay", from: "a", to: "b", inner: "!!!" }, /base64/);
   assert.throws(() => decodeClusterMessage(new Uint8Array([0xff, 0xfe])), ClusterProtocolError);
+});
+
+Deno.test("cluster codec: a key is taken exactly when it decodes to 32 bytes", () => {
+  // The codec checks a key's form without decoding it; the two must agree, one character off
+  // included (a non-canonical last character, a character outside the alphabet, a length).
+  const random = prng(7);
+  const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_+/=.";
+  const takes = (key: string) => {
+    const change = { ...json(ALICE), key };
+    const body = encoder.encode(
+      JSON.stringify({ t: "presence", boot: "b", seq: 1, changes: [change] }),
+    );
+    try {
+      decodeClusterMessage(body);
+      return true;
+    } catch (err) {
+      assert(err instanceof ClusterProtocolError);
+      return false;
+    }
+  };
+  let taken = 0;
+  for (let i = 0; i < 3000; i++) {
+    const bytes = new Uint8Array(i % 3 === 0 ? 30 + (i % 5) : 32);
+    for (let b = 0; b < bytes.length; b++) bytes[b] = Math.floor(random() * 256);
+    let key = encodeBase64url(bytes);
+    if (i % 2 === 1) {
+      const at = Math.floor(random() * key.length);
+      key = key.slice(0, at) + alphabet[Math.floor(random() * alphabet.length)] + key.slice(at + 1);
+    }
+    const expected = decodeBase64url(key)?.length === 32;
+    assert.equal(takes(key), expected, key);
+    if (expected) taken++;
+  }
+  assert(taken > 1000 && taken < 2500, `${taken} of 3000 keys taken`);
 });
 
 Deno.test("cluster codec: subjects name the sender last, and are checked", () => {
