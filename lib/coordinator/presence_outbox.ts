@@ -6,8 +6,11 @@
  * - **Paced.** A change after a quiet spell goes out at once (with `afterTurn`, once the turn of
  *   the event loop that made it has ended); the pause after a flush is in
  *   proportion to what the flush sent ({@linkcode PAUSE_PER_DATAGRAM_MS}), capped at `batchMs`,
- *   and changes that come meanwhile share the next flush. The pause is cut short once two
- *   datagrams' worth of lines wait ({@linkcode EARLY_FLUSH_BYTES}).
+ *   and changes that come meanwhile share the next flush. The pause is paid first from the time
+ *   the outbox sat idle before (up to `batchMs`), so that changes a while apart (a login here, a
+ *   user of another cluster member there) each go at once, and only a stream of flushes is
+ *   paced. The pause is cut short once two datagrams' worth of lines wait
+ *   ({@linkcode EARLY_FLUSH_BYTES}).
  * - **In rounds.** Round r sends every batch's datagram r to each of its members, so no member's
  *   socket (or home router) gets a burst — which seed-only clients, one message per datagram,
  *   would overflow.
@@ -41,7 +44,12 @@ import type { User } from "./registry.ts";
 export const SLICE = 1_000;
 /** The outbox goes on once no more than this many datagrams are still queued. */
 export const LOW_WATER = 200;
-/** Pause after a presence flush per datagram it sent, in ms (about twice a send's cost). */
+/**
+ * Pause after a presence flush per datagram it sent, in ms (about twice a send's cost): the
+ * outbox spends at most about a third of the time sending. A pause is first paid from the time
+ * the outbox sat idle before the flush (up to `batchMs`): what bounds its share of the time
+ * under a stream of flushes is not owed again by a lone change after a quiet spell.
+ */
 export const PAUSE_PER_DATAGRAM_MS = 0.02;
 /**
  * A flush starts at once, pause or not, when this many bytes of batched lines wait: two full
@@ -90,7 +98,12 @@ export class PresenceOutbox {
   readonly #afterTurn: boolean;
   #timer: TimerId | undefined;
   /** No flush before this time (ms): the pause after the last flush. */
-  #quietUntil = 0;
+  #quietUntil: number;
+  /**
+   * Idle time banked (ms, up to `batchMs`): how long the outbox had nothing to send past the end
+   * of its pauses. A pause is paid from it first ({@linkcode PAUSE_PER_DATAGRAM_MS}).
+   */
+  #credit = 0;
   /** Datagrams the current flush has sent so far. */
   #flushSent = 0;
   /** The current flush's batches still to send, and where in them we are. */
@@ -107,6 +120,7 @@ export class PresenceOutbox {
     this.#batchMs = options.batchMs ?? 250;
     this.#afterTurn = options.afterTurn ?? false;
     this.#fanout = options.fanout ?? new PresenceFanout<User>();
+    this.#quietUntil = this.#clock.now();
   }
 
   /** Presence datagrams waiting to be sent (0 once every member has been told everything). */
@@ -246,6 +260,8 @@ export class PresenceOutbox {
   /** Hands the changes recorded so far to the outbox and starts sending them. */
   readonly #flush = (): void => {
     this.#timer = undefined;
+    const idle = this.#clock.now() - this.#quietUntil;
+    this.#credit = Math.min(this.#batchMs, this.#credit + Math.max(0, idle));
     this.#flushSent = 0;
     this.#batches = this.#fanout.take();
     this.#onHanded = { waiting: [], flushing: this.#onHanded.waiting };
@@ -291,7 +307,9 @@ export class PresenceOutbox {
     this.#onHanded.flushing = [];
     for (const fn of handed) fn();
     const pause = Math.min(this.#batchMs, this.#flushSent * PAUSE_PER_DATAGRAM_MS);
-    this.#quietUntil = this.#clock.now() + pause;
+    const paid = Math.min(this.#credit, pause);
+    this.#credit -= paid;
+    this.#quietUntil = this.#clock.now() + pause - paid;
     this.schedule();
   };
 }
