@@ -34,6 +34,7 @@ import {
   clientKey,
   ClientPool,
   ListWorker,
+  type LoginReport,
   now,
   PortLists,
   State,
@@ -44,6 +45,10 @@ const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const COMMUNITY = "bench";
+/** A list fetch silent this long is given up (the list service answers in well under that). */
+const FETCH_TIMEOUT_MS = 10_000;
+/** Beyond its own length at its rate, how long a phase of logins may take before it is given up. */
+const LOGINS_SLACK_MS = 60_000;
 
 // ---------------------------------------------------------------------------------------------
 // The coordinator process.
@@ -195,13 +200,23 @@ class CoordinatorProcess {
     return memoryOf(this.child.pid);
   }
 
+  /** SIGTERM, and SIGKILL if it has not ended 10 s later (it says so). */
   async stop(): Promise<void> {
     try {
       this.child.kill("SIGTERM");
     } catch {
       // gone
     }
+    const killed = setTimeout(() => {
+      console.error(`coordinator process ${this.child.pid} did not stop in 10 s: killed`);
+      try {
+        this.child.kill("SIGKILL");
+      } catch {
+        // gone meanwhile
+      }
+    }, 10_000);
     await this.child.status;
+    clearTimeout(killed);
   }
 }
 
@@ -303,6 +318,7 @@ class RawClient {
           connectedAt = now();
         },
       );
+      socket.setTimeout(FETCH_TIMEOUT_MS, () => socket.destroy(new Error("list fetch timed out")));
       socket.on("data", () => {});
       socket.on("error", reject);
       socket.on("close", () => resolve(connectedAt));
@@ -328,6 +344,7 @@ function listCount(tcpPort: number, from: string): Promise<number> {
   return new Promise((resolve) => {
     let text = "";
     const socket = net.connect({ host: "127.0.0.1", port: tcpPort, localAddress: from });
+    socket.setTimeout(FETCH_TIMEOUT_MS, () => socket.destroy());
     socket.on("data", (d: Uint8Array) => text += decoder.decode(d));
     socket.on("error", () => resolve(-1));
     socket.on("close", () => resolve(text.split(";").length - 1));
@@ -428,6 +445,40 @@ async function fetchList(port: number): Promise<string> {
   return new TextDecoder().decode(await new Response(conn.readable).arrayBuffer());
 }
 
+/**
+ * `pool.loginMany(indices)`, given up (with what did not finish printed: how many of the clients
+ * are in which state, and the first few not online) if it has not finished `LOGINS_SLACK_MS`
+ * after the time its rate needs. A client whose login never ends must not hang the benchmark.
+ */
+async function logins(
+  what: string,
+  views: Views,
+  pool: ClientPool,
+  indices: number[],
+  options: { rate: number; inflight: number },
+): Promise<LoginReport | undefined> {
+  const ms = indices.length / options.rate * 1000 + LOGINS_SLACK_MS;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<undefined>((resolve) =>
+    timer = setTimeout(() => resolve(undefined), ms)
+  );
+  const report = await Promise.race([pool.loginMany(indices, options), late]);
+  clearTimeout(timer);
+  if (report !== undefined) return report;
+  const states = new Map<string, number>();
+  const stuck: string[] = [];
+  for (const i of indices) {
+    const state = Object.keys(State)[views.state(i)];
+    states.set(state, (states.get(state) ?? 0) + 1);
+    if (views.state(i) !== State.Online && stuck.length < 10) stuck.push(`u${i}(${state})`);
+  }
+  console.error(
+    `${what}: ${indices.length} logins not finished after ${(ms / 1000).toFixed(0)} s, given ` +
+      `up: ${JSON.stringify(Object.fromEntries(states))}; not online: ${stuck.join(" ")}`,
+  );
+  return undefined;
+}
+
 async function runSetup(
   setup: "single" | "single+nats" | "three",
   o: {
@@ -487,21 +538,34 @@ async function runSetup(
     // Ramp, then the storm.
     await Promise.all(pools.map((pool, k) => {
       const mine = base(k);
-      return pool.loginMany(mine.slice(0, mine.length - Math.floor(o.storm / n)), {
-        rate: o.rampRate / n,
-        inflight: 200,
-      });
+      return logins(
+        `ramp on coordinator ${k}`,
+        views,
+        pool,
+        mine.slice(0, mine.length - Math.floor(o.storm / n)),
+        {
+          rate: o.rampRate / n,
+          inflight: 200,
+        },
+      );
     }));
     for (const pool of pools) pool.startHeartbeats(10_000);
     await converge(views, coordinators);
     const storm = await Promise.all(pools.map((pool, k) => {
       const mine = base(k);
-      return pool.loginMany(mine.slice(mine.length - Math.floor(o.storm / n)), {
-        rate: o.rate / n,
-        inflight: 500,
-      });
+      return logins(
+        `storm on coordinator ${k}`,
+        views,
+        pool,
+        mine.slice(mine.length - Math.floor(o.storm / n)),
+        {
+          rate: o.rate / n,
+          inflight: 500,
+        },
+      );
     }));
-    const lastJoin = Math.max(...storm.map((s) => s.lastJoin));
+    // A phase given up has no last join: its convergence is not timed (NaN).
+    const lastJoin = Math.max(...storm.map((s) => s?.lastJoin ?? NaN));
     result.stormConvergeMs = (await converge(views, coordinators)) - lastJoin;
     // Churn: on each coordinator, `joiners` users leave and as many newcomers join, interleaved.
     const perPoolRate = o.churnRate / n;
@@ -509,14 +573,17 @@ async function runSetup(
       base(k).filter((_, j) => j % Math.max(1, Math.floor(1 / o.churn)) === 0).slice(0, joiners)
     );
     const churned = await Promise.all(pools.map(async (pool, k) => {
-      const joins = pool.loginMany(newcomers(k), { rate: perPoolRate / 2, inflight: 200 });
+      const joins = logins(`churn on coordinator ${k}`, views, pool, newcomers(k), {
+        rate: perPoolRate / 2,
+        inflight: 200,
+      });
       let last = now();
       for (const i of leaving[k]) {
         pool.logout(i);
         last = now();
         await sleep(2000 / perPoolRate);
       }
-      return Math.max(last, (await joins).lastJoin);
+      return Math.max(last, (await joins)?.lastJoin ?? NaN);
     }));
     result.churnConvergeMs = (await converge(views, coordinators)) - Math.max(...churned);
     result.gaps = pools.reduce((sum, pool) => sum + pool.checkGaps(), 0);
@@ -525,7 +592,9 @@ async function runSetup(
     const watchers = coordinators.map((c, k) => new RawClient(watcherBase + k, c.udp));
     for (const [k, w] of watchers.entries()) {
       views.setOnline(watcherBase + k, true);
-      await w.login(watcherBase + k, coordinators[k].tcp);
+      await w.login(watcherBase + k, coordinators[k].tcp).catch((err) =>
+        console.error(`watcher on coordinator ${k}: ${err.message}; it may see nothing`)
+      );
     }
     const beat = setInterval(() => watchers.forEach((w) => w.heartbeat()), 5000);
     const local: number[] = [];
@@ -536,7 +605,16 @@ async function runSetup(
       const index = probeBase + p;
       const probe = new RawClient(index, coordinators[0].udp);
       views.setOnline(index, true);
-      const t0 = await probe.login(index, coordinators[0].tcp);
+      const t0 = await probe.login(index, coordinators[0].tcp).catch((err) => {
+        console.error(`probe ${probe.name}: ${err.message}; left out`);
+        return undefined;
+      });
+      if (t0 === undefined) {
+        probe.logout();
+        views.setOnline(index, false);
+        probe.close();
+        continue;
+      }
       const deadline = now() + 3000;
       while (watchers.some((w) => !w.seen.has(probe.name)) && now() < deadline) await sleep(2);
       const at = watchers.map((w) => w.seen.get(probe.name));
@@ -615,7 +693,8 @@ async function runSetup(
       // Every fetch: when it started and ended, and the entries it got.
       const fetches: { start: number; end: number; count: number }[] = [];
       let complete = 0;
-      for (let attempt = 0; attempt < 2000 && complete === 0; attempt++) {
+      const restartDeadline = now() + 10_000;
+      for (let attempt = 0; complete === 0 && now() < restartDeadline; attempt++) {
         const start = now();
         const count = await listCount(restarted.tcp, addressOf(watcherBase + 10 + (attempt % 200)));
         fetches.push({ start, end: now(), count });
@@ -644,7 +723,9 @@ async function runSetup(
           (firstSome ? `from ${rel(firstSome.start)} to ${rel(firstSome.end)}` : "never") +
           ` (${firstSome?.count ?? 0} of ${others}), the first complete ` +
           (firstFull ? `from ${rel(firstFull.start)} to ${rel(firstFull.end)}` : "never") +
-          `; longest fetch ${Math.max(...fetches.map((f) => f.end - f.start)).toFixed(0)} ms`,
+          `, the last ${fetches.at(-1)?.count ?? 0} of ${others}; longest fetch ${
+            Math.max(...fetches.map((f) => f.end - f.start)).toFixed(0)
+          } ms`,
       );
     }
     watchers.forEach((w) => w.close());
