@@ -137,6 +137,9 @@ export class Presence {
   #heldTimer: TimerId | undefined;
   /** The last re-login failure reported: the same one is not reported again. */
   #reloginError: string | undefined;
+  /** A login again soon after `Bye` (see {@linkcode #onBye}), and when the last one was planned. */
+  #byeTimer: TimerId | undefined;
+  #byeAt = -Infinity;
   /** Counts logins, so that a resync that straddles one is thrown away. */
   #logins = 0;
   /** The coordinators of the community, `server` first, and which one we use. */
@@ -290,12 +293,7 @@ export class Presence {
         this.#o.onError?.(`coordinator: ${msg.reason}`);
         return;
       case "bye":
-        // The coordinator is shutting down: it is lost until a login succeeds again (each
-        // heartbeat tick tries), and direct chats go on meanwhile.
-        if (!this.#lost) {
-          this.#lost = true;
-          this.#o.onCoordinator?.("lost");
-        }
+        this.#onBye();
         return;
       case "accept":
       case "reject":
@@ -439,11 +437,32 @@ export class Presence {
     });
   }
 
+  /**
+   * The coordinator is shutting down: it is lost until a login succeeds again, and direct chats go
+   * on meanwhile. Most often it is restarting: we try to log in again at once (after a random part
+   * of the retry interval, so that its clients do not all come in the same millisecond), and the
+   * login's retries find it back within a retry interval, where the next heartbeat tick (up to
+   * `keepaliveMs` away) would leave us out of everyone's list. At most once per heartbeat interval:
+   * a forged `Bye` must not make us fetch the whole list over and over.
+   */
+  #onBye(): void {
+    if (this.#lost || this.#closed) return;
+    this.#lost = true;
+    this.#o.onCoordinator?.("lost");
+    const now = this.#clock.now();
+    if (now - this.#byeAt < this.#o.keepaliveMs) return; // the heartbeat ticks try meanwhile
+    this.#byeAt = now;
+    const retryMs = this.#o.retryMs ?? 1000;
+    this.#clock.clearTimeout(this.#byeTimer);
+    this.#byeTimer = this.#clock.setTimeout(() => this.#loginAgain(), Math.random() * retryMs);
+  }
+
   /** Stops everything that would speak to the coordinator or report users: heartbeats, the
    * version watch, a held list's timer, a resync, a login under way. */
   #stop(): void {
     this.#closed = true;
     this.#clock.clearTimeout(this.#heldTimer);
+    this.#clock.clearTimeout(this.#byeTimer);
     this.#clock.clearInterval(this.#heartbeat);
     this.#watch.close();
     this.#resync?.abort();
