@@ -704,7 +704,10 @@ async function runSetup(
       result.restartMs = complete === 0 ? NaN : complete - restarted.readyAt;
       // The same, timed by the restarted coordinator: from listening to the other two members'
       // snapshots applied (the list is complete then; the fetch above adds the generator's turn).
-      const synced = ["c0", "c1"].map((m) => restarted.snapshots.find((s) => s.member === m));
+      const snapshotOf = (m: string) => restarted.snapshots.find((s) => s.member === m);
+      // Its lines come through a pipe that a busy generator reads late: wait for them (2 s).
+      for (let i = 0; i < 200 && !(snapshotOf("c0") && snapshotOf("c1")); i++) await sleep(10);
+      const synced = ["c0", "c1"].map(snapshotOf);
       result.restartSyncedMs = synced.every((s) => s !== undefined)
         ? Math.max(...synced.map((s) => s!.at)) - restarted.listeningAt
         : NaN;

@@ -60,13 +60,25 @@ async function rawLogin(port: number, tcpPort: number, name: string): Promise<Ra
 Deno.test("cluster: three coordinators over NATS share one community", async (t) => {
   const nats = await TestNats.start();
   const logs: string[] = [];
+  /** The other members' whole snapshots each member applied (`onSnapshot`), by member. */
+  const snapshots = new Map<string, string[]>();
   const start = (member: string): Promise<Coordinator> =>
     Coordinator.start({
       host: "127.0.0.1",
       port: 0,
       mailbox: false,
       log: (line) => logs.push(`${member}: ${line}`),
-      cluster: { url: nats.url, community: COMMUNITY, member, token: nats.token, ...TIMING },
+      cluster: {
+        url: nats.url,
+        community: COMMUNITY,
+        member,
+        token: nats.token,
+        ...TIMING,
+        onSnapshot: (s) => {
+          assert.ok(s.sinceHelloMs >= 0 && s.users >= 0, JSON.stringify(s));
+          snapshots.set(member, [...snapshots.get(member) ?? [], s.member]);
+        },
+      },
     });
   const [a, b, c] = [await start("a"), await start("b"), await start("c")];
   const configDir = await Deno.makeTempDir({ prefix: "p2p-cluster-" });
@@ -296,6 +308,7 @@ Deno.test("cluster: three coordinators over NATS share one community", async (t)
         TIMING.memberTimeoutMs + 3000,
       );
       assert.ok(logs.some((l) => /CLUSTER DOWN/.test(l)));
+      snapshots.clear();
       await nats.restart();
       await until("lists to converge again", converged, 15_000);
       const names = (x: Coordinator) => x.registry.online().map((u) => u.name).sort().join();
@@ -303,6 +316,11 @@ Deno.test("cluster: three coordinators over NATS share one community", async (t)
         "every member to list the same users",
         () => names(a) === names(b) && names(b) === names(c),
       );
+      // Back on NATS, each member said `want` to everyone and took the other two's snapshots.
+      for (const [me, others] of [["a", "bc"], ["b", "ac"], ["c", "ab"]]) {
+        const taken = new Set(snapshots.get(me));
+        assert.ok([...others].every((m) => taken.has(m)), `${me} took ${[...taken]}`);
+      }
     });
   } finally {
     for (const p of peers) await p.peer.close();
