@@ -210,7 +210,14 @@ export class PresenceOutbox {
 
   /** {@linkcode schedule}; `ownTurn`: called from a timer of ours, a turn of its own already. */
   #plan(ownTurn: boolean): void {
-    if (this.#batches.length > 0 || this.#closed || this.#fanout.pending === 0) return;
+    if (this.#batches.length > 0 || this.#closed) return;
+    if (this.#fanout.pending === 0) {
+      // Nothing to send: what was waiting is handed (a fan-out whose last member left dropped it).
+      const waiting = this.#onHanded.waiting;
+      this.#onHanded.waiting = [];
+      for (const fn of waiting) fn();
+      return;
+    }
     // Contacts mode may hold lines through a login storm (`storm_hold.ts`). Two datagrams' worth
     // waiting does not cut a hold short: there `pendingBytes` is one member's backlog, and a
     // member with many contacts logging in would make every flush of the storm immediate for all.

@@ -289,6 +289,21 @@ Deno.test("whenHanded: once the changes recorded so far are handed to the socket
   assert.deepEqual(calls, ["idle", "a", "b"]);
 });
 
+Deno.test("whenHanded: a change nobody is left to be told of is handed at once", () => {
+  const { clock, outbox, join, leave } = setup();
+  const [m1, m2] = join(["m1", "m2"]);
+  const [a] = join(["a"]); // out at once; a pause begins
+  leave(a); // waits for it
+  const calls: string[] = [];
+  outbox.whenHanded(() => calls.push("a left"));
+  leave(m2);
+  assert.deepEqual(calls, [], "m1 is still to be told");
+  leave(m1); // the last member: the fan-out drops what it would have been told
+  assert.deepEqual(calls, ["a left"]);
+  clock.advance(250);
+  assert.deepEqual(calls, ["a left"]);
+});
+
 Deno.test("afterTurn: a flush after a quiet spell waits for the end of the turn, no longer", () => {
   const clock = new FakeClock();
   const socket = new FakeSocket();
