@@ -140,6 +140,8 @@ export class Presence {
   /** A login again soon after `Bye` (see {@linkcode #onBye}), and when the last one was planned. */
   #byeTimer: TimerId | undefined;
   #byeAt = -Infinity;
+  /** Ends the login under way (its retry timer too), when we stop. */
+  #abortLogin: (() => void) | undefined;
   /** Counts logins, so that a resync that straddles one is thrown away. */
   #logins = 0;
   /** The coordinators of the community, `server` first, and which one we use. */
@@ -463,6 +465,7 @@ export class Presence {
     this.#closed = true;
     this.#clock.clearTimeout(this.#heldTimer);
     this.#clock.clearTimeout(this.#byeTimer);
+    this.#abortLogin?.();
     this.#clock.clearInterval(this.#heartbeat);
     this.#watch.close();
     this.#resync?.abort();
@@ -496,6 +499,7 @@ export class Presence {
     this.#relogin = this.login().then(
       () => {},
       (err) => {
+        if (this.#closed) return; // we stopped it
         // While the coordinator is lost, silence is what "lost" already said; a refusal is
         // news, once.
         const unanswered = err instanceof LoginError && err.unanswered;
@@ -526,6 +530,11 @@ export class Presence {
       const finish = () => {
         this.#clock.clearTimeout(timer);
         this.#waiter = undefined;
+        this.#abortLogin = undefined;
+      };
+      this.#abortLogin = () => {
+        finish();
+        reject(new LoginError("Cannot log in: the client is shutting down"));
       };
       const attempt = () => {
         if (this.#closed) {
