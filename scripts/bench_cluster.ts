@@ -17,7 +17,9 @@
  * local (same coordinator) and remote (through NATS) latencies, p50 and p99; the remote minus
  * the local is what the hop adds. With three coordinators, the third is then restarted: the time
  * from its start until its online list holds every user of the other two ("restart to complete
- * list"). RSS of every process (coordinators, nats-server) from /proc.
+ * list"), beside the same timed by the restarted coordinator (listening → the other members'
+ * snapshots applied) and a timeline on stderr. RSS of every process (coordinators, nats-server)
+ * from /proc. Every wait is bounded: what did not finish is printed, and the run goes on.
  *
  * The coordinators run as `bench_cluster.ts --role coordinator` (the `Coordinator` that
  * `p2p serve` runs, with the same V8 flags). The machine is shared by the generator, the
