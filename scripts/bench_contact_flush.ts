@@ -16,14 +16,17 @@
  *
  * `--users` members, all but `--storm` online first; each has `--contacts` contacts
  * (`contactsOf`, the graph `bench:load` uses); then the storm logs in at `--rate` logins/s (a
- * comma-separated list: one storm each, on a fresh community). `--runs` repeats each. `--hold`
- * (`on`, `off` or both, default both) says whether lines are held through the storm as the
- * coordinator does (`on`: a {@linkcode StormHold} with its defaults, `--hold-ms` its longest
- * hold) or flushed as before it (`off`); both alternate, run by run, on the same machine.
+ * comma-separated list: one storm each, on a fresh community); they are admitted in bursts, as
+ * list fetches admit them in `bench:load`: every 0–`--bursts` ms (random), all that came since, the
+ * others counted as pending. `--runs` repeats each. `--hold` (comma-separated, default all three)
+ * says how lines are held through the storm: `pending` as the coordinator does (a
+ * {@linkcode StormHold} with its defaults, told of the pending logins), `rate` by the rate over
+ * 100 ms alone (the hold before it learnt of pending logins), `off` flushed as before any hold;
+ * `--hold-ms` is the longest hold. They alternate, run by run, on the same machine.
  *
  *   scripts/deno run -A scripts/bench_contact_flush.ts [--users 10000] [--storm 2000]
- *     [--contacts 50] [--rate 2500,20000] [--runs 3] [--send-us 5] [--hold on,off]
- *     [--hold-ms 2000]
+ *     [--contacts 50] [--rate 2500,20000] [--runs 3] [--send-us 5] [--hold off,rate,pending]
+ *     [--hold-ms 2000] [--bursts 150]
  * @module
  */
 import process from "node:process";

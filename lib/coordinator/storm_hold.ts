@@ -8,6 +8,12 @@
  * soon after the storm, with one datagram per member for the whole storm. A sustained high rate
  * still delivers: no line waits longer than `maxHoldMs`.
  *
+ * Admissions (list fetches) come in bursts: judged over 100 ms only, the hold let go several
+ * times per storm, after 150–230 ms each, when fewer than 50 came in 100 ms. So the rate begins a storm over
+ * `windowMs` but keeps it going over the longer `spanMs`; and since a longer span would delay the
+ * end as much, the end is told by the registry's pending logins instead: none left (every login
+ * accepted has fetched its list) and no admission for `endMs` is the storm's end.
+ *
  * It only decides how long lines may still wait ({@linkcode StormHold.holdMs}); the fan-out tells
  * it of logins and lines, and the outbox asks it before a flush. Separate from the fan-out
  * (plain state) because it reads a clock.
@@ -16,7 +22,8 @@
  * ```ts
  * import { realClock } from "../clock.ts";
  *
- * const hold = new StormHold({ clock: realClock });
+ * let pending = 0; // the registry's pending logins
+ * const hold = new StormHold({ clock: realClock, pending: () => pending });
  * hold.login(); // each admission
  * hold.waiting(); // a line is waiting
  * hold.holdMs(); // 0: one login is no storm; lines go out as usual
