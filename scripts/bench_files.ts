@@ -25,6 +25,7 @@ import { parseArgs } from "node:util";
 import type { LabNode } from "../tests/lab/netlab.ts";
 import { LabProcess, type PairScenario, SERVER_PORT, withPair } from "../tests/support/lab_chat.ts";
 import { P2pProcess, startServe } from "../tests/support/proc.ts";
+import { V8_FLAGS } from "./compile.ts";
 
 const SELF = new URL(import.meta.url).pathname;
 const DATAGRAM = 1200;
@@ -248,7 +249,7 @@ function chatArgs(name: string, server: string, dir: string): string[] {
  * As scripts/p2p and the compiled binary run it (scripts/compile.ts V8_FLAGS); `BENCH_V8_FLAGS`
  * replaces them, to try others (docs/FILES.md: the young generation's size sets a transfer's RSS).
  */
-const V8 = { DENO_V8_FLAGS: Deno.env.get("BENCH_V8_FLAGS") ?? "--max-semi-space-size=8" };
+const V8 = { DENO_V8_FLAGS: Deno.env.get("BENCH_V8_FLAGS") ?? V8_FLAGS };
 
 /**
  * `BENCH_CPU_PROF=DIR`: the loopback chat processes write V8 CPU profiles (`--cpu-prof`) into DIR
