@@ -244,9 +244,13 @@ class DgramSocket extends UdpSocket {
         // Deno's node:dgram sets no socket option here: it sizes the buffer it allocates for each
         // datagram (the next receive on), twice the value given on Linux and Android.
         const os = Deno.build.os;
-        socket.setRecvBufferSize(
-          os === "linux" || os === "android" ? DGRAM_RECEIVE_BYTES / 2 : DGRAM_RECEIVE_BYTES,
-        );
+        try {
+          socket.setRecvBufferSize(
+            os === "linux" || os === "android" ? DGRAM_RECEIVE_BYTES / 2 : DGRAM_RECEIVE_BYTES,
+          );
+        } catch (err) {
+          onError(err as Error, "receive"); // only memory is at stake: the socket works
+        }
         resolve(new DgramSocket(socket, onError));
       });
     });
