@@ -16,14 +16,17 @@
  *
  * `--users` members, all but `--storm` online first; each has `--contacts` contacts
  * (`contactsOf`, the graph `bench:load` uses); then the storm logs in at `--rate` logins/s (a
- * comma-separated list: one storm each, on a fresh community). `--runs` repeats each. `--hold`
- * (`on`, `off` or both, default both) says whether lines are held through the storm as the
- * coordinator does (`on`: a {@linkcode StormHold} with its defaults, `--hold-ms` its longest
- * hold) or flushed as before it (`off`); both alternate, run by run, on the same machine.
+ * comma-separated list: one storm each, on a fresh community); they are admitted in bursts, as
+ * list fetches admit them in `bench:load`: every 0–`--bursts` ms (random), all that came since, the
+ * others counted as pending. `--runs` repeats each. `--hold` (comma-separated, default all three)
+ * says how lines are held through the storm: `pending` as the coordinator does (a
+ * {@linkcode StormHold} with its defaults, told of the pending logins), `rate` by the rate over
+ * 100 ms alone (the hold before it learnt of pending logins), `off` flushed as before any hold;
+ * `--hold-ms` is the longest hold. They alternate, run by run, on the same machine.
  *
  *   scripts/deno run -A scripts/bench_contact_flush.ts [--users 10000] [--storm 2000]
- *     [--contacts 50] [--rate 2500,20000] [--runs 3] [--send-us 5] [--hold on,off]
- *     [--hold-ms 2000]
+ *     [--contacts 50] [--rate 2500,20000] [--runs 3] [--send-us 5] [--hold off,rate,pending]
+ *     [--hold-ms 2000] [--bursts 150]
  * @module
  */
 import process from "node:process";
@@ -45,8 +48,9 @@ const { values } = parseArgs({
     rate: { type: "string", default: "2500" },
     runs: { type: "string", default: "3" },
     "send-us": { type: "string", default: "5" },
-    hold: { type: "string", default: "off,on" },
+    hold: { type: "string", default: "off,rate,pending" },
     "hold-ms": { type: "string", default: String(STORM_HOLD_DEFAULTS.maxHoldMs) },
+    bursts: { type: "string", default: "150" },
   },
 });
 const USERS = Number(values.users);
@@ -54,6 +58,9 @@ const STORM = Number(values.storm);
 const CONTACTS = Number(values.contacts);
 const RUNS = Number(values.runs);
 const SEND_US = Number(values["send-us"]);
+const BURSTS = Number(values.bursts);
+/** Logins accepted but not yet admitted (the registry's pending logins). */
+let pending = 0;
 
 interface StormResult {
   /** Longest step of presence work, CPU ms and wall ms. */
@@ -96,7 +103,10 @@ const timedClock: Clock = {
   setTimeout: (fn, ms) => realClock.setTimeout(() => timed(fn), ms),
 };
 
-async function storm(rate: number, hold: boolean): Promise<StormResult> {
+/** How lines are held through the storm: not, by the rate alone (100 ms), or as the coordinator. */
+type Hold = "off" | "rate" | "pending";
+
+async function storm(rate: number, hold: Hold): Promise<StormResult> {
   const users: User[] = Array.from({ length: USERS }, (_, i) => ({
     name: `u${i}`,
     skeleton: `u${i}`,
@@ -134,9 +144,13 @@ async function storm(rate: number, hold: boolean): Promise<StormResult> {
     fanout: new ContactFanout<User>({
       audience: (u) => contacts[index.get(u)!],
       listed: () => false,
-      hold: hold
-        ? new StormHold({ clock: realClock, maxHoldMs: Number(values["hold-ms"]) })
-        : undefined,
+      hold: hold === "off" ? undefined : new StormHold({
+        clock: realClock,
+        maxHoldMs: Number(values["hold-ms"]),
+        ...(hold === "rate"
+          ? { spanMs: STORM_HOLD_DEFAULTS.windowMs }
+          : { pending: () => pending }),
+      }),
     }),
   });
   const settled = async () => {
@@ -157,14 +171,20 @@ async function storm(rate: number, hold: boolean): Promise<StormResult> {
   counting = true;
   const start = performance.now();
   let joined = USERS - STORM;
+  let burst = start;
   while (joined < USERS) {
+    // Logins come at `rate`; they are admitted (their lists fetched) in bursts, as in bench:load.
     const due = USERS - STORM +
       Math.min(STORM, Math.floor((performance.now() - start) * rate / 1000));
-    for (; joined < due; joined++) {
-      users[joined].state = "online";
-      loggedIn.set(users[joined].name, performance.now());
-      timed(() => outbox.admit([users[joined]]));
+    if (performance.now() >= burst) {
+      for (; joined < due; joined++) {
+        users[joined].state = "online";
+        loggedIn.set(users[joined].name, performance.now());
+        timed(() => outbox.admit([users[joined]]));
+      }
+      burst = performance.now() + Math.random() * BURSTS;
     }
+    pending = due - joined;
     await new Promise((r) => setTimeout(r, 1));
   }
   const lastLogin = performance.now();
@@ -206,9 +226,9 @@ console.log(
   "| storm rate | hold | storm lasted ms | longest step CPU ms | longest step wall ms | datagrams per login | per member (median / most) | all handed out after last login ms | line late p99 / most ms |",
 );
 console.log("| -: | - | -: | -: | -: | -: | -: | -: | -: |");
-const holds = values.hold.split(",").map((h) => h === "on");
+const holds = values.hold.split(",") as Hold[];
 for (const rate of values.rate.split(",").map(Number)) {
-  const results = new Map<boolean, StormResult[]>(holds.map((h) => [h, []]));
+  const results = new Map<Hold, StormResult[]>(holds.map((h) => [h, []]));
   // Alternating, run by run: the machine's other work falls on both alike.
   for (let r = 0; r < RUNS; r++) {
     for (const hold of holds) results.get(hold)!.push(await storm(rate, hold));
@@ -216,9 +236,9 @@ for (const rate of values.rate.split(",").map(Number)) {
   for (const [hold, rs] of results) print(rate, hold, rs);
 }
 
-function print(rate: number, hold: boolean, results: StormResult[]): void {
+function print(rate: number, hold: Hold, results: StormResult[]): void {
   console.log(
-    `| ${rate}/s | ${hold ? `${values["hold-ms"]} ms at most` : "none"} | ${
+    `| ${rate}/s | ${hold === "off" ? "none" : `${hold}, ${values["hold-ms"]} ms at most`} | ${
       range(results.map((r) => r.stormMs))
     } | ${range(results.map((r) => r.stepCpuMs), 1)} | ${
       range(results.map((r) => r.stepWallMs), 1)

@@ -31,12 +31,15 @@ export type BuildResult = { target: string; ok: true; output: string } | {
 };
 
 /**
- * V8 flags `p2p` runs with: baked into the executables, and set by `deno task start` (deno.json).
- * V8 sizes its young generation by the machine's memory, up to 2 × 32 MiB, and under a
- * coordinator's steady stream of short-lived sends it grows there and stays; 2 × 8 MiB holds it to
- * a quarter of that for a few more (cheap) scavenges. See docs/LOAD.md.
+ * V8 flags `p2p` runs with: baked into the executables, and set by `deno task start` (deno.json)
+ * and scripts/p2p. V8 sizes its young generation by the machine's memory, up to 2 × 32 MiB, and
+ * under a coordinator's steady stream of short-lived sends it grows there and stays; 2 × 8 MiB
+ * holds it to a quarter of that for a few more (cheap) scavenges. See docs/LOAD.md.
+ * `--expose-gc` lets a chat client's file transfers collect their dead buffers themselves
+ * (lib/files/scavenge_pacer.ts), which the one young generation of both roles would leave at
+ * 60-80 MB (docs/FILES.md "RSS"); nothing else calls `gc`.
  */
-export const V8_FLAGS = "--max-semi-space-size=8";
+export const V8_FLAGS = "--max-semi-space-size=8,--expose-gc";
 
 // A platform path (`D:\a\p2p\` on Windows, where a URL's pathname would be `/D:/a/p2p/`): the
 // release workflow builds on Windows too.

@@ -38,3 +38,8 @@ if (!result.ok && result.runtimeUnavailable) await Deno.remove(outDir, { recursi
 Deno.test("deno task start runs p2p with the V8 flags its executables are built with", () => {
   assert.ok(denoJson.tasks.start.includes(` --v8-flags=${V8_FLAGS} `), denoJson.tasks.start);
 });
+
+Deno.test("scripts/p2p runs p2p with the same V8 flags", async () => {
+  const launcher = await Deno.readTextFile(new URL("../scripts/p2p", import.meta.url));
+  assert.ok(launcher.includes(` --v8-flags=${V8_FLAGS} `), launcher);
+});

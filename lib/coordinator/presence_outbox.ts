@@ -97,6 +97,9 @@ export class PresenceOutbox {
   readonly #batchMs: number;
   readonly #afterTurn: boolean;
   #timer: TimerId | undefined;
+  /** The timer waits for a storm hold (contacts mode), which may end before it. */
+  #holding = false;
+  #dueAt = 0;
   /** No flush before this time (ms): the pause after the last flush. */
   #quietUntil: number;
   /**
@@ -224,11 +227,14 @@ export class PresenceOutbox {
     const hold = this.#fanout instanceof ContactFanout ? this.#fanout.holdMs() : 0;
     const full = hold === 0 && this.#fanout.pendingBytes >= EARLY_FLUSH_BYTES;
     if (this.#timer !== undefined) {
-      if (!full) return;
+      // A storm hold may end sooner than its timer was set for (no login left pending).
+      if (!full && !(this.#holding && this.#clock.now() + hold < this.#dueAt)) return;
       this.#clock.clearTimeout(this.#timer);
       this.#timer = undefined;
     }
     const wait = full ? 0 : Math.max(this.#quietUntil - this.#clock.now(), hold);
+    this.#holding = hold > 0;
+    this.#dueAt = this.#clock.now() + wait;
     if (wait > 0) this.#timer = this.#clock.setTimeout(this.#due, wait);
     else if (this.#afterTurn && !full && !ownTurn) {
       this.#timer = this.#clock.setTimeout(this.#due, 0);

@@ -8,6 +8,12 @@
  * soon after the storm, with one datagram per member for the whole storm. A sustained high rate
  * still delivers: no line waits longer than `maxHoldMs`.
  *
+ * Admissions (list fetches) come in bursts: judged over 100 ms only, the hold let go several
+ * times per storm, after 150–230 ms each, when fewer than 50 came in 100 ms. So the rate begins a storm over
+ * `windowMs` but keeps it going over the longer `spanMs`; and since a longer span would delay the
+ * end as much, the end is told by the registry's pending logins instead: none left (every login
+ * accepted has fetched its list) and no admission for `endMs` is the storm's end.
+ *
  * It only decides how long lines may still wait ({@linkcode StormHold.holdMs}); the fan-out tells
  * it of logins and lines, and the outbox asks it before a flush. Separate from the fan-out
  * (plain state) because it reads a clock.
@@ -16,7 +22,8 @@
  * ```ts
  * import { realClock } from "../clock.ts";
  *
- * const hold = new StormHold({ clock: realClock });
+ * let pending = 0; // the registry's pending logins
+ * const hold = new StormHold({ clock: realClock, pending: () => pending });
  * hold.login(); // each admission
  * hold.waiting(); // a line is waiting
  * hold.holdMs(); // 0: one login is no storm; lines go out as usual
@@ -30,43 +37,78 @@ export interface StormHoldOptions {
   clock: Clock;
   /** Logins per second from which lines are held; default {@linkcode STORM_HOLD_DEFAULTS}. */
   rate?: number;
-  /** The span the rate is measured over, in ms; default {@linkcode STORM_HOLD_DEFAULTS}. */
+  /** The span the rate is measured over to begin a storm, in ms. */
   windowMs?: number;
+  /**
+   * The longer span over which the rate keeps a storm going once it began, in ms: admissions come
+   * in bursts, and a storm's pauses must not end it.
+   */
+  spanMs?: number;
   /** Longest a line is held, in ms; default {@linkcode STORM_HOLD_DEFAULTS}. */
   maxHoldMs?: number;
+  /**
+   * Logins accepted whose list has not been fetched yet (the registry's pending logins): a storm
+   * is over once none is left and no login was admitted for `endMs`, without waiting for the
+   * rate over `spanMs` to fall. None: the rate alone decides.
+   */
+  pending?: () => number;
+  /** With `pending`: the pause in admissions, none pending, that ends a storm, in ms. */
+  endMs?: number;
 }
 
 /**
- * Defaults of {@linkcode StormHoldOptions}: 500 logins/s over 100 ms (50 logins), twice the joins
- * of the load benchmark's churn, and under what a storm brings even on a busy machine (list
- * fetches, where logins are admitted, ran at 490–1,260/s in its storms); a line waits 2 s at most.
+ * Defaults of {@linkcode StormHoldOptions}: a storm begins at 500 logins/s over 100 ms (50
+ * logins), twice the joins of the load benchmark's churn, and under what a storm brings even on a
+ * busy machine (list fetches, where logins are admitted, ran at 490–1,260/s in its storms); it
+ * goes on while the rate over 400 ms stays at 500/s (admissions paused for 150–230 ms within
+ * storms), and ends 50 ms after the last admission once no login is pending; a line waits 2 s at
+ * most.
  */
-export const STORM_HOLD_DEFAULTS = { rate: 500, windowMs: 100, maxHoldMs: 2_000 } as const;
+export const STORM_HOLD_DEFAULTS = {
+  rate: 500,
+  windowMs: 100,
+  spanMs: 400,
+  maxHoldMs: 2_000,
+  endMs: 50,
+} as const;
 
 /** Whether lines are to wait, and how long; see the module comment. */
 export class StormHold {
   readonly #clock: Clock;
   readonly #windowMs: number;
+  readonly #spanMs: number;
   readonly #maxHoldMs: number;
-  /** When the latest logins came, a ring of as many as make the rate over the window. */
+  readonly #endMs: number;
+  readonly #pending: (() => number) | undefined;
+  /** Logins that make the rate over `windowMs`, and over `spanMs`. */
+  readonly #few: number;
+  /** When the latest logins came, a ring of as many as make the rate over `spanMs`. */
   readonly #logins: number[];
   #next = 0;
   /** When the oldest line still waiting was queued; undefined when none waits. */
   #oldest: number | undefined;
+  /** A storm began (the rate over `windowMs` was reached) and has not ended since. */
+  #storming = false;
 
   constructor(options: StormHoldOptions) {
     this.#clock = options.clock;
     this.#windowMs = options.windowMs ?? STORM_HOLD_DEFAULTS.windowMs;
+    this.#spanMs = Math.max(this.#windowMs, options.spanMs ?? STORM_HOLD_DEFAULTS.spanMs);
     this.#maxHoldMs = options.maxHoldMs ?? STORM_HOLD_DEFAULTS.maxHoldMs;
+    this.#endMs = options.endMs ?? STORM_HOLD_DEFAULTS.endMs;
+    this.#pending = options.pending;
     const rate = options.rate ?? STORM_HOLD_DEFAULTS.rate;
-    const count = Math.max(2, Math.ceil(rate * this.#windowMs / 1000));
-    this.#logins = new Array(count).fill(-Infinity);
+    this.#few = Math.max(2, Math.ceil(rate * this.#windowMs / 1000));
+    const many = Math.max(this.#few, Math.ceil(rate * this.#spanMs / 1000));
+    this.#logins = new Array(many).fill(-Infinity);
   }
 
   /** A user logged in (was admitted). */
   login(): void {
-    this.#logins[this.#next] = this.#clock.now();
+    const now = this.#clock.now();
+    this.#logins[this.#next] = now;
     this.#next = (this.#next + 1) % this.#logins.length;
+    if (this.#ago(this.#few) + this.#windowMs > now) this.#storming = true;
   }
 
   /** A line is waiting (the first since the last {@linkcode taken} starts the hold's clock). */
@@ -80,14 +122,31 @@ export class StormHold {
   }
 
   /**
-   * How many ms lines may still wait: until the rate falls below the threshold if no more logins
-   * come (the storm's end), but no line longer than `maxHoldMs`; 0 when there is no storm.
+   * How many ms lines may still wait: until the storm ends if no more logins come, but no line
+   * longer than `maxHoldMs`; 0 when there is no storm. A storm begins when the rate over
+   * `windowMs` is reached, and goes on while it holds or the rate over `spanMs` does; with
+   * `pending`, it ends `endMs` after the last admission once no login is pending.
    */
   holdMs(): number {
     if (this.#oldest === undefined) return 0;
-    // The oldest of the last `count` logins: the rate holds as long as it is within the window.
-    const stormEnds = this.#logins[this.#next] + this.#windowMs;
-    const wait = Math.min(stormEnds, this.#oldest + this.#maxHoldMs) - this.#clock.now();
-    return wait > 0 ? wait : 0;
+    const now = this.#clock.now();
+    // The rate holds as long as the oldest of the last `few` (`many`) logins is within the span.
+    const begins = this.#ago(this.#few) + this.#windowMs;
+    let stormEnds = this.#storming
+      ? Math.max(begins, this.#ago(this.#logins.length) + this.#spanMs)
+      : begins;
+    if (this.#pending !== undefined && this.#pending() === 0) {
+      stormEnds = Math.min(stormEnds, this.#ago(1) + this.#endMs);
+    }
+    if (stormEnds <= now) {
+      this.#storming = false;
+      return 0;
+    }
+    return Math.max(0, Math.min(stormEnds, this.#oldest + this.#maxHoldMs) - now);
+  }
+
+  /** When the `k`-th latest login came (1: the latest). */
+  #ago(k: number): number {
+    return this.#logins[(this.#next - k + this.#logins.length) % this.#logins.length];
   }
 }

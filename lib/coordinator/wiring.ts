@@ -288,7 +288,8 @@ async function wire(
       ? new ContactFanout({
         audience: (user) => late.contacts!.audience(user),
         listed: (user) => late.contacts!.isListed(user),
-        hold: new StormHold({ clock }),
+        // A storm goes on while logins wait for their list fetch (`storm_hold.ts`).
+        hold: new StormHold({ clock, pending: () => registry.pendingCount }),
       })
       : undefined,
     isCurrent: (user) => registry.get(user.name) === user,

@@ -119,20 +119,16 @@ export class SourceReader {
     }
   }
 
-  /** Up to `max` bytes from where the last read ended; empty at the end. */
-  read(max: number): Uint8Array {
-    const buf = new Uint8Array(max);
-    let have = 0;
+  /**
+   * Reads into `buf` from where the last read ended, until it is full or the file ends; returns
+   * the bytes read (0 at the end). The caller's buffer: a chunk is read where it is sent from.
+   */
+  readInto(buf: Uint8Array): number {
     try {
-      while (have < max) {
-        const n = this.#file.readSync(buf.subarray(have));
-        if (n === null) break;
-        have += n;
-      }
+      return readFull(this.#file, buf);
     } catch (err) {
       throw new FileError(`Cannot read ${this.#path}: ${why(err)}`);
     }
-    return buf.subarray(0, have);
   }
 
   close(): void {

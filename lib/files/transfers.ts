@@ -23,6 +23,7 @@
 import { bytesToHex, hexToBytes } from "@noble/hashes/utils.js";
 import { type Clock, realClock, type TimerId } from "../clock.ts";
 import {
+  chunkFrame,
   decodeFileFrame,
   encodeFileFrame,
   type FileFrame,
@@ -46,6 +47,7 @@ import {
 } from "./file_events.ts";
 import { DelayController } from "./ledbat.ts";
 import { safeRelativePath } from "./names.ts";
+import { ScavengePacer } from "./scavenge_pacer.ts";
 import { readTransfers, type SavedTransfer, writeTransfers } from "./state_file.ts";
 
 /**
@@ -149,6 +151,8 @@ export class Transfers {
   /** Chunks on their way, by peer and file-channel id. */
   readonly #inFlight = new Map<string, Map<number, Chunk>>();
   readonly #window = new Map<string, DelayController>();
+  /** Collects the dead buffers of the datagrams a transfer makes: see scavenge_pacer.ts. */
+  readonly #scavenges = new ScavengePacer();
   #next = 1;
   #timer: TimerId | undefined;
   #closed = false;
@@ -420,28 +424,25 @@ export class Transfers {
           t.offset = 0;
           continue;
         }
-        let data: Uint8Array;
+        // The file is read straight into the frame: one buffer per chunk.
+        const length = Math.min(CHUNK_BYTES, file.size - t.offset);
+        const { frame, data } = chunkFrame({ id: t.id, index: t.index, offset: t.offset, length });
+        let n: number;
         try {
           t.reader ??= new SourceReader(t.sources![t.index], t.offset);
-          data = t.reader.read(Math.min(CHUNK_BYTES, file.size - t.offset));
+          n = t.reader.readInto(data);
         } catch (err) {
           if (!(err instanceof FileError)) throw err;
           return this.#refuse(t, err.message);
         }
-        if (data.length === 0) {
+        if (n < length) {
           return this.#refuse(t, `${t.sources![t.index]} became shorter while it was sent`);
         }
-        const frame = encodeFileFrame({
-          type: "chunk",
-          id: t.id,
-          index: t.index,
-          offset: t.offset,
-          data,
-        });
-        t.offset += data.length;
-        t.sent += data.length;
-        used += data.length;
-        const chunk = { transfer: t, bytes: data.length, sentAt: this.#o.clock.now() };
+        t.offset += n;
+        t.sent += n;
+        this.#scavenges.add(n);
+        used += n;
+        const chunk = { transfer: t, bytes: n, sentAt: this.#o.clock.now() };
         chunks.set(link.sendFile(frame), chunk);
       }
       if (t.index >= t.files.length) {
@@ -619,6 +620,7 @@ export class Transfers {
     const before = t.part!.offset;
     t.part!.write(frame.offset, frame.data);
     t.bytes += t.part!.offset - before;
+    this.#scavenges.add(frame.data.length);
     this.#progress(t, false);
     if (t.part!.offset === t.files[t.index].size) this.#settleFiles(t);
   }

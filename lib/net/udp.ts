@@ -4,7 +4,10 @@
  *
  * - `"dgram"` (the default; the chat client): `node:dgram`, the only one that can set the unicast
  *   TTL that NAT traversal uses to open a mapping without reaching the other side (`send`'s
- *   `ttl`). It hands each datagram over in a buffer of its own.
+ *   `ttl`). It hands each datagram over in a buffer of its own: Deno's allocates 64 KiB per
+ *   datagram, whatever its size, which a file transfer's datagrams keep in memory until V8's next
+ *   collection (docs/FILES.md "RSS"), so this backend cuts that buffer to
+ *   {@linkcode DGRAM_RECEIVE_BYTES}.
  * - `"deno"` (the coordinator): `Deno.listenDatagram`, which sends in about half the time and
  *   receives into one reused buffer, where `node:dgram` allocates one per datagram — under a
  *   10,000-user login storm that costs more memory than the users do. So the data a message
@@ -35,6 +38,12 @@ import { addressScope } from "./address_scope.ts";
 const DEFAULT_TTL = 64;
 /** How long {@linkcode UdpSocket.close} waits for queued sends by default, in ms. */
 const CLOSE_WAIT_MS = 1000;
+
+/**
+ * The longest datagram the `"dgram"` backend receives whole: p2p's largest, the path-MTU search's
+ * top size (lib/peer/path_mtu.ts). A longer one arrives cut short, and so fails its checks.
+ */
+export const DGRAM_RECEIVE_BYTES = 16_384;
 
 /**
  * Called for each datagram received. With the `"deno"` backend, `data` is valid only until the
@@ -232,6 +241,16 @@ class DgramSocket extends UdpSocket {
       socket.once("error", fail);
       socket.bind(port, host, () => {
         socket.off("error", fail);
+        // Deno's node:dgram sets no socket option here: it sizes the buffer it allocates for each
+        // datagram (the next receive on), twice the value given on Linux and Android.
+        const os = Deno.build.os;
+        try {
+          socket.setRecvBufferSize(
+            os === "linux" || os === "android" ? DGRAM_RECEIVE_BYTES / 2 : DGRAM_RECEIVE_BYTES,
+          );
+        } catch (err) {
+          onError(err as Error, "receive"); // only memory is at stake: the socket works
+        }
         resolve(new DgramSocket(socket, onError));
       });
     });

@@ -37,8 +37,70 @@ Deno.test("storm hold: lines wait only while logins come at the rate, and never 
   assert.equal(hold.holdMs(), 0); // nothing waits: nothing to hold
 });
 
+Deno.test("storm hold: once begun, a storm outlasts pauses in admissions while the rate over the span holds", () => {
+  // Bursts of 100 admissions every 150 ms (667/s): each burst makes a storm over 100 ms, and 120
+  // ms after it there is none over 100 ms, but over 400 ms the rate (200 logins) holds.
+  const run = (spanMs: number) => {
+    const clock = new FakeClock();
+    const hold = new StormHold({ clock, rate: 500, windowMs: 100, spanMs, maxHoldMs: 2_000 });
+    hold.waiting();
+    const held: number[] = [];
+    for (let burst = 0; burst < 6; burst++) {
+      for (let i = 0; i < 100; i++) hold.login();
+      clock.advance(120); // into the pause before the next burst
+      held.push(hold.holdMs());
+      clock.advance(30);
+    }
+    return held;
+  };
+  // The rate over 100 ms alone: every pause ends the storm (the lines go out, once a burst).
+  assert.deepEqual(run(100), [0, 0, 0, 0, 0, 0]);
+  // Over 400 ms: the first pause ends it (the span's 200 logins are not there yet), then the
+  // storm goes on: 400 ms after the burst before, 130 ms after the pause's holdMs call.
+  assert.deepEqual(run(400), [0, 130, 130, 130, 130, 130]);
+});
+
+Deno.test("storm hold: with pending logins told, a storm ends soon after its last admission", () => {
+  const clock = new FakeClock();
+  let pending = 500;
+  const hold = new StormHold({
+    clock,
+    rate: 500,
+    windowMs: 100,
+    spanMs: 400,
+    maxHoldMs: 2_000,
+    endMs: 50,
+    pending: () => pending,
+  });
+  hold.waiting();
+  for (let i = 0; i < 500; i++) {
+    hold.login(); // 1,000/s for 500 ms
+    pending--;
+    clock.advance(1);
+  }
+  // The last admission left none pending: over 50 ms after it, not when the rate over 400 ms falls.
+  assert.equal(hold.holdMs(), 49);
+  clock.advance(49);
+  assert.equal(hold.holdMs(), 0);
+  // A storm that leaves logins pending for good (their clients went away) ends with the rate.
+  hold.taken();
+  pending = 3;
+  hold.waiting();
+  for (let i = 0; i < 500; i++) {
+    hold.login();
+    clock.advance(1);
+  }
+  clock.advance(100);
+  assert.ok(hold.holdMs() > 0, "the rate over 400 ms still holds");
+  clock.advance(300);
+  assert.equal(hold.holdMs(), 0);
+});
+
 /** Users 0…n-1, each a contact of every other, on a fake clock; the socket records sends. */
-function community(n: number, hold: { rate: number; maxHoldMs: number }) {
+function community(
+  n: number,
+  hold: { rate: number; maxHoldMs: number; spanMs?: number; pending?: () => number },
+) {
   const clock = new FakeClock();
   const users: User[] = Array.from({ length: n }, (_, i) => ({
     name: `u${i}`,
@@ -64,7 +126,7 @@ function community(n: number, hold: { rate: number; maxHoldMs: number }) {
     fanout: new ContactFanout<User>({
       audience: (u) => users.filter((o) => o !== u && o.state === "online"),
       listed: () => false,
-      hold: new StormHold({ clock, windowMs: 100, ...hold }),
+      hold: new StormHold({ clock, windowMs: 100, spanMs: 100, ...hold }),
     }),
   });
   const login = (i: number) => {
@@ -136,5 +198,32 @@ Deno.test("storm hold: a member with two datagrams' worth waiting does not end t
   const toU0 = sent.filter((s) => s.to === "10.0.0.0" && s.at > start + 38);
   assert.ok(toU0.length >= 3, "u0's backlog, in several datagrams at the storm's end");
   assert.ok(toU0.every((s) => s.at === last - 19 * 2 + 100), "flushed when the rate fell");
+  outbox.close();
+});
+
+Deno.test("storm hold: the outbox flushes as soon as the storm's last pending login is admitted", () => {
+  let pending = 0;
+  const { clock, sent, outbox, login } = community(60, {
+    rate: 200,
+    maxHoldMs: 2_000,
+    spanMs: 400,
+    pending: () => pending,
+  });
+  login(0);
+  const start = clock.now();
+  pending = 59;
+  for (let i = 1; i < 60; i++) {
+    pending--;
+    login(i); // 500/s
+    clock.advance(2);
+  }
+  const last = clock.now() - 2;
+  assert.deepEqual(sent.filter((s) => s.at > start + 40), []); // held since the 20th login
+  clock.advance(400);
+  // Flushed 50 ms after the last admission (none left pending), though the timer the hold set
+  // earlier waited for the rate over 400 ms to fall.
+  const end = sent.filter((s) => s.at > start + 40);
+  assert.equal(end.length, 59);
+  assert.ok(end.every((s) => s.at === last + 50), `flushed at ${end[0]?.at - last} ms`);
   outbox.close();
 });

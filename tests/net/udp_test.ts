@@ -1,5 +1,11 @@
 import assert from "node:assert/strict";
-import { normalizeHost, type UdpBackend, UdpSocket } from "../../lib/net/udp.ts";
+import {
+  DGRAM_RECEIVE_BYTES,
+  normalizeHost,
+  type UdpBackend,
+  UdpSocket,
+} from "../../lib/net/udp.ts";
+import { PROBE_SIZES } from "../../lib/peer/path_mtu.ts";
 import type { Endpoint } from "../../lib/protocol/endpoint.ts";
 import { Collector } from "../support/wait.ts";
 
@@ -82,6 +88,32 @@ Deno.test("deno: the handler's data is lent (one receive buffer); a TTL is refus
     await got.waitFor((m) => m === "again");
     assert.equal(kept[0].buffer, kept[1].buffer, "the same buffer, reused");
     assert.throws(() => a.send(new Uint8Array(1), b.local, { ttl: 2 }), TypeError);
+  } finally {
+    await a.close();
+    await b.close();
+  }
+});
+
+Deno.test("dgram: each datagram comes in a buffer of DGRAM_RECEIVE_BYTES, not Deno's 64 KiB", async () => {
+  // What a file transfer's receiver keeps per datagram until V8 collects it (docs/FILES.md "RSS").
+  // This fails if a Deno upgrade changes what node:dgram's setRecvBufferSize does.
+  assert.equal(DGRAM_RECEIVE_BYTES, Math.max(...PROBE_SIZES), "p2p's largest datagram fits");
+  const a = await UdpSocket.bind({ host: "127.0.0.1" });
+  const b = await UdpSocket.bind({ host: "127.0.0.1" });
+  const got = new Collector<Uint8Array>();
+  b.onMessage((data) => got.push(data));
+  try {
+    // The first receive was under way before the size was set: it may still have 64 KiB.
+    a.send(new Uint8Array(1), b.local);
+    await got.waitFor(() => got.items.length === 1);
+    a.send(new Uint8Array(DGRAM_RECEIVE_BYTES).fill(7), b.local);
+    a.send(new Uint8Array(DGRAM_RECEIVE_BYTES + 100).fill(8), b.local);
+    await got.waitFor(() => got.items.length === 3);
+    const [whole, cut] = got.items.slice(1);
+    assert.equal(whole.length, DGRAM_RECEIVE_BYTES, "the largest datagram arrives whole");
+    assert.equal(whole[DGRAM_RECEIVE_BYTES - 1], 7);
+    assert.equal(whole.buffer.byteLength, DGRAM_RECEIVE_BYTES);
+    assert.equal(cut.length, DGRAM_RECEIVE_BYTES, "a longer one is cut short");
   } finally {
     await a.close();
     await b.close();

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import {
+  chunkFrame,
   decodeFileFrame,
   encodeFileFrame,
   type FileFrame,
@@ -182,4 +183,20 @@ Deno.test("fuzz: decodeFileFrame throws only FileFrameError, and what decodes re
     assert.deepEqual([...encodeFileFrame(frame)], [...bytes]);
   }
   assert.ok(decoded > 300, `only ${decoded} decoded: the fuzzer does not get far`);
+});
+
+Deno.test("chunkFrame: data filled in place makes the chunk encodeFileFrame makes", () => {
+  const bytes = Uint8Array.from({ length: 300 }, (_, i) => i % 251);
+  const { frame, data } = chunkFrame({ id: ID, index: 3, offset: 65_536, length: bytes.length });
+  assert.equal(data.buffer, frame.buffer, "a view of the frame: the file is read straight into it");
+  data.set(bytes);
+  const chunk: FileFrame = { type: "chunk", id: ID, index: 3, offset: 65_536, data: bytes };
+  assert.deepEqual(frame, encodeFileFrame(chunk));
+  assert.deepEqual(normal(decodeFileFrame(frame)), normal(chunk));
+  assertFileFrameError(
+    () => chunkFrame({ id: ID, index: MAX_OFFER_FILES, offset: 0, length: 1 }),
+    /file index/,
+  );
+  assertFileFrameError(() => chunkFrame({ id: ID, index: 0, offset: -1, length: 1 }), /offset/);
+  assertFileFrameError(() => chunkFrame({ id: HASH, index: 0, offset: 0, length: 1 }), /16/);
 });
