@@ -107,6 +107,11 @@ export class PresenceOutbox {
    * of its pauses. A pause is paid from it first ({@linkcode PAUSE_PER_DATAGRAM_MS}).
    */
   #credit = 0;
+  /**
+   * When the changes of the next flush were first scheduled: idle time ends there. Time they
+   * then wait (a storm hold, a timer late on a busy event loop) is not idle.
+   */
+  #pendingAt: number | undefined;
   /** Datagrams the current flush has sent so far. */
   #flushSent = 0;
   /** The current flush's batches still to send, and where in them we are. */
@@ -218,9 +223,11 @@ export class PresenceOutbox {
       // Nothing to send: what was waiting is handed (a fan-out whose last member left dropped it).
       const waiting = this.#onHanded.waiting;
       this.#onHanded.waiting = [];
+      this.#pendingAt = undefined;
       for (const fn of waiting) fn();
       return;
     }
+    this.#pendingAt ??= this.#clock.now();
     // Contacts mode may hold lines through a login storm (`storm_hold.ts`). Two datagrams' worth
     // waiting does not cut a hold short: there `pendingBytes` is one member's backlog, and a
     // member with many contacts logging in would make every flush of the storm immediate for all.
@@ -273,7 +280,8 @@ export class PresenceOutbox {
   /** Hands the changes recorded so far to the outbox and starts sending them. */
   readonly #flush = (): void => {
     this.#timer = undefined;
-    const idle = this.#clock.now() - this.#quietUntil;
+    const idle = (this.#pendingAt ?? this.#clock.now()) - this.#quietUntil;
+    this.#pendingAt = undefined;
     this.#credit = Math.min(this.#batchMs, this.#credit + Math.max(0, idle));
     this.#flushSent = 0;
     this.#batches = this.#fanout.take();

@@ -6,6 +6,7 @@ import {
   PresenceOutbox,
   SLICE,
 } from "../../lib/coordinator/presence_outbox.ts";
+import { ContactFanout } from "../../lib/coordinator/contact_fanout.ts";
 import { Registry, type User } from "../../lib/coordinator/registry.ts";
 import type { Endpoint } from "../../lib/protocol/endpoint.ts";
 import { FakeClock } from "../support/fake_clock.ts";
@@ -47,7 +48,7 @@ class FakeSocket {
 }
 
 /** An outbox on a fake clock and socket, with a registry to admit users through. */
-function setup(batchMs = 250) {
+function setup(batchMs = 250, fanout?: (registry: Registry) => ContactFanout<User>) {
   const clock = new FakeClock();
   const socket = new FakeSocket();
   const registry = new Registry({ now: () => clock.now(), peerTimeoutMs: 45_000 });
@@ -56,6 +57,7 @@ function setup(batchMs = 250) {
     socket,
     batchMs,
     isCurrent: (user) => registry.get(user.name) === user,
+    fanout: fanout?.(registry),
   });
   let next = 0;
   /** Logs users in (with keys unless `seed`), one address each, and admits them together. */
@@ -126,6 +128,34 @@ Deno.test("idle time pays for pauses, up to batchMs: changes a while apart each 
   assert.equal(socket.sent.length, 303, "the rest of c's pause is not paid");
   clock.advance(0.02);
   assert.equal(socket.sent.length, 303 + 103);
+});
+
+Deno.test("time changes wait in a storm hold is not idle: it pays for no pause", () => {
+  let holdMs = 0;
+  /** Contacts mode, everyone a contact of everyone, with a storm hold the test turns on and off. */
+  class HeldFanout extends ContactFanout<User> {
+    override holdMs(): number {
+      return holdMs;
+    }
+  }
+  const { clock, socket, join } = setup(250, (registry) =>
+    new HeldFanout({
+      audience: (user) => registry.online().filter((other) => other !== user),
+      listed: () => false,
+    }));
+  join(names("m", 100));
+  join(["a"]); // out at once; a 2 ms pause begins
+  assert.equal(socket.sent.length, 100);
+  holdMs = 50;
+  join(["b"]); // held
+  holdMs = 0;
+  clock.advance(50); // the hold is over: b goes out, and its 2.02 ms pause is owed in full
+  assert.equal(socket.sent.length, 100 + 101);
+  join(["c"]);
+  clock.advance(2.02 - 0.01);
+  assert.equal(socket.sent.length, 201, "the pause after b's flush");
+  clock.advance(0.02);
+  assert.equal(socket.sent.length, 201 + 102);
 });
 
 Deno.test("idle time banked is at most batchMs", () => {
