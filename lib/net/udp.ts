@@ -41,7 +41,8 @@ const CLOSE_WAIT_MS = 1000;
 
 /**
  * The longest datagram the `"dgram"` backend receives whole: p2p's largest, the path-MTU search's
- * top size (lib/peer/path_mtu.ts). A longer one arrives cut short, and so fails its checks.
+ * top size (lib/peer/path_mtu.ts). A longer one arrives cut short, and so fails its checks
+ * (Linux, macOS), or is dropped with a receive error (Windows).
  */
 export const DGRAM_RECEIVE_BYTES = 16_384;
 

@@ -142,6 +142,8 @@ export class Presence {
   #byeAt = -Infinity;
   /** Ends the login under way (its retry timer too), when we stop. */
   #abortLogin: (() => void) | undefined;
+  /** Aborts the list fetch of a login under way. */
+  #abortFetch: AbortController | undefined;
   /** Counts logins, so that a resync that straddles one is thrown away. */
   #logins = 0;
   /** The coordinators of the community, `server` first, and which one we use. */
@@ -212,9 +214,14 @@ export class Presence {
       // Broadcasts may overtake the list (UDP is faster than the TCP fetch): what they say while
       // the list is on its way is newer than the list, so the view does not let the list undo it.
       this.#view.reset();
+      // Stopping mid-fetch must stop the login too: no list applied, no heartbeat, no event.
+      const fetching = new AbortController();
+      this.#abortFetch = fetching;
       const online = await fetchList({ host: this.#o.server.host, port: tcpPort }, {
         request: this.#listRequest(),
-      });
+        signal: fetching.signal,
+      }).finally(() => this.#abortFetch = undefined);
+      if (this.#closed) throw new LoginError("Cannot log in: the client is shutting down");
       // The list normally holds us (we are online once it is fetched); fall back to our claim.
       this.#before = again ? new Map(this.users) : undefined;
       try {
@@ -448,7 +455,8 @@ export class Presence {
    * a forged `Bye` must not make us fetch the whole list over and over.
    */
   #onBye(): void {
-    if (this.#lost || this.#closed) return;
+    // A login under way has its own retries, and its failure its own handling (`firstLogin`).
+    if (this.#lost || this.#closed || this.#loggingIn) return;
     this.#lost = true;
     this.#o.onCoordinator?.("lost");
     const now = this.#clock.now();
@@ -466,6 +474,7 @@ export class Presence {
     this.#clock.clearTimeout(this.#heldTimer);
     this.#clock.clearTimeout(this.#byeTimer);
     this.#abortLogin?.();
+    this.#abortFetch?.abort();
     this.#clock.clearInterval(this.#heartbeat);
     this.#watch.close();
     this.#resync?.abort();
@@ -495,7 +504,8 @@ export class Presence {
   }
 
   #loginAgain(): void {
-    if (this.#relogin || this.#closed) return;
+    // One login at a time: a second would take the first one's `Accept`.
+    if (this.#relogin || this.#closed || this.#loggingIn) return;
     this.#relogin = this.login().then(
       () => {},
       (err) => {

@@ -107,13 +107,15 @@ Deno.test("dgram: each datagram comes in a buffer of DGRAM_RECEIVE_BYTES, not De
     a.send(new Uint8Array(1), b.local);
     await got.waitFor(() => got.items.length === 1);
     a.send(new Uint8Array(DGRAM_RECEIVE_BYTES).fill(7), b.local);
-    a.send(new Uint8Array(DGRAM_RECEIVE_BYTES + 100).fill(8), b.local);
-    await got.waitFor(() => got.items.length === 3);
+    // A longer one is cut short, except on Windows, which drops it with a receive error.
+    const cuts = Deno.build.os !== "windows";
+    if (cuts) a.send(new Uint8Array(DGRAM_RECEIVE_BYTES + 100).fill(8), b.local);
+    await got.waitFor(() => got.items.length === (cuts ? 3 : 2));
     const [whole, cut] = got.items.slice(1);
     assert.equal(whole.length, DGRAM_RECEIVE_BYTES, "the largest datagram arrives whole");
     assert.equal(whole[DGRAM_RECEIVE_BYTES - 1], 7);
     assert.equal(whole.buffer.byteLength, DGRAM_RECEIVE_BYTES);
-    assert.equal(cut.length, DGRAM_RECEIVE_BYTES, "a longer one is cut short");
+    if (cuts) assert.equal(cut.length, DGRAM_RECEIVE_BYTES, "a longer one is cut short");
   } finally {
     await a.close();
     await b.close();

@@ -71,3 +71,83 @@ Deno.test("Bye: the client logs in again within a retry interval, once per heart
     await new Promise((resolve) => tcp.close(resolve));
   }
 });
+
+/** A stand-in coordinator that accepts every login and answers the list fetch when told. */
+async function slowListCoordinator() {
+  const udp = await UdpSocket.bind({ host: "127.0.0.1" });
+  const client = await UdpSocket.bind({ host: "127.0.0.1" });
+  const waiting: net.Socket[] = [];
+  const tcp = net.createServer((socket) => {
+    socket.on("error", () => {});
+    waiting.push(socket);
+  });
+  await new Promise<void>((resolve) => tcp.listen(0, "127.0.0.1", resolve));
+  const tcpPort = (tcp.address() as net.AddressInfo).port;
+  let logins = 0;
+  udp.onMessage((data, from) => {
+    if (!decoder.decode(data).startsWith("login,")) return;
+    logins++;
+    udp.send(encoder.encode(`Accept,${tcpPort}`), from);
+  });
+  const states: string[] = [];
+  const presence = new Presence({
+    send: (data, to) => client.send(data, to),
+    server: udp.local,
+    username: "me",
+    claimed: client.local,
+    keepaliveMs: 60_000,
+    retryMs: 100,
+    onOnline: () => {},
+    onOffline: () => {},
+    onCoordinator: (state) => states.push(state),
+  });
+  client.onMessage((data) =>
+    presence.handleDatagram(decoder.decode(data).split("\n").map(parseServerMessage))
+  );
+  return {
+    presence,
+    states,
+    logins: () => logins,
+    fetching: () => waiting.length,
+    answerList: () => waiting.splice(0).forEach((socket) => socket.end("end\n")),
+    bye: () => udp.send(encoder.encode("Bye,restarting"), client.local),
+    async close() {
+      presence.logout();
+      waiting.splice(0).forEach((socket) => socket.destroy());
+      await client.close();
+      await udp.close();
+      await new Promise((resolve) => tcp.close(resolve));
+    },
+  };
+}
+
+Deno.test("Bye during a login: no second login alongside it, no lost/back", async () => {
+  const c = await slowListCoordinator();
+  try {
+    const login = c.presence.login();
+    while (c.fetching() === 0) await sleep(10);
+    c.bye();
+    await sleep(300); // three retry intervals: a second login would have begun
+    c.answerList();
+    await login;
+    assert.equal(c.logins(), 1);
+    assert.deepEqual(c.states, []);
+  } finally {
+    await c.close();
+  }
+});
+
+Deno.test("stopping while the list is fetched ends the login: no heartbeat, no event", async () => {
+  const c = await slowListCoordinator();
+  try {
+    const login = c.presence.login();
+    while (c.fetching() === 0) await sleep(10);
+    c.presence.logout();
+    // Rejects at once (the fetch is aborted), and leaves no interval behind: the test's
+    // sanitizer would report a heartbeat started after the stop.
+    await assert.rejects(login, /shutting down/);
+    assert.deepEqual(c.states, []);
+  } finally {
+    await c.close();
+  }
+});
