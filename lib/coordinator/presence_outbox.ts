@@ -6,11 +6,10 @@
  * - **Paced.** A change after a quiet spell goes out at once (with `afterTurn`, once the turn of
  *   the event loop that made it has ended); the pause after a flush is in
  *   proportion to what the flush sent ({@linkcode PAUSE_PER_DATAGRAM_MS}), capped at `batchMs`,
- *   and changes that come meanwhile share the next flush. The pause is paid first from the time
- *   the outbox sat idle before (up to `batchMs`), so that changes a while apart (a login here, a
- *   user of another cluster member there) each go at once, and only a stream of flushes is
- *   paced. The pause is cut short once two datagrams' worth of lines wait
- *   ({@linkcode EARLY_FLUSH_BYTES}).
+ *   and changes that come meanwhile share the next flush. The pause is cut short once two
+ *   datagrams' worth of lines wait ({@linkcode EARLY_FLUSH_BYTES}). (Paying pauses from idle time
+ *   banked before a flush sped lone changes up, but raised clustered coordinators' RSS peaks to
+ *   196-273 MiB at 10,000 users, against 123-138 without: not kept, docs/LOAD.md.)
  * - **In rounds.** Round r sends every batch's datagram r to each of its members, so no member's
  *   socket (or home router) gets a burst — which seed-only clients, one message per datagram,
  *   would overflow.
@@ -46,9 +45,7 @@ export const SLICE = 1_000;
 export const LOW_WATER = 200;
 /**
  * Pause after a presence flush per datagram it sent, in ms (about twice a send's cost): the
- * outbox spends at most about a third of the time sending. A pause is first paid from the time
- * the outbox sat idle before the flush (up to `batchMs`): what bounds its share of the time
- * under a stream of flushes is not owed again by a lone change after a quiet spell.
+ * outbox spends at most about a third of the time sending.
  */
 export const PAUSE_PER_DATAGRAM_MS = 0.02;
 /**
@@ -101,17 +98,7 @@ export class PresenceOutbox {
   #holding = false;
   #dueAt = 0;
   /** No flush before this time (ms): the pause after the last flush. */
-  #quietUntil: number;
-  /**
-   * Idle time banked (ms, up to `batchMs`): how long the outbox had nothing to send past the end
-   * of its pauses. A pause is paid from it first ({@linkcode PAUSE_PER_DATAGRAM_MS}).
-   */
-  #credit = 0;
-  /**
-   * When the changes of the next flush were first scheduled: idle time ends there. Time they
-   * then wait (a storm hold, a timer late on a busy event loop) is not idle.
-   */
-  #pendingAt: number | undefined;
+  #quietUntil = 0;
   /** Datagrams the current flush has sent so far. */
   #flushSent = 0;
   /** The current flush's batches still to send, and where in them we are. */
@@ -128,7 +115,6 @@ export class PresenceOutbox {
     this.#batchMs = options.batchMs ?? 250;
     this.#afterTurn = options.afterTurn ?? false;
     this.#fanout = options.fanout ?? new PresenceFanout<User>();
-    this.#quietUntil = this.#clock.now();
   }
 
   /** Presence datagrams waiting to be sent (0 once every member has been told everything). */
@@ -223,11 +209,9 @@ export class PresenceOutbox {
       // Nothing to send: what was waiting is handed (a fan-out whose last member left dropped it).
       const waiting = this.#onHanded.waiting;
       this.#onHanded.waiting = [];
-      this.#pendingAt = undefined;
       for (const fn of waiting) fn();
       return;
     }
-    this.#pendingAt ??= this.#clock.now();
     // Contacts mode may hold lines through a login storm (`storm_hold.ts`). Two datagrams' worth
     // waiting does not cut a hold short: there `pendingBytes` is one member's backlog, and a
     // member with many contacts logging in would make every flush of the storm immediate for all.
@@ -280,9 +264,6 @@ export class PresenceOutbox {
   /** Hands the changes recorded so far to the outbox and starts sending them. */
   readonly #flush = (): void => {
     this.#timer = undefined;
-    const idle = (this.#pendingAt ?? this.#clock.now()) - this.#quietUntil;
-    this.#pendingAt = undefined;
-    this.#credit = Math.min(this.#batchMs, this.#credit + Math.max(0, idle));
     this.#flushSent = 0;
     this.#batches = this.#fanout.take();
     this.#onHanded = { waiting: [], flushing: this.#onHanded.waiting };
@@ -328,9 +309,7 @@ export class PresenceOutbox {
     this.#onHanded.flushing = [];
     for (const fn of handed) fn();
     const pause = Math.min(this.#batchMs, this.#flushSent * PAUSE_PER_DATAGRAM_MS);
-    const paid = Math.min(this.#credit, pause);
-    this.#credit -= paid;
-    this.#quietUntil = this.#clock.now() + pause - paid;
+    this.#quietUntil = this.#clock.now() + pause;
     this.schedule();
   };
 }
