@@ -48,7 +48,14 @@ class FakeSocket {
 }
 
 /** An outbox on a fake clock and socket, with a registry to admit users through. */
-function setup(batchMs = 250, fanout?: (registry: Registry) => ContactFanout<User>) {
+function setup(
+  options: {
+    batchMs?: number;
+    afterTurn?: boolean;
+    fanout?: (registry: Registry) => ContactFanout<User>;
+  } = {},
+) {
+  const { batchMs = 250, afterTurn, fanout } = options;
   const clock = new FakeClock();
   const socket = new FakeSocket();
   const registry = new Registry({ now: () => clock.now(), peerTimeoutMs: 45_000 });
@@ -56,6 +63,7 @@ function setup(batchMs = 250, fanout?: (registry: Registry) => ContactFanout<Use
     clock,
     socket,
     batchMs,
+    afterTurn,
     isCurrent: (user) => registry.get(user.name) === user,
     fanout: fanout?.(registry),
   });
@@ -123,11 +131,13 @@ Deno.test("a flush after a storm hold goes out when it ends, and owes its pause"
       return holdMs;
     }
   }
-  const { clock, socket, join } = setup(250, (registry) =>
-    new HeldFanout({
-      audience: (user) => registry.online().filter((other) => other !== user),
-      listed: () => false,
-    }));
+  const { clock, socket, join } = setup({
+    fanout: (registry) =>
+      new HeldFanout({
+        audience: (user) => registry.online().filter((other) => other !== user),
+        listed: () => false,
+      }),
+  });
   join(names("m", 100));
   join(["a"]); // out at once; a 2 ms pause begins
   assert.equal(socket.sent.length, 100);
@@ -144,7 +154,7 @@ Deno.test("a flush after a storm hold goes out when it ends, and owes its pause"
 });
 
 Deno.test("the pause never exceeds batchMs", () => {
-  const { clock, socket, join } = setup(1);
+  const { clock, socket, join } = setup({ batchMs: 1 });
   join(names("m", 200));
   join(["a"]); // 200 datagrams: 4 ms of pause, but at most 1
   const sent = socket.sent.length;
@@ -305,22 +315,9 @@ Deno.test("whenHanded: a change nobody is left to be told of is handed at once",
 });
 
 Deno.test("afterTurn: a flush after a quiet spell waits for the end of the turn, no longer", () => {
-  const clock = new FakeClock();
-  const socket = new FakeSocket();
-  const registry = new Registry({ now: () => clock.now(), peerTimeoutMs: 45_000 });
-  const outbox = new PresenceOutbox({
-    clock,
-    socket,
-    afterTurn: true,
-    isCurrent: (user) => registry.get(user.name) === user,
-  });
-  const users = names("m", 11).map((name, n) => {
-    const at = { host: `10.0.0.${n + 1}`, port: 4000 };
-    assert.equal(registry.login(name, at, at, { key: `k${name}`, secret: "s" }).kind, "pending");
-    return registry.admitFrom(at.host).admitted[0];
-  });
-  outbox.admit(users.slice(0, 10));
-  outbox.admit(users.slice(10)); // m10 logs in: the 10 others are to hear of it
+  const { clock, socket, join } = setup({ afterTurn: true });
+  join(names("m", 10));
+  join(["m10"]); // the 10 others are to hear of it
   assert.equal(socket.sent.length, 0, "not in the turn that made the change");
   clock.advance(0);
   assert.equal(socket.sent.length, 10, "the next turn");
