@@ -99,6 +99,8 @@ export interface Fanout<M> {
   handed(): void;
   /** The version up to which `member`'s datagrams have all been handed to the socket. */
   handedTo(member: M): number;
+  /** How many ms the waiting changes may still wait before a flush (a login storm); 0: none. */
+  holdMs(): number;
 }
 
 const encoder = new TextEncoder();
@@ -145,6 +147,11 @@ export class PresenceFanout<M extends { name: string }> implements Fanout<M> {
   /** Members now. */
   get size(): number {
     return this.#members.size;
+  }
+
+  /** Everyone mode holds no change back: 0. */
+  holdMs(): number {
+    return 0;
   }
 
   /**

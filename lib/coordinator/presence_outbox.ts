@@ -215,7 +215,7 @@ export class PresenceOutbox {
     // Contacts mode may hold lines through a login storm (`storm_hold.ts`). Two datagrams' worth
     // waiting does not cut a hold short: there `pendingBytes` is one member's backlog, and a
     // member with many contacts logging in would make every flush of the storm immediate for all.
-    const hold = this.#fanout instanceof ContactFanout ? this.#fanout.holdMs() : 0;
+    const hold = this.#fanout.holdMs();
     const full = hold === 0 && this.#fanout.pendingBytes >= EARLY_FLUSH_BYTES;
     if (this.#timer !== undefined) {
       // A storm hold may end sooner than its timer was set for (no login left pending).
