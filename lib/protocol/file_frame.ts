@@ -93,6 +93,12 @@ function checkSize(what: string, n: number): void {
   }
 }
 
+function checkId(type: FileFrame["type"], id: Uint8Array): void {
+  if (id.length !== TRANSFER_ID_LENGTH) {
+    throw new FileFrameError(`Cannot encode ${type}: transfer id is ${id.length} bytes, not 16`);
+  }
+}
+
 function checkIndex(index: number): void {
   if (!Number.isInteger(index) || index < 0 || index >= MAX_OFFER_FILES) {
     throw new FileFrameError(`Cannot encode file index ${index}: not in 0..${MAX_OFFER_FILES - 1}`);
@@ -130,11 +136,7 @@ class Writer {
  * size or offset that is not an integer in 0..2^53-1, too many files, a name or reason too long.
  */
 export function encodeFileFrame(frame: FileFrame): Uint8Array {
-  if (frame.id.length !== TRANSFER_ID_LENGTH) {
-    throw new FileFrameError(
-      `Cannot encode ${frame.type}: transfer id is ${frame.id.length} bytes, not 16`,
-    );
-  }
+  checkId(frame.type, frame.id);
   const head = 1 + TRANSFER_ID_LENGTH;
   let w: Writer;
   switch (frame.type) {
@@ -219,11 +221,7 @@ export function encodeFileFrame(frame: FileFrame): Uint8Array {
 export function chunkFrame(
   options: { id: Uint8Array; index: number; offset: number; length: number },
 ): { frame: Uint8Array; data: Uint8Array } {
-  if (options.id.length !== TRANSFER_ID_LENGTH) {
-    throw new FileFrameError(
-      `Cannot encode chunk: transfer id is ${options.id.length} bytes, not 16`,
-    );
-  }
+  checkId("chunk", options.id);
   checkIndex(options.index);
   checkSize("offset", options.offset);
   checkSize("chunk length", options.length);
