@@ -173,6 +173,14 @@ export async function openRooms(options: CoordinatorOptions = {}): Promise<Rooms
 }
 
 /**
+ * The kernel receive buffer the coordinator's UDP socket asks for (Linux): a login storm's
+ * datagrams for about a second, where the system's default (208 KiB) holds ~80 ms of them, and
+ * every one it drops is a login retried a second later (docs/LOAD.md "Datagrams dropped in a
+ * storm"). The kernel grants at most `net.core.rmem_max`; memory is used only while it fills.
+ */
+export const UDP_RECEIVE_BUFFER_BYTES = 4 * 1024 * 1024;
+
+/**
  * The UDP socket and the list service's TCP listener, on the same port number unless
  * `tcpPort` says otherwise (seed clients fetch the list from the login port's number).
  */
@@ -186,6 +194,7 @@ async function bindPorts(
       host,
       port: options.port ?? 7000,
       backend: "deno",
+      receiveBufferBytes: UDP_RECEIVE_BUFFER_BYTES,
       // A send that failed (no route, full buffer) is UDP being lossy: note it, go on.
       onError: (err, during) =>
         log.throttled(
@@ -199,6 +208,16 @@ async function bindPorts(
         hostname: host,
         port: options.tcpPort ?? udp.local.port,
       });
+      const granted = udp.receiveBuffer;
+      // Linux reports twice what it granted.
+      if (granted !== undefined && granted < 2 * UDP_RECEIVE_BUFFER_BYTES) {
+        log.line(
+          `UDP receive buffer ${granted >> 10} KiB, not the ${
+            (2 * UDP_RECEIVE_BUFFER_BYTES) >> 10
+          } KiB asked: the kernel's net.core.rmem_max caps it, and a login storm may lose ` +
+            `logins to a full buffer (docs/LOAD.md "Datagrams dropped in a storm")`,
+        );
+      }
       return { udp, tcp };
     } catch (err) {
       await udp.close();

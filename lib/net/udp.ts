@@ -31,8 +31,10 @@
 import dgram from "node:dgram";
 import dns from "node:dns";
 import { isIP, isIPv6 } from "node:net";
+import { setImmediate } from "node:timers";
 import type { Endpoint } from "../protocol/endpoint.ts";
 import { addressScope } from "./address_scope.ts";
+import { LinuxUdp } from "./linux_udp.ts";
 
 /** The TTL of ordinary datagrams (Linux's default). */
 const DEFAULT_TTL = 64;
@@ -68,6 +70,12 @@ export interface BindOptions {
   onError?: ErrorHandler;
   /** Default `"dgram"`; `"deno"` for a server's hot path (no `ttl`). */
   backend?: UdpBackend;
+  /**
+   * `"deno"` backend on Linux: the kernel receive buffer to ask for, in bytes (the kernel grants
+   * at most `net.core.rmem_max`, and doubles it); default the system's. See
+   * {@linkcode UdpSocket.receiveBuffer}.
+   */
+  receiveBufferBytes?: number;
 }
 
 /**
@@ -105,7 +113,7 @@ export abstract class UdpSocket {
     const onError = options.onError ?? (() => {});
     if (options.backend === "deno") {
       try {
-        return Promise.resolve(new DenoSocket(host, port, onError));
+        return Promise.resolve(new DenoSocket(host, port, onError, options.receiveBufferBytes));
       } catch (err) {
         return Promise.reject(err);
       }
@@ -115,6 +123,14 @@ export abstract class UdpSocket {
 
   /** The local address and port the socket is bound to. */
   abstract get local(): Endpoint;
+
+  /**
+   * The kernel's receive buffer in bytes, where it could be read (the `"deno"` backend on Linux,
+   * lib/net/linux_udp.ts); undefined elsewhere.
+   */
+  get receiveBuffer(): number | undefined {
+    return undefined;
+  }
 
   /**
    * Sends one datagram; with `ttl`, that datagram alone gets this IP TTL (NAT traversal primes a
@@ -143,7 +159,9 @@ export abstract class UdpSocket {
     if (this.#closing) return;
     if (this.#inFlight <= count) {
       this.#onLow = undefined;
-      queueMicrotask(fn);
+      // A turn of the event loop of its own, not a microtask: a sender whose sends all left at
+      // once (the `"deno"` backend's `sendto`) must still let datagrams in between its slices.
+      setImmediate(fn);
       return;
     }
     this.#lowWater = count;
@@ -318,17 +336,24 @@ class DgramSocket extends UdpSocket {
   }
 }
 
-/** The `Deno.listenDatagram` backend: fast sends, one receive buffer, no TTL. */
+/**
+ * The `Deno.listenDatagram` backend: fast sends, one receive buffer, no TTL. On Linux it also
+ * sends with `sendto(2)` itself and sizes the kernel's receive buffer (lib/net/linux_udp.ts).
+ */
 class DenoSocket extends UdpSocket {
   readonly #conn: Deno.DatagramConn;
   readonly #receiving: Promise<void>;
+  /** The socket's descriptor through libc, where there is one. */
+  readonly #native: LinuxUdp | undefined;
 
-  constructor(host: string, port: number, onError: ErrorHandler) {
+  constructor(host: string, port: number, onError: ErrorHandler, receiveBufferBytes?: number) {
     super(onError);
     if (typeof Deno.listenDatagram !== "function") {
       throw new Error("Cannot listen on UDP: this needs Deno's --unstable-net (see deno.json)");
     }
     this.#conn = Deno.listenDatagram({ transport: "udp", hostname: host, port });
+    this.#native = LinuxUdp.find(this.#conn.addr as Deno.NetAddr);
+    if (receiveBufferBytes !== undefined) this.#native?.setReceiveBuffer(receiveBufferBytes);
     this.#receiving = this.#receive();
   }
 
@@ -337,11 +362,18 @@ class DenoSocket extends UdpSocket {
     return { host: normalizeHost(hostname), port };
   }
 
+  override get receiveBuffer(): number | undefined {
+    return this.closed ? undefined : this.#native?.receiveBuffer();
+  }
+
   send(data: Uint8Array, to: Endpoint, options: { ttl?: number } = {}): void {
     if (options.ttl !== undefined) {
       throw new TypeError("A per-datagram TTL needs the dgram backend of UdpSocket");
     }
     if (this.closed) return;
+    // Straight out while nothing waits in Deno's queue (so datagrams leave in order); what
+    // sendto(2) cannot send goes through Deno, which reports errors as ever.
+    if (this.inFlight === 0 && this.#native?.send(data, to)) return;
     this.started();
     let sending: Promise<number>;
     try {

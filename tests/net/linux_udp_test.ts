@@ -1,0 +1,125 @@
+import assert from "node:assert/strict";
+import { LinuxUdp, procAddress, socketInode } from "../../lib/net/linux_udp.ts";
+import { UdpSocket } from "../../lib/net/udp.ts";
+import { Collector } from "../support/wait.ts";
+
+const onLinux = Deno.build.os === "linux";
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+Deno.test("procAddress writes an address as /proc/net/udp{,6} does (little-endian words)", () => {
+  assert.equal(procAddress("127.0.0.1", 7000), "0100007F:1B58");
+  assert.equal(procAddress("0.0.0.0", 53), "00000000:0035");
+  assert.equal(procAddress("::", 7000), `${"0".repeat(32)}:1B58`);
+  assert.equal(procAddress("::1", 1), `${"0".repeat(24)}01000000:0001`);
+  assert.equal(
+    procAddress("2001:db8::5", 443),
+    "B80D0120000000000000000005000000:01BB",
+  );
+});
+
+Deno.test("socketInode takes the one socket at an address, and none of two", () => {
+  const head =
+    "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  " +
+    "timeout inode ref pointer drops";
+  const row = (sl: number, local: string, inode: number) =>
+    `  ${sl}: ${local} 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 ` +
+    `${inode} 2 0000000000000000 0`;
+  const table = [head, row(1, "0100007F:1B58", 111), row(2, "00000000:1B59", 222), ""].join("\n");
+  assert.equal(socketInode(table, "0100007F:1B58"), "111");
+  assert.equal(socketInode(table, "00000000:1B59"), "222");
+  assert.equal(socketInode(table, "0100007F:1B59"), undefined);
+  const reused = [head, row(1, "0100007F:1B58", 111), row(2, "0100007F:1B58", 333)].join("\n");
+  assert.equal(socketInode(reused, "0100007F:1B58"), undefined, "SO_REUSEPORT: not guessed");
+});
+
+Deno.test({
+  name: "Linux: the receive buffer asked for is granted (up to rmem_max) and holds a burst",
+  ignore: !onLinux,
+  fn: async () => {
+    const rmemMax = Number(Deno.readTextFileSync("/proc/sys/net/core/rmem_max"));
+    const ask = 2 * 1024 * 1024;
+    const receiver = await UdpSocket.bind({
+      host: "127.0.0.1",
+      backend: "deno",
+      receiveBufferBytes: ask,
+    });
+    const sender = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+    try {
+      // Linux doubles what it grants (its bookkeeping), and grants at most rmem_max.
+      assert.equal(receiver.receiveBuffer, 2 * Math.min(ask, rmemMax));
+      const native = LinuxUdp.find(sender.addr as Deno.NetAddr);
+      assert.ok(native, "the sender's descriptor is found");
+      let got = 0;
+      receiver.onMessage(() => got++);
+      // Sent with sendto(2) in one turn: the receiver reads none of them until the turn ends,
+      // so all must fit in its buffer at once (~830 bytes each on loopback: 1.25 MB).
+      const burst = 1_500;
+      if (receiver.receiveBuffer! < 2 * 1024 * 1024) {
+        console.log(`  skipped the burst: net.core.rmem_max is ${rmemMax} on this machine`);
+        return;
+      }
+      for (let i = 0; i < burst; i++) {
+        assert.ok(native.send(new Uint8Array(120), receiver.local), `send ${i}`);
+      }
+      const deadline = Date.now() + 5_000;
+      while (got < burst && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      assert.equal(got, burst, "every datagram of the burst was kept");
+    } finally {
+      sender.close();
+      await receiver.close();
+    }
+  },
+});
+
+Deno.test({
+  name: "Linux: an IPv6 socket sends straight to IPv6 and IPv4 peers; other sends go through Deno",
+  ignore: !onLinux,
+  fn: async () => {
+    const errors: string[] = [];
+    const dual = await UdpSocket.bind({
+      host: "::",
+      backend: "deno",
+      onError: (err) => errors.push(err.message),
+    });
+    const v6 = await UdpSocket.bind({ host: "::1", backend: "deno" });
+    const v4 = await UdpSocket.bind({ host: "127.0.0.1", backend: "deno" });
+    const got = new Collector<string>();
+    v6.onMessage((data, from) => got.push(`v6 ${decoder.decode(data)} ${from.host}`));
+    v4.onMessage((data, from) => got.push(`v4 ${decoder.decode(data)} ${from.host}`));
+    try {
+      assert.ok(dual.receiveBuffer !== undefined, "the dual-stack socket's descriptor is found");
+      dual.send(encoder.encode("a"), v6.local);
+      dual.send(encoder.encode("b"), v4.local);
+      assert.equal(dual.inFlight, 0, "both went with sendto(2)");
+      await got.waitFor((m) => m === "v6 a ::1");
+      await got.waitFor((m) => m === "v4 b 127.0.0.1");
+      // Port 0 is no destination sendto(2) is asked for: Deno sends it, and says it failed.
+      dual.send(encoder.encode("c"), { host: "::1", port: 0 });
+      assert.equal(dual.inFlight, 1, "handed to Deno");
+      const deadline = Date.now() + 5_000;
+      while (errors.length === 0 && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      assert.equal(errors.length, 1, "the failed send was reported");
+      assert.equal(dual.inFlight, 0);
+    } finally {
+      await dual.close();
+      await v6.close();
+      await v4.close();
+    }
+  },
+});
+
+Deno.test({
+  name: "Linux: a closed socket has no descriptor to report",
+  ignore: !onLinux,
+  fn: async () => {
+    const socket = await UdpSocket.bind({ host: "127.0.0.1", backend: "deno" });
+    assert.ok(socket.receiveBuffer! > 0);
+    await socket.close();
+    assert.equal(socket.receiveBuffer, undefined);
+  },
+});
