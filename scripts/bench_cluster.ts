@@ -401,13 +401,13 @@ async function converge(
   ms = 60_000,
 ): Promise<number> {
   const deadline = now() + ms;
-  while (views.wrong() > 0) {
+  while (views.anyWrong()) {
     if (now() > deadline) {
       console.error(`not converged: ${views.wrong()} of ${views.online} clients wrong`);
       await explain(views, coordinators);
       return NaN;
     }
-    await sleep(10);
+    await sleep(5);
   }
   return now();
 }

@@ -472,8 +472,8 @@ async function converge(
   timeoutMs: number,
 ): Promise<number | undefined> {
   while (now() - since < timeoutMs) {
-    if (views.wrong() === 0) return now();
-    await sleep(20);
+    if (!views.anyWrong()) return now();
+    await sleep(5);
   }
   return undefined;
 }

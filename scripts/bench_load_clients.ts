@@ -115,6 +115,10 @@ export class Views {
   readonly #counts: Int32Array;
   readonly #states: Int32Array;
   readonly #views: Int32Array;
+  /** Contacts mode: client c's contacts at [c × contacts, (c + 1) × contacts), made when first read. */
+  #contactTable: Int32Array | undefined;
+  /** Where {@linkcode anyWrong} last found a wrong view. */
+  #wrongHint = 0;
 
   private constructor(capacity: number, buffer: SharedArrayBuffer, contacts: number) {
     this.capacity = capacity;
@@ -160,12 +164,35 @@ export class Views {
   #rightAmongContacts(c: number): boolean {
     let expected = 1; // itself: its list holds it
     if (!this.#sees(c, c)) return false;
-    for (const j of contactsOf(c, this.capacity, this.contacts)) {
+    const table = this.#contactTable ??= this.#tabulateContacts();
+    for (let k = c * this.contacts, end = k + this.contacts; k < end; k++) {
+      const j = table[k];
       if (!this.#isOnline(j)) continue;
       expected++;
       if (!this.#sees(c, j)) return false;
     }
     return this.#counts[c] === expected;
+  }
+
+  /** Every client's contacts, once: {@linkcode contactsOf} makes an array per call. */
+  #tabulateContacts(): Int32Array {
+    const table = new Int32Array(this.capacity * this.contacts);
+    for (let c = 0; c < this.capacity; c++) {
+      table.set(contactsOf(c, this.capacity, this.contacts), c * this.contacts);
+    }
+    return table;
+  }
+
+  /** Whether online client `c`'s view is the truth (in contacts mode, its contacts' truth). */
+  #isRight(c: number): boolean {
+    if (this.contacts > 0) return this.#rightAmongContacts(c);
+    if (this.#counts[c] !== this.online) return false;
+    const words = this.#words;
+    const base = c * words;
+    for (let k = 0; k < words; k++) {
+      if (this.#views[base + k] !== this.#truth[k]) return false;
+    }
+    return true;
   }
 
   /** Clients online in the truth. */
@@ -249,27 +276,28 @@ export class Views {
   /** Online clients whose view is not the truth. */
   wrong(): number {
     let n = 0;
-    const words = this.#words;
-    const online = this.online;
     for (let c = 0; c < this.capacity; c++) {
-      if (this.#states[c] !== State.Online) continue;
-      if (this.contacts > 0) {
-        if (!this.#rightAmongContacts(c)) n++;
-        continue;
-      }
-      if (this.#counts[c] !== online) {
-        n++;
-        continue;
-      }
-      const base = c * words;
-      for (let k = 0; k < words; k++) {
-        if (this.#views[base + k] !== this.#truth[k]) {
-          n++;
-          break;
-        }
-      }
+      if (this.#states[c] === State.Online && !this.#isRight(c)) n++;
     }
     return n;
+  }
+
+  /**
+   * Whether any online client's view is not the truth: what waiting for convergence asks many
+   * times a second. It looks first where it last found one wrong and stops at the first, so that
+   * only the last call (all right) reads every view: a full {@linkcode wrong} at 10,000 clients
+   * with 50 contacts each takes ~10 ms of the main thread, which also reads the datagrams that
+   * make the views right.
+   */
+  anyWrong(): boolean {
+    for (let n = 0; n < this.capacity; n++) {
+      const c = (this.#wrongHint + n) % this.capacity;
+      if (this.#states[c] === State.Online && !this.#isRight(c)) {
+        this.#wrongHint = c;
+        return true;
+      }
+    }
+    return false;
   }
 }
 
