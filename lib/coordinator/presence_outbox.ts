@@ -14,8 +14,9 @@
  *   socket (or home router) gets a burst — which seed-only clients, one message per datagram,
  *   would overflow.
  * - **In slices.** {@linkcode SLICE} datagrams at a time, then the outbox waits for the socket's
- *   queue to run low ({@linkcode LOW_WATER}): sends queue without limit, so neither the event loop
- *   nor memory is swamped.
+ *   queue to run low ({@linkcode LOW_WATER}), in a turn of the event loop of its own: sends queue
+ *   without limit, so neither the event loop nor memory is swamped, and datagrams that came in
+ *   meanwhile are read between slices (on Linux the sends leave at once, lib/net/linux_udp.ts).
  * - **Handed version.** Once a flush's last datagram is handed to the socket, its version is the
  *   one `Alive` tells an extension client ({@linkcode PresenceOutbox.handedTo}).
  *

@@ -4,13 +4,16 @@
  * system call instead of an async op.
  *
  * - **Receive buffer.** The kernel's default (`net.core.rmem_default`, 208 KiB) holds about 256
- *   small datagrams on loopback. A coordinator in a login storm receives some 3,000 a second, so
- *   any 80 ms in which its event loop is busy elsewhere (a burst of list fetches, a collection)
- *   drops logins, and each dropped login is retried a second later: the storm then lasts a second
- *   longer (docs/LOAD.md "Datagrams dropped in a storm").
+ *   small datagrams on loopback. A coordinator in a login storm receives some 3,000 a second, and
+ *   Deno's runtime reads its sockets only when it waits (for a timer, or I/O), or once in about 61
+ *   turns of the event loop that do not: any ~80 ms without a wait (a burst of list fetches, a
+ *   collection) dropped logins, each retried a second later, and the storm lasted a second longer
+ *   (docs/LOAD.md "Datagrams dropped in a storm").
  * - **Send.** `DatagramConn.send` costs about 17-26 µs a datagram (an async op, a promise, the
- *   runtime's queue); `sendto(2)` on the same socket about 4.5. A presence flush is one datagram
- *   per member: 10,000 at the end of a storm.
+ *   runtime's queue); `sendto(2)` on the same socket about 4.5 (9 on a loaded loopback, where the
+ *   kernel delivers to the receiver in the sender's time). A presence flush is one datagram per
+ *   member: 10,000 at the end of a storm. Such sends never wait, so a sender of many must give the
+ *   runtime a wait now and then (`UdpSocket.whenInFlightAtMost` does).
  *
  * Deno does not hand out a socket's file descriptor, so {@linkcode LinuxUdp.find} looks it up:
  * the socket's inode in `/proc/self/net/udp` (or `udp6`), by its local address and port, then

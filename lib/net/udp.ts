@@ -31,7 +31,6 @@
 import dgram from "node:dgram";
 import dns from "node:dns";
 import { isIP, isIPv6 } from "node:net";
-import { setImmediate } from "node:timers";
 import type { Endpoint } from "../protocol/endpoint.ts";
 import { addressScope } from "./address_scope.ts";
 import { LinuxUdp } from "./linux_udp.ts";
@@ -159,9 +158,11 @@ export abstract class UdpSocket {
     if (this.#closing) return;
     if (this.#inFlight <= count) {
       this.#onLow = undefined;
-      // A turn of the event loop of its own, not a microtask: a sender whose sends all left at
-      // once (the `"deno"` backend's `sendto`) must still let datagrams in between its slices.
-      setImmediate(fn);
+      // A turn of the event loop of its own after a 0 ms timer (~2 ms), not a microtask nor
+      // `setImmediate`: a sender whose sends all left at once (the `"deno"` backend's `sendto`)
+      // must let datagrams and connections in between its slices, and Deno's runtime polls its
+      // sockets only when it waits (for a timer), or once in 61 turns that it does not.
+      setTimeout(fn, 0);
       return;
     }
     this.#lowWater = count;
