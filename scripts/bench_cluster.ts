@@ -381,6 +381,25 @@ interface SetupResult {
   /** Presence gaps the clients found in the storm and the churn, and lists they fetched again. */
   gaps: number;
   resyncs: number;
+  /** Datagrams the kernel dropped for full receive buffers in the storm and the churn: clients/coordinators. */
+  drops?: string;
+}
+
+/**
+ * Datagrams the kernel has dropped for want of receive-buffer room at loopback UDP sockets, from
+ * /proc/net/udp: the coordinators' (127.0.0.1) and the simulated clients' (127.1.0.1 on), so far.
+ */
+function loopbackDrops(): { coordinators: number; clients: number } {
+  const drops = { coordinators: 0, clients: 0 };
+  for (const line of Deno.readTextFileSync("/proc/net/udp").split("\n").slice(1)) {
+    const f = line.trim().split(/\s+/);
+    if (f.length < 13) continue;
+    // The address in hex, least significant byte first: 0100007F is 127.0.0.1.
+    const ip = f[1].slice(0, 8);
+    if (ip === "0100007F") drops.coordinators += Number(f.at(-1));
+    else if (ip.endsWith("7F")) drops.clients += Number(f.at(-1));
+  }
+  return drops;
 }
 
 function pct(xs: number[], p: number): number {
@@ -553,6 +572,7 @@ async function runSetup(
     }));
     for (const pool of pools) pool.startHeartbeats(10_000);
     await converge(views, coordinators);
+    const drops0 = loopbackDrops();
     const storm = await Promise.all(pools.map((pool, k) => {
       const mine = base(k);
       return logins(
@@ -590,6 +610,10 @@ async function runSetup(
     result.churnConvergeMs = (await converge(views, coordinators)) - Math.max(...churned);
     result.gaps = pools.reduce((sum, pool) => sum + pool.checkGaps(), 0);
     result.resyncs = pools.reduce((sum, pool) => sum + pool.totals.resyncs, 0);
+    const drops1 = loopbackDrops();
+    result.drops = `${drops1.clients - drops0.clients}/${
+      drops1.coordinators - drops0.coordinators
+    }`;
     // Probes: watchers on every coordinator, probe logins on the first.
     const watchers = coordinators.map((c, k) => new RawClient(watcherBase + k, c.udp));
     for (const [k, w] of watchers.entries()) {
@@ -799,15 +823,15 @@ if (import.meta.main) {
       "| setup | users | storm converged (ms after last join) | churn converged (ms) | " +
         "join seen, same coordinator p50/p99 (ms) | join seen, other coordinators p50/p99 (ms) | " +
         "hop (other − same) p50/p99 (ms) | restart → complete list (ms) | gaps/resyncs | " +
-        "RSS now/peak (MiB) |",
+        "dropped, clients/coordinators | RSS now/peak (MiB) |",
     );
-    console.log("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    console.log("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
     for (const r of results) {
       console.log(
         `| ${r.setup} | ${r.users} | ${f(r.stormConvergeMs)} | ${f(r.churnConvergeMs)} | ` +
           `${f(r.localP50)}/${f(r.localP99)} | ${f(r.remoteP50)}/${f(r.remoteP99)} | ` +
           `${f(r.hopP50)}/${f(r.hopP99)} | ${f(r.restartMs)} | ${r.gaps}/${r.resyncs} | ` +
-          `${r.rss} |`,
+          `${r.drops ?? "—"} | ${r.rss} |`,
       );
     }
     // The coordinator-to-coordinator hop, as the coordinators time it, beside the watchers' one.

@@ -180,6 +180,26 @@ export async function openRooms(options: CoordinatorOptions = {}): Promise<Rooms
  */
 export const UDP_RECEIVE_BUFFER_BYTES = 4 * 1024 * 1024;
 
+/** Says, on Linux, when the socket did not get the receive buffer asked for, and why. */
+function logReceiveBuffer(udp: UdpSocket, log: ServerLog): void {
+  if (Deno.build.os !== "linux") return;
+  const reported = udp.receiveBuffer;
+  const asked = `${UDP_RECEIVE_BUFFER_BYTES >> 10} KiB`;
+  const why = `a login storm may lose logins to a full buffer (docs/LOAD.md "Datagrams dropped ` +
+    `in a storm")`;
+  if (reported === undefined) {
+    log.line(
+      `UDP receive buffer: the system's default, not the ${asked} asked (it needs -A); ${why}`,
+    );
+  } else if (reported / 2 < UDP_RECEIVE_BUFFER_BYTES) {
+    // Linux reports twice what it granted (its bookkeeping's share).
+    log.line(
+      `UDP receive buffer ${(reported / 2) >> 10} KiB, not the ${asked} asked: the kernel's ` +
+        `net.core.rmem_max caps it; ${why}`,
+    );
+  }
+}
+
 /**
  * The UDP socket and the list service's TCP listener, on the same port number unless
  * `tcpPort` says otherwise (seed clients fetch the list from the login port's number).
@@ -208,16 +228,7 @@ async function bindPorts(
         hostname: host,
         port: options.tcpPort ?? udp.local.port,
       });
-      const granted = udp.receiveBuffer;
-      // Linux reports twice what it granted.
-      if (granted !== undefined && granted < 2 * UDP_RECEIVE_BUFFER_BYTES) {
-        log.line(
-          `UDP receive buffer ${granted >> 10} KiB, not the ${
-            (2 * UDP_RECEIVE_BUFFER_BYTES) >> 10
-          } KiB asked: the kernel's net.core.rmem_max caps it, and a login storm may lose ` +
-            `logins to a full buffer (docs/LOAD.md "Datagrams dropped in a storm")`,
-        );
-      }
+      logReceiveBuffer(udp, log);
       return { udp, tcp };
     } catch (err) {
       await udp.close();

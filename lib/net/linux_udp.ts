@@ -17,8 +17,9 @@
  *
  * Deno does not hand out a socket's file descriptor, so {@linkcode LinuxUdp.find} looks it up:
  * the socket's inode in `/proc/self/net/udp` (or `udp6`), by its local address and port, then
- * the descriptor in `/proc/self/fd` that points to that inode. Elsewhere than Linux, without FFI
- * or read permission, or if the lookup is ambiguous, there is none, and the socket works as Deno
+ * the descriptor in `/proc/self/fd` that points to that inode, checked with `getsockname(2)`.
+ * Elsewhere than Linux, without all permissions (`-A`: Deno lets only that read /proc/self's
+ * `net` and `fd`), or if the lookup is ambiguous, there is none, and the socket works as Deno
  * makes it.
  *
  * The descriptor stays Deno's: it must not be used once the socket is closed (the number may be
@@ -46,6 +47,7 @@ const AF_INET6 = 10;
 
 const SYMBOLS = {
   setsockopt: { parameters: ["i32", "i32", "i32", "buffer", "u32"], result: "i32" },
+  getsockname: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
   getsockopt: { parameters: ["i32", "i32", "i32", "buffer", "buffer"], result: "i32" },
   // ssize_t read as i32: a datagram's length, or -1.
   sendto: { parameters: ["i32", "buffer", "usize", "i32", "buffer", "u32"], result: "i32" },
@@ -61,11 +63,9 @@ function openLibc(): Libc | null {
   libc = null;
   if (Deno.build.os !== "linux" || typeof Deno.dlopen !== "function") return libc;
   try {
-    // Asked first: without the permission, dlopen would prompt or throw.
+    // Asked first: without the permission, dlopen would prompt or throw. Reading /proc/self/fd
+    // needs all permissions in Deno 2.9, which then grant FFI too.
     if (Deno.permissions.querySync({ name: "ffi" }).state !== "granted") return libc;
-    if (Deno.permissions.querySync({ name: "read", path: "/proc" }).state !== "granted") {
-      return libc;
-    }
     libc = Deno.dlopen("libc.so.6", SYMBOLS);
   } catch {
     libc = null; // another libc (musl), or no dlopen: Deno's own paths serve
@@ -118,7 +118,10 @@ export class LinuxUdp {
       }
       // Two descriptors for one socket (a dup) would do as well, but none is ours to guess at.
       if (fds.length !== 1) return undefined;
-      return new LinuxUdp(lib, fds[0], v6 ? AF_INET6 : AF_INET);
+      const family = v6 ? AF_INET6 : AF_INET;
+      // The descriptor must be the socket itself: its own address, as the kernel tells it.
+      if (!boundAt(lib, fds[0], family, local.port)) return undefined;
+      return new LinuxUdp(lib, fds[0], family);
     } catch {
       return undefined;
     }
@@ -174,7 +177,7 @@ export class LinuxUdp {
   /** Writes `to` into the socket address; false if it cannot be written. */
   #writeAddress(to: Endpoint): boolean {
     const view = this.#addrView;
-    if (!(to.port > 0 && to.port < 65536)) return false;
+    if (!(Number.isInteger(to.port) && to.port > 0 && to.port < 65536)) return false;
     view.setUint16(2, to.port, false);
     if (this.#family === AF_INET) return writeIpv4(to.host, this.#addr, 4);
     // sockaddr_in6: flow info 0, 16 address bytes at 8, scope id 0; IPv4 as ::ffff:a.b.c.d.
@@ -185,6 +188,7 @@ export class LinuxUdp {
       return writeIpv4(to.host, this.#addr, 20);
     }
     if (to.host.includes("%")) return false;
+    // Parsed for each send (an IPv6 peer of a dual-stack socket): not the hot path of IPv4.
     try {
       this.#addr.set(ipBytes(to.host), 8);
     } catch (err) {
@@ -195,7 +199,22 @@ export class LinuxUdp {
   }
 }
 
-/** Datagram lengths as the `size_t` FFI takes, made once each (a `BigInt` per send is garbage). */
+/**
+ * Whether descriptor `fd` is a socket of `family` bound to `port` (`getsockname(2)`): a check
+ * that the descriptor found through /proc is the socket, not another that took its number.
+ */
+function boundAt(lib: Libc, fd: number, family: number, port: number): boolean {
+  const addr = new Uint8Array(28);
+  const length = new Uint32Array([addr.length]);
+  if (lib.symbols.getsockname(fd, addr, new Uint8Array(length.buffer)) !== 0) return false;
+  const view = new DataView(addr.buffer);
+  return view.getUint16(0, true) === family && view.getUint16(2, false) === port;
+}
+
+/**
+ * Datagram lengths as `size_t` arguments, which Deno's FFI types as `bigint`: made once each, not
+ * a `BigInt` per send.
+ */
 const LENGTHS: bigint[] = [];
 
 function lengthOf(data: Uint8Array): bigint {
@@ -217,8 +236,8 @@ function writeIpv4(host: string, out: Uint8Array, at: number): boolean {
       out[at + index++] = part;
       part = 0;
       digits = 0;
-    } else if (c >= 0x30 && c <= 0x39 && digits < 3) {
-      part = part * 10 + c - 0x30;
+    } else if (c >= 0x30 && c <= 0x39 && digits < 3 && !(digits === 1 && part === 0)) {
+      part = part * 10 + c - 0x30; // no leading zero: getaddrinfo reads "010" as octal
       digits++;
       if (part > 255) return false;
     } else return false;

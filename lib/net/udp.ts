@@ -12,7 +12,9 @@
  *   receives into one reused buffer, where `node:dgram` allocates one per datagram — under a
  *   10,000-user login storm that costs more memory than the users do. So the data a message
  *   handler gets is lent: it is overwritten by the next datagram, and a handler must copy what it
- *   keeps. No TTL. Needs `--unstable-net`, which deno.json sets.
+ *   keeps. No TTL. Needs `--unstable-net`, which deno.json sets. On Linux (with `-A`) it also
+ *   sizes the kernel's receive buffer and sends with `sendto(2)` (lib/net/linux_udp.ts): such
+ *   sends are out before `send` returns, never counted in flight.
  *
  * Either way sends never throw (failures go to `onError`: UDP is lossy anyway), are counted until
  * they are out ({@linkcode UdpSocket.inFlight}, {@linkcode UdpSocket.whenInFlightAtMost}: sends
@@ -95,6 +97,8 @@ export abstract class UdpSocket {
   #inFlight = 0;
   /** Called once when no more than `#lowWater` sends are in flight. */
   #onLow: (() => void) | undefined;
+  /** The timer of a {@linkcode whenInFlightAtMost} call made when the queue was already low. */
+  #lowTimer: ReturnType<typeof setTimeout> | undefined;
   #lowWater = 0;
   /** Called once when no send is in flight (close waits for it). */
   #flushed: (() => void) | undefined;
@@ -156,13 +160,18 @@ export abstract class UdpSocket {
    */
   whenInFlightAtMost(count: number, fn: () => void): void {
     if (this.#closing) return;
+    clearTimeout(this.#lowTimer);
+    this.#lowTimer = undefined;
     if (this.#inFlight <= count) {
       this.#onLow = undefined;
       // A turn of the event loop of its own after a 0 ms timer (~2 ms), not a microtask nor
       // `setImmediate`: a sender whose sends all left at once (the `"deno"` backend's `sendto`)
       // must let datagrams and connections in between its slices, and Deno's runtime polls its
       // sockets only when it waits (for a timer), or once in 61 turns that it does not.
-      setTimeout(fn, 0);
+      this.#lowTimer = setTimeout(() => {
+        this.#lowTimer = undefined;
+        fn();
+      }, 0);
       return;
     }
     this.#lowWater = count;
@@ -181,6 +190,7 @@ export abstract class UdpSocket {
 
   async #close(waitMs: number): Promise<void> {
     this.#onLow = undefined;
+    clearTimeout(this.#lowTimer);
     if (this.#inFlight > 0) {
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, waitMs); // never hang on a send that cannot complete
@@ -372,7 +382,7 @@ class DenoSocket extends UdpSocket {
       throw new TypeError("A per-datagram TTL needs the dgram backend of UdpSocket");
     }
     if (this.closed) return;
-    // Straight out while nothing waits in Deno's queue (so datagrams leave in order); what
+    // Straight out while nothing waits in Deno's queue (so that none overtakes one there); what
     // sendto(2) cannot send goes through Deno, which reports errors as ever.
     if (this.inFlight === 0 && this.#native?.send(data, to)) return;
     this.started();

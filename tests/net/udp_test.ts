@@ -240,3 +240,38 @@ Deno.test({
     }
   },
 });
+
+Deno.test("deno: sends queued in Deno go out before later ones, and are counted until out", async () => {
+  const errors: string[] = [];
+  const a = await UdpSocket.bind({
+    host: "127.0.0.1",
+    backend: "deno",
+    onError: (err) => errors.push(err.message),
+  });
+  const b = await UdpSocket.bind({ host: "127.0.0.1", backend: "dgram" });
+  const got = new Collector<string>();
+  b.onMessage((data) => got.push(decoder.decode(data)));
+  try {
+    // Port 0 is no destination: Deno takes it (and fails it), so it waits in Deno's queue, and
+    // so do the sends after it until it is out; then (on Linux) sendto(2) sends the rest.
+    a.send(encoder.encode("nowhere"), { host: "127.0.0.1", port: 0 });
+    for (let i = 0; i < 100; i++) a.send(encoder.encode(`m${i}`), b.local);
+    assert.equal(a.inFlight, 101, "behind one in Deno's queue, every send waits there");
+    const low = Promise.withResolvers<number>();
+    a.whenInFlightAtMost(0, () => low.resolve(a.inFlight));
+    assert.equal(await low.promise, 0);
+    for (let i = 100; i < 200; i++) a.send(encoder.encode(`m${i}`), b.local);
+    await got.waitFor((m) => m === "m199");
+    const names = (from: number, to: number) =>
+      [...Array(to - from).keys()].map((i) => `m${from + i}`);
+    // Deno's queue sends a burst in any order (last first, here); all before the later sends.
+    assert.deepEqual(got.items.slice(0, 100).sort(), names(0, 100).sort());
+    if (a.receiveBuffer !== undefined) {
+      assert.deepEqual(got.items.slice(100, 200), names(100, 200), "sendto(2): in order");
+    }
+    assert.equal(errors.length, 1, "the send to port 0 was reported");
+  } finally {
+    await a.close();
+    await b.close();
+  }
+});
