@@ -117,6 +117,8 @@ export class Views {
   readonly #views: Int32Array;
   /** Contacts mode: client c's contacts at [c × contacts, (c + 1) × contacts), made when first read. */
   #contactTable: Int32Array | undefined;
+  /** Contacts per client in that table. */
+  #perClient = 0;
   /** Where {@linkcode anyWrong} last found a wrong view. */
   #wrongHint = 0;
 
@@ -165,7 +167,8 @@ export class Views {
     let expected = 1; // itself: its list holds it
     if (!this.#sees(c, c)) return false;
     const table = this.#contactTable ??= this.#tabulateContacts();
-    for (let k = c * this.contacts, end = k + this.contacts; k < end; k++) {
+    const per = this.#perClient;
+    for (let k = c * per, end = k + per; k < end; k++) {
       const j = table[k];
       if (!this.#isOnline(j)) continue;
       expected++;
@@ -176,9 +179,11 @@ export class Views {
 
   /** Every client's contacts, once: {@linkcode contactsOf} makes an array per call. */
   #tabulateContacts(): Int32Array {
-    const table = new Int32Array(this.capacity * this.contacts);
+    // contactsOf gives an even number (k rounded down): the table holds that many per client.
+    const per = this.#perClient = contactsOf(0, this.capacity, this.contacts).length;
+    const table = new Int32Array(this.capacity * per);
     for (let c = 0; c < this.capacity; c++) {
-      table.set(contactsOf(c, this.capacity, this.contacts), c * this.contacts);
+      table.set(contactsOf(c, this.capacity, this.contacts), c * per);
     }
     return table;
   }
