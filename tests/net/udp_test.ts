@@ -210,11 +210,9 @@ Deno.test({
         "-l",
         "-c",
         "3",
-        "udp",
-        "and",
-        "dst",
-        "port",
-        String(b.local.port),
+        // This pair only: another program on the machine may use b's port number elsewhere.
+        `udp and src host 127.0.0.1 and src port ${a.local.port} and dst host 127.0.0.1 and ` +
+        `dst port ${b.local.port}`,
       ],
       stdout: "piped",
       stderr: "null",
