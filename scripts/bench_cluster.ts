@@ -19,7 +19,9 @@
  * from its start until its online list holds every user of the other two ("restart to complete
  * list"), beside the same timed by the restarted coordinator (listening → the other members'
  * snapshots applied) and a timeline on stderr. RSS of every process (coordinators, nats-server)
- * from /proc. Every wait is bounded: what did not finish is printed, and the run goes on.
+ * from /proc. Presence gaps and resyncs are counted in the storm and the churn, beside the
+ * datagrams the kernel dropped at the sockets meanwhile; a line gives the ramp's apart, and the
+ * clients that gapped though their own socket dropped nothing (a gap no loss explains). Every wait is bounded: what did not finish is printed, and the run goes on.
  *
  * The coordinators run as `bench_cluster.ts --role coordinator` (the `Coordinator` that
  * `p2p serve` runs, with the same V8 flags). The machine is shared by the generator, the
@@ -398,6 +400,9 @@ interface GapWindow {
   resyncs: number;
   drops: string;
   unexplainedGaps: number;
+  /** Presence datagrams the clients received (and lines in them): what the clients had to read. */
+  datagrams: number;
+  lines: number;
 }
 
 /**
@@ -409,17 +414,23 @@ interface GapMark {
   socketDrops: Map<string, number>;
   resyncs: number;
   drops: { coordinators: number; clients: number };
+  datagrams: number;
+  lines: number;
 }
 
 function gapMark(pools: ClientPool[]): GapMark {
   let resyncs = 0;
+  let datagrams = 0;
+  let lines = 0;
   const gaps = new Map<string, number>();
   for (const pool of pools) {
     pool.checkGaps();
     resyncs += pool.totals.resyncs;
+    datagrams += pool.totals.presenceDatagrams;
+    lines += pool.totals.presenceLines;
     for (const [endpoint, n] of pool.gapsByEndpoint()) gaps.set(endpoint, n);
   }
-  return { gaps, socketDrops: socketDrops(), resyncs, drops: loopbackDrops() };
+  return { gaps, socketDrops: socketDrops(), resyncs, drops: loopbackDrops(), datagrams, lines };
 }
 
 /**
@@ -445,6 +456,8 @@ function gapWindow(from: GapMark, to: GapMark, origin: GapMark): GapWindow {
       to.drops.coordinators - from.drops.coordinators
     }`,
     unexplainedGaps,
+    datagrams: to.datagrams - from.datagrams,
+    lines: to.lines - from.lines,
   };
 }
 
@@ -924,7 +937,8 @@ if (import.meta.main) {
       console.log(
         `gaps, ${r.setup}: storm and churn ${r.gaps}/${r.resyncs} (gaps/resyncs), clients' ` +
           `sockets dropped ${r.drops!.split("/")[0]}; ramp ${r.ramp.gaps}/${r.ramp.resyncs}, ` +
-          `dropped ${r.ramp.drops.split("/")[0]}; clients with a gap though their socket dropped ` +
+          `dropped ${r.ramp.drops.split("/")[0]} of ${r.ramp.datagrams} presence datagrams ` +
+          `received (${r.ramp.lines} lines); clients with a gap though their socket dropped ` +
           `nothing (the coordinator's fault): ${r.unexplainedGaps} in storm and churn, ` +
           `${r.ramp.unexplainedGaps} in the ramp`,
       );
