@@ -19,7 +19,9 @@
  * from its start until its online list holds every user of the other two ("restart to complete
  * list"), beside the same timed by the restarted coordinator (listening → the other members'
  * snapshots applied) and a timeline on stderr. RSS of every process (coordinators, nats-server)
- * from /proc. Every wait is bounded: what did not finish is printed, and the run goes on.
+ * from /proc. Presence gaps and resyncs are counted in the storm and the churn, beside the
+ * datagrams the kernel dropped at the sockets meanwhile; a line gives the ramp's apart, and the
+ * clients that gapped though their own socket dropped nothing (a gap no loss explains). Every wait is bounded: what did not finish is printed, and the run goes on.
  *
  * The coordinators run as `bench_cluster.ts --role coordinator` (the `Coordinator` that
  * `p2p serve` runs, with the same V8 flags). The machine is shared by the generator, the
@@ -383,6 +385,98 @@ interface SetupResult {
   resyncs: number;
   /** Datagrams the kernel dropped for full receive buffers in the storm and the churn: clients/coordinators. */
   drops?: string;
+  /** The same figures for the ramp before the storm (`--users` minus `--storm` logins). */
+  ramp?: GapWindow;
+  /**
+   * Clients with a gap in the storm and the churn whose own socket dropped nothing in the run: a
+   * gap no loss explains, which would be the coordinator's (it promised what it did not send).
+   */
+  unexplainedGaps?: number;
+}
+
+/** Gaps, resyncs and drops over one stretch of a run (see {@linkcode SetupResult}). */
+interface GapWindow {
+  gaps: number;
+  resyncs: number;
+  drops: string;
+  unexplainedGaps: number;
+  /** Presence datagrams the clients received (and lines in them): what the clients had to read. */
+  datagrams: number;
+  lines: number;
+}
+
+/**
+ * What gaps and loss to tell apart: every client's gap count (by endpoint), each loopback
+ * socket's drops (by `/proc/net/udp` address), the totals; taken at both ends of a stretch.
+ */
+interface GapMark {
+  gaps: Map<string, number>;
+  socketDrops: Map<string, number>;
+  resyncs: number;
+  drops: { coordinators: number; clients: number };
+  datagrams: number;
+  lines: number;
+}
+
+function gapMark(pools: ClientPool[]): GapMark {
+  let resyncs = 0;
+  let datagrams = 0;
+  let lines = 0;
+  const gaps = new Map<string, number>();
+  for (const pool of pools) {
+    pool.checkGaps();
+    resyncs += pool.totals.resyncs;
+    datagrams += pool.totals.presenceDatagrams;
+    lines += pool.totals.presenceLines;
+    for (const [endpoint, n] of pool.gapsByEndpoint()) gaps.set(endpoint, n);
+  }
+  return { gaps, socketDrops: socketDrops(), resyncs, drops: loopbackDrops(), datagrams, lines };
+}
+
+/**
+ * Gaps and drops between two marks, and the clients that gapped meanwhile though their socket
+ * dropped nothing since `origin` (the run's start: a datagram lost in the ramp may show as a gap
+ * only at the client's first heartbeat after it).
+ */
+function gapWindow(from: GapMark, to: GapMark, origin: GapMark): GapWindow {
+  let gaps = 0;
+  let unexplainedGaps = 0;
+  for (const [endpoint, n] of to.gaps) {
+    const more = n - (from.gaps.get(endpoint) ?? 0);
+    if (more === 0) continue;
+    gaps += more;
+    const address = procAddress(endpoint);
+    const dropped = (to.socketDrops.get(address) ?? 0) - (origin.socketDrops.get(address) ?? 0);
+    if (dropped === 0) unexplainedGaps++;
+  }
+  return {
+    gaps,
+    resyncs: to.resyncs - from.resyncs,
+    drops: `${to.drops.clients - from.drops.clients}/${
+      to.drops.coordinators - from.drops.coordinators
+    }`,
+    unexplainedGaps,
+    datagrams: to.datagrams - from.datagrams,
+    lines: to.lines - from.lines,
+  };
+}
+
+/** `127.1.0.1:36226` as /proc/net/udp writes it: `0100017F:8D82`. */
+function procAddress(endpoint: string): string {
+  const [host, port] = endpoint.split(":");
+  const hex = (n: number, width: number) => n.toString(16).toUpperCase().padStart(width, "0");
+  return host.split(".").reverse().map((b) => hex(Number(b), 2)).join("") + ":" +
+    hex(Number(port), 4);
+}
+
+/** Datagrams dropped at each loopback UDP socket so far, by its /proc/net/udp address. */
+function socketDrops(): Map<string, number> {
+  const drops = new Map<string, number>();
+  for (const line of Deno.readTextFileSync("/proc/net/udp").split("\n").slice(1)) {
+    const f = line.trim().split(/\s+/);
+    if (f.length >= 13) drops.set(f[1], Number(f.at(-1)));
+  }
+  return drops;
 }
 
 /**
@@ -556,6 +650,7 @@ async function runSetup(
   const newcomers = (k: number) => share(k).slice(share(k).length - joiners);
   const result: Partial<SetupResult> = { setup, users: o.users };
   try {
+    const start = gapMark(pools);
     // Ramp, then the storm.
     await Promise.all(pools.map((pool, k) => {
       const mine = base(k);
@@ -572,7 +667,10 @@ async function runSetup(
     }));
     for (const pool of pools) pool.startHeartbeats(10_000);
     await converge(views, coordinators);
-    const drops0 = loopbackDrops();
+    // Gaps and drops are counted from here (the ramp's on their own): a client whose socket
+    // overflowed in the ramp must not pass for a gap of the storm's with nothing lost.
+    const stormStart = gapMark(pools);
+    result.ramp = gapWindow(start, stormStart, start);
     const storm = await Promise.all(pools.map((pool, k) => {
       const mine = base(k);
       return logins(
@@ -608,12 +706,11 @@ async function runSetup(
       return Math.max(last, (await joins)?.lastJoin ?? NaN);
     }));
     result.churnConvergeMs = (await converge(views, coordinators)) - Math.max(...churned);
-    result.gaps = pools.reduce((sum, pool) => sum + pool.checkGaps(), 0);
-    result.resyncs = pools.reduce((sum, pool) => sum + pool.totals.resyncs, 0);
-    const drops1 = loopbackDrops();
-    result.drops = `${drops1.clients - drops0.clients}/${
-      drops1.coordinators - drops0.coordinators
-    }`;
+    const stormAndChurn = gapWindow(stormStart, gapMark(pools), start);
+    result.gaps = stormAndChurn.gaps;
+    result.resyncs = stormAndChurn.resyncs;
+    result.drops = stormAndChurn.drops;
+    result.unexplainedGaps = stormAndChurn.unexplainedGaps;
     // Probes: watchers on every coordinator, probe logins on the first.
     const watchers = coordinators.map((c, k) => new RawClient(watcherBase + k, c.udp));
     for (const [k, w] of watchers.entries()) {
@@ -832,6 +929,18 @@ if (import.meta.main) {
           `${f(r.localP50)}/${f(r.localP99)} | ${f(r.remoteP50)}/${f(r.remoteP99)} | ` +
           `${f(r.hopP50)}/${f(r.hopP99)} | ${f(r.restartMs)} | ${r.gaps}/${r.resyncs} | ` +
           `${r.drops ?? "—"} | ${r.rss} |`,
+      );
+    }
+    // Gaps are loss unless a client gapped with nothing dropped at its socket: say which.
+    for (const r of results) {
+      if (r.ramp === undefined) continue;
+      console.log(
+        `gaps, ${r.setup}: storm and churn ${r.gaps}/${r.resyncs} (gaps/resyncs), clients' ` +
+          `sockets dropped ${r.drops!.split("/")[0]}; ramp ${r.ramp.gaps}/${r.ramp.resyncs}, ` +
+          `dropped ${r.ramp.drops.split("/")[0]} of ${r.ramp.datagrams} presence datagrams ` +
+          `received (${r.ramp.lines} lines); clients with a gap though their socket dropped ` +
+          `nothing (the coordinator's fault): ${r.unexplainedGaps} in storm and churn, ` +
+          `${r.ramp.unexplainedGaps} in the ramp`,
       );
     }
     // The coordinator-to-coordinator hop, as the coordinators time it, beside the watchers' one.

@@ -411,6 +411,8 @@ class Client {
   held: [number, number][] = [];
   /** The version at which a gap was last counted: each gap is counted once. */
   gapAt: number | undefined;
+  /** Gaps counted at this client so far. */
+  gaps = 0;
   /** The list service's port (from the last `Accept`), for resyncs. */
   tcpPort: number | undefined;
   /** Counts logins, so that a resync that straddles one is thrown away. */
@@ -899,7 +901,16 @@ export class ClientPool {
   #gap(client: Client): void {
     if (client.gapAt === client.version) return;
     client.gapAt = client.version;
+    client.gaps++;
     this.totals.gaps++;
+  }
+
+  /**
+   * Gaps counted so far at each client, by its endpoint (`host:port`): beside the datagrams its
+   * socket dropped, they tell a gap the coordinator caused from one the kernel did.
+   */
+  gapsByEndpoint(): Map<string, number> {
+    return new Map(this.#clients.map((c) => [c.endpoint, c.gaps]));
   }
 
   /**
