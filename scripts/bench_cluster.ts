@@ -21,7 +21,8 @@
  * snapshots applied) and a timeline on stderr. RSS of every process (coordinators, nats-server)
  * from /proc. Presence gaps and resyncs are counted in the storm and the churn, beside the
  * datagrams the kernel dropped at the sockets meanwhile; a line gives the ramp's apart, and the
- * clients that gapped though their own socket dropped nothing (a gap no loss explains). Every wait is bounded: what did not finish is printed, and the run goes on.
+ * clients that gapped though their own socket dropped nothing (a gap no loss explains). Every
+ * wait is bounded: what did not finish is printed, and the run goes on.
  *
  * The coordinators run as `bench_cluster.ts --role coordinator` (the `Coordinator` that
  * `p2p serve` runs, with the same V8 flags). The machine is shared by the generator, the
