@@ -965,20 +965,22 @@ if (import.meta.main) {
     }
     const three = results.find((r) => r.setup === "three");
     if (three?.coordinatorHop !== undefined) {
-      const goal = (what: string, p99: number | undefined) =>
-        console.log(
-          `goal: p99 of the coordinator-to-coordinator hop ≤ 50 ms, ${what}: ${f(p99)} ms, ` +
-            (p99 !== undefined && p99 <= 50 ? "met" : "not met"),
-        );
-      goal(
-        "publish → sent to the other member's clients (coordinators' clocks)",
-        three.coordinatorHop.sent[1],
+      // The goal is the hop between coordinators (docs/LOAD.md); what clients see besides adds
+      // their own coordinator's batching, which a change made there waits for as well.
+      const applied = three.coordinatorHop.applied[1];
+      console.log(
+        `goal: p99 of the coordinator-to-coordinator hop ≤ 50 ms, publish → applied at the ` +
+          `other member (coordinators' clocks): ${f(applied)} ms, ${
+            applied <= 50 ? "met" : "not met"
+          }`,
       );
-      goal(
-        "publish → applied at the other member (coordinators' clocks)",
-        three.coordinatorHop.applied[1],
+      console.log(
+        `beside it, what clients see: publish → sent to the other member's clients p99 ${
+          f(three.coordinatorHop.sent[1])
+        } ms (that member's batching included); a join seen p99 ${f(three.localP99)} ms on the ` +
+          `same coordinator, ${f(three.remoteP99)} ms on the others; other − same per probe ` +
+          `p50/p99 ${f(three.hopP50)}/${f(three.hopP99)} ms (two flush cycles' phases)`,
       );
-      goal("watchers' other − same", three.hopP99);
     }
     if (three?.restartMs !== undefined) {
       console.log(
