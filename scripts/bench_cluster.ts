@@ -33,6 +33,7 @@ import net from "node:net";
 import { parseArgs } from "node:util";
 import { Coordinator } from "../lib/coordinator.ts";
 import { encodeBase64url } from "../lib/protocol/base64url.ts";
+import { procAddress } from "../lib/net/linux_udp.ts";
 import { V8_FLAGS } from "./compile.ts";
 import {
   addressOf,
@@ -384,8 +385,8 @@ interface SetupResult {
   /** Presence gaps the clients found in the storm and the churn, and lists they fetched again. */
   gaps: number;
   resyncs: number;
-  /** Datagrams the kernel dropped for full receive buffers in the storm and the churn: clients/coordinators. */
-  drops?: string;
+  /** Datagrams the kernel dropped for full receive buffers in the storm and the churn. */
+  drops?: Drops;
   /** The same figures for the ramp before the storm (`--users` minus `--storm` logins). */
   ramp?: GapWindow;
   /**
@@ -399,11 +400,17 @@ interface SetupResult {
 interface GapWindow {
   gaps: number;
   resyncs: number;
-  drops: string;
+  drops: Drops;
   unexplainedGaps: number;
   /** Presence datagrams the clients received (and lines in them): what the clients had to read. */
   datagrams: number;
   lines: number;
+}
+
+/** Datagrams dropped at the simulated clients' sockets and at the coordinators'. */
+interface Drops {
+  clients: number;
+  coordinators: number;
 }
 
 /**
@@ -414,7 +421,6 @@ interface GapMark {
   gaps: Map<string, number>;
   socketDrops: Map<string, number>;
   resyncs: number;
-  drops: { coordinators: number; clients: number };
   datagrams: number;
   lines: number;
 }
@@ -431,7 +437,7 @@ function gapMark(pools: ClientPool[]): GapMark {
     lines += pool.totals.presenceLines;
     for (const [endpoint, n] of pool.gapsByEndpoint()) gaps.set(endpoint, n);
   }
-  return { gaps, socketDrops: socketDrops(), resyncs, drops: loopbackDrops(), datagrams, lines };
+  return { gaps, socketDrops: socketDrops(), resyncs, datagrams, lines };
 }
 
 /**
@@ -446,28 +452,23 @@ function gapWindow(from: GapMark, to: GapMark, origin: GapMark): GapWindow {
     const more = n - (from.gaps.get(endpoint) ?? 0);
     if (more === 0) continue;
     gaps += more;
-    const address = procAddress(endpoint);
+    const [host, port] = endpoint.split(":");
+    const address = procAddress(host, Number(port));
     const dropped = (to.socketDrops.get(address) ?? 0) - (origin.socketDrops.get(address) ?? 0);
     if (dropped === 0) unexplainedGaps++;
   }
+  const [before, after] = [loopbackDrops(from.socketDrops), loopbackDrops(to.socketDrops)];
   return {
     gaps,
     resyncs: to.resyncs - from.resyncs,
-    drops: `${to.drops.clients - from.drops.clients}/${
-      to.drops.coordinators - from.drops.coordinators
-    }`,
+    drops: {
+      clients: after.clients - before.clients,
+      coordinators: after.coordinators - before.coordinators,
+    },
     unexplainedGaps,
     datagrams: to.datagrams - from.datagrams,
     lines: to.lines - from.lines,
   };
-}
-
-/** `127.1.0.1:36226` as /proc/net/udp writes it: `0100017F:8D82`. */
-function procAddress(endpoint: string): string {
-  const [host, port] = endpoint.split(":");
-  const hex = (n: number, width: number) => n.toString(16).toUpperCase().padStart(width, "0");
-  return host.split(".").reverse().map((b) => hex(Number(b), 2)).join("") + ":" +
-    hex(Number(port), 4);
 }
 
 /** Datagrams dropped at each loopback UDP socket so far, by its /proc/net/udp address. */
@@ -481,18 +482,16 @@ function socketDrops(): Map<string, number> {
 }
 
 /**
- * Datagrams the kernel has dropped for want of receive-buffer room at loopback UDP sockets, from
- * /proc/net/udp: the coordinators' (127.0.0.1) and the simulated clients' (127.1.0.1 on), so far.
+ * Of {@linkcode socketDrops}, the coordinators' (127.0.0.1) and the simulated clients' (127.1.0.1
+ * on, every other loopback address) summed.
  */
-function loopbackDrops(): { coordinators: number; clients: number } {
+function loopbackDrops(socketDrops: Map<string, number>): Drops {
   const drops = { coordinators: 0, clients: 0 };
-  for (const line of Deno.readTextFileSync("/proc/net/udp").split("\n").slice(1)) {
-    const f = line.trim().split(/\s+/);
-    if (f.length < 13) continue;
+  for (const [address, n] of socketDrops) {
     // The address in hex, least significant byte first: 0100007F is 127.0.0.1.
-    const ip = f[1].slice(0, 8);
-    if (ip === "0100007F") drops.coordinators += Number(f.at(-1));
-    else if (ip.endsWith("7F")) drops.clients += Number(f.at(-1));
+    const ip = address.slice(0, 8);
+    if (ip === "0100007F") drops.coordinators += n;
+    else if (ip.endsWith("7F")) drops.clients += n;
   }
   return drops;
 }
@@ -929,7 +928,7 @@ if (import.meta.main) {
         `| ${r.setup} | ${r.users} | ${f(r.stormConvergeMs)} | ${f(r.churnConvergeMs)} | ` +
           `${f(r.localP50)}/${f(r.localP99)} | ${f(r.remoteP50)}/${f(r.remoteP99)} | ` +
           `${f(r.hopP50)}/${f(r.hopP99)} | ${f(r.restartMs)} | ${r.gaps}/${r.resyncs} | ` +
-          `${r.drops ?? "—"} | ${r.rss} |`,
+          `${r.drops ? `${r.drops.clients}/${r.drops.coordinators}` : "—"} | ${r.rss} |`,
       );
     }
     // Gaps are loss unless a client gapped with nothing dropped at its socket: say which.
@@ -937,8 +936,8 @@ if (import.meta.main) {
       if (r.ramp === undefined) continue;
       console.log(
         `gaps, ${r.setup}: storm and churn ${r.gaps}/${r.resyncs} (gaps/resyncs), clients' ` +
-          `sockets dropped ${r.drops!.split("/")[0]}; ramp ${r.ramp.gaps}/${r.ramp.resyncs}, ` +
-          `dropped ${r.ramp.drops.split("/")[0]} of ${r.ramp.datagrams} presence datagrams ` +
+          `sockets dropped ${r.drops!.clients}; ramp ${r.ramp.gaps}/${r.ramp.resyncs}, ` +
+          `dropped ${r.ramp.drops.clients} of ${r.ramp.datagrams} presence datagrams ` +
           `received (${r.ramp.lines} lines); clients with a gap though their socket dropped ` +
           `nothing (the coordinator's fault): ${r.unexplainedGaps} in storm and churn, ` +
           `${r.ramp.unexplainedGaps} in the ramp`,

@@ -115,10 +115,8 @@ export class Views {
   readonly #counts: Int32Array;
   readonly #states: Int32Array;
   readonly #views: Int32Array;
-  /** Contacts mode: client c's contacts at [c × contacts, (c + 1) × contacts), made when first read. */
+  /** Contacts mode: every client's contacts (as many each), one after another; made when read. */
   #contactTable: Int32Array | undefined;
-  /** Contacts per client in that table. */
-  #perClient = 0;
   /** Where {@linkcode anyWrong} last found a wrong view. */
   #wrongHint = 0;
 
@@ -167,7 +165,7 @@ export class Views {
     let expected = 1; // itself: its list holds it
     if (!this.#sees(c, c)) return false;
     const table = this.#contactTable ??= this.#tabulateContacts();
-    const per = this.#perClient;
+    const per = table.length / this.capacity;
     for (let k = c * per, end = k + per; k < end; k++) {
       const j = table[k];
       if (!this.#isOnline(j)) continue;
@@ -180,7 +178,7 @@ export class Views {
   /** Every client's contacts, once: {@linkcode contactsOf} makes an array per call. */
   #tabulateContacts(): Int32Array {
     // contactsOf gives an even number (k rounded down): the table holds that many per client.
-    const per = this.#perClient = contactsOf(0, this.capacity, this.contacts).length;
+    const per = contactsOf(0, this.capacity, this.contacts).length;
     const table = new Int32Array(this.capacity * per);
     for (let c = 0; c < this.capacity; c++) {
       table.set(contactsOf(c, this.capacity, this.contacts), c * per);
