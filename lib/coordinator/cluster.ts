@@ -180,8 +180,6 @@ export class Cluster {
   };
   readonly #onHop: ((hop: ClusterHop) => void) | undefined;
   readonly #onSnapshot: ((snapshot: ClusterSnapshotApplied) => void) | undefined;
-  /** When we last said `want` to everyone. */
-  #helloAt = 0;
   /** Messages from NATS we could not use, for tests and the log. */
   readonly stats = { received: 0, refused: 0, malformed: 0, published: 0 };
 
@@ -355,7 +353,6 @@ export class Cluster {
 
   /** Says we are here (again): everyone sends its snapshot, and we send ours. */
   #hello(): void {
-    this.#helloAt = this.#r.clock.now();
     this.#publish("want", { t: "want" });
     this.#view.wantedAll();
     this.#snapshot();
@@ -493,7 +490,7 @@ export class Cluster {
           this.#onSnapshot?.({
             member: sender,
             users: effects.snapshot,
-            sinceHelloMs: this.#r.clock.now() - this.#helloAt,
+            sinceHelloMs: this.#r.clock.now() - (this.#view.wantedAllAt ?? 0),
           });
         }
       }

@@ -96,6 +96,11 @@ export class ClusterView {
     return lag;
   }
 
+  /** When we last asked every member for its snapshot at once ({@linkcode wantedAll}), if ever. */
+  get wantedAllAt(): number | undefined {
+    return this.#wantedAllAt === -Infinity ? undefined : this.#wantedAllAt;
+  }
+
   /**
    * We asked every member for its snapshot (a broadcast `want`: we started, or NATS came back):
    * none is asked again, alone, before `wantEveryMs` has passed, not even one we first hear of
