@@ -82,7 +82,8 @@ Deno.test("storm hold: with pending logins told, a storm ends soon after its las
   assert.equal(hold.holdMs(), 49);
   clock.advance(49);
   assert.equal(hold.holdMs(), 0);
-  // A storm that leaves logins pending for good (their clients went away) ends with the rate.
+  // A storm that leaves logins pending for good (their clients went away) ends 400 ms after its
+  // last admission.
   hold.taken();
   pending = 3;
   hold.waiting();
@@ -91,9 +92,37 @@ Deno.test("storm hold: with pending logins told, a storm ends soon after its las
     clock.advance(1);
   }
   clock.advance(100);
-  assert.ok(hold.holdMs() > 0, "the rate over 400 ms still holds");
-  clock.advance(300);
+  assert.equal(hold.holdMs(), 299);
+  clock.advance(299);
   assert.equal(hold.holdMs(), 0);
+});
+
+Deno.test("storm hold: while logins are pending, a pause early in a storm does not end it", () => {
+  // As the rate-only test above, bursts of 100 admissions every 150 ms, but with logins pending:
+  // the first pause (before the span's 200 logins are there) no longer ends the storm.
+  const run = (pending: number) => {
+    const clock = new FakeClock();
+    const hold = new StormHold({
+      clock,
+      rate: 500,
+      windowMs: 100,
+      spanMs: 400,
+      maxHoldMs: 2_000,
+      endMs: 50,
+      pending: () => pending,
+    });
+    hold.waiting();
+    const held: number[] = [];
+    for (let burst = 0; burst < 3; burst++) {
+      for (let i = 0; i < 100; i++) hold.login();
+      clock.advance(120);
+      held.push(hold.holdMs());
+      clock.advance(30);
+    }
+    return held;
+  };
+  assert.deepEqual(run(40), [280, 280, 280]); // 400 ms after the last admission
+  assert.deepEqual(run(0), [0, 0, 0]); // none pending: over 50 ms after each burst
 });
 
 /** Users 0…n-1, each a contact of every other, on a fake clock; the socket records sends. */
