@@ -104,6 +104,8 @@ class MemberBatch<M> implements FanoutBatch<M> {
 
 const encoder = new TextEncoder();
 const NEWLINE = 0x0a;
+/** The blocks datagrams are cut from: ~60 datagrams of a storm's flush each. */
+const BLOCK_BYTES = 64 * 1024;
 
 /** Changes not yet sent, member by member. */
 export class ContactFanout<M extends { name: string }> implements Fanout<M> {
@@ -116,6 +118,9 @@ export class ContactFanout<M extends { name: string }> implements Fanout<M> {
   #pending = 0;
   #mostBytes = 0;
   #lastTake: M[] = [];
+  /** Where {@linkcode #carve} cuts datagrams from, and how much of it is cut. */
+  #block = new Uint8Array(0);
+  #blockUsed = 0;
 
   constructor(options: ContactFanoutOptions<M>) {
     this.#o = options;
@@ -260,6 +265,21 @@ export class ContactFanout<M extends { name: string }> implements Fanout<M> {
     this.#o.hold?.waiting();
   }
 
+  /**
+   * `n` bytes for a datagram, cut from a shared block: a storm's flush packs ~10,000 datagrams,
+   * and an `ArrayBuffer` of its own for each took ~6 µs (a third of the flush's time besides the
+   * sends). A block lives while any datagram cut from it does: until its flush is sent.
+   */
+  #carve(n: number): Uint8Array {
+    if (this.#block.length - this.#blockUsed < n) {
+      this.#block = new Uint8Array(Math.max(BLOCK_BYTES, n));
+      this.#blockUsed = 0;
+    }
+    const bytes = this.#block.subarray(this.#blockUsed, this.#blockUsed + n);
+    this.#blockUsed += n;
+    return bytes;
+  }
+
   /** How many datagrams {@linkcode #pack} will make of `lines`, without making them. */
   #count(entry: Member, lines: Map<string, Uint8Array>): number {
     const room = this.#room(entry);
@@ -291,7 +311,7 @@ export class ContactFanout<M extends { name: string }> implements Fanout<M> {
     const close = () => {
       // Versions are ASCII digits: the header's length in bytes is its length in characters.
       const head = `Presence,${entry.version},${entry.version + 1}`;
-      const bytes = new Uint8Array(head.length + size);
+      const bytes = this.#carve(head.length + size);
       encoder.encodeInto(head, bytes);
       let at = head.length;
       for (const line of group) {

@@ -262,3 +262,30 @@ Deno.test("contact fan-out: a take's datagrams are packed when read, counted bef
   const [next] = fanout.take();
   assert.deepEqual(next.datagrams.map((d) => decoder.decode(d)), ["Presence,3,4\n+late,wAACAQ-g"]);
 });
+
+Deno.test("contact fan-out: datagrams cut from shared blocks keep their bytes through later takes", () => {
+  // A storm's flush: many members, each with a datagram of its own, over more than one 64 KiB
+  // block, then more takes; every datagram read earlier still says what it said.
+  const members = Array.from({ length: 400 }, (_, i) => ({ name: `m${i}` }));
+  const others = Array.from({ length: 40 }, (_, i) => ({ name: `user${i}` }));
+  const fanout = new ContactFanout<M>({ audience: () => members, listed: () => false });
+  for (const m of members) fanout.add(m, { batched: true });
+  const kept: { bytes: Uint8Array; text: string }[] = [];
+  for (let round = 0; round < 3; round++) {
+    for (const o of others) fanout.record(o.name, lines(`${o.name}r${round}`), o);
+    for (const batch of fanout.take()) {
+      for (const d of batch.datagrams) kept.push({ bytes: d, text: decoder.decode(d) });
+    }
+    fanout.handed();
+  }
+  assert.equal(kept.length, 3 * members.length);
+  const blocks = new Set(kept.map((k) => k.bytes.buffer));
+  assert.ok(blocks.size > 1, "the datagrams span several blocks");
+  assert.ok(blocks.size < kept.length / 10, "blocks are shared");
+  for (const [i, k] of kept.entries()) {
+    const round = Math.floor(i / members.length);
+    assert.equal(decoder.decode(k.bytes), k.text);
+    assert.ok(k.text.startsWith(`Presence,${round},${round + 1}\n+user0r${round},`), k.text);
+    assert.equal(k.text.split("\n").length, 1 + others.length);
+  }
+});
