@@ -929,7 +929,12 @@ function goals(r: RunResult): string[] {
       }: ${verdict(r.stormDatagramsPerEvent <= most)} (every UDP presence datagram the ` +
         `coordinator sent from the storm's start until convergence, over the ${r.storm} storm ` +
         `logins; lists over TCP not counted; the floor is one datagram per member with a contact ` +
-        `in the storm, ≈ ${r.users} / ${r.storm} = ${(r.users / r.storm).toFixed(2)})`,
+        `in the storm, ≈ ${r.users} / ${r.storm} = ${(r.users / r.storm).toFixed(2)}${
+          r.users / r.storm > most
+            ? `, above the goal: out of reach in this storm; a whole community's storm, --storm ` +
+              `${r.users}, has floor 1`
+            : ""
+        })`,
     );
   }
   return lines.map((l) => `N=${r.users}${r.contacts > 0 ? " (contacts)" : ""}: ${l}`);
