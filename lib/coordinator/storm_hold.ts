@@ -12,12 +12,12 @@
  * times per storm, after 150–230 ms each, when fewer than 50 came in 100 ms. So the rate begins a storm over
  * `windowMs` but keeps it going over the longer `spanMs`; and since a longer span would delay the
  * end as much, the end is told by the registry's pending logins instead: none left (every login
- * accepted has fetched its list) and no admission for `endMs` is the storm's end. While logins are
- * pending, the storm goes on until `spanMs` passes with no admission, whatever the rate: in a
- * storm's first `spanMs` the span's rate is not there yet, and a pause there let go of it.
+ * accepted has fetched its list) and no admission for `endMs` is the storm's end. In a storm's
+ * first `spanMs` the span's rate is not there yet, and a pause there let go of it: then, while
+ * logins are pending, the storm goes on until `spanMs` passes with no admission, whatever the rate.
  *
  * The cap is long enough for a whole community to log in within one hold (the storm after a
- * restart: 10,000 users took 4.5–6.2 s on the 2-core machine of docs/LOAD.md), so that each member
+ * restart: 10,000 users took 4.4–6.7 s on the 2-core machine of docs/LOAD.md), so that each member
  * gets one datagram for it; a line held that long is as late as presence already is elsewhere (a
  * user who vanishes stays listed for the peer timeout, 45 s by default).
  *
@@ -56,8 +56,8 @@ export interface StormHoldOptions {
   /**
    * Logins accepted whose list has not been fetched yet (the registry's pending logins): a storm
    * is over once none is left and no login was admitted for `endMs`, without waiting for the
-   * rate over `spanMs` to fall; while some are left, it goes on until no login was admitted for
-   * `spanMs`. None: the rate alone decides.
+   * rate over `spanMs` to fall; while some are left in the storm's first `spanMs`, it goes on until
+   * no login was admitted for `spanMs`. None: the rate alone decides.
    */
   pending?: () => number;
   /** With `pending`: the pause in admissions, none pending, that ends a storm, in ms. */
@@ -69,9 +69,9 @@ export interface StormHoldOptions {
  * logins), twice the joins of the load benchmark's churn, and under what a storm brings even on a
  * busy machine (list fetches, where logins are admitted, ran at 490–1,260/s in its storms); it
  * goes on while the rate over 400 ms stays at 500/s (admissions paused for 150–230 ms within
- * storms) or logins are pending and one was admitted within 400 ms, and ends 50 ms after the last
- * admission once no login is pending; a line waits 8 s at most (a whole community's storm at 10,000
- * users: see the module comment).
+ * storms) or, in its first 400 ms, logins are pending and one was admitted within 400 ms, and
+ * ends 50 ms after the last admission once no login is pending; a line waits 8 s at most (a whole
+ * community's storm at 10,000 users: see the module comment).
  */
 export const STORM_HOLD_DEFAULTS = {
   rate: 500,
@@ -98,6 +98,8 @@ export class StormHold {
   #oldest: number | undefined;
   /** A storm began (the rate over `windowMs` was reached) and has not ended since. */
   #storming = false;
+  /** When the current storm began. */
+  #began = -Infinity;
 
   constructor(options: StormHoldOptions) {
     this.#clock = options.clock;
@@ -115,9 +117,15 @@ export class StormHold {
   /** A user logged in (was admitted). */
   login(): void {
     const now = this.#clock.now();
+    // A storm is over `spanMs` after its last admission at the latest, even if no line came to
+    // ask (`holdMs` is where it is noticed): a login after that is no part of it.
+    if (this.#ago(1) + this.#spanMs <= now) this.#storming = false;
     this.#logins[this.#next] = now;
     this.#next = (this.#next + 1) % this.#logins.length;
-    if (this.#ago(this.#few) + this.#windowMs > now) this.#storming = true;
+    if (!this.#storming && this.#ago(this.#few) + this.#windowMs > now) {
+      this.#storming = true;
+      this.#began = now;
+    }
   }
 
   /** A line is waiting (the first since the last {@linkcode taken} starts the hold's clock). */
@@ -134,8 +142,8 @@ export class StormHold {
    * How many ms lines may still wait: until the storm ends if no more logins come, but no line
    * longer than `maxHoldMs`; 0 when there is no storm. A storm begins when the rate over
    * `windowMs` is reached, and goes on while it holds or the rate over `spanMs` does; with
-   * `pending`, it ends `endMs` after the last admission once no login is pending, and goes on
-   * `spanMs` after the last admission while some are.
+   * `pending`, it ends `endMs` after the last admission once no login is pending, and in its first
+   * `spanMs` goes on `spanMs` after the last admission while some are.
    */
   holdMs(): number {
     if (this.#oldest === undefined) return 0;
@@ -147,9 +155,13 @@ export class StormHold {
       : begins;
     if (this.#pending !== undefined) {
       if (this.#pending() === 0) stormEnds = Math.min(stormEnds, this.#ago(1) + this.#endMs);
-      // Logins still to fetch their lists: a pause in admissions is no end (early in a storm the
-      // span's rate is not there yet, and one pause let go of a 2,000-login storm after 230 ms).
-      else if (this.#storming) stormEnds = Math.max(stormEnds, this.#ago(1) + this.#spanMs);
+      // In a storm's first `spanMs` the span's rate is not there yet: with logins still to fetch
+      // their lists, a pause in admissions there is no end (one let go of a 2,000-login storm 230
+      // ms in). Only there: later, a trickle of logins with a few left pending (clients that went
+      // away) would keep lines held for good.
+      else if (this.#storming && now < this.#began + this.#spanMs) {
+        stormEnds = Math.max(stormEnds, this.#ago(1) + this.#spanMs);
+      }
     }
     if (stormEnds <= now) {
       this.#storming = false;

@@ -82,8 +82,7 @@ Deno.test("storm hold: with pending logins told, a storm ends soon after its las
   assert.equal(hold.holdMs(), 49);
   clock.advance(49);
   assert.equal(hold.holdMs(), 0);
-  // A storm that leaves logins pending for good (their clients went away) ends 400 ms after its
-  // last admission.
+  // A storm that leaves logins pending for good (their clients went away) ends with the rate.
   hold.taken();
   pending = 3;
   hold.waiting();
@@ -92,14 +91,32 @@ Deno.test("storm hold: with pending logins told, a storm ends soon after its las
     clock.advance(1);
   }
   clock.advance(100);
-  assert.equal(hold.holdMs(), 299);
-  clock.advance(299);
+  assert.ok(hold.holdMs() > 0, "the rate over 400 ms still holds");
+  clock.advance(300);
   assert.equal(hold.holdMs(), 0);
+  // The same storm followed at once by a trickle of logins (one every 200 ms), those few still
+  // pending: over when the rate falls, not held while the trickle lasts.
+  hold.taken();
+  hold.waiting();
+  for (let i = 0; i < 500; i++) {
+    hold.login();
+    clock.advance(1);
+  }
+  const held: number[] = [];
+  for (let i = 0; i < 20; i++) {
+    hold.login();
+    clock.advance(200);
+    held.push(hold.holdMs());
+    if (held.at(-1) === 0) hold.taken();
+    hold.waiting();
+  }
+  assert.ok(held.slice(2).every((ms) => ms === 0), `held ${held}`);
 });
 
 Deno.test("storm hold: while logins are pending, a pause early in a storm does not end it", () => {
   // As the rate-only test above, bursts of 100 admissions every 150 ms, but with logins pending:
-  // the first pause (before the span's 200 logins are there) no longer ends the storm.
+  // the first pause (before the span's 200 logins are there) no longer ends the storm; from 400 ms
+  // on, the span's rate keeps it going, as without pending logins.
   const run = (pending: number) => {
     const clock = new FakeClock();
     const hold = new StormHold({
@@ -121,8 +138,33 @@ Deno.test("storm hold: while logins are pending, a pause early in a storm does n
     }
     return held;
   };
-  assert.deepEqual(run(40), [280, 280, 280]); // 400 ms after the last admission
+  // 400 ms after the last admission in the storm's first 400 ms, then 400 ms after the span's
+  // 200th latest (the burst before).
+  assert.deepEqual(run(40), [280, 280, 130]);
   assert.deepEqual(run(0), [0, 0, 0]); // none pending: over 50 ms after each burst
+});
+
+Deno.test("storm hold: a storm that ended with no line to notice it is not resumed later", () => {
+  const clock = new FakeClock();
+  const hold = new StormHold({
+    clock,
+    rate: 500,
+    windowMs: 100,
+    spanMs: 400,
+    maxHoldMs: 1_000,
+    pending: () => 5,
+  });
+  hold.waiting();
+  for (let i = 0; i < 1_500; i++) { // 1,000/s for 1.5 s: the cap lets lines go after 1 s
+    hold.login();
+    clock.advance(1);
+    if (hold.holdMs() === 0) hold.taken(); // flushed
+  }
+  // No line waits as the storm ends; ten minutes on, one login with some pending holds nothing.
+  clock.advance(600_000);
+  hold.login();
+  hold.waiting();
+  assert.equal(hold.holdMs(), 0);
 });
 
 /** Users 0…n-1, each a contact of every other, on a fake clock; the socket records sends. */
