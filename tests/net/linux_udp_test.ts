@@ -112,6 +112,10 @@ Deno.test({
       // Port 0 is no destination sendto(2) is asked for: Deno sends it, and says it failed.
       dual.send(encoder.encode("c"), { host: "::1", port: 0 });
       assert.equal(dual.inFlight, 1, "handed to Deno");
+      // Behind it, a view goes through Deno too, and Deno sends the view's bytes only.
+      dual.send(encoder.encode("xxeyy").subarray(2, 3), v4.local);
+      assert.equal(dual.inFlight, 2, "queued behind it");
+      await got.waitFor((m) => m === `v4 e 127.0.0.1 ${dual.local.port}`);
       const deadline = Date.now() + 5_000;
       while (errors.length === 0 && Date.now() < deadline) {
         await new Promise((resolve) => setTimeout(resolve, 10));
