@@ -8,6 +8,19 @@ import { FakeClock } from "../support/fake_clock.ts";
 
 const decoder = new TextDecoder();
 
+/** A hold at 500 logins/s over 100 ms, kept over 400 ms, told of pending logins; no line over the cap. */
+function toldPending(clock: FakeClock, pending: () => number, maxHoldMs = 2_000): StormHold {
+  return new StormHold({
+    clock,
+    rate: 500,
+    windowMs: 100,
+    spanMs: 400,
+    maxHoldMs,
+    endMs: 50,
+    pending,
+  });
+}
+
 Deno.test("storm hold: lines wait only while logins come at the rate, and never past the cap", () => {
   const clock = new FakeClock();
   const hold = new StormHold({ clock, rate: 1_000, windowMs: 100, maxHoldMs: 2_000 });
@@ -63,15 +76,7 @@ Deno.test("storm hold: once begun, a storm outlasts pauses in admissions while t
 Deno.test("storm hold: with pending logins told, a storm ends soon after its last admission", () => {
   const clock = new FakeClock();
   let pending = 500;
-  const hold = new StormHold({
-    clock,
-    rate: 500,
-    windowMs: 100,
-    spanMs: 400,
-    maxHoldMs: 2_000,
-    endMs: 50,
-    pending: () => pending,
-  });
+  const hold = toldPending(clock, () => pending);
   hold.waiting();
   for (let i = 0; i < 500; i++) {
     hold.login(); // 1,000/s for 500 ms
@@ -119,15 +124,7 @@ Deno.test("storm hold: while logins are pending, a pause early in a storm does n
   // on, the span's rate keeps it going, as without pending logins.
   const run = (pending: number) => {
     const clock = new FakeClock();
-    const hold = new StormHold({
-      clock,
-      rate: 500,
-      windowMs: 100,
-      spanMs: 400,
-      maxHoldMs: 2_000,
-      endMs: 50,
-      pending: () => pending,
-    });
+    const hold = toldPending(clock, () => pending);
     hold.waiting();
     const held: number[] = [];
     for (let burst = 0; burst < 3; burst++) {
@@ -146,14 +143,7 @@ Deno.test("storm hold: while logins are pending, a pause early in a storm does n
 
 Deno.test("storm hold: a storm that ended with no line to notice it is not resumed later", () => {
   const clock = new FakeClock();
-  const hold = new StormHold({
-    clock,
-    rate: 500,
-    windowMs: 100,
-    spanMs: 400,
-    maxHoldMs: 1_000,
-    pending: () => 5,
-  });
+  const hold = toldPending(clock, () => 5, 1_000);
   hold.waiting();
   for (let i = 0; i < 1_500; i++) { // 1,000/s for 1.5 s: the cap lets lines go after 1 s
     hold.login();
