@@ -43,6 +43,7 @@ import {
   type LoginReport,
   now,
   PortLists,
+  socketDrops,
   State,
   Views,
 } from "./bench_load_clients.ts";
@@ -469,16 +470,6 @@ function gapWindow(from: GapMark, to: GapMark, origin: GapMark): GapWindow {
     datagrams: to.datagrams - from.datagrams,
     lines: to.lines - from.lines,
   };
-}
-
-/** Datagrams dropped at each loopback UDP socket so far, by its /proc/net/udp address. */
-function socketDrops(): Map<string, number> {
-  const drops = new Map<string, number>();
-  for (const line of Deno.readTextFileSync("/proc/net/udp").split("\n").slice(1)) {
-    const f = line.trim().split(/\s+/);
-    if (f.length >= 13) drops.set(f[1], Number(f.at(-1)));
-  }
-  return drops;
 }
 
 /**

@@ -63,6 +63,7 @@ import v8 from "node:v8";
 import { Session } from "node:inspector";
 import { parseArgs } from "node:util";
 import { Coordinator } from "../lib/coordinator.ts";
+import { procAddress } from "../lib/net/linux_udp.ts";
 import { V8_FLAGS } from "./compile.ts";
 import {
   clientKey,
@@ -74,6 +75,7 @@ import {
   type Phases,
   PortLists,
   Semaphore,
+  socketDrops,
   State,
   threadCpu,
   type Totals,
@@ -398,18 +400,14 @@ function udpDrops(
   coordinatorPort: number,
   sockets: Set<string>,
 ): { coordinator: number; clients: number } {
-  const drops = { coordinator: 0, clients: 0 };
-  for (const line of Deno.readTextFileSync("/proc/net/udp").split("\n").slice(1)) {
-    const f = line.trim().split(/\s+/);
-    if (f.length < 13) continue;
-    const [ip, portHex] = f[1].split(":");
-    const port = parseInt(portHex, 16);
-    // The address is in hex, least significant byte first: 0100017F is 127.1.0.1.
-    const host = [6, 4, 2, 0].map((k) => parseInt(ip.slice(k, k + 2), 16)).join(".");
-    if (port === coordinatorPort && host === "127.0.0.1") drops.coordinator += Number(f.at(-1));
-    else if (sockets.has(`${host}:${port}`)) drops.clients += Number(f.at(-1));
+  const drops = socketDrops();
+  const at = (host: string, port: number) => drops.get(procAddress(host, port)) ?? 0;
+  let clients = 0;
+  for (const endpoint of sockets) {
+    const [host, port] = endpoint.split(":");
+    clients += at(host, Number(port));
   }
-  return drops;
+  return { coordinator: at("127.0.0.1", coordinatorPort), clients };
 }
 
 /** CPU seconds this process (all its threads) has used. */

@@ -1356,6 +1356,19 @@ interface WorkerScope {
   postMessage(value: unknown, transfer?: Transferable[]): void;
 }
 
+/**
+ * Datagrams the kernel dropped so far at each IPv4 UDP socket of this machine, for a full receive
+ * buffer, by its local address as `/proc/net/udp` writes it (`procAddress` of lib/net/linux_udp.ts).
+ */
+export function socketDrops(): Map<string, number> {
+  const drops = new Map<string, number>();
+  for (const line of Deno.readTextFileSync("/proc/net/udp").split("\n").slice(1)) {
+    const f = line.trim().split(/\s+/);
+    if (f.length >= 13) drops.set(f[1], Number(f.at(-1)));
+  }
+  return drops;
+}
+
 /** CPU seconds used by the calling thread. */
 export function threadCpu(): number {
   const stat = Deno.readTextFileSync("/proc/thread-self/stat");
